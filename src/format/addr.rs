@@ -1,0 +1,249 @@
+//! Parsing addresses out of the bytes of one field: bare IPv4 and IPv6, `[v6]:port`,
+//! `v4:port`, and comma-separated lists (`X-Forwarded-For`). Finding addresses in free text
+//! is not here (see `anonymize::tokens`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::record::Span;
+
+/// Parses a whole field as one address, with no surrounding text. IPv4 takes a fast path
+/// (dotted quad, no leading `+`, each part at most three digits and at most 255).
+pub fn parse_ip(bytes: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(bytes) {
+        return Some(IpAddr::V4(v4));
+    }
+    parse_ipv6(bytes).map(IpAddr::V6)
+}
+
+/// A dotted-quad IPv4 address, exactly.
+pub fn parse_ipv4(bytes: &[u8]) -> Option<Ipv4Addr> {
+    if bytes.len() < 7 || bytes.len() > 15 {
+        return None;
+    }
+    let mut octets = [0u8; 4];
+    let mut part = 0usize;
+    let mut value: u32 = 0;
+    let mut digits = 0u32;
+    for &b in bytes {
+        match b {
+            b'0'..=b'9' => {
+                value = value * 10 + u32::from(b - b'0');
+                digits += 1;
+                if digits > 3 || value > 255 {
+                    return None;
+                }
+            }
+            b'.' => {
+                if digits == 0 || part == 3 {
+                    return None;
+                }
+                octets[part] = value as u8;
+                part += 1;
+                value = 0;
+                digits = 0;
+            }
+            _ => return None,
+        }
+    }
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
+}
+
+/// An IPv6 address in any RFC 4291 text form, including an embedded IPv4 tail.
+pub fn parse_ipv6(bytes: &[u8]) -> Option<Ipv6Addr> {
+    // The longest form is 45 bytes (full groups with an IPv4 tail).
+    if bytes.len() < 2 || bytes.len() > 45 || !bytes.contains(&b':') {
+        return None;
+    }
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_hexdigit() || *b == b':' || *b == b'.')
+    {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Parses a client field that may carry brackets and a port: `1.2.3.4`, `1.2.3.4:5678`,
+/// `::1`, `[::1]`, `[2001:db8::1]:443`. Returns the address and the span of its text inside
+/// `field`, so a replacement keeps the brackets and the port.
+pub fn parse_host(field: &[u8]) -> Option<(IpAddr, Span)> {
+    if let Some(ip) = parse_ip(field) {
+        return Some((ip, Span::new(0, field.len())));
+    }
+    if field.first() == Some(&b'[') {
+        let close = memchr::memchr(b']', field)?;
+        let rest = &field[close + 1..];
+        if !rest.is_empty() && !is_port_suffix(rest) {
+            return None;
+        }
+        let v6 = parse_ipv6(&field[1..close])?;
+        return Some((IpAddr::V6(v6), Span::new(1, close)));
+    }
+    // `v4:port`; a bare IPv6 address was handled by parse_ip above.
+    let colon = memchr::memrchr(b':', field)?;
+    if is_port_suffix(&field[colon..]) {
+        let v4 = parse_ipv4(&field[..colon])?;
+        return Some((IpAddr::V4(v4), Span::new(0, colon)));
+    }
+    None
+}
+
+/// `:` followed by one to five digits.
+fn is_port_suffix(bytes: &[u8]) -> bool {
+    bytes.len() >= 2
+        && bytes.len() <= 6
+        && bytes[0] == b':'
+        && bytes[1..].iter().all(u8::is_ascii_digit)
+}
+
+/// One element of an address list: its span inside the field and the address it holds,
+/// when it holds one (`unknown`, a host name or garbage give `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListElement {
+    pub span: Span,
+    pub addr: Option<IpAddr>,
+}
+
+/// Splits a comma- or space-separated list (`X-Forwarded-For: a, b, c`) into its elements.
+/// Spans are relative to `field`; the separators and spaces are not part of any element.
+pub fn split_list(field: &[u8]) -> impl Iterator<Item = ListElement> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        while pos < field.len() && matches!(field[pos], b',' | b' ' | b'\t') {
+            pos += 1;
+        }
+        if pos >= field.len() {
+            return None;
+        }
+        let start = pos;
+        while pos < field.len() && !matches!(field[pos], b',' | b' ' | b'\t') {
+            pos += 1;
+        }
+        let text = &field[start..pos];
+        Some(match parse_host(text) {
+            Some((addr, inner)) => ListElement {
+                span: Span::new(start + inner.start as usize, start + inner.end as usize),
+                addr: Some(addr),
+            },
+            None => ListElement {
+                span: Span::new(start, pos),
+                addr: None,
+            },
+        })
+    })
+}
+
+/// The client of a field that holds a list (nginx writes one into `$remote_addr` behind some
+/// proxies): the first public address, else the first address.
+pub fn client_of_list(field: &[u8]) -> Option<IpAddr> {
+    let mut first = None;
+    for element in split_list(field) {
+        if let Some(addr) = element.addr {
+            if is_global(addr) {
+                return Some(addr);
+            }
+            first.get_or_insert(addr);
+        }
+    }
+    first
+}
+
+/// Not loopback, private, link-local, unspecified or documentation-reserved for local use.
+pub fn is_global(addr: IpAddr) -> bool {
+    match addr.to_canonical() {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_fast_path_accepts_only_dotted_quads() {
+        assert_eq!(parse_ip(b"83.149.9.216"), Some(ip("83.149.9.216")));
+        assert_eq!(parse_ip(b"0.0.0.0"), Some(ip("0.0.0.0")));
+        for bad in [
+            &b"256.1.1.1"[..],
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"1..2.3",
+            b"1.2.3.",
+            b"1234.1.1.1",
+            b"a.b.c.d",
+            b"",
+        ] {
+            assert_eq!(parse_ipv4(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn ipv6_forms() {
+        assert_eq!(parse_ip(b"::1"), Some(ip("::1")));
+        assert_eq!(
+            parse_ip(b"2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+            Some(ip("2001:db8:85a3::8a2e:370:7334"))
+        );
+        assert_eq!(parse_ip(b"::ffff:1.2.3.4"), Some(ip("::ffff:1.2.3.4")));
+        assert_eq!(parse_ip(b"2001:db8::g"), None);
+        assert_eq!(parse_ip(b":"), None);
+    }
+
+    #[test]
+    fn host_with_brackets_and_ports() {
+        assert_eq!(parse_host(b"[::1]:443"), Some((ip("::1"), Span::new(1, 4))));
+        assert_eq!(
+            parse_host(b"[2001:db8::1]"),
+            Some((ip("2001:db8::1"), Span::new(1, 12)))
+        );
+        assert_eq!(
+            parse_host(b"1.2.3.4:5678"),
+            Some((ip("1.2.3.4"), Span::new(0, 7)))
+        );
+        assert_eq!(
+            parse_host(b"2001:db8::1"),
+            Some((ip("2001:db8::1"), Span::new(0, 11)))
+        );
+        assert_eq!(parse_host(b"[::1]x"), None);
+        assert_eq!(parse_host(b"example.com"), None);
+        assert_eq!(parse_host(b"example.com:80"), None);
+    }
+
+    #[test]
+    fn lists_split_into_elements_with_spans() {
+        let field = b"10.0.0.2, unknown, [2001:db8::7]:80,81.2.69.143";
+        let elements: Vec<_> = split_list(field).collect();
+        assert_eq!(elements.len(), 4);
+        assert_eq!(elements[0].span.of(field), b"10.0.0.2");
+        assert_eq!(elements[1].addr, None);
+        assert_eq!(elements[1].span.of(field), b"unknown");
+        assert_eq!(elements[2].span.of(field), b"2001:db8::7");
+        assert_eq!(elements[3].addr, Some(ip("81.2.69.143")));
+        assert_eq!(client_of_list(field), Some(ip("2001:db8::7")));
+        assert_eq!(
+            client_of_list(b"10.0.0.2, 10.0.0.1, 127.0.0.1"),
+            Some(ip("10.0.0.2"))
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! logward reads web access logs (plain or gzip) in one fast streaming pass, finds the
+//! sources that attack the sites behind them, and masks client addresses once the retention
+//! window has passed, rewriting rotated logs in place without losing a line.
+//!
+//! Data flow: `input` finds log files and streams their lines; `format` turns each line into
+//! a borrowed [`format::Record`]; `detect` feeds records to leaky-bucket rules and `store`
+//! keeps the flagged sources; `anonymize` masks the address bytes of old lines and `rewrite`
+//! replaces a file on disk safely. The `cli` module is the only place that knows about
+//! command-line options.
+
+pub mod format;

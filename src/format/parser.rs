@@ -1,0 +1,384 @@
+//! Runs compiled [`Step`]s over one line and fills a [`Record`]. No allocation: fields are
+//! slices of the line, numbers are parsed from ASCII, delimiters are found with memchr.
+
+use memchr::memmem;
+
+use super::addr;
+use super::compile::{FieldEnd, FieldKind, Step};
+use super::record::{AddrField, AddrKind, Record, Span};
+use super::time::{self, TimeCache};
+
+/// Why a line did not parse: a small `Copy` value, counted per file and reported for the
+/// first few lines as `path:line: reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub kind: ErrorKind,
+    /// Byte offset in the line where parsing stopped.
+    pub column: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    Empty,
+    /// The text at `column` does not match the format's literal text.
+    Mismatch,
+    /// A quoted field has no closing quote.
+    Unterminated,
+    BadTime,
+    BadStatus,
+    BadBytes,
+    /// Text after the last field of a strict format.
+    Trailing,
+    /// A line of a JSON format that is not a JSON object.
+    NotJson,
+    /// A JSON line without any field logward reads.
+    NoFields,
+    /// Longer than the longest line logward reads.
+    TooLong,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            ErrorKind::Empty => "empty line",
+            ErrorKind::Mismatch => "does not match the format",
+            ErrorKind::Unterminated => "unterminated quoted field",
+            ErrorKind::BadTime => "unreadable timestamp",
+            ErrorKind::BadStatus => "status is not a number",
+            ErrorKind::BadBytes => "size is not a number",
+            ErrorKind::Trailing => "unexpected text after the last field",
+            ErrorKind::NotJson => "not a JSON object",
+            ErrorKind::NoFields => "JSON object without any known field",
+            ErrorKind::TooLong => "line too long",
+        };
+        write!(f, "{what} (at byte {})", self.column + 1)
+    }
+}
+
+impl ParseError {
+    pub fn new(kind: ErrorKind, column: usize) -> ParseError {
+        ParseError {
+            kind,
+            column: column.min(u32::MAX as usize) as u32,
+        }
+    }
+}
+
+/// A compiled text format (preset, nginx or Apache).
+#[derive(Clone, Debug)]
+pub struct LineFormat {
+    steps: Vec<Step>,
+    /// Presets accept extra fields after the last one (servers append their own);
+    /// a format string the user gave must match the whole line.
+    allow_trailing: bool,
+}
+
+/// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
+/// a quote as `\"` and a backslash as `\\`; nginx writes `\x22`, so counting the backslashes
+/// before a quote tells both apart.
+fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> Option<usize> {
+    let mut pos = from;
+    while let Some(off) = memchr::memchr(b'"', &line[pos..]) {
+        let q = pos + off;
+        let backslashes = line[from..q]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 0 && line[q..].starts_with(after) {
+            let end = q + after.len();
+            if !at_end || end == line.len() {
+                return Some(q);
+            }
+        }
+        pos = q + 1;
+    }
+    None
+}
+
+fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
+    let hay = &line[from..];
+    let off = match lit.len() {
+        0 => Some(0),
+        1 => memchr::memchr(lit[0], hay),
+        _ => memmem::find(hay, lit),
+    }?;
+    Some(from + off)
+}
+
+fn number(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 19 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v)
+}
+
+fn dash_none(b: &[u8]) -> Option<&[u8]> {
+    if b == b"-" { None } else { Some(b) }
+}
+
+/// Splits a request line into method, target and protocol. `"-"`, `""` and TLS garbage
+/// leave them `None`; a space inside the target is kept in the target.
+pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
+    rec.request = dash_none(req);
+    let Some(first) = memchr::memchr(b' ', req) else {
+        return;
+    };
+    let method = &req[..first];
+    if method.is_empty() || !method.iter().all(|b| b.is_ascii_alphabetic()) {
+        return;
+    }
+    rec.method = Some(method);
+    let rest = &req[first + 1..];
+    match memchr::memrchr(b' ', rest) {
+        Some(last) if rest[last + 1..].starts_with(b"HTTP/") => {
+            rec.target = Some(&rest[..last]);
+            rec.protocol = Some(&rest[last + 1..]);
+        }
+        _ => rec.target = Some(rest),
+    }
+}
+
+/// Fills the client of a record from a field: an address (with brackets or port), a list,
+/// or a host name.
+pub fn set_client<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) {
+    let text = span.of(line);
+    if text == b"-" || text.is_empty() {
+        return;
+    }
+    rec.client_text = Some(text);
+    rec.client = match addr::parse_host(text) {
+        Some((ip, _)) => Some(ip),
+        None if text.contains(&b',') => addr::client_of_list(text),
+        None => None,
+    };
+    rec.addr_fields.push(AddrField {
+        kind: AddrKind::Client,
+        span,
+    });
+}
+
+impl LineFormat {
+    pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
+        LineFormat {
+            steps,
+            allow_trailing,
+        }
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Parses one line (without its terminator; a trailing `\r` is ignored).
+    pub fn parse<'a>(
+        &self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+    ) -> Result<Record<'a>, ParseError> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(ParseError::new(ErrorKind::Empty, 0));
+        }
+        let mut rec = Record {
+            line,
+            ..Record::default()
+        };
+        let mut pos = 0usize;
+        let last = self.steps.len() - 1;
+        for (i, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Literal(lit) => {
+                    if !line[pos..].starts_with(lit) {
+                        return Err(ParseError::new(ErrorKind::Mismatch, pos));
+                    }
+                    pos += lit.len();
+                }
+                Step::Field { kind, end, .. } => {
+                    // The literal after this field closes the format when it is the last step.
+                    let closes = i + 1 == last && !self.allow_trailing;
+                    let stop = match end {
+                        FieldEnd::EndOfLine => {
+                            if self.allow_trailing {
+                                memchr::memchr(b' ', &line[pos..]).map_or(line.len(), |o| pos + o)
+                            } else {
+                                line.len()
+                            }
+                        }
+                        FieldEnd::Quoted(after) => find_closing_quote(line, pos, after, closes)
+                            .ok_or(ParseError::new(ErrorKind::Unterminated, pos))?,
+                        FieldEnd::Literal(after) => {
+                            let found = if closes {
+                                // The closing literal must end the line.
+                                line.ends_with(after).then(|| line.len() - after.len())
+                            } else {
+                                find_literal(line, pos, after)
+                            };
+                            let mut stop = found
+                                .filter(|&s| s >= pos)
+                                .ok_or(ParseError::new(ErrorKind::Mismatch, pos))?;
+                            // A client field may hold a list (`10.0.0.2, 10.0.0.1`) that
+                            // nginx writes with spaces: a comma before the space continues it.
+                            if *kind == FieldKind::Client && after.first() == Some(&b' ') && !closes
+                            {
+                                while stop > pos && line[stop - 1] == b',' {
+                                    match find_literal(line, stop + 1, after) {
+                                        Some(next) => stop = next,
+                                        None => break,
+                                    }
+                                }
+                            }
+                            stop
+                        }
+                    };
+                    self.field(&mut rec, kind, line, Span::new(pos, stop), cache)?;
+                    pos = stop;
+                }
+            }
+        }
+        if pos != line.len() && !(self.allow_trailing && line[pos] == b' ') {
+            return Err(ParseError::new(ErrorKind::Trailing, pos));
+        }
+        Ok(rec)
+    }
+
+    fn field<'a>(
+        &self,
+        rec: &mut Record<'a>,
+        kind: &FieldKind,
+        line: &'a [u8],
+        span: Span,
+        cache: &mut TimeCache,
+    ) -> Result<(), ParseError> {
+        let text = span.of(line);
+        let bad = |k| ParseError::new(k, span.start as usize);
+        match kind {
+            FieldKind::Client => set_client(rec, line, span),
+            FieldKind::OtherAddr => {
+                if text != b"-" && !text.is_empty() {
+                    rec.addr_fields.push(AddrField {
+                        kind: AddrKind::Other,
+                        span,
+                    });
+                }
+            }
+            FieldKind::ForwardedFor => {
+                if text != b"-" && !text.is_empty() {
+                    rec.addr_fields.push(AddrField {
+                        kind: AddrKind::ForwardedFor,
+                        span,
+                    });
+                }
+            }
+            FieldKind::User | FieldKind::Opaque => {}
+            FieldKind::TimeClf => rec.time = Some(cache.clf(text).ok_or(bad(ErrorKind::BadTime))?),
+            FieldKind::TimeIso => {
+                rec.time = Some(time::iso8601(text).ok_or(bad(ErrorKind::BadTime))?)
+            }
+            FieldKind::TimeEpoch(scale) => {
+                rec.time = Some(time::epoch(text, *scale).ok_or(bad(ErrorKind::BadTime))?)
+            }
+            FieldKind::TimeStrftime(parts) => {
+                rec.time = Some(time::strftime(parts, text).ok_or(bad(ErrorKind::BadTime))?)
+            }
+            FieldKind::Request => split_request(rec, text),
+            FieldKind::Method => rec.method = dash_none(text),
+            FieldKind::Target | FieldKind::Path => rec.target = dash_none(text),
+            FieldKind::Protocol => rec.protocol = dash_none(text),
+            FieldKind::Status => {
+                if text != b"-" {
+                    let s = number(text)
+                        .filter(|s| *s < 1000)
+                        .ok_or(bad(ErrorKind::BadStatus))?;
+                    rec.status = Some(s as u16);
+                }
+            }
+            FieldKind::Bytes => {
+                if text != b"-" {
+                    // With several size fields (`%b` and `%O`), the first one wins.
+                    let n = number(text).ok_or(bad(ErrorKind::BadBytes))?;
+                    rec.bytes.get_or_insert(n);
+                }
+            }
+            FieldKind::Referer => rec.referer = dash_none(text),
+            FieldKind::UserAgent => rec.user_agent = dash_none(text),
+            FieldKind::Vhost => {
+                if rec.vhost.is_none() {
+                    rec.vhost = dash_none(text)
+                }
+            }
+            FieldKind::VhostPort => {
+                let host = match memchr::memrchr(b':', text) {
+                    Some(c)
+                        if c + 1 < text.len() && text[c + 1..].iter().all(u8::is_ascii_digit) =>
+                    {
+                        &text[..c]
+                    }
+                    _ => text,
+                };
+                rec.vhost = dash_none(host);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compile::compile_nginx;
+    use super::*;
+
+    #[test]
+    fn closing_quote_skips_escaped_quotes() {
+        let line = br#""a \"b\" c\\" x"#;
+        assert_eq!(find_closing_quote(line, 1, b"\" ", false), Some(12));
+        assert_eq!(find_closing_quote(br#""abc"#, 1, b"\"", false), None);
+    }
+
+    #[test]
+    fn strict_format_rejects_trailing_text() {
+        let f = LineFormat::new(
+            compile_nginx("$remote_addr [$time_local] $status").unwrap(),
+            false,
+        );
+        let mut c = TimeCache::new();
+        let ok = f
+            .parse(b"1.2.3.4 [17/May/2015:10:05:03 +0000] 200", &mut c)
+            .unwrap();
+        assert_eq!(ok.status, Some(200));
+        let err = f
+            .parse(b"1.2.3.4 [17/May/2015:10:05:03 +0000] 200 x", &mut c)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadStatus);
+    }
+
+    #[test]
+    fn request_split_keeps_odd_requests_parsed() {
+        let mut r = Record::default();
+        split_request(&mut r, b"GET /a b HTTP/1.1");
+        assert_eq!(
+            (r.method, r.target, r.protocol),
+            (
+                Some(&b"GET"[..]),
+                Some(&b"/a b"[..]),
+                Some(&b"HTTP/1.1"[..])
+            )
+        );
+        let mut r = Record::default();
+        split_request(&mut r, br"\x16\x03\x01");
+        assert_eq!(
+            (r.method, r.target, r.request.is_some()),
+            (None, None, true)
+        );
+        let mut r = Record::default();
+        split_request(&mut r, b"-");
+        assert_eq!((r.method, r.request), (None, None));
+    }
+}

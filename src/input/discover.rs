@@ -1,0 +1,348 @@
+//! Turning PATH arguments into the list of log files to read: files, directories walked
+//! recursively for access logs and their rotated siblings, quoted glob patterns (as
+//! logrotate passes them), and `-` for standard input.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// One input to read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Source {
+    pub fn display(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Stdin => "<stdin>".to_string(),
+        }
+    }
+}
+
+/// What discovery found, with what it left out and why.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// Sorted by path, each file once (by device and inode), stdin last.
+    pub sources: Vec<Source>,
+    /// Files under given directories that do not look like access logs.
+    pub skipped: Vec<PathBuf>,
+    /// Arguments that matched nothing or could not be read: (argument, reason).
+    pub errors: Vec<(String, String)>,
+}
+
+/// Strips a rotation suffix: a compression extension, then `.N` or `-YYYYMMDD[HH]`.
+pub fn strip_rotation(name: &str) -> &str {
+    let mut base = name;
+    for ext in [".gz", ".bz2", ".xz", ".zst"] {
+        if let Some(b) = base.strip_suffix(ext) {
+            base = b;
+            break;
+        }
+    }
+    if let Some(dot) = base.rfind('.') {
+        let tail = &base[dot + 1..];
+        if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
+            return &base[..dot];
+        }
+    }
+    if let Some(dash) = base.rfind('-') {
+        let tail = &base[dash + 1..];
+        if (tail.len() == 8 || tail.len() == 10) && tail.bytes().all(|b| b.is_ascii_digit()) {
+            return &base[..dash];
+        }
+    }
+    base
+}
+
+/// True for a name a directory walk yields: an access log (`access.log`, `access_log`,
+/// `site.access.log`, `ssl_access_log`, `access.json`...) or one of its rotations.
+pub fn is_access_log_name(name: &str) -> bool {
+    let base = strip_rotation(name).to_ascii_lowercase();
+    base.contains("access")
+        && (base.ends_with(".log") || base.ends_with("_log") || base.ends_with(".json"))
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Shell-style match of one path component: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`.
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0usize, 0usize);
+    let (mut star_p, mut star_n) = (usize::MAX, 0usize);
+    while n < name.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    star_p = p;
+                    star_n = n;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, len)) = class_match(&pattern[p..], name[n]) {
+                        if matched {
+                            p += len;
+                            n += 1;
+                            continue;
+                        }
+                    } else if name[n] == b'[' {
+                        p += 1;
+                        n += 1;
+                        continue;
+                    }
+                }
+                c if c == name[n] => {
+                    p += 1;
+                    n += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p == usize::MAX {
+            return false;
+        }
+        p = star_p + 1;
+        star_n += 1;
+        n = star_n;
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against a bracket class at the start of `pat`; returns (matched, class length).
+fn class_match(pat: &[u8], c: u8) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negate = matches!(pat.get(1), Some(b'!' | b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < pat.len() {
+        if pat[i] == b']' && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        if i + 2 < pat.len() && pat[i + 1] == b'-' && pat[i + 2] != b']' {
+            matched |= pat[i] <= c && c <= pat[i + 2];
+            i += 3;
+        } else {
+            matched |= pat[i] == c;
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Expands a glob pattern component by component.
+fn expand_glob(pattern: &str) -> Vec<PathBuf> {
+    let absolute = pattern.starts_with('/');
+    let mut current = vec![if absolute {
+        PathBuf::from("/")
+    } else {
+        PathBuf::from(".")
+    }];
+    let parts: Vec<&str> = pattern.split('/').filter(|p| !p.is_empty()).collect();
+    for part in &parts {
+        let mut next = Vec::new();
+        for base in &current {
+            if has_glob_chars(part) {
+                let Ok(entries) = fs::read_dir(base) else {
+                    continue;
+                };
+                let mut names: Vec<_> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name())
+                    .filter(|n| {
+                        let b = n.as_encoded_bytes();
+                        // Hidden files match only a pattern that names the dot.
+                        (!b.starts_with(b".") || part.starts_with('.'))
+                            && glob_match(part.as_bytes(), b)
+                    })
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| base.join(n)));
+            } else {
+                let p = base.join(part);
+                if p.exists() {
+                    next.push(p);
+                }
+            }
+        }
+        current = next;
+    }
+    current
+        .into_iter()
+        .map(|p| {
+            if absolute {
+                p
+            } else {
+                p.strip_prefix(".").map(Path::to_path_buf).unwrap_or(p)
+            }
+        })
+        .collect()
+}
+
+fn walk(dir: &Path, out: &mut Discovered, files: &mut Vec<PathBuf>, depth: usize) {
+    // Deep trees are almost always a symlink loop.
+    if depth > 32 {
+        out.errors.push((
+            dir.display().to_string(),
+            "directory tree too deep (a symlink loop?)".into(),
+        ));
+        return;
+    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            out.errors.push((dir.display().to_string(), e.to_string()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            walk(&path, out, files, depth + 1);
+        } else if meta.is_file() {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            if is_access_log_name(&name) {
+                files.push(path);
+            } else {
+                out.skipped.push(path);
+            }
+        }
+    }
+}
+
+/// Expands PATH arguments. Files named directly are always read, whatever their name.
+pub fn discover<S: AsRef<str>>(args: &[S]) -> Discovered {
+    let mut out = Discovered::default();
+    let mut files = Vec::new();
+    let mut stdin = false;
+    for arg in args {
+        let arg = arg.as_ref();
+        if arg == "-" {
+            stdin = true;
+            continue;
+        }
+        let path = Path::new(arg);
+        let targets = if !path.exists() && has_glob_chars(arg) {
+            let found = expand_glob(arg);
+            if found.is_empty() {
+                out.errors
+                    .push((arg.to_string(), "no file matches this pattern".into()));
+            }
+            found
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for target in targets {
+            match fs::metadata(&target) {
+                Ok(m) if m.is_dir() => walk(&target, &mut out, &mut files, 0),
+                Ok(_) => files.push(target),
+                Err(e) => out
+                    .errors
+                    .push((target.display().to_string(), e.to_string())),
+            }
+        }
+    }
+    files.sort();
+    let mut seen = HashSet::new();
+    files.retain(|p| match fs::metadata(p) {
+        Ok(m) => seen.insert((m.dev(), m.ino())),
+        Err(_) => true,
+    });
+    out.sources = files.into_iter().map(Source::File).collect();
+    if stdin {
+        out.sources.push(Source::Stdin);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_names_are_access_logs() {
+        for yes in [
+            "access.log",
+            "access.log.1",
+            "access.log.2.gz",
+            "access.log-20261122",
+            "access.log-20261122.gz",
+            "site.access.log",
+            "access_log",
+            "ssl_access_log.3",
+            "access.json",
+        ] {
+            assert!(is_access_log_name(yes), "{yes}");
+        }
+        for no in [
+            "error.log",
+            "error.log.1.gz",
+            "access.log.tmp",
+            "notes.txt",
+            "access",
+        ] {
+            assert!(!is_access_log_name(no), "{no}");
+        }
+        assert_eq!(strip_rotation("access.log.2.gz"), "access.log");
+        assert_eq!(strip_rotation("access.log-2026112204"), "access.log");
+    }
+
+    #[test]
+    fn glob_components() {
+        assert!(glob_match(b"*.log", b"access.log"));
+        assert!(glob_match(b"access.log*", b"access.log.2.gz"));
+        assert!(glob_match(b"a?c.[0-9]", b"abc.7"));
+        assert!(!glob_match(b"a?c.[!0-9]", b"abc.7"));
+        assert!(!glob_match(b"*.log", b"access.log.1"));
+        assert!(glob_match(b"*", b""));
+    }
+
+    #[test]
+    fn discovery_walks_globs_and_dedupes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("nginx")).unwrap();
+        for name in [
+            "nginx/access.log",
+            "nginx/access.log.1",
+            "nginx/error.log",
+            "other.access.log",
+        ] {
+            fs::write(d.join(name), b"x\n").unwrap();
+        }
+        let got = discover(&[d.to_str().unwrap()]);
+        let names: Vec<String> = got.sources.iter().map(Source::display).collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(got.skipped.len(), 1);
+        let pattern = format!("{}/nginx/*.log", d.display());
+        let got = discover(&[pattern.as_str(), pattern.as_str()]);
+        assert_eq!(
+            got.sources.len(),
+            2,
+            "error.log is named by the pattern, so it is read"
+        );
+        let got = discover(&[format!("{}/nope/*.log", d.display())]);
+        assert_eq!(got.errors.len(), 1);
+    }
+}

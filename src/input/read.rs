@@ -1,0 +1,390 @@
+//! Streaming lines out of a file: compression detected by magic bytes, gzip (multi-member)
+//! through flate2's zlib-rs backend, one reusable buffer that hands out whole lines, and
+//! newline-aligned byte ranges so large plain files can be read by several workers.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+/// The compression of a file, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(b"BZh") {
+            Compression::Bzip2
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Compression::Xz
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// Reads the first bytes of a file to tell its compression.
+pub fn sniff_file(path: &Path) -> io::Result<Compression> {
+    let mut head = [0u8; 6];
+    let mut f = File::open(path)?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(Compression::sniff(&head[..n]))
+}
+
+/// An error while reading a file's lines, with where it happened.
+#[derive(Debug)]
+pub enum ReadError {
+    Open {
+        path: PathBuf,
+        source: io::Error,
+    },
+    Unsupported {
+        path: PathBuf,
+        compression: Compression,
+    },
+    /// A read failed (a truncated or corrupt gzip among others) after `line` whole lines.
+    Broken {
+        path: PathBuf,
+        line: u64,
+        source: io::Error,
+    },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Open { path, source } => {
+                write!(f, "{}: cannot open: {source}", path.display())
+            }
+            ReadError::Unsupported { path, compression } => write!(
+                f,
+                "{}: {} compressed files are not supported (decompress it, or let logrotate use gzip)",
+                path.display(),
+                compression.name()
+            ),
+            ReadError::Broken { path, line, source } => {
+                write!(
+                    f,
+                    "{}:{}: read failed after line {line}: {source}",
+                    path.display(),
+                    line + 1
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// The longest line logward reads; a longer one is reported and skipped, never buffered whole.
+pub const MAX_LINE: usize = 64 << 20;
+
+const BUF_SIZE: usize = 256 << 10;
+
+/// What [`LineReader::next_line`] hands out.
+pub enum Line<'b> {
+    /// A whole line without its `\n` (a `\r` stays), and the byte offset where it starts.
+    Text(&'b [u8], u64),
+    /// A line longer than [`MAX_LINE`], skipped; its length and offset.
+    TooLong(u64, u64),
+}
+
+/// Hands out whole lines from a reader through one reusable buffer: move the unread tail to
+/// the front, read more, find the newline with memchr; grow only when one line does not fit.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// Byte offset (in the decompressed stream) of `buf[start]`.
+    offset: u64,
+    /// Skipping the rest of an over-long line.
+    skipping: Option<(u64, u64)>,
+}
+
+impl<R: Read> LineReader<R> {
+    pub fn new(inner: R) -> LineReader<R> {
+        LineReader::with_offset(inner, 0)
+    }
+
+    /// A reader whose first byte is at `offset` of the file (for a range of a plain file).
+    pub fn with_offset(inner: R, offset: u64) -> LineReader<R> {
+        LineReader {
+            inner,
+            buf: vec![0; BUF_SIZE],
+            start: 0,
+            end: 0,
+            eof: false,
+            offset,
+            skipping: None,
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            let grown = (self.buf.len() * 2).min(MAX_LINE + 1);
+            self.buf.resize(grown, 0);
+        }
+        loop {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    if n == 0 {
+                        self.eof = true;
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The next line, `None` at the end. A final line without `\n` is still a line.
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        let mut searched = self.start;
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
+                let nl = searched + i;
+                let line_start = self.start;
+                let offset = self.offset;
+                self.start = nl + 1;
+                self.offset += (nl + 1 - line_start) as u64;
+                if let Some((len, at)) = self.skipping.take() {
+                    return Ok(Some(Line::TooLong(len + (nl - line_start) as u64, at)));
+                }
+                return Ok(Some(Line::Text(&self.buf[line_start..nl], offset)));
+            }
+            if self.eof {
+                if self.start == self.end {
+                    return Ok(self.skipping.take().map(|(len, at)| Line::TooLong(len, at)));
+                }
+                let (s, e) = (self.start, self.end);
+                let offset = self.offset;
+                self.start = self.end;
+                self.offset += (e - s) as u64;
+                if let Some((len, at)) = self.skipping.take() {
+                    return Ok(Some(Line::TooLong(len + (e - s) as u64, at)));
+                }
+                return Ok(Some(Line::Text(&self.buf[s..e], offset)));
+            }
+            if self.end - self.start >= MAX_LINE {
+                // Drop what we have of this line and remember we are inside it.
+                let dropped = (self.end - self.start) as u64;
+                let (len, at) = self.skipping.unwrap_or((0, self.offset));
+                self.skipping = Some((len + dropped, at));
+                self.offset += dropped;
+                self.start = self.end;
+            }
+            searched = self.end - self.start;
+            self.fill()?;
+            searched = self.start + searched.min(self.end - self.start);
+        }
+    }
+}
+
+/// A byte stream of a file, decompressed as needed.
+pub type Stream = Box<dyn Read + Send>;
+
+/// Opens a whole file for reading lines, decompressing gzip.
+pub fn open(path: &Path) -> Result<(Stream, Compression), ReadError> {
+    let compression = sniff_file(path).map_err(|source| ReadError::Open {
+        path: path.into(),
+        source,
+    })?;
+    let file = File::open(path).map_err(|source| ReadError::Open {
+        path: path.into(),
+        source,
+    })?;
+    match compression {
+        Compression::None => Ok((Box::new(file), compression)),
+        // MultiGzDecoder reads every member: nginx `gzip` logs and pigz write many.
+        Compression::Gzip => Ok((
+            Box::new(MultiGzDecoder::new(io::BufReader::with_capacity(
+                BUF_SIZE, file,
+            ))),
+            compression,
+        )),
+        other => Err(ReadError::Unsupported {
+            path: path.into(),
+            compression: other,
+        }),
+    }
+}
+
+/// Opens `start..end` of a plain file.
+pub fn open_range(path: &Path, start: u64, end: u64) -> Result<Stream, ReadError> {
+    let mut file = File::open(path).map_err(|source| ReadError::Open {
+        path: path.into(),
+        source,
+    })?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|source| ReadError::Open {
+            path: path.into(),
+            source,
+        })?;
+    Ok(Box::new(file.take(end - start)))
+}
+
+/// Splits a plain file of `len` bytes into ranges of about `chunk` bytes, each ending just
+/// after a newline (or at the end of the file), so every line lies in exactly one range.
+pub fn split_ranges(path: &Path, len: u64, chunk: u64) -> io::Result<Vec<(u64, u64)>> {
+    let mut ranges = Vec::new();
+    if len == 0 {
+        return Ok(ranges);
+    }
+    let mut file = File::open(path)?;
+    let mut start = 0u64;
+    let mut probe = vec![0u8; 64 << 10];
+    while start < len {
+        let mut cut = start.saturating_add(chunk);
+        if cut >= len {
+            ranges.push((start, len));
+            break;
+        }
+        // Move the cut forward to just after the next newline.
+        loop {
+            file.seek(SeekFrom::Start(cut))?;
+            let n = file.read(&mut probe)?;
+            if n == 0 {
+                cut = len;
+                break;
+            }
+            if let Some(i) = memchr::memchr(b'\n', &probe[..n]) {
+                cut += i as u64 + 1;
+                break;
+            }
+            cut += n as u64;
+        }
+        ranges.push((start, cut.min(len)));
+        start = cut;
+    }
+    Ok(ranges)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines_of(data: &[u8]) -> Vec<Vec<u8>> {
+        let mut r = LineReader::new(data);
+        let mut out = Vec::new();
+        while let Some(line) = r.next_line().unwrap() {
+            match line {
+                Line::Text(t, _) => out.push(t.to_vec()),
+                Line::TooLong(len, _) => out.push(format!("<{len}>").into_bytes()),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lines_with_and_without_final_newline() {
+        assert_eq!(lines_of(b"a\nb\n"), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(lines_of(b"a\nb"), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(lines_of(b""), Vec::<Vec<u8>>::new());
+        assert_eq!(lines_of(b"\n\n"), vec![b"".to_vec(), b"".to_vec()]);
+        assert_eq!(lines_of(b"a\r\n"), vec![b"a\r".to_vec()]);
+    }
+
+    #[test]
+    fn long_lines_grow_the_buffer() {
+        let long = vec![b'x'; 3 << 20];
+        let mut data = long.clone();
+        data.extend_from_slice(b"\nshort\n");
+        let got = lines_of(&data);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], long);
+        assert_eq!(got[1], b"short");
+    }
+
+    #[test]
+    fn offsets_point_at_line_starts() {
+        let data = b"ab\ncde\nf";
+        let mut r = LineReader::new(&data[..]);
+        let mut offsets = Vec::new();
+        while let Some(Line::Text(_, off)) = r.next_line().unwrap() {
+            offsets.push(off);
+        }
+        assert_eq!(offsets, vec![0, 3, 7]);
+    }
+
+    #[test]
+    fn ranges_cover_the_file_on_line_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let mut data = Vec::new();
+        for i in 0..5000 {
+            writeln!(data, "line {i} {}", "y".repeat(i % 97)).unwrap();
+        }
+        data.extend_from_slice(b"last without newline");
+        std::fs::write(&p, &data).unwrap();
+        for chunk in [1u64, 100, 4096, 1 << 20] {
+            let ranges = split_ranges(&p, data.len() as u64, chunk).unwrap();
+            assert_eq!(ranges.first().unwrap().0, 0);
+            assert_eq!(ranges.last().unwrap().1, data.len() as u64);
+            let mut joined = Vec::new();
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+            }
+            for (s, e) in &ranges {
+                assert!(*s == 0 || data[*s as usize - 1] == b'\n');
+                let mut r = LineReader::with_offset(open_range(&p, *s, *e).unwrap(), *s);
+                while let Some(Line::Text(t, off)) = r.next_line().unwrap() {
+                    assert_eq!(&data[off as usize..off as usize + t.len()], t);
+                    joined.push(t.to_vec());
+                }
+            }
+            assert_eq!(joined, lines_of(&data));
+        }
+    }
+
+    #[test]
+    fn compression_by_magic_bytes() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(Compression::sniff(b"BZh91AY"), Compression::Bzip2);
+        assert_eq!(
+            Compression::sniff(&[0xfd, b'7', b'z', b'X', b'Z', 0]),
+            Compression::Xz
+        );
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"1.2.3.4 - -"), Compression::None);
+    }
+}

@@ -1,5 +1,21 @@
-//! The `logward` binary: parses the command line and maps the outcome to an exit code.
+//! The `logward` binary: runs the command line and maps the outcome to an exit code. A
+//! closed pipe (`logward ... | head`) ends the run quietly with success.
 
-fn main() {
-    println!("logward");
+use std::io::ErrorKind;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match logward::cli::run() {
+        Ok(outcome) => ExitCode::from(outcome as u8),
+        Err(err) => {
+            if err.chain().any(|e| {
+                e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("logward: {err:#}");
+            ExitCode::from(logward::cli::Outcome::Error as u8)
+        }
+    }
 }

@@ -1,0 +1,122 @@
+//! The optional TOML configuration file: found from `--config`, else `$LOGWARD_CONFIG`, else
+//! `/etc/logward/logward.toml` when present. Every long option has a key of the same name
+//! (with `_` for `-`); the command line wins over the file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// The system-wide configuration file, read when present.
+pub const SYSTEM_CONFIG: &str = "/etc/logward/logward.toml";
+
+/// Keys of the configuration file. Unknown keys are an error, so a typo is never ignored.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Config {
+    pub format: Option<String>,
+    pub threads: Option<usize>,
+    pub output: Option<String>,
+    pub store: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
+    pub allow: Option<Vec<String>>,
+    pub allow_file: Option<PathBuf>,
+    pub geoip: Option<PathBuf>,
+    pub asn: Option<PathBuf>,
+    pub ban: Option<String>,
+    pub max_ban: Option<String>,
+    pub older_than: Option<String>,
+    pub mode: Option<String>,
+    pub ipv4_prefix: Option<u8>,
+    pub ipv6_prefix: Option<u8>,
+    pub strict: Option<bool>,
+    pub key_file: Option<PathBuf>,
+    pub gzip_level: Option<u32>,
+    pub include_active: Option<bool>,
+    pub interval: Option<String>,
+    pub on_flag: Option<String>,
+    pub nft_set: Option<String>,
+    /// Inline rule changes, in the same form as a rules file's `[rules.NAME]` tables.
+    pub rule: Option<toml::Table>,
+    /// Where the file was read from, for messages.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the configuration: an explicit file must exist; the system file is optional.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let from_env = std::env::var_os("LOGWARD_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let (path, required) = match (explicit, from_env) {
+            (Some(p), _) => (p.to_path_buf(), true),
+            (None, Some(p)) => (p, true),
+            (None, None) => (PathBuf::from(SYSTEM_CONFIG), false),
+        };
+        if !required && !path.exists() {
+            return Ok(Config::default());
+        }
+        Config::read(&path)
+    }
+
+    pub fn read(path: &Path) -> Result<Config> {
+        let text = std::fs::read(path)
+            .with_context(|| format!("{}: cannot read the config file", path.display()))?;
+        let Ok(text) = String::from_utf8(text) else {
+            bail!("{}: the config file is not UTF-8 text", path.display());
+        };
+        Config::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            match line {
+                Some(line) => anyhow::anyhow!("{}:{line}: {}", path.display(), e.message()),
+                None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+            }
+        })?;
+        config.path = Some(path.to_path_buf());
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let err = Config::parse(
+            "format = \"combined\"\nthreds = 2\n",
+            Path::new("/etc/x.toml"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("/etc/x.toml:2: "), "{msg}");
+        assert!(msg.contains("threds"), "{msg}");
+        let err = Config::parse("threads = \"two\"\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().starts_with("c.toml:1: "), "{err}");
+    }
+
+    #[test]
+    fn keys_are_read() {
+        let c = Config::parse(
+            "format = \"json\"\nthreads = 3\nallow = [\"10.0.0.0/8\"]\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(c.format.as_deref(), Some("json"));
+        assert_eq!(c.threads, Some(3));
+        assert_eq!(c.allow.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/logward.toml"))).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/logward.toml"));
+    }
+}

@@ -1,0 +1,64 @@
+//! The command line: clap definitions (what the user typed), turned into validated settings
+//! with the configuration file, and one module per subcommand. Nothing else in logward
+//! knows about options.
+
+pub mod config;
+pub mod progress;
+pub mod scan;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+pub use config::Config;
+
+/// How a run ended, as the process exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything worked.
+    Success = 0,
+    /// Something was found, and a flag asked to say so (`--fail-on-flag`).
+    Found = 1,
+    /// An error: a file could not be read or rewritten, or the run could not start.
+    Error = 2,
+}
+
+/// logward: find abusive sources in web access logs and anonymize client addresses past the
+/// retention window, in one fast pass over plain and gzip logs.
+#[derive(Debug, Parser)]
+#[command(name = "logward", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: $LOGWARD_CONFIG, else /etc/logward/logward.toml
+    /// when present. Every long option has a key of the same name; the command line wins.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read access logs and summarize them: formats, lines, malformed lines, time range,
+    /// top sources, status codes.
+    Scan(scan::ScanArgs),
+}
+
+/// Parses the command line, runs the command, and returns its outcome.
+pub fn run() -> Result<Outcome> {
+    let cli = Cli::parse();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Scan(args) => scan::run(args, &config),
+    }
+}
+
+/// Runs `f` on a rayon pool of `threads` workers (0: one per core).
+pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .context("cannot start worker threads")?;
+    Ok(pool.install(f))
+}

@@ -1,0 +1,360 @@
+//! `logward scan`: reads logs and prints what they hold, as a human summary or one JSON
+//! object; `--check` tests the format on the first lines of each file.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::progress::ProgressLine;
+use super::{Config, Outcome, with_threads};
+use crate::format::FormatSpec;
+use crate::format::time::rfc3339;
+use crate::input::{Source, discover};
+use crate::scan::{self, Options, Progress, Report};
+
+/// Lines `--check` reads from each file.
+pub const CHECK_LINES: u64 = 1000;
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Log files, directories (walked for access logs and their rotations), quoted glob
+    /// patterns such as '/var/log/nginx/*.log', or - for standard input.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Log format: auto (per file, from its first lines), combined, common, vcombined,
+    /// vcommon, main, json, nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    #[arg(long, short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// Output: a human summary (text) or one JSON object (json). [default: text]
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<OutputKind>,
+
+    /// Worker threads; 0 uses every core. [default: 0]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Parse only the first 1000 lines of each file and report the format found and the
+    /// first errors: a quick test of a format before a long run.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Also list the files a directory walk skipped.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Never draw the progress line, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    Text,
+    Json,
+}
+
+/// Scan settings after merging the command line with the configuration file.
+pub struct Settings {
+    pub paths: Vec<String>,
+    pub format: FormatSpec,
+    pub output: OutputKind,
+    pub threads: usize,
+    pub check: bool,
+    pub verbose: bool,
+    pub progress: bool,
+}
+
+impl Settings {
+    pub fn new(args: ScanArgs, config: &Config) -> Result<Settings> {
+        let format_text = args
+            .format
+            .or_else(|| config.format.clone())
+            .unwrap_or_else(|| "auto".into());
+        let format = match FormatSpec::parse(&format_text) {
+            Ok(f) => f,
+            Err(e) => bail!("--format: {e}"),
+        };
+        let output = match (args.output, config.output.as_deref()) {
+            (Some(o), _) => o,
+            (None, Some("json")) => OutputKind::Json,
+            (None, Some("text") | None) => OutputKind::Text,
+            (None, Some(other)) => {
+                bail!("config key output: unknown value {other:?} (text or json)")
+            }
+        };
+        Ok(Settings {
+            paths: args.paths,
+            format,
+            output,
+            threads: args.threads.or(config.threads).unwrap_or(0),
+            check: args.check,
+            verbose: args.verbose,
+            progress: !args.no_progress,
+        })
+    }
+}
+
+pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
+    let settings = Settings::new(args, config)?;
+    let started = Instant::now();
+    let found = discover(&settings.paths);
+    for (arg, reason) in &found.errors {
+        eprintln!("logward: {arg}: {reason}");
+    }
+    if settings.verbose {
+        for p in &found.skipped {
+            eprintln!("logward: skipped (not an access log name): {}", p.display());
+        }
+    }
+    let opts = Options {
+        format: settings.format.clone(),
+        max_lines: settings.check.then_some(CHECK_LINES),
+        ..Options::default()
+    };
+    let progress = Arc::new(Progress::default());
+    let total: u64 = found
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        })
+        .sum();
+    let line = ProgressLine::start(
+        progress.clone(),
+        total,
+        found.sources.len() as u64,
+        settings.progress && !settings.check,
+    );
+    let report = with_threads(settings.threads, || {
+        scan::run(&found.sources, &opts, || (), &progress)
+    })?;
+    line.finish();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    for file in &report.files {
+        let name = file
+            .source
+            .as_ref()
+            .map(Source::display)
+            .unwrap_or_default();
+        if let Some(err) = &file.error {
+            eprintln!("logward: {err}");
+        }
+        if !settings.check {
+            for ex in &file.examples {
+                eprintln!("logward: {name}:{}: malformed: {}", ex.line, ex.error);
+            }
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if settings.check {
+        print_check(&mut out, &report)?;
+    } else {
+        match settings.output {
+            OutputKind::Json => {
+                serde_json::to_writer(&mut out, &to_json(&report, elapsed))?;
+                writeln!(out)?;
+            }
+            OutputKind::Text => print_summary(&mut out, &report, elapsed, found.skipped.len())?,
+        }
+    }
+    out.flush()?;
+    let failed = report.failed_files() + found.errors.len();
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else {
+        Outcome::Success
+    })
+}
+
+/// The sources with the most requests, most first; ties by address so output is stable.
+pub fn top_sources(
+    sources: &std::collections::HashMap<IpAddr, u64>,
+    n: usize,
+) -> Vec<(IpAddr, u64)> {
+    let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
+    let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    if all.len() > n {
+        all.select_nth_unstable_by(n, cmp);
+        all.truncate(n);
+    }
+    all.sort_by(cmp);
+    all
+}
+
+fn time_json(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
+}
+
+pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
+    let files: Vec<Value> = report
+        .files
+        .iter()
+        .map(|f| {
+            json!({
+                "path": f.source.as_ref().map(Source::display),
+                "format": f.format,
+                "compressed": f.compression.is_some_and(|c| c != "none"),
+                "lines": f.lines,
+                "parsed": f.parsed,
+                "malformed": f.malformed,
+                "bytes": f.bytes,
+                "first_time": time_json(f.first_time),
+                "last_time": time_json(f.last_time),
+                "error": f.error,
+                "malformed_examples": f.examples.iter().map(|e| json!({"line": e.line, "reason": e.error.to_string()})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let status: serde_json::Map<String, Value> = report
+        .status
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| (code.to_string(), json!(n)))
+        .collect();
+    json!({
+        "files": files,
+        "lines": report.lines(),
+        "parsed": report.parsed(),
+        "malformed": report.malformed(),
+        "bytes": report.bytes(),
+        "first_time": time_json(report.first_time()),
+        "last_time": time_json(report.last_time()),
+        "distinct_sources": report.sources.len(),
+        "top_sources": top_sources(&report.sources, 10).iter().map(|(a, n)| json!({"source": a.to_string(), "requests": n})).collect::<Vec<_>>(),
+        "status": status,
+        "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
+    })
+}
+
+fn human_bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn print_summary<V>(
+    out: &mut dyn Write,
+    report: &Report<V>,
+    elapsed: f64,
+    skipped: usize,
+) -> Result<()> {
+    writeln!(out, "Files ({}):", report.files.len())?;
+    for f in &report.files {
+        let name = f.source.as_ref().map(Source::display).unwrap_or_default();
+        let format = f.format.as_deref().unwrap_or("-");
+        let gz = if f.compression == Some("gzip") {
+            " gzip"
+        } else {
+            ""
+        };
+        let note = f
+            .format_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let state = if f.error.is_some() { "  ERROR" } else { "" };
+        writeln!(
+            out,
+            "  {name}  [{format}{gz}{note}]  {} lines, {} malformed{state}",
+            f.lines, f.malformed
+        )?;
+    }
+    if skipped > 0 {
+        writeln!(out, "  ({skipped} other files skipped; -v lists them)")?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Lines:     {} ({} parsed, {} malformed)",
+        report.lines(),
+        report.parsed(),
+        report.malformed()
+    )?;
+    writeln!(out, "Bytes:     {}", human_bytes(report.bytes()))?;
+    let t = |t: Option<i64>| t.map_or("-".to_string(), rfc3339);
+    writeln!(
+        out,
+        "Time:      {} .. {}",
+        t(report.first_time()),
+        t(report.last_time())
+    )?;
+    writeln!(out, "Sources:   {} distinct", report.sources.len())?;
+    let mut classes = [0u64; 6];
+    for (code, n) in report.status.iter().enumerate() {
+        classes[(code / 100).min(5)] += n;
+    }
+    let classes: Vec<String> = (1..6)
+        .filter(|c| classes[*c] > 0)
+        .map(|c| format!("{c}xx {}", classes[c]))
+        .collect();
+    writeln!(
+        out,
+        "Status:    {}",
+        if classes.is_empty() {
+            "-".to_string()
+        } else {
+            classes.join(", ")
+        }
+    )?;
+    let top = top_sources(&report.sources, 10);
+    if !top.is_empty() {
+        writeln!(out, "\nTop sources by requests:")?;
+        for (addr, n) in top {
+            writeln!(out, "  {n:>10}  {addr}")?;
+        }
+    }
+    let rate = report.bytes() as f64 / 1e6 / elapsed.max(1e-9);
+    writeln!(
+        out,
+        "\nRead {} in {elapsed:.2} s ({rate:.0} MB/s).",
+        human_bytes(report.bytes())
+    )?;
+    Ok(())
+}
+
+fn print_check<V>(out: &mut dyn Write, report: &Report<V>) -> Result<()> {
+    for f in &report.files {
+        let name = f.source.as_ref().map(Source::display).unwrap_or_default();
+        let format = f.format.as_deref().unwrap_or("none");
+        let note = f
+            .format_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{name}: format {format}{note}: {} of the first {} lines parsed",
+            f.parsed, f.lines
+        )?;
+        for ex in &f.examples {
+            writeln!(out, "{name}:{}: {}", ex.line, ex.error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Paths of the files a report read, for callers that act on them next.
+pub fn file_paths<V>(report: &Report<V>) -> Vec<PathBuf> {
+    report
+        .files
+        .iter()
+        .filter_map(|f| match &f.source {
+            Some(Source::File(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,529 @@
+//! The parallel pass over log files that every reading command shares: choose each file's
+//! format, split large plain files into newline-aligned ranges, parse them on rayon workers
+//! (one reusable buffer and time cache per job), and merge the per-worker results once.
+//!
+//! Results never depend on the thread count or on the order of the inputs: files are
+//! sorted, merges are sums, minimums and maximums, and examples are kept by position.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, Read};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::format::{self, Format, FormatSpec, ParseError, Record, TimeCache};
+use crate::input::Source;
+use crate::input::read::{self, Compression, Line, LineReader, ReadError};
+
+/// How many malformed lines per file are kept as examples.
+pub const EXAMPLES_PER_FILE: usize = 5;
+
+/// Receives every parsed record of one job; one per job, merged at the end. Merges must
+/// not depend on order (sums, sets, sorted lists).
+pub trait Visitor: Send + Sized {
+    /// `order` is a position unique across the run: the file's index in the sorted input
+    /// list times 2^40 plus the line's byte offset in the (decompressed) file.
+    fn record(&mut self, order: u64, rec: &Record<'_>);
+    fn merge(&mut self, other: Self);
+}
+
+impl Visitor for () {
+    fn record(&mut self, _: u64, _: &Record<'_>) {}
+    fn merge(&mut self, _: ()) {}
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub format: FormatSpec,
+    /// Plain files larger than twice this are split into ranges of about this size.
+    pub chunk_size: u64,
+    /// Read at most this many lines of each file (`scan --check`).
+    pub max_lines: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: FormatSpec::Auto,
+            chunk_size: 16 << 20,
+            max_lines: None,
+        }
+    }
+}
+
+/// One malformed line kept as an example.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Example {
+    /// 1-based line number in the file.
+    pub line: u64,
+    pub error: ParseError,
+}
+
+/// What the pass learnt about one file.
+#[derive(Clone, Debug, Default)]
+pub struct FileReport {
+    pub source: Option<Source>,
+    /// The format used, or `None` when it could not be chosen or the file not read.
+    pub format: Option<String>,
+    /// How the format was chosen (`auto: 198/200 sample lines`), for the human summary.
+    pub format_note: Option<String>,
+    pub compression: Option<&'static str>,
+    pub lines: u64,
+    pub parsed: u64,
+    pub malformed: u64,
+    /// Bytes of log text read (decompressed), line terminators included.
+    pub bytes: u64,
+    pub first_time: Option<i64>,
+    pub last_time: Option<i64>,
+    pub examples: Vec<Example>,
+    /// Why the file could not be read, or where reading broke off.
+    pub error: Option<String>,
+}
+
+/// The merged result of a pass.
+pub struct Report<V> {
+    pub files: Vec<FileReport>,
+    pub sources: HashMap<IpAddr, u64>,
+    /// Requests per status code (0..1000).
+    pub status: Vec<u64>,
+    pub visitor: V,
+}
+
+impl<V> Report<V> {
+    pub fn lines(&self) -> u64 {
+        self.files.iter().map(|f| f.lines).sum()
+    }
+    pub fn parsed(&self) -> u64 {
+        self.files.iter().map(|f| f.parsed).sum()
+    }
+    pub fn malformed(&self) -> u64 {
+        self.files.iter().map(|f| f.malformed).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+    pub fn first_time(&self) -> Option<i64> {
+        self.files.iter().filter_map(|f| f.first_time).min()
+    }
+    pub fn last_time(&self) -> Option<i64> {
+        self.files.iter().filter_map(|f| f.last_time).max()
+    }
+    pub fn failed_files(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+}
+
+/// Counters a progress display may read while the pass runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: AtomicU64,
+    pub lines: AtomicU64,
+    pub files_done: AtomicU64,
+}
+
+/// One unit of work: a whole file (or stdin), or a range of a plain file.
+struct Job {
+    file: usize,
+    /// Index of this job among its file's jobs, for ordering examples.
+    part: usize,
+    range: Option<(u64, u64)>,
+}
+
+/// A file prepared for reading: its format chosen, its compression known.
+struct Prepared {
+    format: Option<Format>,
+    compression: Compression,
+    size: u64,
+    /// Standard input's first lines, read to choose its format.
+    stdin_head: Option<Vec<u8>>,
+}
+
+/// Partial results of the jobs one worker ran.
+struct Partial<V> {
+    files: Vec<FileReport>,
+    /// (file, part) -> (lines in that part, examples with part-local line numbers).
+    parts: HashMap<(usize, usize), (u64, Vec<Example>)>,
+    sources: HashMap<IpAddr, u64>,
+    status: Vec<u64>,
+    visitor: V,
+}
+
+impl<V: Visitor> Partial<V> {
+    fn new(n: usize, visitor: V) -> Partial<V> {
+        Partial {
+            files: vec![FileReport::default(); n],
+            parts: HashMap::new(),
+            sources: HashMap::new(),
+            status: vec![0; 1000],
+            visitor,
+        }
+    }
+
+    fn merge(mut self, other: Partial<V>) -> Partial<V> {
+        for (a, b) in self.files.iter_mut().zip(other.files) {
+            a.lines += b.lines;
+            a.parsed += b.parsed;
+            a.malformed += b.malformed;
+            a.bytes += b.bytes;
+            a.first_time = min_opt(a.first_time, b.first_time);
+            a.last_time = max_opt(a.last_time, b.last_time);
+            if a.error.is_none() {
+                a.error = b.error;
+            }
+        }
+        self.parts.extend(other.parts);
+        // Fold the smaller map into the larger one.
+        let (mut big, small) = if self.sources.len() >= other.sources.len() {
+            (self.sources, other.sources)
+        } else {
+            (other.sources, self.sources)
+        };
+        for (k, v) in small {
+            *big.entry(k).or_insert(0) += v;
+        }
+        self.sources = big;
+        for (a, b) in self.status.iter_mut().zip(other.status) {
+            *a += b;
+        }
+        self.visitor.merge(other.visitor);
+        self
+    }
+}
+
+fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Splits sample bytes into lines for format detection.
+fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
+    head.split(|b| *b == b'\n')
+        .take(format::DETECT_LINES)
+        .collect()
+}
+
+/// Reads up to `DETECT_LINES` lines from a stream, as bytes.
+fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
+    let mut reader = io::BufReader::new(stream);
+    let mut head = Vec::new();
+    for _ in 0..format::DETECT_LINES {
+        let before = head.len();
+        // Cap each sample line so a huge first line cannot take all the memory.
+        (&mut reader).take(1 << 20).read_until(b'\n', &mut head)?;
+        if head.len() == before {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+fn choose_format(spec: &FormatSpec, head: &[u8], report: &mut FileReport) -> Option<Format> {
+    match spec {
+        FormatSpec::Fixed(f) => Some(f.clone()),
+        FormatSpec::Auto => match format::detect(sample_lines(head)) {
+            Some(d) => {
+                report.format_note =
+                    Some(format!("auto: {} of {} sample lines", d.parsed, d.sampled));
+                Some(d.format)
+            }
+            None => {
+                let empty = head.iter().all(|b| b.is_ascii_whitespace());
+                report.format_note = Some(if empty {
+                    "empty".to_string()
+                } else {
+                    "no known format matches the first lines; give one with --format".to_string()
+                });
+                None
+            }
+        },
+    }
+}
+
+fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<Prepared> {
+    report.source = Some(source.clone());
+    match source {
+        Source::Stdin => {
+            let head = match read_head(&mut io::stdin().lock()) {
+                Ok(h) => h,
+                Err(e) => {
+                    report.error = Some(format!("<stdin>: {e}"));
+                    return None;
+                }
+            };
+            let compression = Compression::sniff(&head);
+            if compression != Compression::None {
+                report.error = Some(format!(
+                    "<stdin>: {} input is not supported on stdin; pass the file",
+                    compression.name()
+                ));
+                return None;
+            }
+            report.compression = Some(compression.name());
+            let format = choose_format(&opts.format, &head, report);
+            Some(Prepared {
+                format,
+                compression,
+                size: 0,
+                stdin_head: Some(head),
+            })
+        }
+        Source::File(path) => {
+            let fail = |report: &mut FileReport, e: ReadError| {
+                report.error = Some(e.to_string());
+                None
+            };
+            let size = match std::fs::metadata(path) {
+                Ok(m) => m.len(),
+                Err(source) => {
+                    return fail(
+                        report,
+                        ReadError::Open {
+                            path: path.clone(),
+                            source,
+                        },
+                    );
+                }
+            };
+            let (mut stream, compression) = match read::open(path) {
+                Ok(s) => s,
+                Err(e) => return fail(report, e),
+            };
+            report.compression = Some(compression.name());
+            // A broken gzip shows here as a short head; the full read reports the line.
+            let head = read_head(&mut stream).unwrap_or_default();
+            let format = choose_format(&opts.format, &head, report);
+            Some(Prepared {
+                format,
+                compression,
+                size,
+                stdin_head: None,
+            })
+        }
+    }
+}
+
+/// Runs one job, adding to `acc`.
+fn run_job<V: Visitor>(
+    job: &Job,
+    source: &Source,
+    prep: &Prepared,
+    opts: &Options,
+    acc: &mut Partial<V>,
+    progress: &Progress,
+) {
+    let (stream, start): (Box<dyn Read + Send>, u64) = match (source, job.range) {
+        (Source::Stdin, _) => {
+            let head = prep.stdin_head.clone().unwrap_or_default();
+            (Box::new(io::Cursor::new(head).chain(io::stdin())), 0)
+        }
+        (Source::File(path), Some((s, e))) => match read::open_range(path, s, e) {
+            Ok(r) => (r, s),
+            Err(err) => {
+                acc.files[job.file].error = Some(err.to_string());
+                return;
+            }
+        },
+        (Source::File(path), None) => match read::open(path) {
+            Ok((r, _)) => (r, 0),
+            Err(err) => {
+                acc.files[job.file].error = Some(err.to_string());
+                return;
+            }
+        },
+    };
+    let mut reader = LineReader::with_offset(stream, start);
+    let mut cache = TimeCache::new();
+    let report = &mut acc.files[job.file];
+    let mut examples = Vec::new();
+    let mut lines = 0u64;
+    let mut pending_bytes = 0u64;
+    let base = (job.file as u64) << 40;
+    let fallback = Format::preset("combined").expect("preset exists");
+    let format = prep.format.as_ref().unwrap_or(&fallback);
+    let malformed =
+        |lines: u64, error: ParseError, report: &mut FileReport, examples: &mut Vec<Example>| {
+            report.malformed += 1;
+            if examples.len() < EXAMPLES_PER_FILE {
+                examples.push(Example { line: lines, error });
+            }
+        };
+    loop {
+        if opts.max_lines.is_some_and(|m| lines >= m) {
+            break;
+        }
+        let line = match reader.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                let p = match source {
+                    Source::File(p) => p.clone(),
+                    Source::Stdin => Path::new("<stdin>").to_path_buf(),
+                };
+                // Line numbers of a range are fixed up when parts are merged; a broken read
+                // only happens on whole files (gzip, stdin), whose part is the only one.
+                report.error = Some(
+                    ReadError::Broken {
+                        path: p,
+                        line: lines,
+                        source: e,
+                    }
+                    .to_string(),
+                );
+                break;
+            }
+        };
+        lines += 1;
+        match line {
+            Line::TooLong(len, _) => {
+                report.bytes += len + 1;
+                malformed(
+                    lines,
+                    ParseError::new(format::ErrorKind::TooLong, read::MAX_LINE),
+                    report,
+                    &mut examples,
+                );
+            }
+            Line::Text(text, offset) => {
+                let n = text.len() as u64 + 1;
+                report.bytes += n;
+                pending_bytes += n;
+                if prep.format.is_none() {
+                    if !text.is_empty() {
+                        malformed(
+                            lines,
+                            ParseError::new(format::ErrorKind::Mismatch, 0),
+                            report,
+                            &mut examples,
+                        );
+                    }
+                    continue;
+                }
+                match format.parse(text, &mut cache) {
+                    Ok(rec) => {
+                        report.parsed += 1;
+                        if let Some(t) = rec.time {
+                            report.first_time = min_opt(report.first_time, Some(t));
+                            report.last_time = max_opt(report.last_time, Some(t));
+                        }
+                        if let Some(s) = rec.status {
+                            acc.status[usize::from(s).min(999)] += 1;
+                        }
+                        if let Some(src) = rec.source() {
+                            *acc.sources.entry(src).or_insert(0) += 1;
+                        }
+                        acc.visitor.record(base | offset, &rec);
+                    }
+                    // Blank lines are neither records nor errors worth reporting.
+                    Err(e) if e.kind == format::ErrorKind::Empty => {}
+                    Err(e) => malformed(lines, e, report, &mut examples),
+                }
+            }
+        }
+        if pending_bytes >= 1 << 20 {
+            progress.bytes.fetch_add(pending_bytes, Ordering::Relaxed);
+            progress.lines.fetch_add(1 << 12, Ordering::Relaxed);
+            pending_bytes = 0;
+        }
+    }
+    report.lines += lines;
+    progress.bytes.fetch_add(pending_bytes, Ordering::Relaxed);
+    acc.parts.insert((job.file, job.part), (lines, examples));
+}
+
+/// Reads every source and merges the results. `make_visitor` makes one visitor per worker.
+pub fn run<V: Visitor>(
+    sources: &[Source],
+    opts: &Options,
+    make_visitor: impl Fn() -> V + Sync + Send,
+    progress: &Progress,
+) -> Report<V> {
+    let n = sources.len();
+    let mut reports = vec![FileReport::default(); n];
+    let prepared: Vec<Option<Prepared>> = sources
+        .par_iter()
+        .zip(reports.par_iter_mut())
+        .map(|(source, report)| prepare(source, opts, report))
+        .collect();
+    let mut jobs = Vec::new();
+    for (i, prep) in prepared.iter().enumerate() {
+        let Some(prep) = prep else { continue };
+        reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
+        let splittable = prep.compression == Compression::None
+            && opts.max_lines.is_none()
+            && prep.size > 2 * opts.chunk_size
+            && matches!(sources[i], Source::File(_));
+        let ranges = match (&sources[i], splittable) {
+            (Source::File(path), true) => read::split_ranges(path, prep.size, opts.chunk_size).ok(),
+            _ => None,
+        };
+        match ranges {
+            Some(ranges) => jobs.extend(ranges.into_iter().enumerate().map(|(part, r)| Job {
+                file: i,
+                part,
+                range: Some(r),
+            })),
+            None => jobs.push(Job {
+                file: i,
+                part: 0,
+                range: None,
+            }),
+        }
+    }
+    let merged = jobs
+        .par_iter()
+        .fold(
+            || Partial::new(n, make_visitor()),
+            |mut acc, job| {
+                if let Some(prep) = &prepared[job.file] {
+                    run_job(job, &sources[job.file], prep, opts, &mut acc, progress);
+                }
+                progress.files_done.fetch_add(1, Ordering::Relaxed);
+                acc
+            },
+        )
+        .reduce(|| Partial::new(n, make_visitor()), Partial::merge);
+    // Turn part-local example line numbers into file line numbers.
+    let mut parts: Vec<_> = merged.parts.into_iter().collect();
+    parts.sort_by_key(|(k, _)| *k);
+    let mut offsets = vec![0u64; n];
+    for ((file, _), (lines, examples)) in parts {
+        let report = &mut reports[file];
+        for ex in examples {
+            if report.examples.len() < EXAMPLES_PER_FILE {
+                report.examples.push(Example {
+                    line: ex.line + offsets[file],
+                    error: ex.error,
+                });
+            }
+        }
+        offsets[file] += lines;
+    }
+    for (report, part) in reports.iter_mut().zip(merged.files) {
+        report.lines = part.lines;
+        report.parsed = part.parsed;
+        report.malformed = part.malformed;
+        report.bytes = part.bytes;
+        report.first_time = part.first_time;
+        report.last_time = part.last_time;
+        if report.error.is_none() {
+            report.error = part.error;
+        }
+    }
+    Report {
+        files: reports,
+        sources: merged.sources,
+        status: merged.status,
+        visitor: merged.visitor,
+    }
+}

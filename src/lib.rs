@@ -9,4 +9,6 @@
 //! command-line options.
 
 pub mod format;
+pub mod geo;
+pub mod store;
 pub mod timefmt;

@@ -49,8 +49,9 @@ fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    s.iter()
-        .try_fold(0i64, |n, &b| n.checked_mul(10)?.checked_add((b - b'0') as i64))
+    s.iter().try_fold(0i64, |n, &b| {
+        n.checked_mul(10)?.checked_add((b - b'0') as i64)
+    })
 }
 
 /// Parses RFC 3339 date-times (<https://www.rfc-editor.org/rfc/rfc3339#section-5.6>):
@@ -198,9 +199,18 @@ mod tests {
     #[test]
     fn parse_rfc3339_forms() {
         assert_eq!(parse_rfc3339("2026-11-22T04:39:16Z"), Some(1_795_322_356));
-        assert_eq!(parse_rfc3339("2026-11-22T05:39:16+01:00"), Some(1_795_322_356));
-        assert_eq!(parse_rfc3339("2026-11-22T00:09:16-04:30"), Some(1_795_322_356));
-        assert_eq!(parse_rfc3339("2026-11-22t04:39:16.999z"), Some(1_795_322_356));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T05:39:16+01:00"),
+            Some(1_795_322_356)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T00:09:16-04:30"),
+            Some(1_795_322_356)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22t04:39:16.999z"),
+            Some(1_795_322_356)
+        );
         assert_eq!(parse_rfc3339("2026-11-22 04:39:16Z"), Some(1_795_322_356));
         for bad in [
             "",
@@ -233,7 +243,16 @@ mod tests {
         assert_eq!(parse_duration("1w"), Some(604_800));
         assert_eq!(parse_duration("1h30m"), Some(5400));
         assert_eq!(parse_duration("3h59m12s"), Some(14_352));
-        for bad in ["", "7", "d", "7x", "1h30", "-1h", "99999999999999999999d", "h1"] {
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7x",
+            "1h30",
+            "-1h",
+            "99999999999999999999d",
+            "h1",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
         assert_eq!(format_duration(14_352), "3h59m12s");

@@ -1,0 +1,1 @@
+//! MaxMind lookups (placeholder replaced in the next commit).

@@ -384,7 +384,7 @@ mod tests {
         let data_ptr = node_count + 16; // data offset 0
         let mut out = Vec::new();
         for i in 0..node_count {
-            let bit = bits >> (31 - i) & 1;
+            let bit = (bits >> (31 - i)) & 1;
             let next = if i + 1 == node_count { data_ptr } else { i + 1 };
             let (l, r) = if bit == 0 {
                 (next, node_count)

@@ -10,5 +10,8 @@
 
 pub mod cli;
 pub mod format;
+pub mod geo;
 pub mod input;
 pub mod scan;
+pub mod store;
+pub mod timefmt;

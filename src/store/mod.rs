@@ -1,0 +1,1162 @@
+//! The flagged-source store: a SQLite database (WAL mode, file mode 0600) holding the
+//! sources detection flagged, the scan ledger, and the queries the commands need.
+//!
+//! It owns the schema ([`SCHEMA`]), merging of repeat flags and ban expiry, and erasure.
+//! It does not detect anything (detection hands it [`NewFlag`]s) and does not print: the
+//! export formats live in [`export`].
+
+pub mod export;
+pub mod ledger;
+pub mod net;
+pub mod path;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
+
+pub use ledger::FileFingerprint;
+
+/// The schema, version [`SCHEMA_VERSION`] (kept in `PRAGMA user_version`). Read it to use
+/// the database with the `sqlite3` shell; all times are UTC unix seconds (log time).
+pub const SCHEMA: &str = "
+-- One row per flagged source: a single address (/32, /128) or a prefix (e.g. a /64).
+CREATE TABLE flagged (
+    source        TEXT PRIMARY KEY,   -- canonical CIDR: '192.0.2.7/32', '2001:db8:85a3::/64'
+    family        INTEGER NOT NULL,   -- 4 or 6
+    -- First and last address of the network as 16-byte big-endian blobs, IPv4 mapped into
+    -- ::ffff:0:0/96. Entries containing address X: net_lo <= X AND net_hi >= X.
+    -- Entries inside network C: net_lo >= C_lo AND net_hi <= C_hi. Both with family = ?.
+    net_lo        BLOB NOT NULL,
+    net_hi        BLOB NOT NULL,
+    rules         TEXT NOT NULL,      -- rule names, sorted, comma-separated
+    first_seen    INTEGER NOT NULL,   -- earliest offending request (unix seconds, UTC)
+    last_seen     INTEGER NOT NULL,   -- latest offending request (unix seconds, UTC)
+    events        INTEGER NOT NULL,   -- offending requests counted over all scans
+    samples       TEXT NOT NULL,      -- JSON array of up to 3 raw lines, control bytes as \\xNN
+    vhost         TEXT,
+    country       TEXT,               -- ISO 3166-1 alpha-2, from GeoIP when configured
+    asn           INTEGER,
+    as_org        TEXT,
+    times_flagged INTEGER NOT NULL,   -- how many scans flagged it; each doubles the ban
+    expires       INTEGER NOT NULL    -- last_seen + ban (unix seconds, UTC)
+);
+CREATE INDEX flagged_lo ON flagged (family, net_lo);
+CREATE INDEX flagged_hi ON flagged (family, net_hi);
+CREATE INDEX flagged_last_seen ON flagged (last_seen);
+CREATE INDEX flagged_expires ON flagged (expires);
+
+-- Files already scanned, so a re-scan does not count their events twice. head_hash is
+-- FNV-1a 64 of the first 4 KiB, stored as the signed 64-bit integer with the same bits.
+CREATE TABLE scanned_files (
+    device     INTEGER NOT NULL,
+    inode      INTEGER NOT NULL,
+    size       INTEGER NOT NULL,
+    head_hash  INTEGER NOT NULL,
+    path       TEXT NOT NULL,         -- where it was when scanned (informational)
+    scanned_at INTEGER NOT NULL,      -- unix seconds, UTC
+    PRIMARY KEY (device, inode, size, head_hash)
+);
+";
+
+/// The schema version this build writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How many raw sample lines an entry keeps.
+pub const MAX_SAMPLES: usize = 3;
+
+/// A store failure; every variant names the database file.
+#[derive(Debug)]
+pub enum StoreError {
+    /// No path was given and there is no home directory to fall back on.
+    NoPath,
+    /// Creating the directory or the database file failed.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// SQLite refused an operation (not a database, locked, disk full...).
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer logward.
+    NewerSchema { path: PathBuf, found: i64 },
+    /// A row holds a value this build cannot read (edited by hand?).
+    BadRow { path: PathBuf, what: String },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NoPath => write!(
+                f,
+                "no store path: pass one, set LOGWARD_STORE, or set HOME or XDG_STATE_HOME"
+            ),
+            StoreError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            StoreError::Sql { path, source } => write!(f, "{}: {source}", path.display()),
+            StoreError::NewerSchema { path, found } => write!(
+                f,
+                "{}: schema version {found} is newer than this logward supports ({SCHEMA_VERSION})",
+                path.display()
+            ),
+            StoreError::BadRow { path, what } => write!(f, "{}: {what}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Sql { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A source as detection reports it, before merging with what the store holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFlag {
+    /// A single address (/32, /128) or a prefix such as `2001:db8:85a3::/64`.
+    pub source: IpNet,
+    pub rules: Vec<String>,
+    /// UTC unix seconds, log time.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub events: u64,
+    /// Up to [`MAX_SAMPLES`] raw lines; stored escaped.
+    pub samples: Vec<Vec<u8>>,
+    pub vhost: Option<String>,
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
+}
+
+/// One row of `flagged`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlaggedEntry {
+    pub source: IpNet,
+    pub rules: Vec<String>,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub events: u64,
+    /// Escaped sample lines: printable ASCII only (see [`escape_line`]).
+    pub samples: Vec<String>,
+    pub vhost: Option<String>,
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    pub as_org: Option<String>,
+    pub times_flagged: u32,
+    pub expires: i64,
+}
+
+impl FlaggedEntry {
+    /// Seconds of ban left at `now`; zero or less once expired.
+    pub fn remaining(&self, now: i64) -> i64 {
+        self.expires.saturating_sub(now)
+    }
+}
+
+/// How long a flag bans: `base` the first time, doubled per repeat flag, at most `max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BanPolicy {
+    pub base: i64,
+    pub max: i64,
+}
+
+impl Default for BanPolicy {
+    fn default() -> Self {
+        BanPolicy {
+            base: 4 * 3600,
+            max: 7 * 86_400,
+        }
+    }
+}
+
+impl BanPolicy {
+    /// Ban length for a source flagged `times` times (1 for the first flag).
+    pub fn ban(&self, times: u32) -> i64 {
+        let doublings = times.saturating_sub(1).min(62);
+        self.base
+            .max(0)
+            .saturating_mul(1i64 << doublings)
+            .min(self.max.max(0))
+    }
+}
+
+/// What a query looks for: an address (entries containing it) or a network (entries
+/// inside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Addr(std::net::IpAddr),
+    Net(IpNet),
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    /// `192.0.2.7`, `2001:db8::1`, `::ffff:192.0.2.7` or a CIDR such as `10.0.0.0/8`.
+    fn from_str(s: &str) -> Result<Target, String> {
+        let s = s.trim();
+        if s.contains('/') {
+            s.parse::<IpNet>()
+                .map(Target::Net)
+                .map_err(|_| format!("not a network: {s:?}"))
+        } else {
+            s.parse()
+                .map(Target::Addr)
+                .map_err(|_| format!("not an address: {s:?}"))
+        }
+    }
+}
+
+/// A query over `flagged`. Empty fields do not filter; several targets match any of them.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub targets: Vec<Target>,
+    /// `last_seen >= since`.
+    pub since: Option<i64>,
+    /// `last_seen < until`.
+    pub until: Option<i64>,
+    pub rule: Option<String>,
+    /// ISO code, compared case-insensitively.
+    pub country: Option<String>,
+    pub asn: Option<u32>,
+    /// Only entries still banned at this time (`expires > now`).
+    pub active_at: Option<i64>,
+}
+
+/// An open store.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    ban: BanPolicy,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+const COLUMNS: &str = "source, rules, first_seen, last_seen, events, samples, vhost, country, \
+                       asn, as_org, times_flagged, expires";
+
+impl Store {
+    /// Opens the database at `path`, creating it (mode 0600, directory 0700) and its schema
+    /// when missing.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let io = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = path::state_dir(path);
+        if !dir.exists() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io)?;
+        }
+        // Create the file ourselves so SQLite never creates it with the umask's mode; the
+        // -wal and -shm files SQLite adds copy the database file's permissions.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        let conn = Connection::open(path).map_err(|source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            ban: BanPolicy::default(),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn bad(&self, what: String) -> StoreError {
+        StoreError::BadRow {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    fn init(&mut self) -> Result<(), StoreError> {
+        // Several logward runs (cron scan, an operator's query) may share the file.
+        self.conn
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.sql(e))?;
+        // WAL lets a query run while a scan writes. A filesystem without shared memory
+        // support keeps the old mode; the store still works, only with more locking.
+        let _mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        // IMMEDIATE takes the write lock first, so two first runs cannot both see version 0
+        // and both create the tables.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        let version: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| StoreError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
+        match version {
+            0 => {
+                tx.execute_batch(SCHEMA)
+                    .and_then(|_| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+                    .and_then(|_| tx.commit())
+                    .map_err(|e| StoreError::Sql {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+            }
+            SCHEMA_VERSION => {}
+            found => {
+                return Err(StoreError::NewerSchema {
+                    path: self.path.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// logward's state directory: the directory holding the database.
+    pub fn state_dir(&self) -> PathBuf {
+        path::state_dir(&self.path)
+    }
+
+    pub fn ban_policy(&self) -> BanPolicy {
+        self.ban
+    }
+
+    pub fn set_ban_policy(&mut self, ban: BanPolicy) {
+        self.ban = ban;
+    }
+
+    /// Merges `flags` into the store in one transaction. Flags for the same source within
+    /// one call count as one flagging (one `times_flagged` step).
+    pub fn record_flags(&mut self, flags: &[NewFlag]) -> Result<usize, StoreError> {
+        let mut merged: BTreeMap<IpNet, FlaggedEntry> = BTreeMap::new();
+        for f in flags {
+            let src = net::canonical(f.source);
+            let incoming = entry_from_flag(src, f);
+            match merged.get_mut(&src) {
+                Some(e) => merge_into(e, incoming),
+                None => {
+                    merged.insert(src, incoming);
+                }
+            }
+        }
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let ban = self.ban;
+        let tx = self.conn.transaction().map_err(sql)?;
+        for (src, incoming) in merged.iter() {
+            let key = src.to_string();
+            let old = {
+                let mut st = tx
+                    .prepare_cached(&format!("SELECT {COLUMNS} FROM flagged WHERE source = ?1"))
+                    .map_err(sql)?;
+                st.query_row([&key], read_row).optional().map_err(sql)?
+            };
+            let mut e = match old {
+                Some(row) => {
+                    let mut e = row.into_entry().map_err(|what| StoreError::BadRow {
+                        path: path.clone(),
+                        what,
+                    })?;
+                    merge_into(&mut e, incoming.clone());
+                    e.times_flagged = e.times_flagged.saturating_add(1);
+                    e
+                }
+                None => {
+                    let mut e = incoming.clone();
+                    e.times_flagged = 1;
+                    e
+                }
+            };
+            e.expires = e.last_seen.saturating_add(ban.ban(e.times_flagged));
+            let (lo, hi) = net::bounds(*src);
+            let samples = serde_json::to_string(&e.samples).unwrap_or_else(|_| "[]".into());
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
+                     first_seen, last_seen, events, samples, vhost, country, asn, as_org, \
+                     times_flagged, expires) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(sql)?;
+            st.execute(params![
+                key,
+                net::family(*src),
+                &lo[..],
+                &hi[..],
+                e.rules.join(","),
+                e.first_seen,
+                e.last_seen,
+                i64::try_from(e.events).unwrap_or(i64::MAX),
+                samples,
+                e.vhost,
+                e.country,
+                e.asn,
+                e.as_org,
+                e.times_flagged,
+                e.expires,
+            ])
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)?;
+        Ok(merged.len())
+    }
+
+    /// Entries matching `filter`, ordered by family then address.
+    pub fn query(&self, filter: &Filter) -> Result<Vec<FlaggedEntry>, StoreError> {
+        let mut wheres: Vec<String> = Vec::new();
+        let mut args: Vec<Value> = Vec::new();
+        if !filter.targets.is_empty() {
+            let mut ors = Vec::new();
+            for t in &filter.targets {
+                match *t {
+                    Target::Addr(a) => {
+                        let h = net::host(a);
+                        ors.push("(family = ? AND net_lo <= ? AND net_hi >= ?)".to_string());
+                        let k = net::key(h.addr()).to_vec();
+                        args.extend([Value::Integer(net::family(h)), k.clone().into(), k.into()]);
+                    }
+                    Target::Net(n) => {
+                        let n = net::canonical(n);
+                        let (lo, hi) = net::bounds(n);
+                        ors.push("(family = ? AND net_lo >= ? AND net_hi <= ?)".to_string());
+                        args.extend([
+                            Value::Integer(net::family(n)),
+                            lo.to_vec().into(),
+                            hi.to_vec().into(),
+                        ]);
+                    }
+                }
+            }
+            wheres.push(format!("({})", ors.join(" OR ")));
+        }
+        if let Some(s) = filter.since {
+            wheres.push("last_seen >= ?".into());
+            args.push(s.into());
+        }
+        if let Some(u) = filter.until {
+            wheres.push("last_seen < ?".into());
+            args.push(u.into());
+        }
+        if let Some(r) = &filter.rule {
+            // Rules are stored comma-joined; instr avoids LIKE's `_` and `%` wildcards.
+            wheres.push("instr(',' || rules || ',', ',' || ? || ',') > 0".into());
+            args.push(r.clone().into());
+        }
+        if let Some(c) = &filter.country {
+            wheres.push("country = ? COLLATE NOCASE".into());
+            args.push(c.clone().into());
+        }
+        if let Some(a) = filter.asn {
+            wheres.push("asn = ?".into());
+            args.push(i64::from(a).into());
+        }
+        if let Some(now) = filter.active_at {
+            wheres.push("expires > ?".into());
+            args.push(now.into());
+        }
+        let mut sql = format!("SELECT {COLUMNS} FROM flagged");
+        if !wheres.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&wheres.join(" AND "));
+        }
+        sql.push_str(" ORDER BY family, net_lo, net_hi DESC");
+        let mut st = self.conn.prepare(&sql).map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map(params_from_iter(args), read_row)
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.sql(e))?;
+            out.push(row.into_entry().map_err(|w| self.bad(w))?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes entries last seen before `last_seen_before`; returns how many.
+    pub fn prune(&mut self, last_seen_before: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM flagged WHERE last_seen < ?1",
+                [last_seen_before],
+            )
+            .map_err(|e| self.sql(e))
+    }
+
+    /// For erasure requests: deletes every entry that contains or lies inside one of
+    /// `nets` (an IPv4-mapped address matches its IPv4 form) and returns the removed
+    /// sources in canonical CIDR form, sorted.
+    pub fn remove_sources(&mut self, nets: &[IpNet]) -> Result<Vec<String>, StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let mut removed = Vec::new();
+        for n in nets {
+            let n = net::canonical(*n);
+            let (lo, hi) = net::bounds(n);
+            let mut st = tx
+                .prepare_cached(
+                    "DELETE FROM flagged WHERE family = ?1 AND \
+                     ((net_lo <= ?2 AND net_hi >= ?3) OR (net_lo >= ?2 AND net_hi <= ?3)) \
+                     RETURNING source",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map(params![net::family(n), &lo[..], &hi[..]], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(sql)?;
+            for r in rows {
+                removed.push(r.map_err(sql)?);
+            }
+        }
+        tx.commit().map_err(sql)?;
+        removed.sort();
+        removed.dedup();
+        Ok(removed)
+    }
+
+    /// True when a file with this fingerprint was already scanned.
+    pub fn is_scanned(&self, fp: &FileFingerprint) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM scanned_files WHERE device = ?1 AND inode = ?2 AND size = ?3 \
+                 AND head_hash = ?4",
+                fp_params(fp),
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|o| o.is_some())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Records that the file `fp` (found at `file`) was scanned at `now`.
+    pub fn mark_scanned(
+        &mut self,
+        fp: &FileFingerprint,
+        file: &Path,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let [d, i, s, h] = fp_params(fp);
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO scanned_files \
+                 (device, inode, size, head_hash, path, scanned_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![d, i, s, h, file.to_string_lossy(), now],
+            )
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+}
+
+/// SQLite integers are signed 64-bit: store the same bits.
+fn fp_params(fp: &FileFingerprint) -> [i64; 4] {
+    [
+        fp.device as i64,
+        fp.inode as i64,
+        fp.size as i64,
+        fp.head_hash as i64,
+    ]
+}
+
+/// A row as read, before the text fields are checked.
+struct Row {
+    source: String,
+    rules: String,
+    first_seen: i64,
+    last_seen: i64,
+    events: i64,
+    samples: String,
+    vhost: Option<String>,
+    country: Option<String>,
+    asn: Option<i64>,
+    as_org: Option<String>,
+    times_flagged: i64,
+    expires: i64,
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        source: r.get(0)?,
+        rules: r.get(1)?,
+        first_seen: r.get(2)?,
+        last_seen: r.get(3)?,
+        events: r.get(4)?,
+        samples: r.get(5)?,
+        vhost: r.get(6)?,
+        country: r.get(7)?,
+        asn: r.get(8)?,
+        as_org: r.get(9)?,
+        times_flagged: r.get(10)?,
+        expires: r.get(11)?,
+    })
+}
+
+impl Row {
+    fn into_entry(self) -> Result<FlaggedEntry, String> {
+        let source: IpNet = self
+            .source
+            .parse()
+            .map_err(|_| format!("flagged.source {:?} is not a CIDR", self.source))?;
+        let samples: Vec<String> = serde_json::from_str(&self.samples)
+            .map_err(|_| format!("flagged.samples of {} is not a JSON array", self.source))?;
+        Ok(FlaggedEntry {
+            source,
+            rules: split_rules(&self.rules),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            events: u64::try_from(self.events).unwrap_or(0),
+            samples: samples.iter().map(|s| printable(s)).collect(),
+            vhost: self.vhost,
+            country: self.country,
+            asn: self.asn.and_then(|a| u32::try_from(a).ok()),
+            as_org: self.as_org,
+            times_flagged: u32::try_from(self.times_flagged).unwrap_or(u32::MAX),
+            expires: self.expires,
+        })
+    }
+}
+
+fn split_rules(s: &str) -> Vec<String> {
+    s.split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn entry_from_flag(source: IpNet, f: &NewFlag) -> FlaggedEntry {
+    let mut rules: Vec<String> = f
+        .rules
+        .iter()
+        // A comma would split the name when read back.
+        .map(|r| r.replace(',', "_"))
+        .filter(|r| !r.is_empty())
+        .collect();
+    rules.sort();
+    rules.dedup();
+    FlaggedEntry {
+        source,
+        rules,
+        first_seen: f.first_seen.min(f.last_seen),
+        last_seen: f.last_seen.max(f.first_seen),
+        events: f.events,
+        samples: f
+            .samples
+            .iter()
+            .take(MAX_SAMPLES)
+            .map(|l| escape_line(l))
+            .collect(),
+        vhost: f.vhost.clone(),
+        country: f.country.as_ref().map(|c| c.to_ascii_uppercase()),
+        asn: f.asn,
+        as_org: f.as_org.clone(),
+        times_flagged: 0,
+        expires: 0,
+    }
+}
+
+/// Folds `new` into `e`: rule sets joined, time span widened, events added, samples
+/// topped up to [`MAX_SAMPLES`], and newer GeoIP/vhost values replacing older ones.
+fn merge_into(e: &mut FlaggedEntry, new: FlaggedEntry) {
+    e.rules.extend(new.rules);
+    e.rules.sort();
+    e.rules.dedup();
+    e.first_seen = e.first_seen.min(new.first_seen);
+    e.last_seen = e.last_seen.max(new.last_seen);
+    e.events = e.events.saturating_add(new.events);
+    for s in new.samples {
+        if e.samples.len() >= MAX_SAMPLES {
+            break;
+        }
+        if !e.samples.contains(&s) {
+            e.samples.push(s);
+        }
+    }
+    if new.vhost.is_some() {
+        e.vhost = new.vhost;
+    }
+    if new.country.is_some() {
+        e.country = new.country;
+    }
+    if new.asn.is_some() {
+        e.asn = new.asn;
+    }
+    if new.as_org.is_some() {
+        e.as_org = new.as_org;
+    }
+}
+
+/// A raw log line made safe for a terminal: printable ASCII is kept, `\` becomes `\\`,
+/// every other byte (controls, escape sequences, non-ASCII, bidi overrides) becomes `\xNN`.
+pub fn escape_line(line: &[u8]) -> String {
+    let mut out = String::with_capacity(line.len());
+    for &b in line {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
+/// Stored samples are already escaped; a hand-edited row must still not reach a terminal
+/// raw, so anything outside printable ASCII is escaped again (backslashes stay as they are).
+fn printable(s: &str) -> String {
+    if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return s.to_string();
+    }
+    s.bytes()
+        .map(|b| match b {
+            0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const H: i64 = 3600;
+    const T0: i64 = 1_795_322_356;
+
+    fn n(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn flag(src: &str, rule: &str, first: i64, last: i64) -> NewFlag {
+        NewFlag {
+            source: n(src),
+            rules: vec![rule.to_string()],
+            first_seen: first,
+            last_seen: last,
+            events: 10,
+            samples: vec![b"GET /wp-login.php".to_vec()],
+            vhost: Some("example.org".into()),
+            country: None,
+            asn: None,
+            as_org: None,
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state/logward.db")).unwrap();
+        (dir, store)
+    }
+
+    fn sources(v: &[FlaggedEntry]) -> Vec<String> {
+        v.iter().map(|e| e.source.to_string()).collect()
+    }
+
+    /// A populated store: two v4 hosts, a v4 /24, a v6 host and its /64, and a far v6 host.
+    fn populated() -> (tempfile::TempDir, Store) {
+        let (d, mut s) = open();
+        let mut a = flag("192.0.2.7/32", "scanner", T0 - 5 * H, T0 - 4 * H);
+        a.country = Some("gb".into());
+        a.asn = Some(64500);
+        let mut b = flag("198.51.100.9/32", "bruteforce", T0 - 30 * H, T0 - 20 * H);
+        b.country = Some("US".into());
+        b.asn = Some(209);
+        let c = flag("203.0.113.0/24", "scanner", T0 - 2 * H, T0 - H);
+        let d6 = flag("2001:db8:85a3::7/128", "bad_agent", T0 - H, T0);
+        let p6 = flag("2001:db8:85a3::/64", "scanner", T0 - H, T0);
+        let far = flag("2001:db8:ffff::1/128", "scanner", T0 - H, T0);
+        s.record_flags(&[a, b, c, d6, p6, far]).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn open_creates_schema_wal_and_mode_0600() {
+        let (_d, s) = open();
+        let mode = std::fs::metadata(s.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let jm: String = s
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(jm, "wal");
+        let v: i64 = s
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        assert!(s.state_dir().ends_with("state"));
+        // Reopening an existing store keeps it.
+        let p = s.path().to_path_buf();
+        drop(s);
+        Store::open(&p).unwrap();
+    }
+
+    #[test]
+    fn not_a_database_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("junk.db");
+        std::fs::write(&p, vec![b'x'; 4096]).unwrap();
+        let err = Store::open(&p).unwrap_err();
+        assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let (_d, s) = open();
+        s.conn.pragma_update(None, "user_version", 99).unwrap();
+        let p = s.path().to_path_buf();
+        drop(s);
+        assert!(matches!(
+            Store::open(&p),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn insert_and_merge() {
+        let (_d, mut s) = open();
+        let mut f = flag("::ffff:192.0.2.7/128", "scanner", T0 - H, T0);
+        f.samples = vec![b"a\x1b[31m\\".to_vec()];
+        s.record_flags(&[f]).unwrap();
+        let mut g = flag("192.0.2.7/32", "bruteforce", T0 - 3 * H, T0 - 2 * H);
+        g.samples = vec![b"b".to_vec(), b"c".to_vec(), b"d".to_vec()];
+        g.country = Some("de".into());
+        s.record_flags(&[g]).unwrap();
+        let all = s.query(&Filter::default()).unwrap();
+        assert_eq!(all.len(), 1);
+        let e = &all[0];
+        assert_eq!(e.source, n("192.0.2.7/32"));
+        assert_eq!(e.rules, ["bruteforce", "scanner"]);
+        assert_eq!((e.first_seen, e.last_seen), (T0 - 3 * H, T0));
+        assert_eq!(e.events, 20);
+        assert_eq!(e.samples, ["a\\x1b[31m\\\\", "b", "c"]);
+        assert_eq!(e.country.as_deref(), Some("DE"));
+        assert_eq!(e.vhost.as_deref(), Some("example.org"));
+        assert_eq!(e.times_flagged, 2);
+    }
+
+    #[test]
+    fn same_source_twice_in_one_call_is_one_flagging() {
+        let (_d, mut s) = open();
+        let a = flag("192.0.2.7/32", "scanner", T0 - H, T0);
+        let b = flag("192.0.2.7/32", "bruteforce", T0 - H, T0);
+        assert_eq!(s.record_flags(&[a, b]).unwrap(), 1);
+        let e = &s.query(&Filter::default()).unwrap()[0];
+        assert_eq!(e.times_flagged, 1);
+        assert_eq!(e.events, 20);
+        assert_eq!(e.expires, T0 + 4 * H);
+    }
+
+    #[test]
+    fn expiry_doubles_and_caps() {
+        let (_d, mut s) = open();
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        for i in 0..8 {
+            s.record_flags(&[flag("192.0.2.7/32", "scanner", T0, T0)])
+                .unwrap();
+            let e = &s.query(&Filter::default()).unwrap()[0];
+            got.push(e.expires - T0);
+            expected.push(((4 * H) << i).min(7 * 86_400));
+        }
+        assert_eq!(got, expected);
+        assert_eq!(got[7], 7 * 86_400);
+        assert_eq!(got[5], 128 * H);
+
+        s.set_ban_policy(BanPolicy { base: 60, max: 100 });
+        s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
+            .unwrap();
+        s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
+            .unwrap();
+        let e = s
+            .query(&Filter {
+                targets: vec!["192.0.2.8".parse().unwrap()],
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(e[0].expires - T0, 100);
+        assert_eq!(BanPolicy::default().ban(u32::MAX), 7 * 86_400);
+    }
+
+    #[test]
+    fn query_by_address_finds_own_entry_and_containing_prefix() {
+        let (_d, s) = populated();
+        let q = |t: &str| {
+            sources(
+                &s.query(&Filter {
+                    targets: vec![t.parse().unwrap()],
+                    ..Filter::default()
+                })
+                .unwrap(),
+            )
+        };
+        assert_eq!(
+            q("2001:db8:85a3::7"),
+            ["2001:db8:85a3::/64", "2001:db8:85a3::7/128"]
+        );
+        assert_eq!(q("2001:db8:85a3::8"), ["2001:db8:85a3::/64"]);
+        assert_eq!(q("203.0.113.200"), ["203.0.113.0/24"]);
+        assert_eq!(q("::ffff:192.0.2.7"), ["192.0.2.7/32"]);
+        assert!(q("192.0.2.8").is_empty());
+    }
+
+    #[test]
+    fn query_by_cidr_v4_and_v6() {
+        let (_d, s) = populated();
+        let q = |ts: &[&str]| {
+            sources(
+                &s.query(&Filter {
+                    targets: ts.iter().map(|t| t.parse().unwrap()).collect(),
+                    ..Filter::default()
+                })
+                .unwrap(),
+            )
+        };
+        assert_eq!(
+            q(&["192.0.0.0/8"]),
+            ["192.0.2.7/32"],
+            "the /24 in 203/8 is not inside 192/8"
+        );
+        assert_eq!(
+            q(&["0.0.0.0/0"]),
+            ["192.0.2.7/32", "198.51.100.9/32", "203.0.113.0/24"]
+        );
+        assert_eq!(
+            q(&["2001:db8:85a3::/48"]),
+            ["2001:db8:85a3::/64", "2001:db8:85a3::7/128"]
+        );
+        assert_eq!(
+            q(&["203.0.113.0/25"]),
+            Vec::<String>::new(),
+            "a /24 is not inside a /25"
+        );
+        assert_eq!(
+            q(&["::/0"]).len(),
+            3,
+            "IPv4 rows are not inside ::/0 despite the mapping"
+        );
+        assert_eq!(
+            q(&["198.51.100.0/24", "2001:db8:ffff::/48"]),
+            ["198.51.100.9/32", "2001:db8:ffff::1/128"]
+        );
+    }
+
+    #[test]
+    fn query_by_time_rule_country_asn_active() {
+        let (_d, s) = populated();
+        let q = |f: Filter| sources(&s.query(&f).unwrap());
+        assert_eq!(
+            q(Filter {
+                until: Some(T0 - 10 * H),
+                ..Filter::default()
+            }),
+            ["198.51.100.9/32"]
+        );
+        assert_eq!(
+            q(Filter {
+                since: Some(T0 - H),
+                ..Filter::default()
+            }),
+            [
+                "203.0.113.0/24",
+                "2001:db8:85a3::/64",
+                "2001:db8:85a3::7/128",
+                "2001:db8:ffff::1/128"
+            ]
+        );
+        assert_eq!(
+            q(Filter {
+                rule: Some("bad_agent".into()),
+                ..Filter::default()
+            }),
+            ["2001:db8:85a3::7/128"]
+        );
+        assert!(
+            q(Filter {
+                rule: Some("bad".into()),
+                ..Filter::default()
+            })
+            .is_empty(),
+            "rule match is on whole names"
+        );
+        assert_eq!(
+            q(Filter {
+                country: Some("gb".into()),
+                ..Filter::default()
+            }),
+            ["192.0.2.7/32"]
+        );
+        assert_eq!(
+            q(Filter {
+                asn: Some(209),
+                ..Filter::default()
+            }),
+            ["198.51.100.9/32"]
+        );
+        // 198.51.100.9 was last seen 20h before T0, so its 4h ban is over; 192.0.2.7's
+        // ends exactly at T0, which no longer counts as active.
+        let active = q(Filter {
+            active_at: Some(T0),
+            ..Filter::default()
+        });
+        assert_eq!(active.len(), 4);
+        assert!(!active.contains(&"198.51.100.9/32".to_string()));
+        assert!(!active.contains(&"192.0.2.7/32".to_string()));
+        assert_eq!(
+            q(Filter {
+                active_at: Some(T0 - 1),
+                ..Filter::default()
+            })
+            .len(),
+            5
+        );
+        assert_eq!(
+            q(Filter {
+                rule: Some("scanner".into()),
+                targets: vec!["2001:db8::/32".parse().unwrap()],
+                active_at: Some(T0),
+                ..Filter::default()
+            }),
+            ["2001:db8:85a3::/64", "2001:db8:ffff::1/128"]
+        );
+    }
+
+    #[test]
+    fn prune_removes_old_entries() {
+        let (_d, mut s) = populated();
+        assert_eq!(s.prune(T0 - 10 * H).unwrap(), 1);
+        assert_eq!(s.query(&Filter::default()).unwrap().len(), 5);
+        assert_eq!(s.prune(T0 - 10 * H).unwrap(), 0);
+        assert_eq!(s.prune(T0 + 1).unwrap(), 5);
+    }
+
+    #[test]
+    fn remove_sources_for_erasure() {
+        let (_d, mut s) = populated();
+        let removed = s
+            .remove_sources(&[n("2001:db8:85a3::7/128"), n("::ffff:192.0.2.7/128")])
+            .unwrap();
+        assert_eq!(
+            removed,
+            ["192.0.2.7/32", "2001:db8:85a3::/64", "2001:db8:85a3::7/128"]
+        );
+        let removed = s.remove_sources(&[n("203.0.0.0/8")]).unwrap();
+        assert_eq!(removed, ["203.0.113.0/24"]);
+        assert!(s.remove_sources(&[n("10.0.0.1/32")]).unwrap().is_empty());
+        assert_eq!(
+            sources(&s.query(&Filter::default()).unwrap()),
+            ["198.51.100.9/32", "2001:db8:ffff::1/128"]
+        );
+    }
+
+    #[test]
+    fn scan_ledger_prevents_double_counting() {
+        let (d, mut s) = open();
+        let log = d.path().join("access.log.1");
+        std::fs::write(
+            &log,
+            b"1.2.3.4 - - [22/Nov/2026:04:39:16 +0000] \"GET / HTTP/1.1\"\n",
+        )
+        .unwrap();
+        // What a scan does: skip files already in the ledger, else record and mark.
+        let scan = |s: &mut Store| {
+            let fp = FileFingerprint::of(&log).unwrap();
+            if s.is_scanned(&fp).unwrap() {
+                return;
+            }
+            s.record_flags(&[flag("1.2.3.4/32", "scanner", T0, T0)])
+                .unwrap();
+            s.mark_scanned(&fp, &log, T0).unwrap();
+        };
+        scan(&mut s);
+        scan(&mut s);
+        let rotated = d.path().join("access.log.2");
+        std::fs::rename(&log, &rotated).unwrap();
+        let fp = FileFingerprint::of(&rotated).unwrap();
+        assert!(s.is_scanned(&fp).unwrap(), "rotation keeps the fingerprint");
+        let e = &s.query(&Filter::default()).unwrap()[0];
+        assert_eq!((e.events, e.times_flagged), (10, 1));
+        let mut grown = fp;
+        grown.size += 1;
+        assert!(!s.is_scanned(&grown).unwrap());
+        let mut high = fp;
+        high.head_hash = u64::MAX;
+        s.mark_scanned(&high, &rotated, T0).unwrap();
+        assert!(
+            s.is_scanned(&high).unwrap(),
+            "u64 above i64::MAX round-trips"
+        );
+    }
+
+    #[test]
+    fn escape_line_keeps_terminals_safe() {
+        assert_eq!(
+            escape_line(b"GET / \x07\x1b]0;x\r\n"),
+            "GET / \\x07\\x1b]0;x\\x0d\\x0a"
+        );
+        assert_eq!(escape_line("é\\".as_bytes()), "\\xc3\\xa9\\\\");
+        assert_eq!(printable("ok\\x00"), "ok\\x00");
+        assert_eq!(printable("a\u{1b}"), "a\\x1b");
+    }
+
+    #[test]
+    fn target_parse() {
+        assert_eq!(
+            "10.0.0.0/8".parse::<Target>().unwrap(),
+            Target::Net(n("10.0.0.0/8"))
+        );
+        assert!(matches!(
+            " 2001:db8::1 ".parse::<Target>().unwrap(),
+            Target::Addr(_)
+        ));
+        assert!("example.org".parse::<Target>().is_err());
+        assert!("10.0.0.0/33".parse::<Target>().is_err());
+    }
+}

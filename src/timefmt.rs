@@ -1,0 +1,267 @@
+//! UTC time helpers shared by every module: RFC 3339 formatting and parsing, human
+//! durations ("1h30m"), and the civil-date arithmetic the log parser builds on.
+//!
+//! It does not know about time zones beyond fixed offsets; all logward times are UTC unix
+//! seconds. The day arithmetic follows Howard Hinnant's `days_from_civil` /
+//! `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>).
+
+/// Days since 1970-01-01 of the proleptic Gregorian date `y-m-d` (`m` 1..=12, `d` 1..=31).
+/// Out-of-range months or days are not checked here: callers validate their fields.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let m = m as i64;
+    let mp = (m + 9) % 12; // March = 0
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146097 + doe - 719468
+}
+
+/// The civil date `(year, month, day)` of a day count since 1970-01-01.
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `secs` (UTC unix seconds) as RFC 3339 in UTC, e.g. `2026-11-22T04:39:16Z`.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+fn digits(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    s.iter().try_fold(0i64, |n, &b| {
+        n.checked_mul(10)?.checked_add((b - b'0') as i64)
+    })
+}
+
+/// Parses RFC 3339 date-times (<https://www.rfc-editor.org/rfc/rfc3339#section-5.6>):
+/// `2026-11-22T04:39:16Z`, `...16.123+01:00`, a lowercase `t`/`z` or a space separator.
+/// Fractions are accepted and dropped. Returns UTC unix seconds.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let y = digits(&b[0..4])?;
+    let mo = digits(&b[5..7])?;
+    let d = digits(&b[8..10])?;
+    let h = digits(&b[11..13])?;
+    let mi = digits(&b[14..16])?;
+    let se = digits(&b[17..19])?;
+    if !(1..=12).contains(&mo) || !(1..=days_in_month(y, mo as u32) as i64).contains(&d) {
+        return None;
+    }
+    // 60 is allowed for a leap second, which is folded into the next second.
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    if rest.first() == Some(&b'.') {
+        let n = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        rest = &rest[1 + n..];
+    }
+    let offset = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), oh1, oh2, b':', om1, om2] => {
+            let oh = digits(&[*oh1, *oh2])?;
+            let om = digits(&[*om1, *om2])?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = oh * 3600 + om * 60;
+            if *sign == b'-' { -o } else { o }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(days * 86_400 + h * 3600 + mi * 60 + se - offset)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// Parses a duration such as `7d`, `90m`, `24h`, `30s`, `1w` or `1h30m` into seconds.
+/// A bare number is refused: the unit must be explicit so `7` is never read as 7 seconds
+/// when days were meant. Returns `None` on an empty string, unknown unit or overflow.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    let mut total: i64 = 0;
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let n = digits(&b[start..i])?;
+        let unit = match b.get(i)? {
+            b's' => 1,
+            b'm' => 60,
+            b'h' => 3600,
+            b'd' => 86_400,
+            b'w' => 7 * 86_400,
+            _ => return None,
+        };
+        i += 1;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    Some(total)
+}
+
+/// Formats seconds the way nftables and cscli accept them: `3h59m12s`, `7d`, `0s`.
+/// Zero components are left out; negative input is treated as zero.
+pub fn format_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs == 0 {
+        return "0s".to_string();
+    }
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    let mut out = String::new();
+    for (n, u) in [(d, 'd'), (h, 'h'), (m, 'm'), (s, 's')] {
+        if n > 0 {
+            out.push_str(&n.to_string());
+            out.push(u);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_known_dates() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+        assert_eq!(days_from_civil(2024, 2, 29), 19782);
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for z in (-800_000..800_000).step_by(37) {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z, "{y}-{m}-{d}");
+        }
+    }
+
+    #[test]
+    fn format_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_795_322_356), "2026-11-22T04:39:16Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parse_rfc3339_forms() {
+        assert_eq!(parse_rfc3339("2026-11-22T04:39:16Z"), Some(1_795_322_356));
+        assert_eq!(
+            parse_rfc3339("2026-11-22T05:39:16+01:00"),
+            Some(1_795_322_356)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22T00:09:16-04:30"),
+            Some(1_795_322_356)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-22t04:39:16.999z"),
+            Some(1_795_322_356)
+        );
+        assert_eq!(parse_rfc3339("2026-11-22 04:39:16Z"), Some(1_795_322_356));
+        for bad in [
+            "",
+            "2026-11-22T04:39:16",
+            "2026-13-22T04:39:16Z",
+            "2026-02-30T04:39:16Z",
+            "2026-11-22T24:39:16Z",
+            "2026-11-22T04:39:16.Z",
+            "2026-11-22T04:39:16+0100",
+            "2026-11-22T04:39:16Zjunk",
+            "20a6-11-22T04:39:16Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trip() {
+        for s in (-10_000_000_000i64..10_000_000_000).step_by(7_777_777) {
+            assert_eq!(parse_rfc3339(&rfc3339(s)), Some(s));
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("7d"), Some(7 * 86_400));
+        assert_eq!(parse_duration("90m"), Some(5400));
+        assert_eq!(parse_duration("24h"), Some(86_400));
+        assert_eq!(parse_duration("30s"), Some(30));
+        assert_eq!(parse_duration("1w"), Some(604_800));
+        assert_eq!(parse_duration("1h30m"), Some(5400));
+        assert_eq!(parse_duration("3h59m12s"), Some(14_352));
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7x",
+            "1h30",
+            "-1h",
+            "99999999999999999999d",
+            "h1",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_duration(14_352), "3h59m12s");
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(-5), "0s");
+        assert_eq!(format_duration(604_800), "7d");
+        assert_eq!(format_duration(86_401), "1d1s");
+        for s in [1, 59, 61, 3600, 90_061, 1_000_000] {
+            assert_eq!(parse_duration(&format_duration(s)), Some(s));
+        }
+    }
+}

@@ -53,6 +53,10 @@ pub struct ScanArgs {
     /// Never draw the progress line, even on a terminal.
     #[arg(long)]
     pub no_progress: bool,
+
+    /// Size of the ranges large plain files are split into for parallel reading.
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub chunk_size: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +74,7 @@ pub struct Settings {
     pub check: bool,
     pub verbose: bool,
     pub progress: bool,
+    pub chunk_size: u64,
 }
 
 impl Settings {
@@ -98,6 +103,7 @@ impl Settings {
             check: args.check,
             verbose: args.verbose,
             progress: !args.no_progress,
+            chunk_size: args.chunk_size.max(1),
         })
     }
 }
@@ -117,7 +123,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let opts = Options {
         format: settings.format.clone(),
         max_lines: settings.check.then_some(CHECK_LINES),
-        ..Options::default()
+        chunk_size: settings.chunk_size,
     };
     let progress = Arc::new(Progress::default());
     let total: u64 = found
@@ -207,6 +213,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
                 "lines": f.lines,
                 "parsed": f.parsed,
                 "malformed": f.malformed,
+                "empty": f.empty,
                 "bytes": f.bytes,
                 "first_time": time_json(f.first_time),
                 "last_time": time_json(f.last_time),

@@ -73,6 +73,8 @@ pub struct FileReport {
     pub lines: u64,
     pub parsed: u64,
     pub malformed: u64,
+    /// Blank lines: neither records nor errors (`lines = parsed + malformed + empty`).
+    pub empty: u64,
     /// Bytes of log text read (decompressed), line terminators included.
     pub bytes: u64,
     pub first_time: Option<i64>,
@@ -166,6 +168,7 @@ impl<V: Visitor> Partial<V> {
             a.lines += b.lines;
             a.parsed += b.parsed;
             a.malformed += b.malformed;
+            a.empty += b.empty;
             a.bytes += b.bytes;
             a.first_time = min_opt(a.first_time, b.first_time);
             a.last_time = max_opt(a.last_time, b.last_time);
@@ -399,7 +402,9 @@ fn run_job<V: Visitor>(
                 report.bytes += n;
                 pending_bytes += n;
                 if prep.format.is_none() {
-                    if !text.is_empty() {
+                    if text.is_empty() || text == b"\r" {
+                        report.empty += 1;
+                    } else {
                         malformed(
                             lines,
                             ParseError::new(format::ErrorKind::Mismatch, 0),
@@ -425,7 +430,7 @@ fn run_job<V: Visitor>(
                         acc.visitor.record(base | offset, &rec);
                     }
                     // Blank lines are neither records nor errors worth reporting.
-                    Err(e) if e.kind == format::ErrorKind::Empty => {}
+                    Err(e) if e.kind == format::ErrorKind::Empty => report.empty += 1,
                     Err(e) => malformed(lines, e, report, &mut examples),
                 }
             }
@@ -513,6 +518,7 @@ pub fn run<V: Visitor>(
         report.lines = part.lines;
         report.parsed = part.parsed;
         report.malformed = part.malformed;
+        report.empty = part.empty;
         report.bytes = part.bytes;
         report.first_time = part.first_time;
         report.last_time = part.last_time;

@@ -220,15 +220,8 @@ fn copy_xattrs(src: &File, dst: &File) -> io::Result<()> {
             }
         };
         // SAFETY: cname is NUL-terminated; value holds vlen initialised bytes.
-        let rc = unsafe {
-            libc::fsetxattr(
-                dfd,
-                cname.as_ptr().cast(),
-                value.as_ptr().cast(),
-                vlen,
-                0,
-            )
-        };
+        let rc =
+            unsafe { libc::fsetxattr(dfd, cname.as_ptr().cast(), value.as_ptr().cast(), vlen, 0) };
         if rc != 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ENOTSUP) {
@@ -266,7 +259,9 @@ mod tests {
     #[test]
     fn stale_temps_removed_live_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let stale = dir.path().join(temp_name(OsStr::new("a.log.1"), dead_pid()));
+        let stale = dir
+            .path()
+            .join(temp_name(OsStr::new("a.log.1"), dead_pid()));
         let live = dir
             .path()
             .join(temp_name(OsStr::new("b.log.1"), std::process::id()));
@@ -286,7 +281,10 @@ mod tests {
         let target = dir.path().join("t.log.1");
         let t = TempFile::create(&target).unwrap();
         let p = t.path().to_path_buf();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         drop(t);
         assert!(!p.exists());
     }

@@ -41,10 +41,7 @@ pub enum RewriteError {
     /// Not root and the file belongs to another user: the replacement could not keep its owner.
     ForeignOwner { path: PathBuf, uid: u32 },
     /// A compression format logward does not rewrite.
-    Unsupported {
-        path: PathBuf,
-        format: &'static str,
-    },
+    Unsupported { path: PathBuf, format: &'static str },
     /// A line longer than the configured limit; `line` is 1-based.
     LineTooLong {
         path: PathBuf,
@@ -155,7 +152,11 @@ impl fmt::Display for RewriteError {
                 path.display()
             ),
             Unsupported { path, format } => {
-                write!(f, "{}: {format} compression is not supported", path.display())
+                write!(
+                    f,
+                    "{}: {format} compression is not supported",
+                    path.display()
+                )
             }
             LineTooLong { path, line, limit } => write!(
                 f,
@@ -182,11 +183,7 @@ impl fmt::Display for RewriteError {
                 "{}: the file changed while it was being rewritten",
                 path.display()
             ),
-            Locked { path } => write!(
-                f,
-                "another logward run holds the lock ({})",
-                path.display()
-            ),
+            Locked { path } => write!(f, "another logward run holds the lock ({})", path.display()),
         }
     }
 }

@@ -63,7 +63,10 @@ mod tests {
         // flock conflicts between open file descriptions, even within one process.
         let err = RunLock::acquire(dir.path()).unwrap_err();
         assert!(matches!(err, RewriteError::Locked { .. }));
-        assert!(err.to_string().contains("another logward run holds the lock"));
+        assert!(
+            err.to_string()
+                .contains("another logward run holds the lock")
+        );
         drop(first);
         RunLock::acquire(dir.path()).unwrap();
     }

@@ -348,7 +348,10 @@ mod tests {
             let opts = RewriteOptions::default();
 
             let err = rewrite_file(&p, &opts, upper_a, |o, _| o != b"b").unwrap_err();
-            assert!(matches!(err, RewriteError::VerifyFailed { line: 2, .. }), "{err}");
+            assert!(
+                matches!(err, RewriteError::VerifyFailed { line: 2, .. }),
+                "{err}"
+            );
             assert!(err.to_string().contains(name), "{err}");
             assert_untouched(d.path(), &p, &data, ino);
 
@@ -365,7 +368,10 @@ mod tests {
                 same_len,
             )
             .unwrap_err();
-            assert!(matches!(err, RewriteError::TransformSplitLine { line: 2, .. }));
+            assert!(matches!(
+                err,
+                RewriteError::TransformSplitLine { line: 2, .. }
+            ));
             assert_untouched(d.path(), &p, &data, ino);
 
             let panicked = std::panic::catch_unwind(|| {
@@ -414,12 +420,14 @@ mod tests {
         fs::write(&p, b"a\n").unwrap();
         fs::hard_link(&p, d.path().join("other")).unwrap();
         let err = rewrite_file(&p, &RewriteOptions::default(), upper_a, same_len).unwrap_err();
-        assert!(matches!(err, RewriteError::HardLinked { links: 2, .. }), "{err}");
+        assert!(
+            matches!(err, RewriteError::HardLinked { links: 2, .. }),
+            "{err}"
+        );
 
         let live = d.path().join("access.log");
         fs::write(&live, b"a\n").unwrap();
-        let err =
-            rewrite_file(&live, &RewriteOptions::default(), upper_a, same_len).unwrap_err();
+        let err = rewrite_file(&live, &RewriteOptions::default(), upper_a, same_len).unwrap_err();
         assert!(matches!(err, RewriteError::LiveLog { .. }), "{err}");
         assert_eq!(fs::read(&live).unwrap(), b"a\n");
         let opts = RewriteOptions {
@@ -445,7 +453,12 @@ mod tests {
         };
         let out = rewrite_file(&link, &opts, upper_a, same_len).unwrap();
         assert_eq!(out.path, fs::canonicalize(&real).unwrap());
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(&link).unwrap(), b"A\n");
     }
 
@@ -476,7 +489,10 @@ mod tests {
         let p = d.path().join("x.log.1.xz");
         fs::write(&p, b"\xfd7zXZ\x00\x00\x04").unwrap();
         let err = rewrite_file(&p, &RewriteOptions::default(), upper_a, same_len).unwrap_err();
-        assert!(matches!(err, RewriteError::Unsupported { format: "xz", .. }));
+        assert!(matches!(
+            err,
+            RewriteError::Unsupported { format: "xz", .. }
+        ));
         assert_eq!(entries(d.path()), ["x.log.1.xz"]);
     }
 
@@ -495,7 +511,14 @@ mod tests {
         };
         let err = rewrite_file(&p, &opts, upper_a, same_len).unwrap_err();
         assert!(
-            matches!(err, RewriteError::LineTooLong { line: 2, limit: 4096, .. }),
+            matches!(
+                err,
+                RewriteError::LineTooLong {
+                    line: 2,
+                    limit: 4096,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert_untouched(d.path(), &p, &data, ino);
@@ -508,7 +531,9 @@ mod tests {
         fs::write(&p, b"a\n").unwrap();
         // Works as root too: the temporary's name is taken by a directory, so creating it
         // fails just as in a read-only directory.
-        let blocker = d.path().join(temp_name(p.file_name().unwrap(), std::process::id()));
+        let blocker = d
+            .path()
+            .join(temp_name(p.file_name().unwrap(), std::process::id()));
         fs::create_dir(&blocker).unwrap();
         let err = rewrite_file(&p, &RewriteOptions::default(), upper_a, same_len).unwrap_err();
         assert!(matches!(err, RewriteError::Io { .. }), "{err}");

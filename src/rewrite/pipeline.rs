@@ -314,17 +314,23 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (p, a) = file_with(d.path(), "a.log.1", b"x\ny\nz\n");
         let (q, b) = file_with(d.path(), "b", b"x\nY\nz\n");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |o, n| o == n)
-            .unwrap_err();
-        assert!(matches!(err, RewriteError::VerifyFailed { line: 2, .. }), "{err}");
+        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |o, n| o == n).unwrap_err();
+        assert!(
+            matches!(err, RewriteError::VerifyFailed { line: 2, .. }),
+            "{err}"
+        );
         let (q, b) = file_with(d.path(), "c", b"x\ny\n");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true)
-            .unwrap_err();
-        assert!(matches!(err, RewriteError::VerifyFailed { line: 3, .. }), "{err}");
+        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true).unwrap_err();
+        assert!(
+            matches!(err, RewriteError::VerifyFailed { line: 3, .. }),
+            "{err}"
+        );
         let (q, b) = file_with(d.path(), "e", b"x\ny\nz");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true)
-            .unwrap_err();
-        assert!(matches!(err, RewriteError::VerifyFailed { line: 3, .. }), "{err}");
+        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true).unwrap_err();
+        assert!(
+            matches!(err, RewriteError::VerifyFailed { line: 3, .. }),
+            "{err}"
+        );
         let (q, b) = file_with(d.path(), "f", b"x\ny\nz\n");
         assert_eq!(
             verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |o, n| o == n).unwrap(),

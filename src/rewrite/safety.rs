@@ -75,8 +75,8 @@ pub fn check_rotated(path: &Path, include_active: bool) -> Result<(), RewriteErr
 ///
 /// The link itself is kept: the rewrite replaces the target, so the link still points at it.
 pub fn check_symlink(path: &Path, allowed_roots: &[PathBuf]) -> Result<PathBuf, RewriteError> {
-    let meta = fs::symlink_metadata(path)
-        .map_err(|e| RewriteError::io(path, "inspect the file", e))?;
+    let meta =
+        fs::symlink_metadata(path).map_err(|e| RewriteError::io(path, "inspect the file", e))?;
     if !meta.file_type().is_symlink() {
         return Ok(path.to_path_buf());
     }
@@ -270,7 +270,10 @@ mod tests {
         assert!(check_file(&a, &fs::metadata(&a).unwrap()).is_ok());
         fs::hard_link(&a, dir.path().join("b.log.1")).unwrap();
         let err = check_file(&a, &fs::metadata(&a).unwrap()).unwrap_err();
-        assert!(matches!(err, RewriteError::HardLinked { links: 2, .. }), "{err}");
+        assert!(
+            matches!(err, RewriteError::HardLinked { links: 2, .. }),
+            "{err}"
+        );
         let d = dir.path().join("d.1");
         fs::create_dir(&d).unwrap();
         assert!(matches!(
@@ -297,7 +300,10 @@ mod tests {
         let got = check_symlink(&link_in, &roots).unwrap();
         assert_eq!(got, fs::canonicalize(&real_in).unwrap());
         let err = check_symlink(&link_out, &roots).unwrap_err();
-        assert!(matches!(err, RewriteError::SymlinkOutsideRoots { .. }), "{err}");
+        assert!(
+            matches!(err, RewriteError::SymlinkOutsideRoots { .. }),
+            "{err}"
+        );
         assert!(check_symlink(&link_in, &[]).is_err());
     }
 
@@ -324,7 +330,10 @@ mod tests {
             }) => assert_eq!(pid, child.id()),
             other => panic!("expected InUse by the child, got {other:?}"),
         }
-        assert!(check_not_open(&p, &ours).is_ok(), "free again after the kill");
+        assert!(
+            check_not_open(&p, &ours).is_ok(),
+            "free again after the kill"
+        );
     }
 
     #[test]

@@ -78,7 +78,8 @@ pub struct Outcome {
 /// `transform(line_no, line, out)` gets each line (1-based number, bytes without `\n`; a
 /// `\r` stays part of the line), appends the new line's bytes to `out` (without newline:
 /// each line keeps the newline it had, and a last line without one stays without) and
-/// returns whether it changed the line. If no line changed, the file is left as it is.
+/// returns whether it changed the line. If no line changed, the file is left as it is (the
+/// report is trusted: output that differs while every line reports `false` is discarded).
 ///
 /// Before the rename, the written file is read back next to the original and
 /// `verify(old_line, new_line)` must hold for every pair, with equal line counts.
@@ -564,5 +565,79 @@ mod tests {
         fs::write(&stale, b"half-written").unwrap();
         assert_eq!(cleanup_stale_temps(d.path()).unwrap(), vec![stale]);
         assert_eq!(entries(d.path()), ["s.log.1"]);
+    }
+
+    /// Body of the crash test's child process: rewrites the file named by the environment
+    /// variable forever, flipping every line between all-`a` and all-`b`.
+    #[test]
+    #[ignore = "run only as the child of kill9_leaves_old_or_new_file"]
+    fn crash_child() {
+        let Some(p) = std::env::var_os("LOGWARD_CRASH_FILE") else {
+            return;
+        };
+        let p = PathBuf::from(p);
+        loop {
+            rewrite_file(
+                &p,
+                &RewriteOptions::default(),
+                |_, l, o| {
+                    o.extend(l.iter().map(|&b| if b == b'a' { b'b' } else { b'a' }));
+                    true
+                },
+                same_len,
+            )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn kill9_leaves_old_or_new_file() {
+        let d = tempfile::tempdir().unwrap();
+        for name in ["crash.log.1", "crash.log.2.gz"] {
+            let p = d.path().join(name);
+            let line = [b'a'; 99];
+            let gzip = name.ends_with(".gz");
+            // Smaller for gzip: compression is slow in debug builds and the child must
+            // finish some rewrites between kills.
+            let lines = if gzip { 500 } else { 20_000 };
+            let mut plain = Vec::new();
+            for _ in 0..lines {
+                plain.extend_from_slice(&line);
+                plain.push(b'\n');
+            }
+            fs::write(&p, if gzip { gz(&plain) } else { plain.clone() }).unwrap();
+            let mut inodes = std::collections::HashSet::from([fs::metadata(&p).unwrap().ino()]);
+            // At least 8 kills; more (bounded) if a loaded machine let no rewrite finish yet.
+            for round in 0..30u64 {
+                let mut child = Command::new(std::env::current_exe().unwrap())
+                    .args(["rewrite::tests::crash_child", "--exact", "--ignored"])
+                    .env("LOGWARD_CRASH_FILE", &p)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50 + round % 8 * 50));
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                inodes.insert(fs::metadata(&p).unwrap().ino());
+                let raw = fs::read(&p).unwrap();
+                let got = if gzip { gunzip(&raw) } else { raw };
+                assert_eq!(got.len(), plain.len(), "{name} round {round}: length");
+                let first = got[0];
+                assert!(
+                    got.split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .all(|l| l.len() == 99 && l.iter().all(|&b| b == first)),
+                    "{name} round {round}: mixed content"
+                );
+                cleanup_stale_temps(d.path()).unwrap();
+                assert!(entries(d.path()).iter().all(|n| !n.contains("logward-tmp")));
+                if round >= 7 && inodes.len() > 1 {
+                    break;
+                }
+            }
+            // The child really rewrote the file (else this test could not fail).
+            assert!(inodes.len() > 1, "{name}: never replaced");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod format;
 pub mod geo;
 pub mod input;
+pub mod rewrite;
 pub mod scan;
 pub mod store;
 pub mod timefmt;

@@ -1,0 +1,226 @@
+//! `RewriteError`: every way replacing a file can fail or be refused, each naming the file.
+//!
+//! It does not decide anything: the checks live in `safety`, `atomic`, `lock` and `pipeline`.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Who keeps a file open, as far as logward can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Found by scanning `/proc/*/fd`: the process id and its command name.
+    Process { pid: u32, command: String },
+    /// The kernel refused a write lease: some open descriptor exists, possibly in a process
+    /// logward cannot inspect (another user or PID namespace).
+    Lease,
+}
+
+/// A refusal or failure while rewriting one file. The file on disk is untouched whenever
+/// this is returned, except for [`RewriteError::Io`] with action [`SYNC_DIR`], which happens
+/// after the rename (see there).
+#[derive(Debug)]
+pub enum RewriteError {
+    /// An operating-system call failed; `action` says which step.
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// Not a regular file (directory, device, fifo...).
+    NotRegular { path: PathBuf },
+    /// Some process still has the file open: it might still write to it, or read the
+    /// full addresses after we replace it.
+    InUse { path: PathBuf, holder: Holder },
+    /// The name has no rotation suffix, so the web server probably still writes it.
+    LiveLog { path: PathBuf },
+    /// The file has other names: rewriting one would leave the full content under the others.
+    HardLinked { path: PathBuf, links: u64 },
+    /// A symbolic link whose target lies outside the allowed roots.
+    SymlinkOutsideRoots { path: PathBuf, target: PathBuf },
+    /// Not root and the file belongs to another user: the replacement could not keep its owner.
+    ForeignOwner { path: PathBuf, uid: u32 },
+    /// A compression format logward does not rewrite.
+    Unsupported { path: PathBuf, format: &'static str },
+    /// A line longer than the configured limit; `line` is 1-based.
+    LineTooLong {
+        path: PathBuf,
+        line: u64,
+        limit: usize,
+    },
+    /// The input could not be read or decompressed at `line` (1-based): truncated or
+    /// corrupt gzip, or a read error.
+    Corrupt {
+        path: PathBuf,
+        line: u64,
+        source: io::Error,
+    },
+    /// The transform put a newline inside line `line`, which would change the line count.
+    TransformSplitLine { path: PathBuf, line: u64 },
+    /// Re-reading the written file against the original failed at `line` (1-based).
+    VerifyFailed {
+        path: PathBuf,
+        line: u64,
+        reason: &'static str,
+    },
+    /// The file changed (size, mtime or identity) while it was being rewritten.
+    Changed { path: PathBuf },
+    /// Another logward run holds the run lock.
+    Locked { path: PathBuf },
+}
+
+/// The `action` of the one error that can happen after the rename: the new content is in
+/// place but its directory entry may not survive a power loss.
+pub const SYNC_DIR: &str = "fsync the directory after the rename";
+
+impl RewriteError {
+    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: io::Error) -> Self {
+        RewriteError::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    /// The file the error concerns.
+    pub fn path(&self) -> &std::path::Path {
+        use RewriteError::*;
+        match self {
+            Io { path, .. }
+            | NotRegular { path }
+            | InUse { path, .. }
+            | LiveLog { path }
+            | HardLinked { path, .. }
+            | SymlinkOutsideRoots { path, .. }
+            | ForeignOwner { path, .. }
+            | Unsupported { path, .. }
+            | LineTooLong { path, .. }
+            | Corrupt { path, .. }
+            | TransformSplitLine { path, .. }
+            | VerifyFailed { path, .. }
+            | Changed { path }
+            | Locked { path } => path,
+        }
+    }
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RewriteError::*;
+        match self {
+            Io {
+                path,
+                action,
+                source,
+            } => write!(f, "{}: cannot {action}: {source}", path.display()),
+            NotRegular { path } => write!(f, "{}: not a regular file", path.display()),
+            InUse {
+                path,
+                holder: Holder::Process { pid, command },
+            } => write!(
+                f,
+                "{}: refused: still open in process {pid} ({command})",
+                path.display()
+            ),
+            InUse {
+                path,
+                holder: Holder::Lease,
+            } => write!(
+                f,
+                "{}: refused: still open in another process (write lease denied)",
+                path.display()
+            ),
+            LiveLog { path } => write!(
+                f,
+                "{}: refused: live log name (no rotation suffix); set include_active to rewrite it",
+                path.display()
+            ),
+            HardLinked { path, links } => write!(
+                f,
+                "{}: refused: file has {links} hard links; the other names would keep the original content",
+                path.display()
+            ),
+            SymlinkOutsideRoots { path, target } => write!(
+                f,
+                "{}: refused: symbolic link to {} outside the allowed roots",
+                path.display(),
+                target.display()
+            ),
+            ForeignOwner { path, uid } => write!(
+                f,
+                "{}: refused: owned by uid {uid}; only root can rewrite it and keep its owner",
+                path.display()
+            ),
+            Unsupported { path, format } => {
+                write!(
+                    f,
+                    "{}: {format} compression is not supported",
+                    path.display()
+                )
+            }
+            LineTooLong { path, line, limit } => write!(
+                f,
+                "{}:{line}: line longer than {limit} bytes",
+                path.display()
+            ),
+            Corrupt { path, line, source } => write!(
+                f,
+                "{}:{line}: cannot read or decompress: {source}",
+                path.display()
+            ),
+            TransformSplitLine { path, line } => write!(
+                f,
+                "{}:{line}: the rewritten line contains a newline",
+                path.display()
+            ),
+            VerifyFailed { path, line, reason } => write!(
+                f,
+                "{}:{line}: verification of the rewritten file failed: {reason}",
+                path.display()
+            ),
+            Changed { path } => write!(
+                f,
+                "{}: the file changed while it was being rewritten",
+                path.display()
+            ),
+            Locked { path } => write!(f, "another logward run holds the lock ({})", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RewriteError::Io { source, .. } | RewriteError::Corrupt { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file() {
+        let e = RewriteError::HardLinked {
+            path: "/var/log/a.log.1".into(),
+            links: 2,
+        };
+        assert!(e.to_string().starts_with("/var/log/a.log.1: refused"));
+        let e = RewriteError::Locked {
+            path: "/var/lib/logward/lock".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "another logward run holds the lock (/var/lib/logward/lock)"
+        );
+        assert_eq!(e.path(), std::path::Path::new("/var/lib/logward/lock"));
+    }
+
+    #[test]
+    fn stays_small() {
+        // Returned on every file; keep `Result` cheap to move.
+        assert!(std::mem::size_of::<RewriteError>() <= 64);
+    }
+}

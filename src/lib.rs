@@ -9,3 +9,4 @@
 //! command-line options.
 
 pub mod format;
+pub mod generate;

@@ -1021,3 +1021,6 @@ fn write_malformed(
     }
     // else: an empty line.
 }
+
+#[cfg(test)]
+mod tests;

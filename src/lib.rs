@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod format;
+pub mod generate;
 pub mod geo;
 pub mod input;
 pub mod rewrite;

@@ -1,0 +1,470 @@
+//! Labelled abusive traffic for `attacks: true`: one source per detection behaviour, each on
+//! its own address inside the documentation ranges (198.51.100.0/24, 203.0.113.0/24,
+//! 2001:db8::/32) that normal clients never use, sent as a short burst that clearly exceeds
+//! its rule's threshold.
+//!
+//! Thresholds assumed (leaky buckets on log time): http-probing >10 distinct non-static
+//! 404/403/400 paths, leak 10 s; http-crawl >40 distinct non-static GET/HEAD paths, leak
+//! 0.5 s; http-flood >300 requests, leak 200 ms; login-bruteforce >5 login POSTs, leak 10 s.
+//! The single-request rules (scanner user agent, sensitive files, traversal, sqli, xss,
+//! web shells, admin pages, proxy attempts, bad HTTP version) are hit 3 to 8 times.
+//!
+//! Cross-rule trips: each attacker is built to trip only its own rule. The path-based
+//! probers stay at 8 or fewer distinct error paths so they stay under http-probing's 10; the
+//! http-probing and http-crawl sources use innocuous page names; the flooder asks for `/`
+//! only, so it stays at one distinct path for http-crawl; the brute forcer's POSTs are
+//! answered 200, so they count only as login attempts. So every [`super::Attacker`] entry
+//! lists exactly one rule, and no source appears twice.
+
+use super::rng::Rng;
+use super::vocab::{SLUGS, USER_AGENTS};
+
+/// One request of an attacker, already fully decided.
+#[derive(Clone, Debug)]
+pub struct AttackLine {
+    pub time_ms: i64,
+    pub addr: String,
+    pub method: &'static str,
+    pub path: String,
+    pub proto: &'static str,
+    pub status: u16,
+    pub size: u64,
+    pub ua: &'static str,
+}
+
+/// A behaviour: its rule name, its ground-truth source, and its requests.
+pub struct Attack {
+    pub rule: &'static str,
+    pub source: String,
+    pub lines: Vec<AttackLine>,
+}
+
+const BROWSER: &str = USER_AGENTS[0];
+
+/// Appends `n` requests starting at `t0`, spaced `gap_ms` apart with up to 50% jitter.
+#[allow(clippy::too_many_arguments)]
+fn burst(
+    rng: &mut Rng,
+    lines: &mut Vec<AttackLine>,
+    t0: i64,
+    gap_ms: u64,
+    addr: &str,
+    ua: &'static str,
+    reqs: &[(&'static str, String, &'static str, u16)],
+) {
+    let mut t = t0;
+    for (method, path, proto, status) in reqs {
+        let size = match status {
+            200 => rng.range(800, 20_000),
+            304 => 0,
+            _ => rng.range(150, 600),
+        };
+        lines.push(AttackLine {
+            time_ms: t,
+            addr: addr.to_string(),
+            method,
+            path: path.clone(),
+            proto,
+            status: *status,
+            size,
+            ua,
+        });
+        t += (gap_ms / 2 + rng.below(gap_ms)) as i64;
+    }
+}
+
+fn gets(paths: &[&str], status: u16) -> Vec<(&'static str, String, &'static str, u16)> {
+    paths
+        .iter()
+        .map(|p| ("GET", (*p).to_string(), "HTTP/1.1", status))
+        .collect()
+}
+
+/// Builds every attack, each burst starting at a random time in the middle 85% of
+/// `[start_ms, start_ms + span_ms)`.
+pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
+    let mut attacks = Vec::new();
+    let when =
+        |rng: &mut Rng| start_ms + span_ms / 20 + rng.below((span_ms * 17 / 20) as u64) as i64;
+    let mut add = |rule: &'static str,
+                   source: &str,
+                   f: &mut dyn FnMut(&mut Rng, i64) -> Vec<AttackLine>,
+                   rng: &mut Rng| {
+        let t0 = when(rng);
+        let lines = f(rng, t0);
+        attacks.push(Attack {
+            rule,
+            source: source.to_string(),
+            lines,
+        });
+    };
+
+    // 404 prober: 30 distinct innocuous missing pages in about 20 s.
+    add(
+        "http-probing",
+        "203.0.113.10",
+        &mut |rng, t0| {
+            let reqs: Vec<_> = (0..30)
+                .map(|i| {
+                    (
+                        "GET",
+                        format!(
+                            "/{}/{}-{i}",
+                            SLUGS[i % SLUGS.len()],
+                            SLUGS[(i * 7 + 3) % SLUGS.len()]
+                        ),
+                        "HTTP/1.1",
+                        404,
+                    )
+                })
+                .collect();
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 700, "203.0.113.10", BROWSER, &reqs);
+            v
+        },
+        rng,
+    );
+
+    // The same behaviour from an IPv6 source that uses a new address inside one /64 for
+    // every request: only /64 grouping sees one source.
+    add(
+        "http-probing",
+        "2001:db8:1:2::/64",
+        &mut |rng, t0| {
+            let reqs: Vec<_> = (0..30)
+                .map(|i| {
+                    (
+                        "GET",
+                        format!("/archive/{}/page-{i}", SLUGS[(i * 3) % SLUGS.len()]),
+                        "HTTP/1.1",
+                        404,
+                    )
+                })
+                .collect();
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 700, "", BROWSER, &reqs);
+            for l in &mut v {
+                let (a, b, c, d) = (
+                    rng.range(1, 0xffff),
+                    rng.below(0x10000),
+                    rng.below(0x10000),
+                    rng.range(1, 0xffff),
+                );
+                l.addr = format!("2001:db8:1:2:{a:x}:{b:x}:{c:x}:{d:x}");
+            }
+            v
+        },
+        rng,
+    );
+
+    // Crawler: 90 distinct pages in about 15 s, all answered 200.
+    add(
+        "http-crawl",
+        "2001:db8:a:1::c7",
+        &mut |rng, t0| {
+            let reqs: Vec<_> = (0..90)
+                .map(|i| {
+                    (
+                        "GET",
+                        format!("/products/{}-{}", SLUGS[i % SLUGS.len()], 1000 + i * 13),
+                        "HTTP/1.1",
+                        200,
+                    )
+                })
+                .collect();
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                170,
+                "2001:db8:a:1::c7",
+                USER_AGENTS[7],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    // Flooder: 450 requests for `/` in about 10 s (2700 per minute).
+    add(
+        "http-flood",
+        "198.51.100.23",
+        &mut |rng, t0| {
+            let reqs = vec![("GET", "/".to_string(), "HTTP/1.1", 200); 450];
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 22, "198.51.100.23", USER_AGENTS[3], &reqs);
+            v
+        },
+        rng,
+    );
+
+    add(
+        "bad-user-agent",
+        "203.0.113.45",
+        &mut |rng, t0| {
+            let reqs = gets(&["/", "/about", "/contact", "/robots.txt", "/pricing"], 200);
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                2000,
+                "203.0.113.45",
+                "Mozilla/5.00 (Nikto/2.5.0) (Evasions:None) (Test:Port Check)",
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    add(
+        "sensitive-files",
+        "203.0.113.77",
+        &mut |rng, t0| {
+            let reqs = gets(
+                &[
+                    "/.env",
+                    "/.git/config",
+                    "/.git/HEAD",
+                    "/backup.sql",
+                    "/db.sql",
+                    "/wp-config.php.bak",
+                    "/config.php.bak",
+                    "/.aws/credentials",
+                ],
+                404,
+            );
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 1500, "203.0.113.77", BROWSER, &reqs);
+            v
+        },
+        rng,
+    );
+
+    add(
+        "path-traversal",
+        "198.51.100.61",
+        &mut |rng, t0| {
+            let mut reqs = gets(
+                &[
+                    "/static/../../../../etc/passwd",
+                    "/..%2f..%2f..%2f..%2fetc%2fpasswd",
+                    "/cgi-bin/.%2e/.%2e/.%2e/.%2e/bin/sh",
+                ],
+                400,
+            );
+            reqs.extend(gets(
+                &[
+                    "/download?file=../../../../etc/passwd",
+                    "/images/..%252f..%252f..%252fwindows/win.ini",
+                ],
+                404,
+            ));
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                1500,
+                "198.51.100.61",
+                USER_AGENTS[8],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    add(
+        "sqli-probing",
+        "198.51.100.88",
+        &mut |rng, t0| {
+            let mut reqs = gets(
+                &[
+                    "/products?id=1%27%20OR%20%271%27=%271",
+                    "/products?id=1+UNION+SELECT+NULL,NULL,NULL--",
+                    "/products?id=1%27+AND+SLEEP(5)--+",
+                    "/search?q=1'+or+'1'='1",
+                ],
+                200,
+            );
+            reqs.extend(gets(
+                &[
+                    "/products?id=1;DROP+TABLE+users--",
+                    "/category?cat=2%22+or+1=1--",
+                ],
+                500,
+            ));
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                1500,
+                "198.51.100.88",
+                USER_AGENTS[4],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    add(
+        "xss-probing",
+        "203.0.113.99",
+        &mut |rng, t0| {
+            let reqs = gets(
+                &[
+                    "/search?q=%3Cscript%3Ealert(1)%3C/script%3E",
+                    "/search?q=<script>alert(document.cookie)</script>",
+                    "/search?q=%22%3E%3Csvg/onload=alert(1)%3E",
+                    "/contact?name=<img+src=x+onerror=alert(1)>",
+                    "/search?q=javascript:alert(1)",
+                ],
+                200,
+            );
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 1500, "203.0.113.99", USER_AGENTS[5], &reqs);
+            v
+        },
+        rng,
+    );
+
+    add(
+        "backdoor-probing",
+        "198.51.100.140",
+        &mut |rng, t0| {
+            let reqs = gets(
+                &[
+                    "/shell.php",
+                    "/wso.php",
+                    "/c99.php",
+                    "/r57.php",
+                    "/alfa.php",
+                    "/cmd.php",
+                    "/wp-content/uploads/shell.php",
+                    "/b374k.php",
+                ],
+                404,
+            );
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 1500, "198.51.100.140", BROWSER, &reqs);
+            v
+        },
+        rng,
+    );
+
+    add(
+        "admin-probing",
+        "203.0.113.150",
+        &mut |rng, t0| {
+            let reqs = gets(
+                &[
+                    "/phpmyadmin/",
+                    "/phpMyAdmin/index.php",
+                    "/pma/",
+                    "/myadmin/",
+                    "/wp-admin/",
+                    "/wp-admin/setup-config.php",
+                    "/mysql/admin/",
+                    "/dbadmin/",
+                ],
+                404,
+            );
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                1500,
+                "203.0.113.150",
+                USER_AGENTS[1],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    // 20 wp-login.php POSTs and 5 xmlrpc.php POSTs in about a minute.
+    add(
+        "login-bruteforce",
+        "198.51.100.201",
+        &mut |rng, t0| {
+            let mut reqs = vec![("POST", "/wp-login.php".to_string(), "HTTP/1.1", 200); 20];
+            reqs.extend(vec![
+                ("POST", "/xmlrpc.php".to_string(), "HTTP/1.1", 200);
+                5
+            ]);
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                2400,
+                "198.51.100.201",
+                USER_AGENTS[0],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    add(
+        "open-proxy",
+        "203.0.113.200",
+        &mut |rng, t0| {
+            let reqs = vec![
+                ("CONNECT", "www.google.com:443".to_string(), "HTTP/1.1", 405),
+                ("GET", "http://httpbin.org/ip".to_string(), "HTTP/1.1", 400),
+                ("CONNECT", "93.184.215.14:80".to_string(), "HTTP/1.1", 405),
+            ];
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                3000,
+                "203.0.113.200",
+                USER_AGENTS[10],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    add(
+        "bad-http-version",
+        "198.51.100.222",
+        &mut |rng, t0| {
+            let reqs = vec![
+                ("GET", "/", "HTTP/9.9", 505),
+                ("GET", "/", "HTTP/1.7", 400),
+                ("GET", "/index.html", "HTTP/2.5", 400),
+            ]
+            .into_iter()
+            .map(|(m, p, v, s)| (m, p.to_string(), v, s))
+            .collect::<Vec<_>>();
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                3000,
+                "198.51.100.222",
+                USER_AGENTS[12],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    attacks
+}

@@ -27,6 +27,7 @@
 
 pub mod cryptopan;
 pub mod key;
+pub mod tokens;
 pub mod truncate;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
+pub use tokens::{Token, Tokens, tokens};
 pub use truncate::{Prefixes, truncate};
 
 /// What masking does to an address.

@@ -27,6 +27,7 @@
 
 pub mod cryptopan;
 pub mod key;
+pub mod line;
 pub mod tokens;
 pub mod truncate;
 
@@ -36,6 +37,7 @@ use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
+pub use line::{LineMasked, Select, mask_line, only_addresses_changed};
 pub use tokens::{Token, Tokens, tokens};
 pub use truncate::{Prefixes, truncate};
 

@@ -3,16 +3,21 @@
 //! can carry an address). Owns the token rules below; parsing a known field is
 //! `crate::format::addr`.
 //!
-//! A token starts at a *chunk* start or right after a `:` inside a chunk, where a chunk is
-//! a maximal run of letters, digits, `_`, `.` and `:`. So `1.2.3.4` inside `11.2.3.45`,
-//! `v1.2.3.4` or `5.1.2.3.4` is not a token, while `ip:1.2.3.4` and `x=1.2.3.4` hold one.
-//! At each start, in order:
+//! A token starts at a *chunk* start, where a chunk is a maximal run of letters, digits,
+//! `_`, `.` and `:`, or after a `:` inside a chunk: any `:` for IPv4, and for IPv6 a `:`
+//! that follows a letter other than `a`-`f` or `_` (a label such as `ip:` or `client:`).
+//! So `1.2.3.4` inside `11.2.3.45`, `v1.2.3.4` or `5.1.2.3.4` is not a token, while
+//! `x=1.2.3.4`, `ip:1.2.3.4` and `ip:2001:db8::1` hold one. IPv6 tokens never start after
+//! a digit and a colon, so a time or a broken address cannot yield a suffix that parses,
+//! and replacing a token with other address text never changes what the rest of the chunk
+//! tokenizes to (masking twice is the same as masking once). At each start, in order:
 //!
 //! * **IPv6**: the longest run of hex digits, `:` and `.` from the start, not followed by
 //!   another letter or `_` (`fe80::1zz` is a word, not an address). The run, else the run
 //!   without trailing dots, else that without one trailing `:`, is a token when it has at
-//!   least two colons and a hex digit and parses as an IPv6 address (`::ffff:1.2.3.4`
-//!   included). Times (`12:34:56`), MAC addresses and `::` alone are not addresses.
+//!   least two colons and parses as an IPv6 address (`::ffff:1.2.3.4` included). Times
+//!   (`12:34:56`) and MAC addresses are not addresses; a lone `::` is (the unspecified
+//!   address, which masking leaves as it is, and which truncating to `/0` produces).
 //! * **IPv4**: four dot-separated parts of one to three digits, each at most 255, not
 //!   followed by a letter, digit or `_`, nor by `.` and a digit (`1.2.3.4.5` is a version).
 //!   A sentence's closing dot, a `:port` and a trailing `.example.net` are allowed.
@@ -59,6 +64,11 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
+/// A byte that can end a label before `:` but cannot end an IPv6 group.
+fn is_label_end(b: u8) -> bool {
+    (b.is_ascii_alphabetic() && !b.is_ascii_hexdigit()) || b == b'_'
+}
+
 fn in_v6(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b':' || b == b'.'
 }
@@ -96,9 +106,15 @@ impl Iterator for Tokens<'_> {
             match memchr::memchr(b':', &text[self.pos..self.chunk_end]) {
                 None => self.pos = self.chunk_end,
                 Some(i) => {
-                    let start = self.pos + i + 1;
+                    let colon = self.pos + i;
+                    let start = colon + 1;
                     self.pos = start;
-                    if let Some(token) = token_at(text, start) {
+                    let token = if colon > 0 && is_label_end(text[colon - 1]) {
+                        token_at(text, start)
+                    } else {
+                        v4_at(text, start)
+                    };
+                    if let Some(token) = token {
                         self.pos = token.span.end as usize;
                         return Some(token);
                     }
@@ -134,7 +150,7 @@ fn v6_at(text: &[u8], start: usize) -> Option<Token> {
     ];
     candidates.into_iter().flatten().find_map(|c| {
         let colons = c.iter().filter(|b| **b == b':').count();
-        if colons < 2 || !c.iter().any(u8::is_ascii_hexdigit) {
+        if colons < 2 {
             return None;
         }
         parse_ipv6(c).map(|v6| Token {
@@ -187,7 +203,7 @@ fn v4_at(text: &[u8], start: usize) -> Option<Token> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use regex::bytes::Regex;
@@ -242,7 +258,6 @@ mod tests {
             "time 12:34:56 and 10:05:03",
             "mac 00:1a:2b:3c:4d:5e",
             "Foo::Bar std::vector x::1",
-            "a :: b",
             "fe80::1zz",
             "1.2.3.4_x",
             "no digits or colons here at all",
@@ -253,19 +268,23 @@ mod tests {
             assert_eq!(texts(text), Vec::<&str>::new(), "{text}");
         }
         assert_eq!(texts("11.2.3.45"), ["11.2.3.45"]);
+        assert_eq!(texts("a :: b"), ["::"]);
     }
 
     /// The same rules, checked at every position with regexes: slow and plainly correct.
     fn reference(text: &[u8]) -> Vec<Token> {
         let run6 = Regex::new(r"(?-u)^[0-9A-Fa-f:.]+").unwrap();
         let quad = Regex::new(r"(?-u)^([0-9]+)\.([0-9]+)\.([0-9]+)\.([0-9]+)").unwrap();
+        let label = Regex::new("(?-u)^[g-zG-Z_]$").unwrap();
         let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
         let mut out = Vec::new();
         let mut s = 0;
         while s < text.len() {
-            let starts = s == 0 || !in_chunk(text[s - 1]) || text[s - 1] == b':';
+            let boundary = s == 0 || !in_chunk(text[s - 1]);
+            let after_colon = s > 0 && text[s - 1] == b':';
+            let after_label = after_colon && s >= 2 && label.is_match(&text[s - 2..s - 1]);
             let mut hit = None;
-            if starts {
+            if boundary || after_label {
                 if let Some(m) = run6.find(&text[s..]) {
                     let run = m.as_bytes();
                     if !word(text.get(s + run.len())) {
@@ -280,9 +299,8 @@ mod tests {
                         }
                         for c in cands {
                             let colons = c.iter().filter(|b| **b == b':').count();
-                            let hex = c.iter().any(|b| b.is_ascii_hexdigit());
                             let parsed = std::str::from_utf8(c).unwrap().parse::<Ipv6Addr>();
-                            if let (true, true, Ok(v6)) = (colons >= 2, hex, parsed) {
+                            if let (true, Ok(v6)) = (colons >= 2, parsed) {
                                 hit = Some(Token {
                                     span: Span::new(s, s + c.len()),
                                     addr: IpAddr::V6(v6),
@@ -292,30 +310,31 @@ mod tests {
                         }
                     }
                 }
-                if hit.is_none() {
-                    if let Some(c) = quad.captures(&text[s..]) {
-                        let end = s + c[0].len();
-                        let parts: Vec<&[u8]> =
-                            (1..=4).map(|i| c.get(i).unwrap().as_bytes()).collect();
-                        let ok_parts = parts.iter().all(|p| {
-                            p.len() <= 3
-                                && std::str::from_utf8(p).unwrap().parse::<u32>().unwrap() <= 255
-                        });
-                        let next = text.get(end);
-                        let bad_next = word(next)
-                            || (next == Some(&b'.')
-                                && text.get(end + 1).is_some_and(|b| b.is_ascii_digit()));
-                        if ok_parts && !bad_next {
-                            let o: Vec<u8> = parts
-                                .iter()
-                                .map(|p| std::str::from_utf8(p).unwrap().parse().unwrap())
-                                .collect();
-                            hit = Some(Token {
-                                span: Span::new(s, end),
-                                addr: IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3])),
-                            });
-                        }
-                    }
+            }
+            let quad_match = if (boundary || after_colon) && hit.is_none() {
+                quad.captures(&text[s..])
+            } else {
+                None
+            };
+            if let Some(c) = quad_match {
+                let end = s + c[0].len();
+                let parts: Vec<&[u8]> = (1..=4).map(|i| c.get(i).unwrap().as_bytes()).collect();
+                let ok_parts = parts.iter().all(|p| {
+                    p.len() <= 3 && std::str::from_utf8(p).unwrap().parse::<u32>().unwrap() <= 255
+                });
+                let next = text.get(end);
+                let bad_next = word(next)
+                    || (next == Some(&b'.')
+                        && text.get(end + 1).is_some_and(|b| b.is_ascii_digit()));
+                if ok_parts && !bad_next {
+                    let o: Vec<u8> = parts
+                        .iter()
+                        .map(|p| std::str::from_utf8(p).unwrap().parse().unwrap())
+                        .collect();
+                    hit = Some(Token {
+                        span: Span::new(s, end),
+                        addr: IpAddr::V4(Ipv4Addr::new(o[0], o[1], o[2], o[3])),
+                    });
                 }
             }
             match hit {

@@ -469,6 +469,28 @@ mod tests {
         assert!(!ok("\"GET -", "x -"), "not a host name");
     }
 
+    #[test]
+    fn regression_truncating_to_zero_bits_gives_the_unspecified_address() {
+        let mut m = truncating(0, 0);
+        let (once, counts) = run("a ::4 b 1.2.3.4", None, Select::All, &mut m);
+        assert_eq!(once, "a :: b 0.0.0.0");
+        assert_eq!(counts.addresses, 2);
+        assert!(only_addresses_changed(b"a ::4 b 1.2.3.4", once.as_bytes()));
+        assert_eq!(run(&once, None, Select::All, &mut m).0, once);
+    }
+
+    #[test]
+    fn regression_replacement_after_a_colon_does_not_retokenize() {
+        // A suffix of a broken address after `digit:` used to be a token, and its masked
+        // text joined with the `:` before it into a different token on the second pass.
+        let line = "::1:0:0:0:1::ffff:0.0.0.0, ::1000:00:00";
+        let mut m = truncating(24, 48);
+        let (once, _) = run(line, None, Select::All, &mut m);
+        assert_eq!(once, "::1:0:0:0:1::ffff:0.0.0.0, ::");
+        assert_eq!(run(&once, None, Select::All, &mut m).0, once);
+        assert!(only_addresses_changed(line.as_bytes(), once.as_bytes()));
+    }
+
     /// Replaces each token of `text` with the masker's text: what `mask_line(None)` must give.
     fn expected(text: &[u8], m: &mut Masker) -> Vec<u8> {
         let mut out = Vec::new();

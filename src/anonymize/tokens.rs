@@ -153,6 +153,14 @@ fn v6_at(text: &[u8], start: usize) -> Option<Token> {
         if colons < 2 {
             return None;
         }
+        // Without `::` an address has exactly eight groups (seven colons), or six and an
+        // IPv4 tail. Checking this first keeps every CLF timestamp (`2000:13:55:36`) away
+        // from the full parser.
+        let compressed = memchr::memmem::find(c, b"::").is_some();
+        let full = colons == 7 || (colons == 6 && c.contains(&b'.'));
+        if !compressed && !full {
+            return None;
+        }
         parse_ipv6(c).map(|v6| Token {
             span: Span::new(start, start + c.len()),
             addr: IpAddr::V6(v6),

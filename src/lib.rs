@@ -8,6 +8,7 @@
 //! replaces a file on disk safely. The `cli` module is the only place that knows about
 //! command-line options.
 
+pub mod anonymize;
 pub mod cli;
 pub mod format;
 pub mod generate;

@@ -1,0 +1,627 @@
+//! Rewriting one log line with its addresses masked, and the verifier that checks a
+//! rewritten line differs from the original only in addresses. Owns which bytes of a line
+//! are replaced; what they are replaced with is the [`Masker`]'s job, and file handling is
+//! `crate::rewrite`.
+//!
+//! **What is replaced.** The promise is that no full address remains in the line:
+//!
+//! * For a parsed line (`Some(fields)`), every address in its address fields: each element
+//!   of an `X-Forwarded-For` list (via [`split_list`]); the address of a client or other
+//!   field (via [`parse_host`], so brackets and ports stay); a host name in a client field
+//!   (rule in the [module docs](super)). `-` and empty fields stay as they are; a field
+//!   holding something else is searched for address tokens. Then every address token
+//!   anywhere else in the line (a referer or a query string can carry one), found by
+//!   [`tokens`](super::tokens) over the whole line with tokens inside the fields skipped.
+//! * For a line the parser could not read (`None`), every address token.
+//!
+//! Every other byte is copied unchanged. Unspecified addresses (`0.0.0.0`, `::`) identify
+//! nobody and are left as written. With [`Select::Only`] (erasure requests) only addresses
+//! inside the given networks are replaced, and host names are left alone.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::tokens::tokens;
+use super::{Masker, is_host_name, kept_suffix};
+use crate::format::addr::{parse_host, split_list};
+use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS};
+
+/// Which addresses to mask.
+#[derive(Clone, Copy, Debug)]
+pub enum Select<'a> {
+    /// Every address and client host name (retention runs).
+    All,
+    /// Only addresses inside one of these networks (erasure requests). An IPv4-mapped
+    /// address matches the network of its IPv4 form.
+    Only(&'a [IpNet]),
+}
+
+impl Select<'_> {
+    pub fn matches(self, addr: IpAddr) -> bool {
+        match self {
+            Select::All => true,
+            Select::Only(nets) => {
+                let canonical = addr.to_canonical();
+                nets.iter()
+                    .any(|net| net.contains(&canonical) || net.contains(&addr))
+            }
+        }
+    }
+}
+
+/// What one call to [`mask_line`] replaced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LineMasked {
+    pub addresses: u32,
+    pub hostnames: u32,
+}
+
+/// Appends `line` with its addresses masked to `out` (see the module docs for which bytes
+/// are replaced). `fields` are the address fields of the parsed line, or `None` when the
+/// line could not be parsed. Allocates nothing beyond `out`'s growth and the masker's cache.
+pub fn mask_line(
+    line: &[u8],
+    fields: Option<&[AddrField]>,
+    select: Select,
+    masker: &mut Masker,
+    out: &mut Vec<u8>,
+) -> LineMasked {
+    let mut w = Writer {
+        line,
+        done: 0,
+        out,
+        masker,
+        select,
+        counts: LineMasked::default(),
+    };
+    let Some(fields) = fields else {
+        w.tokens_in(0, line.len());
+        return w.finish();
+    };
+    // Records list fields in line order; sort anyway, since replacing out of order would
+    // duplicate or drop bytes. Fields past MAX_ADDR_FIELDS are left to the token scan.
+    let mut sorted = [None::<AddrField>; MAX_ADDR_FIELDS];
+    for (slot, field) in sorted.iter_mut().zip(fields) {
+        *slot = Some(*field);
+    }
+    sorted.sort_unstable_by_key(|f| f.map_or(u32::MAX, |f| f.span.start));
+
+    let mut scan = tokens(line);
+    let mut pending = scan.next();
+    for field in sorted.into_iter().flatten() {
+        let (start, end) = (field.span.start as usize, field.span.end as usize);
+        if start < w.done || end > line.len() || start > end {
+            // Overlapping or out of range: a bug upstream. The token scan still covers it.
+            continue;
+        }
+        // Tokens before the field are masked; tokens touching the field are the field's.
+        while let Some(token) = pending.filter(|t| (t.span.start as usize) < end) {
+            if token.span.end as usize <= start {
+                w.addr(
+                    token.span.start as usize,
+                    token.span.end as usize,
+                    token.addr,
+                );
+            }
+            pending = scan.next();
+        }
+        w.field(field.kind, start, end);
+    }
+    while let Some(token) = pending {
+        w.addr(
+            token.span.start as usize,
+            token.span.end as usize,
+            token.addr,
+        );
+        pending = scan.next();
+    }
+    w.finish()
+}
+
+/// Copies the line to `out` up to each replacement, then the replacement.
+struct Writer<'l, 'o> {
+    line: &'l [u8],
+    /// Bytes of `line` before this offset are already in `out`.
+    done: usize,
+    out: &'o mut Vec<u8>,
+    masker: &'o mut Masker,
+    select: Select<'o>,
+    counts: LineMasked,
+}
+
+impl Writer<'_, '_> {
+    fn addr(&mut self, start: usize, end: usize, addr: IpAddr) {
+        if start < self.done || addr.is_unspecified() || !self.select.matches(addr) {
+            return;
+        }
+        self.out.extend_from_slice(&self.line[self.done..start]);
+        self.out.extend_from_slice(self.masker.mask(addr));
+        self.done = end;
+        self.counts.addresses += 1;
+    }
+
+    fn host(&mut self, start: usize, end: usize) {
+        if start < self.done || !matches!(self.select, Select::All) {
+            return;
+        }
+        self.out.extend_from_slice(&self.line[self.done..start]);
+        self.masker.mask_host(&self.line[start..end], self.out);
+        self.done = end;
+        self.counts.hostnames += 1;
+    }
+
+    fn tokens_in(&mut self, start: usize, end: usize) {
+        for token in tokens(&self.line[start..end]) {
+            let span = token.span;
+            self.addr(
+                start + span.start as usize,
+                start + span.end as usize,
+                token.addr,
+            );
+        }
+    }
+
+    fn field(&mut self, kind: AddrKind, start: usize, end: usize) {
+        let text = &self.line[start..end];
+        if text.is_empty() || text == b"-" {
+            return;
+        }
+        match kind {
+            AddrKind::ForwardedFor => {
+                for element in split_list(text) {
+                    let (s, e) = (
+                        start + element.span.start as usize,
+                        start + element.span.end as usize,
+                    );
+                    match element.addr {
+                        Some(addr) => self.addr(s, e, addr),
+                        None => self.tokens_in(s, e),
+                    }
+                }
+            }
+            AddrKind::Client | AddrKind::Other => match parse_host(text) {
+                Some((addr, inner)) => self.addr(
+                    start + inner.start as usize,
+                    start + inner.end as usize,
+                    addr,
+                ),
+                None if kind == AddrKind::Client && is_host_name(text) => self.host(start, end),
+                None => self.tokens_in(start, end),
+            },
+        }
+    }
+
+    fn finish(self) -> LineMasked {
+        self.out.extend_from_slice(&self.line[self.done..]);
+        self.counts
+    }
+}
+
+/// Whether `new` differs from `old` only where [`mask_line`] may change it, checked before
+/// a rewritten file replaces the original. Both lines are split at ASCII whitespace (masking
+/// never adds or removes any) and compared word by word. A word that differs is accepted
+/// when either:
+///
+/// * both words hold the same number of address tokens, of the same families in order,
+///   and are byte-equal outside them; or
+/// * the old word is a whole host name and the new word is its masked form: `x` or `h` and
+///   16 lowercase hex digits, then exactly the labels the host-name rule keeps.
+///
+/// So a host name is recognised only when it is a whole word, as Apache's `%h` writes it;
+/// a quoted or embedded host name that was masked makes this return false, which is the
+/// safe answer.
+pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
+    let mut old_words = old.split(u8::is_ascii_whitespace);
+    let mut new_words = new.split(u8::is_ascii_whitespace);
+    loop {
+        match (old_words.next(), new_words.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) => {
+                if a != b && !host_replaced(a, b) && !tokens_replaced(a, b) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn tokens_replaced(old: &[u8], new: &[u8]) -> bool {
+    let (mut old_tokens, mut new_tokens) = (tokens(old), tokens(new));
+    let (mut old_at, mut new_at) = (0usize, 0usize);
+    loop {
+        match (old_tokens.next(), new_tokens.next()) {
+            (None, None) => return old[old_at..] == new[new_at..],
+            (Some(a), Some(b)) => {
+                let (a_span, b_span) = (a.span, b.span);
+                if old[old_at..a_span.start as usize] != new[new_at..b_span.start as usize]
+                    || a.addr.is_ipv4() != b.addr.is_ipv4()
+                {
+                    return false;
+                }
+                old_at = a_span.end as usize;
+                new_at = b_span.end as usize;
+            }
+            _ => return false,
+        }
+    }
+}
+
+fn host_replaced(old: &[u8], new: &[u8]) -> bool {
+    if !is_host_name(old) {
+        return false;
+    }
+    let (old, new) = match (old.strip_suffix(b"."), new.strip_suffix(b".")) {
+        (Some(o), Some(n)) => (o, n),
+        (None, None) => (old, new),
+        _ => return false,
+    };
+    let kept = kept_suffix(old);
+    let label = if kept.is_empty() {
+        new
+    } else {
+        match new
+            .strip_suffix(kept)
+            .and_then(|rest| rest.strip_suffix(b"."))
+        {
+            Some(label) => label,
+            None => return false,
+        }
+    };
+    label == b"x"
+        || (label.len() == 17
+            && label[0] == b'h'
+            && label[1..]
+                .iter()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anonymize::tokens::tests::noisy_text;
+    use crate::anonymize::{Key, Mode, Prefixes};
+    use crate::format::record::Span;
+    use proptest::prelude::*;
+
+    const VECTOR_KEY: &[u8] = b"1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
+
+    fn truncating(v4: u8, v6: u8) -> Masker {
+        Masker::new(&Mode::Truncate(Prefixes::new(v4, v6).unwrap()))
+    }
+
+    fn pseudonymizing() -> Masker {
+        Masker::new(&Mode::Pseudonymize(Key::from_hex(VECTOR_KEY).unwrap()))
+    }
+
+    fn field(kind: AddrKind, line: &str, text: &str) -> AddrField {
+        let start = line.find(text).unwrap();
+        AddrField {
+            kind,
+            span: Span::new(start, start + text.len()),
+        }
+    }
+
+    fn run(
+        line: &str,
+        fields: Option<&[AddrField]>,
+        select: Select,
+        m: &mut Masker,
+    ) -> (String, LineMasked) {
+        let mut out = b"previous\n".to_vec();
+        let counts = mask_line(line.as_bytes(), fields, select, m, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("previous\n"), "out was not appended to");
+        (text["previous\n".len()..].to_string(), counts)
+    }
+
+    #[test]
+    fn brackets_and_port_are_kept() {
+        let line = "[2001:0db8:85a3::8a2e:0370:7334]:443 - - \"GET / HTTP/1.1\" 200";
+        let client = [field(
+            AddrKind::Client,
+            line,
+            "[2001:0db8:85a3::8a2e:0370:7334]:443",
+        )];
+        let want = "[2001:db8:85a0::]:443 - - \"GET / HTTP/1.1\" 200";
+        for fields in [Some(&client[..]), None] {
+            let (new, counts) = run(line, fields, Select::All, &mut truncating(24, 44));
+            assert_eq!(new, want);
+            assert_eq!(
+                counts,
+                LineMasked {
+                    addresses: 1,
+                    hostnames: 0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn parsed_line_masks_fields_and_addresses_elsewhere() {
+        let line = r#"81.2.69.142 - - [10/Oct/2000:13:55:36 -0700] "GET /?from=203.0.113.9 HTTP/1.1" 200 5 "http://[2001:db8:1:2::7]/" "curl" "10.1.2.3, unknown, [2001:db8::9]:80" -"#;
+        let fields = [
+            field(AddrKind::Client, line, "81.2.69.142"),
+            field(
+                AddrKind::ForwardedFor,
+                line,
+                "10.1.2.3, unknown, [2001:db8::9]:80",
+            ),
+            AddrField {
+                kind: AddrKind::Other,
+                span: Span::new(line.len() - 1, line.len()),
+            },
+        ];
+        let (new, counts) = run(line, Some(&fields), Select::All, &mut truncating(24, 48));
+        assert_eq!(
+            new,
+            r#"81.2.69.0 - - [10/Oct/2000:13:55:36 -0700] "GET /?from=203.0.113.0 HTTP/1.1" 200 5 "http://[2001:db8:1::]/" "curl" "10.1.2.0, unknown, [2001:db8::]:80" -"#
+        );
+        assert_eq!(counts.addresses, 5);
+        assert!(only_addresses_changed(line.as_bytes(), new.as_bytes()));
+        // Fields given out of order give the same result.
+        let reversed = [fields[2], fields[1], fields[0]];
+        assert_eq!(
+            run(line, Some(&reversed), Select::All, &mut truncating(24, 48)).0,
+            new
+        );
+    }
+
+    #[test]
+    fn client_host_names_are_masked() {
+        let line = "dsl-81-2-69-142.example.net - - [x] \"GET / HTTP/1.0\" 200 1";
+        let fields = [field(AddrKind::Client, line, "dsl-81-2-69-142.example.net")];
+        let (new, counts) = run(line, Some(&fields), Select::All, &mut truncating(24, 48));
+        assert_eq!(new, "x.example.net - - [x] \"GET / HTTP/1.0\" 200 1");
+        assert_eq!(
+            counts,
+            LineMasked {
+                addresses: 0,
+                hostnames: 1
+            }
+        );
+        assert!(only_addresses_changed(line.as_bytes(), new.as_bytes()));
+
+        let (new, _) = run(line, Some(&fields), Select::All, &mut pseudonymizing());
+        assert!(
+            new.starts_with('h') && new[17..].starts_with(".example.net - - "),
+            "{new}"
+        );
+        assert!(only_addresses_changed(line.as_bytes(), new.as_bytes()));
+
+        // A host name holding an address is still masked whole.
+        let line = "1.2.3.4.static.example.net - -";
+        let fields = [field(AddrKind::Client, line, "1.2.3.4.static.example.net")];
+        let (new, _) = run(line, Some(&fields), Select::All, &mut truncating(24, 48));
+        assert_eq!(new, "x.example.net - -");
+        assert!(only_addresses_changed(line.as_bytes(), new.as_bytes()));
+
+        // Erasure requests leave host names alone.
+        let nets: Vec<IpNet> = vec!["0.0.0.0/0".parse().unwrap()];
+        let (new, counts) = run(
+            line,
+            Some(&fields),
+            Select::Only(&nets),
+            &mut truncating(24, 48),
+        );
+        assert_eq!(new, line);
+        assert_eq!(counts, LineMasked::default());
+    }
+
+    #[test]
+    fn dashes_empty_fields_and_unspecified_stay() {
+        let line = "- \"\" 0.0.0.0 :: text";
+        let fields = [
+            field(AddrKind::Client, line, "-"),
+            AddrField {
+                kind: AddrKind::ForwardedFor,
+                span: Span::new(3, 3),
+            },
+            field(AddrKind::Other, line, "0.0.0.0"),
+            field(AddrKind::Other, line, "::"),
+        ];
+        let (new, counts) = run(line, Some(&fields), Select::All, &mut pseudonymizing());
+        assert_eq!(new, line);
+        assert_eq!(counts, LineMasked::default());
+    }
+
+    #[test]
+    fn erasure_masks_only_selected_networks() {
+        let line = "203.0.113.7 ::ffff:203.0.113.8 198.51.100.1 2001:db8::1 2001:db9::1";
+        let nets: Vec<IpNet> = vec![
+            "203.0.113.0/24".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        let (new, counts) = run(line, None, Select::Only(&nets), &mut truncating(16, 16));
+        assert_eq!(
+            new,
+            "203.0.0.0 ::ffff:203.0.0.0 198.51.100.1 2001:: 2001:db9::1"
+        );
+        assert_eq!(counts.addresses, 3);
+        assert!(Select::Only(&nets).matches("::ffff:203.0.113.1".parse().unwrap()));
+        assert!(!Select::Only(&nets).matches("::ffff:203.0.114.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn verifier_rejects_other_changes() {
+        let ok = |a: &str, b: &str| only_addresses_changed(a.as_bytes(), b.as_bytes());
+        assert!(ok("a 1.2.3.4 b", "a 1.2.3.0 b"));
+        assert!(ok("a [::1]:80 b", "a [78ff::1]:80 b"));
+        assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0 c"));
+        assert!(!ok("GET /a 1.2.3.4", "GET /b 1.2.3.0"));
+        assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0  b"));
+        assert!(!ok("a 1.2.3.4", "a 1.2.3.0 b"));
+        assert!(!ok("a 1.2.3.4", "a ::1"), "family changed");
+        assert!(!ok("a 1.2.3.4", "a x"), "address replaced by non-address");
+        assert!(!ok("a b", "a 1.2.3.4"), "address appeared");
+        assert!(ok("dsl-1.example.net -", "x.example.net -"));
+        assert!(ok("dsl-1.example.net -", "h0123456789abcdef.example.net -"));
+        assert!(ok("localhost -", "x -"));
+        assert!(ok("dsl-1.example.net. -", "x.example.net. -"));
+        assert!(!ok("dsl-1.example.net -", "x.example.org -"));
+        assert!(!ok("dsl-1.example.net -", "y.example.net -"));
+        assert!(!ok(
+            "dsl-1.example.net -",
+            "h0123456789ABCDEF.example.net -"
+        ));
+        assert!(!ok("dsl-1.example.net -", "x.net -"));
+        assert!(!ok("\"GET -", "x -"), "not a host name");
+    }
+
+    #[test]
+    fn regression_truncating_to_zero_bits_gives_the_unspecified_address() {
+        let mut m = truncating(0, 0);
+        let (once, counts) = run("a ::4 b 1.2.3.4", None, Select::All, &mut m);
+        assert_eq!(once, "a :: b 0.0.0.0");
+        assert_eq!(counts.addresses, 2);
+        assert!(only_addresses_changed(b"a ::4 b 1.2.3.4", once.as_bytes()));
+        assert_eq!(run(&once, None, Select::All, &mut m).0, once);
+    }
+
+    #[test]
+    fn regression_replacement_after_a_colon_does_not_retokenize() {
+        // A suffix of a broken address after `digit:` used to be a token, and its masked
+        // text joined with the `:` before it into a different token on the second pass.
+        let line = "::1:0:0:0:1::ffff:0.0.0.0, ::1000:00:00";
+        let mut m = truncating(24, 48);
+        let (once, _) = run(line, None, Select::All, &mut m);
+        assert_eq!(once, "::1:0:0:0:1::ffff:0.0.0.0, ::");
+        assert_eq!(run(&once, None, Select::All, &mut m).0, once);
+        assert!(only_addresses_changed(line.as_bytes(), once.as_bytes()));
+    }
+
+    /// Replaces each token of `text` with the masker's text: what `mask_line(None)` must give.
+    fn expected(text: &[u8], m: &mut Masker) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        for t in tokens(text) {
+            out.extend_from_slice(&text[at..t.span.start as usize]);
+            if t.addr.is_unspecified() {
+                out.extend_from_slice(t.span.of(text));
+            } else {
+                out.extend_from_slice(m.mask(t.addr));
+            }
+            at = t.span.end as usize;
+        }
+        out.extend_from_slice(&text[at..]);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn rewrite_changes_only_address_bytes(text in noisy_text(), v4 in 0u8..=32, v6 in 0u8..=128) {
+            let mut m = truncating(v4, v6);
+            let mut new = Vec::new();
+            mask_line(&text, None, Select::All, &mut m, &mut new);
+            prop_assert_eq!(&new, &expected(&text, &mut m));
+            prop_assert!(only_addresses_changed(&text, &new));
+
+            let mut p = pseudonymizing();
+            let mut pseudo = Vec::new();
+            mask_line(&text, None, Select::All, &mut p, &mut pseudo);
+            prop_assert_eq!(&pseudo, &expected(&text, &mut p));
+            prop_assert!(only_addresses_changed(&text, &pseudo));
+        }
+
+        #[test]
+        fn truncation_is_idempotent_and_keeps_the_prefix(text in noisy_text(), v4 in 0u8..=32, v6 in 0u8..=128) {
+            let mut m = truncating(v4, v6);
+            let mut once = Vec::new();
+            mask_line(&text, None, Select::All, &mut m, &mut once);
+            let mut twice = Vec::new();
+            mask_line(&once, None, Select::All, &mut m, &mut twice);
+            prop_assert_eq!(&once, &twice);
+            // Every token left is its own truncation: no full address remains.
+            let p = Prefixes::new(v4, v6).unwrap();
+            for t in tokens(&once) {
+                prop_assert_eq!(crate::anonymize::truncate(t.addr, p), t.addr);
+            }
+        }
+
+        #[test]
+        fn parsed_client_field_with_noise_around(
+            client in prop_oneof![
+                any::<u32>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string()),
+                any::<u128>().prop_map(|a| format!("[{}]:443", std::net::Ipv6Addr::from(a))),
+                "[a-z][a-z0-9-]{0,8}(\\.[a-z]{1,6}){0,3}",
+            ],
+            rest in noisy_text(),
+        ) {
+            let mut line = client.clone().into_bytes();
+            line.push(b' ');
+            line.extend_from_slice(&rest);
+            let fields = [AddrField { kind: AddrKind::Client, span: Span::new(0, client.len()) }];
+            let mut m = truncating(24, 48);
+            let mut once = Vec::new();
+            mask_line(&line, Some(&fields), Select::All, &mut m, &mut once);
+            prop_assert!(only_addresses_changed(&line, &once));
+            let space = once.iter().position(|b| *b == b' ').unwrap();
+            prop_assert_eq!(&once[space + 1..], &expected(&rest, &mut m)[..]);
+            let fields = [AddrField { kind: AddrKind::Client, span: Span::new(0, space) }];
+            let mut twice = Vec::new();
+            mask_line(&once, Some(&fields), Select::All, &mut m, &mut twice);
+            prop_assert_eq!(&once, &twice);
+        }
+    }
+
+    #[test]
+    fn real_logs_change_only_addresses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/logs");
+        if !dir.is_dir() {
+            eprintln!("skipped: corpus not found at {}", dir.display());
+            return;
+        }
+        let mut files = 0;
+        for name in [
+            "elastic-apache_logs.log",
+            "lnav/logfile_shop_access_log.0",
+            "lnav/logfile_access_log.0",
+        ] {
+            let Ok(data) = std::fs::read(dir.join(name)) else {
+                eprintln!("skipped: {name} not in corpus");
+                continue;
+            };
+            files += 1;
+            let (mut m, mut p) = (truncating(24, 48), pseudonymizing());
+            let (mut lines, mut masked) = (0u32, 0u32);
+            let mut out = Vec::new();
+            for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                lines += 1;
+                // The client is the first word; masking it as a field and as a token agree.
+                let end = line.iter().position(|b| *b == b' ').unwrap_or(line.len());
+                let fields = [AddrField {
+                    kind: AddrKind::Client,
+                    span: Span::new(0, end),
+                }];
+                out.clear();
+                let counts = mask_line(line, Some(&fields), Select::All, &mut m, &mut out);
+                masked += counts.addresses + counts.hostnames;
+                assert!(
+                    only_addresses_changed(line, &out),
+                    "{name}: {}",
+                    String::from_utf8_lossy(line)
+                );
+                let mut none = Vec::new();
+                mask_line(line, None, Select::All, &mut m, &mut none);
+                if counts.hostnames == 0 {
+                    assert_eq!(none, out, "{name}: {}", String::from_utf8_lossy(line));
+                }
+                out.clear();
+                mask_line(line, Some(&fields), Select::All, &mut p, &mut out);
+                assert!(
+                    only_addresses_changed(line, &out),
+                    "{name}: {}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+            assert!(
+                masked >= lines,
+                "{name}: {masked} replacements in {lines} lines"
+            );
+        }
+        if files == 0 {
+            eprintln!("skipped: no corpus log found");
+        }
+    }
+}

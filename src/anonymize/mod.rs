@@ -1,0 +1,321 @@
+//! Masking client addresses and host names in log lines, for retention runs and erasure
+//! requests. Owns the masking rules and the [`Masker`]; replacing files on disk is
+//! `crate::rewrite`, parsing lines is `crate::format`.
+//!
+//! Two modes:
+//!
+//! * **Truncate** keeps the first [`Prefixes::ipv4`] / [`Prefixes::ipv6`] bits (default
+//!   `/24` and `/48`, strict `/16` and `/32`) and zeroes the rest. Idempotent: masking a
+//!   truncated line again changes nothing.
+//! * **Pseudonymize** replaces each address with its Crypto-PAn pseudonym under a secret
+//!   [`Key`] (see [`cryptopan`]): prefix-preserving and stable across runs with the same key,
+//!   but not idempotent (a pseudonym is itself an address and would be pseudonymized
+//!   again), so callers must record which files are already done rather than rely on
+//!   re-running being harmless.
+//!
+//! In both modes an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is masked as IPv4 and
+//! written back mapped, and replacements are canonical text (RFC 5952 for IPv6).
+//!
+//! **Host names.** With Apache `HostnameLookups On` the client field holds a name such as
+//! `dsl-81-2-69-142.example.net`, which identifies a subscriber as well as an address does.
+//! Such a name keeps only its last two labels (the provider's domain); everything before
+//! them becomes `x` when truncating (`x.example.net`), or `h` and 16 hex digits of a keyed
+//! hash of the whole name when pseudonymizing (`h0123456789abcdef.example.net`). A
+//! two-label name keeps only its last label (`x.net`) and a single label becomes `x` /
+//! `h…`, so at least one label is always replaced. A trailing root dot is kept. The truncate
+//! form is idempotent (`x.example.net` stays `x.example.net`).
+
+pub mod cryptopan;
+pub mod key;
+pub mod line;
+pub mod tokens;
+pub mod truncate;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+
+pub use cryptopan::CryptoPan;
+pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
+pub use line::{LineMasked, Select, mask_line, only_addresses_changed};
+pub use tokens::{Token, Tokens, tokens};
+pub use truncate::{Prefixes, truncate};
+
+/// What masking does to an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Truncate(Prefixes),
+    Pseudonymize(Key),
+}
+
+enum Method {
+    Truncate(Prefixes),
+    Pseudonymize(Box<CryptoPan>),
+}
+
+/// The longest canonical address text: a mapped address, `::ffff:255.255.255.255`, is 22
+/// bytes and a full IPv6 address 39; 47 leaves room.
+const TEXT_CAP: usize = 47;
+
+/// Replacement text stored inline, so caching an address never allocates on its own.
+#[derive(Clone, Copy)]
+struct Text {
+    len: u8,
+    bytes: [u8; TEXT_CAP],
+}
+
+impl Text {
+    fn of(addr: IpAddr) -> Text {
+        let mut bytes = [0u8; TEXT_CAP];
+        let mut cursor = &mut bytes[..];
+        // Cannot fail: every address's text fits in TEXT_CAP bytes.
+        let _ = write!(cursor, "{addr}");
+        let len = TEXT_CAP - cursor.len();
+        Text {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// Past this many distinct addresses the cache is emptied and refilled, so a log full of
+/// random IPv6 sources costs bounded memory (about 20 MiB) instead of growing without end.
+const CACHE_LIMIT: usize = 1 << 18;
+
+/// Masks addresses and host names in one mode, remembering the replacement text of every
+/// address seen: logs repeat far fewer addresses than they have lines. The cache uses the
+/// standard randomized hasher because its keys are chosen by whoever sends requests.
+pub struct Masker {
+    method: Method,
+    cache: HashMap<IpAddr, Text>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.method {
+            Method::Truncate(p) => format!("Truncate({}, {})", p.ipv4, p.ipv6),
+            Method::Pseudonymize(_) => "Pseudonymize".to_string(),
+        };
+        f.debug_struct("Masker")
+            .field("mode", &mode)
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}
+
+impl Masker {
+    pub fn new(mode: &Mode) -> Masker {
+        let method = match mode {
+            Mode::Truncate(p) => Method::Truncate(*p),
+            Mode::Pseudonymize(key) => Method::Pseudonymize(Box::new(CryptoPan::new(key))),
+        };
+        Masker {
+            method,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// Whether masking a masked line again leaves it unchanged (true for truncation only).
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self.method, Method::Truncate(_))
+    }
+
+    /// The masked address, computed without the cache.
+    pub fn masked(&self, addr: IpAddr) -> IpAddr {
+        match &self.method {
+            Method::Truncate(p) => truncate(addr, *p),
+            Method::Pseudonymize(pan) => pan.anonymize(addr),
+        }
+    }
+
+    /// The canonical text that replaces `addr`.
+    pub fn mask(&mut self, addr: IpAddr) -> &[u8] {
+        if self.cache.len() >= CACHE_LIMIT && !self.cache.contains_key(&addr) {
+            self.cache.clear();
+        }
+        let method = &self.method;
+        self.cache
+            .entry(addr)
+            .or_insert_with(|| {
+                Text::of(match method {
+                    Method::Truncate(p) => truncate(addr, *p),
+                    Method::Pseudonymize(pan) => pan.anonymize(addr),
+                })
+            })
+            .as_bytes()
+    }
+
+    /// Appends the masked form of host name `name` to `out` (rule in the module docs).
+    /// `name` should satisfy [`is_host_name`]; anything else is masked the same way.
+    pub fn mask_host(&self, name: &[u8], out: &mut Vec<u8>) {
+        let (bare, root_dot) = match name.strip_suffix(b".") {
+            Some(bare) => (bare, true),
+            None => (name, false),
+        };
+        match &self.method {
+            Method::Truncate(_) => out.push(b'x'),
+            Method::Pseudonymize(pan) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                let hash = pan.host_hash(bare);
+                out.push(b'h');
+                for i in (0..16).rev() {
+                    out.push(HEX[((hash >> (4 * i)) & 15) as usize]);
+                }
+            }
+        }
+        let kept = kept_suffix(bare);
+        if !kept.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(kept);
+        }
+        if root_dot {
+            out.push(b'.');
+        }
+    }
+}
+
+/// The labels of a host name (without root dot) that masking keeps: the last two of three
+/// or more, the last one of two, none of one.
+pub fn kept_suffix(name: &[u8]) -> &[u8] {
+    let mut dots = memchr::memrchr_iter(b'.', name);
+    let last = dots.next();
+    match (last, dots.next()) {
+        (Some(_), Some(second)) => &name[second + 1..],
+        (Some(last), None) => &name[last + 1..],
+        _ => &[],
+    }
+}
+
+/// Whether a client field looks like a host name rather than an address or garbage: 1 to
+/// 253 bytes of letters, digits, `-`, `_` and `.` (an optional root dot at the end), at
+/// least one letter, no empty label. Addresses never qualify (IPv4 has no letters, IPv6 has
+/// colons).
+pub fn is_host_name(field: &[u8]) -> bool {
+    let bare = field.strip_suffix(b".").unwrap_or(field);
+    !bare.is_empty()
+        && bare.len() <= 253
+        && bare
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bare.iter().any(u8::is_ascii_alphabetic)
+        && bare.split(|b| *b == b'.').all(|label| !label.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VECTOR_KEY: &[u8] = b"1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn pseudo() -> Masker {
+        Masker::new(&Mode::Pseudonymize(Key::from_hex(VECTOR_KEY).unwrap()))
+    }
+
+    fn host(m: &Masker, name: &str) -> String {
+        let mut out = Vec::new();
+        m.mask_host(name.as_bytes(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn mask_returns_canonical_text_and_caches_it() {
+        let mut m = Masker::new(&Mode::Truncate(Prefixes::DEFAULT));
+        assert_eq!(m.mask(ip("203.0.113.195")), b"203.0.113.0");
+        assert_eq!(
+            m.mask(ip("2001:0db8:85a3::8a2e:0370:7334")),
+            b"2001:db8:85a3::"
+        );
+        assert_eq!(m.mask(ip("::ffff:203.0.113.195")), b"::ffff:203.0.113.0");
+        assert_eq!(m.mask(ip("203.0.113.195")), b"203.0.113.0");
+        assert_eq!(m.cache.len(), 3);
+        assert!(m.is_idempotent());
+
+        let mut p = pseudo();
+        assert_eq!(p.mask(ip("128.11.68.132")), b"135.242.180.132");
+        assert_eq!(p.mask(ip("::1")), b"78ff:f001:9fc0:20df:8380:b1f1:704:ed");
+        assert_eq!(
+            p.masked(ip("::1")),
+            ip("78ff:f001:9fc0:20df:8380:b1f1:704:ed")
+        );
+        assert!(!p.is_idempotent());
+    }
+
+    #[test]
+    fn longest_texts_fit() {
+        let t = Text::of(ip("::ffff:255.255.255.255"));
+        assert_eq!(t.as_bytes(), b"::ffff:255.255.255.255");
+        let full = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
+        assert_eq!(Text::of(ip(full)).as_bytes(), full.as_bytes());
+    }
+
+    #[test]
+    fn cache_is_bounded() {
+        let mut m = Masker::new(&Mode::Truncate(Prefixes::DEFAULT));
+        for i in 0..(CACHE_LIMIT as u32 + 10) {
+            m.mask(IpAddr::V4(i.into()));
+        }
+        assert!(m.cache.len() <= CACHE_LIMIT);
+        assert_eq!(m.mask(ip("1.2.3.4")), b"1.2.3.0");
+    }
+
+    #[test]
+    fn host_names_keep_the_provider_domain() {
+        let t = Masker::new(&Mode::Truncate(Prefixes::DEFAULT));
+        assert_eq!(host(&t, "dsl-81-2-69-142.example.net"), "x.example.net");
+        assert_eq!(host(&t, "a.b.dsl.example.net"), "x.example.net");
+        assert_eq!(host(&t, "x.example.net"), "x.example.net");
+        assert_eq!(host(&t, "example.net"), "x.net");
+        assert_eq!(host(&t, "localhost"), "x");
+        assert_eq!(host(&t, "dsl-1.example.net."), "x.example.net.");
+
+        let p = pseudo();
+        let a = host(&p, "dsl-81-2-69-142.example.net");
+        assert_eq!(a.len(), 1 + 16 + ".example.net".len());
+        assert!(a.starts_with('h') && a.ends_with(".example.net"), "{a}");
+        assert!(
+            a[1..17]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(host(&p, "DSL-81-2-69-142.Example.NET")[..17], a[..17]);
+        assert_ne!(host(&p, "dsl-81-2-69-143.example.net"), a);
+        assert_eq!(host(&p, "localhost").len(), 17);
+    }
+
+    #[test]
+    fn host_name_shape() {
+        for yes in [
+            "dsl-81-2-69-142.example.net",
+            "localhost",
+            "x",
+            "a_b.example.",
+            "unknown",
+        ] {
+            assert!(is_host_name(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "1.2.3.4",
+            "::1",
+            "-",
+            "",
+            "a..b",
+            ".a",
+            "a b",
+            "bad\"name",
+            "1234",
+        ] {
+            assert!(!is_host_name(no.as_bytes()), "{no}");
+        }
+        assert_eq!(kept_suffix(b"a.b.c.d"), b"c.d");
+        assert_eq!(kept_suffix(b"a.b"), b"b");
+        assert_eq!(kept_suffix(b"a"), b"");
+    }
+}

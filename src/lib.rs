@@ -8,4 +8,5 @@
 //! replaces a file on disk safely. The `cli` module is the only place that knows about
 //! command-line options.
 
+pub mod detect;
 pub mod format;

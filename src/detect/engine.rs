@@ -129,14 +129,22 @@ impl Collector {
         if matched == 0 {
             return;
         }
-        let rules = Arc::clone(&self.rules);
+        // Borrow fields apart: cloning the Arc here would cost an atomic per line.
+        let Collector {
+            rules,
+            keys,
+            vhosts,
+            vhost_names,
+            ..
+        } = self;
         for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
             let mask = matched & gmask;
             if mask == 0 {
                 continue;
             }
             let vhost = if grouping.per_vhost {
-                rec.vhost.map_or(NO_VHOST, |v| self.vhost_id(v))
+                rec.vhost
+                    .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
             } else {
                 NO_VHOST
             };
@@ -145,7 +153,7 @@ impl Collector {
                 vhost,
                 grouping: gi as u8,
             };
-            let slot = self.keys.entry(key).or_default();
+            let slot = keys.entry(key).or_default();
             slot.events.push(Event {
                 time_ms,
                 order,
@@ -167,13 +175,7 @@ impl Collector {
     }
 
     fn vhost_id(&mut self, name: &[u8]) -> u32 {
-        if let Some(&id) = self.vhosts.get(name) {
-            return id;
-        }
-        let id = self.vhost_names.len() as u32;
-        self.vhost_names.push(name.into());
-        self.vhosts.insert(name.into(), id);
-        id
+        intern(&mut self.vhosts, &mut self.vhost_names, name)
     }
 
     /// Adds `other`'s events to this collector. Merge order does not change the results.
@@ -209,12 +211,19 @@ impl Collector {
     /// Replays every source's events through the buckets and returns the flagged sources,
     /// sorted by source then virtual host. Sources overlapping `allowlist` are left out.
     pub fn finish(&self, allowlist: &Allowlist) -> Vec<Flagged> {
+        let n = self.rules.rules().len();
+        let mut state = ReplayState {
+            buckets: vec![Bucket::default(); n],
+            seen: (0..n).map(|_| SeenSet::default()).collect(),
+            overflows: vec![0; n],
+            order: Vec::new(),
+        };
         let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
         for (key, events) in &self.keys {
             if allowlist.overlaps(key.net) {
                 continue;
             }
-            if let Some(found) = self.replay(key, events) {
+            if let Some(found) = self.replay(key, events, &mut state) {
                 out.push(found);
             }
         }
@@ -251,10 +260,28 @@ impl Collector {
             .collect()
     }
 
-    fn replay(&self, key: &Key, events: &Events) -> Option<(Flagged, Vec<Sample>)> {
+    fn replay(
+        &self,
+        key: &Key,
+        events: &Events,
+        state: &mut ReplayState,
+    ) -> Option<(Flagged, Vec<Sample>)> {
         let rules = self.rules.rules();
+        // A fresh bucket per rule for this source; buffers are kept from the last source.
+        state
+            .buckets
+            .iter_mut()
+            .for_each(|b| *b = Bucket::default());
+        state.seen.iter_mut().for_each(SeenSet::clear);
+        state.overflows.iter_mut().for_each(|o| *o = 0);
+        let ReplayState {
+            buckets,
+            seen,
+            overflows,
+            order,
+        } = state;
         // Pair each event with where its hashes start, then sort by (time, order).
-        let mut order: Vec<(i64, u64, u32, u32)> = Vec::with_capacity(events.events.len());
+        order.clear();
         let mut h = 0u32;
         for (i, e) in events.events.iter().enumerate() {
             order.push((e.time_ms, e.order, i as u32, h));
@@ -264,11 +291,8 @@ impl Collector {
                 .count() as u32;
         }
         order.sort_unstable();
-        let mut buckets: Vec<Bucket> = vec![Bucket::default(); rules.len()];
-        let mut seen: Vec<HashSet<u64>> = vec![HashSet::new(); rules.len()];
-        let mut overflows = vec![0u64; rules.len()];
         let mut fired = 0u64;
-        for &(time_ms, _, i, hstart) in &order {
+        for &(time_ms, _, i, hstart) in order.iter() {
             let e = events.events[i as usize];
             let mut m = e.rules;
             while m != 0 {
@@ -345,6 +369,45 @@ impl Collector {
             samples,
         ))
     }
+}
+
+fn intern(ids: &mut HashMap<Box<[u8]>, u32>, names: &mut Vec<Box<[u8]>>, name: &[u8]) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = names.len() as u32;
+    names.push(name.into());
+    ids.insert(name.into(), id);
+    id
+}
+
+/// Distinct values are stored as hashes already seeded per run, so the set that counts them
+/// needs no second hash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type SeenSet = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// Per-rule replay state, reused from one source to the next.
+struct ReplayState {
+    buckets: Vec<Bucket>,
+    seen: Vec<SeenSet>,
+    overflows: Vec<u64>,
+    order: Vec<(i64, u64, u32, u32)>,
 }
 
 /// The network a source is counted as under `grouping`.

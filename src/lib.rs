@@ -10,6 +10,7 @@
 
 pub mod anonymize;
 pub mod cli;
+pub mod detect;
 pub mod format;
 pub mod generate;
 pub mod geo;

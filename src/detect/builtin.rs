@@ -1,0 +1,237 @@
+//! The built-in rule set and the pattern lists it is made of. The lists live as data files
+//! in `src/detect/patterns/` so they can be reviewed and extended without reading code.
+
+use super::rule::{Field, FieldMatch, Filter, Rule, RuleSet, pattern_lines};
+
+pub const BAD_USER_AGENTS: &str = include_str!("patterns/bad-user-agents.txt");
+pub const SENSITIVE_FILES: &str = include_str!("patterns/sensitive-files.txt");
+pub const PATH_TRAVERSAL: &str = include_str!("patterns/path-traversal.txt");
+pub const SQLI: &str = include_str!("patterns/sqli.txt");
+pub const XSS: &str = include_str!("patterns/xss.txt");
+pub const BACKDOORS: &str = include_str!("patterns/backdoors.txt");
+pub const ADMIN_INTERFACES: &str = include_str!("patterns/admin-interfaces.txt");
+pub const LOGIN_PATHS: &str = include_str!("patterns/login-paths.txt");
+pub const STATIC_EXTENSIONS: &str = include_str!("patterns/static-extensions.txt");
+
+fn methods(list: &[&str]) -> Vec<String> {
+    list.iter().map(|m| m.to_string()).collect()
+}
+
+fn path(list: &str) -> FieldMatch {
+    FieldMatch::contains(&pattern_lines(list))
+}
+
+/// The rules logward runs unless a rules file changes them. Thresholds follow the spirit of
+/// CrowdSec's HTTP scenarios: probing and scanning is cheap to flag, floods need volume.
+pub fn builtin_rules() -> RuleSet {
+    let mut set = RuleSet::new();
+    set.insert(
+        Rule::new(
+            "http-probing",
+            "many distinct pages answered 404/403/400",
+            Filter {
+                status: vec![404, 403, 400],
+                not_static: true,
+                ..Filter::default()
+            },
+            10,
+            10_000,
+        )
+        .distinct(Field::Path),
+    );
+    set.insert(
+        Rule::new(
+            "http-crawl",
+            "many distinct pages fetched quickly",
+            Filter {
+                methods: methods(&["GET", "HEAD"]),
+                not_static: true,
+                ..Filter::default()
+            },
+            40,
+            500,
+        )
+        .distinct(Field::Path),
+    );
+    set.insert(Rule::new(
+        "http-flood",
+        "request volume",
+        Filter::default(),
+        300,
+        200,
+    ));
+    set.insert(Rule::new(
+        "bad-user-agent",
+        "user agent of a known scanner",
+        Filter {
+            user_agent: path(BAD_USER_AGENTS),
+            ..Filter::default()
+        },
+        1,
+        60_000,
+    ));
+    set.insert(Rule::new(
+        "sensitive-files",
+        "secrets, dumps, backups, VCS metadata",
+        Filter {
+            path: path(SENSITIVE_FILES),
+            ..Filter::default()
+        },
+        4,
+        5_000,
+    ));
+    set.insert(Rule::new(
+        "path-traversal",
+        "directory traversal and local file inclusion",
+        Filter {
+            target: path(PATH_TRAVERSAL),
+            ..Filter::default()
+        },
+        3,
+        10_000,
+    ));
+    set.insert(Rule::new(
+        "sqli-probing",
+        "SQL injection in the query string",
+        Filter {
+            query: path(SQLI),
+            ..Filter::default()
+        },
+        10,
+        1_000,
+    ));
+    set.insert(Rule::new(
+        "xss-probing",
+        "cross-site scripting in the query string",
+        Filter {
+            query: path(XSS),
+            ..Filter::default()
+        },
+        5,
+        1_000,
+    ));
+    set.insert(Rule::new(
+        "backdoor-probing",
+        "known web-shell file names",
+        Filter {
+            path: path(BACKDOORS),
+            ..Filter::default()
+        },
+        1,
+        5_000,
+    ));
+    set.insert(Rule::new(
+        "admin-probing",
+        "admin interfaces answered 404/403",
+        Filter {
+            status: vec![404, 403],
+            path: path(ADMIN_INTERFACES),
+            ..Filter::default()
+        },
+        2,
+        10_000,
+    ));
+    let mut login = Rule::new(
+        "login-bruteforce",
+        "POSTs to login endpoints or refused POSTs",
+        Filter {
+            methods: methods(&["POST"]),
+            path: path(LOGIN_PATHS),
+            ..Filter::default()
+        },
+        5,
+        10_000,
+    );
+    login.filters.push(Filter {
+        methods: methods(&["POST"]),
+        status: vec![401, 403],
+        ..Filter::default()
+    });
+    set.insert(login);
+    let mut proxy = Rule::new(
+        "open-proxy",
+        "CONNECT or absolute-URI requests refused",
+        Filter {
+            methods: methods(&["CONNECT"]),
+            status: vec![400, 405],
+            ..Filter::default()
+        },
+        0,
+        1_000,
+    );
+    proxy.filters.push(Filter {
+        absolute_uri: true,
+        status: vec![400, 405],
+        ..Filter::default()
+    });
+    set.insert(proxy);
+    set.insert(Rule::new(
+        "bad-http-version",
+        "protocol that is not a real HTTP version",
+        Filter {
+            bad_protocol: true,
+            ..Filter::default()
+        },
+        0,
+        1_000,
+    ));
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_list_is_non_empty_and_lower_case() {
+        for (name, list) in [
+            ("bad-user-agents", BAD_USER_AGENTS),
+            ("sensitive-files", SENSITIVE_FILES),
+            ("path-traversal", PATH_TRAVERSAL),
+            ("sqli", SQLI),
+            ("xss", XSS),
+            ("backdoors", BACKDOORS),
+            ("admin-interfaces", ADMIN_INTERFACES),
+            ("login-paths", LOGIN_PATHS),
+            ("static-extensions", STATIC_EXTENSIONS),
+        ] {
+            let lines = pattern_lines(list);
+            assert!(!lines.is_empty(), "{name} is empty");
+            for line in lines {
+                assert_eq!(
+                    line,
+                    line.to_ascii_lowercase(),
+                    "{name}: {line} not lower case"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn builtin_set_has_the_documented_rules() {
+        let set = builtin_rules();
+        let names: Vec<&str> = set.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "http-probing",
+                "http-crawl",
+                "http-flood",
+                "bad-user-agent",
+                "sensitive-files",
+                "path-traversal",
+                "sqli-probing",
+                "xss-probing",
+                "backdoor-probing",
+                "admin-probing",
+                "login-bruteforce",
+                "open-proxy",
+                "bad-http-version",
+            ]
+        );
+        let flood = set.get("http-flood").expect("http-flood");
+        assert_eq!((flood.capacity, flood.leak_ms), (300, 200));
+        assert!(set.get("open-proxy").is_some_and(Rule::is_trigger));
+        assert!(set.get("bad-http-version").is_some_and(Rule::is_trigger));
+    }
+}

@@ -1,0 +1,1017 @@
+//! The detection engine: per-worker [`Collector`]s keep compact events for the lines that
+//! match a rule, collectors merge in any order, and [`Collector::finish`] replays each
+//! source's events in log-time order through the rules' buckets to produce [`Flagged`]
+//! sources. Rule matching is in `matcher`, bucket arithmetic in `bucket`.
+//!
+//! Results do not depend on how lines were split into shards nor on merge order: events are
+//! replayed sorted by (time, line ordinal), distinct-value hashes travel with their events,
+//! and samples are chosen by the same (time, ordinal) ranking.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use super::allowlist::Allowlist;
+use super::bucket::{Bucket, Offer};
+use super::matcher::{CompiledRules, Scratch};
+use super::rule::{Field, Grouping};
+use crate::format::Record;
+
+/// How many sample lines a flagged source keeps.
+pub const SAMPLES: usize = 3;
+
+/// One source that at least one rule flagged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flagged {
+    /// The address (/32, /128) or the group it was counted as (an IPv6 /64 by default).
+    pub source: IpNet,
+    /// Names of the rules that flagged it, sorted.
+    pub rules: Vec<String>,
+    /// Unix seconds of the first and last event of the flagging rules.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Events that matched a flagging rule.
+    pub events: u64,
+    /// How many times the flagging rules overflowed (blackholes keep this low).
+    pub overflows: u64,
+    /// Up to [`SAMPLES`] lines that matched a flagging rule, earliest first.
+    pub samples: Vec<Vec<u8>>,
+    /// The virtual host, when a flagging rule groups per virtual host.
+    pub vhost: Option<String>,
+}
+
+/// One matching line, as little as the replay needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Event {
+    time_ms: i64,
+    order: u64,
+    rules: u64,
+}
+
+const NO_VHOST: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    net: IpNet,
+    vhost: u32,
+    grouping: u8,
+}
+
+#[derive(Clone, Debug)]
+struct Sample {
+    time_ms: i64,
+    order: u64,
+    rules: u64,
+    line: Box<[u8]>,
+}
+
+#[derive(Default)]
+struct Events {
+    events: Vec<Event>,
+    /// Distinct-value hashes, in event order: for each event, one per field that a matched
+    /// distinct rule counts, fields in `Field::ALL` order. Only such events add entries.
+    hashes: Vec<u64>,
+    /// For each rule: up to SAMPLES earliest lines; see `keep_sample`.
+    samples: Vec<Sample>,
+    /// Rules that already have SAMPLES samples, and the latest (time, order) kept: a later
+    /// line for only those rules is rejected without looking further.
+    full: u64,
+    latest: (i64, u64),
+}
+
+/// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
+pub struct Collector {
+    rules: Arc<CompiledRules>,
+    keys: HashMap<Key, Events>,
+    vhosts: HashMap<Box<[u8]>, u32>,
+    vhost_names: Vec<Box<[u8]>>,
+    scratch: Scratch,
+    /// Lines seen with a source and a time, and lines skipped for lacking one.
+    seen: u64,
+    skipped: u64,
+}
+
+impl Collector {
+    pub fn new(rules: Arc<CompiledRules>) -> Collector {
+        Collector {
+            rules,
+            keys: HashMap::new(),
+            vhosts: HashMap::new(),
+            vhost_names: Vec::new(),
+            scratch: Scratch::default(),
+            seen: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Lines observed with a source address and a time.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Lines ignored because they had no client address or no time.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Feeds one record. `order` must be unique per line over the whole run and increase
+    /// with position in the input (file index << 40 | line number): it breaks time ties.
+    pub fn observe(&mut self, rec: &Record<'_>, order: u64) {
+        let (Some(source), Some(time)) = (rec.source(), rec.time) else {
+            self.skipped += 1;
+            return;
+        };
+        self.seen += 1;
+        let time_ms = time.saturating_mul(1000);
+        let matched = self.rules.evaluate(rec, &mut self.scratch);
+        if matched == 0 {
+            return;
+        }
+        // Borrow fields apart: cloning the Arc here would cost an atomic per line.
+        let Collector {
+            rules,
+            keys,
+            vhosts,
+            vhost_names,
+            ..
+        } = self;
+        for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
+            let mask = matched & gmask;
+            if mask == 0 {
+                continue;
+            }
+            let vhost = if grouping.per_vhost {
+                rec.vhost
+                    .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
+            } else {
+                NO_VHOST
+            };
+            let key = Key {
+                net: group_net(source, grouping),
+                vhost,
+                grouping: gi as u8,
+            };
+            let slot = keys.entry(key).or_default();
+            slot.events.push(Event {
+                time_ms,
+                order,
+                rules: mask,
+            });
+            for field in Field::ALL {
+                if rules.distinct_rules(field) & mask != 0 {
+                    let value = match field {
+                        Field::Path => rec.path(),
+                        Field::Query => rec.query(),
+                        Field::Target => rec.target,
+                        Field::UserAgent => rec.user_agent,
+                    };
+                    slot.hashes.push(rules.hash_value(value.unwrap_or(b"")));
+                }
+            }
+            keep_sample(slot, time_ms, order, mask, rec.line);
+        }
+    }
+
+    fn vhost_id(&mut self, name: &[u8]) -> u32 {
+        intern(&mut self.vhosts, &mut self.vhost_names, name)
+    }
+
+    /// Adds `other`'s events to this collector. Merge order does not change the results.
+    pub fn merge(&mut self, other: Collector) {
+        self.seen += other.seen;
+        self.skipped += other.skipped;
+        let Collector {
+            keys, vhost_names, ..
+        } = other;
+        for (mut key, events) in keys {
+            if key.vhost != NO_VHOST {
+                let name = vhost_names
+                    .get(key.vhost as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                key.vhost = self.vhost_id(&name);
+            }
+            match self.keys.get_mut(&key) {
+                None => {
+                    self.keys.insert(key, events);
+                }
+                Some(slot) => {
+                    slot.events.extend_from_slice(&events.events);
+                    slot.hashes.extend_from_slice(&events.hashes);
+                    for s in events.samples {
+                        keep_sample(slot, s.time_ms, s.order, s.rules, &s.line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replays every source's events through the buckets and returns the flagged sources,
+    /// sorted by source then virtual host. Sources overlapping `allowlist` are left out.
+    pub fn finish(&self, allowlist: &Allowlist) -> Vec<Flagged> {
+        let n = self.rules.rules().len();
+        let mut state = ReplayState {
+            buckets: vec![Bucket::default(); n],
+            seen: (0..n).map(|_| SeenSet::default()).collect(),
+            overflows: vec![0; n],
+            order: Vec::new(),
+        };
+        let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
+        for (key, events) in &self.keys {
+            if allowlist.overlaps(key.net) {
+                continue;
+            }
+            if let Some(found) = self.replay(key, events, &mut state) {
+                out.push(found);
+            }
+        }
+        // Rules with different groupings can flag the same net and vhost: fold those.
+        out.sort_by(|a, b| (a.0.source, &a.0.vhost).cmp(&(b.0.source, &b.0.vhost)));
+        let mut folded: Vec<(Flagged, Vec<Sample>)> = Vec::with_capacity(out.len());
+        for (f, samples) in out {
+            match folded.last_mut() {
+                Some((last, last_samples)) if last.source == f.source && last.vhost == f.vhost => {
+                    last.rules.extend(f.rules);
+                    last.rules.sort();
+                    last.rules.dedup();
+                    last.first_seen = last.first_seen.min(f.first_seen);
+                    last.last_seen = last.last_seen.max(f.last_seen);
+                    last.events += f.events;
+                    last.overflows += f.overflows;
+                    last_samples.extend(samples);
+                }
+                _ => folded.push((f, samples)),
+            }
+        }
+        folded
+            .into_iter()
+            .map(|(mut f, mut samples)| {
+                samples.sort_by_key(|s| (s.time_ms, s.order));
+                samples.dedup_by_key(|s| s.order);
+                f.samples = samples
+                    .into_iter()
+                    .take(SAMPLES)
+                    .map(|s| s.line.into_vec())
+                    .collect();
+                f
+            })
+            .collect()
+    }
+
+    fn replay(
+        &self,
+        key: &Key,
+        events: &Events,
+        state: &mut ReplayState,
+    ) -> Option<(Flagged, Vec<Sample>)> {
+        let rules = self.rules.rules();
+        // A fresh bucket per rule for this source; buffers are kept from the last source.
+        state
+            .buckets
+            .iter_mut()
+            .for_each(|b| *b = Bucket::default());
+        state.seen.iter_mut().for_each(SeenSet::clear);
+        state.overflows.iter_mut().for_each(|o| *o = 0);
+        let ReplayState {
+            buckets,
+            seen,
+            overflows,
+            order,
+        } = state;
+        // Pair each event with where its hashes start, then sort by (time, order).
+        order.clear();
+        let mut h = 0u32;
+        for (i, e) in events.events.iter().enumerate() {
+            order.push((e.time_ms, e.order, i as u32, h));
+            h += Field::ALL
+                .iter()
+                .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
+                .count() as u32;
+        }
+        order.sort_unstable();
+        let mut fired = 0u64;
+        for &(time_ms, _, i, hstart) in order.iter() {
+            let e = events.events[i as usize];
+            let mut m = e.rules;
+            while m != 0 {
+                let ri = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let rule = &rules[ri];
+                if let Some(field) = rule.distinct {
+                    if buckets[ri].is_empty(time_ms) {
+                        seen[ri].clear();
+                    }
+                    let slot = Field::ALL
+                        .iter()
+                        .take_while(|&&f| f != field)
+                        .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
+                        .count() as u32;
+                    let hash = events
+                        .hashes
+                        .get((hstart + slot) as usize)
+                        .copied()
+                        .unwrap_or(0);
+                    if !seen[ri].insert(hash) {
+                        continue;
+                    }
+                }
+                match buckets[ri].offer(time_ms, rule.limits) {
+                    Offer::Overflow => {
+                        fired |= 1u64 << ri;
+                        overflows[ri] += 1;
+                        seen[ri].clear();
+                    }
+                    Offer::Counted | Offer::Blackholed => {}
+                }
+            }
+        }
+        if fired == 0 {
+            return None;
+        }
+        let mut first = i64::MAX;
+        let mut last = i64::MIN;
+        let mut count = 0u64;
+        for e in &events.events {
+            if e.rules & fired != 0 {
+                first = first.min(e.time_ms);
+                last = last.max(e.time_ms);
+                count += 1;
+            }
+        }
+        let mut names: Vec<String> = (0..rules.len())
+            .filter(|ri| fired >> ri & 1 == 1)
+            .map(|ri| rules[ri].name.clone())
+            .collect();
+        names.sort();
+        let samples: Vec<Sample> = events
+            .samples
+            .iter()
+            .filter(|s| s.rules & fired != 0)
+            .cloned()
+            .collect();
+        let vhost = (key.vhost != NO_VHOST)
+            .then(|| self.vhost_names.get(key.vhost as usize))
+            .flatten()
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        Some((
+            Flagged {
+                source: key.net,
+                rules: names,
+                first_seen: first.div_euclid(1000),
+                last_seen: last.div_euclid(1000),
+                events: count,
+                overflows: overflows.iter().sum(),
+                samples: Vec::new(),
+                vhost,
+            },
+            samples,
+        ))
+    }
+}
+
+fn intern(ids: &mut HashMap<Box<[u8]>, u32>, names: &mut Vec<Box<[u8]>>, name: &[u8]) -> u32 {
+    if let Some(&id) = ids.get(name) {
+        return id;
+    }
+    let id = names.len() as u32;
+    names.push(name.into());
+    ids.insert(name.into(), id);
+    id
+}
+
+/// Distinct values are stored as hashes already seeded per run, so the set that counts them
+/// needs no second hash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type SeenSet = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
+/// Per-rule replay state, reused from one source to the next.
+struct ReplayState {
+    buckets: Vec<Bucket>,
+    seen: Vec<SeenSet>,
+    overflows: Vec<u64>,
+    order: Vec<(i64, u64, u32, u32)>,
+}
+
+/// The network a source is counted as under `grouping`.
+fn group_net(source: IpAddr, grouping: Grouping) -> IpNet {
+    let prefix = match source {
+        IpAddr::V4(_) => grouping.v4_prefix.min(32),
+        IpAddr::V6(_) => grouping.v6_prefix.min(128),
+    };
+    // The prefix is clamped to the family's width, so this cannot fail.
+    IpNet::new(source, prefix)
+        .map(|n| n.trunc())
+        .unwrap_or_else(|_| IpNet::from(source))
+}
+
+/// Keeps `line` if it is among the SAMPLES earliest (time, order) lines of any rule in
+/// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
+/// check is two comparisons and no copy.
+fn keep_sample(slot: &mut Events, time_ms: i64, order: u64, rules: u64, line: &[u8]) {
+    if rules & !slot.full == 0 && (time_ms, order) >= slot.latest {
+        return;
+    }
+    if slot.samples.iter().any(|s| s.order == order) {
+        return;
+    }
+    slot.samples.push(Sample {
+        time_ms,
+        order,
+        rules,
+        line: line.into(),
+    });
+    slot.samples.sort_by_key(|s| (s.time_ms, s.order));
+    // Keep a sample while it is among the first SAMPLES of one of its rules.
+    let mut counts = [0u8; 64];
+    slot.samples.retain(|s| {
+        let mut keep = false;
+        let mut m = s.rules;
+        while m != 0 {
+            let ri = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if usize::from(counts[ri]) < SAMPLES {
+                counts[ri] += 1;
+                keep = true;
+            }
+        }
+        keep
+    });
+    slot.full = counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| usize::from(c) >= SAMPLES)
+        .fold(0u64, |m, (ri, _)| m | 1u64 << ri);
+    slot.latest = slot
+        .samples
+        .last()
+        .map_or((i64::MIN, 0), |s| (s.time_ms, s.order));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::builtin::builtin_rules;
+    use crate::detect::rule::{Filter, Rule, RuleSet};
+    use proptest::prelude::*;
+    use regex::bytes::Regex;
+    use std::sync::OnceLock;
+
+    /// Unix days of a civil date (proleptic Gregorian), for the test parsers.
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn num(b: &[u8]) -> i64 {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(-1)
+    }
+
+    /// `29/Sep/2021:12:37:05 +0200` as UTC seconds.
+    fn clf_time(t: &[u8]) -> Option<i64> {
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = months
+            .iter()
+            .position(|m| t.get(3..6) == Some(m.as_bytes()))? as i64
+            + 1;
+        let field = |r: std::ops::Range<usize>| t.get(r).map(num);
+        let secs = days_from_civil(field(7..11)?, month, field(0..2)?) * 86_400
+            + field(12..14)? * 3600
+            + field(15..17)? * 60
+            + field(18..20)?;
+        let sign = if t.get(21) == Some(&b'-') { -1 } else { 1 };
+        let offset = sign * (field(22..24)? * 3600 + field(24..26)? * 60);
+        Some(secs - offset)
+    }
+
+    /// A tiny combined/common log parser for tests; the real parser lives in `format`.
+    fn parse(line: &[u8]) -> Option<Record<'_>> {
+        static RE: OnceLock<Regex> = OnceLock::new();
+        let re = RE.get_or_init(|| {
+            Regex::new(
+                r#"^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)(?: ([^"]*))?" (\d{3}) (\S+)(?: "([^"]*)" "([^"]*)")?"#,
+            )
+            .expect("test regex")
+        });
+        let c = re.captures(line)?;
+        let text = |i: usize| c.get(i).map(|m| m.as_bytes()).filter(|b| *b != b"-");
+        Some(Record {
+            line,
+            client: std::str::from_utf8(text(1)?).ok()?.parse().ok(),
+            client_text: text(1),
+            time: clf_time(text(2)?),
+            method: text(3),
+            target: text(4),
+            protocol: text(5).filter(|p| !p.is_empty()),
+            status: std::str::from_utf8(text(6)?).ok()?.parse().ok(),
+            user_agent: text(9),
+            ..Record::default()
+        })
+    }
+
+    fn compiled(set: &RuleSet) -> Arc<CompiledRules> {
+        Arc::new(CompiledRules::new(set).expect("rules compile"))
+    }
+
+    fn run(rules: &Arc<CompiledRules>, lines: &[String], allow: &Allowlist) -> Vec<Flagged> {
+        let mut c = Collector::new(Arc::clone(rules));
+        for (i, line) in lines.iter().enumerate() {
+            let rec = parse(line.as_bytes()).expect("test line parses");
+            c.observe(&rec, i as u64);
+        }
+        c.finish(allow)
+    }
+
+    fn line(ip: &str, sec: u32, method: &str, target: &str, status: u16, ua: &str) -> String {
+        format!(
+            "{ip} - - [01/Jan/2024:00:{:02}:{:02} +0000] \"{method} {target} HTTP/1.1\" {status} 10 \"-\" \"{ua}\"",
+            sec / 60,
+            sec % 60
+        )
+    }
+
+    fn one_rule(rule: Rule) -> Arc<CompiledRules> {
+        let mut set = RuleSet::new();
+        set.insert(rule);
+        compiled(&set)
+    }
+
+    fn any_rule(capacity: u32, leak_ms: i64) -> Rule {
+        Rule::new("r", "", Filter::default(), capacity, leak_ms)
+    }
+
+    #[test]
+    fn test_parser_reads_times_and_fields() {
+        let l = line("192.0.2.1", 65, "GET", "/a?b", 404, "ua");
+        let r = parse(l.as_bytes()).expect("parses");
+        assert_eq!(r.time, Some(1_704_067_265));
+        assert_eq!(r.path(), Some(&b"/a"[..]));
+        assert_eq!(clf_time(b"29/Sep/2021:14:11:34 +0200"), Some(1_632_917_494));
+    }
+
+    #[test]
+    fn capacity_edges_through_the_engine() {
+        let rules = one_rule(any_rule(10, 10_000));
+        let ten: Vec<String> = (0..10)
+            .map(|_| line("192.0.2.1", 0, "GET", "/", 200, "x"))
+            .collect();
+        assert!(run(&rules, &ten, &Allowlist::exact(vec![])).is_empty());
+        let mut eleven = ten.clone();
+        eleven.push(line("192.0.2.1", 0, "GET", "/", 200, "x"));
+        let got = run(&rules, &eleven, &Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].source, "192.0.2.1/32".parse::<IpNet>().expect("net"));
+        assert_eq!(got[0].rules, ["r"]);
+        assert_eq!(got[0].events, 11);
+        assert_eq!(got[0].overflows, 1);
+        assert_eq!(got[0].samples.len(), SAMPLES);
+        assert_eq!(got[0].samples[0], eleven[0].as_bytes());
+    }
+
+    #[test]
+    fn spacing_by_the_leak_never_flags() {
+        let rules = one_rule(any_rule(1, 1_000));
+        let lines: Vec<String> = (0..100)
+            .map(|s| line("192.0.2.1", s, "GET", "/", 200, "x"))
+            .collect();
+        assert!(run(&rules, &lines, &Allowlist::exact(vec![])).is_empty());
+    }
+
+    #[test]
+    fn trigger_and_blackhole() {
+        let mut rule = any_rule(0, 1_000);
+        rule.blackhole_ms = 10_000;
+        let rules = one_rule(rule);
+        // Overflows at 0, blackholed at 5, 9, overflows again at 10.
+        let lines: Vec<String> = [0, 5, 9, 10]
+            .iter()
+            .map(|&s| line("192.0.2.1", s, "GET", "/", 200, "x"))
+            .collect();
+        let got = run(&rules, &lines, &Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].overflows, 2);
+        assert_eq!(got[0].events, 4);
+        assert_eq!(got[0].last_seen - got[0].first_seen, 10);
+    }
+
+    #[test]
+    fn distinct_values_count_once() {
+        let rule = any_rule(2, 60_000).distinct(Field::Path);
+        let rules = one_rule(rule);
+        let same: Vec<String> = (0..50)
+            .map(|_| line("192.0.2.1", 0, "GET", "/a?x", 200, "x"))
+            .collect();
+        assert!(run(&rules, &same, &Allowlist::exact(vec![])).is_empty());
+        let mut three = same.clone();
+        three.push(line("192.0.2.1", 0, "GET", "/b", 200, "x"));
+        assert!(run(&rules, &three, &Allowlist::exact(vec![])).is_empty());
+        // The query does not make a path new.
+        three.push(line("192.0.2.1", 0, "GET", "/b?y", 200, "x"));
+        assert!(run(&rules, &three, &Allowlist::exact(vec![])).is_empty());
+        three.push(line("192.0.2.1", 0, "GET", "/c", 200, "x"));
+        assert_eq!(run(&rules, &three, &Allowlist::exact(vec![])).len(), 1);
+    }
+
+    #[test]
+    fn distinct_values_are_forgotten_when_the_bucket_empties() {
+        let rule = any_rule(1, 1_000).distinct(Field::Path);
+        let rules = one_rule(rule);
+        // /a at 0 fills the bucket; at 5 it has leaked empty, so /a counts again, and /b at
+        // the same instant overflows.
+        let lines = vec![
+            line("192.0.2.1", 0, "GET", "/a", 200, "x"),
+            line("192.0.2.1", 5, "GET", "/a", 200, "x"),
+            line("192.0.2.1", 5, "GET", "/b", 200, "x"),
+        ];
+        assert_eq!(run(&rules, &lines, &Allowlist::exact(vec![])).len(), 1);
+    }
+
+    #[test]
+    fn ipv6_grouped_by_64_and_allowlist() {
+        let rules = one_rule(any_rule(1, 60_000));
+        let lines = vec![
+            line("2001:db8:1:2::1", 0, "GET", "/", 200, "x"),
+            line("2001:db8:1:2:ffff::9", 0, "GET", "/", 200, "x"),
+            line("127.0.0.1", 0, "GET", "/", 200, "x"),
+            line("127.0.0.1", 0, "GET", "/", 200, "x"),
+            line("::ffff:192.0.2.7", 0, "GET", "/", 200, "x"),
+            line("192.0.2.7", 0, "GET", "/", 200, "x"),
+        ];
+        let got = run(&rules, &lines, &Allowlist::new(vec![]));
+        let sources: Vec<String> = got.iter().map(|f| f.source.to_string()).collect();
+        assert_eq!(sources, ["192.0.2.7/32", "2001:db8:1:2::/64"]);
+        let allow = Allowlist::new(vec!["2001:db8:1:2::1/128".parse().expect("net")]);
+        let got = run(&rules, &lines, &allow);
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn per_vhost_and_prefix_grouping() {
+        let mut rule = any_rule(1, 60_000);
+        rule.grouping.per_vhost = true;
+        rule.grouping.v4_prefix = 24;
+        let rules = one_rule(rule);
+        let mut c = Collector::new(Arc::clone(&rules));
+        let lines = [
+            line("192.0.2.1", 0, "GET", "/", 200, "x"),
+            line("192.0.2.200", 0, "GET", "/", 200, "x"),
+            line("192.0.2.3", 0, "GET", "/", 200, "x"),
+        ];
+        for (i, (l, vhost)) in lines
+            .iter()
+            .zip(["a.example", "a.example", "b.example"])
+            .enumerate()
+        {
+            let mut rec = parse(l.as_bytes()).expect("parses");
+            rec.vhost = Some(vhost.as_bytes());
+            c.observe(&rec, i as u64);
+        }
+        let got = c.finish(&Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].source.to_string(), "192.0.2.0/24");
+        assert_eq!(got[0].vhost.as_deref(), Some("a.example"));
+    }
+
+    #[test]
+    fn lines_without_source_or_time_are_skipped() {
+        let rules = one_rule(any_rule(0, 1_000));
+        let mut c = Collector::new(rules);
+        let l = line("192.0.2.1", 0, "GET", "/", 200, "x");
+        let mut rec = parse(l.as_bytes()).expect("parses");
+        rec.time = None;
+        c.observe(&rec, 0);
+        rec.time = Some(0);
+        rec.client = None;
+        c.observe(&rec, 1);
+        assert_eq!((c.seen(), c.skipped()), (0, 2));
+        assert!(c.finish(&Allowlist::exact(vec![])).is_empty());
+    }
+
+    /// Built-ins made touchy, plus a second grouping, so small streams flag often.
+    fn touchy_rules() -> Arc<CompiledRules> {
+        let mut set = builtin_rules();
+        if let Some(r) = set.get_mut("http-flood") {
+            r.capacity = 6;
+            r.leak_ms = 2_000;
+        }
+        if let Some(r) = set.get_mut("http-probing") {
+            r.capacity = 3;
+        }
+        let mut wide = Rule::new(
+            "wide-404",
+            "",
+            Filter {
+                status: vec![404],
+                ..Filter::default()
+            },
+            4,
+            3_000,
+        );
+        wide.grouping.v4_prefix = 24;
+        wide.blackhole_ms = 5_000;
+        set.insert(wide);
+        compiled(&set)
+    }
+
+    fn synthetic_lines(spec: &[(u8, u8, u8, u8)]) -> Vec<String> {
+        let ips = [
+            "192.0.2.1",
+            "192.0.2.2",
+            "198.51.100.9",
+            "2001:db8::1",
+            "2001:db8::2",
+        ];
+        let targets = [
+            "/",
+            "/a",
+            "/b",
+            "/c?q=1",
+            "/.env",
+            "/x.css",
+            "/d",
+            "/e?id=1+union+select+1",
+            "/f",
+            "/phpmyadmin/",
+        ];
+        let uas = ["Mozilla/5.0", "sqlmap/1.0", "curl/8"];
+        let statuses = [200, 404, 403, 301];
+        spec.iter()
+            .map(|&(ip, t, target, misc)| {
+                line(
+                    ips[usize::from(ip) % ips.len()],
+                    u32::from(t),
+                    "GET",
+                    targets[usize::from(target) % targets.len()],
+                    statuses[usize::from(misc) % statuses.len()],
+                    uas[usize::from(misc / 4) % uas.len()],
+                )
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any split into shards, merged in any order, gives the one-shard result.
+        #[test]
+        fn shard_split_and_merge_order_do_not_matter(
+            spec in proptest::collection::vec((0u8..5, 0u8..40, 0u8..10, 0u8..12), 1..200),
+            shard_of in proptest::collection::vec(0usize..4, 200),
+            merge_order in Just([0usize, 1, 2, 3]).prop_shuffle(),
+        ) {
+            let rules = touchy_rules();
+            let lines = synthetic_lines(&spec);
+            let allow = Allowlist::exact(vec![]);
+            let whole = run(&rules, &lines, &allow);
+            let mut shards: Vec<Collector> = (0..4).map(|_| Collector::new(Arc::clone(&rules))).collect();
+            for (i, l) in lines.iter().enumerate() {
+                let rec = parse(l.as_bytes()).expect("parses");
+                shards[shard_of[i]].observe(&rec, i as u64);
+            }
+            let mut slots: Vec<Option<Collector>> = shards.into_iter().map(Some).collect();
+            let mut merged = slots[merge_order[0]].take().expect("shard");
+            for &i in &merge_order[1..] {
+                merged.merge(slots[i].take().expect("shard"));
+            }
+            prop_assert_eq!(merged.finish(&allow), whole);
+        }
+    }
+
+    #[test]
+    fn synthetic_stream_flags_something() {
+        // Guards the property test against vacuity: its streams do flag.
+        let spec: Vec<(u8, u8, u8, u8)> =
+            (0..60).map(|i| (i % 5, i / 10, i % 10, i % 12)).collect();
+        let got = run(
+            &touchy_rules(),
+            &synthetic_lines(&spec),
+            &Allowlist::exact(vec![]),
+        );
+        assert!(got.len() >= 3, "{got:?}");
+        assert!(got.iter().any(|f| f.source.prefix_len() == 24));
+    }
+
+    const HUB: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/corpus/peer-logs/crowdsec-hub"
+    );
+
+    fn hub_file(name: &str) -> Option<String> {
+        let path = std::path::Path::new(HUB).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                println!("skipping: {} unavailable ({e})", path.display());
+                None
+            }
+        }
+    }
+
+    fn run_hub(name: &str) -> Option<Vec<Flagged>> {
+        let text = hub_file(name)?;
+        let rules = compiled(&builtin_rules());
+        let mut c = Collector::new(rules);
+        for (i, l) in text.lines().enumerate() {
+            match parse(l.as_bytes()) {
+                Some(rec) => c.observe(&rec, i as u64),
+                None => panic!("{name}:{}: not a combined/common line", i + 1),
+            }
+        }
+        // The hub's attackers are mostly loopback addresses, so no default allowlist here.
+        Some(c.finish(&Allowlist::exact(vec![])))
+    }
+
+    fn assert_flags(name: &str, source: &str, rule: &str) {
+        let Some(got) = run_hub(name) else { return };
+        let net: IpNet = source.parse().expect("test net");
+        let hit = got.iter().find(|f| f.source == net);
+        assert!(
+            hit.is_some_and(|f| f.rules.iter().any(|r| r == rule)),
+            "{name}: expected {source} flagged by {rule}, got {got:?}"
+        );
+    }
+
+    #[test]
+    fn hub_apache_http_probing() {
+        let Some(got) = run_hub("apache-http-probing.log") else {
+            return;
+        };
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].source.to_string(), "172.17.0.1/32");
+        assert!(
+            got[0].rules.contains(&"http-probing".to_string()),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn hub_ipv6_grouped() {
+        assert_flags(
+            "ipv6-postoverflow.log",
+            "2001:db8:85a3::/64",
+            "bad-user-agent",
+        );
+    }
+
+    #[test]
+    fn hub_attackers_flagged_by_the_expected_rule() {
+        for (file, source, rule) in [
+            ("nginx-bad-user-agent.log", "127.0.0.1/32", "bad-user-agent"),
+            (
+                "nginx-http-sensitive-files.log",
+                "127.0.0.1/32",
+                "sensitive-files",
+            ),
+            (
+                "nginx-http-path-traversal.log",
+                "127.0.0.1/32",
+                "path-traversal",
+            ),
+            (
+                "nginx-http-sqli-probing.log",
+                "127.0.0.1/32",
+                "sqli-probing",
+            ),
+            ("nginx-http-xss-probing.log", "127.0.0.1/32", "xss-probing"),
+            (
+                "nginx-http-backdoor.log",
+                "127.0.0.1/32",
+                "backdoor-probing",
+            ),
+            (
+                "http-admin-interface-probing.log",
+                "157.230.234.189/32",
+                "admin-probing",
+            ),
+            ("nginx-http-open-proxy.log", "127.0.0.1/32", "open-proxy"),
+            ("nginx-http-open-proxy.log", "127.0.0.2/32", "open-proxy"),
+        ] {
+            assert_flags(file, source, rule);
+        }
+    }
+
+    #[test]
+    fn hub_invalid_http_versions() {
+        let Some(got) = run_hub("http-dos-invalid-http-versions.log") else {
+            return;
+        };
+        let flagged: Vec<String> = got
+            .iter()
+            .filter(|f| f.rules.iter().any(|r| r == "bad-http-version"))
+            .map(|f| f.source.to_string())
+            .collect();
+        // HTTP/1.2 and HTTP/2.1 are not HTTP versions; 1.0, 1.1, 0.9 and 2.0 are.
+        assert_eq!(flagged, ["127.0.0.3/32", "127.0.0.6/32"]);
+    }
+
+    #[test]
+    fn hub_generic_bf_access_lines() {
+        // nginx-http-generic-bf.log mixes nginx error-log lines (`user "foo" was not found`),
+        // which are not access logs and are skipped, with six refused POSTs.
+        let Some(text) = hub_file("nginx-http-generic-bf.log") else {
+            return;
+        };
+        let rules = compiled(&builtin_rules());
+        let mut c = Collector::new(rules);
+        let mut access = 0;
+        for (i, l) in text.lines().enumerate() {
+            if let Some(rec) = parse(l.as_bytes()) {
+                access += 1;
+                c.observe(&rec, i as u64);
+            }
+        }
+        println!("nginx-http-generic-bf.log: {access} access lines read, error-log lines skipped");
+        let got = c.finish(&Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].source.to_string(), "127.0.0.1/32");
+        assert_eq!(got[0].rules, ["login-bruteforce"]);
+    }
+
+    /// envoy-http-crawl-non_statics.log is JSON after a container prefix; read the few
+    /// fields the crawl rule needs.
+    #[test]
+    fn hub_envoy_crawl() {
+        let Some(text) = hub_file("envoy-http-crawl-non_statics.log") else {
+            return;
+        };
+        let rules = compiled(&builtin_rules());
+        let mut c = Collector::new(rules);
+        struct Envoy {
+            method: Vec<u8>,
+            path: Vec<u8>,
+            secs: i64,
+            status: u16,
+            ip: String,
+        }
+        let mut kept: Vec<Envoy> = Vec::new();
+        for l in text.lines() {
+            let json = &l[l.find('{').expect("json object")..];
+            let v: serde_json::Value = serde_json::from_str(json).expect("json");
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            let t = s("start_time");
+            let b = t.as_bytes();
+            let n = |r: std::ops::Range<usize>| num(&b[r]);
+            let secs = days_from_civil(n(0..4), n(5..7), n(8..10)) * 86_400
+                + n(11..13) * 3600
+                + n(14..16) * 60
+                + n(17..19);
+            let addr = s("downstream_remote_address");
+            let ip = addr
+                .rsplit_once(':')
+                .map_or(addr.as_str(), |(ip, _)| ip)
+                .to_string();
+            let status = v["response_code"].as_u64().unwrap_or(0) as u16;
+            kept.push(Envoy {
+                method: s("method").into_bytes(),
+                path: s("x-envoy-origin-path").into_bytes(),
+                secs,
+                status,
+                ip,
+            });
+        }
+        for (i, e) in kept.iter().enumerate() {
+            let rec = Record {
+                line: &e.path,
+                client: e.ip.parse().ok(),
+                time: Some(e.secs),
+                method: Some(&e.method),
+                target: Some(&e.path),
+                protocol: Some(b"HTTP/1.1"),
+                status: Some(e.status),
+                user_agent: Some(b"Mozilla/5.0"),
+                ..Record::default()
+            };
+            c.observe(&rec, i as u64);
+        }
+        let got = c.finish(&Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].source.to_string(), "10.0.0.13/32");
+        assert!(got[0].rules.contains(&"http-crawl".to_string()), "{got:?}");
+    }
+}

@@ -1,0 +1,86 @@
+//! `RuleError`: everything that can be wrong with a rules file or a rule set, each variant
+//! naming the file, and where it can, the line, the rule and the field.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug)]
+pub enum RuleError {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or a value has the wrong type or an unknown key.
+    Syntax {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A value is well-typed but unusable (a bad regex, a zero leak, a prefix past 128...).
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        rule: String,
+        field: String,
+        message: String,
+    },
+    /// A rule built in code (not from a file) does not compile.
+    Compile {
+        rule: String,
+        field: String,
+        message: String,
+    },
+    /// More enabled rules or filters than the engine's 64-bit masks hold.
+    TooMany {
+        what: &'static str,
+        count: usize,
+        max: usize,
+    },
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = |f: &mut fmt::Formatter<'_>, path: &PathBuf, line: &Option<usize>| match line {
+            Some(line) => write!(f, "{}:{line}: ", path.display()),
+            None => write!(f, "{}: ", path.display()),
+        };
+        match self {
+            RuleError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            RuleError::Syntax {
+                path,
+                line,
+                message,
+            } => {
+                at(f, path, line)?;
+                write!(f, "{message}")
+            }
+            RuleError::Invalid {
+                path,
+                line,
+                rule,
+                field,
+                message,
+            } => {
+                at(f, path, line)?;
+                write!(f, "rule `{rule}`, field `{field}`: {message}")
+            }
+            RuleError::Compile {
+                rule,
+                field,
+                message,
+            } => write!(f, "rule `{rule}`, field `{field}`: {message}"),
+            RuleError::TooMany { what, count, max } => {
+                write!(f, "{count} enabled {what}, at most {max} are supported")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RuleError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! `CompiledRules`: a rule set turned into tables and automata, and the per-line evaluation
+//! that says which rules a record matches. Buckets and grouping are not here.
+//!
+//! Cost model: one status-table lookup, a few byte compares for methods, one combined
+//! Aho-Corasick pass per field some candidate filter still needs (over the raw bytes, plus a
+//! percent-decoded copy only when the field holds `%` or `+`), and a `RegexSet` only for
+//! filters that have regexes. The user-agent result is cached for the previous user agent,
+//! since consecutive lines very often share it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::{RegexSet, RegexSetBuilder};
+
+use super::bucket::Limits;
+use super::builtin::STATIC_EXTENSIONS;
+use super::error::RuleError;
+use super::rule::{Field, Filter, Grouping, RuleSet, pattern_lines};
+use crate::format::Record;
+
+/// The most enabled rules, and the most filters over all of them: both are bits of a `u64`.
+pub const MAX_RULES: usize = 64;
+
+/// Protocols that are real HTTP versions; anything else present in a request line is
+/// flagged by `bad_protocol` filters.
+pub const HTTP_VERSIONS: [&[u8]; 6] = [
+    b"HTTP/0.9",
+    b"HTTP/1.0",
+    b"HTTP/1.1",
+    b"HTTP/2",
+    b"HTTP/2.0",
+    b"HTTP/3",
+];
+
+/// What the engine needs about one compiled rule.
+#[derive(Clone, Debug)]
+pub struct RuleInfo {
+    pub name: String,
+    pub limits: Limits,
+    pub distinct: Option<Field>,
+    pub grouping: Grouping,
+}
+
+/// The substring patterns of one field over all filters.
+struct FieldAutomaton {
+    ac: AhoCorasick,
+    /// Per pattern id: the filters it serves and whether it must end the field.
+    patterns: Vec<(u64, bool)>,
+}
+
+struct FieldRegexes {
+    set: RegexSet,
+    /// Per regex index: the filter it belongs to (as a one-bit mask).
+    filters: Vec<u64>,
+}
+
+#[derive(Default)]
+struct FieldMatchers {
+    /// Filters with any condition on this field.
+    need: u64,
+    automaton: Option<FieldAutomaton>,
+    regexes: Option<FieldRegexes>,
+}
+
+pub struct CompiledRules {
+    rules: Vec<RuleInfo>,
+    filter_rule: Vec<u8>,
+    all_filters: u64,
+    /// Per status 0..600: the filters that accept it. Other values: `status_any`.
+    status_table: Vec<u64>,
+    status_any: u64,
+    /// Filters with a method list, and each filter's list.
+    method_filters: u64,
+    methods: Vec<Vec<Box<[u8]>>>,
+    not_static: u64,
+    bad_protocol: u64,
+    absolute_uri: u64,
+    fields: [FieldMatchers; 4],
+    static_exts: Vec<Box<[u8]>>,
+    /// Distinct groupings and the rules that use each.
+    groupings: Vec<(Grouping, u64)>,
+    /// Rules with a distinct field, and per field the rules counting it.
+    distinct_fields: [u64; 4],
+    hasher: std::hash::RandomState,
+}
+
+/// Per-worker buffers reused across lines so evaluation never allocates once warm.
+#[derive(Default)]
+pub struct Scratch {
+    decoded: Vec<u8>,
+    last_ua: Vec<u8>,
+    last_ua_hits: Option<u64>,
+}
+
+impl CompiledRules {
+    /// Compiles the enabled rules of `set`. Regexes were checked when a file was loaded;
+    /// rules built in code are checked here.
+    pub fn new(set: &RuleSet) -> Result<CompiledRules, RuleError> {
+        let enabled: Vec<_> = set.enabled().collect();
+        if enabled.len() > MAX_RULES {
+            return Err(RuleError::TooMany {
+                what: "rules",
+                count: enabled.len(),
+                max: MAX_RULES,
+            });
+        }
+        let nfilters: usize = enabled.iter().map(|r| r.filters.len()).sum();
+        if nfilters > MAX_RULES {
+            return Err(RuleError::TooMany {
+                what: "filters",
+                count: nfilters,
+                max: MAX_RULES,
+            });
+        }
+        let mut c = CompiledRules {
+            rules: Vec::new(),
+            filter_rule: Vec::new(),
+            all_filters: 0,
+            status_table: vec![0; 600],
+            status_any: 0,
+            method_filters: 0,
+            methods: Vec::new(),
+            not_static: 0,
+            bad_protocol: 0,
+            absolute_uri: 0,
+            fields: Default::default(),
+            static_exts: pattern_lines(STATIC_EXTENSIONS)
+                .into_iter()
+                .map(|e| e.into_bytes().into_boxed_slice())
+                .collect(),
+            groupings: Vec::new(),
+            distinct_fields: [0; 4],
+            hasher: std::hash::RandomState::new(),
+        };
+        // Per field: pattern text (lower case, anchor) -> filters, and regexes.
+        let mut contains: [BTreeMap<(String, bool), u64>; 4] = Default::default();
+        let mut regexes: [Vec<(String, u64)>; 4] = Default::default();
+        let mut filters: Vec<&Filter> = Vec::new();
+        for (ri, rule) in enabled.iter().enumerate() {
+            let rbit = 1u64 << ri;
+            c.rules.push(RuleInfo {
+                name: rule.name.clone(),
+                limits: Limits {
+                    capacity: rule.capacity,
+                    leak_ms: rule.leak_ms.max(1),
+                    blackhole_ms: rule.blackhole_ms.max(0),
+                },
+                distinct: rule.distinct,
+                grouping: rule.grouping,
+            });
+            if let Some(field) = rule.distinct {
+                c.distinct_fields[field.index()] |= rbit;
+            }
+            match c.groupings.iter_mut().find(|(g, _)| *g == rule.grouping) {
+                Some((_, mask)) => *mask |= rbit,
+                None => c.groupings.push((rule.grouping, rbit)),
+            }
+            for filter in &rule.filters {
+                let fi = filters.len();
+                let fbit = 1u64 << fi;
+                filters.push(filter);
+                c.filter_rule.push(ri as u8);
+                c.all_filters |= fbit;
+                if filter.status.is_empty() {
+                    c.status_any |= fbit;
+                    c.status_table.iter_mut().for_each(|m| *m |= fbit);
+                } else {
+                    for &s in &filter.status {
+                        if let Some(slot) = c.status_table.get_mut(usize::from(s)) {
+                            *slot |= fbit;
+                        }
+                    }
+                }
+                if !filter.methods.is_empty() {
+                    c.method_filters |= fbit;
+                }
+                c.methods.push(
+                    filter
+                        .methods
+                        .iter()
+                        .map(|m| m.as_bytes().to_vec().into_boxed_slice())
+                        .collect(),
+                );
+                if filter.not_static {
+                    c.not_static |= fbit;
+                }
+                if filter.bad_protocol {
+                    c.bad_protocol |= fbit;
+                }
+                if filter.absolute_uri {
+                    c.absolute_uri |= fbit;
+                }
+                for field in Field::ALL {
+                    let m = filter.field(field);
+                    if m.is_empty() {
+                        continue;
+                    }
+                    c.fields[field.index()].need |= fbit;
+                    for p in &m.contains {
+                        let (text, anchored) = match p.strip_suffix('$') {
+                            Some(t) => (t, true),
+                            None => (p.as_str(), false),
+                        };
+                        if text.is_empty() {
+                            continue;
+                        }
+                        *contains[field.index()]
+                            .entry((text.to_ascii_lowercase(), anchored))
+                            .or_insert(0) |= fbit;
+                    }
+                    for r in &m.regex {
+                        regexes[field.index()].push((r.clone(), fbit));
+                    }
+                }
+            }
+            let _ = rbit;
+        }
+        for field in Field::ALL {
+            let i = field.index();
+            let pats = std::mem::take(&mut contains[i]);
+            if !pats.is_empty() {
+                let (texts, patterns): (Vec<String>, Vec<(u64, bool)>) = pats
+                    .into_iter()
+                    .map(|((text, anchored), mask)| (text, (mask, anchored)))
+                    .unzip();
+                let ac = AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .build(&texts)
+                    .or_else(|_| {
+                        AhoCorasick::builder()
+                            .ascii_case_insensitive(true)
+                            .match_kind(MatchKind::Standard)
+                            .build(&texts)
+                    })
+                    .map_err(|e| RuleError::Compile {
+                        rule: "(all)".into(),
+                        field: field.name().into(),
+                        message: e.to_string(),
+                    })?;
+                c.fields[i].automaton = Some(FieldAutomaton { ac, patterns });
+            }
+            let res = std::mem::take(&mut regexes[i]);
+            if !res.is_empty() {
+                let set = RegexSetBuilder::new(res.iter().map(|(r, _)| r.as_str()))
+                    .size_limit(1 << 24)
+                    .build()
+                    .map_err(|e| {
+                        // Name the first rule whose regex fails on its own.
+                        let bad = res
+                            .iter()
+                            .find(|(r, _)| regex::bytes::Regex::new(r).is_err())
+                            .map(|(_, fbit)| fbit.trailing_zeros() as usize);
+                        let rule = bad
+                            .and_then(|fi| c.filter_rule.get(fi))
+                            .and_then(|&ri| c.rules.get(usize::from(ri)))
+                            .map_or_else(|| "(all)".to_string(), |r| r.name.clone());
+                        RuleError::Compile {
+                            rule,
+                            field: format!("{}_regex", field.name()),
+                            message: e.to_string(),
+                        }
+                    })?;
+                c.fields[i].regexes = Some(FieldRegexes {
+                    set,
+                    filters: res.iter().map(|(_, f)| *f).collect(),
+                });
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    pub fn groupings(&self) -> &[(Grouping, u64)] {
+        &self.groupings
+    }
+
+    /// Rules that count distinct values of `field`.
+    pub fn distinct_rules(&self, field: Field) -> u64 {
+        self.distinct_fields[field.index()]
+    }
+
+    /// The hash distinct counting keeps of a value. Seeded once per rule set, so all
+    /// collectors of one run agree and an attacker cannot aim collisions.
+    pub fn hash_value(&self, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one(bytes)
+    }
+
+    /// The rules (bit `i` = `rules()[i]`) that `rec` matches.
+    pub fn evaluate(&self, rec: &Record<'_>, scratch: &mut Scratch) -> u64 {
+        let mut cand = match rec.status {
+            Some(s) => self
+                .status_table
+                .get(usize::from(s))
+                .copied()
+                .unwrap_or(self.status_any),
+            None => self.status_any,
+        };
+        if cand & self.method_filters != 0 {
+            let mut m = cand & self.method_filters;
+            while m != 0 {
+                let fi = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let ok = rec.method.is_some_and(|method| {
+                    self.methods[fi]
+                        .iter()
+                        .any(|want| want.eq_ignore_ascii_case(method))
+                });
+                if !ok {
+                    cand &= !(1u64 << fi);
+                }
+            }
+        }
+        if cand & self.not_static != 0 && rec.path().is_some_and(|p| self.is_static(p)) {
+            cand &= !self.not_static;
+        }
+        if cand & self.bad_protocol != 0 {
+            let bad = rec.protocol.is_some_and(|p| !HTTP_VERSIONS.contains(&p));
+            if !bad {
+                cand &= !self.bad_protocol;
+            }
+        }
+        if cand & self.absolute_uri != 0 && !rec.target.is_some_and(is_absolute_uri) {
+            cand &= !self.absolute_uri;
+        }
+        for field in Field::ALL {
+            let fm = &self.fields[field.index()];
+            if cand & fm.need == 0 {
+                continue;
+            }
+            let hay = match field {
+                Field::Path => rec.path(),
+                Field::Query => rec.query(),
+                Field::Target => rec.target,
+                Field::UserAgent => rec.user_agent,
+            };
+            let hits = match hay {
+                None => 0,
+                Some(hay) if field == Field::UserAgent => {
+                    if let Some(h) = scratch.last_ua_hits.filter(|_| scratch.last_ua == hay) {
+                        h
+                    } else {
+                        let h = scan(fm, hay, cand);
+                        // Cache only when every regex ran, so the result holds for any
+                        // candidate set.
+                        if fm.regexes.is_none() {
+                            scratch.last_ua.clear();
+                            scratch.last_ua.extend_from_slice(hay);
+                            scratch.last_ua_hits = Some(h);
+                        }
+                        h
+                    }
+                }
+                Some(hay) => {
+                    let mut h = scan(fm, hay, cand);
+                    let plus_from = match field {
+                        Field::Query => Some(0),
+                        Field::Target => memchr::memchr(b'?', hay),
+                        _ => None,
+                    };
+                    if memchr::memchr(b'%', hay).is_some()
+                        || plus_from
+                            .is_some_and(|from| memchr::memchr(b'+', &hay[from..]).is_some())
+                    {
+                        percent_decode(hay, plus_from, &mut scratch.decoded);
+                        h |= scan(fm, &scratch.decoded, cand & !h);
+                    }
+                    h
+                }
+            };
+            cand &= !(fm.need & !hits);
+        }
+        let mut rules = 0u64;
+        while cand != 0 {
+            let fi = cand.trailing_zeros() as usize;
+            cand &= cand - 1;
+            rules |= 1u64 << self.filter_rule[fi];
+        }
+        rules
+    }
+
+    fn is_static(&self, path: &[u8]) -> bool {
+        let name = match memchr::memrchr(b'/', path) {
+            Some(slash) => &path[slash + 1..],
+            None => path,
+        };
+        let Some(dot) = memchr::memrchr(b'.', name) else {
+            return false;
+        };
+        let ext = &name[dot + 1..];
+        !ext.is_empty()
+            && ext.len() <= 8
+            && self.static_exts.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    }
+}
+
+/// The filters of `fm` that `hay` satisfies. Regexes run only for candidate filters the
+/// substrings did not already satisfy.
+fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
+    let mut hits = 0u64;
+    if let Some(auto) = &fm.automaton {
+        for m in auto.ac.find_overlapping_iter(hay) {
+            let (mask, anchored) = auto.patterns[m.pattern().as_usize()];
+            if !anchored || m.end() == hay.len() {
+                hits |= mask;
+            }
+        }
+    }
+    if let Some(re) = &fm.regexes {
+        let pending = cand & fm.need & !hits;
+        if re.filters.iter().any(|f| f & pending != 0) {
+            for i in re.set.matches(hay).iter() {
+                hits |= re.filters[i];
+            }
+        }
+    }
+    hits
+}
+
+fn is_absolute_uri(target: &[u8]) -> bool {
+    let lower = |n: usize| target.get(..n).map(|p| p.to_ascii_lowercase());
+    lower(7).is_some_and(|p| p == b"http://") || lower(8).is_some_and(|p| p == b"https://")
+}
+
+/// Decodes `%HH` escapes once into `out`; `+` becomes a space from `plus_from` on (the query
+/// part). Malformed escapes are kept as written.
+pub fn percent_decode(input: &[u8], plus_from: Option<usize>, out: &mut Vec<u8>) {
+    out.clear();
+    let plus_from = plus_from.unwrap_or(usize::MAX);
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
+                input.get(i + 1).and_then(|&c| hex(c)),
+                input.get(i + 2).and_then(|&c| hex(c)),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if b == b'+' && i >= plus_from { b' ' } else { b });
+        i += 1;
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Rule names by bit, for messages and tests.
+pub fn rule_names(rules: &CompiledRules, mask: u64) -> Vec<&str> {
+    let mut names: Vec<&str> = rules
+        .rules()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask >> i & 1 == 1)
+        .map(|(_, r)| r.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// Keeps the map type for callers that want name lookups without scanning.
+pub fn rule_index(rules: &CompiledRules) -> HashMap<&str, usize> {
+    rules
+        .rules()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.as_str(), i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::builtin::builtin_rules;
+    use crate::detect::rule::{FieldMatch, Rule};
+
+    fn rec<'a>(method: &'a str, target: &'a str, status: u16, ua: &'a str) -> Record<'a> {
+        Record {
+            method: Some(method.as_bytes()),
+            target: Some(target.as_bytes()),
+            protocol: Some(b"HTTP/1.1"),
+            status: Some(status),
+            user_agent: Some(ua.as_bytes()),
+            ..Record::default()
+        }
+    }
+
+    fn matched(c: &CompiledRules, r: &Record<'_>) -> Vec<String> {
+        let mut s = Scratch::default();
+        rule_names(c, c.evaluate(r, &mut s))
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn builtin_matches() {
+        let c = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+        let ua = "Mozilla/5.0";
+        let cases: &[(Record<'_>, &[&str])] = &[
+            (
+                rec("GET", "/index.html", 200, ua),
+                &["http-crawl", "http-flood"],
+            ),
+            (rec("GET", "/style.CSS", 404, ua), &["http-flood"]),
+            (
+                rec("GET", "/nope", 404, ua),
+                &["http-crawl", "http-flood", "http-probing"],
+            ),
+            (
+                rec("GET", "/", 200, "sqlmap/1.7"),
+                &["bad-user-agent", "http-crawl", "http-flood"],
+            ),
+            (
+                rec("POST", "/.ENV", 200, ua),
+                &["http-flood", "sensitive-files"],
+            ),
+            (
+                rec("POST", "/dump.sql", 200, ua),
+                &["http-flood", "sensitive-files"],
+            ),
+            (rec("POST", "/dump.sql.html", 200, ua), &["http-flood"]),
+            (
+                rec("POST", "/a?f=%2e%2e%2fetc", 200, ua),
+                &["http-flood", "path-traversal"],
+            ),
+            (
+                rec("POST", "/a?id=1+UNION+SELECT+1", 200, ua),
+                &["http-flood", "sqli-probing"],
+            ),
+            (
+                rec("POST", "/a?q=%3CScript%3E", 200, ua),
+                &["http-flood", "xss-probing"],
+            ),
+            (
+                rec("POST", "/c99.php", 200, ua),
+                &["backdoor-probing", "http-flood"],
+            ),
+            (
+                rec("POST", "/phpmyadmin/", 404, ua),
+                &["admin-probing", "http-flood", "http-probing"],
+            ),
+            (rec("POST", "/phpmyadmin/", 200, ua), &["http-flood"]),
+            (
+                rec("POST", "/wp-login.php", 200, ua),
+                &["http-flood", "login-bruteforce"],
+            ),
+            (
+                rec("POST", "/api/login", 401, ua),
+                &["http-flood", "login-bruteforce"],
+            ),
+            (
+                rec("CONNECT", "example.com:443", 405, ua),
+                &["http-flood", "open-proxy"],
+            ),
+            (
+                rec("GET", "http://example.com/", 400, ua),
+                &["http-crawl", "http-flood", "http-probing", "open-proxy"],
+            ),
+        ];
+        for (r, want) in cases {
+            assert_eq!(
+                matched(&c, r),
+                *want,
+                "{:?}",
+                r.target.map(String::from_utf8_lossy)
+            );
+        }
+    }
+
+    #[test]
+    fn protocol_check() {
+        let c = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+        for (proto, bad) in [
+            (Some(&b"HTTP/1.1"[..]), false),
+            (Some(b"HTTP/2.0"), false),
+            (Some(b"HTTP/3"), false),
+            (Some(b"HTTP/1.2"), true),
+            (Some(b"http/1.1"), true),
+            (None, false),
+        ] {
+            let mut r = rec("POST", "/", 200, "x");
+            r.protocol = proto;
+            assert_eq!(
+                matched(&c, &r).contains(&"bad-http-version".to_string()),
+                bad,
+                "{proto:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ua_cache_does_not_leak_between_user_agents() {
+        let c = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+        let mut s = Scratch::default();
+        let bad = rec("POST", "/", 200, "Nikto");
+        let good = rec("POST", "/", 200, "curl");
+        let bit = 1u64 << rule_index(&c)["bad-user-agent"];
+        for _ in 0..3 {
+            assert_ne!(c.evaluate(&bad, &mut s) & bit, 0);
+            assert_eq!(c.evaluate(&good, &mut s) & bit, 0);
+        }
+    }
+
+    #[test]
+    fn regex_and_anchor() {
+        let mut set = RuleSet::new();
+        set.insert(Rule::new(
+            "re",
+            "",
+            Filter {
+                path: FieldMatch {
+                    contains: vec!["/x$".into()],
+                    regex: vec![r"(?i)^/v\d+/admin".into()],
+                },
+                ..Filter::default()
+            },
+            1,
+            1000,
+        ));
+        let c = CompiledRules::new(&set).expect("compiles");
+        let mut s = Scratch::default();
+        for (target, hit) in [
+            ("/v2/ADMIN", true),
+            ("/a/x", true),
+            ("/a/x/y", false),
+            ("/va/admin", false),
+        ] {
+            assert_eq!(
+                c.evaluate(&rec("GET", target, 200, ""), &mut s) == 1,
+                hit,
+                "{target}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_regex_names_the_rule() {
+        let mut set = RuleSet::new();
+        set.insert(Rule::new(
+            "broken",
+            "",
+            Filter {
+                query: FieldMatch {
+                    contains: vec![],
+                    regex: vec!["(".into()],
+                },
+                ..Filter::default()
+            },
+            1,
+            1000,
+        ));
+        let err = CompiledRules::new(&set)
+            .err()
+            .expect("must fail")
+            .to_string();
+        assert!(
+            err.contains("broken") && err.contains("query_regex"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn decode() {
+        let mut out = Vec::new();
+        percent_decode(b"/a%2F..%2f?x=a+b%zz%4", Some(7), &mut out);
+        assert_eq!(out, b"/a/../?x=a b%zz%4");
+        percent_decode(b"a+b", None, &mut out);
+        assert_eq!(out, b"a+b");
+    }
+}

@@ -1,0 +1,32 @@
+//! Abuse detection: rules as leaky buckets on log time, keyed by source, evaluated by
+//! per-worker collectors that merge into the list of flagged sources.
+//!
+//! - `rule`: what a rule is (filter, grouping, thresholds) and the `logward rules` table;
+//! - `builtin`: the built-in rule set and its pattern lists (`patterns/*.txt`);
+//! - `config`: the TOML rules file;
+//! - `matcher`: rules compiled for per-line evaluation;
+//! - `bucket`: leaky-bucket arithmetic;
+//! - `engine`: collectors, merging, and the replay that flags sources;
+//! - `allowlist`: networks never flagged.
+//!
+//! Records without a client address or a time are not counted: detection runs on log time,
+//! never on the wall clock.
+
+pub mod allowlist;
+pub mod bucket;
+pub mod builtin;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod matcher;
+pub mod rule;
+
+pub use allowlist::Allowlist;
+pub use builtin::builtin_rules;
+pub use config::{load_rules_file, load_rules_str};
+pub use duration::{format_duration, parse_duration};
+pub use engine::{Collector, Flagged};
+pub use error::RuleError;
+pub use matcher::CompiledRules;
+pub use rule::{Field, FieldMatch, Filter, Grouping, Rule, RuleSet};

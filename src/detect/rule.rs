@@ -1,0 +1,333 @@
+//! What a detection rule is, as data: its filter over a record, how sources are grouped,
+//! what counts as a new event, and its leaky-bucket thresholds. Compiling rules for speed is
+//! in `matcher`, running buckets is in `bucket` and `engine`; this file only describes.
+
+use std::fmt;
+
+use super::duration::format_duration;
+
+/// A record field a pattern list or a distinct count looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// The target without its query string.
+    Path,
+    /// The query string without its `?`.
+    Query,
+    /// Path and query as written.
+    Target,
+    UserAgent,
+}
+
+impl Field {
+    pub const ALL: [Field; 4] = [Field::Path, Field::Query, Field::Target, Field::UserAgent];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Path => "path",
+            Field::Query => "query",
+            Field::Target => "target",
+            Field::UserAgent => "user_agent",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Patterns one field must match for a filter to pass: any substring or any regex.
+///
+/// Substrings are ASCII case-insensitive. A substring ending in `$` must end the field
+/// (`.sql$` matches `/dump.sql` but not `/dump.sql.html`). Path, query and target patterns
+/// are tried on the raw bytes and on a once percent-decoded copy (`%2e%2e%2f` is also seen as
+/// `../`; in a query `+` also decodes to a space), so a list needs no encoded variants except
+/// for double encoding. Regexes run on the same two forms, are byte-oriented and are written
+/// in `regex` syntax; add `(?i)` to ignore case.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldMatch {
+    pub contains: Vec<String>,
+    pub regex: Vec<String>,
+}
+
+impl FieldMatch {
+    pub fn contains<S: AsRef<str>>(patterns: &[S]) -> FieldMatch {
+        FieldMatch {
+            contains: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
+            regex: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.contains.is_empty() && self.regex.is_empty()
+    }
+}
+
+/// Conditions one record must all meet. An empty list means "any".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub status: Vec<u16>,
+    /// Methods, compared ASCII case-insensitively.
+    pub methods: Vec<String>,
+    pub path: FieldMatch,
+    pub query: FieldMatch,
+    pub target: FieldMatch,
+    pub user_agent: FieldMatch,
+    /// Only requests whose path does not end in a static-asset extension (css, js, png...).
+    pub not_static: bool,
+    /// Only requests with a protocol that is not a known HTTP version.
+    pub bad_protocol: bool,
+    /// Only requests whose target is an absolute URI (`http://host/...`), as sent to proxies.
+    pub absolute_uri: bool,
+}
+
+impl Filter {
+    pub fn field(&self, field: Field) -> &FieldMatch {
+        match field {
+            Field::Path => &self.path,
+            Field::Query => &self.query,
+            Field::Target => &self.target,
+            Field::UserAgent => &self.user_agent,
+        }
+    }
+
+    pub fn field_mut(&mut self, field: Field) -> &mut FieldMatch {
+        match field {
+            Field::Path => &mut self.path,
+            Field::Query => &mut self.query,
+            Field::Target => &mut self.target,
+            Field::UserAgent => &mut self.user_agent,
+        }
+    }
+
+    /// A short human summary for the rules table.
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.methods.is_empty() {
+            parts.push(self.methods.join("/"));
+        }
+        if !self.status.is_empty() {
+            let codes: Vec<String> = self.status.iter().map(u16::to_string).collect();
+            parts.push(format!("status {}", codes.join("/")));
+        }
+        for field in Field::ALL {
+            let m = self.field(field);
+            if !m.is_empty() {
+                parts.push(format!(
+                    "{} ~ {} pattern(s)",
+                    field.name(),
+                    m.contains.len() + m.regex.len()
+                ));
+            }
+        }
+        if self.not_static {
+            parts.push("not static".into());
+        }
+        if self.bad_protocol {
+            parts.push("bad protocol".into());
+        }
+        if self.absolute_uri {
+            parts.push("absolute URI".into());
+        }
+        if parts.is_empty() {
+            "any request".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// How events are grouped into one bucket: by the source address cut to a prefix, and
+/// optionally by virtual host too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Grouping {
+    pub v4_prefix: u8,
+    /// IPv6 sources are grouped by their /64 by default: one host usually owns a whole /64
+    /// and can rotate addresses inside it at will.
+    pub v6_prefix: u8,
+    pub per_vhost: bool,
+}
+
+impl Default for Grouping {
+    fn default() -> Self {
+        Grouping {
+            v4_prefix: 32,
+            v6_prefix: 64,
+            per_vhost: false,
+        }
+    }
+}
+
+/// The default time a flagged source is not flagged again by the same rule.
+pub const DEFAULT_BLACKHOLE_MS: i64 = 60_000;
+
+/// One leaky-bucket rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    /// The rule matches a record when any of these filters does.
+    pub filters: Vec<Filter>,
+    /// When set, only values of this field not yet seen in the current bucket count.
+    pub distinct: Option<Field>,
+    /// Events the bucket holds; the next one flags. 0 makes a trigger.
+    pub capacity: u32,
+    /// The bucket loses one event every `leak_ms` milliseconds of log time.
+    pub leak_ms: i64,
+    pub blackhole_ms: i64,
+    pub grouping: Grouping,
+    pub enabled: bool,
+}
+
+impl Rule {
+    /// A rule with one filter, default grouping and blackhole, enabled.
+    pub fn new(name: &str, description: &str, filter: Filter, capacity: u32, leak_ms: i64) -> Rule {
+        Rule {
+            name: name.to_string(),
+            description: description.to_string(),
+            filters: vec![filter],
+            distinct: None,
+            capacity,
+            leak_ms,
+            blackhole_ms: DEFAULT_BLACKHOLE_MS,
+            grouping: Grouping::default(),
+            enabled: true,
+        }
+    }
+
+    pub fn distinct(mut self, field: Field) -> Rule {
+        self.distinct = Some(field);
+        self
+    }
+
+    pub fn is_trigger(&self) -> bool {
+        self.capacity == 0
+    }
+}
+
+/// An ordered set of rules, names unique.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    pub fn new() -> RuleSet {
+        RuleSet::default()
+    }
+
+    /// Adds a rule, replacing one of the same name in place.
+    pub fn insert(&mut self, rule: Rule) {
+        match self.get_mut(&rule.name) {
+            Some(existing) => *existing = rule,
+            None => self.rules.push(rule),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Rule> {
+        self.rules.iter_mut().find(|r| r.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter()
+    }
+
+    pub fn enabled(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.enabled)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// The `logward rules` table: one line per rule with its thresholds.
+impl fmt::Display for RuleSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} MATCHES",
+            "RULE", "CAPACITY", "LEAK", "BLACKHOLE", "DISTINCT", "GROUP", "ON"
+        )?;
+        for rule in &self.rules {
+            let capacity = if rule.is_trigger() {
+                "trigger".to_string()
+            } else {
+                rule.capacity.to_string()
+            };
+            let group = format!(
+                "/{} /{}{}",
+                rule.grouping.v4_prefix,
+                rule.grouping.v6_prefix,
+                if rule.grouping.per_vhost { "+vh" } else { "" }
+            );
+            let matches: Vec<String> = rule.filters.iter().map(Filter::summary).collect();
+            writeln!(
+                f,
+                "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} {}",
+                rule.name,
+                capacity,
+                format_duration(rule.leak_ms),
+                format_duration(rule.blackhole_ms),
+                rule.distinct.map_or("-", Field::name),
+                group,
+                if rule.enabled { "yes" } else { "no" },
+                matches.join(" | ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a pattern list: one pattern per line, `#` starts a comment line, blank lines and
+/// surrounding spaces are ignored.
+pub fn pattern_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_lines_skip_comments_and_blanks() {
+        let text = "# scanners\nsqlmap\n\n  nikto  \n#nmap\n";
+        assert_eq!(pattern_lines(text), vec!["sqlmap", "nikto"]);
+    }
+
+    #[test]
+    fn insert_replaces_by_name() {
+        let mut set = RuleSet::new();
+        set.insert(Rule::new("a", "", Filter::default(), 1, 1000));
+        set.insert(Rule::new("b", "", Filter::default(), 2, 1000));
+        set.insert(Rule::new("a", "", Filter::default(), 5, 1000));
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.get("a").map(|r| r.capacity), Some(5));
+        assert_eq!(set.iter().next().map(|r| r.name.as_str()), Some("a"));
+    }
+
+    #[test]
+    fn table_shows_thresholds() {
+        let mut set = RuleSet::new();
+        set.insert(Rule::new("flood", "", Filter::default(), 300, 200));
+        let mut trig = Rule::new("trig", "", Filter::default(), 0, 1000);
+        trig.enabled = false;
+        set.insert(trig);
+        let table = set.to_string();
+        assert!(table.contains("flood"), "{table}");
+        assert!(table.contains("300") && table.contains("200ms"), "{table}");
+        assert!(table.contains("trigger"), "{table}");
+        assert_eq!(table.lines().count(), 3);
+    }
+}

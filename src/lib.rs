@@ -9,6 +9,7 @@
 //! command-line options.
 
 pub mod anonymize;
+pub mod audit;
 pub mod cli;
 pub mod detect;
 pub mod format;

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod progress;
 pub mod scan;
+pub mod state;
 
 use std::path::PathBuf;
 

@@ -3,6 +3,7 @@
 //! knows about options.
 
 pub mod config;
+pub mod detection;
 pub mod progress;
 pub mod scan;
 pub mod state;

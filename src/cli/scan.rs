@@ -11,12 +11,15 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
+use super::detection::{DetectArgs, DetectVisitor, Detection, MaybeDetect};
 use super::progress::ProgressLine;
 use super::{Config, Outcome, with_threads};
+use crate::detect::Flagged;
 use crate::format::FormatSpec;
 use crate::format::time::rfc3339;
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
+use crate::store::FileFingerprint;
 
 /// Lines `--check` reads from each file.
 pub const CHECK_LINES: u64 = 1000;
@@ -54,6 +57,17 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_progress: bool,
 
+    /// Only summarize: run no detection and touch no store.
+    #[arg(long)]
+    pub no_detect: bool,
+
+    /// Exit with status 1 when any source was flagged (for scripts).
+    #[arg(long)]
+    pub fail_on_flag: bool,
+
+    #[command(flatten)]
+    pub detect: DetectArgs,
+
     /// Size of the ranges large plain files are split into for parallel reading.
     #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
     pub chunk_size: u64,
@@ -75,6 +89,8 @@ pub struct Settings {
     pub verbose: bool,
     pub progress: bool,
     pub chunk_size: u64,
+    pub detect: Option<DetectArgs>,
+    pub fail_on_flag: bool,
 }
 
 impl Settings {
@@ -104,6 +120,8 @@ impl Settings {
             verbose: args.verbose,
             progress: !args.no_progress,
             chunk_size: args.chunk_size.max(1),
+            detect: (!args.no_detect && !args.check).then_some(args.detect),
+            fail_on_flag: args.fail_on_flag,
         })
     }
 }
@@ -111,6 +129,10 @@ impl Settings {
 pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let settings = Settings::new(args, config)?;
     let started = Instant::now();
+    let mut detection = match &settings.detect {
+        Some(args) => Some(Detection::new(args, config)?),
+        None => None,
+    };
     let found = discover(&settings.paths);
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
@@ -140,10 +162,78 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         found.sources.len() as u64,
         settings.progress && !settings.check,
     );
+    // Files the store has already counted are read for the summary but not counted again.
+    let fingerprints: Vec<Option<FileFingerprint>> = found
+        .sources
+        .iter()
+        .map(|s| match (s, &detection) {
+            (Source::File(p), Some(d)) if d.store.is_some() => FileFingerprint::of(p).ok(),
+            _ => None,
+        })
+        .collect();
+    let mut skip = vec![false; found.sources.len()];
+    if let Some(Detection {
+        store: Some(store),
+        rescan: false,
+        ..
+    }) = &detection
+    {
+        for (i, fp) in fingerprints.iter().enumerate() {
+            if let Some(fp) = fp {
+                skip[i] = store.is_scanned(fp).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+        }
+    }
+    let already: Vec<String> = found
+        .sources
+        .iter()
+        .zip(&skip)
+        .filter(|(_, s)| **s)
+        .map(|(src, _)| src.display())
+        .collect();
+    let skip = Arc::new(skip);
+    let rules = detection.as_ref().map(|d| d.rules.clone());
+    let make_visitor = || match &rules {
+        Some(r) => MaybeDetect::On(DetectVisitor {
+            collector: crate::detect::Collector::new(r.clone()),
+            skip: skip.clone(),
+        }),
+        None => MaybeDetect::Off,
+    };
     let report = with_threads(settings.threads, || {
-        scan::run(&found.sources, &opts, || (), &progress)
+        scan::run(&found.sources, &opts, make_visitor, &progress)
     })?;
     line.finish();
+    let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
+        (MaybeDetect::On(v), Some(d)) => v.collector.finish(&d.allowlist),
+        _ => Vec::new(),
+    };
+    let mut new_flags = Vec::new();
+    if let Some(d) = &mut detection {
+        new_flags = d.to_new_flags(&flagged);
+        if let Some(store) = &mut d.store {
+            store
+                .record_flags(&new_flags)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for ((file, fp), skipped) in report.files.iter().zip(&fingerprints).zip(skip.iter()) {
+                if let (Some(fp), Some(Source::File(path)), None, false) =
+                    (fp, &file.source, &file.error, *skipped)
+                {
+                    store
+                        .mark_scanned(fp, path, now)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            }
+        }
+    }
+    for name in &already {
+        eprintln!(
+            "logward: {name}: already counted in the store; not counted again (--rescan counts it)"
+        );
+    }
     let elapsed = started.elapsed().as_secs_f64();
 
     for file in &report.files {
@@ -167,16 +257,31 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     } else {
         match settings.output {
             OutputKind::Json => {
-                serde_json::to_writer(&mut out, &to_json(&report, elapsed))?;
+                let mut value = to_json(&report, elapsed);
+                if settings.detect.is_some() {
+                    value["flagged"] = flagged_json(&new_flags);
+                }
+                serde_json::to_writer(&mut out, &value)?;
                 writeln!(out)?;
             }
-            OutputKind::Text => print_summary(&mut out, &report, elapsed, found.skipped.len())?,
+            OutputKind::Text => {
+                print_summary(&mut out, &report, elapsed, found.skipped.len())?;
+                if let Some(d) = &detection {
+                    print_flagged(
+                        &mut out,
+                        &new_flags,
+                        d.store.as_ref().map(|s| s.path().to_path_buf()),
+                    )?;
+                }
+            }
         }
     }
     out.flush()?;
     let failed = report.failed_files() + found.errors.len();
     Ok(if failed > 0 {
         Outcome::Error
+    } else if settings.fail_on_flag && !flagged.is_empty() {
+        Outcome::Found
     } else {
         Outcome::Success
     })
@@ -242,6 +347,65 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
         "status": status,
         "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
     })
+}
+
+fn flagged_json(flags: &[crate::store::NewFlag]) -> Value {
+    Value::Array(
+        flags
+            .iter()
+            .map(|f| {
+                json!({
+                    "source": crate::store::net::display(f.source),
+                    "rules": f.rules,
+                    "first_seen": rfc3339(f.first_seen),
+                    "last_seen": rfc3339(f.last_seen),
+                    "events": f.events,
+                    "country": f.country,
+                    "asn": f.asn,
+                })
+            })
+            .collect(),
+    )
+}
+
+fn print_flagged(
+    out: &mut dyn Write,
+    flags: &[crate::store::NewFlag],
+    store: Option<PathBuf>,
+) -> Result<()> {
+    writeln!(out)?;
+    if flags.is_empty() {
+        writeln!(out, "Flagged:   none")?;
+        return Ok(());
+    }
+    writeln!(out, "Flagged sources ({}):", flags.len())?;
+    for f in flags {
+        let geo = match (&f.country, f.asn) {
+            (None, None) => String::new(),
+            (c, a) => format!(
+                "  [{}{}]",
+                c.as_deref().unwrap_or("-"),
+                a.map(|a| format!(" AS{a}")).unwrap_or_default()
+            ),
+        };
+        writeln!(
+            out,
+            "  {:<28} {:>7} events  {} .. {}  {}{geo}",
+            crate::store::net::display(f.source),
+            f.events,
+            rfc3339(f.first_seen),
+            rfc3339(f.last_seen),
+            f.rules.join(",")
+        )?;
+    }
+    if let Some(path) = store {
+        writeln!(
+            out,
+            "Recorded in {} (query with `logward flagged`).",
+            path.display()
+        )?;
+    }
+    Ok(())
 }
 
 fn human_bytes(n: u64) -> String {

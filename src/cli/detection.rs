@@ -1,0 +1,246 @@
+//! Detection settings shared by `scan` and `watch`: the rule set (built-ins, the config's
+//! `[rule.NAME]` tables, `--rules FILE`), the allowlist, GeoIP/ASN databases and the store,
+//! and the step that turns flagged sources into store entries.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ipnet::IpNet;
+
+use super::{Config, state};
+use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet};
+use crate::geo::Geo;
+use crate::scan::Visitor;
+use crate::store::{BanPolicy, NewFlag, Store};
+use crate::timefmt::parse_duration;
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DetectArgs {
+    /// A TOML rules file that adds rules, changes thresholds or disables built-ins
+    /// (see `logward rules` and the README).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Option<PathBuf>,
+
+    /// Never flag this address or network (repeatable). Loopback is always allowed.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+
+    /// A file of addresses or networks never flagged, one per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    pub allow_file: Option<PathBuf>,
+
+    /// A MaxMind Country or City database, to record the country of flagged sources.
+    #[arg(long, value_name = "FILE")]
+    pub geoip: Option<PathBuf>,
+
+    /// A MaxMind ASN database, to record the AS number and organisation.
+    #[arg(long, value_name = "FILE")]
+    pub asn: Option<PathBuf>,
+
+    /// The flagged-source store (SQLite). Default: $LOGWARD_STORE, the config's store,
+    /// /var/lib/logward/logward.db when writable, else ~/.local/state/logward/logward.db.
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// Run detection without writing to the store.
+    #[arg(long)]
+    pub no_store: bool,
+
+    /// Count files the store has already seen (same device, inode, size and first bytes).
+    #[arg(long)]
+    pub rescan: bool,
+
+    /// First ban of a flagged source; doubled for each repeat. [default: 4h]
+    #[arg(long, value_name = "DURATION")]
+    pub ban: Option<String>,
+
+    /// The longest ban. [default: 7d]
+    #[arg(long, value_name = "DURATION")]
+    pub max_ban: Option<String>,
+}
+
+/// The rule set for this run: built-ins, then the config's inline rules, then `--rules`.
+pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
+    let mut set = detect::builtin_rules();
+    if let Some(inline) = &config.rule {
+        let mut wrapper = toml::Table::new();
+        wrapper.insert("rules".into(), toml::Value::Table(inline.clone()));
+        let text =
+            toml::to_string(&wrapper).context("config: the rule tables cannot be read back")?;
+        let origin = config
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("config"));
+        set = detect::load_rules_str(&text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(path) = rules_file.or(config.rules.as_deref()) {
+        set = detect::load_rules_file(path, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(set)
+}
+
+/// Parses an address or network; a bare address is its /32 or /128.
+pub fn parse_net(text: &str) -> Option<IpNet> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
+        .map(|n| n.trunc())
+}
+
+/// Reads an allowlist file: one address or network per line, `#` starts a comment.
+pub fn read_allow_file(path: &Path) -> Result<Vec<IpNet>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the allowlist", path.display()))?;
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        match parse_net(entry) {
+            Some(net) => nets.push(net),
+            None => bail!(
+                "{}:{}: not an address or network: {entry:?}",
+                path.display(),
+                i + 1
+            ),
+        }
+    }
+    Ok(nets)
+}
+
+/// Everything detection needs for one run.
+pub struct Detection {
+    pub rules: Arc<CompiledRules>,
+    pub allowlist: Allowlist,
+    pub geo: Geo,
+    pub store: Option<Store>,
+    pub rescan: bool,
+}
+
+impl Detection {
+    pub fn new(args: &DetectArgs, config: &Config) -> Result<Detection> {
+        let set = rule_set(args.rules.as_deref(), config)?;
+        let rules = Arc::new(CompiledRules::new(&set).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let mut nets = Vec::new();
+        for text in args.allow.iter().chain(config.allow.iter().flatten()) {
+            match parse_net(text) {
+                Some(n) => nets.push(n),
+                None => bail!("--allow: not an address or network: {text:?}"),
+            }
+        }
+        if let Some(path) = args.allow_file.as_deref().or(config.allow_file.as_deref()) {
+            nets.extend(read_allow_file(path)?);
+        }
+        let geo = Geo::open(
+            args.geoip.as_deref().or(config.geoip.as_deref()),
+            args.asn.as_deref().or(config.asn.as_deref()),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let store = if args.no_store {
+            None
+        } else {
+            let path = state::store_path(args.store.as_deref(), config)?;
+            let mut store = Store::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let duration = |flag: &Option<String>,
+                            key: &Option<String>,
+                            name: &str,
+                            default: i64|
+             -> Result<i64> {
+                match flag.as_deref().or(key.as_deref()) {
+                    None => Ok(default),
+                    Some(t) => parse_duration(t).with_context(|| {
+                        format!("--{name}: not a duration: {t:?} (like 4h or 7d)")
+                    }),
+                }
+            };
+            let base = BanPolicy::default();
+            store.set_ban_policy(BanPolicy {
+                base: duration(&args.ban, &config.ban, "ban", base.base)?,
+                max: duration(&args.max_ban, &config.max_ban, "max-ban", base.max)?,
+            });
+            Some(store)
+        };
+        Ok(Detection {
+            rules,
+            allowlist: Allowlist::new(nets),
+            geo,
+            store,
+            rescan: args.rescan,
+        })
+    }
+
+    /// Flagged sources as store entries, enriched with country and AS.
+    pub fn to_new_flags(&self, flagged: &[Flagged]) -> Vec<NewFlag> {
+        flagged
+            .iter()
+            .map(|f| {
+                let info = self.geo.lookup(f.source.network());
+                NewFlag {
+                    source: f.source,
+                    rules: f.rules.clone(),
+                    first_seen: f.first_seen,
+                    last_seen: f.last_seen,
+                    events: f.events,
+                    samples: f.samples.clone(),
+                    vhost: f.vhost.clone(),
+                    country: info.country,
+                    asn: info.asn,
+                    as_org: info.as_org,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A scan visitor that feeds records to a detection collector, skipping files the store
+/// has already counted.
+pub struct DetectVisitor {
+    pub collector: Collector,
+    /// Per input file: true when its records must not be counted again.
+    pub skip: Arc<Vec<bool>>,
+}
+
+impl Visitor for DetectVisitor {
+    #[inline]
+    fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
+        if self
+            .skip
+            .get((order >> 40) as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            return;
+        }
+        self.collector.observe(rec, order);
+    }
+
+    fn merge(&mut self, other: DetectVisitor) {
+        self.collector.merge(other.collector);
+    }
+}
+
+/// No detection (`--no-detect`), or detection with its collector.
+pub enum MaybeDetect {
+    Off,
+    On(DetectVisitor),
+}
+
+impl Visitor for MaybeDetect {
+    #[inline]
+    fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
+        if let MaybeDetect::On(v) = self {
+            v.record(order, rec);
+        }
+    }
+
+    fn merge(&mut self, other: MaybeDetect) {
+        if let (MaybeDetect::On(a), MaybeDetect::On(b)) = (self, other) {
+            a.merge(b);
+        }
+    }
+}

@@ -43,7 +43,8 @@ apt_install() {
 }
 
 has_logward() {
-    if "$LOGWARD" "$1" --help > /dev/null 2>&1; then
+    # A binary without the subcommand may still exit 0, so the help text must be clap's.
+    if "$LOGWARD" "$1" --help > "$WORK/help" 2>&1 && grep -q '^Usage:' "$WORK/help"; then
         return 0
     fi
     log "skipped: logward $1 not available"

@@ -87,8 +87,9 @@ measure() {
     /usr/bin/time -v -o "$WORK/time" bash -c "$cmd" > /dev/null 2>&1
     local rss_kb
     rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time")
-    awk -v n="$name" -v m="$mean" -v b="$bytes" -v r="$rss_kb" 'BEGIN {
-        printf "| `%s` | %.3f s | %.0f | %.1f MB |\n", n, m, b / m / 1e6, r / 1024 }' >> "$ROWS"
+    # The name goes through the environment: awk -v would expand its backslashes.
+    NAME=${name//|/\\|} awk -v m="$mean" -v b="$bytes" -v r="$rss_kb" 'BEGIN {
+        printf "| `%s` | %.3f s | %.0f | %.1f MB |\n", ENVIRON["NAME"], m, b / m / 1e6, r / 1024 }' >> "$ROWS"
 }
 
 section_scan() {
@@ -129,12 +130,14 @@ section_search() {
     addr=$(sed -n "$((LINES / 2))p" "$LOG" | cut -d' ' -f1)
     if has_logward search; then
         measure "logward search ADDR FILE" "$(size_of "$LOG")" \
-            "'$LOGWARD' search '$addr' '$LOG' > /dev/null"
+            "'$LOGWARD' search '$addr' '$LOG' > '$WORK/out'"
         measure "logward search ADDR FILE.gz" "$(size_of "$LOG")" \
-            "'$LOGWARD' search '$addr' '$GZ' > /dev/null"
+            "'$LOGWARD' search '$addr' '$GZ' > '$WORK/out'"
     fi
-    measure "grep -F ADDR FILE" "$(size_of "$LOG")" "grep -F '$addr' '$LOG' > /dev/null"
-    measure "zgrep -F ADDR FILE.gz" "$(size_of "$LOG")" "zgrep -F '$addr' '$GZ' > /dev/null"
+    # Output goes to a file: GNU grep stops at the first match when stdout is /dev/null;
+    # -a: the malformed lines hold raw bytes, and grep stops at "binary file matches".
+    measure "grep -aF ADDR FILE" "$(size_of "$LOG")" "grep -aF '$addr' '$LOG' > '$WORK/out'"
+    measure "zgrep -aF ADDR FILE.gz" "$(size_of "$LOG")" "zgrep -aF '$addr' '$GZ' > '$WORK/out'"
 }
 
 section_detection() {

@@ -42,6 +42,9 @@ struct Args {
     /// Write the ground truth as JSON here.
     #[arg(long)]
     truth: Option<PathBuf>,
+    /// Print the format's Apache `LogFormat` / nginx `log_format` string and exit.
+    #[arg(long)]
+    print_format: bool,
     /// Output file; stdout when absent.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -49,6 +52,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if a.print_format {
+        println!("{}", a.format.log_format());
+        return Ok(());
+    }
     let cfg = GenConfig {
         seed: a.seed,
         lines: a.lines,

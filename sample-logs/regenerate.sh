@@ -8,17 +8,17 @@ out=sample-logs
 
 # Current log: a week of combined traffic with every attack, a few malformed lines.
 gen --seed 1 --lines 2000 --format combined --attacks --malformed-per-million 2000 \
-    --start 2026-11-15T00:00:00Z --span-days 7 --truth "$out/access.truth.json" -o "$out/access.log"
+    --start 2026-11-15T00:00:00Z --span-days 7 --truth "$out/access.log.truth" -o "$out/access.log"
 # Older rotations: the two weeks before.
 gen --seed 2 --lines 1000 --format combined --malformed-per-million 2000 \
     --start 2026-11-08T00:00:00Z --span-days 7 -o "$out/access.log.1"
 gen --seed 3 --lines 1000 --format combined \
     --start 2026-11-01T00:00:00Z --span-days 7 --gzip -o "$out/access.log.2.gz"
 gen --seed 4 --lines 1500 --format vhost_combined --attacks --malformed-per-million 2000 \
-    --start 2026-11-15T00:00:00Z --span-days 7 --truth "$out/vhosts_access.truth.json" \
+    --start 2026-11-15T00:00:00Z --span-days 7 --truth "$out/vhosts_access.log.truth" \
     -o "$out/vhosts_access.log"
 gen --seed 5 --lines 500 --format json --malformed-per-million 4000 \
     --start 2026-11-15T00:00:00Z --span-days 2 -o "$out/access.json"
 gen --seed 6 --lines 500 --format custom --malformed-per-million 4000 \
-    --start 2026-11-15T00:00:00Z --span-days 2 -o "$out/custom.log"
-gen --format custom --print-format > "$out/custom.log.format"
+    --start 2026-11-15T00:00:00Z --span-days 2 -o "$out/custom_access.log"
+gen --format custom --print-format > "$out/custom_access.log.format"

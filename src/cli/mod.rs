@@ -4,7 +4,10 @@
 
 pub mod config;
 pub mod detection;
+pub mod flagged;
+pub mod generate;
 pub mod progress;
+pub mod rules;
 pub mod scan;
 pub mod state;
 
@@ -45,6 +48,16 @@ pub enum Command {
     /// Read access logs and summarize them: formats, lines, malformed lines, time range,
     /// top sources, status codes.
     Scan(scan::ScanArgs),
+
+    /// Query the flagged-source store; export it for nftables, ipset or CrowdSec.
+    Flagged(flagged::FlaggedArgs),
+
+    /// List the detection rules with their thresholds (built-ins and your changes).
+    Rules(rules::RulesArgs),
+
+    /// Write a seeded sample access log with labelled attacks.
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Parses the command line, runs the command, and returns its outcome.
@@ -53,6 +66,9 @@ pub fn run() -> Result<Outcome> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
+        Command::Flagged(args) => flagged::run(args, &config),
+        Command::Rules(args) => rules::run(args, &config),
+        Command::Generate(args) => generate::run(args),
     }
 }
 

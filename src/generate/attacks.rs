@@ -6,8 +6,10 @@
 //! Thresholds assumed (leaky buckets on log time): http-probing >10 distinct non-static
 //! 404/403/400 paths, leak 10 s; http-crawl >40 distinct non-static GET/HEAD paths, leak
 //! 0.5 s; http-flood >300 requests, leak 200 ms; login-bruteforce >5 login POSTs, leak 10 s.
-//! The single-request rules (scanner user agent, sensitive files, traversal, sqli, xss,
-//! web shells, admin pages, proxy attempts, bad HTTP version) are hit 3 to 8 times.
+//! sqli-probing (>10, leak 1 s) and xss-probing (>5, leak 1 s) get bursts of 24 and 15
+//! payloads within a few seconds. The other pattern rules (scanner user agent, sensitive
+//! files, traversal, web shells, admin pages, proxy attempts, bad HTTP version) are hit 3 to
+//! 8 times, enough for their small capacities.
 //!
 //! Cross-rule trips: each attacker is built to trip only its own rule. The path-based
 //! probers stay at 8 or fewer distinct error paths so they stay under http-probing's 10; the
@@ -298,16 +300,11 @@ pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
                 ],
                 500,
             ));
+            // sqli-probing has capacity 10 and leaks one per second: a scanner's burst of
+            // 24 injections within three seconds overflows it.
+            let reqs: Vec<_> = reqs.iter().cycle().take(24).cloned().collect();
             let mut v = Vec::new();
-            burst(
-                rng,
-                &mut v,
-                t0,
-                1500,
-                "198.51.100.88",
-                USER_AGENTS[4],
-                &reqs,
-            );
+            burst(rng, &mut v, t0, 120, "198.51.100.88", USER_AGENTS[4], &reqs);
             v
         },
         rng,
@@ -327,8 +324,11 @@ pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
                 ],
                 200,
             );
+            // xss-probing has capacity 5 and leaks one per second: 15 payloads within
+            // two seconds overflow it.
+            let reqs: Vec<_> = reqs.iter().cycle().take(15).cloned().collect();
             let mut v = Vec::new();
-            burst(rng, &mut v, t0, 1500, "203.0.113.99", USER_AGENTS[5], &reqs);
+            burst(rng, &mut v, t0, 120, "203.0.113.99", USER_AGENTS[5], &reqs);
             v
         },
         rng,

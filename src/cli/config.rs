@@ -21,6 +21,8 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     pub allow: Option<Vec<String>>,
     pub allow_file: Option<PathBuf>,
+    /// `false` drops the built-in loopback allowlist (as `--no-default-allow`).
+    pub default_allow: Option<bool>,
     pub geoip: Option<PathBuf>,
     pub asn: Option<PathBuf>,
     pub ban: Option<String>,

@@ -28,6 +28,11 @@ pub struct DetectArgs {
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
 
+    /// Do not allow loopback (127.0.0.0/8, ::1) by default: for logs written behind a local
+    /// proxy, or test logs made on localhost.
+    #[arg(long)]
+    pub no_default_allow: bool,
+
     /// A file of addresses or networks never flagged, one per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     pub allow_file: Option<PathBuf>,
@@ -165,9 +170,14 @@ impl Detection {
             });
             Some(store)
         };
+        let allowlist = if args.no_default_allow || config.default_allow == Some(false) {
+            Allowlist::exact(nets)
+        } else {
+            Allowlist::new(nets)
+        };
         Ok(Detection {
             rules,
-            allowlist: Allowlist::new(nets),
+            allowlist,
             geo,
             store,
             rescan: args.rescan,

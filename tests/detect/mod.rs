@@ -1,0 +1,462 @@
+//! Detection end to end through `logward scan` and `logward flagged`: the generator's
+//! labelled attackers, the CrowdSec hub test logs, the store across runs, exports, GeoIP.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use logward::generate::{GenConfig, generate};
+
+use crate::util::{Dir, corpus};
+
+fn flagged_sources(j: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    j["flagged"]
+        .as_array()
+        .expect("flagged array")
+        .iter()
+        .map(|f| {
+            let rules = f["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .collect();
+            (f["source"].as_str().unwrap().to_string(), rules)
+        })
+        .collect()
+}
+
+fn as_net(s: &str) -> IpNet {
+    s.parse::<IpNet>()
+        .unwrap_or_else(|_| IpNet::from(s.parse::<IpAddr>().unwrap()))
+}
+
+#[test]
+fn every_generated_attacker_is_flagged_and_no_normal_client() {
+    let d = Dir::new();
+    let cfg = GenConfig {
+        seed: 11,
+        lines: 60_000,
+        attacks: true,
+        ..GenConfig::default()
+    };
+    let mut data = Vec::new();
+    let truth = generate(&cfg, &mut data).unwrap();
+    d.write("access.log", &data);
+    let r = d.run(&["scan", "--no-store", "-o", "json", "access.log"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let flagged = flagged_sources(&r.json());
+    for attacker in &truth.attackers {
+        let want = as_net(&attacker.source);
+        let hit = flagged.iter().find(|(s, _)| {
+            let got = as_net(s);
+            got.contains(&want.network()) || want.contains(&got.network())
+        });
+        let (_, rules) = hit.unwrap_or_else(|| {
+            panic!(
+                "{} ({}) not flagged: {flagged:?}",
+                attacker.source, attacker.rule
+            )
+        });
+        assert!(
+            rules.iter().any(|r| r == attacker.rule),
+            "{}: {rules:?} lacks {}",
+            attacker.source,
+            attacker.rule
+        );
+    }
+    for (source, rules) in &flagged {
+        let net = as_net(source);
+        assert!(
+            truth.attackers.iter().any(|a| {
+                let w = as_net(&a.source);
+                net.contains(&w.network()) || w.contains(&net.network())
+            }),
+            "normal client flagged: {source} {rules:?}"
+        );
+    }
+}
+
+#[test]
+fn results_are_the_same_for_any_threads_and_input_order() {
+    let d = Dir::new();
+    for (i, name) in ["access.log.2", "access.log.1", "access.log"]
+        .iter()
+        .enumerate()
+    {
+        let cfg = GenConfig {
+            seed: 20 + i as u64,
+            lines: 8_000,
+            attacks: i == 1,
+            start: 1_795_000_000 + i as i64 * 86_400 * 7,
+            ..GenConfig::default()
+        };
+        let mut data = Vec::new();
+        generate(&cfg, &mut data).unwrap();
+        d.write(name, &data);
+    }
+    let a = d
+        .run(&[
+            "scan",
+            "--no-store",
+            "-o",
+            "json",
+            "--threads",
+            "1",
+            "access.log.2",
+            "access.log.1",
+            "access.log",
+        ])
+        .json();
+    let b = d
+        .run(&[
+            "scan",
+            "--no-store",
+            "-o",
+            "json",
+            "--threads",
+            "3",
+            "--chunk-size",
+            "50000",
+            "access.log",
+            "access.log.1",
+            "access.log.2",
+        ])
+        .json();
+    assert_eq!(a["flagged"], b["flagged"]);
+    assert!(!a["flagged"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn a_burst_spanning_a_rotation_is_seen_when_scanned_together() {
+    let d = Dir::new();
+    let line = |i: usize| {
+        format!(
+            "203.0.113.5 - - [22/Nov/2026:10:00:{:02} +0000] \"GET /nope-{i} HTTP/1.1\" 404 10 \"-\" \"curl\"\n",
+            i / 2
+        )
+    };
+    // Eight 404s end the rotated file, eight more start the live one: 16 > capacity 10.
+    d.write(
+        "access.log.1",
+        (0..8).map(line).collect::<String>().as_bytes(),
+    );
+    d.write(
+        "access.log",
+        (8..16).map(line).collect::<String>().as_bytes(),
+    );
+    let alone = d
+        .run(&["scan", "--no-store", "-o", "json", "access.log"])
+        .json();
+    assert!(
+        flagged_sources(&alone).is_empty(),
+        "eight 404s alone stay under the threshold"
+    );
+    let both = d
+        .run(&[
+            "scan",
+            "--no-store",
+            "-o",
+            "json",
+            "access.log",
+            "access.log.1",
+        ])
+        .json();
+    assert_eq!(
+        flagged_sources(&both),
+        vec![("203.0.113.5".to_string(), vec!["http-probing".to_string()])]
+    );
+}
+
+#[test]
+fn crowdsec_hub_logs_flag_their_attackers() {
+    let Some(corpus) = corpus() else { return };
+    let hub = corpus.join("peer-logs/crowdsec-hub");
+    let d = Dir::new();
+    let scan = |file: &str| {
+        // These logs were made on localhost: lift the default loopback allowlist.
+        let r = d.run(&[
+            "scan",
+            "--no-store",
+            "--no-default-allow",
+            "-o",
+            "json",
+            hub.join(file).to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{file}: {}", r.stderr);
+        flagged_sources(&r.json())
+    };
+    // Exactly one source, flagged by http-probing (a Nikto run also crawls and probes admin pages).
+    let probing = scan("apache-http-probing.log");
+    assert_eq!(probing.len(), 1, "{probing:?}");
+    assert_eq!(probing[0].0, "172.17.0.1");
+    assert!(
+        probing[0].1.iter().any(|r| r == "http-probing"),
+        "{probing:?}"
+    );
+    let v6 = scan("ipv6-postoverflow.log");
+    assert!(v6.iter().any(|(s, _)| s == "2001:db8:85a3::/64"), "{v6:?}");
+    for (file, rule) in [
+        ("nginx-bad-user-agent.log", "bad-user-agent"),
+        ("nginx-http-sensitive-files.log", "sensitive-files"),
+        ("nginx-http-path-traversal.log", "path-traversal"),
+        ("nginx-http-sqli-probing.log", "sqli-probing"),
+        ("nginx-http-xss-probing.log", "xss-probing"),
+        ("nginx-http-backdoor.log", "backdoor-probing"),
+        ("http-admin-interface-probing.log", "admin-probing"),
+        ("nginx-http-open-proxy.log", "open-proxy"),
+        ("http-dos-invalid-http-versions.log", "bad-http-version"),
+    ] {
+        let got = scan(file);
+        assert!(
+            got.iter().any(|(_, rules)| rules.iter().any(|r| r == rule)),
+            "{file}: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn the_store_counts_a_file_once_and_answers_queries() {
+    let d = Dir::new();
+    let mut log = String::new();
+    for i in 0..30 {
+        log.push_str(&format!("2001:db8:85a3::{:x} - - [22/Nov/2026:10:00:{:02} +0000] \"GET /p{i} HTTP/1.1\" 404 1 \"-\" \"x\"\n", i % 4 + 1, i));
+        log.push_str(&format!("198.51.100.9 - - [22/Nov/2026:10:00:{:02} +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"x\"\n", i));
+    }
+    d.write("access.log.1", log.as_bytes());
+    let now = ["--now", "2026-11-22T11:00:00Z"];
+    let first = d.run(&["scan", "-o", "json", "access.log.1"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(flagged_sources(&first.json()).len(), 2);
+    let again = d.run(&["scan", "-o", "json", "access.log.1"]);
+    assert!(again.stderr.contains("already counted"), "{}", again.stderr);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["flagged", "-f", "json"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&now);
+        let r = d.run(&all);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()
+    };
+    let v6 = json(&["2001:db8:85a3::77"]);
+    assert_eq!(v6.as_array().unwrap().len(), 1, "{v6}");
+    assert_eq!(v6[0]["source"], "2001:db8:85a3::/64");
+    assert_eq!(
+        v6[0]["times_flagged"], 1,
+        "the second scan did not count the file again"
+    );
+    let events = v6[0]["events"].as_u64().unwrap();
+    assert_eq!(json(&["198.51.100.0/24"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        json(&["--rule", "sensitive-files"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json(&["--since", "2026-11-23T00:00:00Z"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        json(&["--active"]).as_array().unwrap().len(),
+        2,
+        "4h bans from 10:00 are active at 11:00"
+    );
+    // --rescan counts it again.
+    d.run(&["scan", "--rescan", "access.log.1"]);
+    let v6 = json(&["2001:db8:85a3::77"]);
+    assert_eq!(v6[0]["times_flagged"], 2);
+    assert!(v6[0]["events"].as_u64().unwrap() > events);
+    let plain = d.run(&["flagged", "-f", "plain", "--now", "2026-11-22T11:00:00Z"]);
+    assert_eq!(plain.stdout.lines().count(), 2);
+    let pruned = d.run(&[
+        "flagged",
+        "--prune",
+        "--keep",
+        "1h",
+        "--now",
+        "2026-11-22T12:00:00Z",
+    ]);
+    assert!(pruned.stdout.contains("pruned 2"), "{}", pruned.stdout);
+}
+
+#[test]
+fn nftables_export_is_accepted_by_nft() {
+    let d = Dir::new();
+    let mut log = String::new();
+    for i in 0..12 {
+        log.push_str(&format!("203.0.113.{} - - [22/Nov/2026:10:00:00 +0000] \"GET /.git/config HTTP/1.1\" 404 1 \"-\" \"x\"\n", i % 2 + 1));
+        log.push_str(&format!("2001:db8::{} - - [22/Nov/2026:10:00:00 +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"x\"\n", i % 2 + 1));
+    }
+    d.write("access.log", log.as_bytes());
+    d.run(&["scan", "access.log"]);
+    let r = d.run(&["flagged", "-f", "nftables", "--now", "2026-11-22T11:00:00Z"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("203.0.113.1") && r.stdout.contains("2001:db8::/64"),
+        "{}",
+        r.stdout
+    );
+    let file = d.write("flagged.nft", r.stdout.as_bytes());
+    match std::process::Command::new("nft")
+        .arg("-c")
+        .arg("-f")
+        .arg(&file)
+        .output()
+    {
+        Err(_) => eprintln!("skipped: nft is not installed"),
+        Ok(out) if String::from_utf8_lossy(&out.stderr).contains("Operation not permitted") => {
+            eprintln!("skipped: nft -c needs privileges here")
+        }
+        Ok(out) => assert!(
+            out.status.success(),
+            "nft -c rejected the file: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
+#[test]
+fn fail_on_flag_and_allowlist() {
+    let d = Dir::new();
+    let line = "198.51.100.7 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"sqlmap/1.7\"\n";
+    d.write("access.log", line.repeat(3).as_bytes());
+    assert_eq!(d.run(&["scan", "--no-store", "access.log"]).code, 0);
+    assert_eq!(
+        d.run(&["scan", "--no-store", "--fail-on-flag", "access.log"])
+            .code,
+        1
+    );
+    assert_eq!(
+        d.run(&[
+            "scan",
+            "--no-store",
+            "--fail-on-flag",
+            "--allow",
+            "198.51.100.0/24",
+            "access.log"
+        ])
+        .code,
+        0
+    );
+    let allow = d.write("allow.txt", b"# staff\n198.51.100.7\n");
+    assert_eq!(
+        d.run(&[
+            "scan",
+            "--no-store",
+            "--fail-on-flag",
+            "--allow-file",
+            allow.to_str().unwrap(),
+            "access.log"
+        ])
+        .code,
+        0
+    );
+    let bad = d.write("bad-allow.txt", b"10.0.0.0/8\nnot-a-net\n");
+    let r = d.run(&[
+        "scan",
+        "--no-store",
+        "--allow-file",
+        bad.to_str().unwrap(),
+        "access.log",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("bad-allow.txt:2:"), "{}", r.stderr);
+}
+
+#[test]
+fn rules_files_change_thresholds_and_report_errors_with_lines() {
+    let d = Dir::new();
+    let line = "198.51.100.7 - - [22/Nov/2026:10:00:00 +0000] \"GET /secret HTTP/1.1\" 404 1 \"-\" \"x\"\n";
+    d.write("access.log", line.repeat(4).as_bytes());
+    let rules = d.write("rules.toml", b"[rules.secret-probe]\nstatus = [404]\npath_contains = [\"/secret\"]\ncapacity = 3\nleak = \"10s\"\n");
+    let r = d.run(&[
+        "scan",
+        "--no-store",
+        "-o",
+        "json",
+        "--rules",
+        rules.to_str().unwrap(),
+        "access.log",
+    ]);
+    assert_eq!(
+        flagged_sources(&r.json()),
+        vec![("198.51.100.7".to_string(), vec!["secret-probe".to_string()])]
+    );
+    let listed = d.run(&["rules", "--rules", rules.to_str().unwrap()]);
+    assert!(listed.stdout.contains("secret-probe"), "{}", listed.stdout);
+    let broken = d.write(
+        "broken.toml",
+        b"[rules.http-flood]\ncapacity = 5\nleak = \"fast\"\n",
+    );
+    let r = d.run(&["rules", "--rules", broken.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("broken.toml:3"), "{}", r.stderr);
+}
+
+#[test]
+fn geoip_enrichment_from_the_maxmind_test_databases() {
+    let Some(corpus) = corpus() else { return };
+    let mmdb = corpus.join("mmdb");
+    let d = Dir::new();
+    let mut log = String::new();
+    for ip in ["81.2.69.142", "216.160.83.56"] {
+        log.push_str(
+            &format!(
+                "{ip} - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"Nikto\"\n"
+            )
+            .repeat(2),
+        );
+    }
+    d.write("access.log", log.as_bytes());
+    let country = mmdb.join("GeoIP2-Country-Test.mmdb");
+    let asn = mmdb.join("GeoLite2-ASN-Test.mmdb");
+    let r = d.run(&[
+        "scan",
+        "-o",
+        "json",
+        "--geoip",
+        country.to_str().unwrap(),
+        "--asn",
+        asn.to_str().unwrap(),
+        "access.log",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let j = r.json();
+    let by = |ip: &str| {
+        j["flagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["source"] == ip)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by("81.2.69.142")["country"], "GB");
+    assert_eq!(by("216.160.83.56")["country"], "US");
+    assert_eq!(by("216.160.83.56")["asn"], 209);
+    let q = d.run(&["flagged", "-f", "plain", "--country", "gb"]);
+    assert_eq!(q.stdout.trim(), "81.2.69.142");
+    let q = d.run(&["flagged", "-f", "plain", "--asn", "AS209"]);
+    assert_eq!(q.stdout.trim(), "216.160.83.56");
+    // A broken or missing database is an error naming the file.
+    let r = d.run(&[
+        "scan",
+        "--geoip",
+        "/nonexistent/GeoLite2-Country.mmdb",
+        "access.log",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("/nonexistent/GeoLite2-Country.mmdb"),
+        "{}",
+        r.stderr
+    );
+    let junk = d.write("junk.mmdb", b"not a database");
+    let r = d.run(&["scan", "--asn", junk.to_str().unwrap(), "access.log"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("junk.mmdb"), "{}", r.stderr);
+}

@@ -233,24 +233,3 @@ impl Visitor for DetectVisitor {
         self.collector.merge(other.collector);
     }
 }
-
-/// No detection (`--no-detect`), or detection with its collector.
-pub enum MaybeDetect {
-    Off,
-    On(DetectVisitor),
-}
-
-impl Visitor for MaybeDetect {
-    #[inline]
-    fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
-        if let MaybeDetect::On(v) = self {
-            v.record(order, rec);
-        }
-    }
-
-    fn merge(&mut self, other: MaybeDetect) {
-        if let (MaybeDetect::On(a), MaybeDetect::On(b)) = (self, other) {
-            a.merge(b);
-        }
-    }
-}

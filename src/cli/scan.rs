@@ -11,7 +11,7 @@ use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use super::detection::{DetectArgs, DetectVisitor, Detection, MaybeDetect};
+use super::detection::{DetectArgs, DetectVisitor, Detection};
 use super::progress::ProgressLine;
 use super::{Config, Outcome, with_threads};
 use crate::detect::Flagged;
@@ -193,19 +193,18 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         .collect();
     let skip = Arc::new(skip);
     let rules = detection.as_ref().map(|d| d.rules.clone());
-    let make_visitor = || match &rules {
-        Some(r) => MaybeDetect::On(DetectVisitor {
+    let make_visitor = || {
+        rules.as_ref().map(|r| DetectVisitor {
             collector: crate::detect::Collector::new(r.clone()),
             skip: skip.clone(),
-        }),
-        None => MaybeDetect::Off,
+        })
     };
     let report = with_threads(settings.threads, || {
         scan::run(&found.sources, &opts, make_visitor, &progress)
     })?;
     line.finish();
     let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
-        (MaybeDetect::On(v), Some(d)) => v.collector.finish(&d.allowlist),
+        (Some(v), Some(d)) => v.collector.finish(&d.allowlist),
         _ => Vec::new(),
     };
     let mut new_flags = Vec::new();

@@ -34,6 +34,24 @@ impl Visitor for () {
     fn merge(&mut self, _: ()) {}
 }
 
+/// An optional visitor: `None` visits nothing (for example `scan --no-detect`).
+impl<V: Visitor> Visitor for Option<V> {
+    #[inline]
+    fn record(&mut self, order: u64, rec: &Record<'_>) {
+        if let Some(v) = self {
+            v.record(order, rec);
+        }
+    }
+
+    fn merge(&mut self, other: Option<V>) {
+        match (self.as_mut(), other) {
+            (Some(a), Some(b)) => a.merge(b),
+            (None, Some(b)) => *self = Some(b),
+            _ => {}
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub format: FormatSpec,

@@ -94,10 +94,10 @@ measure() {
 
 section_scan() {
     if has_logward scan; then
-        measure "logward scan --threads 1 --output json FILE" "$(size_of "$LOG")" \
-            "'$LOGWARD' scan --threads 1 --output json '$LOG' > /dev/null"
-        measure "logward scan --threads 1 --output json FILE.gz" "$(size_of "$LOG")" \
-            "'$LOGWARD' scan --threads 1 --output json '$GZ' > /dev/null"
+        measure "logward scan --threads 1 --no-detect --output json FILE" "$(size_of "$LOG")" \
+            "'$LOGWARD' scan --threads 1 --no-detect --output json '$LOG' > /dev/null"
+        measure "logward scan --threads 1 --no-detect --output json FILE.gz" "$(size_of "$LOG")" \
+            "'$LOGWARD' scan --threads 1 --no-detect --output json '$GZ' > /dev/null"
     fi
     measure "gzip -dc FILE.gz" "$(size_of "$LOG")" "gzip -dc '$GZ' > /dev/null"
     measure "wc -l FILE" "$(size_of "$LOG")" "wc -l '$LOG' > /dev/null"

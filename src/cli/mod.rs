@@ -2,7 +2,9 @@
 //! with the configuration file, and one module per subcommand. Nothing else in logward
 //! knows about options.
 
+pub mod anonymize;
 pub mod config;
+pub mod keygen;
 pub mod progress;
 pub mod scan;
 pub mod state;
@@ -44,6 +46,10 @@ pub enum Command {
     /// Read access logs and summarize them: formats, lines, malformed lines, time range,
     /// top sources, status codes.
     Scan(scan::ScanArgs),
+    /// Mask client addresses in rotated logs past the retention window, in place.
+    Anonymize(anonymize::AnonymizeArgs),
+    /// Write a new random key for `anonymize --mode pseudonymize`.
+    Keygen(keygen::KeygenArgs),
 }
 
 /// Parses the command line, runs the command, and returns its outcome.
@@ -52,6 +58,8 @@ pub fn run() -> Result<Outcome> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
+        Command::Anonymize(args) => anonymize::run(args, &config),
+        Command::Keygen(args) => keygen::run(args),
     }
 }
 

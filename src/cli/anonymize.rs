@@ -274,7 +274,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
             Source::Stdin => None,
         })
         .collect();
-    if found.sources.iter().any(|s| *s == Source::Stdin) {
+    if found.sources.contains(&Source::Stdin) {
         eprintln!("logward: -: standard input cannot be rewritten; ignored");
     }
 

@@ -1,5 +1,6 @@
 //! Integration tests: one binary that runs the real `logward` executable in fresh temporary
 //! directories and checks exit codes, output and the files on disk.
 
+mod anonymize;
 mod scan;
 mod util;

@@ -212,6 +212,31 @@ impl Writer<'_, '_> {
 /// a quoted or embedded host name that was masked makes this return false, which is the
 /// safe answer.
 pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
+    // Words in the common prefix and suffix are equal pairs; compare only the words that
+    // hold the differing bytes. Cut at whitespace, so word boundaries stay the same.
+    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let start = old[..prefix]
+        .iter()
+        .rposition(u8::is_ascii_whitespace)
+        .map_or(0, |i| i + 1);
+    let room = old.len().min(new.len()) - start;
+    let suffix = old[start..]
+        .iter()
+        .rev()
+        .zip(new[start..].iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let tail = &old[old.len() - suffix..];
+    let keep = tail
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(suffix);
+    let (old_end, new_end) = (old.len() - suffix + keep, new.len() - suffix + keep);
+    words_changed_only_in_addresses(&old[start..old_end], &new[start..new_end])
+}
+
+fn words_changed_only_in_addresses(old: &[u8], new: &[u8]) -> bool {
     let mut old_words = old.split(u8::is_ascii_whitespace);
     let mut new_words = new.split(u8::is_ascii_whitespace);
     loop {
@@ -522,6 +547,26 @@ mod tests {
             mask_line(&text, None, Select::All, &mut p, &mut pseudo);
             prop_assert_eq!(&pseudo, &expected(&text, &mut p));
             prop_assert!(only_addresses_changed(&text, &pseudo));
+        }
+
+        #[test]
+        fn verifier_trimming_agrees_with_whole_lines(text in noisy_text(), cut in 0usize..64, junk in noisy_text()) {
+            let mut m = truncating(24, 48);
+            let mut new = Vec::new();
+            mask_line(&text, None, Select::All, &mut m, &mut new);
+            prop_assert_eq!(
+                only_addresses_changed(&text, &new),
+                words_changed_only_in_addresses(&text, &new)
+            );
+            // And on lines changed in other ways.
+            let at = cut.min(new.len());
+            let mut other = new[..at].to_vec();
+            other.extend_from_slice(&junk);
+            other.extend_from_slice(&new[at..]);
+            prop_assert_eq!(
+                only_addresses_changed(&text, &other),
+                words_changed_only_in_addresses(&text, &other)
+            );
         }
 
         #[test]

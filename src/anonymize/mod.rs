@@ -27,7 +27,9 @@
 
 pub mod cryptopan;
 pub mod key;
+pub mod ledger;
 pub mod line;
+pub mod retention;
 pub mod tokens;
 pub mod truncate;
 

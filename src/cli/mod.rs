@@ -2,10 +2,12 @@
 //! with the configuration file, and one module per subcommand. Nothing else in logward
 //! knows about options.
 
+pub mod anonymize;
 pub mod config;
 pub mod detection;
 pub mod flagged;
 pub mod generate;
+pub mod keygen;
 pub mod progress;
 pub mod rules;
 pub mod scan;
@@ -58,6 +60,10 @@ pub enum Command {
     /// Write a seeded sample access log with labelled attacks.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+    /// Mask client addresses in rotated logs past the retention window, in place.
+    Anonymize(anonymize::AnonymizeArgs),
+    /// Write a new random key for `anonymize --mode pseudonymize`.
+    Keygen(keygen::KeygenArgs),
 }
 
 /// Parses the command line, runs the command, and returns its outcome.
@@ -69,6 +75,8 @@ pub fn run() -> Result<Outcome> {
         Command::Flagged(args) => flagged::run(args, &config),
         Command::Rules(args) => rules::run(args, &config),
         Command::Generate(args) => generate::run(args),
+        Command::Anonymize(args) => anonymize::run(args, &config),
+        Command::Keygen(args) => keygen::run(args),
     }
 }
 

@@ -235,7 +235,7 @@ fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
 }
 
 /// Reads up to `DETECT_LINES` lines from a stream, as bytes.
-fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
+pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
     let mut reader = io::BufReader::new(stream);
     let mut head = Vec::new();
     for _ in 0..format::DETECT_LINES {
@@ -249,26 +249,49 @@ fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-fn choose_format(spec: &FormatSpec, head: &[u8], report: &mut FileReport) -> Option<Format> {
+/// A file's format as chosen from its first lines, with a note on how (`auto: 198 of 200
+/// sample lines`, or why none was chosen) for reports.
+#[derive(Clone, Debug)]
+pub struct Chosen {
+    pub format: Option<Format>,
+    pub note: Option<String>,
+}
+
+/// Chooses the format for a file whose first lines are `head` (see [`read_head`]): the
+/// fixed one, or with `auto` the preset that parses most of them.
+pub fn choose_format(spec: &FormatSpec, head: &[u8]) -> Chosen {
     match spec {
-        FormatSpec::Fixed(f) => Some(f.clone()),
+        FormatSpec::Fixed(f) => Chosen {
+            format: Some(f.clone()),
+            note: None,
+        },
         FormatSpec::Auto => match format::detect(sample_lines(head)) {
-            Some(d) => {
-                report.format_note =
-                    Some(format!("auto: {} of {} sample lines", d.parsed, d.sampled));
-                Some(d.format)
-            }
+            Some(d) => Chosen {
+                note: Some(format!("auto: {} of {} sample lines", d.parsed, d.sampled)),
+                format: Some(d.format),
+            },
             None => {
                 let empty = head.iter().all(|b| b.is_ascii_whitespace());
-                report.format_note = Some(if empty {
-                    "empty".to_string()
-                } else {
-                    "no known format matches the first lines; give one with --format".to_string()
-                });
-                None
+                Chosen {
+                    format: None,
+                    note: Some(if empty {
+                        "empty".to_string()
+                    } else {
+                        "no known format matches the first lines; give one with --format"
+                            .to_string()
+                    }),
+                }
             }
         },
     }
+}
+
+fn choose_into(spec: &FormatSpec, head: &[u8], report: &mut FileReport) -> Option<Format> {
+    let chosen = choose_format(spec, head);
+    if chosen.note.is_some() {
+        report.format_note = chosen.note;
+    }
+    chosen.format
 }
 
 fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<Prepared> {
@@ -291,7 +314,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
                 return None;
             }
             report.compression = Some(compression.name());
-            let format = choose_format(&opts.format, &head, report);
+            let format = choose_into(&opts.format, &head, report);
             Some(Prepared {
                 format,
                 compression,
@@ -323,7 +346,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
             report.compression = Some(compression.name());
             // A broken gzip shows here as a short head; the full read reports the line.
             let head = read_head(&mut stream).unwrap_or_default();
-            let format = choose_format(&opts.format, &head, report);
+            let format = choose_into(&opts.format, &head, report);
             Some(Prepared {
                 format,
                 compression,

@@ -1,0 +1,510 @@
+//! Retention runs over one file: give every line an age, mask the addresses of the lines
+//! past the window, and replace the file safely; or, for a dry run, only count. Owns the
+//! age rule, the per-file decisions and their report; the masking of one line is
+//! [`mask_line`], the replacement on disk is [`crate::rewrite::rewrite_file`], and which
+//! contents are already done is the [`Ledger`].
+//!
+//! **Age.** A line's age is its own timestamp; a line without a readable one takes the age
+//! of the nearest parsed line before it in the file, or the file's mtime when there is none
+//! (see [`Ager`]). A line is past the window when its age is before the cutoff
+//! (`now - older_than`). Lines inside the window are copied byte for byte.
+
+use std::cell::{Cell, RefCell};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
+use super::{Masker, Mode, Select, mask_line, only_addresses_changed};
+use crate::format::{ErrorKind, Format, FormatSpec, TimeCache};
+use crate::input::read::{self as input_read, Line, LineReader};
+use crate::rewrite::{self, RewriteError, RewriteOptions};
+use crate::scan::{Progress, choose_format, read_head};
+
+/// Gives each line of one file its age (UTC seconds).
+#[derive(Clone, Copy, Debug)]
+pub struct Ager {
+    last: i64,
+}
+
+impl Ager {
+    /// `fallback` is the age of lines before the first timestamp: the file's mtime.
+    pub fn new(fallback: i64) -> Ager {
+        Ager { last: fallback }
+    }
+
+    /// The age of the next line, given its own timestamp if it has a readable one.
+    pub fn age(&mut self, time: Option<i64>) -> i64 {
+        if let Some(t) = time {
+            self.last = t;
+        }
+        self.last
+    }
+}
+
+/// Settings shared by every file of a run.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Lines whose age is before this (UTC seconds) are past the window.
+    pub cutoff: i64,
+    pub format: FormatSpec,
+    pub mode: Mode,
+    /// Names the mode for the ledger: `truncate/24/48`, `pseudonymize/<key id>`.
+    pub method: String,
+    pub rewrite: RewriteOptions,
+    pub dry_run: bool,
+    /// Wall-clock time of the run, for the ledger.
+    pub now: i64,
+}
+
+/// What happened to one file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Lines were masked and the file replaced (in a dry run: would be).
+    Rewritten,
+    /// Nothing to change; the file keeps its inode and bytes.
+    Unchanged,
+    /// Left alone on purpose: a live log name, or a file another process holds open.
+    Skipped,
+    /// Could not be done: refused for safety, unreadable, or verification failed.
+    Failed,
+}
+
+/// Line counts of one file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub lines: u64,
+    /// Lines whose age is before the cutoff.
+    pub past_window: u64,
+    /// Of those, lines an earlier run already masked (left as they are).
+    pub already_masked: u64,
+    /// Addresses replaced.
+    pub addresses: u64,
+    /// Client host names replaced.
+    pub hostnames: u64,
+    /// Lines past the window the parser could not read, whose every address token was
+    /// replaced.
+    pub unparsed_scrubbed: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.lines += o.lines;
+        self.past_window += o.past_window;
+        self.already_masked += o.already_masked;
+        self.addresses += o.addresses;
+        self.hostnames += o.hostnames;
+        self.unparsed_scrubbed += o.unparsed_scrubbed;
+    }
+}
+
+/// The report for one file.
+#[derive(Clone, Debug)]
+pub struct FileResult {
+    pub path: PathBuf,
+    pub status: Status,
+    /// Why it was skipped or failed, or a note on an unchanged file.
+    pub reason: Option<String>,
+    /// The format used, when one was chosen.
+    pub format: Option<String>,
+    pub counts: Counts,
+}
+
+impl FileResult {
+    fn new(path: &Path, status: Status, reason: impl Into<Option<String>>) -> FileResult {
+        FileResult {
+            path: path.to_path_buf(),
+            status,
+            reason: reason.into(),
+            format: None,
+            counts: Counts::default(),
+        }
+    }
+}
+
+/// The reason text of a rewrite error, without the path the report already shows.
+fn reason_of(path: &Path, e: &RewriteError) -> String {
+    match e {
+        RewriteError::LiveLog { .. } => {
+            "live log name (no rotation suffix); --include-active rewrites it".to_string()
+        }
+        _ => {
+            let text = e.to_string();
+            let prefix = format!("{}:", e.path().display());
+            match text.strip_prefix(&prefix) {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+                    format!("line {}", rest)
+                }
+                Some(rest) => rest.trim_start().to_string(),
+                None if e.path() != path => text,
+                None => text,
+            }
+        }
+    }
+}
+
+/// Live names and files held open are normal in a logrotate setup; everything else that
+/// stops a rewrite leaves full addresses on disk, which the caller must hear about.
+fn status_of(e: &RewriteError) -> Status {
+    match e {
+        RewriteError::LiveLog { .. } | RewriteError::InUse { .. } => Status::Skipped,
+        _ => Status::Failed,
+    }
+}
+
+/// The per-line work of one file, shared by the rewrite and the dry run.
+struct LineJob<'a> {
+    format: Option<&'a Format>,
+    cache: TimeCache,
+    ager: Ager,
+    cutoff: i64,
+    /// From a compatible ledger entry: lines `1..=.0` older than `.1` are already masked.
+    done: Option<(u64, i64)>,
+    masker: Masker,
+    counts: Counts,
+    oldest: Option<i64>,
+    newest: Option<i64>,
+    progress: &'a Progress,
+    pending_bytes: u64,
+}
+
+impl LineJob<'_> {
+    /// Appends line `n` as it must be written to `out`; true when it differs.
+    #[inline]
+    fn line(&mut self, n: u64, line: &[u8], out: &mut Vec<u8>) -> bool {
+        self.counts.lines += 1;
+        self.pending_bytes += line.len() as u64 + 1;
+        if self.pending_bytes >= 1 << 20 {
+            self.progress
+                .bytes
+                .fetch_add(self.pending_bytes, Ordering::Relaxed);
+            self.pending_bytes = 0;
+        }
+        let parsed = match self.format {
+            Some(f) => f
+                .parse(line, &mut self.cache)
+                .map(|r| (r.time, r.addr_fields)),
+            None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
+        };
+        let time = parsed.as_ref().ok().and_then(|(t, _)| *t);
+        let age = self.ager.age(time);
+        self.oldest = Some(self.oldest.map_or(age, |o| o.min(age)));
+        self.newest = Some(self.newest.map_or(age, |o| o.max(age)));
+        if age >= self.cutoff {
+            out.extend_from_slice(line);
+            return false;
+        }
+        self.counts.past_window += 1;
+        if self
+            .done
+            .is_some_and(|(lines, before)| n <= lines && age < before)
+        {
+            self.counts.already_masked += 1;
+            out.extend_from_slice(line);
+            return false;
+        }
+        let fields = match &parsed {
+            Ok((_, fields)) => Some(fields.as_slice()),
+            Err(e) => {
+                if e.kind != ErrorKind::Empty && !line.trim_ascii().is_empty() {
+                    self.counts.unparsed_scrubbed += 1;
+                }
+                None
+            }
+        };
+        let start = out.len();
+        let masked = mask_line(line, fields, Select::All, &mut self.masker, out);
+        self.counts.addresses += u64::from(masked.addresses);
+        self.counts.hostnames += u64::from(masked.hostnames);
+        out[start..] != *line
+    }
+
+    fn flush_progress(&mut self) {
+        self.progress
+            .bytes
+            .fetch_add(self.pending_bytes, Ordering::Relaxed);
+        self.pending_bytes = 0;
+    }
+}
+
+/// Anonymizes one file (see the module docs); never panics on bad input and always
+/// returns a report. Symbolic links may point only under `plan.rewrite.allowed_roots`.
+pub fn anonymize_file(
+    path: &Path,
+    plan: &Plan,
+    ledger: &Mutex<Ledger>,
+    progress: &Progress,
+) -> FileResult {
+    let opts = &plan.rewrite;
+    // Refusals that need no reading come first, so a dry run reports them too.
+    let target = match rewrite::check_symlink(path, &opts.allowed_roots)
+        .and_then(|t| rewrite::check_rotated(path, opts.include_active).map(|()| t))
+        .and_then(|t| rewrite::check_rotated(&t, opts.include_active).map(|()| t))
+    {
+        Ok(t) => t,
+        Err(e) => return FileResult::new(path, status_of(&e), reason_of(path, &e)),
+    };
+    let meta = match std::fs::metadata(&target) {
+        Ok(m) => m,
+        Err(e) => return FileResult::new(path, Status::Failed, format!("cannot inspect: {e}")),
+    };
+    if plan.dry_run && meta.nlink() > 1 {
+        let e = RewriteError::HardLinked {
+            path: target.clone(),
+            links: meta.nlink(),
+        };
+        return FileResult::new(path, Status::Failed, reason_of(path, &e));
+    }
+
+    // The ledger: is this content (or its start) already done?
+    let head = Head::read(&target).ok();
+    let entry: Option<Entry> = head.as_ref().and_then(|h| {
+        let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.find(h).cloned()
+    });
+    let pseudonymizing = matches!(plan.mode, Mode::Pseudonymize(_));
+    let compatible = entry
+        .as_ref()
+        .is_some_and(|e| pseudonymizing || e.method == plan.method);
+    let fallback = entry.as_ref().map_or(meta.mtime(), |e| e.fallback);
+    if let (Some(e), Some(h)) = (&entry, &head) {
+        if let Some(result) = ledger_shortcut(path, plan, e, h, &meta, compatible) {
+            if !plan.dry_run {
+                let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(err) = l.touch(e, plan.now) {
+                    return FileResult::new(path, Status::Failed, err.to_string());
+                }
+            }
+            progress.bytes.fetch_add(meta.len(), Ordering::Relaxed);
+            return result;
+        }
+    }
+
+    // The format, from the first lines.
+    let head_lines = match input_read::open(&target) {
+        Ok((mut stream, _)) => read_head(&mut stream).unwrap_or_default(),
+        Err(e) => {
+            let status = Status::Failed;
+            return FileResult::new(path, status, reason_of_read(&target, &e));
+        }
+    };
+    let chosen = choose_format(&plan.format, &head_lines);
+    let mut job = LineJob {
+        format: chosen.format.as_ref(),
+        cache: TimeCache::new(),
+        ager: Ager::new(fallback),
+        cutoff: plan.cutoff,
+        done: entry
+            .as_ref()
+            .filter(|_| compatible)
+            .map(|e| (e.lines, e.masked_before)),
+        masker: Masker::new(&plan.mode),
+        counts: Counts::default(),
+        oldest: None,
+        newest: None,
+        progress,
+        pending_bytes: 0,
+    };
+    let format_name = chosen.format.as_ref().map(|f| f.name().to_string());
+    let note = match &chosen.format {
+        None => chosen.note.clone(),
+        Some(_) => None,
+    };
+    let new_entry = |job: &LineJob<'_>, head: &Head, size: Option<u64>| Entry {
+        head_len: head.len() as u64,
+        head_hash: head.hash(),
+        lines: job.counts.lines,
+        size,
+        masked_before: entry
+            .as_ref()
+            .map_or(plan.cutoff, |e| e.masked_before.max(plan.cutoff)),
+        method: plan.method.clone(),
+        fallback,
+        oldest: job.oldest,
+        newest: job.newest,
+        seen: plan.now,
+        path: target.display().to_string(),
+    };
+
+    if plan.dry_run {
+        let result = survey(&target, &mut job);
+        job.flush_progress();
+        let mut r = match result {
+            Ok(changes) => FileResult::new(
+                path,
+                if changes {
+                    Status::Rewritten
+                } else {
+                    Status::Unchanged
+                },
+                note,
+            ),
+            Err(reason) => FileResult::new(path, Status::Failed, reason),
+        };
+        r.counts = job.counts;
+        r.format = format_name;
+        return r;
+    }
+
+    let gzip = matches!(
+        input_read::sniff_file(&target),
+        Ok(input_read::Compression::Gzip)
+    );
+    let job = RefCell::new(job);
+    let total_lines = Cell::new(0u64);
+    let ledger_error: RefCell<Option<LedgerError>> = RefCell::new(None);
+    let mut new_head = HeadBuilder::default();
+    let mut verified = 0u64;
+    let mut size_delta = 0i64;
+    let outcome = rewrite::rewrite_file(
+        path,
+        opts,
+        |n, line, out| {
+            total_lines.set(n);
+            job.borrow_mut().line(n, line, out)
+        },
+        |old, new| {
+            verified += 1;
+            new_head.push(new);
+            size_delta += new.len() as i64 - old.len() as i64;
+            if old != new && !only_addresses_changed(old, new) {
+                return false;
+            }
+            // The last line checked: record the new content in the ledger before the
+            // rename makes it visible, so a crash right after the rename cannot leave a
+            // pseudonymized file the ledger does not know.
+            if verified == total_lines.get() {
+                let head = std::mem::take(&mut new_head).finish();
+                let size = (!gzip).then(|| meta.len().saturating_add_signed(size_delta));
+                let e = new_entry(&job.borrow(), &head, size);
+                let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(err) = l.record(e) {
+                    *ledger_error.borrow_mut() = Some(err);
+                    return false;
+                }
+            }
+            true
+        },
+    );
+    let mut job = job.into_inner();
+    job.flush_progress();
+    let mut r = FileResult::new(path, Status::Unchanged, note);
+    r.format = format_name;
+    r.counts = job.counts;
+    match outcome {
+        Ok(o) if o.replaced => {
+            // The new content's entry was recorded before the rename. The entry of the
+            // content replaced stays: a copy of it elsewhere is masked just as far.
+            r.status = Status::Rewritten;
+        }
+        Ok(_) => {
+            // Unchanged: every line past the window is masked or had nothing to mask.
+            if let Some(h) = &head {
+                let size = (!gzip).then_some(meta.len());
+                let e = new_entry(&job, h, size);
+                let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(err) = l.record(e) {
+                    r.status = Status::Failed;
+                    r.reason = Some(err.to_string());
+                }
+            }
+        }
+        Err(e) => {
+            if let Some(err) = ledger_error.into_inner() {
+                r.status = Status::Failed;
+                r.reason = Some(format!("{err}; the file was left as it was"));
+            } else {
+                r.status = status_of(&e);
+                r.reason = Some(reason_of(path, &e));
+            }
+        }
+    }
+    r
+}
+
+fn reason_of_read(target: &Path, e: &crate::input::ReadError) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", target.display());
+    text.strip_prefix(&prefix)
+        .map_or(text.clone(), str::to_string)
+}
+
+/// A decision from the ledger alone, when its numbers are exact: the content (plain files:
+/// same size too) is known and either nothing in it is past the window, or all of it is and
+/// was masked already.
+fn ledger_shortcut(
+    path: &Path,
+    plan: &Plan,
+    e: &Entry,
+    head: &Head,
+    meta: &std::fs::Metadata,
+    compatible: bool,
+) -> Option<FileResult> {
+    let same_content = e.head_len == head.len() as u64 && e.size.is_none_or(|s| s == meta.len());
+    if !same_content {
+        return None;
+    }
+    let mut r = FileResult::new(path, Status::Unchanged, None);
+    r.counts.lines = e.lines;
+    match (e.oldest, e.newest) {
+        (None, _) | (_, None) => Some(r),
+        (Some(oldest), _) if oldest >= plan.cutoff => Some(r),
+        (_, Some(newest)) if compatible && newest < plan.cutoff && newest < e.masked_before => {
+            r.counts.past_window = e.lines;
+            r.counts.already_masked = e.lines;
+            Some(r)
+        }
+        _ => None,
+    }
+}
+
+/// The dry run: reads the file and runs every line through the job without writing.
+/// Returns whether any line would change.
+fn survey(target: &Path, job: &mut LineJob<'_>) -> Result<bool, String> {
+    let (stream, _) = input_read::open(target).map_err(|e| reason_of_read(target, &e))?;
+    let mut reader = LineReader::new(stream);
+    let mut out = Vec::with_capacity(4096);
+    let mut changes = false;
+    let mut n = 0u64;
+    loop {
+        let line = match reader.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => return Ok(changes),
+            Err(e) => return Err(format!("line {}: cannot read or decompress: {e}", n + 1)),
+        };
+        n += 1;
+        let text = match line {
+            Line::Text(t, _) => t,
+            Line::TooLong(len, _) => {
+                return Err(format!("line {n}: line of {len} bytes is too long"));
+            }
+        };
+        out.clear();
+        changes |= job.line(n, text, &mut out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_without_time_take_the_previous_age_or_the_mtime() {
+        let mut a = Ager::new(1000);
+        assert_eq!(a.age(None), 1000, "before any timestamp: the mtime");
+        assert_eq!(a.age(None), 1000);
+        assert_eq!(a.age(Some(50)), 50);
+        assert_eq!(a.age(None), 50, "the nearest parsed line before");
+        assert_eq!(a.age(Some(2000)), 2000);
+        assert_eq!(
+            a.age(Some(40)),
+            40,
+            "out of order times are taken as written"
+        );
+        assert_eq!(a.age(None), 40);
+    }
+}

@@ -1,0 +1,513 @@
+//! `logward anonymize`: masks client addresses in the lines of rotated logs older than the
+//! retention window, rewriting each file in place, and reports per file what it did.
+//! The per-file work is `crate::anonymize::retention`; this module turns options into a
+//! plan, runs it over the files, and prints the report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use super::progress::ProgressLine;
+use super::scan::OutputKind;
+use super::{Config, Outcome, state, with_threads};
+use crate::anonymize::ledger::Ledger;
+use crate::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
+use crate::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
+use crate::format::FormatSpec;
+use crate::input::{Source, discover};
+use crate::rewrite::{RewriteOptions, RunLock, cleanup_stale_temps};
+use crate::scan::Progress;
+use crate::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
+
+#[derive(Debug, Args)]
+pub struct AnonymizeArgs {
+    /// Log files, directories (walked for access logs and their rotations) or quoted glob
+    /// patterns such as '/var/log/nginx/access.log.*'.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Mask lines older than this: 7d, 36h, 2w, 1h30m. [default: 7d]
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+
+    /// Take this RFC 3339 time as now (replays, tests). [default: the clock]
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+
+    /// truncate: zero the host bits; pseudonymize: keyed, prefix-preserving replacement
+    /// (Crypto-PAn, needs --key-file). [default: truncate]
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeKind>,
+
+    /// IPv4 bits kept when truncating. [default: 24]
+    #[arg(long, value_name = "BITS", conflicts_with = "strict")]
+    pub ipv4_prefix: Option<u8>,
+
+    /// IPv6 bits kept when truncating. [default: 48]
+    #[arg(long, value_name = "BITS", conflicts_with = "strict")]
+    pub ipv6_prefix: Option<u8>,
+
+    /// Keep only 16 IPv4 and 32 IPv6 bits.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// The pseudonymization key (64 hex digits, mode 0600; `logward keygen FILE` makes one).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// Log format: auto, combined, common, vcombined, vcommon, main, json,
+    /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    #[arg(long, short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// gzip level of rewritten .gz files, 0-9. [default: 6]
+    #[arg(long, value_name = "N")]
+    pub gzip_level: Option<u32>,
+
+    /// Also rewrite live log names (no rotation suffix, such as access.log). Only safe when
+    /// the server no longer writes them.
+    #[arg(long)]
+    pub include_active: bool,
+
+    /// Report what would change without writing anything.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// Output: a human report (text) or one JSON object (json). [default: text]
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<OutputKind>,
+
+    /// Files rewritten at once; 0 uses every core. [default: 0]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// The store file; logward's state directory (lock, ledger) is beside it.
+    #[arg(long, value_name = "FILE")]
+    pub store: Option<PathBuf>,
+
+    /// Also list the files a directory walk skipped.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+
+    /// Never draw the progress line, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeKind {
+    Truncate,
+    Pseudonymize,
+}
+
+/// Anonymize settings after merging the command line with the configuration file.
+pub struct Settings {
+    pub paths: Vec<String>,
+    pub older_than: i64,
+    pub now: i64,
+    pub mode: Mode,
+    pub method: String,
+    pub format: FormatSpec,
+    pub gzip_level: u32,
+    pub include_active: bool,
+    pub dry_run: bool,
+    pub output: OutputKind,
+    pub threads: usize,
+    pub verbose: bool,
+    pub progress: bool,
+}
+
+impl Settings {
+    pub fn new(args: AnonymizeArgs, config: &Config) -> Result<Settings> {
+        let older_text = args
+            .older_than
+            .or_else(|| config.older_than.clone())
+            .unwrap_or_else(|| "7d".into());
+        let older_than = match parse_duration(&older_text) {
+            Some(d) if d > 0 => d,
+            _ => bail!("--older-than: {older_text:?} is not a duration such as 7d, 36h or 2w"),
+        };
+        let now = match &args.now {
+            Some(t) => match parse_rfc3339(t) {
+                Some(n) => n,
+                None => bail!("--now: {t:?} is not an RFC 3339 time such as 2026-11-22T00:00:00Z"),
+            },
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        };
+        let mode_kind = match (args.mode, config.mode.as_deref()) {
+            (Some(m), _) => m,
+            (None, None | Some("truncate")) => ModeKind::Truncate,
+            (None, Some("pseudonymize")) => ModeKind::Pseudonymize,
+            (None, Some(other)) => {
+                bail!("config key mode: unknown value {other:?} (truncate or pseudonymize)")
+            }
+        };
+        let (mode, method) = match mode_kind {
+            ModeKind::Truncate => {
+                if args.key_file.is_some() {
+                    bail!("--key-file is used only with --mode pseudonymize");
+                }
+                let strict = args.strict || config.strict.unwrap_or(false);
+                let base = if strict {
+                    Prefixes::STRICT
+                } else {
+                    Prefixes::DEFAULT
+                };
+                let v4 = args
+                    .ipv4_prefix
+                    .or(config.ipv4_prefix.filter(|_| !args.strict))
+                    .unwrap_or(base.ipv4);
+                let v6 = args
+                    .ipv6_prefix
+                    .or(config.ipv6_prefix.filter(|_| !args.strict))
+                    .unwrap_or(base.ipv6);
+                let Some(p) = Prefixes::new(v4, v6) else {
+                    bail!("prefix lengths {v4}/{v6} out of range (IPv4 0-32, IPv6 0-128)");
+                };
+                (Mode::Truncate(p), format!("truncate/{}/{}", p.ipv4, p.ipv6))
+            }
+            ModeKind::Pseudonymize => {
+                if args.ipv4_prefix.is_some() || args.ipv6_prefix.is_some() || args.strict {
+                    bail!("--ipv4-prefix, --ipv6-prefix and --strict apply to --mode truncate");
+                }
+                let Some(path) = args.key_file.or_else(|| config.key_file.clone()) else {
+                    bail!(
+                        "--mode pseudonymize needs --key-file FILE (create one with `logward keygen FILE`)"
+                    );
+                };
+                let key = load_key_file(&path)?;
+                // Names the key in the ledger without revealing it.
+                let id = CryptoPan::new(&key).host_hash(b"logward ledger key id");
+                (Mode::Pseudonymize(key), format!("pseudonymize/{id:016x}"))
+            }
+        };
+        let format_text = args
+            .format
+            .or_else(|| config.format.clone())
+            .unwrap_or_else(|| "auto".into());
+        let format = match FormatSpec::parse(&format_text) {
+            Ok(f) => f,
+            Err(e) => bail!("--format: {e}"),
+        };
+        let gzip_level = args.gzip_level.or(config.gzip_level).unwrap_or(6);
+        if gzip_level > 9 {
+            bail!("--gzip-level: {gzip_level} is not 0-9");
+        }
+        let output = match (args.output, config.output.as_deref()) {
+            (Some(o), _) => o,
+            (None, Some("json")) => OutputKind::Json,
+            (None, Some("text") | None) => OutputKind::Text,
+            (None, Some(other)) => {
+                bail!("config key output: unknown value {other:?} (text or json)")
+            }
+        };
+        Ok(Settings {
+            paths: args.paths,
+            older_than,
+            now,
+            mode,
+            method,
+            format,
+            gzip_level,
+            include_active: args.include_active || config.include_active.unwrap_or(false),
+            dry_run: args.dry_run,
+            output,
+            threads: args.threads.or(config.threads).unwrap_or(0),
+            verbose: args.verbose,
+            progress: !args.no_progress,
+        })
+    }
+}
+
+/// Where symbolic links may point: under the directories given, the directory of each file
+/// given, and the fixed part of each glob pattern.
+fn allowed_roots(paths: &[String]) -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    for arg in paths {
+        let p = Path::new(arg);
+        let fixed: PathBuf = if p.is_dir() {
+            p.to_path_buf()
+        } else if p.exists() {
+            p.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        } else {
+            p.components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                .collect()
+        };
+        let fixed = if fixed.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            fixed
+        };
+        if let Ok(c) = std::fs::canonicalize(&fixed) {
+            roots.push(c);
+        }
+    }
+    roots
+}
+
+pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
+    let store_flag = args.store.clone();
+    let settings = Settings::new(args, config)?;
+    let found = discover(&settings.paths);
+    for (arg, reason) in &found.errors {
+        eprintln!("logward: {arg}: {reason}");
+    }
+    if settings.verbose {
+        for p in &found.skipped {
+            eprintln!("logward: skipped (not an access log name): {}", p.display());
+        }
+    }
+    let files: Vec<PathBuf> = found
+        .sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => Some(p.clone()),
+            Source::Stdin => None,
+        })
+        .collect();
+    if found.sources.contains(&Source::Stdin) {
+        eprintln!("logward: -: standard input cannot be rewritten; ignored");
+    }
+
+    let state_dir = state::state_dir(store_flag.as_deref(), config)?;
+    // One run at a time rewrites; a dry run writes nothing and needs no lock.
+    let _lock = if settings.dry_run {
+        None
+    } else {
+        Some(RunLock::acquire(&state_dir)?)
+    };
+    let ledger = Ledger::load(&state_dir)?;
+    if !settings.dry_run {
+        let mut dirs: Vec<&Path> = files
+            .iter()
+            .map(|p| match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            match cleanup_stale_temps(dir) {
+                Ok(removed) => {
+                    for p in removed {
+                        eprintln!(
+                            "logward: removed a temporary file left by an interrupted run: {}",
+                            p.display()
+                        );
+                    }
+                }
+                Err(e) => eprintln!("logward: {e}"),
+            }
+        }
+    }
+
+    let cutoff = settings.now - settings.older_than;
+    let plan = Plan {
+        cutoff,
+        format: settings.format.clone(),
+        mode: settings.mode.clone(),
+        method: settings.method.clone(),
+        rewrite: RewriteOptions {
+            include_active: settings.include_active,
+            allowed_roots: allowed_roots(&settings.paths),
+            gzip_level: settings.gzip_level,
+            ..RewriteOptions::default()
+        },
+        dry_run: settings.dry_run,
+        now: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64),
+    };
+    let ledger = Mutex::new(ledger);
+    let progress = Arc::new(Progress::default());
+    let total: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+        .sum();
+    let line = ProgressLine::start(
+        progress.clone(),
+        total,
+        files.len() as u64,
+        settings.progress,
+    );
+    let results: Vec<FileResult> = with_threads(settings.threads, || {
+        files
+            .par_iter()
+            .map(|p| {
+                let r = anonymize_file(p, &plan, &ledger, &progress);
+                progress
+                    .files_done
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
+    })?;
+    line.finish();
+
+    for r in results.iter().filter(|r| r.status == Status::Failed) {
+        eprintln!(
+            "logward: {}: {}",
+            r.path.display(),
+            r.reason.as_deref().unwrap_or("failed")
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    match settings.output {
+        OutputKind::Json => {
+            serde_json::to_writer(&mut out, &to_json(&settings, cutoff, &results))?;
+            writeln!(out)?;
+        }
+        OutputKind::Text => print_report(&mut out, &settings, cutoff, &results)?,
+    }
+    out.flush().context("cannot write the report")?;
+    let failed = results.iter().any(|r| r.status == Status::Failed) || !found.errors.is_empty();
+    Ok(if failed {
+        Outcome::Error
+    } else {
+        Outcome::Success
+    })
+}
+
+fn totals(results: &[FileResult]) -> (Counts, [usize; 4]) {
+    let mut c = Counts::default();
+    let mut by_status = [0usize; 4];
+    for r in results {
+        c.add(&r.counts);
+        by_status[r.status as usize] += 1;
+    }
+    (c, by_status)
+}
+
+fn mode_text(s: &Settings) -> String {
+    match &s.mode {
+        Mode::Truncate(p) => format!("truncate to /{} and /{}", p.ipv4, p.ipv6),
+        Mode::Pseudonymize(_) => "pseudonymize".to_string(),
+    }
+}
+
+fn counts_json(c: &Counts) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(c) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
+    let files: Vec<Value> = results
+        .iter()
+        .map(|r| {
+            let mut m = serde_json::Map::new();
+            m.insert("path".into(), json!(r.path.display().to_string()));
+            m.insert("status".into(), json!(r.status));
+            m.insert("reason".into(), json!(r.reason));
+            m.insert("format".into(), json!(r.format));
+            m.extend(counts_json(&r.counts));
+            Value::Object(m)
+        })
+        .collect();
+    let (c, by) = totals(results);
+    let mut t = serde_json::Map::new();
+    t.insert("files".into(), json!(results.len()));
+    t.insert("rewritten".into(), json!(by[Status::Rewritten as usize]));
+    t.insert("unchanged".into(), json!(by[Status::Unchanged as usize]));
+    t.insert("skipped".into(), json!(by[Status::Skipped as usize]));
+    t.insert("failed".into(), json!(by[Status::Failed as usize]));
+    t.extend(counts_json(&c));
+    json!({
+        "dry_run": s.dry_run,
+        "now": rfc3339(s.now),
+        "cutoff": rfc3339(cutoff),
+        "mode": s.method.split('/').next().unwrap_or("truncate"),
+        "files": files,
+        "totals": t,
+    })
+}
+
+fn print_report(
+    out: &mut dyn Write,
+    s: &Settings,
+    cutoff: i64,
+    results: &[FileResult],
+) -> Result<()> {
+    let verb = |st: Status| match (st, s.dry_run) {
+        (Status::Rewritten, false) => "rewritten",
+        (Status::Rewritten, true) => "would rewrite",
+        (Status::Unchanged, _) => "unchanged",
+        (Status::Skipped, _) => "skipped",
+        (Status::Failed, _) => "FAILED",
+    };
+    writeln!(
+        out,
+        "{}Lines before {} ({} before {}): {}.",
+        if s.dry_run { "Dry run. " } else { "" },
+        rfc3339(cutoff),
+        format_duration(s.older_than),
+        rfc3339(s.now),
+        mode_text(s)
+    )?;
+    for r in results {
+        let c = &r.counts;
+        let detail = match r.status {
+            Status::Skipped | Status::Failed => r.reason.clone().unwrap_or_default(),
+            _ if c.past_window == 0 => {
+                format!("{} lines, none past the window", c.lines)
+            }
+            _ => {
+                let mut d = format!(
+                    "{} lines, {} past the window: {} addresses",
+                    c.lines, c.past_window, c.addresses
+                );
+                if c.hostnames > 0 {
+                    d.push_str(&format!(", {} host names", c.hostnames));
+                }
+                if c.unparsed_scrubbed > 0 {
+                    d.push_str(&format!(
+                        ", {} unreadable lines scrubbed",
+                        c.unparsed_scrubbed
+                    ));
+                }
+                if c.already_masked > 0 {
+                    d.push_str(&format!(", {} lines masked before", c.already_masked));
+                }
+                d
+            }
+        };
+        let note = match (r.status, &r.reason) {
+            (Status::Rewritten | Status::Unchanged, Some(n)) => format!(" ({n})"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<13} {}  {detail}{note}",
+            verb(r.status),
+            r.path.display()
+        )?;
+    }
+    let (c, by) = totals(results);
+    writeln!(
+        out,
+        "{} files: {} {}, {} unchanged, {} skipped, {} failed. {} lines, {} past the window, {} addresses and {} host names {}replaced.",
+        results.len(),
+        by[Status::Rewritten as usize],
+        if s.dry_run { "to rewrite" } else { "rewritten" },
+        by[Status::Unchanged as usize],
+        by[Status::Skipped as usize],
+        by[Status::Failed as usize],
+        c.lines,
+        c.past_window,
+        c.addresses,
+        c.hostnames,
+        if s.dry_run { "to be " } else { "" },
+    )?;
+    Ok(())
+}

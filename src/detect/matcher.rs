@@ -4,8 +4,11 @@
 //! Cost model: one status-table lookup, a few byte compares for methods, one combined
 //! Aho-Corasick pass per field some candidate filter still needs (over the raw bytes, plus a
 //! percent-decoded copy only when the field holds `%` or `+`), and a `RegexSet` only for
-//! filters that have regexes. The user-agent result is cached for the previous user agent,
-//! since consecutive lines very often share it.
+//! filters that have regexes. Targets and user agents repeat a lot (a site has far fewer
+//! pages and assets than requests, and few browsers), so what a target or a user agent
+//! matches is kept in small bounded per-worker caches and most lines cost two hashes and
+//! two compares. Caches hold automaton results only: with regexes on a field, that field
+//! is always scanned.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -32,6 +35,17 @@ pub const HTTP_VERSIONS: [&[u8]; 6] = [
     b"HTTP/2.0",
     b"HTTP/3",
 ];
+
+/// Whether `p` is one of [`HTTP_VERSIONS`]; a `match` on literals compiles to a length
+/// switch and word compares, where a search of the list calls `memcmp` per entry.
+fn is_http_version(p: &[u8]) -> bool {
+    let known = matches!(
+        p,
+        b"HTTP/1.1" | b"HTTP/2.0" | b"HTTP/1.0" | b"HTTP/2" | b"HTTP/3" | b"HTTP/0.9"
+    );
+    debug_assert_eq!(known, HTTP_VERSIONS.contains(&p));
+    known
+}
 
 /// What the engine needs about one compiled rule.
 #[derive(Clone, Debug)]
@@ -82,15 +96,87 @@ pub struct CompiledRules {
     groupings: Vec<(Grouping, u64)>,
     /// Rules with a distinct field, and per field the rules counting it.
     distinct_fields: [u64; 4],
-    hasher: std::hash::RandomState,
+    /// Whether path, query and target have no regexes, so their results can be cached.
+    cache_target: bool,
+    /// Randomly seeded per rule set: cache slots and distinct-value hashes come from
+    /// attacker-chosen bytes. foldhash keys every hasher with per-process random seeds and
+    /// its outputs never leave the process; a targeted collision only costs a cache miss or
+    /// one distinct value counted twice short, never a wrong flag by itself.
+    hasher: foldhash::quality::RandomState,
+}
+
+/// What one target matches, independent of the rest of the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct TargetVerdict {
+    /// Filters satisfied by the path, query and target patterns.
+    hits: [u64; 3],
+    /// `hash_value` of the path, the query (empty when absent) and the target.
+    values: [u64; 3],
+    is_static: bool,
+    absolute: bool,
+}
+
+/// Slots of the target cache: a site's busy pages and assets fit, a scan of random URLs
+/// only churns it.
+const TARGET_SLOTS: usize = 4096;
+/// Slots of the user-agent cache.
+const UA_SLOTS: usize = 256;
+/// Longer values are not cached, which bounds the caches' memory (about 1 MiB).
+const MAX_CACHED_LEN: usize = 256;
+
+/// A direct-mapped cache from field bytes to a verdict. Slots keep their buffers, so once
+/// warm a replacement does not allocate.
+struct VerdictCache<V> {
+    slots: Vec<(u64, Vec<u8>, V)>,
+}
+
+impl<V: Copy + Default> VerdictCache<V> {
+    fn new(n: usize) -> Self {
+        VerdictCache {
+            slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+        }
+    }
+
+    /// The verdict for `key`, computed by `make` when it is not cached.
+    fn get(&mut self, hash: u64, key: &[u8], make: impl FnOnce() -> V) -> V {
+        if key.len() > MAX_CACHED_LEN || self.slots.is_empty() {
+            return make();
+        }
+        let i = (hash as usize) & (self.slots.len() - 1);
+        let (h, bytes, v) = &mut self.slots[i];
+        // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
+        // with any realistic seed, and a false hit on it would just compare bytes anyway.
+        if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
+            return *v;
+        }
+        let fresh = make();
+        *h = hash;
+        bytes.clear();
+        bytes.extend_from_slice(key);
+        *v = fresh;
+        fresh
+    }
 }
 
 /// Per-worker buffers reused across lines so evaluation never allocates once warm.
-#[derive(Default)]
 pub struct Scratch {
+    /// Distinct-value hashes of the last evaluated record's path, query and target, when
+    /// its target went through the cache.
+    values: Option<[u64; 3]>,
     decoded: Vec<u8>,
-    last_ua: Vec<u8>,
-    last_ua_hits: Option<u64>,
+    targets: VerdictCache<TargetVerdict>,
+    uas: VerdictCache<u64>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            values: None,
+            decoded: Vec::new(),
+            targets: VerdictCache::new(TARGET_SLOTS),
+            uas: VerdictCache::new(UA_SLOTS),
+        }
+    }
 }
 
 impl CompiledRules {
@@ -131,7 +217,8 @@ impl CompiledRules {
                 .collect(),
             groupings: Vec::new(),
             distinct_fields: [0; 4],
-            hasher: std::hash::RandomState::new(),
+            cache_target: true,
+            hasher: foldhash::quality::RandomState::default(),
         };
         // Per field: pattern text (lower case, anchor) -> filters, and regexes.
         let mut contains: [BTreeMap<(String, bool), u64>; 4] = Default::default();
@@ -263,6 +350,9 @@ impl CompiledRules {
                             message: e.to_string(),
                         }
                     })?;
+                if field != Field::UserAgent {
+                    c.cache_target = false;
+                }
                 c.fields[i].regexes = Some(FieldRegexes {
                     set,
                     filters: res.iter().map(|(_, f)| *f).collect(),
@@ -291,8 +381,28 @@ impl CompiledRules {
         self.hasher.hash_one(bytes)
     }
 
+    /// The hash distinct counting keeps of `field` of `rec`, the record last passed to
+    /// `evaluate` with `scratch`: taken from the target cache when it was used.
+    pub fn value_hash(&self, field: Field, rec: &Record<'_>, scratch: &Scratch) -> u64 {
+        match (field, scratch.values) {
+            (Field::Path, Some(v)) => v[0],
+            (Field::Query, Some(v)) => v[1],
+            (Field::Target, Some(v)) => v[2],
+            _ => {
+                let value = match field {
+                    Field::Path => rec.path(),
+                    Field::Query => rec.query(),
+                    Field::Target => rec.target,
+                    Field::UserAgent => rec.user_agent,
+                };
+                self.hash_value(value.unwrap_or(b""))
+            }
+        }
+    }
+
     /// The rules (bit `i` = `rules()[i]`) that `rec` matches.
     pub fn evaluate(&self, rec: &Record<'_>, scratch: &mut Scratch) -> u64 {
+        scratch.values = None;
         let mut cand = match rec.status {
             Some(s) => self
                 .status_table
@@ -316,62 +426,69 @@ impl CompiledRules {
                 }
             }
         }
-        if cand & self.not_static != 0 && rec.path().is_some_and(|p| self.is_static(p)) {
-            cand &= !self.not_static;
-        }
         if cand & self.bad_protocol != 0 {
-            let bad = rec.protocol.is_some_and(|p| !HTTP_VERSIONS.contains(&p));
+            let bad = rec.protocol.is_some_and(|p| !is_http_version(p));
             if !bad {
                 cand &= !self.bad_protocol;
             }
         }
-        if cand & self.absolute_uri != 0 && !rec.target.is_some_and(is_absolute_uri) {
-            cand &= !self.absolute_uri;
-        }
-        for field in Field::ALL {
-            let fm = &self.fields[field.index()];
-            if cand & fm.need == 0 {
-                continue;
+        let target_need = self.fields[Field::Path.index()].need
+            | self.fields[Field::Query.index()].need
+            | self.fields[Field::Target.index()].need;
+        match rec.target {
+            Some(target)
+                if self.cache_target
+                    && cand & (target_need | self.not_static | self.absolute_uri) != 0 =>
+            {
+                let hash = self.hasher.hash_one(target);
+                let v = scratch.targets.get(hash, target, || {
+                    self.target_verdict(target, &mut scratch.decoded)
+                });
+                scratch.values = Some(v.values);
+                if v.is_static {
+                    cand &= !self.not_static;
+                }
+                if !v.absolute {
+                    cand &= !self.absolute_uri;
+                }
+                for (fi, hits) in v.hits.iter().enumerate() {
+                    cand &= !(self.fields[fi].need & !hits);
+                }
             }
-            let hay = match field {
-                Field::Path => rec.path(),
-                Field::Query => rec.query(),
-                Field::Target => rec.target,
-                Field::UserAgent => rec.user_agent,
-            };
-            let hits = match hay {
-                None => 0,
-                Some(hay) if field == Field::UserAgent => {
-                    if let Some(h) = scratch.last_ua_hits.filter(|_| scratch.last_ua == hay) {
-                        h
-                    } else {
-                        let h = scan(fm, hay, cand);
-                        // Cache only when every regex ran, so the result holds for any
-                        // candidate set.
-                        if fm.regexes.is_none() {
-                            scratch.last_ua.clear();
-                            scratch.last_ua.extend_from_slice(hay);
-                            scratch.last_ua_hits = Some(h);
-                        }
-                        h
-                    }
+            _ => {
+                if cand & self.not_static != 0 && rec.path().is_some_and(|p| self.is_static(p)) {
+                    cand &= !self.not_static;
                 }
-                Some(hay) => {
-                    let mut h = scan(fm, hay, cand);
-                    let plus_from = match field {
-                        Field::Query => Some(0),
-                        Field::Target => memchr::memchr(b'?', hay),
-                        _ => None,
+                if cand & self.absolute_uri != 0 && !rec.target.is_some_and(is_absolute_uri) {
+                    cand &= !self.absolute_uri;
+                }
+                for field in [Field::Path, Field::Query, Field::Target] {
+                    let fm = &self.fields[field.index()];
+                    if cand & fm.need == 0 {
+                        continue;
+                    }
+                    let hay = match field {
+                        Field::Path => rec.path(),
+                        Field::Query => rec.query(),
+                        _ => rec.target,
                     };
-                    if memchr::memchr(b'%', hay).is_some()
-                        || plus_from
-                            .is_some_and(|from| memchr::memchr(b'+', &hay[from..]).is_some())
-                    {
-                        percent_decode(hay, plus_from, &mut scratch.decoded);
-                        h |= scan(fm, &scratch.decoded, cand & !h);
-                    }
-                    h
+                    let hits = hay.map_or(0, |hay| {
+                        scan_decoded(fm, field, hay, cand, &mut scratch.decoded)
+                    });
+                    cand &= !(fm.need & !hits);
                 }
+            }
+        }
+        let fm = &self.fields[Field::UserAgent.index()];
+        if cand & fm.need != 0 {
+            let hits = match rec.user_agent {
+                None => 0,
+                Some(ua) if fm.regexes.is_none() => {
+                    let hash = self.hasher.hash_one(ua);
+                    // Without regexes the result holds for any candidate set.
+                    scratch.uas.get(hash, ua, || scan(fm, ua, cand))
+                }
+                Some(ua) => scan(fm, ua, cand),
             };
             cand &= !(fm.need & !hits);
         }
@@ -382,6 +499,37 @@ impl CompiledRules {
             rules |= 1u64 << self.filter_rule[fi];
         }
         rules
+    }
+
+    /// Everything about `target` alone that filters look at, for every filter at once.
+    /// Only used when path, query and target have no regexes, so the candidate set does
+    /// not matter.
+    fn target_verdict(&self, target: &[u8], decoded: &mut Vec<u8>) -> TargetVerdict {
+        let (path, query) = match memchr::memchr(b'?', target) {
+            Some(q) => (&target[..q], Some(&target[q + 1..])),
+            None => (target, None),
+        };
+        let mut hits = [0u64; 3];
+        for (field, hay) in [
+            (Field::Path, Some(path)),
+            (Field::Query, query),
+            (Field::Target, Some(target)),
+        ] {
+            let fm = &self.fields[field.index()];
+            if let (Some(hay), true) = (hay, fm.need != 0) {
+                hits[field.index()] = scan_decoded(fm, field, hay, self.all_filters, decoded);
+            }
+        }
+        TargetVerdict {
+            hits,
+            values: [
+                self.hash_value(path),
+                self.hash_value(query.unwrap_or(b"")),
+                self.hash_value(target),
+            ],
+            is_static: self.is_static(path),
+            absolute: is_absolute_uri(target),
+        }
     }
 
     fn is_static(&self, path: &[u8]) -> bool {
@@ -422,9 +570,37 @@ fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
     hits
 }
 
+/// `scan` over the raw field and, when it holds escapes (or `+` in a query), over its
+/// once-decoded form too.
+fn scan_decoded(
+    fm: &FieldMatchers,
+    field: Field,
+    hay: &[u8],
+    cand: u64,
+    decoded: &mut Vec<u8>,
+) -> u64 {
+    let mut h = scan(fm, hay, cand);
+    let plus_from = match field {
+        Field::Query => Some(0),
+        Field::Target => memchr::memchr(b'?', hay),
+        _ => None,
+    };
+    if memchr::memchr(b'%', hay).is_some()
+        || plus_from.is_some_and(|from| memchr::memchr(b'+', &hay[from..]).is_some())
+    {
+        percent_decode(hay, plus_from, decoded);
+        h |= scan(fm, decoded, cand & !h);
+    }
+    h
+}
+
 fn is_absolute_uri(target: &[u8]) -> bool {
-    let lower = |n: usize| target.get(..n).map(|p| p.to_ascii_lowercase());
-    lower(7).is_some_and(|p| p == b"http://") || lower(8).is_some_and(|p| p == b"https://")
+    let starts = |p: &[u8]| {
+        target
+            .get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p))
+    };
+    starts(b"http://") || starts(b"https://")
 }
 
 /// Decodes `%HH` escapes once into `out`; `+` becomes a space from `plus_from` on (the query

@@ -228,6 +228,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn ipv4_tail_with_leading_zeros_is_one_ipv6_token() {
+        // Taking `033.1.2.3` alone made masked text (`1::33.1.2.0`) tokenize as IPv6.
+        assert_eq!(
+            found("1::033.1.2.3."),
+            [("1::033.1.2.3", "1::2101:203".to_string())]
+        );
+        let mut m = crate::anonymize::Masker::new(&crate::anonymize::Mode::Truncate(
+            crate::anonymize::Prefixes::DEFAULT,
+        ));
+        let mut out = Vec::new();
+        crate::anonymize::mask_line(
+            b"1::033.1.2.3.",
+            None,
+            crate::anonymize::Select::All,
+            &mut m,
+            &mut out,
+        );
+        assert!(crate::anonymize::only_addresses_changed(
+            b"1::033.1.2.3.",
+            &out
+        ));
+    }
+
+    #[test]
     fn finds_addresses_in_log_lines() {
         let line = r#"81.2.69.142 - - [10/Oct/2000:13:55:36 -0700] "GET /?ip=203.0.113.9&x=1 HTTP/1.1" 200 2326 "http://[2001:db8::7]:8080/" "Mozilla/5.0 (X11; rv:109.0)" 12:34:56"#;
         assert_eq!(texts(line), ["81.2.69.142", "203.0.113.9", "2001:db8::7"]);

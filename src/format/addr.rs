@@ -64,7 +64,15 @@ pub fn parse_ipv6(bytes: &[u8]) -> Option<Ipv6Addr> {
     {
         return None;
     }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    let text = std::str::from_utf8(bytes).ok()?;
+    if let Ok(v6) = text.parse() {
+        return Some(v6);
+    }
+    // An IPv4 tail is read like a bare IPv4 address, so `::ffff:010.1.2.3` parses when
+    // `010.1.2.3` does (the standard parser refuses leading zeros there).
+    let colon = text.rfind(':')?;
+    let tail = parse_ipv4(&bytes[colon + 1..])?;
+    format!("{}{tail}", &text[..=colon]).parse().ok()
 }
 
 /// Parses a client field that may carry brackets and a port: `1.2.3.4`, `1.2.3.4:5678`,
@@ -178,6 +186,17 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_tail_with_leading_zeros() {
+        assert_eq!(
+            parse_ipv6(b"1::033.1.2.3"),
+            Some("1::33.1.2.3".parse().unwrap())
+        );
+        assert_eq!(parse_ip(b"::ffff:010.0.0.1"), Some(ip("::ffff:10.0.0.1")));
+        assert_eq!(parse_ipv6(b"1::0333.1.2.3"), None);
+        assert_eq!(parse_ipv6(b"1::256.1.2.3"), None);
     }
 
     #[test]

@@ -251,9 +251,20 @@ fn apache_pieces(format: &str) -> Result<Vec<Piece>, CompileError> {
         let Some(&directive) = bytes.get(i) else {
             return Err(CompileError("Apache format ends with '%'".into()));
         };
+        // Every directive is ASCII; slicing the name out of a multi-byte character would panic.
+        if !directive.is_ascii() {
+            return Err(CompileError(format!(
+                "invalid directive at byte {start} of the Apache format"
+            )));
+        }
         // `%^ti` / `%^to` (trailers) are two letters after the caret.
         if directive == b'^' {
             i += 3;
+            if !unescaped.is_char_boundary(i.min(bytes.len())) {
+                return Err(CompileError(format!(
+                    "invalid directive at byte {start} of the Apache format"
+                )));
+            }
             flush_lit(&mut lit, &mut pieces);
             pieces.push(Piece::Field(
                 FieldKind::Opaque,
@@ -418,6 +429,14 @@ pub fn compile_apache(format: &str) -> Result<Vec<Step>, CompileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn apache_non_ascii_directive_is_an_error() {
+        assert!(compile_apache("%h %\u{e9} %s").is_err());
+        assert!(compile_apache("%{x}\u{fffd}").is_err());
+        assert!(compile_apache("%^t\u{e9}").is_err());
+        assert!(compile_apache("%h %^ti %s").is_ok());
+    }
 
     fn kinds(steps: &[Step]) -> Vec<FieldKind> {
         steps

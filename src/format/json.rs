@@ -300,6 +300,8 @@ pub fn parse<'a>(line: &'a [u8], cache: &mut TimeCache) -> Result<Record<'a>, Pa
             rec.addr_fields.push(*f);
         }
         set_client(&mut rec, line, span);
+        // `set_client` appends the client; the record promises line order.
+        rec.addr_fields.sort();
         fields.clear();
     }
     Ok(rec)
@@ -308,6 +310,22 @@ pub fn parse<'a>(line: &'a [u8], cache: &mut TimeCache) -> Result<Record<'a>, Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_field_keeps_addr_fields_in_line_order() {
+        let line =
+            br#"{"remote_addr":"192.0.2.1","status":200,"http_x_forwarded_for":"198.51.100.7"}"#;
+        let r = parse(line, &mut TimeCache::new()).unwrap();
+        let starts: Vec<u32> = r
+            .addr_fields
+            .as_slice()
+            .iter()
+            .map(|f| f.span.start)
+            .collect();
+        assert_eq!(starts.len(), 2);
+        assert!(starts[0] < starts[1], "{starts:?}");
+        assert_eq!(r.addr_fields.as_slice()[0].kind, AddrKind::Client);
+    }
 
     #[test]
     fn nginx_escape_json() {

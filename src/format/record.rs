@@ -105,6 +105,11 @@ impl AddrFields {
         self.len == 0
     }
 
+    /// Puts the fields back in line order after one was added out of order.
+    pub fn sort(&mut self) {
+        self.fields[..self.len as usize].sort_unstable_by_key(|f| f.span.start);
+    }
+
     pub fn clear(&mut self) {
         self.len = 0;
     }

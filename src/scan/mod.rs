@@ -20,12 +20,46 @@ use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 /// How many malformed lines per file are kept as examples.
 pub const EXAMPLES_PER_FILE: usize = 5;
 
+/// Where a line is. Large plain files are read in parts, each by its own job, so a line's
+/// number is first known within its part; [`Report::line_number`] turns it into the line's
+/// number in the file once every part has been counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    /// The file's index in the sorted input list.
+    pub file: usize,
+    /// The part of the file, in file order (0 for a file read whole).
+    pub part: usize,
+    /// 1-based line number within the part.
+    pub line: u64,
+    /// Byte offset of the line in the (decompressed) file.
+    pub offset: u64,
+}
+
+impl At {
+    /// A position unique across the run that sorts lines in input order: the file's index
+    /// times 2^40 plus the line's byte offset.
+    pub fn order(self) -> u64 {
+        ((self.file as u64) << 40) | self.offset
+    }
+}
+
 /// Receives every parsed record of one job; one per job, merged at the end. Merges must
 /// not depend on order (sums, sets, sorted lists).
 pub trait Visitor: Send + Sized {
     /// `order` is a position unique across the run: the file's index in the sorted input
     /// list times 2^40 plus the line's byte offset in the (decompressed) file.
     fn record(&mut self, order: u64, rec: &Record<'_>);
+
+    /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
+    fn record_at(&mut self, at: At, rec: &Record<'_>) {
+        self.record(at.order(), rec);
+    }
+
+    /// Every non-blank line that is not a record: the format did not parse it, or no format
+    /// could be chosen for its file. Lines longer than [`read::MAX_LINE`] are not seen here:
+    /// they are never held in memory. Ignored by default.
+    fn unparsed(&mut self, _at: At, _line: &[u8]) {}
+
     fn merge(&mut self, other: Self);
 }
 
@@ -91,9 +125,20 @@ pub struct Report<V> {
     /// Requests per status code (0..1000).
     pub status: Vec<u64>,
     pub visitor: V,
+    /// (file, part) -> lines in the file before that part.
+    part_starts: HashMap<(usize, usize), u64>,
 }
 
 impl<V> Report<V> {
+    /// The 1-based line number in its file of the line at `at`.
+    pub fn line_number(&self, at: At) -> u64 {
+        self.part_starts
+            .get(&(at.file, at.part))
+            .copied()
+            .unwrap_or(0)
+            + at.line
+    }
+
     pub fn lines(&self) -> u64 {
         self.files.iter().map(|f| f.lines).sum()
     }
@@ -351,7 +396,12 @@ fn run_job<V: Visitor>(
     let mut examples = Vec::new();
     let mut lines = 0u64;
     let mut pending_bytes = 0u64;
-    let base = (job.file as u64) << 40;
+    let at = |line: u64, offset: u64| At {
+        file: job.file,
+        part: job.part,
+        line,
+        offset,
+    };
     let fallback = Format::preset("combined").expect("preset exists");
     let format = prep.format.as_ref().unwrap_or(&fallback);
     let malformed =
@@ -405,6 +455,7 @@ fn run_job<V: Visitor>(
                     if text.is_empty() || text == b"\r" {
                         report.empty += 1;
                     } else {
+                        acc.visitor.unparsed(at(lines, offset), text);
                         malformed(
                             lines,
                             ParseError::new(format::ErrorKind::Mismatch, 0),
@@ -427,11 +478,14 @@ fn run_job<V: Visitor>(
                         if let Some(src) = rec.source() {
                             *acc.sources.entry(src).or_insert(0) += 1;
                         }
-                        acc.visitor.record(base | offset, &rec);
+                        acc.visitor.record_at(at(lines, offset), &rec);
                     }
                     // Blank lines are neither records nor errors worth reporting.
                     Err(e) if e.kind == format::ErrorKind::Empty => report.empty += 1,
-                    Err(e) => malformed(lines, e, report, &mut examples),
+                    Err(e) => {
+                        acc.visitor.unparsed(at(lines, offset), text);
+                        malformed(lines, e, report, &mut examples);
+                    }
                 }
             }
         }
@@ -502,7 +556,9 @@ pub fn run<V: Visitor>(
     let mut parts: Vec<_> = merged.parts.into_iter().collect();
     parts.sort_by_key(|(k, _)| *k);
     let mut offsets = vec![0u64; n];
-    for ((file, _), (lines, examples)) in parts {
+    let mut part_starts = HashMap::with_capacity(parts.len());
+    for ((file, part), (lines, examples)) in parts {
+        part_starts.insert((file, part), offsets[file]);
         let report = &mut reports[file];
         for ex in examples {
             if report.examples.len() < EXAMPLES_PER_FILE {
@@ -531,5 +587,6 @@ pub fn run<V: Visitor>(
         sources: merged.sources,
         status: merged.status,
         visitor: merged.visitor,
+        part_starts,
     }
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod progress;
 pub mod scan;
+pub mod search;
 pub mod state;
 
 use std::path::PathBuf;
@@ -44,6 +45,8 @@ pub enum Command {
     /// Read access logs and summarize them: formats, lines, malformed lines, time range,
     /// top sources, status codes.
     Scan(scan::ScanArgs),
+    /// Print the lines about some addresses or ranges, from plain and gzip logs.
+    Search(search::SearchArgs),
 }
 
 /// Parses the command line, runs the command, and returns its outcome.
@@ -52,6 +55,7 @@ pub fn run() -> Result<Outcome> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
+        Command::Search(args) => search::run(args, &config),
     }
 }
 

@@ -2,4 +2,5 @@
 //! directories and checks exit codes, output and the files on disk.
 
 mod scan;
+mod search;
 mod util;

@@ -50,6 +50,11 @@ pub trait Visitor: Send + Sized {
     /// list times 2^40 plus the line's byte offset in the (decompressed) file.
     fn record(&mut self, order: u64, rec: &Record<'_>);
 
+    /// Whether the pass counts requests per source and status ([`Report::sources`],
+    /// [`Report::status`]) for this visitor; one that does not use them saves a map update
+    /// per line.
+    const TALLY: bool = true;
+
     /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         self.record(at.order(), rec);
@@ -369,6 +374,7 @@ fn run_job<V: Visitor>(
     opts: &Options,
     acc: &mut Partial<V>,
     progress: &Progress,
+    read_ahead: bool,
 ) {
     let (stream, start): (Box<dyn Read + Send>, u64) = match (source, job.range) {
         (Source::Stdin, _) => {
@@ -383,6 +389,7 @@ fn run_job<V: Visitor>(
             }
         },
         (Source::File(path), None) => match read::open(path) {
+            Ok((r, Compression::Gzip)) if read_ahead => (Box::new(ReadAhead::new(r)), 0),
             Ok((r, _)) => (r, 0),
             Err(err) => {
                 acc.files[job.file].error = Some(err.to_string());
@@ -472,11 +479,13 @@ fn run_job<V: Visitor>(
                             report.first_time = min_opt(report.first_time, Some(t));
                             report.last_time = max_opt(report.last_time, Some(t));
                         }
-                        if let Some(s) = rec.status {
-                            acc.status[usize::from(s).min(999)] += 1;
-                        }
-                        if let Some(src) = rec.source() {
-                            *acc.sources.entry(src).or_insert(0) += 1;
+                        if V::TALLY {
+                            if let Some(s) = rec.status {
+                                acc.status[usize::from(s).min(999)] += 1;
+                            }
+                            if let Some(src) = rec.source() {
+                                *acc.sources.entry(src).or_insert(0) += 1;
+                            }
                         }
                         acc.visitor.record_at(at(lines, offset), &rec);
                     }
@@ -539,13 +548,24 @@ pub fn run<V: Visitor>(
             }),
         }
     }
+    // With fewer jobs than workers, some cores would idle: a gzip file is then inflated on
+    // a thread of its own while its worker parses.
+    let read_ahead = jobs.len() < rayon::current_num_threads();
     let merged = jobs
         .par_iter()
         .fold(
             || Partial::new(n, make_visitor()),
             |mut acc, job| {
                 if let Some(prep) = &prepared[job.file] {
-                    run_job(job, &sources[job.file], prep, opts, &mut acc, progress);
+                    run_job(
+                        job,
+                        &sources[job.file],
+                        prep,
+                        opts,
+                        &mut acc,
+                        progress,
+                        read_ahead,
+                    );
                 }
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 acc
@@ -588,5 +608,122 @@ pub fn run<V: Visitor>(
         status: merged.status,
         visitor: merged.visitor,
         part_starts,
+    }
+}
+
+/// A reader that fills buffers from another reader on a thread of its own, so inflating a
+/// gzip stream and parsing its lines run on two cores. Errors arrive in order, after the
+/// data read before them; dropping the reader stops the thread at its next buffer.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl ReadAhead {
+    /// Buffers of this size, at most this many in flight.
+    const CHUNK: usize = 1 << 20;
+    const DEPTH: usize = 4;
+
+    fn new(mut inner: Box<dyn Read + Send>) -> ReadAhead {
+        let (tx, rx) = std::sync::mpsc::sync_channel(Self::DEPTH);
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = vec![0u8; Self::CHUNK];
+                let mut filled = 0;
+                let result = loop {
+                    match inner.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(filled);
+                let done = filled < Self::CHUNK;
+                if filled > 0 && tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if done {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            chunks: rx,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The thread has finished: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `data` in odd-sized reads, then fails once.
+    struct Flaky {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() {
+                return Err(io::Error::other("broken"));
+            }
+            let n = out.len().min(7919).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_ahead_delivers_every_byte_in_order_then_the_error() {
+        let data: Vec<u8> = (0..3 * ReadAhead::CHUNK + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut r = ReadAhead::new(Box::new(Flaky {
+            data: data.clone(),
+            pos: 0,
+        }));
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        assert_eq!(err.to_string(), "broken");
+        assert_eq!(got, data);
+        let mut ok = ReadAhead::new(Box::new(io::Cursor::new(data.clone())));
+        let mut all = Vec::new();
+        ok.read_to_end(&mut all).unwrap();
+        assert_eq!(all, data);
     }
 }

@@ -245,6 +245,8 @@ fn lossy(b: Option<&[u8]>) -> Option<String> {
 }
 
 impl scan::Visitor for Search<'_> {
+    const TALLY: bool = false;
+
     fn record(&mut self, _: u64, _: &Record<'_>) {}
 
     #[inline]

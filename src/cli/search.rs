@@ -208,6 +208,10 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
         }
+        if file.format.is_none() && file.malformed > 0 {
+            let note = file.format_note.as_deref().unwrap_or("no format");
+            eprintln!("logward: {name}: {note}; its lines were searched for address tokens");
+        }
         for ex in &file.examples {
             if ex.error.kind == ErrorKind::TooLong {
                 eprintln!("logward: {name}:{}: line too long, not searched", ex.line);

@@ -560,3 +560,20 @@ fn exit_codes_found_nothing_and_errors() {
         assert!(r.stderr.contains("--source"), "{}", r.stderr);
     }
 }
+
+#[test]
+fn a_file_of_no_known_format_is_searched_for_address_tokens() {
+    let d = Dir::new();
+    d.write(
+        "app_access.log",
+        b"2026-11-22 client=1.2.3.4 ok\n2026-11-22 client=11.2.3.45 ok\n",
+    );
+    let r = d.run(&["search", "-s", "1.2.3.4", "app_access.log"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "app_access.log:1:2026-11-22 client=1.2.3.4 ok\n");
+    assert!(
+        r.stderr.contains("searched for address tokens"),
+        "{}",
+        r.stderr
+    );
+}

@@ -55,6 +55,15 @@ pub trait Visitor: Send + Sized {
     /// per line.
     const TALLY: bool = true;
 
+    /// A cheap test of a line's bytes before it is parsed: a line refused here is counted
+    /// in `lines` and `bytes` but neither parsed nor visited, so `parsed`, `malformed`, the
+    /// times and the examples of the report cover only the lines accepted. Accepts all by
+    /// default.
+    #[inline]
+    fn wants(&self, _line: &[u8]) -> bool {
+        true
+    }
+
     /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         self.record(at.order(), rec);
@@ -458,6 +467,9 @@ fn run_job<V: Visitor>(
                 let n = text.len() as u64 + 1;
                 report.bytes += n;
                 pending_bytes += n;
+                if !acc.visitor.wants(text) {
+                    continue;
+                }
                 if prep.format.is_none() {
                     if text.is_empty() || text == b"\r" {
                         report.empty += 1;

@@ -96,6 +96,58 @@ impl Nets {
     }
 }
 
+/// A test that a line cannot hold an address of a set of a few single IPv4 addresses,
+/// without parsing it; `None` for other sets, where every line is parsed.
+///
+/// It is exact because every text that parses to such an address holds one of the needles:
+/// a dotted quad (in a field, a list, an IPv6 tail such as `::ffff:1.2.3.4`, or a token of
+/// an unparsed line) ends with the third part's digits (after any leading zeros), a dot, and
+/// the fourth part with zero to two leading zeros; an IPv4-mapped address in hex
+/// (`::ffff:102:304`, `0:0:0:0:0:FFFF:0102:0304`) holds `:ffff:` in some case.
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    needles: Vec<memchr::memmem::Finder<'static>>,
+}
+
+/// The most single addresses the prefilter takes; beyond, one pass per needle costs more
+/// than it saves.
+const PREFILTER_MAX: usize = 4;
+
+impl Prefilter {
+    pub fn new(nets: &Nets) -> Option<Prefilter> {
+        if !nets.v6.is_empty() || nets.v4.len() > PREFILTER_MAX {
+            return None;
+        }
+        let mut needles = Vec::new();
+        for &(lo, hi) in &nets.v4 {
+            if lo != hi {
+                return None;
+            }
+            let [_, _, c, d] = lo.to_be_bytes();
+            let digits = d.to_string();
+            for zeros in 0..=3 - digits.len() {
+                let needle = format!("{c}.{}{digits}", "0".repeat(zeros));
+                needles.push(memchr::memmem::Finder::new(needle.as_bytes()).into_owned());
+            }
+        }
+        Some(Prefilter { needles })
+    }
+
+    /// Whether `line` may hold one of the addresses.
+    #[inline]
+    pub fn may_match(&self, line: &[u8]) -> bool {
+        self.needles.iter().any(|n| n.find(line).is_some()) || has_mapped_hex(line)
+    }
+}
+
+/// `:ffff:` in any case.
+fn has_mapped_hex(line: &[u8]) -> bool {
+    memchr::memchr_iter(b':', line).any(|i| {
+        line.get(i + 1..i + 6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"ffff:"))
+    })
+}
+
 /// Sorts ranges and joins the ones that overlap or touch.
 fn normalize<T: Ord + Copy + num::Step>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
     ranges.sort_unstable();
@@ -203,6 +255,7 @@ impl Window {
 /// The search as a scan visitor: one per worker, merged at the end.
 pub struct Search<'a> {
     nets: &'a Nets,
+    prefilter: Option<Prefilter>,
     window: Window,
     keep: Keep,
     /// Matching lines per file (by the file's index in the input list).
@@ -215,6 +268,7 @@ impl<'a> Search<'a> {
     pub fn new(nets: &'a Nets, window: Window, keep: Keep, files: usize) -> Search<'a> {
         Search {
             nets,
+            prefilter: Prefilter::new(nets),
             window,
             keep,
             counts: vec![0; files],
@@ -246,6 +300,11 @@ fn lossy(b: Option<&[u8]>) -> Option<String> {
 
 impl scan::Visitor for Search<'_> {
     const TALLY: bool = false;
+
+    #[inline]
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.may_match(line))
+    }
 
     fn record(&mut self, _: u64, _: &Record<'_>) {}
 
@@ -411,6 +470,47 @@ mod tests {
         assert_eq!(
             n.match_text(b"v6 ::ffff:1.2.3.4"),
             Some(ip("::ffff:1.2.3.4"))
+        );
+    }
+
+    #[test]
+    fn prefilter_passes_every_form_of_the_address() {
+        let p = Prefilter::new(&nets(&["58.84.21.73", "::ffff:10.0.0.5"])).unwrap();
+        for line in [
+            &b"58.84.21.73 - -"[..],
+            b"058.084.021.073 - -",
+            b"x [::ffff:58.84.21.73]:443",
+            b"::FFff:3a54:1549 - -",
+            b"0:0:0:0:0:FFFF:3A54:1549",
+            b"010.000.000.005",
+            b"10.0.0.05",
+            b"client=10.0.0.005",
+        ] {
+            assert!(p.may_match(line), "{}", String::from_utf8_lossy(line));
+            let n = nets(&["58.84.21.73", "::ffff:10.0.0.5"]);
+            let first = line.split(|b| *b == b' ').next().unwrap();
+            let text = std::str::from_utf8(first)
+                .unwrap()
+                .trim_start_matches("client=");
+            if let Some((a, _)) = crate::format::addr::parse_host(text.as_bytes()) {
+                assert!(n.contains(a), "{text}");
+            }
+        }
+        for line in [
+            &b"58.84.21.7 - - 1.73"[..],
+            b"21.7 3",
+            b"ffff:1549",
+            b"10.0.1.6",
+        ] {
+            assert!(!p.may_match(line), "{}", String::from_utf8_lossy(line));
+        }
+        assert!(Prefilter::new(&nets(&["10.0.0.0/24"])).is_none());
+        assert!(Prefilter::new(&nets(&["2001:db8::1"])).is_none());
+        assert!(
+            Prefilter::new(&nets(&[
+                "1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4", "5.5.5.5"
+            ]))
+            .is_none()
         );
     }
 

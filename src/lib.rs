@@ -18,5 +18,6 @@ pub mod geo;
 pub mod input;
 pub mod rewrite;
 pub mod scan;
+pub mod search;
 pub mod store;
 pub mod timefmt;

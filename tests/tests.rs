@@ -4,4 +4,5 @@
 mod anonymize;
 mod detect;
 mod scan;
+mod search;
 mod util;

@@ -11,6 +11,7 @@ pub mod keygen;
 pub mod progress;
 pub mod rules;
 pub mod scan;
+pub mod search;
 pub mod state;
 
 use std::path::PathBuf;
@@ -48,7 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read access logs and summarize them: formats, lines, malformed lines, time range,
-    /// top sources, status codes.
+    /// top sources, status codes; flag abusive sources and record them in the store.
     Scan(scan::ScanArgs),
 
     /// Query the flagged-source store; export it for nftables, ipset or CrowdSec.
@@ -57,13 +58,18 @@ pub enum Command {
     /// List the detection rules with their thresholds (built-ins and your changes).
     Rules(rules::RulesArgs),
 
+    /// Mask client addresses in rotated logs past the retention window, in place.
+    Anonymize(anonymize::AnonymizeArgs),
+
+    /// Write a new random key for `anonymize --mode pseudonymize`.
+    Keygen(keygen::KeygenArgs),
+
+    /// Print the lines about some addresses or ranges, from plain and gzip logs.
+    Search(search::SearchArgs),
+
     /// Write a seeded sample access log with labelled attacks.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
-    /// Mask client addresses in rotated logs past the retention window, in place.
-    Anonymize(anonymize::AnonymizeArgs),
-    /// Write a new random key for `anonymize --mode pseudonymize`.
-    Keygen(keygen::KeygenArgs),
 }
 
 /// Parses the command line, runs the command, and returns its outcome.
@@ -77,6 +83,7 @@ pub fn run() -> Result<Outcome> {
         Command::Generate(args) => generate::run(args),
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),
+        Command::Search(args) => search::run(args, &config),
     }
 }
 

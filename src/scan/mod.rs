@@ -20,12 +20,60 @@ use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 /// How many malformed lines per file are kept as examples.
 pub const EXAMPLES_PER_FILE: usize = 5;
 
+/// Where a line is. Large plain files are read in parts, each by its own job, so a line's
+/// number is first known within its part; [`Report::line_number`] turns it into the line's
+/// number in the file once every part has been counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct At {
+    /// The file's index in the sorted input list.
+    pub file: usize,
+    /// The part of the file, in file order (0 for a file read whole).
+    pub part: usize,
+    /// 1-based line number within the part.
+    pub line: u64,
+    /// Byte offset of the line in the (decompressed) file.
+    pub offset: u64,
+}
+
+impl At {
+    /// A position unique across the run that sorts lines in input order: the file's index
+    /// times 2^40 plus the line's byte offset.
+    pub fn order(self) -> u64 {
+        ((self.file as u64) << 40) | self.offset
+    }
+}
+
 /// Receives every parsed record of one job; one per job, merged at the end. Merges must
 /// not depend on order (sums, sets, sorted lists).
 pub trait Visitor: Send + Sized {
     /// `order` is a position unique across the run: the file's index in the sorted input
     /// list times 2^40 plus the line's byte offset in the (decompressed) file.
     fn record(&mut self, order: u64, rec: &Record<'_>);
+
+    /// Whether the pass counts requests per source and status ([`Report::sources`],
+    /// [`Report::status`]) for this visitor; one that does not use them saves a map update
+    /// per line.
+    const TALLY: bool = true;
+
+    /// A cheap test of a line's bytes before it is parsed: a line refused here is counted
+    /// in `lines` and `bytes` but neither parsed nor visited, so `parsed`, `malformed`, the
+    /// times and the examples of the report cover only the lines accepted. Accepts all by
+    /// default.
+    #[inline]
+    fn wants(&self, _line: &[u8]) -> bool {
+        true
+    }
+
+    /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
+    fn record_at(&mut self, at: At, rec: &Record<'_>) {
+        self.record(at.order(), rec);
+    }
+
+    /// Every non-blank line that is not a record: the format did not parse it, or no format
+    /// could be chosen for its file. Lines longer than [`read::MAX_LINE`] are not seen here:
+    /// they are never held in memory. Ignored by default.
+    fn unparsed(&mut self, _at: At, _line: &[u8]) {}
+
     fn merge(&mut self, other: Self);
 }
 
@@ -109,9 +157,20 @@ pub struct Report<V> {
     /// Requests per status code (0..1000).
     pub status: Vec<u64>,
     pub visitor: V,
+    /// (file, part) -> lines in the file before that part.
+    part_starts: HashMap<(usize, usize), u64>,
 }
 
 impl<V> Report<V> {
+    /// The 1-based line number in its file of the line at `at`.
+    pub fn line_number(&self, at: At) -> u64 {
+        self.part_starts
+            .get(&(at.file, at.part))
+            .copied()
+            .unwrap_or(0)
+            + at.line
+    }
+
     pub fn lines(&self) -> u64 {
         self.files.iter().map(|f| f.lines).sum()
     }
@@ -365,6 +424,7 @@ fn run_job<V: Visitor>(
     opts: &Options,
     acc: &mut Partial<V>,
     progress: &Progress,
+    read_ahead: bool,
 ) {
     let (stream, start): (Box<dyn Read + Send>, u64) = match (source, job.range) {
         (Source::Stdin, _) => {
@@ -379,6 +439,7 @@ fn run_job<V: Visitor>(
             }
         },
         (Source::File(path), None) => match read::open(path) {
+            Ok((r, Compression::Gzip)) if read_ahead => (Box::new(ReadAhead::new(r)), 0),
             Ok((r, _)) => (r, 0),
             Err(err) => {
                 acc.files[job.file].error = Some(err.to_string());
@@ -392,7 +453,12 @@ fn run_job<V: Visitor>(
     let mut examples = Vec::new();
     let mut lines = 0u64;
     let mut pending_bytes = 0u64;
-    let base = (job.file as u64) << 40;
+    let at = |line: u64, offset: u64| At {
+        file: job.file,
+        part: job.part,
+        line,
+        offset,
+    };
     let fallback = Format::preset("combined").expect("preset exists");
     let format = prep.format.as_ref().unwrap_or(&fallback);
     let malformed =
@@ -442,10 +508,14 @@ fn run_job<V: Visitor>(
                 let n = text.len() as u64 + 1;
                 report.bytes += n;
                 pending_bytes += n;
+                if !acc.visitor.wants(text) {
+                    continue;
+                }
                 if prep.format.is_none() {
                     if text.is_empty() || text == b"\r" {
                         report.empty += 1;
                     } else {
+                        acc.visitor.unparsed(at(lines, offset), text);
                         malformed(
                             lines,
                             ParseError::new(format::ErrorKind::Mismatch, 0),
@@ -462,17 +532,22 @@ fn run_job<V: Visitor>(
                             report.first_time = min_opt(report.first_time, Some(t));
                             report.last_time = max_opt(report.last_time, Some(t));
                         }
-                        if let Some(s) = rec.status {
-                            acc.status[usize::from(s).min(999)] += 1;
+                        if V::TALLY {
+                            if let Some(s) = rec.status {
+                                acc.status[usize::from(s).min(999)] += 1;
+                            }
+                            if let Some(src) = rec.source() {
+                                *acc.sources.entry(src).or_insert(0) += 1;
+                            }
                         }
-                        if let Some(src) = rec.source() {
-                            *acc.sources.entry(src).or_insert(0) += 1;
-                        }
-                        acc.visitor.record(base | offset, &rec);
+                        acc.visitor.record_at(at(lines, offset), &rec);
                     }
                     // Blank lines are neither records nor errors worth reporting.
                     Err(e) if e.kind == format::ErrorKind::Empty => report.empty += 1,
-                    Err(e) => malformed(lines, e, report, &mut examples),
+                    Err(e) => {
+                        acc.visitor.unparsed(at(lines, offset), text);
+                        malformed(lines, e, report, &mut examples);
+                    }
                 }
             }
         }
@@ -526,13 +601,24 @@ pub fn run<V: Visitor>(
             }),
         }
     }
+    // With fewer jobs than workers, some cores would idle: a gzip file is then inflated on
+    // a thread of its own while its worker parses.
+    let read_ahead = jobs.len() < rayon::current_num_threads();
     let merged = jobs
         .par_iter()
         .fold(
             || Partial::new(n, make_visitor()),
             |mut acc, job| {
                 if let Some(prep) = &prepared[job.file] {
-                    run_job(job, &sources[job.file], prep, opts, &mut acc, progress);
+                    run_job(
+                        job,
+                        &sources[job.file],
+                        prep,
+                        opts,
+                        &mut acc,
+                        progress,
+                        read_ahead,
+                    );
                 }
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 acc
@@ -543,7 +629,9 @@ pub fn run<V: Visitor>(
     let mut parts: Vec<_> = merged.parts.into_iter().collect();
     parts.sort_by_key(|(k, _)| *k);
     let mut offsets = vec![0u64; n];
-    for ((file, _), (lines, examples)) in parts {
+    let mut part_starts = HashMap::with_capacity(parts.len());
+    for ((file, part), (lines, examples)) in parts {
+        part_starts.insert((file, part), offsets[file]);
         let report = &mut reports[file];
         for ex in examples {
             if report.examples.len() < EXAMPLES_PER_FILE {
@@ -572,5 +660,123 @@ pub fn run<V: Visitor>(
         sources: merged.sources,
         status: merged.status,
         visitor: merged.visitor,
+        part_starts,
+    }
+}
+
+/// A reader that fills buffers from another reader on a thread of its own, so inflating a
+/// gzip stream and parsing its lines run on two cores. Errors arrive in order, after the
+/// data read before them; dropping the reader stops the thread at its next buffer.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl ReadAhead {
+    /// Buffers of this size, at most this many in flight.
+    const CHUNK: usize = 1 << 20;
+    const DEPTH: usize = 4;
+
+    fn new(mut inner: Box<dyn Read + Send>) -> ReadAhead {
+        let (tx, rx) = std::sync::mpsc::sync_channel(Self::DEPTH);
+        std::thread::spawn(move || {
+            loop {
+                let mut buf = vec![0u8; Self::CHUNK];
+                let mut filled = 0;
+                let result = loop {
+                    match inner.read(&mut buf[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == buf.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                buf.truncate(filled);
+                let done = filled < Self::CHUNK;
+                if filled > 0 && tx.send(Ok(buf)).is_err() {
+                    return;
+                }
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if done {
+                    return;
+                }
+            }
+        });
+        ReadAhead {
+            chunks: rx,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The thread has finished: the end of the stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `data` in odd-sized reads, then fails once.
+    struct Flaky {
+        data: Vec<u8>,
+        pos: usize,
+    }
+
+    impl Read for Flaky {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() {
+                return Err(io::Error::other("broken"));
+            }
+            let n = out.len().min(7919).min(self.data.len() - self.pos);
+            out[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_ahead_delivers_every_byte_in_order_then_the_error() {
+        let data: Vec<u8> = (0..3 * ReadAhead::CHUNK + 12345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut r = ReadAhead::new(Box::new(Flaky {
+            data: data.clone(),
+            pos: 0,
+        }));
+        let mut got = Vec::new();
+        let err = r.read_to_end(&mut got).unwrap_err();
+        assert_eq!(err.to_string(), "broken");
+        assert_eq!(got, data);
+        let mut ok = ReadAhead::new(Box::new(io::Cursor::new(data.clone())));
+        let mut all = Vec::new();
+        ok.read_to_end(&mut all).unwrap();
+        assert_eq!(all, data);
     }
 }

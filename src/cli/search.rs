@@ -1,0 +1,321 @@
+//! `logward search`: prints the lines about some addresses or ranges (`path:line:` and the
+//! line as written, JSON lines, or counts), in input order, and records the search in the
+//! audit log. Exit code 0 when a line matched, 1 when none did, 2 on an error.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use serde_json::{Value, json};
+
+use super::{Config, Outcome, state, with_threads};
+use crate::audit::{AuditLog, Entry};
+use crate::format::{ErrorKind, FormatSpec};
+use crate::input::{Source, discover};
+use crate::scan::{self, Options, Progress};
+use crate::search::{self, Fields, Keep, Nets, Search, Window};
+use crate::timefmt::{parse_duration, parse_rfc3339, rfc3339};
+
+/// Exit code 1, as grep: the search ran and found nothing.
+const NOTHING_FOUND: Outcome = Outcome::Found;
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// An address (203.0.113.7, 2001:db8::1) or a network (203.0.113.0/24, 2001:db8::/48)
+    /// to search for; repeat for several. An IPv4-mapped address (::ffff:203.0.113.7) is
+    /// the same as its IPv4 form.
+    #[arg(long, short = 's', value_name = "IP|CIDR", required = true)]
+    pub source: Vec<String>,
+
+    /// Log files, directories (walked for access logs and their rotations), quoted glob
+    /// patterns, or - for standard input.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+
+    /// Only lines at or after this time: RFC 3339 (2026-11-22T00:00:00Z) or a duration
+    /// meaning that long ago (24h, 7d). Lines without a time are always printed.
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only lines at or before this time, as --since.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Output: the matching lines as written (text) or one JSON object per line (json).
+    /// [default: text]
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<OutputKind>,
+
+    /// Print only the number of matching lines per file, then the total.
+    #[arg(long, short = 'c')]
+    pub count: bool,
+
+    /// Do not prefix lines with `path:line:`.
+    #[arg(long)]
+    pub no_filename: bool,
+
+    /// Log format: auto (per file, from its first lines), a preset name,
+    /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    #[arg(long, short = 'f', value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// Worker threads; 0 uses every core. [default: 0]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// The store database; the audit log is kept in the state directory beside it.
+    /// [default: $LOGWARD_STORE, the config's store, /var/lib/logward/logward.db when
+    /// writable, else $XDG_STATE_HOME/logward/logward.db]
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// Size of the ranges large plain files are split into for parallel reading.
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub chunk_size: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputKind {
+    Text,
+    Json,
+}
+
+/// Search settings after merging the command line with the configuration file.
+pub struct Settings {
+    /// The sources as given, for the audit log.
+    pub sources: Vec<String>,
+    pub nets: Nets,
+    pub window: Window,
+    pub paths: Vec<String>,
+    pub output: OutputKind,
+    pub count: bool,
+    pub filename: bool,
+    pub format: FormatSpec,
+    pub threads: usize,
+    pub store: Option<PathBuf>,
+    pub chunk_size: u64,
+}
+
+/// A time given as RFC 3339 or as a duration before `now`.
+fn parse_time(option: &str, text: &str, now: i64) -> Result<i64> {
+    if let Some(t) = parse_rfc3339(text) {
+        return Ok(t);
+    }
+    match parse_duration(text) {
+        Some(d) => Ok(now.saturating_sub(d)),
+        None => bail!(
+            "{option}: {text:?} is neither an RFC 3339 time (2026-11-22T00:00:00Z) nor a \
+             duration (24h, 7d)"
+        ),
+    }
+}
+
+impl Settings {
+    pub fn new(args: SearchArgs, config: &Config, now: i64) -> Result<Settings> {
+        let mut nets: Vec<IpNet> = Vec::with_capacity(args.source.len());
+        for s in &args.source {
+            match search::parse_source(s) {
+                Some(n) => nets.push(n),
+                None => bail!("--source: {s:?} is not an address or a network (IP or CIDR)"),
+            }
+        }
+        let window = Window {
+            since: args
+                .since
+                .as_deref()
+                .map(|t| parse_time("--since", t, now))
+                .transpose()?,
+            until: args
+                .until
+                .as_deref()
+                .map(|t| parse_time("--until", t, now))
+                .transpose()?,
+        };
+        let format_text = args
+            .format
+            .or_else(|| config.format.clone())
+            .unwrap_or_else(|| "auto".into());
+        let format = match FormatSpec::parse(&format_text) {
+            Ok(f) => f,
+            Err(e) => bail!("--format: {e}"),
+        };
+        let output = match (args.output, config.output.as_deref()) {
+            (Some(o), _) => o,
+            (None, Some("json")) => OutputKind::Json,
+            (None, Some("text") | None) => OutputKind::Text,
+            (None, Some(other)) => {
+                bail!("config key output: unknown value {other:?} (text or json)")
+            }
+        };
+        Ok(Settings {
+            sources: args.source,
+            nets: Nets::new(&nets),
+            window,
+            paths: args.paths,
+            output,
+            count: args.count,
+            filename: !args.no_filename,
+            format,
+            threads: args.threads.or(config.threads).unwrap_or(0),
+            store: args.store,
+            chunk_size: args.chunk_size.max(1),
+        })
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
+    let settings = Settings::new(args, config, now())?;
+    // The audit log is the point of a search's record keeping: without a state directory
+    // the search does not start.
+    let audit = AuditLog::new(&state::state_dir(settings.store.as_deref(), config)?);
+    let found = discover(&settings.paths);
+    for (arg, reason) in &found.errors {
+        eprintln!("logward: {arg}: {reason}");
+    }
+    let opts = Options {
+        format: settings.format.clone(),
+        max_lines: None,
+        chunk_size: settings.chunk_size,
+    };
+    let keep = match (settings.count, settings.output) {
+        (true, _) => Keep::Count,
+        (false, OutputKind::Text) => Keep::Line,
+        (false, OutputKind::Json) => Keep::Fields,
+    };
+    let n = found.sources.len();
+    let mut report = with_threads(settings.threads, || {
+        scan::run(
+            &found.sources,
+            &opts,
+            || Search::new(&settings.nets, settings.window, keep, n),
+            &Progress::default(),
+        )
+    })?;
+    let names: Vec<String> = report
+        .files
+        .iter()
+        .map(|f| f.source.as_ref().map(Source::display).unwrap_or_default())
+        .collect();
+    for (file, name) in report.files.iter().zip(&names) {
+        if let Some(err) = &file.error {
+            eprintln!("logward: {err}");
+        }
+        if file.format.is_none() && file.malformed > 0 {
+            let note = file.format_note.as_deref().unwrap_or("no format");
+            eprintln!("logward: {name}: {note}; its lines were searched for address tokens");
+        }
+        for ex in &file.examples {
+            if ex.error.kind == ErrorKind::TooLong {
+                eprintln!("logward: {name}:{}: line too long, not searched", ex.line);
+            }
+        }
+    }
+
+    let counts = std::mem::take(&mut report.visitor.counts);
+    let total: u64 = counts.iter().sum();
+    let terminal = std::io::stdout().is_terminal();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut buf = Vec::with_capacity(1 << 12);
+    if settings.count {
+        match settings.output {
+            OutputKind::Json => {
+                let files: Vec<Value> = names
+                    .iter()
+                    .zip(&counts)
+                    .map(|(p, c)| json!({"path": p, "count": c}))
+                    .collect();
+                serde_json::to_writer(&mut out, &json!({"files": files, "total": total}))?;
+                writeln!(out)?;
+            }
+            OutputKind::Text => {
+                for (name, count) in names.iter().zip(&counts) {
+                    buf.clear();
+                    put(&mut buf, name.as_bytes(), terminal);
+                    writeln!(buf, ":{count}")?;
+                    out.write_all(&buf)?;
+                }
+                writeln!(out, "total:{total}")?;
+            }
+        }
+    } else {
+        let mut hits = std::mem::take(&mut report.visitor.hits);
+        hits.sort_unstable_by_key(|h| h.at.order());
+        for hit in &hits {
+            buf.clear();
+            let name = &names[hit.at.file];
+            let line = report.line_number(hit.at);
+            match &hit.fields {
+                Some(fields) => {
+                    serde_json::to_writer(&mut buf, &hit_json(fields, name, line))?;
+                    buf.push(b'\n');
+                }
+                None => {
+                    if settings.filename {
+                        put(&mut buf, name.as_bytes(), terminal);
+                        write!(buf, ":{line}:")?;
+                    }
+                    put(&mut buf, &hit.line, terminal);
+                    buf.push(b'\n');
+                }
+            }
+            out.write_all(&buf)?;
+        }
+    }
+    out.flush()?;
+
+    let entry = Entry {
+        time: rfc3339(now()),
+        command: "search",
+        sources: settings.sources.clone(),
+        files: names.clone(),
+        lines: total,
+        notes: vec![],
+    };
+    audit
+        .append(&entry)
+        .context("the search was not recorded")?;
+
+    let failed = report.failed_files() + found.errors.len();
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else if total == 0 {
+        NOTHING_FOUND
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Appends log text to `buf`, escaped when it goes to a terminal.
+fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
+    if terminal {
+        search::escape_for_terminal(text, buf);
+    } else {
+        buf.extend_from_slice(text);
+    }
+}
+
+fn hit_json(f: &Fields, file: &str, line: u64) -> Value {
+    let mut v = json!({
+        "source": f.source.map(|a| a.to_string()),
+        "time": f.time.map(rfc3339),
+        "method": f.method,
+        "target": f.target,
+        "status": f.status,
+        "bytes": f.bytes,
+        "user_agent": f.user_agent,
+        "file": file,
+        "line": line,
+    });
+    if let Some(raw) = &f.raw {
+        v["raw"] = Value::String(raw.clone());
+    }
+    v
+}

@@ -1,0 +1,526 @@
+//! Finding the lines about given addresses and ranges (`logward search`): the set of
+//! networks searched for, the test of one line against it, and the [`scan::Visitor`] that
+//! collects the matching lines of a pass. Reading files is the scan pass's job; printing
+//! and the audit entry are the command line's.
+//!
+//! Matching is on parsed addresses, never on text: `1.2.3.4` does not match `11.2.3.45`.
+//! A parsed line matches when its client, an element of an address list (X-Forwarded-For)
+//! or another address field holds an address in the set; a line the format could not parse
+//! matches when one of its address tokens ([`crate::anonymize::tokens`]) does. IPv4-mapped
+//! IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry, on both sides.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::anonymize::tokens::tokens;
+use crate::format::addr::split_list;
+use crate::format::{AddrKind, Record};
+use crate::scan::{self, At};
+
+/// The IPv4-mapped block `::ffff:0:0/96` as a range of 128-bit addresses.
+const MAPPED: (u128, u128) = (0xffff << 32, (0xffff << 32) | 0xffff_ffff);
+
+/// A set of networks, as sorted, disjoint, non-adjacent inclusive ranges per family, so a
+/// lookup is one comparison for a single address or range and a binary search for many.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Nets {
+    v4: Vec<(u32, u32)>,
+    v6: Vec<(u128, u128)>,
+}
+
+impl Nets {
+    pub fn new<'a>(nets: impl IntoIterator<Item = &'a IpNet>) -> Nets {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for net in nets {
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => {
+                    let (lo, hi) = (u128::from(n.network()), u128::from(n.broadcast()));
+                    // The mapped part of an IPv6 range is searched as IPv4, since mapped
+                    // addresses in the logs are turned into IPv4 before the lookup.
+                    let (mlo, mhi) = (lo.max(MAPPED.0), hi.min(MAPPED.1));
+                    if mlo <= mhi {
+                        v4.push((mlo as u32, mhi as u32));
+                    }
+                    if !(MAPPED.0 <= lo && hi <= MAPPED.1) {
+                        v6.push((lo, hi));
+                    }
+                }
+            }
+        }
+        Nets {
+            v4: normalize(v4),
+            v6: normalize(v6),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// Whether `addr` (or the IPv4 address it maps) is in the set.
+    #[inline]
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        match addr.to_canonical() {
+            IpAddr::V4(a) => lookup(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => lookup(&self.v6, u128::from(a)),
+        }
+    }
+
+    /// Whether a parsed line holds an address in the set in any address-bearing field.
+    pub fn matches_record(&self, rec: &Record<'_>) -> bool {
+        if rec.client.is_some_and(|c| self.contains(c)) {
+            return true;
+        }
+        for field in rec.addr_fields.as_slice() {
+            let text = field.span.of(rec.line);
+            // A client field holding one address was parsed into `rec.client` already.
+            if field.kind == AddrKind::Client
+                && rec.client.is_some()
+                && memchr::memchr3(b',', b' ', b'\t', text).is_none()
+            {
+                continue;
+            }
+            if split_list(text).any(|e| e.addr.is_some_and(|a| self.contains(a))) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The first address token of an unparsed line that is in the set.
+    pub fn match_text(&self, line: &[u8]) -> Option<IpAddr> {
+        tokens(line).map(|t| t.addr).find(|a| self.contains(*a))
+    }
+}
+
+/// A test that a line cannot hold an address of a set of a few single IPv4 addresses,
+/// without parsing it; `None` for other sets, where every line is parsed.
+///
+/// It is exact because every text that parses to such an address holds one of the needles:
+/// a dotted quad (in a field, a list, an IPv6 tail such as `::ffff:1.2.3.4`, or a token of
+/// an unparsed line) ends with the third part's digits (after any leading zeros), a dot, and
+/// the fourth part with zero to two leading zeros; an IPv4-mapped address in hex
+/// (`::ffff:102:304`, `0:0:0:0:0:FFFF:0102:0304`) holds `:ffff:` in some case.
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    needles: Vec<memchr::memmem::Finder<'static>>,
+}
+
+/// The most single addresses the prefilter takes; beyond, one pass per needle costs more
+/// than it saves.
+const PREFILTER_MAX: usize = 4;
+
+impl Prefilter {
+    pub fn new(nets: &Nets) -> Option<Prefilter> {
+        if !nets.v6.is_empty() || nets.v4.len() > PREFILTER_MAX {
+            return None;
+        }
+        let mut needles = Vec::new();
+        for &(lo, hi) in &nets.v4 {
+            if lo != hi {
+                return None;
+            }
+            let [_, _, c, d] = lo.to_be_bytes();
+            let digits = d.to_string();
+            for zeros in 0..=3 - digits.len() {
+                let needle = format!("{c}.{}{digits}", "0".repeat(zeros));
+                needles.push(memchr::memmem::Finder::new(needle.as_bytes()).into_owned());
+            }
+        }
+        Some(Prefilter { needles })
+    }
+
+    /// Whether `line` may hold one of the addresses.
+    #[inline]
+    pub fn may_match(&self, line: &[u8]) -> bool {
+        self.needles.iter().any(|n| n.find(line).is_some()) || has_mapped_hex(line)
+    }
+}
+
+/// `:ffff:` in any case.
+fn has_mapped_hex(line: &[u8]) -> bool {
+    memchr::memchr_iter(b':', line).any(|i| {
+        line.get(i + 1..i + 6)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"ffff:"))
+    })
+}
+
+/// Sorts ranges and joins the ones that overlap or touch.
+fn normalize<T: Ord + Copy + num::Step>(mut ranges: Vec<(T, T)>) -> Vec<(T, T)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some(last) if last.1.next().is_none_or(|n| lo <= n) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
+#[inline]
+fn lookup<T: Ord + Copy>(ranges: &[(T, T)], x: T) -> bool {
+    match ranges {
+        [] => false,
+        [(lo, hi)] => *lo <= x && x <= *hi,
+        _ => {
+            // The last range starting at or before x.
+            let i = ranges.partition_point(|(lo, _)| *lo <= x);
+            i > 0 && x <= ranges[i - 1].1
+        }
+    }
+}
+
+/// The successor of a range bound, for joining adjacent ranges.
+mod num {
+    pub trait Step: Sized {
+        fn next(self) -> Option<Self>;
+    }
+    impl Step for u32 {
+        fn next(self) -> Option<u32> {
+            self.checked_add(1)
+        }
+    }
+    impl Step for u128 {
+        fn next(self) -> Option<u128> {
+            self.checked_add(1)
+        }
+    }
+}
+
+/// Parses a source as the user gives it: an address (`203.0.113.7`, `2001:db8::1`,
+/// `::ffff:203.0.113.7`) or a network in CIDR notation (`203.0.113.0/24`). Host bits of a
+/// network are ignored (`203.0.113.7/24` is `203.0.113.0/24`).
+pub fn parse_source(text: &str) -> Option<IpNet> {
+    let t = text.trim();
+    if let Ok(addr) = t.parse::<IpAddr>() {
+        return Some(IpNet::from(addr));
+    }
+    t.parse::<IpNet>().ok().map(|n| n.trunc())
+}
+
+/// What a matching line is kept as, for the output chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// The line's bytes.
+    Line,
+    /// The fields of a JSON record.
+    Fields,
+    /// Nothing: only counts.
+    Count,
+}
+
+/// The fields of a matching line for JSON output; text is decoded lossily.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields {
+    /// The client address (canonical), or for an unparsed line the address that matched.
+    pub source: Option<IpAddr>,
+    pub time: Option<i64>,
+    pub method: Option<String>,
+    pub target: Option<String>,
+    pub status: Option<u16>,
+    pub bytes: Option<u64>,
+    pub user_agent: Option<String>,
+    /// The line itself, only for a line the format could not parse.
+    pub raw: Option<String>,
+}
+
+/// One matching line.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub at: At,
+    pub line: Box<[u8]>,
+    pub fields: Option<Box<Fields>>,
+}
+
+/// A time window, both ends included; lines without a time are always inside.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    fn admits(self, time: Option<i64>) -> bool {
+        match time {
+            None => true,
+            Some(t) => self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t <= u),
+        }
+    }
+}
+
+/// The search as a scan visitor: one per worker, merged at the end.
+pub struct Search<'a> {
+    nets: &'a Nets,
+    prefilter: Option<Prefilter>,
+    window: Window,
+    keep: Keep,
+    /// Matching lines per file (by the file's index in the input list).
+    pub counts: Vec<u64>,
+    /// The kept lines, in no particular order: sort by `at.order()` for input order.
+    pub hits: Vec<Hit>,
+}
+
+impl<'a> Search<'a> {
+    pub fn new(nets: &'a Nets, window: Window, keep: Keep, files: usize) -> Search<'a> {
+        Search {
+            nets,
+            prefilter: Prefilter::new(nets),
+            window,
+            keep,
+            counts: vec![0; files],
+            hits: Vec::new(),
+        }
+    }
+
+    fn hit(&mut self, at: At, line: &[u8], fields: impl FnOnce() -> Fields) {
+        self.counts[at.file] += 1;
+        match self.keep {
+            Keep::Count => {}
+            Keep::Line => self.hits.push(Hit {
+                at,
+                line: line.into(),
+                fields: None,
+            }),
+            Keep::Fields => self.hits.push(Hit {
+                at,
+                line: Box::default(),
+                fields: Some(Box::new(fields())),
+            }),
+        }
+    }
+}
+
+fn lossy(b: Option<&[u8]>) -> Option<String> {
+    b.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+impl scan::Visitor for Search<'_> {
+    const TALLY: bool = false;
+
+    #[inline]
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.may_match(line))
+    }
+
+    fn record(&mut self, _: u64, _: &Record<'_>) {}
+
+    #[inline]
+    fn record_at(&mut self, at: At, rec: &Record<'_>) {
+        if self.nets.matches_record(rec) && self.window.admits(rec.time) {
+            self.hit(at, rec.line, || Fields {
+                source: rec.source(),
+                time: rec.time,
+                method: lossy(rec.method),
+                target: lossy(rec.target),
+                status: rec.status,
+                bytes: rec.bytes,
+                user_agent: lossy(rec.user_agent),
+                raw: None,
+            });
+        }
+    }
+
+    fn unparsed(&mut self, at: At, line: &[u8]) {
+        // An unparsed line has no time, so a window cannot exclude it safely: it is kept.
+        if let Some(addr) = self.nets.match_text(line) {
+            self.hit(at, line, || Fields {
+                source: Some(addr.to_canonical()),
+                raw: lossy(Some(line)),
+                ..Fields::default()
+            });
+        }
+    }
+
+    fn merge(&mut self, other: Self) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        if self.hits.len() < other.hits.len() {
+            let mine = std::mem::replace(&mut self.hits, other.hits);
+            self.hits.extend(mine);
+        } else {
+            self.hits.extend(other.hits);
+        }
+    }
+}
+
+/// Writes `bytes` so that they cannot drive a terminal: control characters (C0, DEL, C1)
+/// become `\xNN` or `\u{NN}`, bytes that are not UTF-8 become `\xNN`, and a backslash
+/// becomes `\\` so the escapes are unambiguous. Tabs are kept.
+pub fn escape_for_terminal(bytes: &[u8], out: &mut Vec<u8>) {
+    use std::io::Write;
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut start = 0;
+        for (i, c) in valid.char_indices() {
+            let bad = (c.is_control() && c != '\t') || c == '\\';
+            if bad {
+                out.extend_from_slice(&valid.as_bytes()[start..i]);
+                let _ = match c {
+                    '\\' => write!(out, "\\\\"),
+                    c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
+                    c => write!(out, "\\u{{{:x}}}", c as u32),
+                };
+                start = i + c.len_utf8();
+            }
+        }
+        out.extend_from_slice(&valid.as_bytes()[start..]);
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nets(list: &[&str]) -> Nets {
+        let parsed: Vec<IpNet> = list.iter().map(|s| parse_source(s).unwrap()).collect();
+        Nets::new(&parsed)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn single_address_matches_only_itself_and_its_mapped_form() {
+        let n = nets(&["1.2.3.4"]);
+        assert!(n.contains(ip("1.2.3.4")));
+        assert!(n.contains(ip("::ffff:1.2.3.4")));
+        for other in [
+            "11.2.3.45",
+            "1.2.3.40",
+            "1.2.3.5",
+            "1.2.3.3",
+            "::1.2.3.4",
+            "::1",
+        ] {
+            assert!(!n.contains(ip(other)), "{other}");
+        }
+        let mapped = nets(&["::ffff:1.2.3.4"]);
+        assert_eq!(mapped, n, "a mapped source is its IPv4 form");
+        assert!(mapped.contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn ranges_have_exact_edges() {
+        let n = nets(&["10.0.0.0/8", "2001:db8::/32", "192.0.2.7/24"]);
+        assert!(n.contains(ip("10.0.0.0")) && n.contains(ip("10.255.255.255")));
+        assert!(!n.contains(ip("9.255.255.255")) && !n.contains(ip("11.0.0.0")));
+        assert!(n.contains(ip("192.0.2.0")) && n.contains(ip("192.0.2.255")));
+        assert!(!n.contains(ip("192.0.3.0")));
+        assert!(n.contains(ip("2001:db8::")) && n.contains(ip("2001:db8:ffff:ffff::1")));
+        assert!(!n.contains(ip("2001:db9::")) && !n.contains(ip("2001:db7:ffff::")));
+        assert!(n.contains(ip("::ffff:10.1.2.3")));
+        let all6 = nets(&["::/0"]);
+        assert!(all6.contains(ip("::ffff:1.2.3.4")) && all6.contains(ip("1.2.3.4")));
+        assert!(!nets(&["2001:db8::/32"]).contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn overlapping_and_adjacent_ranges_are_joined() {
+        let n = nets(&[
+            "10.0.0.0/24",
+            "10.0.1.0/24",
+            "10.0.0.128/25",
+            "255.255.255.255",
+        ]);
+        assert_eq!(
+            n.v4,
+            vec![(0x0a00_0000, 0x0a00_01ff), (0xffff_ffff, 0xffff_ffff)]
+        );
+        let many = nets(&["1.1.1.1", "3.3.3.3", "5.5.5.5", "7.7.7.0/24"]);
+        for (a, want) in [
+            ("1.1.1.1", true),
+            ("2.2.2.2", false),
+            ("5.5.5.5", true),
+            ("7.7.7.255", true),
+            ("7.7.8.0", false),
+            ("0.0.0.0", false),
+        ] {
+            assert_eq!(many.contains(ip(a)), want, "{a}");
+        }
+    }
+
+    #[test]
+    fn sources_parse_as_addresses_or_networks() {
+        assert_eq!(
+            parse_source("203.0.113.7/24").unwrap().to_string(),
+            "203.0.113.0/24"
+        );
+        assert_eq!(
+            parse_source(" 2001:db8::1 ").unwrap().to_string(),
+            "2001:db8::1/128"
+        );
+        assert!(parse_source("example.com").is_none());
+        assert!(parse_source("1.2.3.4/33").is_none());
+    }
+
+    #[test]
+    fn unparsed_text_matches_tokens_not_substrings() {
+        let n = nets(&["1.2.3.4"]);
+        assert_eq!(n.match_text(b"client 11.2.3.45 and 1.2.3.40"), None);
+        assert_eq!(n.match_text(b"oops ip:1.2.3.4 x"), Some(ip("1.2.3.4")));
+        assert_eq!(
+            n.match_text(b"v6 ::ffff:1.2.3.4"),
+            Some(ip("::ffff:1.2.3.4"))
+        );
+    }
+
+    #[test]
+    fn prefilter_passes_every_form_of_the_address() {
+        let p = Prefilter::new(&nets(&["58.84.21.73", "::ffff:10.0.0.5"])).unwrap();
+        for line in [
+            &b"58.84.21.73 - -"[..],
+            b"058.084.021.073 - -",
+            b"x [::ffff:58.84.21.73]:443",
+            b"::FFff:3a54:1549 - -",
+            b"0:0:0:0:0:FFFF:3A54:1549",
+            b"010.000.000.005",
+            b"10.0.0.05",
+            b"client=10.0.0.005",
+        ] {
+            assert!(p.may_match(line), "{}", String::from_utf8_lossy(line));
+            let n = nets(&["58.84.21.73", "::ffff:10.0.0.5"]);
+            let first = line.split(|b| *b == b' ').next().unwrap();
+            let text = std::str::from_utf8(first)
+                .unwrap()
+                .trim_start_matches("client=");
+            if let Some((a, _)) = crate::format::addr::parse_host(text.as_bytes()) {
+                assert!(n.contains(a), "{text}");
+            }
+        }
+        for line in [
+            &b"58.84.21.7 - - 1.73"[..],
+            b"21.7 3",
+            b"ffff:1549",
+            b"10.0.1.6",
+        ] {
+            assert!(!p.may_match(line), "{}", String::from_utf8_lossy(line));
+        }
+        assert!(Prefilter::new(&nets(&["10.0.0.0/24"])).is_none());
+        assert!(Prefilter::new(&nets(&["2001:db8::1"])).is_none());
+        assert!(
+            Prefilter::new(&nets(&[
+                "1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4", "5.5.5.5"
+            ]))
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn terminal_escaping_neutralizes_controls() {
+        let mut out = Vec::new();
+        escape_for_terminal(b"a\x1b[31mred\tb\\ \xff \xc2\x9b z\r", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\x1b[31mred\tb\\\\ \\xff \\u{9b} z\\x0d"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 mod anonymize;
 mod detect;
+mod erase;
 mod scan;
 mod search;
 mod util;

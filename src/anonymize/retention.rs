@@ -18,6 +18,8 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 
 use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
+use ipnet::IpNet;
+
 use super::{Masker, Mode, Select, mask_line, only_addresses_changed};
 use crate::format::{ErrorKind, Format, FormatSpec, TimeCache};
 use crate::input::read::{self as input_read, Line, LineReader};
@@ -58,6 +60,8 @@ pub struct Plan {
     pub dry_run: bool,
     /// Wall-clock time of the run, for the ledger.
     pub now: i64,
+    /// An erasure request: mask only these sources, in every line whatever its age.
+    pub erase: Option<Vec<IpNet>>,
 }
 
 /// What happened to one file.
@@ -89,6 +93,8 @@ pub struct Counts {
     /// Lines past the window the parser could not read, whose every address token was
     /// replaced.
     pub unparsed_scrubbed: u64,
+    /// Erasure requests: lines that held one of the sources and were changed.
+    pub erased_lines: u64,
 }
 
 impl Counts {
@@ -99,6 +105,7 @@ impl Counts {
         self.addresses += o.addresses;
         self.hostnames += o.hostnames;
         self.unparsed_scrubbed += o.unparsed_scrubbed;
+        self.erased_lines += o.erased_lines;
     }
 }
 
@@ -170,6 +177,8 @@ struct LineJob<'a> {
     newest: Option<i64>,
     progress: &'a Progress,
     pending_bytes: u64,
+    /// The sources of an erasure request; `None` for a retention run.
+    erase: Option<&'a [IpNet]>,
 }
 
 impl LineJob<'_> {
@@ -190,6 +199,16 @@ impl LineJob<'_> {
                 .map(|r| (r.time, r.addr_fields)),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
+        if let Some(nets) = self.erase {
+            // An erasure request masks its sources in every line, whatever the age.
+            let fields = parsed.as_ref().ok().map(|(_, f)| f.as_slice());
+            let start = out.len();
+            let masked = mask_line(line, fields, Select::Only(nets), &mut self.masker, out);
+            self.counts.addresses += u64::from(masked.addresses);
+            let changed = out[start..] != *line;
+            self.counts.erased_lines += u64::from(changed);
+            return changed;
+        }
         let time = parsed.as_ref().ok().and_then(|(t, _)| *t);
         let age = self.ager.age(time);
         self.oldest = Some(self.oldest.map_or(age, |o| o.min(age)));
@@ -271,7 +290,7 @@ pub fn anonymize_file(
         .as_ref()
         .is_some_and(|e| pseudonymizing || e.method == plan.method);
     let fallback = entry.as_ref().map_or(meta.mtime(), |e| e.fallback);
-    if let (Some(e), Some(h)) = (&entry, &head) {
+    if let (Some(e), Some(h), None) = (&entry, &head, &plan.erase) {
         if let Some(result) = ledger_shortcut(path, plan, e, h, &meta, compatible) {
             if !plan.dry_run {
                 let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
@@ -308,6 +327,7 @@ pub fn anonymize_file(
         newest: None,
         progress,
         pending_bytes: 0,
+        erase: plan.erase.as_deref(),
     };
     let format_name = chosen.format.as_ref().map(|f| f.name().to_string());
     let note = match &chosen.format {
@@ -319,10 +339,18 @@ pub fn anonymize_file(
         head_hash: head.hash(),
         lines: job.counts.lines,
         size,
-        masked_before: entry
-            .as_ref()
-            .map_or(plan.cutoff, |e| e.masked_before.max(plan.cutoff)),
-        method: plan.method.clone(),
+        // An erasure masks no line by age: the new content is masked exactly as far as the
+        // old one was, by the old method.
+        masked_before: match (&entry, &plan.erase) {
+            (Some(e), Some(_)) => e.masked_before,
+            (None, Some(_)) => i64::MIN,
+            (Some(e), None) => e.masked_before.max(plan.cutoff),
+            (None, None) => plan.cutoff,
+        },
+        method: match (&entry, &plan.erase) {
+            (Some(e), Some(_)) => e.method.clone(),
+            _ => plan.method.clone(),
+        },
         fallback,
         oldest: job.oldest,
         newest: job.newest,

@@ -32,8 +32,14 @@ pub struct AnonymizeArgs {
     pub paths: Vec<String>,
 
     /// Mask lines older than this: 7d, 36h, 2w, 1h30m. [default: 7d]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", conflicts_with = "sources")]
     pub older_than: Option<String>,
+
+    /// An erasure request: mask every address of this source (an address or a CIDR
+    /// network; repeatable) in every line, whatever its age, and drop it from the store.
+    /// The audit log records a keyed hash of it, never the address.
+    #[arg(long = "source", value_name = "IP|CIDR")]
+    pub sources: Vec<String>,
 
     /// Take this RFC 3339 time as now (replays, tests). [default: the clock]
     #[arg(long, value_name = "TIME")]
@@ -120,6 +126,9 @@ pub struct Settings {
     pub threads: usize,
     pub verbose: bool,
     pub progress: bool,
+    /// The erasure request's sources as given, and as networks.
+    pub sources: Vec<String>,
+    pub erase: Option<Vec<ipnet::IpNet>>,
 }
 
 impl Settings {
@@ -208,7 +217,16 @@ impl Settings {
                 bail!("config key output: unknown value {other:?} (text or json)")
             }
         };
+        let mut nets = Vec::new();
+        for text in &args.sources {
+            match super::detection::parse_net(text) {
+                Some(net) => nets.push(net),
+                None => bail!("--source: {text:?} is not an address or a CIDR network"),
+            }
+        }
         Ok(Settings {
+            erase: (!nets.is_empty()).then_some(nets),
+            sources: args.sources,
             paths: args.paths,
             older_than,
             now,
@@ -324,6 +342,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
             ..RewriteOptions::default()
         },
         dry_run: settings.dry_run,
+        erase: settings.erase.clone(),
         now: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
@@ -370,12 +389,94 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
         OutputKind::Text => print_report(&mut out, &settings, cutoff, &results)?,
     }
     out.flush().context("cannot write the report")?;
-    let failed = results.iter().any(|r| r.status == Status::Failed) || !found.errors.is_empty();
+    let mut failed = results.iter().any(|r| r.status == Status::Failed) || !found.errors.is_empty();
+    if let Some(nets) = &settings.erase {
+        if let Err(e) = finish_erasure(
+            &settings,
+            nets,
+            &state_dir,
+            store_flag.as_deref(),
+            config,
+            &results,
+        ) {
+            eprintln!("logward: {e:#}");
+            failed = true;
+        }
+    }
     Ok(if failed {
         Outcome::Error
     } else {
         Outcome::Success
     })
+}
+
+/// The rest of an erasure request: the store forgets the sources, and the audit log records
+/// what was done, with keyed hashes in place of the sources.
+fn finish_erasure(
+    settings: &Settings,
+    nets: &[ipnet::IpNet],
+    state_dir: &Path,
+    store_flag: Option<&Path>,
+    config: &Config,
+    results: &[FileResult],
+) -> Result<()> {
+    let mut notes = Vec::new();
+    if settings.dry_run {
+        notes.push("dry run: nothing was changed".to_string());
+    } else {
+        let store_path = state::store_path(store_flag, config)?;
+        if store_path.exists() {
+            let mut store =
+                crate::store::Store::open(&store_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let removed = store
+                .remove_sources(nets)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "logward: removed {} flagged-source entr{} from {}",
+                removed.len(),
+                if removed.len() == 1 { "y" } else { "ies" },
+                store_path.display()
+            );
+            notes.push(format!(
+                "{} flagged-source entries removed from the store",
+                removed.len()
+            ));
+        }
+    }
+    for r in results
+        .iter()
+        .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
+    {
+        notes.push(format!(
+            "{}: {:?}: {}",
+            r.path.display(),
+            r.status,
+            r.reason.as_deref().unwrap_or("")
+        ));
+    }
+    let audit = crate::audit::AuditLog::new(state_dir);
+    let mut sources = Vec::new();
+    for s in &settings.sources {
+        sources.push(audit.hash_source(s)?);
+    }
+    let entry = crate::audit::Entry {
+        time: crate::timefmt::rfc3339(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        ),
+        command: "erase",
+        sources,
+        files: results
+            .iter()
+            .filter(|r| r.status == Status::Rewritten)
+            .map(|r| r.path.display().to_string())
+            .collect(),
+        lines: results.iter().map(|r| r.counts.erased_lines).sum(),
+        notes,
+    };
+    audit.append(&entry)?;
+    Ok(())
 }
 
 fn totals(results: &[FileResult]) -> (Counts, [usize; 4]) {
@@ -428,6 +529,7 @@ pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
         "now": rfc3339(s.now),
         "cutoff": rfc3339(cutoff),
         "mode": s.method.split('/').next().unwrap_or("truncate"),
+        "erasure": s.erase.is_some(),
         "files": files,
         "totals": t,
     })
@@ -446,19 +548,32 @@ fn print_report(
         (Status::Skipped, _) => "skipped",
         (Status::Failed, _) => "FAILED",
     };
-    writeln!(
-        out,
-        "{}Lines before {} ({} before {}): {}.",
-        if s.dry_run { "Dry run. " } else { "" },
-        rfc3339(cutoff),
-        format_duration(s.older_than),
-        rfc3339(s.now),
-        mode_text(s)
-    )?;
+    let dry = if s.dry_run { "Dry run. " } else { "" };
+    if s.erase.is_some() {
+        writeln!(
+            out,
+            "{dry}Erasure request for {} source(s), in every line whatever its age: {}.",
+            s.sources.len(),
+            mode_text(s)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{dry}Lines before {} ({} before {}): {}.",
+            rfc3339(cutoff),
+            format_duration(s.older_than),
+            rfc3339(s.now),
+            mode_text(s)
+        )?;
+    }
     for r in results {
         let c = &r.counts;
         let detail = match r.status {
             Status::Skipped | Status::Failed => r.reason.clone().unwrap_or_default(),
+            _ if s.erase.is_some() => format!(
+                "{} lines, {} held a source: {} addresses masked",
+                c.lines, c.erased_lines, c.addresses
+            ),
             _ if c.past_window == 0 => {
                 format!("{} lines, none past the window", c.lines)
             }
@@ -496,7 +611,7 @@ fn print_report(
     let (c, by) = totals(results);
     writeln!(
         out,
-        "{} files: {} {}, {} unchanged, {} skipped, {} failed. {} lines, {} past the window, {} addresses and {} host names {}replaced.",
+        "{} files: {} {}, {} unchanged, {} skipped, {} failed. {} lines, {} {}, {} addresses and {} host names {}replaced.",
         results.len(),
         by[Status::Rewritten as usize],
         if s.dry_run { "to rewrite" } else { "rewritten" },
@@ -504,7 +619,16 @@ fn print_report(
         by[Status::Skipped as usize],
         by[Status::Failed as usize],
         c.lines,
-        c.past_window,
+        if s.erase.is_some() {
+            c.erased_lines
+        } else {
+            c.past_window
+        },
+        if s.erase.is_some() {
+            "held a source"
+        } else {
+            "past the window"
+        },
         c.addresses,
         c.hostnames,
         if s.dry_run { "to be " } else { "" },

@@ -24,7 +24,8 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// Never flag this address or network (repeatable). Loopback is always allowed.
+    /// Never flag this address or network (repeatable). Loopback is allowed too, unless
+    /// --no-default-allow.
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
 

@@ -22,10 +22,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::tokens::tokens;
+use super::tokens::{parse_v6, tokens};
 use super::{Masker, is_host_name, kept_suffix};
-use crate::format::addr::{parse_host, split_list};
-use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS};
+use crate::format::addr::{parse_host, parse_ipv4, split_list};
+use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS, Span};
 
 /// Which addresses to mask.
 #[derive(Clone, Copy, Debug)]
@@ -180,7 +180,10 @@ impl Writer<'_, '_> {
                     }
                 }
             }
-            AddrKind::Client | AddrKind::Other => match parse_host(text) {
+            AddrKind::Client | AddrKind::Other => match whole_address(text)
+                .map(|addr| (addr, Span::new(0, text.len())))
+                .or_else(|| parse_host(text))
+            {
                 Some((addr, inner)) => self.addr(
                     start + inner.start as usize,
                     start + inner.end as usize,
@@ -196,6 +199,18 @@ impl Writer<'_, '_> {
         self.out.extend_from_slice(&self.line[self.done..]);
         self.counts
     }
+}
+
+/// `parse_host`'s first step, a field that is one bare address, without the generic IPv6
+/// parser: most client fields are exactly that.
+fn whole_address(text: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(text) {
+        return Some(IpAddr::V4(v4));
+    }
+    if text.len() < 2 || text.len() > 45 || !text.contains(&b':') {
+        return None;
+    }
+    parse_v6(text).map(IpAddr::V6)
 }
 
 /// Whether `new` differs from `old` only where [`mask_line`] may change it, checked before
@@ -214,19 +229,13 @@ impl Writer<'_, '_> {
 pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
     // Words in the common prefix and suffix are equal pairs; compare only the words that
     // hold the differing bytes. Cut at whitespace, so word boundaries stay the same.
-    let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let prefix = common_prefix(old, new);
     let start = old[..prefix]
         .iter()
         .rposition(u8::is_ascii_whitespace)
         .map_or(0, |i| i + 1);
     let room = old.len().min(new.len()) - start;
-    let suffix = old[start..]
-        .iter()
-        .rev()
-        .zip(new[start..].iter().rev())
-        .take(room)
-        .take_while(|(a, b)| a == b)
-        .count();
+    let suffix = common_suffix(&old[start..], &new[start..]).min(room);
     let tail = &old[old.len() - suffix..];
     let keep = tail
         .iter()
@@ -234,6 +243,50 @@ pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
         .unwrap_or(suffix);
     let (old_end, new_end) = (old.len() - suffix + keep, new.len() - suffix + keep);
     words_changed_only_in_addresses(&old[start..old_end], &new[start..new_end])
+}
+
+/// The next 8 bytes at `at` as one word, so equal runs compare a word at a time.
+#[inline]
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// How many leading bytes `a` and `b` share.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let diff = word(a, i) ^ word(b, i);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// How many trailing bytes `a` and `b` share.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let (ea, eb) = (a.len(), b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // Little-endian: the last byte of each window is the most significant.
+        let diff = word(a, ea - i - 8) ^ word(b, eb - i - 8);
+        if diff != 0 {
+            return i + (diff.leading_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[ea - i - 1] == b[eb - i - 1] {
+        i += 1;
+    }
+    i
 }
 
 fn words_changed_only_in_addresses(old: &[u8], new: &[u8]) -> bool {
@@ -307,7 +360,6 @@ mod tests {
     use super::*;
     use crate::anonymize::tokens::tests::noisy_text;
     use crate::anonymize::{Key, Mode, Prefixes};
-    use crate::format::record::Span;
     use proptest::prelude::*;
 
     const VECTOR_KEY: &[u8] = b"1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
@@ -547,6 +599,17 @@ mod tests {
             mask_line(&text, None, Select::All, &mut p, &mut pseudo);
             prop_assert_eq!(&pseudo, &expected(&text, &mut p));
             prop_assert!(only_addresses_changed(&text, &pseudo));
+        }
+
+        #[test]
+        fn common_prefix_and_suffix_equal_bytewise(a in noisy_text(), b in noisy_text(), mid in noisy_text()) {
+            let (x, y) = ([&a[..], &mid, &b].concat(), [&a[..], &b].concat());
+            for (p, q) in [(&x, &y), (&y, &x), (&a, &b)] {
+                let pre = p.iter().zip(q.iter()).take_while(|(u, v)| u == v).count();
+                let suf = p.iter().rev().zip(q.iter().rev()).take_while(|(u, v)| u == v).count();
+                prop_assert_eq!(common_prefix(p, q), pre);
+                prop_assert_eq!(common_suffix(p, q), suf);
+            }
         }
 
         #[test]

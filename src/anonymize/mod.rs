@@ -94,6 +94,23 @@ const CACHE_LIMIT: usize = 1 << 18;
 pub struct Masker {
     method: Method,
     cache: HashMap<IpAddr, Text>,
+    /// The last few addresses, direct-mapped: a log repeats the same client on consecutive
+    /// lines and the same version-like token in every user agent, and a slot compare is
+    /// cheaper than hashing. Slots are picked by a fixed hash; colliding keys only miss.
+    recent: Box<[Option<(IpAddr, Text)>; RECENT]>,
+}
+
+const RECENT: usize = 64;
+
+fn recent_slot(addr: IpAddr) -> usize {
+    let bits = match addr {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            (b as u64) ^ ((b >> 64) as u64).rotate_left(17)
+        }
+    };
+    (bits.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
 }
 
 impl std::fmt::Debug for Masker {
@@ -118,6 +135,7 @@ impl Masker {
         Masker {
             method,
             cache: HashMap::new(),
+            recent: Box::new([None; RECENT]),
         }
     }
 
@@ -136,19 +154,28 @@ impl Masker {
 
     /// The canonical text that replaces `addr`.
     pub fn mask(&mut self, addr: IpAddr) -> &[u8] {
+        let slot = recent_slot(addr);
+        if !matches!(self.recent[slot], Some((a, _)) if a == addr) {
+            let text = self.mask_cached(addr);
+            self.recent[slot] = Some((addr, text));
+        }
+        match &self.recent[slot] {
+            Some((_, text)) => text.as_bytes(),
+            None => &[],
+        }
+    }
+
+    fn mask_cached(&mut self, addr: IpAddr) -> Text {
         if self.cache.len() >= CACHE_LIMIT && !self.cache.contains_key(&addr) {
             self.cache.clear();
         }
         let method = &self.method;
-        self.cache
-            .entry(addr)
-            .or_insert_with(|| {
-                Text::of(match method {
-                    Method::Truncate(p) => truncate(addr, *p),
-                    Method::Pseudonymize(pan) => pan.anonymize(addr),
-                })
+        *self.cache.entry(addr).or_insert_with(|| {
+            Text::of(match method {
+                Method::Truncate(p) => truncate(addr, *p),
+                Method::Pseudonymize(pan) => pan.anonymize(addr),
             })
-            .as_bytes()
+        })
     }
 
     /// Appends the masked form of host name `name` to `out` (rule in the module docs).

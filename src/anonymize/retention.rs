@@ -383,37 +383,29 @@ pub fn anonymize_file(
         Ok(input_read::Compression::Gzip)
     );
     let job = RefCell::new(job);
-    let total_lines = Cell::new(0u64);
     let ledger_error: RefCell<Option<LedgerError>> = RefCell::new(None);
-    let mut new_head = HeadBuilder::default();
-    let mut verified = 0u64;
-    let mut size_delta = 0i64;
-    let outcome = rewrite::rewrite_file(
+    let new_head = RefCell::new(HeadBuilder::default());
+    let size_delta = Cell::new(0i64);
+    let outcome = rewrite::rewrite_file_then(
         path,
         opts,
-        |n, line, out| {
-            total_lines.set(n);
-            job.borrow_mut().line(n, line, out)
-        },
+        |n, line, out| job.borrow_mut().line(n, line, out),
         |old, new| {
-            verified += 1;
-            new_head.push(new);
-            size_delta += new.len() as i64 - old.len() as i64;
-            if old != new && !only_addresses_changed(old, new) {
+            new_head.borrow_mut().push(new);
+            size_delta.set(size_delta.get() + new.len() as i64 - old.len() as i64);
+            old == new || only_addresses_changed(old, new)
+        },
+        |_| {
+            // Every line checked and the file read back: record the new content in the
+            // ledger before the rename makes it visible, so a crash right after the rename
+            // cannot leave a pseudonymized file the ledger does not know.
+            let head = new_head.take().finish();
+            let size = (!gzip).then(|| meta.len().saturating_add_signed(size_delta.get()));
+            let e = new_entry(&job.borrow(), &head, size);
+            let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(err) = l.record(e) {
+                *ledger_error.borrow_mut() = Some(err);
                 return false;
-            }
-            // The last line checked: record the new content in the ledger before the
-            // rename makes it visible, so a crash right after the rename cannot leave a
-            // pseudonymized file the ledger does not know.
-            if verified == total_lines.get() {
-                let head = std::mem::take(&mut new_head).finish();
-                let size = (!gzip).then(|| meta.len().saturating_add_signed(size_delta));
-                let e = new_entry(&job.borrow(), &head, size);
-                let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(err) = l.record(e) {
-                    *ledger_error.borrow_mut() = Some(err);
-                    return false;
-                }
             }
             true
         },

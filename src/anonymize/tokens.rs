@@ -24,11 +24,11 @@
 //!
 //! Brackets and ports are outside the token (`[2001:db8::1]:443` gives `2001:db8::1`).
 //! Tokens do not overlap; scanning resumes after each one. Only `.` and `:` can anchor a
-//! token, so text is skipped with `memchr2` until one of them appears.
+//! token, so text is skipped with `memchr2` until one of them appears, and a token needs
+//! three dots or two colons, so only chunks holding that many are looked at.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::format::addr::parse_ipv6;
 use crate::format::record::Span;
 
 /// One address found in text: where it is and what it is.
@@ -56,21 +56,58 @@ pub fn tokens(text: &[u8]) -> Tokens<'_> {
     }
 }
 
+/// Byte classes, looked up once per byte instead of a chain of comparisons.
+const CHUNK: u8 = 1;
+const WORD: u8 = 2;
+const HEX: u8 = 4;
+const LABEL_END: u8 = 8;
+const V6: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let alnum = c.is_ascii_alphanumeric();
+        let hex = c.is_ascii_hexdigit();
+        let mut k = 0;
+        if alnum || c == b'_' || c == b'.' || c == b':' {
+            k |= CHUNK;
+        }
+        if alnum || c == b'_' {
+            k |= WORD;
+        }
+        if hex {
+            k |= HEX | V6;
+        }
+        if (c.is_ascii_alphabetic() && !hex) || c == b'_' {
+            k |= LABEL_END;
+        }
+        if c == b':' || c == b'.' {
+            k |= V6;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+};
+
+#[inline]
+fn is(class: u8, b: u8) -> bool {
+    CLASS[usize::from(b)] & class != 0
+}
+
 fn in_chunk(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':')
+    is(CHUNK, b)
 }
 
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    is(WORD, b)
 }
 
 /// A byte that can end a label before `:` but cannot end an IPv6 group.
 fn is_label_end(b: u8) -> bool {
-    (b.is_ascii_alphabetic() && !b.is_ascii_hexdigit()) || b == b'_'
-}
-
-fn in_v6(b: u8) -> bool {
-    b.is_ascii_hexdigit() || b == b':' || b == b'.'
+    is(LABEL_END, b)
 }
 
 impl Iterator for Tokens<'_> {
@@ -87,15 +124,29 @@ impl Iterator for Tokens<'_> {
                 let anchor = self.pos + found;
                 // `text[self.pos]` ends the previous chunk (or is the start of the text), so
                 // backing up never enters a chunk already scanned.
+                let (mut dots, mut colons) = (0usize, 0usize);
+                let mut count = |b: u8| {
+                    dots += usize::from(b == b'.');
+                    colons += usize::from(b == b':');
+                };
                 let mut start = anchor;
                 while start > self.pos && in_chunk(text[start - 1]) {
                     start -= 1;
+                    count(text[start]);
                 }
-                let mut end = anchor + 1;
+                let mut end = anchor;
                 while end < text.len() && in_chunk(text[end]) {
+                    count(text[end]);
                     end += 1;
                 }
                 self.chunk_end = end;
+                // Every token lies inside one chunk and holds three dots (IPv4) or at least
+                // two colons (IPv6): a chunk with fewer of both, such as a version number
+                // or a host name, holds none.
+                if dots < 3 && colons < 2 {
+                    self.pos = end;
+                    continue;
+                }
                 self.pos = start;
                 if let Some(token) = token_at(text, start) {
                     self.pos = token.span.end as usize;
@@ -131,14 +182,18 @@ fn token_at(text: &[u8], start: usize) -> Option<Token> {
 
 fn v6_at(text: &[u8], start: usize) -> Option<Token> {
     let first = *text.get(start)?;
-    if !(first.is_ascii_hexdigit() || first == b':') {
+    if !(is(HEX, first) || first == b':') {
         return None;
     }
     let mut end = start;
-    while end < text.len() && in_v6(text[end]) {
+    let mut colons = 0usize;
+    while end < text.len() && is(V6, text[end]) {
+        colons += usize::from(text[end] == b':');
         end += 1;
     }
-    if text.get(end).is_some_and(|b| is_word(*b)) {
+    // Every candidate below is a prefix of the run: with fewer than two colons in the run
+    // none can be an address. Most dotted words (versions, host names) stop here.
+    if colons < 2 || text.get(end).is_some_and(|b| is_word(*b)) {
         return None;
     }
     let run = &text[start..end];
@@ -156,16 +211,139 @@ fn v6_at(text: &[u8], start: usize) -> Option<Token> {
         // Without `::` an address has exactly eight groups (seven colons), or six and an
         // IPv4 tail. Checking this first keeps every CLF timestamp (`2000:13:55:36`) away
         // from the full parser.
-        let compressed = memchr::memmem::find(c, b"::").is_some();
+        let compressed = c.windows(2).any(|w| w == b"::");
         let full = colons == 7 || (colons == 6 && c.contains(&b'.'));
         if !compressed && !full {
             return None;
         }
-        parse_ipv6(c).map(|v6| Token {
+        parse_v6(c).map(|v6| Token {
             span: Span::new(start, start + c.len()),
             addr: IpAddr::V6(v6),
         })
     })
+}
+
+/// Parses an IPv6 address exactly as `str::parse::<Ipv6Addr>` does (RFC 4291 text forms,
+/// an IPv4 tail in the last two groups, `::` at most once), straight from the bytes: no
+/// UTF-8 check and no generic parser. Tested against the standard parser.
+pub(crate) fn parse_v6(text: &[u8]) -> Option<Ipv6Addr> {
+    let mut p = V6Parser { text, pos: 0 };
+    let mut head = [0u16; 8];
+    let (head_len, head_v4) = p.groups(&mut head);
+    if head_len == 8 {
+        return p.done().then(|| Ipv6Addr::from(head));
+    }
+    if head_v4 || !p.eat(b':') || !p.eat(b':') {
+        return None;
+    }
+    let mut tail = [0u16; 7];
+    let limit = 7 - head_len;
+    let (tail_len, _) = p.groups(&mut tail[..limit]);
+    head[8 - tail_len..].copy_from_slice(&tail[..tail_len]);
+    p.done().then(|| Ipv6Addr::from(head))
+}
+
+struct V6Parser<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl V6Parser<'_> {
+    fn done(&self) -> bool {
+        self.pos == self.text.len()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        let hit = self.text.get(self.pos) == Some(&b);
+        self.pos += usize::from(hit);
+        hit
+    }
+
+    /// Up to `out.len()` groups separated by `:` (none before the first); an IPv4 tail is
+    /// tried first wherever two groups remain, and ends the run. Returns the groups read and
+    /// whether an IPv4 tail ended them. On a failed group the position stays before it.
+    fn groups(&mut self, out: &mut [u16]) -> (usize, bool) {
+        let limit = out.len();
+        for i in 0..limit {
+            let at = self.pos;
+            if i + 1 < limit {
+                let v4 = if i == 0 || self.eat(b':') {
+                    self.v4()
+                } else {
+                    None
+                };
+                if let Some(v4) = v4 {
+                    out[i] = u16::from_be_bytes([v4[0], v4[1]]);
+                    out[i + 1] = u16::from_be_bytes([v4[2], v4[3]]);
+                    return (i + 2, true);
+                }
+                self.pos = at;
+            }
+            let group = if i == 0 || self.eat(b':') {
+                self.hex4()
+            } else {
+                None
+            };
+            match group {
+                Some(g) => out[i] = g,
+                None => {
+                    self.pos = at;
+                    return (i, false);
+                }
+            }
+        }
+        (limit, false)
+    }
+
+    /// One to four hex digits (a fifth digit fails the group).
+    fn hex4(&mut self) -> Option<u16> {
+        let mut value = 0u16;
+        let mut n = 0;
+        while let Some(d) = self.text.get(self.pos).and_then(|b| hex_value(*b)) {
+            if n == 4 {
+                return None;
+            }
+            value = value << 4 | u16::from(d);
+            n += 1;
+            self.pos += 1;
+        }
+        (n > 0).then_some(value)
+    }
+
+    /// A dotted quad as the standard parser reads it: parts of one to three digits, at most
+    /// 255, no leading zero.
+    fn v4(&mut self) -> Option<[u8; 4]> {
+        let mut octets = [0u8; 4];
+        for (k, octet) in octets.iter_mut().enumerate() {
+            if k > 0 && !self.eat(b'.') {
+                return None;
+            }
+            let digits = self.pos;
+            let mut value = 0u32;
+            while let Some(d) = self.text.get(self.pos).filter(|b| b.is_ascii_digit()) {
+                if self.pos - digits == 3 {
+                    return None;
+                }
+                value = value * 10 + u32::from(d - b'0');
+                self.pos += 1;
+            }
+            let len = self.pos - digits;
+            if len == 0 || value > 255 || (len > 1 && self.text[digits] == b'0') {
+                return None;
+            }
+            *octet = value as u8;
+        }
+        Some(octets)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 fn trim_dots(mut bytes: &[u8]) -> &[u8] {
@@ -274,6 +452,45 @@ pub(crate) mod tests {
             texts("at fe80:: then fe80::1: and 2001:db8::."),
             ["fe80::", "fe80::1", "2001:db8::"]
         );
+    }
+
+    #[test]
+    fn v6_parser_edges() {
+        for text in [
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "::ffff:1.2.3.4",
+            "1:2:3:4:5:6:1.2.3.4",
+            "::1.2.3.4",
+            "0000:0000::00:1",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4::5:6:7:8",
+            "1:::2",
+            ":1::",
+            "1::2::3",
+            "12345::",
+            "::01.2.3.4",
+            "::1.2.3.4.5",
+            "::256.1.1.1",
+            "1.2.3.4::",
+            "::1.2.3",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "1:2:3:4:5:1.2.3.4",
+            ":",
+            "",
+            "::ffff:1.2.3.4:1",
+            "a:b:c:d:e:f:1.2.3.4",
+        ] {
+            assert_eq!(
+                parse_v6(text.as_bytes()),
+                text.parse::<Ipv6Addr>().ok(),
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -419,6 +636,17 @@ pub(crate) mod tests {
         fn equals_reference_on_dense_bytes(text in prop::collection::vec(prop::sample::select(b"0129af.:x ".to_vec()), 0..48)) {
             let fast: Vec<Token> = tokens(&text).collect();
             prop_assert_eq!(fast, reference(&text));
+        }
+
+        #[test]
+        fn v6_parser_equals_std(text in prop_oneof![
+            prop::collection::vec(prop::sample::select(b"0019afAF.:".to_vec()), 0..46),
+            noisy_text(),
+            any::<u128>().prop_map(|a| Ipv6Addr::from(a).to_string().into_bytes()),
+            any::<u32>().prop_map(|a| Ipv4Addr::from(a).to_ipv6_compatible().to_string().into_bytes()),
+        ]) {
+            let std = std::str::from_utf8(&text).ok().and_then(|t| t.parse::<Ipv6Addr>().ok());
+            prop_assert_eq!(parse_v6(&text), std);
         }
 
         #[test]

@@ -57,7 +57,8 @@ pub enum RewriteError {
     },
     /// The transform put a newline inside line `line`, which would change the line count.
     TransformSplitLine { path: PathBuf, line: u64 },
-    /// Re-reading the written file against the original failed at `line` (1-based).
+    /// A rewritten line failed the caller's check at `line` (1-based), the written file read
+    /// back did not hold what was produced, or the caller refused the result before the rename.
     VerifyFailed {
         path: PathBuf,
         line: u64,

@@ -1,26 +1,36 @@
-//! `GzMemberWriter`: compresses chunks in parallel as members of one multi-member gzip file.
+//! `GzMemberWriter`: compresses chunks as members of one multi-member gzip file, on other
+//! threads while the caller produces the next chunks.
 //!
 //! RFC 1952 section 2.2 defines a gzip file as "a series of members": each chunk becomes a
 //! complete member (header, deflate stream, CRC32, size), so chunks compress independently
 //! on rayon's pool and are written in order. `zcat` and `flate2::read::MultiGzDecoder` read
 //! the result as one stream. The caller cuts chunks (at line ends); this type only bounds
-//! how many are in memory at once. It does not read gzip: that is `MultiGzDecoder`'s job.
+//! how many are in memory at once. With a single-thread pool it compresses in the caller's
+//! thread, so `--threads 1` means one busy core. It does not read gzip: that is
+//! `MultiGzDecoder`'s job.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
+use std::sync::mpsc;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use rayon::prelude::*;
 
-/// Chunks held before a parallel compression round: enough to keep every core busy,
-/// capped so memory stays bounded on large machines.
-const MAX_BATCH: usize = 8;
+/// Chunks in flight at most: enough to keep every core busy, capped so memory stays
+/// bounded on large machines (each chunk and its member are held until written).
+const MAX_IN_FLIGHT: usize = 8;
+
+/// A chunk handed back with its compressed member.
+type Done = (Vec<u8>, io::Result<Vec<u8>>);
 
 pub(crate) struct GzMemberWriter<W: Write> {
     out: W,
     level: Compression,
-    batch: Vec<Vec<u8>>,
-    batch_len: usize,
+    /// Compression jobs in the order their members must be written.
+    in_flight: VecDeque<mpsc::Receiver<Done>>,
+    max_in_flight: usize,
+    /// False on a single-thread pool: compress in the caller's thread.
+    parallel: bool,
     /// Emptied chunk buffers, handed back to the caller for reuse.
     spare: Vec<Vec<u8>>,
     members: u64,
@@ -28,57 +38,72 @@ pub(crate) struct GzMemberWriter<W: Write> {
 
 impl<W: Write> GzMemberWriter<W> {
     pub(crate) fn new(out: W, level: u32) -> Self {
-        let batch_len = rayon::current_num_threads().clamp(2, MAX_BATCH);
+        let threads = rayon::current_num_threads();
         GzMemberWriter {
             out,
             level: Compression::new(level.min(9)),
-            batch: Vec::with_capacity(batch_len),
-            batch_len,
+            in_flight: VecDeque::new(),
+            max_in_flight: (threads * 2).clamp(2, MAX_IN_FLIGHT),
+            parallel: threads > 1,
             spare: Vec::new(),
             members: 0,
         }
     }
 
-    /// Queues one chunk (one future member); compresses a round when the batch is full.
-    /// Returns an empty buffer to fill next, reusing an old one when possible.
+    /// Queues one chunk (one future member), writing finished members in order while too
+    /// many are in flight. Returns an empty buffer to fill next, reusing an old one when
+    /// possible.
     pub(crate) fn push(&mut self, chunk: Vec<u8>) -> io::Result<Vec<u8>> {
         if !chunk.is_empty() {
-            self.batch.push(chunk);
-        }
-        if self.batch.len() >= self.batch_len {
-            self.flush_batch()?;
+            if self.parallel {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let level = self.level;
+                rayon::spawn(move || {
+                    let member = compress_member(&chunk, level);
+                    // The writer may have given up (an error elsewhere): nothing to do then.
+                    let _ = tx.send((chunk, member));
+                });
+                self.in_flight.push_back(rx);
+                while self.in_flight.len() >= self.max_in_flight {
+                    self.write_oldest()?;
+                }
+            } else {
+                let member = compress_member(&chunk, self.level);
+                self.write_member(chunk, member)?;
+            }
         }
         Ok(self.spare.pop().unwrap_or_default())
     }
 
-    fn flush_batch(&mut self) -> io::Result<()> {
-        let level = self.level;
-        let members: Vec<io::Result<Vec<u8>>> = self
-            .batch
-            .par_iter()
-            .map(|chunk| compress_member(chunk, level))
-            .collect();
-        for member in members {
-            self.out.write_all(&member?)?;
-            self.members += 1;
-        }
-        for mut chunk in self.batch.drain(..) {
-            chunk.clear();
-            self.spare.push(chunk);
-        }
+    fn write_oldest(&mut self) -> io::Result<()> {
+        let Some(rx) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (chunk, member) = rx
+            .recv()
+            .map_err(|_| io::Error::other("a gzip compression job failed"))?;
+        self.write_member(chunk, member)
+    }
+
+    fn write_member(&mut self, mut chunk: Vec<u8>, member: io::Result<Vec<u8>>) -> io::Result<()> {
+        self.out.write_all(&member?)?;
+        self.members += 1;
+        chunk.clear();
+        self.spare.push(chunk);
         Ok(())
     }
 
     /// Writes what is left and returns the sink and the number of members written.
     /// An empty stream still gets one (empty) member so the file is valid gzip.
     pub(crate) fn finish(mut self, last: Vec<u8>) -> io::Result<(W, u64)> {
-        if !last.is_empty() {
-            self.batch.push(last);
+        self.push(last)?;
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
         }
-        if self.members == 0 && self.batch.is_empty() {
-            self.batch.push(Vec::new());
+        if self.members == 0 {
+            let member = compress_member(&[], self.level);
+            self.write_member(Vec::new(), member)?;
         }
-        self.flush_batch()?;
         self.out.flush()?;
         Ok((self.out, self.members))
     }
@@ -129,6 +154,35 @@ mod tests {
         assert_eq!(count_members(&out), 22);
         expect.extend_from_slice(b"tail");
         assert_eq!(gunzip(&out), expect);
+    }
+
+    #[test]
+    fn same_members_on_one_thread_and_many() {
+        let chunks: Vec<Vec<u8>> = (0..20u32)
+            .map(|i| {
+                format!("line {i}\n")
+                    .repeat(i as usize * 50 + 1)
+                    .into_bytes()
+            })
+            .collect();
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut w = GzMemberWriter::new(Vec::new(), 6);
+                for c in &chunks {
+                    w.push(c.clone()).unwrap();
+                }
+                w.finish(Vec::new()).unwrap()
+            })
+        };
+        let (one, n1) = run(1);
+        let (many, n3) = run(3);
+        assert_eq!((n1, n3), (20, 20));
+        assert_eq!(one, many);
+        assert_eq!(gunzip(&one), chunks.concat());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::io::{self, Read};
 
 /// Bytes requested per read; large reads keep syscalls off the profile.
-pub(crate) const READ_SIZE: usize = 256 * 1024;
+pub(crate) const READ_SIZE: usize = 1 << 20;
 
 /// One line borrowed from the reader's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

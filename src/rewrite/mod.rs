@@ -1,6 +1,6 @@
 //! Safe in-place replacement of a log file: refuse what must not be touched, stream the
-//! lines through a caller's transform into a temporary file (gzip stays gzip), verify it
-//! against the original, copy the metadata, and rename it over the original.
+//! lines through a caller's transform into a temporary file (gzip stays gzip), check every
+//! line and read the result back, copy the metadata, and rename it over the original.
 //!
 //! Every command that rewrites logs (retention anonymization, erasure requests) goes
 //! through [`rewrite_file`]. What a line becomes is the caller's business; this module only
@@ -81,8 +81,10 @@ pub struct Outcome {
 /// returns whether it changed the line. If no line changed, the file is left as it is (the
 /// report is trusted: output that differs while every line reports `false` is discarded).
 ///
-/// Before the rename, the written file is read back next to the original and
-/// `verify(old_line, new_line)` must hold for every pair, with equal line counts.
+/// Every line must pass `verify(old_line, new_line)`, checked as it is produced. Before the
+/// rename, the written file is read back (decompressed for gzip) and must hold exactly the
+/// lines produced, by count and by a digest of their bytes: so every line on disk is one the
+/// check accepted, and no line was lost, repeated or corrupted on the way.
 ///
 /// Refused (nothing written): a live log name without `include_active`, a symbolic link
 /// leaving `allowed_roots`, a hard-linked file, a file open in another process, a file
@@ -91,12 +93,31 @@ pub struct Outcome {
 pub fn rewrite_file<T, V>(
     path: &Path,
     opts: &RewriteOptions,
-    mut transform: T,
-    mut verify: V,
+    transform: T,
+    verify: V,
 ) -> Result<Outcome, RewriteError>
 where
     T: FnMut(u64, &[u8], &mut Vec<u8>) -> bool,
     V: FnMut(&[u8], &[u8]) -> bool,
+{
+    rewrite_file_then(path, opts, transform, verify, |_| true)
+}
+
+/// [`rewrite_file`] with a last word: `before_commit` runs after every check passed and
+/// before the rename (only when a line changed), and returning false abandons the rewrite
+/// with [`RewriteError::VerifyFailed`], the original untouched. Callers record what the new
+/// content is there, so a crash right after the rename cannot leave content they do not know.
+pub fn rewrite_file_then<T, V, C>(
+    path: &Path,
+    opts: &RewriteOptions,
+    mut transform: T,
+    mut verify: V,
+    before_commit: C,
+) -> Result<Outcome, RewriteError>
+where
+    T: FnMut(u64, &[u8], &mut Vec<u8>) -> bool,
+    V: FnMut(&[u8], &[u8]) -> bool,
+    C: FnOnce(&Outcome) -> bool,
 {
     let target = safety::check_symlink(path, &opts.allowed_roots)?;
     safety::check_rotated(path, opts.include_active)?;
@@ -116,15 +137,14 @@ where
     };
 
     let tmp = atomic::TempFile::create(&target)?;
-    let counts = pipeline::transform(
-        &target,
-        &orig,
-        kind,
-        tmp.path(),
-        tmp.file(),
-        params,
-        &mut transform,
-    )?;
+    let mut job = pipeline::Job {
+        path: &target,
+        out_path: tmp.path(),
+        p: params,
+        transform: &mut transform,
+        verify: &mut verify,
+    };
+    let (counts, written) = job.rewrite(&orig, kind, tmp.file())?;
     let mut outcome = Outcome {
         path: target.clone(),
         lines: counts.lines,
@@ -137,15 +157,14 @@ where
         drop(tmp); // removes it; the original keeps its inode and bytes
         return Ok(outcome);
     }
-    pipeline::verify(
-        &target,
-        &orig,
-        tmp.path(),
-        tmp.file(),
-        kind,
-        opts.max_line,
-        &mut verify,
-    )?;
+    pipeline::check_written(tmp.path(), tmp.file(), kind, written)?;
+    if !before_commit(&outcome) {
+        return Err(RewriteError::VerifyFailed {
+            path: target,
+            line: counts.lines,
+            reason: "the caller refused the result",
+        });
+    }
     tmp.copy_metadata(&orig, &meta)?;
 
     // Last look before the only step that changes the path: nobody opened or changed the

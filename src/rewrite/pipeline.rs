@@ -1,5 +1,6 @@
 //! The content pipeline: detect compression, stream the original line by line through the
-//! caller's transform into the temporary file, and verify the result against the original.
+//! caller's transform and line check into the temporary file, and read the temporary back
+//! to check it holds exactly what was produced.
 //!
 //! Memory is bounded whatever the file size: one read buffer (grown only up to the line
 //! limit), one output block, and for gzip a bounded batch of chunks. It does not know about
@@ -76,31 +77,116 @@ fn rewind(path: &Path, mut f: &File) -> Result<(), RewriteError> {
         .map_err(|e| RewriteError::io(path, "seek", e))
 }
 
-/// Reads the original from its start (the descriptor's offset must be 0) through
-/// `transform` into `out`, compressed like the input.
-pub(crate) fn transform<T>(
-    path: &Path,
-    orig: &File,
-    kind: Compression,
-    out_path: &Path,
-    out: &File,
-    p: Params,
-    transform: &mut T,
-) -> Result<Counts, RewriteError>
+/// What was written, in the uncompressed form: the line count and the digest of the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub lines: u64,
+    pub digest: Digest,
+}
+
+/// The per-line work of one rewrite: the caller's transform and line check, and where
+/// errors point.
+pub(crate) struct Job<'a, T, V> {
+    pub path: &'a Path,
+    pub out_path: &'a Path,
+    pub p: Params,
+    pub transform: &'a mut T,
+    pub verify: &'a mut V,
+}
+
+impl<T, V> Job<'_, T, V>
 where
     T: FnMut(u64, &[u8], &mut Vec<u8>) -> bool,
+    V: FnMut(&[u8], &[u8]) -> bool,
 {
-    rewind(path, orig)?;
-    match kind {
-        Compression::Plain => {
-            let sink = Sink::Plain(out);
-            run(path, orig, sink, READ_SIZE, out_path, p, transform)
+    /// Reads the original from its start through the transform into `out`, compressed like
+    /// the input. Each line is checked with `verify(old, new)` while both are still in
+    /// memory, so the original is read once.
+    pub(crate) fn rewrite(
+        &mut self,
+        orig: &File,
+        kind: Compression,
+        out: &File,
+    ) -> Result<(Counts, Written), RewriteError> {
+        rewind(self.path, orig)?;
+        match kind {
+            Compression::Plain => {
+                advise_sequential(orig);
+                self.run(orig, Sink::Plain(out), READ_SIZE)
+            }
+            Compression::Gzip => {
+                let sink = Sink::Gzip(GzMemberWriter::new(out, self.p.gzip_level));
+                let dec = MultiGzDecoder::new(io::BufReader::with_capacity(READ_SIZE, orig));
+                self.run(dec, sink, self.p.gzip_chunk.max(1))
+            }
         }
-        Compression::Gzip => {
-            let sink = Sink::Gzip(GzMemberWriter::new(out, p.gzip_level));
-            let dec = MultiGzDecoder::new(io::BufReader::with_capacity(READ_SIZE, orig));
-            run(path, dec, sink, p.gzip_chunk.max(1), out_path, p, transform)
+    }
+    fn run<R: Read>(
+        &mut self,
+        input: R,
+        mut sink: Sink<'_>,
+        block_size: usize,
+    ) -> Result<(Counts, Written), RewriteError> {
+        let out_path = self.out_path;
+        let write_err = |e| RewriteError::io(out_path, "write the temporary file", e);
+        let mut reader = LineReader::new(input, self.p.max_line);
+        let mut counts = Counts::default();
+        let mut digest = Digester::default();
+        let mut block: Vec<u8> = Vec::with_capacity(block_size + 4096);
+        loop {
+            let line_no = counts.lines + 1;
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => return Err(line_error(self.path, line_no, self.p.max_line, e)),
+            };
+            // The transform appends straight to the block: no copy of the line in between.
+            let start = block.len();
+            if (self.transform)(line_no, line.bytes, &mut block) {
+                counts.changed += 1;
+            }
+            let new = &block[start..];
+            // A newline inside the output would split one line into two; the read-back
+            // would notice the count, but this names the cause.
+            if memchr::memchr(b'\n', new).is_some() {
+                return Err(RewriteError::TransformSplitLine {
+                    path: self.path.to_path_buf(),
+                    line: line_no,
+                });
+            }
+            if !(self.verify)(line.bytes, new) {
+                return Err(RewriteError::VerifyFailed {
+                    path: self.path.to_path_buf(),
+                    line: line_no,
+                    reason: "the check rejected the rewritten line",
+                });
+            }
+            counts.lines = line_no;
+            if line.newline {
+                block.push(b'\n');
+            }
+            if block.len() >= block_size {
+                digest.update(&block);
+                block = sink.emit(block).map_err(write_err)?;
+            }
         }
+        digest.update(&block);
+        counts.members = sink.finish(block).map_err(write_err)?;
+        let written = Written {
+            lines: counts.lines,
+            digest: digest.finish(),
+        };
+        Ok((counts, written))
+    }
+}
+
+/// Tells the kernel the file is read once from start to end (more read-ahead, pages
+/// dropped sooner). Only advice: a failure changes nothing, so it is ignored.
+fn advise_sequential(f: &File) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: plain syscall on a descriptor we own; no memory is passed.
+    unsafe {
+        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
     }
 }
 
@@ -149,131 +235,154 @@ fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteErro
     }
 }
 
-fn run<R: Read, T>(
-    path: &Path,
-    input: R,
-    mut sink: Sink<'_>,
-    block_size: usize,
-    out_path: &Path,
-    p: Params,
-    transform: &mut T,
-) -> Result<Counts, RewriteError>
-where
-    T: FnMut(u64, &[u8], &mut Vec<u8>) -> bool,
-{
-    let write_err = |e| RewriteError::io(out_path, "write the temporary file", e);
-    let mut reader = LineReader::new(input, p.max_line);
-    let mut counts = Counts::default();
-    let mut block: Vec<u8> = Vec::with_capacity(block_size + 4096);
-    let mut scratch: Vec<u8> = Vec::with_capacity(4096);
-    loop {
-        let line_no = counts.lines + 1;
-        let line = match reader.next_line() {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => return Err(line_error(path, line_no, p.max_line, e)),
-        };
-        scratch.clear();
-        if transform(line_no, line.bytes, &mut scratch) {
-            counts.changed += 1;
-        }
-        // A newline inside the output would split one line into two; verification would
-        // notice the count, but this names the cause.
-        if memchr::memchr(b'\n', &scratch).is_some() {
-            return Err(RewriteError::TransformSplitLine {
-                path: path.to_path_buf(),
-                line: line_no,
-            });
-        }
-        counts.lines = line_no;
-        block.extend_from_slice(&scratch);
-        if line.newline {
-            block.push(b'\n');
-        }
-        if block.len() >= block_size {
-            block = sink.emit(block).map_err(write_err)?;
-        }
-    }
-    counts.members = sink.finish(block).map_err(write_err)?;
-    Ok(counts)
-}
-
-/// Re-reads the original and the written temporary side by side (both decompressed) and
-/// checks the same line count, the same final-newline presence, and `verify(old, new)` for
-/// every pair. Returns the number of lines compared.
-pub(crate) fn verify<V>(
-    path: &Path,
-    orig: &File,
+/// Reads the temporary file back (decompressed for gzip) and checks that it holds exactly
+/// what the transform produced: the same line count and the same digest. Together with the
+/// per-line check during the transform, this is what the original would have been compared
+/// with, without reading and splitting the original a second time.
+pub(crate) fn check_written(
     tmp_path: &Path,
     tmp: &File,
     kind: Compression,
-    max_line: usize,
-    verify: &mut V,
-) -> Result<u64, RewriteError>
-where
-    V: FnMut(&[u8], &[u8]) -> bool,
-{
-    rewind(path, orig)?;
+    want: Written,
+) -> Result<(), RewriteError> {
     rewind(tmp_path, tmp)?;
-    // The written file may legitimately have longer lines than the limit allows the
-    // original (a transform may lengthen them); allow some headroom.
-    let new_limit = max_line.saturating_mul(2);
-    match kind {
-        Compression::Plain => compare(path, orig, tmp_path, tmp, max_line, new_limit, verify),
-        Compression::Gzip => compare(
-            path,
-            MultiGzDecoder::new(io::BufReader::with_capacity(READ_SIZE, orig)),
-            tmp_path,
-            MultiGzDecoder::new(io::BufReader::with_capacity(READ_SIZE, tmp)),
-            max_line,
-            new_limit,
-            verify,
-        ),
+    let got = match kind {
+        Compression::Plain => {
+            advise_sequential(tmp);
+            read_back(tmp)
+        }
+        Compression::Gzip => read_back(MultiGzDecoder::new(io::BufReader::with_capacity(
+            READ_SIZE, tmp,
+        ))),
+    };
+    let got = got.map_err(|e| RewriteError::io(tmp_path, "read the temporary file back", e))?;
+    let fail = |reason| RewriteError::VerifyFailed {
+        path: tmp_path.to_path_buf(),
+        line: got.lines.min(want.lines) + 1,
+        reason,
+    };
+    if got.lines < want.lines {
+        return Err(fail("the new file has fewer lines"));
+    }
+    if got.lines > want.lines {
+        return Err(fail("the new file has more lines"));
+    }
+    if got.digest != want.digest {
+        return Err(fail("the new file differs from what was written"));
+    }
+    Ok(())
+}
+
+fn read_back<R: Read>(mut r: R) -> io::Result<Written> {
+    let mut buf = vec![0u8; READ_SIZE];
+    let mut digest = Digester::default();
+    let (mut newlines, mut last) = (0u64, b'\n');
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        newlines += memchr::memchr_iter(b'\n', chunk).count() as u64;
+        last = chunk[n - 1];
+        digest.update(chunk);
+    }
+    Ok(Written {
+        lines: newlines + u64::from(last != b'\n'),
+        digest: digest.finish(),
+    })
+}
+
+/// Length and 64-bit hash of a byte stream, the same however the stream is cut.
+///
+/// Not cryptographic: it is there to catch faults between producing the bytes and reading
+/// them back (a lost or repeated block, a bad compression round), not a forger, who would
+/// need write access to our temporary file. Four independent lanes each take one 8-byte word
+/// per 32-byte block through `(lane ^ word) * odd`, a bijection, so a difference in a single
+/// word is never lost; the lanes and the length are mixed at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Digest {
+    len: u64,
+    hash: u64,
+}
+
+const LANE_MUL: [u64; 4] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0xd6e8_feb8_6659_fd93,
+];
+
+#[derive(Debug, Clone)]
+pub(crate) struct Digester {
+    lanes: [u64; 4],
+    tail: [u8; 32],
+    tail_len: usize,
+    len: u64,
+}
+
+impl Default for Digester {
+    fn default() -> Self {
+        Digester {
+            lanes: [1, 2, 3, 4],
+            tail: [0; 32],
+            tail_len: 0,
+            len: 0,
+        }
     }
 }
 
-fn compare<A: Read, B: Read, V>(
-    path: &Path,
-    old: A,
-    tmp_path: &Path,
-    new: B,
-    old_limit: usize,
-    new_limit: usize,
-    verify: &mut V,
-) -> Result<u64, RewriteError>
-where
-    V: FnMut(&[u8], &[u8]) -> bool,
-{
-    let mut old = LineReader::new(old, old_limit);
-    let mut new = LineReader::new(new, new_limit);
-    let mut n: u64 = 0;
-    loop {
-        let line = n + 1;
-        let fail = |reason| RewriteError::VerifyFailed {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        };
-        let a = old
-            .next_line()
-            .map_err(|e| line_error(path, line, old_limit, e))?;
-        let b = new
-            .next_line()
-            .map_err(|e| line_error(tmp_path, line, new_limit, e))?;
-        match (a, b) {
-            (None, None) => return Ok(n),
-            (Some(_), None) => return Err(fail("the new file has fewer lines")),
-            (None, Some(_)) => return Err(fail("the new file has more lines")),
-            (Some(a), Some(b)) => {
-                if a.newline != b.newline {
-                    return Err(fail("the final newline differs"));
-                }
-                if !verify(a.bytes, b.bytes) {
-                    return Err(fail("the check rejected the rewritten line"));
-                }
-            }
+impl Digester {
+    #[inline]
+    fn block(lanes: &mut [u64; 4], block: &[u8]) {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[i * 8..i * 8 + 8]);
+            *lane = (*lane ^ u64::from_le_bytes(word))
+                .wrapping_mul(LANE_MUL[i])
+                .rotate_left(31);
         }
-        n = line;
+    }
+
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.tail_len > 0 {
+            let take = (32 - self.tail_len).min(data.len());
+            self.tail[self.tail_len..self.tail_len + take].copy_from_slice(&data[..take]);
+            self.tail_len += take;
+            data = &data[take..];
+            if self.tail_len < 32 {
+                return;
+            }
+            let tail = self.tail;
+            Self::block(&mut self.lanes, &tail);
+            self.tail_len = 0;
+        }
+        let mut blocks = data.chunks_exact(32);
+        for b in &mut blocks {
+            Self::block(&mut self.lanes, b);
+        }
+        let rest = blocks.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
+    }
+
+    pub(crate) fn finish(mut self) -> Digest {
+        if self.tail_len > 0 {
+            let mut last = [0u8; 32];
+            last[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+            Self::block(&mut self.lanes, &last);
+        }
+        let mut h = self.len;
+        for (lane, mul) in self.lanes.iter().zip(LANE_MUL) {
+            h = (h ^ lane).wrapping_mul(mul).rotate_left(27);
+        }
+        Digest {
+            len: self.len,
+            hash: h ^ (h >> 29),
+        }
     }
 }
 
@@ -310,31 +419,78 @@ mod tests {
     }
 
     #[test]
-    fn verify_names_the_first_bad_line() {
+    fn digest_ignores_how_the_stream_is_cut() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let whole = {
+            let mut d = Digester::default();
+            d.update(&data);
+            d.finish()
+        };
+        for step in [1, 3, 31, 32, 33, 100, 999] {
+            let mut d = Digester::default();
+            for piece in data.chunks(step) {
+                d.update(piece);
+            }
+            assert_eq!(d.finish(), whole, "step {step}");
+        }
+        // Any one byte changed, a zero byte appended or the last byte dropped is noticed.
+        for i in [0, 7, 8, 31, 32, 500, 999] {
+            let mut other = data.clone();
+            other[i] ^= 1;
+            let mut d = Digester::default();
+            d.update(&other);
+            assert_ne!(d.finish(), whole, "byte {i}");
+        }
+        for other in [[&data[..], &[0]].concat(), data[..999].to_vec()] {
+            let mut d = Digester::default();
+            d.update(&other);
+            assert_ne!(d.finish(), whole);
+        }
+    }
+
+    #[test]
+    fn read_back_names_what_differs() {
         let d = tempfile::tempdir().unwrap();
-        let (p, a) = file_with(d.path(), "a.log.1", b"x\ny\nz\n");
-        let (q, b) = file_with(d.path(), "b", b"x\nY\nz\n");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |o, n| o == n).unwrap_err();
-        assert!(
-            matches!(err, RewriteError::VerifyFailed { line: 2, .. }),
-            "{err}"
-        );
-        let (q, b) = file_with(d.path(), "c", b"x\ny\n");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true).unwrap_err();
-        assert!(
-            matches!(err, RewriteError::VerifyFailed { line: 3, .. }),
-            "{err}"
-        );
-        let (q, b) = file_with(d.path(), "e", b"x\ny\nz");
-        let err = verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |_, _| true).unwrap_err();
-        assert!(
-            matches!(err, RewriteError::VerifyFailed { line: 3, .. }),
-            "{err}"
-        );
-        let (q, b) = file_with(d.path(), "f", b"x\ny\nz\n");
-        assert_eq!(
-            verify(&p, &a, &q, &b, Compression::Plain, 100, &mut |o, n| o == n).unwrap(),
-            3
-        );
+        let written = |data: &[u8]| {
+            let mut dg = Digester::default();
+            dg.update(data);
+            let lines = data.split(|&b| b == b'\n').count() as u64
+                - u64::from(data.is_empty() || data.ends_with(b"\n"));
+            Written {
+                lines,
+                digest: dg.finish(),
+            }
+        };
+        let want = written(b"x\ny\nz\n");
+        let check = |name: &str, data: &[u8]| {
+            let (q, f) = file_with(d.path(), name, data);
+            check_written(&q, &f, Compression::Plain, want)
+        };
+        check("same", b"x\ny\nz\n").unwrap();
+        for (name, data, reason) in [
+            ("fewer", &b"x\ny\n"[..], "the new file has fewer lines"),
+            ("more", b"x\ny\nz\nw\n", "the new file has more lines"),
+            (
+                "flip",
+                b"x\nY\nz\n",
+                "the new file differs from what was written",
+            ),
+            (
+                "no-nl",
+                b"x\ny\nz",
+                "the new file differs from what was written",
+            ),
+        ] {
+            match check(name, data).unwrap_err() {
+                RewriteError::VerifyFailed { reason: r, .. } => assert_eq!(r, reason, "{name}"),
+                other => panic!("{name}: {other}"),
+            }
+        }
+        // gzip: read back through the decompressor.
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        enc.write_all(b"x\ny\nz\n").unwrap();
+        let (q, f) = file_with(d.path(), "gz", &enc.finish().unwrap());
+        check_written(&q, &f, Compression::Gzip, want).unwrap();
+        assert!(check_written(&q, &f, Compression::Gzip, written(b"x\ny\n")).is_err());
     }
 }

@@ -88,7 +88,13 @@ type KeyHasher = foldhash::quality::RandomState;
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
     rules: Arc<CompiledRules>,
-    keys: HashMap<Key, Events, KeyHasher>,
+    /// Each key's index in `slots`.
+    keys: HashMap<Key, u32, KeyHasher>,
+    slots: Vec<(Key, Events)>,
+    /// Per grouping index: the last source seen and its slot, for groupings that do not
+    /// split by virtual host. Logs cluster by client (most lines have the previous line's
+    /// source), so most lines skip grouping the address and the map lookup.
+    last: Vec<Option<(IpAddr, u32)>>,
     vhosts: HashMap<Box<[u8]>, u32, KeyHasher>,
     vhost_names: Vec<Box<[u8]>>,
     scratch: Scratch,
@@ -102,6 +108,8 @@ impl Collector {
         Collector {
             rules,
             keys: HashMap::default(),
+            slots: Vec::new(),
+            last: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
             scratch: Scratch::default(),
@@ -137,28 +145,41 @@ impl Collector {
         let Collector {
             rules,
             keys,
+            slots,
+            last,
             vhosts,
             vhost_names,
             scratch,
             ..
         } = self;
+        if last.len() != rules.groupings().len() {
+            last.resize(rules.groupings().len(), None);
+        }
         for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
             let mask = matched & gmask;
             if mask == 0 {
                 continue;
             }
-            let vhost = if grouping.per_vhost {
-                rec.vhost
-                    .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
-            } else {
-                NO_VHOST
+            let id = match last[gi] {
+                Some((prev, id)) if prev == source && !grouping.per_vhost => id,
+                _ => {
+                    let vhost = if grouping.per_vhost {
+                        rec.vhost
+                            .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
+                    } else {
+                        NO_VHOST
+                    };
+                    let key = Key {
+                        net: group_net(source, grouping),
+                        vhost,
+                        grouping: gi as u8,
+                    };
+                    let id = slot_id(keys, slots, key);
+                    last[gi] = Some((source, id));
+                    id
+                }
             };
-            let key = Key {
-                net: group_net(source, grouping),
-                vhost,
-                grouping: gi as u8,
-            };
-            let slot = keys.entry(key).or_default();
+            let slot = &mut slots[id as usize].1;
             slot.events.push(Event {
                 time_ms,
                 order,
@@ -169,7 +190,10 @@ impl Collector {
                     slot.hashes.push(rules.value_hash(field, rec, scratch));
                 }
             }
-            keep_sample(slot, time_ms, order, mask, rec.line);
+            // Once every rule of a line has its samples, later lines are rejected here.
+            if mask & !slot.full != 0 || (time_ms, order) < slot.latest {
+                keep_sample(slot, time_ms, order, mask, rec.line);
+            }
         }
     }
 
@@ -182,9 +206,9 @@ impl Collector {
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            keys, vhost_names, ..
+            slots, vhost_names, ..
         } = other;
-        for (mut key, events) in keys {
+        for (mut key, events) in slots {
             if key.vhost != NO_VHOST {
                 let name = vhost_names
                     .get(key.vhost as usize)
@@ -192,11 +216,13 @@ impl Collector {
                     .unwrap_or_default();
                 key.vhost = self.vhost_id(&name);
             }
-            match self.keys.get_mut(&key) {
+            match self.keys.get(&key) {
                 None => {
-                    self.keys.insert(key, events);
+                    self.keys.insert(key, self.slots.len() as u32);
+                    self.slots.push((key, events));
                 }
-                Some(slot) => {
+                Some(&id) => {
+                    let slot = &mut self.slots[id as usize].1;
                     slot.events.extend_from_slice(&events.events);
                     slot.hashes.extend_from_slice(&events.hashes);
                     for s in events.samples {
@@ -219,7 +245,7 @@ impl Collector {
             counts: Vec::new(),
         };
         let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
-        for (key, events) in &self.keys {
+        for (key, events) in &self.slots {
             if allowlist.overlaps(key.net) {
                 continue;
             }
@@ -377,6 +403,18 @@ impl Collector {
             samples,
         ))
     }
+}
+
+/// The slot of `key`, created empty when new.
+fn slot_id(
+    keys: &mut HashMap<Key, u32, KeyHasher>,
+    slots: &mut Vec<(Key, Events)>,
+    key: Key,
+) -> u32 {
+    *keys.entry(key).or_insert_with(|| {
+        slots.push((key, Events::default()));
+        (slots.len() - 1) as u32
+    })
 }
 
 fn intern(

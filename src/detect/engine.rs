@@ -59,12 +59,13 @@ struct Key {
     grouping: u8,
 }
 
-#[derive(Clone, Debug)]
+/// A sample line: `line` is its range in the collector's `sample_bytes`.
+#[derive(Clone, Copy, Debug)]
 struct Sample {
     time_ms: i64,
     order: u64,
     rules: u64,
-    line: Box<[u8]>,
+    line: (usize, usize),
 }
 
 #[derive(Default)]
@@ -95,6 +96,9 @@ pub struct Collector {
     /// split by virtual host. Logs cluster by client (most lines have the previous line's
     /// source), so most lines skip grouping the address and the map lookup.
     last: Vec<Option<(IpAddr, u32)>>,
+    /// The bytes of all sample lines, appended: one buffer instead of an allocation per
+    /// sample. Samples that are later dropped leave their bytes behind; few are.
+    sample_bytes: Vec<u8>,
     vhosts: HashMap<Box<[u8]>, u32, KeyHasher>,
     vhost_names: Vec<Box<[u8]>>,
     scratch: Scratch,
@@ -110,6 +114,7 @@ impl Collector {
             keys: HashMap::default(),
             slots: Vec::new(),
             last: Vec::new(),
+            sample_bytes: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
             scratch: Scratch::default(),
@@ -147,6 +152,7 @@ impl Collector {
             keys,
             slots,
             last,
+            sample_bytes,
             vhosts,
             vhost_names,
             scratch,
@@ -192,7 +198,7 @@ impl Collector {
             }
             // Once every rule of a line has its samples, later lines are rejected here.
             if mask & !slot.full != 0 || (time_ms, order) < slot.latest {
-                keep_sample(slot, time_ms, order, mask, rec.line);
+                keep_sample(slot, sample_bytes, time_ms, order, mask, rec.line);
             }
         }
     }
@@ -206,7 +212,10 @@ impl Collector {
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            slots, vhost_names, ..
+            slots,
+            vhost_names,
+            sample_bytes,
+            ..
         } = other;
         for (mut key, events) in slots {
             if key.vhost != NO_VHOST {
@@ -219,14 +228,33 @@ impl Collector {
             match self.keys.get(&key) {
                 None => {
                     self.keys.insert(key, self.slots.len() as u32);
-                    self.slots.push((key, events));
+                    let mut moved = Events {
+                        samples: Vec::new(),
+                        ..events
+                    };
+                    for s in &events.samples {
+                        let line = sample_line(&sample_bytes, s);
+                        moved.samples.push(Sample {
+                            line: push_line(&mut self.sample_bytes, line),
+                            ..*s
+                        });
+                    }
+                    self.slots.push((key, moved));
                 }
                 Some(&id) => {
                     let slot = &mut self.slots[id as usize].1;
                     slot.events.extend_from_slice(&events.events);
                     slot.hashes.extend_from_slice(&events.hashes);
-                    for s in events.samples {
-                        keep_sample(slot, s.time_ms, s.order, s.rules, &s.line);
+                    for s in &events.samples {
+                        let line = sample_line(&sample_bytes, s);
+                        keep_sample(
+                            slot,
+                            &mut self.sample_bytes,
+                            s.time_ms,
+                            s.order,
+                            s.rules,
+                            line,
+                        );
                     }
                 }
             }
@@ -279,7 +307,7 @@ impl Collector {
                 f.samples = samples
                     .into_iter()
                     .take(SAMPLES)
-                    .map(|s| s.line.into_vec())
+                    .map(|s| sample_line(&self.sample_bytes, &s).to_vec())
                     .collect();
                 f
             })
@@ -383,7 +411,7 @@ impl Collector {
             .samples
             .iter()
             .filter(|s| s.rules & fired != 0)
-            .cloned()
+            .copied()
             .collect();
         let vhost = (key.vhost != NO_VHOST)
             .then(|| self.vhost_names.get(key.vhost as usize))
@@ -412,7 +440,14 @@ fn slot_id(
     key: Key,
 ) -> u32 {
     *keys.entry(key).or_insert_with(|| {
-        slots.push((key, Events::default()));
+        // Most sources send more than a handful of lines: skip the smallest growth steps.
+        slots.push((
+            key,
+            Events {
+                events: Vec::with_capacity(16),
+                ..Events::default()
+            },
+        ));
         (slots.len() - 1) as u32
     })
 }
@@ -499,22 +534,59 @@ fn group_net(source: IpAddr, grouping: Grouping) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(source))
 }
 
+/// Appends `line` to `bytes` and returns where it is.
+fn push_line(bytes: &mut Vec<u8>, line: &[u8]) -> (usize, usize) {
+    let start = bytes.len();
+    bytes.extend_from_slice(line);
+    (start, bytes.len())
+}
+
+fn sample_line<'a>(bytes: &'a [u8], s: &Sample) -> &'a [u8] {
+    bytes.get(s.line.0..s.line.1).unwrap_or_default()
+}
+
 /// Keeps `line` if it is among the SAMPLES earliest (time, order) lines of any rule in
 /// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
 /// check is two comparisons and no copy.
-fn keep_sample(slot: &mut Events, time_ms: i64, order: u64, rules: u64, line: &[u8]) {
+fn keep_sample(
+    slot: &mut Events,
+    bytes: &mut Vec<u8>,
+    time_ms: i64,
+    order: u64,
+    rules: u64,
+    line: &[u8],
+) {
     if rules & !slot.full == 0 && (time_ms, order) >= slot.latest {
         return;
     }
     if slot.samples.iter().any(|s| s.order == order) {
         return;
     }
+    let in_order = (time_ms, order) >= slot.latest;
     slot.samples.push(Sample {
         time_ms,
         order,
         rules,
-        line: line.into(),
+        line: push_line(bytes, line),
     });
+    if in_order {
+        // A sample after all others evicts none of them: only `full` and `latest` change.
+        let mut m = rules & !slot.full;
+        while m != 0 {
+            let ri = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let n = slot
+                .samples
+                .iter()
+                .filter(|s| s.rules >> ri & 1 == 1)
+                .count();
+            if n >= SAMPLES {
+                slot.full |= 1u64 << ri;
+            }
+        }
+        slot.latest = (time_ms, order);
+        return;
+    }
     slot.samples.sort_by_key(|s| (s.time_ms, s.order));
     // Keep a sample while it is among the first SAMPLES of one of its rules.
     let mut counts = [0u8; 64];

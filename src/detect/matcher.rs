@@ -128,24 +128,36 @@ const MAX_CACHED_LEN: usize = 256;
 /// warm a replacement does not allocate.
 struct VerdictCache<V> {
     slots: Vec<(u64, Vec<u8>, V)>,
+    /// The slot of the last lookup. Lines of one client come in runs and repeat its user
+    /// agent (and sometimes its target), so that slot is tried before hashing.
+    last: usize,
 }
 
 impl<V: Copy + Default> VerdictCache<V> {
     fn new(n: usize) -> Self {
         VerdictCache {
             slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+            last: 0,
         }
     }
 
-    /// The verdict for `key`, computed by `make` when it is not cached.
-    fn get(&mut self, hash: u64, key: &[u8], make: impl FnOnce() -> V) -> V {
+    /// The verdict for `key`, computed by `make` when it is not cached. `hash` gives the
+    /// key's hash, which picks its slot; it is not called when the last slot holds `key`.
+    fn get(&mut self, key: &[u8], hash: impl FnOnce(&[u8]) -> u64, make: impl FnOnce() -> V) -> V {
         if key.len() > MAX_CACHED_LEN || self.slots.is_empty() {
             return make();
         }
-        let i = (hash as usize) & (self.slots.len() - 1);
-        let (h, bytes, v) = &mut self.slots[i];
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
+        if let Some((h, bytes, v)) = self.slots.get(self.last) {
+            if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
+                return *v;
+            }
+        }
+        let hash = hash(key);
+        let i = (hash as usize) & (self.slots.len() - 1);
+        self.last = i;
+        let (h, bytes, v) = &mut self.slots[i];
         if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
             return *v;
         }
@@ -440,10 +452,11 @@ impl CompiledRules {
                 if self.cache_target
                     && cand & (target_need | self.not_static | self.absolute_uri) != 0 =>
             {
-                let hash = self.hasher.hash_one(target);
-                let v = scratch.targets.get(hash, target, || {
-                    self.target_verdict(target, &mut scratch.decoded)
-                });
+                let v = scratch.targets.get(
+                    target,
+                    |t| self.hasher.hash_one(t),
+                    || self.target_verdict(target, &mut scratch.decoded),
+                );
                 scratch.values = Some(v.values);
                 if v.is_static {
                     cand &= !self.not_static;
@@ -483,10 +496,11 @@ impl CompiledRules {
         if cand & fm.need != 0 {
             let hits = match rec.user_agent {
                 None => 0,
+                // Without regexes the result holds for any candidate set.
                 Some(ua) if fm.regexes.is_none() => {
-                    let hash = self.hasher.hash_one(ua);
-                    // Without regexes the result holds for any candidate set.
-                    scratch.uas.get(hash, ua, || scan(fm, ua, cand))
+                    scratch
+                        .uas
+                        .get(ua, |u| self.hasher.hash_one(u), || scan(fm, ua, cand))
                 }
                 Some(ua) => scan(fm, ua, cand),
             };

@@ -208,7 +208,11 @@ impl Collector {
     }
 
     /// Adds `other`'s events to this collector. Merge order does not change the results.
-    pub fn merge(&mut self, other: Collector) {
+    pub fn merge(&mut self, mut other: Collector) {
+        // Fold the smaller collector into the larger: the work is per key moved.
+        if self.slots.len() < other.slots.len() {
+            std::mem::swap(self, &mut other);
+        }
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {

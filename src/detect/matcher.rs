@@ -175,6 +175,9 @@ pub struct Scratch {
     /// Distinct-value hashes of the last evaluated record's path, query and target, when
     /// its target went through the cache.
     values: Option<[u64; 3]>,
+    /// The last method seen and the method filters it fails: a log has a handful of
+    /// methods, mostly GET, so most lines skip the lists.
+    method: (Vec<u8>, u64, bool),
     decoded: Vec<u8>,
     targets: VerdictCache<TargetVerdict>,
     uas: VerdictCache<u64>,
@@ -184,6 +187,7 @@ impl Default for Scratch {
     fn default() -> Self {
         Scratch {
             values: None,
+            method: (Vec::new(), 0, false),
             decoded: Vec::new(),
             targets: VerdictCache::new(TARGET_SLOTS),
             uas: VerdictCache::new(UA_SLOTS),
@@ -424,19 +428,21 @@ impl CompiledRules {
             None => self.status_any,
         };
         if cand & self.method_filters != 0 {
-            let mut m = cand & self.method_filters;
-            while m != 0 {
-                let fi = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let ok = rec.method.is_some_and(|method| {
-                    self.methods[fi]
-                        .iter()
-                        .any(|want| want.eq_ignore_ascii_case(method))
-                });
-                if !ok {
-                    cand &= !(1u64 << fi);
-                }
-            }
+            let refused = match rec.method {
+                None => self.method_filters,
+                Some(method) => match &scratch.method {
+                    (last, refused, true) if last.as_slice() == method => *refused,
+                    _ => {
+                        let refused = self.refused_by_method(method);
+                        scratch.method.0.clear();
+                        scratch.method.0.extend_from_slice(method);
+                        scratch.method.1 = refused;
+                        scratch.method.2 = true;
+                        refused
+                    }
+                },
+            };
+            cand &= !refused;
         }
         if cand & self.bad_protocol != 0 {
             let bad = rec.protocol.is_some_and(|p| !is_http_version(p));
@@ -544,6 +550,23 @@ impl CompiledRules {
             is_static: self.is_static(path),
             absolute: is_absolute_uri(target),
         }
+    }
+
+    /// The method filters whose lists do not hold `method`.
+    fn refused_by_method(&self, method: &[u8]) -> u64 {
+        let mut refused = 0u64;
+        let mut m = self.method_filters;
+        while m != 0 {
+            let fi = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if !self.methods[fi]
+                .iter()
+                .any(|want| want.eq_ignore_ascii_case(method))
+            {
+                refused |= 1u64 << fi;
+            }
+        }
+        refused
     }
 
     fn is_static(&self, path: &[u8]) -> bool {
@@ -769,6 +792,17 @@ mod tests {
                 "{:?}",
                 r.target.map(String::from_utf8_lossy)
             );
+        }
+    }
+
+    #[test]
+    fn method_cache_follows_the_method() {
+        let c = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+        let mut s = Scratch::default();
+        let bit = 1u64 << rule_index(&c)["http-crawl"];
+        for (method, hit) in [("", false), ("GET", true), ("get", true), ("POST", false)] {
+            let r = rec(method, "/a", 200, "x");
+            assert_eq!(c.evaluate(&r, &mut s) & bit != 0, hit, "{method:?}");
         }
     }
 

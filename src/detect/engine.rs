@@ -59,12 +59,13 @@ struct Key {
     grouping: u8,
 }
 
-#[derive(Clone, Debug)]
+/// A sample line: `line` is its range in the collector's `sample_bytes`.
+#[derive(Clone, Copy, Debug)]
 struct Sample {
     time_ms: i64,
     order: u64,
     rules: u64,
-    line: Box<[u8]>,
+    line: (usize, usize),
 }
 
 #[derive(Default)]
@@ -88,7 +89,16 @@ type KeyHasher = foldhash::quality::RandomState;
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
     rules: Arc<CompiledRules>,
-    keys: HashMap<Key, Events, KeyHasher>,
+    /// Each key's index in `slots`.
+    keys: HashMap<Key, u32, KeyHasher>,
+    slots: Vec<(Key, Events)>,
+    /// Per grouping index: the last source seen and its slot, for groupings that do not
+    /// split by virtual host. Logs cluster by client (most lines have the previous line's
+    /// source), so most lines skip grouping the address and the map lookup.
+    last: Vec<Option<(IpAddr, u32)>>,
+    /// The bytes of all sample lines, appended: one buffer instead of an allocation per
+    /// sample. Samples that are later dropped leave their bytes behind; few are.
+    sample_bytes: Vec<u8>,
     vhosts: HashMap<Box<[u8]>, u32, KeyHasher>,
     vhost_names: Vec<Box<[u8]>>,
     scratch: Scratch,
@@ -102,6 +112,9 @@ impl Collector {
         Collector {
             rules,
             keys: HashMap::default(),
+            slots: Vec::new(),
+            last: Vec::new(),
+            sample_bytes: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
             scratch: Scratch::default(),
@@ -137,28 +150,42 @@ impl Collector {
         let Collector {
             rules,
             keys,
+            slots,
+            last,
+            sample_bytes,
             vhosts,
             vhost_names,
             scratch,
             ..
         } = self;
+        if last.len() != rules.groupings().len() {
+            last.resize(rules.groupings().len(), None);
+        }
         for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
             let mask = matched & gmask;
             if mask == 0 {
                 continue;
             }
-            let vhost = if grouping.per_vhost {
-                rec.vhost
-                    .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
-            } else {
-                NO_VHOST
+            let id = match last[gi] {
+                Some((prev, id)) if prev == source && !grouping.per_vhost => id,
+                _ => {
+                    let vhost = if grouping.per_vhost {
+                        rec.vhost
+                            .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
+                    } else {
+                        NO_VHOST
+                    };
+                    let key = Key {
+                        net: group_net(source, grouping),
+                        vhost,
+                        grouping: gi as u8,
+                    };
+                    let id = slot_id(keys, slots, key);
+                    last[gi] = Some((source, id));
+                    id
+                }
             };
-            let key = Key {
-                net: group_net(source, grouping),
-                vhost,
-                grouping: gi as u8,
-            };
-            let slot = keys.entry(key).or_default();
+            let slot = &mut slots[id as usize].1;
             slot.events.push(Event {
                 time_ms,
                 order,
@@ -169,7 +196,10 @@ impl Collector {
                     slot.hashes.push(rules.value_hash(field, rec, scratch));
                 }
             }
-            keep_sample(slot, time_ms, order, mask, rec.line);
+            // Once every rule of a line has its samples, later lines are rejected here.
+            if mask & !slot.full != 0 || (time_ms, order) < slot.latest {
+                keep_sample(slot, sample_bytes, time_ms, order, mask, rec.line);
+            }
         }
     }
 
@@ -178,13 +208,20 @@ impl Collector {
     }
 
     /// Adds `other`'s events to this collector. Merge order does not change the results.
-    pub fn merge(&mut self, other: Collector) {
+    pub fn merge(&mut self, mut other: Collector) {
+        // Fold the smaller collector into the larger: the work is per key moved.
+        if self.slots.len() < other.slots.len() {
+            std::mem::swap(self, &mut other);
+        }
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            keys, vhost_names, ..
+            slots,
+            vhost_names,
+            sample_bytes,
+            ..
         } = other;
-        for (mut key, events) in keys {
+        for (mut key, events) in slots {
             if key.vhost != NO_VHOST {
                 let name = vhost_names
                     .get(key.vhost as usize)
@@ -192,15 +229,36 @@ impl Collector {
                     .unwrap_or_default();
                 key.vhost = self.vhost_id(&name);
             }
-            match self.keys.get_mut(&key) {
+            match self.keys.get(&key) {
                 None => {
-                    self.keys.insert(key, events);
+                    self.keys.insert(key, self.slots.len() as u32);
+                    let mut moved = Events {
+                        samples: Vec::new(),
+                        ..events
+                    };
+                    for s in &events.samples {
+                        let line = sample_line(&sample_bytes, s);
+                        moved.samples.push(Sample {
+                            line: push_line(&mut self.sample_bytes, line),
+                            ..*s
+                        });
+                    }
+                    self.slots.push((key, moved));
                 }
-                Some(slot) => {
+                Some(&id) => {
+                    let slot = &mut self.slots[id as usize].1;
                     slot.events.extend_from_slice(&events.events);
                     slot.hashes.extend_from_slice(&events.hashes);
-                    for s in events.samples {
-                        keep_sample(slot, s.time_ms, s.order, s.rules, &s.line);
+                    for s in &events.samples {
+                        let line = sample_line(&sample_bytes, s);
+                        keep_sample(
+                            slot,
+                            &mut self.sample_bytes,
+                            s.time_ms,
+                            s.order,
+                            s.rules,
+                            line,
+                        );
                     }
                 }
             }
@@ -219,7 +277,7 @@ impl Collector {
             counts: Vec::new(),
         };
         let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
-        for (key, events) in &self.keys {
+        for (key, events) in &self.slots {
             if allowlist.overlaps(key.net) {
                 continue;
             }
@@ -253,7 +311,7 @@ impl Collector {
                 f.samples = samples
                     .into_iter()
                     .take(SAMPLES)
-                    .map(|s| s.line.into_vec())
+                    .map(|s| sample_line(&self.sample_bytes, &s).to_vec())
                     .collect();
                 f
             })
@@ -357,7 +415,7 @@ impl Collector {
             .samples
             .iter()
             .filter(|s| s.rules & fired != 0)
-            .cloned()
+            .copied()
             .collect();
         let vhost = (key.vhost != NO_VHOST)
             .then(|| self.vhost_names.get(key.vhost as usize))
@@ -377,6 +435,25 @@ impl Collector {
             samples,
         ))
     }
+}
+
+/// The slot of `key`, created empty when new.
+fn slot_id(
+    keys: &mut HashMap<Key, u32, KeyHasher>,
+    slots: &mut Vec<(Key, Events)>,
+    key: Key,
+) -> u32 {
+    *keys.entry(key).or_insert_with(|| {
+        // Most sources send more than a handful of lines: skip the smallest growth steps.
+        slots.push((
+            key,
+            Events {
+                events: Vec::with_capacity(16),
+                ..Events::default()
+            },
+        ));
+        (slots.len() - 1) as u32
+    })
 }
 
 fn intern(
@@ -461,22 +538,59 @@ fn group_net(source: IpAddr, grouping: Grouping) -> IpNet {
         .unwrap_or_else(|_| IpNet::from(source))
 }
 
+/// Appends `line` to `bytes` and returns where it is.
+fn push_line(bytes: &mut Vec<u8>, line: &[u8]) -> (usize, usize) {
+    let start = bytes.len();
+    bytes.extend_from_slice(line);
+    (start, bytes.len())
+}
+
+fn sample_line<'a>(bytes: &'a [u8], s: &Sample) -> &'a [u8] {
+    bytes.get(s.line.0..s.line.1).unwrap_or_default()
+}
+
 /// Keeps `line` if it is among the SAMPLES earliest (time, order) lines of any rule in
 /// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
 /// check is two comparisons and no copy.
-fn keep_sample(slot: &mut Events, time_ms: i64, order: u64, rules: u64, line: &[u8]) {
+fn keep_sample(
+    slot: &mut Events,
+    bytes: &mut Vec<u8>,
+    time_ms: i64,
+    order: u64,
+    rules: u64,
+    line: &[u8],
+) {
     if rules & !slot.full == 0 && (time_ms, order) >= slot.latest {
         return;
     }
     if slot.samples.iter().any(|s| s.order == order) {
         return;
     }
+    let in_order = (time_ms, order) >= slot.latest;
     slot.samples.push(Sample {
         time_ms,
         order,
         rules,
-        line: line.into(),
+        line: push_line(bytes, line),
     });
+    if in_order {
+        // A sample after all others evicts none of them: only `full` and `latest` change.
+        let mut m = rules & !slot.full;
+        while m != 0 {
+            let ri = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let n = slot
+                .samples
+                .iter()
+                .filter(|s| s.rules >> ri & 1 == 1)
+                .count();
+            if n >= SAMPLES {
+                slot.full |= 1u64 << ri;
+            }
+        }
+        slot.latest = (time_ms, order);
+        return;
+    }
     slot.samples.sort_by_key(|s| (s.time_ms, s.order));
     // Keep a sample while it is among the first SAMPLES of one of its rules.
     let mut counts = [0u8; 64];

@@ -128,24 +128,36 @@ const MAX_CACHED_LEN: usize = 256;
 /// warm a replacement does not allocate.
 struct VerdictCache<V> {
     slots: Vec<(u64, Vec<u8>, V)>,
+    /// The slot of the last lookup. Lines of one client come in runs and repeat its user
+    /// agent (and sometimes its target), so that slot is tried before hashing.
+    last: usize,
 }
 
 impl<V: Copy + Default> VerdictCache<V> {
     fn new(n: usize) -> Self {
         VerdictCache {
             slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+            last: 0,
         }
     }
 
-    /// The verdict for `key`, computed by `make` when it is not cached.
-    fn get(&mut self, hash: u64, key: &[u8], make: impl FnOnce() -> V) -> V {
+    /// The verdict for `key`, computed by `make` when it is not cached. `hash` gives the
+    /// key's hash, which picks its slot; it is not called when the last slot holds `key`.
+    fn get(&mut self, key: &[u8], hash: impl FnOnce(&[u8]) -> u64, make: impl FnOnce() -> V) -> V {
         if key.len() > MAX_CACHED_LEN || self.slots.is_empty() {
             return make();
         }
-        let i = (hash as usize) & (self.slots.len() - 1);
-        let (h, bytes, v) = &mut self.slots[i];
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
+        if let Some((h, bytes, v)) = self.slots.get(self.last) {
+            if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
+                return *v;
+            }
+        }
+        let hash = hash(key);
+        let i = (hash as usize) & (self.slots.len() - 1);
+        self.last = i;
+        let (h, bytes, v) = &mut self.slots[i];
         if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
             return *v;
         }
@@ -163,6 +175,9 @@ pub struct Scratch {
     /// Distinct-value hashes of the last evaluated record's path, query and target, when
     /// its target went through the cache.
     values: Option<[u64; 3]>,
+    /// The last method seen and the method filters it fails: a log has a handful of
+    /// methods, mostly GET, so most lines skip the lists.
+    method: (Vec<u8>, u64, bool),
     decoded: Vec<u8>,
     targets: VerdictCache<TargetVerdict>,
     uas: VerdictCache<u64>,
@@ -172,6 +187,7 @@ impl Default for Scratch {
     fn default() -> Self {
         Scratch {
             values: None,
+            method: (Vec::new(), 0, false),
             decoded: Vec::new(),
             targets: VerdictCache::new(TARGET_SLOTS),
             uas: VerdictCache::new(UA_SLOTS),
@@ -412,19 +428,21 @@ impl CompiledRules {
             None => self.status_any,
         };
         if cand & self.method_filters != 0 {
-            let mut m = cand & self.method_filters;
-            while m != 0 {
-                let fi = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let ok = rec.method.is_some_and(|method| {
-                    self.methods[fi]
-                        .iter()
-                        .any(|want| want.eq_ignore_ascii_case(method))
-                });
-                if !ok {
-                    cand &= !(1u64 << fi);
-                }
-            }
+            let refused = match rec.method {
+                None => self.method_filters,
+                Some(method) => match &scratch.method {
+                    (last, refused, true) if last.as_slice() == method => *refused,
+                    _ => {
+                        let refused = self.refused_by_method(method);
+                        scratch.method.0.clear();
+                        scratch.method.0.extend_from_slice(method);
+                        scratch.method.1 = refused;
+                        scratch.method.2 = true;
+                        refused
+                    }
+                },
+            };
+            cand &= !refused;
         }
         if cand & self.bad_protocol != 0 {
             let bad = rec.protocol.is_some_and(|p| !is_http_version(p));
@@ -440,10 +458,11 @@ impl CompiledRules {
                 if self.cache_target
                     && cand & (target_need | self.not_static | self.absolute_uri) != 0 =>
             {
-                let hash = self.hasher.hash_one(target);
-                let v = scratch.targets.get(hash, target, || {
-                    self.target_verdict(target, &mut scratch.decoded)
-                });
+                let v = scratch.targets.get(
+                    target,
+                    |t| self.hasher.hash_one(t),
+                    || self.target_verdict(target, &mut scratch.decoded),
+                );
                 scratch.values = Some(v.values);
                 if v.is_static {
                     cand &= !self.not_static;
@@ -483,10 +502,11 @@ impl CompiledRules {
         if cand & fm.need != 0 {
             let hits = match rec.user_agent {
                 None => 0,
+                // Without regexes the result holds for any candidate set.
                 Some(ua) if fm.regexes.is_none() => {
-                    let hash = self.hasher.hash_one(ua);
-                    // Without regexes the result holds for any candidate set.
-                    scratch.uas.get(hash, ua, || scan(fm, ua, cand))
+                    scratch
+                        .uas
+                        .get(ua, |u| self.hasher.hash_one(u), || scan(fm, ua, cand))
                 }
                 Some(ua) => scan(fm, ua, cand),
             };
@@ -530,6 +550,23 @@ impl CompiledRules {
             is_static: self.is_static(path),
             absolute: is_absolute_uri(target),
         }
+    }
+
+    /// The method filters whose lists do not hold `method`.
+    fn refused_by_method(&self, method: &[u8]) -> u64 {
+        let mut refused = 0u64;
+        let mut m = self.method_filters;
+        while m != 0 {
+            let fi = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if !self.methods[fi]
+                .iter()
+                .any(|want| want.eq_ignore_ascii_case(method))
+            {
+                refused |= 1u64 << fi;
+            }
+        }
+        refused
     }
 
     fn is_static(&self, path: &[u8]) -> bool {
@@ -755,6 +792,17 @@ mod tests {
                 "{:?}",
                 r.target.map(String::from_utf8_lossy)
             );
+        }
+    }
+
+    #[test]
+    fn method_cache_follows_the_method() {
+        let c = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+        let mut s = Scratch::default();
+        let bit = 1u64 << rule_index(&c)["http-crawl"];
+        for (method, hit) in [("", false), ("GET", true), ("get", true), ("POST", false)] {
+            let r = rec(method, "/a", 200, "x");
+            assert_eq!(c.evaluate(&r, &mut s) & bit != 0, hit, "{method:?}");
         }
     }
 

@@ -4,3 +4,4 @@
 mod detect;
 mod scan;
 mod util;
+mod watch;

@@ -42,6 +42,10 @@ pub const RESCAN: Duration = Duration::from_secs(1);
 
 const BLOCK: usize = 1 << 20;
 
+/// The most one file hands out per poll, so a file written faster than it is read does not
+/// keep the others (and saving positions) waiting.
+const MAX_PER_POLL: u64 = 32 << 20;
+
 /// Where reading stopped in one file, as saved in `positions.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
@@ -228,9 +232,9 @@ impl Follower {
         )
     }
 
-    /// Checks every file once: finds new, rotated and truncated files, and hands every
-    /// complete line written since the last poll to `sink`, in blocks of up to 1 MiB.
-    /// Returns the bytes handed out.
+    /// Checks every file once: finds new, rotated and truncated files, and hands the
+    /// complete lines written since the last poll (up to 32 MiB per file) to `sink`, in
+    /// blocks of up to 1 MiB. Returns the bytes handed out.
     pub fn poll(&mut self, sink: &mut dyn FnMut(Block<'_>)) -> u64 {
         let now = Instant::now();
         self.check_paths();
@@ -567,7 +571,7 @@ fn read_to_end(
         t.offset += end as u64;
         t.last_data = Instant::now();
         total += end as u64;
-        if n < buf.len() && end == n {
+        if (n < buf.len() && end == n) || total >= MAX_PER_POLL {
             return total;
         }
     }

@@ -519,3 +519,35 @@ fn watch_keeps_up_with_a_fast_writer() {
         (caught_up - written).as_secs_f64()
     );
 }
+
+#[test]
+fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let rules = dir.write(
+        "rules.toml",
+        b"[rules.sensitive-files]\nenabled = false\n",
+    );
+    let watch = Watch::start(
+        &dir,
+        &["--rules", rules.to_str().unwrap(), log.to_str().unwrap()],
+    );
+    append(&log, &attack("203.0.113.20"));
+    assert_lines(&dir, &watch, 20);
+    assert!(flagged_sources(&dir).is_empty());
+    fs::write(&rules, b"[rules.sensitive-files]\nenabled = true\n").unwrap();
+    watch.signal(libc::SIGHUP);
+    watch.wait_stderr("reloaded: 13 rules", Duration::from_secs(5));
+    append(&log, &attack("203.0.113.21"));
+    assert!(
+        wait_until(Duration::from_secs(2), || flagged_sources(&dir)
+            == ["203.0.113.21/32"]),
+        "{}",
+        watch.stderr()
+    );
+    fs::write(&rules, b"[rules.sensitive-files\n").unwrap();
+    watch.signal(libc::SIGHUP);
+    watch.wait_stderr("reload failed, keeping the running rules", Duration::from_secs(5));
+    let (code, _) = watch.stop();
+    assert_eq!(code, 0);
+}

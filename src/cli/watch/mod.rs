@@ -365,6 +365,9 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
             live.sweep();
+            if let Some(newest) = live.newest() {
+                flagger.banned.retain(|_, expires| *expires > newest);
+            }
         }
         if dirty {
             // Saved after every poll that read lines, so a crash reads again at most the

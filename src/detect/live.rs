@@ -66,8 +66,39 @@ struct State {
     seen: SeenSet,
     first_ms: i64,
     events: u64,
-    samples: Vec<Box<[u8]>>,
+    /// The episode's first sample lines, back to back (`ends` are their end offsets): one
+    /// buffer reused from episode to episode, so ordinary traffic does not allocate per line.
+    samples: Vec<u8>,
+    ends: [u32; SAMPLES],
+    kept: u8,
     vhost: Option<Box<[u8]>>,
+}
+
+impl State {
+    fn keep_sample(&mut self, line: &[u8]) {
+        if usize::from(self.kept) < SAMPLES {
+            self.samples.extend_from_slice(line);
+            self.ends[usize::from(self.kept)] = self.samples.len() as u32;
+            self.kept += 1;
+        }
+    }
+
+    fn clear_samples(&mut self) {
+        self.samples.clear();
+        self.kept = 0;
+    }
+
+    fn sample_lines(&self) -> Vec<Vec<u8>> {
+        let mut start = 0;
+        self.ends[..usize::from(self.kept)]
+            .iter()
+            .map(|&end| {
+                let line = self.samples[start..end as usize].to_vec();
+                start = end as usize;
+                line
+            })
+            .collect()
+    }
 }
 
 /// Streaming counterpart of [`super::Collector`]: owns the buckets of every live source.
@@ -157,7 +188,8 @@ impl Live {
         if matched == 0 {
             return;
         }
-        let rules = Arc::clone(&self.rules);
+        // Borrow fields apart: cloning the Arc here would cost two atomics per line.
+        let Live { rules, states, .. } = self;
         let mut m = matched;
         while m != 0 {
             let ri = m.trailing_zeros() as usize;
@@ -174,13 +206,15 @@ impl Live {
                 vhost: vhost_name.map_or(0, |v| rules.hash_value(v) | 1),
                 rule: ri as u16,
             };
-            let state = self.states.entry(key).or_insert_with(|| State {
+            let state = states.entry(key).or_insert_with(|| State {
                 bucket: Bucket::default(),
                 last_ms: i64::MIN,
                 seen: SeenSet::default(),
                 first_ms: time_ms,
                 events: 0,
                 samples: Vec::new(),
+                ends: [0; SAMPLES],
+                kept: 0,
                 vhost: vhost_name.map(Box::from),
             });
             // Time never goes backwards inside one bucket.
@@ -189,7 +223,7 @@ impl Live {
             if state.bucket.is_idle(t) {
                 // The bucket starts from empty: a new episode.
                 state.events = 0;
-                state.samples.clear();
+                state.clear_samples();
                 state.first_ms = t;
             }
             if state.bucket.is_empty(t) {
@@ -206,7 +240,7 @@ impl Live {
                 if !state.seen.insert(hash) {
                     // A value already counted: part of the episode, not a new event.
                     state.events += 1;
-                    keep_sample(state, rec.line);
+                    state.keep_sample(rec.line);
                     continue;
                 }
             }
@@ -214,11 +248,11 @@ impl Live {
                 Offer::Blackholed => {}
                 Offer::Counted => {
                     state.events += 1;
-                    keep_sample(state, rec.line);
+                    state.keep_sample(rec.line);
                 }
                 Offer::Overflow => {
                     state.events += 1;
-                    keep_sample(state, rec.line);
+                    state.keep_sample(rec.line);
                     state.seen.clear();
                     if !allowlist.overlaps(net) {
                         out.push(Flagged {
@@ -228,7 +262,7 @@ impl Live {
                             last_seen: t.div_euclid(1000),
                             events: state.events,
                             overflows: 1,
-                            samples: state.samples.iter().map(|s| s.to_vec()).collect(),
+                            samples: state.sample_lines(),
                             vhost: state
                                 .vhost
                                 .as_ref()
@@ -236,7 +270,7 @@ impl Live {
                         });
                     }
                     state.events = 0;
-                    state.samples.clear();
+                    state.clear_samples();
                 }
             }
         }
@@ -283,12 +317,6 @@ pub fn fold(mut flags: Vec<Flagged>) -> Vec<Flagged> {
         }
     }
     out
-}
-
-fn keep_sample(state: &mut State, line: &[u8]) {
-    if state.samples.len() < SAMPLES {
-        state.samples.push(line.into());
-    }
 }
 
 /// The network a source is counted as under `grouping` (as the batch engine does).

@@ -524,10 +524,7 @@ fn watch_keeps_up_with_a_fast_writer() {
 fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
     let dir = Dir::new();
     let log = dir.write("logs/access.log", b"");
-    let rules = dir.write(
-        "rules.toml",
-        b"[rules.sensitive-files]\nenabled = false\n",
-    );
+    let rules = dir.write("rules.toml", b"[rules.sensitive-files]\nenabled = false\n");
     let watch = Watch::start(
         &dir,
         &["--rules", rules.to_str().unwrap(), log.to_str().unwrap()],
@@ -547,7 +544,10 @@ fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
     );
     fs::write(&rules, b"[rules.sensitive-files\n").unwrap();
     watch.signal(libc::SIGHUP);
-    watch.wait_stderr("reload failed, keeping the running rules", Duration::from_secs(5));
+    watch.wait_stderr(
+        "reload failed, keeping the running rules",
+        Duration::from_secs(5),
+    );
     let (code, _) = watch.stop();
     assert_eq!(code, 0);
 }

@@ -332,7 +332,15 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                     eprintln!("logward: {}: format {}", block.path.display(), f.name());
                 }
             }
-            for line in block.data.split(|&b| b == b'\n') {
+            let mut start = 0;
+            let data = block.data;
+            let ends = memchr::memchr_iter(b'\n', data).chain(
+                // The last piece of a drained file may lack its newline.
+                (data.last() != Some(&b'\n')).then_some(data.len()),
+            );
+            for end in ends {
+                let line = &data[start..end];
+                start = end + 1;
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if line.is_empty() {
                     continue;

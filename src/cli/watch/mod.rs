@@ -266,7 +266,12 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     };
     let interval = duration_arg(&args.interval, &config.interval, "interval", "250ms")?
         .max(Duration::from_millis(10));
-    let status_every = duration_arg(&args.status_every, &None, "status-every", "60s")?;
+    let status_every = duration_arg(
+        &args.status_every,
+        &config.status_every,
+        "status-every",
+        "60s",
+    )?;
     let action_timeout = duration_arg(&Some(args.action_timeout.clone()), &None, "", "10s")?;
     let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
         Some(text) => Some(NftSet::parse(text)?),

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -21,9 +22,10 @@ use super::detection::{DetectArgs, Detection};
 use super::{Config, Outcome, state};
 use crate::detect::Flagged;
 use crate::detect::live::{self, Live};
+use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, TimeCache};
 use crate::input::follow::{Follower, Position};
-use crate::store::{BanPolicy, Filter, Target, net};
+use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use actions::{Actions, FlagEvent, NftSet};
 
 #[derive(Debug, Args)]
@@ -167,10 +169,11 @@ struct FileState {
 /// Malformed lines reported per file; the rest are only counted.
 const MALFORMED_REPORTS: u32 = 3;
 
-/// Flags, recording and actions: what happens after the engine says "overflow".
+/// What happens after the engine says "overflow", on the reading thread: folding, leaving
+/// out repeats, enrichment; the store and the actions are the recorder's.
 struct Flagger {
-    actions: Actions,
-    /// Sources flagged by this run, and when their ban ends (log time): a source that
+    recorder: Option<mpsc::Sender<Vec<NewFlag>>>,
+    /// Sources flagged by this run, and when their first ban ends (log time): a source that
     /// overflows again while banned is not flagged again (its ban would double each time).
     banned: HashMap<IpNet, i64>,
     flagged: u64,
@@ -179,7 +182,7 @@ struct Flagger {
 }
 
 impl Flagger {
-    fn handle(&mut self, detection: &mut Detection, flags: Vec<Flagged>) {
+    fn handle(&mut self, detection: &Detection, flags: Vec<Flagged>) {
         let flags: Vec<Flagged> = live::fold(flags)
             .into_iter()
             .filter(|f| {
@@ -191,9 +194,28 @@ impl Flagger {
         if flags.is_empty() {
             return;
         }
-        let new = detection.to_new_flags(&flags);
+        for f in &flags {
+            self.banned
+                .insert(f.source, f.last_seen.saturating_add(self.ban.ban(1)));
+        }
+        self.flagged += flags.len() as u64;
+        if let Some(tx) = &self.recorder {
+            let _ = tx.send(detection.to_new_flags(&flags));
+        }
+    }
+}
+
+/// The recorder thread: writes flags to the store (a commit waits for the disk, which must
+/// not hold up reading), logs them with their ban, and hands them to the actions.
+fn record(
+    mut store: Option<Store>,
+    mut actions: Actions,
+    ban: BanPolicy,
+    rx: mpsc::Receiver<Vec<NewFlag>>,
+) {
+    for new in rx {
         let mut expiry: HashMap<IpNet, i64> = HashMap::new();
-        if let Some(store) = &mut detection.store {
+        if let Some(store) = &mut store {
             if let Err(e) = store.record_flags(&new) {
                 eprintln!("logward: error: {e}");
             }
@@ -216,9 +238,7 @@ impl Flagger {
             let expires = expiry
                 .get(&source)
                 .copied()
-                .unwrap_or_else(|| f.last_seen.saturating_add(self.ban.ban(1)));
-            self.banned.insert(f.source, expires);
-            self.flagged += 1;
+                .unwrap_or_else(|| f.last_seen.saturating_add(ban.ban(1)));
             let geo = match (&f.country, f.asn) {
                 (None, None) => String::new(),
                 (c, a) => format!(
@@ -232,11 +252,11 @@ impl Flagger {
                 net::display(source),
                 f.rules.join(","),
                 f.events,
-                crate::format::time::rfc3339(f.first_seen),
-                crate::format::time::rfc3339(f.last_seen),
-                crate::format::time::rfc3339(expires),
+                rfc3339(f.first_seen),
+                rfc3339(f.last_seen),
+                rfc3339(expires),
             );
-            self.actions.flag(
+            actions.flag(
                 &FlagEvent {
                     source,
                     rules: f.rules.clone(),
@@ -247,6 +267,7 @@ impl Flagger {
             );
         }
     }
+    actions.finish();
 }
 
 pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
@@ -296,8 +317,15 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     install_signals();
     let mut follower = Follower::new(args.paths.clone(), saved, args.from_start);
     let mut live = Live::new(detection.rules.clone());
+    let (tx, rx) = mpsc::channel();
+    let store = detection.store.take();
+    let store_name = store
+        .as_ref()
+        .map_or("off".to_string(), |s| s.path().display().to_string());
+    let actions = Actions::start(on_flag, action_timeout, nft);
+    let recorder = std::thread::spawn(move || record(store, actions, ban, rx));
     let mut flagger = Flagger {
-        actions: Actions::start(on_flag, action_timeout, nft),
+        recorder: Some(tx),
         banned: HashMap::new(),
         flagged: 0,
         repeats: 0,
@@ -316,10 +344,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         args.paths.join(" "),
         interval.as_millis(),
         detection.rules.rules().len(),
-        detection
-            .store
-            .as_ref()
-            .map_or("off".to_string(), |s| s.path().display().to_string())
+        store_name
     );
     let mut dirty = true;
     while !STOP.load(Ordering::SeqCst) {
@@ -368,7 +393,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             }
             // One small transaction per block: a flag is stored while the burst goes on.
             if !pending.is_empty() {
-                flagger.handle(&mut detection, std::mem::take(&mut pending));
+                flagger.handle(&detection, std::mem::take(&mut pending));
             }
         });
         for event in follower.take_events() {
@@ -416,7 +441,11 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         }
     }
     save(&follower, &positions_path, args.stats_file.as_deref(), true);
-    flagger.actions.finish();
+    // The recorder stores what is queued, then stops the actions.
+    drop(flagger.recorder.take());
+    if recorder.join().is_err() {
+        eprintln!("logward: error: the recorder thread failed");
+    }
     eprintln!(
         "logward: stopped after {lines} lines, {} flagged; positions saved in {}",
         flagger.flagged,
@@ -449,7 +478,9 @@ fn reload(args: &WatchArgs, config: &mut Config, detection: &mut Detection, live
         None => config.clone(),
     };
     match Detection::new(&args.detect, &fresh) {
-        Ok(d) => {
+        Ok(mut d) => {
+            // The recorder keeps the store it has.
+            d.store = None;
             live.replace_rules(d.rules.clone());
             eprintln!("logward: reloaded: {} rules", d.rules.rules().len());
             *detection = d;

@@ -1,7 +1,8 @@
 //! `logward watch`: follows live logs (`input::follow`), feeds every line to the streaming
 //! engine (`detect::live`) with the same rules, allowlist, enrichment and store as `scan`,
-//! records a flagged source at once, and hands it to the actions (`actions`). Runs in the
-//! foreground for systemd: one log line per event on stderr, SIGHUP reloads the rules,
+//! and hands new flags to a recorder thread that writes them to the store at once and runs
+//! the actions (`actions`), so neither a disk commit nor a command holds up reading. Runs in
+//! the foreground for systemd: one log line per event on stderr, SIGHUP reloads the rules,
 //! SIGTERM and SIGINT stop it after saving the store and the positions.
 
 pub mod actions;
@@ -165,6 +166,9 @@ struct FileState {
     format: Option<Format>,
     malformed_reported: u32,
 }
+
+/// Buckets held before a sweep is due whatever the time since the last one.
+const SWEEP_AT: usize = 1 << 16;
 
 /// Malformed lines reported per file; the rest are only counted.
 const MALFORMED_REPORTS: u32 = 3;
@@ -338,6 +342,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let started = Instant::now();
     let mut last_status = (Instant::now(), 0u64);
     let mut last_sweep = Instant::now();
+    let mut sweep_at = SWEEP_AT;
     let mut last_sync = Instant::now();
     eprintln!(
         "logward: watching {} (every {} ms), {} rules, store {}",
@@ -391,7 +396,12 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                     }
                 }
             }
-            // One small transaction per block: a flag is stored while the burst goes on.
+            // Replaying a backlog covers minutes of log time per second: sweep by size too.
+            if live.buckets() > sweep_at {
+                live.sweep();
+                sweep_at = (2 * live.buckets()).max(SWEEP_AT);
+            }
+            // One small batch per block: a flag is stored while the burst goes on.
             if !pending.is_empty() {
                 flagger.handle(&detection, std::mem::take(&mut pending));
             }

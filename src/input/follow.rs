@@ -19,6 +19,7 @@
 //! never followed: they hold lines already read, and compressed ones are for `scan`. Lines
 //! are handed out in blocks of whole lines; parsing them is the caller's job.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -172,6 +173,8 @@ pub struct Follower {
     closed_lines: u64,
     /// Paths whose file went away, checked every poll for a new one.
     missing: Vec<PathBuf>,
+    /// Paths already reported as not followed or unreadable: said once, not every rescan.
+    reported: HashSet<PathBuf>,
 }
 
 impl Follower {
@@ -190,6 +193,7 @@ impl Follower {
             events: Vec::new(),
             closed_lines: 0,
             missing: Vec::new(),
+            reported: HashSet::new(),
         }
     }
 
@@ -357,7 +361,7 @@ impl Follower {
             Ok(f) => f,
             Err(e) => {
                 // A file may vanish between listing and opening; it is found again later.
-                if e.kind() != io::ErrorKind::NotFound {
+                if e.kind() != io::ErrorKind::NotFound && self.reported.insert(path.into()) {
                     self.events.push(Event::Error {
                         path: path.into(),
                         error: e,
@@ -387,12 +391,15 @@ impl Follower {
         let mut magic = [0u8; 6];
         let n = file.read_at(&mut magic, 0).unwrap_or(0);
         if Compression::sniff(&magic[..n]) != Compression::None {
-            self.events.push(Event::Skipped {
-                path: path.into(),
-                reason: "compressed (read it with scan)",
-            });
+            if self.reported.insert(path.into()) {
+                self.events.push(Event::Skipped {
+                    path: path.into(),
+                    reason: "compressed (read it with scan)",
+                });
+            }
             return;
         }
+        self.reported.remove(path);
         let (offset, lines) = match offset {
             Some(o) => (o, 0),
             None => {
@@ -726,6 +733,20 @@ mod tests {
         let mut got = collect(&mut h);
         got.sort();
         assert_eq!(got, ["4", "5"]);
+    }
+
+    #[test]
+    fn a_compressed_file_is_not_followed_and_said_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("access.log");
+        fs::write(&gz, [0x1f, 0x8b, 8, 0, 0, 0]).unwrap();
+        let mut f = Follower::new(vec![gz.display().to_string()], vec![], true);
+        assert!(collect(&mut f).is_empty());
+        f.last_scan = None;
+        assert!(collect(&mut f).is_empty());
+        let events = f.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(events[0].to_string().contains("compressed"));
     }
 
     #[test]

@@ -148,8 +148,8 @@ impl Live {
         (self.newest_ms != i64::MIN).then(|| self.newest_ms.div_euclid(1000))
     }
 
-    /// Switches to a new rule set (a reload). Buckets of rules that keep their name carry
-    /// over; the others start from empty.
+    /// Switches to a new rule set (a reload). Buckets of rules that keep their name and
+    /// grouping carry over; the others start from empty.
     pub fn replace_rules(&mut self, rules: Arc<CompiledRules>) {
         let map: Vec<Option<u16>> = self
             .rules
@@ -166,8 +166,14 @@ impl Live {
         let states = std::mem::take(&mut self.states);
         self.states = states
             .into_iter()
-            .filter_map(|(mut key, state)| {
+            .filter_map(|(mut key, mut state)| {
                 key.rule = map.get(usize::from(key.rule)).copied().flatten()?;
+                // Hashes are seeded per rule set: redo the vhost's, and forget the distinct
+                // values (they count once more, for the rest of the bucket's life).
+                if let Some(v) = &state.vhost {
+                    key.vhost = rules.hash_value(v) | 1;
+                }
+                state.seen.clear();
                 Some((key, state))
             })
             .collect();

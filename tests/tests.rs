@@ -7,3 +7,4 @@ mod erase;
 mod scan;
 mod search;
 mod util;
+mod watch;

@@ -38,6 +38,7 @@ pub struct Config {
     pub interval: Option<String>,
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,
+    pub status_every: Option<String>,
     /// Inline rule changes, in the same form as a rules file's `[rules.NAME]` tables.
     pub rule: Option<toml::Table>,
     /// Where the file was read from, for messages.

@@ -13,6 +13,7 @@ pub mod rules;
 pub mod scan;
 pub mod search;
 pub mod state;
+pub mod watch;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,9 @@ pub enum Command {
     /// top sources, status codes; flag abusive sources and record them in the store.
     Scan(scan::ScanArgs),
 
+    /// Follow live logs like tail -F, flag sources as they overflow, and act on them.
+    Watch(watch::WatchArgs),
+
     /// Query the flagged-source store; export it for nftables, ipset or CrowdSec.
     Flagged(flagged::FlaggedArgs),
 
@@ -78,6 +82,7 @@ pub fn run() -> Result<Outcome> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
+        Command::Watch(args) => watch::run(args, &config),
         Command::Flagged(args) => flagged::run(args, &config),
         Command::Rules(args) => rules::run(args, &config),
         Command::Generate(args) => generate::run(args),

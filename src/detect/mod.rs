@@ -7,6 +7,7 @@
 //! - `matcher`: rules compiled for per-line evaluation;
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
+//! - `live`: the streaming engine `watch` feeds line by line;
 //! - `allowlist`: networks never flagged.
 //!
 //! Records without a client address or a time are not counted: detection runs on log time,
@@ -19,6 +20,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod live;
 pub mod matcher;
 pub mod rule;
 

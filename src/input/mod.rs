@@ -1,7 +1,9 @@
 //! Finding log files and streaming their lines: discovery of paths, directories and glob
-//! patterns; compression by magic bytes; a reusable line buffer; newline-aligned ranges.
+//! patterns; compression by magic bytes; a reusable line buffer; newline-aligned ranges;
+//! following live files through rotation (`follow`).
 
 pub mod discover;
+pub mod follow;
 pub mod read;
 
 pub use discover::{Discovered, Source, discover};

@@ -1,0 +1,553 @@
+//! `logward watch` run as a child process on logs a writer in the test appends to: live
+//! flags in the store, rotation by rename and by copytruncate, restarts after kill -9, the
+//! --on-flag command and the nftables batches. Line counts come from the hidden
+//! `--stats-file`, written with the positions.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::util::Dir;
+
+/// A running `logward watch`; killed when dropped.
+struct Watch {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Watch {
+    fn start(dir: &Dir, args: &[&str]) -> Watch {
+        Watch::start_env(dir, args, &[])
+    }
+
+    fn start_env(dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> Watch {
+        let n = fs::read_dir(dir.path()).map_or(0, |d| d.count());
+        let stderr = dir.join(&format!("watch-{n}.stderr"));
+        let mut cmd = dir.command();
+        cmd.arg("watch")
+            .args(["--interval", "100ms", "--no-default-allow"])
+            .arg("--store")
+            .arg(dir.join("state/logward.db"))
+            .arg("--stats-file")
+            .arg(dir.join("stats.json"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let watch = Watch {
+            child: cmd.spawn().expect("logward watch runs"),
+            stderr,
+        };
+        watch.wait_stderr("watching", Duration::from_secs(10));
+        // The first poll opens the files; lines written after it are new lines.
+        let opened = wait_until(Duration::from_secs(10), || {
+            let e = watch.stderr();
+            e.contains("following from") || e.contains("resuming at")
+        });
+        assert!(opened, "no file opened:\n{}", watch.stderr());
+        watch
+    }
+
+    fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn wait_stderr(&self, needle: &str, limit: Duration) {
+        let ok = wait_until(limit, || self.stderr().contains(needle));
+        assert!(ok, "no {needle:?} on stderr:\n{}", self.stderr());
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: a plain kill(2) of our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> (i32, String) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return (status.code().unwrap_or(-1), self.stderr());
+            }
+            assert!(Instant::now() < deadline, "watch did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// `22/Nov/2026:05:40:00 +0000` for Unix seconds `t`.
+fn clf(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        months[(m - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// `n` ordinary requests from 250 addresses of the /24 `net`, numbered from `first`, at the
+/// current time: too few per address for any rule.
+fn lines(net: &str, first: usize, n: usize) -> String {
+    let t = clf(now());
+    (first..first + n)
+        .map(|i| {
+            let host = i % 250 + 1;
+            format!(
+                "{net}.{host} - - [{t}] \"GET /page/{i} HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n"
+            )
+        })
+        .collect()
+}
+
+/// A burst that `sensitive-files` flags: 20 requests for secrets in one second.
+fn attack(ip: &str) -> String {
+    let t = clf(now());
+    (0..20)
+        .map(|i| format!("{ip} - - [{t}] \"GET /.env?{i} HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n"))
+        .collect()
+}
+
+fn append(path: &Path, text: &str) {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log")
+        .write_all(text.as_bytes())
+        .expect("append");
+}
+
+fn stats_lines(dir: &Dir) -> u64 {
+    fs::read(dir.join("stats.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["lines"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until the watcher has counted exactly `want` lines, then checks it stays there.
+fn assert_lines(dir: &Dir, watch: &Watch, want: u64) {
+    let reached = wait_until(Duration::from_secs(15), || stats_lines(dir) >= want);
+    assert!(
+        reached,
+        "counted {} of {want} lines\n{}",
+        stats_lines(dir),
+        watch.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(stats_lines(dir), want, "{}", watch.stderr());
+}
+
+fn flagged_sources(dir: &Dir) -> Vec<String> {
+    let Ok(conn) = rusqlite::Connection::open(dir.join("state/logward.db")) else {
+        return Vec::new();
+    };
+    let Ok(mut st) = conn.prepare("SELECT source FROM flagged") else {
+        return Vec::new();
+    };
+    st.query_map([], |r| r.get::<_, String>(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn attack_burst_is_in_the_store_within_two_seconds() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", lines("198.51.101", 0, 5).as_bytes());
+    let watch = Watch::start(&dir, &["--status-every", "1s", log.to_str().unwrap()]);
+    append(&log, &lines("198.51.101", 5, 50));
+    let written = Instant::now();
+    append(&log, &attack("203.0.113.7"));
+    let seen = wait_until(Duration::from_secs(2), || {
+        flagged_sources(&dir).contains(&"203.0.113.7/32".to_string())
+    });
+    let took = written.elapsed();
+    assert!(seen, "not stored within 2 s:\n{}", watch.stderr());
+    println!(
+        "flag stored {} ms after the burst was written",
+        took.as_millis()
+    );
+    watch.wait_stderr(
+        "flagged 203.0.113.7 by sensitive-files",
+        Duration::from_secs(1),
+    );
+    watch.wait_stderr("logward: status: ", Duration::from_secs(3));
+    assert_eq!(flagged_sources(&dir), ["203.0.113.7/32"]);
+    // Read from the end: the 5 lines there at start are not counted.
+    assert_lines(&dir, &watch, 70);
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("stopped after 70 lines, 1 flagged"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().all(|l| l.starts_with("logward: ")),
+        "one prefixed line per event:\n{stderr}"
+    );
+}
+
+#[test]
+fn rename_rotation_and_a_new_file_lose_no_line_and_count_none_twice() {
+    let dir = Dir::new();
+    let logs = dir.join("logs");
+    fs::create_dir(&logs).unwrap();
+    let log = logs.join("access.log");
+    append(&log, &lines("198.51.101", 0, 100));
+    let watch = Watch::start(&dir, &["--from-start", logs.to_str().unwrap()]);
+    assert_lines(&dir, &watch, 100);
+    // The server keeps its handle on the old file across the rename, as until it reopens.
+    let mut old = OpenOptions::new().append(true).open(&log).unwrap();
+    append(&log, &lines("198.51.101", 100, 50));
+    fs::rename(&log, logs.join("access.log.1")).unwrap();
+    old.write_all(lines("198.51.101", 150, 30).as_bytes())
+        .unwrap();
+    append(&log, &lines("198.51.102", 0, 40));
+    old.write_all(lines("198.51.101", 180, 20).as_bytes())
+        .unwrap();
+    drop(old);
+    append(&log, &lines("198.51.102", 40, 10));
+    // A new access log appearing in the directory is read whole; a rotated one is not.
+    append(&logs.join("other.access.log"), &lines("198.51.103", 0, 25));
+    append(&logs.join("access.log.2"), &lines("198.51.104", 0, 1000));
+    assert_lines(&dir, &watch, 100 + 50 + 30 + 40 + 20 + 10 + 25);
+    let stderr = watch.stderr();
+    assert!(stderr.contains("access.log: rotated"), "{stderr}");
+    assert!(!stderr.contains("access.log.2"), "{stderr}");
+    let (code, _) = watch.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn copytruncate_loses_no_line_and_counts_none_twice() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let watch = Watch::start(&dir, &[log.to_str().unwrap()]);
+    append(&log, &lines("198.51.101", 0, 100));
+    assert_lines(&dir, &watch, 100);
+    // Lines written just before the copy may not have been read yet: they are read from
+    // the copy.
+    append(&log, &lines("198.51.101", 100, 40));
+    fs::copy(&log, dir.join("logs/access.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &lines("198.51.102", 0, 60));
+    assert_lines(&dir, &watch, 200);
+    watch.wait_stderr("access.log: truncated", Duration::from_secs(1));
+}
+
+#[test]
+fn kill_9_and_restart_resume_without_counting_twice() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let args = [log.to_str().unwrap()];
+    let watch = Watch::start(&dir, &args);
+    let mut written = 0;
+    for _ in 0..5 {
+        append(&log, &lines("198.51.101", written, 200));
+        written += 200;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_lines(&dir, &watch, written as u64);
+    append(&log, &lines("198.51.101", written, 300));
+    written += 300;
+    // No clean exit: whatever was not saved is read again, and only that.
+    watch.signal(libc::SIGKILL);
+    drop(watch);
+    append(&log, &lines("198.51.101", written, 250));
+    written += 250;
+    let watch = Watch::start(&dir, &args);
+    assert!(
+        watch.stderr().contains("resuming at byte"),
+        "{}",
+        watch.stderr()
+    );
+    assert_lines(&dir, &watch, written as u64);
+    // Rotated while stopped: the old file is found by its inode and first bytes.
+    let (code, _) = watch.stop();
+    assert_eq!(code, 0);
+    append(&log, &lines("198.51.101", written, 70));
+    written += 70;
+    fs::rename(&log, dir.join("logs/access.log.1")).unwrap();
+    append(&log, &lines("198.51.102", 0, 30));
+    written += 30;
+    let watch = Watch::start(&dir, &args);
+    assert_lines(&dir, &watch, written as u64);
+}
+
+#[test]
+fn on_flag_runs_the_command_with_the_flag_in_its_environment() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let out = dir.join("flag.env");
+    let watch = Watch::start_env(
+        &dir,
+        &[
+            "--on-flag",
+            "env | grep ^LOGWARD_ | sort > \"$OUT.tmp\" && mv \"$OUT.tmp\" \"$OUT\"",
+            log.to_str().unwrap(),
+        ],
+        &[("OUT", out.to_str().unwrap())],
+    );
+    append(&log, &attack("203.0.113.9"));
+    assert!(
+        wait_until(Duration::from_secs(5), || out.exists()),
+        "{}",
+        watch.stderr()
+    );
+    let env = fs::read_to_string(&out).unwrap();
+    let get = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} missing:\n{env}"))
+            .to_string()
+    };
+    assert_eq!(get("LOGWARD_SOURCE"), "203.0.113.9");
+    assert_eq!(get("LOGWARD_RULES"), "sensitive-files");
+    assert!(get("LOGWARD_EVENTS").parse::<u64>().unwrap() >= 5, "{env}");
+    let expires = get("LOGWARD_EXPIRES");
+    assert!(
+        expires.len() == 20 && expires.ends_with('Z') && expires.as_bytes()[10] == b'T',
+        "{expires}"
+    );
+}
+
+#[test]
+fn on_flag_command_that_hangs_is_killed_and_reading_goes_on() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let watch = Watch::start(
+        &dir,
+        &[
+            "--on-flag",
+            "sleep 30",
+            "--action-timeout",
+            "1s",
+            log.to_str().unwrap(),
+        ],
+    );
+    append(&log, &attack("203.0.113.10"));
+    append(&log, &attack("203.0.113.11"));
+    assert!(wait_until(Duration::from_secs(2), || {
+        flagged_sources(&dir).len() == 2
+    }));
+    append(&log, &lines("198.51.101", 0, 10));
+    assert_lines(&dir, &watch, 50);
+    watch.wait_stderr(
+        "--on-flag for 203.0.113.10: killed after 1 s",
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn nft_set_feeds_batches_to_nft() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let bin = dir.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let record = dir.join("nft.batches");
+    let fake = bin.join("nft");
+    fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$*\" = \"-f -\" ] || exit 3\ncat >> \"$NFT_RECORD\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let watch = Watch::start_env(
+        &dir,
+        &[
+            "--nft-set",
+            "inet:logward:flagged_v4,flagged_v6",
+            log.to_str().unwrap(),
+        ],
+        &[
+            ("PATH", path.as_str()),
+            ("NFT_RECORD", record.to_str().unwrap()),
+        ],
+    );
+    append(&log, &(attack("203.0.113.7") + &attack("2001:db8:7:7::1")));
+    let done = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&record).is_ok_and(|t| t.contains("2001:db8:7:7::/64"))
+    });
+    assert!(done, "{}", watch.stderr());
+    let batch = fs::read_to_string(&record).unwrap();
+    assert!(
+        batch.contains("add element inet logward flagged_v4 { 203.0.113.7 timeout "),
+        "{batch}"
+    );
+    assert!(
+        batch.contains("add element inet logward flagged_v6 { 2001:db8:7:7::/64 timeout "),
+        "{batch}"
+    );
+    drop(watch);
+    check_with_real_nft(&record);
+}
+
+/// Checks a recorded batch with the real nft (`-c`: parse and validate, change nothing).
+fn check_with_real_nft(batch: &Path) {
+    let Some(nft) = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+        .iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        println!("skipped: nft is not installed; the batch was not checked");
+        return;
+    };
+    let out = std::process::Command::new(nft)
+        .arg("-c")
+        .arg("-f")
+        .arg(batch)
+        .output()
+        .expect("nft runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success()
+        && (stderr.contains("Operation not permitted") || stderr.contains("Permission denied"))
+    {
+        println!(
+            "skipped: nft -c needs CAP_NET_ADMIN here: {}",
+            stderr.trim()
+        );
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "nft -c -f rejects the batch: {stderr}"
+    );
+}
+
+/// Load: append the 1M-line generated log as fast as possible and measure how fast watch
+/// follows (`cargo test --release --test tests -- --ignored --nocapture watch_keeps_up`).
+/// benches/watch-load.sh runs the same measurement with the release binary.
+#[test]
+#[ignore]
+fn watch_keeps_up_with_a_fast_writer() {
+    let dir = Dir::new();
+    let generated = dir.join("generated.log");
+    let run = dir.run(&[
+        "generate",
+        "--seed",
+        "1",
+        "--lines",
+        "1000000",
+        "--attacks",
+        "-o",
+        generated.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let total = std::io::BufReader::new(File::open(&generated).unwrap())
+        .lines()
+        .count() as u64;
+    let log = dir.write("logs/access.log", b"");
+    let watch = Watch::start(&dir, &["--status-every", "1s", log.to_str().unwrap()]);
+    let data = fs::read(&generated).unwrap();
+    let started = Instant::now();
+    let mut out = OpenOptions::new().append(true).open(&log).unwrap();
+    for chunk in data.chunks(64 << 10) {
+        out.write_all(chunk).unwrap();
+    }
+    let written = started.elapsed();
+    let done = wait_until(Duration::from_secs(300), || stats_lines(&dir) >= total);
+    let caught_up = started.elapsed();
+    assert!(done, "{}", watch.stderr());
+    assert_eq!(stats_lines(&dir), total);
+    println!(
+        "{total} lines written in {:.2} s, all processed after {:.2} s: {:.0} lines/s, \
+         {:.2} s behind the writer at the end",
+        written.as_secs_f64(),
+        caught_up.as_secs_f64(),
+        total as f64 / caught_up.as_secs_f64(),
+        (caught_up - written).as_secs_f64()
+    );
+}
+
+#[test]
+fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let rules = dir.write("rules.toml", b"[rules.sensitive-files]\nenabled = false\n");
+    let watch = Watch::start(
+        &dir,
+        &["--rules", rules.to_str().unwrap(), log.to_str().unwrap()],
+    );
+    append(&log, &attack("203.0.113.20"));
+    assert_lines(&dir, &watch, 20);
+    assert!(flagged_sources(&dir).is_empty());
+    fs::write(&rules, b"[rules.sensitive-files]\nenabled = true\n").unwrap();
+    watch.signal(libc::SIGHUP);
+    watch.wait_stderr("reloaded: 13 rules", Duration::from_secs(5));
+    append(&log, &attack("203.0.113.21"));
+    assert!(
+        wait_until(Duration::from_secs(2), || flagged_sources(&dir)
+            == ["203.0.113.21/32"]),
+        "{}",
+        watch.stderr()
+    );
+    fs::write(&rules, b"[rules.sensitive-files\n").unwrap();
+    watch.signal(libc::SIGHUP);
+    watch.wait_stderr(
+        "reload failed, keeping the running rules",
+        Duration::from_secs(5),
+    );
+    let (code, _) = watch.stop();
+    assert_eq!(code, 0);
+}

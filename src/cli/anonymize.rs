@@ -197,14 +197,7 @@ impl Settings {
                 (Mode::Pseudonymize(key), format!("pseudonymize/{id:016x}"))
             }
         };
-        let format_text = args
-            .format
-            .or_else(|| config.format.clone())
-            .unwrap_or_else(|| "auto".into());
-        let format = match FormatSpec::parse(&format_text) {
-            Ok(f) => f,
-            Err(e) => bail!("--format: {e}"),
-        };
+        let format = super::format_setting(args.format, config)?;
         let gzip_level = args.gzip_level.or(config.gzip_level).unwrap_or(6);
         if gzip_level > 9 {
             bail!("--gzip-level: {gzip_level} is not 0-9");

@@ -92,6 +92,14 @@ pub fn run() -> Result<Outcome> {
     }
 }
 
+/// The `--format` setting: the flag, else the config's `format`, else `auto`.
+pub fn format_setting(flag: Option<String>, config: &Config) -> Result<crate::format::FormatSpec> {
+    let text = flag
+        .or_else(|| config.format.clone())
+        .unwrap_or_else(|| "auto".into());
+    crate::format::FormatSpec::parse(&text).map_err(|e| anyhow::anyhow!("--format: {e}"))
+}
+
 /// Runs `f` on a rayon pool of `threads` workers (0: one per core).
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()

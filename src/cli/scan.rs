@@ -95,14 +95,7 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(args: ScanArgs, config: &Config) -> Result<Settings> {
-        let format_text = args
-            .format
-            .or_else(|| config.format.clone())
-            .unwrap_or_else(|| "auto".into());
-        let format = match FormatSpec::parse(&format_text) {
-            Ok(f) => f,
-            Err(e) => bail!("--format: {e}"),
-        };
+        let format = super::format_setting(args.format, config)?;
         let output = match (args.output, config.output.as_deref()) {
             (Some(o), _) => o,
             (None, Some("json")) => OutputKind::Json,

@@ -133,14 +133,7 @@ impl Settings {
                 .map(|t| parse_time("--until", t, now))
                 .transpose()?,
         };
-        let format_text = args
-            .format
-            .or_else(|| config.format.clone())
-            .unwrap_or_else(|| "auto".into());
-        let format = match FormatSpec::parse(&format_text) {
-            Ok(f) => f,
-            Err(e) => bail!("--format: {e}"),
-        };
+        let format = super::format_setting(args.format, config)?;
         let output = match (args.output, config.output.as_deref()) {
             (Some(o), _) => o,
             (None, Some("json")) => OutputKind::Json,

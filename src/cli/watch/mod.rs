@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use ipnet::IpNet;
 use serde_json::json;
@@ -275,15 +275,7 @@ fn record(
 }
 
 pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
-    let spec_text = args
-        .format
-        .clone()
-        .or_else(|| config.format.clone())
-        .unwrap_or_else(|| "auto".into());
-    let spec = match FormatSpec::parse(&spec_text) {
-        Ok(f) => f,
-        Err(e) => bail!("--format: {e}"),
-    };
+    let spec = crate::cli::format_setting(args.format.clone(), config)?;
     let duration_arg = |flag: &Option<String>, key: &Option<String>, name: &str, default: &str| {
         let text = flag.as_deref().or(key.as_deref()).unwrap_or(default);
         parse_interval(text)

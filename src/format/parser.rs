@@ -1,8 +1,6 @@
 //! Runs compiled [`Step`]s over one line and fills a [`Record`]. No allocation: fields are
 //! slices of the line, numbers are parsed from ASCII, delimiters are found with memchr.
 
-use memchr::memmem;
-
 use super::addr;
 use super::compile::{FieldEnd, FieldKind, Step};
 use super::record::{AddrField, AddrKind, Record, Span};
@@ -96,14 +94,22 @@ fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> O
     None
 }
 
+/// The first occurrence of `lit` at or after `from`. Format literals are a few bytes long
+/// (`] "`, ` - `), so memchr on the first byte and a compare beats building a substring
+/// searcher for every line.
 fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
-    let hay = &line[from..];
-    let off = match lit.len() {
-        0 => Some(0),
-        1 => memchr::memchr(lit[0], hay),
-        _ => memmem::find(hay, lit),
-    }?;
-    Some(from + off)
+    let Some((&first, rest)) = lit.split_first() else {
+        return Some(from);
+    };
+    let mut pos = from;
+    while let Some(off) = memchr::memchr(first, &line[pos..]) {
+        let at = pos + off;
+        if line[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        pos = at + 1;
+    }
+    None
 }
 
 fn number(bytes: &[u8]) -> Option<u64> {

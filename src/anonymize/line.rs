@@ -136,9 +136,13 @@ impl Writer<'_, '_> {
             return;
         }
         self.out.extend_from_slice(&self.line[self.done..start]);
-        self.out.extend_from_slice(self.masker.mask(addr));
+        let masked = self.masker.mask(addr);
+        // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
+        // address masked by an earlier run) is written back as it was and not counted.
+        let same = *masked == self.line[start..end];
+        self.out.extend_from_slice(masked);
         self.done = end;
-        self.counts.addresses += 1;
+        self.counts.addresses += u32::from(!same);
     }
 
     fn host(&mut self, start: usize, end: usize) {

@@ -6,10 +6,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
+use super::scan::OutputKind;
 use super::{Config, Outcome, state, with_threads};
 use crate::audit::{AuditLog, Entry};
 use crate::format::{ErrorKind, FormatSpec};
@@ -74,12 +75,6 @@ pub struct SearchArgs {
     /// Size of the ranges large plain files are split into for parallel reading.
     #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
     pub chunk_size: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputKind {
-    Text,
-    Json,
 }
 
 /// Search settings after merging the command line with the configuration file.

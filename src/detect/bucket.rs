@@ -78,6 +78,26 @@ impl Bucket {
     }
 }
 
+/// Distinct values arrive already hashed with a per-run seed; the set needs no second hash.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) type SeenSet = std::collections::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,14 +7,14 @@
 //! replayed sorted by (time, line ordinal), distinct-value hashes travel with their events,
 //! and samples are chosen by the same (time, ordinal) ranking.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
-use super::bucket::{Bucket, Offer};
+use super::bucket::{Bucket, Offer, SeenSet};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
 use super::rule::{Field, Grouping};
 use crate::format::Record;
@@ -469,27 +469,6 @@ fn intern(
     ids.insert(name.into(), id);
     id
 }
-
-/// Distinct values are stored as hashes already seeded per run, so the set that counts them
-/// needs no second hash.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type SeenSet = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
 
 /// Per-rule replay state, reused from one source to the next.
 struct ReplayState {

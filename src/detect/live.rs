@@ -12,14 +12,14 @@
 //! - Buckets that leaked empty (and have no blackhole running) are dropped by [`Live::sweep`],
 //!   so memory follows the number of live buckets, not the number of sources ever seen.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
-use super::bucket::{Bucket, Offer};
+use super::bucket::{Bucket, Offer, SeenSet};
 use super::engine::{Flagged, SAMPLES};
 use super::matcher::{CompiledRules, Scratch};
 use super::rule::{Field, Grouping};
@@ -37,26 +37,6 @@ struct Key {
     vhost: u64,
     rule: u16,
 }
-
-/// Distinct values arrive already hashed with a per-run seed; the set needs no second hash.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl std::hash::Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type SeenSet = HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>;
 
 /// One bucket and the episode it is counting.
 struct State {

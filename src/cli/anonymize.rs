@@ -202,14 +202,7 @@ impl Settings {
         if gzip_level > 9 {
             bail!("--gzip-level: {gzip_level} is not 0-9");
         }
-        let output = match (args.output, config.output.as_deref()) {
-            (Some(o), _) => o,
-            (None, Some("json")) => OutputKind::Json,
-            (None, Some("text") | None) => OutputKind::Text,
-            (None, Some(other)) => {
-                bail!("config key output: unknown value {other:?} (text or json)")
-            }
-        };
+        let output = super::output_setting(args.output, config)?;
         let mut nets = Vec::new();
         for text in &args.sources {
             match super::detection::parse_net(text) {

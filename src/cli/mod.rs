@@ -100,6 +100,18 @@ pub fn format_setting(flag: Option<String>, config: &Config) -> Result<crate::fo
     crate::format::FormatSpec::parse(&text).map_err(|e| anyhow::anyhow!("--format: {e}"))
 }
 
+/// The `--output` setting: the flag, else the config's `output`, else text.
+pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result<scan::OutputKind> {
+    match (flag, config.output.as_deref()) {
+        (Some(o), _) => Ok(o),
+        (None, Some("json")) => Ok(scan::OutputKind::Json),
+        (None, Some("text") | None) => Ok(scan::OutputKind::Text),
+        (None, Some(other)) => {
+            anyhow::bail!("config key output: unknown value {other:?} (text or json)")
+        }
+    }
+}
+
 /// Runs `f` on a rayon pool of `threads` workers (0: one per core).
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()

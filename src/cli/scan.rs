@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
@@ -96,14 +96,7 @@ pub struct Settings {
 impl Settings {
     pub fn new(args: ScanArgs, config: &Config) -> Result<Settings> {
         let format = super::format_setting(args.format, config)?;
-        let output = match (args.output, config.output.as_deref()) {
-            (Some(o), _) => o,
-            (None, Some("json")) => OutputKind::Json,
-            (None, Some("text") | None) => OutputKind::Text,
-            (None, Some(other)) => {
-                bail!("config key output: unknown value {other:?} (text or json)")
-            }
-        };
+        let output = super::output_setting(args.output, config)?;
         Ok(Settings {
             paths: args.paths,
             format,

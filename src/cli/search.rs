@@ -129,14 +129,7 @@ impl Settings {
                 .transpose()?,
         };
         let format = super::format_setting(args.format, config)?;
-        let output = match (args.output, config.output.as_deref()) {
-            (Some(o), _) => o,
-            (None, Some("json")) => OutputKind::Json,
-            (None, Some("text") | None) => OutputKind::Text,
-            (None, Some(other)) => {
-                bail!("config key output: unknown value {other:?} (text or json)")
-            }
-        };
+        let output = super::output_setting(args.output, config)?;
         Ok(Settings {
             sources: args.source,
             nets: Nets::new(&nets),

@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
-use super::rule::{Field, Grouping};
+use super::rule::Field;
 use crate::format::Record;
 
 /// How many sample lines a flagged source keeps.
@@ -176,7 +176,7 @@ impl Collector {
                         NO_VHOST
                     };
                     let key = Key {
-                        net: group_net(source, grouping),
+                        net: grouping.net_of(source),
                         vhost,
                         grouping: gi as u8,
                     };
@@ -503,18 +503,6 @@ fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u6
         }
     }
     live
-}
-
-/// The network a source is counted as under `grouping`.
-fn group_net(source: IpAddr, grouping: Grouping) -> IpNet {
-    let prefix = match source {
-        IpAddr::V4(_) => grouping.v4_prefix.min(32),
-        IpAddr::V6(_) => grouping.v6_prefix.min(128),
-    };
-    // The prefix is clamped to the family's width, so this cannot fail.
-    IpNet::new(source, prefix)
-        .map(|n| n.trunc())
-        .unwrap_or_else(|_| IpNet::from(source))
 }
 
 /// Appends `line` to `bytes` and returns where it is.

@@ -13,7 +13,6 @@
 //!   so memory follows the number of live buckets, not the number of sources ever seen.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -22,7 +21,7 @@ use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
 use super::engine::{Flagged, SAMPLES};
 use super::matcher::{CompiledRules, Scratch};
-use super::rule::{Field, Grouping};
+use super::rule::Field;
 use crate::format::Record;
 
 /// How far behind the newest log time a bucket must have gone idle before it is dropped:
@@ -181,7 +180,7 @@ impl Live {
             let ri = m.trailing_zeros() as usize;
             m &= m - 1;
             let info = &rules.rules()[ri];
-            let net = group_net(source, info.grouping);
+            let net = info.grouping.net_of(source);
             let vhost_name = if info.grouping.per_vhost {
                 rec.vhost
             } else {
@@ -303,17 +302,6 @@ pub fn fold(mut flags: Vec<Flagged>) -> Vec<Flagged> {
         }
     }
     out
-}
-
-/// The network a source is counted as under `grouping` (as the batch engine does).
-fn group_net(source: IpAddr, grouping: Grouping) -> IpNet {
-    let prefix = match source {
-        IpAddr::V4(_) => grouping.v4_prefix.min(32),
-        IpAddr::V6(_) => grouping.v6_prefix.min(128),
-    };
-    IpNet::new(source, prefix)
-        .map(|n| n.trunc())
-        .unwrap_or_else(|_| IpNet::from(source))
 }
 
 #[cfg(test)]

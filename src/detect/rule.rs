@@ -147,6 +147,20 @@ pub struct Grouping {
     pub per_vhost: bool,
 }
 
+impl Grouping {
+    /// The network a source is counted as under this grouping (its /32, its IPv6 /64...).
+    pub fn net_of(self, source: std::net::IpAddr) -> ipnet::IpNet {
+        let prefix = match source {
+            std::net::IpAddr::V4(_) => self.v4_prefix.min(32),
+            std::net::IpAddr::V6(_) => self.v6_prefix.min(128),
+        };
+        // The prefix is clamped to the family's width, so this cannot fail.
+        ipnet::IpNet::new(source, prefix)
+            .map(|n| n.trunc())
+            .unwrap_or_else(|_| ipnet::IpNet::from(source))
+    }
+}
+
 impl Default for Grouping {
     fn default() -> Self {
         Grouping {

@@ -20,8 +20,8 @@ use serde::Serialize;
 use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
 use ipnet::IpNet;
 
-use super::{Masker, Mode, Select, mask_line, only_addresses_changed};
-use crate::format::{ErrorKind, Format, FormatSpec, TimeCache};
+use super::{Masker, Mode, Select, mask_fields, mask_line, only_addresses_changed};
+use crate::format::{ErrorKind, Format, FormatSpec, Span, TimeCache};
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
 use crate::scan::{Progress, choose_format, read_head};
@@ -62,6 +62,9 @@ pub struct Plan {
     pub now: i64,
     /// An erasure request: mask only these sources, in every line whatever its age.
     pub erase: Option<Vec<IpNet>>,
+    /// In parsed lines, replace address tokens anywhere in the line, not only in the
+    /// address fields and URLs (`--whole-line`).
+    pub whole_line: bool,
 }
 
 /// What happened to one file.
@@ -179,6 +182,8 @@ struct LineJob<'a> {
     pending_bytes: u64,
     /// The sources of an erasure request; `None` for a retention run.
     erase: Option<&'a [IpNet]>,
+    /// Search the whole of a parsed line for address tokens, not only its URLs.
+    whole_line: bool,
 }
 
 impl LineJob<'_> {
@@ -194,14 +199,26 @@ impl LineJob<'_> {
             self.pending_bytes = 0;
         }
         let parsed = match self.format {
-            Some(f) => f
-                .parse(line, &mut self.cache)
-                .map(|r| (r.time, r.addr_fields)),
+            Some(f) => f.parse(line, &mut self.cache).map(|r| {
+                // The URLs of the line (the target, or the whole request line when it did
+                // not split), searched for address tokens unless the whole line is.
+                let mut text = [Span::default(); 2];
+                let mut urls = 0;
+                if !self.whole_line {
+                    for part in [r.target.or(r.request), r.referer].into_iter().flatten() {
+                        if let Some(span) = r.span_of(part) {
+                            text[urls] = span;
+                            urls += 1;
+                        }
+                    }
+                }
+                (r.time, r.addr_fields, text, urls)
+            }),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
         if let Some(nets) = self.erase {
             // An erasure request masks its sources in every line, whatever the age.
-            let fields = parsed.as_ref().ok().map(|(_, f)| f.as_slice());
+            let fields = parsed.as_ref().ok().map(|(_, f, _, _)| f.as_slice());
             let start = out.len();
             let masked = mask_line(line, fields, Select::Only(nets), &mut self.masker, out);
             self.counts.addresses += u64::from(masked.addresses);
@@ -209,7 +226,7 @@ impl LineJob<'_> {
             self.counts.erased_lines += u64::from(changed);
             return changed;
         }
-        let time = parsed.as_ref().ok().and_then(|(t, _)| *t);
+        let time = parsed.as_ref().ok().and_then(|(t, _, _, _)| *t);
         let age = self.ager.age(time);
         self.oldest = Some(self.oldest.map_or(age, |o| o.min(age)));
         self.newest = Some(self.newest.map_or(age, |o| o.max(age)));
@@ -226,17 +243,30 @@ impl LineJob<'_> {
             out.extend_from_slice(line);
             return false;
         }
-        let fields = match &parsed {
-            Ok((_, fields)) => Some(fields.as_slice()),
+        let start = out.len();
+        let masked = match &parsed {
+            Ok((_, fields, _, _)) if self.whole_line => mask_line(
+                line,
+                Some(fields.as_slice()),
+                Select::All,
+                &mut self.masker,
+                out,
+            ),
+            Ok((_, fields, text, urls)) => mask_fields(
+                line,
+                fields.as_slice(),
+                &text[..*urls],
+                Select::All,
+                &mut self.masker,
+                out,
+            ),
             Err(e) => {
                 if e.kind != ErrorKind::Empty && !line.trim_ascii().is_empty() {
                     self.counts.unparsed_scrubbed += 1;
                 }
-                None
+                mask_line(line, None, Select::All, &mut self.masker, out)
             }
         };
-        let start = out.len();
-        let masked = mask_line(line, fields, Select::All, &mut self.masker, out);
         self.counts.addresses += u64::from(masked.addresses);
         self.counts.hostnames += u64::from(masked.hostnames);
         out[start..] != *line
@@ -328,6 +358,7 @@ pub fn anonymize_file(
         progress,
         pending_bytes: 0,
         erase: plan.erase.as_deref(),
+        whole_line: plan.whole_line,
     };
     let format_name = chosen.format.as_ref().map(|f| f.name().to_string());
     let note = match &chosen.format {

@@ -75,6 +75,12 @@ pub struct AnonymizeArgs {
     #[arg(long, value_name = "N")]
     pub gzip_level: Option<u32>,
 
+    /// In parsed lines, also replace address-shaped tokens outside the address fields and
+    /// URLs: user agents and every other field. A version such as `Chrome/131.0.0.0` is then
+    /// masked like an address (pseudonymize changes it).
+    #[arg(long)]
+    pub whole_line: bool,
+
     /// Also rewrite live log names (no rotation suffix, such as access.log). Only safe when
     /// the server no longer writes them.
     #[arg(long)]
@@ -129,6 +135,7 @@ pub struct Settings {
     /// The erasure request's sources as given, and as networks.
     pub sources: Vec<String>,
     pub erase: Option<Vec<ipnet::IpNet>>,
+    pub whole_line: bool,
 }
 
 impl Settings {
@@ -210,7 +217,16 @@ impl Settings {
                 None => bail!("--source: {text:?} is not an address or a CIDR network"),
             }
         }
+        let whole_line = args.whole_line || config.whole_line.unwrap_or(false);
+        // The ledger tells runs with a wider search apart, so adding `--whole-line` later
+        // still reaches lines an earlier run masked by fields.
+        let method = if whole_line {
+            format!("{method}+whole-line")
+        } else {
+            method
+        };
         Ok(Settings {
+            whole_line,
             erase: (!nets.is_empty()).then_some(nets),
             sources: args.sources,
             paths: args.paths,
@@ -329,6 +345,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
         },
         dry_run: settings.dry_run,
         erase: settings.erase.clone(),
+        whole_line: settings.whole_line,
         now: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),

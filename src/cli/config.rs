@@ -35,6 +35,7 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     pub gzip_level: Option<u32>,
     pub include_active: Option<bool>,
+    pub whole_line: Option<bool>,
     pub interval: Option<String>,
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,

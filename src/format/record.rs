@@ -148,6 +148,15 @@ impl<'a> Record<'a> {
         self.client.map(|a| a.to_canonical())
     }
 
+    /// Where `part`, a slice of this record's line (such as its `referer`), lies in the
+    /// line. `None` for a value that is not in the line as written (a JSON string with
+    /// escapes is unescaped into other memory).
+    pub fn span_of(&self, part: &[u8]) -> Option<Span> {
+        let base = self.line.as_ptr() as usize;
+        let at = (part.as_ptr() as usize).checked_sub(base)?;
+        (at + part.len() <= self.line.len()).then(|| Span::new(at, at + part.len()))
+    }
+
     /// The path part of the target, without the query string.
     pub fn path(&self) -> Option<&'a [u8]> {
         self.target.map(|t| match memchr::memchr(b'?', t) {

@@ -82,9 +82,10 @@ pub struct Outcome {
 /// report is trusted: output that differs while every line reports `false` is discarded).
 ///
 /// Every line must pass `verify(old_line, new_line)`, checked as it is produced. Before the
-/// rename, the written file is read back (decompressed for gzip) and must hold exactly the
-/// lines produced, by count and by a digest of their bytes: so every line on disk is one the
-/// check accepted, and no line was lost, repeated or corrupted on the way.
+/// rename, the written file is read back and must hold exactly the lines produced: a plain
+/// file block by block as it is written, compared byte for byte, a gzip file decompressed
+/// whole, by line count and a digest of its bytes. So every line on disk is one the check
+/// accepted, and no line was lost, repeated or corrupted on the way.
 ///
 /// Refused (nothing written): a live log name without `include_active`, a symbolic link
 /// leaving `allowed_roots`, a hard-linked file, a file open in another process, a file

@@ -2,14 +2,21 @@
 //! caller's transform and line check into the temporary file, and read the temporary back
 //! to check it holds exactly what was produced.
 //!
+//! A plain output is written by a second thread, which reads every block back right after
+//! writing it and compares it with what was produced, so the transform never waits for the
+//! kernel's copy and the check costs no second pass over the file. A gzip output is read
+//! back and decompressed whole after it is written, which checks the compression too.
+//!
 //! Memory is bounded whatever the file size: one read buffer (grown only up to the line
-//! limit), one output block, and for gzip a bounded batch of chunks. It does not know about
-//! refusals, metadata or renames (`safety`, `atomic`).
+//! limit), a few output blocks, and for gzip a bounded batch of chunks. It does not know
+//! about refusals, metadata or renames (`safety`, `atomic`).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread::{Scope, ScopedJoinHandle};
 
 use flate2::read::MultiGzDecoder;
 
@@ -84,6 +91,22 @@ pub(crate) struct Written {
     pub digest: Digest,
 }
 
+/// How the output is checked before the rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Read the whole file back (decompressed) and compare with what was produced.
+    ReadBack(Written),
+    /// Every block was read back and compared as it was written; the file must still be
+    /// exactly this long.
+    Done { bytes: u64 },
+}
+
+/// Output blocks of a plain rewrite: small enough that a block is still in the cache when
+/// the writer thread copies it to the kernel and reads it back.
+const PLAIN_BLOCK: usize = 256 << 10;
+/// Full blocks waiting for the writer thread.
+const BLOCKS_IN_FLIGHT: usize = 3;
+
 /// The per-line work of one rewrite: the caller's transform and line check, and where
 /// errors point.
 pub(crate) struct Job<'a, T, V> {
@@ -107,31 +130,37 @@ where
         orig: &File,
         kind: Compression,
         out: &File,
-    ) -> Result<(Counts, Written), RewriteError> {
+    ) -> Result<(Counts, Check), RewriteError> {
         rewind(self.path, orig)?;
         match kind {
             Compression::Plain => {
                 advise_sequential(orig);
-                self.run(orig, Sink::Plain(out), READ_SIZE)
+                std::thread::scope(|scope| {
+                    let sink = Sink::Plain(CheckedWriter::new(scope, out));
+                    self.run(orig, sink, PLAIN_BLOCK)
+                })
             }
             Compression::Gzip => {
-                let sink = Sink::Gzip(GzMemberWriter::new(out, self.p.gzip_level));
+                let sink = Sink::Gzip(
+                    GzMemberWriter::new(out, self.p.gzip_level),
+                    Digester::default(),
+                );
                 let dec = MultiGzDecoder::new(io::BufReader::with_capacity(READ_SIZE, orig));
                 self.run(dec, sink, self.p.gzip_chunk.max(1))
             }
         }
     }
+
     fn run<R: Read>(
         &mut self,
         input: R,
-        mut sink: Sink<'_>,
+        mut sink: Sink<'_, '_, '_>,
         block_size: usize,
-    ) -> Result<(Counts, Written), RewriteError> {
+    ) -> Result<(Counts, Check), RewriteError> {
         let out_path = self.out_path;
         let write_err = |e| RewriteError::io(out_path, "write the temporary file", e);
         let mut reader = LineReader::new(input, self.p.max_line);
         let mut counts = Counts::default();
-        let mut digest = Digester::default();
         let mut block: Vec<u8> = Vec::with_capacity(block_size + 4096);
         loop {
             let line_no = counts.lines + 1;
@@ -166,17 +195,12 @@ where
                 block.push(b'\n');
             }
             if block.len() >= block_size {
-                digest.update(&block);
                 block = sink.emit(block).map_err(write_err)?;
             }
         }
-        digest.update(&block);
-        counts.members = sink.finish(block).map_err(write_err)?;
-        let written = Written {
-            lines: counts.lines,
-            digest: digest.finish(),
-        };
-        Ok((counts, written))
+        let (check, members) = sink.finish(block, counts.lines).map_err(write_err)?;
+        counts.members = members;
+        Ok((counts, check))
     }
 }
 
@@ -190,34 +214,187 @@ fn advise_sequential(f: &File) {
     }
 }
 
-enum Sink<'f> {
-    Plain(&'f File),
-    Gzip(GzMemberWriter<&'f File>),
+enum Sink<'scope, 'env, 'f> {
+    Plain(CheckedWriter<'scope, 'env>),
+    Gzip(GzMemberWriter<&'f File>, Digester),
 }
 
-impl Sink<'_> {
+impl Sink<'_, '_, '_> {
     /// Hands over a full block; returns the (empty) buffer to fill next.
-    fn emit(&mut self, mut block: Vec<u8>) -> io::Result<Vec<u8>> {
+    fn emit(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
         match self {
-            Sink::Plain(f) => {
-                (*f).write_all(&block)?;
-                block.clear();
-                Ok(block)
+            Sink::Plain(w) => w.emit(block),
+            Sink::Gzip(gz, digest) => {
+                digest.update(&block);
+                gz.push(block)
             }
-            Sink::Gzip(gz) => gz.push(block),
         }
     }
 
-    fn finish(self, mut last: Vec<u8>) -> io::Result<u64> {
+    /// Writes the last block; returns how to check the output, and the gzip member count.
+    fn finish(self, last: Vec<u8>, lines: u64) -> io::Result<(Check, u64)> {
         match self {
-            Sink::Plain(f) => {
-                (&*f).write_all(&last)?;
-                last.clear();
-                Ok(0)
+            Sink::Plain(w) => {
+                let back = w.finish(last)?;
+                if back.lines() != lines {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} lines read back, {lines} written", back.lines()),
+                    ));
+                }
+                Ok((Check::Done { bytes: back.bytes }, 0))
             }
-            Sink::Gzip(gz) => gz.finish(last).map(|(_, members)| members),
+            Sink::Gzip(gz, mut digest) => {
+                digest.update(&last);
+                let (_, members) = gz.finish(last)?;
+                let written = Written {
+                    lines,
+                    digest: digest.finish(),
+                };
+                Ok((Check::ReadBack(written), members))
+            }
         }
     }
+}
+
+/// What the writer thread read back: every byte equal to what was produced.
+#[derive(Debug, Default, Clone, Copy)]
+struct ReadBack {
+    bytes: u64,
+    newlines: u64,
+    last: Option<u8>,
+}
+
+impl ReadBack {
+    /// Lines as the line reader counts them: a last line without a newline counts.
+    fn lines(&self) -> u64 {
+        self.newlines + u64::from(self.last.is_some_and(|b| b != b'\n'))
+    }
+}
+
+/// Writes a plain output from a second thread, started with the first full block (a small
+/// file is written without one). Each block is written at its offset, read back and
+/// compared before its buffer is handed back for reuse.
+struct CheckedWriter<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    file: &'env File,
+    worker: Option<Worker<'scope>>,
+}
+
+struct Worker<'scope> {
+    full: SyncSender<Vec<u8>>,
+    empty: Receiver<Vec<u8>>,
+    handle: ScopedJoinHandle<'scope, io::Result<ReadBack>>,
+}
+
+impl<'scope, 'env> CheckedWriter<'scope, 'env> {
+    fn new(scope: &'scope Scope<'scope, 'env>, file: &'env File) -> Self {
+        CheckedWriter {
+            scope,
+            file,
+            worker: None,
+        }
+    }
+
+    fn emit(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
+        let worker = match &mut self.worker {
+            Some(w) => w,
+            None => {
+                let (full, blocks) = sync_channel(BLOCKS_IN_FLIGHT);
+                let (give_back, empty) = channel();
+                let file = self.file;
+                let handle = self
+                    .scope
+                    .spawn(move || write_and_check(file, &blocks, &give_back));
+                self.worker.insert(Worker {
+                    full,
+                    empty,
+                    handle,
+                })
+            }
+        };
+        let capacity = block.capacity();
+        if worker.full.send(block).is_err() {
+            // The writer stopped on an error; it is in its result.
+            let stopped = self.worker.take().map(|w| w.handle.join());
+            return Err(match stopped {
+                Some(Ok(Err(e))) => e,
+                _ => io::Error::other("the writer thread stopped"),
+            });
+        }
+        Ok(worker
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(capacity)))
+    }
+
+    fn finish(self, last: Vec<u8>) -> io::Result<ReadBack> {
+        match self.worker {
+            None => {
+                let mut back = ReadBack::default();
+                check_block(self.file, 0, &last, &mut Vec::new(), &mut back)?;
+                Ok(back)
+            }
+            Some(w) => {
+                // A send fails only when the writer already stopped on an error.
+                let _ = w.full.send(last);
+                drop(w.full);
+                w.handle
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the writer thread panicked")))
+            }
+        }
+    }
+}
+
+fn write_and_check(
+    file: &File,
+    blocks: &Receiver<Vec<u8>>,
+    give_back: &Sender<Vec<u8>>,
+) -> io::Result<ReadBack> {
+    let mut back = ReadBack::default();
+    let mut scratch = Vec::new();
+    for mut block in blocks {
+        check_block(file, back.bytes, &block, &mut scratch, &mut back)?;
+        block.clear();
+        // The producer may have finished and stopped taking buffers back.
+        let _ = give_back.send(block);
+    }
+    Ok(back)
+}
+
+/// Writes `block` at `offset`, reads it back into `scratch` and compares.
+fn check_block(
+    file: &File,
+    offset: u64,
+    block: &[u8],
+    scratch: &mut Vec<u8>,
+    back: &mut ReadBack,
+) -> io::Result<()> {
+    if block.is_empty() {
+        return Ok(());
+    }
+    file.write_all_at(block, offset)?;
+    scratch.resize(block.len(), 0);
+    file.read_exact_at(scratch, offset)?;
+    if scratch[..] != *block {
+        let i = scratch
+            .iter()
+            .zip(block)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "byte {} read back differs from the byte written",
+                offset + i as u64
+            ),
+        ));
+    }
+    back.bytes += block.len() as u64;
+    back.newlines += memchr::memchr_iter(b'\n', block).count() as u64;
+    back.last = block.last().copied();
+    Ok(())
 }
 
 fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteError {
@@ -235,16 +412,35 @@ fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteErro
     }
 }
 
-/// Reads the temporary file back (decompressed for gzip) and checks that it holds exactly
-/// what the transform produced: the same line count and the same digest. Together with the
-/// per-line check during the transform, this is what the original would have been compared
-/// with, without reading and splitting the original a second time.
+/// Checks the temporary file before the rename. A gzip file is read back decompressed and
+/// must hold exactly what the transform produced: the same line count and the same digest.
+/// A plain file's blocks were read back and compared as they were written; it must still
+/// have the length written. Together with the per-line check during the transform, this is
+/// what the original would have been compared with, without reading and splitting the
+/// original a second time.
 pub(crate) fn check_written(
     tmp_path: &Path,
     tmp: &File,
     kind: Compression,
-    want: Written,
+    check: Check,
 ) -> Result<(), RewriteError> {
+    let want = match check {
+        Check::ReadBack(want) => want,
+        Check::Done { bytes } => {
+            let len = tmp
+                .metadata()
+                .map_err(|e| RewriteError::io(tmp_path, "inspect the temporary file", e))?
+                .len();
+            if len != bytes {
+                return Err(RewriteError::VerifyFailed {
+                    path: tmp_path.to_path_buf(),
+                    line: 0,
+                    reason: "the new file is not as long as what was written",
+                });
+            }
+            return Ok(());
+        }
+    };
     rewind(tmp_path, tmp)?;
     let got = match kind {
         Compression::Plain => {
@@ -389,6 +585,8 @@ impl Digester {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::io::Write;
 
     fn file_with(dir: &Path, name: &str, data: &[u8]) -> (std::path::PathBuf, File) {
         let p = dir.join(name);
@@ -448,6 +646,71 @@ mod tests {
         }
     }
 
+    /// Runs the checked writer over `blocks` into a new file; returns what it read back.
+    fn checked_write(path: &Path, blocks: &[&[u8]]) -> io::Result<ReadBack> {
+        let f = File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        std::thread::scope(|scope| {
+            let mut w = CheckedWriter::new(scope, &f);
+            let (last, full) = blocks.split_last().unwrap();
+            for b in full {
+                let buf = w.emit(b.to_vec())?;
+                assert!(buf.is_empty());
+            }
+            w.finish(last.to_vec())
+        })
+    }
+
+    #[test]
+    fn checked_writer_writes_every_block_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        // Many blocks (the writer thread, its buffers recycled), one block (no thread).
+        let blocks: Vec<Vec<u8>> = (0..50u32)
+            .map(|i| {
+                format!("line {i}\n")
+                    .repeat(1 + i as usize * 37)
+                    .into_bytes()
+            })
+            .collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
+        let back = checked_write(&d.path().join("many"), &refs).unwrap();
+        let want = blocks.concat();
+        assert_eq!(fs::read(d.path().join("many")).unwrap(), want);
+        assert_eq!(back.bytes, want.len() as u64);
+        assert_eq!(
+            back.lines(),
+            want.iter().filter(|b| **b == b'\n').count() as u64
+        );
+
+        let back = checked_write(&d.path().join("one"), &[b"a\nb"]).unwrap();
+        assert_eq!(fs::read(d.path().join("one")).unwrap(), b"a\nb");
+        assert_eq!((back.bytes, back.lines()), (3, 2));
+        let back = checked_write(&d.path().join("empty"), &[b""]).unwrap();
+        assert_eq!((back.bytes, back.lines()), (0, 0));
+    }
+
+    #[test]
+    fn checked_writer_reports_a_failed_write() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ro");
+        fs::write(&p, b"").unwrap();
+        // A descriptor opened read-only cannot be written: the error comes back, no hang.
+        let f = File::open(&p).unwrap();
+        let blocks = vec![vec![b'x'; 1000]; 20];
+        let got = std::thread::scope(|scope| {
+            let mut w = CheckedWriter::new(scope, &f);
+            for b in &blocks {
+                w.emit(b.clone())?;
+            }
+            w.finish(Vec::new()).map(|_| ())
+        });
+        assert!(got.is_err());
+    }
+
     #[test]
     fn read_back_names_what_differs() {
         let d = tempfile::tempdir().unwrap();
@@ -464,7 +727,7 @@ mod tests {
         let want = written(b"x\ny\nz\n");
         let check = |name: &str, data: &[u8]| {
             let (q, f) = file_with(d.path(), name, data);
-            check_written(&q, &f, Compression::Plain, want)
+            check_written(&q, &f, Compression::Plain, Check::ReadBack(want))
         };
         check("same", b"x\ny\nz\n").unwrap();
         for (name, data, reason) in [
@@ -490,7 +753,15 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
         enc.write_all(b"x\ny\nz\n").unwrap();
         let (q, f) = file_with(d.path(), "gz", &enc.finish().unwrap());
-        check_written(&q, &f, Compression::Gzip, want).unwrap();
-        assert!(check_written(&q, &f, Compression::Gzip, written(b"x\ny\n")).is_err());
+        check_written(&q, &f, Compression::Gzip, Check::ReadBack(want)).unwrap();
+        assert!(
+            check_written(
+                &q,
+                &f,
+                Compression::Gzip,
+                Check::ReadBack(written(b"x\ny\n"))
+            )
+            .is_err()
+        );
     }
 }

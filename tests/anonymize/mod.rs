@@ -329,6 +329,46 @@ fn file_inside_the_window_is_not_touched() {
 }
 
 #[test]
+fn user_agents_are_kept_unless_the_whole_line_is_asked_for() {
+    let d = Dir::new();
+    let text = "192.0.2.1 - - [01/Oct/2026:00:00:00 +0000] \"GET /?ip=198.51.100.7 HTTP/1.1\" \
+        200 1 \"http://203.0.113.5/\" \"Chrome/131.0.0.0 proxy 198.51.100.9\"\n";
+    let p = d.write("a/access.log.1", text.as_bytes());
+    let q = d.write("b/access.log.1", text.as_bytes());
+    let key = d.join("key");
+    let r = d.run(&["keygen", key.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pseudo = [
+        "--mode",
+        "pseudonymize",
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    let r = d.run(&[&["anonymize", "--now", NOW, "a"][..], &pseudo].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = fs::read_to_string(&p).unwrap();
+    for full in ["192.0.2.1 ", "198.51.100.7", "203.0.113.5"] {
+        assert!(!got.contains(full), "{full} left in {got}");
+    }
+    assert!(
+        got.ends_with(" \"Chrome/131.0.0.0 proxy 198.51.100.9\"\n"),
+        "the user agent changed: {got}"
+    );
+
+    let r = d.run(
+        &[
+            &["anonymize", "--now", NOW, "--whole-line", "b"][..],
+            &pseudo,
+        ]
+        .concat(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = fs::read_to_string(&q).unwrap();
+    assert!(!got.contains("198.51.100.9"), "{got}");
+    assert!(!got.contains("Chrome/131.0.0.0 "), "{got}");
+}
+
+#[test]
 fn lines_without_time_take_the_age_before_them_or_the_mtime() {
     let d = Dir::new();
     let text = "garbage from 198.51.100.7 before any time\n\

@@ -299,6 +299,18 @@ pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
         .iter()
         .rposition(u8::is_ascii_whitespace)
         .map_or(0, |i| i + 1);
+    // Usually one word changed (the client): when the rest after it is equal, one compare
+    // of the rest settles it.
+    let word_end = |line: &[u8]| {
+        line[prefix..]
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .map_or(line.len(), |i| prefix + i)
+    };
+    let (old_word, new_word) = (word_end(old), word_end(new));
+    if old[old_word..] == new[new_word..] {
+        return words_changed_only_in_addresses(&old[start..old_word], &new[start..new_word]);
+    }
     let room = old.len().min(new.len()) - start;
     let suffix = common_suffix(&old[start..], &new[start..]).min(room);
     let tail = &old[old.len() - suffix..];

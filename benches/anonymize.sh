@@ -1,18 +1,43 @@
 #!/bin/sh
 # logward anonymize benchmark: 1M generated lines spanning 14 days, --now after the last
-# line with --older-than 1s so every line is past the window.
+# line with --older-than 1s so every line is past the window. Compares the plain rewrite
+# with two sed forms and anonip, and the .gz rewrite with zcat | gzip -6.
+#   WORK=/tmp/ab benches/anonymize.sh        (B=target/release by default)
 set -e
-B=${B:-target/release}
-cd "${WORK:-/tmp/ab}"
-[ -f orig.log ] || $B/examples/genlog --seed 1 --lines 1000000 --attacks --start 2026-10-01T00:00:00Z --span-days 14 -o orig.log
+B=$(cd "${B:-target/release}" && pwd)
+mkdir -p "${WORK:=/tmp/ab}"
+cd "$WORK"
+[ -f orig.log ] || "$B/logward" generate --seed 1 --lines 1000000 --attacks \
+    --start 2026-10-01T00:00:00Z --span-days 14 -o orig.log
 [ -f orig.log.gz ] || gzip -6 -k -c orig.log > orig.log.gz
-export LOGWARD_STORE=${WORK:-/tmp/ab}/state/db LOGWARD_CONFIG=
+export LOGWARD_STORE="$WORK/state/db" LOGWARD_CONFIG=
 NOW=2026-11-01T00:00:00Z
-hyperfine -w 1 -r 5 --export-markdown plain.md \
-  --prepare 'cp orig.log access.log.1 && rm -rf ${WORK:-/tmp/ab}/state' \
-  "$B/logward anonymize --threads 1 --now $NOW --older-than 1s access.log.1" \
-  "sed -E 's/^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/' orig.log > /dev/null"
-hyperfine -w 1 -r 5 --export-markdown gz.md \
-  --prepare 'cp orig.log.gz access.log.2.gz && rm -rf ${WORK:-/tmp/ab}/state' \
-  "$B/logward anonymize --threads 1 --now $NOW --older-than 1s access.log.2.gz" \
-  "zcat orig.log.gz | gzip -6 > /dev/null"
+RUN="anonymize --threads 1 --now $NOW --older-than 1s"
+
+# Plain: logward on both cores (its writer thread beside the transform) and pinned to one
+# core; sed on the first field only, and on every address of the line as logward does.
+hyperfine -N -w 1 -r 7 --export-markdown plain.md \
+  --prepare "sh -c 'cp orig.log access.log.1 && rm -rf $WORK/state'" \
+  "$B/logward $RUN access.log.1" \
+  "taskset -c 0 $B/logward $RUN access.log.1"
+hyperfine -w 1 -r 5 --export-markdown sed.md \
+  "sed -E 's/^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/' orig.log > /dev/null" \
+  "sed -E 's/([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/g' orig.log > /dev/null"
+if command -v anonip > /dev/null; then
+  /usr/bin/time -f 'anonip: %e s wall, %U s user, %M KB' \
+    anonip --ipv4mask 8 --ipv6mask 80 < orig.log > /dev/null 2> anonip.err || true
+  tail -n 1 anonip.err
+fi
+
+# gzip: one thread, all cores, and the two-process pipeline.
+hyperfine -N -w 1 -r 5 --export-markdown gz.md \
+  --prepare "sh -c 'cp orig.log.gz access.log.2.gz && rm -rf $WORK/state'" \
+  "$B/logward $RUN access.log.2.gz" \
+  "$B/logward anonymize --now $NOW --older-than 1s access.log.2.gz"
+hyperfine -w 1 -r 3 --export-markdown zcat.md "zcat orig.log.gz | gzip -6 > /dev/null"
+
+# Peak RSS.
+cp orig.log access.log.1 && rm -rf "$WORK/state"
+/usr/bin/time -f 'plain: %M KB peak RSS' "$B/logward" $RUN access.log.1 > /dev/null
+cp orig.log.gz access.log.2.gz && rm -rf "$WORK/state"
+/usr/bin/time -f 'gzip: %M KB peak RSS' "$B/logward" $RUN access.log.2.gz > /dev/null

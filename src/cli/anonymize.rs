@@ -238,11 +238,11 @@ impl Settings {
             format,
             gzip_level,
             include_active: args.include_active || config.include_active.unwrap_or(false),
-            dry_run: args.dry_run,
+            dry_run: args.dry_run || config.dry_run.unwrap_or(false),
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
-            verbose: args.verbose,
-            progress: !args.no_progress,
+            verbose: args.verbose || config.verbose.unwrap_or(false),
+            progress: !(args.no_progress || config.no_progress.unwrap_or(false)),
         })
     }
 }

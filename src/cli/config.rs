@@ -1,6 +1,7 @@
 //! The optional TOML configuration file: found from `--config`, else `$LOGWARD_CONFIG`, else
-//! `/etc/logward/logward.toml` when present. Every long option has a key of the same name
-//! (with `_` for `-`); the command line wins over the file.
+//! `/etc/logward/logward.toml` when present. Every long option that is a setting has a key
+//! of the same name (with `_` for `-`); options that describe one request (query filters,
+//! erasure sources, `--now`) have none. The command line wins over the file.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +37,19 @@ pub struct Config {
     pub gzip_level: Option<u32>,
     pub include_active: Option<bool>,
     pub whole_line: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub check: Option<bool>,
+    pub verbose: Option<bool>,
+    pub no_progress: Option<bool>,
+    pub no_detect: Option<bool>,
+    pub fail_on_flag: Option<bool>,
+    pub no_store: Option<bool>,
+    pub rescan: Option<bool>,
+    pub from_start: Option<bool>,
+    pub count: Option<bool>,
+    pub no_filename: Option<bool>,
+    /// `logward flagged --prune`: how long entries are kept (`--keep`).
+    pub keep: Option<String>,
     pub interval: Option<String>,
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,
@@ -116,6 +130,60 @@ mod tests {
         assert_eq!(c.format.as_deref(), Some("json"));
         assert_eq!(c.threads, Some(3));
         assert_eq!(c.allow.unwrap().len(), 1);
+    }
+
+    /// Options that describe one request, not a setting (README, "Configuration file").
+    const NO_KEY: &[(&str, &str)] = &[
+        ("*", "config"),
+        ("*", "help"),
+        ("search", "source"),
+        ("search", "since"),
+        ("search", "until"),
+        ("flagged", "since"),
+        ("flagged", "until"),
+        ("flagged", "rule"),
+        ("flagged", "country"),
+        ("flagged", "asn"),
+        ("flagged", "active"),
+        ("flagged", "prune"),
+        ("flagged", "format"),
+        ("anonymize", "source"),
+        ("anonymize", "now"),
+        ("generate", "*"),
+    ];
+
+    #[test]
+    fn every_setting_has_a_config_key() {
+        use clap::CommandFactory;
+        let cli = crate::cli::Cli::command();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            let command = sub.get_name();
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long().filter(|_| !arg.is_hide_set()) else {
+                    continue;
+                };
+                let exempt = NO_KEY
+                    .iter()
+                    .any(|(c, o)| (*c == "*" || *c == command) && (*o == "*" || *o == long));
+                let key = match long {
+                    "no-default-allow" => "default_allow".to_string(),
+                    other => other.replace('-', "_"),
+                };
+                // Any value: a key of another type fails on its type, an unknown key on its
+                // name.
+                let known = match Config::parse(&format!("{key} = true\n"), Path::new("c")) {
+                    Ok(_) => true,
+                    Err(e) => !e.to_string().contains("unknown field"),
+                };
+                assert!(
+                    known || exempt,
+                    "logward {command} --{long} has no config key {key}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "only {checked} options seen");
     }
 
     #[test]

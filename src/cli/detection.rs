@@ -147,7 +147,7 @@ impl Detection {
             args.asn.as_deref().or(config.asn.as_deref()),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = if args.no_store {
+        let store = if args.no_store || config.no_store.unwrap_or(false) {
             None
         } else {
             let path = state::store_path(args.store.as_deref(), config)?;
@@ -181,7 +181,7 @@ impl Detection {
             allowlist,
             geo,
             store,
-            rescan: args.rescan,
+            rescan: args.rescan || config.rescan.unwrap_or(false),
         })
     }
 

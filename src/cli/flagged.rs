@@ -104,7 +104,11 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     let mut store = Store::open(&path).map_err(|e| anyhow!("{e}"))?;
     let mut out = std::io::stdout().lock();
     if args.prune {
-        let keep = args.keep.as_deref().unwrap_or("180d");
+        let keep = args
+            .keep
+            .as_deref()
+            .or(config.keep.as_deref())
+            .unwrap_or("180d");
         let keep =
             parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
         let removed = store.prune(now - keep).map_err(|e| anyhow!("{e}"))?;

@@ -39,7 +39,7 @@ pub enum Outcome {
 #[command(name = "logward", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     /// Configuration file (TOML). Default: $LOGWARD_CONFIG, else /etc/logward/logward.toml
-    /// when present. Every long option has a key of the same name; the command line wins.
+    /// when present. Every setting has a key of the same name; the command line wins.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

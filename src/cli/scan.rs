@@ -97,17 +97,19 @@ impl Settings {
     pub fn new(args: ScanArgs, config: &Config) -> Result<Settings> {
         let format = super::format_setting(args.format, config)?;
         let output = super::output_setting(args.output, config)?;
+        let check = args.check || config.check.unwrap_or(false);
+        let no_detect = args.no_detect || config.no_detect.unwrap_or(false);
         Ok(Settings {
             paths: args.paths,
             format,
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
-            check: args.check,
-            verbose: args.verbose,
-            progress: !args.no_progress,
+            check,
+            verbose: args.verbose || config.verbose.unwrap_or(false),
+            progress: !(args.no_progress || config.no_progress.unwrap_or(false)),
             chunk_size: args.chunk_size.max(1),
-            detect: (!args.no_detect && !args.check).then_some(args.detect),
-            fail_on_flag: args.fail_on_flag,
+            detect: (!no_detect && !check).then_some(args.detect),
+            fail_on_flag: args.fail_on_flag || config.fail_on_flag.unwrap_or(false),
         })
     }
 }

@@ -342,6 +342,16 @@ fn fail_on_flag_and_allowlist() {
         .code,
         0
     );
+    // The same switches from the config file.
+    let cfg = d.write("switches.toml", b"no_store = true\nfail_on_flag = true\n");
+    let with_config = d.run(&["--config", cfg.to_str().unwrap(), "scan", "access.log"]);
+    assert_eq!(with_config.code, 1, "{}", with_config.stderr);
+    let cfg = d.write(
+        "no-detect.toml",
+        b"no_store = true\nfail_on_flag = true\nno_detect = true\n",
+    );
+    let r = d.run(&["--config", cfg.to_str().unwrap(), "scan", "access.log"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let allow = d.write("allow.txt", b"# staff\n198.51.100.7\n");
     assert_eq!(
         d.run(&[

@@ -311,7 +311,11 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .unwrap_or_default();
 
     install_signals();
-    let mut follower = Follower::new(args.paths.clone(), saved, args.from_start);
+    let mut follower = Follower::new(
+        args.paths.clone(),
+        saved,
+        args.from_start || config.from_start.unwrap_or(false),
+    );
     let mut live = Live::new(detection.rules.clone());
     let (tx, rx) = mpsc::channel();
     let store = detection.store.take();

@@ -89,8 +89,8 @@ impl Text {
 const CACHE_LIMIT: usize = 1 << 18;
 
 /// Masks addresses and host names in one mode, remembering the replacement text of every
-/// address seen: logs repeat far fewer addresses than they have lines. The cache uses the
-/// standard randomized hasher because its keys are chosen by whoever sends requests.
+/// address seen: logs repeat far fewer addresses than they have lines. The cache's hasher
+/// is seeded at random because its keys are chosen by whoever sends requests.
 pub struct Masker {
     method: Method,
     /// Keyed by addresses from the log, which a client chooses: foldhash seeds every map

@@ -22,9 +22,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::tokens::{parse_v6, tokens};
+use super::tokens::tokens;
 use super::{Masker, is_host_name, kept_suffix};
-use crate::format::addr::{parse_host, parse_ipv4, split_list};
+use crate::format::addr::{parse_host, parse_ipv4, parse_v6, split_list};
 use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS, Span};
 
 /// Which addresses to mask.
@@ -373,7 +373,7 @@ fn words_changed_only_in_addresses(old: &[u8], new: &[u8]) -> bool {
         match (old_words.next(), new_words.next()) {
             (None, None) => return true,
             (Some(a), Some(b)) => {
-                if a != b && !host_replaced(a, b) && !tokens_replaced(a, b) {
+                if a != b && !tokens_replaced(a, b) && !host_replaced(a, b) {
                     return false;
                 }
             }

@@ -27,8 +27,9 @@
 //! token, so text is skipped with `memchr2` until one of them appears, and a token needs
 //! three dots or two colons, so only chunks holding that many are looked at.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
+use crate::format::addr::parse_v6;
 use crate::format::record::Span;
 
 /// One address found in text: where it is and what it is.
@@ -223,130 +224,6 @@ fn v6_at(text: &[u8], start: usize) -> Option<Token> {
     })
 }
 
-/// Parses an IPv6 address exactly as [`crate::format::addr::parse_ipv6`] does (RFC 4291
-/// text forms, an IPv4 tail in the last two groups with leading zeros allowed, `::` at most
-/// once), straight from the bytes: no UTF-8 check and no generic parser. Tested against it.
-pub(crate) fn parse_v6(text: &[u8]) -> Option<Ipv6Addr> {
-    let mut p = V6Parser { text, pos: 0 };
-    let mut head = [0u16; 8];
-    let (head_len, head_v4) = p.groups(&mut head);
-    if head_len == 8 {
-        return p.done().then(|| Ipv6Addr::from(head));
-    }
-    if head_v4 || !p.eat(b':') || !p.eat(b':') {
-        return None;
-    }
-    let mut tail = [0u16; 7];
-    let limit = 7 - head_len;
-    let (tail_len, _) = p.groups(&mut tail[..limit]);
-    head[8 - tail_len..].copy_from_slice(&tail[..tail_len]);
-    p.done().then(|| Ipv6Addr::from(head))
-}
-
-struct V6Parser<'a> {
-    text: &'a [u8],
-    pos: usize,
-}
-
-impl V6Parser<'_> {
-    fn done(&self) -> bool {
-        self.pos == self.text.len()
-    }
-
-    fn eat(&mut self, b: u8) -> bool {
-        let hit = self.text.get(self.pos) == Some(&b);
-        self.pos += usize::from(hit);
-        hit
-    }
-
-    /// Up to `out.len()` groups separated by `:` (none before the first); an IPv4 tail is
-    /// tried first wherever two groups remain, and ends the run. Returns the groups read and
-    /// whether an IPv4 tail ended them. On a failed group the position stays before it.
-    fn groups(&mut self, out: &mut [u16]) -> (usize, bool) {
-        let limit = out.len();
-        for i in 0..limit {
-            let at = self.pos;
-            if i + 1 < limit {
-                let v4 = if i == 0 || self.eat(b':') {
-                    self.v4()
-                } else {
-                    None
-                };
-                if let Some(v4) = v4 {
-                    out[i] = u16::from_be_bytes([v4[0], v4[1]]);
-                    out[i + 1] = u16::from_be_bytes([v4[2], v4[3]]);
-                    return (i + 2, true);
-                }
-                self.pos = at;
-            }
-            let group = if i == 0 || self.eat(b':') {
-                self.hex4()
-            } else {
-                None
-            };
-            match group {
-                Some(g) => out[i] = g,
-                None => {
-                    self.pos = at;
-                    return (i, false);
-                }
-            }
-        }
-        (limit, false)
-    }
-
-    /// One to four hex digits (a fifth digit fails the group).
-    fn hex4(&mut self) -> Option<u16> {
-        let mut value = 0u16;
-        let mut n = 0;
-        while let Some(d) = self.text.get(self.pos).and_then(|b| hex_value(*b)) {
-            if n == 4 {
-                return None;
-            }
-            value = value << 4 | u16::from(d);
-            n += 1;
-            self.pos += 1;
-        }
-        (n > 0).then_some(value)
-    }
-
-    /// A dotted quad as a bare IPv4 address is read: parts of one to three digits, at most
-    /// 255, leading zeros allowed (the standard parser refuses them in an IPv6 tail, which
-    /// made `1::033.1.2.3` split into two tokens).
-    fn v4(&mut self) -> Option<[u8; 4]> {
-        let mut octets = [0u8; 4];
-        for (k, octet) in octets.iter_mut().enumerate() {
-            if k > 0 && !self.eat(b'.') {
-                return None;
-            }
-            let digits = self.pos;
-            let mut value = 0u32;
-            while let Some(d) = self.text.get(self.pos).filter(|b| b.is_ascii_digit()) {
-                if self.pos - digits == 3 {
-                    return None;
-                }
-                value = value * 10 + u32::from(d - b'0');
-                self.pos += 1;
-            }
-            let len = self.pos - digits;
-            if len == 0 || value > 255 {
-                return None;
-            }
-            *octet = value as u8;
-        }
-        Some(octets)
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn trim_dots(mut bytes: &[u8]) -> &[u8] {
     while let Some(rest) = bytes.strip_suffix(b".") {
         bytes = rest;
@@ -488,7 +365,7 @@ pub(crate) mod tests {
         ] {
             assert_eq!(
                 parse_v6(text.as_bytes()),
-                crate::format::addr::parse_ipv6(text.as_bytes()),
+                crate::format::addr::parse_ipv6_std(text.as_bytes()),
                 "{text}"
             );
         }
@@ -646,7 +523,7 @@ pub(crate) mod tests {
             any::<u128>().prop_map(|a| Ipv6Addr::from(a).to_string().into_bytes()),
             any::<u32>().prop_map(|a| Ipv4Addr::from(a).to_ipv6_compatible().to_string().into_bytes()),
         ]) {
-            prop_assert_eq!(parse_v6(&text), crate::format::addr::parse_ipv6(&text));
+            prop_assert_eq!(parse_v6(&text), crate::format::addr::parse_ipv6_std(&text));
         }
 
         #[test]

@@ -5,7 +5,16 @@
 //!
 //! Results do not depend on how lines were split into shards nor on merge order: events are
 //! replayed sorted by (time, line ordinal), distinct-value hashes travel with their events,
-//! and samples are chosen by the same (time, ordinal) ranking.
+//! and a flagged source's samples are its earliest lines, by the same (time, ordinal)
+//! ranking, among those that matched a flagging rule.
+//!
+//! Memory: every request is an event of some rule (`http-flood` counts them all), so events
+//! are kept as a few bytes each in one byte stream per source (see [`EventStream`]). Sample
+//! lines are not copied for lines the caller can read again
+//! ([`Collector::observe_readable`]): [`Collector::finish_reading`] reads the few that
+//! flagged sources need through a [`ReadBack`]. Lines that cannot be read again (standard
+//! input, compressed files) are copied while they are among their source's earliest lines of
+//! a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,18 +45,209 @@ pub struct Flagged {
     pub events: u64,
     /// How many times the flagging rules overflowed (blackholes keep this low).
     pub overflows: u64,
-    /// Up to [`SAMPLES`] lines that matched a flagging rule, earliest first.
+    /// Up to [`SAMPLES`] lines that matched a flagging rule, earliest first. A line that was
+    /// to be read back and no longer can (the file changed) is left out.
     pub samples: Vec<Vec<u8>>,
     /// The virtual host, when a flagging rule groups per virtual host.
     pub vhost: Option<String>,
 }
 
-/// One matching line, as little as the replay needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Reads lines again by the `order` they were observed with, for the samples of flagged
+/// sources that [`Collector::observe_readable`] did not copy.
+pub trait ReadBack {
+    /// The line observed with `order`, if it can still be read and `same` accepts the record
+    /// it parses to (the file may have changed since).
+    fn read_back(&mut self, order: u64, same: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>>;
+}
+
+/// A [`ReadBack`] that has no lines: samples that were not copied are left out.
+pub struct NoReadBack;
+
+impl ReadBack for NoReadBack {
+    fn read_back(&mut self, _: u64, _: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// One matching line, as little as the replay needs: its time in seconds, its ordinal and
+/// the rules it matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Event {
+    time: i64,
+    order: u64,
+    rules: u64,
+}
+
+/// Header byte that restarts decoding from `Event::default()`: a merge appends another
+/// collector's stream after it unchanged.
+const RESTART: u8 = 0xFF;
+/// Time deltas (zigzag) below this fit in the header byte; this value means a varint
+/// follows.
+const TIME_ESCAPE: u8 = 126;
+/// The longest encoded event: header, three varints, four hashes.
+const MAX_EVENT: usize = 1 + 3 * 10 + 4 * 8;
+
+/// One source's events, encoded against the event before each:
+///
+/// - a header byte: bit 0 set when the rule mask differs from the previous event's; bits
+///   1..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else `TIME_ESCAPE`;
+/// - the time delta as a LEB128 varint when it did not fit;
+/// - the rule mask as a varint, when it changed;
+/// - the zigzag delta of `order` as a varint;
+/// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
+///   `Field::ALL` order.
+///
+/// Most events take 3 or 4 bytes, plus 8 per distinct value: a quarter of a fixed-size
+/// record, and the stream grows by doubling like any `Vec`.
+#[derive(Default)]
+struct EventStream {
+    bytes: Vec<u8>,
+    /// The last event written, which the next is encoded against.
+    last: Event,
+    /// How many events, and every rule any of them matched: enough to skip the replay of
+    /// sources that no rule can flag without decoding them.
+    count: u64,
+    any: u64,
+}
+
+impl EventStream {
+    fn push(&mut self, e: Event, hashes: &[u64]) {
+        let mut buf = [0u8; MAX_EVENT];
+        let mut n = 1;
+        let dt = zigzag(e.time.wrapping_sub(self.last.time));
+        let small = if dt < u64::from(TIME_ESCAPE) {
+            dt as u8
+        } else {
+            n += write_varint(&mut buf[n..], dt);
+            TIME_ESCAPE
+        };
+        let new_rules = e.rules != self.last.rules;
+        buf[0] = small << 1 | u8::from(new_rules);
+        if new_rules {
+            n += write_varint(&mut buf[n..], e.rules);
+        }
+        n += write_varint(
+            &mut buf[n..],
+            zigzag(e.order.wrapping_sub(self.last.order) as i64),
+        );
+        for h in hashes.iter().take(4) {
+            buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
+            n += 8;
+        }
+        self.bytes.extend_from_slice(&buf[..n]);
+        self.last = e;
+        self.count += 1;
+        self.any |= e.rules;
+    }
+
+    /// Appends `other`'s events after this stream's.
+    fn append(&mut self, other: &EventStream) {
+        if other.count == 0 {
+            return;
+        }
+        self.bytes.push(RESTART);
+        self.bytes.extend_from_slice(&other.bytes);
+        self.last = other.last;
+        self.count += other.count;
+        self.any |= other.any;
+    }
+
+    /// Decodes every event into `out` (time in ms, as the buckets count) and their hashes
+    /// into `hashes`. `distinct` gives per field the rules that count it.
+    fn decode(&self, distinct: &[u64; 4], out: &mut Vec<Replayed>, hashes: &mut Vec<u64>) {
+        let b = &self.bytes;
+        let mut pos = 0;
+        let mut last = Event::default();
+        // The stream was written by `push`; a malformed one (never expected) ends early.
+        while let Some(&head) = b.get(pos) {
+            pos += 1;
+            if head == RESTART {
+                last = Event::default();
+                continue;
+            }
+            let dt = match head >> 1 {
+                TIME_ESCAPE => match read_varint(b, &mut pos) {
+                    Some(v) => v,
+                    None => return,
+                },
+                small if small < TIME_ESCAPE => u64::from(small),
+                _ => return,
+            };
+            last.time = last.time.wrapping_add(unzigzag(dt));
+            if head & 1 == 1 {
+                match read_varint(b, &mut pos) {
+                    Some(v) => last.rules = v,
+                    None => return,
+                }
+            }
+            match read_varint(b, &mut pos) {
+                Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
+                None => return,
+            }
+            let hash_start = hashes.len() as u32;
+            for mask in distinct {
+                if mask & last.rules != 0 {
+                    let Some(h) = b.get(pos..pos + 8) else { return };
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(h);
+                    hashes.push(u64::from_le_bytes(word));
+                    pos += 8;
+                }
+            }
+            out.push(Replayed {
+                time_ms: last.time.saturating_mul(1000),
+                order: last.order,
+                rules: last.rules,
+                hash_start,
+            });
+        }
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// Writes `v` as LEB128 (at most 10 bytes) and returns its length.
+fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        if shift >= 64 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+/// A decoded event during the replay; `hash_start` is where its hashes start.
+#[derive(Clone, Copy, Debug)]
+struct Replayed {
     time_ms: i64,
     order: u64,
     rules: u64,
+    hash_start: u32,
 }
 
 const NO_VHOST: u32 = u32::MAX;
@@ -59,7 +259,7 @@ struct Key {
     grouping: u8,
 }
 
-/// A sample line: `line` is its range in the collector's `sample_bytes`.
+/// A copied sample line: `line` is its range in the collector's `sample_bytes`.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     time_ms: i64,
@@ -68,18 +268,30 @@ struct Sample {
     line: (usize, usize),
 }
 
+/// Copies of the lines that cannot be read back, for each rule the SAMPLES earliest; see
+/// `keep_sample`.
 #[derive(Default)]
-struct Events {
-    events: Vec<Event>,
-    /// Distinct-value hashes, in event order: for each event, one per field that a matched
-    /// distinct rule counts, fields in `Field::ALL` order. Only such events add entries.
-    hashes: Vec<u64>,
-    /// For each rule: up to SAMPLES earliest lines; see `keep_sample`.
+struct Copies {
     samples: Vec<Sample>,
     /// Rules that already have SAMPLES samples, and the latest (time, order) kept: a later
     /// line for only those rules is rejected without looking further.
     full: u64,
     latest: (i64, u64),
+}
+
+#[derive(Default)]
+struct Slot {
+    events: EventStream,
+    /// Only sources with lines that cannot be read back have copies.
+    copies: Option<Box<Copies>>,
+}
+
+/// A sample chosen by the replay, before its line is fetched.
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    time_ms: i64,
+    order: u64,
+    slot: u32,
 }
 
 /// Hashes sources and virtual hosts, which attackers choose. Randomly seeded (see
@@ -91,13 +303,13 @@ pub struct Collector {
     rules: Arc<CompiledRules>,
     /// Each key's index in `slots`.
     keys: HashMap<Key, u32, KeyHasher>,
-    slots: Vec<(Key, Events)>,
+    slots: Vec<(Key, Slot)>,
     /// Per grouping index: the last source seen and its slot, for groupings that do not
     /// split by virtual host. Logs cluster by client (most lines have the previous line's
     /// source), so most lines skip grouping the address and the map lookup.
     last: Vec<Option<(IpAddr, u32)>>,
-    /// The bytes of all sample lines, appended: one buffer instead of an allocation per
-    /// sample. Samples that are later dropped leave their bytes behind; few are.
+    /// The bytes of all copied sample lines, appended: one buffer instead of an allocation
+    /// per sample. Samples that are later dropped leave their bytes behind; few are.
     sample_bytes: Vec<u8>,
     vhosts: HashMap<Box<[u8]>, u32, KeyHasher>,
     vhost_names: Vec<Box<[u8]>>,
@@ -133,15 +345,26 @@ impl Collector {
         self.skipped
     }
 
-    /// Feeds one record. `order` must be unique per line over the whole run and increase
-    /// with position in the input (file index << 40 | line number): it breaks time ties.
+    /// Feeds one record, copying its line if it may become a sample. `order` must be unique
+    /// per line over the whole run and increase with position in the input (file index <<
+    /// 40 | byte offset): it breaks time ties.
     pub fn observe(&mut self, rec: &Record<'_>, order: u64) {
+        self.observe_line(rec, order, true);
+    }
+
+    /// Feeds one record whose line the [`ReadBack`] given to [`Collector::finish_reading`]
+    /// can read again by `order`: the line is never copied.
+    pub fn observe_readable(&mut self, rec: &Record<'_>, order: u64) {
+        self.observe_line(rec, order, false);
+    }
+
+    #[inline]
+    fn observe_line(&mut self, rec: &Record<'_>, order: u64, copy: bool) {
         let (Some(source), Some(time)) = (rec.source(), rec.time) else {
             self.skipped += 1;
             return;
         };
         self.seen += 1;
-        let time_ms = time.saturating_mul(1000);
         let matched = self.rules.evaluate(rec, &mut self.scratch);
         if matched == 0 {
             return;
@@ -186,19 +409,29 @@ impl Collector {
                 }
             };
             let slot = &mut slots[id as usize].1;
-            slot.events.push(Event {
-                time_ms,
-                order,
-                rules: mask,
-            });
+            let mut hashes = [0u64; 4];
+            let mut n = 0;
             for field in Field::ALL {
                 if rules.distinct_rules(field) & mask != 0 {
-                    slot.hashes.push(rules.value_hash(field, rec, scratch));
+                    hashes[n] = rules.value_hash(field, rec, scratch);
+                    n += 1;
                 }
             }
-            // Once every rule of a line has its samples, later lines are rejected here.
-            if mask & !slot.full != 0 || (time_ms, order) < slot.latest {
-                keep_sample(slot, sample_bytes, time_ms, order, mask, rec.line);
+            slot.events.push(
+                Event {
+                    time,
+                    order,
+                    rules: mask,
+                },
+                &hashes[..n],
+            );
+            if copy {
+                let time_ms = time.saturating_mul(1000);
+                let copies = slot.copies.get_or_insert_with(Box::default);
+                // Once every rule of a line has its samples, later lines are rejected here.
+                if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
+                    keep_sample(copies, sample_bytes, time_ms, order, mask, rec.line);
+                }
             }
         }
     }
@@ -221,7 +454,7 @@ impl Collector {
             sample_bytes,
             ..
         } = other;
-        for (mut key, events) in slots {
+        for (mut key, slot) in slots {
             if key.vhost != NO_VHOST {
                 let name = vhost_names
                     .get(key.vhost as usize)
@@ -229,65 +462,73 @@ impl Collector {
                     .unwrap_or_default();
                 key.vhost = self.vhost_id(&name);
             }
-            match self.keys.get(&key) {
-                None => {
-                    self.keys.insert(key, self.slots.len() as u32);
-                    let mut moved = Events {
-                        samples: Vec::new(),
-                        ..events
-                    };
-                    for s in &events.samples {
-                        let line = sample_line(&sample_bytes, s);
-                        moved.samples.push(Sample {
-                            line: push_line(&mut self.sample_bytes, line),
-                            ..*s
-                        });
-                    }
-                    self.slots.push((key, moved));
-                }
+            let id = match self.keys.get(&key) {
                 Some(&id) => {
-                    let slot = &mut self.slots[id as usize].1;
-                    slot.events.extend_from_slice(&events.events);
-                    slot.hashes.extend_from_slice(&events.hashes);
-                    for s in &events.samples {
-                        let line = sample_line(&sample_bytes, s);
-                        keep_sample(
-                            slot,
-                            &mut self.sample_bytes,
-                            s.time_ms,
-                            s.order,
-                            s.rules,
-                            line,
-                        );
-                    }
+                    self.slots[id as usize].1.events.append(&slot.events);
+                    id
                 }
+                None => {
+                    let id = self.slots.len() as u32;
+                    self.keys.insert(key, id);
+                    self.slots.push((
+                        key,
+                        Slot {
+                            events: slot.events,
+                            copies: None,
+                        },
+                    ));
+                    id
+                }
+            };
+            let Some(theirs) = slot.copies else { continue };
+            let mine = self.slots[id as usize]
+                .1
+                .copies
+                .get_or_insert_with(Box::default);
+            for s in &theirs.samples {
+                let line = sample_line(&sample_bytes, s);
+                keep_sample(
+                    mine,
+                    &mut self.sample_bytes,
+                    s.time_ms,
+                    s.order,
+                    s.rules,
+                    line,
+                );
             }
         }
     }
 
     /// Replays every source's events through the buckets and returns the flagged sources,
     /// sorted by source then virtual host. Sources overlapping `allowlist` are left out.
+    /// Only copied sample lines are reported: see [`Collector::finish_reading`].
     pub fn finish(&self, allowlist: &Allowlist) -> Vec<Flagged> {
+        self.finish_reading(allowlist, &mut NoReadBack)
+    }
+
+    /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
+    pub fn finish_reading(&self, allowlist: &Allowlist, lines: &mut dyn ReadBack) -> Vec<Flagged> {
         let n = self.rules.rules().len();
         let mut state = ReplayState {
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
             overflows: vec![0; n],
-            order: Vec::new(),
+            events: Vec::new(),
+            hashes: Vec::new(),
             counts: Vec::new(),
         };
-        let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
-        for (key, events) in &self.slots {
+        let mut out: Vec<(Flagged, Vec<Chosen>)> = Vec::new();
+        for (id, (key, slot)) in self.slots.iter().enumerate() {
             if allowlist.overlaps(key.net) {
                 continue;
             }
-            if let Some(found) = self.replay(key, events, &mut state) {
+            if let Some(found) = self.replay(id as u32, key, &slot.events, &mut state) {
                 out.push(found);
             }
         }
         // Rules with different groupings can flag the same net and vhost: fold those.
         out.sort_by(|a, b| (a.0.source, &a.0.vhost).cmp(&(b.0.source, &b.0.vhost)));
-        let mut folded: Vec<(Flagged, Vec<Sample>)> = Vec::with_capacity(out.len());
+        let mut folded: Vec<(Flagged, Vec<Chosen>)> = Vec::with_capacity(out.len());
         for (f, samples) in out {
             match folded.last_mut() {
                 Some((last, last_samples)) if last.source == f.source && last.vhost == f.vhost => {
@@ -309,64 +550,81 @@ impl Collector {
                 samples.sort_by_key(|s| (s.time_ms, s.order));
                 samples.dedup_by_key(|s| s.order);
                 f.samples = samples
-                    .into_iter()
+                    .iter()
                     .take(SAMPLES)
-                    .map(|s| sample_line(&self.sample_bytes, &s).to_vec())
+                    .filter_map(|s| self.sample(s, lines))
                     .collect();
                 f
             })
             .collect()
     }
 
+    /// The line of a chosen sample: its copy, or the line read back when the record there
+    /// still has the sample's source, time and virtual host.
+    fn sample(&self, s: &Chosen, lines: &mut dyn ReadBack) -> Option<Vec<u8>> {
+        let (key, slot) = self.slots.get(s.slot as usize)?;
+        if let Some(copy) = slot
+            .copies
+            .as_ref()
+            .and_then(|c| c.samples.iter().find(|c| c.order == s.order))
+        {
+            return Some(sample_line(&self.sample_bytes, copy).to_vec());
+        }
+        let (grouping, _) = *self.rules.groupings().get(usize::from(key.grouping))?;
+        let vhost = self.vhost_names.get(key.vhost as usize).map(|v| &v[..]);
+        let same = |rec: &Record<'_>| {
+            rec.time.map(|t| t.saturating_mul(1000)) == Some(s.time_ms)
+                && rec.source().is_some_and(|a| grouping.net_of(a) == key.net)
+                && (!grouping.per_vhost || rec.vhost == vhost)
+        };
+        lines.read_back(s.order, &same)
+    }
+
     fn replay(
         &self,
+        id: u32,
         key: &Key,
-        events: &Events,
+        events: &EventStream,
         state: &mut ReplayState,
-    ) -> Option<(Flagged, Vec<Sample>)> {
+    ) -> Option<(Flagged, Vec<Chosen>)> {
         let rules = self.rules.rules();
         // A bucket overflows only after more than `capacity` events, so rules with fewer
         // events here cannot fire and need no replay. Most sources are ordinary clients
-        // that no rule comes near: they cost one pass over their masks, no sort.
-        let live = live_rules(rules, &events.events, &mut state.counts);
-        if live == 0 {
+        // that no rule comes near: their event count rules them out without decoding.
+        if !could_overflow(rules, events) {
             return None;
         }
-        // A fresh bucket per rule for this source; buffers are kept from the last source.
-        state
-            .buckets
-            .iter_mut()
-            .for_each(|b| *b = Bucket::default());
-        state.seen.iter_mut().for_each(SeenSet::clear);
-        state.overflows.iter_mut().for_each(|o| *o = 0);
         let ReplayState {
             buckets,
             seen,
             overflows,
-            order,
-            ..
+            events: decoded,
+            hashes,
+            counts,
         } = state;
-        // Pair each event with where its hashes start, then sort by (time, order).
-        order.clear();
-        let mut h = 0u32;
-        for (i, e) in events.events.iter().enumerate() {
-            order.push((e.time_ms, e.order, i as u32, h));
-            h += Field::ALL
-                .iter()
-                .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
-                .count() as u32;
+        decoded.clear();
+        hashes.clear();
+        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
+        events.decode(&distinct, decoded, hashes);
+        let live = live_rules(rules, decoded, counts);
+        if live == 0 {
+            return None;
         }
-        order.sort_unstable();
+        // A fresh bucket per rule for this source; buffers are kept from the last source.
+        buckets.iter_mut().for_each(|b| *b = Bucket::default());
+        seen.iter_mut().for_each(SeenSet::clear);
+        overflows.iter_mut().for_each(|o| *o = 0);
+        // Orders are unique, so this is a total order.
+        decoded.sort_unstable_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
-        for &(time_ms, _, i, hstart) in order.iter() {
-            let e = events.events[i as usize];
+        for e in decoded.iter() {
             let mut m = e.rules & live;
             while m != 0 {
                 let ri = m.trailing_zeros() as usize;
                 m &= m - 1;
                 let rule = &rules[ri];
                 if let Some(field) = rule.distinct {
-                    if buckets[ri].is_empty(time_ms) {
+                    if buckets[ri].is_empty(e.time_ms) {
                         seen[ri].clear();
                     }
                     let slot = Field::ALL
@@ -374,16 +632,15 @@ impl Collector {
                         .take_while(|&&f| f != field)
                         .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
                         .count() as u32;
-                    let hash = events
-                        .hashes
-                        .get((hstart + slot) as usize)
+                    let hash = hashes
+                        .get((e.hash_start + slot) as usize)
                         .copied()
                         .unwrap_or(0);
                     if !seen[ri].insert(hash) {
                         continue;
                     }
                 }
-                match buckets[ri].offer(time_ms, rule.limits) {
+                match buckets[ri].offer(e.time_ms, rule.limits) {
                     Offer::Overflow => {
                         fired |= 1u64 << ri;
                         overflows[ri] += 1;
@@ -399,11 +656,17 @@ impl Collector {
         let mut first = i64::MAX;
         let mut last = i64::MIN;
         let mut count = 0u64;
-        for e in &events.events {
-            if e.rules & fired != 0 {
-                first = first.min(e.time_ms);
-                last = last.max(e.time_ms);
-                count += 1;
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for e in decoded.iter().filter(|e| e.rules & fired != 0) {
+            first = first.min(e.time_ms);
+            last = last.max(e.time_ms);
+            count += 1;
+            if samples.len() < SAMPLES {
+                samples.push(Chosen {
+                    time_ms: e.time_ms,
+                    order: e.order,
+                    slot: id,
+                });
             }
         }
         let mut names: Vec<String> = (0..rules.len())
@@ -411,12 +674,6 @@ impl Collector {
             .map(|ri| rules[ri].name.clone())
             .collect();
         names.sort();
-        let samples: Vec<Sample> = events
-            .samples
-            .iter()
-            .filter(|s| s.rules & fired != 0)
-            .copied()
-            .collect();
         let vhost = (key.vhost != NO_VHOST)
             .then(|| self.vhost_names.get(key.vhost as usize))
             .flatten()
@@ -438,20 +695,9 @@ impl Collector {
 }
 
 /// The slot of `key`, created empty when new.
-fn slot_id(
-    keys: &mut HashMap<Key, u32, KeyHasher>,
-    slots: &mut Vec<(Key, Events)>,
-    key: Key,
-) -> u32 {
+fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, slots: &mut Vec<(Key, Slot)>, key: Key) -> u32 {
     *keys.entry(key).or_insert_with(|| {
-        // Most sources send more than a handful of lines: skip the smallest growth steps.
-        slots.push((
-            key,
-            Events {
-                events: Vec::with_capacity(16),
-                ..Events::default()
-            },
-        ));
+        slots.push((key, Slot::default()));
         (slots.len() - 1) as u32
     })
 }
@@ -475,13 +721,31 @@ struct ReplayState {
     buckets: Vec<Bucket>,
     seen: Vec<SeenSet>,
     overflows: Vec<u64>,
-    order: Vec<(i64, u64, u32, u32)>,
+    events: Vec<Replayed>,
+    hashes: Vec<u64>,
     counts: Vec<u64>,
+}
+
+/// Whether some rule has more events in `events` than its capacity, judged from the total
+/// count: a rule cannot have more events than the source.
+fn could_overflow(rules: &[RuleInfo], events: &EventStream) -> bool {
+    let mut m = events.any;
+    while m != 0 {
+        let ri = m.trailing_zeros() as usize;
+        m &= m - 1;
+        if rules
+            .get(ri)
+            .is_some_and(|r| events.count > u64::from(r.limits.capacity))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The rules that have more events than their capacity in `events`: the only ones that
 /// can overflow. `counts` is a reused buffer.
-fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u64 {
+fn live_rules(rules: &[RuleInfo], events: &[Replayed], counts: &mut Vec<u64>) -> u64 {
     counts.clear();
     counts.resize(rules.len(), 0);
     let mut any = 0u64;
@@ -489,7 +753,9 @@ fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u6
         any |= e.rules;
         let mut m = e.rules;
         while m != 0 {
-            counts[m.trailing_zeros() as usize] += 1;
+            if let Some(c) = counts.get_mut(m.trailing_zeros() as usize) {
+                *c += 1;
+            }
             m &= m - 1;
         }
     }
@@ -498,7 +764,11 @@ fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u6
     while m != 0 {
         let ri = m.trailing_zeros() as usize;
         m &= m - 1;
-        if counts[ri] > u64::from(rules[ri].limits.capacity) {
+        if counts
+            .get(ri)
+            .zip(rules.get(ri))
+            .is_some_and(|(&c, r)| c > u64::from(r.limits.capacity))
+        {
             live |= 1u64 << ri;
         }
     }
@@ -520,7 +790,7 @@ fn sample_line<'a>(bytes: &'a [u8], s: &Sample) -> &'a [u8] {
 /// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
 /// check is two comparisons and no copy.
 fn keep_sample(
-    slot: &mut Events,
+    slot: &mut Copies,
     bytes: &mut Vec<u8>,
     time_ms: i64,
     order: u64,
@@ -912,15 +1182,136 @@ mod tests {
             let mut shards: Vec<Collector> = (0..4).map(|_| Collector::new(Arc::clone(&rules))).collect();
             for (i, l) in lines.iter().enumerate() {
                 let rec = parse(l.as_bytes()).expect("parses");
-                shards[shard_of[i]].observe(&rec, i as u64);
+                // Shards 2 and 3 read their lines back instead of copying them.
+                if shard_of[i] >= 2 {
+                    shards[shard_of[i]].observe_readable(&rec, i as u64);
+                } else {
+                    shards[shard_of[i]].observe(&rec, i as u64);
+                }
             }
             let mut slots: Vec<Option<Collector>> = shards.into_iter().map(Some).collect();
             let mut merged = slots[merge_order[0]].take().expect("shard");
             for &i in &merge_order[1..] {
                 merged.merge(slots[i].take().expect("shard"));
             }
-            prop_assert_eq!(merged.finish(&allow), whole);
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole);
         }
+
+        /// The samples are the earliest (time, line) lines of the source that match a
+        /// flagging rule, checked against a slow reference.
+        #[test]
+        fn samples_are_the_earliest_lines_of_the_flagging_rules(
+            spec in proptest::collection::vec((0u8..5, 0u8..40, 0u8..10, 0u8..12), 1..200),
+        ) {
+            let rules = touchy_rules();
+            let lines = synthetic_lines(&spec);
+            let mut c = Collector::new(Arc::clone(&rules));
+            for (i, l) in lines.iter().enumerate() {
+                c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
+            }
+            let mut scratch = Scratch::default();
+            for f in c.finish_reading(&Allowlist::exact(vec![]), &mut TestLines(&lines)) {
+                let mut want: Vec<(i64, usize)> = Vec::new();
+                for (i, l) in lines.iter().enumerate() {
+                    let rec = parse(l.as_bytes()).expect("parses");
+                    let matched = rules.evaluate(&rec, &mut scratch);
+                    let hit = rules.rules().iter().enumerate().any(|(ri, r)| {
+                        matched >> ri & 1 == 1
+                            && f.rules.contains(&r.name)
+                            && rec.source().is_some_and(|a| r.grouping.net_of(a) == f.source)
+                    });
+                    if hit {
+                        want.push((rec.time.expect("time"), i));
+                    }
+                }
+                want.sort();
+                let want: Vec<Vec<u8>> = want
+                    .iter()
+                    .take(SAMPLES)
+                    .map(|&(_, i)| lines[i].as_bytes().to_vec())
+                    .collect();
+                prop_assert_eq!(&f.samples, &want, "{}", f.source);
+            }
+        }
+
+        /// Events read back from a stream are the events written, across restarts.
+        #[test]
+        fn event_streams_round_trip(
+            runs in proptest::collection::vec(
+                proptest::collection::vec(
+                    (any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
+                    0..20,
+                ),
+                1..4,
+            ),
+        ) {
+            let distinct = [0b1, 0b10, 0, 1 << 63];
+            let mut whole = EventStream::default();
+            let mut want = Vec::new();
+            for run in &runs {
+                let mut part = EventStream::default();
+                for &(time, order, rules, hashes) in run {
+                    let n = distinct.iter().filter(|&&d| d & rules != 0).count();
+                    part.push(Event { time, order, rules }, &hashes[..n]);
+                    want.push((time.saturating_mul(1000), order, rules, hashes[..n].to_vec()));
+                }
+                whole.append(&part);
+            }
+            let mut got = Vec::new();
+            let mut hashes = Vec::new();
+            whole.decode(&distinct, &mut got, &mut hashes);
+            let got: Vec<_> = got
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let end = got.get(i + 1).map_or(hashes.len(), |n| n.hash_start as usize);
+                    (e.time_ms, e.order, e.rules, hashes[e.hash_start as usize..end].to_vec())
+                })
+                .collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(whole.count as usize, runs.iter().map(Vec::len).sum::<usize>());
+        }
+    }
+
+    /// Reads back the test lines, whose `order` is their index.
+    struct TestLines<'a>(&'a [String]);
+
+    impl ReadBack for TestLines<'_> {
+        fn read_back(&mut self, order: u64, same: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>> {
+            let line = self.0.get(order as usize)?;
+            let rec = parse(line.as_bytes())?;
+            same(&rec).then(|| line.as_bytes().to_vec())
+        }
+    }
+
+    #[test]
+    fn readable_lines_are_read_back_and_checked() {
+        let rules = one_rule(any_rule(2, 60_000));
+        let lines: Vec<String> = (0..4)
+            .map(|s| line("192.0.2.1", s, "GET", &format!("/{s}"), 200, "x"))
+            .collect();
+        let mut c = Collector::new(Arc::clone(&rules));
+        for (i, l) in lines.iter().enumerate() {
+            c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
+        }
+        let allow = Allowlist::exact(vec![]);
+        let got = c.finish_reading(&allow, &mut TestLines(&lines));
+        assert_eq!(got.len(), 1);
+        let want: Vec<&[u8]> = lines[..SAMPLES].iter().map(|l| l.as_bytes()).collect();
+        assert_eq!(got[0].samples, want);
+        // Nothing was copied: without a reader there are no samples, the rest is the same.
+        let bare = c.finish(&allow);
+        assert!(bare[0].samples.is_empty());
+        assert_eq!(
+            (bare[0].events, &bare[0].rules),
+            (got[0].events, &got[0].rules)
+        );
+        // A line that changed since (another source, another time) is left out.
+        let mut changed = lines.clone();
+        changed[0] = line("192.0.2.9", 0, "GET", "/0", 200, "x");
+        changed[1] = line("192.0.2.1", 30, "GET", "/1", 200, "x");
+        let got = c.finish_reading(&allow, &mut TestLines(&changed));
+        assert_eq!(got[0].samples, [lines[2].as_bytes()]);
     }
 
     #[test]

@@ -318,14 +318,20 @@ fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// Reads up to `DETECT_LINES` lines from a stream, as bytes.
+/// Reads up to `DETECT_LINES` lines from a stream, as bytes. Bytes read past them are
+/// lost: for a stream read again afterwards, use [`read_head_buffered`].
 pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
-    let mut reader = io::BufReader::new(stream);
+    read_head_buffered(&mut io::BufReader::new(stream))
+}
+
+/// Reads up to `DETECT_LINES` lines from a buffered reader, consuming nothing past them:
+/// standard input is read on after its head, from the same buffer.
+pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     for _ in 0..format::DETECT_LINES {
         let before = head.len();
         // Cap each sample line so a huge first line cannot take all the memory.
-        (&mut reader).take(1 << 20).read_until(b'\n', &mut head)?;
+        (&mut *reader).take(1 << 20).read_until(b'\n', &mut head)?;
         if head.len() == before {
             break;
         }
@@ -382,7 +388,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
     report.source = Some(source.clone());
     match source {
         Source::Stdin => {
-            let head = match read_head(&mut io::stdin().lock()) {
+            let head = match read_head_buffered(&mut io::stdin().lock()) {
                 Ok(h) => h,
                 Err(e) => {
                     report.error = Some(format!("<stdin>: {e}"));

@@ -84,6 +84,8 @@ const RESTART: u8 = 0xFF;
 /// Time deltas (zigzag) below this fit in the header byte; this value means a varint
 /// follows.
 const TIME_ESCAPE: u8 = 126;
+/// The room a new source's event stream starts with: about twenty events.
+const INITIAL_STREAM: usize = 128;
 /// The longest encoded event: header, three varints, four hashes.
 const MAX_EVENT: usize = 1 + 3 * 10 + 4 * 8;
 
@@ -614,8 +616,9 @@ impl Collector {
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
         overflows.iter_mut().for_each(|o| *o = 0);
-        // Orders are unique, so this is a total order.
-        decoded.sort_unstable_by_key(|e| (e.time_ms, e.order));
+        // Orders are unique, so this is a total order. Each shard's events come mostly in
+        // time order: the stable sort finds those runs and merges them.
+        decoded.sort_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
         for e in decoded.iter() {
             let mut m = e.rules & live;
@@ -697,7 +700,16 @@ impl Collector {
 /// The slot of `key`, created empty when new.
 fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, slots: &mut Vec<(Key, Slot)>, key: Key) -> u32 {
     *keys.entry(key).or_insert_with(|| {
-        slots.push((key, Slot::default()));
+        // Most sources send more than a handful of lines: skip the smallest growth steps,
+        // each a reallocation.
+        let slot = Slot {
+            events: EventStream {
+                bytes: Vec::with_capacity(INITIAL_STREAM),
+                ..EventStream::default()
+            },
+            copies: None,
+        };
+        slots.push((key, slot));
         (slots.len() - 1) as u32
     })
 }

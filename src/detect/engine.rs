@@ -8,13 +8,16 @@
 //! and a flagged source's samples are its earliest lines, by the same (time, ordinal)
 //! ranking, among those that matched a flagging rule.
 //!
-//! Memory: every request is an event of some rule (`http-flood` counts them all), so events
-//! are kept as a few bytes each in one byte stream per source (see [`EventStream`]). Sample
-//! lines are not copied for lines the caller can read again
-//! ([`Collector::observe_readable`]): [`Collector::finish_reading`] reads the few that
-//! flagged sources need through a [`ReadBack`]. Lines that cannot be read again (standard
-//! input, compressed files) are copied while they are among their source's earliest lines of
-//! a rule.
+//! Memory and cache misses: every request is an event of some rule (`http-flood` counts
+//! them all), so a collector writes its events as a few bytes each to one `Journal`, in
+//! the order it sees them: a line costs no access to its source's state beyond the key
+//! lookup. [`Collector::finish_reading`] counts each source's events from the journals,
+//! then gathers and replays only the sources some rule could flag, at most `REPLAY_BATCH`
+//! events (32 bytes each) at a time, so the replay needs little more memory than the
+//! journals. Sample lines are not copied for lines the caller can read again
+//! ([`Collector::observe_readable`]): they are read back through a [`ReadBack`] for the few
+//! flagged sources. Lines that cannot be read again (standard input, compressed files) are
+//! copied while they are among their source's earliest lines of a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -78,105 +81,95 @@ struct Event {
     rules: u64,
 }
 
-/// Header byte that restarts decoding from `Event::default()`: a merge appends another
-/// collector's stream after it unchanged.
-const RESTART: u8 = 0xFF;
 /// Time deltas (zigzag) below this fit in the header byte; this value means a varint
 /// follows.
-const TIME_ESCAPE: u8 = 126;
-/// The room a new source's event stream starts with: about twenty events.
-const INITIAL_STREAM: usize = 128;
-/// The longest encoded event: header, three varints, four hashes.
-const MAX_EVENT: usize = 1 + 3 * 10 + 4 * 8;
+const TIME_ESCAPE: u8 = 63;
+/// The longest encoded event: header, four varints, four hashes.
+const MAX_EVENT: usize = 1 + 4 * 10 + 4 * 8;
+/// At most this many events are gathered for the replay at a time (32 bytes each), unless
+/// one source has more.
+const REPLAY_BATCH: usize = 1 << 18;
 
-/// One source's events, encoded against the event before each:
+/// One collector's events in the order it observed them, each encoded against the one
+/// before it:
 ///
-/// - a header byte: bit 0 set when the rule mask differs from the previous event's; bits
-///   1..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else `TIME_ESCAPE`;
+/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's slot
+///   changed; bits 2..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else
+///   `TIME_ESCAPE`;
 /// - the time delta as a LEB128 varint when it did not fit;
+/// - the slot, as a varint, when it changed;
 /// - the rule mask as a varint, when it changed;
 /// - the zigzag delta of `order` as a varint;
 /// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
 ///   `Field::ALL` order.
 ///
-/// Most events take 3 or 4 bytes, plus 8 per distinct value: a quarter of a fixed-size
-/// record, and the stream grows by doubling like any `Vec`.
+/// Logs are mostly in time order and most lines have the previous line's source, so most
+/// events take 3 or 4 bytes plus 8 per distinct value, and writing one touches only the end
+/// of one buffer.
 #[derive(Default)]
-struct EventStream {
+struct Journal {
     bytes: Vec<u8>,
-    /// The last event written, which the next is encoded against.
-    last: Event,
-    /// How many events, and every rule any of them matched: enough to skip the replay of
-    /// sources that no rule can flag without decoding them.
-    count: u64,
-    any: u64,
+    /// The last event written and its slot, which the next is encoded against.
+    last: (u32, Event),
 }
 
-impl EventStream {
-    fn push(&mut self, e: Event, hashes: &[u64]) {
+impl Journal {
+    fn push(&mut self, slot: u32, e: Event, hashes: &[u64]) {
         let mut buf = [0u8; MAX_EVENT];
         let mut n = 1;
-        let dt = zigzag(e.time.wrapping_sub(self.last.time));
+        let (last_slot, last) = self.last;
+        let dt = zigzag(e.time.wrapping_sub(last.time));
         let small = if dt < u64::from(TIME_ESCAPE) {
             dt as u8
         } else {
             n += write_varint(&mut buf[n..], dt);
             TIME_ESCAPE
         };
-        let new_rules = e.rules != self.last.rules;
-        buf[0] = small << 1 | u8::from(new_rules);
+        let new_rules = e.rules != last.rules;
+        let new_slot = slot != last_slot;
+        buf[0] = small << 2 | u8::from(new_slot) << 1 | u8::from(new_rules);
+        if new_slot {
+            n += write_varint(&mut buf[n..], u64::from(slot));
+        }
         if new_rules {
             n += write_varint(&mut buf[n..], e.rules);
         }
         n += write_varint(
             &mut buf[n..],
-            zigzag(e.order.wrapping_sub(self.last.order) as i64),
+            zigzag(e.order.wrapping_sub(last.order) as i64),
         );
         for h in hashes.iter().take(4) {
             buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
             n += 8;
         }
         self.bytes.extend_from_slice(&buf[..n]);
-        self.last = e;
-        self.count += 1;
-        self.any |= e.rules;
+        self.last = (slot, e);
     }
 
-    /// Appends `other`'s events after this stream's.
-    fn append(&mut self, other: &EventStream) {
-        if other.count == 0 {
-            return;
-        }
-        self.bytes.push(RESTART);
-        self.bytes.extend_from_slice(&other.bytes);
-        self.last = other.last;
-        self.count += other.count;
-        self.any |= other.any;
-    }
-
-    /// Decodes every event into `out` (time in ms, as the buckets count) and their hashes
-    /// into `hashes`. `distinct` gives per field the rules that count it.
-    fn decode(&self, distinct: &[u64; 4], out: &mut Vec<Replayed>, hashes: &mut Vec<u64>) {
+    /// Calls `f` with each event's slot, the event and its hashes (8 bytes each).
+    /// `distinct` gives per field the rules that count it.
+    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(u32, Event, &[u8])) {
         let b = &self.bytes;
         let mut pos = 0;
-        let mut last = Event::default();
-        // The stream was written by `push`; a malformed one (never expected) ends early.
+        let (mut slot, mut last) = (0u32, Event::default());
+        // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
-            if head == RESTART {
-                last = Event::default();
-                continue;
-            }
-            let dt = match head >> 1 {
+            let dt = match head >> 2 {
                 TIME_ESCAPE => match read_varint(b, &mut pos) {
                     Some(v) => v,
                     None => return,
                 },
-                small if small < TIME_ESCAPE => u64::from(small),
-                _ => return,
+                small => u64::from(small),
             };
             last.time = last.time.wrapping_add(unzigzag(dt));
-            if head & 1 == 1 {
+            if head & 2 != 0 {
+                match read_varint(b, &mut pos).and_then(|v| u32::try_from(v).ok()) {
+                    Some(v) => slot = v,
+                    None => return,
+                }
+            }
+            if head & 1 != 0 {
                 match read_varint(b, &mut pos) {
                     Some(v) => last.rules = v,
                     None => return,
@@ -186,22 +179,12 @@ impl EventStream {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
                 None => return,
             }
-            let hash_start = hashes.len() as u32;
-            for mask in distinct {
-                if mask & last.rules != 0 {
-                    let Some(h) = b.get(pos..pos + 8) else { return };
-                    let mut word = [0u8; 8];
-                    word.copy_from_slice(h);
-                    hashes.push(u64::from_le_bytes(word));
-                    pos += 8;
-                }
-            }
-            out.push(Replayed {
-                time_ms: last.time.saturating_mul(1000),
-                order: last.order,
-                rules: last.rules,
-                hash_start,
-            });
+            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
+            let Some(hashes) = b.get(pos..pos + 8 * n) else {
+                return;
+            };
+            pos += 8 * n;
+            f(slot, last, hashes);
         }
     }
 }
@@ -244,7 +227,7 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
 }
 
 /// A decoded event during the replay; `hash_start` is where its hashes start.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Replayed {
     time_ms: i64,
     order: u64,
@@ -281,13 +264,6 @@ struct Copies {
     latest: (i64, u64),
 }
 
-#[derive(Default)]
-struct Slot {
-    events: EventStream,
-    /// Only sources with lines that cannot be read back have copies.
-    copies: Option<Box<Copies>>,
-}
-
 /// A sample chosen by the replay, before its line is fetched.
 #[derive(Clone, Copy, Debug)]
 struct Chosen {
@@ -303,13 +279,19 @@ type KeyHasher = foldhash::quality::RandomState;
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
     rules: Arc<CompiledRules>,
-    /// Each key's index in `slots`.
+    /// Each key's slot: its index in `keys_of`.
     keys: HashMap<Key, u32, KeyHasher>,
-    slots: Vec<(Key, Slot)>,
+    keys_of: Vec<Key>,
     /// Per grouping index: the last source seen and its slot, for groupings that do not
     /// split by virtual host. Logs cluster by client (most lines have the previous line's
     /// source), so most lines skip grouping the address and the map lookup.
     last: Vec<Option<(IpAddr, u32)>>,
+    /// This collector's events, and those of the collectors merged into it with their slots
+    /// mapped to this one's.
+    journal: Journal,
+    merged: Vec<(Journal, Vec<u32>)>,
+    /// Per slot, for sources with lines that cannot be read back: copies of those lines.
+    copies: Vec<Option<Box<Copies>>>,
     /// The bytes of all copied sample lines, appended: one buffer instead of an allocation
     /// per sample. Samples that are later dropped leave their bytes behind; few are.
     sample_bytes: Vec<u8>,
@@ -319,6 +301,8 @@ pub struct Collector {
     /// Lines seen with a source and a time, and lines skipped for lacking one.
     seen: u64,
     skipped: u64,
+    /// How many events `finish` gathers at a time; see [`REPLAY_BATCH`].
+    batch: usize,
 }
 
 impl Collector {
@@ -326,14 +310,18 @@ impl Collector {
         Collector {
             rules,
             keys: HashMap::default(),
-            slots: Vec::new(),
+            keys_of: Vec::new(),
             last: Vec::new(),
+            journal: Journal::default(),
+            merged: Vec::new(),
+            copies: Vec::new(),
             sample_bytes: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
             scratch: Scratch::default(),
             seen: 0,
             skipped: 0,
+            batch: REPLAY_BATCH,
         }
     }
 
@@ -375,8 +363,10 @@ impl Collector {
         let Collector {
             rules,
             keys,
-            slots,
+            keys_of,
             last,
+            journal,
+            copies,
             sample_bytes,
             vhosts,
             vhost_names,
@@ -405,12 +395,11 @@ impl Collector {
                         vhost,
                         grouping: gi as u8,
                     };
-                    let id = slot_id(keys, slots, key);
+                    let id = slot_id(keys, keys_of, key);
                     last[gi] = Some((source, id));
                     id
                 }
             };
-            let slot = &mut slots[id as usize].1;
             let mut hashes = [0u64; 4];
             let mut n = 0;
             for field in Field::ALL {
@@ -419,7 +408,8 @@ impl Collector {
                     n += 1;
                 }
             }
-            slot.events.push(
+            journal.push(
+                id,
                 Event {
                     time,
                     order,
@@ -429,7 +419,10 @@ impl Collector {
             );
             if copy {
                 let time_ms = time.saturating_mul(1000);
-                let copies = slot.copies.get_or_insert_with(Box::default);
+                if copies.len() <= id as usize {
+                    copies.resize_with(id as usize + 1, || None);
+                }
+                let copies = copies[id as usize].get_or_insert_with(Box::default);
                 // Once every rule of a line has its samples, later lines are rejected here.
                 if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
                     keep_sample(copies, sample_bytes, time_ms, order, mask, rec.line);
@@ -445,18 +438,23 @@ impl Collector {
     /// Adds `other`'s events to this collector. Merge order does not change the results.
     pub fn merge(&mut self, mut other: Collector) {
         // Fold the smaller collector into the larger: the work is per key moved.
-        if self.slots.len() < other.slots.len() {
+        if self.keys_of.len() < other.keys_of.len() {
             std::mem::swap(self, &mut other);
         }
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            slots,
+            keys_of,
+            journal,
+            merged,
+            copies,
             vhost_names,
             sample_bytes,
             ..
         } = other;
-        for (mut key, slot) in slots {
+        // Their slot -> ours.
+        let mut map = Vec::with_capacity(keys_of.len());
+        for mut key in keys_of {
             if key.vhost != NO_VHOST {
                 let name = vhost_names
                     .get(key.vhost as usize)
@@ -464,29 +462,23 @@ impl Collector {
                     .unwrap_or_default();
                 key.vhost = self.vhost_id(&name);
             }
-            let id = match self.keys.get(&key) {
-                Some(&id) => {
-                    self.slots[id as usize].1.events.append(&slot.events);
-                    id
-                }
-                None => {
-                    let id = self.slots.len() as u32;
-                    self.keys.insert(key, id);
-                    self.slots.push((
-                        key,
-                        Slot {
-                            events: slot.events,
-                            copies: None,
-                        },
-                    ));
-                    id
-                }
+            map.push(slot_id(&mut self.keys, &mut self.keys_of, key));
+        }
+        for (theirs, their_map) in merged {
+            let composed = their_map
+                .iter()
+                .map(|&s| map.get(s as usize).copied().unwrap_or(u32::MAX))
+                .collect();
+            self.merged.push((theirs, composed));
+        }
+        for (slot, theirs) in copies.into_iter().enumerate() {
+            let (Some(theirs), Some(&id)) = (theirs, map.get(slot)) else {
+                continue;
             };
-            let Some(theirs) = slot.copies else { continue };
-            let mine = self.slots[id as usize]
-                .1
-                .copies
-                .get_or_insert_with(Box::default);
+            if self.copies.len() <= id as usize {
+                self.copies.resize_with(id as usize + 1, || None);
+            }
+            let mine = self.copies[id as usize].get_or_insert_with(Box::default);
             for s in &theirs.samples {
                 let line = sample_line(&sample_bytes, s);
                 keep_sample(
@@ -499,6 +491,19 @@ impl Collector {
                 );
             }
         }
+        self.merged.push((journal, map));
+    }
+
+    /// Calls `f` with every event of every journal, with its slot in this collector.
+    fn for_each_event(&self, distinct: &[u64; 4], mut f: impl FnMut(u32, Event, &[u8])) {
+        self.journal.for_each(distinct, &mut f);
+        for (journal, map) in &self.merged {
+            journal.for_each(distinct, |slot, e, hashes| {
+                if let Some(&slot) = map.get(slot as usize) {
+                    f(slot, e, hashes);
+                }
+            });
+        }
     }
 
     /// Replays every source's events through the buckets and returns the flagged sources,
@@ -510,23 +515,102 @@ impl Collector {
 
     /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
     pub fn finish_reading(&self, allowlist: &Allowlist, lines: &mut dyn ReadBack) -> Vec<Flagged> {
-        let n = self.rules.rules().len();
+        let rules = self.rules.rules();
+        let n = rules.len();
+        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
+        let slots = self.keys_of.len();
+        // Per slot: events, the rules any of them matched, and their hashes.
+        let mut tally = vec![(0u64, 0u64, 0u64); slots];
+        self.for_each_event(&distinct, |slot, e, hashes| {
+            if let Some(t) = tally.get_mut(slot as usize) {
+                t.0 += 1;
+                t.1 |= e.rules;
+                t.2 += hashes.len() as u64 / 8;
+            }
+        });
+        // A bucket overflows only after more than `capacity` events, so a source whose
+        // event count is at most the capacity of every rule it matched cannot be flagged:
+        // most sources are ordinary clients that no rule comes near.
+        let candidates: Vec<u32> = (0..slots as u32)
+            .filter(|&s| {
+                let (count, any, _) = tally[s as usize];
+                could_overflow(rules, count, any)
+                    && !allowlist.overlaps(self.keys_of[s as usize].net)
+            })
+            .collect();
         let mut state = ReplayState {
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
             overflows: vec![0; n],
-            events: Vec::new(),
-            hashes: Vec::new(),
             counts: Vec::new(),
         };
         let mut out: Vec<(Flagged, Vec<Chosen>)> = Vec::new();
-        for (id, (key, slot)) in self.slots.iter().enumerate() {
-            if allowlist.overlaps(key.net) {
-                continue;
+        // Gather the candidates' events a batch at a time: per slot, where its events and
+        // hashes go (u32::MAX: not in this batch).
+        let mut place = vec![(u32::MAX, 0u32); slots];
+        let mut events: Vec<Replayed> = Vec::new();
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut rest = &candidates[..];
+        while !rest.is_empty() {
+            let mut take = 0;
+            let (mut n_events, mut n_hashes) = (0usize, 0usize);
+            for &s in rest {
+                let (count, _, h) = tally[s as usize];
+                if take > 0 && n_events + count as usize > self.batch {
+                    break;
+                }
+                place[s as usize] = (n_events as u32, n_hashes as u32);
+                n_events += count as usize;
+                n_hashes += h as usize;
+                take += 1;
             }
-            if let Some(found) = self.replay(id as u32, key, &slot.events, &mut state) {
-                out.push(found);
+            let (batch, next) = rest.split_at(take);
+            rest = next;
+            events.clear();
+            events.resize(n_events, Replayed::default());
+            hashes.clear();
+            hashes.resize(n_hashes, 0);
+            self.for_each_event(&distinct, |slot, e, h| {
+                let Some(p) = place.get_mut(slot as usize) else {
+                    return;
+                };
+                if p.0 == u32::MAX {
+                    return;
+                }
+                let hash_start = p.1;
+                for (i, word) in h.chunks_exact(8).enumerate() {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(word);
+                    if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
+                        *slot = u64::from_le_bytes(b);
+                    }
+                }
+                if let Some(slot) = events.get_mut(p.0 as usize) {
+                    *slot = Replayed {
+                        time_ms: e.time.saturating_mul(1000),
+                        order: e.order,
+                        rules: e.rules,
+                        hash_start,
+                    };
+                }
+                p.0 += 1;
+                p.1 += (h.len() / 8) as u32;
+            });
+            // Each slot's events now end where the next one's start.
+            let (mut ev_start, mut hash_start) = (0usize, 0usize);
+            for &s in batch {
+                let (count, _, h) = tally[s as usize];
+                let ev_end = ev_start + count as usize;
+                if let Some(found) =
+                    self.replay(s, &mut events[ev_start..ev_end], &hashes, &mut state)
+                {
+                    out.push(found);
+                }
+                ev_start = ev_end;
+                hash_start += h as usize;
+                place[s as usize] = (u32::MAX, 0);
             }
+            debug_assert_eq!(hash_start, hashes.len());
         }
         // Rules with different groupings can flag the same net and vhost: fold those.
         out.sort_by(|a, b| (a.0.source, &a.0.vhost).cmp(&(b.0.source, &b.0.vhost)));
@@ -564,10 +648,11 @@ impl Collector {
     /// The line of a chosen sample: its copy, or the line read back when the record there
     /// still has the sample's source, time and virtual host.
     fn sample(&self, s: &Chosen, lines: &mut dyn ReadBack) -> Option<Vec<u8>> {
-        let (key, slot) = self.slots.get(s.slot as usize)?;
-        if let Some(copy) = slot
+        let key = self.keys_of.get(s.slot as usize)?;
+        if let Some(copy) = self
             .copies
-            .as_ref()
+            .get(s.slot as usize)
+            .and_then(Option::as_ref)
             .and_then(|c| c.samples.iter().find(|c| c.order == s.order))
         {
             return Some(sample_line(&self.sample_bytes, copy).to_vec());
@@ -582,33 +667,24 @@ impl Collector {
         lines.read_back(s.order, &same)
     }
 
+    /// Replays one source's events (in any order; sorted here), whose hashes are in
+    /// `hashes` from each event's `hash_start`.
     fn replay(
         &self,
         id: u32,
-        key: &Key,
-        events: &EventStream,
+        events: &mut [Replayed],
+        hashes: &[u64],
         state: &mut ReplayState,
     ) -> Option<(Flagged, Vec<Chosen>)> {
         let rules = self.rules.rules();
-        // A bucket overflows only after more than `capacity` events, so rules with fewer
-        // events here cannot fire and need no replay. Most sources are ordinary clients
-        // that no rule comes near: their event count rules them out without decoding.
-        if !could_overflow(rules, events) {
-            return None;
-        }
+        let key = self.keys_of.get(id as usize)?;
         let ReplayState {
             buckets,
             seen,
             overflows,
-            events: decoded,
-            hashes,
             counts,
         } = state;
-        decoded.clear();
-        hashes.clear();
-        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
-        events.decode(&distinct, decoded, hashes);
-        let live = live_rules(rules, decoded, counts);
+        let live = live_rules(rules, events, counts);
         if live == 0 {
             return None;
         }
@@ -618,9 +694,9 @@ impl Collector {
         overflows.iter_mut().for_each(|o| *o = 0);
         // Orders are unique, so this is a total order. Each shard's events come mostly in
         // time order: the stable sort finds those runs and merges them.
-        decoded.sort_by_key(|e| (e.time_ms, e.order));
+        events.sort_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
-        for e in decoded.iter() {
+        for e in events.iter() {
             let mut m = e.rules & live;
             while m != 0 {
                 let ri = m.trailing_zeros() as usize;
@@ -660,7 +736,7 @@ impl Collector {
         let mut last = i64::MIN;
         let mut count = 0u64;
         let mut samples = Vec::with_capacity(SAMPLES);
-        for e in decoded.iter().filter(|e| e.rules & fired != 0) {
+        for e in events.iter().filter(|e| e.rules & fired != 0) {
             first = first.min(e.time_ms);
             last = last.max(e.time_ms);
             count += 1;
@@ -697,20 +773,11 @@ impl Collector {
     }
 }
 
-/// The slot of `key`, created empty when new.
-fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, slots: &mut Vec<(Key, Slot)>, key: Key) -> u32 {
+/// The slot of `key`, created when new.
+fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, keys_of: &mut Vec<Key>, key: Key) -> u32 {
     *keys.entry(key).or_insert_with(|| {
-        // Most sources send more than a handful of lines: skip the smallest growth steps,
-        // each a reallocation.
-        let slot = Slot {
-            events: EventStream {
-                bytes: Vec::with_capacity(INITIAL_STREAM),
-                ..EventStream::default()
-            },
-            copies: None,
-        };
-        slots.push((key, slot));
-        (slots.len() - 1) as u32
+        keys_of.push(key);
+        (keys_of.len() - 1) as u32
     })
 }
 
@@ -733,21 +800,19 @@ struct ReplayState {
     buckets: Vec<Bucket>,
     seen: Vec<SeenSet>,
     overflows: Vec<u64>,
-    events: Vec<Replayed>,
-    hashes: Vec<u64>,
     counts: Vec<u64>,
 }
 
-/// Whether some rule has more events in `events` than its capacity, judged from the total
-/// count: a rule cannot have more events than the source.
-fn could_overflow(rules: &[RuleInfo], events: &EventStream) -> bool {
-    let mut m = events.any;
+/// Whether some rule of `any` has a capacity below `count`: a rule cannot have more events
+/// than the source.
+fn could_overflow(rules: &[RuleInfo], count: u64, any: u64) -> bool {
+    let mut m = any;
     while m != 0 {
         let ri = m.trailing_zeros() as usize;
         m &= m - 1;
         if rules
             .get(ri)
-            .is_some_and(|r| events.count > u64::from(r.limits.capacity))
+            .is_some_and(|r| count > u64::from(r.limits.capacity))
         {
             return true;
         }
@@ -1206,6 +1271,9 @@ mod tests {
             for &i in &merge_order[1..] {
                 merged.merge(slots[i].take().expect("shard"));
             }
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole.clone());
+            // Gathered for the replay a few events at a time, too.
+            merged.batch = 7;
             prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole);
         }
 
@@ -1246,42 +1314,29 @@ mod tests {
             }
         }
 
-        /// Events read back from a stream are the events written, across restarts.
+        /// Events read back from a journal are the events written.
         #[test]
-        fn event_streams_round_trip(
-            runs in proptest::collection::vec(
-                proptest::collection::vec(
-                    (any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
-                    0..20,
-                ),
-                1..4,
+        fn journals_round_trip(
+            events in proptest::collection::vec(
+                (0u32..4, any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
+                0..60,
             ),
+            small in any::<bool>(),
         ) {
             let distinct = [0b1, 0b10, 0, 1 << 63];
-            let mut whole = EventStream::default();
+            let mut journal = Journal::default();
             let mut want = Vec::new();
-            for run in &runs {
-                let mut part = EventStream::default();
-                for &(time, order, rules, hashes) in run {
-                    let n = distinct.iter().filter(|&&d| d & rules != 0).count();
-                    part.push(Event { time, order, rules }, &hashes[..n]);
-                    want.push((time.saturating_mul(1000), order, rules, hashes[..n].to_vec()));
-                }
-                whole.append(&part);
+            for &(slot, time, order, rules, hashes) in &events {
+                // Small deltas as well as arbitrary ones.
+                let (time, order) = if small { (time % 100, order % 1000) } else { (time, order) };
+                let n = distinct.iter().filter(|&&d| d & rules != 0).count();
+                journal.push(slot, Event { time, order, rules }, &hashes[..n]);
+                let bytes: Vec<u8> = hashes[..n].iter().flat_map(|h| h.to_le_bytes()).collect();
+                want.push((slot, Event { time, order, rules }, bytes));
             }
             let mut got = Vec::new();
-            let mut hashes = Vec::new();
-            whole.decode(&distinct, &mut got, &mut hashes);
-            let got: Vec<_> = got
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let end = got.get(i + 1).map_or(hashes.len(), |n| n.hash_start as usize);
-                    (e.time_ms, e.order, e.rules, hashes[e.hash_start as usize..end].to_vec())
-                })
-                .collect();
+            journal.for_each(&distinct, |slot, e, hashes| got.push((slot, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
-            prop_assert_eq!(whole.count as usize, runs.iter().map(Vec::len).sum::<usize>());
         }
     }
 

@@ -36,7 +36,7 @@ pub struct At {
     pub line: u64,
     /// Byte offset of the line in the (decompressed) file.
     pub offset: u64,
-    /// Whether [`ReadBack`] can read the line again: it is in a plain file, not on standard
+    /// Whether [`ReadLines`] can read the line again: it is in a plain file, not on standard
     /// input nor in a compressed stream.
     pub readable: bool,
 }

@@ -9,15 +9,16 @@
 //! ranking, among those that matched a flagging rule.
 //!
 //! Memory and cache misses: every request is an event of some rule (`http-flood` counts
-//! them all), so a collector writes its events as a few bytes each to one `Journal`, in
-//! the order it sees them: a line costs no access to its source's state beyond the key
-//! lookup. [`Collector::finish_reading`] counts each source's events from the journals,
-//! then gathers and replays only the sources some rule could flag, at most `REPLAY_BATCH`
-//! events (32 bytes each) at a time, so the replay needs little more memory than the
-//! journals. Sample lines are not copied for lines the caller can read again
-//! ([`Collector::observe_readable`]): they are read back through a [`ReadBack`] for the few
-//! flagged sources. Lines that cannot be read again (standard input, compressed files) are
-//! copied while they are among their source's earliest lines of a rule.
+//! them all), so a collector writes its events as a few bytes each to one `Journal` per
+//! grouping, in the order it sees them, with the source's key inline when it changes: a
+//! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
+//! up and counts each source's events from the journals, then gathers and replays only the
+//! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
+//! so the replay needs little more memory than the journals. Sample lines are not copied
+//! for lines the caller can read again ([`Collector::observe_readable`]): they are read
+//! back through a [`ReadBack`] for the few flagged sources. Lines that cannot be read again
+//! (standard input, compressed files) are copied while they are among their source's
+//! earliest lines of a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -84,20 +85,21 @@ struct Event {
 /// Time deltas (zigzag) below this fit in the header byte; this value means a varint
 /// follows.
 const TIME_ESCAPE: u8 = 63;
-/// The longest encoded event: header, four varints, four hashes.
-const MAX_EVENT: usize = 1 + 4 * 10 + 4 * 8;
+/// The longest encoded event: header, an IPv6 key, four varints, four hashes.
+const MAX_EVENT: usize = 1 + 17 + 4 * 10 + 4 * 8;
 /// At most this many events are gathered for the replay at a time (32 bytes each), unless
 /// one source has more.
 const REPLAY_BATCH: usize = 1 << 18;
 
-/// One collector's events in the order it observed them, each encoded against the one
-/// before it:
+/// One collector's events of one grouping in the order it observed them, each encoded
+/// against the one before it:
 ///
-/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's slot
+/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's key
 ///   changed; bits 2..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else
 ///   `TIME_ESCAPE`;
 /// - the time delta as a LEB128 varint when it did not fit;
-/// - the slot, as a varint, when it changed;
+/// - the key, when it changed: a byte with the prefix length (plus 64 for IPv6), the 4 or 16
+///   address bytes, and the virtual host's id plus one (0 for none) as a varint;
 /// - the rule mask as a varint, when it changed;
 /// - the zigzag delta of `order` as a varint;
 /// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
@@ -105,19 +107,21 @@ const REPLAY_BATCH: usize = 1 << 18;
 ///
 /// Logs are mostly in time order and most lines have the previous line's source, so most
 /// events take 3 or 4 bytes plus 8 per distinct value, and writing one touches only the end
-/// of one buffer.
+/// of one buffer: keys are looked up once per change, at the end, where a tight loop
+/// overlaps the cache misses that the scan would wait for one by one.
 #[derive(Default)]
 struct Journal {
     bytes: Vec<u8>,
-    /// The last event written and its slot, which the next is encoded against.
-    last: (u32, Event),
+    /// The last event written and its key (net, vhost), which the next is encoded against.
+    last: (Option<(IpNet, u32)>, Event),
 }
 
 impl Journal {
-    fn push(&mut self, slot: u32, e: Event, hashes: &[u64]) {
+    /// Writes one event; `key` is `None` when it is the last event's.
+    fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
         let mut buf = [0u8; MAX_EVENT];
         let mut n = 1;
-        let (last_slot, last) = self.last;
+        let (last_key, last) = self.last;
         let dt = zigzag(e.time.wrapping_sub(last.time));
         let small = if dt < u64::from(TIME_ESCAPE) {
             dt as u8
@@ -125,11 +129,24 @@ impl Journal {
             n += write_varint(&mut buf[n..], dt);
             TIME_ESCAPE
         };
+        let new_key = key.filter(|&k| Some(k) != last_key);
         let new_rules = e.rules != last.rules;
-        let new_slot = slot != last_slot;
-        buf[0] = small << 2 | u8::from(new_slot) << 1 | u8::from(new_rules);
-        if new_slot {
-            n += write_varint(&mut buf[n..], u64::from(slot));
+        buf[0] = small << 2 | u8::from(new_key.is_some()) << 1 | u8::from(new_rules);
+        if let Some((net, vhost)) = new_key {
+            match net {
+                IpNet::V4(v4) => {
+                    buf[n] = v4.prefix_len();
+                    buf[n + 1..n + 5].copy_from_slice(&v4.addr().octets());
+                    n += 5;
+                }
+                IpNet::V6(v6) => {
+                    buf[n] = 64 + v6.prefix_len();
+                    buf[n + 1..n + 17].copy_from_slice(&v6.addr().octets());
+                    n += 17;
+                }
+            }
+            n += write_varint(&mut buf[n..], u64::from(vhost.wrapping_add(1)));
+            self.last.0 = new_key;
         }
         if new_rules {
             n += write_varint(&mut buf[n..], e.rules);
@@ -143,15 +160,15 @@ impl Journal {
             n += 8;
         }
         self.bytes.extend_from_slice(&buf[..n]);
-        self.last = (slot, e);
+        self.last.1 = e;
     }
 
-    /// Calls `f` with each event's slot, the event and its hashes (8 bytes each).
+    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
     /// `distinct` gives per field the rules that count it.
-    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(u32, Event, &[u8])) {
+    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
         let b = &self.bytes;
         let mut pos = 0;
-        let (mut slot, mut last) = (0u32, Event::default());
+        let mut last = Event::default();
         // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
@@ -163,9 +180,10 @@ impl Journal {
                 small => u64::from(small),
             };
             last.time = last.time.wrapping_add(unzigzag(dt));
+            let mut key = None;
             if head & 2 != 0 {
-                match read_varint(b, &mut pos).and_then(|v| u32::try_from(v).ok()) {
-                    Some(v) => slot = v,
+                match read_key(b, &mut pos) {
+                    Some(k) => key = Some(k),
                     None => return,
                 }
             }
@@ -184,9 +202,26 @@ impl Journal {
                 return;
             };
             pos += 8 * n;
-            f(slot, last, hashes);
+            f(key, last, hashes);
         }
     }
+}
+
+/// Reads a key as `Journal::push` writes it.
+fn read_key(b: &[u8], pos: &mut usize) -> Option<(IpNet, u32)> {
+    let tag = *b.get(*pos)?;
+    *pos += 1;
+    let net = if tag < 64 {
+        let octets: [u8; 4] = b.get(*pos..*pos + 4)?.try_into().ok()?;
+        *pos += 4;
+        IpNet::V4(ipnet::Ipv4Net::new(octets.into(), tag).ok()?)
+    } else {
+        let octets: [u8; 16] = b.get(*pos..*pos + 16)?.try_into().ok()?;
+        *pos += 16;
+        IpNet::V6(ipnet::Ipv6Net::new(octets.into(), tag - 64).ok()?)
+    };
+    let vhost = u32::try_from(read_varint(b, pos)?).ok()?.wrapping_sub(1);
+    Some((net, vhost))
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -279,19 +314,17 @@ type KeyHasher = foldhash::quality::RandomState;
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
     rules: Arc<CompiledRules>,
-    /// Each key's slot: its index in `keys_of`.
-    keys: HashMap<Key, u32, KeyHasher>,
-    keys_of: Vec<Key>,
-    /// Per grouping index: the last source seen and its slot, for groupings that do not
-    /// split by virtual host. Logs cluster by client (most lines have the previous line's
-    /// source), so most lines skip grouping the address and the map lookup.
-    last: Vec<Option<(IpAddr, u32)>>,
-    /// This collector's events, and those of the collectors merged into it with their slots
-    /// mapped to this one's.
-    journal: Journal,
-    merged: Vec<(Journal, Vec<u32>)>,
-    /// Per slot, for sources with lines that cannot be read back: copies of those lines.
-    copies: Vec<Option<Box<Copies>>>,
+    /// Per grouping index: the last source seen, for groupings that do not split by virtual
+    /// host. Logs cluster by client (most lines have the previous line's source), so most
+    /// lines skip grouping the address.
+    last: Vec<Option<IpAddr>>,
+    /// Per grouping index: this collector's events.
+    journals: Vec<Journal>,
+    /// Journals of the collectors merged into this one: grouping index, journal, and their
+    /// virtual host ids mapped to this one's.
+    merged: Vec<(u8, Journal, Vec<u32>)>,
+    /// Copies of lines that cannot be read back, per source that has such lines.
+    copies: HashMap<Key, Box<Copies>, KeyHasher>,
     /// The bytes of all copied sample lines, appended: one buffer instead of an allocation
     /// per sample. Samples that are later dropped leave their bytes behind; few are.
     sample_bytes: Vec<u8>,
@@ -305,16 +338,21 @@ pub struct Collector {
     batch: usize,
 }
 
+/// The sources of a finish: each key's slot, and the keys by slot.
+#[derive(Default)]
+struct Slots {
+    ids: HashMap<Key, u32, KeyHasher>,
+    keys: Vec<Key>,
+}
+
 impl Collector {
     pub fn new(rules: Arc<CompiledRules>) -> Collector {
         Collector {
             rules,
-            keys: HashMap::default(),
-            keys_of: Vec::new(),
             last: Vec::new(),
-            journal: Journal::default(),
+            journals: Vec::new(),
             merged: Vec::new(),
-            copies: Vec::new(),
+            copies: HashMap::default(),
             sample_bytes: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
@@ -362,10 +400,8 @@ impl Collector {
         // Borrow fields apart: cloning the Arc here would cost an atomic per line.
         let Collector {
             rules,
-            keys,
-            keys_of,
             last,
-            journal,
+            journals,
             copies,
             sample_bytes,
             vhosts,
@@ -373,32 +409,27 @@ impl Collector {
             scratch,
             ..
         } = self;
-        if last.len() != rules.groupings().len() {
-            last.resize(rules.groupings().len(), None);
+        let groupings = rules.groupings();
+        if last.len() != groupings.len() {
+            last.resize(groupings.len(), None);
+            journals.resize_with(groupings.len(), Journal::default);
         }
-        for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
+        for (gi, &(grouping, gmask)) in groupings.iter().enumerate() {
             let mask = matched & gmask;
             if mask == 0 {
                 continue;
             }
-            let id = match last[gi] {
-                Some((prev, id)) if prev == source && !grouping.per_vhost => id,
-                _ => {
-                    let vhost = if grouping.per_vhost {
-                        rec.vhost
-                            .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
-                    } else {
-                        NO_VHOST
-                    };
-                    let key = Key {
-                        net: grouping.net_of(source),
-                        vhost,
-                        grouping: gi as u8,
-                    };
-                    let id = slot_id(keys, keys_of, key);
-                    last[gi] = Some((source, id));
-                    id
-                }
+            let key = if last[gi] == Some(source) && !grouping.per_vhost {
+                None
+            } else {
+                let vhost = if grouping.per_vhost {
+                    rec.vhost
+                        .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
+                } else {
+                    NO_VHOST
+                };
+                last[gi] = Some(source);
+                Some((grouping.net_of(source), vhost))
             };
             let mut hashes = [0u64; 4];
             let mut n = 0;
@@ -408,8 +439,9 @@ impl Collector {
                     n += 1;
                 }
             }
+            let journal = &mut journals[gi];
             journal.push(
-                id,
+                key,
                 Event {
                     time,
                     order,
@@ -418,11 +450,16 @@ impl Collector {
                 &hashes[..n],
             );
             if copy {
+                let (net, vhost) = key
+                    .or(journal.last.0)
+                    .unwrap_or((IpNet::from(source), NO_VHOST));
+                let key = Key {
+                    net,
+                    vhost,
+                    grouping: gi as u8,
+                };
                 let time_ms = time.saturating_mul(1000);
-                if copies.len() <= id as usize {
-                    copies.resize_with(id as usize + 1, || None);
-                }
-                let copies = copies[id as usize].get_or_insert_with(Box::default);
+                let copies = copies.entry(key).or_default();
                 // Once every rule of a line has its samples, later lines are rejected here.
                 if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
                     keep_sample(copies, sample_bytes, time_ms, order, mask, rec.line);
@@ -436,49 +473,32 @@ impl Collector {
     }
 
     /// Adds `other`'s events to this collector. Merge order does not change the results.
-    pub fn merge(&mut self, mut other: Collector) {
-        // Fold the smaller collector into the larger: the work is per key moved.
-        if self.keys_of.len() < other.keys_of.len() {
-            std::mem::swap(self, &mut other);
-        }
+    pub fn merge(&mut self, other: Collector) {
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            keys_of,
-            journal,
+            journals,
             merged,
             copies,
             vhost_names,
             sample_bytes,
             ..
         } = other;
-        // Their slot -> ours.
-        let mut map = Vec::with_capacity(keys_of.len());
-        for mut key in keys_of {
+        // Their virtual host ids -> ours.
+        let map: Vec<u32> = vhost_names.iter().map(|n| self.vhost_id(n)).collect();
+        let remap = |id: u32| map.get(id as usize).copied().unwrap_or(NO_VHOST);
+        for (gi, journal) in journals.into_iter().enumerate() {
+            self.merged.push((gi as u8, journal, map.clone()));
+        }
+        for (gi, journal, their_map) in merged {
+            self.merged
+                .push((gi, journal, their_map.iter().map(|&v| remap(v)).collect()));
+        }
+        for (mut key, theirs) in copies {
             if key.vhost != NO_VHOST {
-                let name = vhost_names
-                    .get(key.vhost as usize)
-                    .cloned()
-                    .unwrap_or_default();
-                key.vhost = self.vhost_id(&name);
+                key.vhost = remap(key.vhost);
             }
-            map.push(slot_id(&mut self.keys, &mut self.keys_of, key));
-        }
-        for (theirs, their_map) in merged {
-            let composed = their_map
-                .iter()
-                .map(|&s| map.get(s as usize).copied().unwrap_or(u32::MAX))
-                .collect();
-            self.merged.push((theirs, composed));
-        }
-        for (slot, theirs) in copies.into_iter().enumerate() {
-            let (Some(theirs), Some(&id)) = (theirs, map.get(slot)) else {
-                continue;
-            };
-            if self.copies.len() <= id as usize {
-                self.copies.resize_with(id as usize + 1, || None);
-            }
-            let mine = self.copies[id as usize].get_or_insert_with(Box::default);
+            let mine = self.copies.entry(key).or_default();
             for s in &theirs.samples {
                 let line = sample_line(&sample_bytes, s);
                 keep_sample(
@@ -491,17 +511,36 @@ impl Collector {
                 );
             }
         }
-        self.merged.push((journal, map));
     }
 
-    /// Calls `f` with every event of every journal, with its slot in this collector.
-    fn for_each_event(&self, distinct: &[u64; 4], mut f: impl FnMut(u32, Event, &[u8])) {
-        self.journal.for_each(distinct, &mut f);
-        for (journal, map) in &self.merged {
-            journal.for_each(distinct, |slot, e, hashes| {
-                if let Some(&slot) = map.get(slot as usize) {
-                    f(slot, e, hashes);
+    /// Calls `f` with every event of every journal and its slot. `slot_of` gives the slot of
+    /// each key as it changes.
+    fn for_each_event(
+        &self,
+        distinct: &[u64; 4],
+        mut slot_of: impl FnMut(Key) -> u32,
+        mut f: impl FnMut(u32, Event, &[u8]),
+    ) {
+        let own = self
+            .journals
+            .iter()
+            .enumerate()
+            .map(|(gi, j)| (gi as u8, j, None));
+        let merged = self.merged.iter().map(|(gi, j, map)| (*gi, j, Some(map)));
+        for (grouping, journal, vhosts) in own.chain(merged) {
+            let mut slot = u32::MAX;
+            journal.for_each(distinct, |key, e, hashes| {
+                if let Some((net, mut vhost)) = key {
+                    if let (Some(map), true) = (vhosts, vhost != NO_VHOST) {
+                        vhost = map.get(vhost as usize).copied().unwrap_or(NO_VHOST);
+                    }
+                    slot = slot_of(Key {
+                        net,
+                        vhost,
+                        grouping,
+                    });
                 }
+                f(slot, e, hashes);
             });
         }
     }
@@ -518,24 +557,36 @@ impl Collector {
         let rules = self.rules.rules();
         let n = rules.len();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
-        let slots = self.keys_of.len();
-        // Per slot: events, the rules any of them matched, and their hashes.
-        let mut tally = vec![(0u64, 0u64, 0u64); slots];
-        self.for_each_event(&distinct, |slot, e, hashes| {
-            if let Some(t) = tally.get_mut(slot as usize) {
+        // Slots for the keys in the order the journals name them, and per slot: events, the
+        // rules any of them matched, and their hashes. Later passes take the slots from
+        // `changes` instead of looking the keys up again.
+        let mut slots = Slots::default();
+        let mut changes: Vec<u32> = Vec::new();
+        let mut tally: Vec<(u64, u64, u64)> = Vec::new();
+        self.for_each_event(
+            &distinct,
+            |key| {
+                let id = slot_id(&mut slots.ids, &mut slots.keys, key);
+                changes.push(id);
+                id
+            },
+            |slot, e, hashes| {
+                if tally.len() <= slot as usize {
+                    tally.resize(slot as usize + 1, (0, 0, 0));
+                }
+                let t = &mut tally[slot as usize];
                 t.0 += 1;
                 t.1 |= e.rules;
                 t.2 += hashes.len() as u64 / 8;
-            }
-        });
+            },
+        );
         // A bucket overflows only after more than `capacity` events, so a source whose
         // event count is at most the capacity of every rule it matched cannot be flagged:
         // most sources are ordinary clients that no rule comes near.
-        let candidates: Vec<u32> = (0..slots as u32)
+        let candidates: Vec<u32> = (0..tally.len() as u32)
             .filter(|&s| {
                 let (count, any, _) = tally[s as usize];
-                could_overflow(rules, count, any)
-                    && !allowlist.overlaps(self.keys_of[s as usize].net)
+                could_overflow(rules, count, any) && !allowlist.overlaps(slots.keys[s as usize].net)
             })
             .collect();
         let mut state = ReplayState {
@@ -547,7 +598,7 @@ impl Collector {
         let mut out: Vec<(Flagged, Vec<Chosen>)> = Vec::new();
         // Gather the candidates' events a batch at a time: per slot, where its events and
         // hashes go (u32::MAX: not in this batch).
-        let mut place = vec![(u32::MAX, 0u32); slots];
+        let mut place = vec![(u32::MAX, 0u32); tally.len()];
         let mut events: Vec<Replayed> = Vec::new();
         let mut hashes: Vec<u64> = Vec::new();
         let mut rest = &candidates[..];
@@ -570,47 +621,53 @@ impl Collector {
             events.resize(n_events, Replayed::default());
             hashes.clear();
             hashes.resize(n_hashes, 0);
-            self.for_each_event(&distinct, |slot, e, h| {
-                let Some(p) = place.get_mut(slot as usize) else {
-                    return;
-                };
-                if p.0 == u32::MAX {
-                    return;
-                }
-                let hash_start = p.1;
-                for (i, word) in h.chunks_exact(8).enumerate() {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(word);
-                    if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
-                        *slot = u64::from_le_bytes(b);
-                    }
-                }
-                if let Some(slot) = events.get_mut(p.0 as usize) {
-                    *slot = Replayed {
-                        time_ms: e.time.saturating_mul(1000),
-                        order: e.order,
-                        rules: e.rules,
-                        hash_start,
+            let mut next_change = changes.iter();
+            self.for_each_event(
+                &distinct,
+                |_| next_change.next().copied().unwrap_or(u32::MAX),
+                |slot, e, h| {
+                    let Some(p) = place.get_mut(slot as usize) else {
+                        return;
                     };
-                }
-                p.0 += 1;
-                p.1 += (h.len() / 8) as u32;
-            });
+                    if p.0 == u32::MAX {
+                        return;
+                    }
+                    let hash_start = p.1;
+                    for (i, word) in h.chunks_exact(8).enumerate() {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(word);
+                        if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
+                            *slot = u64::from_le_bytes(b);
+                        }
+                    }
+                    if let Some(slot) = events.get_mut(p.0 as usize) {
+                        *slot = Replayed {
+                            time_ms: e.time.saturating_mul(1000),
+                            order: e.order,
+                            rules: e.rules,
+                            hash_start,
+                        };
+                    }
+                    p.0 += 1;
+                    p.1 += (h.len() / 8) as u32;
+                },
+            );
             // Each slot's events now end where the next one's start.
-            let (mut ev_start, mut hash_start) = (0usize, 0usize);
+            let mut start = 0usize;
             for &s in batch {
-                let (count, _, h) = tally[s as usize];
-                let ev_end = ev_start + count as usize;
-                if let Some(found) =
-                    self.replay(s, &mut events[ev_start..ev_end], &hashes, &mut state)
-                {
+                let end = start + tally[s as usize].0 as usize;
+                if let Some(found) = self.replay(
+                    s,
+                    &slots.keys[s as usize],
+                    &mut events[start..end],
+                    &hashes,
+                    &mut state,
+                ) {
                     out.push(found);
                 }
-                ev_start = ev_end;
-                hash_start += h as usize;
+                start = end;
                 place[s as usize] = (u32::MAX, 0);
             }
-            debug_assert_eq!(hash_start, hashes.len());
         }
         // Rules with different groupings can flag the same net and vhost: fold those.
         out.sort_by(|a, b| (a.0.source, &a.0.vhost).cmp(&(b.0.source, &b.0.vhost)));
@@ -638,7 +695,7 @@ impl Collector {
                 f.samples = samples
                     .iter()
                     .take(SAMPLES)
-                    .filter_map(|s| self.sample(s, lines))
+                    .filter_map(|s| self.sample(&slots, s, lines))
                     .collect();
                 f
             })
@@ -647,12 +704,11 @@ impl Collector {
 
     /// The line of a chosen sample: its copy, or the line read back when the record there
     /// still has the sample's source, time and virtual host.
-    fn sample(&self, s: &Chosen, lines: &mut dyn ReadBack) -> Option<Vec<u8>> {
-        let key = self.keys_of.get(s.slot as usize)?;
+    fn sample(&self, slots: &Slots, s: &Chosen, lines: &mut dyn ReadBack) -> Option<Vec<u8>> {
+        let key = slots.keys.get(s.slot as usize)?;
         if let Some(copy) = self
             .copies
-            .get(s.slot as usize)
-            .and_then(Option::as_ref)
+            .get(key)
             .and_then(|c| c.samples.iter().find(|c| c.order == s.order))
         {
             return Some(sample_line(&self.sample_bytes, copy).to_vec());
@@ -672,12 +728,12 @@ impl Collector {
     fn replay(
         &self,
         id: u32,
+        key: &Key,
         events: &mut [Replayed],
         hashes: &[u64],
         state: &mut ReplayState,
     ) -> Option<(Flagged, Vec<Chosen>)> {
         let rules = self.rules.rules();
-        let key = self.keys_of.get(id as usize)?;
         let ReplayState {
             buckets,
             seen,
@@ -1314,28 +1370,39 @@ mod tests {
             }
         }
 
-        /// Events read back from a journal are the events written.
+        /// Events read back from a journal are the events written, with their keys.
         #[test]
         fn journals_round_trip(
             events in proptest::collection::vec(
-                (0u32..4, any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
+                (0usize..5, any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
                 0..60,
             ),
             small in any::<bool>(),
         ) {
+            let keys: [(IpNet, u32); 5] = [
+                ("192.0.2.1/32".parse().expect("net"), NO_VHOST),
+                ("192.0.2.1/32".parse().expect("net"), 0),
+                ("2001:db8::/64".parse().expect("net"), 7),
+                ("0.0.0.0/0".parse().expect("net"), u32::MAX - 1),
+                ("::/128".parse().expect("net"), NO_VHOST),
+            ];
             let distinct = [0b1, 0b10, 0, 1 << 63];
             let mut journal = Journal::default();
             let mut want = Vec::new();
-            for &(slot, time, order, rules, hashes) in &events {
+            let mut last_key = None;
+            for &(k, time, order, rules, hashes) in &events {
                 // Small deltas as well as arbitrary ones.
                 let (time, order) = if small { (time % 100, order % 1000) } else { (time, order) };
                 let n = distinct.iter().filter(|&&d| d & rules != 0).count();
-                journal.push(slot, Event { time, order, rules }, &hashes[..n]);
+                journal.push(Some(keys[k]), Event { time, order, rules }, &hashes[..n]);
                 let bytes: Vec<u8> = hashes[..n].iter().flat_map(|h| h.to_le_bytes()).collect();
-                want.push((slot, Event { time, order, rules }, bytes));
+                // A key is written only when it changes.
+                let key = (last_key != Some(keys[k])).then_some(keys[k]);
+                last_key = Some(keys[k]);
+                want.push((key, Event { time, order, rules }, bytes));
             }
             let mut got = Vec::new();
-            journal.for_each(&distinct, |slot, e, hashes| got.push((slot, e, hashes.to_vec())));
+            journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
         }
     }

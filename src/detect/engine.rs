@@ -571,6 +571,11 @@ impl Collector {
                 id
             },
             |slot, e, hashes| {
+                // Every journal names a key before its first event; without one there is no
+                // source to count for.
+                if slot == u32::MAX {
+                    return;
+                }
                 if tally.len() <= slot as usize {
                     tally.resize(slot as usize + 1, (0, 0, 0));
                 }

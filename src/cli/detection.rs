@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use super::{Config, state};
 use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet};
 use crate::geo::Geo;
-use crate::scan::Visitor;
+use crate::scan::{At, ReadLines, Visitor};
 use crate::store::{BanPolicy, NewFlag, Store};
 use crate::timefmt::parse_duration;
 
@@ -230,7 +230,30 @@ impl Visitor for DetectVisitor {
         self.collector.observe(rec, order);
     }
 
+    /// Lines of plain files are read back for samples at the end, not copied.
+    #[inline]
+    fn record_at(&mut self, at: At, rec: &crate::format::Record<'_>) {
+        if self.skip.get(at.file).copied().unwrap_or(false) {
+            return;
+        }
+        if at.readable {
+            self.collector.observe_readable(rec, at.order());
+        } else {
+            self.collector.observe(rec, at.order());
+        }
+    }
+
     fn merge(&mut self, other: DetectVisitor) {
         self.collector.merge(other.collector);
+    }
+}
+
+impl detect::ReadBack for ReadLines<'_> {
+    fn read_back(
+        &mut self,
+        order: u64,
+        same: &dyn Fn(&crate::format::Record<'_>) -> bool,
+    ) -> Option<Vec<u8>> {
+        self.line(order, same)
     }
 }

@@ -192,7 +192,9 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     })?;
     line.finish();
     let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
-        (Some(v), Some(d)) => v.collector.finish(&d.allowlist),
+        (Some(v), Some(d)) => v
+            .collector
+            .finish_reading(&d.allowlist, &mut report.read_lines()),
         _ => Vec::new(),
     };
     let mut new_flags = Vec::new();

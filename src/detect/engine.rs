@@ -5,7 +5,20 @@
 //!
 //! Results do not depend on how lines were split into shards nor on merge order: events are
 //! replayed sorted by (time, line ordinal), distinct-value hashes travel with their events,
-//! and samples are chosen by the same (time, ordinal) ranking.
+//! and a flagged source's samples are its earliest lines, by the same (time, ordinal)
+//! ranking, among those that matched a flagging rule.
+//!
+//! Memory and cache misses: every request is an event of some rule (`http-flood` counts
+//! them all), so a collector writes its events as a few bytes each to one `Journal` per
+//! grouping, in the order it sees them, with the source's key inline when it changes: a
+//! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
+//! up and counts each source's events from the journals, then gathers and replays only the
+//! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
+//! so the replay needs little more memory than the journals. Sample lines are not copied
+//! for lines the caller can read again ([`Collector::observe_readable`]): they are read
+//! back through a [`ReadBack`] for the few flagged sources. Lines that cannot be read again
+//! (standard input, compressed files) are copied while they are among their source's
+//! earliest lines of a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -36,18 +49,225 @@ pub struct Flagged {
     pub events: u64,
     /// How many times the flagging rules overflowed (blackholes keep this low).
     pub overflows: u64,
-    /// Up to [`SAMPLES`] lines that matched a flagging rule, earliest first.
+    /// Up to [`SAMPLES`] lines that matched a flagging rule, earliest first. A line that was
+    /// to be read back and no longer can (the file changed) is left out.
     pub samples: Vec<Vec<u8>>,
     /// The virtual host, when a flagging rule groups per virtual host.
     pub vhost: Option<String>,
 }
 
-/// One matching line, as little as the replay needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Reads lines again by the `order` they were observed with, for the samples of flagged
+/// sources that [`Collector::observe_readable`] did not copy.
+pub trait ReadBack {
+    /// The line observed with `order`, if it can still be read and `same` accepts the record
+    /// it parses to (the file may have changed since).
+    fn read_back(&mut self, order: u64, same: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>>;
+}
+
+/// A [`ReadBack`] that has no lines: samples that were not copied are left out.
+pub struct NoReadBack;
+
+impl ReadBack for NoReadBack {
+    fn read_back(&mut self, _: u64, _: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// One matching line, as little as the replay needs: its time in seconds, its ordinal and
+/// the rules it matched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Event {
+    time: i64,
+    order: u64,
+    rules: u64,
+}
+
+/// Time deltas (zigzag) below this fit in the header byte; this value means a varint
+/// follows.
+const TIME_ESCAPE: u8 = 63;
+/// The longest encoded event: header, an IPv6 key, four varints, four hashes.
+const MAX_EVENT: usize = 1 + 17 + 4 * 10 + 4 * 8;
+/// At most this many events are gathered for the replay at a time (32 bytes each), unless
+/// one source has more.
+const REPLAY_BATCH: usize = 1 << 18;
+
+/// One collector's events of one grouping in the order it observed them, each encoded
+/// against the one before it:
+///
+/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's key
+///   changed; bits 2..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else
+///   `TIME_ESCAPE`;
+/// - the time delta as a LEB128 varint when it did not fit;
+/// - the key, when it changed: a byte with the prefix length (plus 64 for IPv6), the 4 or 16
+///   address bytes, and the virtual host's id plus one (0 for none) as a varint;
+/// - the rule mask as a varint, when it changed;
+/// - the zigzag delta of `order` as a varint;
+/// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
+///   `Field::ALL` order.
+///
+/// Logs are mostly in time order and most lines have the previous line's source, so most
+/// events take 3 or 4 bytes plus 8 per distinct value, and writing one touches only the end
+/// of one buffer: keys are looked up once per change, at the end, where a tight loop
+/// overlaps the cache misses that the scan would wait for one by one.
+#[derive(Default)]
+struct Journal {
+    bytes: Vec<u8>,
+    /// The last event written and its key (net, vhost), which the next is encoded against.
+    last: (Option<(IpNet, u32)>, Event),
+}
+
+impl Journal {
+    /// Writes one event; `key` is `None` when it is the last event's.
+    fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
+        let mut buf = [0u8; MAX_EVENT];
+        let mut n = 1;
+        let (last_key, last) = self.last;
+        let dt = zigzag(e.time.wrapping_sub(last.time));
+        let small = if dt < u64::from(TIME_ESCAPE) {
+            dt as u8
+        } else {
+            n += write_varint(&mut buf[n..], dt);
+            TIME_ESCAPE
+        };
+        let new_key = key.filter(|&k| Some(k) != last_key);
+        let new_rules = e.rules != last.rules;
+        buf[0] = small << 2 | u8::from(new_key.is_some()) << 1 | u8::from(new_rules);
+        if let Some((net, vhost)) = new_key {
+            match net {
+                IpNet::V4(v4) => {
+                    buf[n] = v4.prefix_len();
+                    buf[n + 1..n + 5].copy_from_slice(&v4.addr().octets());
+                    n += 5;
+                }
+                IpNet::V6(v6) => {
+                    buf[n] = 64 + v6.prefix_len();
+                    buf[n + 1..n + 17].copy_from_slice(&v6.addr().octets());
+                    n += 17;
+                }
+            }
+            n += write_varint(&mut buf[n..], u64::from(vhost.wrapping_add(1)));
+            self.last.0 = new_key;
+        }
+        if new_rules {
+            n += write_varint(&mut buf[n..], e.rules);
+        }
+        n += write_varint(
+            &mut buf[n..],
+            zigzag(e.order.wrapping_sub(last.order) as i64),
+        );
+        for h in hashes.iter().take(4) {
+            buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
+            n += 8;
+        }
+        self.bytes.extend_from_slice(&buf[..n]);
+        self.last.1 = e;
+    }
+
+    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
+    /// `distinct` gives per field the rules that count it.
+    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
+        let b = &self.bytes;
+        let mut pos = 0;
+        let mut last = Event::default();
+        // The journal was written by `push`; a malformed one (never expected) ends early.
+        while let Some(&head) = b.get(pos) {
+            pos += 1;
+            let dt = match head >> 2 {
+                TIME_ESCAPE => match read_varint(b, &mut pos) {
+                    Some(v) => v,
+                    None => return,
+                },
+                small => u64::from(small),
+            };
+            last.time = last.time.wrapping_add(unzigzag(dt));
+            let mut key = None;
+            if head & 2 != 0 {
+                match read_key(b, &mut pos) {
+                    Some(k) => key = Some(k),
+                    None => return,
+                }
+            }
+            if head & 1 != 0 {
+                match read_varint(b, &mut pos) {
+                    Some(v) => last.rules = v,
+                    None => return,
+                }
+            }
+            match read_varint(b, &mut pos) {
+                Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
+                None => return,
+            }
+            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
+            let Some(hashes) = b.get(pos..pos + 8 * n) else {
+                return;
+            };
+            pos += 8 * n;
+            f(key, last, hashes);
+        }
+    }
+}
+
+/// Reads a key as `Journal::push` writes it.
+fn read_key(b: &[u8], pos: &mut usize) -> Option<(IpNet, u32)> {
+    let tag = *b.get(*pos)?;
+    *pos += 1;
+    let net = if tag < 64 {
+        let octets: [u8; 4] = b.get(*pos..*pos + 4)?.try_into().ok()?;
+        *pos += 4;
+        IpNet::V4(ipnet::Ipv4Net::new(octets.into(), tag).ok()?)
+    } else {
+        let octets: [u8; 16] = b.get(*pos..*pos + 16)?.try_into().ok()?;
+        *pos += 16;
+        IpNet::V6(ipnet::Ipv6Net::new(octets.into(), tag - 64).ok()?)
+    };
+    let vhost = u32::try_from(read_varint(b, pos)?).ok()?.wrapping_sub(1);
+    Some((net, vhost))
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+/// Writes `v` as LEB128 (at most 10 bytes) and returns its length.
+fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut i = 0;
+    while v >= 0x80 {
+        out[i] = v as u8 | 0x80;
+        v >>= 7;
+        i += 1;
+    }
+    out[i] = v as u8;
+    i + 1
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = *bytes.get(*pos)?;
+        *pos += 1;
+        if shift >= 64 {
+            return None;
+        }
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+        shift += 7;
+    }
+}
+
+/// A decoded event during the replay; `hash_start` is where its hashes start.
+#[derive(Clone, Copy, Debug, Default)]
+struct Replayed {
     time_ms: i64,
     order: u64,
     rules: u64,
+    hash_start: u32,
 }
 
 const NO_VHOST: u32 = u32::MAX;
@@ -59,7 +279,7 @@ struct Key {
     grouping: u8,
 }
 
-/// A sample line: `line` is its range in the collector's `sample_bytes`.
+/// A copied sample line: `line` is its range in the collector's `sample_bytes`.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
     time_ms: i64,
@@ -68,18 +288,23 @@ struct Sample {
     line: (usize, usize),
 }
 
+/// Copies of the lines that cannot be read back, for each rule the SAMPLES earliest; see
+/// `keep_sample`.
 #[derive(Default)]
-struct Events {
-    events: Vec<Event>,
-    /// Distinct-value hashes, in event order: for each event, one per field that a matched
-    /// distinct rule counts, fields in `Field::ALL` order. Only such events add entries.
-    hashes: Vec<u64>,
-    /// For each rule: up to SAMPLES earliest lines; see `keep_sample`.
+struct Copies {
     samples: Vec<Sample>,
     /// Rules that already have SAMPLES samples, and the latest (time, order) kept: a later
     /// line for only those rules is rejected without looking further.
     full: u64,
     latest: (i64, u64),
+}
+
+/// A sample chosen by the replay, before its line is fetched.
+#[derive(Clone, Copy, Debug)]
+struct Chosen {
+    time_ms: i64,
+    order: u64,
+    slot: u32,
 }
 
 /// Hashes sources and virtual hosts, which attackers choose. Randomly seeded (see
@@ -89,15 +314,19 @@ type KeyHasher = foldhash::quality::RandomState;
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
     rules: Arc<CompiledRules>,
-    /// Each key's index in `slots`.
-    keys: HashMap<Key, u32, KeyHasher>,
-    slots: Vec<(Key, Events)>,
-    /// Per grouping index: the last source seen and its slot, for groupings that do not
-    /// split by virtual host. Logs cluster by client (most lines have the previous line's
-    /// source), so most lines skip grouping the address and the map lookup.
-    last: Vec<Option<(IpAddr, u32)>>,
-    /// The bytes of all sample lines, appended: one buffer instead of an allocation per
-    /// sample. Samples that are later dropped leave their bytes behind; few are.
+    /// Per grouping index: the last source seen, for groupings that do not split by virtual
+    /// host. Logs cluster by client (most lines have the previous line's source), so most
+    /// lines skip grouping the address.
+    last: Vec<Option<IpAddr>>,
+    /// Per grouping index: this collector's events.
+    journals: Vec<Journal>,
+    /// Journals of the collectors merged into this one: grouping index, journal, and their
+    /// virtual host ids mapped to this one's.
+    merged: Vec<(u8, Journal, Vec<u32>)>,
+    /// Copies of lines that cannot be read back, per source that has such lines.
+    copies: HashMap<Key, Box<Copies>, KeyHasher>,
+    /// The bytes of all copied sample lines, appended: one buffer instead of an allocation
+    /// per sample. Samples that are later dropped leave their bytes behind; few are.
     sample_bytes: Vec<u8>,
     vhosts: HashMap<Box<[u8]>, u32, KeyHasher>,
     vhost_names: Vec<Box<[u8]>>,
@@ -105,21 +334,32 @@ pub struct Collector {
     /// Lines seen with a source and a time, and lines skipped for lacking one.
     seen: u64,
     skipped: u64,
+    /// How many events `finish` gathers at a time; see [`REPLAY_BATCH`].
+    batch: usize,
+}
+
+/// The sources of a finish: each key's slot, and the keys by slot.
+#[derive(Default)]
+struct Slots {
+    ids: HashMap<Key, u32, KeyHasher>,
+    keys: Vec<Key>,
 }
 
 impl Collector {
     pub fn new(rules: Arc<CompiledRules>) -> Collector {
         Collector {
             rules,
-            keys: HashMap::default(),
-            slots: Vec::new(),
             last: Vec::new(),
+            journals: Vec::new(),
+            merged: Vec::new(),
+            copies: HashMap::default(),
             sample_bytes: Vec::new(),
             vhosts: HashMap::default(),
             vhost_names: Vec::new(),
             scratch: Scratch::default(),
             seen: 0,
             skipped: 0,
+            batch: REPLAY_BATCH,
         }
     }
 
@@ -133,15 +373,26 @@ impl Collector {
         self.skipped
     }
 
-    /// Feeds one record. `order` must be unique per line over the whole run and increase
-    /// with position in the input (file index << 40 | line number): it breaks time ties.
+    /// Feeds one record, copying its line if it may become a sample. `order` must be unique
+    /// per line over the whole run and increase with position in the input (file index <<
+    /// 40 | byte offset): it breaks time ties.
     pub fn observe(&mut self, rec: &Record<'_>, order: u64) {
+        self.observe_line(rec, order, true);
+    }
+
+    /// Feeds one record whose line the [`ReadBack`] given to [`Collector::finish_reading`]
+    /// can read again by `order`: the line is never copied.
+    pub fn observe_readable(&mut self, rec: &Record<'_>, order: u64) {
+        self.observe_line(rec, order, false);
+    }
+
+    #[inline]
+    fn observe_line(&mut self, rec: &Record<'_>, order: u64, copy: bool) {
         let (Some(source), Some(time)) = (rec.source(), rec.time) else {
             self.skipped += 1;
             return;
         };
         self.seen += 1;
-        let time_ms = time.saturating_mul(1000);
         let matched = self.rules.evaluate(rec, &mut self.scratch);
         if matched == 0 {
             return;
@@ -149,56 +400,70 @@ impl Collector {
         // Borrow fields apart: cloning the Arc here would cost an atomic per line.
         let Collector {
             rules,
-            keys,
-            slots,
             last,
+            journals,
+            copies,
             sample_bytes,
             vhosts,
             vhost_names,
             scratch,
             ..
         } = self;
-        if last.len() != rules.groupings().len() {
-            last.resize(rules.groupings().len(), None);
+        let groupings = rules.groupings();
+        if last.len() != groupings.len() {
+            last.resize(groupings.len(), None);
+            journals.resize_with(groupings.len(), Journal::default);
         }
-        for (gi, &(grouping, gmask)) in rules.groupings().iter().enumerate() {
+        for (gi, &(grouping, gmask)) in groupings.iter().enumerate() {
             let mask = matched & gmask;
             if mask == 0 {
                 continue;
             }
-            let id = match last[gi] {
-                Some((prev, id)) if prev == source && !grouping.per_vhost => id,
-                _ => {
-                    let vhost = if grouping.per_vhost {
-                        rec.vhost
-                            .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
-                    } else {
-                        NO_VHOST
-                    };
-                    let key = Key {
-                        net: grouping.net_of(source),
-                        vhost,
-                        grouping: gi as u8,
-                    };
-                    let id = slot_id(keys, slots, key);
-                    last[gi] = Some((source, id));
-                    id
-                }
+            let key = if last[gi] == Some(source) && !grouping.per_vhost {
+                None
+            } else {
+                let vhost = if grouping.per_vhost {
+                    rec.vhost
+                        .map_or(NO_VHOST, |v| intern(vhosts, vhost_names, v))
+                } else {
+                    NO_VHOST
+                };
+                last[gi] = Some(source);
+                Some((grouping.net_of(source), vhost))
             };
-            let slot = &mut slots[id as usize].1;
-            slot.events.push(Event {
-                time_ms,
-                order,
-                rules: mask,
-            });
+            let mut hashes = [0u64; 4];
+            let mut n = 0;
             for field in Field::ALL {
                 if rules.distinct_rules(field) & mask != 0 {
-                    slot.hashes.push(rules.value_hash(field, rec, scratch));
+                    hashes[n] = rules.value_hash(field, rec, scratch);
+                    n += 1;
                 }
             }
-            // Once every rule of a line has its samples, later lines are rejected here.
-            if mask & !slot.full != 0 || (time_ms, order) < slot.latest {
-                keep_sample(slot, sample_bytes, time_ms, order, mask, rec.line);
+            let journal = &mut journals[gi];
+            journal.push(
+                key,
+                Event {
+                    time,
+                    order,
+                    rules: mask,
+                },
+                &hashes[..n],
+            );
+            if copy {
+                let (net, vhost) = key
+                    .or(journal.last.0)
+                    .unwrap_or((IpNet::from(source), NO_VHOST));
+                let key = Key {
+                    net,
+                    vhost,
+                    grouping: gi as u8,
+                };
+                let time_ms = time.saturating_mul(1000);
+                let copies = copies.entry(key).or_default();
+                // Once every rule of a line has its samples, later lines are rejected here.
+                if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
+                    keep_sample(copies, sample_bytes, time_ms, order, mask, rec.line);
+                }
             }
         }
     }
@@ -208,86 +473,210 @@ impl Collector {
     }
 
     /// Adds `other`'s events to this collector. Merge order does not change the results.
-    pub fn merge(&mut self, mut other: Collector) {
-        // Fold the smaller collector into the larger: the work is per key moved.
-        if self.slots.len() < other.slots.len() {
-            std::mem::swap(self, &mut other);
-        }
+    pub fn merge(&mut self, other: Collector) {
         self.seen += other.seen;
         self.skipped += other.skipped;
         let Collector {
-            slots,
+            journals,
+            merged,
+            copies,
             vhost_names,
             sample_bytes,
             ..
         } = other;
-        for (mut key, events) in slots {
+        // Their virtual host ids -> ours.
+        let map: Vec<u32> = vhost_names.iter().map(|n| self.vhost_id(n)).collect();
+        let remap = |id: u32| map.get(id as usize).copied().unwrap_or(NO_VHOST);
+        for (gi, journal) in journals.into_iter().enumerate() {
+            self.merged.push((gi as u8, journal, map.clone()));
+        }
+        for (gi, journal, their_map) in merged {
+            self.merged
+                .push((gi, journal, their_map.iter().map(|&v| remap(v)).collect()));
+        }
+        for (mut key, theirs) in copies {
             if key.vhost != NO_VHOST {
-                let name = vhost_names
-                    .get(key.vhost as usize)
-                    .cloned()
-                    .unwrap_or_default();
-                key.vhost = self.vhost_id(&name);
+                key.vhost = remap(key.vhost);
             }
-            match self.keys.get(&key) {
-                None => {
-                    self.keys.insert(key, self.slots.len() as u32);
-                    let mut moved = Events {
-                        samples: Vec::new(),
-                        ..events
-                    };
-                    for s in &events.samples {
-                        let line = sample_line(&sample_bytes, s);
-                        moved.samples.push(Sample {
-                            line: push_line(&mut self.sample_bytes, line),
-                            ..*s
-                        });
-                    }
-                    self.slots.push((key, moved));
-                }
-                Some(&id) => {
-                    let slot = &mut self.slots[id as usize].1;
-                    slot.events.extend_from_slice(&events.events);
-                    slot.hashes.extend_from_slice(&events.hashes);
-                    for s in &events.samples {
-                        let line = sample_line(&sample_bytes, s);
-                        keep_sample(
-                            slot,
-                            &mut self.sample_bytes,
-                            s.time_ms,
-                            s.order,
-                            s.rules,
-                            line,
-                        );
-                    }
-                }
+            let mine = self.copies.entry(key).or_default();
+            for s in &theirs.samples {
+                let line = sample_line(&sample_bytes, s);
+                keep_sample(
+                    mine,
+                    &mut self.sample_bytes,
+                    s.time_ms,
+                    s.order,
+                    s.rules,
+                    line,
+                );
             }
+        }
+    }
+
+    /// Calls `f` with every event of every journal and its slot. `slot_of` gives the slot of
+    /// each key as it changes.
+    fn for_each_event(
+        &self,
+        distinct: &[u64; 4],
+        mut slot_of: impl FnMut(Key) -> u32,
+        mut f: impl FnMut(u32, Event, &[u8]),
+    ) {
+        let own = self
+            .journals
+            .iter()
+            .enumerate()
+            .map(|(gi, j)| (gi as u8, j, None));
+        let merged = self.merged.iter().map(|(gi, j, map)| (*gi, j, Some(map)));
+        for (grouping, journal, vhosts) in own.chain(merged) {
+            let mut slot = u32::MAX;
+            journal.for_each(distinct, |key, e, hashes| {
+                if let Some((net, mut vhost)) = key {
+                    if let (Some(map), true) = (vhosts, vhost != NO_VHOST) {
+                        vhost = map.get(vhost as usize).copied().unwrap_or(NO_VHOST);
+                    }
+                    slot = slot_of(Key {
+                        net,
+                        vhost,
+                        grouping,
+                    });
+                }
+                f(slot, e, hashes);
+            });
         }
     }
 
     /// Replays every source's events through the buckets and returns the flagged sources,
     /// sorted by source then virtual host. Sources overlapping `allowlist` are left out.
+    /// Only copied sample lines are reported: see [`Collector::finish_reading`].
     pub fn finish(&self, allowlist: &Allowlist) -> Vec<Flagged> {
-        let n = self.rules.rules().len();
+        self.finish_reading(allowlist, &mut NoReadBack)
+    }
+
+    /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
+    pub fn finish_reading(&self, allowlist: &Allowlist, lines: &mut dyn ReadBack) -> Vec<Flagged> {
+        let rules = self.rules.rules();
+        let n = rules.len();
+        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
+        // Slots for the keys in the order the journals name them, and per slot: events, the
+        // rules any of them matched, and their hashes. Later passes take the slots from
+        // `changes` instead of looking the keys up again.
+        let mut slots = Slots::default();
+        let mut changes: Vec<u32> = Vec::new();
+        let mut tally: Vec<(u64, u64, u64)> = Vec::new();
+        self.for_each_event(
+            &distinct,
+            |key| {
+                let id = slot_id(&mut slots.ids, &mut slots.keys, key);
+                changes.push(id);
+                id
+            },
+            |slot, e, hashes| {
+                // Every journal names a key before its first event; without one there is no
+                // source to count for.
+                if slot == u32::MAX {
+                    return;
+                }
+                if tally.len() <= slot as usize {
+                    tally.resize(slot as usize + 1, (0, 0, 0));
+                }
+                let t = &mut tally[slot as usize];
+                t.0 += 1;
+                t.1 |= e.rules;
+                t.2 += hashes.len() as u64 / 8;
+            },
+        );
+        // A bucket overflows only after more than `capacity` events, so a source whose
+        // event count is at most the capacity of every rule it matched cannot be flagged:
+        // most sources are ordinary clients that no rule comes near.
+        let candidates: Vec<u32> = (0..tally.len() as u32)
+            .filter(|&s| {
+                let (count, any, _) = tally[s as usize];
+                could_overflow(rules, count, any) && !allowlist.overlaps(slots.keys[s as usize].net)
+            })
+            .collect();
         let mut state = ReplayState {
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
             overflows: vec![0; n],
-            order: Vec::new(),
             counts: Vec::new(),
         };
-        let mut out: Vec<(Flagged, Vec<Sample>)> = Vec::new();
-        for (key, events) in &self.slots {
-            if allowlist.overlaps(key.net) {
-                continue;
+        let mut out: Vec<(Flagged, Vec<Chosen>)> = Vec::new();
+        // Gather the candidates' events a batch at a time: per slot, where its events and
+        // hashes go (u32::MAX: not in this batch).
+        let mut place = vec![(u32::MAX, 0u32); tally.len()];
+        let mut events: Vec<Replayed> = Vec::new();
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut rest = &candidates[..];
+        while !rest.is_empty() {
+            let mut take = 0;
+            let (mut n_events, mut n_hashes) = (0usize, 0usize);
+            for &s in rest {
+                let (count, _, h) = tally[s as usize];
+                if take > 0 && n_events + count as usize > self.batch {
+                    break;
+                }
+                place[s as usize] = (n_events as u32, n_hashes as u32);
+                n_events += count as usize;
+                n_hashes += h as usize;
+                take += 1;
             }
-            if let Some(found) = self.replay(key, events, &mut state) {
-                out.push(found);
+            let (batch, next) = rest.split_at(take);
+            rest = next;
+            events.clear();
+            events.resize(n_events, Replayed::default());
+            hashes.clear();
+            hashes.resize(n_hashes, 0);
+            let mut next_change = changes.iter();
+            self.for_each_event(
+                &distinct,
+                |_| next_change.next().copied().unwrap_or(u32::MAX),
+                |slot, e, h| {
+                    let Some(p) = place.get_mut(slot as usize) else {
+                        return;
+                    };
+                    if p.0 == u32::MAX {
+                        return;
+                    }
+                    let hash_start = p.1;
+                    for (i, word) in h.chunks_exact(8).enumerate() {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(word);
+                        if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
+                            *slot = u64::from_le_bytes(b);
+                        }
+                    }
+                    if let Some(slot) = events.get_mut(p.0 as usize) {
+                        *slot = Replayed {
+                            time_ms: e.time.saturating_mul(1000),
+                            order: e.order,
+                            rules: e.rules,
+                            hash_start,
+                        };
+                    }
+                    p.0 += 1;
+                    p.1 += (h.len() / 8) as u32;
+                },
+            );
+            // Each slot's events now end where the next one's start.
+            let mut start = 0usize;
+            for &s in batch {
+                let end = start + tally[s as usize].0 as usize;
+                if let Some(found) = self.replay(
+                    s,
+                    &slots.keys[s as usize],
+                    &mut events[start..end],
+                    &hashes,
+                    &mut state,
+                ) {
+                    out.push(found);
+                }
+                start = end;
+                place[s as usize] = (u32::MAX, 0);
             }
         }
         // Rules with different groupings can flag the same net and vhost: fold those.
         out.sort_by(|a, b| (a.0.source, &a.0.vhost).cmp(&(b.0.source, &b.0.vhost)));
-        let mut folded: Vec<(Flagged, Vec<Sample>)> = Vec::with_capacity(out.len());
+        let mut folded: Vec<(Flagged, Vec<Chosen>)> = Vec::with_capacity(out.len());
         for (f, samples) in out {
             match folded.last_mut() {
                 Some((last, last_samples)) if last.source == f.source && last.vhost == f.vhost => {
@@ -309,64 +698,73 @@ impl Collector {
                 samples.sort_by_key(|s| (s.time_ms, s.order));
                 samples.dedup_by_key(|s| s.order);
                 f.samples = samples
-                    .into_iter()
+                    .iter()
                     .take(SAMPLES)
-                    .map(|s| sample_line(&self.sample_bytes, &s).to_vec())
+                    .filter_map(|s| self.sample(&slots, s, lines))
                     .collect();
                 f
             })
             .collect()
     }
 
+    /// The line of a chosen sample: its copy, or the line read back when the record there
+    /// still has the sample's source, time and virtual host.
+    fn sample(&self, slots: &Slots, s: &Chosen, lines: &mut dyn ReadBack) -> Option<Vec<u8>> {
+        let key = slots.keys.get(s.slot as usize)?;
+        if let Some(copy) = self
+            .copies
+            .get(key)
+            .and_then(|c| c.samples.iter().find(|c| c.order == s.order))
+        {
+            return Some(sample_line(&self.sample_bytes, copy).to_vec());
+        }
+        let (grouping, _) = *self.rules.groupings().get(usize::from(key.grouping))?;
+        let vhost = self.vhost_names.get(key.vhost as usize).map(|v| &v[..]);
+        let same = |rec: &Record<'_>| {
+            rec.time.map(|t| t.saturating_mul(1000)) == Some(s.time_ms)
+                && rec.source().is_some_and(|a| grouping.net_of(a) == key.net)
+                && (!grouping.per_vhost || rec.vhost == vhost)
+        };
+        lines.read_back(s.order, &same)
+    }
+
+    /// Replays one source's events (in any order; sorted here), whose hashes are in
+    /// `hashes` from each event's `hash_start`.
     fn replay(
         &self,
+        id: u32,
         key: &Key,
-        events: &Events,
+        events: &mut [Replayed],
+        hashes: &[u64],
         state: &mut ReplayState,
-    ) -> Option<(Flagged, Vec<Sample>)> {
+    ) -> Option<(Flagged, Vec<Chosen>)> {
         let rules = self.rules.rules();
-        // A bucket overflows only after more than `capacity` events, so rules with fewer
-        // events here cannot fire and need no replay. Most sources are ordinary clients
-        // that no rule comes near: they cost one pass over their masks, no sort.
-        let live = live_rules(rules, &events.events, &mut state.counts);
-        if live == 0 {
-            return None;
-        }
-        // A fresh bucket per rule for this source; buffers are kept from the last source.
-        state
-            .buckets
-            .iter_mut()
-            .for_each(|b| *b = Bucket::default());
-        state.seen.iter_mut().for_each(SeenSet::clear);
-        state.overflows.iter_mut().for_each(|o| *o = 0);
         let ReplayState {
             buckets,
             seen,
             overflows,
-            order,
-            ..
+            counts,
         } = state;
-        // Pair each event with where its hashes start, then sort by (time, order).
-        order.clear();
-        let mut h = 0u32;
-        for (i, e) in events.events.iter().enumerate() {
-            order.push((e.time_ms, e.order, i as u32, h));
-            h += Field::ALL
-                .iter()
-                .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
-                .count() as u32;
+        let live = live_rules(rules, events, counts);
+        if live == 0 {
+            return None;
         }
-        order.sort_unstable();
+        // A fresh bucket per rule for this source; buffers are kept from the last source.
+        buckets.iter_mut().for_each(|b| *b = Bucket::default());
+        seen.iter_mut().for_each(SeenSet::clear);
+        overflows.iter_mut().for_each(|o| *o = 0);
+        // Orders are unique, so this is a total order. Each shard's events come mostly in
+        // time order: the stable sort finds those runs and merges them.
+        events.sort_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
-        for &(time_ms, _, i, hstart) in order.iter() {
-            let e = events.events[i as usize];
+        for e in events.iter() {
             let mut m = e.rules & live;
             while m != 0 {
                 let ri = m.trailing_zeros() as usize;
                 m &= m - 1;
                 let rule = &rules[ri];
                 if let Some(field) = rule.distinct {
-                    if buckets[ri].is_empty(time_ms) {
+                    if buckets[ri].is_empty(e.time_ms) {
                         seen[ri].clear();
                     }
                     let slot = Field::ALL
@@ -374,16 +772,15 @@ impl Collector {
                         .take_while(|&&f| f != field)
                         .filter(|&&f| self.rules.distinct_rules(f) & e.rules != 0)
                         .count() as u32;
-                    let hash = events
-                        .hashes
-                        .get((hstart + slot) as usize)
+                    let hash = hashes
+                        .get((e.hash_start + slot) as usize)
                         .copied()
                         .unwrap_or(0);
                     if !seen[ri].insert(hash) {
                         continue;
                     }
                 }
-                match buckets[ri].offer(time_ms, rule.limits) {
+                match buckets[ri].offer(e.time_ms, rule.limits) {
                     Offer::Overflow => {
                         fired |= 1u64 << ri;
                         overflows[ri] += 1;
@@ -399,11 +796,17 @@ impl Collector {
         let mut first = i64::MAX;
         let mut last = i64::MIN;
         let mut count = 0u64;
-        for e in &events.events {
-            if e.rules & fired != 0 {
-                first = first.min(e.time_ms);
-                last = last.max(e.time_ms);
-                count += 1;
+        let mut samples = Vec::with_capacity(SAMPLES);
+        for e in events.iter().filter(|e| e.rules & fired != 0) {
+            first = first.min(e.time_ms);
+            last = last.max(e.time_ms);
+            count += 1;
+            if samples.len() < SAMPLES {
+                samples.push(Chosen {
+                    time_ms: e.time_ms,
+                    order: e.order,
+                    slot: id,
+                });
             }
         }
         let mut names: Vec<String> = (0..rules.len())
@@ -411,12 +814,6 @@ impl Collector {
             .map(|ri| rules[ri].name.clone())
             .collect();
         names.sort();
-        let samples: Vec<Sample> = events
-            .samples
-            .iter()
-            .filter(|s| s.rules & fired != 0)
-            .copied()
-            .collect();
         let vhost = (key.vhost != NO_VHOST)
             .then(|| self.vhost_names.get(key.vhost as usize))
             .flatten()
@@ -437,22 +834,11 @@ impl Collector {
     }
 }
 
-/// The slot of `key`, created empty when new.
-fn slot_id(
-    keys: &mut HashMap<Key, u32, KeyHasher>,
-    slots: &mut Vec<(Key, Events)>,
-    key: Key,
-) -> u32 {
+/// The slot of `key`, created when new.
+fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, keys_of: &mut Vec<Key>, key: Key) -> u32 {
     *keys.entry(key).or_insert_with(|| {
-        // Most sources send more than a handful of lines: skip the smallest growth steps.
-        slots.push((
-            key,
-            Events {
-                events: Vec::with_capacity(16),
-                ..Events::default()
-            },
-        ));
-        (slots.len() - 1) as u32
+        keys_of.push(key);
+        (keys_of.len() - 1) as u32
     })
 }
 
@@ -475,13 +861,29 @@ struct ReplayState {
     buckets: Vec<Bucket>,
     seen: Vec<SeenSet>,
     overflows: Vec<u64>,
-    order: Vec<(i64, u64, u32, u32)>,
     counts: Vec<u64>,
+}
+
+/// Whether some rule of `any` has a capacity below `count`: a rule cannot have more events
+/// than the source.
+fn could_overflow(rules: &[RuleInfo], count: u64, any: u64) -> bool {
+    let mut m = any;
+    while m != 0 {
+        let ri = m.trailing_zeros() as usize;
+        m &= m - 1;
+        if rules
+            .get(ri)
+            .is_some_and(|r| count > u64::from(r.limits.capacity))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The rules that have more events than their capacity in `events`: the only ones that
 /// can overflow. `counts` is a reused buffer.
-fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u64 {
+fn live_rules(rules: &[RuleInfo], events: &[Replayed], counts: &mut Vec<u64>) -> u64 {
     counts.clear();
     counts.resize(rules.len(), 0);
     let mut any = 0u64;
@@ -489,7 +891,9 @@ fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u6
         any |= e.rules;
         let mut m = e.rules;
         while m != 0 {
-            counts[m.trailing_zeros() as usize] += 1;
+            if let Some(c) = counts.get_mut(m.trailing_zeros() as usize) {
+                *c += 1;
+            }
             m &= m - 1;
         }
     }
@@ -498,7 +902,11 @@ fn live_rules(rules: &[RuleInfo], events: &[Event], counts: &mut Vec<u64>) -> u6
     while m != 0 {
         let ri = m.trailing_zeros() as usize;
         m &= m - 1;
-        if counts[ri] > u64::from(rules[ri].limits.capacity) {
+        if counts
+            .get(ri)
+            .zip(rules.get(ri))
+            .is_some_and(|(&c, r)| c > u64::from(r.limits.capacity))
+        {
             live |= 1u64 << ri;
         }
     }
@@ -520,7 +928,7 @@ fn sample_line<'a>(bytes: &'a [u8], s: &Sample) -> &'a [u8] {
 /// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
 /// check is two comparisons and no copy.
 fn keep_sample(
-    slot: &mut Events,
+    slot: &mut Copies,
     bytes: &mut Vec<u8>,
     time_ms: i64,
     order: u64,
@@ -912,15 +1320,137 @@ mod tests {
             let mut shards: Vec<Collector> = (0..4).map(|_| Collector::new(Arc::clone(&rules))).collect();
             for (i, l) in lines.iter().enumerate() {
                 let rec = parse(l.as_bytes()).expect("parses");
-                shards[shard_of[i]].observe(&rec, i as u64);
+                // Shards 2 and 3 read their lines back instead of copying them.
+                if shard_of[i] >= 2 {
+                    shards[shard_of[i]].observe_readable(&rec, i as u64);
+                } else {
+                    shards[shard_of[i]].observe(&rec, i as u64);
+                }
             }
             let mut slots: Vec<Option<Collector>> = shards.into_iter().map(Some).collect();
             let mut merged = slots[merge_order[0]].take().expect("shard");
             for &i in &merge_order[1..] {
                 merged.merge(slots[i].take().expect("shard"));
             }
-            prop_assert_eq!(merged.finish(&allow), whole);
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole.clone());
+            // Gathered for the replay a few events at a time, too.
+            merged.batch = 7;
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole);
         }
+
+        /// The samples are the earliest (time, line) lines of the source that match a
+        /// flagging rule, checked against a slow reference.
+        #[test]
+        fn samples_are_the_earliest_lines_of_the_flagging_rules(
+            spec in proptest::collection::vec((0u8..5, 0u8..40, 0u8..10, 0u8..12), 1..200),
+        ) {
+            let rules = touchy_rules();
+            let lines = synthetic_lines(&spec);
+            let mut c = Collector::new(Arc::clone(&rules));
+            for (i, l) in lines.iter().enumerate() {
+                c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
+            }
+            let mut scratch = Scratch::default();
+            for f in c.finish_reading(&Allowlist::exact(vec![]), &mut TestLines(&lines)) {
+                let mut want: Vec<(i64, usize)> = Vec::new();
+                for (i, l) in lines.iter().enumerate() {
+                    let rec = parse(l.as_bytes()).expect("parses");
+                    let matched = rules.evaluate(&rec, &mut scratch);
+                    let hit = rules.rules().iter().enumerate().any(|(ri, r)| {
+                        matched >> ri & 1 == 1
+                            && f.rules.contains(&r.name)
+                            && rec.source().is_some_and(|a| r.grouping.net_of(a) == f.source)
+                    });
+                    if hit {
+                        want.push((rec.time.expect("time"), i));
+                    }
+                }
+                want.sort();
+                let want: Vec<Vec<u8>> = want
+                    .iter()
+                    .take(SAMPLES)
+                    .map(|&(_, i)| lines[i].as_bytes().to_vec())
+                    .collect();
+                prop_assert_eq!(&f.samples, &want, "{}", f.source);
+            }
+        }
+
+        /// Events read back from a journal are the events written, with their keys.
+        #[test]
+        fn journals_round_trip(
+            events in proptest::collection::vec(
+                (0usize..5, any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
+                0..60,
+            ),
+            small in any::<bool>(),
+        ) {
+            let keys: [(IpNet, u32); 5] = [
+                ("192.0.2.1/32".parse().expect("net"), NO_VHOST),
+                ("192.0.2.1/32".parse().expect("net"), 0),
+                ("2001:db8::/64".parse().expect("net"), 7),
+                ("0.0.0.0/0".parse().expect("net"), u32::MAX - 1),
+                ("::/128".parse().expect("net"), NO_VHOST),
+            ];
+            let distinct = [0b1, 0b10, 0, 1 << 63];
+            let mut journal = Journal::default();
+            let mut want = Vec::new();
+            let mut last_key = None;
+            for &(k, time, order, rules, hashes) in &events {
+                // Small deltas as well as arbitrary ones.
+                let (time, order) = if small { (time % 100, order % 1000) } else { (time, order) };
+                let n = distinct.iter().filter(|&&d| d & rules != 0).count();
+                journal.push(Some(keys[k]), Event { time, order, rules }, &hashes[..n]);
+                let bytes: Vec<u8> = hashes[..n].iter().flat_map(|h| h.to_le_bytes()).collect();
+                // A key is written only when it changes.
+                let key = (last_key != Some(keys[k])).then_some(keys[k]);
+                last_key = Some(keys[k]);
+                want.push((key, Event { time, order, rules }, bytes));
+            }
+            let mut got = Vec::new();
+            journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    /// Reads back the test lines, whose `order` is their index.
+    struct TestLines<'a>(&'a [String]);
+
+    impl ReadBack for TestLines<'_> {
+        fn read_back(&mut self, order: u64, same: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>> {
+            let line = self.0.get(order as usize)?;
+            let rec = parse(line.as_bytes())?;
+            same(&rec).then(|| line.as_bytes().to_vec())
+        }
+    }
+
+    #[test]
+    fn readable_lines_are_read_back_and_checked() {
+        let rules = one_rule(any_rule(2, 60_000));
+        let lines: Vec<String> = (0..4)
+            .map(|s| line("192.0.2.1", s, "GET", &format!("/{s}"), 200, "x"))
+            .collect();
+        let mut c = Collector::new(Arc::clone(&rules));
+        for (i, l) in lines.iter().enumerate() {
+            c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
+        }
+        let allow = Allowlist::exact(vec![]);
+        let got = c.finish_reading(&allow, &mut TestLines(&lines));
+        assert_eq!(got.len(), 1);
+        let want: Vec<&[u8]> = lines[..SAMPLES].iter().map(|l| l.as_bytes()).collect();
+        assert_eq!(got[0].samples, want);
+        // Nothing was copied: without a reader there are no samples, the rest is the same.
+        let bare = c.finish(&allow);
+        assert!(bare[0].samples.is_empty());
+        assert_eq!(
+            (bare[0].events, &bare[0].rules),
+            (got[0].events, &got[0].rules)
+        );
+        // A line that changed since (another source, another time) is left out.
+        let mut changed = lines.clone();
+        changed[0] = line("192.0.2.9", 0, "GET", "/0", 200, "x");
+        changed[1] = line("192.0.2.1", 30, "GET", "/1", 200, "x");
+        let got = c.finish_reading(&allow, &mut TestLines(&changed));
+        assert_eq!(got[0].samples, [lines[2].as_bytes()]);
     }
 
     #[test]

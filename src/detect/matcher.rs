@@ -124,27 +124,34 @@ const UA_SLOTS: usize = 256;
 /// Longer values are not cached, which bounds the caches' memory (about 1 MiB).
 const MAX_CACHED_LEN: usize = 256;
 
-/// A direct-mapped cache from field bytes to a verdict. Slots keep their buffers, so once
-/// warm a replacement does not allocate.
+/// A two-way set-associative cache from field bytes to a verdict. Slots keep their
+/// buffers, so once warm a replacement does not allocate. Two ways, not one: with a
+/// direct-mapped table, two busy keys that the run's random seed puts in one slot evict each
+/// other on every alternation, and the miss rate swung by half from run to run.
 struct VerdictCache<V> {
+    /// Set `i` is slots `2i` and `2i + 1`.
     slots: Vec<(u64, Vec<u8>, V)>,
+    /// Per set: the way used last, so a miss replaces the other.
+    recent: Vec<u8>,
     /// The slot of the last lookup. Lines of one client come in runs and repeat its user
     /// agent (and sometimes its target), so that slot is tried before hashing.
     last: usize,
 }
 
 impl<V: Copy + Default> VerdictCache<V> {
+    /// A cache of `n` slots (a power of two, at least 2).
     fn new(n: usize) -> Self {
         VerdictCache {
             slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+            recent: vec![0; n / 2],
             last: 0,
         }
     }
 
     /// The verdict for `key`, computed by `make` when it is not cached. `hash` gives the
-    /// key's hash, which picks its slot; it is not called when the last slot holds `key`.
+    /// key's hash, which picks its set; it is not called when the last slot holds `key`.
     fn get(&mut self, key: &[u8], hash: impl FnOnce(&[u8]) -> u64, make: impl FnOnce() -> V) -> V {
-        if key.len() > MAX_CACHED_LEN || self.slots.is_empty() {
+        if key.len() > MAX_CACHED_LEN || self.recent.is_empty() {
             return make();
         }
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
@@ -155,13 +162,22 @@ impl<V: Copy + Default> VerdictCache<V> {
             }
         }
         let hash = hash(key);
-        let i = (hash as usize) & (self.slots.len() - 1);
-        self.last = i;
-        let (h, bytes, v) = &mut self.slots[i];
-        if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
-            return *v;
+        let set = (hash as usize) & (self.recent.len() - 1);
+        for way in 0..2 {
+            let i = 2 * set + way;
+            let (h, bytes, v) = &self.slots[i];
+            if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
+                self.last = i;
+                self.recent[set] = way as u8;
+                return *v;
+            }
         }
+        let way = usize::from(self.recent[set] == 0);
+        let i = 2 * set + way;
+        self.last = i;
+        self.recent[set] = way as u8;
         let fresh = make();
+        let (h, bytes, v) = &mut self.slots[i];
         *h = hash;
         bytes.clear();
         bytes.extend_from_slice(key);
@@ -825,6 +841,31 @@ mod tests {
                 "{proto:?}"
             );
         }
+    }
+
+    #[test]
+    fn verdict_cache_keeps_two_keys_of_one_set() {
+        let mut cache: VerdictCache<u64> = VerdictCache::new(8);
+        let mut made = 0;
+        // Every key hashes to one set; the verdict is the key's length.
+        let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
+            cache.get(
+                key,
+                |_| 5,
+                || {
+                    made += 1;
+                    key.len() as u64
+                },
+            )
+        };
+        for key in [&b"/a"[..], b"/bb", b"/a", b"/bb", b"/a"] {
+            assert_eq!(get(&mut cache, key), key.len() as u64);
+        }
+        // A third key replaces the one used less recently (/bb), not /a.
+        assert_eq!(get(&mut cache, b"/ccc"), 4);
+        assert_eq!(get(&mut cache, b"/a"), 2);
+        assert_eq!(get(&mut cache, b"/bb"), 3);
+        assert_eq!(made, 4);
     }
 
     #[test]

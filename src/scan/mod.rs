@@ -17,6 +17,9 @@ use crate::format::{self, Format, FormatSpec, ParseError, Record, TimeCache};
 use crate::input::Source;
 use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 
+mod read_back;
+pub use read_back::ReadLines;
+
 /// How many malformed lines per file are kept as examples.
 pub const EXAMPLES_PER_FILE: usize = 5;
 
@@ -33,6 +36,9 @@ pub struct At {
     pub line: u64,
     /// Byte offset of the line in the (decompressed) file.
     pub offset: u64,
+    /// Whether [`ReadLines`] can read the line again: it is in a plain file, not on standard
+    /// input nor in a compressed stream.
+    pub readable: bool,
 }
 
 impl At {
@@ -40,6 +46,11 @@ impl At {
     /// times 2^40 plus the line's byte offset.
     pub fn order(self) -> u64 {
         ((self.file as u64) << 40) | self.offset
+    }
+
+    /// The file index and byte offset that [`At::order`] combined.
+    pub fn split_order(order: u64) -> (usize, u64) {
+        ((order >> 40) as usize, order & ((1 << 40) - 1))
     }
 }
 
@@ -88,6 +99,13 @@ impl<V: Visitor> Visitor for Option<V> {
     fn record(&mut self, order: u64, rec: &Record<'_>) {
         if let Some(v) = self {
             v.record(order, rec);
+        }
+    }
+
+    #[inline]
+    fn record_at(&mut self, at: At, rec: &Record<'_>) {
+        if let Some(v) = self {
+            v.record_at(at, rec);
         }
     }
 
@@ -159,6 +177,8 @@ pub struct Report<V> {
     pub visitor: V,
     /// (file, part) -> lines in the file before that part.
     part_starts: HashMap<(usize, usize), u64>,
+    /// Per input file: its path and format, when its lines can be read again.
+    readable: Vec<Option<(std::path::PathBuf, Format)>>,
 }
 
 impl<V> Report<V> {
@@ -191,6 +211,11 @@ impl<V> Report<V> {
     }
     pub fn failed_files(&self) -> usize {
         self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+
+    /// Reads lines of this pass's plain files again, by their [`At::order`].
+    pub fn read_lines(&self) -> ReadLines<'_> {
+        ReadLines::new(&self.readable)
     }
 }
 
@@ -293,14 +318,20 @@ fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// Reads up to `DETECT_LINES` lines from a stream, as bytes.
+/// Reads up to `DETECT_LINES` lines from a stream, as bytes. Bytes read past them are
+/// lost: for a stream read again afterwards, use [`read_head_buffered`].
 pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
-    let mut reader = io::BufReader::new(stream);
+    read_head_buffered(&mut io::BufReader::new(stream))
+}
+
+/// Reads up to `DETECT_LINES` lines from a buffered reader, consuming nothing past them:
+/// standard input is read on after its head, from the same buffer.
+pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     for _ in 0..format::DETECT_LINES {
         let before = head.len();
         // Cap each sample line so a huge first line cannot take all the memory.
-        (&mut reader).take(1 << 20).read_until(b'\n', &mut head)?;
+        (&mut *reader).take(1 << 20).read_until(b'\n', &mut head)?;
         if head.len() == before {
             break;
         }
@@ -357,7 +388,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
     report.source = Some(source.clone());
     match source {
         Source::Stdin => {
-            let head = match read_head(&mut io::stdin().lock()) {
+            let head = match read_head_buffered(&mut io::stdin().lock()) {
                 Ok(h) => h,
                 Err(e) => {
                     report.error = Some(format!("<stdin>: {e}"));
@@ -453,11 +484,13 @@ fn run_job<V: Visitor>(
     let mut examples = Vec::new();
     let mut lines = 0u64;
     let mut pending_bytes = 0u64;
+    let readable = matches!(source, Source::File(_)) && prep.compression == Compression::None;
     let at = |line: u64, offset: u64| At {
         file: job.file,
         part: job.part,
         line,
         offset,
+        readable,
     };
     let fallback = Format::preset("combined").expect("preset exists");
     let format = prep.format.as_ref().unwrap_or(&fallback);
@@ -601,6 +634,21 @@ pub fn run<V: Visitor>(
             }),
         }
     }
+    let readable = prepared
+        .iter()
+        .zip(sources)
+        .map(|(prep, source)| match (prep, source) {
+            (
+                Some(Prepared {
+                    format: Some(format),
+                    compression: Compression::None,
+                    ..
+                }),
+                Source::File(path),
+            ) => Some((path.clone(), format.clone())),
+            _ => None,
+        })
+        .collect();
     // With fewer jobs than workers, some cores would idle: a gzip file is then inflated on
     // a thread of its own while its worker parses.
     let read_ahead = jobs.len() < rayon::current_num_threads();
@@ -661,6 +709,7 @@ pub fn run<V: Visitor>(
         status: merged.status,
         visitor: merged.visitor,
         part_starts,
+        readable,
     }
 }
 

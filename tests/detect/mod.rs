@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use logward::generate::{GenConfig, generate};
 
-use crate::util::{Dir, corpus};
+use crate::util::{Dir, combined, corpus};
 
 fn flagged_sources(j: &serde_json::Value) -> Vec<(String, Vec<String>)> {
     j["flagged"]
@@ -469,4 +469,74 @@ fn geoip_enrichment_from_the_maxmind_test_databases() {
     let r = d.run(&["scan", "--asn", junk.to_str().unwrap(), "access.log"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("junk.mmdb"), "{}", r.stderr);
+}
+
+/// Sample lines of a plain file are read back at the end, those of a compressed file or of
+/// standard input are copied while scanning: all give the same samples, the earliest lines
+/// by log time.
+#[test]
+fn samples_are_the_same_from_a_plain_file_gzip_and_stdin() {
+    let d = Dir::new();
+    let mut log = String::new();
+    let attack = |sec: u32| {
+        combined(
+            "198.51.100.9",
+            &format!("22/Nov/2026:10:01:{sec:02} +0000"),
+            &format!("GET /backup-{sec}.sql HTTP/1.1"),
+            404,
+            "x",
+        )
+    };
+    for i in 0..300u32 {
+        log.push_str(&combined(
+            &format!("192.0.2.{}", i % 7 + 1),
+            &format!("22/Nov/2026:10:{:02}:{:02} +0000", i / 60, i % 60),
+            &format!("GET /page/{} HTTP/1.1", i % 11),
+            200,
+            "Mozilla/5.0",
+        ));
+        // Ten probes from second 20 on, written in a shuffled order: the earliest by log
+        // time come late in the file.
+        if i % 25 == 24 {
+            log.push_str(&attack(
+                [29, 27, 25, 23, 21, 28, 26, 24, 22, 20][(i / 25) as usize % 10],
+            ));
+        }
+    }
+    let want: Vec<String> = [20, 21, 22]
+        .iter()
+        .map(|&s| attack(s).trim_end().to_string())
+        .collect();
+    d.write("access.log", log.as_bytes());
+    d.write_gz("access.log.1.gz", log.as_bytes());
+    let samples = |store: &str, args: &[&str], stdin: Option<&[u8]>| -> Vec<String> {
+        let mut all = vec!["scan", "-o", "json", "--store", store];
+        all.extend_from_slice(args);
+        let r = d.run_stdin(&all, stdin);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let r = d.run(&["flagged", "-f", "json", "--store", store, "198.51.100.9"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let j = r.json();
+        assert_eq!(j.as_array().map(Vec::len), Some(1), "{j}");
+        j[0]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        samples("plain.db", &["--threads", "1", "access.log"], None),
+        want
+    );
+    assert_eq!(
+        samples(
+            "split.db",
+            &["--threads", "3", "--chunk-size", "2000", "access.log"],
+            None
+        ),
+        want
+    );
+    assert_eq!(samples("gz.db", &["access.log.1.gz"], None), want);
+    assert_eq!(samples("stdin.db", &["-"], Some(log.as_bytes())), want);
 }

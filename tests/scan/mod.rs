@@ -248,6 +248,19 @@ fn stdin_is_read_with_dash() {
     assert_eq!(r.json()["files"][0]["path"], "<stdin>");
 }
 
+/// The format is chosen from stdin's first 200 lines; the bytes read past them while doing
+/// so were once dropped, and the line after the head came out broken.
+#[test]
+fn stdin_longer_than_the_format_sample_is_read_whole() {
+    let d = Dir::new();
+    let log = sample_log(5000, 0);
+    let r = d.run_stdin(&["scan", "-o", "json", "-"], Some(log.as_bytes()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["lines"], 5000);
+    assert_eq!(r.json()["malformed"], 0, "{}", r.stderr);
+    assert_eq!(r.json()["bytes"], log.len());
+}
+
 #[test]
 fn check_reads_the_first_lines_and_reports_errors() {
     let d = Dir::new();

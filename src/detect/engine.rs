@@ -90,7 +90,7 @@ const TIME_ESCAPE: u8 = 63;
 const MAX_EVENT: usize = 1 + 17 + 4 * 10 + 4 * 8;
 /// At most this many events are gathered for the replay at a time (32 bytes each), unless
 /// one source has more.
-const REPLAY_BATCH: usize = 1 << 18;
+const REPLAY_BATCH: usize = 1 << 16;
 
 /// One collector's events of one grouping in the order it observed them, in runs of
 /// consecutive events of one source. Each event is encoded against the one before it in

@@ -11,11 +11,10 @@
 //! Memory and cache misses: every request is an event of some rule (`http-flood` counts
 //! them all), so a collector writes its events as a few bytes each to one `Journal` per
 //! grouping, in the order it sees them, with the source's key inline when it changes: a
-//! line touches no per-source state at all. Each run of one source's consecutive events is
-//! tallied as it is written, so [`Collector::finish_reading`] looks each run's key up and
-//! counts each source's events without decoding them, then decodes, gathers and replays
-//! only the runs of sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes
-//! each) at a time, so the replay needs little more memory than the journals. Sample lines are not copied
+//! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
+//! up and counts each source's events from the journals, then gathers and replays only the
+//! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
+//! so the replay needs little more memory than the journals. Sample lines are not copied
 //! for lines the caller can read again ([`Collector::observe_readable`]): they are read
 //! back through a [`ReadBack`] for the few flagged sources. Lines that cannot be read again
 //! (standard input, compressed files) are copied while they are among their source's
@@ -90,53 +89,32 @@ const TIME_ESCAPE: u8 = 63;
 const MAX_EVENT: usize = 1 + 17 + 4 * 10 + 4 * 8;
 /// At most this many events are gathered for the replay at a time (32 bytes each), unless
 /// one source has more.
-const REPLAY_BATCH: usize = 1 << 16;
+const REPLAY_BATCH: usize = 1 << 18;
 
-/// One collector's events of one grouping in the order it observed them, in runs of
-/// consecutive events of one source. Each event is encoded against the one before it in
-/// its run; the first event of a run against zero, so a run decodes on its own:
+/// One collector's events of one grouping in the order it observed them, each encoded
+/// against the one before it:
 ///
-/// - a header byte: bit 0 set when the rule mask is written, bit 1 when the source's key
-///   is (at the start of a run); bits 2..8 the zigzag time delta in seconds when below
-///   [`TIME_ESCAPE`], else `TIME_ESCAPE`;
-/// - the key, when written: a byte with the prefix length (plus 64 for IPv6), the 4 or 16
-///   address bytes, and the virtual host's id plus one (0 for none) as a varint;
+/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's key
+///   changed; bits 2..8 the zigzag time delta in seconds when below [`TIME_ESCAPE`], else
+///   `TIME_ESCAPE`;
 /// - the time delta as a LEB128 varint when it did not fit;
-/// - the rule mask as a varint, when it changed or a run starts;
+/// - the key, when it changed: a byte with the prefix length (plus 64 for IPv6), the 4 or 16
+///   address bytes, and the virtual host's id plus one (0 for none) as a varint;
+/// - the rule mask as a varint, when it changed;
 /// - the zigzag delta of `order` as a varint;
 /// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
 ///   `Field::ALL` order.
 ///
 /// Logs are mostly in time order and most lines have the previous line's source, so most
 /// events take 3 or 4 bytes plus 8 per distinct value, and writing one touches only the end
-/// of one buffer: keys are looked up once per run, at the end, where a tight loop overlaps
-/// the cache misses that the scan would wait for one by one. Each run is tallied as it is
-/// written ([`Run`]), so the end counts a source's events without decoding them and decodes
-/// only the runs of sources that a rule could flag.
+/// of one buffer: keys are looked up once per change, at the end, where a tight loop
+/// overlaps the cache misses that the scan would wait for one by one.
 #[derive(Default)]
 struct Journal {
     bytes: Vec<u8>,
-    runs: Vec<Run>,
     /// The last event written and its key (net, vhost), which the next is encoded against.
     last: (Option<(IpNet, u32)>, Event),
 }
-
-/// A run of consecutive events with one key in a journal: its length in bytes (runs follow
-/// each other, so that gives where each starts) and its tally. 16 bytes: there is one per
-/// change of source.
-#[derive(Clone, Copy, Debug, Default)]
-struct Run {
-    /// The rules any of its events matched.
-    rules: u64,
-    len: u32,
-    events: u16,
-    /// Distinct-value hashes of its events (at most 4 per event).
-    hashes: u16,
-}
-
-/// A run ends after this many events (and the next event writes its key again), so its
-/// event and hash counts fit in a `u16` and its length in a `u32`.
-const MAX_RUN: u16 = u16::MAX / 4;
 
 impl Journal {
     /// Writes one event; `key` is `None` when it is the last event's.
@@ -144,17 +122,16 @@ impl Journal {
         let mut buf = [0u8; MAX_EVENT];
         let mut n = 1;
         let (last_key, last) = self.last;
-        let run_full = self.runs.last().is_none_or(|r| r.events >= MAX_RUN);
-        let new_key = match key.filter(|&k| Some(k) != last_key) {
-            Some(k) => Some(k),
-            None if run_full => key.or(last_key),
-            None => None,
+        let dt = zigzag(e.time.wrapping_sub(last.time));
+        let small = if dt < u64::from(TIME_ESCAPE) {
+            dt as u8
+        } else {
+            n += write_varint(&mut buf[n..], dt);
+            TIME_ESCAPE
         };
-        let new_run = new_key.is_some() || run_full;
-        // A run's first event is encoded against zero.
-        let base = if new_run { Event::default() } else { last };
-        let dt = zigzag(e.time.wrapping_sub(base.time));
-        let new_rules = e.rules != base.rules;
+        let new_key = key.filter(|&k| Some(k) != last_key);
+        let new_rules = e.rules != last.rules;
+        buf[0] = small << 2 | u8::from(new_key.is_some()) << 1 | u8::from(new_rules);
         if let Some((net, vhost)) = new_key {
             match net {
                 IpNet::V4(v4) => {
@@ -171,78 +148,30 @@ impl Journal {
             n += write_varint(&mut buf[n..], u64::from(vhost.wrapping_add(1)));
             self.last.0 = new_key;
         }
-        let small = if dt < u64::from(TIME_ESCAPE) {
-            dt as u8
-        } else {
-            n += write_varint(&mut buf[n..], dt);
-            TIME_ESCAPE
-        };
-        buf[0] = small << 2 | u8::from(new_key.is_some()) << 1 | u8::from(new_rules);
         if new_rules {
             n += write_varint(&mut buf[n..], e.rules);
         }
         n += write_varint(
             &mut buf[n..],
-            zigzag(e.order.wrapping_sub(base.order) as i64),
+            zigzag(e.order.wrapping_sub(last.order) as i64),
         );
-        let hashes = &hashes[..hashes.len().min(4)];
-        for h in hashes {
+        for h in hashes.iter().take(4) {
             buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
             n += 8;
-        }
-        if new_run {
-            self.runs.push(Run::default());
-        }
-        if let Some(run) = self.runs.last_mut() {
-            run.len += n as u32;
-            run.events += 1;
-            run.hashes += hashes.len() as u16;
-            run.rules |= e.rules;
         }
         self.bytes.extend_from_slice(&buf[..n]);
         self.last.1 = e;
     }
 
-    /// The runs with where each starts.
-    fn runs(&self) -> impl Iterator<Item = (usize, &Run)> {
-        self.runs.iter().scan(0usize, |start, run| {
-            let at = *start;
-            *start += run.len as usize;
-            Some((at, run))
-        })
-    }
-
-    /// The key named by the run that starts at `start`, if any.
-    fn run_key(&self, start: usize) -> Option<(IpNet, u32)> {
-        let b = self.bytes.get(start..)?;
-        if b.first()? & 2 == 0 {
-            return None;
-        }
-        read_key(b, &mut 1)
-    }
-
-    /// Calls `f` with each event of `run` and its hashes (8 bytes each). `distinct` gives
-    /// per field the rules that count it.
-    fn for_each_in(
-        &self,
-        (start, run): (usize, &Run),
-        distinct: &[u64; 4],
-        mut f: impl FnMut(Event, &[u8]),
-    ) {
+    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
+    /// `distinct` gives per field the rules that count it.
+    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
         let b = &self.bytes;
-        let mut pos = start;
+        let mut pos = 0;
         let mut last = Event::default();
-        // Hashes per event, for `last.rules`.
-        let mut n = 0;
         // The journal was written by `push`; a malformed one (never expected) ends early.
-        for _ in 0..run.events {
-            let Some(&head) = b.get(pos) else {
-                return;
-            };
+        while let Some(&head) = b.get(pos) {
             pos += 1;
-            if head & 2 != 0 && read_key(b, &mut pos).is_none() {
-                return;
-            }
             let dt = match head >> 2 {
                 TIME_ESCAPE => match read_varint(b, &mut pos) {
                     Some(v) => v,
@@ -251,31 +180,29 @@ impl Journal {
                 small => u64::from(small),
             };
             last.time = last.time.wrapping_add(unzigzag(dt));
+            let mut key = None;
+            if head & 2 != 0 {
+                match read_key(b, &mut pos) {
+                    Some(k) => key = Some(k),
+                    None => return,
+                }
+            }
             if head & 1 != 0 {
                 match read_varint(b, &mut pos) {
                     Some(v) => last.rules = v,
                     None => return,
                 }
-                n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             }
             match read_varint(b, &mut pos) {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
                 None => return,
             }
+            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             let Some(hashes) = b.get(pos..pos + 8 * n) else {
                 return;
             };
             pos += 8 * n;
-            f(last, hashes);
-        }
-    }
-
-    /// Calls `f` with each event, its key at the start of a run, and its hashes.
-    #[cfg(test)]
-    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
-        for (start, run) in self.runs() {
-            let mut key = self.run_key(start);
-            self.for_each_in((start, run), distinct, |e, hashes| f(key.take(), e, hashes));
+            f(key, last, hashes);
         }
     }
 }
@@ -586,16 +513,36 @@ impl Collector {
         }
     }
 
-    /// Every journal with its grouping index and, for merged ones, the map from its virtual
-    /// host ids to this collector's.
-    fn all_journals(&self) -> impl Iterator<Item = (u8, &Journal, Option<&Vec<u32>>)> {
+    /// Calls `f` with every event of every journal and its slot. `slot_of` gives the slot of
+    /// each key as it changes.
+    fn for_each_event(
+        &self,
+        distinct: &[u64; 4],
+        mut slot_of: impl FnMut(Key) -> u32,
+        mut f: impl FnMut(u32, Event, &[u8]),
+    ) {
         let own = self
             .journals
             .iter()
             .enumerate()
             .map(|(gi, j)| (gi as u8, j, None));
         let merged = self.merged.iter().map(|(gi, j, map)| (*gi, j, Some(map)));
-        own.chain(merged)
+        for (grouping, journal, vhosts) in own.chain(merged) {
+            let mut slot = u32::MAX;
+            journal.for_each(distinct, |key, e, hashes| {
+                if let Some((net, mut vhost)) = key {
+                    if let (Some(map), true) = (vhosts, vhost != NO_VHOST) {
+                        vhost = map.get(vhost as usize).copied().unwrap_or(NO_VHOST);
+                    }
+                    slot = slot_of(Key {
+                        net,
+                        vhost,
+                        grouping,
+                    });
+                }
+                f(slot, e, hashes);
+            });
+        }
     }
 
     /// Replays every source's events through the buckets and returns the flagged sources,
@@ -610,43 +557,34 @@ impl Collector {
         let rules = self.rules.rules();
         let n = rules.len();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
-        // Slots for the keys in the order the journals' runs name them, and per slot: events,
-        // the rules any of them matched, and their hashes, summed from the runs' tallies.
-        // The gathering takes each run's slot from `run_slots` instead of looking its key up
-        // again.
+        // Slots for the keys in the order the journals name them, and per slot: events, the
+        // rules any of them matched, and their hashes. Later passes take the slots from
+        // `changes` instead of looking the keys up again.
         let mut slots = Slots::default();
-        let mut run_slots: Vec<u32> = Vec::new();
+        let mut changes: Vec<u32> = Vec::new();
         let mut tally: Vec<(u64, u64, u64)> = Vec::new();
-        for (grouping, journal, vhosts) in self.all_journals() {
-            for (start, run) in journal.runs() {
-                // Every run names its key unless its journal was written without one; such a
-                // run has no source to count for.
-                let Some((net, mut vhost)) = journal.run_key(start) else {
-                    run_slots.push(u32::MAX);
-                    continue;
-                };
-                if let (Some(map), true) = (vhosts, vhost != NO_VHOST) {
-                    vhost = map.get(vhost as usize).copied().unwrap_or(NO_VHOST);
+        self.for_each_event(
+            &distinct,
+            |key| {
+                let id = slot_id(&mut slots.ids, &mut slots.keys, key);
+                changes.push(id);
+                id
+            },
+            |slot, e, hashes| {
+                // Every journal names a key before its first event; without one there is no
+                // source to count for.
+                if slot == u32::MAX {
+                    return;
                 }
-                let slot = slot_id(
-                    &mut slots.ids,
-                    &mut slots.keys,
-                    Key {
-                        net,
-                        vhost,
-                        grouping,
-                    },
-                );
-                run_slots.push(slot);
                 if tally.len() <= slot as usize {
                     tally.resize(slot as usize + 1, (0, 0, 0));
                 }
                 let t = &mut tally[slot as usize];
-                t.0 += u64::from(run.events);
-                t.1 |= run.rules;
-                t.2 += u64::from(run.hashes);
-            }
-        }
+                t.0 += 1;
+                t.1 |= e.rules;
+                t.2 += hashes.len() as u64 / 8;
+            },
+        );
         // A bucket overflows only after more than `capacity` events, so a source whose
         // event count is at most the capacity of every rule it matched cannot be flagged:
         // most sources are ordinary clients that no rule comes near.
@@ -688,38 +626,37 @@ impl Collector {
             events.resize(n_events, Replayed::default());
             hashes.clear();
             hashes.resize(n_hashes, 0);
-            let mut run_slot = run_slots.iter();
-            for (_, journal, _) in self.all_journals() {
-                for run in journal.runs() {
-                    let slot = run_slot.next().copied().unwrap_or(u32::MAX);
+            let mut next_change = changes.iter();
+            self.for_each_event(
+                &distinct,
+                |_| next_change.next().copied().unwrap_or(u32::MAX),
+                |slot, e, h| {
                     let Some(p) = place.get_mut(slot as usize) else {
-                        continue;
+                        return;
                     };
                     if p.0 == u32::MAX {
-                        continue;
+                        return;
                     }
-                    journal.for_each_in(run, &distinct, |e, h| {
-                        let hash_start = p.1;
-                        for (i, word) in h.chunks_exact(8).enumerate() {
-                            let mut b = [0u8; 8];
-                            b.copy_from_slice(word);
-                            if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
-                                *slot = u64::from_le_bytes(b);
-                            }
+                    let hash_start = p.1;
+                    for (i, word) in h.chunks_exact(8).enumerate() {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(word);
+                        if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
+                            *slot = u64::from_le_bytes(b);
                         }
-                        if let Some(slot) = events.get_mut(p.0 as usize) {
-                            *slot = Replayed {
-                                time_ms: e.time.saturating_mul(1000),
-                                order: e.order,
-                                rules: e.rules,
-                                hash_start,
-                            };
-                        }
-                        p.0 += 1;
-                        p.1 += (h.len() / 8) as u32;
-                    });
-                }
-            }
+                    }
+                    if let Some(slot) = events.get_mut(p.0 as usize) {
+                        *slot = Replayed {
+                            time_ms: e.time.saturating_mul(1000),
+                            order: e.order,
+                            rules: e.rules,
+                            hash_start,
+                        };
+                    }
+                    p.0 += 1;
+                    p.1 += (h.len() / 8) as u32;
+                },
+            );
             // Each slot's events now end where the next one's start.
             let mut start = 0usize;
             for &s in batch {
@@ -816,9 +753,9 @@ impl Collector {
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
         overflows.iter_mut().for_each(|o| *o = 0);
-        // Orders are unique, so this is a total order and an unstable sort gives the one
-        // result.
-        events.sort_unstable_by_key(|e| (e.time_ms, e.order));
+        // Orders are unique, so this is a total order. Each shard's events come mostly in
+        // time order: the stable sort finds those runs and merges them.
+        events.sort_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
         for e in events.iter() {
             let mut m = e.rules & live;
@@ -1471,63 +1408,8 @@ mod tests {
             }
             let mut got = Vec::new();
             journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
-            prop_assert_eq!(&got, &want);
-            // Each run is tallied as written: one per change of key, with its events'
-            // count, rules and hashes.
-            let mut runs = Vec::new();
-            for (key, e, hashes) in &want {
-                if key.is_some() || runs.is_empty() {
-                    runs.push((0u16, 0u64, 0u16));
-                }
-                if let Some(run) = runs.last_mut() {
-                    run.0 += 1;
-                    run.1 |= e.rules;
-                    run.2 += (hashes.len() / 8) as u16;
-                }
-            }
-            let tallied: Vec<_> = journal.runs.iter().map(|r| (r.events, r.rules, r.hashes)).collect();
-            prop_assert_eq!(tallied, runs);
-            prop_assert_eq!(journal.runs().map(|(_, r)| r.len as usize).sum::<usize>(), journal.bytes.len());
+            prop_assert_eq!(got, want);
         }
-    }
-
-    /// A run that reaches `MAX_RUN` events ends, and the next event starts a run that names
-    /// the key again, so counts fit their fields and every run decodes on its own.
-    #[test]
-    fn long_runs_are_split() {
-        let key: (IpNet, u32) = ("192.0.2.1/32".parse().expect("net"), NO_VHOST);
-        let distinct = [0b10, 0, 0, 0];
-        let mut journal = Journal::default();
-        let total = u32::from(MAX_RUN) * 2 + 3;
-        for i in 0..total {
-            let rules = if i % 3 == 0 { 0b11 } else { 0b1 };
-            let hashes = [u64::from(i) * 7, 0, 0, 0];
-            let n = usize::from(rules & 0b10 != 0);
-            let e = Event {
-                time: i64::from(i / 10),
-                order: u64::from(i),
-                rules,
-            };
-            journal.push((i == 0).then_some(key), e, &hashes[..n]);
-        }
-        let counts: Vec<u16> = journal.runs.iter().map(|r| r.events).collect();
-        assert_eq!(counts, [MAX_RUN, MAX_RUN, 3]);
-        let mut seen = 0u32;
-        for (start, run) in journal.runs() {
-            assert_eq!(journal.run_key(start), Some(key));
-            let mut hashes = 0;
-            journal.for_each_in((start, run), &distinct, |e, h| {
-                assert_eq!(e.order, u64::from(seen));
-                assert_eq!(e.time, i64::from(seen / 10));
-                if e.rules & 0b10 != 0 {
-                    assert_eq!(h, (u64::from(seen) * 7).to_le_bytes());
-                }
-                hashes += h.len() / 8;
-                seen += 1;
-            });
-            assert_eq!(hashes, usize::from(run.hashes));
-        }
-        assert_eq!(seen, total);
     }
 
     /// Reads back the test lines, whose `order` is their index.

@@ -109,6 +109,17 @@ impl<V: Visitor> Visitor for Option<V> {
         }
     }
 
+    #[inline]
+    fn wants(&self, line: &[u8]) -> bool {
+        self.as_ref().is_none_or(|v| v.wants(line))
+    }
+
+    fn unparsed(&mut self, at: At, line: &[u8]) {
+        if let Some(v) = self {
+            v.unparsed(at, line);
+        }
+    }
+
     fn merge(&mut self, other: Option<V>) {
         match (self.as_mut(), other) {
             (Some(a), Some(b)) => a.merge(b),
@@ -808,6 +819,62 @@ mod tests {
             self.pos += n;
             Ok(n)
         }
+    }
+
+    /// Counts what it is shown, and refuses lines holding `skip`.
+    #[derive(Default)]
+    struct Counting {
+        records: u64,
+        unparsed: u64,
+    }
+
+    impl Visitor for Counting {
+        fn record(&mut self, _: u64, _: &Record<'_>) {
+            self.records += 1;
+        }
+        fn wants(&self, line: &[u8]) -> bool {
+            memchr::memmem::find(line, b"skip").is_none()
+        }
+        fn unparsed(&mut self, _: At, _: &[u8]) {
+            self.unparsed += 1;
+        }
+        fn merge(&mut self, other: Self) {
+            self.records += other.records;
+            self.unparsed += other.unparsed;
+        }
+    }
+
+    #[test]
+    fn an_optional_visitor_passes_every_call_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let good =
+            "192.0.2.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n";
+        let skipped =
+            "192.0.2.2 - - [22/Nov/2026:10:00:01 +0000] \"GET /skip HTTP/1.1\" 200 1 \"-\" \"x\"\n";
+        std::fs::write(
+            &path,
+            [good, good, skipped, "not a log line\n", good].concat(),
+        )
+        .unwrap();
+        let sources = [Source::File(path)];
+        let opts = Options {
+            format: FormatSpec::parse("combined").unwrap(),
+            ..Options::default()
+        };
+        let direct = run(&sources, &opts, Counting::default, &Progress::default());
+        let optional = run(
+            &sources,
+            &opts,
+            || Some(Counting::default()),
+            &Progress::default(),
+        );
+        let optional = optional.visitor.expect("a visitor");
+        assert_eq!((direct.visitor.records, direct.visitor.unparsed), (3, 1));
+        assert_eq!((optional.records, optional.unparsed), (3, 1));
+        // No visitor: every line is read.
+        let none = run(&sources, &opts, || None::<Counting>, &Progress::default());
+        assert_eq!(none.files[0].lines, 5);
     }
 
     #[test]

@@ -8,6 +8,8 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::format::addr::hex_value;
+
 /// A 32-byte Crypto-PAn key: the first 16 bytes are the AES-128 key, the last 16 the pad
 /// seed. Its `Debug` output never shows the bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -143,15 +145,6 @@ impl Key {
             out[2 * i + 1] = HEX[usize::from(b & 15)];
         }
         out
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -67,14 +67,7 @@ pub fn mask_line(
     masker: &mut Masker,
     out: &mut Vec<u8>,
 ) -> LineMasked {
-    let mut w = Writer {
-        line,
-        done: 0,
-        out,
-        masker,
-        select,
-        counts: LineMasked::default(),
-    };
+    let mut w = Writer::new(line, select, masker, out);
     let Some(fields) = fields else {
         w.tokens_in(0, line.len());
         return w.finish();
@@ -132,16 +125,9 @@ pub fn mask_fields(
     masker: &mut Masker,
     out: &mut Vec<u8>,
 ) -> LineMasked {
-    let mut w = Writer {
-        line,
-        done: 0,
-        out,
-        masker,
-        select,
-        counts: LineMasked::default(),
-    };
-    // Fields first, then text spans, each in line order; both lists are short and usually
-    // already sorted, so an insertion into a fixed array is all it takes.
+    let mut w = Writer::new(line, select, masker, out);
+    // Fields and text spans together in line order, in a fixed array: no allocation. Text
+    // spans past the room left are ignored (callers pass the request and the referer).
     const MAX: usize = MAX_ADDR_FIELDS + 4;
     let mut parts = [None::<(Span, Option<AddrKind>)>; MAX];
     let items = fields
@@ -177,7 +163,23 @@ struct Writer<'l, 'o> {
     counts: LineMasked,
 }
 
-impl Writer<'_, '_> {
+impl<'l, 'o> Writer<'l, 'o> {
+    fn new(
+        line: &'l [u8],
+        select: Select<'o>,
+        masker: &'o mut Masker,
+        out: &'o mut Vec<u8>,
+    ) -> Self {
+        Writer {
+            line,
+            done: 0,
+            out,
+            masker,
+            select,
+            counts: LineMasked::default(),
+        }
+    }
+
     fn addr(&mut self, start: usize, end: usize, addr: IpAddr) {
         if start < self.done || addr.is_unspecified() || !self.select.matches(addr) {
             return;

@@ -21,7 +21,7 @@ use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
 use ipnet::IpNet;
 
 use super::{Masker, Mode, Select, mask_fields, mask_line, only_addresses_changed};
-use crate::format::{ErrorKind, Format, FormatSpec, Span, TimeCache};
+use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache};
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
 use crate::scan::{Progress, choose_format, read_head};
@@ -199,26 +199,12 @@ impl LineJob<'_> {
             self.pending_bytes = 0;
         }
         let parsed = match self.format {
-            Some(f) => f.parse(line, &mut self.cache).map(|r| {
-                // The URLs of the line (the target, or the whole request line when it did
-                // not split), searched for address tokens unless the whole line is.
-                let mut text = [Span::default(); 2];
-                let mut urls = 0;
-                if !self.whole_line {
-                    for part in [r.target.or(r.request), r.referer].into_iter().flatten() {
-                        if let Some(span) = r.span_of(part) {
-                            text[urls] = span;
-                            urls += 1;
-                        }
-                    }
-                }
-                (r.time, r.addr_fields, text, urls)
-            }),
+            Some(f) => f.parse(line, &mut self.cache),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
         if let Some(nets) = self.erase {
             // An erasure request masks its sources in every line, whatever the age.
-            let fields = parsed.as_ref().ok().map(|(_, f, _, _)| f.as_slice());
+            let fields = parsed.as_ref().ok().map(|r| r.addr_fields.as_slice());
             let start = out.len();
             let masked = mask_line(line, fields, Select::Only(nets), &mut self.masker, out);
             self.counts.addresses += u64::from(masked.addresses);
@@ -226,7 +212,7 @@ impl LineJob<'_> {
             self.counts.erased_lines += u64::from(changed);
             return changed;
         }
-        let time = parsed.as_ref().ok().and_then(|(t, _, _, _)| *t);
+        let time = parsed.as_ref().ok().and_then(|r| r.time);
         let age = self.ager.age(time);
         self.oldest = Some(self.oldest.map_or(age, |o| o.min(age)));
         self.newest = Some(self.newest.map_or(age, |o| o.max(age)));
@@ -245,21 +231,24 @@ impl LineJob<'_> {
         }
         let start = out.len();
         let masked = match &parsed {
-            Ok((_, fields, _, _)) if self.whole_line => mask_line(
+            Ok(r) if self.whole_line => mask_line(
                 line,
-                Some(fields.as_slice()),
+                Some(r.addr_fields.as_slice()),
                 Select::All,
                 &mut self.masker,
                 out,
             ),
-            Ok((_, fields, text, urls)) => mask_fields(
-                line,
-                fields.as_slice(),
-                &text[..*urls],
-                Select::All,
-                &mut self.masker,
-                out,
-            ),
+            Ok(r) => {
+                let (urls, n) = url_spans(r);
+                mask_fields(
+                    line,
+                    r.addr_fields.as_slice(),
+                    &urls[..n],
+                    Select::All,
+                    &mut self.masker,
+                    out,
+                )
+            }
             Err(e) => {
                 if e.kind != ErrorKind::Empty && !line.trim_ascii().is_empty() {
                     self.counts.unparsed_scrubbed += 1;
@@ -278,6 +267,20 @@ impl LineJob<'_> {
             .fetch_add(self.pending_bytes, Ordering::Relaxed);
         self.pending_bytes = 0;
     }
+}
+
+/// The URLs of a parsed line, searched for address tokens: the target (or the whole request
+/// line when it did not split) and the referer, where they lie in the line.
+fn url_spans(r: &Record<'_>) -> ([Span; 2], usize) {
+    let mut spans = [Span::default(); 2];
+    let mut n = 0;
+    for part in [r.target.or(r.request), r.referer].into_iter().flatten() {
+        if let Some(span) = r.span_of(part) {
+            spans[n] = span;
+            n += 1;
+        }
+    }
+    (spans, n)
 }
 
 /// Anonymizes one file (see the module docs); never panics on bad input and always

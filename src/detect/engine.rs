@@ -29,7 +29,7 @@ use ipnet::IpNet;
 use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
-use super::rule::Field;
+use super::rule::{Field, rule_bits};
 use crate::format::Record;
 
 /// How many sample lines a flagged source keeps.
@@ -758,10 +758,7 @@ impl Collector {
         events.sort_by_key(|e| (e.time_ms, e.order));
         let mut fired = 0u64;
         for e in events.iter() {
-            let mut m = e.rules & live;
-            while m != 0 {
-                let ri = m.trailing_zeros() as usize;
-                m &= m - 1;
+            for ri in rule_bits(e.rules & live) {
                 let rule = &rules[ri];
                 if let Some(field) = rule.distinct {
                     if buckets[ri].is_empty(e.time_ms) {
@@ -867,10 +864,7 @@ struct ReplayState {
 /// Whether some rule of `any` has a capacity below `count`: a rule cannot have more events
 /// than the source.
 fn could_overflow(rules: &[RuleInfo], count: u64, any: u64) -> bool {
-    let mut m = any;
-    while m != 0 {
-        let ri = m.trailing_zeros() as usize;
-        m &= m - 1;
+    for ri in rule_bits(any) {
         if rules
             .get(ri)
             .is_some_and(|r| count > u64::from(r.limits.capacity))
@@ -889,19 +883,14 @@ fn live_rules(rules: &[RuleInfo], events: &[Replayed], counts: &mut Vec<u64>) ->
     let mut any = 0u64;
     for e in events {
         any |= e.rules;
-        let mut m = e.rules;
-        while m != 0 {
-            if let Some(c) = counts.get_mut(m.trailing_zeros() as usize) {
+        for ri in rule_bits(e.rules) {
+            if let Some(c) = counts.get_mut(ri) {
                 *c += 1;
             }
-            m &= m - 1;
         }
     }
     let mut live = 0u64;
-    let mut m = any;
-    while m != 0 {
-        let ri = m.trailing_zeros() as usize;
-        m &= m - 1;
+    for ri in rule_bits(any) {
         if counts
             .get(ri)
             .zip(rules.get(ri))
@@ -950,10 +939,7 @@ fn keep_sample(
     });
     if in_order {
         // A sample after all others evicts none of them: only `full` and `latest` change.
-        let mut m = rules & !slot.full;
-        while m != 0 {
-            let ri = m.trailing_zeros() as usize;
-            m &= m - 1;
+        for ri in rule_bits(rules & !slot.full) {
             let n = slot
                 .samples
                 .iter()
@@ -972,10 +958,7 @@ fn keep_sample(
     let mut full = 0u64;
     slot.samples.retain(|s| {
         let mut keep = false;
-        let mut m = s.rules;
-        while m != 0 {
-            let ri = m.trailing_zeros() as usize;
-            m &= m - 1;
+        for ri in rule_bits(s.rules) {
             if usize::from(counts[ri]) < SAMPLES {
                 counts[ri] += 1;
                 keep = true;

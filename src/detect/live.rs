@@ -21,7 +21,7 @@ use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
 use super::engine::{Flagged, SAMPLES};
 use super::matcher::{CompiledRules, Scratch};
-use super::rule::Field;
+use super::rule::{Field, rule_bits};
 use crate::format::Record;
 
 /// How far behind the newest log time a bucket must have gone idle before it is dropped:
@@ -175,10 +175,7 @@ impl Live {
         }
         // Borrow fields apart: cloning the Arc here would cost two atomics per line.
         let Live { rules, states, .. } = self;
-        let mut m = matched;
-        while m != 0 {
-            let ri = m.trailing_zeros() as usize;
-            m &= m - 1;
+        for ri in rule_bits(matched) {
             let info = &rules.rules()[ri];
             let net = info.grouping.net_of(source);
             let vhost_name = if info.grouping.per_vhost {

@@ -310,6 +310,18 @@ pub fn pattern_lines(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The indices of the rules set in a rule mask (bit `i` is rule `i`), lowest first.
+pub(crate) fn rule_bits(mask: u64) -> impl Iterator<Item = usize> {
+    let mut m = mask;
+    std::iter::from_fn(move || {
+        (m != 0).then(|| {
+            let ri = m.trailing_zeros() as usize;
+            m &= m - 1;
+            ri
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,7 +145,7 @@ where
         transform: &mut transform,
         verify: &mut verify,
     };
-    let (counts, written) = job.rewrite(&orig, kind, tmp.file())?;
+    let (counts, check) = job.rewrite(&orig, kind, tmp.file())?;
     let mut outcome = Outcome {
         path: target.clone(),
         lines: counts.lines,
@@ -158,7 +158,7 @@ where
         drop(tmp); // removes it; the original keeps its inode and bytes
         return Ok(outcome);
     }
-    pipeline::check_written(tmp.path(), tmp.file(), kind, written)?;
+    pipeline::check_written(tmp.path(), tmp.file(), kind, check)?;
     if !before_commit(&outcome) {
         return Err(RewriteError::VerifyFailed {
             path: target,

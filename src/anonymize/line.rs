@@ -236,10 +236,7 @@ impl<'l, 'o> Writer<'l, 'o> {
                     }
                 }
             }
-            AddrKind::Client | AddrKind::Other => match whole_address(text)
-                .map(|addr| (addr, Span::new(0, text.len())))
-                .or_else(|| parse_host(text))
-            {
+            AddrKind::Client | AddrKind::Other => match self.masker.last_field.host(text) {
                 Some((addr, inner)) => self.addr(
                     start + inner.start as usize,
                     start + inner.end as usize,
@@ -254,6 +251,47 @@ impl<'l, 'o> Writer<'l, 'o> {
     fn finish(self) -> LineMasked {
         self.out.extend_from_slice(&self.line[self.done..]);
         self.counts
+    }
+}
+
+/// The last address field read and the address it held: consecutive lines of a log often
+/// come from the same client, and one compare of the field is cheaper than parsing it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FieldMemo {
+    text: [u8; MEMO_BYTES],
+    len: u8,
+    host: Option<(IpAddr, Span)>,
+}
+
+/// Longer fields are parsed every time (an IPv6 address with brackets and port is 53 bytes).
+const MEMO_BYTES: usize = 56;
+
+impl Default for FieldMemo {
+    fn default() -> Self {
+        FieldMemo {
+            text: [0; MEMO_BYTES],
+            // No field is remembered: a length no field of this size can have.
+            len: u8::MAX,
+            host: None,
+        }
+    }
+}
+
+impl FieldMemo {
+    /// `parse_host(text)`, with a bare address tried first; remembered for the next call.
+    pub(crate) fn host(&mut self, text: &[u8]) -> Option<(IpAddr, Span)> {
+        if usize::from(self.len) == text.len() && self.text[..text.len()] == *text {
+            return self.host;
+        }
+        let host = whole_address(text)
+            .map(|addr| (addr, Span::new(0, text.len())))
+            .or_else(|| parse_host(text));
+        if text.len() <= MEMO_BYTES {
+            self.text[..text.len()].copy_from_slice(text);
+            self.len = text.len() as u8;
+            self.host = host;
+        }
+        host
     }
 }
 
@@ -294,6 +332,56 @@ fn whole_address(text: &[u8]) -> Option<IpAddr> {
 /// a quoted or embedded host name that was masked makes this return false, which is the
 /// safe answer.
 pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
+    LineVerifier::default().only_addresses_changed(old, new)
+}
+
+/// [`only_addresses_changed`] for the lines of one file, remembering the last changed word
+/// it accepted: most lines change only their client, and a client repeats on consecutive
+/// lines, so the same pair of words is usually checked again.
+#[derive(Clone, Copy, Debug)]
+pub struct LineVerifier {
+    old: [u8; MEMO_BYTES],
+    new: [u8; MEMO_BYTES],
+    /// Lengths of the remembered words; `u8::MAX` when none is.
+    old_len: u8,
+    new_len: u8,
+}
+
+impl Default for LineVerifier {
+    fn default() -> Self {
+        LineVerifier {
+            old: [0; MEMO_BYTES],
+            new: [0; MEMO_BYTES],
+            old_len: u8::MAX,
+            new_len: u8::MAX,
+        }
+    }
+}
+
+impl LineVerifier {
+    /// See [`only_addresses_changed`].
+    pub fn only_addresses_changed(&mut self, old: &[u8], new: &[u8]) -> bool {
+        only_addresses_changed_in(old, new, self)
+    }
+
+    fn accepted_before(&self, old: &[u8], new: &[u8]) -> bool {
+        usize::from(self.old_len) == old.len()
+            && usize::from(self.new_len) == new.len()
+            && self.old[..old.len()] == *old
+            && self.new[..new.len()] == *new
+    }
+
+    fn remember(&mut self, old: &[u8], new: &[u8]) {
+        if old.len() <= MEMO_BYTES && new.len() <= MEMO_BYTES {
+            self.old[..old.len()].copy_from_slice(old);
+            self.new[..new.len()].copy_from_slice(new);
+            self.old_len = old.len() as u8;
+            self.new_len = new.len() as u8;
+        }
+    }
+}
+
+fn only_addresses_changed_in(old: &[u8], new: &[u8], memo: &mut LineVerifier) -> bool {
     // Words in the common prefix and suffix are equal pairs; compare only the words that
     // hold the differing bytes. Cut at whitespace, so word boundaries stay the same.
     let prefix = common_prefix(old, new);
@@ -311,7 +399,15 @@ pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
     };
     let (old_word, new_word) = (word_end(old), word_end(new));
     if old[old_word..] == new[new_word..] {
-        return words_changed_only_in_addresses(&old[start..old_word], &new[start..new_word]);
+        let (old_word, new_word) = (&old[start..old_word], &new[start..new_word]);
+        if memo.accepted_before(old_word, new_word) {
+            return true;
+        }
+        let accepted = words_changed_only_in_addresses(old_word, new_word);
+        if accepted {
+            memo.remember(old_word, new_word);
+        }
+        return accepted;
     }
     let room = old.len().min(new.len()) - start;
     let suffix = common_suffix(&old[start..], &new[start..]).min(room);
@@ -652,6 +748,39 @@ mod tests {
     }
 
     #[test]
+    fn verifier_remembers_only_the_pair_it_accepted() {
+        let mut v = LineVerifier::default();
+        let mut ok = |a: &str, b: &str| v.only_addresses_changed(a.as_bytes(), b.as_bytes());
+        assert!(ok("1.2.3.4 - x", "1.2.3.0 - x"));
+        assert!(ok("1.2.3.4 - y", "1.2.3.0 - y"), "the same pair again");
+        assert!(!ok("1.2.3.4 - x", "1.2.3.0x - x"), "same old word, other new word");
+        assert!(!ok("1.2.3.4x - x", "1.2.3.0 - x"), "other old word, same new word");
+        assert!(!ok("1.2.3.4 - x", "1.2.3.0 - z"), "the rest differs");
+        assert!(ok("1.2.3.4 - x", "1.2.3.0 - x"), "still accepted after rejections");
+        assert!(ok("2001:db8::1 - x", "2001:db8:: - x"));
+        assert!(!ok("2001:db8::1 - x", "1.2.3.0 - x"), "family changed");
+    }
+
+    #[test]
+    fn field_memo_parses_each_new_field() {
+        let mut memo = FieldMemo::default();
+        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
+        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
+        assert_eq!(memo.host(b"1.2.3.40"), Some((v4("1.2.3.40"), Span::new(0, 8))));
+        assert_eq!(memo.host(b"1.2.3.4:80"), Some((v4("1.2.3.4"), Span::new(0, 7))));
+        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
+        assert_eq!(memo.host(b"host.example"), None);
+        assert_eq!(memo.host(b"host.example"), None);
+        assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));
+        let long = format!("[{}]:443", "1:2:3:4:5:6:7:8".repeat(4));
+        assert_eq!(memo.host(long.as_bytes()), None, "too long to remember");
+        assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));
+        // An empty memo matches no field, the empty one included.
+        assert_eq!(FieldMemo::default().host(b""), None);
+    }
+
+    #[test]
     fn verifier_rejects_other_changes() {
         let ok = |a: &str, b: &str| only_addresses_changed(a.as_bytes(), b.as_bytes());
         assert!(ok("a 1.2.3.4 b", "a 1.2.3.0 b"));
@@ -717,6 +846,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn remembering_verifier_agrees_with_a_fresh_one(
+            pairs in proptest::collection::vec((0usize..6, 0usize..6, noisy_text()), 1..24)
+        ) {
+            const WORDS: [&str; 6] = ["1.2.3.4", "1.2.3.0", "::1", "78ff::1", "1.2.3.4x", "-"];
+            let mut v = LineVerifier::default();
+            for (a, b, rest) in pairs {
+                let line = |word: &str| [word.as_bytes(), b" ", &rest].concat();
+                let (old, new) = (line(WORDS[a]), line(WORDS[b]));
+                prop_assert_eq!(
+                    v.only_addresses_changed(&old, &new),
+                    only_addresses_changed(&old, &new)
+                );
+            }
+        }
+
         #[test]
         fn rewrite_changes_only_address_bytes(text in noisy_text(), v4 in 0u8..=32, v6 in 0u8..=128) {
             let mut m = truncating(v4, v6);

@@ -39,7 +39,9 @@ use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
-pub use line::{LineMasked, Select, mask_fields, mask_line, only_addresses_changed};
+pub use line::{
+    LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed,
+};
 pub use tokens::{Token, Tokens, tokens};
 pub use truncate::{Prefixes, truncate};
 
@@ -100,6 +102,8 @@ pub struct Masker {
     /// lines and the same version-like token in every user agent, and a slot compare is
     /// cheaper than hashing. Slots are picked by a fixed hash; colliding keys only miss.
     recent: Box<[Option<(IpAddr, Text)>; RECENT]>,
+    /// The last client or address field read and what it held (see [`line`]).
+    pub(crate) last_field: line::FieldMemo,
 }
 
 const RECENT: usize = 64;
@@ -138,6 +142,7 @@ impl Masker {
             method,
             cache: HashMap::default(),
             recent: Box::new([None; RECENT]),
+            last_field: line::FieldMemo::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
 use ipnet::IpNet;
 
-use super::{Masker, Mode, Select, mask_fields, mask_line, only_addresses_changed};
+use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
 use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache};
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
@@ -420,6 +420,7 @@ pub fn anonymize_file(
     let ledger_error: RefCell<Option<LedgerError>> = RefCell::new(None);
     let new_head = RefCell::new(HeadBuilder::default());
     let size_delta = Cell::new(0i64);
+    let verifier = RefCell::new(LineVerifier::default());
     let outcome = rewrite::rewrite_file_then(
         path,
         opts,
@@ -427,7 +428,7 @@ pub fn anonymize_file(
         |old, new| {
             new_head.borrow_mut().push(new);
             size_delta.set(size_delta.get() + new.len() as i64 - old.len() as i64);
-            old == new || only_addresses_changed(old, new)
+            old == new || verifier.borrow_mut().only_addresses_changed(old, new)
         },
         |_| {
             // Every line checked and the file read back: record the new content in the

@@ -121,38 +121,36 @@ impl V6Parser<'_> {
         hit
     }
 
-    /// Up to `out.len()` groups separated by `:` (none before the first); an IPv4 tail is
-    /// tried first wherever two groups remain, and ends the run. Returns the groups read and
-    /// whether an IPv4 tail ended them. On a failed group the position stays before it.
+    /// Up to `out.len()` groups separated by `:` (none before the first); where two groups
+    /// remain, a group followed by `.` is read again as an IPv4 tail, which ends the run.
+    /// Returns the groups read and whether an IPv4 tail ended them. On a failed group the
+    /// position stays before it.
     fn groups(&mut self, out: &mut [u16]) -> (usize, bool) {
         let limit = out.len();
         for i in 0..limit {
             let at = self.pos;
-            if i + 1 < limit {
-                let v4 = if i == 0 || self.eat(b':') {
-                    self.v4()
-                } else {
-                    None
-                };
-                if let Some(v4) = v4 {
+            if i > 0 && !self.eat(b':') {
+                self.pos = at;
+                return (i, false);
+            }
+            let group_start = self.pos;
+            let Some(group) = self.hex4() else {
+                self.pos = at;
+                return (i, false);
+            };
+            // A dotted quad starts with one to three digits and a dot, which hex4 reads as a
+            // group ending before the dot: only then can an IPv4 tail be here.
+            if i + 1 < limit && self.text.get(self.pos) == Some(&b'.') {
+                let after = self.pos;
+                self.pos = group_start;
+                if let Some(v4) = self.v4() {
                     out[i] = u16::from_be_bytes([v4[0], v4[1]]);
                     out[i + 1] = u16::from_be_bytes([v4[2], v4[3]]);
                     return (i + 2, true);
                 }
-                self.pos = at;
+                self.pos = after;
             }
-            let group = if i == 0 || self.eat(b':') {
-                self.hex4()
-            } else {
-                None
-            };
-            match group {
-                Some(g) => out[i] = g,
-                None => {
-                    self.pos = at;
-                    return (i, false);
-                }
-            }
+            out[i] = group;
         }
         (limit, false)
     }

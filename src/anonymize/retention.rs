@@ -345,8 +345,9 @@ pub fn anonymize_file(
         }
     };
     let chosen = choose_format(&plan.format, &head_lines);
+    let rewrite_format = chosen.format.as_ref().map(Format::for_rewrite);
     let mut job = LineJob {
-        format: chosen.format.as_ref(),
+        format: rewrite_format.as_ref(),
         cache: TimeCache::new(),
         ager: Ager::new(fallback),
         cutoff: plan.cutoff,

@@ -84,6 +84,18 @@ impl Format {
 
     /// Parses one line (without its `\n`).
     #[inline]
+    /// This format for a rewrite, which needs the client field but not its address
+    /// parsed (see [`LineFormat::without_client_address`]).
+    pub fn for_rewrite(&self) -> Format {
+        match self {
+            Format::Text { name, format } => Format::Text {
+                name: name.clone(),
+                format: format.without_client_address(),
+            },
+            Format::Json => Format::Json,
+        }
+    }
+
     pub fn parse<'a>(
         &self,
         line: &'a [u8],

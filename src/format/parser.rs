@@ -69,25 +69,34 @@ pub struct LineFormat {
     /// Presets accept extra fields after the last one (servers append their own);
     /// a format string the user gave must match the whole line.
     allow_trailing: bool,
+    /// Whether the client field is parsed into [`Record::client`]; a rewrite masks the
+    /// field's text and has no use for it.
+    client_address: bool,
 }
 
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
 /// a quote as `\"` and a backslash as `\\`; nginx writes `\x22`, so counting the backslashes
 /// before a quote tells both apart.
 fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> Option<usize> {
-    let mut pos = from;
-    while let Some(off) = memchr::memchr(b'"', &line[pos..]) {
-        let q = pos + off;
-        let backslashes = line[from..q]
+    let escaped = |q: usize| {
+        line[from..q]
             .iter()
             .rev()
             .take_while(|&&b| b == b'\\')
-            .count();
-        if backslashes % 2 == 0 && line[q..].starts_with(after) {
-            let end = q + after.len();
-            if !at_end || end == line.len() {
-                return Some(q);
-            }
+            .count()
+            % 2
+            == 1
+    };
+    if at_end {
+        // Only the quote that `after` ends the line with can close the last field.
+        let q = line.len().checked_sub(after.len()).filter(|&q| q >= from)?;
+        return (line.get(q) == Some(&b'"') && line[q..] == *after && !escaped(q)).then_some(q);
+    }
+    let mut pos = from;
+    while let Some(off) = memchr::memchr(b'"', &line[pos..]) {
+        let q = pos + off;
+        if line[q..].starts_with(after) && !escaped(q) {
+            return Some(q);
         }
         pos = q + 1;
     }
@@ -155,20 +164,29 @@ pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
 /// Fills the client of a record from a field: an address (with brackets or port), a list,
 /// or a host name.
 pub fn set_client<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) {
+    if set_client_field(rec, line, span) {
+        let text = span.of(line);
+        rec.client = match addr::parse_host(text) {
+            Some((ip, _)) => Some(ip),
+            None if text.contains(&b',') => addr::client_of_list(text),
+            None => None,
+        };
+    }
+}
+
+/// [`set_client`] without parsing the address: the text and the address field only.
+/// Returns whether the field holds something (not `-` or empty).
+fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> bool {
     let text = span.of(line);
     if text == b"-" || text.is_empty() {
-        return;
+        return false;
     }
     rec.client_text = Some(text);
-    rec.client = match addr::parse_host(text) {
-        Some((ip, _)) => Some(ip),
-        None if text.contains(&b',') => addr::client_of_list(text),
-        None => None,
-    };
     rec.addr_fields.push(AddrField {
         kind: AddrKind::Client,
         span,
     });
+    true
 }
 
 impl LineFormat {
@@ -176,6 +194,16 @@ impl LineFormat {
         LineFormat {
             steps,
             allow_trailing,
+            client_address: true,
+        }
+    }
+
+    /// This format, leaving [`Record::client`] `None`: the client field is still found and
+    /// listed in the address fields, with [`Record::client_text`], but not parsed.
+    pub fn without_client_address(&self) -> LineFormat {
+        LineFormat {
+            client_address: false,
+            ..self.clone()
         }
     }
 
@@ -266,7 +294,10 @@ impl LineFormat {
         let text = span.of(line);
         let bad = |k| ParseError::new(k, span.start as usize);
         match kind {
-            FieldKind::Client => set_client(rec, line, span),
+            FieldKind::Client if self.client_address => set_client(rec, line, span),
+            FieldKind::Client => {
+                set_client_field(rec, line, span);
+            }
             FieldKind::OtherAddr => {
                 if text != b"-" && !text.is_empty() {
                     rec.addr_fields.push(AddrField {

@@ -280,7 +280,10 @@ impl Default for FieldMemo {
 impl FieldMemo {
     /// `parse_host(text)`, with a bare address tried first; remembered for the next call.
     pub(crate) fn host(&mut self, text: &[u8]) -> Option<(IpAddr, Span)> {
-        if usize::from(self.len) == text.len() && self.text[..text.len()] == *text {
+        if text.len() <= MEMO_BYTES
+            && usize::from(self.len) == text.len()
+            && self.text[..text.len()] == *text
+        {
             return self.host;
         }
         let host = whole_address(text)
@@ -297,23 +300,38 @@ impl FieldMemo {
 
 /// Whether `text` has the three dots of an IPv4 token, each between two digits, or the
 /// two colons of an IPv6 token: most URLs have neither (`app.js?v=1.14.2` has two such
-/// dots), and looking at the dots and colons alone is cheaper than looking for tokens.
+/// dots). Counting is cheaper than looking for tokens; the dots between digits are
+/// counted only when there are three dots at all.
 fn may_hold_address(text: &[u8]) -> bool {
     let (mut dots, mut colons) = (0u32, 0u32);
-    for at in memchr::memchr2_iter(b'.', b':', text) {
-        if text[at] == b':' {
-            colons += 1;
-        } else if at > 0
-            && text[at - 1].is_ascii_digit()
-            && text.get(at + 1).is_some_and(u8::is_ascii_digit)
-        {
-            dots += 1;
-        }
-        if dots >= 3 || colons >= 2 {
-            return true;
-        }
+    let mut chunks = text.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        dots += bytes_equal(w, b'.');
+        colons += bytes_equal(w, b':');
     }
-    false
+    for &b in chunks.remainder() {
+        dots += u32::from(b == b'.');
+        colons += u32::from(b == b':');
+    }
+    if colons >= 2 {
+        return true;
+    }
+    dots >= 3
+        && text
+            .windows(3)
+            .filter(|w| w[1] == b'.' && w[0].is_ascii_digit() && w[2].is_ascii_digit())
+            .nth(2)
+            .is_some()
+}
+
+/// How many of the eight bytes of `w` equal `b` (exact: no carries cross bytes).
+#[inline]
+fn bytes_equal(w: u64, b: u8) -> u32 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = w ^ (u64::from(b) * 0x0101_0101_0101_0101);
+    // A byte's high bit ends up set exactly when the byte of x is zero.
+    (!(((x & LOW7) + LOW7) | x | LOW7)).count_ones()
 }
 
 /// `parse_host`'s first step, a field that is one bare address, without the generic IPv6
@@ -375,7 +393,9 @@ impl LineVerifier {
     }
 
     fn accepted_before(&self, old: &[u8], new: &[u8]) -> bool {
-        usize::from(self.old_len) == old.len()
+        old.len() <= MEMO_BYTES
+            && new.len() <= MEMO_BYTES
+            && usize::from(self.old_len) == old.len()
             && usize::from(self.new_len) == new.len()
             && self.old[..old.len()] == *old
             && self.new[..new.len()] == *new
@@ -474,16 +494,23 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
     i
 }
 
+/// Splits both at ASCII whitespace and compares word by word; the whitespace bytes between
+/// words must be the same (a tab for a space, or a newline, is a change).
 fn words_changed_only_in_addresses(old: &[u8], new: &[u8]) -> bool {
-    let mut old_words = old.split(u8::is_ascii_whitespace);
-    let mut new_words = new.split(u8::is_ascii_whitespace);
+    let (mut old, mut new) = (old, new);
     loop {
-        match (old_words.next(), new_words.next()) {
+        let old_end = old.iter().position(u8::is_ascii_whitespace);
+        let new_end = new.iter().position(u8::is_ascii_whitespace);
+        let a = &old[..old_end.unwrap_or(old.len())];
+        let b = &new[..new_end.unwrap_or(new.len())];
+        if a != b && !tokens_replaced(a, b) && !host_replaced(a, b) {
+            return false;
+        }
+        match (old_end, new_end) {
             (None, None) => return true,
-            (Some(a), Some(b)) => {
-                if a != b && !tokens_replaced(a, b) && !host_replaced(a, b) {
-                    return false;
-                }
+            (Some(i), Some(j)) if old[i] == new[j] => {
+                old = &old[i + 1..];
+                new = &new[j + 1..];
             }
             _ => return false,
         }
@@ -768,7 +795,25 @@ mod tests {
         assert!(!ok("1.2.3.4 - x", "1.2.3.0 - z"), "the rest differs");
         assert!(ok("1.2.3.4 - x", "1.2.3.0 - x"), "still accepted after rejections");
         assert!(ok("2001:db8::1 - x", "2001:db8:: - x"));
+        // A changed word as long as the "nothing remembered" length.
+        let (a, b) = ("a".repeat(254), "b".repeat(254));
+        let (old, new) = (format!("{a}1 - x"), format!("{a}2 - x"));
+        assert!(!LineVerifier::default().only_addresses_changed(old.as_bytes(), new.as_bytes()));
+        let (old, new) = (format!("{a}1 - x"), format!("{b}1 - x"));
+        assert!(!LineVerifier::default().only_addresses_changed(old.as_bytes(), new.as_bytes()));
         assert!(!ok("2001:db8::1 - x", "1.2.3.0 - x"), "family changed");
+    }
+
+    #[test]
+    fn bytes_equal_counts_edges() {
+        let w = |b: &[u8; 8]| u64::from_le_bytes(*b);
+        assert_eq!(bytes_equal(w(b"a.b..c.:"), b'.'), 4);
+        assert_eq!(bytes_equal(w(b"........"), b'.'), 8);
+        assert_eq!(bytes_equal(w(&[0x80, 0, 0x7f, 0xff, 0, 1, 0x80, 0]), 0), 3);
+        assert_eq!(bytes_equal(w(&[0x2e ^ 0x80; 8]), b'.'), 0);
+        assert!(may_hold_address(b"/x?ip=10.1.2.3"));
+        assert!(!may_hold_address(b"/static/js/app.js?v=1.14.2"));
+        assert!(may_hold_address(b"/x?ip=2001:db8::1"));
     }
 
     #[test]
@@ -786,8 +831,10 @@ mod tests {
         let long = format!("[{}]:443", "1:2:3:4:5:6:7:8".repeat(4));
         assert_eq!(memo.host(long.as_bytes()), None, "too long to remember");
         assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));
-        // An empty memo matches no field, the empty one included.
+        // An empty memo matches no field, the empty one and one of the sentinel's length
+        // included.
         assert_eq!(FieldMemo::default().host(b""), None);
+        assert_eq!(FieldMemo::default().host(&[b'1'; 255]), None);
     }
 
     #[test]
@@ -798,6 +845,9 @@ mod tests {
         assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0 c"));
         assert!(!ok("GET /a 1.2.3.4", "GET /b 1.2.3.0"));
         assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0  b"));
+        assert!(!ok("a 1.2.3.4 b", "a\t1.2.3.0 b"), "a tab for a space");
+        assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0\nb"), "a newline for a space");
+        assert!(!ok("a 1.2.3.4 b", "a 1.2.3.0 b\n"), "a newline added");
         assert!(!ok("a 1.2.3.4", "a 1.2.3.0 b"));
         assert!(!ok("a 1.2.3.4", "a ::1"), "family changed");
         assert!(!ok("a 1.2.3.4", "a x"), "address replaced by non-address");
@@ -870,6 +920,12 @@ mod tests {
                     only_addresses_changed(&old, &new)
                 );
             }
+        }
+
+        #[test]
+        fn eight_bytes_are_counted_exactly(bytes in any::<[u8; 8]>(), b in any::<u8>()) {
+            let w = u64::from_le_bytes(bytes);
+            prop_assert_eq!(bytes_equal(w, b) as usize, bytes.iter().filter(|&&x| x == b).count());
         }
 
         #[test]

@@ -790,10 +790,19 @@ mod tests {
         let mut ok = |a: &str, b: &str| v.only_addresses_changed(a.as_bytes(), b.as_bytes());
         assert!(ok("1.2.3.4 - x", "1.2.3.0 - x"));
         assert!(ok("1.2.3.4 - y", "1.2.3.0 - y"), "the same pair again");
-        assert!(!ok("1.2.3.4 - x", "1.2.3.0x - x"), "same old word, other new word");
-        assert!(!ok("1.2.3.4x - x", "1.2.3.0 - x"), "other old word, same new word");
+        assert!(
+            !ok("1.2.3.4 - x", "1.2.3.0x - x"),
+            "same old word, other new word"
+        );
+        assert!(
+            !ok("1.2.3.4x - x", "1.2.3.0 - x"),
+            "other old word, same new word"
+        );
         assert!(!ok("1.2.3.4 - x", "1.2.3.0 - z"), "the rest differs");
-        assert!(ok("1.2.3.4 - x", "1.2.3.0 - x"), "still accepted after rejections");
+        assert!(
+            ok("1.2.3.4 - x", "1.2.3.0 - x"),
+            "still accepted after rejections"
+        );
         assert!(ok("2001:db8::1 - x", "2001:db8:: - x"));
         // A changed word as long as the "nothing remembered" length.
         let (a, b) = ("a".repeat(254), "b".repeat(254));
@@ -820,11 +829,26 @@ mod tests {
     fn field_memo_parses_each_new_field() {
         let mut memo = FieldMemo::default();
         let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
-        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
-        assert_eq!(memo.host(b"1.2.3.40"), Some((v4("1.2.3.40"), Span::new(0, 8))));
-        assert_eq!(memo.host(b"1.2.3.4:80"), Some((v4("1.2.3.4"), Span::new(0, 7))));
-        assert_eq!(memo.host(b"1.2.3.4"), Some((v4("1.2.3.4"), Span::new(0, 7))));
+        assert_eq!(
+            memo.host(b"1.2.3.4"),
+            Some((v4("1.2.3.4"), Span::new(0, 7)))
+        );
+        assert_eq!(
+            memo.host(b"1.2.3.4"),
+            Some((v4("1.2.3.4"), Span::new(0, 7)))
+        );
+        assert_eq!(
+            memo.host(b"1.2.3.40"),
+            Some((v4("1.2.3.40"), Span::new(0, 8)))
+        );
+        assert_eq!(
+            memo.host(b"1.2.3.4:80"),
+            Some((v4("1.2.3.4"), Span::new(0, 7)))
+        );
+        assert_eq!(
+            memo.host(b"1.2.3.4"),
+            Some((v4("1.2.3.4"), Span::new(0, 7)))
+        );
         assert_eq!(memo.host(b"host.example"), None);
         assert_eq!(memo.host(b"host.example"), None);
         assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));

@@ -39,9 +39,7 @@ use std::net::IpAddr;
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
-pub use line::{
-    LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed,
-};
+pub use line::{LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed};
 pub use tokens::{Token, Tokens, tokens};
 pub use truncate::{Prefixes, truncate};
 

@@ -132,12 +132,21 @@ fn a_rewrite_format_finds_the_client_field_without_parsing_it() {
         let line: &[u8] = br#"[2001:db8::1]:443 - - [29/May/2017:19:02:48 +0000] "GET / HTTP/1.1" 404 612 "-" "ua" "203.0.113.1""#;
         let f = fixed(preset);
         let (full, rewrite) = (f.parse(line, &mut TimeCache::new()), f.for_rewrite());
-        let (full, fast) = (full.unwrap(), rewrite.parse(line, &mut TimeCache::new()).unwrap());
+        let (full, fast) = (
+            full.unwrap(),
+            rewrite.parse(line, &mut TimeCache::new()).unwrap(),
+        );
         assert_eq!(full.client, ip("2001:db8::1"), "{preset}");
         assert_eq!(fast.client, None, "{preset}");
         assert_eq!(fast.client_text, full.client_text, "{preset}");
         assert_eq!(fast.time, full.time, "{preset}");
-        let spans = |r: &Record| r.addr_fields.as_slice().iter().map(|f| (f.kind, f.span)).collect::<Vec<_>>();
+        let spans = |r: &Record| {
+            r.addr_fields
+                .as_slice()
+                .iter()
+                .map(|f| (f.kind, f.span))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(spans(&fast), spans(&full), "{preset}");
     }
 }

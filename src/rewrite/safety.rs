@@ -132,6 +132,8 @@ pub fn check_file(path: &Path, meta: &Metadata) -> Result<(), RewriteError> {
 /// `file` must be the only descriptor this process holds on the inode, or the lease is
 /// refused by our own other descriptor.
 pub fn check_not_open(path: &Path, file: &File) -> Result<(), RewriteError> {
+    #[cfg(test)]
+    let _no_spawn = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
     let meta = file
         .metadata()
         .map_err(|e| RewriteError::io(path, "inspect the file", e))?;
@@ -201,6 +203,20 @@ fn lease_refused(file: &File) -> bool {
     }
     let err = std::io::Error::last_os_error().raw_os_error();
     err == Some(libc::EAGAIN) || err == Some(libc::EBUSY)
+}
+
+/// Held for writing while a test starts a child process. Between fork and exec the child
+/// holds copies of every descriptor of the test process, so a test rewriting a file on
+/// another thread would find its own file open in that child and refuse it.
+#[cfg(test)]
+pub(crate) static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Starts `cmd` while no test checks for open files (see [`SPAWNING`]); the child has
+/// replaced itself by the program when this returns.
+#[cfg(test)]
+pub(crate) fn spawn_quietly(cmd: &mut std::process::Command) -> std::process::Child {
+    let _spawning = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
+    cmd.spawn().expect("start a child process")
 }
 
 #[cfg(test)]
@@ -315,11 +331,11 @@ mod tests {
         let ours = File::open(&p).unwrap();
         assert!(check_not_open(&p, &ours).is_ok(), "only our own descriptor");
 
-        let mut child = Command::new("sleep")
-            .arg("30")
-            .stdin(Stdio::from(File::open(&p).unwrap()))
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quietly(
+            Command::new("sleep")
+                .arg("30")
+                .stdin(Stdio::from(File::open(&p).unwrap())),
+        );
         let res = check_not_open(&p, &ours);
         child.kill().unwrap();
         child.wait().unwrap();

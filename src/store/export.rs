@@ -354,12 +354,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("logward.nft");
         std::fs::write(&file, render(nftables)).unwrap();
-        let out = match std::process::Command::new("nft")
-            .arg("-c")
-            .arg("-f")
-            .arg(&file)
-            .output()
-        {
+        let nft = {
+            let _spawning = crate::rewrite::SPAWNING.write();
+            std::process::Command::new("nft")
+                .arg("-c")
+                .arg("-f")
+                .arg(&file)
+                .output()
+        };
+        let out = match nft {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("skipping: nft not runnable: {e}");

@@ -196,6 +196,8 @@ fn run_commands(cmd: &str, timeout: Duration, rx: Receiver<FlagEvent>, stop: &At
             continue;
         }
         let source = net::display(event.source);
+        #[cfg(test)]
+        let spawning = crate::rewrite::SPAWNING.write();
         let child = Command::new("sh")
             .arg("-c")
             .arg(cmd)
@@ -205,6 +207,8 @@ fn run_commands(cmd: &str, timeout: Duration, rx: Receiver<FlagEvent>, stop: &At
             .env("LOGWARD_EVENTS", event.events.to_string())
             .stdin(Stdio::null())
             .spawn();
+        #[cfg(test)]
+        drop(spawning);
         match child {
             Ok(child) => match wait_for(child, timeout) {
                 Ok(Some(status)) if status.success() => {}
@@ -294,13 +298,17 @@ fn apply(set: &NftSet, elements: &[(IpNet, i64)], timeout: Duration) {
 }
 
 fn nft(batch: &str, timeout: Duration) -> std::result::Result<(), String> {
-    let mut child = Command::new("nft")
+    #[cfg(test)]
+    let spawning = crate::rewrite::SPAWNING.write();
+    let child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
+        .spawn();
+    #[cfg(test)]
+    drop(spawning);
+    let mut child = child.map_err(|e| format!("cannot run nft: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(batch.as_bytes())

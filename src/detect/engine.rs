@@ -111,15 +111,26 @@ const REPLAY_BATCH: usize = 1 << 18;
 /// overlaps the cache misses that the scan would wait for one by one.
 #[derive(Default)]
 struct Journal {
+    /// The encoded events in `..len`, then room that `push` writes the next one into
+    /// directly: at least [`MAX_EVENT`] bytes once anything was written.
     bytes: Vec<u8>,
+    len: usize,
     /// The last event written and its key (net, vhost), which the next is encoded against.
     last: (Option<(IpNet, u32)>, Event),
 }
 
+/// How far past its events a journal's buffer is zeroed when it needs room: the zeroing is
+/// spread over many events and leaves at most this much unused.
+const JOURNAL_ROOM: usize = 1 << 16;
+
 impl Journal {
     /// Writes one event; `key` is `None` when it is the last event's.
     fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
-        let mut buf = [0u8; MAX_EVENT];
+        // Written in place: no zeroed buffer per event and no copy of it.
+        if self.bytes.len() < self.len + MAX_EVENT {
+            self.bytes.resize(self.len + MAX_EVENT + JOURNAL_ROOM, 0);
+        }
+        let buf = &mut self.bytes[self.len..self.len + MAX_EVENT];
         let mut n = 1;
         let (last_key, last) = self.last;
         let dt = zigzag(e.time.wrapping_sub(last.time));
@@ -159,14 +170,19 @@ impl Journal {
             buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
             n += 8;
         }
-        self.bytes.extend_from_slice(&buf[..n]);
+        self.len += n;
         self.last.1 = e;
+    }
+
+    /// The events written so far.
+    fn encoded(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 
     /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
     /// `distinct` gives per field the rules that count it.
     fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
-        let b = &self.bytes;
+        let b = self.encoded();
         let mut pos = 0;
         let mut last = Event::default();
         // The journal was written by `push`; a malformed one (never expected) ends early.
@@ -1393,6 +1409,40 @@ mod tests {
             journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// A journal that outgrows its room several times keeps every event, and its buffer
+    /// never holds much more than the events.
+    #[test]
+    fn journals_round_trip_across_growth() {
+        let distinct = [0b1, 0b10, 0b100, 0b1000];
+        let net: IpNet = "2001:db8::/64".parse().expect("net");
+        let mut journal = Journal::default();
+        let mut want = Vec::new();
+        for i in 0..20_000u64 {
+            // Keys, masks and time steps change often, so events take many sizes.
+            let key = (i % 3 == 0).then_some((net, (i % 7) as u32));
+            let e = Event {
+                time: (i * i % 1_000_003) as i64,
+                order: i * 977,
+                rules: 1 + i % 15,
+            };
+            let hashes = [i, !i, i << 7, i.rotate_left(33)];
+            let n = distinct.iter().filter(|&&d| d & e.rules != 0).count();
+            journal.push(key, e, &hashes[..n]);
+            want.push((
+                e,
+                hashes[..n]
+                    .iter()
+                    .flat_map(|h| h.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ));
+        }
+        assert!(journal.encoded().len() > 4 * JOURNAL_ROOM);
+        assert!(journal.bytes.len() <= journal.encoded().len() + MAX_EVENT + JOURNAL_ROOM);
+        let mut got = Vec::new();
+        journal.for_each(&distinct, |_, e, hashes| got.push((e, hashes.to_vec())));
+        assert_eq!(got, want);
     }
 
     /// Reads back the test lines, whose `order` is their index.

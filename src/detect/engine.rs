@@ -186,8 +186,6 @@ impl Journal {
         let b = self.encoded();
         let mut pos = 0;
         let mut last = Event::default();
-        // Hashes per event, which change only with the rule mask.
-        let mut n = 0;
         // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
@@ -211,12 +209,12 @@ impl Journal {
                     Some(v) => last.rules = v,
                     None => return,
                 }
-                n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             }
             match read_varint(b, &mut pos) {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
                 None => return,
             }
+            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             let Some(hashes) = b.get(pos..pos + 8 * n) else {
                 return;
             };
@@ -582,7 +580,8 @@ impl Collector {
         let mut slots = Slots::default();
         let mut changes: Vec<u32> = Vec::new();
         // Per slot: its events and hashes, and (`n` per slot) its events of each rule.
-        let mut counts = Counts::new(n);
+        let mut tally: Vec<(u64, u64)> = Vec::new();
+        let mut per_rule: Vec<u16> = Vec::new();
         self.for_each_event(
             &distinct,
             |key| {
@@ -596,15 +595,23 @@ impl Collector {
                 if slot == u32::MAX {
                     return;
                 }
-                counts.add(slot, e.rules, hashes.len() as u64 / 8);
+                let slot = slot as usize;
+                if tally.len() <= slot {
+                    tally.resize(slot + 1, (0, 0));
+                    per_rule.resize((slot + 1) * n, 0);
+                }
+                let t = &mut tally[slot];
+                t.0 += 1;
+                t.1 += hashes.len() as u64 / 8;
+                if let Some(counts) = per_rule.get_mut(slot * n..(slot + 1) * n) {
+                    for ri in rule_bits(e.rules) {
+                        if let Some(c) = counts.get_mut(ri) {
+                            *c = c.saturating_add(1);
+                        }
+                    }
+                }
             },
         );
-        counts.end_run();
-        let Counts {
-            totals: tally,
-            per_rule,
-            ..
-        } = counts;
         // A bucket overflows only after more than `capacity` events of its rule, so only
         // the rules with more are replayed, and only for the sources that have such a rule:
         // most sources are ordinary clients that no rule comes near.
@@ -870,65 +877,6 @@ fn intern(
     names.push(name.into());
     ids.insert(name.into(), id);
     id
-}
-
-/// Per slot: its events and their hashes, and its events of each rule (`n` a slot,
-/// saturating). Consecutive events of one slot with one rule mask are counted as a run and
-/// added when it ends: most events continue the run of the one before.
-struct Counts {
-    n: usize,
-    totals: Vec<(u64, u64)>,
-    per_rule: Vec<u16>,
-    /// The open run: slot, rule mask, events, hashes.
-    run: (u32, u64, u64, u64),
-}
-
-impl Counts {
-    fn new(n: usize) -> Counts {
-        Counts {
-            n,
-            totals: Vec::new(),
-            per_rule: Vec::new(),
-            run: (0, 0, 0, 0),
-        }
-    }
-
-    /// Counts one event of `slot` that matched `rules` and carries `hashes` hashes.
-    #[inline]
-    fn add(&mut self, slot: u32, rules: u64, hashes: u64) {
-        if slot != self.run.0 || rules != self.run.1 {
-            self.end_run();
-            self.run = (slot, rules, 0, 0);
-        }
-        self.run.2 += 1;
-        self.run.3 += hashes;
-    }
-
-    /// Adds the open run to its slot's counts.
-    fn end_run(&mut self) {
-        let (slot, rules, events, hashes) = self.run;
-        self.run.2 = 0;
-        self.run.3 = 0;
-        if events == 0 {
-            return;
-        }
-        let (slot, n) = (slot as usize, self.n);
-        if self.totals.len() <= slot {
-            self.totals.resize(slot + 1, (0, 0));
-            self.per_rule.resize((slot + 1) * n, 0);
-        }
-        let t = &mut self.totals[slot];
-        t.0 += events;
-        t.1 += hashes;
-        let add = u16::try_from(events).unwrap_or(u16::MAX);
-        if let Some(counts) = self.per_rule.get_mut(slot * n..(slot + 1) * n) {
-            for ri in rule_bits(rules) {
-                if let Some(c) = counts.get_mut(ri) {
-                    *c = c.saturating_add(add);
-                }
-            }
-        }
-    }
 }
 
 /// Per-rule replay state, reused from one source to the next.
@@ -1486,39 +1434,6 @@ mod tests {
             c.observe_readable(&rec, i);
         }
         assert!(c.finish(&Allowlist::exact(vec![])).is_empty());
-    }
-
-    proptest! {
-        /// Counting events in runs gives the counts of counting them one by one.
-        #[test]
-        fn counts_in_runs_are_counts_one_by_one(
-            events in proptest::collection::vec((0u32..6, 0u64..8, 0u64..3, 1usize..40_000), 0..40),
-        ) {
-            let n = 3;
-            let mut counts = Counts::new(n);
-            let mut totals = [(0u64, 0u64); 6];
-            let mut per_rule = [0u64; 6 * 3];
-            for &(slot, rules, hashes, repeat) in &events {
-                for _ in 0..repeat {
-                    counts.add(slot, rules, hashes);
-                }
-                let s = slot as usize;
-                totals[s].0 += repeat as u64;
-                totals[s].1 += hashes * repeat as u64;
-                for ri in rule_bits(rules) {
-                    per_rule[s * n + ri] += repeat as u64;
-                }
-            }
-            counts.end_run();
-            for s in 0..6 {
-                prop_assert_eq!(counts.totals.get(s).copied().unwrap_or((0, 0)), totals[s]);
-                for ri in 0..n {
-                    let got = counts.per_rule.get(s * n + ri).copied().unwrap_or(0);
-                    let want = u16::try_from(per_rule[s * n + ri]).unwrap_or(u16::MAX);
-                    prop_assert_eq!(got, want, "slot {} rule {}", s, ri);
-                }
-            }
-        }
     }
 
     /// A journal that outgrows its room several times keeps every event, and its buffer

@@ -14,7 +14,7 @@
 //! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
 //! up and counts each source's events from the journals, then gathers and replays only the
 //! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
-//! so the replay needs little more memory than the journals. Sample lines are not copied
+//! so the replay needs memory of the order of the journals. Sample lines are not copied
 //! for lines the caller can read again ([`Collector::observe_readable`]): they are read
 //! back through a [`ReadBack`] for the few flagged sources. Lines that cannot be read again
 //! (standard input, compressed files) are copied while they are among their source's
@@ -87,9 +87,10 @@ struct Event {
 const TIME_ESCAPE: u8 = 63;
 /// The longest encoded event: header, an IPv6 key, four varints, four hashes.
 const MAX_EVENT: usize = 1 + 17 + 4 * 10 + 4 * 8;
-/// At most this many events are gathered for the replay at a time (32 bytes each), unless
-/// one source has more.
-const REPLAY_BATCH: usize = 1 << 18;
+/// At most this many events are gathered for the replay at a time (32 bytes each, 16 MiB),
+/// unless one source has more. Each batch decodes every journal again: with 2^18, the
+/// 330k events replayed for the generated million-line log took two batches.
+const REPLAY_BATCH: usize = 1 << 19;
 
 /// One collector's events of one grouping in the order it observed them, each encoded
 /// against the one before it:
@@ -111,15 +112,26 @@ const REPLAY_BATCH: usize = 1 << 18;
 /// overlaps the cache misses that the scan would wait for one by one.
 #[derive(Default)]
 struct Journal {
+    /// The encoded events in `..len`, then room that `push` writes the next one into
+    /// directly: at least [`MAX_EVENT`] bytes once anything was written.
     bytes: Vec<u8>,
+    len: usize,
     /// The last event written and its key (net, vhost), which the next is encoded against.
     last: (Option<(IpNet, u32)>, Event),
 }
 
+/// How far past its events a journal's buffer is zeroed when it needs room: the zeroing is
+/// spread over many events and leaves at most this much unused.
+const JOURNAL_ROOM: usize = 1 << 16;
+
 impl Journal {
     /// Writes one event; `key` is `None` when it is the last event's.
     fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
-        let mut buf = [0u8; MAX_EVENT];
+        // Written in place: no zeroed buffer per event and no copy of it.
+        if self.bytes.len() < self.len + MAX_EVENT {
+            self.bytes.resize(self.len + MAX_EVENT + JOURNAL_ROOM, 0);
+        }
+        let buf = &mut self.bytes[self.len..self.len + MAX_EVENT];
         let mut n = 1;
         let (last_key, last) = self.last;
         let dt = zigzag(e.time.wrapping_sub(last.time));
@@ -159,14 +171,19 @@ impl Journal {
             buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
             n += 8;
         }
-        self.bytes.extend_from_slice(&buf[..n]);
+        self.len += n;
         self.last.1 = e;
+    }
+
+    /// The events written so far.
+    fn encoded(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or_default()
     }
 
     /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
     /// `distinct` gives per field the rules that count it.
     fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
-        let b = &self.bytes;
+        let b = self.encoded();
         let mut pos = 0;
         let mut last = Event::default();
         // The journal was written by `push`; a malformed one (never expected) ends early.
@@ -562,7 +579,9 @@ impl Collector {
         // `changes` instead of looking the keys up again.
         let mut slots = Slots::default();
         let mut changes: Vec<u32> = Vec::new();
-        let mut tally: Vec<(u64, u64, u64)> = Vec::new();
+        // Per slot: its events and hashes, and (`n` per slot) its events of each rule.
+        let mut tally: Vec<(u64, u64)> = Vec::new();
+        let mut per_rule: Vec<u16> = Vec::new();
         self.for_each_event(
             &distinct,
             |key| {
@@ -576,29 +595,38 @@ impl Collector {
                 if slot == u32::MAX {
                     return;
                 }
-                if tally.len() <= slot as usize {
-                    tally.resize(slot as usize + 1, (0, 0, 0));
+                let slot = slot as usize;
+                if tally.len() <= slot {
+                    tally.resize(slot + 1, (0, 0));
+                    per_rule.resize((slot + 1) * n, 0);
                 }
-                let t = &mut tally[slot as usize];
+                let t = &mut tally[slot];
                 t.0 += 1;
-                t.1 |= e.rules;
-                t.2 += hashes.len() as u64 / 8;
+                t.1 += hashes.len() as u64 / 8;
+                if let Some(counts) = per_rule.get_mut(slot * n..(slot + 1) * n) {
+                    for ri in rule_bits(e.rules) {
+                        if let Some(c) = counts.get_mut(ri) {
+                            *c = c.saturating_add(1);
+                        }
+                    }
+                }
             },
         );
-        // A bucket overflows only after more than `capacity` events, so a source whose
-        // event count is at most the capacity of every rule it matched cannot be flagged:
+        // A bucket overflows only after more than `capacity` events of its rule, so only
+        // the rules with more are replayed, and only for the sources that have such a rule:
         // most sources are ordinary clients that no rule comes near.
-        let candidates: Vec<u32> = (0..tally.len() as u32)
-            .filter(|&s| {
-                let (count, any, _) = tally[s as usize];
-                could_overflow(rules, count, any) && !allowlist.overlaps(slots.keys[s as usize].net)
+        let candidates: Vec<(u32, u64)> = (0..tally.len() as u32)
+            .filter_map(|s| {
+                let counts = per_rule.get(s as usize * n..(s as usize + 1) * n)?;
+                let live = live_rules(rules, counts);
+                (live != 0 && !allowlist.overlaps(slots.keys[s as usize].net)).then_some((s, live))
             })
             .collect();
+        drop(per_rule);
         let mut state = ReplayState {
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
             overflows: vec![0; n],
-            counts: Vec::new(),
         };
         let mut out: Vec<(Flagged, Vec<Chosen>)> = Vec::new();
         // Gather the candidates' events a batch at a time: per slot, where its events and
@@ -610,8 +638,8 @@ impl Collector {
         while !rest.is_empty() {
             let mut take = 0;
             let (mut n_events, mut n_hashes) = (0usize, 0usize);
-            for &s in rest {
-                let (count, _, h) = tally[s as usize];
+            for &(s, _) in rest {
+                let (count, h) = tally[s as usize];
                 if take > 0 && n_events + count as usize > self.batch {
                     break;
                 }
@@ -659,10 +687,11 @@ impl Collector {
             );
             // Each slot's events now end where the next one's start.
             let mut start = 0usize;
-            for &s in batch {
+            for &(s, live) in batch {
                 let end = start + tally[s as usize].0 as usize;
                 if let Some(found) = self.replay(
                     s,
+                    live,
                     &slots.keys[s as usize],
                     &mut events[start..end],
                     &hashes,
@@ -729,10 +758,12 @@ impl Collector {
     }
 
     /// Replays one source's events (in any order; sorted here), whose hashes are in
-    /// `hashes` from each event's `hash_start`.
+    /// `hashes` from each event's `hash_start`, through the rules of `live`: those with more
+    /// events than their capacity here, the only ones that can overflow.
     fn replay(
         &self,
         id: u32,
+        live: u64,
         key: &Key,
         events: &mut [Replayed],
         hashes: &[u64],
@@ -743,12 +774,7 @@ impl Collector {
             buckets,
             seen,
             overflows,
-            counts,
         } = state;
-        let live = live_rules(rules, events, counts);
-        if live == 0 {
-            return None;
-        }
         // A fresh bucket per rule for this source; buffers are kept from the last source.
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
@@ -858,44 +884,14 @@ struct ReplayState {
     buckets: Vec<Bucket>,
     seen: Vec<SeenSet>,
     overflows: Vec<u64>,
-    counts: Vec<u64>,
 }
 
-/// Whether some rule of `any` has a capacity below `count`: a rule cannot have more events
-/// than the source.
-fn could_overflow(rules: &[RuleInfo], count: u64, any: u64) -> bool {
-    for ri in rule_bits(any) {
-        if rules
-            .get(ri)
-            .is_some_and(|r| count > u64::from(r.limits.capacity))
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// The rules that have more events than their capacity in `events`: the only ones that
-/// can overflow. `counts` is a reused buffer.
-fn live_rules(rules: &[RuleInfo], events: &[Replayed], counts: &mut Vec<u64>) -> u64 {
-    counts.clear();
-    counts.resize(rules.len(), 0);
-    let mut any = 0u64;
-    for e in events {
-        any |= e.rules;
-        for ri in rule_bits(e.rules) {
-            if let Some(c) = counts.get_mut(ri) {
-                *c += 1;
-            }
-        }
-    }
+/// The rules that have more events than their capacity, by `counts` (one per rule, a
+/// saturated count may be more): the only ones that can overflow.
+fn live_rules(rules: &[RuleInfo], counts: &[u16]) -> u64 {
     let mut live = 0u64;
-    for ri in rule_bits(any) {
-        if counts
-            .get(ri)
-            .zip(rules.get(ri))
-            .is_some_and(|(&c, r)| c > u64::from(r.limits.capacity))
-        {
+    for (ri, (&c, rule)) in counts.iter().zip(rules).enumerate() {
+        if c == u16::MAX || u32::from(c) > rule.limits.capacity {
             live |= 1u64 << ri;
         }
     }
@@ -1393,6 +1389,85 @@ mod tests {
             journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn live_rules_are_those_over_their_capacity() {
+        let rules = touchy_rules();
+        let info = rules.rules();
+        let mut counts = vec![0u16; info.len()];
+        assert_eq!(live_rules(info, &counts), 0);
+        let flood = info
+            .iter()
+            .position(|r| r.name == "http-flood")
+            .expect("flood");
+        let probing = info
+            .iter()
+            .position(|r| r.name == "http-probing")
+            .expect("probing");
+        // At the capacity a bucket cannot overflow; one more and it can.
+        counts[flood] = 6;
+        counts[probing] = 4;
+        assert_eq!(live_rules(info, &counts), 1 << probing);
+        counts[flood] = 7;
+        assert_eq!(live_rules(info, &counts), 1 << probing | 1 << flood);
+    }
+
+    /// Per-rule counts saturate: a rule whose capacity is above the largest count is still
+    /// replayed once the count saturates.
+    #[test]
+    fn a_capacity_above_the_count_limit_still_flags() {
+        let capacity = u32::from(u16::MAX) + 10;
+        let rules = one_rule(any_rule(capacity, 3_600_000));
+        let line = line("192.0.2.1", 0, "GET", "/", 200, "x");
+        let rec = parse(line.as_bytes()).expect("parses");
+        let mut c = Collector::new(Arc::clone(&rules));
+        for i in 0..=u64::from(capacity) {
+            c.observe_readable(&rec, i);
+        }
+        let got = c.finish(&Allowlist::exact(vec![]));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].events, u64::from(capacity) + 1);
+        // One fewer does not overflow.
+        let mut c = Collector::new(Arc::clone(&rules));
+        for i in 0..u64::from(capacity) {
+            c.observe_readable(&rec, i);
+        }
+        assert!(c.finish(&Allowlist::exact(vec![])).is_empty());
+    }
+
+    /// A journal that outgrows its room several times keeps every event, and its buffer
+    /// never holds much more than the events.
+    #[test]
+    fn journals_round_trip_across_growth() {
+        let distinct = [0b1, 0b10, 0b100, 0b1000];
+        let net: IpNet = "2001:db8::/64".parse().expect("net");
+        let mut journal = Journal::default();
+        let mut want = Vec::new();
+        for i in 0..20_000u64 {
+            // Keys, masks and time steps change often, so events take many sizes.
+            let key = (i % 3 == 0).then_some((net, (i % 7) as u32));
+            let e = Event {
+                time: (i * i % 1_000_003) as i64,
+                order: i * 977,
+                rules: 1 + i % 15,
+            };
+            let hashes = [i, !i, i << 7, i.rotate_left(33)];
+            let n = distinct.iter().filter(|&&d| d & e.rules != 0).count();
+            journal.push(key, e, &hashes[..n]);
+            want.push((
+                e,
+                hashes[..n]
+                    .iter()
+                    .flat_map(|h| h.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ));
+        }
+        assert!(journal.encoded().len() > 4 * JOURNAL_ROOM);
+        assert!(journal.bytes.len() <= journal.encoded().len() + MAX_EVENT + JOURNAL_ROOM);
+        let mut got = Vec::new();
+        journal.for_each(&distinct, |_, e, hashes| got.push((e, hashes.to_vec())));
+        assert_eq!(got, want);
     }
 
     /// Reads back the test lines, whose `order` is their index.

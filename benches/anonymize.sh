@@ -14,10 +14,12 @@ export LOGWARD_STORE="$WORK/state/db" LOGWARD_CONFIG=
 NOW=2026-11-01T00:00:00Z
 RUN="anonymize --threads 1 --now $NOW --older-than 1s"
 
+# Each copy is synced before the run, so the kernel is not still writing the copy out
+# while the run is timed.
 # Plain: logward on both cores (its writer thread beside the transform) and pinned to one
 # core; sed on the first field only, and on every address of the line as logward does.
 hyperfine -N -w 1 -r 7 --export-markdown plain.md \
-  --prepare "sh -c 'cp orig.log access.log.1 && rm -rf $WORK/state'" \
+  --prepare "sh -c 'cp orig.log access.log.1 && rm -rf $WORK/state && sync'" \
   "$B/logward $RUN access.log.1" \
   "taskset -c 0 $B/logward $RUN access.log.1"
 hyperfine -w 1 -r 5 --export-markdown sed.md \
@@ -31,7 +33,7 @@ fi
 
 # gzip: one thread, all cores, and the two-process pipeline.
 hyperfine -N -w 1 -r 5 --export-markdown gz.md \
-  --prepare "sh -c 'cp orig.log.gz access.log.2.gz && rm -rf $WORK/state'" \
+  --prepare "sh -c 'cp orig.log.gz access.log.2.gz && rm -rf $WORK/state && sync'" \
   "$B/logward $RUN access.log.2.gz" \
   "$B/logward anonymize --now $NOW --older-than 1s access.log.2.gz"
 hyperfine -w 1 -r 3 --export-markdown zcat.md "zcat orig.log.gz | gzip -6 > /dev/null"

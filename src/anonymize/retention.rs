@@ -258,7 +258,9 @@ impl LineJob<'_> {
         };
         self.counts.addresses += u64::from(masked.addresses);
         self.counts.hostnames += u64::from(masked.hostnames);
-        out[start..] != *line
+        // An address counts only when its replacement differs from it; a host name's mask
+        // may be the name itself (a masked name masked again), so only a compare tells.
+        masked.addresses > 0 || out[start..] != *line
     }
 
     fn flush_progress(&mut self) {

@@ -204,6 +204,46 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};
 
+    #[test]
+    fn a_split_line_deep_in_a_large_file_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..120_000u32)
+            .flat_map(|i| format!("line {i:06}\n").into_bytes())
+            .collect();
+        for (name, gzip, split_at) in [
+            ("big.log.1", false, 1),
+            ("big.log.1", false, 97_531),
+            ("big.log.1", false, 120_000),
+            ("big.log.2.gz", true, 97_531),
+        ] {
+            let p = d.path().join(name);
+            fs::write(&p, if gzip { gz(&data) } else { data.clone() }).unwrap();
+            let (ino, original) = (fs::metadata(&p).unwrap().ino(), fs::read(&p).unwrap());
+            let opts = RewriteOptions {
+                gzip_chunk: 10_000,
+                ..RewriteOptions::default()
+            };
+            let err = rewrite_file(
+                &p,
+                &opts,
+                |n, l, o| {
+                    o.extend_from_slice(l);
+                    if n == split_at {
+                        o.extend_from_slice(b"\nx");
+                    }
+                    true
+                },
+                |_, _| true,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(err, RewriteError::TransformSplitLine { line, .. } if line == split_at),
+                "{name} {split_at}: {err}"
+            );
+            assert_untouched(d.path(), &p, &original, ino);
+        }
+    }
+
     /// Uppercases every `a`; reports a change only when there was one.
     fn upper_a(_: u64, line: &[u8], out: &mut Vec<u8>) -> bool {
         out.extend(line.iter().map(|&b| if b == b'a' { b'A' } else { b }));

@@ -254,44 +254,61 @@ impl<'l, 'o> Writer<'l, 'o> {
     }
 }
 
-/// The last address field read and the address it held: consecutive lines of a log often
-/// come from the same client, and one compare of the field is cheaper than parsing it.
+/// A short byte string kept inline, or nothing: what the memos below compare with.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct FieldMemo {
-    text: [u8; MEMO_BYTES],
-    len: u8,
-    host: Option<(IpAddr, Span)>,
+struct Remembered {
+    bytes: [u8; MEMO_BYTES],
+    /// `None` until something is remembered.
+    len: Option<u8>,
 }
 
-/// Longer fields are parsed every time (an IPv6 address with brackets and port is 53 bytes).
+/// Longer text is not remembered (an IPv6 address with brackets and port is 53 bytes).
 const MEMO_BYTES: usize = 56;
 
-impl Default for FieldMemo {
+impl Default for Remembered {
     fn default() -> Self {
-        FieldMemo {
-            text: [0; MEMO_BYTES],
-            // No field is remembered: a length no field of this size can have.
-            len: u8::MAX,
-            host: None,
+        Remembered {
+            bytes: [0; MEMO_BYTES],
+            len: None,
         }
     }
+}
+
+impl Remembered {
+    fn fits(text: &[u8]) -> bool {
+        text.len() <= MEMO_BYTES
+    }
+
+    fn is(&self, text: &[u8]) -> bool {
+        self.len.is_some_and(|n| usize::from(n) == text.len()) && self.bytes[..text.len()] == *text
+    }
+
+    /// Remembers `text`, which must [fit](Self::fits).
+    fn set(&mut self, text: &[u8]) {
+        self.bytes[..text.len()].copy_from_slice(text);
+        self.len = Some(text.len() as u8);
+    }
+}
+
+/// The last address field read and the address it held: consecutive lines of a log often
+/// come from the same client, and one compare of the field is cheaper than parsing it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FieldMemo {
+    text: Remembered,
+    host: Option<(IpAddr, Span)>,
 }
 
 impl FieldMemo {
     /// `parse_host(text)`, with a bare address tried first; remembered for the next call.
     pub(crate) fn host(&mut self, text: &[u8]) -> Option<(IpAddr, Span)> {
-        if text.len() <= MEMO_BYTES
-            && usize::from(self.len) == text.len()
-            && self.text[..text.len()] == *text
-        {
+        if self.text.is(text) {
             return self.host;
         }
         let host = whole_address(text)
             .map(|addr| (addr, Span::new(0, text.len())))
             .or_else(|| parse_host(text));
-        if text.len() <= MEMO_BYTES {
-            self.text[..text.len()].copy_from_slice(text);
-            self.len = text.len() as u8;
+        if Remembered::fits(text) {
+            self.text.set(text);
             self.host = host;
         }
         host
@@ -366,24 +383,10 @@ pub fn only_addresses_changed(old: &[u8], new: &[u8]) -> bool {
 /// [`only_addresses_changed`] for the lines of one file, remembering the last changed word
 /// it accepted: most lines change only their client, and a client repeats on consecutive
 /// lines, so the same pair of words is usually checked again.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct LineVerifier {
-    old: [u8; MEMO_BYTES],
-    new: [u8; MEMO_BYTES],
-    /// Lengths of the remembered words; `u8::MAX` when none is.
-    old_len: u8,
-    new_len: u8,
-}
-
-impl Default for LineVerifier {
-    fn default() -> Self {
-        LineVerifier {
-            old: [0; MEMO_BYTES],
-            new: [0; MEMO_BYTES],
-            old_len: u8::MAX,
-            new_len: u8::MAX,
-        }
-    }
+    old: Remembered,
+    new: Remembered,
 }
 
 impl LineVerifier {
@@ -393,20 +396,14 @@ impl LineVerifier {
     }
 
     fn accepted_before(&self, old: &[u8], new: &[u8]) -> bool {
-        old.len() <= MEMO_BYTES
-            && new.len() <= MEMO_BYTES
-            && usize::from(self.old_len) == old.len()
-            && usize::from(self.new_len) == new.len()
-            && self.old[..old.len()] == *old
-            && self.new[..new.len()] == *new
+        self.old.is(old) && self.new.is(new)
     }
 
     fn remember(&mut self, old: &[u8], new: &[u8]) {
-        if old.len() <= MEMO_BYTES && new.len() <= MEMO_BYTES {
-            self.old[..old.len()].copy_from_slice(old);
-            self.new[..new.len()].copy_from_slice(new);
-            self.old_len = old.len() as u8;
-            self.new_len = new.len() as u8;
+        // Both or neither: a half-updated pair would accept a pair never checked.
+        if Remembered::fits(old) && Remembered::fits(new) {
+            self.old.set(old);
+            self.new.set(new);
         }
     }
 }
@@ -828,35 +825,24 @@ mod tests {
     #[test]
     fn field_memo_parses_each_new_field() {
         let mut memo = FieldMemo::default();
-        let v4 = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            memo.host(b"1.2.3.4"),
-            Some((v4("1.2.3.4"), Span::new(0, 7)))
-        );
-        assert_eq!(
-            memo.host(b"1.2.3.4"),
-            Some((v4("1.2.3.4"), Span::new(0, 7)))
-        );
-        assert_eq!(
-            memo.host(b"1.2.3.40"),
-            Some((v4("1.2.3.40"), Span::new(0, 8)))
-        );
-        assert_eq!(
-            memo.host(b"1.2.3.4:80"),
-            Some((v4("1.2.3.4"), Span::new(0, 7)))
-        );
-        assert_eq!(
-            memo.host(b"1.2.3.4"),
-            Some((v4("1.2.3.4"), Span::new(0, 7)))
-        );
-        assert_eq!(memo.host(b"host.example"), None);
-        assert_eq!(memo.host(b"host.example"), None);
-        assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));
+        let at = |s: &str, start, end| Some((s.parse::<IpAddr>().unwrap(), Span::new(start, end)));
         let long = format!("[{}]:443", "1:2:3:4:5:6:7:8".repeat(4));
-        assert_eq!(memo.host(long.as_bytes()), None, "too long to remember");
-        assert_eq!(memo.host(b"[::1]:443"), Some((v4("::1"), Span::new(1, 4))));
-        // An empty memo matches no field, the empty one and one of the sentinel's length
-        // included.
+        let cases = [
+            ("1.2.3.4", at("1.2.3.4", 0, 7)),
+            ("1.2.3.4", at("1.2.3.4", 0, 7)),
+            ("1.2.3.40", at("1.2.3.40", 0, 8)),
+            ("1.2.3.4:80", at("1.2.3.4", 0, 7)),
+            ("1.2.3.4", at("1.2.3.4", 0, 7)),
+            ("host.example", None),
+            ("host.example", None),
+            ("[::1]:443", at("::1", 1, 4)),
+            (long.as_str(), None), // too long to remember
+            ("[::1]:443", at("::1", 1, 4)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(memo.host(text.as_bytes()), want, "{text}");
+        }
+        // An empty memo matches no field, the empty one and a 255-byte one included.
         assert_eq!(FieldMemo::default().host(b""), None);
         assert_eq!(FieldMemo::default().host(&[b'1'; 255]), None);
     }

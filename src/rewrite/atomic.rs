@@ -250,7 +250,7 @@ mod tests {
 
     /// A PID that is certainly dead: a child we spawned and reaped.
     fn dead_pid() -> u32 {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let mut c = crate::rewrite::spawn_child(&mut std::process::Command::new("true")).unwrap();
         let pid = c.id();
         c.wait().unwrap();
         pid

@@ -77,11 +77,12 @@ mod tests {
         // Take the lock here, then hand the only descriptor to a child: the lock lives on in
         // the child's open file description and dies with it.
         let held = RunLock::acquire(dir.path()).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .stdin(std::process::Stdio::from(held._file))
-            .spawn()
-            .unwrap();
+        let mut child = crate::rewrite::spawn_child(
+            std::process::Command::new("sleep")
+                .arg("30")
+                .stdin(std::process::Stdio::from(held._file)),
+        )
+        .unwrap();
         let res = RunLock::acquire(dir.path());
         child.kill().unwrap();
         child.wait().unwrap();

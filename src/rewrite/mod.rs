@@ -16,8 +16,7 @@ mod lines;
 mod lock;
 mod pipeline;
 mod safety;
-#[cfg(test)]
-pub(crate) use safety::SPAWNING;
+pub(crate) use safety::spawn_child;
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -379,10 +378,8 @@ mod tests {
         assert!(out.gzip_members >= 4, "members: {}", out.gzip_members);
         assert_eq!(out.lines, 60_001);
 
-        let zcat = {
-            let _spawning = safety::SPAWNING.write().unwrap_or_else(|p| p.into_inner());
-            Command::new("zcat").arg(&p).output()
-        };
+        let zcat = spawn_child(Command::new("zcat").arg(&p).stdout(Stdio::piped()))
+            .and_then(|child| child.wait_with_output());
         match zcat {
             Ok(o) => {
                 assert!(o.status.success());
@@ -463,11 +460,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("busy.log.1");
         fs::write(&p, b"a\n").unwrap();
-        let mut child = safety::spawn_quietly(
+        let mut child = spawn_child(
             Command::new("sleep")
                 .arg("30")
                 .stdin(Stdio::from(File::open(&p).unwrap())),
-        );
+        )
+        .unwrap();
         let res = rewrite_file(&p, &RewriteOptions::default(), upper_a, same_len);
         child.kill().unwrap();
         child.wait().unwrap();
@@ -624,7 +622,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.log.1");
         fs::write(&p, b"a\n").unwrap();
-        let mut c = safety::spawn_quietly(&mut Command::new("true"));
+        let mut c = spawn_child(&mut Command::new("true")).unwrap();
         let dead = c.id();
         c.wait().unwrap();
         let stale = d.path().join(temp_name(p.file_name().unwrap(), dead));
@@ -675,13 +673,14 @@ mod tests {
             let mut inodes = std::collections::HashSet::from([fs::metadata(&p).unwrap().ino()]);
             // At least 8 kills; more (bounded) if a loaded machine let no rewrite finish yet.
             for round in 0..30u64 {
-                let mut child = safety::spawn_quietly(
+                let mut child = spawn_child(
                     Command::new(std::env::current_exe().unwrap())
                         .args(["rewrite::tests::crash_child", "--exact", "--ignored"])
                         .env("LOGWARD_CRASH_FILE", &p)
                         .stdout(Stdio::null())
                         .stderr(Stdio::null()),
-                );
+                )
+                .unwrap();
                 std::thread::sleep(std::time::Duration::from_millis(50 + round % 8 * 50));
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();

@@ -209,14 +209,15 @@ fn lease_refused(file: &File) -> bool {
 /// holds copies of every descriptor of the test process, so a test rewriting a file on
 /// another thread would find its own file open in that child and refuse it.
 #[cfg(test)]
-pub(crate) static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-/// Starts `cmd` while no test checks for open files (see [`SPAWNING`]); the child has
-/// replaced itself by the program when this returns.
-#[cfg(test)]
-pub(crate) fn spawn_quietly(cmd: &mut std::process::Command) -> std::process::Child {
+/// Starts a child process; every process logward starts goes through here. In tests no
+/// open-file check runs meanwhile (see [`SPAWNING`]): when this returns the child has
+/// replaced itself by the program, and holds only what it was given.
+pub(crate) fn spawn_child(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    #[cfg(test)]
     let _spawning = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
-    cmd.spawn().expect("start a child process")
+    cmd.spawn()
 }
 
 #[cfg(test)]
@@ -331,11 +332,12 @@ mod tests {
         let ours = File::open(&p).unwrap();
         assert!(check_not_open(&p, &ours).is_ok(), "only our own descriptor");
 
-        let mut child = spawn_quietly(
+        let mut child = spawn_child(
             Command::new("sleep")
                 .arg("30")
                 .stdin(Stdio::from(File::open(&p).unwrap())),
-        );
+        )
+        .unwrap();
         let res = check_not_open(&p, &ours);
         child.kill().unwrap();
         child.wait().unwrap();

@@ -354,14 +354,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("logward.nft");
         std::fs::write(&file, render(nftables)).unwrap();
-        let nft = {
-            let _spawning = crate::rewrite::SPAWNING.write();
+        let nft = crate::rewrite::spawn_child(
             std::process::Command::new("nft")
                 .arg("-c")
                 .arg("-f")
                 .arg(&file)
-                .output()
-        };
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped()),
+        )
+        .and_then(|child| child.wait_with_output());
         let out = match nft {
             Ok(o) => o,
             Err(e) => {

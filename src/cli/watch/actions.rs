@@ -15,6 +15,7 @@ use anyhow::{Result, bail};
 use ipnet::IpNet;
 
 use crate::format::time::rfc3339;
+use crate::rewrite::spawn_child;
 use crate::store::net;
 
 /// Flags waiting for their `--on-flag` command; more are dropped with a warning.
@@ -196,19 +197,16 @@ fn run_commands(cmd: &str, timeout: Duration, rx: Receiver<FlagEvent>, stop: &At
             continue;
         }
         let source = net::display(event.source);
-        #[cfg(test)]
-        let spawning = crate::rewrite::SPAWNING.write();
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .env("LOGWARD_SOURCE", &source)
-            .env("LOGWARD_RULES", event.rules.join(","))
-            .env("LOGWARD_EXPIRES", rfc3339(event.expires))
-            .env("LOGWARD_EVENTS", event.events.to_string())
-            .stdin(Stdio::null())
-            .spawn();
-        #[cfg(test)]
-        drop(spawning);
+        let child = spawn_child(
+            Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .env("LOGWARD_SOURCE", &source)
+                .env("LOGWARD_RULES", event.rules.join(","))
+                .env("LOGWARD_EXPIRES", rfc3339(event.expires))
+                .env("LOGWARD_EVENTS", event.events.to_string())
+                .stdin(Stdio::null()),
+        );
         match child {
             Ok(child) => match wait_for(child, timeout) {
                 Ok(Some(status)) if status.success() => {}
@@ -298,16 +296,13 @@ fn apply(set: &NftSet, elements: &[(IpNet, i64)], timeout: Duration) {
 }
 
 fn nft(batch: &str, timeout: Duration) -> std::result::Result<(), String> {
-    #[cfg(test)]
-    let spawning = crate::rewrite::SPAWNING.write();
-    let child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn();
-    #[cfg(test)]
-    drop(spawning);
+    let child = spawn_child(
+        Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     let mut child = child.map_err(|e| format!("cannot run nft: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin

@@ -90,17 +90,25 @@ fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> O
     if at_end {
         // Only the quote that `after` ends the line with can close the last field.
         let q = line.len().checked_sub(after.len()).filter(|&q| q >= from)?;
-        return (line.get(q) == Some(&b'"') && line[q..] == *after && !escaped(q)).then_some(q);
+        return (line.get(q) == Some(&b'"') && begins_with(&line[q..], after) && !escaped(q))
+            .then_some(q);
     }
     let mut pos = from;
     while let Some(off) = find_byte(b'"', &line[pos..]) {
         let q = pos + off;
-        if line[q..].starts_with(after) && !escaped(q) {
+        if begins_with(&line[q..], after) && !escaped(q) {
             return Some(q);
         }
         pos = q + 1;
     }
     None
+}
+
+/// `hay` starts with `lit`. Format literals are a byte or a few (`" "`, `] "`): a loop
+/// the compiler keeps inline costs less than a call to memcmp, made a dozen times a line.
+#[inline(always)]
+fn begins_with(hay: &[u8], lit: &[u8]) -> bool {
+    hay.len() >= lit.len() && hay.iter().zip(lit).all(|(a, b)| a == b)
 }
 
 /// The first `needle` in `hay`. Most fields are short (a status, a size, `-`), and for a
@@ -140,7 +148,7 @@ fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     let mut pos = from;
     while let Some(off) = find_byte(first, &line[pos..]) {
         let at = pos + off;
-        if line[at + 1..].starts_with(rest) {
+        if begins_with(&line[at + 1..], rest) {
             return Some(at);
         }
         pos = at + 1;
@@ -257,7 +265,7 @@ impl LineFormat {
         for (i, step) in self.steps.iter().enumerate() {
             match step {
                 Step::Literal(lit) => {
-                    if !line[pos..].starts_with(lit) {
+                    if !begins_with(&line[pos..], lit) {
                         return Err(ParseError::new(ErrorKind::Mismatch, pos));
                     }
                     pos += lit.len();
@@ -278,7 +286,8 @@ impl LineFormat {
                         FieldEnd::Literal(after) => {
                             let found = if closes {
                                 // The closing literal must end the line.
-                                line.ends_with(after).then(|| line.len() - after.len())
+                                let q = line.len().checked_sub(after.len());
+                                q.filter(|&q| begins_with(&line[q..], after))
                             } else {
                                 find_literal(line, pos, after)
                             };

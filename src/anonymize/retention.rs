@@ -434,7 +434,7 @@ pub fn anonymize_file(
             old == new || verifier.borrow_mut().only_addresses_changed(old, new)
         },
         |_| {
-            // Every line checked and the file read back: record the new content in the
+            // Every line checked and the file's content checked: record the new content in the
             // ledger before the rename makes it visible, so a crash right after the rename
             // cannot leave a pseudonymized file the ledger does not know.
             let head = new_head.take().finish();

@@ -94,8 +94,8 @@ pub struct AnonymizeArgs {
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<OutputKind>,
 
-    /// Files rewritten at once; 0 uses every core. Each plain file is also written and
-    /// read back by a second thread; gzip members compress on these threads. [default: 0]
+    /// Files rewritten at once; 0 uses every core. Each plain file is also written to
+    /// the disk by a second thread; gzip members compress on these threads. [default: 0]
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
 

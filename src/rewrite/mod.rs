@@ -83,9 +83,9 @@ pub struct Outcome {
 /// report is trusted: output that differs while every line reports `false` is discarded).
 ///
 /// Every line must pass `verify(old_line, new_line)`, checked as it is produced. Before the
-/// rename, the written file is read back and must hold exactly the lines produced: a plain
-/// file block by block as it is written, compared byte for byte, a gzip file decompressed
-/// whole, by line count and a digest of its bytes. So every line on disk is one the check
+/// rename, the written file must hold exactly the lines produced: a plain file's lines are
+/// counted from the bytes as they are handed to the kernel and its length is checked; a
+/// gzip file is read back decompressed whole, by line count and a digest of its bytes. So every line on disk is one the check
 /// accepted, and no line was lost, repeated or corrupted on the way.
 ///
 /// Refused (nothing written): a live log name without `include_active`, a symbolic link

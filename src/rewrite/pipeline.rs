@@ -1,11 +1,12 @@
 //! The content pipeline: detect compression, stream the original line by line through the
-//! caller's transform and line check into the temporary file, and read the temporary back
-//! to check it holds exactly what was produced.
+//! caller's transform and line check into the temporary file, and check the temporary holds
+//! exactly what was produced.
 //!
-//! A plain output is written by a second thread, which reads every block back right after
-//! writing it and compares it with what was produced, so the transform never waits for the
-//! kernel's copy and the check costs no second pass over the file. A gzip output is read
-//! back and decompressed whole after it is written, which checks the compression too.
+//! Every line is checked against its original while both are in memory. A plain output is
+//! written by a second thread (with direct I/O where the file system offers it), so the
+//! transform never waits for the kernel; the lines are counted again from the very bytes
+//! handed to the kernel, and the file's length is checked before the rename. A gzip output
+//! is read back and decompressed whole after it is written, which checks the compression.
 //!
 //! Memory is bounded whatever the file size: one read buffer (grown only up to the line
 //! limit), a few output blocks, and for gzip a bounded batch of chunks. It does not know
@@ -96,13 +97,13 @@ pub(crate) struct Written {
 pub(crate) enum Check {
     /// Read the whole file back (decompressed) and compare with what was produced.
     ReadBack(Written),
-    /// Every block was read back and compared as it was written; the file must still be
+    /// The lines were counted from the bytes as they were written; the file must still be
     /// exactly this long.
     Done { bytes: u64 },
 }
 
 /// Output blocks of a plain rewrite: small enough that a block is still in the cache when
-/// the writer thread copies it to the kernel and reads it back.
+/// the writer thread counts its lines and copies it on.
 const PLAIN_BLOCK: usize = 256 << 10;
 /// Full blocks waiting for the writer thread.
 const BLOCKS_IN_FLIGHT: usize = 3;
@@ -136,7 +137,7 @@ where
             Compression::Plain => {
                 advise_sequential(orig);
                 std::thread::scope(|scope| {
-                    let sink = Sink::Plain(CheckedWriter::new(scope, out));
+                    let sink = Sink::Plain(PlainWriter::new(scope, out));
                     self.run(orig, sink, PLAIN_BLOCK)
                 })
             }
@@ -175,8 +176,8 @@ where
                 counts.changed += 1;
             }
             let new = &block[start..];
-            // A newline inside the output would split one line into two; the read-back
-            // would notice the count, but this names the cause.
+            // A newline inside the output would split one line into two; the writer's line
+            // count would notice, but this names the line and the cause.
             if memchr::memchr(b'\n', new).is_some() {
                 return Err(RewriteError::TransformSplitLine {
                     path: self.path.to_path_buf(),
@@ -215,7 +216,7 @@ fn advise_sequential(f: &File) {
 }
 
 enum Sink<'scope, 'env, 'f> {
-    Plain(CheckedWriter<'scope, 'env>),
+    Plain(PlainWriter<'scope, 'env>),
     Gzip(GzMemberWriter<&'f File>, Digester),
 }
 
@@ -257,15 +258,24 @@ impl Sink<'_, '_, '_> {
     }
 }
 
-/// What the writer thread read back: every byte equal to what was produced.
+/// What the writer thread handed to the kernel: the lines of the output are counted from
+/// the very bytes written, not from the transform's own count.
 #[derive(Debug, Default, Clone, Copy)]
-struct ReadBack {
+struct Tally {
     bytes: u64,
     newlines: u64,
     last: Option<u8>,
 }
 
-impl ReadBack {
+impl Tally {
+    fn add(&mut self, block: &[u8]) {
+        if let Some(&last) = block.last() {
+            self.bytes += block.len() as u64;
+            self.newlines += memchr::memchr_iter(b'\n', block).count() as u64;
+            self.last = Some(last);
+        }
+    }
+
     /// Lines as the line reader counts them: a last line without a newline counts.
     fn lines(&self) -> u64 {
         self.newlines + u64::from(self.last.is_some_and(|b| b != b'\n'))
@@ -273,9 +283,8 @@ impl ReadBack {
 }
 
 /// Writes a plain output from a second thread, started with the first full block (a small
-/// file is written without one). Each block is written at its offset, read back and
-/// compared before its buffer is handed back for reuse.
-struct CheckedWriter<'scope, 'env> {
+/// file is written without one), so the transform never waits for the kernel.
+struct PlainWriter<'scope, 'env> {
     scope: &'scope Scope<'scope, 'env>,
     file: &'env File,
     worker: Option<Worker<'scope>>,
@@ -284,12 +293,12 @@ struct CheckedWriter<'scope, 'env> {
 struct Worker<'scope> {
     full: SyncSender<Vec<u8>>,
     empty: Receiver<Vec<u8>>,
-    handle: ScopedJoinHandle<'scope, io::Result<ReadBack>>,
+    handle: ScopedJoinHandle<'scope, io::Result<Tally>>,
 }
 
-impl<'scope, 'env> CheckedWriter<'scope, 'env> {
+impl<'scope, 'env> PlainWriter<'scope, 'env> {
     fn new(scope: &'scope Scope<'scope, 'env>, file: &'env File) -> Self {
-        CheckedWriter {
+        PlainWriter {
             scope,
             file,
             worker: None,
@@ -305,7 +314,7 @@ impl<'scope, 'env> CheckedWriter<'scope, 'env> {
                 let file = self.file;
                 let handle = self
                     .scope
-                    .spawn(move || write_and_check(file, &blocks, &give_back));
+                    .spawn(move || write_blocks(file, &blocks, &give_back));
                 self.worker.insert(Worker {
                     full,
                     empty,
@@ -328,12 +337,15 @@ impl<'scope, 'env> CheckedWriter<'scope, 'env> {
             .unwrap_or_else(|_| Vec::with_capacity(capacity)))
     }
 
-    fn finish(self, last: Vec<u8>) -> io::Result<ReadBack> {
+    fn finish(self, last: Vec<u8>) -> io::Result<Tally> {
         match self.worker {
             None => {
-                let mut back = ReadBack::default();
-                check_block(self.file, 0, &last, &mut Vec::new(), &mut back)?;
-                Ok(back)
+                let mut out = OutputFile::new(self.file, false);
+                let mut tally = Tally::default();
+                out.write(&last)?;
+                tally.add(&last);
+                out.finish()?;
+                Ok(tally)
             }
             Some(w) => {
                 // A send fails only when the writer already stopped on an error.
@@ -347,55 +359,190 @@ impl<'scope, 'env> CheckedWriter<'scope, 'env> {
     }
 }
 
-fn write_and_check(
+fn write_blocks(
     file: &File,
     blocks: &Receiver<Vec<u8>>,
     give_back: &Sender<Vec<u8>>,
-) -> io::Result<ReadBack> {
-    let mut back = ReadBack::default();
-    let mut scratch = Vec::new();
+) -> io::Result<Tally> {
+    let mut out = OutputFile::new(file, true);
+    let mut tally = Tally::default();
     for mut block in blocks {
-        check_block(file, back.bytes, &block, &mut scratch, &mut back)?;
+        out.write(&block)?;
+        tally.add(&block);
         block.clear();
         // The producer may have finished and stopped taking buffers back.
         let _ = give_back.send(block);
     }
-    Ok(back)
+    out.finish()?;
+    Ok(tally)
 }
 
-/// Writes `block` at `offset`, reads it back into `scratch` and compares.
-fn check_block(
-    file: &File,
+/// Alignment of direct writes: of the memory, the file offset and the length. A multiple
+/// of the sector sizes in use (512 and 4096 bytes); a device that wants more refuses the
+/// first direct write, and the output goes on through the page cache.
+const DIRECT_ALIGN: usize = 4096;
+/// Bytes gathered for one direct write.
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// Writes a plain output front to back.
+///
+/// A rewrite's output is written once and not read again soon. Where the file system takes
+/// direct I/O, whole aligned megabytes go from an aligned buffer straight to the device:
+/// the kernel's copy into the page cache (pages allocated, marked dirty, written back
+/// later) cost more than all the rest of the write. The last piece, not a whole number of
+/// sectors, goes through the page cache, and so does everything after a direct write the
+/// device refused. Through the page cache, each piece's writeback starts at once, so the
+/// fsync before the rename waits only for the last ones.
+struct OutputFile<'f> {
+    file: &'f File,
+    /// Bytes handed to the kernel.
     offset: u64,
-    block: &[u8],
-    scratch: &mut Vec<u8>,
-    back: &mut ReadBack,
-) -> io::Result<()> {
-    if block.is_empty() {
-        return Ok(());
+    direct: Option<Staging>,
+}
+
+/// The aligned buffer of direct writes: `buf[start..start + DIRECT_CHUNK]` is aligned.
+struct Staging {
+    buf: Vec<u8>,
+    start: usize,
+    filled: usize,
+}
+
+impl Staging {
+    fn new(misalign: usize) -> Self {
+        let buf = vec![0u8; DIRECT_CHUNK + DIRECT_ALIGN + misalign];
+        let start = buf.as_ptr().align_offset(DIRECT_ALIGN) + misalign;
+        Staging {
+            buf,
+            start,
+            filled: 0,
+        }
     }
-    file.write_all_at(block, offset)?;
-    start_writeback(file, offset, block.len());
-    scratch.resize(block.len(), 0);
-    file.read_exact_at(scratch, offset)?;
-    if scratch[..] != *block {
-        let i = scratch
-            .iter()
-            .zip(block)
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "byte {} read back differs from the byte written",
-                offset + i as u64
-            ),
-        ));
+
+    fn gathered(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.filled]
     }
-    back.bytes += block.len() as u64;
-    back.newlines += memchr::memchr_iter(b'\n', block).count() as u64;
-    back.last = block.last().copied();
-    Ok(())
+}
+
+impl<'f> OutputFile<'f> {
+    /// Starts writing at offset 0 of an empty file; `try_direct` asks for direct I/O.
+    fn new(file: &'f File, try_direct: bool) -> Self {
+        Self::with_staging(file, try_direct, 0)
+    }
+
+    fn with_staging(file: &'f File, try_direct: bool, misalign: usize) -> Self {
+        let direct =
+            (try_direct && set_direct_io(file, true).is_ok()).then(|| Staging::new(misalign));
+        OutputFile {
+            file,
+            offset: 0,
+            direct,
+        }
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let Some(st) = &mut self.direct else {
+                self.file.write_all_at(data, self.offset)?;
+                start_writeback(self.file, self.offset, data.len());
+                self.offset += data.len() as u64;
+                return Ok(());
+            };
+            let n = (DIRECT_CHUNK - st.filled).min(data.len());
+            let at = st.start + st.filled;
+            st.buf[at..at + n].copy_from_slice(&data[..n]);
+            st.filled += n;
+            data = &data[n..];
+            if st.filled == DIRECT_CHUNK {
+                self.write_gathered()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the full staging buffer directly; after a refusal, writes the rest of it
+    /// through the page cache and stays there.
+    fn write_gathered(&mut self) -> io::Result<()> {
+        let Some(st) = &mut self.direct else {
+            return Ok(());
+        };
+        let chunk = st.gathered();
+        let mut done = 0;
+        while done < chunk.len() {
+            match self
+                .file
+                .write_at(&chunk[done..], self.offset + done as u64)
+            {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    if done % DIRECT_ALIGN != 0 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if done < chunk.len() {
+            let Some(st) = self.direct.take() else {
+                return Ok(());
+            };
+            set_direct_io(self.file, false)?;
+            let rest = &st.gathered()[done..];
+            self.file.write_all_at(rest, self.offset + done as u64)?;
+            self.offset += st.filled as u64;
+            return Ok(());
+        }
+        self.offset += chunk.len() as u64;
+        st.filled = 0;
+        Ok(())
+    }
+
+    /// Writes what is still gathered (through the page cache) and leaves the descriptor
+    /// without direct I/O for the fsync and metadata calls that follow.
+    fn finish(mut self) -> io::Result<u64> {
+        if let Some(st) = self.direct.take() {
+            set_direct_io(self.file, false)?;
+            self.file.write_all_at(st.gathered(), self.offset)?;
+            self.offset += st.filled as u64;
+        }
+        Ok(self.offset)
+    }
+}
+
+/// Turns direct I/O on or off for `file`. Turning it on fails where the file system does
+/// not offer it (tmpfs, for one).
+fn set_direct_io(file: &File, on: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor we hold open; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let want = if on {
+            flags | libc::O_DIRECT
+        } else {
+            flags & !libc::O_DIRECT
+        };
+        // SAFETY: as above.
+        if unsafe { libc::fcntl(fd, libc::F_SETFL, want) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        if on {
+            Err(io::ErrorKind::Unsupported.into())
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Asks the kernel to start writing `len` bytes at `offset` to the disk now, without
@@ -435,7 +582,7 @@ fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteErro
 
 /// Checks the temporary file before the rename. A gzip file is read back decompressed and
 /// must hold exactly what the transform produced: the same line count and the same digest.
-/// A plain file's blocks were read back and compared as they were written; it must still
+/// A plain file's lines were counted from the bytes as they were written; it must still
 /// have the length written. Together with the per-line check during the transform, this is
 /// what the original would have been compared with, without reading and splitting the
 /// original a second time.
@@ -667,8 +814,8 @@ mod tests {
         }
     }
 
-    /// Runs the checked writer over `blocks` into a new file; returns what it read back.
-    fn checked_write(path: &Path, blocks: &[&[u8]]) -> io::Result<ReadBack> {
+    /// Runs the plain writer over `blocks` into a new file; returns what it tallied.
+    fn plain_write(path: &Path, blocks: &[&[u8]]) -> io::Result<Tally> {
         let f = File::options()
             .create_new(true)
             .read(true)
@@ -676,7 +823,7 @@ mod tests {
             .open(path)
             .unwrap();
         std::thread::scope(|scope| {
-            let mut w = CheckedWriter::new(scope, &f);
+            let mut w = PlainWriter::new(scope, &f);
             let (last, full) = blocks.split_last().unwrap();
             for b in full {
                 let buf = w.emit(b.to_vec())?;
@@ -687,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn checked_writer_writes_every_block_in_order() {
+    fn plain_writer_writes_every_block_in_order() {
         let d = tempfile::tempdir().unwrap();
         // Many blocks (the writer thread, its buffers recycled), one block (no thread).
         let blocks: Vec<Vec<u8>> = (0..50u32)
@@ -698,24 +845,24 @@ mod tests {
             })
             .collect();
         let refs: Vec<&[u8]> = blocks.iter().map(|b| &b[..]).collect();
-        let back = checked_write(&d.path().join("many"), &refs).unwrap();
+        let tally = plain_write(&d.path().join("many"), &refs).unwrap();
         let want = blocks.concat();
         assert_eq!(fs::read(d.path().join("many")).unwrap(), want);
-        assert_eq!(back.bytes, want.len() as u64);
+        assert_eq!(tally.bytes, want.len() as u64);
         assert_eq!(
-            back.lines(),
+            tally.lines(),
             want.iter().filter(|b| **b == b'\n').count() as u64
         );
 
-        let back = checked_write(&d.path().join("one"), &[b"a\nb"]).unwrap();
+        let tally = plain_write(&d.path().join("one"), &[b"a\nb"]).unwrap();
         assert_eq!(fs::read(d.path().join("one")).unwrap(), b"a\nb");
-        assert_eq!((back.bytes, back.lines()), (3, 2));
-        let back = checked_write(&d.path().join("empty"), &[b""]).unwrap();
-        assert_eq!((back.bytes, back.lines()), (0, 0));
+        assert_eq!((tally.bytes, tally.lines()), (3, 2));
+        let tally = plain_write(&d.path().join("empty"), &[b""]).unwrap();
+        assert_eq!((tally.bytes, tally.lines()), (0, 0));
     }
 
     #[test]
-    fn checked_writer_reports_a_failed_write() {
+    fn plain_writer_reports_a_failed_write() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("ro");
         fs::write(&p, b"").unwrap();
@@ -723,13 +870,95 @@ mod tests {
         let f = File::open(&p).unwrap();
         let blocks = vec![vec![b'x'; 1000]; 20];
         let got = std::thread::scope(|scope| {
-            let mut w = CheckedWriter::new(scope, &f);
+            let mut w = PlainWriter::new(scope, &f);
             for b in &blocks {
                 w.emit(b.clone())?;
             }
             w.finish(Vec::new()).map(|_| ())
         });
         assert!(got.is_err());
+    }
+
+    /// Bytes that show any misplaced, lost or doubled piece: no two 8-byte windows alike.
+    fn numbered_bytes(len: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..len.div_ceil(8) as u64)
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        v.truncate(len);
+        v
+    }
+
+    /// Writes `data` through an `OutputFile` in pieces of odd sizes; returns the file's
+    /// bytes and whether direct writes were still on before the finish.
+    fn output_file_round_trip(
+        dir: &Path,
+        name: &str,
+        data: &[u8],
+        try_direct: bool,
+        misalign: usize,
+    ) -> (Vec<u8>, bool, bool) {
+        let p = dir.join(name);
+        let f = File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        let mut out = OutputFile::with_staging(&f, try_direct, misalign);
+        let started_direct = out.direct.is_some();
+        let mut rest = data;
+        let mut piece = 1usize;
+        while !rest.is_empty() {
+            let n = piece.min(rest.len());
+            out.write(&rest[..n]).unwrap();
+            rest = &rest[n..];
+            piece = (piece * 7 + 3) % 300_001;
+        }
+        let still_direct = out.direct.is_some();
+        assert_eq!(out.finish().unwrap(), data.len() as u64);
+        drop(f);
+        (fs::read(&p).unwrap(), started_direct, still_direct)
+    }
+
+    #[test]
+    fn output_file_keeps_every_byte_with_direct_writes_and_without() {
+        let d = tempfile::tempdir().unwrap();
+        // Three whole chunks and an odd tail: direct writes and the buffered last piece.
+        let data = numbered_bytes(3 * DIRECT_CHUNK + 12_345);
+        let (got, started, kept) = output_file_round_trip(d.path(), "direct", &data, true, 0);
+        assert!(
+            got == data,
+            "direct: the file differs from what was written"
+        );
+        if started {
+            assert!(kept, "aligned direct writes were refused");
+        } else {
+            eprintln!("skipped the direct half: this file system refuses O_DIRECT");
+        }
+        let (got, started, _) = output_file_round_trip(d.path(), "cached", &data, false, 0);
+        assert!(!started);
+        assert!(
+            got == data,
+            "page cache: the file differs from what was written"
+        );
+        // Less than one chunk: everything goes through the last, buffered write.
+        let small = numbered_bytes(DIRECT_CHUNK - 1);
+        let (got, _, _) = output_file_round_trip(d.path(), "small", &small, true, 0);
+        assert!(got == small);
+    }
+
+    #[test]
+    fn a_refused_direct_write_goes_on_through_the_page_cache() {
+        let d = tempfile::tempdir().unwrap();
+        let data = numbered_bytes(2 * DIRECT_CHUNK + 777);
+        // A staging buffer one byte off its alignment: the first direct write is refused.
+        let (got, started, kept) = output_file_round_trip(d.path(), "refused", &data, true, 1);
+        if !started {
+            eprintln!("skipped: this file system refuses O_DIRECT, so nothing is refused later");
+        } else {
+            assert!(!kept, "a misaligned direct write was taken");
+        }
+        assert!(got == data, "the file differs from what was written");
     }
 
     #[test]

@@ -35,12 +35,13 @@ pub mod truncate;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
 pub use line::{LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed};
 pub use tokens::{Token, Tokens, tokens};
+use truncate::truncate_v4;
 pub use truncate::{Prefixes, truncate};
 
 /// What masking does to an address.
@@ -73,6 +74,34 @@ impl Text {
         // Cannot fail: every address's text fits in TEXT_CAP bytes.
         let _ = write!(cursor, "{addr}");
         let len = TEXT_CAP - cursor.len();
+        Text {
+            len: len as u8,
+            bytes,
+        }
+    }
+
+    /// The dotted-quad text of an IPv4 address, without the formatting machinery: an
+    /// address truncated is cheaper to write again than to look up.
+    fn of_v4(addr: Ipv4Addr) -> Text {
+        let mut bytes = [0u8; TEXT_CAP];
+        let mut len = 0;
+        for (i, octet) in addr.octets().into_iter().enumerate() {
+            if i > 0 {
+                bytes[len] = b'.';
+                len += 1;
+            }
+            let (hundreds, tens, ones) = (octet / 100, octet / 10 % 10, octet % 10);
+            if hundreds > 0 {
+                bytes[len] = b'0' + hundreds;
+                len += 1;
+            }
+            if hundreds > 0 || tens > 0 {
+                bytes[len] = b'0' + tens;
+                len += 1;
+            }
+            bytes[len] = b'0' + ones;
+            len += 1;
+        }
         Text {
             len: len as u8,
             bytes,
@@ -161,7 +190,12 @@ impl Masker {
     pub fn mask(&mut self, addr: IpAddr) -> &[u8] {
         let slot = recent_slot(addr);
         if !matches!(self.recent[slot], Some((a, _)) if a == addr) {
-            let text = self.mask_cached(addr);
+            let text = match (&self.method, addr) {
+                // Truncating and writing an IPv4 address costs less than the cache miss a
+                // lookup among thousands of addresses takes.
+                (Method::Truncate(p), IpAddr::V4(v4)) => Text::of_v4(truncate_v4(v4, p.ipv4)),
+                _ => self.mask_cached(addr),
+            };
             self.recent[slot] = Some((addr, text));
         }
         match &self.recent[slot] {
@@ -242,6 +276,7 @@ pub fn is_host_name(field: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     const VECTOR_KEY: &[u8] = b"1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
 
@@ -269,7 +304,8 @@ mod tests {
         );
         assert_eq!(m.mask(ip("::ffff:203.0.113.195")), b"::ffff:203.0.113.0");
         assert_eq!(m.mask(ip("203.0.113.195")), b"203.0.113.0");
-        assert_eq!(m.cache.len(), 3);
+        // Truncated IPv4 addresses are written again, not cached.
+        assert_eq!(m.cache.len(), 2);
         assert!(m.is_idempotent());
 
         let mut p = pseudo();
@@ -284,19 +320,32 @@ mod tests {
 
     #[test]
     fn longest_texts_fit() {
+        for v4 in ["0.0.0.0", "255.255.255.255", "10.100.9.0", "1.20.100.199"] {
+            assert_eq!(Text::of_v4(v4.parse().unwrap()).as_bytes(), v4.as_bytes());
+        }
         let t = Text::of(ip("::ffff:255.255.255.255"));
         assert_eq!(t.as_bytes(), b"::ffff:255.255.255.255");
         let full = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
         assert_eq!(Text::of(ip(full)).as_bytes(), full.as_bytes());
     }
 
+    proptest! {
+        #[test]
+        fn ipv4_text_is_the_canonical_text(bits in any::<u32>()) {
+            let v4 = Ipv4Addr::from(bits);
+            let (fast, formatted) = (Text::of_v4(v4), v4.to_string());
+            prop_assert_eq!(fast.as_bytes(), formatted.as_bytes());
+        }
+    }
+
     #[test]
     fn cache_is_bounded() {
         let mut m = Masker::new(&Mode::Truncate(Prefixes::DEFAULT));
-        for i in 0..(CACHE_LIMIT as u32 + 10) {
-            m.mask(IpAddr::V4(i.into()));
+        for i in 0..(CACHE_LIMIT as u128 + 10) {
+            m.mask(IpAddr::V6((i << 80).into()));
         }
         assert!(m.cache.len() <= CACHE_LIMIT);
+        assert!(m.cache.len() > 1);
         assert_eq!(m.mask(ip("1.2.3.4")), b"1.2.3.0");
     }
 

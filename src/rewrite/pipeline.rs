@@ -158,11 +158,17 @@ where
         mut sink: Sink<'_, '_, '_>,
         block_size: usize,
     ) -> Result<(Counts, Check), RewriteError> {
-        let out_path = self.out_path;
-        let write_err = |e| RewriteError::io(out_path, "write the temporary file", e);
+        let (path, out_path) = (self.path, self.out_path);
+        let write_err = |e: io::Error| match split_line_of(&e) {
+            Some(line) => RewriteError::TransformSplitLine {
+                path: path.to_path_buf(),
+                line,
+            },
+            None => RewriteError::io(out_path, "write the temporary file", e),
+        };
         let mut reader = LineReader::new(input, self.p.max_line);
         let mut counts = Counts::default();
-        let mut block: Vec<u8> = Vec::with_capacity(block_size + 4096);
+        let mut block = Block::with_capacity(block_size + 4096);
         loop {
             let line_no = counts.lines + 1;
             let line = match reader.next_line() {
@@ -171,20 +177,20 @@ where
                 Err(e) => return Err(line_error(self.path, line_no, self.p.max_line, e)),
             };
             // The transform appends straight to the block: no copy of the line in between.
-            let start = block.len();
-            if (self.transform)(line_no, line.bytes, &mut block) {
+            // A newline it put inside the line is found when the block is written (see
+            // `Block::check_newlines`), off this per-line path.
+            let start = block.bytes.len();
+            if (self.transform)(line_no, line.bytes, &mut block.bytes) {
                 counts.changed += 1;
             }
-            let new = &block[start..];
-            // A newline inside the output would split one line into two; the writer's line
-            // count would notice, but this names the line and the cause.
-            if memchr::memchr(b'\n', new).is_some() {
-                return Err(RewriteError::TransformSplitLine {
-                    path: self.path.to_path_buf(),
-                    line: line_no,
-                });
-            }
+            let new = &block.bytes[start..];
             if !(self.verify)(line.bytes, new) {
+                if memchr::memchr(b'\n', new).is_some() {
+                    return Err(RewriteError::TransformSplitLine {
+                        path: self.path.to_path_buf(),
+                        line: line_no,
+                    });
+                }
                 return Err(RewriteError::VerifyFailed {
                     path: self.path.to_path_buf(),
                     line: line_no,
@@ -193,10 +199,12 @@ where
             }
             counts.lines = line_no;
             if line.newline {
-                block.push(b'\n');
+                block.newlines.push(block.bytes.len());
+                block.bytes.push(b'\n');
             }
-            if block.len() >= block_size {
+            if block.bytes.len() >= block_size {
                 block = sink.emit(block).map_err(write_err)?;
+                block.first_line = counts.lines + 1;
             }
         }
         let (check, members) = sink.finish(block, counts.lines).map_err(write_err)?;
@@ -221,33 +229,38 @@ enum Sink<'scope, 'env, 'f> {
 }
 
 impl Sink<'_, '_, '_> {
-    /// Hands over a full block; returns the (empty) buffer to fill next.
-    fn emit(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
+    /// Hands over a full block; returns the (empty) block to fill next.
+    fn emit(&mut self, mut block: Block) -> io::Result<Block> {
         match self {
             Sink::Plain(w) => w.emit(block),
             Sink::Gzip(gz, digest) => {
-                digest.update(&block);
-                gz.push(block)
+                block.check_newlines(memchr::memchr_iter(b'\n', &block.bytes).count() as u64)?;
+                digest.update(&block.bytes);
+                let bytes = gz.push(std::mem::take(&mut block.bytes))?;
+                block.bytes = bytes;
+                block.newlines.clear();
+                Ok(block)
             }
         }
     }
 
     /// Writes the last block; returns how to check the output, and the gzip member count.
-    fn finish(self, last: Vec<u8>, lines: u64) -> io::Result<(Check, u64)> {
+    fn finish(self, last: Block, lines: u64) -> io::Result<(Check, u64)> {
         match self {
             Sink::Plain(w) => {
                 let back = w.finish(last)?;
                 if back.lines() != lines {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("{} lines read back, {lines} written", back.lines()),
+                        format!("{} lines written, {lines} produced", back.lines()),
                     ));
                 }
                 Ok((Check::Done { bytes: back.bytes }, 0))
             }
             Sink::Gzip(gz, mut digest) => {
-                digest.update(&last);
-                let (_, members) = gz.finish(last)?;
+                last.check_newlines(memchr::memchr_iter(b'\n', &last.bytes).count() as u64)?;
+                digest.update(&last.bytes);
+                let (_, members) = gz.finish(last.bytes)?;
                 let written = Written {
                     lines,
                     digest: digest.finish(),
@@ -256,6 +269,63 @@ impl Sink<'_, '_, '_> {
             }
         }
     }
+}
+
+/// One block of output lines and where the pipeline put each newline.
+struct Block {
+    bytes: Vec<u8>,
+    /// Offsets in `bytes` of the newlines the pipeline wrote after lines, in order.
+    newlines: Vec<usize>,
+    /// The number in the file of the block's first line.
+    first_line: u64,
+}
+
+impl Block {
+    fn with_capacity(capacity: usize) -> Block {
+        Block {
+            bytes: Vec::with_capacity(capacity),
+            newlines: Vec::new(),
+            first_line: 1,
+        }
+    }
+
+    /// Given how many newlines the block holds, checks they are exactly those the pipeline
+    /// wrote. Otherwise a transform put one inside a line, which would split it in two: the
+    /// error names the first such line (see [`split_line_of`]).
+    fn check_newlines(&self, count: u64) -> io::Result<()> {
+        if count == self.newlines.len() as u64 {
+            return Ok(());
+        }
+        let mut start = 0;
+        let mut split = self.newlines.len();
+        for (i, &end) in self.newlines.iter().enumerate() {
+            if memchr::memchr(b'\n', &self.bytes[start..end]).is_some() {
+                split = i;
+                break;
+            }
+            start = end + 1;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            SplitLine(self.first_line + split as u64),
+        ))
+    }
+}
+
+/// The error of a block holding a line the transform split: the line's number.
+#[derive(Debug)]
+struct SplitLine(u64);
+
+impl std::fmt::Display for SplitLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} contains a newline", self.0)
+    }
+}
+
+impl std::error::Error for SplitLine {}
+
+fn split_line_of(e: &io::Error) -> Option<u64> {
+    e.get_ref()?.downcast_ref::<SplitLine>().map(|s| s.0)
 }
 
 /// What the writer thread handed to the kernel: the lines of the output are counted from
@@ -268,12 +338,16 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, block: &[u8]) {
-        if let Some(&last) = block.last() {
-            self.bytes += block.len() as u64;
-            self.newlines += memchr::memchr_iter(b'\n', block).count() as u64;
-            self.last = Some(last);
-        }
+    /// Counts `block`; returns its newlines.
+    fn add(&mut self, block: &[u8]) -> u64 {
+        let Some(&last) = block.last() else {
+            return 0;
+        };
+        let newlines = memchr::memchr_iter(b'\n', block).count() as u64;
+        self.bytes += block.len() as u64;
+        self.newlines += newlines;
+        self.last = Some(last);
+        newlines
     }
 
     /// Lines as the line reader counts them: a last line without a newline counts.
@@ -291,8 +365,8 @@ struct PlainWriter<'scope, 'env> {
 }
 
 struct Worker<'scope> {
-    full: SyncSender<Vec<u8>>,
-    empty: Receiver<Vec<u8>>,
+    full: SyncSender<Block>,
+    empty: Receiver<Block>,
     handle: ScopedJoinHandle<'scope, io::Result<Tally>>,
 }
 
@@ -305,7 +379,7 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
         }
     }
 
-    fn emit(&mut self, block: Vec<u8>) -> io::Result<Vec<u8>> {
+    fn emit(&mut self, block: Block) -> io::Result<Block> {
         let worker = match &mut self.worker {
             Some(w) => w,
             None => {
@@ -322,7 +396,7 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
                 })
             }
         };
-        let capacity = block.capacity();
+        let capacity = block.bytes.capacity();
         if worker.full.send(block).is_err() {
             // The writer stopped on an error; it is in its result.
             let stopped = self.worker.take().map(|w| w.handle.join());
@@ -334,16 +408,16 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
         Ok(worker
             .empty
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(capacity)))
+            .unwrap_or_else(|_| Block::with_capacity(capacity)))
     }
 
-    fn finish(self, last: Vec<u8>) -> io::Result<Tally> {
+    fn finish(self, last: Block) -> io::Result<Tally> {
         match self.worker {
             None => {
                 let mut out = OutputFile::new(self.file, false);
                 let mut tally = Tally::default();
-                out.write(&last)?;
-                tally.add(&last);
+                last.check_newlines(tally.add(&last.bytes))?;
+                out.write(&last.bytes)?;
                 out.finish()?;
                 Ok(tally)
             }
@@ -359,17 +433,20 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
     }
 }
 
+/// Writes the blocks in order, each checked first to hold exactly the newlines the
+/// pipeline wrote, counted from the very bytes about to be written.
 fn write_blocks(
     file: &File,
-    blocks: &Receiver<Vec<u8>>,
-    give_back: &Sender<Vec<u8>>,
+    blocks: &Receiver<Block>,
+    give_back: &Sender<Block>,
 ) -> io::Result<Tally> {
     let mut out = OutputFile::new(file, true);
     let mut tally = Tally::default();
     for mut block in blocks {
-        out.write(&block)?;
-        tally.add(&block);
-        block.clear();
+        block.check_newlines(tally.add(&block.bytes))?;
+        out.write(&block.bytes)?;
+        block.bytes.clear();
+        block.newlines.clear();
         // The producer may have finished and stopped taking buffers back.
         let _ = give_back.send(block);
     }
@@ -814,6 +891,15 @@ mod tests {
         }
     }
 
+    /// A block of `bytes` whose newlines are all the pipeline's own.
+    fn block_of(bytes: &[u8]) -> Block {
+        Block {
+            bytes: bytes.to_vec(),
+            newlines: memchr::memchr_iter(b'\n', bytes).collect(),
+            first_line: 1,
+        }
+    }
+
     /// Runs the plain writer over `blocks` into a new file; returns what it tallied.
     fn plain_write(path: &Path, blocks: &[&[u8]]) -> io::Result<Tally> {
         let f = File::options()
@@ -826,10 +912,10 @@ mod tests {
             let mut w = PlainWriter::new(scope, &f);
             let (last, full) = blocks.split_last().unwrap();
             for b in full {
-                let buf = w.emit(b.to_vec())?;
-                assert!(buf.is_empty());
+                let buf = w.emit(block_of(b))?;
+                assert!(buf.bytes.is_empty() && buf.newlines.is_empty());
             }
-            w.finish(last.to_vec())
+            w.finish(block_of(last))
         })
     }
 
@@ -872,11 +958,47 @@ mod tests {
         let got = std::thread::scope(|scope| {
             let mut w = PlainWriter::new(scope, &f);
             for b in &blocks {
-                w.emit(b.clone())?;
+                w.emit(block_of(b))?;
             }
-            w.finish(Vec::new()).map(|_| ())
+            w.finish(block_of(b"")).map(|_| ())
         });
         assert!(got.is_err());
+    }
+
+    #[test]
+    fn a_newline_inside_a_line_names_the_line() {
+        let mut b = block_of(b"a\nb\nc\n");
+        b.first_line = 41;
+        b.check_newlines(3).unwrap();
+        let split = |b: &Block, count| split_line_of(&b.check_newlines(count).unwrap_err());
+        // The transform wrote "b\nx" as line 42: one newline more than the pipeline's.
+        b.bytes = b"a\nb\nx\nc\n".to_vec();
+        b.newlines = vec![1, 5, 7];
+        assert_eq!(split(&b, 4), Some(42));
+        // In the last line, with or without its newline.
+        b.bytes = b"a\nb\nc\nx".to_vec();
+        b.newlines = vec![1, 3];
+        assert_eq!(split(&b, 3), Some(43));
+        b.newlines = vec![1, 3, 7];
+        b.bytes.push(b'\n');
+        assert_eq!(split(&b, 4), Some(43));
+        // The writer thread's error carries the line to the pipeline.
+        let d = tempfile::tempdir().unwrap();
+        let f = File::options()
+            .create_new(true)
+            .write(true)
+            .open(d.path().join("split"))
+            .unwrap();
+        let got = std::thread::scope(|scope| {
+            let mut w = PlainWriter::new(scope, &f);
+            w.emit(block_of(b"fine\n"))?;
+            let mut bad = block_of(b"one\ntwo\n");
+            bad.first_line = 2;
+            bad.newlines = vec![7];
+            w.emit(bad)?;
+            w.finish(block_of(b"")).map(|_| ())
+        });
+        assert_eq!(split_line_of(&got.unwrap_err()), Some(2));
     }
 
     /// Bytes that show any misplaced, lost or doubled piece: no two 8-byte windows alike.

@@ -111,16 +111,55 @@ fn begins_with(hay: &[u8], lit: &[u8]) -> bool {
     hay.len() >= lit.len() && hay.iter().zip(lit).all(|(a, b)| a == b)
 }
 
-/// The first `needle` in `hay`. Most fields are short (a status, a size, `-`), and for a
-/// few bytes setting up memchr costs more than the search: the first 32 bytes are looked
-/// at eight at a time in a register, the rest by memchr.
+/// The first `needle` in `hay`. Fields are short (a status, a size, `-`) or a few dozen to a
+/// few hundred bytes (a request, a user agent), where setting up memchr costs as much as the
+/// search: on x86_64 the bytes are compared sixteen at a time with SSE2 (part of every
+/// x86_64 processor), elsewhere eight at a time in a register.
 #[inline]
 fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        if hay.len() >= 16 {
+            // SAFETY: SSE2 is always present on x86_64, and every load reads the 16 bytes
+            // at `at` or at `hay.len() - 16`, both inside `hay`.
+            unsafe {
+                let spread = _mm_set1_epi8(needle as i8);
+                let matches = |at: usize| {
+                    let chunk = _mm_loadu_si128(hay.as_ptr().add(at).cast::<__m128i>());
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(chunk, spread)) as u32
+                };
+                let mut at = 0;
+                while at + 16 <= hay.len() {
+                    let m = matches(at);
+                    if m != 0 {
+                        return Some(at + m.trailing_zeros() as usize);
+                    }
+                    at += 16;
+                }
+                if at == hay.len() {
+                    return None;
+                }
+                // The last bytes: the final 16, minus those already looked at.
+                let last = hay.len() - 16;
+                let m = matches(last) >> (at - last);
+                return (m != 0).then(|| at + m.trailing_zeros() as usize);
+            }
+        }
+    }
+    find_byte_in_words(needle, hay)
+}
+
+/// [`find_byte`] eight bytes at a time in a register, then byte by byte.
+#[inline]
+fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let spread = u64::from(needle) * ONES;
     let mut at = 0;
-    while at + 8 <= hay.len() && at < 32 {
+    while at + 8 <= hay.len() {
         let mut word = [0u8; 8];
         word.copy_from_slice(&hay[at..at + 8]);
         let x = u64::from_le_bytes(word) ^ spread;
@@ -132,10 +171,7 @@ fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
         }
         at += 8;
     }
-    if at < 32 {
-        return hay[at..].iter().position(|&b| b == needle).map(|i| at + i);
-    }
-    memchr::memchr(needle, &hay[at..]).map(|i| at + i)
+    hay[at..].iter().position(|&b| b == needle).map(|i| at + i)
 }
 
 /// The first occurrence of `lit` at or after `from`. Format literals are a few bytes long
@@ -178,7 +214,7 @@ fn dash_none(b: &[u8]) -> Option<&[u8]> {
 /// leave them `None`; a space inside the target is kept in the target.
 pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
     rec.request = dash_none(req);
-    let Some(first) = memchr::memchr(b' ', req) else {
+    let Some(first) = find_byte(b' ', req) else {
         return;
     };
     let method = &req[..first];
@@ -420,6 +456,10 @@ mod tests {
                 hay[at] = needle;
             }
             proptest::prop_assert_eq!(find_byte(needle, &hay), memchr::memchr(needle, &hay));
+            proptest::prop_assert_eq!(
+                find_byte_in_words(needle, &hay),
+                memchr::memchr(needle, &hay)
+            );
         }
     }
 
@@ -430,6 +470,11 @@ mod tests {
                 let mut hay = vec![0x80u8 | 0x22; len];
                 hay[at] = b'"';
                 assert_eq!(find_byte(b'"', &hay), Some(at), "len {len} at {at}");
+                assert_eq!(
+                    find_byte_in_words(b'"', &hay),
+                    Some(at),
+                    "len {len} at {at}"
+                );
                 hay[at..].fill(b'"');
                 assert_eq!(
                     find_byte(b'"', &hay),

@@ -177,6 +177,7 @@ fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
 /// The first occurrence of `lit` at or after `from`. Format literals are a few bytes long
 /// (`] "`, ` - `), so memchr on the first byte and a compare beats building a substring
 /// searcher for every line.
+#[inline]
 fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = lit.split_first() else {
         return Some(from);

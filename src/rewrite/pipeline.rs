@@ -168,7 +168,7 @@ where
         };
         let mut reader = LineReader::new(input, self.p.max_line);
         let mut counts = Counts::default();
-        let mut block = Block::with_capacity(block_size + 4096);
+        let mut block = sink.first_block(block_size + 4096);
         loop {
             let line_no = counts.lines + 1;
             let line = match reader.next_line() {
@@ -202,9 +202,8 @@ where
                 block.newlines.push(block.bytes.len());
                 block.bytes.push(b'\n');
             }
-            if block.bytes.len() >= block_size {
+            if block.bytes.len() - block.head >= block_size {
                 block = sink.emit(block).map_err(write_err)?;
-                block.first_line = counts.lines + 1;
             }
         }
         let (check, members) = sink.finish(block, counts.lines).map_err(write_err)?;
@@ -229,7 +228,14 @@ enum Sink<'scope, 'env, 'f> {
 }
 
 impl Sink<'_, '_, '_> {
-    /// Hands over a full block; returns the (empty) block to fill next.
+    fn first_block(&self, capacity: usize) -> Block {
+        match self {
+            Sink::Plain(_) => Block::aligned(capacity),
+            Sink::Gzip(..) => Block::with_capacity(capacity),
+        }
+    }
+
+    /// Hands over a full block; returns the block to fill next.
     fn emit(&mut self, mut block: Block) -> io::Result<Block> {
         match self {
             Sink::Plain(w) => w.emit(block),
@@ -238,6 +244,7 @@ impl Sink<'_, '_, '_> {
                 digest.update(&block.bytes);
                 let bytes = gz.push(std::mem::take(&mut block.bytes))?;
                 block.bytes = bytes;
+                block.first_line += block.newlines.len() as u64;
                 block.newlines.clear();
                 Ok(block)
             }
@@ -272,21 +279,72 @@ impl Sink<'_, '_, '_> {
 }
 
 /// One block of output lines and where the pipeline put each newline.
+///
+/// A plain output's block starts its data on a sector boundary in memory, so that the
+/// writer can hand it to the device without copying it (see [`OutputFile`]): it sends
+/// whole sectors, and the bytes after the last whole sector go again at the start of the
+/// next block, which begins with them.
 struct Block {
     bytes: Vec<u8>,
-    /// Offsets in `bytes` of the newlines the pipeline wrote after lines, in order.
+    /// Bytes of `bytes` before the data: room that aligns the data's start in memory.
+    head: usize,
+    /// Offsets in `bytes` of the newlines the pipeline wrote after lines, in order,
+    /// including those in the bytes carried over from the block before.
     newlines: Vec<usize>,
-    /// The number in the file of the block's first line.
+    /// The number in the file of the line the data starts in.
     first_line: u64,
+    /// How many bytes of the data the writer writes: all of the last block's; whole
+    /// sectors of the others, the rest being carried over.
+    to_write: usize,
 }
 
 impl Block {
     fn with_capacity(capacity: usize) -> Block {
         Block {
             bytes: Vec::with_capacity(capacity),
+            head: 0,
             newlines: Vec::new(),
             first_line: 1,
+            to_write: 0,
         }
+    }
+
+    /// An empty block whose data starts on a [`DIRECT_ALIGN`] boundary in memory, with
+    /// room for `capacity` bytes after the alignment and the bytes carried over. (A block
+    /// that grows past its room moves, and is then copied on its way to the device.)
+    fn aligned(capacity: usize) -> Block {
+        let mut b = Block::with_capacity(capacity + 2 * DIRECT_ALIGN);
+        b.clear();
+        b
+    }
+
+    /// Empties the block for reuse, its data aligned again.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.newlines.clear();
+        let head = self.bytes.as_ptr().align_offset(DIRECT_ALIGN);
+        self.head = if head < DIRECT_ALIGN { head } else { 0 };
+        self.bytes.resize(self.head, 0);
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[self.head..]
+    }
+
+    /// Sets this block to write its whole sectors and starts `next` (empty) with the rest,
+    /// its newlines and the number of the line it starts in.
+    fn carry_tail_into(&mut self, next: &mut Block) {
+        let len = self.bytes.len() - self.head;
+        self.to_write = len - len % DIRECT_ALIGN;
+        let cut = self.head + self.to_write;
+        next.bytes.extend_from_slice(&self.bytes[cut..]);
+        let before_cut = self.newlines.partition_point(|&at| at < cut);
+        next.newlines.extend(
+            self.newlines[before_cut..]
+                .iter()
+                .map(|&at| at - cut + next.head),
+        );
+        next.first_line = self.first_line + before_cut as u64;
     }
 
     /// Given how many newlines the block holds, checks they are exactly those the pipeline
@@ -296,7 +354,7 @@ impl Block {
         if count == self.newlines.len() as u64 {
             return Ok(());
         }
-        let mut start = 0;
+        let mut start = self.head;
         let mut split = self.newlines.len();
         for (i, &end) in self.newlines.iter().enumerate() {
             if memchr::memchr(b'\n', &self.bytes[start..end]).is_some() {
@@ -379,7 +437,7 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
         }
     }
 
-    fn emit(&mut self, block: Block) -> io::Result<Block> {
+    fn emit(&mut self, mut block: Block) -> io::Result<Block> {
         let worker = match &mut self.worker {
             Some(w) => w,
             None => {
@@ -396,7 +454,12 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
                 })
             }
         };
-        let capacity = block.bytes.capacity();
+        let mut next = worker
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Block::with_capacity(block.bytes.capacity()));
+        next.clear();
+        block.carry_tail_into(&mut next);
         if worker.full.send(block).is_err() {
             // The writer stopped on an error; it is in its result.
             let stopped = self.worker.take().map(|w| w.handle.join());
@@ -405,19 +468,17 @@ impl<'scope, 'env> PlainWriter<'scope, 'env> {
                 _ => io::Error::other("the writer thread stopped"),
             });
         }
-        Ok(worker
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Block::with_capacity(capacity)))
+        Ok(next)
     }
 
-    fn finish(self, last: Block) -> io::Result<Tally> {
+    fn finish(self, mut last: Block) -> io::Result<Tally> {
+        last.to_write = last.data().len();
         match self.worker {
             None => {
                 let mut out = OutputFile::new(self.file, false);
                 let mut tally = Tally::default();
-                last.check_newlines(tally.add(&last.bytes))?;
-                out.write(&last.bytes)?;
+                last.check_newlines(tally.add(last.data()))?;
+                out.write(last.data())?;
                 out.finish()?;
                 Ok(tally)
             }
@@ -442,11 +503,11 @@ fn write_blocks(
 ) -> io::Result<Tally> {
     let mut out = OutputFile::new(file, true);
     let mut tally = Tally::default();
-    for mut block in blocks {
-        block.check_newlines(tally.add(&block.bytes))?;
-        out.write(&block.bytes)?;
-        block.bytes.clear();
-        block.newlines.clear();
+    for block in blocks {
+        let (now, carried) = block.data().split_at(block.to_write);
+        let newlines = tally.add(now) + memchr::memchr_iter(b'\n', carried).count() as u64;
+        block.check_newlines(newlines)?;
+        out.write_in_place(now)?;
         // The producer may have finished and stopped taking buffers back.
         let _ = give_back.send(block);
     }
@@ -464,12 +525,14 @@ const DIRECT_CHUNK: usize = 1 << 20;
 /// Writes a plain output front to back.
 ///
 /// A rewrite's output is written once and not read again soon. Where the file system takes
-/// direct I/O, whole aligned megabytes go from an aligned buffer straight to the device:
-/// the kernel's copy into the page cache (pages allocated, marked dirty, written back
-/// later) cost more than all the rest of the write. The last piece, not a whole number of
-/// sectors, goes through the page cache, and so does everything after a direct write the
-/// device refused. Through the page cache, each piece's writeback starts at once, so the
-/// fsync before the rename waits only for the last ones.
+/// direct I/O, whole sectors go straight from memory to the device: the kernel's copy into
+/// the page cache (pages allocated, marked dirty, written back later) cost more than all
+/// the rest of the write. Aligned blocks (see [`Block`]) go from where the transform wrote
+/// them; other data is gathered into an aligned buffer first and goes a megabyte at a
+/// time. The last piece, not a whole number of sectors, goes through the page cache, and
+/// so does everything after a direct write the device refused. Through the page cache,
+/// each piece's writeback starts at once, so the fsync before the rename waits only for
+/// the last ones.
 struct OutputFile<'f> {
     file: &'f File,
     /// Bytes handed to the kernel.
@@ -542,26 +605,8 @@ impl<'f> OutputFile<'f> {
         let Some(st) = &mut self.direct else {
             return Ok(());
         };
-        let chunk = st.gathered();
-        let mut done = 0;
-        while done < chunk.len() {
-            match self
-                .file
-                .write_at(&chunk[done..], self.offset + done as u64)
-            {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    done += n;
-                    if done % DIRECT_ALIGN != 0 {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        if done < chunk.len() {
+        let done = write_direct(self.file, self.offset, st.gathered())?;
+        if done < st.filled {
             let Some(st) = self.direct.take() else {
                 return Ok(());
             };
@@ -571,8 +616,30 @@ impl<'f> OutputFile<'f> {
             self.offset += st.filled as u64;
             return Ok(());
         }
-        self.offset += chunk.len() as u64;
+        self.offset += st.filled as u64;
         st.filled = 0;
+        Ok(())
+    }
+
+    /// Writes `data` from where it is when it can go to the device as it is: direct I/O on,
+    /// nothing gathered, `data` aligned in memory and whole sectors long. Otherwise it is
+    /// gathered like any other.
+    fn write_in_place(&mut self, data: &[u8]) -> io::Result<()> {
+        let in_place = matches!(&self.direct, Some(st) if st.filled == 0)
+            && !data.is_empty()
+            && data.len() % DIRECT_ALIGN == 0
+            && data.as_ptr().align_offset(DIRECT_ALIGN) == 0;
+        if !in_place {
+            return self.write(data);
+        }
+        let done = write_direct(self.file, self.offset, data)?;
+        if done < data.len() {
+            self.direct = None;
+            set_direct_io(self.file, false)?;
+            self.file
+                .write_all_at(&data[done..], self.offset + done as u64)?;
+        }
+        self.offset += data.len() as u64;
         Ok(())
     }
 
@@ -586,6 +653,28 @@ impl<'f> OutputFile<'f> {
         }
         Ok(self.offset)
     }
+}
+
+/// Writes `chunk` (aligned, whole sectors) at `offset` with direct I/O; returns how many
+/// bytes went. Fewer than all when the device refused a write (misaligned for it) or took
+/// part of a sector: the caller writes the rest through the page cache.
+fn write_direct(file: &File, offset: u64, chunk: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < chunk.len() {
+        match file.write_at(&chunk[done..], offset + done as u64) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                done += n;
+                if done % DIRECT_ALIGN != 0 {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 /// Turns direct I/O on or off for `file`. Turning it on fails where the file system does
@@ -891,16 +980,24 @@ mod tests {
         }
     }
 
-    /// A block of `bytes` whose newlines are all the pipeline's own.
-    fn block_of(bytes: &[u8]) -> Block {
-        Block {
-            bytes: bytes.to_vec(),
-            newlines: memchr::memchr_iter(b'\n', bytes).collect(),
-            first_line: 1,
-        }
+    /// Appends `bytes` to the block as the pipeline would: each newline its own.
+    fn fill(block: &mut Block, bytes: &[u8]) {
+        let base = block.bytes.len();
+        block
+            .newlines
+            .extend(memchr::memchr_iter(b'\n', bytes).map(|i| base + i));
+        block.bytes.extend_from_slice(bytes);
     }
 
-    /// Runs the plain writer over `blocks` into a new file; returns what it tallied.
+    /// A block of `bytes` whose newlines are all the pipeline's own.
+    fn block_of(bytes: &[u8]) -> Block {
+        let mut b = Block::with_capacity(bytes.len());
+        fill(&mut b, bytes);
+        b
+    }
+
+    /// Runs the plain writer over `blocks` into a new file, each block filling the one the
+    /// writer handed back; returns what it tallied.
     fn plain_write(path: &Path, blocks: &[&[u8]]) -> io::Result<Tally> {
         let f = File::options()
             .create_new(true)
@@ -911,11 +1008,16 @@ mod tests {
         std::thread::scope(|scope| {
             let mut w = PlainWriter::new(scope, &f);
             let (last, full) = blocks.split_last().unwrap();
+            let mut block = Block::aligned(1 << 16);
             for b in full {
-                let buf = w.emit(block_of(b))?;
-                assert!(buf.bytes.is_empty() && buf.newlines.is_empty());
+                fill(&mut block, b);
+                block = w.emit(block)?;
+                // What follows the last whole sector comes back, to be written with the next.
+                assert!(block.data().len() < DIRECT_ALIGN);
+                assert_eq!(block.head, block.bytes.as_ptr().align_offset(DIRECT_ALIGN));
             }
-            w.finish(block_of(last))
+            fill(&mut block, last);
+            w.finish(block)
         })
     }
 
@@ -957,10 +1059,12 @@ mod tests {
         let blocks = vec![vec![b'x'; 1000]; 20];
         let got = std::thread::scope(|scope| {
             let mut w = PlainWriter::new(scope, &f);
+            let mut block = Block::aligned(64);
             for b in &blocks {
-                w.emit(block_of(b))?;
+                fill(&mut block, b);
+                block = w.emit(block)?;
             }
-            w.finish(block_of(b"")).map(|_| ())
+            w.finish(block).map(|_| ())
         });
         assert!(got.is_err());
     }
@@ -982,7 +1086,8 @@ mod tests {
         b.newlines = vec![1, 3, 7];
         b.bytes.push(b'\n');
         assert_eq!(split(&b, 4), Some(43));
-        // The writer thread's error carries the line to the pipeline.
+        // The writer thread's error carries the line to the pipeline, across the bytes
+        // carried from one block to the next.
         let d = tempfile::tempdir().unwrap();
         let f = File::options()
             .create_new(true)
@@ -991,14 +1096,21 @@ mod tests {
             .unwrap();
         let got = std::thread::scope(|scope| {
             let mut w = PlainWriter::new(scope, &f);
-            w.emit(block_of(b"fine\n"))?;
-            let mut bad = block_of(b"one\ntwo\n");
-            bad.first_line = 2;
-            bad.newlines = vec![7];
-            w.emit(bad)?;
-            w.finish(block_of(b"")).map(|_| ())
+            let mut b = Block::aligned(64);
+            fill(
+                &mut b,
+                &[b"0123456\n".repeat(600), b"fine\n".to_vec()].concat(),
+            );
+            let mut b = w.emit(b)?;
+            // The first sector held lines 1-512; 513-601 come back, to go with the next.
+            assert_eq!(b.first_line, 513);
+            fill(&mut b, b"one\ntwo\n");
+            let own = b.newlines.len() - 2;
+            b.newlines.remove(own);
+            let b = w.emit(b)?;
+            w.finish(b).map(|_| ())
         });
-        assert_eq!(split_line_of(&got.unwrap_err()), Some(2));
+        assert_eq!(split_line_of(&got.unwrap_err()), Some(602));
     }
 
     /// Bytes that show any misplaced, lost or doubled piece: no two 8-byte windows alike.

@@ -779,9 +779,7 @@ impl Collector {
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
         overflows.iter_mut().for_each(|o| *o = 0);
-        // Orders are unique, so this is a total order. Each shard's events come mostly in
-        // time order: the stable sort finds those runs and merges them.
-        events.sort_by_key(|e| (e.time_ms, e.order));
+        sort_events(events);
         let mut fired = 0u64;
         for e in events.iter() {
             for ri in rule_bits(e.rules & live) {
@@ -856,6 +854,36 @@ impl Collector {
         ))
     }
 }
+
+/// Sorts a source's events by (time, line ordinal). Orders are unique, so this is a total
+/// order and any sort gives the same result. The events come mostly in time order (each
+/// journal in the order its lines were read, and logs are written in time order), so an
+/// insertion sort moves few of them; when it has moved more than a few per event (a log
+/// far out of order), the rest is left to `sort_unstable_by_key`.
+fn sort_events(events: &mut [Replayed]) {
+    let key = |e: &Replayed| (e.time_ms, e.order);
+    let mut moves = events.len().saturating_mul(SORT_MOVES).saturating_add(64);
+    for i in 1..events.len() {
+        let e = events[i];
+        let k = key(&e);
+        let mut j = i;
+        while j > 0 && key(&events[j - 1]) > k {
+            if moves == 0 {
+                // Put `e` back where its place was vacated: the slice is whole again.
+                events[j] = e;
+                events.sort_unstable_by_key(key);
+                return;
+            }
+            moves -= 1;
+            events[j] = events[j - 1];
+            j -= 1;
+        }
+        events[j] = e;
+    }
+}
+
+/// How many moves per event `sort_events` makes before it gives up on insertion.
+const SORT_MOVES: usize = 4;
 
 /// The slot of `key`, created when new.
 fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, keys_of: &mut Vec<Key>, key: Key) -> u32 {
@@ -1388,6 +1416,48 @@ mod tests {
             let mut got = Vec::new();
             journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Events are sorted by (time, ordinal) whether they come nearly sorted (insertion)
+        /// or far out of order (the fallback), checked against a stable sort.
+        #[test]
+        fn events_sort_by_time_then_ordinal(
+            times in proptest::collection::vec(-3i64..40, 0..300),
+            swaps in proptest::collection::vec((0usize..300, 0usize..300), 0..40),
+            sorted_first in any::<bool>(),
+        ) {
+            let mut events: Vec<Replayed> = times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| Replayed {
+                    time_ms: t * 1000,
+                    // Unique orders, not in the same order as the times.
+                    order: (i as u64 * 7919) % 100_003,
+                    rules: i as u64,
+                    hash_start: i as u32,
+                })
+                .collect();
+            if sorted_first {
+                // Nearly sorted: a sorted list with a few swaps.
+                events.sort_by_key(|e| (e.time_ms, e.order));
+            }
+            let len = events.len();
+            for &(a, b) in &swaps {
+                if len > 0 {
+                    events.swap(a % len, b % len);
+                }
+            }
+            let mut want = events.clone();
+            want.sort_by_key(|e| (e.time_ms, e.order));
+            sort_events(&mut events);
+            let key = |e: &Replayed| (e.time_ms, e.order, e.rules, e.hash_start);
+            prop_assert_eq!(
+                events.iter().map(key).collect::<Vec<_>>(),
+                want.iter().map(key).collect::<Vec<_>>()
+            );
         }
     }
 

@@ -186,6 +186,9 @@ impl Journal {
         let b = self.encoded();
         let mut pos = 0;
         let mut last = Event::default();
+        // How many hashes an event of the current rule mask carries: found when the mask
+        // changes, which is rare, not per event.
+        let mut n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
         // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
@@ -209,12 +212,12 @@ impl Journal {
                     Some(v) => last.rules = v,
                     None => return,
                 }
+                n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             }
             match read_varint(b, &mut pos) {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
                 None => return,
             }
-            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             let Some(hashes) = b.get(pos..pos + 8 * n) else {
                 return;
             };

@@ -105,15 +105,16 @@ pub struct CompiledRules {
     hasher: foldhash::quality::RandomState,
 }
 
-/// What one target matches, independent of the rest of the record.
+/// What one target matches, independent of the rest of the record: 32 bytes, so a cache
+/// slot (hash, key, verdict) is one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct TargetVerdict {
-    /// Filters satisfied by the path, query and target patterns.
-    hits: [u64; 3],
+    /// The filters the target leaves possible: all but those whose path, query or target
+    /// patterns it misses, the `not_static` ones when it is a static file and the
+    /// `absolute_uri` ones when it is not absolute. A line's candidates are ANDed with it.
+    allowed: u64,
     /// `hash_value` of the path, the query (empty when absent) and the target.
     values: [u64; 3],
-    is_static: bool,
-    absolute: bool,
 }
 
 /// Slots of the target cache: a site's busy pages and assets fit, a scan of random URLs
@@ -130,7 +131,7 @@ const MAX_CACHED_LEN: usize = 256;
 /// other on every alternation, and the miss rate swung by half from run to run.
 struct VerdictCache<V> {
     /// Set `i` is slots `2i` and `2i + 1`.
-    slots: Vec<(u64, Vec<u8>, V)>,
+    slots: Vec<Slot<V>>,
     /// Per set: the way used last, so a miss replaces the other.
     recent: Vec<u8>,
     /// The slot of the last lookup. Lines of one client come in runs and repeat its user
@@ -138,11 +139,16 @@ struct VerdictCache<V> {
     last: usize,
 }
 
+/// One cache slot: the key's hash, the key, and its verdict. Aligned so that a slot with a
+/// target verdict is exactly one cache line: a hit loads one line besides the key's bytes.
+#[repr(align(64))]
+struct Slot<V>(u64, Vec<u8>, V);
+
 impl<V: Copy + Default> VerdictCache<V> {
     /// A cache of `n` slots (a power of two, at least 2).
     fn new(n: usize) -> Self {
         VerdictCache {
-            slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+            slots: (0..n).map(|_| Slot(0, Vec::new(), V::default())).collect(),
             recent: vec![0; n / 2],
             last: 0,
         }
@@ -156,7 +162,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         }
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
-        if let Some((h, bytes, v)) = self.slots.get(self.last) {
+        if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
             if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
                 return *v;
             }
@@ -165,7 +171,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         let set = (hash as usize) & (self.recent.len() - 1);
         for way in 0..2 {
             let i = 2 * set + way;
-            let (h, bytes, v) = &self.slots[i];
+            let Slot(h, bytes, v) = &self.slots[i];
             if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
                 self.last = i;
                 self.recent[set] = way as u8;
@@ -177,7 +183,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         self.last = i;
         self.recent[set] = way as u8;
         let fresh = make();
-        let (h, bytes, v) = &mut self.slots[i];
+        let Slot(h, bytes, v) = &mut self.slots[i];
         *h = hash;
         bytes.clear();
         bytes.extend_from_slice(key);
@@ -480,15 +486,7 @@ impl CompiledRules {
                     || self.target_verdict(target, &mut scratch.decoded),
                 );
                 scratch.values = Some(v.values);
-                if v.is_static {
-                    cand &= !self.not_static;
-                }
-                if !v.absolute {
-                    cand &= !self.absolute_uri;
-                }
-                for (fi, hits) in v.hits.iter().enumerate() {
-                    cand &= !(self.fields[fi].need & !hits);
-                }
+                cand &= v.allowed;
             }
             _ => {
                 if cand & self.not_static != 0 && rec.path().is_some_and(|p| self.is_static(p)) {
@@ -545,26 +543,32 @@ impl CompiledRules {
             Some(q) => (&target[..q], Some(&target[q + 1..])),
             None => (target, None),
         };
-        let mut hits = [0u64; 3];
+        let mut allowed = u64::MAX;
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),
             (Field::Target, Some(target)),
         ] {
             let fm = &self.fields[field.index()];
-            if let (Some(hay), true) = (hay, fm.need != 0) {
-                hits[field.index()] = scan_decoded(fm, field, hay, self.all_filters, decoded);
-            }
+            let hits = match (hay, fm.need != 0) {
+                (Some(hay), true) => scan_decoded(fm, field, hay, self.all_filters, decoded),
+                _ => 0,
+            };
+            allowed &= !(fm.need & !hits);
+        }
+        if self.is_static(path) {
+            allowed &= !self.not_static;
+        }
+        if !is_absolute_uri(target) {
+            allowed &= !self.absolute_uri;
         }
         TargetVerdict {
-            hits,
+            allowed,
             values: [
                 self.hash_value(path),
                 self.hash_value(query.unwrap_or(b"")),
                 self.hash_value(target),
             ],
-            is_static: self.is_static(path),
-            absolute: is_absolute_uri(target),
         }
     }
 
@@ -867,6 +871,63 @@ mod tests {
         assert_eq!(get(&mut cache, b"/bb"), 3);
         assert_eq!(made, 4);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// A target's cached verdict gives what evaluating every filter on the line gives,
+        /// on warm and cold slots, for targets made of the built-in patterns' pieces.
+        #[test]
+        fn cached_targets_match_like_uncached(
+            lines in proptest::collection::vec(
+                (
+                    proptest::collection::vec(0usize..TARGET_PIECES.len(), 0..5),
+                    0usize..5,
+                    0usize..3,
+                ),
+                1..80,
+            ),
+        ) {
+            let cached = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+            let mut uncached = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+            uncached.cache_target = false;
+            let (mut warm, mut cold) = (Scratch::default(), Scratch::default());
+            for (pieces, status, method) in &lines {
+                let target: String = pieces.iter().map(|&i| TARGET_PIECES[i]).collect();
+                let r = rec(
+                    ["GET", "POST", "HEAD"][*method],
+                    &target,
+                    [200, 404, 403, 401, 400][*status],
+                    "Mozilla/5.0",
+                );
+                proptest::prop_assert_eq!(
+                    cached.evaluate(&r, &mut warm),
+                    uncached.evaluate(&r, &mut cold),
+                    "{}",
+                    target
+                );
+            }
+        }
+    }
+
+    /// Pieces of targets: paths, patterns of the built-in rules, escapes and a query.
+    const TARGET_PIECES: [&str; 16] = [
+        "/",
+        "/index.html",
+        "/wp-login.php",
+        "/.git/config",
+        "/../../etc/passwd",
+        "%2e%2e%2f",
+        "?id=1",
+        "'+or+1=1--",
+        "<script>",
+        "%3Cscript%3E",
+        "/style.css",
+        "http://example.com",
+        "/admin",
+        "/shell.php",
+        "&q=a+b",
+        "/x",
+    ];
 
     #[test]
     fn ua_cache_does_not_leak_between_user_agents() {

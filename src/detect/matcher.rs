@@ -3,7 +3,8 @@
 //!
 //! Cost model: one status-table lookup, a few byte compares for methods, one combined
 //! Aho-Corasick pass per field some candidate filter still needs (over the raw bytes, plus a
-//! percent-decoded copy only when the field holds `%` or `+`), and a `RegexSet` only for
+//! percent-decoded copy only when the field holds `%` or `+`; a target missing from its cache
+//! is one pass for the path, query and target patterns together), and a `RegexSet` only for
 //! filters that have regexes. Targets and user agents repeat a lot (a site has far fewer
 //! pages and assets than requests, and few browsers), so what a target or a user agent
 //! matches is kept in small bounded per-worker caches and most lines cost two hashes and
@@ -63,6 +64,17 @@ struct FieldAutomaton {
     patterns: Vec<(u64, bool)>,
 }
 
+/// The path, query and target patterns in one automaton, for a target's verdict: one pass
+/// over the target finds all three fields' patterns, each kept when it lies in its field.
+struct TargetAutomaton {
+    ac: AhoCorasick,
+    patterns: Vec<Served>,
+}
+
+/// Per target field (path, query, target): the filters a pattern serves anywhere in the
+/// field, and those it serves when it ends the field.
+type Served = [(u64, u64); 3];
+
 struct FieldRegexes {
     set: RegexSet,
     /// Per regex index: the filter it belongs to (as a one-bit mask).
@@ -98,6 +110,8 @@ pub struct CompiledRules {
     distinct_fields: [u64; 4],
     /// Whether path, query and target have no regexes, so their results can be cached.
     cache_target: bool,
+    /// The path, query and target patterns together, for a target missing from the cache.
+    target_automaton: Option<TargetAutomaton>,
     /// Randomly seeded per rule set: cache slots and distinct-value hashes come from
     /// attacker-chosen bytes. foldhash keys every hasher with per-process random seeds and
     /// its outputs never leave the process; a targeted collision only costs a cache miss or
@@ -256,6 +270,7 @@ impl CompiledRules {
             groupings: Vec::new(),
             distinct_fields: [0; 4],
             cache_target: true,
+            target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
         };
         // Per field: pattern text (lower case, anchor) -> filters, and regexes.
@@ -341,6 +356,25 @@ impl CompiledRules {
             }
             let _ = rbit;
         }
+        // Text -> per target field, the filters it serves unanchored and anchored.
+        let mut together: BTreeMap<&str, Served> = BTreeMap::new();
+        for field in [Field::Path, Field::Query, Field::Target] {
+            for ((text, anchored), &mask) in &contains[field.index()] {
+                let served = &mut together.entry(text.as_str()).or_default()[field.index()];
+                if *anchored {
+                    served.1 |= mask;
+                } else {
+                    served.0 |= mask;
+                }
+            }
+        }
+        if !together.is_empty() {
+            let (texts, patterns): (Vec<&str>, Vec<Served>) = together.into_iter().unzip();
+            c.target_automaton = Some(TargetAutomaton {
+                ac: build_automaton(&texts, "target")?,
+                patterns,
+            });
+        }
         for field in Field::ALL {
             let i = field.index();
             let pats = std::mem::take(&mut contains[i]);
@@ -349,22 +383,7 @@ impl CompiledRules {
                     .into_iter()
                     .map(|((text, anchored), mask)| (text, (mask, anchored)))
                     .unzip();
-                let ac = AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&texts)
-                    .or_else(|_| {
-                        AhoCorasick::builder()
-                            .ascii_case_insensitive(true)
-                            .match_kind(MatchKind::Standard)
-                            .build(&texts)
-                    })
-                    .map_err(|e| RuleError::Compile {
-                        rule: "(all)".into(),
-                        field: field.name().into(),
-                        message: e.to_string(),
-                    })?;
+                let ac = build_automaton(&texts, field.name())?;
                 c.fields[i].automaton = Some(FieldAutomaton { ac, patterns });
             }
             let res = std::mem::take(&mut regexes[i]);
@@ -543,18 +562,36 @@ impl CompiledRules {
             Some(q) => (&target[..q], Some(&target[q + 1..])),
             None => (target, None),
         };
+        // The raw bytes of all three fields in one pass: a pattern counts for the path when
+        // it ends before the `?`, for the query when it starts after it.
+        let mut hits = [0u64; 3];
+        if let Some(auto) = &self.target_automaton {
+            let q = path.len();
+            for m in auto.ac.find_overlapping_iter(target) {
+                let [p, qs, t] = auto.patterns[m.pattern().as_usize()];
+                if m.end() <= q {
+                    hits[0] |= p.0 | if m.end() == q { p.1 } else { 0 };
+                }
+                if query.is_some() && m.start() > q {
+                    hits[1] |= qs.0 | if m.end() == target.len() { qs.1 } else { 0 };
+                }
+                hits[2] |= t.0 | if m.end() == target.len() { t.1 } else { 0 };
+            }
+        }
         let mut allowed = u64::MAX;
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),
             (Field::Target, Some(target)),
         ] {
-            let fm = &self.fields[field.index()];
-            let hits = match (hay, fm.need != 0) {
-                (Some(hay), true) => scan_decoded(fm, field, hay, self.all_filters, decoded),
-                _ => 0,
-            };
-            allowed &= !(fm.need & !hits);
+            let i = field.index();
+            let fm = &self.fields[i];
+            if let (Some(hay), true) = (hay, fm.need != 0) {
+                hits[i] |= scan_escaped(fm, field, hay, self.all_filters & !hits[i], decoded);
+            } else {
+                hits[i] = 0;
+            }
+            allowed &= !(fm.need & !hits[i]);
         }
         if self.is_static(path) {
             allowed &= !self.not_static;
@@ -604,6 +641,27 @@ impl CompiledRules {
     }
 }
 
+/// An ASCII case-insensitive automaton reporting every occurrence of `texts`; a DFA when it
+/// fits.
+fn build_automaton<T: AsRef<[u8]>>(texts: &[T], field: &str) -> Result<AhoCorasick, RuleError> {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(texts)
+        .or_else(|_| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(texts)
+        })
+        .map_err(|e| RuleError::Compile {
+            rule: "(all)".into(),
+            field: field.into(),
+            message: e.to_string(),
+        })
+}
+
 /// The filters of `fm` that `hay` satisfies. Regexes run only for candidate filters the
 /// substrings did not already satisfy.
 fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
@@ -636,7 +694,19 @@ fn scan_decoded(
     cand: u64,
     decoded: &mut Vec<u8>,
 ) -> u64 {
-    let mut h = scan(fm, hay, cand);
+    let h = scan(fm, hay, cand);
+    h | scan_escaped(fm, field, hay, cand & !h, decoded)
+}
+
+/// `scan` over the once-decoded form of `hay` when it holds escapes (or `+` in a query);
+/// 0 when it has none.
+fn scan_escaped(
+    fm: &FieldMatchers,
+    field: Field,
+    hay: &[u8],
+    cand: u64,
+    decoded: &mut Vec<u8>,
+) -> u64 {
     let plus_from = match field {
         Field::Query => Some(0),
         Field::Target => memchr::memchr(b'?', hay),
@@ -646,9 +716,9 @@ fn scan_decoded(
         || plus_from.is_some_and(|from| memchr::memchr(b'+', &hay[from..]).is_some())
     {
         percent_decode(hay, plus_from, decoded);
-        h |= scan(fm, decoded, cand & !h);
+        return scan(fm, decoded, cand);
     }
-    h
+    0
 }
 
 fn is_absolute_uri(target: &[u8]) -> bool {
@@ -887,8 +957,9 @@ mod tests {
                 1..80,
             ),
         ) {
-            let cached = CompiledRules::new(&builtin_rules()).expect("builtins compile");
-            let mut uncached = CompiledRules::new(&builtin_rules()).expect("builtins compile");
+            for set in [builtin_rules(), anchored_rules()] {
+            let cached = CompiledRules::new(&set).expect("rules compile");
+            let mut uncached = CompiledRules::new(&set).expect("rules compile");
             uncached.cache_target = false;
             let (mut warm, mut cold) = (Scratch::default(), Scratch::default());
             for (pieces, status, method) in &lines {
@@ -906,12 +977,47 @@ mod tests {
                     target
                 );
             }
+            }
         }
     }
 
+    /// Rules with anchored and unanchored patterns on each target field, some of them
+    /// holding `?`, one rule per pattern.
+    fn anchored_rules() -> RuleSet {
+        let mut set = RuleSet::new();
+        for name in ["path", "query", "target"] {
+            for (i, p) in [".sql$", "/x$", "ad", "=1$", "?id", "1", "?", "passwd$"]
+                .iter()
+                .enumerate()
+            {
+                let m = FieldMatch::contains(&[p.to_string()]);
+                let filter = match name {
+                    "path" => Filter {
+                        path: m,
+                        ..Filter::default()
+                    },
+                    "query" => Filter {
+                        query: m,
+                        ..Filter::default()
+                    },
+                    _ => Filter {
+                        target: m,
+                        ..Filter::default()
+                    },
+                };
+                set.insert(Rule::new(&format!("{name}-{i}"), "", filter, 1, 1000));
+            }
+        }
+        set
+    }
+
     /// Pieces of targets: paths, patterns of the built-in rules, escapes and a query.
-    const TARGET_PIECES: [&str; 16] = [
+    const TARGET_PIECES: [&str; 23] = [
         "/",
+        "/dump.sql",
+        "/.git",
+        "?",
+        "%2Fetc%2Fpasswd",
         "/index.html",
         "/wp-login.php",
         "/.git/config",
@@ -927,6 +1033,9 @@ mod tests {
         "/shell.php",
         "&q=a+b",
         "/x",
+        "=1",
+        "/ad?id=1",
+        "/x?",
     ];
 
     #[test]

@@ -356,6 +356,12 @@ impl CompiledRules {
             }
             let _ = rbit;
         }
+        // Targets are cached when path, query and target have no regexes. Their verdicts then
+        // come from one automaton over all three fields' patterns, and each field's own is
+        // used only on percent-decoded text: those are small NFAs, not DFAs.
+        c.cache_target = [Field::Path, Field::Query, Field::Target]
+            .iter()
+            .all(|f| regexes[f.index()].is_empty());
         // Text -> per target field, the filters it serves unanchored and anchored.
         let mut together: BTreeMap<&str, Served> = BTreeMap::new();
         for field in [Field::Path, Field::Query, Field::Target] {
@@ -368,10 +374,10 @@ impl CompiledRules {
                 }
             }
         }
-        if !together.is_empty() {
+        if c.cache_target && !together.is_empty() {
             let (texts, patterns): (Vec<&str>, Vec<Served>) = together.into_iter().unzip();
             c.target_automaton = Some(TargetAutomaton {
-                ac: build_automaton(&texts, "target")?,
+                ac: build_automaton(&texts, "target", true)?,
                 patterns,
             });
         }
@@ -383,7 +389,8 @@ impl CompiledRules {
                     .into_iter()
                     .map(|((text, anchored), mask)| (text, (mask, anchored)))
                     .unzip();
-                let ac = build_automaton(&texts, field.name())?;
+                let fast = field == Field::UserAgent || !c.cache_target;
+                let ac = build_automaton(&texts, field.name(), fast)?;
                 c.fields[i].automaton = Some(FieldAutomaton { ac, patterns });
             }
             let res = std::mem::take(&mut regexes[i]);
@@ -407,9 +414,6 @@ impl CompiledRules {
                             message: e.to_string(),
                         }
                     })?;
-                if field != Field::UserAgent {
-                    c.cache_target = false;
-                }
                 c.fields[i].regexes = Some(FieldRegexes {
                     set,
                     filters: res.iter().map(|(_, f)| *f).collect(),
@@ -641,13 +645,22 @@ impl CompiledRules {
     }
 }
 
-/// An ASCII case-insensitive automaton reporting every occurrence of `texts`; a DFA when it
-/// fits.
-fn build_automaton<T: AsRef<[u8]>>(texts: &[T], field: &str) -> Result<AhoCorasick, RuleError> {
+/// An ASCII case-insensitive automaton reporting every occurrence of `texts`: a DFA when
+/// `fast` and it fits (the fastest search, the slowest and largest build), else an NFA.
+fn build_automaton<T: AsRef<[u8]>>(
+    texts: &[T],
+    field: &str,
+    fast: bool,
+) -> Result<AhoCorasick, RuleError> {
+    let kind = if fast {
+        AhoCorasickKind::DFA
+    } else {
+        AhoCorasickKind::ContiguousNFA
+    };
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
+        .kind(Some(kind))
         .build(texts)
         .or_else(|_| {
             AhoCorasick::builder()

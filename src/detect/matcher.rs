@@ -40,6 +40,10 @@ pub const HTTP_VERSIONS: [&[u8]; 6] = [
 /// Whether `p` is one of [`HTTP_VERSIONS`]; a `match` on literals compiles to a length
 /// switch and word compares, where a search of the list calls `memcmp` per entry.
 fn is_http_version(p: &[u8]) -> bool {
+    // Nearly every line says HTTP/1.1: one 8-byte compare settles it before the full match.
+    if p == b"HTTP/1.1" {
+        return true;
+    }
     let known = matches!(
         p,
         b"HTTP/1.1" | b"HTTP/2.0" | b"HTTP/1.0" | b"HTTP/2" | b"HTTP/3" | b"HTTP/0.9"

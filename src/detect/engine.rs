@@ -133,16 +133,17 @@ impl Journal {
         }
         let buf = &mut self.bytes[self.len..self.len + MAX_EVENT];
         let mut n = 1;
-        let (last_key, last) = self.last;
-        let dt = zigzag(e.time.wrapping_sub(last.time));
+        // Read in place: copying the last key and event out cost a dozen moves per event.
+        let last = &mut self.last;
+        let dt = zigzag(e.time.wrapping_sub(last.1.time));
         let small = if dt < u64::from(TIME_ESCAPE) {
             dt as u8
         } else {
             n += write_varint(&mut buf[n..], dt);
             TIME_ESCAPE
         };
-        let new_key = key.filter(|&k| Some(k) != last_key);
-        let new_rules = e.rules != last.rules;
+        let new_key = key.filter(|&k| Some(k) != last.0);
+        let new_rules = e.rules != last.1.rules;
         buf[0] = small << 2 | u8::from(new_key.is_some()) << 1 | u8::from(new_rules);
         if let Some((net, vhost)) = new_key {
             match net {
@@ -158,21 +159,21 @@ impl Journal {
                 }
             }
             n += write_varint(&mut buf[n..], u64::from(vhost.wrapping_add(1)));
-            self.last.0 = new_key;
+            last.0 = new_key;
         }
         if new_rules {
             n += write_varint(&mut buf[n..], e.rules);
         }
         n += write_varint(
             &mut buf[n..],
-            zigzag(e.order.wrapping_sub(last.order) as i64),
+            zigzag(e.order.wrapping_sub(last.1.order) as i64),
         );
         for h in hashes.iter().take(4) {
             buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
             n += 8;
         }
         self.len += n;
-        self.last.1 = e;
+        last.1 = e;
     }
 
     /// The events written so far.
@@ -186,6 +187,9 @@ impl Journal {
         let b = self.encoded();
         let mut pos = 0;
         let mut last = Event::default();
+        // How many hashes an event of the current rule mask carries: found when the mask
+        // changes, which is rare, not per event.
+        let mut n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
         // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
@@ -209,12 +213,12 @@ impl Journal {
                     Some(v) => last.rules = v,
                     None => return,
                 }
+                n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             }
             match read_varint(b, &mut pos) {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
                 None => return,
             }
-            let n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
             let Some(hashes) = b.get(pos..pos + 8 * n) else {
                 return;
             };
@@ -779,9 +783,7 @@ impl Collector {
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
         overflows.iter_mut().for_each(|o| *o = 0);
-        // Orders are unique, so this is a total order. Each shard's events come mostly in
-        // time order: the stable sort finds those runs and merges them.
-        events.sort_by_key(|e| (e.time_ms, e.order));
+        sort_events(events);
         let mut fired = 0u64;
         for e in events.iter() {
             for ri in rule_bits(e.rules & live) {
@@ -856,6 +858,36 @@ impl Collector {
         ))
     }
 }
+
+/// Sorts a source's events by (time, line ordinal). Orders are unique, so this is a total
+/// order and any sort gives the same result. The events come mostly in time order (each
+/// journal in the order its lines were read, and logs are written in time order), so an
+/// insertion sort moves few of them; when it has moved more than a few per event (a log
+/// far out of order), the rest is left to `sort_unstable_by_key`.
+fn sort_events(events: &mut [Replayed]) {
+    let key = |e: &Replayed| (e.time_ms, e.order);
+    let mut moves = events.len().saturating_mul(SORT_MOVES).saturating_add(64);
+    for i in 1..events.len() {
+        let e = events[i];
+        let k = key(&e);
+        let mut j = i;
+        while j > 0 && key(&events[j - 1]) > k {
+            if moves == 0 {
+                // Put `e` back where its place was vacated: the slice is whole again.
+                events[j] = e;
+                events.sort_unstable_by_key(key);
+                return;
+            }
+            moves -= 1;
+            events[j] = events[j - 1];
+            j -= 1;
+        }
+        events[j] = e;
+    }
+}
+
+/// How many moves per event `sort_events` makes before it gives up on insertion.
+const SORT_MOVES: usize = 4;
 
 /// The slot of `key`, created when new.
 fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, keys_of: &mut Vec<Key>, key: Key) -> u32 {
@@ -1388,6 +1420,48 @@ mod tests {
             let mut got = Vec::new();
             journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
             prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Events are sorted by (time, ordinal) whether they come nearly sorted (insertion)
+        /// or far out of order (the fallback), checked against a stable sort.
+        #[test]
+        fn events_sort_by_time_then_ordinal(
+            times in proptest::collection::vec(-3i64..40, 0..300),
+            swaps in proptest::collection::vec((0usize..300, 0usize..300), 0..40),
+            sorted_first in any::<bool>(),
+        ) {
+            let mut events: Vec<Replayed> = times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| Replayed {
+                    time_ms: t * 1000,
+                    // Unique orders, not in the same order as the times.
+                    order: (i as u64 * 7919) % 100_003,
+                    rules: i as u64,
+                    hash_start: i as u32,
+                })
+                .collect();
+            if sorted_first {
+                // Nearly sorted: a sorted list with a few swaps.
+                events.sort_by_key(|e| (e.time_ms, e.order));
+            }
+            let len = events.len();
+            for &(a, b) in &swaps {
+                if len > 0 {
+                    events.swap(a % len, b % len);
+                }
+            }
+            let mut want = events.clone();
+            want.sort_by_key(|e| (e.time_ms, e.order));
+            sort_events(&mut events);
+            let key = |e: &Replayed| (e.time_ms, e.order, e.rules, e.hash_start);
+            prop_assert_eq!(
+                events.iter().map(key).collect::<Vec<_>>(),
+                want.iter().map(key).collect::<Vec<_>>()
+            );
         }
     }
 

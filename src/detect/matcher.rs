@@ -3,7 +3,8 @@
 //!
 //! Cost model: one status-table lookup, a few byte compares for methods, one combined
 //! Aho-Corasick pass per field some candidate filter still needs (over the raw bytes, plus a
-//! percent-decoded copy only when the field holds `%` or `+`), and a `RegexSet` only for
+//! percent-decoded copy only when the field holds `%` or `+`; a target missing from its cache
+//! is one pass for the path, query and target patterns together), and a `RegexSet` only for
 //! filters that have regexes. Targets and user agents repeat a lot (a site has far fewer
 //! pages and assets than requests, and few browsers), so what a target or a user agent
 //! matches is kept in small bounded per-worker caches and most lines cost two hashes and
@@ -39,6 +40,10 @@ pub const HTTP_VERSIONS: [&[u8]; 6] = [
 /// Whether `p` is one of [`HTTP_VERSIONS`]; a `match` on literals compiles to a length
 /// switch and word compares, where a search of the list calls `memcmp` per entry.
 fn is_http_version(p: &[u8]) -> bool {
+    // Nearly every line says HTTP/1.1: one 8-byte compare settles it before the full match.
+    if p == b"HTTP/1.1" {
+        return true;
+    }
     let known = matches!(
         p,
         b"HTTP/1.1" | b"HTTP/2.0" | b"HTTP/1.0" | b"HTTP/2" | b"HTTP/3" | b"HTTP/0.9"
@@ -62,6 +67,17 @@ struct FieldAutomaton {
     /// Per pattern id: the filters it serves and whether it must end the field.
     patterns: Vec<(u64, bool)>,
 }
+
+/// The path, query and target patterns in one automaton, for a target's verdict: one pass
+/// over the target finds all three fields' patterns, each kept when it lies in its field.
+struct TargetAutomaton {
+    ac: AhoCorasick,
+    patterns: Vec<Served>,
+}
+
+/// Per target field (path, query, target): the filters a pattern serves anywhere in the
+/// field, and those it serves when it ends the field.
+type Served = [(u64, u64); 3];
 
 struct FieldRegexes {
     set: RegexSet,
@@ -98,6 +114,8 @@ pub struct CompiledRules {
     distinct_fields: [u64; 4],
     /// Whether path, query and target have no regexes, so their results can be cached.
     cache_target: bool,
+    /// The path, query and target patterns together, for a target missing from the cache.
+    target_automaton: Option<TargetAutomaton>,
     /// Randomly seeded per rule set: cache slots and distinct-value hashes come from
     /// attacker-chosen bytes. foldhash keys every hasher with per-process random seeds and
     /// its outputs never leave the process; a targeted collision only costs a cache miss or
@@ -105,15 +123,16 @@ pub struct CompiledRules {
     hasher: foldhash::quality::RandomState,
 }
 
-/// What one target matches, independent of the rest of the record.
+/// What one target matches, independent of the rest of the record: 32 bytes, so a cache
+/// slot (hash, key, verdict) is one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct TargetVerdict {
-    /// Filters satisfied by the path, query and target patterns.
-    hits: [u64; 3],
+    /// The filters the target leaves possible: all but those whose path, query or target
+    /// patterns it misses, the `not_static` ones when it is a static file and the
+    /// `absolute_uri` ones when it is not absolute. A line's candidates are ANDed with it.
+    allowed: u64,
     /// `hash_value` of the path, the query (empty when absent) and the target.
     values: [u64; 3],
-    is_static: bool,
-    absolute: bool,
 }
 
 /// Slots of the target cache: a site's busy pages and assets fit, a scan of random URLs
@@ -130,7 +149,7 @@ const MAX_CACHED_LEN: usize = 256;
 /// other on every alternation, and the miss rate swung by half from run to run.
 struct VerdictCache<V> {
     /// Set `i` is slots `2i` and `2i + 1`.
-    slots: Vec<(u64, Vec<u8>, V)>,
+    slots: Vec<Slot<V>>,
     /// Per set: the way used last, so a miss replaces the other.
     recent: Vec<u8>,
     /// The slot of the last lookup. Lines of one client come in runs and repeat its user
@@ -138,11 +157,16 @@ struct VerdictCache<V> {
     last: usize,
 }
 
+/// One cache slot: the key's hash, the key, and its verdict. Aligned so that a slot with a
+/// target verdict is exactly one cache line: a hit loads one line besides the key's bytes.
+#[repr(align(64))]
+struct Slot<V>(u64, Vec<u8>, V);
+
 impl<V: Copy + Default> VerdictCache<V> {
     /// A cache of `n` slots (a power of two, at least 2).
     fn new(n: usize) -> Self {
         VerdictCache {
-            slots: (0..n).map(|_| (0, Vec::new(), V::default())).collect(),
+            slots: (0..n).map(|_| Slot(0, Vec::new(), V::default())).collect(),
             recent: vec![0; n / 2],
             last: 0,
         }
@@ -156,7 +180,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         }
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
-        if let Some((h, bytes, v)) = self.slots.get(self.last) {
+        if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
             if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
                 return *v;
             }
@@ -165,7 +189,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         let set = (hash as usize) & (self.recent.len() - 1);
         for way in 0..2 {
             let i = 2 * set + way;
-            let (h, bytes, v) = &self.slots[i];
+            let Slot(h, bytes, v) = &self.slots[i];
             if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
                 self.last = i;
                 self.recent[set] = way as u8;
@@ -177,7 +201,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         self.last = i;
         self.recent[set] = way as u8;
         let fresh = make();
-        let (h, bytes, v) = &mut self.slots[i];
+        let Slot(h, bytes, v) = &mut self.slots[i];
         *h = hash;
         bytes.clear();
         bytes.extend_from_slice(key);
@@ -250,6 +274,7 @@ impl CompiledRules {
             groupings: Vec::new(),
             distinct_fields: [0; 4],
             cache_target: true,
+            target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
         };
         // Per field: pattern text (lower case, anchor) -> filters, and regexes.
@@ -335,6 +360,31 @@ impl CompiledRules {
             }
             let _ = rbit;
         }
+        // Targets are cached when path, query and target have no regexes. Their verdicts then
+        // come from one automaton over all three fields' patterns, and each field's own is
+        // used only on percent-decoded text: those are small NFAs, not DFAs.
+        c.cache_target = [Field::Path, Field::Query, Field::Target]
+            .iter()
+            .all(|f| regexes[f.index()].is_empty());
+        // Text -> per target field, the filters it serves unanchored and anchored.
+        let mut together: BTreeMap<&str, Served> = BTreeMap::new();
+        for field in [Field::Path, Field::Query, Field::Target] {
+            for ((text, anchored), &mask) in &contains[field.index()] {
+                let served = &mut together.entry(text.as_str()).or_default()[field.index()];
+                if *anchored {
+                    served.1 |= mask;
+                } else {
+                    served.0 |= mask;
+                }
+            }
+        }
+        if c.cache_target && !together.is_empty() {
+            let (texts, patterns): (Vec<&str>, Vec<Served>) = together.into_iter().unzip();
+            c.target_automaton = Some(TargetAutomaton {
+                ac: build_automaton(&texts, "target", true)?,
+                patterns,
+            });
+        }
         for field in Field::ALL {
             let i = field.index();
             let pats = std::mem::take(&mut contains[i]);
@@ -343,22 +393,8 @@ impl CompiledRules {
                     .into_iter()
                     .map(|((text, anchored), mask)| (text, (mask, anchored)))
                     .unzip();
-                let ac = AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .build(&texts)
-                    .or_else(|_| {
-                        AhoCorasick::builder()
-                            .ascii_case_insensitive(true)
-                            .match_kind(MatchKind::Standard)
-                            .build(&texts)
-                    })
-                    .map_err(|e| RuleError::Compile {
-                        rule: "(all)".into(),
-                        field: field.name().into(),
-                        message: e.to_string(),
-                    })?;
+                let fast = field == Field::UserAgent || !c.cache_target;
+                let ac = build_automaton(&texts, field.name(), fast)?;
                 c.fields[i].automaton = Some(FieldAutomaton { ac, patterns });
             }
             let res = std::mem::take(&mut regexes[i]);
@@ -382,9 +418,6 @@ impl CompiledRules {
                             message: e.to_string(),
                         }
                     })?;
-                if field != Field::UserAgent {
-                    c.cache_target = false;
-                }
                 c.fields[i].regexes = Some(FieldRegexes {
                     set,
                     filters: res.iter().map(|(_, f)| *f).collect(),
@@ -480,15 +513,7 @@ impl CompiledRules {
                     || self.target_verdict(target, &mut scratch.decoded),
                 );
                 scratch.values = Some(v.values);
-                if v.is_static {
-                    cand &= !self.not_static;
-                }
-                if !v.absolute {
-                    cand &= !self.absolute_uri;
-                }
-                for (fi, hits) in v.hits.iter().enumerate() {
-                    cand &= !(self.fields[fi].need & !hits);
-                }
+                cand &= v.allowed;
             }
             _ => {
                 if cand & self.not_static != 0 && rec.path().is_some_and(|p| self.is_static(p)) {
@@ -545,26 +570,50 @@ impl CompiledRules {
             Some(q) => (&target[..q], Some(&target[q + 1..])),
             None => (target, None),
         };
+        // The raw bytes of all three fields in one pass: a pattern counts for the path when
+        // it ends before the `?`, for the query when it starts after it.
         let mut hits = [0u64; 3];
+        if let Some(auto) = &self.target_automaton {
+            let q = path.len();
+            for m in auto.ac.find_overlapping_iter(target) {
+                let [p, qs, t] = auto.patterns[m.pattern().as_usize()];
+                if m.end() <= q {
+                    hits[0] |= p.0 | if m.end() == q { p.1 } else { 0 };
+                }
+                if query.is_some() && m.start() > q {
+                    hits[1] |= qs.0 | if m.end() == target.len() { qs.1 } else { 0 };
+                }
+                hits[2] |= t.0 | if m.end() == target.len() { t.1 } else { 0 };
+            }
+        }
+        let mut allowed = u64::MAX;
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),
             (Field::Target, Some(target)),
         ] {
-            let fm = &self.fields[field.index()];
+            let i = field.index();
+            let fm = &self.fields[i];
             if let (Some(hay), true) = (hay, fm.need != 0) {
-                hits[field.index()] = scan_decoded(fm, field, hay, self.all_filters, decoded);
+                hits[i] |= scan_escaped(fm, field, hay, self.all_filters & !hits[i], decoded);
+            } else {
+                hits[i] = 0;
             }
+            allowed &= !(fm.need & !hits[i]);
+        }
+        if self.is_static(path) {
+            allowed &= !self.not_static;
+        }
+        if !is_absolute_uri(target) {
+            allowed &= !self.absolute_uri;
         }
         TargetVerdict {
-            hits,
+            allowed,
             values: [
                 self.hash_value(path),
                 self.hash_value(query.unwrap_or(b"")),
                 self.hash_value(target),
             ],
-            is_static: self.is_static(path),
-            absolute: is_absolute_uri(target),
         }
     }
 
@@ -600,6 +649,36 @@ impl CompiledRules {
     }
 }
 
+/// An ASCII case-insensitive automaton reporting every occurrence of `texts`: a DFA when
+/// `fast` and it fits (the fastest search, the slowest and largest build), else an NFA.
+fn build_automaton<T: AsRef<[u8]>>(
+    texts: &[T],
+    field: &str,
+    fast: bool,
+) -> Result<AhoCorasick, RuleError> {
+    let kind = if fast {
+        AhoCorasickKind::DFA
+    } else {
+        AhoCorasickKind::ContiguousNFA
+    };
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(kind))
+        .build(texts)
+        .or_else(|_| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(texts)
+        })
+        .map_err(|e| RuleError::Compile {
+            rule: "(all)".into(),
+            field: field.into(),
+            message: e.to_string(),
+        })
+}
+
 /// The filters of `fm` that `hay` satisfies. Regexes run only for candidate filters the
 /// substrings did not already satisfy.
 fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
@@ -632,7 +711,19 @@ fn scan_decoded(
     cand: u64,
     decoded: &mut Vec<u8>,
 ) -> u64 {
-    let mut h = scan(fm, hay, cand);
+    let h = scan(fm, hay, cand);
+    h | scan_escaped(fm, field, hay, cand & !h, decoded)
+}
+
+/// `scan` over the once-decoded form of `hay` when it holds escapes (or `+` in a query);
+/// 0 when it has none.
+fn scan_escaped(
+    fm: &FieldMatchers,
+    field: Field,
+    hay: &[u8],
+    cand: u64,
+    decoded: &mut Vec<u8>,
+) -> u64 {
     let plus_from = match field {
         Field::Query => Some(0),
         Field::Target => memchr::memchr(b'?', hay),
@@ -642,9 +733,9 @@ fn scan_decoded(
         || plus_from.is_some_and(|from| memchr::memchr(b'+', &hay[from..]).is_some())
     {
         percent_decode(hay, plus_from, decoded);
-        h |= scan(fm, decoded, cand & !h);
+        return scan(fm, decoded, cand);
     }
-    h
+    0
 }
 
 fn is_absolute_uri(target: &[u8]) -> bool {
@@ -867,6 +958,102 @@ mod tests {
         assert_eq!(get(&mut cache, b"/bb"), 3);
         assert_eq!(made, 4);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// A target's cached verdict gives what evaluating every filter on the line gives,
+        /// on warm and cold slots, for targets made of the built-in patterns' pieces.
+        #[test]
+        fn cached_targets_match_like_uncached(
+            lines in proptest::collection::vec(
+                (
+                    proptest::collection::vec(0usize..TARGET_PIECES.len(), 0..5),
+                    0usize..5,
+                    0usize..3,
+                ),
+                1..80,
+            ),
+        ) {
+            for set in [builtin_rules(), anchored_rules()] {
+            let cached = CompiledRules::new(&set).expect("rules compile");
+            let mut uncached = CompiledRules::new(&set).expect("rules compile");
+            uncached.cache_target = false;
+            let (mut warm, mut cold) = (Scratch::default(), Scratch::default());
+            for (pieces, status, method) in &lines {
+                let target: String = pieces.iter().map(|&i| TARGET_PIECES[i]).collect();
+                let r = rec(
+                    ["GET", "POST", "HEAD"][*method],
+                    &target,
+                    [200, 404, 403, 401, 400][*status],
+                    "Mozilla/5.0",
+                );
+                proptest::prop_assert_eq!(
+                    cached.evaluate(&r, &mut warm),
+                    uncached.evaluate(&r, &mut cold),
+                    "{}",
+                    target
+                );
+            }
+            }
+        }
+    }
+
+    /// Rules with anchored and unanchored patterns on each target field, some of them
+    /// holding `?`, one rule per pattern.
+    fn anchored_rules() -> RuleSet {
+        let mut set = RuleSet::new();
+        for name in ["path", "query", "target"] {
+            for (i, p) in [".sql$", "/x$", "ad", "=1$", "?id", "1", "?", "passwd$"]
+                .iter()
+                .enumerate()
+            {
+                let m = FieldMatch::contains(&[p.to_string()]);
+                let filter = match name {
+                    "path" => Filter {
+                        path: m,
+                        ..Filter::default()
+                    },
+                    "query" => Filter {
+                        query: m,
+                        ..Filter::default()
+                    },
+                    _ => Filter {
+                        target: m,
+                        ..Filter::default()
+                    },
+                };
+                set.insert(Rule::new(&format!("{name}-{i}"), "", filter, 1, 1000));
+            }
+        }
+        set
+    }
+
+    /// Pieces of targets: paths, patterns of the built-in rules, escapes and a query.
+    const TARGET_PIECES: [&str; 23] = [
+        "/",
+        "/dump.sql",
+        "/.git",
+        "?",
+        "%2Fetc%2Fpasswd",
+        "/index.html",
+        "/wp-login.php",
+        "/.git/config",
+        "/../../etc/passwd",
+        "%2e%2e%2f",
+        "?id=1",
+        "'+or+1=1--",
+        "<script>",
+        "%3Cscript%3E",
+        "/style.css",
+        "http://example.com",
+        "/admin",
+        "/shell.php",
+        "&q=a+b",
+        "/x",
+        "=1",
+        "/ad?id=1",
+        "/x?",
+    ];
 
     #[test]
     fn ua_cache_does_not_leak_between_user_agents() {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # logward anonymize benchmark: 1M generated lines spanning 14 days, --now after the last
 # line with --older-than 1s so every line is past the window. Compares the plain rewrite
-# with two sed forms and anonip, and the .gz rewrite with zcat | gzip -6.
+# with two sed forms (and sed -i in place) and anonip, and the .gz rewrite with
+# zcat | gzip -6.
 #   WORK=/tmp/ab benches/anonymize.sh        (B=target/release by default)
 set -e
 B=$(cd "${B:-target/release}" && pwd)
@@ -22,13 +23,17 @@ hyperfine -N -w 1 -r 7 --export-markdown plain.md \
   --prepare "sh -c 'cp orig.log access.log.1 && rm -rf $WORK/state && sync'" \
   "$B/logward $RUN access.log.1" \
   "taskset -c 0 $B/logward $RUN access.log.1"
+# sed -i rewrites the file in place, as logward does (not atomically, and blind to gzip).
 hyperfine -w 1 -r 5 --export-markdown sed.md \
   "sed -E 's/^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/' orig.log > /dev/null" \
   "sed -E 's/([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/g' orig.log > /dev/null"
+hyperfine -N -w 1 -r 5 --export-markdown sed-i.md \
+  --prepare "sh -c 'cp orig.log sed.log && sync'" \
+  "sed -i -E 's/^([0-9]+\.[0-9]+\.[0-9]+)\.[0-9]+/\1.0/' sed.log"
+# anonip reads standard input and writes standard output; its warnings go to a file.
 if command -v anonip > /dev/null; then
-  /usr/bin/time -f 'anonip: %e s wall, %U s user, %M KB' \
-    anonip --ipv4mask 8 --ipv6mask 80 < orig.log > /dev/null 2> anonip.err || true
-  tail -n 1 anonip.err
+  hyperfine -i -w 1 -r 3 --export-markdown anonip.md \
+    "anonip --ipv4mask 8 --ipv6mask 80 < orig.log > /dev/null 2> anonip.err"
 fi
 
 # gzip: one thread, all cores, and the two-process pipeline.

@@ -479,12 +479,7 @@ impl Collector {
                     vhost,
                     grouping: gi as u8,
                 };
-                let time_ms = time.saturating_mul(1000);
-                let copies = copies.entry(key).or_default();
-                // Once every rule of a line has its samples, later lines are rejected here.
-                if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
-                    keep_sample(copies, sample_bytes, time_ms, order, mask, rec.line);
-                }
+                copy_sample(copies, sample_bytes, key, time, order, mask, rec.line);
             }
         }
     }
@@ -928,6 +923,27 @@ fn live_rules(rules: &[RuleInfo], counts: &[u16]) -> u64 {
         }
     }
     live
+}
+
+/// Copies `line` for `key` if it may become one of its samples. Kept out of the scan loop:
+/// lines of plain files are never copied, and inlined there this code made the loop keep
+/// more of its values on the stack for every line.
+#[inline(never)]
+fn copy_sample(
+    copies: &mut HashMap<Key, Box<Copies>, KeyHasher>,
+    sample_bytes: &mut Vec<u8>,
+    key: Key,
+    time: i64,
+    order: u64,
+    mask: u64,
+    line: &[u8],
+) {
+    let time_ms = time.saturating_mul(1000);
+    let copies = copies.entry(key).or_default();
+    // Once every rule of a line has its samples, later lines are rejected here.
+    if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
+        keep_sample(copies, sample_bytes, time_ms, order, mask, line);
+    }
 }
 
 /// Appends `line` to `bytes` and returns where it is.

@@ -453,16 +453,21 @@ impl CompiledRules {
             (Field::Path, Some(v)) => v[0],
             (Field::Query, Some(v)) => v[1],
             (Field::Target, Some(v)) => v[2],
-            _ => {
-                let value = match field {
-                    Field::Path => rec.path(),
-                    Field::Query => rec.query(),
-                    Field::Target => rec.target,
-                    Field::UserAgent => rec.user_agent,
-                };
-                self.hash_value(value.unwrap_or(b""))
-            }
+            _ => self.hash_field(field, rec),
         }
+    }
+
+    /// [`CompiledRules::value_hash`] when the target cache has no hash: out of line, since
+    /// inlined into the scan loop it made the loop keep more values on the stack.
+    #[inline(never)]
+    fn hash_field(&self, field: Field, rec: &Record<'_>) -> u64 {
+        let value = match field {
+            Field::Path => rec.path(),
+            Field::Query => rec.query(),
+            Field::Target => rec.target,
+            Field::UserAgent => rec.user_agent,
+        };
+        self.hash_value(value.unwrap_or(b""))
     }
 
     /// The rules (bit `i` = `rules()[i]`) that `rec` matches.

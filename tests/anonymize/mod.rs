@@ -103,10 +103,17 @@ fn has_token(text: &str, full: &str) -> bool {
 /// window identical; in lines past the window, no client address of the original remains
 /// anywhere in the line, unless `masked` (the run's mapping) leaves it as it is: Crypto-PAn
 /// maps about one address in several thousand to itself.
-fn check_window(orig: &[u8], new: &[u8], masked: &dyn Fn(IpAddr) -> IpAddr) -> (usize, usize) {
+/// Checks the lines inside the window are unchanged and the clients of those past it
+/// masked; returns the lines past and inside the window, and how many of those past it
+/// have a client that masks to itself (a Crypto-PAn fixed point, or unspecified).
+fn check_window(
+    orig: &[u8],
+    new: &[u8],
+    masked: &dyn Fn(IpAddr) -> IpAddr,
+) -> (usize, usize, usize) {
     let (a, b) = (lines(orig), lines(new));
     assert_eq!(a.len(), b.len(), "line count changed");
-    let (mut past, mut inside) = (0, 0);
+    let (mut past, mut inside, mut kept) = (0, 0, 0);
     let mut last_time = None;
     for (i, (o, n)) in a.iter().zip(&b).enumerate() {
         let t = line_time(o).or(last_time);
@@ -120,6 +127,7 @@ fn check_window(orig: &[u8], new: &[u8], masked: &dyn Fn(IpAddr) -> IpAddr) -> (
                 past += 1;
                 if let Some(addr) = client(o) {
                     if addr.is_unspecified() || masked(addr) == addr {
+                        kept += 1;
                         continue;
                     }
                     let full = addr.to_string();
@@ -133,7 +141,7 @@ fn check_window(orig: &[u8], new: &[u8], masked: &dyn Fn(IpAddr) -> IpAddr) -> (
             }
         }
     }
-    (past, inside)
+    (past, inside, kept)
 }
 
 struct Snapshot {
@@ -221,14 +229,21 @@ fn run_window(mode_args: &[&str], masked: &dyn Fn(IpAddr) -> IpAddr) {
         let f = file_entry(&j, name);
         assert_eq!(f["status"], "rewritten", "{f}");
         let new = read_plain(p);
-        let (past, inside) = check_window(orig, &new, masked);
+        let (past, inside, kept) = check_window(orig, &new, masked);
         assert!(past > 1000 && inside > 1000, "{past} {inside}");
         assert_eq!(f["lines"], lines(orig).len() as u64, "{f}");
         assert!(
             f["past_window"].as_u64().unwrap().abs_diff(past as u64) <= 5,
             "{f} {past}"
         );
-        assert!(f["addresses"].as_u64().unwrap() >= f["past_window"].as_u64().unwrap() - 5);
+        // An address that masks to itself is written back and not counted: a Crypto-PAn
+        // key has such fixed points, far likelier near its pad (about one key in thirty
+        // has one among this log's 700 addresses).
+        assert!(
+            f["addresses"].as_u64().unwrap() + kept as u64
+                >= f["past_window"].as_u64().unwrap() - 5,
+            "{f}, {kept} kept"
+        );
         let after = fs::metadata(p).unwrap();
         assert_eq!(after.mode(), meta.mode(), "{name}: mode");
         assert_eq!((after.uid(), after.gid()), (meta.uid(), meta.gid()));

@@ -10,6 +10,7 @@
 
 pub mod anonymize;
 pub mod audit;
+mod bytes;
 pub mod cli;
 pub mod detect;
 pub mod format;

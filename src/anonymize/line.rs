@@ -324,25 +324,14 @@ impl FieldMemo {
 /// counted only when there are three dots at all.
 fn may_hold_address(text: &[u8]) -> bool {
     let (mut dots, mut colons) = (0u32, 0u32);
-    #[cfg(not(target_arch = "x86_64"))]
-    let rest = text;
-    #[cfg(target_arch = "x86_64")]
-    let rest = {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        };
-        let mut chunks = text.chunks_exact(16);
-        // SAFETY: SSE2 is always present on x86_64; each load reads one 16-byte chunk.
-        unsafe {
-            let (dot, colon) = (_mm_set1_epi8(b'.' as i8), _mm_set1_epi8(b':' as i8));
-            for chunk in &mut chunks {
-                let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-                dots += (_mm_movemask_epi8(_mm_cmpeq_epi8(v, dot)) as u32).count_ones();
-                colons += (_mm_movemask_epi8(_mm_cmpeq_epi8(v, colon)) as u32).count_ones();
-            }
+    let mut chunks = text.chunks_exact(16);
+    for chunk in &mut chunks {
+        if let Some(chunk) = chunk.first_chunk::<16>() {
+            dots += crate::bytes::eq_mask16(chunk, b'.').count_ones();
+            colons += crate::bytes::eq_mask16(chunk, b':').count_ones();
         }
-        chunks.remainder()
-    };
+    }
+    let rest = chunks.remainder();
     let mut chunks = rest.chunks_exact(8);
     for chunk in &mut chunks {
         let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());

@@ -189,7 +189,8 @@ impl Journal {
         let mut last = Event::default();
         // How many hashes an event of the current rule mask carries: found when the mask
         // changes, which is rare, not per event.
-        let mut n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
+        let hashes_of = |rules: u64| distinct.iter().filter(|&&d| d & rules != 0).count();
+        let mut n = hashes_of(last.rules);
         // The journal was written by `push`; a malformed one (never expected) ends early.
         while let Some(&head) = b.get(pos) {
             pos += 1;
@@ -213,7 +214,7 @@ impl Journal {
                     Some(v) => last.rules = v,
                     None => return,
                 }
-                n = distinct.iter().filter(|&&d| d & last.rules != 0).count();
+                n = hashes_of(last.rules);
             }
             match read_varint(b, &mut pos) {
                 Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),

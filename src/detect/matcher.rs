@@ -673,17 +673,14 @@ fn build_automaton<T: AsRef<[u8]>>(
     } else {
         AhoCorasickKind::ContiguousNFA
     };
-    AhoCorasick::builder()
+    let mut builder = AhoCorasick::builder();
+    builder
         .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
+        .match_kind(MatchKind::Standard);
+    builder
         .kind(Some(kind))
         .build(texts)
-        .or_else(|_| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(texts)
-        })
+        .or_else(|_| builder.kind(None).build(texts))
         .map_err(|e| RuleError::Compile {
             rule: "(all)".into(),
             field: field.into(),

@@ -113,43 +113,33 @@ fn begins_with(hay: &[u8], lit: &[u8]) -> bool {
 
 /// The first `needle` in `hay`. Fields are short (a status, a size, `-`) or a few dozen to a
 /// few hundred bytes (a request, a user agent), where setting up memchr costs as much as the
-/// search: on x86_64 the bytes are compared sixteen at a time with SSE2 (part of every
-/// x86_64 processor), elsewhere eight at a time in a register.
+/// search: the bytes are compared sixteen at a time ([`crate::bytes::eq_mask16`]), a field
+/// shorter than that eight at a time in a register.
 #[inline]
 fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-        };
-        if hay.len() >= 16 {
-            // SAFETY: SSE2 is always present on x86_64, and every load reads the 16 bytes
-            // at `at` or at `hay.len() - 16`, both inside `hay`.
-            unsafe {
-                let spread = _mm_set1_epi8(needle as i8);
-                let matches = |at: usize| {
-                    let chunk = _mm_loadu_si128(hay.as_ptr().add(at).cast::<__m128i>());
-                    _mm_movemask_epi8(_mm_cmpeq_epi8(chunk, spread)) as u32
-                };
-                let mut at = 0;
-                while at + 16 <= hay.len() {
-                    let m = matches(at);
-                    if m != 0 {
-                        return Some(at + m.trailing_zeros() as usize);
-                    }
-                    at += 16;
-                }
-                if at == hay.len() {
-                    return None;
-                }
-                // The last bytes: the final 16, minus those already looked at.
-                let last = hay.len() - 16;
-                let m = matches(last) >> (at - last);
-                return (m != 0).then(|| at + m.trailing_zeros() as usize);
-            }
-        }
+    if hay.len() < 16 {
+        return find_byte_in_words(needle, hay);
     }
-    find_byte_in_words(needle, hay)
+    let mask_at = |at: usize| {
+        hay[at..]
+            .first_chunk::<16>()
+            .map_or(0, |chunk| crate::bytes::eq_mask16(chunk, needle))
+    };
+    let mut at = 0;
+    while at + 16 <= hay.len() {
+        let m = mask_at(at);
+        if m != 0 {
+            return Some(at + m.trailing_zeros() as usize);
+        }
+        at += 16;
+    }
+    if at == hay.len() {
+        return None;
+    }
+    // The last bytes: the final 16, minus those already looked at.
+    let last = hay.len() - 16;
+    let m = mask_at(last) >> (at - last);
+    (m != 0).then(|| at + m.trailing_zeros() as usize)
 }
 
 /// [`find_byte`] eight bytes at a time in a register, then byte by byte.

@@ -240,7 +240,7 @@ impl Sink<'_, '_, '_> {
         match self {
             Sink::Plain(w) => w.emit(block),
             Sink::Gzip(gz, digest) => {
-                block.check_newlines(memchr::memchr_iter(b'\n', &block.bytes).count() as u64)?;
+                block.check_newlines(count_newlines(&block.bytes))?;
                 digest.update(&block.bytes);
                 let bytes = gz.push(std::mem::take(&mut block.bytes))?;
                 block.bytes = bytes;
@@ -265,7 +265,7 @@ impl Sink<'_, '_, '_> {
                 Ok((Check::Done { bytes: back.bytes }, 0))
             }
             Sink::Gzip(gz, mut digest) => {
-                last.check_newlines(memchr::memchr_iter(b'\n', &last.bytes).count() as u64)?;
+                last.check_newlines(count_newlines(&last.bytes))?;
                 digest.update(&last.bytes);
                 let (_, members) = gz.finish(last.bytes)?;
                 let written = Written {
@@ -386,6 +386,10 @@ fn split_line_of(e: &io::Error) -> Option<u64> {
     e.get_ref()?.downcast_ref::<SplitLine>().map(|s| s.0)
 }
 
+fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', bytes).count() as u64
+}
+
 /// What the writer thread handed to the kernel: the lines of the output are counted from
 /// the very bytes written, not from the transform's own count.
 #[derive(Debug, Default, Clone, Copy)]
@@ -401,7 +405,7 @@ impl Tally {
         let Some(&last) = block.last() else {
             return 0;
         };
-        let newlines = memchr::memchr_iter(b'\n', block).count() as u64;
+        let newlines = count_newlines(block);
         self.bytes += block.len() as u64;
         self.newlines += newlines;
         self.last = Some(last);
@@ -505,7 +509,7 @@ fn write_blocks(
     let mut tally = Tally::default();
     for block in blocks {
         let (now, carried) = block.data().split_at(block.to_write);
-        let newlines = tally.add(now) + memchr::memchr_iter(b'\n', carried).count() as u64;
+        let newlines = tally.add(now) + count_newlines(carried);
         block.check_newlines(newlines)?;
         out.write_in_place(now)?;
         // The producer may have finished and stopped taking buffers back.
@@ -610,9 +614,7 @@ impl<'f> OutputFile<'f> {
             let Some(st) = self.direct.take() else {
                 return Ok(());
             };
-            set_direct_io(self.file, false)?;
-            let rest = &st.gathered()[done..];
-            self.file.write_all_at(rest, self.offset + done as u64)?;
+            leave_direct(self.file, &st.gathered()[done..], self.offset + done as u64)?;
             self.offset += st.filled as u64;
             return Ok(());
         }
@@ -635,9 +637,7 @@ impl<'f> OutputFile<'f> {
         let done = write_direct(self.file, self.offset, data)?;
         if done < data.len() {
             self.direct = None;
-            set_direct_io(self.file, false)?;
-            self.file
-                .write_all_at(&data[done..], self.offset + done as u64)?;
+            leave_direct(self.file, &data[done..], self.offset + done as u64)?;
         }
         self.offset += data.len() as u64;
         Ok(())
@@ -647,8 +647,7 @@ impl<'f> OutputFile<'f> {
     /// without direct I/O for the fsync and metadata calls that follow.
     fn finish(mut self) -> io::Result<u64> {
         if let Some(st) = self.direct.take() {
-            set_direct_io(self.file, false)?;
-            self.file.write_all_at(st.gathered(), self.offset)?;
+            leave_direct(self.file, st.gathered(), self.offset)?;
             self.offset += st.filled as u64;
         }
         Ok(self.offset)
@@ -675,6 +674,13 @@ fn write_direct(file: &File, offset: u64, chunk: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// Turns direct I/O off for good (refused, or at the end) and writes `rest` at `offset`
+/// through the page cache.
+fn leave_direct(file: &File, rest: &[u8], offset: u64) -> io::Result<()> {
+    set_direct_io(file, false)?;
+    file.write_all_at(rest, offset)
 }
 
 /// Turns direct I/O on or off for `file`. Turning it on fails where the file system does

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use ipnet::{IpNet, Ipv6Net};
+
 /// How many leading bits truncation keeps for each family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Prefixes {
@@ -21,6 +23,42 @@ impl Prefixes {
     /// Checked constructor: `None` when a prefix is longer than the address.
     pub fn new(ipv4: u8, ipv6: u8) -> Option<Prefixes> {
         (ipv4 <= 32 && ipv6 <= 128).then_some(Prefixes { ipv4, ipv6 })
+    }
+}
+
+impl Prefixes {
+    /// The prefixes for an erasure request over `sources`. Truncating the members of a
+    /// range to the usual prefix would keep the range itself whenever the range is at
+    /// least that wide (a `/24` source truncated to `/24`), so every line would still say
+    /// it came from there. Instead a range is hidden as well as truncation hides one
+    /// address: its members lose as many bits above the range's own prefix as an address
+    /// loses, so a source of prefix length `p` keeps at most `p - (L - kept)` bits (`L` is
+    /// 32 or 128), never below zero. A single address keeps the usual prefix. With several
+    /// sources, each family takes the shortest result. An IPv4-mapped network counts as
+    /// the IPv4 network it maps, since mapped addresses are truncated as IPv4.
+    pub fn for_erasure(self, sources: &[IpNet]) -> Prefixes {
+        let hide = |prefix: u8, len: u8, kept: u8| prefix.saturating_sub(len - kept);
+        let mapped = Ipv6Net::new(Ipv4Addr::UNSPECIFIED.to_ipv6_mapped(), 96)
+            .expect("96 is a valid IPv6 prefix length");
+        let mut out = self;
+        for net in sources {
+            match net {
+                IpNet::V4(n) => out.ipv4 = out.ipv4.min(hide(n.prefix_len(), 32, self.ipv4)),
+                IpNet::V6(n) if mapped.contains(n) => {
+                    let p = n.prefix_len() - 96;
+                    out.ipv4 = out.ipv4.min(hide(p, 32, self.ipv4));
+                }
+                IpNet::V6(n) => {
+                    out.ipv6 = out.ipv6.min(hide(n.prefix_len(), 128, self.ipv6));
+                    // A range wide enough to hold the mapped block covers every IPv4
+                    // address written in mapped form.
+                    if n.contains(&mapped) {
+                        out.ipv4 = 0;
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
@@ -74,6 +112,49 @@ mod tests {
 
     fn t(addr: &str, v4: u8, v6: u8) -> String {
         truncate(ip(addr), Prefixes::new(v4, v6).unwrap()).to_string()
+    }
+
+    fn erasing(v4: u8, v6: u8, sources: &[&str]) -> (u8, u8) {
+        let nets: Vec<IpNet> = sources.iter().map(|s| s.parse().unwrap()).collect();
+        let p = Prefixes::new(v4, v6).unwrap().for_erasure(&nets);
+        (p.ipv4, p.ipv6)
+    }
+
+    #[test]
+    fn erasure_hides_a_range_as_truncation_hides_an_address() {
+        // One address keeps the usual prefix.
+        assert_eq!(erasing(24, 48, &["203.0.113.7/32"]), (24, 48));
+        assert_eq!(erasing(24, 48, &["2001:db8::1/128"]), (24, 48));
+        // A /24 loses eight bits above itself, as one address loses eight.
+        assert_eq!(erasing(24, 48, &["203.0.113.0/24"]), (16, 48));
+        assert_eq!(erasing(24, 48, &["10.0.0.0/8"]), (0, 48));
+        assert_eq!(erasing(16, 48, &["203.0.113.0/24"]), (8, 48));
+        // Narrower than the kept prefix: still hidden by the same margin.
+        assert_eq!(erasing(24, 48, &["203.0.113.0/28"]), (20, 48));
+        assert_eq!(erasing(24, 48, &["2001:db8:7::/48"]), (24, 0));
+        assert_eq!(erasing(24, 48, &["2001:db8:7::/112"]), (24, 32));
+        // Several sources: the shortest per family.
+        assert_eq!(
+            erasing(
+                24,
+                48,
+                &["203.0.113.7/32", "198.51.100.0/24", "2001:db8::/120"]
+            ),
+            (16, 40)
+        );
+        // Mapped networks count as IPv4; a range over the mapped block covers all IPv4.
+        assert_eq!(erasing(24, 48, &["::ffff:203.0.113.0/120"]), (16, 48));
+        assert_eq!(erasing(24, 48, &["::/0"]), (0, 0));
+        assert_eq!(erasing(24, 48, &[]), (24, 48));
+    }
+
+    #[test]
+    fn erased_range_members_no_longer_show_the_range() {
+        let nets = ["203.0.113.0/24".parse().unwrap()];
+        let p = Prefixes::DEFAULT.for_erasure(&nets);
+        let out = truncate(ip("203.0.113.77"), p);
+        assert_eq!(out, ip("203.0.0.0"));
+        assert!(!nets[0].contains(&out));
     }
 
     #[test]

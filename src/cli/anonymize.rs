@@ -37,7 +37,9 @@ pub struct AnonymizeArgs {
 
     /// An erasure request: mask every address of this source (an address or a CIDR
     /// network; repeatable) in every line, whatever its age, and drop it from the store.
-    /// The audit log records a keyed hash of it, never the address.
+    /// The audit log records a keyed hash of it, never the address. In truncate mode a
+    /// range loses as many bits above its own prefix as one address loses (a /24 is
+    /// truncated to /16 with the default /24), so the range does not survive as a prefix.
     #[arg(long = "source", value_name = "IP|CIDR")]
     pub sources: Vec<String>,
 
@@ -225,6 +227,11 @@ impl Settings {
             format!("{method}+whole-line")
         } else {
             method
+        };
+        // An erased range must not survive as the truncated prefix of its members.
+        let mode = match mode {
+            Mode::Truncate(p) if !nets.is_empty() => Mode::Truncate(p.for_erasure(&nets)),
+            other => other,
         };
         Ok(Settings {
             whole_line,

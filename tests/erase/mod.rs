@@ -47,8 +47,8 @@ fn gunzip(bytes: &[u8]) -> String {
 
 /// Whether a line still holds the target, in any form.
 fn holds_target(line: &str) -> bool {
-    // A range request keeps the truncated prefix (2001:db8:7::), never the member address.
-    let re = regex::Regex::new(r"(^|[^0-9.])203\.0\.113\.7($|[^0-9])|2001:db8:7:1::9").unwrap();
+    // A range request leaves neither the member address nor the range's prefix.
+    let re = regex::Regex::new(r"(^|[^0-9.])203\.0\.113\.7($|[^0-9])|2001:db8:7:").unwrap();
     re.is_match(line)
 }
 
@@ -111,6 +111,8 @@ fn erasure_masks_the_source_everywhere_and_nothing_else() {
     assert_eq!(changed, 20, "every line of the target was rewritten");
     // The masked client keeps its /24; the near misses keep their bytes.
     assert!(after1.starts_with("203.0.113.0 - - "), "{after1}");
+    // The /48 range is hidden as truncation to /48 hides one address: 80 bits above it go.
+    assert!(after[3].starts_with(":: - - "), "{}", after[3]);
 
     let gone = d.run(&["flagged", "-f", "plain", TARGET]);
     assert_eq!(gone.stdout.trim(), "", "the store no longer holds it");

@@ -212,19 +212,25 @@ impl Detection {
 /// has already counted.
 pub struct DetectVisitor {
     pub collector: Collector,
-    /// Per input file: true when its records must not be counted again.
-    pub skip: Arc<Vec<bool>>,
+    /// Per input file: the byte offset before which its lines were counted by an earlier
+    /// scan and are not counted again (0: count all; `u64::MAX`: count none).
+    pub counted: Arc<Vec<u64>>,
+}
+
+impl DetectVisitor {
+    #[inline]
+    fn counted_before(&self, file: usize, offset: u64) -> bool {
+        self.counted
+            .get(file)
+            .is_some_and(|&before| offset < before)
+    }
 }
 
 impl Visitor for DetectVisitor {
     #[inline]
     fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
-        if self
-            .skip
-            .get((order >> 40) as usize)
-            .copied()
-            .unwrap_or(false)
-        {
+        let (file, offset) = At::split_order(order);
+        if self.counted_before(file, offset) {
             return;
         }
         self.collector.observe(rec, order);
@@ -233,7 +239,7 @@ impl Visitor for DetectVisitor {
     /// Lines of plain files are read back for samples at the end, not copied.
     #[inline]
     fn record_at(&mut self, at: At, rec: &crate::format::Record<'_>) {
-        if self.skip.get(at.file).copied().unwrap_or(false) {
+        if self.counted_before(at.file, at.offset) {
             return;
         }
         if at.readable {

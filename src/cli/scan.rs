@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use crate::format::FormatSpec;
 use crate::format::time::rfc3339;
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
-use crate::store::FileFingerprint;
+use crate::store::{Counted, FileFingerprint, FileHead};
 
 /// Lines `--check` reads from each file.
 pub const CHECK_LINES: u64 = 1000;
@@ -150,41 +150,56 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         found.sources.len() as u64,
         settings.progress && !settings.check,
     );
-    // Files the store has already counted are read for the summary but not counted again.
-    let fingerprints: Vec<Option<FileFingerprint>> = found
+    // Lines the store has already counted (files scanned before, the old part of a live
+    // log that grew) are read for the summary but not counted again.
+    let heads: Vec<Option<FileHead>> = found
         .sources
         .iter()
         .map(|s| match (s, &detection) {
-            (Source::File(p), Some(d)) if d.store.is_some() => FileFingerprint::of(p).ok(),
+            (Source::File(p), Some(d)) if d.store.is_some() => FileHead::read(p).ok(),
             _ => None,
         })
         .collect();
-    let mut skip = vec![false; found.sources.len()];
+    let mut counted = vec![Counted::Nothing; found.sources.len()];
     if let Some(Detection {
         store: Some(store),
         rescan: false,
         ..
     }) = &detection
     {
-        for (i, fp) in fingerprints.iter().enumerate() {
-            if let Some(fp) = fp {
-                skip[i] = store.is_scanned(fp).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (i, head) in heads.iter().enumerate() {
+            if let Some(head) = head {
+                counted[i] = store.counted(head).map_err(|e| anyhow::anyhow!("{e}"))?;
             }
         }
     }
-    let already: Vec<String> = found
+    let earlier: Vec<String> = found
         .sources
         .iter()
-        .zip(&skip)
-        .filter(|(_, s)| **s)
-        .map(|(src, _)| src.display())
+        .zip(heads.iter().zip(&counted))
+        .filter_map(|(src, (head, counted))| {
+            let size = head.as_ref()?.fingerprint.size;
+            match *counted {
+                Counted::Nothing => None,
+                Counted::Before(n) if n < size => Some(format!(
+                    "{}: its first {n} bytes were counted by an earlier scan; only the {} bytes \
+                     added since are counted (--rescan counts it all)",
+                    src.display(),
+                    size - n
+                )),
+                Counted::Before(_) | Counted::All => Some(format!(
+                    "{}: already counted in the store; not counted again (--rescan counts it)",
+                    src.display()
+                )),
+            }
+        })
         .collect();
-    let skip = Arc::new(skip);
+    let skip = Arc::new(counted.iter().map(|c| c.offset()).collect::<Vec<u64>>());
     let rules = detection.as_ref().map(|d| d.rules.clone());
     let make_visitor = || {
         rules.as_ref().map(|r| DetectVisitor {
             collector: crate::detect::Collector::new(r.clone()),
-            skip: skip.clone(),
+            counted: skip.clone(),
         })
     };
     let report = with_threads(settings.threads, || {
@@ -207,21 +222,19 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            for ((file, fp), skipped) in report.files.iter().zip(&fingerprints).zip(skip.iter()) {
-                if let (Some(fp), Some(Source::File(path)), None, false) =
-                    (fp, &file.source, &file.error, *skipped)
+            for (file, head) in report.files.iter().zip(&heads) {
+                if let (Some(head), Some(Source::File(path)), None) =
+                    (head, &file.source, &file.error)
                 {
                     store
-                        .mark_scanned(fp, path, now)
+                        .mark_scanned(&scanned_through(head, path, file.bytes), path, now)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
             }
         }
     }
-    for name in &already {
-        eprintln!(
-            "logward: {name}: already counted in the store; not counted again (--rescan counts it)"
-        );
+    for note in &earlier {
+        eprintln!("logward: {note}");
     }
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -289,6 +302,26 @@ pub fn top_sources(
     }
     all.sort_by(cmp);
     all
+}
+
+/// What the scan ledger records for a file this scan read whole: a compressed file as it
+/// was found; a plain file through the end of the last line read, fingerprinted as it was
+/// then, since a live log may have grown while it was read and the next scan counts it from
+/// there. A file that was replaced meanwhile keeps the fingerprint found before the scan.
+fn scanned_through(head: &FileHead, path: &Path, bytes_read: u64) -> FileFingerprint {
+    if head.compressed {
+        return head.fingerprint;
+    }
+    match FileHead::read(path) {
+        Ok(now)
+            if now.fingerprint.device == head.fingerprint.device
+                && now.fingerprint.inode == head.fingerprint.inode =>
+        {
+            // A last line without a newline was counted one byte longer than it is.
+            now.fingerprint_at(bytes_read.min(now.fingerprint.size))
+        }
+        _ => head.fingerprint,
+    }
 }
 
 fn time_json(t: Option<i64>) -> Value {

@@ -1,9 +1,11 @@
 //! File fingerprints for the scan ledger (`scanned_files`), so a log scanned once is not
-//! counted twice when it is seen again, even after it was renamed by rotation.
+//! counted twice when it is seen again, even after it was renamed by rotation, and a live
+//! log that grew since is counted only from where the last scan stopped.
 //!
-//! A fingerprint is (device, inode, size, FNV-1a 64 of the first 4 KiB). The head hash
-//! tells a reused inode from the file that had it before; the size makes a file that grew
-//! since (the live log) count as new. It does not read or track positions inside a file.
+//! A fingerprint is (device, inode, size, FNV-1a 64 of the first 4 KiB, or of the whole
+//! file when it is shorter). A file that grew is recognised because its first bytes hash as
+//! they did when it was smaller: [`FileHead::head_hash_at`] hashes the first bytes of the
+//! file as it was at any earlier size.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -24,12 +26,52 @@ pub struct FileFingerprint {
 }
 
 impl FileFingerprint {
-    /// Fingerprints the file at `path`, following symlinks. The metadata comes from the
-    /// open handle so the hash and the inode describe the same file.
+    /// Fingerprints the file at `path`, following symlinks.
     pub fn of(path: &Path) -> io::Result<FileFingerprint> {
+        FileHead::read(path).map(|h| h.fingerprint)
+    }
+}
+
+/// How much of a file earlier scans counted, from [`crate::store::Store::counted`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    /// Never scanned (or rescanned on request): count every line.
+    Nothing,
+    /// Lines that start before this byte offset were counted; count the rest.
+    Before(u64),
+    /// A compressed file already scanned whole: count nothing.
+    All,
+}
+
+impl Counted {
+    /// The byte offset before which a line is not counted again.
+    pub fn offset(self) -> u64 {
+        match self {
+            Counted::Nothing => 0,
+            Counted::Before(n) => n,
+            Counted::All => u64::MAX,
+        }
+    }
+}
+
+/// A file's fingerprint with the bytes its head hash covers, to tell whether the file is
+/// a grown copy of one the ledger knows at a smaller size.
+#[derive(Clone, Debug)]
+pub struct FileHead {
+    pub fingerprint: FileFingerprint,
+    /// Whether the file starts with the gzip magic: a compressed file is never counted in
+    /// part, since its byte offsets are not those of its lines.
+    pub compressed: bool,
+    head: Vec<u8>,
+}
+
+impl FileHead {
+    /// Reads the head of the file at `path`. The metadata comes from the open handle so the
+    /// hash and the inode describe the same file.
+    pub fn read(path: &Path) -> io::Result<FileHead> {
         let mut f = File::open(path)?;
         let meta = f.metadata()?;
-        let mut head = [0u8; HEAD_LEN];
+        let mut head = vec![0u8; HEAD_LEN];
         let mut n = 0;
         while n < HEAD_LEN {
             match f.read(&mut head[n..]) {
@@ -39,12 +81,34 @@ impl FileFingerprint {
                 Err(e) => return Err(e),
             }
         }
-        Ok(FileFingerprint {
-            device: meta.dev(),
-            inode: meta.ino(),
-            size: meta.len(),
-            head_hash: fnv1a64(&head[..n]),
+        head.truncate(n);
+        Ok(FileHead {
+            fingerprint: FileFingerprint {
+                device: meta.dev(),
+                inode: meta.ino(),
+                size: meta.len(),
+                head_hash: fnv1a64(&head),
+            },
+            compressed: head.starts_with(&[0x1f, 0x8b]),
+            head,
         })
+    }
+
+    /// The head hash a fingerprint of this file would have had when it was `size` bytes
+    /// long (exact for any `size` up to the bytes read).
+    pub fn head_hash_at(&self, size: u64) -> u64 {
+        let n = usize::try_from(size).map_or(self.head.len(), |s| s.min(self.head.len()));
+        fnv1a64(&self.head[..n])
+    }
+
+    /// The fingerprint of this file's first `size` bytes, as a scan that read only those
+    /// would have recorded it.
+    pub fn fingerprint_at(&self, size: u64) -> FileFingerprint {
+        FileFingerprint {
+            size,
+            head_hash: self.head_hash_at(size),
+            ..self.fingerprint
+        }
     }
 }
 
@@ -88,5 +152,26 @@ mod tests {
         std::fs::write(&moved, b"line one\nline two\n").unwrap();
         assert_ne!(FileFingerprint::of(&moved).unwrap(), a);
         assert!(FileFingerprint::of(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn a_grown_file_hashes_its_old_head_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("access.log");
+        let short = b"line one\n";
+        std::fs::write(&p, short).unwrap();
+        let before = FileFingerprint::of(&p).unwrap();
+        let mut long = short.to_vec();
+        long.extend(std::iter::repeat_n(b'x', 2 * HEAD_LEN));
+        std::fs::write(&p, &long).unwrap();
+        let head = FileHead::read(&p).unwrap();
+        assert!(!head.compressed);
+        assert_eq!(head.fingerprint.size, long.len() as u64);
+        assert_eq!(head.fingerprint_at(short.len() as u64), before);
+        assert_eq!(head.fingerprint_at(long.len() as u64), head.fingerprint);
+        assert_eq!(head.head_hash_at(u64::MAX), fnv1a64(&long[..HEAD_LEN]));
+        assert_ne!(head.head_hash_at(3), before.head_hash);
+        std::fs::write(&p, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(FileHead::read(&p).unwrap().compressed);
     }
 }

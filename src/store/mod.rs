@@ -20,7 +20,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
-pub use ledger::FileFingerprint;
+pub use ledger::{Counted, FileFingerprint, FileHead};
 
 /// The schema, version [`SCHEMA_VERSION`] (kept in `PRAGMA user_version`). Read it to use
 /// the database with the `sqlite3` shell; all times are UTC unix seconds (log time).
@@ -51,8 +51,10 @@ CREATE INDEX flagged_hi ON flagged (family, net_hi);
 CREATE INDEX flagged_last_seen ON flagged (last_seen);
 CREATE INDEX flagged_expires ON flagged (expires);
 
--- Files already scanned, so a re-scan does not count their events twice. head_hash is
--- FNV-1a 64 of the first 4 KiB, stored as the signed 64-bit integer with the same bits.
+-- Files already scanned, so a re-scan does not count their events twice, one row per
+-- device and inode. size is the bytes counted (for a plain file, through the last line
+-- read, so a live log that grew is counted from there). head_hash is FNV-1a 64 of the first
+-- min(size, 4 KiB) bytes, stored as the signed 64-bit integer with the same bits.
 CREATE TABLE scanned_files (
     device     INTEGER NOT NULL,
     inode      INTEGER NOT NULL,
@@ -574,7 +576,49 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
-    /// Records that the file `fp` (found at `file`) was scanned at `now`.
+    /// How much of the file whose head is `head` earlier scans counted: all of it when
+    /// the ledger holds its fingerprint; for a plain file that grew since (same device and
+    /// inode, and its first bytes hash as they did at the smaller size), the bytes it had
+    /// then; otherwise nothing.
+    pub fn counted(&self, head: &FileHead) -> Result<Counted, StoreError> {
+        let fp = &head.fingerprint;
+        if self.is_scanned(fp)? {
+            return Ok(if head.compressed {
+                Counted::All
+            } else {
+                Counted::Before(fp.size)
+            });
+        }
+        if head.compressed {
+            return Ok(Counted::Nothing);
+        }
+        let [d, i, s, _] = fp_params(fp);
+        let sql = |e| self.sql(e);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT size, head_hash FROM scanned_files \
+                 WHERE device = ?1 AND inode = ?2 AND size < ?3 ORDER BY size DESC",
+            )
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map(params![d, i, s], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(sql)?;
+        for row in rows {
+            let (size, hash) = row.map_err(sql)?;
+            let size = size as u64;
+            if size > 0 && head.head_hash_at(size) == hash as u64 {
+                return Ok(Counted::Before(size));
+            }
+        }
+        Ok(Counted::Nothing)
+    }
+
+    /// Records that the file `fp` (found at `file`) was scanned at `now`. Entries for the
+    /// same device and inode at other sizes are dropped: the file is the same one, grown,
+    /// or its inode was reused by a file that replaced it.
     pub fn mark_scanned(
         &mut self,
         fp: &FileFingerprint,
@@ -582,15 +626,25 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let [d, i, s, h] = fp_params(fp);
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO scanned_files \
-                 (device, inode, size, head_hash, path, scanned_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![d, i, s, h, file.to_string_lossy(), now],
-            )
-            .map(|_| ())
-            .map_err(|e| self.sql(e))
+        let path = self.path.clone();
+        let sql = |e| StoreError::Sql {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute(
+            "DELETE FROM scanned_files WHERE device = ?1 AND inode = ?2",
+            params![d, i],
+        )
+        .map_err(sql)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO scanned_files \
+             (device, inode, size, head_hash, path, scanned_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![d, i, s, h, file.to_string_lossy(), now],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)
     }
 }
 
@@ -1132,6 +1186,61 @@ mod tests {
         assert!(
             s.is_scanned(&high).unwrap(),
             "u64 above i64::MAX round-trips"
+        );
+    }
+
+    #[test]
+    fn scan_ledger_knows_how_much_of_a_grown_file_it_counted() {
+        let (d, mut s) = open();
+        let log = d.path().join("access.log");
+        let first = b"1.2.3.4 - - [22/Nov/2026:04:39:16 +0000] \"GET / HTTP/1.1\" 200 1\n";
+        std::fs::write(&log, first).unwrap();
+        let head = FileHead::read(&log).unwrap();
+        assert_eq!(s.counted(&head).unwrap(), Counted::Nothing);
+        s.mark_scanned(&head.fingerprint, &log, T0).unwrap();
+        let same = FileHead::read(&log).unwrap();
+        assert_eq!(
+            s.counted(&same).unwrap(),
+            Counted::Before(first.len() as u64)
+        );
+        // Grown past the head hash's reach: the old head still matches.
+        let mut grown = first.to_vec();
+        while grown.len() < 3 * ledger::HEAD_LEN {
+            grown.extend_from_slice(first);
+        }
+        std::fs::write(&log, &grown).unwrap();
+        let head = FileHead::read(&log).unwrap();
+        assert_eq!(
+            s.counted(&head).unwrap(),
+            Counted::Before(first.len() as u64)
+        );
+        s.mark_scanned(&head.fingerprint, &log, T0).unwrap();
+        let n: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM scanned_files", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the grown file's entry replaces the old one");
+        // Different first bytes under the same inode: new content.
+        let mut other = grown.clone();
+        other[0] = b'9';
+        other.push(b'\n');
+        std::fs::write(&log, &other).unwrap();
+        assert_eq!(
+            s.counted(&FileHead::read(&log).unwrap()).unwrap(),
+            Counted::Nothing
+        );
+        // A compressed file counts whole or not at all.
+        let gz = d.path().join("access.log.2.gz");
+        let mut bytes = vec![0x1f, 0x8b, 8, 0];
+        std::fs::write(&gz, &bytes).unwrap();
+        let head = FileHead::read(&gz).unwrap();
+        s.mark_scanned(&head.fingerprint, &gz, T0).unwrap();
+        assert_eq!(s.counted(&head).unwrap(), Counted::All);
+        bytes.extend_from_slice(&[0; 16]);
+        std::fs::write(&gz, &bytes).unwrap();
+        assert_eq!(
+            s.counted(&FileHead::read(&gz).unwrap()).unwrap(),
+            Counted::Nothing
         );
     }
 

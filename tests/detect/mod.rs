@@ -284,6 +284,67 @@ fn the_store_counts_a_file_once_and_answers_queries() {
 }
 
 #[test]
+fn a_live_log_that_grew_is_counted_only_from_where_the_last_scan_stopped() {
+    let d = Dir::new();
+    let probes = |minute: u32, n: usize| -> String {
+        (0..n)
+            .map(|_| {
+                format!(
+                    "198.51.100.9 - - [22/Nov/2026:10:{minute:02}:00 +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"x\"\n"
+                )
+            })
+            .collect()
+    };
+    let now = ["--now", "2026-11-22T11:00:00Z"];
+    let entry = || -> serde_json::Value {
+        let r = d.run(&["flagged", "-f", "json", "198.51.100.9", now[0], now[1]]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()[0].clone()
+    };
+    let mut log = probes(0, 6);
+    d.write("access.log", log.as_bytes());
+    let first = d.run(&["scan", "access.log"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let once = entry();
+    assert_eq!(once["times_flagged"], 1, "{once}");
+    let events = once["events"].as_u64().unwrap();
+
+    // The server appends a second burst, minutes later, to the same file.
+    log.push_str(&probes(5, 6));
+    d.write("access.log", log.as_bytes());
+    let second = d.run(&["scan", "access.log"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("were counted by an earlier scan"),
+        "{}",
+        second.stderr
+    );
+    let twice = entry();
+    assert_eq!(twice["times_flagged"], 2, "the new burst counts: {twice}");
+    assert_eq!(
+        twice["events"].as_u64().unwrap(),
+        2 * events,
+        "the old burst is not counted again: {twice}"
+    );
+
+    // Nothing new: nothing counted.
+    let third = d.run(&["scan", "access.log"]);
+    assert!(third.stderr.contains("already counted"), "{}", third.stderr);
+    assert_eq!(entry(), twice);
+
+    // A file rewritten from the start under the same inode is new content.
+    let copy = probes(30, 6);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(d.join("access.log"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, copy.as_bytes()))
+        .unwrap();
+    d.run(&["scan", "access.log"]);
+    assert_eq!(entry()["times_flagged"], 3);
+}
+
+#[test]
 fn nftables_export_is_accepted_by_nft() {
     let d = Dir::new();
     let mut log = String::new();

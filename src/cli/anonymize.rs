@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::progress::ProgressLine;
 use super::scan::OutputKind;
-use super::{Config, Outcome, state, with_threads};
+use super::{Config, Outcome, state, switch, with_threads};
 use crate::anonymize::ledger::Ledger;
 use crate::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
 use crate::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
@@ -61,8 +61,12 @@ pub struct AnonymizeArgs {
     pub ipv6_prefix: Option<u8>,
 
     /// Keep only 16 IPv4 and 32 IPv6 bits.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_strict")]
     pub strict: bool,
+
+    /// Undoes --strict (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "strict")]
+    pub no_strict: bool,
 
     /// The pseudonymization key (64 hex digits, mode 0600; `logward keygen FILE` makes one).
     #[arg(long, value_name = "FILE")]
@@ -80,17 +84,29 @@ pub struct AnonymizeArgs {
     /// In parsed lines, also replace address-shaped tokens outside the address fields and
     /// URLs: user agents and every other field. A version such as `Chrome/131.0.0.0` is then
     /// masked like an address (pseudonymize changes it).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_whole_line")]
     pub whole_line: bool,
+
+    /// Undoes --whole-line (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "whole_line")]
+    pub no_whole_line: bool,
 
     /// Also rewrite live log names (no rotation suffix, such as access.log). Only safe when
     /// the server no longer writes them.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_include_active")]
     pub include_active: bool,
 
+    /// Undoes --include-active (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "include_active")]
+    pub no_include_active: bool,
+
     /// Report what would change without writing anything.
-    #[arg(long, short = 'n')]
+    #[arg(long, short = 'n', overrides_with = "no_dry_run")]
     pub dry_run: bool,
+
+    /// Undoes --dry-run (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "dry_run")]
+    pub no_dry_run: bool,
 
     /// Output: a human report (text) or one JSON object (json). [default: text]
     #[arg(long, short = 'o', value_enum)]
@@ -106,12 +122,20 @@ pub struct AnonymizeArgs {
     pub store: Option<PathBuf>,
 
     /// Also list the files a directory walk skipped.
-    #[arg(long, short = 'v')]
+    #[arg(long, short = 'v', overrides_with = "no_verbose")]
     pub verbose: bool,
 
+    /// Undoes --verbose (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "verbose")]
+    pub no_verbose: bool,
+
     /// Never draw the progress line, even on a terminal.
-    #[arg(long)]
+    #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
+
+    /// Undoes --no-progress (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "no_progress")]
+    pub progress: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -173,7 +197,7 @@ impl Settings {
                 if args.key_file.is_some() {
                     bail!("--key-file is used only with --mode pseudonymize");
                 }
-                let strict = args.strict || config.strict.unwrap_or(false);
+                let strict = switch(args.strict, args.no_strict, config.strict);
                 let base = if strict {
                     Prefixes::STRICT
                 } else {
@@ -220,7 +244,7 @@ impl Settings {
                 None => bail!("--source: {text:?} is not an address or a CIDR network"),
             }
         }
-        let whole_line = args.whole_line || config.whole_line.unwrap_or(false);
+        let whole_line = switch(args.whole_line, args.no_whole_line, config.whole_line);
         // The ledger tells runs with a wider search apart, so adding `--whole-line` later
         // still reaches lines an earlier run masked by fields.
         let method = if whole_line {
@@ -244,12 +268,16 @@ impl Settings {
             method,
             format,
             gzip_level,
-            include_active: args.include_active || config.include_active.unwrap_or(false),
-            dry_run: args.dry_run || config.dry_run.unwrap_or(false),
+            include_active: switch(
+                args.include_active,
+                args.no_include_active,
+                config.include_active,
+            ),
+            dry_run: switch(args.dry_run, args.no_dry_run, config.dry_run),
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
-            verbose: args.verbose || config.verbose.unwrap_or(false),
-            progress: !(args.no_progress || config.no_progress.unwrap_or(false)),
+            verbose: switch(args.verbose, args.no_verbose, config.verbose),
+            progress: !switch(args.no_progress, args.progress, config.no_progress),
         })
     }
 }

@@ -186,6 +186,72 @@ mod tests {
         assert!(checked > 40, "only {checked} options seen");
     }
 
+    /// The hidden negation of a switch that has a config key.
+    fn negation(long: &str) -> String {
+        match long {
+            "no-store" => "use-store".to_string(),
+            "no-detect" => "detect".to_string(),
+            "no-filename" => "with-filename".to_string(),
+            other => match other.strip_prefix("no-") {
+                Some(rest) => rest.to_string(),
+                None => format!("no-{other}"),
+            },
+        }
+    }
+
+    #[test]
+    fn every_config_switch_can_be_undone_on_the_command_line() {
+        use clap::{ArgAction, CommandFactory};
+        let cli = crate::cli::Cli::command();
+        let mut checked = 0;
+        for sub in cli.get_subcommands() {
+            let command = sub.get_name();
+            for arg in sub.get_arguments() {
+                let Some(long) = arg.get_long().filter(|_| !arg.is_hide_set()) else {
+                    continue;
+                };
+                let exempt = NO_KEY
+                    .iter()
+                    .any(|(c, o)| (*c == "*" || *c == command) && (*o == "*" || *o == long));
+                if exempt || !matches!(arg.get_action(), ArgAction::SetTrue) {
+                    continue;
+                }
+                let neg = negation(long);
+                let undo = sub
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(neg.as_str()))
+                    .unwrap_or_else(|| panic!("logward {command} --{long} has no --{neg}"));
+                assert!(undo.is_hide_set(), "--{neg} is listed in help");
+                // The last word wins, whichever it is.
+                let id = arg.get_id().as_str();
+                let parse = |words: &[&str]| {
+                    let mut argv = vec!["logward", command];
+                    argv.extend_from_slice(words);
+                    let m = crate::cli::Cli::command()
+                        .ignore_errors(true)
+                        .try_get_matches_from(&argv)
+                        .unwrap();
+                    m.subcommand_matches(command).unwrap().get_flag(id)
+                };
+                let on = format!("--{long}");
+                let off = format!("--{neg}");
+                assert!(parse(&[&off, &on]), "{command} {off} {on}");
+                assert!(!parse(&[&on, &off]), "{command} {on} {off}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 15, "only {checked} switches seen");
+    }
+
+    #[test]
+    fn a_switch_follows_the_command_line_then_the_config() {
+        use crate::cli::switch;
+        assert!(switch(true, false, Some(false)));
+        assert!(!switch(false, true, Some(true)));
+        assert!(switch(false, false, Some(true)));
+        assert!(!switch(false, false, None));
+    }
+
     #[test]
     fn an_explicit_missing_file_is_an_error() {
         let err = Config::load(Some(Path::new("/nonexistent/logward.toml"))).unwrap_err();

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 
-use super::{Config, state};
+use super::{Config, state, switch};
 use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet};
 use crate::geo::Geo;
 use crate::scan::{At, ReadLines, Visitor};
@@ -31,8 +31,12 @@ pub struct DetectArgs {
 
     /// Do not allow loopback (127.0.0.0/8, ::1) by default: for logs written behind a local
     /// proxy, or test logs made on localhost.
-    #[arg(long)]
+    #[arg(long, overrides_with = "default_allow")]
     pub no_default_allow: bool,
+
+    /// Undoes --no-default-allow (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "no_default_allow")]
+    pub default_allow: bool,
 
     /// A file of addresses or networks never flagged, one per line, `#` comments.
     #[arg(long, value_name = "FILE")]
@@ -52,12 +56,20 @@ pub struct DetectArgs {
     pub store: Option<PathBuf>,
 
     /// Run detection without writing to the store.
-    #[arg(long)]
+    #[arg(long, overrides_with = "use_store")]
     pub no_store: bool,
 
+    /// Undoes --no-store (from the config file, or earlier on the line).
+    #[arg(long = "use-store", hide = true, overrides_with = "no_store")]
+    pub use_store: bool,
+
     /// Count files the store has already seen (same device, inode, size and first bytes).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_rescan")]
     pub rescan: bool,
+
+    /// Undoes --rescan (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "rescan")]
+    pub no_rescan: bool,
 
     /// First ban of a flagged source; doubled for each repeat. [default: 4h]
     #[arg(long, value_name = "DURATION")]
@@ -147,7 +159,7 @@ impl Detection {
             args.asn.as_deref().or(config.asn.as_deref()),
         )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = if args.no_store || config.no_store.unwrap_or(false) {
+        let store = if switch(args.no_store, args.use_store, config.no_store) {
             None
         } else {
             let path = state::store_path(args.store.as_deref(), config)?;
@@ -171,7 +183,11 @@ impl Detection {
             });
             Some(store)
         };
-        let allowlist = if args.no_default_allow || config.default_allow == Some(false) {
+        let allowlist = if switch(
+            args.no_default_allow,
+            args.default_allow,
+            config.default_allow.map(|on| !on),
+        ) {
             Allowlist::exact(nets)
         } else {
             Allowlist::new(nets)
@@ -181,7 +197,7 @@ impl Detection {
             allowlist,
             geo,
             store,
-            rescan: args.rescan || config.rescan.unwrap_or(false),
+            rescan: switch(args.rescan, args.no_rescan, config.rescan),
         })
     }
 

@@ -92,6 +92,19 @@ pub fn run() -> Result<Outcome> {
     }
 }
 
+/// A switch's value: the command line's last word on it (the switch, or its hidden
+/// negation, which clap keeps from both being set), else the config key, else off. The
+/// negation lets the command line undo a switch the config file turns on.
+pub fn switch(on: bool, off: bool, config: Option<bool>) -> bool {
+    if on {
+        true
+    } else if off {
+        false
+    } else {
+        config.unwrap_or(false)
+    }
+}
+
 /// The `--format` setting: the flag, else the config's `format`, else `auto`.
 pub fn format_setting(flag: Option<String>, config: &Config) -> Result<crate::format::FormatSpec> {
     let text = flag

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::detection::{DetectArgs, DetectVisitor, Detection};
 use super::progress::ProgressLine;
-use super::{Config, Outcome, with_threads};
+use super::{Config, Outcome, switch, with_threads};
 use crate::detect::Flagged;
 use crate::format::FormatSpec;
 use crate::format::time::rfc3339;
@@ -46,24 +46,44 @@ pub struct ScanArgs {
 
     /// Parse only the first 1000 lines of each file and report the format found and the
     /// first errors: a quick test of a format before a long run.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_check")]
     pub check: bool,
 
+    /// Undoes --check (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "check")]
+    pub no_check: bool,
+
     /// Also list the files a directory walk skipped.
-    #[arg(long, short = 'v')]
+    #[arg(long, short = 'v', overrides_with = "no_verbose")]
     pub verbose: bool,
 
+    /// Undoes --verbose (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "verbose")]
+    pub no_verbose: bool,
+
     /// Never draw the progress line, even on a terminal.
-    #[arg(long)]
+    #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
 
+    /// Undoes --no-progress (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "no_progress")]
+    pub progress: bool,
+
     /// Only summarize: run no detection and touch no store.
-    #[arg(long)]
+    #[arg(long, overrides_with = "detect_on")]
     pub no_detect: bool,
 
+    /// Undoes --no-detect (from the config file, or earlier on the line).
+    #[arg(long = "detect", hide = true, overrides_with = "no_detect")]
+    pub detect_on: bool,
+
     /// Exit with status 1 when any source was flagged (for scripts).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_fail_on_flag")]
     pub fail_on_flag: bool,
+
+    /// Undoes --fail-on-flag (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "fail_on_flag")]
+    pub no_fail_on_flag: bool,
 
     #[command(flatten)]
     pub detect: DetectArgs,
@@ -97,19 +117,19 @@ impl Settings {
     pub fn new(args: ScanArgs, config: &Config) -> Result<Settings> {
         let format = super::format_setting(args.format, config)?;
         let output = super::output_setting(args.output, config)?;
-        let check = args.check || config.check.unwrap_or(false);
-        let no_detect = args.no_detect || config.no_detect.unwrap_or(false);
+        let check = switch(args.check, args.no_check, config.check);
+        let no_detect = switch(args.no_detect, args.detect_on, config.no_detect);
         Ok(Settings {
             paths: args.paths,
             format,
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
             check,
-            verbose: args.verbose || config.verbose.unwrap_or(false),
-            progress: !(args.no_progress || config.no_progress.unwrap_or(false)),
+            verbose: switch(args.verbose, args.no_verbose, config.verbose),
+            progress: !switch(args.no_progress, args.progress, config.no_progress),
             chunk_size: args.chunk_size.max(1),
             detect: (!no_detect && !check).then_some(args.detect),
-            fail_on_flag: args.fail_on_flag || config.fail_on_flag.unwrap_or(false),
+            fail_on_flag: switch(args.fail_on_flag, args.no_fail_on_flag, config.fail_on_flag),
         })
     }
 }

@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use serde_json::{Value, json};
 
 use super::scan::OutputKind;
-use super::{Config, Outcome, state, with_threads};
+use super::{Config, Outcome, state, switch, with_threads};
 use crate::audit::{AuditLog, Entry};
 use crate::format::{ErrorKind, FormatSpec};
 use crate::input::{Source, discover};
@@ -50,12 +50,20 @@ pub struct SearchArgs {
     pub output: Option<OutputKind>,
 
     /// Print only the number of matching lines per file, then the total.
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', overrides_with = "no_count")]
     pub count: bool,
 
+    /// Undoes --count (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "count")]
+    pub no_count: bool,
+
     /// Do not prefix lines with `path:line:`.
-    #[arg(long)]
+    #[arg(long, overrides_with = "with_filename")]
     pub no_filename: bool,
+
+    /// Undoes --no-filename (from the config file, or earlier on the line).
+    #[arg(long = "with-filename", hide = true, overrides_with = "no_filename")]
+    pub with_filename: bool,
 
     /// Log format: auto (per file, from its first lines), a preset name,
     /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
@@ -136,8 +144,8 @@ impl Settings {
             window,
             paths: args.paths,
             output,
-            count: args.count || config.count.unwrap_or(false),
-            filename: !(args.no_filename || config.no_filename.unwrap_or(false)),
+            count: switch(args.count, args.no_count, config.count),
+            filename: !switch(args.no_filename, args.with_filename, config.no_filename),
             format,
             threads: args.threads.or(config.threads).unwrap_or(0),
             store: args.store,

@@ -345,6 +345,44 @@ fn a_live_log_that_grew_is_counted_only_from_where_the_last_scan_stopped() {
 }
 
 #[test]
+fn a_switch_in_the_config_file_is_undone_on_the_command_line() {
+    let d = Dir::new();
+    let probe =
+        "198.51.100.9 - - [22/Nov/2026:10:00:00 +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"x\"\n";
+    d.write("access.log", probe.repeat(6).as_bytes());
+    let config = d.write("logward.toml", b"no_store = true\nfail_on_flag = true\n");
+    let config = config.to_str().unwrap();
+    let stored = || {
+        d.run(&["flagged", "-f", "plain", "--now", "2026-11-22T11:00:00Z"])
+            .stdout
+    };
+    let r = d.run(&["scan", "--config", config, "access.log"]);
+    assert_eq!(r.code, 1, "fail_on_flag from the file: {}", r.stderr);
+    assert_eq!(stored().trim(), "", "no_store from the file");
+    let r = d.run(&[
+        "scan",
+        "--config",
+        config,
+        "--use-store",
+        "--no-fail-on-flag",
+        "access.log",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(stored().trim(), "198.51.100.9");
+    // The last word wins.
+    let r = d.run(&[
+        "scan",
+        "--config",
+        config,
+        "--no-fail-on-flag",
+        "--fail-on-flag",
+        "--rescan",
+        "access.log",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}
+
+#[test]
 fn nftables_export_is_accepted_by_nft() {
     let d = Dir::new();
     let mut log = String::new();

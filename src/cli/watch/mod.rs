@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use serde_json::json;
 
 use super::detection::{DetectArgs, Detection};
-use super::{Config, Outcome, state};
+use super::{Config, Outcome, state, switch};
 use crate::detect::Flagged;
 use crate::detect::live::{self, Live};
 use crate::format::time::rfc3339;
@@ -47,8 +47,12 @@ pub struct WatchArgs {
 
     /// Read files found at start from their beginning, not their end. Files known from the
     /// saved positions always resume where they stopped.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_from_start")]
     pub from_start: bool,
+
+    /// Undoes --from-start (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "from_start")]
+    pub no_from_start: bool,
 
     /// Run this command (with sh -c) for each new flag; it gets LOGWARD_SOURCE,
     /// LOGWARD_RULES, LOGWARD_EXPIRES (RFC 3339) and LOGWARD_EVENTS in its environment.
@@ -314,7 +318,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let mut follower = Follower::new(
         args.paths.clone(),
         saved,
-        args.from_start || config.from_start.unwrap_or(false),
+        switch(args.from_start, args.no_from_start, config.from_start),
     );
     let mut live = Live::new(detection.rules.clone());
     let (tx, rx) = mpsc::channel();

@@ -224,40 +224,22 @@ impl Detection {
     }
 }
 
-/// A scan visitor that feeds records to a detection collector, skipping files the store
-/// has already counted.
+/// A scan visitor that feeds records to a detection collector. Lines the store has already
+/// counted are fed too: the collector is told which they are before it finishes
+/// ([`Collector::set_counted`]).
 pub struct DetectVisitor {
     pub collector: Collector,
-    /// Per input file: the byte offset before which its lines were counted by an earlier
-    /// scan and are not counted again (0: count all; `u64::MAX`: count none).
-    pub counted: Arc<Vec<u64>>,
-}
-
-impl DetectVisitor {
-    #[inline]
-    fn counted_before(&self, file: usize, offset: u64) -> bool {
-        self.counted
-            .get(file)
-            .is_some_and(|&before| offset < before)
-    }
 }
 
 impl Visitor for DetectVisitor {
     #[inline]
     fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
-        let (file, offset) = At::split_order(order);
-        if self.counted_before(file, offset) {
-            return;
-        }
         self.collector.observe(rec, order);
     }
 
     /// Lines of plain files are read back for samples at the end, not copied.
     #[inline]
     fn record_at(&mut self, at: At, rec: &crate::format::Record<'_>) {
-        if self.counted_before(at.file, at.offset) {
-            return;
-        }
         if at.readable {
             self.collector.observe_readable(rec, at.order());
         } else {

@@ -202,30 +202,34 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             match *counted {
                 Counted::Nothing => None,
                 Counted::Before(n) if n < size => Some(format!(
-                    "{}: its first {n} bytes were counted by an earlier scan; only the {} bytes \
-                     added since are counted (--rescan counts it all)",
+                    "{}: its first {n} bytes were counted by an earlier scan; their lines fill \
+                     the rules' buckets, and only the {} bytes added since are counted \
+                     (--rescan counts it all)",
                     src.display(),
                     size - n
                 )),
                 Counted::Before(_) | Counted::All => Some(format!(
-                    "{}: already counted in the store; not counted again (--rescan counts it)",
+                    "{}: already counted in the store; its lines fill the rules' buckets but are \
+                     not counted again (--rescan counts it)",
                     src.display()
                 )),
             }
         })
         .collect();
-    let skip = Arc::new(counted.iter().map(|c| c.offset()).collect::<Vec<u64>>());
     let rules = detection.as_ref().map(|d| d.rules.clone());
     let make_visitor = || {
         rules.as_ref().map(|r| DetectVisitor {
             collector: crate::detect::Collector::new(r.clone()),
-            counted: skip.clone(),
         })
     };
-    let report = with_threads(settings.threads, || {
+    let mut report = with_threads(settings.threads, || {
         scan::run(&found.sources, &opts, make_visitor, &progress)
     })?;
     line.finish();
+    if let Some(v) = report.visitor.as_mut() {
+        v.collector
+            .set_counted(counted.iter().map(|c| c.offset()).collect());
+    }
     let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
         (Some(v), Some(d)) => v
             .collector

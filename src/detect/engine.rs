@@ -358,6 +358,9 @@ pub struct Collector {
     skipped: u64,
     /// How many events `finish` gathers at a time; see [`REPLAY_BATCH`].
     batch: usize,
+    /// Per file index: lines before this byte offset were counted by an earlier scan. See
+    /// [`Collector::set_counted`].
+    counted: Vec<u64>,
 }
 
 /// The sources of a finish: each key's slot, and the keys by slot.
@@ -382,7 +385,25 @@ impl Collector {
             seen: 0,
             skipped: 0,
             batch: REPLAY_BATCH,
+            counted: Vec::new(),
         }
+    }
+
+    /// Marks the lines an earlier scan counted: in file `i` (the high bits of an order, as
+    /// for [`Collector::observe`]), those before byte offset `before[i]` (`u64::MAX`: all).
+    /// Their events still fill the buckets, so a burst that spans two scans is seen whole,
+    /// but a bucket they overflow flags nothing (the earlier scan reported it, and its
+    /// blackhole holds), and they are not counted or sampled again.
+    pub fn set_counted(&mut self, before: Vec<u64>) {
+        self.counted = before;
+    }
+
+    fn counted_before(&self, order: u64) -> bool {
+        let (file, offset) = (order >> 40, order & ((1 << 40) - 1));
+        usize::try_from(file)
+            .ok()
+            .and_then(|f| self.counted.get(f))
+            .is_some_and(|&before| offset < before)
     }
 
     /// Lines observed with a source address and a time.
@@ -803,8 +824,10 @@ impl Collector {
                 }
                 match buckets[ri].offer(e.time_ms, rule.limits) {
                     Offer::Overflow => {
-                        fired |= 1u64 << ri;
-                        overflows[ri] += 1;
+                        if !self.counted_before(e.order) {
+                            fired |= 1u64 << ri;
+                            overflows[ri] += 1;
+                        }
                         seen[ri].clear();
                     }
                     Offer::Counted | Offer::Blackholed => {}
@@ -818,7 +841,10 @@ impl Collector {
         let mut last = i64::MIN;
         let mut count = 0u64;
         let mut samples = Vec::with_capacity(SAMPLES);
-        for e in events.iter().filter(|e| e.rules & fired != 0) {
+        for e in events
+            .iter()
+            .filter(|e| e.rules & fired != 0 && !self.counted_before(e.order))
+        {
             first = first.min(e.time_ms);
             last = last.max(e.time_ms);
             count += 1;
@@ -1149,6 +1175,51 @@ mod tests {
         assert_eq!(got[0].overflows, 1);
         assert_eq!(got[0].samples.len(), SAMPLES);
         assert_eq!(got[0].samples[0], eleven[0].as_bytes());
+    }
+
+    /// Runs `old` as lines of file 0 an earlier scan counted and `new` as lines of file 1.
+    fn run_after(
+        rules: &Arc<CompiledRules>,
+        old: &[String],
+        new: &[String],
+        counted: u64,
+    ) -> Vec<Flagged> {
+        let mut c = Collector::new(Arc::clone(rules));
+        for (file, lines) in [old, new].iter().enumerate() {
+            for (i, line) in lines.iter().enumerate() {
+                let rec = parse(line.as_bytes()).expect("test line parses");
+                c.observe(&rec, ((file as u64) << 40) | i as u64);
+            }
+        }
+        c.set_counted(vec![counted, 0]);
+        c.finish(&Allowlist::exact(vec![]))
+    }
+
+    #[test]
+    fn lines_counted_earlier_fill_buckets_but_flag_and_count_nothing() {
+        let mut rule = any_rule(4, 10_000);
+        rule.blackhole_ms = 60_000;
+        let rules = one_rule(rule);
+        let at = |secs: &[u32]| -> Vec<String> {
+            secs.iter()
+                .map(|&s| line("192.0.2.1", s, "GET", "/", 200, "x"))
+                .collect()
+        };
+        // A burst of five that spans two scans: three counted before, two new.
+        let got = run_after(&rules, &at(&[0, 0, 0]), &at(&[1, 1]), u64::MAX);
+        assert_eq!(got.len(), 1, "the burst is seen whole");
+        assert_eq!((got[0].events, got[0].overflows), (2, 1));
+        assert_eq!(got[0].first_seen, 1_704_067_201, "only new lines count");
+        // Without the earlier lines the two new ones flag nothing.
+        assert!(run_after(&rules, &[], &at(&[1, 1]), 0).is_empty());
+        // The earlier scan flagged at the fifth line; its blackhole still holds.
+        assert!(run_after(&rules, &at(&[0; 5]), &at(&[1, 1, 1]), u64::MAX).is_empty());
+        // After the blackhole, new lines flag again.
+        let got = run_after(&rules, &at(&[0; 5]), &at(&[70; 5]), u64::MAX);
+        assert_eq!((got[0].events, got[0].overflows), (5, 1));
+        // Only the lines before the offset are old: two old, three new.
+        let got = run_after(&rules, &at(&[0, 0, 0, 0, 0]), &[], 2);
+        assert_eq!((got[0].events, got[0].overflows), (3, 1));
     }
 
     #[test]

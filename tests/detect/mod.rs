@@ -345,6 +345,37 @@ fn a_live_log_that_grew_is_counted_only_from_where_the_last_scan_stopped() {
 }
 
 #[test]
+fn a_burst_that_spans_two_scans_of_a_live_log_is_seen_whole() {
+    let d = Dir::new();
+    let probe = |sec: u32| {
+        format!(
+            "203.0.113.5 - - [22/Nov/2026:10:00:{sec:02} +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"x\"\n"
+        )
+    };
+    let flagged = || {
+        d.run(&["flagged", "-f", "json", "--now", "2026-11-22T11:00:00Z"])
+            .json()
+    };
+    // Three probes: under sensitive-files' capacity of 4.
+    let mut log: String = (0..3).map(probe).collect();
+    d.write("access.log", log.as_bytes());
+    assert_eq!(d.run(&["scan", "access.log"]).code, 0);
+    assert_eq!(flagged(), serde_json::json!([]));
+    // Two more a second later: five within the leak, which one scan of the file flags.
+    log.push_str(&probe(4));
+    log.push_str(&probe(4));
+    d.write("access.log", log.as_bytes());
+    let r = d.run(&["scan", "access.log"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = flagged();
+    assert_eq!(got[0]["source"], "203.0.113.5/32", "{got}");
+    assert_eq!(got[0]["events"], 2, "only the new lines are counted: {got}");
+    // Scanned again, nothing new: not flagged twice.
+    d.run(&["scan", "access.log"]);
+    assert_eq!(flagged()[0]["times_flagged"], 1);
+}
+
+#[test]
 fn a_switch_in_the_config_file_is_undone_on_the_command_line() {
     let d = Dir::new();
     let probe =

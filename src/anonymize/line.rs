@@ -160,6 +160,8 @@ struct Writer<'l, 'o> {
     line: &'l [u8],
     /// Bytes of `line` before this offset are already in `out`.
     done: usize,
+    /// Where the masked line starts in `out`.
+    base: usize,
     out: &'o mut Vec<u8>,
     masker: &'o mut Masker,
     select: Select<'o>,
@@ -173,9 +175,11 @@ impl<'l, 'o> Writer<'l, 'o> {
         masker: &'o mut Masker,
         out: &'o mut Vec<u8>,
     ) -> Self {
+        masker.edits.clear();
         Writer {
             line,
             done: 0,
+            base: out.len(),
             out,
             masker,
             select,
@@ -192,7 +196,16 @@ impl<'l, 'o> Writer<'l, 'o> {
         // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
         // address masked by an earlier run) is written back as it was and not counted.
         let same = *masked == self.line[start..end];
+        let at = self.out.len() - self.base;
         self.out.extend_from_slice(masked);
+        if !same {
+            let new = Span::new(at, self.out.len() - self.base);
+            self.masker.edits.push(Edit {
+                old: Span::new(start, end),
+                new,
+                host: false,
+            });
+        }
         self.done = end;
         self.counts.addresses += u32::from(!same);
     }
@@ -202,7 +215,14 @@ impl<'l, 'o> Writer<'l, 'o> {
             return;
         }
         self.out.extend_from_slice(&self.line[self.done..start]);
+        let at = self.out.len() - self.base;
         self.masker.mask_host(&self.line[start..end], self.out);
+        let new = Span::new(at, self.out.len() - self.base);
+        self.masker.edits.push(Edit {
+            old: Span::new(start, end),
+            new,
+            host: true,
+        });
         self.done = end;
         self.counts.hostnames += 1;
     }
@@ -254,6 +274,51 @@ impl<'l, 'o> Writer<'l, 'o> {
     fn finish(self) -> LineMasked {
         self.out.extend_from_slice(&self.line[self.done..]);
         self.counts
+    }
+}
+
+/// One replacement in a masked line: the replaced bytes of the line, the bytes that replace
+/// them in the masked line, and whether they were a host name (else an address).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    pub old: Span,
+    pub new: Span,
+    pub host: bool,
+}
+
+/// The most replacements one line keeps for the line check; a line with more is checked
+/// word by word.
+const MAX_EDITS: usize = 8;
+
+/// The replacements the masker made in the last line it masked, in line order: what the
+/// line check compares the rewritten line against (see [`LineVerifier::check`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Edits {
+    items: [Edit; MAX_EDITS],
+    len: u8,
+    /// More replacements than `items` holds were made.
+    overflow: bool,
+}
+
+impl Edits {
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = false;
+    }
+
+    fn push(&mut self, edit: Edit) {
+        match self.items.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = edit;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Every replacement, or `None` when there were too many to keep.
+    pub fn all(&self) -> Option<&[Edit]> {
+        (!self.overflow).then(|| &self.items[..usize::from(self.len)])
     }
 }
 
@@ -404,6 +469,50 @@ impl LineVerifier {
     /// See [`only_addresses_changed`].
     pub fn only_addresses_changed(&mut self, old: &[u8], new: &[u8]) -> bool {
         only_addresses_changed_in(old, new, self)
+    }
+
+    /// [`only_addresses_changed`], told where the masker replaced text: when `new` equals
+    /// `old` outside the replacements, and each replacement is an address of the family of
+    /// the address it replaced (or a host name's masked form), the line is accepted without
+    /// splitting it into words. Anything else is checked word by word as before.
+    pub fn check(&mut self, old: &[u8], new: &[u8], edits: &Edits) -> bool {
+        if let Some(edits) = edits.all() {
+            if self.only_edits_changed(old, new, edits) {
+                return true;
+            }
+        }
+        self.only_addresses_changed(old, new)
+    }
+
+    fn only_edits_changed(&mut self, old: &[u8], new: &[u8], edits: &[Edit]) -> bool {
+        let (mut o, mut n) = (0usize, 0usize);
+        for e in edits {
+            let (os, oe) = (e.old.start as usize, e.old.end as usize);
+            let (ns, ne) = (e.new.start as usize, e.new.end as usize);
+            if os < o || os > oe || oe > old.len() || ns < n || ns > ne || ne > new.len() {
+                return false;
+            }
+            if old[o..os] != new[n..ns] {
+                return false;
+            }
+            let (a, b) = (&old[os..oe], &new[ns..ne]);
+            if !self.accepted_before(a, b) {
+                let accepted = if e.host {
+                    host_replaced(a, b)
+                } else {
+                    matches!(
+                        (whole_address(a), whole_address(b)),
+                        (Some(x), Some(y)) if x.is_ipv4() == y.is_ipv4()
+                    )
+                };
+                if !accepted {
+                    return false;
+                }
+                self.remember(a, b);
+            }
+            (o, n) = (oe, ne);
+        }
+        old[o..] == new[n..]
     }
 
     fn accepted_before(&self, old: &[u8], new: &[u8]) -> bool {

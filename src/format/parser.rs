@@ -72,6 +72,10 @@ pub struct LineFormat {
     /// Whether the client field is parsed into [`Record::client`]; a rewrite masks the
     /// field's text and has no use for it.
     client_address: bool,
+    /// Per step: a field whose end is found where the literal of the next step begins (as
+    /// `link` compiles every field followed by a literal), so that literal already matched
+    /// and is stepped over without comparing it again.
+    end_is_next: Vec<bool>,
 }
 
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
@@ -253,10 +257,23 @@ fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> boo
 
 impl LineFormat {
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
+        let end_is_next = (0..steps.len())
+            .map(|i| match (&steps[i], steps.get(i + 1)) {
+                (
+                    Step::Field {
+                        end: FieldEnd::Literal(after) | FieldEnd::Quoted(after),
+                        ..
+                    },
+                    Some(Step::Literal(next)),
+                ) => after == next,
+                _ => false,
+            })
+            .collect();
         LineFormat {
             steps,
             allow_trailing,
             client_address: true,
+            end_is_next,
         }
     }
 
@@ -289,13 +306,15 @@ impl LineFormat {
         };
         let mut pos = 0usize;
         let last = self.steps.len() - 1;
-        for (i, step) in self.steps.iter().enumerate() {
+        let mut i = 0;
+        while let Some(step) = self.steps.get(i) {
             match step {
                 Step::Literal(lit) => {
                     if !begins_with(&line[pos..], lit) {
                         return Err(ParseError::new(ErrorKind::Mismatch, pos));
                     }
                     pos += lit.len();
+                    i += 1;
                 }
                 Step::Field { kind, end, .. } => {
                     // The literal after this field closes the format when it is the last step.
@@ -337,6 +356,15 @@ impl LineFormat {
                     };
                     self.field(&mut rec, kind, line, Span::new(pos, stop), cache)?;
                     pos = stop;
+                    // Every way of finding `stop` above checked that the end literal begins
+                    // there; when the next step is that literal, it matches.
+                    match (end, self.end_is_next.get(i)) {
+                        (FieldEnd::Literal(after) | FieldEnd::Quoted(after), Some(true)) => {
+                            pos += after.len();
+                            i += 2;
+                        }
+                        _ => i += 1,
+                    }
                 }
             }
         }

@@ -200,8 +200,9 @@ impl LineJob<'_> {
                 .fetch_add(self.pending_bytes, Ordering::Relaxed);
             self.pending_bytes = 0;
         }
+        let mut rec = Record::default();
         let parsed = match self.format {
-            Some(f) => f.parse(line, &mut self.cache),
+            Some(f) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
         if let Some(nets) = self.erase {

@@ -296,11 +296,23 @@ impl LineFormat {
         line: &'a [u8],
         cache: &mut TimeCache,
     ) -> Result<Record<'a>, ParseError> {
+        let mut rec = Record::default();
+        self.parse_into(line, cache, &mut rec).map(|()| rec)
+    }
+
+    /// [`parse`](Self::parse) into a record the caller owns, which is overwritten, so a
+    /// record is not copied out on every line. On an error `rec` holds what was read.
+    pub fn parse_into<'a>(
+        &self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, 0));
         }
-        let mut rec = Record {
+        *rec = Record {
             line,
             ..Record::default()
         };
@@ -354,7 +366,7 @@ impl LineFormat {
                             stop
                         }
                     };
-                    self.field(&mut rec, kind, line, Span::new(pos, stop), cache)?;
+                    self.field(rec, kind, line, Span::new(pos, stop), cache)?;
                     pos = stop;
                     // Every way of finding `stop` above checked that the end literal begins
                     // there; when the next step is that literal, it matches.
@@ -371,7 +383,7 @@ impl LineFormat {
         if pos != line.len() && !(self.allow_trailing && line[pos] == b' ') {
             return Err(ParseError::new(ErrorKind::Trailing, pos));
         }
-        Ok(rec)
+        Ok(())
     }
 
     fn field<'a>(

@@ -72,10 +72,68 @@ pub struct LineFormat {
     /// Whether the client field is parsed into [`Record::client`]; a rewrite masks the
     /// field's text and has no use for it.
     client_address: bool,
-    /// Per step: a field whose end is found where the literal of the next step begins (as
-    /// `link` compiles every field followed by a literal), so that literal already matched
-    /// and is stepped over without comparing it again.
-    end_is_next: Vec<bool>,
+    /// The steps as [`parse`](Self::parse) runs them, worked out once.
+    ops: Vec<Op>,
+}
+
+/// One step as the parser runs it: what depends only on the format is decided when the
+/// format is made, not on every line.
+#[derive(Clone, Debug)]
+enum Op {
+    Literal(Box<[u8]>),
+    Field {
+        kind: FieldKind,
+        end: FieldEnd,
+        /// The literal after this field is the last step of a strict format, so it must
+        /// end the line.
+        closes: bool,
+        /// A client field ended by a space: a comma before the space continues a list.
+        list: bool,
+        /// The length of the next step's literal when it is this field's end literal (as
+        /// `link` compiles every field followed by a literal): every way of finding the
+        /// field's end checks that the literal begins there, so the step is folded into
+        /// this one and its bytes are stepped over without comparing them again.
+        skip: usize,
+    },
+}
+
+impl Op {
+    fn compile(steps: &[Step], allow_trailing: bool) -> Vec<Op> {
+        let last = steps.len().wrapping_sub(1);
+        let mut ops = Vec::with_capacity(steps.len());
+        let mut i = 0;
+        while let Some(step) = steps.get(i) {
+            i += 1;
+            let (kind, end) = match step {
+                Step::Literal(lit) => {
+                    ops.push(Op::Literal(lit.clone()));
+                    continue;
+                }
+                Step::Field { kind, end, .. } => (kind, end),
+            };
+            let closes = i == last && !allow_trailing;
+            let skip = match (end, steps.get(i)) {
+                (FieldEnd::Literal(after) | FieldEnd::Quoted(after), Some(Step::Literal(next)))
+                    if after == next =>
+                {
+                    i += 1;
+                    after.len()
+                }
+                _ => 0,
+            };
+            let list = *kind == FieldKind::Client
+                && matches!(end, FieldEnd::Literal(after) if after.first() == Some(&b' '))
+                && !closes;
+            ops.push(Op::Field {
+                kind: kind.clone(),
+                end: end.clone(),
+                closes,
+                list,
+                skip,
+            });
+        }
+        ops
+    }
 }
 
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
@@ -279,23 +337,12 @@ fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> boo
 
 impl LineFormat {
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
-        let end_is_next = (0..steps.len())
-            .map(|i| match (&steps[i], steps.get(i + 1)) {
-                (
-                    Step::Field {
-                        end: FieldEnd::Literal(after) | FieldEnd::Quoted(after),
-                        ..
-                    },
-                    Some(Step::Literal(next)),
-                ) => after == next,
-                _ => false,
-            })
-            .collect();
+        let ops = Op::compile(&steps, allow_trailing);
         LineFormat {
             steps,
             allow_trailing,
             client_address: true,
-            end_is_next,
+            ops,
         }
     }
 
@@ -339,68 +386,60 @@ impl LineFormat {
             ..Record::default()
         };
         let mut pos = 0usize;
-        let last = self.steps.len() - 1;
-        let mut i = 0;
-        while let Some(step) = self.steps.get(i) {
-            match step {
-                Step::Literal(lit) => {
+        for op in &self.ops {
+            let (kind, end, closes, list, skip) = match op {
+                Op::Literal(lit) => {
                     if !begins_with(&line[pos..], lit) {
                         return Err(ParseError::new(ErrorKind::Mismatch, pos));
                     }
                     pos += lit.len();
-                    i += 1;
+                    continue;
                 }
-                Step::Field { kind, end, .. } => {
-                    // The literal after this field closes the format when it is the last step.
-                    let closes = i + 1 == last && !self.allow_trailing;
-                    let stop = match end {
-                        FieldEnd::EndOfLine => {
-                            if self.allow_trailing {
-                                memchr::memchr(b' ', &line[pos..]).map_or(line.len(), |o| pos + o)
-                            } else {
-                                line.len()
-                            }
-                        }
-                        FieldEnd::Quoted(after) => find_closing_quote(line, pos, after, closes)
-                            .ok_or(ParseError::new(ErrorKind::Unterminated, pos))?,
-                        FieldEnd::Literal(after) => {
-                            let found = if closes {
-                                // The closing literal must end the line.
-                                let q = line.len().checked_sub(after.len());
-                                q.filter(|&q| begins_with(&line[q..], after))
-                            } else {
-                                find_literal(line, pos, after)
-                            };
-                            let mut stop = found
-                                .filter(|&s| s >= pos)
-                                .ok_or(ParseError::new(ErrorKind::Mismatch, pos))?;
-                            // A client field may hold a list (`10.0.0.2, 10.0.0.1`) that
-                            // nginx writes with spaces: a comma before the space continues it.
-                            if *kind == FieldKind::Client && after.first() == Some(&b' ') && !closes
-                            {
-                                while stop > pos && line[stop - 1] == b',' {
-                                    match find_literal(line, stop + 1, after) {
-                                        Some(next) => stop = next,
-                                        None => break,
-                                    }
-                                }
-                            }
-                            stop
-                        }
-                    };
-                    self.field(rec, kind, line, Span::new(pos, stop), cache)?;
-                    pos = stop;
-                    // Every way of finding `stop` above checked that the end literal begins
-                    // there; when the next step is that literal, it matches.
-                    match (end, self.end_is_next.get(i)) {
-                        (FieldEnd::Literal(after) | FieldEnd::Quoted(after), Some(true)) => {
-                            pos += after.len();
-                            i += 2;
-                        }
-                        _ => i += 1,
+                Op::Field {
+                    kind,
+                    end,
+                    closes,
+                    list,
+                    skip,
+                } => (kind, end, *closes, *list, *skip),
+            };
+            let stop = match end {
+                FieldEnd::EndOfLine => {
+                    if self.allow_trailing {
+                        memchr::memchr(b' ', &line[pos..]).map_or(line.len(), |o| pos + o)
+                    } else {
+                        line.len()
                     }
                 }
-            }
+                FieldEnd::Quoted(after) => find_closing_quote(line, pos, after, closes)
+                    .ok_or(ParseError::new(ErrorKind::Unterminated, pos))?,
+                FieldEnd::Literal(after) => {
+                    let found = if closes {
+                        // The closing literal must end the line.
+                        let q = line.len().checked_sub(after.len());
+                        q.filter(|&q| begins_with(&line[q..], after))
+                    } else {
+                        find_literal(line, pos, after)
+                    };
+                    let mut stop = found
+                        .filter(|&s| s >= pos)
+                        .ok_or(ParseError::new(ErrorKind::Mismatch, pos))?;
+                    // A client field may hold a list (`10.0.0.2, 10.0.0.1`) that nginx
+                    // writes with spaces: a comma before the space continues it.
+                    if list {
+                        while stop > pos && line[stop - 1] == b',' {
+                            match find_literal(line, stop + 1, after) {
+                                Some(next) => stop = next,
+                                None => break,
+                            }
+                        }
+                    }
+                    stop
+                }
+            };
+            self.field(rec, kind, line, Span::new(pos, stop), cache)?;
+            // `skip` is the end literal found at `stop` (see `Op::Field`).
+            pos = stop + skip;
         }
         if pos != line.len() && !(self.allow_trailing && line[pos] == b' ') {
             return Err(ParseError::new(ErrorKind::Trailing, pos));

@@ -949,6 +949,83 @@ mod tests {
     }
 
     #[test]
+    fn the_check_with_edits_accepts_the_replacements_and_nothing_else() {
+        let line = "203.0.113.9 - - \"GET /x?ip=198.51.100.7 HTTP/1.1\" 200";
+        let client = field(AddrKind::Client, line, "203.0.113.9");
+        let url = field(AddrKind::Other, line, "/x?ip=198.51.100.7").span;
+        let mut m = truncating(24, 48);
+        let mut out = b"previous\n".to_vec();
+        mask_fields(
+            line.as_bytes(),
+            &[client],
+            &[url],
+            Select::All,
+            &mut m,
+            &mut out,
+        );
+        let new = out[b"previous\n".len()..].to_vec();
+        assert_eq!(
+            new,
+            b"203.0.113.0 - - \"GET /x?ip=198.51.100.0 HTTP/1.1\" 200".to_vec()
+        );
+        let edits = m.edits;
+        let all = edits.all().unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let old = line.as_bytes();
+        let fast = |new: &[u8], edits: &[Edit]| {
+            LineVerifier::default().only_edits_changed(old, new, edits)
+        };
+        assert!(fast(&new, all));
+        assert!(LineVerifier::default().check(old, &new, &edits));
+        // A byte changed between the replacements, or after the last one.
+        for at in [13, new.len() - 1] {
+            let mut bad = new.clone();
+            bad[at] ^= 1;
+            assert!(!fast(&bad, all), "byte {at}");
+            assert!(
+                !LineVerifier::default().check(old, &bad, &edits),
+                "byte {at}"
+            );
+        }
+        // A replacement that is no address.
+        let mut bad = new.clone();
+        bad[10] = b'x';
+        assert!(!fast(&bad, all));
+        assert!(!LineVerifier::default().check(old, &bad, &edits));
+        // A replacement of the other family, at the place the edit names.
+        let other = [b"::1", &new[11..]].concat();
+        let v6 = Edit {
+            old: Span::new(0, 11),
+            new: Span::new(0, 3),
+            host: false,
+        };
+        assert!(!fast(&other, &[v6]));
+        assert!(fast(&new, &[all[0], all[1]]));
+        assert!(!fast(&new, &[all[1], all[0]]), "edits out of order");
+        assert!(!fast(&new, &[all[0]]), "an edit left out");
+        // Host names: only the masked form the rule gives.
+        let old = b"dsl-1.example.net - x";
+        let host = |new: &[u8]| {
+            let edit = Edit {
+                old: Span::new(0, 17),
+                new: Span::new(0, new.len() - 4),
+                host: true,
+            };
+            LineVerifier::default().only_edits_changed(old, new, &[edit])
+        };
+        assert!(host(b"x.example.net - x"));
+        assert!(!host(b"y.example.net - x"));
+        assert!(!host(b"x.example.org - x"));
+        // Too many replacements to keep: checked word by word.
+        let mut many = Edits::default();
+        for _ in 0..=MAX_EDITS {
+            many.push(all[0]);
+        }
+        assert!(many.all().is_none());
+        assert!(LineVerifier::default().check(line.as_bytes(), &new, &many));
+    }
+
+    #[test]
     fn verifier_rejects_other_changes() {
         let ok = |a: &str, b: &str| only_addresses_changed(a.as_bytes(), b.as_bytes());
         assert!(ok("a 1.2.3.4 b", "a 1.2.3.0 b"));
@@ -1097,6 +1174,26 @@ mod tests {
                 only_addresses_changed(&text, &other),
                 words_changed_only_in_addresses(&text, &other)
             );
+        }
+
+        #[test]
+        fn the_check_with_edits_agrees_with_the_word_check(text in noisy_text(), cut in 0usize..64, junk in noisy_text()) {
+            for mut m in [truncating(24, 48), pseudonymizing()] {
+                let mut new = b"previous\n".to_vec();
+                mask_line(&text, None, Select::All, &mut m, &mut new);
+                let new = new.split_off(b"previous\n".len());
+                let edits = m.edits;
+                prop_assert!(LineVerifier::default().check(&text, &new, &edits));
+                // Any other change is left to the word check, which decides as before.
+                let at = cut.min(new.len());
+                let mut other = new[..at].to_vec();
+                other.extend_from_slice(&junk);
+                other.extend_from_slice(&new[at..]);
+                prop_assert_eq!(
+                    LineVerifier::default().check(&text, &other, &edits),
+                    only_addresses_changed(&text, &other)
+                );
+            }
         }
 
         #[test]

@@ -470,7 +470,8 @@ impl LineVerifier {
             if os < o || os > oe || oe > old.len() || ns < n || ns > ne || ne > new.len() {
                 return false;
             }
-            if old[o..os] != new[n..ns] {
+            // Most lines start with their first replacement: nothing to compare before it.
+            if (os > o || ns > n) && old[o..os] != new[n..ns] {
                 return false;
             }
             let (a, b) = (&old[os..oe], &new[ns..ne]);

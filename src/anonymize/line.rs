@@ -197,7 +197,10 @@ impl<'l, 'o> Writer<'l, 'o> {
         if start < self.done || addr.is_unspecified() || !self.select.matches(addr) {
             return;
         }
-        self.out.extend_from_slice(&self.line[self.done..start]);
+        // A client field starts the line: usually nothing to copy before it.
+        if start > self.done {
+            self.out.extend_from_slice(&self.line[self.done..start]);
+        }
         let masked = self.masker.mask(addr);
         // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
         // address masked by an earlier run) is written back as it was and not counted.

@@ -358,7 +358,7 @@ impl Remembered {
 
     fn is(&self, text: &[u8]) -> bool {
         let n = text.len();
-        if !self.len.is_some_and(|len| usize::from(len) == n) {
+        if self.len.is_none_or(|len| usize::from(len) != n) {
             return false;
         }
         // Eight bytes at a time, the last eight overlapping the ones before: for an address

@@ -38,6 +38,7 @@ pub enum Select<'a> {
 }
 
 impl Select<'_> {
+    #[inline]
     pub fn matches(self, addr: IpAddr) -> bool {
         match self {
             Select::All => true,
@@ -140,7 +141,12 @@ pub fn mask_fields(
         filled += 1;
     }
     let parts = &mut parts[..filled];
-    parts.sort_unstable_by_key(|p| p.map_or(u32::MAX, |(span, _)| span.start));
+    // Usually in line order already (the client, then the request and the referer); equal
+    // starts still go through the sort, so ties come out as they always have.
+    let key = |p: &Option<(Span, Option<AddrKind>)>| p.map_or(u32::MAX, |(span, _)| span.start);
+    if !parts.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+        parts.sort_unstable_by_key(key);
+    }
     for &(span, kind) in parts.iter().flatten() {
         let (start, end) = (span.start as usize, span.end as usize);
         if start < w.done || end > line.len() || start > end {
@@ -160,6 +166,8 @@ struct Writer<'l, 'o> {
     line: &'l [u8],
     /// Bytes of `line` before this offset are already in `out`.
     done: usize,
+    /// Where the masked line starts in `out`.
+    base: usize,
     out: &'o mut Vec<u8>,
     masker: &'o mut Masker,
     select: Select<'o>,
@@ -173,9 +181,11 @@ impl<'l, 'o> Writer<'l, 'o> {
         masker: &'o mut Masker,
         out: &'o mut Vec<u8>,
     ) -> Self {
+        masker.edits.clear();
         Writer {
             line,
             done: 0,
+            base: out.len(),
             out,
             masker,
             select,
@@ -187,12 +197,24 @@ impl<'l, 'o> Writer<'l, 'o> {
         if start < self.done || addr.is_unspecified() || !self.select.matches(addr) {
             return;
         }
-        self.out.extend_from_slice(&self.line[self.done..start]);
+        // A client field starts the line: usually nothing to copy before it.
+        if start > self.done {
+            self.out.extend_from_slice(&self.line[self.done..start]);
+        }
         let masked = self.masker.mask(addr);
         // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
         // address masked by an earlier run) is written back as it was and not counted.
         let same = *masked == self.line[start..end];
+        let at = self.out.len() - self.base;
         self.out.extend_from_slice(masked);
+        if !same {
+            let new = Span::new(at, self.out.len() - self.base);
+            self.masker.edits.push(Edit {
+                old: Span::new(start, end),
+                new,
+                host: false,
+            });
+        }
         self.done = end;
         self.counts.addresses += u32::from(!same);
     }
@@ -202,7 +224,14 @@ impl<'l, 'o> Writer<'l, 'o> {
             return;
         }
         self.out.extend_from_slice(&self.line[self.done..start]);
+        let at = self.out.len() - self.base;
         self.masker.mask_host(&self.line[start..end], self.out);
+        let new = Span::new(at, self.out.len() - self.base);
+        self.masker.edits.push(Edit {
+            old: Span::new(start, end),
+            new,
+            host: true,
+        });
         self.done = end;
         self.counts.hostnames += 1;
     }
@@ -257,6 +286,51 @@ impl<'l, 'o> Writer<'l, 'o> {
     }
 }
 
+/// One replacement in a masked line: the replaced bytes of the line, the bytes that replace
+/// them in the masked line, and whether they were a host name (else an address).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    pub old: Span,
+    pub new: Span,
+    pub host: bool,
+}
+
+/// The most replacements one line keeps for the line check; a line with more is checked
+/// word by word.
+const MAX_EDITS: usize = 8;
+
+/// The replacements the masker made in the last line it masked, in line order: what the
+/// line check compares the rewritten line against (see [`LineVerifier::check`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Edits {
+    items: [Edit; MAX_EDITS],
+    len: u8,
+    /// More replacements than `items` holds were made.
+    overflow: bool,
+}
+
+impl Edits {
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = false;
+    }
+
+    fn push(&mut self, edit: Edit) {
+        match self.items.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = edit;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Every replacement, or `None` when there were too many to keep.
+    pub fn all(&self) -> Option<&[Edit]> {
+        (!self.overflow).then(|| &self.items[..usize::from(self.len)])
+    }
+}
+
 /// A short byte string kept inline, or nothing: what the memos below compare with.
 #[derive(Clone, Copy, Debug)]
 struct Remembered {
@@ -283,7 +357,23 @@ impl Remembered {
     }
 
     fn is(&self, text: &[u8]) -> bool {
-        self.len.is_some_and(|n| usize::from(n) == text.len()) && self.bytes[..text.len()] == *text
+        let n = text.len();
+        if self.len.is_none_or(|len| usize::from(len) != n) {
+            return false;
+        }
+        // Eight bytes at a time, the last eight overlapping the ones before: for an address
+        // of a few dozen bytes this costs less than the call to memcmp a slice compare makes.
+        if n < 8 {
+            return self.bytes[..n].iter().zip(text).all(|(a, b)| a == b);
+        }
+        let mut at = 0;
+        while at + 8 < n {
+            if word(&self.bytes, at) != word(text, at) {
+                return false;
+            }
+            at += 8;
+        }
+        word(&self.bytes, n - 8) == word(text, n - 8)
     }
 
     /// Remembers `text`, which must [fit](Self::fits).
@@ -323,25 +413,7 @@ impl FieldMemo {
 /// dots). Counting is cheaper than looking for tokens; the dots between digits are
 /// counted only when there are three dots at all.
 fn may_hold_address(text: &[u8]) -> bool {
-    let (mut dots, mut colons) = (0u32, 0u32);
-    let mut chunks = text.chunks_exact(16);
-    for chunk in &mut chunks {
-        if let Some(chunk) = chunk.first_chunk::<16>() {
-            dots += crate::bytes::eq_mask16(chunk, b'.').count_ones();
-            colons += crate::bytes::eq_mask16(chunk, b':').count_ones();
-        }
-    }
-    let rest = chunks.remainder();
-    let mut chunks = rest.chunks_exact(8);
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        dots += bytes_equal(w, b'.');
-        colons += bytes_equal(w, b':');
-    }
-    for &b in chunks.remainder() {
-        dots += u32::from(b == b'.');
-        colons += u32::from(b == b':');
-    }
+    let (dots, colons) = crate::bytes::count_eq2(text, b'.', b':');
     if colons >= 2 {
         return true;
     }
@@ -351,15 +423,6 @@ fn may_hold_address(text: &[u8]) -> bool {
             .filter(|w| w[1] == b'.' && w[0].is_ascii_digit() && w[2].is_ascii_digit())
             .nth(2)
             .is_some()
-}
-
-/// How many of the eight bytes of `w` equal `b` (exact: no carries cross bytes).
-#[inline]
-fn bytes_equal(w: u64, b: u8) -> u32 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let x = w ^ (u64::from(b) * 0x0101_0101_0101_0101);
-    // A byte's high bit ends up set exactly when the byte of x is zero.
-    (!(((x & LOW7) + LOW7) | x | LOW7)).count_ones()
 }
 
 /// `parse_host`'s first step, a field that is one bare address, without the generic IPv6
@@ -404,6 +467,51 @@ impl LineVerifier {
     /// See [`only_addresses_changed`].
     pub fn only_addresses_changed(&mut self, old: &[u8], new: &[u8]) -> bool {
         only_addresses_changed_in(old, new, self)
+    }
+
+    /// [`only_addresses_changed`], told where the masker replaced text: when `new` equals
+    /// `old` outside the replacements, and each replacement is an address of the family of
+    /// the address it replaced (or a host name's masked form), the line is accepted without
+    /// splitting it into words. Anything else is checked word by word as before.
+    pub fn check(&mut self, old: &[u8], new: &[u8], edits: &Edits) -> bool {
+        if let Some(edits) = edits.all() {
+            if self.only_edits_changed(old, new, edits) {
+                return true;
+            }
+        }
+        self.only_addresses_changed(old, new)
+    }
+
+    fn only_edits_changed(&mut self, old: &[u8], new: &[u8], edits: &[Edit]) -> bool {
+        let (mut o, mut n) = (0usize, 0usize);
+        for e in edits {
+            let (os, oe) = (e.old.start as usize, e.old.end as usize);
+            let (ns, ne) = (e.new.start as usize, e.new.end as usize);
+            if os < o || os > oe || oe > old.len() || ns < n || ns > ne || ne > new.len() {
+                return false;
+            }
+            // Most lines start with their first replacement: nothing to compare before it.
+            if (os > o || ns > n) && old[o..os] != new[n..ns] {
+                return false;
+            }
+            let (a, b) = (&old[os..oe], &new[ns..ne]);
+            if !self.accepted_before(a, b) {
+                let accepted = if e.host {
+                    host_replaced(a, b)
+                } else {
+                    matches!(
+                        (whole_address(a), whole_address(b)),
+                        (Some(x), Some(y)) if x.is_ipv4() == y.is_ipv4()
+                    )
+                };
+                if !accepted {
+                    return false;
+                }
+                self.remember(a, b);
+            }
+            (o, n) = (oe, ne);
+        }
+        old[o..] == new[n..]
     }
 
     fn accepted_before(&self, old: &[u8], new: &[u8]) -> bool {
@@ -822,15 +930,40 @@ mod tests {
     }
 
     #[test]
-    fn bytes_equal_counts_edges() {
-        let w = |b: &[u8; 8]| u64::from_le_bytes(*b);
-        assert_eq!(bytes_equal(w(b"a.b..c.:"), b'.'), 4);
-        assert_eq!(bytes_equal(w(b"........"), b'.'), 8);
-        assert_eq!(bytes_equal(w(&[0x80, 0, 0x7f, 0xff, 0, 1, 0x80, 0]), 0), 3);
-        assert_eq!(bytes_equal(w(&[0x2e ^ 0x80; 8]), b'.'), 0);
+    fn address_prefilter_edges() {
         assert!(may_hold_address(b"/x?ip=10.1.2.3"));
+        // Counted bytes at each end of the overlapping last chunk.
+        assert!(may_hold_address(b"::/abcdefghijklmnop"));
+        assert!(may_hold_address(b"/abcdefghijklmnop::"));
+        assert!(!may_hold_address(b":/abcdefghijklmnop"));
+        assert!(!may_hold_address(b"/abcdefghijklmnopqrstuvwxyzabcd:"));
+        assert!(may_hold_address(b"/abcdefghijklmnopqrstuvwxyzabc::"));
+        assert!(!may_hold_address(b""));
+        assert!(may_hold_address(b"::"));
         assert!(!may_hold_address(b"/static/js/app.js?v=1.14.2"));
         assert!(may_hold_address(b"/x?ip=2001:db8::1"));
+    }
+
+    #[test]
+    fn a_remembered_text_equals_only_itself() {
+        let text: Vec<u8> = (0..MEMO_BYTES as u8).map(|i| b'0' + i % 10).collect();
+        for n in 0..=MEMO_BYTES {
+            let mut r = Remembered::default();
+            assert!(!r.is(&text[..n]), "nothing remembered, {n} bytes");
+            r.set(&text[..n]);
+            assert!(r.is(&text[..n]), "{n} bytes");
+            if n > 0 {
+                assert!(!r.is(&text[..n - 1]), "shorter, {n} bytes");
+            }
+            if n < MEMO_BYTES {
+                assert!(!r.is(&text[..n + 1]), "longer, {n} bytes");
+            }
+            for at in 0..n {
+                let mut other = text[..n].to_vec();
+                other[at] ^= 0x40;
+                assert!(!r.is(&other), "byte {at} of {n} differs");
+            }
+        }
     }
 
     #[test]
@@ -856,6 +989,83 @@ mod tests {
         // An empty memo matches no field, the empty one and a 255-byte one included.
         assert_eq!(FieldMemo::default().host(b""), None);
         assert_eq!(FieldMemo::default().host(&[b'1'; 255]), None);
+    }
+
+    #[test]
+    fn the_check_with_edits_accepts_the_replacements_and_nothing_else() {
+        let line = "203.0.113.9 - - \"GET /x?ip=198.51.100.7 HTTP/1.1\" 200";
+        let client = field(AddrKind::Client, line, "203.0.113.9");
+        let url = field(AddrKind::Other, line, "/x?ip=198.51.100.7").span;
+        let mut m = truncating(24, 48);
+        let mut out = b"previous\n".to_vec();
+        mask_fields(
+            line.as_bytes(),
+            &[client],
+            &[url],
+            Select::All,
+            &mut m,
+            &mut out,
+        );
+        let new = out[b"previous\n".len()..].to_vec();
+        assert_eq!(
+            new,
+            b"203.0.113.0 - - \"GET /x?ip=198.51.100.0 HTTP/1.1\" 200".to_vec()
+        );
+        let edits = m.edits;
+        let all = edits.all().unwrap();
+        assert_eq!(all.len(), 2, "{all:?}");
+        let old = line.as_bytes();
+        let fast = |new: &[u8], edits: &[Edit]| {
+            LineVerifier::default().only_edits_changed(old, new, edits)
+        };
+        assert!(fast(&new, all));
+        assert!(LineVerifier::default().check(old, &new, &edits));
+        // A byte changed between the replacements, or after the last one.
+        for at in [13, new.len() - 1] {
+            let mut bad = new.clone();
+            bad[at] ^= 1;
+            assert!(!fast(&bad, all), "byte {at}");
+            assert!(
+                !LineVerifier::default().check(old, &bad, &edits),
+                "byte {at}"
+            );
+        }
+        // A replacement that is no address.
+        let mut bad = new.clone();
+        bad[10] = b'x';
+        assert!(!fast(&bad, all));
+        assert!(!LineVerifier::default().check(old, &bad, &edits));
+        // A replacement of the other family, at the place the edit names.
+        let other = [b"::1", &new[11..]].concat();
+        let v6 = Edit {
+            old: Span::new(0, 11),
+            new: Span::new(0, 3),
+            host: false,
+        };
+        assert!(!fast(&other, &[v6]));
+        assert!(fast(&new, &[all[0], all[1]]));
+        assert!(!fast(&new, &[all[1], all[0]]), "edits out of order");
+        assert!(!fast(&new, &[all[0]]), "an edit left out");
+        // Host names: only the masked form the rule gives.
+        let old = b"dsl-1.example.net - x";
+        let host = |new: &[u8]| {
+            let edit = Edit {
+                old: Span::new(0, 17),
+                new: Span::new(0, new.len() - 4),
+                host: true,
+            };
+            LineVerifier::default().only_edits_changed(old, new, &[edit])
+        };
+        assert!(host(b"x.example.net - x"));
+        assert!(!host(b"y.example.net - x"));
+        assert!(!host(b"x.example.org - x"));
+        // Too many replacements to keep: checked word by word.
+        let mut many = Edits::default();
+        for _ in 0..=MAX_EDITS {
+            many.push(all[0]);
+        }
+        assert!(many.all().is_none());
+        assert!(LineVerifier::default().check(line.as_bytes(), &new, &many));
     }
 
     #[test]
@@ -944,12 +1154,6 @@ mod tests {
         }
 
         #[test]
-        fn eight_bytes_are_counted_exactly(bytes in any::<[u8; 8]>(), b in any::<u8>()) {
-            let w = u64::from_le_bytes(bytes);
-            prop_assert_eq!(bytes_equal(w, b) as usize, bytes.iter().filter(|&&x| x == b).count());
-        }
-
-        #[test]
         fn the_address_prefilter_counts_like_a_byte_loop(
             text in proptest::collection::vec(proptest::sample::select(b".:1a ".to_vec()), 0..70)
         ) {
@@ -1013,6 +1217,26 @@ mod tests {
                 only_addresses_changed(&text, &other),
                 words_changed_only_in_addresses(&text, &other)
             );
+        }
+
+        #[test]
+        fn the_check_with_edits_agrees_with_the_word_check(text in noisy_text(), cut in 0usize..64, junk in noisy_text()) {
+            for mut m in [truncating(24, 48), pseudonymizing()] {
+                let mut new = b"previous\n".to_vec();
+                mask_line(&text, None, Select::All, &mut m, &mut new);
+                let new = new.split_off(b"previous\n".len());
+                let edits = m.edits;
+                prop_assert!(LineVerifier::default().check(&text, &new, &edits));
+                // Any other change is left to the word check, which decides as before.
+                let at = cut.min(new.len());
+                let mut other = new[..at].to_vec();
+                other.extend_from_slice(&junk);
+                other.extend_from_slice(&new[at..]);
+                prop_assert_eq!(
+                    LineVerifier::default().check(&text, &other, &edits),
+                    only_addresses_changed(&text, &other)
+                );
+            }
         }
 
         #[test]

@@ -39,7 +39,9 @@ use std::net::{IpAddr, Ipv4Addr};
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
-pub use line::{LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed};
+pub use line::{
+    Edit, Edits, LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed,
+};
 pub use tokens::{Token, Tokens, tokens};
 use truncate::truncate_v4;
 pub use truncate::{Prefixes, truncate};
@@ -131,6 +133,8 @@ pub struct Masker {
     recent: Box<[Option<(IpAddr, Text)>; RECENT]>,
     /// The last client or address field read and what it held (see [`line`]).
     pub(crate) last_field: line::FieldMemo,
+    /// The replacements made in the last line masked, for the line check.
+    pub edits: line::Edits,
 }
 
 const RECENT: usize = 64;
@@ -170,6 +174,7 @@ impl Masker {
             cache: HashMap::default(),
             recent: Box::new([None; RECENT]),
             last_field: line::FieldMemo::default(),
+            edits: line::Edits::default(),
         }
     }
 

@@ -191,6 +191,8 @@ impl LineJob<'_> {
     #[inline]
     fn line(&mut self, n: u64, line: &[u8], out: &mut Vec<u8>) -> bool {
         self.counts.lines += 1;
+        // Replacements of an earlier line must never be taken for this one's.
+        self.masker.edits.clear();
         self.pending_bytes += line.len() as u64 + 1;
         if self.pending_bytes >= 1 << 20 {
             self.progress
@@ -198,8 +200,9 @@ impl LineJob<'_> {
                 .fetch_add(self.pending_bytes, Ordering::Relaxed);
             self.pending_bytes = 0;
         }
+        let mut rec = Record::default();
         let parsed = match self.format {
-            Some(f) => f.parse(line, &mut self.cache),
+            Some(f) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
         if let Some(nets) = self.erase {
@@ -431,7 +434,10 @@ pub fn anonymize_file(
         |old, new| {
             new_head.borrow_mut().push(new);
             size_delta.set(size_delta.get() + new.len() as i64 - old.len() as i64);
-            old == new || verifier.borrow_mut().only_addresses_changed(old, new)
+            old == new
+                || verifier
+                    .borrow_mut()
+                    .check(old, new, &job.borrow().masker.edits)
         },
         |_| {
             // Every line checked and the file's content checked: record the new content in the

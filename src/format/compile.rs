@@ -24,8 +24,10 @@ pub enum FieldKind {
     TimeIso,
     /// Epoch seconds, optionally with a fraction; the number is divided by the scale.
     TimeEpoch(i64),
-    /// Apache `%{pattern}t`.
-    TimeStrftime(Vec<TimePart>),
+    /// Apache `%{pattern}t`. A boxed slice rather than a `Vec`: with no spare capacity
+    /// values to encode the other variants in, the kind keeps a plain tag, which the parser
+    /// dispatches on for every field of every line.
+    TimeStrftime(Box<[TimePart]>),
     /// The request line: `$request`, `%r`.
     Request,
     Method,
@@ -355,7 +357,9 @@ fn apache_time(spec: &str) -> Result<FieldKind, CompileError> {
         "usec" => FieldKind::TimeEpoch(1_000_000),
         "msec_frac" | "usec_frac" => FieldKind::Opaque,
         pattern => FieldKind::TimeStrftime(
-            compile_strftime(pattern).map_err(|e| CompileError(format!("%{{{spec}}}t: {e}")))?,
+            compile_strftime(pattern)
+                .map_err(|e| CompileError(format!("%{{{spec}}}t: {e}")))?
+                .into_boxed_slice(),
         ),
     })
 }

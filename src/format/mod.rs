@@ -106,6 +106,20 @@ impl Format {
             Format::Json => json::parse(line, cache),
         }
     }
+
+    /// [`parse`](Self::parse) into a record the caller owns (see
+    /// [`LineFormat::parse_into`]); what `rec` holds after an error is unspecified.
+    pub fn parse_into<'a>(
+        &self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        match self {
+            Format::Text { format, .. } => format.parse_into(line, cache, rec),
+            Format::Json => json::parse(line, cache).map(|r| *rec = r),
+        }
+    }
 }
 
 /// What `--format` asked for.

@@ -72,6 +72,68 @@ pub struct LineFormat {
     /// Whether the client field is parsed into [`Record::client`]; a rewrite masks the
     /// field's text and has no use for it.
     client_address: bool,
+    /// The steps as [`parse`](Self::parse) runs them, worked out once.
+    ops: Vec<Op>,
+}
+
+/// One step as the parser runs it: what depends only on the format is decided when the
+/// format is made, not on every line.
+#[derive(Clone, Debug)]
+enum Op {
+    Literal(Box<[u8]>),
+    Field {
+        kind: FieldKind,
+        end: FieldEnd,
+        /// The literal after this field is the last step of a strict format, so it must
+        /// end the line.
+        closes: bool,
+        /// A client field ended by a space: a comma before the space continues a list.
+        list: bool,
+        /// The length of the next step's literal when it is this field's end literal (as
+        /// `link` compiles every field followed by a literal): every way of finding the
+        /// field's end checks that the literal begins there, so the step is folded into
+        /// this one and its bytes are stepped over without comparing them again.
+        skip: usize,
+    },
+}
+
+impl Op {
+    fn compile(steps: &[Step], allow_trailing: bool) -> Vec<Op> {
+        let last = steps.len().wrapping_sub(1);
+        let mut ops = Vec::with_capacity(steps.len());
+        let mut i = 0;
+        while let Some(step) = steps.get(i) {
+            i += 1;
+            let (kind, end) = match step {
+                Step::Literal(lit) => {
+                    ops.push(Op::Literal(lit.clone()));
+                    continue;
+                }
+                Step::Field { kind, end, .. } => (kind, end),
+            };
+            let closes = i == last && !allow_trailing;
+            let skip = match (end, steps.get(i)) {
+                (FieldEnd::Literal(after) | FieldEnd::Quoted(after), Some(Step::Literal(next)))
+                    if after == next =>
+                {
+                    i += 1;
+                    after.len()
+                }
+                _ => 0,
+            };
+            let list = *kind == FieldKind::Client
+                && matches!(end, FieldEnd::Literal(after) if after.first() == Some(&b' '))
+                && !closes;
+            ops.push(Op::Field {
+                kind: kind.clone(),
+                end: end.clone(),
+                closes,
+                list,
+                skip,
+            });
+        }
+        ops
+    }
 }
 
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
@@ -142,6 +204,24 @@ fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     (m != 0).then(|| at + m.trailing_zeros() as usize)
 }
 
+/// The last `needle` in `hay`: [`find_byte`] from the end, sixteen bytes at a time, for a
+/// request line of a few dozen bytes where memrchr's setup costs as much as the search.
+#[inline]
+fn rfind_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    let mut end = hay.len();
+    while end >= 16 {
+        let at = end - 16;
+        let m = hay[at..]
+            .first_chunk::<16>()
+            .map_or(0, |chunk| crate::bytes::eq_mask16(chunk, needle));
+        if m != 0 {
+            return Some(at + 31 - m.leading_zeros() as usize);
+        }
+        end = at;
+    }
+    hay[..end].iter().rposition(|&b| b == needle)
+}
+
 /// [`find_byte`] eight bytes at a time in a register, then byte by byte.
 #[inline]
 fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
@@ -167,11 +247,15 @@ fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
 /// The first occurrence of `lit` at or after `from`. Format literals are a few bytes long
 /// (`] "`, ` - `), so memchr on the first byte and a compare beats building a substring
 /// searcher for every line.
-#[inline]
+#[inline(always)]
 fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = lit.split_first() else {
         return Some(from);
     };
+    if rest.is_empty() {
+        // A one-byte literal (` ` after most fields): its first occurrence.
+        return find_byte(first, line.get(from..)?).map(|off| from + off);
+    }
     let mut pos = from;
     while let Some(off) = find_byte(first, &line[pos..]) {
         let at = pos + off;
@@ -214,7 +298,7 @@ pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
     }
     rec.method = Some(method);
     let rest = &req[first + 1..];
-    match memchr::memrchr(b' ', rest) {
+    match rfind_byte(b' ', rest) {
         Some(last) if rest[last + 1..].starts_with(b"HTTP/") => {
             rec.target = Some(&rest[..last]);
             rec.protocol = Some(&rest[last + 1..]);
@@ -253,10 +337,12 @@ fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> boo
 
 impl LineFormat {
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
+        let ops = Op::compile(&steps, allow_trailing);
         LineFormat {
             steps,
             allow_trailing,
             client_address: true,
+            ops,
         }
     }
 
@@ -279,71 +365,86 @@ impl LineFormat {
         line: &'a [u8],
         cache: &mut TimeCache,
     ) -> Result<Record<'a>, ParseError> {
+        let mut rec = Record::default();
+        self.parse_into(line, cache, &mut rec).map(|()| rec)
+    }
+
+    /// [`parse`](Self::parse) into a record the caller owns, which is overwritten, so a
+    /// record is not copied out on every line. On an error `rec` holds what was read.
+    pub fn parse_into<'a>(
+        &self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, 0));
         }
-        let mut rec = Record {
+        *rec = Record {
             line,
             ..Record::default()
         };
         let mut pos = 0usize;
-        let last = self.steps.len() - 1;
-        for (i, step) in self.steps.iter().enumerate() {
-            match step {
-                Step::Literal(lit) => {
+        for op in &self.ops {
+            let (kind, end, closes, list, skip) = match op {
+                Op::Literal(lit) => {
                     if !begins_with(&line[pos..], lit) {
                         return Err(ParseError::new(ErrorKind::Mismatch, pos));
                     }
                     pos += lit.len();
+                    continue;
                 }
-                Step::Field { kind, end, .. } => {
-                    // The literal after this field closes the format when it is the last step.
-                    let closes = i + 1 == last && !self.allow_trailing;
-                    let stop = match end {
-                        FieldEnd::EndOfLine => {
-                            if self.allow_trailing {
-                                memchr::memchr(b' ', &line[pos..]).map_or(line.len(), |o| pos + o)
-                            } else {
-                                line.len()
-                            }
-                        }
-                        FieldEnd::Quoted(after) => find_closing_quote(line, pos, after, closes)
-                            .ok_or(ParseError::new(ErrorKind::Unterminated, pos))?,
-                        FieldEnd::Literal(after) => {
-                            let found = if closes {
-                                // The closing literal must end the line.
-                                let q = line.len().checked_sub(after.len());
-                                q.filter(|&q| begins_with(&line[q..], after))
-                            } else {
-                                find_literal(line, pos, after)
-                            };
-                            let mut stop = found
-                                .filter(|&s| s >= pos)
-                                .ok_or(ParseError::new(ErrorKind::Mismatch, pos))?;
-                            // A client field may hold a list (`10.0.0.2, 10.0.0.1`) that
-                            // nginx writes with spaces: a comma before the space continues it.
-                            if *kind == FieldKind::Client && after.first() == Some(&b' ') && !closes
-                            {
-                                while stop > pos && line[stop - 1] == b',' {
-                                    match find_literal(line, stop + 1, after) {
-                                        Some(next) => stop = next,
-                                        None => break,
-                                    }
-                                }
-                            }
-                            stop
-                        }
+                Op::Field {
+                    kind,
+                    end,
+                    closes,
+                    list,
+                    skip,
+                } => (kind, end, *closes, *list, *skip),
+            };
+            let stop = match end {
+                FieldEnd::EndOfLine => {
+                    if self.allow_trailing {
+                        memchr::memchr(b' ', &line[pos..]).map_or(line.len(), |o| pos + o)
+                    } else {
+                        line.len()
+                    }
+                }
+                FieldEnd::Quoted(after) => find_closing_quote(line, pos, after, closes)
+                    .ok_or(ParseError::new(ErrorKind::Unterminated, pos))?,
+                FieldEnd::Literal(after) => {
+                    let found = if closes {
+                        // The closing literal must end the line.
+                        let q = line.len().checked_sub(after.len());
+                        q.filter(|&q| begins_with(&line[q..], after))
+                    } else {
+                        find_literal(line, pos, after)
                     };
-                    self.field(&mut rec, kind, line, Span::new(pos, stop), cache)?;
-                    pos = stop;
+                    let mut stop = found
+                        .filter(|&s| s >= pos)
+                        .ok_or(ParseError::new(ErrorKind::Mismatch, pos))?;
+                    // A client field may hold a list (`10.0.0.2, 10.0.0.1`) that nginx
+                    // writes with spaces: a comma before the space continues it.
+                    if list {
+                        while stop > pos && line[stop - 1] == b',' {
+                            match find_literal(line, stop + 1, after) {
+                                Some(next) => stop = next,
+                                None => break,
+                            }
+                        }
+                    }
+                    stop
                 }
-            }
+            };
+            self.field(rec, kind, line, Span::new(pos, stop), cache)?;
+            // `skip` is the end literal found at `stop` (see `Op::Field`).
+            pos = stop + skip;
         }
         if pos != line.len() && !(self.allow_trailing && line[pos] == b' ') {
             return Err(ParseError::new(ErrorKind::Trailing, pos));
         }
-        Ok(rec)
+        Ok(())
     }
 
     fn field<'a>(
@@ -451,6 +552,7 @@ mod tests {
                 find_byte_in_words(needle, &hay),
                 memchr::memchr(needle, &hay)
             );
+            proptest::prop_assert_eq!(rfind_byte(needle, &hay), memchr::memrchr(needle, &hay));
         }
     }
 

@@ -40,14 +40,17 @@ pub const HTTP_VERSIONS: [&[u8]; 6] = [
 /// Whether `p` is one of [`HTTP_VERSIONS`]; a `match` on literals compiles to a length
 /// switch and word compares, where a search of the list calls `memcmp` per entry.
 fn is_http_version(p: &[u8]) -> bool {
-    // Nearly every line says HTTP/1.1: one 8-byte compare settles it before the full match.
-    if p == b"HTTP/1.1" {
-        return true;
-    }
-    let known = matches!(
-        p,
-        b"HTTP/1.1" | b"HTTP/2.0" | b"HTTP/1.0" | b"HTTP/2" | b"HTTP/3" | b"HTTP/0.9"
-    );
+    // Nearly every line says HTTP/1.1 or HTTP/2.0: an 8-byte value is compared as one word
+    // with each 8-byte version.
+    let known = match <[u8; 8]>::try_from(p) {
+        Ok(w) => {
+            let w = u64::from_le_bytes(w);
+            [b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1.0", b"HTTP/0.9"]
+                .iter()
+                .any(|v| u64::from_le_bytes(**v) == w)
+        }
+        Err(_) => matches!(p, b"HTTP/2" | b"HTTP/3"),
+    };
     debug_assert_eq!(known, HTTP_VERSIONS.contains(&p));
     known
 }
@@ -153,8 +156,10 @@ struct VerdictCache<V> {
     /// Per set: the way used last, so a miss replaces the other.
     recent: Vec<u8>,
     /// The slot of the last lookup. Lines of one client come in runs and repeat its user
-    /// agent (and sometimes its target), so that slot is tried before hashing.
+    /// agent, so that slot is tried before hashing when `try_last`; a target repeats on
+    /// too few lines (under 1% of the generated log's) to pay for the compare.
     last: usize,
+    try_last: bool,
 }
 
 /// One cache slot: the key's hash, the key, and its verdict. Aligned so that a slot with a
@@ -164,11 +169,12 @@ struct Slot<V>(u64, Vec<u8>, V);
 
 impl<V: Copy + Default> VerdictCache<V> {
     /// A cache of `n` slots (a power of two, at least 2).
-    fn new(n: usize) -> Self {
+    fn new(n: usize, try_last: bool) -> Self {
         VerdictCache {
             slots: (0..n).map(|_| Slot(0, Vec::new(), V::default())).collect(),
             recent: vec![0; n / 2],
             last: 0,
+            try_last,
         }
     }
 
@@ -180,9 +186,11 @@ impl<V: Copy + Default> VerdictCache<V> {
         }
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
-        if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
-            if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
-                return *v;
+        if self.try_last {
+            if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
+                if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
+                    return *v;
+                }
             }
         }
         let hash = hash(key);
@@ -229,8 +237,8 @@ impl Default for Scratch {
             values: None,
             method: (Vec::new(), 0, false),
             decoded: Vec::new(),
-            targets: VerdictCache::new(TARGET_SLOTS),
-            uas: VerdictCache::new(UA_SLOTS),
+            targets: VerdictCache::new(TARGET_SLOTS, false),
+            uas: VerdictCache::new(UA_SLOTS, true),
         }
     }
 }
@@ -945,27 +953,30 @@ mod tests {
 
     #[test]
     fn verdict_cache_keeps_two_keys_of_one_set() {
-        let mut cache: VerdictCache<u64> = VerdictCache::new(8);
-        let mut made = 0;
-        // Every key hashes to one set; the verdict is the key's length.
-        let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
-            cache.get(
-                key,
-                |_| 5,
-                || {
-                    made += 1;
-                    key.len() as u64
-                },
-            )
-        };
-        for key in [&b"/a"[..], b"/bb", b"/a", b"/bb", b"/a"] {
-            assert_eq!(get(&mut cache, key), key.len() as u64);
+        // With and without trying the last slot first.
+        for try_last in [false, true] {
+            let mut cache: VerdictCache<u64> = VerdictCache::new(8, try_last);
+            let mut made = 0;
+            // Every key hashes to one set; the verdict is the key's length.
+            let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
+                cache.get(
+                    key,
+                    |_| 5,
+                    || {
+                        made += 1;
+                        key.len() as u64
+                    },
+                )
+            };
+            for key in [&b"/a"[..], b"/a", b"/bb", b"/a", b"/bb", b"/a"] {
+                assert_eq!(get(&mut cache, key), key.len() as u64);
+            }
+            // A third key replaces the one used less recently (/bb), not /a.
+            assert_eq!(get(&mut cache, b"/ccc"), 4);
+            assert_eq!(get(&mut cache, b"/a"), 2);
+            assert_eq!(get(&mut cache, b"/bb"), 3);
+            assert_eq!(made, 4, "try_last {try_last}");
         }
-        // A third key replaces the one used less recently (/bb), not /a.
-        assert_eq!(get(&mut cache, b"/ccc"), 4);
-        assert_eq!(get(&mut cache, b"/a"), 2);
-        assert_eq!(get(&mut cache, b"/bb"), 3);
-        assert_eq!(made, 4);
     }
 
     proptest::proptest! {

@@ -124,6 +124,23 @@ pub struct CompiledRules {
     /// its outputs never leave the process; a targeted collision only costs a cache miss or
     /// one distinct value counted twice short, never a wrong flag by itself.
     hasher: foldhash::quality::RandomState,
+    /// Random words (from `hasher`) that key [`CompiledRules::cache_hash`].
+    cache_seeds: [u64; 4],
+}
+
+/// The high and low halves of the 128-bit product of `a` and `b`, folded into one word.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The 8 bytes of `s` at `at` as a word; `at + 8 <= s.len()`.
+#[inline(always)]
+fn word_at(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// What one target matches, independent of the rest of the record: 32 bytes, so a cache
@@ -291,7 +308,10 @@ impl CompiledRules {
             cache_target: true,
             target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
+            cache_seeds: [0; 4],
         };
+        let seeds = &c.hasher;
+        c.cache_seeds = [0u64, 1, 2, 3].map(|i| seeds.hash_one(i));
         // Per field: pattern text (lower case, anchor) -> filters, and regexes.
         let mut contains: [BTreeMap<(String, bool), u64>; 4] = Default::default();
         let mut regexes: [Vec<(String, u64)>; 4] = Default::default();
@@ -455,6 +475,25 @@ impl CompiledRules {
         self.distinct_fields[field.index()]
     }
 
+    /// The hash that places a target or user agent in its verdict cache. Keys of 8 to 32
+    /// bytes (most targets) are hashed inline from (overlapping) 8-byte words that cover
+    /// every byte, mixed with random seeds in folded multiplies, as foldhash does, without
+    /// its call and length prefix: this runs on nearly every line. Other keys use `hasher`.
+    #[inline]
+    fn cache_hash(&self, key: &[u8]) -> u64 {
+        let [s0, s1, s2, s3] = self.cache_seeds;
+        let n = key.len();
+        let len = n as u64;
+        match n {
+            8..=16 => folded_multiply(word_at(key, 0) ^ s0, word_at(key, n - 8) ^ s1 ^ len),
+            17..=32 => {
+                folded_multiply(word_at(key, 0) ^ s0, word_at(key, 8) ^ s1)
+                    ^ folded_multiply(word_at(key, n - 16) ^ s2, word_at(key, n - 8) ^ s3 ^ len)
+            }
+            _ => self.hasher.hash_one(key),
+        }
+    }
+
     /// The hash distinct counting keeps of a value. Seeded once per rule set, so all
     /// collectors of one run agree and an attacker cannot aim collisions.
     pub fn hash_value(&self, bytes: &[u8]) -> u64 {
@@ -529,7 +568,7 @@ impl CompiledRules {
             {
                 let v = scratch.targets.get(
                     target,
-                    |t| self.hasher.hash_one(t),
+                    |t| self.cache_hash(t),
                     || self.target_verdict(target, &mut scratch.decoded),
                 );
                 scratch.values = Some(v.values);
@@ -567,7 +606,7 @@ impl CompiledRules {
                 Some(ua) if fm.regexes.is_none() => {
                     scratch
                         .uas
-                        .get(ua, |u| self.hasher.hash_one(u), || scan(fm, ua, cand))
+                        .get(ua, |u| self.cache_hash(u), || scan(fm, ua, cand))
                 }
                 Some(ua) => scan(fm, ua, cand),
             };
@@ -948,6 +987,26 @@ mod tests {
                 bad,
                 "{proto:?}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        /// The inline cache hash reads every byte: flipping any one bit of a key of any
+        /// length changes it (a miss here would mean a byte left out, not bad luck: the
+        /// chance of a true collision is about 2^-64).
+        #[test]
+        fn cache_hash_covers_every_byte(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            static RULES: std::sync::OnceLock<CompiledRules> = std::sync::OnceLock::new();
+            let c = RULES.get_or_init(|| CompiledRules::new(&builtin_rules()).expect("compile"));
+            proptest::prop_assume!(!key.is_empty());
+            let mut other = key.clone();
+            other[at.index(key.len())] ^= 1 << bit;
+            proptest::prop_assert_eq!(c.cache_hash(&key), c.cache_hash(&key.clone()));
+            proptest::prop_assert_ne!(c.cache_hash(&key), c.cache_hash(&other));
         }
     }
 

@@ -495,8 +495,9 @@ impl CompiledRules {
     /// The hash that places a target or user agent in its verdict cache. Keys of 8 to 32
     /// bytes (most targets) are hashed inline from (overlapping) 8-byte words that cover
     /// every byte, mixed with random seeds in folded multiplies, as foldhash does, without
-    /// its call and length prefix: this runs on nearly every line. Other keys use `hasher`.
-    #[inline]
+    /// its call and length prefix: this runs on nearly every line. Other keys use `hasher`,
+    /// out of line.
+    #[inline(always)]
     fn cache_hash(&self, key: &[u8]) -> u64 {
         let [s0, s1, s2, s3] = self.cache_seeds;
         let n = key.len();
@@ -507,8 +508,14 @@ impl CompiledRules {
                 folded_multiply(word_at(key, 0) ^ s0, word_at(key, 8) ^ s1)
                     ^ folded_multiply(word_at(key, n - 16) ^ s2, word_at(key, n - 8) ^ s3 ^ len)
             }
-            _ => self.hasher.hash_one(key),
+            _ => self.cache_hash_other(key),
         }
+    }
+
+    /// [`CompiledRules::cache_hash`] of keys shorter than 8 or longer than 32 bytes.
+    #[inline(never)]
+    fn cache_hash_other(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     /// The hash distinct counting keeps of a value. Seeded once per rule set, so all

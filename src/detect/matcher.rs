@@ -278,10 +278,21 @@ impl Default for Scratch {
 }
 
 /// `a == b` for request methods: a few bytes, compared inline rather than by a call to
-/// `memcmp` on every line.
+/// `memcmp` on every line, and for 2 to 8 bytes as two (overlapping) 2- or 4-byte words
+/// rather than byte by byte.
 #[inline]
 fn same_method(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let u16_at = |s: &[u8], at: usize| u16::from_le_bytes([s[at], s[at + 1]]);
+    let u32_at = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    match n {
+        2..=3 => u16_at(a, 0) == u16_at(b, 0) && u16_at(a, n - 2) == u16_at(b, n - 2),
+        4..=8 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        _ => a.iter().zip(b).all(|(x, y)| x == y),
+    }
 }
 
 impl CompiledRules {
@@ -1080,6 +1091,28 @@ mod tests {
                     && c.static_exts.iter().any(|e| e.eq_ignore_ascii_case(ext.as_bytes()))
             });
             proptest::prop_assert_eq!(c.is_static(path.as_bytes()), want, "{}", path);
+        }
+    }
+
+    proptest::proptest! {
+        /// The method compare is `==` on methods of every length, equal or differing in
+        /// one bit anywhere or in length.
+        #[test]
+        fn same_method_is_equality(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+            shorter in proptest::prelude::any::<bool>(),
+        ) {
+            proptest::prop_assert!(same_method(&a, &a.clone()));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                b[at.index(a.len())] ^= 1 << bit;
+            }
+            if shorter {
+                b.pop();
+            }
+            proptest::prop_assert_eq!(same_method(&a, &b), a == b);
         }
     }
 

@@ -294,11 +294,26 @@ struct Replayed {
 
 const NO_VHOST: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Key {
     net: IpNet,
     vhost: u32,
     grouping: u8,
+}
+
+/// Two words instead of the derived field-by-field hash of `IpNet`: keys are hashed once
+/// per change of source in each journal.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (addr, tag) = match self.net {
+            IpNet::V4(n) => (u128::from(u32::from(n.addr())), n.prefix_len()),
+            IpNet::V6(n) => (u128::from(n.addr()), 0x80 | n.prefix_len()),
+        };
+        state.write_u128(addr);
+        state.write_u64(
+            u64::from(self.vhost) << 16 | u64::from(tag) << 8 | u64::from(self.grouping),
+        );
+    }
 }
 
 /// A copied sample line: `line` is its range in the collector's `sample_bytes`.
@@ -603,6 +618,9 @@ impl Collector {
         // Per slot: its events and hashes, and (`n` per slot) its events of each rule.
         let mut tally: Vec<(u64, u64)> = Vec::new();
         let mut per_rule: Vec<u16> = Vec::new();
+        // Consecutive events of one slot mostly share their rule mask: they are counted as
+        // a run, and added to the slot's counts when the slot or the mask changes.
+        let mut run = Run::default();
         self.for_each_event(
             &distinct,
             |key| {
@@ -611,28 +629,21 @@ impl Collector {
                 id
             },
             |slot, e, hashes| {
-                // Every journal names a key before its first event; without one there is no
-                // source to count for.
-                if slot == u32::MAX {
+                if slot == run.slot && e.rules == run.rules {
+                    run.count += 1;
                     return;
                 }
-                let slot = slot as usize;
-                if tally.len() <= slot {
-                    tally.resize(slot + 1, (0, 0));
-                    per_rule.resize((slot + 1) * n, 0);
-                }
-                let t = &mut tally[slot];
-                t.0 += 1;
-                t.1 += hashes.len() as u64 / 8;
-                if let Some(counts) = per_rule.get_mut(slot * n..(slot + 1) * n) {
-                    for ri in rule_bits(e.rules) {
-                        if let Some(c) = counts.get_mut(ri) {
-                            *c = c.saturating_add(1);
-                        }
-                    }
-                }
+                add_run(&run, &mut tally, &mut per_rule, n);
+                // The hash count is fixed by the rule mask.
+                run = Run {
+                    slot,
+                    rules: e.rules,
+                    hashes: hashes.len() as u64 / 8,
+                    count: 1,
+                };
             },
         );
+        add_run(&run, &mut tally, &mut per_rule, n);
         // A bucket overflows only after more than `capacity` events of its rule, so only
         // the rules with more are replayed, and only for the sources that have such a rule:
         // most sources are ordinary clients that no rule comes near.
@@ -910,6 +921,54 @@ fn sort_events(events: &mut [Replayed]) {
 
 /// How many moves per event `sort_events` makes before it gives up on insertion.
 const SORT_MOVES: usize = 4;
+
+/// Consecutive events of one slot and one rule mask, counted in the first pass of
+/// `finish_reading`.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    slot: u32,
+    rules: u64,
+    /// Distinct-value hashes per event (fixed by `rules`).
+    hashes: u64,
+    count: u64,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run {
+            slot: u32::MAX,
+            rules: 0,
+            hashes: 0,
+            count: 0,
+        }
+    }
+}
+
+/// Adds `run`'s events to its slot's events and hashes (`tally`) and to its events of each
+/// rule (`per_rule`, `n` per slot, saturating), growing both to hold the slot.
+fn add_run(run: &Run, tally: &mut Vec<(u64, u64)>, per_rule: &mut Vec<u16>, n: usize) {
+    // Every journal names a key before its first event; without one there is no source to
+    // count for.
+    if run.count == 0 || run.slot == u32::MAX {
+        return;
+    }
+    let slot = run.slot as usize;
+    if tally.len() <= slot {
+        tally.resize(slot + 1, (0, 0));
+        per_rule.resize((slot + 1) * n, 0);
+    }
+    let t = &mut tally[slot];
+    t.0 += run.count;
+    t.1 += run.count * run.hashes;
+    let count = u16::try_from(run.count).unwrap_or(u16::MAX);
+    if let Some(counts) = per_rule.get_mut(slot * n..(slot + 1) * n) {
+        for ri in rule_bits(run.rules) {
+            if let Some(c) = counts.get_mut(ri) {
+                *c = c.saturating_add(count);
+            }
+        }
+    }
+}
 
 /// The slot of `key`, created when new.
 fn slot_id(keys: &mut HashMap<Key, u32, KeyHasher>, keys_of: &mut Vec<Key>, key: Key) -> u32 {

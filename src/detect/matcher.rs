@@ -40,14 +40,17 @@ pub const HTTP_VERSIONS: [&[u8]; 6] = [
 /// Whether `p` is one of [`HTTP_VERSIONS`]; a `match` on literals compiles to a length
 /// switch and word compares, where a search of the list calls `memcmp` per entry.
 fn is_http_version(p: &[u8]) -> bool {
-    // Nearly every line says HTTP/1.1: one 8-byte compare settles it before the full match.
-    if p == b"HTTP/1.1" {
-        return true;
-    }
-    let known = matches!(
-        p,
-        b"HTTP/1.1" | b"HTTP/2.0" | b"HTTP/1.0" | b"HTTP/2" | b"HTTP/3" | b"HTTP/0.9"
-    );
+    // Nearly every line says HTTP/1.1 or HTTP/2.0: an 8-byte value is compared as one word
+    // with each 8-byte version.
+    let known = match <[u8; 8]>::try_from(p) {
+        Ok(w) => {
+            let w = u64::from_le_bytes(w);
+            [b"HTTP/1.1", b"HTTP/2.0", b"HTTP/1.0", b"HTTP/0.9"]
+                .iter()
+                .any(|v| u64::from_le_bytes(**v) == w)
+        }
+        Err(_) => matches!(p, b"HTTP/2" | b"HTTP/3"),
+    };
     debug_assert_eq!(known, HTTP_VERSIONS.contains(&p));
     known
 }
@@ -121,6 +124,40 @@ pub struct CompiledRules {
     /// its outputs never leave the process; a targeted collision only costs a cache miss or
     /// one distinct value counted twice short, never a wrong flag by itself.
     hasher: foldhash::quality::RandomState,
+    /// Random words (from `hasher`) that key [`CompiledRules::cache_hash`].
+    cache_seeds: [u64; 4],
+}
+
+/// The high and low halves of the 128-bit product of `a` and `b`, folded into one word.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The 8 bytes of `s` at `at` as a word; `at + 8 <= s.len()`.
+#[inline(always)]
+fn word_at(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// `a == b`, comparing keys of 8 to 32 bytes (most targets) in (overlapping) 8-byte words
+/// inline rather than through a call to `memcmp`: a cache hit compares one on nearly every
+/// line.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let differ = |at: usize| word_at(a, at) ^ word_at(b, at);
+    match n {
+        8..=16 => differ(0) | differ(n - 8) == 0,
+        17..=32 => differ(0) | differ(8) | differ(n - 16) | differ(n - 8) == 0,
+        _ => a == b,
+    }
 }
 
 /// What one target matches, independent of the rest of the record: 32 bytes, so a cache
@@ -153,8 +190,10 @@ struct VerdictCache<V> {
     /// Per set: the way used last, so a miss replaces the other.
     recent: Vec<u8>,
     /// The slot of the last lookup. Lines of one client come in runs and repeat its user
-    /// agent (and sometimes its target), so that slot is tried before hashing.
+    /// agent, so that slot is tried before hashing when `try_last`; a target repeats on
+    /// too few lines (under 1% of the generated log's) to pay for the compare.
     last: usize,
+    try_last: bool,
 }
 
 /// One cache slot: the key's hash, the key, and its verdict. Aligned so that a slot with a
@@ -164,11 +203,12 @@ struct Slot<V>(u64, Vec<u8>, V);
 
 impl<V: Copy + Default> VerdictCache<V> {
     /// A cache of `n` slots (a power of two, at least 2).
-    fn new(n: usize) -> Self {
+    fn new(n: usize, try_last: bool) -> Self {
         VerdictCache {
             slots: (0..n).map(|_| Slot(0, Vec::new(), V::default())).collect(),
             recent: vec![0; n / 2],
             last: 0,
+            try_last,
         }
     }
 
@@ -180,9 +220,11 @@ impl<V: Copy + Default> VerdictCache<V> {
         }
         // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
         // with any realistic seed, and a false hit on it would just compare bytes anyway.
-        if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
-            if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
-                return *v;
+        if self.try_last {
+            if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
+                if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
+                    return *v;
+                }
             }
         }
         let hash = hash(key);
@@ -190,7 +232,7 @@ impl<V: Copy + Default> VerdictCache<V> {
         for way in 0..2 {
             let i = 2 * set + way;
             let Slot(h, bytes, v) = &self.slots[i];
-            if *h == hash && bytes.as_slice() == key && (hash != 0 || !bytes.is_empty()) {
+            if *h == hash && same_bytes(bytes, key) && (hash != 0 || !bytes.is_empty()) {
                 self.last = i;
                 self.recent[set] = way as u8;
                 return *v;
@@ -229,17 +271,28 @@ impl Default for Scratch {
             values: None,
             method: (Vec::new(), 0, false),
             decoded: Vec::new(),
-            targets: VerdictCache::new(TARGET_SLOTS),
-            uas: VerdictCache::new(UA_SLOTS),
+            targets: VerdictCache::new(TARGET_SLOTS, false),
+            uas: VerdictCache::new(UA_SLOTS, true),
         }
     }
 }
 
 /// `a == b` for request methods: a few bytes, compared inline rather than by a call to
-/// `memcmp` on every line.
+/// `memcmp` on every line, and for 2 to 8 bytes as two (overlapping) 2- or 4-byte words
+/// rather than byte by byte.
 #[inline]
 fn same_method(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let u16_at = |s: &[u8], at: usize| u16::from_le_bytes([s[at], s[at + 1]]);
+    let u32_at = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    match n {
+        2..=3 => u16_at(a, 0) == u16_at(b, 0) && u16_at(a, n - 2) == u16_at(b, n - 2),
+        4..=8 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        _ => a.iter().zip(b).all(|(x, y)| x == y),
+    }
 }
 
 impl CompiledRules {
@@ -283,7 +336,10 @@ impl CompiledRules {
             cache_target: true,
             target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
+            cache_seeds: [0; 4],
         };
+        let seeds = &c.hasher;
+        c.cache_seeds = [0u64, 1, 2, 3].map(|i| seeds.hash_one(i));
         // Per field: pattern text (lower case, anchor) -> filters, and regexes.
         let mut contains: [BTreeMap<(String, bool), u64>; 4] = Default::default();
         let mut regexes: [Vec<(String, u64)>; 4] = Default::default();
@@ -447,6 +503,32 @@ impl CompiledRules {
         self.distinct_fields[field.index()]
     }
 
+    /// The hash that places a target or user agent in its verdict cache. Keys of 8 to 32
+    /// bytes (most targets) are hashed inline from (overlapping) 8-byte words that cover
+    /// every byte, mixed with random seeds in folded multiplies, as foldhash does, without
+    /// its call and length prefix: this runs on nearly every line. Other keys use `hasher`,
+    /// out of line.
+    #[inline(always)]
+    fn cache_hash(&self, key: &[u8]) -> u64 {
+        let [s0, s1, s2, s3] = self.cache_seeds;
+        let n = key.len();
+        let len = n as u64;
+        match n {
+            8..=16 => folded_multiply(word_at(key, 0) ^ s0, word_at(key, n - 8) ^ s1 ^ len),
+            17..=32 => {
+                folded_multiply(word_at(key, 0) ^ s0, word_at(key, 8) ^ s1)
+                    ^ folded_multiply(word_at(key, n - 16) ^ s2, word_at(key, n - 8) ^ s3 ^ len)
+            }
+            _ => self.cache_hash_other(key),
+        }
+    }
+
+    /// [`CompiledRules::cache_hash`] of keys shorter than 8 or longer than 32 bytes.
+    #[inline(never)]
+    fn cache_hash_other(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
     /// The hash distinct counting keeps of a value. Seeded once per rule set, so all
     /// collectors of one run agree and an attacker cannot aim collisions.
     pub fn hash_value(&self, bytes: &[u8]) -> u64 {
@@ -521,7 +603,7 @@ impl CompiledRules {
             {
                 let v = scratch.targets.get(
                     target,
-                    |t| self.hasher.hash_one(t),
+                    |t| self.cache_hash(t),
                     || self.target_verdict(target, &mut scratch.decoded),
                 );
                 scratch.values = Some(v.values);
@@ -559,7 +641,7 @@ impl CompiledRules {
                 Some(ua) if fm.regexes.is_none() => {
                     scratch
                         .uas
-                        .get(ua, |u| self.hasher.hash_one(u), || scan(fm, ua, cand))
+                        .get(ua, |u| self.cache_hash(u), || scan(fm, ua, cand))
                 }
                 Some(ua) => scan(fm, ua, cand),
             };
@@ -599,6 +681,10 @@ impl CompiledRules {
             }
         }
         let mut allowed = u64::MAX;
+        // A field is decoded and scanned again only when it holds a `%` (or a `+` in the
+        // query): one search of the whole target rules that out for most targets, instead of
+        // a search per field.
+        let escaped = memchr::memchr2(b'%', b'+', target).is_some();
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),
@@ -607,7 +693,9 @@ impl CompiledRules {
             let i = field.index();
             let fm = &self.fields[i];
             if let (Some(hay), true) = (hay, fm.need != 0) {
-                hits[i] |= scan_escaped(fm, field, hay, self.all_filters & !hits[i], decoded);
+                if escaped {
+                    hits[i] |= scan_escaped(fm, field, hay, self.all_filters & !hits[i], decoded);
+                }
             } else {
                 hits[i] = 0;
             }
@@ -647,16 +735,16 @@ impl CompiledRules {
     }
 
     fn is_static(&self, path: &[u8]) -> bool {
-        let name = match memchr::memrchr(b'/', path) {
-            Some(slash) => &path[slash + 1..],
-            None => path,
-        };
-        let Some(dot) = memchr::memrchr(b'.', name) else {
+        // The extension is at most 8 bytes after the last `.` of the last segment, so only
+        // the last 9 bytes are looked at: a short loop, where two `memrchr` calls cost more
+        // on paths this short.
+        let tail = &path[path.len().saturating_sub(9)..];
+        let Some(dot) = tail.iter().rposition(|&b| b == b'.' || b == b'/') else {
             return false;
         };
-        let ext = &name[dot + 1..];
-        !ext.is_empty()
-            && ext.len() <= 8
+        let ext = &tail[dot + 1..];
+        tail[dot] == b'.'
+            && !ext.is_empty()
             && self.static_exts.iter().any(|e| e.eq_ignore_ascii_case(ext))
     }
 }
@@ -943,29 +1031,117 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The inline cache hash reads every byte: flipping any one bit of a key of any
+        /// length changes it (a miss here would mean a byte left out, not bad luck: the
+        /// chance of a true collision is about 2^-64).
+        #[test]
+        fn cache_hash_covers_every_byte(
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+        ) {
+            static RULES: std::sync::OnceLock<CompiledRules> = std::sync::OnceLock::new();
+            let c = RULES.get_or_init(|| CompiledRules::new(&builtin_rules()).expect("compile"));
+            proptest::prop_assume!(!key.is_empty());
+            let mut other = key.clone();
+            other[at.index(key.len())] ^= 1 << bit;
+            proptest::prop_assert_eq!(c.cache_hash(&key), c.cache_hash(&key.clone()));
+            proptest::prop_assert_ne!(c.cache_hash(&key), c.cache_hash(&other));
+        }
+    }
+
+    proptest::proptest! {
+        /// The inline key compare is `==`, on keys of every length, equal or differing in
+        /// one bit anywhere or in length.
+        #[test]
+        fn same_bytes_is_equality(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+            shorter in proptest::prelude::any::<bool>(),
+        ) {
+            proptest::prop_assert!(same_bytes(&a, &a.clone()));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                b[at.index(a.len())] ^= 1 << bit;
+            }
+            if shorter {
+                b.pop();
+            }
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
+        }
+    }
+
+    proptest::proptest! {
+        /// `is_static` agrees with the plain reading: the extension after the last `.` of
+        /// the last segment, 1 to 8 bytes, in the list (case-insensitive).
+        #[test]
+        fn is_static_matches_the_reference(
+            pieces in proptest::collection::vec(0usize..8, 0..8),
+        ) {
+            static RULES: std::sync::OnceLock<CompiledRules> = std::sync::OnceLock::new();
+            let c = RULES.get_or_init(|| CompiledRules::new(&builtin_rules()).expect("compile"));
+            let parts = ["/", ".", "css", "JS", "a", "x.png", "longextens", ".woff2"];
+            let path: String = pieces.iter().map(|&i| parts[i]).collect();
+            let name = path.rsplit('/').next().unwrap_or("");
+            let want = name.rsplit_once('.').is_some_and(|(_, ext)| {
+                !ext.is_empty()
+                    && ext.len() <= 8
+                    && c.static_exts.iter().any(|e| e.eq_ignore_ascii_case(ext.as_bytes()))
+            });
+            proptest::prop_assert_eq!(c.is_static(path.as_bytes()), want, "{}", path);
+        }
+    }
+
+    proptest::proptest! {
+        /// The method compare is `==` on methods of every length, equal or differing in
+        /// one bit anywhere or in length.
+        #[test]
+        fn same_method_is_equality(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12),
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            bit in 0u8..8,
+            shorter in proptest::prelude::any::<bool>(),
+        ) {
+            proptest::prop_assert!(same_method(&a, &a.clone()));
+            let mut b = a.clone();
+            if !b.is_empty() {
+                b[at.index(a.len())] ^= 1 << bit;
+            }
+            if shorter {
+                b.pop();
+            }
+            proptest::prop_assert_eq!(same_method(&a, &b), a == b);
+        }
+    }
+
     #[test]
     fn verdict_cache_keeps_two_keys_of_one_set() {
-        let mut cache: VerdictCache<u64> = VerdictCache::new(8);
-        let mut made = 0;
-        // Every key hashes to one set; the verdict is the key's length.
-        let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
-            cache.get(
-                key,
-                |_| 5,
-                || {
-                    made += 1;
-                    key.len() as u64
-                },
-            )
-        };
-        for key in [&b"/a"[..], b"/bb", b"/a", b"/bb", b"/a"] {
-            assert_eq!(get(&mut cache, key), key.len() as u64);
+        // With and without trying the last slot first.
+        for try_last in [false, true] {
+            let mut cache: VerdictCache<u64> = VerdictCache::new(8, try_last);
+            let mut made = 0;
+            // Every key hashes to one set; the verdict is the key's length.
+            let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
+                cache.get(
+                    key,
+                    |_| 5,
+                    || {
+                        made += 1;
+                        key.len() as u64
+                    },
+                )
+            };
+            for key in [&b"/a"[..], b"/a", b"/bb", b"/a", b"/bb", b"/a"] {
+                assert_eq!(get(&mut cache, key), key.len() as u64);
+            }
+            // A third key replaces the one used less recently (/bb), not /a.
+            assert_eq!(get(&mut cache, b"/ccc"), 4);
+            assert_eq!(get(&mut cache, b"/a"), 2);
+            assert_eq!(get(&mut cache, b"/bb"), 3);
+            assert_eq!(made, 4, "try_last {try_last}");
         }
-        // A third key replaces the one used less recently (/bb), not /a.
-        assert_eq!(get(&mut cache, b"/ccc"), 4);
-        assert_eq!(get(&mut cache, b"/a"), 2);
-        assert_eq!(get(&mut cache, b"/bb"), 3);
-        assert_eq!(made, 4);
     }
 
     proptest::proptest! {

@@ -314,10 +314,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
 }
 
 /// The sources with the most requests, most first; ties by address so output is stable.
-pub fn top_sources(
-    sources: &std::collections::HashMap<IpAddr, u64>,
-    n: usize,
-) -> Vec<(IpAddr, u64)> {
+pub fn top_sources(sources: &crate::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
     let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
     let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
     if all.len() > n {

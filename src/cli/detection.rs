@@ -63,7 +63,8 @@ pub struct DetectArgs {
     #[arg(long = "use-store", hide = true, overrides_with = "no_store")]
     pub use_store: bool,
 
-    /// Count files the store has already seen (same device, inode, size and first bytes).
+    /// Count again what the store has already counted: files seen before (same device,
+    /// inode, size and first bytes) and the old part of a live log that grew since.
     #[arg(long, overrides_with = "no_rescan")]
     pub rescan: bool,
 

@@ -152,11 +152,11 @@ mod tests {
         ("generate", "*"),
     ];
 
-    #[test]
-    fn every_setting_has_a_config_key() {
+    /// Calls `f` with every command, each of its options shown in help, that option's long
+    /// name, and whether it describes a request (in `NO_KEY`) rather than a setting.
+    fn for_each_visible_option(mut f: impl FnMut(&clap::Command, &clap::Arg, &str, bool)) {
         use clap::CommandFactory;
         let cli = crate::cli::Cli::command();
-        let mut checked = 0;
         for sub in cli.get_subcommands() {
             let command = sub.get_name();
             for arg in sub.get_arguments() {
@@ -166,23 +166,32 @@ mod tests {
                 let exempt = NO_KEY
                     .iter()
                     .any(|(c, o)| (*c == "*" || *c == command) && (*o == "*" || *o == long));
-                let key = match long {
-                    "no-default-allow" => "default_allow".to_string(),
-                    other => other.replace('-', "_"),
-                };
-                // Any value: a key of another type fails on its type, an unknown key on its
-                // name.
-                let known = match Config::parse(&format!("{key} = true\n"), Path::new("c")) {
-                    Ok(_) => true,
-                    Err(e) => !e.to_string().contains("unknown field"),
-                };
-                assert!(
-                    known || exempt,
-                    "logward {command} --{long} has no config key {key}"
-                );
-                checked += 1;
+                f(sub, arg, long, exempt);
             }
         }
+    }
+
+    #[test]
+    fn every_setting_has_a_config_key() {
+        let mut checked = 0;
+        for_each_visible_option(|sub, _, long, exempt| {
+            let command = sub.get_name();
+            let key = match long {
+                "no-default-allow" => "default_allow".to_string(),
+                other => other.replace('-', "_"),
+            };
+            // Any value: a key of another type fails on its type, an unknown key on its
+            // name.
+            let known = match Config::parse(&format!("{key} = true\n"), Path::new("c")) {
+                Ok(_) => true,
+                Err(e) => !e.to_string().contains("unknown field"),
+            };
+            assert!(
+                known || exempt,
+                "logward {command} --{long} has no config key {key}"
+            );
+            checked += 1;
+        });
         assert!(checked > 40, "only {checked} options seen");
     }
 
@@ -202,44 +211,35 @@ mod tests {
     #[test]
     fn every_config_switch_can_be_undone_on_the_command_line() {
         use clap::{ArgAction, CommandFactory};
-        let cli = crate::cli::Cli::command();
         let mut checked = 0;
-        for sub in cli.get_subcommands() {
-            let command = sub.get_name();
-            for arg in sub.get_arguments() {
-                let Some(long) = arg.get_long().filter(|_| !arg.is_hide_set()) else {
-                    continue;
-                };
-                let exempt = NO_KEY
-                    .iter()
-                    .any(|(c, o)| (*c == "*" || *c == command) && (*o == "*" || *o == long));
-                if exempt || !matches!(arg.get_action(), ArgAction::SetTrue) {
-                    continue;
-                }
-                let neg = negation(long);
-                let undo = sub
-                    .get_arguments()
-                    .find(|a| a.get_long() == Some(neg.as_str()))
-                    .unwrap_or_else(|| panic!("logward {command} --{long} has no --{neg}"));
-                assert!(undo.is_hide_set(), "--{neg} is listed in help");
-                // The last word wins, whichever it is.
-                let id = arg.get_id().as_str();
-                let parse = |words: &[&str]| {
-                    let mut argv = vec!["logward", command];
-                    argv.extend_from_slice(words);
-                    let m = crate::cli::Cli::command()
-                        .ignore_errors(true)
-                        .try_get_matches_from(&argv)
-                        .unwrap();
-                    m.subcommand_matches(command).unwrap().get_flag(id)
-                };
-                let on = format!("--{long}");
-                let off = format!("--{neg}");
-                assert!(parse(&[&off, &on]), "{command} {off} {on}");
-                assert!(!parse(&[&on, &off]), "{command} {on} {off}");
-                checked += 1;
+        for_each_visible_option(|sub, arg, long, exempt| {
+            if exempt || !matches!(arg.get_action(), ArgAction::SetTrue) {
+                return;
             }
-        }
+            let command = sub.get_name();
+            let neg = negation(long);
+            let undo = sub
+                .get_arguments()
+                .find(|a| a.get_long() == Some(neg.as_str()))
+                .unwrap_or_else(|| panic!("logward {command} --{long} has no --{neg}"));
+            assert!(undo.is_hide_set(), "--{neg} is listed in help");
+            // The last word wins, whichever it is.
+            let id = arg.get_id().as_str();
+            let parse = |words: &[&str]| {
+                let mut argv = vec!["logward", command];
+                argv.extend_from_slice(words);
+                let m = crate::cli::Cli::command()
+                    .ignore_errors(true)
+                    .try_get_matches_from(&argv)
+                    .unwrap();
+                m.subcommand_matches(command).unwrap().get_flag(id)
+            };
+            let on = format!("--{long}");
+            let off = format!("--{neg}");
+            assert!(parse(&[&off, &on]), "{command} {off} {on}");
+            assert!(!parse(&[&on, &off]), "{command} {on} {off}");
+            checked += 1;
+        });
         assert!(checked >= 15, "only {checked} switches seen");
     }
 

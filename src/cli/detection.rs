@@ -225,22 +225,40 @@ impl Detection {
     }
 }
 
-/// A scan visitor that feeds records to a detection collector. Lines the store has already
-/// counted are fed too: the collector is told which they are before it finishes
+/// A scan visitor that feeds records to a detection collector. Files the store has already
+/// counted whole are skipped up to where they were counted; the old part of a live log that
+/// grew is fed, and the collector is told which lines it holds before it finishes
 /// ([`Collector::set_counted`]).
 pub struct DetectVisitor {
     pub collector: Collector,
+    /// Per input file: the byte offset before which its lines are not fed at all (0: feed
+    /// every line; `u64::MAX`: none).
+    pub skip: Arc<Vec<u64>>,
+}
+
+impl DetectVisitor {
+    #[inline]
+    fn skipped(&self, file: usize, offset: u64) -> bool {
+        self.skip.get(file).is_some_and(|&before| offset < before)
+    }
 }
 
 impl Visitor for DetectVisitor {
     #[inline]
     fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
+        let (file, offset) = At::split_order(order);
+        if self.skipped(file, offset) {
+            return;
+        }
         self.collector.observe(rec, order);
     }
 
     /// Lines of plain files are read back for samples at the end, not copied.
     #[inline]
     fn record_at(&mut self, at: At, rec: &crate::format::Record<'_>) {
+        if self.skipped(at.file, at.offset) {
+            return;
+        }
         if at.readable {
             self.collector.observe_readable(rec, at.order());
         } else {

@@ -209,17 +209,29 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                     size - n
                 )),
                 Counted::Before(_) | Counted::All => Some(format!(
-                    "{}: already counted in the store; its lines fill the rules' buckets but are \
-                     not counted again (--rescan counts it)",
+                    "{}: already counted in the store; not counted again (--rescan counts it)",
                     src.display()
                 )),
             }
         })
         .collect();
+    // A file counted whole is not fed to the rules again (a directory of a year of rotated
+    // logs would otherwise be held in memory on every scan); the old part of a live log that
+    // grew is, so a burst that spans the two scans is seen whole.
+    let skip: Vec<u64> = counted
+        .iter()
+        .zip(&heads)
+        .map(|(c, head)| match (*c, head) {
+            (Counted::Before(n), Some(h)) if n < h.fingerprint.size => 0,
+            (c, _) => c.offset(),
+        })
+        .collect();
+    let skip = Arc::new(skip);
     let rules = detection.as_ref().map(|d| d.rules.clone());
     let make_visitor = || {
         rules.as_ref().map(|r| DetectVisitor {
             collector: crate::detect::Collector::new(r.clone()),
+            skip: skip.clone(),
         })
     };
     let mut report = with_threads(settings.threads, || {

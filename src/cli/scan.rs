@@ -201,7 +201,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             let size = head.as_ref()?.fingerprint.size;
             match *counted {
                 Counted::Nothing => None,
-                Counted::Before(n) if n < size => Some(format!(
+                Counted::Grown(n) => Some(format!(
                     "{}: its first {n} bytes were counted by an earlier scan; their lines fill \
                      the rules' buckets, and only the {} bytes added since are counted \
                      (--rescan counts it all)",
@@ -220,10 +220,9 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     // grew is, so a burst that spans the two scans is seen whole.
     let skip: Vec<u64> = counted
         .iter()
-        .zip(&heads)
-        .map(|(c, head)| match (*c, head) {
-            (Counted::Before(n), Some(h)) if n < h.fingerprint.size => 0,
-            (c, _) => c.offset(),
+        .map(|c| match c {
+            Counted::Grown(_) => 0,
+            c => c.offset(),
         })
         .collect();
     let skip = Arc::new(skip);

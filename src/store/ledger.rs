@@ -37,8 +37,12 @@ impl FileFingerprint {
 pub enum Counted {
     /// Never scanned (or rescanned on request): count every line.
     Nothing,
-    /// Lines that start before this byte offset were counted; count the rest.
+    /// A plain file counted whole when it was this long: lines that start before this byte
+    /// offset were counted; count only what was written since the fingerprint was taken.
     Before(u64),
+    /// A plain file that grew since it was counted when it was this long: its lines before
+    /// this offset were counted, the rest is new.
+    Grown(u64),
     /// A compressed file already scanned whole: count nothing.
     All,
 }
@@ -48,7 +52,7 @@ impl Counted {
     pub fn offset(self) -> u64 {
         match self {
             Counted::Nothing => 0,
-            Counted::Before(n) => n,
+            Counted::Before(n) | Counted::Grown(n) => n,
             Counted::All => u64::MAX,
         }
     }

@@ -610,7 +610,7 @@ impl Store {
             let (size, hash) = row.map_err(sql)?;
             let size = size as u64;
             if size > 0 && head.head_hash_at(size) == hash as u64 {
-                return Ok(Counted::Before(size));
+                return Ok(Counted::Grown(size));
             }
         }
         Ok(Counted::Nothing)
@@ -1212,7 +1212,7 @@ mod tests {
         let head = FileHead::read(&log).unwrap();
         assert_eq!(
             s.counted(&head).unwrap(),
-            Counted::Before(first.len() as u64)
+            Counted::Grown(first.len() as u64)
         );
         s.mark_scanned(&head.fingerprint, &log, T0).unwrap();
         let n: i64 = s

@@ -1,5 +1,14 @@
-//! Byte comparisons sixteen at a time, shared by the parser's field search and the
-//! masker's URL prefilter: the one place that uses SIMD instructions.
+//! Byte comparisons several bytes at a time, shared by the parser's field search, the
+//! masker's URL prefilter and line check, and the detection caches: the one place that
+//! uses SIMD instructions.
+
+/// The eight bytes of `s` at `at` as a little-endian word; `at + 8 <= s.len()`.
+#[inline(always)]
+pub(crate) fn word_at(s: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_le_bytes(w)
+}
 
 /// A bit per byte of `chunk` that equals `needle`, lowest bit first. On x86_64 one SSE2
 /// compare (SSE2 is part of every x86_64 processor); elsewhere a loop the compiler may

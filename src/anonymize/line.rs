@@ -24,6 +24,7 @@ use ipnet::IpNet;
 
 use super::tokens::tokens;
 use super::{Masker, is_host_name, kept_suffix};
+use crate::bytes::word_at;
 use crate::format::addr::{parse_host, parse_ipv4, parse_v6, split_list};
 use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS, Span};
 
@@ -368,12 +369,12 @@ impl Remembered {
         }
         let mut at = 0;
         while at + 8 < n {
-            if word(&self.bytes, at) != word(text, at) {
+            if word_at(&self.bytes, at) != word_at(text, at) {
                 return false;
             }
             at += 8;
         }
-        word(&self.bytes, n - 8) == word(text, n - 8)
+        word_at(&self.bytes, n - 8) == word_at(text, n - 8)
     }
 
     /// Remembers `text`, which must [fit](Self::fits).
@@ -566,20 +567,12 @@ fn only_addresses_changed_in(old: &[u8], new: &[u8], memo: &mut LineVerifier) ->
     words_changed_only_in_addresses(&old[start..old_end], &new[start..new_end])
 }
 
-/// The next 8 bytes at `at` as one word, so equal runs compare a word at a time.
-#[inline]
-fn word(bytes: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(w)
-}
-
 /// How many leading bytes `a` and `b` share.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {
-        let diff = word(a, i) ^ word(b, i);
+        let diff = word_at(a, i) ^ word_at(b, i);
         if diff != 0 {
             return i + (diff.trailing_zeros() / 8) as usize;
         }
@@ -598,7 +591,7 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
     let mut i = 0;
     while i + 8 <= n {
         // Little-endian: the last byte of each window is the most significant.
-        let diff = word(a, ea - i - 8) ^ word(b, eb - i - 8);
+        let diff = word_at(a, ea - i - 8) ^ word_at(b, eb - i - 8);
         if diff != 0 {
             return i + (diff.leading_zeros() / 8) as usize;
         }

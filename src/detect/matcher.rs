@@ -21,6 +21,7 @@ use super::bucket::Limits;
 use super::builtin::STATIC_EXTENSIONS;
 use super::error::RuleError;
 use super::rule::{Field, Filter, Grouping, RuleSet, pattern_lines};
+use crate::bytes::word_at;
 use crate::format::Record;
 
 /// The most enabled rules, and the most filters over all of them: both are bits of a `u64`.
@@ -133,14 +134,6 @@ pub struct CompiledRules {
 fn folded_multiply(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
-}
-
-/// The 8 bytes of `s` at `at` as a word; `at + 8 <= s.len()`.
-#[inline(always)]
-fn word_at(s: &[u8], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&s[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 /// `a == b`, comparing keys of 8 to 32 bytes (most targets) in (overlapping) 8-byte words

@@ -15,14 +15,14 @@ use rayon::prelude::*;
 
 use crate::format::{self, Format, FormatSpec, ParseError, Record, TimeCache};
 use crate::input::Source;
-
-/// Requests per client address. Addresses are chosen by clients, so the hasher is seeded at
-/// random (foldhash, as the detection engine uses): SipHash cost about 5% of a scan.
-pub type SourceCounts = HashMap<IpAddr, u64, foldhash::quality::RandomState>;
 use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 
 mod read_back;
 pub use read_back::ReadLines;
+
+/// Requests per client address. Addresses are chosen by clients, so the hasher is seeded at
+/// random (foldhash, as the detection engine uses): SipHash cost about 5% of a scan.
+pub type SourceCounts = HashMap<IpAddr, u64, foldhash::quality::RandomState>;
 
 /// How many malformed lines per file are kept as examples.
 pub const EXAMPLES_PER_FILE: usize = 5;

@@ -414,10 +414,9 @@ impl Collector {
     }
 
     fn counted_before(&self, order: u64) -> bool {
-        let (file, offset) = (order >> 40, order & ((1 << 40) - 1));
-        usize::try_from(file)
-            .ok()
-            .and_then(|f| self.counted.get(f))
+        let (file, offset) = crate::scan::At::split_order(order);
+        self.counted
+            .get(file)
             .is_some_and(|&before| offset < before)
     }
 

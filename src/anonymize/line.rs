@@ -182,6 +182,7 @@ impl<'l, 'o> Writer<'l, 'o> {
         masker: &'o mut Masker,
         out: &'o mut Vec<u8>,
     ) -> Self {
+        // Every masked line starts its own list: the line check never sees another's.
         masker.edits.clear();
         Writer {
             line,

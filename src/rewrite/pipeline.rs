@@ -106,7 +106,9 @@ pub(crate) enum Check {
 /// the writer thread counts its lines and copies it on.
 const PLAIN_BLOCK: usize = 256 << 10;
 /// Full blocks waiting for the writer thread.
-const BLOCKS_IN_FLIGHT: usize = 3;
+const BLOCKS_IN_FLIGHT: usize = 6;
+/// At most this many waiting blocks go to the device in one write.
+const BLOCKS_GATHERED: usize = 3;
 
 /// The per-line work of one rewrite: the caller's transform and line check, and where
 /// errors point.
@@ -508,13 +510,31 @@ fn write_blocks(
     yield_to_the_transform();
     let mut out = OutputFile::new(file, true);
     let mut tally = Tally::default();
+    let mut queued: Vec<Block> = Vec::with_capacity(BLOCKS_GATHERED);
     for block in blocks {
-        let (now, carried) = block.data().split_at(block.to_write);
-        let newlines = tally.add(now) + count_newlines(carried);
-        block.check_newlines(newlines)?;
-        out.write_in_place(now)?;
-        // The producer may have finished and stopped taking buffers back.
-        let _ = give_back.send(block);
+        // The blocks already waiting go in one write: fewer trips to the device, each of
+        // which wakes this thread again when it is done. As a batch thread (see
+        // `yield_to_the_transform`) the writer usually finds several waiting: pinned to one
+        // core, a 250 MB rewrite switches threads about 650 times instead of 1,900.
+        queued.push(block);
+        while queued.len() < BLOCKS_GATHERED {
+            match blocks.try_recv() {
+                Ok(more) => queued.push(more),
+                Err(_) => break,
+            }
+        }
+        let mut parts = [&[][..]; BLOCKS_GATHERED];
+        for (part, block) in parts.iter_mut().zip(&queued) {
+            let (now, carried) = block.data().split_at(block.to_write);
+            let newlines = tally.add(now) + count_newlines(carried);
+            block.check_newlines(newlines)?;
+            *part = now;
+        }
+        out.write_all_in_place(&parts[..queued.len()])?;
+        for block in queued.drain(..) {
+            // The producer may have finished and stopped taking buffers back.
+            let _ = give_back.send(block);
+        }
     }
     out.finish()?;
     Ok(tally)
@@ -660,6 +680,33 @@ impl<'f> OutputFile<'f> {
         Ok(())
     }
 
+    /// [`write_in_place`](Self::write_in_place) for several pieces in a row: one direct
+    /// write of them all when each could go as it is; otherwise, and for what a short
+    /// write left, piece by piece.
+    fn write_all_in_place(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let whole = |d: &[u8]| {
+            !d.is_empty()
+                && d.len() % DIRECT_ALIGN == 0
+                && d.as_ptr().align_offset(DIRECT_ALIGN) == 0
+        };
+        let mut skip = 0;
+        if parts.len() > 1
+            && matches!(&self.direct, Some(st) if st.filled == 0)
+            && parts.iter().all(|d| whole(d))
+        {
+            skip = write_direct_vectored(self.file, self.offset, parts)?;
+            self.offset += skip as u64;
+        }
+        for part in parts {
+            let n = skip.min(part.len());
+            skip -= n;
+            if n < part.len() {
+                self.write_in_place(&part[n..])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes what is still gathered (through the page cache) and leaves the descriptor
     /// without direct I/O for the fsync and metadata calls that follow.
     fn finish(mut self) -> io::Result<u64> {
@@ -691,6 +738,42 @@ fn write_direct(file: &File, offset: u64, chunk: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// Writes `parts` (each aligned, whole sectors) one after the other at `offset` in one
+/// direct write; returns how many bytes went, 0 when the device refused it. The caller
+/// writes the rest piece by piece, as [`write_direct`] would.
+fn write_direct_vectored(file: &File, offset: u64, parts: &[&[u8]]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let empty = libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    };
+    let mut iov = [empty; BLOCKS_GATHERED];
+    for (v, p) in iov.iter_mut().zip(parts) {
+        *v = libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        };
+    }
+    let count = parts.len().min(BLOCKS_GATHERED);
+    let Ok(at) = libc::off_t::try_from(offset) else {
+        return Ok(0);
+    };
+    loop {
+        // SAFETY: the first `count` iovecs point into live slices of `parts`, each for its
+        // length; the kernel only reads them.
+        let n = unsafe { libc::pwritev(file.as_raw_fd(), iov.as_ptr(), count as i32, at) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINVAL) => return Ok(0),
+            _ => return Err(e),
+        }
+    }
 }
 
 /// Turns direct I/O off for good (refused, or at the end) and writes `rest` at `offset`
@@ -1202,6 +1285,66 @@ mod tests {
         let small = numbered_bytes(DIRECT_CHUNK - 1);
         let (got, _, _) = output_file_round_trip(d.path(), "small", &small, true, 0);
         assert!(got == small);
+    }
+
+    #[test]
+    fn gathered_writes_keep_every_byte_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        let data = numbered_bytes(9 * DIRECT_ALIGN + 100);
+        // Aligned copies of pieces of `data`, as blocks hand them over.
+        let aligned = |piece: &[u8]| {
+            let mut b = Block::aligned(piece.len());
+            b.bytes.extend_from_slice(piece);
+            b
+        };
+        // Sectors per piece, and the piece whose memory starts a byte off its alignment.
+        let cases: [(&[usize], Option<usize>); 4] = [
+            (&[2, 3, 1], None),    // whole sectors, aligned: one write of all three
+            (&[4], None),          // one piece
+            (&[1, 0, 2], None),    // an empty piece among them: piece by piece
+            (&[2, 3, 1], Some(1)), // one misaligned in memory: piece by piece
+        ];
+        for (i, &(sectors, off)) in cases.iter().enumerate() {
+            let p = d.path().join(format!("gathered-{i}"));
+            let f = File::options()
+                .create_new(true)
+                .write(true)
+                .open(&p)
+                .unwrap();
+            let mut out = OutputFile::new(&f, true);
+            let mut at = 0;
+            let blocks: Vec<Block> = sectors
+                .iter()
+                .enumerate()
+                .map(|(j, &n)| {
+                    let piece = &data[at..at + n * DIRECT_ALIGN];
+                    at += n * DIRECT_ALIGN;
+                    if off == Some(j) {
+                        aligned(&[b"x", piece].concat())
+                    } else {
+                        aligned(piece)
+                    }
+                })
+                .collect();
+            let parts: Vec<&[u8]> = blocks
+                .iter()
+                .enumerate()
+                .map(|(j, b)| &b.data()[usize::from(off == Some(j))..])
+                .collect();
+            if off.is_some() {
+                assert!(
+                    parts
+                        .iter()
+                        .any(|p| p.as_ptr().align_offset(DIRECT_ALIGN) != 0)
+                );
+            }
+            out.write_all_in_place(&parts).unwrap();
+            // A misaligned tail after them, as the last block leaves.
+            out.write_all_in_place(&[&data[at..at + 100]]).unwrap();
+            assert_eq!(out.finish().unwrap(), (at + 100) as u64);
+            drop(f);
+            assert!(fs::read(&p).unwrap() == data[..at + 100], "case {i}");
+        }
     }
 
     #[test]

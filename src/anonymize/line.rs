@@ -199,17 +199,26 @@ impl<'l, 'o> Writer<'l, 'o> {
         if start < self.done || addr.is_unspecified() || !self.select.matches(addr) {
             return;
         }
+        let mut masked = Remembered::default();
+        masked.set(self.masker.mask(addr));
+        // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
+        // address masked by an earlier run) is written back as it was and not counted.
+        let changed = masked.bytes() != &self.line[start..end];
+        self.put(start, end, masked.bytes(), changed);
+    }
+
+    /// Writes `text` in place of the address at `line[start..end]`, after the bytes
+    /// before it, and lists the replacement when `changed` (else it is the address as
+    /// written, and not counted).
+    #[inline(always)]
+    fn put(&mut self, start: usize, end: usize, text: &[u8], changed: bool) {
         // A client field starts the line: usually nothing to copy before it.
         if start > self.done {
             self.out.extend_from_slice(&self.line[self.done..start]);
         }
-        let masked = self.masker.mask(addr);
-        // A token already in its masked form (`Chrome/131.0.0.0` truncated to /24, an
-        // address masked by an earlier run) is written back as it was and not counted.
-        let same = *masked == self.line[start..end];
         let at = self.out.len() - self.base;
-        self.out.extend_from_slice(masked);
-        if !same {
+        self.out.extend_from_slice(text);
+        if changed {
             let new = Span::new(at, self.out.len() - self.base);
             self.masker.edits.push(Edit {
                 old: Span::new(start, end),
@@ -218,7 +227,7 @@ impl<'l, 'o> Writer<'l, 'o> {
             });
         }
         self.done = end;
-        self.counts.addresses += u32::from(!same);
+        self.counts.addresses += u32::from(changed);
     }
 
     fn host(&mut self, start: usize, end: usize) {
@@ -288,22 +297,8 @@ impl<'l, 'o> Writer<'l, 'o> {
     fn field_addr(&mut self, start: usize, inner: Span, addr: IpAddr, seen: Seen) {
         let (s, e) = (start + inner.start as usize, start + inner.end as usize);
         if seen == Seen::Again && s >= self.done {
-            if let Some(m) = &self.masker.last_field.masked {
-                if s > self.done {
-                    self.out.extend_from_slice(&self.line[self.done..s]);
-                }
-                let at = self.out.len() - self.base;
-                self.out.extend_from_slice(m.text.bytes());
-                if m.changed {
-                    let new = Span::new(at, self.out.len() - self.base);
-                    self.masker.edits.push(Edit {
-                        old: Span::new(s, e),
-                        new,
-                        host: false,
-                    });
-                }
-                self.done = e;
-                self.counts.addresses += u32::from(m.changed);
+            if let Some(m) = self.masker.last_field.masked {
+                self.put(s, e, m.text.bytes(), m.changed);
                 return;
             }
         }

@@ -1,7 +1,10 @@
 //! Runs compiled [`Step`]s over one line and fills a [`Record`]. No allocation: fields are
 //! slices of the line, numbers are parsed from ASCII, delimiters are found with memchr.
 
+use std::net::IpAddr;
+
 use super::addr;
+use super::clf::Layout;
 use super::compile::{FieldEnd, FieldKind, Step};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::{self, TimeCache};
@@ -74,6 +77,9 @@ pub struct LineFormat {
     client_address: bool,
     /// The steps as [`parse`](Self::parse) runs them, worked out once.
     ops: Vec<Op>,
+    /// The preset these steps are, when they are one of the CLF-shaped ones: their lines
+    /// go through a parser written out for them first (see [`super::clf`]).
+    clf: Option<Layout>,
 }
 
 /// One step as the parser runs it: what depends only on the format is decided when the
@@ -139,7 +145,12 @@ impl Op {
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
 /// a quote as `\"` and a backslash as `\\`; nginx writes `\x22`, so counting the backslashes
 /// before a quote tells both apart.
-fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> Option<usize> {
+pub(super) fn find_closing_quote(
+    line: &[u8],
+    from: usize,
+    after: &[u8],
+    at_end: bool,
+) -> Option<usize> {
     let escaped = |q: usize| {
         line[from..q]
             .iter()
@@ -178,7 +189,7 @@ fn begins_with(hay: &[u8], lit: &[u8]) -> bool {
 /// search: the bytes are compared sixteen at a time ([`crate::bytes::eq_mask16`]), a field
 /// shorter than that eight at a time in a register.
 #[inline]
-fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+pub(super) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     if hay.len() < 16 {
         return find_byte_in_words(needle, hay);
     }
@@ -248,7 +259,7 @@ fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
 /// (`] "`, ` - `), so memchr on the first byte and a compare beats building a substring
 /// searcher for every line.
 #[inline(always)]
-fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
+pub(super) fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = lit.split_first() else {
         return Some(from);
     };
@@ -267,7 +278,7 @@ fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     None
 }
 
-fn number(bytes: &[u8]) -> Option<u64> {
+pub(super) fn number(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || bytes.len() > 19 {
         return None;
     }
@@ -281,7 +292,7 @@ fn number(bytes: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-fn dash_none(b: &[u8]) -> Option<&[u8]> {
+pub(super) fn dash_none(b: &[u8]) -> Option<&[u8]> {
     if b == b"-" { None } else { Some(b) }
 }
 
@@ -311,12 +322,25 @@ pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
 /// or a host name.
 pub fn set_client<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) {
     if set_client_field(rec, line, span) {
-        let text = span.of(line);
-        rec.client = match addr::parse_host(text) {
-            Some((ip, _)) => Some(ip),
-            None if text.contains(&b',') => addr::client_of_list(text),
-            None => None,
-        };
+        rec.client = client_address(span.of(line));
+    }
+}
+
+/// The address of a client field that holds something: a host with brackets or a port, or
+/// the client of a list.
+pub(super) fn client_address(text: &[u8]) -> Option<IpAddr> {
+    match addr::parse_host(text) {
+        Some((ip, _)) => Some(ip),
+        None if text.contains(&b',') => addr::client_of_list(text),
+        None => None,
+    }
+}
+
+/// The host of a vhost field, without a `:port`.
+pub(super) fn vhost_host(text: &[u8]) -> &[u8] {
+    match memchr::memrchr(b':', text) {
+        Some(c) if c + 1 < text.len() && text[c + 1..].iter().all(u8::is_ascii_digit) => &text[..c],
+        _ => text,
     }
 }
 
@@ -338,12 +362,30 @@ fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> boo
 impl LineFormat {
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
         let ops = Op::compile(&steps, allow_trailing);
+        let clf = Layout::of(&steps, allow_trailing);
         LineFormat {
             steps,
             allow_trailing,
             client_address: true,
             ops,
+            clf,
         }
+    }
+
+    /// This format without the parser written out for CLF-shaped presets: every line goes
+    /// through the step interpreter. For tests and the fuzz target, which compare the two.
+    #[doc(hidden)]
+    pub fn interpreted(&self) -> LineFormat {
+        LineFormat {
+            clf: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether lines go through the parser written out for a CLF-shaped preset first.
+    #[doc(hidden)]
+    pub fn has_fast_path(&self) -> bool {
+        self.clf.is_some()
     }
 
     /// This format, leaving [`Record::client`] `None`: the client field is still found and
@@ -380,6 +422,11 @@ impl LineFormat {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, 0));
+        }
+        if let Some(layout) = self.clf {
+            if layout.parse(line, cache, rec, self.client_address) {
+                return Ok(());
+            }
         }
         *rec = Record {
             line,
@@ -515,17 +562,7 @@ impl LineFormat {
                     rec.vhost = dash_none(text)
                 }
             }
-            FieldKind::VhostPort => {
-                let host = match memchr::memrchr(b':', text) {
-                    Some(c)
-                        if c + 1 < text.len() && text[c + 1..].iter().all(u8::is_ascii_digit) =>
-                    {
-                        &text[..c]
-                    }
-                    _ => text,
-                };
-                rec.vhost = dash_none(host);
-            }
+            FieldKind::VhostPort => rec.vhost = dash_none(vhost_host(text)),
         }
         Ok(())
     }

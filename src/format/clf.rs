@@ -191,7 +191,10 @@ impl Layout {
         rec.time = Some(time);
         pos += 29;
 
-        let Some(q) = closing_quote(line, pos, b"\" ") else {
+        let Some(mut quotes) = Quotes::new(line, pos) else {
+            return false;
+        };
+        let Some(q) = quotes.closing(pos, b"\" ") else {
             return false;
         };
         (rec.method, rec.target, rec.protocol) = (None, None, None);
@@ -256,7 +259,7 @@ impl Layout {
         rec.bytes = bytes;
         pos = stop + 2;
 
-        let Some(q) = closing_quote(line, pos, b"\" \"") else {
+        let Some(q) = quotes.closing(pos, b"\" \"") else {
             return false;
         };
         rec.referer = dash_none(&line[pos..q]);
@@ -267,14 +270,14 @@ impl Layout {
         } else {
             b"\""
         };
-        let Some(q) = closing_quote(line, pos, after) else {
+        let Some(q) = quotes.closing(pos, after) else {
             return false;
         };
         rec.user_agent = dash_none(&line[pos..q]);
         pos = q + after.len();
 
         if self.tail == Tail::Main {
-            let Some(q) = closing_quote(line, pos, b"\"") else {
+            let Some(q) = quotes.closing(pos, b"\"") else {
                 return false;
             };
             let text = &line[pos..q];
@@ -301,17 +304,82 @@ fn size(text: &[u8]) -> Option<Option<u64>> {
     }
 }
 
-/// [`find_closing_quote`] for a field that is not the last of a strict format: the first
-/// quote is nearly always the closing one (not escaped, `after` follows), which is checked
-/// here; any other case asks the interpreter's search.
-#[inline(always)]
-fn closing_quote(line: &[u8], from: usize, after: &[u8]) -> Option<usize> {
-    let q = from + find_byte(b'"', &line[from..])?;
-    let escaped = q > from && line[q - 1] == b'\\';
-    if !escaped && line[q..].starts_with(after) {
-        return Some(q);
+/// The quotes of one line from a position on, found 32 bytes at a time: the mask of a
+/// block is kept between fields, so the bytes between the request and the end of the line
+/// are looked at once for all quoted fields, with no setup per field.
+struct Quotes<'a> {
+    /// At least 32 bytes.
+    line: &'a [u8],
+    /// Where the block of `mask` starts.
+    at: usize,
+    /// A bit for each quote in `line[at..at + 32]`, none below the position asked for last.
+    mask: u32,
+}
+
+impl<'a> Quotes<'a> {
+    /// `None` for a line shorter than 32 bytes.
+    #[inline(always)]
+    fn new(line: &'a [u8], from: usize) -> Option<Quotes<'a>> {
+        if line.len() < 32 {
+            return None;
+        }
+        let mut q = Quotes {
+            line,
+            at: from,
+            mask: 0,
+        };
+        q.load();
+        Some(q)
     }
-    find_closing_quote(line, from, after, false)
+
+    /// The mask of the block at `at`. A block past the end of the line is the line's last
+    /// 32 bytes, shifted so only bytes from `at` on count.
+    #[inline(always)]
+    fn load(&mut self) {
+        let len = self.line.len();
+        let block = self.line.get(self.at..).and_then(<[u8]>::first_chunk::<32>);
+        self.mask = match (block, self.line.last_chunk::<32>()) {
+            (Some(block), _) => crate::bytes::eq_mask32(block, b'"'),
+            (None, Some(last)) if self.at < len => {
+                crate::bytes::eq_mask32(last, b'"') >> (self.at - (len - 32))
+            }
+            _ => 0,
+        };
+    }
+
+    /// The first quote at or after `from`, which is not before the quote found last; not to
+    /// be asked again after `None`.
+    #[inline(always)]
+    fn next(&mut self, from: usize) -> Option<usize> {
+        if from >= self.at + 32 {
+            self.at = from;
+            self.load();
+        } else {
+            self.mask &= u32::MAX << (from - self.at);
+        }
+        while self.mask == 0 {
+            self.at += 32;
+            if self.at >= self.line.len() {
+                return None;
+            }
+            self.load();
+        }
+        Some(self.at + self.mask.trailing_zeros() as usize)
+    }
+
+    /// [`find_closing_quote`] for a field that is not the last of a strict format: the first
+    /// quote is nearly always the closing one (not escaped, `after` follows), which is
+    /// checked here; any other case asks the interpreter's search.
+    #[inline(always)]
+    fn closing(&mut self, from: usize, after: &[u8]) -> Option<usize> {
+        let line = self.line;
+        let q = self.next(from)?;
+        let escaped = q > from && line[q - 1] == b'\\';
+        if !escaped && line[q..].starts_with(after) {
+            return Some(q);
+        }
+        find_closing_quote(line, from, after, false)
+    }
 }
 
 #[cfg(test)]
@@ -559,6 +627,29 @@ mod tests {
             Edit::Cut(i) => {
                 let i = at(*i);
                 line.truncate(i);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn quotes_are_found_as_a_byte_loop_finds_them(
+            line in proptest::collection::vec(proptest::sample::select(b"\"\"a \\".to_vec()), 32..120),
+            start in 0usize..40,
+            steps in proptest::collection::vec(0usize..40, 0..10),
+        ) {
+            let mut quotes = super::Quotes::new(&line, start).expect("32 bytes or more");
+            let mut from = start;
+            for step in steps {
+                from += step;
+                if from > line.len() {
+                    break;
+                }
+                let want = line[from..].iter().position(|&b| b == b'"').map(|i| from + i);
+                prop_assert_eq!(quotes.next(from), want, "from {}", from);
+                // After `None` the parser asks no more.
+                let Some(q) = want else { break };
+                from = q + 1;
             }
         }
     }

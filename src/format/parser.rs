@@ -300,16 +300,21 @@ pub(super) fn dash_none(b: &[u8]) -> Option<&[u8]> {
 /// leave them `None`; a space inside the target is kept in the target.
 pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
     rec.request = dash_none(req);
-    let Some(first) = find_byte(b' ', req) else {
-        return;
-    };
-    let method = &req[..first];
-    if method.is_empty() || !method.iter().all(|b| b.is_ascii_alphabetic()) {
+    // The method is the text before the first space, all letters: the letters at the
+    // start, when a space follows them.
+    let first = req.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if first == 0 || req.get(first) != Some(&b' ') {
         return;
     }
-    rec.method = Some(method);
+    rec.method = Some(&req[..first]);
     let rest = &req[first + 1..];
-    match rfind_byte(b' ', rest) {
+    // The protocol follows the last space. Nearly always ` HTTP/` and three bytes end the
+    // request, and with no space among those three that space is the last.
+    let last = match rest.len().checked_sub(9) {
+        Some(at) if &rest[at..at + 6] == b" HTTP/" && !rest[at + 6..].contains(&b' ') => Some(at),
+        _ => rfind_byte(b' ', rest),
+    };
+    match last {
         Some(last) if rest[last + 1..].starts_with(b"HTTP/") => {
             rec.target = Some(&rest[..last]);
             rec.protocol = Some(&rest[last + 1..]);
@@ -638,6 +643,57 @@ mod tests {
             .parse(b"1.2.3.4 [17/May/2015:10:05:03 +0000] 200 x", &mut c)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadStatus);
+    }
+
+    /// [`split_request`] as its comment says it: the method is the text before the first
+    /// space when it is all letters; the protocol follows the last space after it when it
+    /// starts with `HTTP/`, and the target is what lies between.
+    fn split_by_spaces(req: &[u8]) -> [Option<&[u8]>; 4] {
+        let request = dash_none(req);
+        let Some(first) = req.iter().position(|&b| b == b' ') else {
+            return [request, None, None, None];
+        };
+        let method = &req[..first];
+        if method.is_empty() || !method.iter().all(u8::is_ascii_alphabetic) {
+            return [request, None, None, None];
+        }
+        let rest = &req[first + 1..];
+        match rest.iter().rposition(|&b| b == b' ') {
+            Some(last) if rest[last + 1..].starts_with(b"HTTP/") => [
+                request,
+                Some(method),
+                Some(&rest[..last]),
+                Some(&rest[last + 1..]),
+            ],
+            _ => [request, Some(method), Some(rest), None],
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn request_split_agrees_with_splitting_at_spaces(
+            req in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(b"GETa/1.-".to_vec()),
+                    2 => proptest::prelude::Just(b' '),
+                    1 => proptest::sample::select(b"HTP\"\0\xff".to_vec()),
+                ],
+                0..30,
+            ),
+            proto in proptest::prop_oneof![
+                proptest::prelude::Just(&b""[..]),
+                proptest::prelude::Just(&b" HTTP/1.1"[..]),
+                proptest::prelude::Just(&b" HTTP/2"[..]),
+                proptest::prelude::Just(&b" HTTP/ 1."[..]),
+                proptest::prelude::Just(&b"HTTP/1.0"[..]),
+                proptest::prelude::Just(&b" HTTP/1 1"[..]),
+            ],
+        ) {
+            let req = [&req[..], proto].concat();
+            let mut r = Record::default();
+            split_request(&mut r, &req);
+            proptest::prop_assert_eq!([r.request, r.method, r.target, r.protocol], split_by_spaces(&req));
+        }
     }
 
     #[test]

@@ -240,22 +240,32 @@ impl Layout {
         }
 
         // The size ends at the first ` "`: after digits (or `-`), which hold no space, that
-        // is where they stop.
-        let digits = line[pos..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let stop = if digits == 0 && line.get(pos) == Some(&b'-') {
-            pos + 1
+        // is where they stop. The digits are read as they are counted; more than `number`
+        // reads are left to the interpreter.
+        let mut stop = pos;
+        let mut value = 0u64;
+        while let Some(d) = line
+            .get(stop)
+            .map(|b| b.wrapping_sub(b'0'))
+            .filter(|d| *d < 10)
+        {
+            if stop - pos == 19 {
+                return false;
+            }
+            value = value * 10 + u64::from(d);
+            stop += 1;
+        }
+        let bytes = if stop > pos {
+            Some(value)
+        } else if line.get(pos) == Some(&b'-') {
+            stop += 1;
+            None
         } else {
-            pos + digits
+            return false;
         };
         if line.get(stop..stop + 2) != Some(b" \"") {
             return false;
         }
-        let Some(bytes) = size(&line[pos..stop]) else {
-            return false;
-        };
         rec.bytes = bytes;
         pos = stop + 2;
 

@@ -310,11 +310,15 @@ pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
     let rest = &req[first + 1..];
     // The protocol follows the last space. Nearly always ` HTTP/` and three bytes end the
     // request, and with no space among those three that space is the last.
-    let last = match rest.len().checked_sub(9) {
-        Some(at) if &rest[at..at + 6] == b" HTTP/" && !rest[at + 6..].contains(&b' ') => Some(at),
-        _ => rfind_byte(b' ', rest),
-    };
-    match last {
+    if let Some(&[b' ', b'H', b'T', b'T', b'P', b'/', a, b, c]) = rest.last_chunk::<9>() {
+        if a != b' ' && b != b' ' && c != b' ' {
+            let at = rest.len() - 9;
+            rec.target = Some(&rest[..at]);
+            rec.protocol = Some(&rest[at + 1..]);
+            return;
+        }
+    }
+    match rfind_byte(b' ', rest) {
         Some(last) if rest[last + 1..].starts_with(b"HTTP/") => {
             rec.target = Some(&rest[..last]);
             rec.protocol = Some(&rest[last + 1..]);

@@ -22,38 +22,31 @@ pub fn parse_ipv4(bytes: &[u8]) -> Option<Ipv4Addr> {
     if bytes.len() < 7 || bytes.len() > 15 {
         return None;
     }
-    let digit = |at: usize| {
-        bytes
-            .get(at)
-            .map(|b| b.wrapping_sub(b'0'))
-            .filter(|d| *d < 10)
-            .map(u32::from)
-    };
+    let digit = |b: u8| b.wrapping_sub(b'0');
     let mut octets = [0u8; 4];
-    let mut at = 0;
+    let mut rest = bytes;
     for (k, octet) in octets.iter_mut().enumerate() {
         if k > 0 {
-            if bytes.get(at) != Some(&b'.') {
-                return None;
-            }
-            at += 1;
+            rest = rest.strip_prefix(b".")?;
         }
-        let mut value = digit(at)?;
-        at += 1;
-        if let Some(d) = digit(at) {
-            value = value * 10 + d;
-            at += 1;
-            if let Some(d) = digit(at) {
-                value = value * 10 + d;
-                at += 1;
+        let (value, len) = match *rest {
+            [a, b, c, ..] if digit(a) < 10 && digit(b) < 10 && digit(c) < 10 => (
+                u32::from(digit(a)) * 100 + u32::from(digit(b)) * 10 + u32::from(digit(c)),
+                3,
+            ),
+            [a, b, ..] if digit(a) < 10 && digit(b) < 10 => {
+                (u32::from(digit(a)) * 10 + u32::from(digit(b)), 2)
             }
-        }
+            [a, ..] if digit(a) < 10 => (u32::from(digit(a)), 1),
+            _ => return None,
+        };
         if value > 255 {
             return None;
         }
         *octet = value as u8;
+        rest = &rest[len..];
     }
-    (at == bytes.len()).then(|| Ipv4Addr::from(octets))
+    rest.is_empty().then(|| Ipv4Addr::from(octets))
 }
 
 /// An IPv6 address in any RFC 4291 text form, including an embedded IPv4 tail.
@@ -427,6 +420,7 @@ mod tests {
     }
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
         #[test]
         fn ipv4_agrees_with_splitting_the_text(
             text in proptest::collection::vec(
@@ -440,8 +434,18 @@ mod tests {
                 proptest::prop_oneof![0u16..1000, 240u16..270],
             ],
             zeros in 0usize..3,
+            odd in proptest::collection::vec(
+                proptest::prop_oneof![
+                    6 => "[0-9]{1,3}",
+                    2 => "[0-9/:]{1,3}",
+                    1 => "[0-9]{4}|",
+                ],
+                4,
+            ),
         ) {
             proptest::prop_assert_eq!(parse_ipv4(&text), ipv4_by_splitting(&text));
+            let odd = odd.join(".");
+            proptest::prop_assert_eq!(parse_ipv4(odd.as_bytes()), ipv4_by_splitting(odd.as_bytes()));
             let quad = format!(
                 "{}{}.{}.{}.{}",
                 "0".repeat(zeros), parts[0], parts[1], parts[2], parts[3]

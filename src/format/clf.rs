@@ -229,7 +229,7 @@ impl Layout {
 
         (rec.referer, rec.user_agent) = (None, None);
         if self.tail == Tail::Common {
-            let stop = memchr::memchr(b' ', &line[pos..]).map_or(len, |o| pos + o);
+            let stop = find_byte(b' ', &line[pos..]).map_or(len, |o| pos + o);
             return match size(&line[pos..stop]) {
                 Some(bytes) => {
                     rec.bytes = bytes;

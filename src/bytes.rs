@@ -36,6 +36,15 @@ pub(crate) fn eq_mask16(chunk: &[u8; 16], needle: u8) -> u32 {
     }
 }
 
+/// [`eq_mask16`] for 32 bytes: two compares, one mask.
+#[inline(always)]
+pub(crate) fn eq_mask32(chunk: &[u8; 32], needle: u8) -> u32 {
+    // Both halves are 16 bytes, which the compiler sees: no `None` is left to handle.
+    let half = |h: Option<&[u8; 16]>| h.map_or(0, |h| eq_mask16(h, needle));
+    let (lo, hi) = chunk.split_at(16);
+    half(lo.first_chunk()) | half(hi.first_chunk()) << 16
+}
+
 /// How many bytes of `hay` equal `a`, and how many equal `b`. On x86_64 the matches are
 /// summed sixteen lanes at a time in byte counters, added up at the end and every 255
 /// chunks (before a counter can wrap). The bytes short of a whole chunk are compared once
@@ -133,6 +142,12 @@ mod tests {
         fn mask_marks_exactly_the_equal_bytes(chunk in proptest::prelude::any::<[u8; 16]>(), needle in proptest::prelude::any::<u8>()) {
             let want = (0..16).filter(|&i| chunk[i] == needle).fold(0u32, |m, i| m | 1 << i);
             proptest::prop_assert_eq!(eq_mask16(&chunk, needle), want);
+        }
+
+        #[test]
+        fn wide_mask_marks_exactly_the_equal_bytes(chunk in proptest::prelude::any::<[u8; 32]>(), needle in proptest::prelude::any::<u8>()) {
+            let want = (0..32).filter(|&i| chunk[i] == needle).fold(0u32, |m, i| m | 1 << i);
+            proptest::prop_assert_eq!(eq_mask32(&chunk, needle), want);
         }
 
         #[test]

@@ -3,6 +3,7 @@
 //! lines (`--format auto`).
 
 pub mod addr;
+mod clf;
 pub mod compile;
 pub mod json;
 pub mod parser;

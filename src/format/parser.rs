@@ -1,7 +1,10 @@
 //! Runs compiled [`Step`]s over one line and fills a [`Record`]. No allocation: fields are
 //! slices of the line, numbers are parsed from ASCII, delimiters are found with memchr.
 
+use std::net::IpAddr;
+
 use super::addr;
+use super::clf::Layout;
 use super::compile::{FieldEnd, FieldKind, Step};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::{self, TimeCache};
@@ -74,6 +77,9 @@ pub struct LineFormat {
     client_address: bool,
     /// The steps as [`parse`](Self::parse) runs them, worked out once.
     ops: Vec<Op>,
+    /// The preset these steps are, when they are one of the CLF-shaped ones: their lines
+    /// go through a parser written out for them first (see [`super::clf`]).
+    clf: Option<Layout>,
 }
 
 /// One step as the parser runs it: what depends only on the format is decided when the
@@ -139,7 +145,12 @@ impl Op {
 /// Finds the first unescaped `"` at or after `from` where `after` follows it. Apache escapes
 /// a quote as `\"` and a backslash as `\\`; nginx writes `\x22`, so counting the backslashes
 /// before a quote tells both apart.
-fn find_closing_quote(line: &[u8], from: usize, after: &[u8], at_end: bool) -> Option<usize> {
+pub(super) fn find_closing_quote(
+    line: &[u8],
+    from: usize,
+    after: &[u8],
+    at_end: bool,
+) -> Option<usize> {
     let escaped = |q: usize| {
         line[from..q]
             .iter()
@@ -178,7 +189,7 @@ fn begins_with(hay: &[u8], lit: &[u8]) -> bool {
 /// search: the bytes are compared sixteen at a time ([`crate::bytes::eq_mask16`]), a field
 /// shorter than that eight at a time in a register.
 #[inline]
-fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+pub(super) fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
     if hay.len() < 16 {
         return find_byte_in_words(needle, hay);
     }
@@ -248,7 +259,7 @@ fn find_byte_in_words(needle: u8, hay: &[u8]) -> Option<usize> {
 /// (`] "`, ` - `), so memchr on the first byte and a compare beats building a substring
 /// searcher for every line.
 #[inline(always)]
-fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
+pub(super) fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     let Some((&first, rest)) = lit.split_first() else {
         return Some(from);
     };
@@ -267,7 +278,7 @@ fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize> {
     None
 }
 
-fn number(bytes: &[u8]) -> Option<u64> {
+pub(super) fn number(bytes: &[u8]) -> Option<u64> {
     if bytes.is_empty() || bytes.len() > 19 {
         return None;
     }
@@ -281,7 +292,7 @@ fn number(bytes: &[u8]) -> Option<u64> {
     Some(v)
 }
 
-fn dash_none(b: &[u8]) -> Option<&[u8]> {
+pub(super) fn dash_none(b: &[u8]) -> Option<&[u8]> {
     if b == b"-" { None } else { Some(b) }
 }
 
@@ -289,15 +300,24 @@ fn dash_none(b: &[u8]) -> Option<&[u8]> {
 /// leave them `None`; a space inside the target is kept in the target.
 pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
     rec.request = dash_none(req);
-    let Some(first) = find_byte(b' ', req) else {
-        return;
-    };
-    let method = &req[..first];
-    if method.is_empty() || !method.iter().all(|b| b.is_ascii_alphabetic()) {
+    // The method is the text before the first space, all letters: the letters at the
+    // start, when a space follows them.
+    let first = req.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    if first == 0 || req.get(first) != Some(&b' ') {
         return;
     }
-    rec.method = Some(method);
+    rec.method = Some(&req[..first]);
     let rest = &req[first + 1..];
+    // The protocol follows the last space. Nearly always ` HTTP/` and three bytes end the
+    // request, and with no space among those three that space is the last.
+    if let Some(&[b' ', b'H', b'T', b'T', b'P', b'/', a, b, c]) = rest.last_chunk::<9>() {
+        if a != b' ' && b != b' ' && c != b' ' {
+            let at = rest.len() - 9;
+            rec.target = Some(&rest[..at]);
+            rec.protocol = Some(&rest[at + 1..]);
+            return;
+        }
+    }
     match rfind_byte(b' ', rest) {
         Some(last) if rest[last + 1..].starts_with(b"HTTP/") => {
             rec.target = Some(&rest[..last]);
@@ -311,12 +331,29 @@ pub fn split_request<'a>(rec: &mut Record<'a>, req: &'a [u8]) {
 /// or a host name.
 pub fn set_client<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) {
     if set_client_field(rec, line, span) {
-        let text = span.of(line);
-        rec.client = match addr::parse_host(text) {
-            Some((ip, _)) => Some(ip),
-            None if text.contains(&b',') => addr::client_of_list(text),
-            None => None,
-        };
+        rec.client = client_address(span.of(line));
+    }
+}
+
+/// The address of a client field that holds something: a host with brackets or a port, or
+/// the client of a list.
+pub(super) fn client_address(text: &[u8]) -> Option<IpAddr> {
+    // A bare IPv4 address, nearly every client, is what `parse_host` tries first.
+    if let Some(v4) = addr::parse_ipv4(text) {
+        return Some(IpAddr::V4(v4));
+    }
+    match addr::parse_host(text) {
+        Some((ip, _)) => Some(ip),
+        None if text.contains(&b',') => addr::client_of_list(text),
+        None => None,
+    }
+}
+
+/// The host of a vhost field, without a `:port`.
+pub(super) fn vhost_host(text: &[u8]) -> &[u8] {
+    match memchr::memrchr(b':', text) {
+        Some(c) if c + 1 < text.len() && text[c + 1..].iter().all(u8::is_ascii_digit) => &text[..c],
+        _ => text,
     }
 }
 
@@ -338,12 +375,30 @@ fn set_client_field<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) -> boo
 impl LineFormat {
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
         let ops = Op::compile(&steps, allow_trailing);
+        let clf = Layout::of(&steps, allow_trailing);
         LineFormat {
             steps,
             allow_trailing,
             client_address: true,
             ops,
+            clf,
         }
+    }
+
+    /// This format without the parser written out for CLF-shaped presets: every line goes
+    /// through the step interpreter. For tests and the fuzz target, which compare the two.
+    #[doc(hidden)]
+    pub fn interpreted(&self) -> LineFormat {
+        LineFormat {
+            clf: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether lines go through the parser written out for a CLF-shaped preset first.
+    #[doc(hidden)]
+    pub fn has_fast_path(&self) -> bool {
+        self.clf.is_some()
     }
 
     /// This format, leaving [`Record::client`] `None`: the client field is still found and
@@ -380,6 +435,11 @@ impl LineFormat {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             return Err(ParseError::new(ErrorKind::Empty, 0));
+        }
+        if let Some(layout) = self.clf {
+            if layout.parse(line, cache, rec, self.client_address) {
+                return Ok(());
+            }
         }
         *rec = Record {
             line,
@@ -515,17 +575,7 @@ impl LineFormat {
                     rec.vhost = dash_none(text)
                 }
             }
-            FieldKind::VhostPort => {
-                let host = match memchr::memrchr(b':', text) {
-                    Some(c)
-                        if c + 1 < text.len() && text[c + 1..].iter().all(u8::is_ascii_digit) =>
-                    {
-                        &text[..c]
-                    }
-                    _ => text,
-                };
-                rec.vhost = dash_none(host);
-            }
+            FieldKind::VhostPort => rec.vhost = dash_none(vhost_host(text)),
         }
         Ok(())
     }
@@ -601,6 +651,57 @@ mod tests {
             .parse(b"1.2.3.4 [17/May/2015:10:05:03 +0000] 200 x", &mut c)
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadStatus);
+    }
+
+    /// [`split_request`] as its comment says it: the method is the text before the first
+    /// space when it is all letters; the protocol follows the last space after it when it
+    /// starts with `HTTP/`, and the target is what lies between.
+    fn split_by_spaces(req: &[u8]) -> [Option<&[u8]>; 4] {
+        let request = dash_none(req);
+        let Some(first) = req.iter().position(|&b| b == b' ') else {
+            return [request, None, None, None];
+        };
+        let method = &req[..first];
+        if method.is_empty() || !method.iter().all(u8::is_ascii_alphabetic) {
+            return [request, None, None, None];
+        }
+        let rest = &req[first + 1..];
+        match rest.iter().rposition(|&b| b == b' ') {
+            Some(last) if rest[last + 1..].starts_with(b"HTTP/") => [
+                request,
+                Some(method),
+                Some(&rest[..last]),
+                Some(&rest[last + 1..]),
+            ],
+            _ => [request, Some(method), Some(rest), None],
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn request_split_agrees_with_splitting_at_spaces(
+            req in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(b"GETa/1.-".to_vec()),
+                    2 => proptest::prelude::Just(b' '),
+                    1 => proptest::sample::select(b"HTP\"\0\xff".to_vec()),
+                ],
+                0..30,
+            ),
+            proto in proptest::prop_oneof![
+                proptest::prelude::Just(&b""[..]),
+                proptest::prelude::Just(&b" HTTP/1.1"[..]),
+                proptest::prelude::Just(&b" HTTP/2"[..]),
+                proptest::prelude::Just(&b" HTTP/ 1."[..]),
+                proptest::prelude::Just(&b"HTTP/1.0"[..]),
+                proptest::prelude::Just(&b" HTTP/1 1"[..]),
+            ],
+        ) {
+            let req = [&req[..], proto].concat();
+            let mut r = Record::default();
+            split_request(&mut r, &req);
+            proptest::prop_assert_eq!([r.request, r.method, r.target, r.protocol], split_by_spaces(&req));
+        }
     }
 
     #[test]

@@ -573,8 +573,10 @@ fn run_job<V: Visitor>(
                     }
                     continue;
                 }
-                match format.parse(text, &mut cache) {
-                    Ok(rec) => {
+                // Parsed in place: a record returned by value is copied out on every line.
+                let mut rec = Record::default();
+                match format.parse_into(text, &mut cache, &mut rec) {
+                    Ok(()) => {
                         report.parsed += 1;
                         if let Some(t) = rec.time {
                             report.first_time = min_opt(report.first_time, Some(t));

@@ -1,5 +1,6 @@
 //! Fuzzes line parsing: arbitrary bytes through every preset and through `detect`, checking the record invariants,
-//! and that the parser written out for the CLF-shaped presets reads every line as the step interpreter does.
+//! and that the parser written out for the CLF-shaped presets reads every line as the step interpreter does, also
+//! when the lines before it filled the time cache.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -88,9 +89,24 @@ fuzz_target!(|data: &[u8]| {
     if let Some(detected) = detect(lines.clone()) {
         assert!(detected.parsed > 0 && detected.parsed <= detected.sampled);
         let mut cache = TimeCache::new();
+        let slow = match &detected.format {
+            Format::Text { format, .. } => Some(format.interpreted()),
+            _ => None,
+        };
         for line in lines {
-            if let Ok(rec) = detected.format.parse(line, &mut cache) {
-                check(line, &rec);
+            let got = detected.format.parse(line, &mut cache);
+            if let Ok(rec) = &got {
+                check(line, rec);
+            }
+            // Lines read one after another share the time cache; each must still read as
+            // the interpreter reads it alone, with a fresh cache.
+            if let Some(slow) = &slow {
+                let want = slow.parse(line, &mut TimeCache::new());
+                match (&got, &want) {
+                    (Ok(a), Ok(b)) => assert_eq!(fields(a), fields(b), "a line read after others differs"),
+                    (Err(a), Err(b)) => assert_eq!(a, b, "a line read after others fails differently"),
+                    _ => panic!("after others {got:?}, alone {want:?}"),
+                }
             }
         }
     }

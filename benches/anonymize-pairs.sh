@@ -8,13 +8,7 @@
 # pinned to one core (taskset -c 0) rewriting a fresh, synced copy in place, every line
 # past the window. Timing by hyperfine, one run per command per pair.
 set -e
-B=$(cd "${B:-target/release}" && pwd)
-mkdir -p "${WORK:=/tmp/ab}"
-cd "$WORK"
-[ -f orig.log ] || "$B/logward" generate --seed 1 --lines 1000000 --attacks \
-    --start 2026-10-01T00:00:00Z --span-days 14 -o orig.log
-export LOGWARD_STORE="$WORK/state/db" LOGWARD_CONFIG=
-RUN="anonymize --threads 1 --now 2026-11-01T00:00:00Z --older-than 1s"
+. "$(dirname "$0")/anonymize-input.sh"
 mean() { sed -n 's/.*"mean": *\([0-9.e-]*\).*/\1/p' "$1" | head -1; }
 : > pairs.txt
 i=0

@@ -5,15 +5,8 @@
 # zcat | gzip -6.
 #   WORK=/tmp/ab benches/anonymize.sh        (B=target/release by default)
 set -e
-B=$(cd "${B:-target/release}" && pwd)
-mkdir -p "${WORK:=/tmp/ab}"
-cd "$WORK"
-[ -f orig.log ] || "$B/logward" generate --seed 1 --lines 1000000 --attacks \
-    --start 2026-10-01T00:00:00Z --span-days 14 -o orig.log
+. "$(dirname "$0")/anonymize-input.sh"
 [ -f orig.log.gz ] || gzip -6 -k -c orig.log > orig.log.gz
-export LOGWARD_STORE="$WORK/state/db" LOGWARD_CONFIG=
-NOW=2026-11-01T00:00:00Z
-RUN="anonymize --threads 1 --now $NOW --older-than 1s"
 
 # Each copy is synced before the run, so the kernel is not still writing the copy out
 # while the run is timed.

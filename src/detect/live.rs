@@ -83,7 +83,10 @@ impl State {
 /// Streaming counterpart of [`super::Collector`]: owns the buckets of every live source.
 pub struct Live {
     rules: Arc<CompiledRules>,
-    states: HashMap<Key, State>,
+    /// Keyed by a randomly seeded foldhash, as the batch engine's keys (see
+    /// `CompiledRules`' hasher for why): with SipHash, hashing the keys cost more than
+    /// matching the rules.
+    states: HashMap<Key, State, foldhash::quality::RandomState>,
     scratch: Scratch,
     /// The newest log time (ms) seen, for sweeping.
     newest_ms: i64,
@@ -95,7 +98,7 @@ impl Live {
     pub fn new(rules: Arc<CompiledRules>) -> Live {
         Live {
             rules,
-            states: HashMap::new(),
+            states: HashMap::default(),
             scratch: Scratch::default(),
             newest_ms: i64::MIN,
             seen: 0,

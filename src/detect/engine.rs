@@ -16,8 +16,8 @@
 //! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
 //! so the replay needs memory of the order of the journals. Sample lines are not copied
 //! for lines the caller can read again ([`Collector::observe_readable`]): they are read
-//! back through a [`ReadBack`] for the few flagged sources. Lines that cannot be read again
-//! (standard input, compressed files) are copied while they are among their source's
+//! back through a [`ReadBack`] for the few flagged sources, in input order. Lines that
+//! cannot be read again (standard input) are copied while they are among their source's
 //! earliest lines of a rule.
 
 use std::collections::HashMap;
@@ -752,16 +752,30 @@ impl Collector {
                 _ => folded.push((f, samples)),
             }
         }
-        folded
-            .into_iter()
-            .map(|(mut f, mut samples)| {
-                samples.sort_by_key(|s| (s.time_ms, s.order));
-                samples.dedup_by_key(|s| s.order);
-                f.samples = samples
+        // Each flag's first samples, then their lines fetched in input order: a compressed
+        // file is inflated again once, not once per sample.
+        let mut wanted: Vec<(usize, usize, Chosen)> = Vec::new();
+        for (i, (_, samples)) in folded.iter_mut().enumerate() {
+            samples.sort_by_key(|s| (s.time_ms, s.order));
+            samples.dedup_by_key(|s| s.order);
+            wanted.extend(
+                samples
                     .iter()
                     .take(SAMPLES)
-                    .filter_map(|s| self.sample(&slots, s, lines))
-                    .collect();
+                    .enumerate()
+                    .map(|(k, s)| (i, k, *s)),
+            );
+        }
+        wanted.sort_by_key(|&(_, _, s)| s.order);
+        let mut fetched: Vec<[Option<Vec<u8>>; SAMPLES]> = vec![Default::default(); folded.len()];
+        for (i, k, s) in wanted {
+            fetched[i][k] = self.sample(&slots, &s, lines);
+        }
+        folded
+            .into_iter()
+            .zip(fetched)
+            .map(|((mut f, _), lines)| {
+                f.samples = lines.into_iter().flatten().collect();
                 f
             })
             .collect()
@@ -1729,6 +1743,46 @@ mod tests {
         changed[1] = line("192.0.2.1", 30, "GET", "/1", 200, "x");
         let got = c.finish_reading(&allow, &mut TestLines(&changed));
         assert_eq!(got[0].samples, [lines[2].as_bytes()]);
+    }
+
+    /// Records the orders it is asked for.
+    struct Recording<'a>(TestLines<'a>, Vec<u64>);
+
+    impl ReadBack for Recording<'_> {
+        fn read_back(&mut self, order: u64, same: &dyn Fn(&Record<'_>) -> bool) -> Option<Vec<u8>> {
+            self.1.push(order);
+            self.0.read_back(order, same)
+        }
+    }
+
+    #[test]
+    fn samples_are_read_back_in_input_order() {
+        // Two flagged sources, their lines interleaved, the first one's written latest first:
+        // each flag still shows its earliest lines by time, but the reader is asked for the
+        // lines of both in input order, so a compressed file is inflated once.
+        let rules = one_rule(any_rule(2, 60_000));
+        let lines: Vec<String> = (0..5u32)
+            .flat_map(|i| {
+                [
+                    line("192.0.2.1", 10 - i, "GET", &format!("/a{i}"), 200, "x"),
+                    line("192.0.2.2", i, "GET", &format!("/b{i}"), 200, "x"),
+                ]
+            })
+            .collect();
+        let mut c = Collector::new(Arc::clone(&rules));
+        for (i, l) in lines.iter().enumerate() {
+            c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
+        }
+        let mut reader = Recording(TestLines(&lines), Vec::new());
+        let got = c.finish_reading(&Allowlist::exact(vec![]), &mut reader);
+        assert_eq!(got.len(), 2);
+        assert_eq!(reader.1.len(), 2 * SAMPLES);
+        assert!(reader.1.is_sorted(), "asked in {:?}", reader.1);
+        let of =
+            |idx: &[usize]| -> Vec<&[u8]> { idx.iter().map(|&i| lines[i].as_bytes()).collect() };
+        // 192.0.2.1's earliest lines are its last three, latest first in the input.
+        assert_eq!(got[0].samples, of(&[8, 6, 4]));
+        assert_eq!(got[1].samples, of(&[1, 3, 5]));
     }
 
     #[test]

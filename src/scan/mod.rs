@@ -40,8 +40,8 @@ pub struct At {
     pub line: u64,
     /// Byte offset of the line in the (decompressed) file.
     pub offset: u64,
-    /// Whether [`ReadLines`] can read the line again: it is in a plain file, not on standard
-    /// input nor in a compressed stream.
+    /// Whether [`ReadLines`] can read the line again: it is in a plain or gzip file, not on
+    /// standard input.
     pub readable: bool,
 }
 
@@ -192,8 +192,8 @@ pub struct Report<V> {
     pub visitor: V,
     /// (file, part) -> lines in the file before that part.
     part_starts: HashMap<(usize, usize), u64>,
-    /// Per input file: its path and format, when its lines can be read again.
-    readable: Vec<Option<(std::path::PathBuf, Format)>>,
+    /// Per input file: its path, format and compression, when its lines can be read again.
+    readable: Vec<Option<read_back::Readable>>,
 }
 
 impl<V> Report<V> {
@@ -228,7 +228,7 @@ impl<V> Report<V> {
         self.files.iter().filter(|f| f.error.is_some()).count()
     }
 
-    /// Reads lines of this pass's plain files again, by their [`At::order`].
+    /// Reads lines of this pass's plain and gzip files again, by their [`At::order`].
     pub fn read_lines(&self) -> ReadLines<'_> {
         ReadLines::new(&self.readable)
     }
@@ -310,6 +310,11 @@ impl<V: Visitor> Partial<V> {
         self.visitor.merge(other.visitor);
         self
     }
+}
+
+/// Whether lines of a file so compressed can be read again after the pass ([`ReadLines`]).
+fn reads_again(compression: Compression) -> bool {
+    matches!(compression, Compression::None | Compression::Gzip)
 }
 
 fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -499,7 +504,7 @@ fn run_job<V: Visitor>(
     let mut examples = Vec::new();
     let mut lines = 0u64;
     let mut pending_bytes = 0u64;
-    let readable = matches!(source, Source::File(_)) && prep.compression == Compression::None;
+    let readable = matches!(source, Source::File(_)) && reads_again(prep.compression);
     let at = |line: u64, offset: u64| At {
         file: job.file,
         part: job.part,
@@ -658,11 +663,11 @@ pub fn run<V: Visitor>(
             (
                 Some(Prepared {
                     format: Some(format),
-                    compression: Compression::None,
+                    compression,
                     ..
                 }),
                 Source::File(path),
-            ) => Some((path.clone(), format.clone())),
+            ) if reads_again(*compression) => Some((path.clone(), format.clone(), *compression)),
             _ => None,
         })
         .collect();

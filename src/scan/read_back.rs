@@ -1,26 +1,45 @@
-//! Reading a line again by its position in a plain file ([`At::order`]): detection copies
-//! no line of such a file while it scans, and reads back the few sample lines that flagged
-//! sources show. Lines of standard input and of compressed files are never read again.
+//! Reading a line again by its position ([`At::order`]) in a plain or gzip file: detection
+//! copies no line of such a file while it scans, and reads back the few sample lines that
+//! flagged sources show. A plain file is read at the offset; a gzip file is inflated again
+//! from its start, once for lines asked for in increasing order. Lines of standard input
+//! are never read again.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+
+use flate2::bufread::MultiGzDecoder;
 
 use super::At;
 use crate::format::{Format, Record, TimeCache};
-use crate::input::read::MAX_LINE;
+use crate::input::read::{Compression, MAX_LINE};
+
+/// A file of the pass whose lines can be read again: its path, the format it was read in,
+/// and its compression (none or gzip).
+pub type Readable = (PathBuf, Format, Compression);
+
+/// The buffers of a gzip file read again, compressed and inflated: skipping to a line
+/// inflates in steps of this size.
+const INFLATE_BUF: usize = 256 << 10;
+
+/// An open file, positioned where the last line read from it ended.
+enum Opened {
+    Plain(File),
+    /// The inflated stream and its offset in the inflated bytes.
+    Gzip(Box<BufReader<MultiGzDecoder<BufReader<File>>>>, u64),
+}
 
 /// The files of one pass whose lines can be read again, with the format each was read in.
 pub struct ReadLines<'a> {
-    /// Per input file: its path and format, when its lines can be read again.
-    files: &'a [Option<(PathBuf, Format)>],
-    open: HashMap<usize, File>,
+    /// Per input file: its path, format and compression, when its lines can be read again.
+    files: &'a [Option<Readable>],
+    open: HashMap<usize, Opened>,
     line: Vec<u8>,
 }
 
 impl<'a> ReadLines<'a> {
-    pub(super) fn new(files: &'a [Option<(PathBuf, Format)>]) -> ReadLines<'a> {
+    pub(super) fn new(files: &'a [Option<Readable>]) -> ReadLines<'a> {
         ReadLines {
             files,
             open: HashMap::new(),
@@ -30,23 +49,58 @@ impl<'a> ReadLines<'a> {
 
     /// The line at `order` (see [`At::order`]) if it can be read, parses in its file's
     /// format and `accept` accepts the record. The file may have changed since the pass:
-    /// `accept` is where the caller checks that the line is still the one it saw.
+    /// `accept` is where the caller checks that the line is still the one it saw. In a gzip
+    /// file, a line before the last one read starts the inflating over: ask in `order`.
     pub fn line(
         &mut self,
         order: u64,
         accept: impl FnOnce(&Record<'_>) -> bool,
     ) -> Option<Vec<u8>> {
         let (file, offset) = At::split_order(order);
-        let (path, format) = self.files.get(file)?.as_ref()?;
-        let handle = match self.open.entry(file) {
+        let (path, format, compression) = self.files.get(file)?.as_ref()?;
+        let rewind = matches!(self.open.get(&file), Some(Opened::Gzip(_, at)) if *at > offset);
+        if rewind {
+            self.open.remove(&file);
+        }
+        let opened = match self.open.entry(file) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(File::open(path).ok()?),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let f = File::open(path).ok()?;
+                e.insert(match compression {
+                    Compression::Gzip => Opened::Gzip(
+                        Box::new(BufReader::with_capacity(
+                            INFLATE_BUF,
+                            MultiGzDecoder::new(BufReader::with_capacity(INFLATE_BUF, f)),
+                        )),
+                        0,
+                    ),
+                    _ => Opened::Plain(f),
+                })
+            }
         };
-        handle.seek(SeekFrom::Start(offset)).ok()?;
         self.line.clear();
-        BufReader::new(handle.take(MAX_LINE as u64 + 1))
-            .read_until(b'\n', &mut self.line)
-            .ok()?;
+        let limit = MAX_LINE as u64 + 1;
+        match opened {
+            Opened::Plain(handle) => {
+                handle.seek(SeekFrom::Start(offset)).ok()?;
+                BufReader::new(handle.take(limit))
+                    .read_until(b'\n', &mut self.line)
+                    .ok()?;
+            }
+            Opened::Gzip(inflated, at) => {
+                let skipped = skip(inflated, offset - *at);
+                *at += skipped;
+                if *at != offset {
+                    return None;
+                }
+                let read = inflated
+                    .by_ref()
+                    .take(limit)
+                    .read_until(b'\n', &mut self.line);
+                *at += self.line.len() as u64;
+                read.ok()?;
+            }
+        }
         if self.line.last() == Some(&b'\n') {
             self.line.pop();
         } else if self.line.len() > MAX_LINE {
@@ -55,6 +109,24 @@ impl<'a> ReadLines<'a> {
         let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;
         accept(&rec).then(|| self.line.clone())
     }
+}
+
+/// Skips up to `n` bytes of `reader` without copying them; returns how many it skipped,
+/// fewer at the end of the stream or at an error.
+fn skip(reader: &mut impl BufRead, mut n: u64) -> u64 {
+    let wanted = n;
+    while n > 0 {
+        let available = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(buf) => buf.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let step = available.min(usize::try_from(n).unwrap_or(usize::MAX));
+        reader.consume(step);
+        n -= step as u64;
+    }
+    wanted - n
 }
 
 #[cfg(test)]
@@ -82,7 +154,7 @@ mod tests {
         let text = format!("{LINE}\n{}\n", LINE.replace("/a", "/b"));
         std::fs::write(&path, &text).expect("write");
         let combined = Format::preset("combined").expect("preset");
-        let files = vec![None, Some((path.clone(), combined))];
+        let files = vec![None, Some((path.clone(), combined, Compression::None))];
         let mut lines = ReadLines::new(&files);
         let second = (LINE.len() + 1) as u64;
         let got = lines.line(order(1, second), |rec| rec.time == Some(1_704_067_205));
@@ -113,5 +185,73 @@ mod tests {
             lines.line(order(1, 0), |_| true).as_deref(),
             Some(LINE.as_bytes())
         );
+    }
+
+    /// `count` lines, each another path, and the offset where each starts.
+    fn numbered(count: usize) -> (String, Vec<u64>) {
+        let mut text = String::new();
+        let mut starts = Vec::new();
+        for i in 0..count {
+            starts.push(text.len() as u64);
+            text.push_str(&LINE.replace("/a", &format!("/{i}")));
+            text.push('\n');
+        }
+        (text, starts)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut enc, bytes).expect("compress");
+        enc.finish().expect("compress")
+    }
+
+    fn path_of(rec: &Record<'_>) -> String {
+        String::from_utf8_lossy(rec.path().unwrap_or_default()).into_owned()
+    }
+
+    #[test]
+    fn reads_lines_of_a_gzip_file_again_in_any_order() {
+        // Two gzip members, as nginx and pigz write, so lines cross a member boundary.
+        let (text, starts) = numbered(2000);
+        let half = starts[1000] as usize;
+        let mut gz = gzip(&text.as_bytes()[..half]);
+        gz.extend(gzip(&text.as_bytes()[half..]));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log.1.gz");
+        std::fs::write(&path, &gz).expect("write");
+        let combined = Format::preset("combined").expect("preset");
+        let files = vec![Some((path.clone(), combined, Compression::Gzip))];
+        let mut lines = ReadLines::new(&files);
+        // Forward, across the members, then back to earlier lines (inflated again).
+        for i in [0usize, 1, 999, 1000, 1500, 1999, 3, 1000, 0] {
+            let want = LINE.replace("/a", &format!("/{i}"));
+            let got = lines.line(order(0, starts[i]), |rec| path_of(rec) == format!("/{i}"));
+            assert_eq!(got.as_deref(), Some(want.as_bytes()), "line {i}");
+        }
+        // An offset inside a line gives no record that the check accepts, and the next line
+        // is still found; past the end there is nothing.
+        let ip: std::net::IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(
+            lines.line(order(0, starts[10] + 5), |rec| rec.source() == Some(ip)),
+            None
+        );
+        assert!(lines.line(order(0, starts[11]), |_| true).is_some());
+        assert_eq!(lines.line(order(0, text.len() as u64 + 10), |_| true), None);
+    }
+
+    #[test]
+    fn a_truncated_gzip_file_gives_the_lines_before_the_cut() {
+        let (text, starts) = numbered(3000);
+        let gz = gzip(text.as_bytes());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log.2.gz");
+        std::fs::write(&path, &gz[..gz.len() / 2]).expect("write");
+        let combined = Format::preset("combined").expect("preset");
+        let files = vec![Some((path.clone(), combined, Compression::Gzip))];
+        let mut lines = ReadLines::new(&files);
+        assert!(lines.line(order(0, starts[5]), |_| true).is_some());
+        assert_eq!(lines.line(order(0, starts[2999]), |_| true), None);
+        // The error does not stick: an earlier line is read again from the start.
+        assert!(lines.line(order(0, starts[6]), |_| true).is_some());
     }
 }

@@ -13,7 +13,8 @@
 //! grouping, in the order it sees them, with the source's key inline when it changes: a
 //! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
 //! up and counts each source's events from the journals, then gathers and replays only the
-//! sources some rule could flag, at most `REPLAY_BATCH` events (32 bytes each) at a time,
+//! sources some rule could flag (more events than its capacity, and for rules of a large
+//! capacity, more than half of it in one window: see `Busiest`), at most `REPLAY_BATCH` events (32 bytes each) at a time,
 //! so the replay needs memory of the order of the journals. Sample lines are not copied
 //! for lines the caller can read again ([`Collector::observe_readable`]): they are read
 //! back through a [`ReadBack`] for the few flagged sources, in input order. Lines that
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
-use super::bucket::{Bucket, Offer, SeenSet};
+use super::bucket::{Bucket, Limits, Offer, SeenSet};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
 use super::rule::{Field, rule_bits};
 use crate::format::Record;
@@ -620,6 +621,7 @@ impl Collector {
         // Consecutive events of one slot mostly share their rule mask: they are counted as
         // a run, and added to the slot's counts when the slot or the mask changes.
         let mut run = Run::default();
+        let mut busiest = Busiest::new(rules);
         self.for_each_event(
             &distinct,
             |key| {
@@ -628,6 +630,7 @@ impl Collector {
                 id
             },
             |slot, e, hashes| {
+                busiest.count(slot, e);
                 if slot == run.slot && e.rules == run.rules {
                     run.count += 1;
                     return;
@@ -649,11 +652,12 @@ impl Collector {
         let candidates: Vec<(u32, u64)> = (0..tally.len() as u32)
             .filter_map(|s| {
                 let counts = per_rule.get(s as usize * n..(s as usize + 1) * n)?;
-                let live = live_rules(rules, counts);
+                let live = live_rules(rules, counts) & !busiest.never_full(s);
                 (live != 0 && !allowlist.overlaps(slots.keys[s as usize].net)).then_some((s, live))
             })
             .collect();
         drop(per_rule);
+        drop(busiest);
         let mut state = ReplayState {
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
@@ -954,6 +958,146 @@ impl Default for Run {
             hashes: 0,
             count: 0,
         }
+    }
+}
+
+/// Per slot and busy rule, the most events in one window of a fixed grid, which rules out
+/// most of the sources with more events than the rule's capacity: those that come back
+/// often but never fast.
+///
+/// Why it is safe: a rule's bucket (capacity `c`, leak `l`) overflows at an event at `t`
+/// only if the `k` events it counted since it was last empty, from `t0` on, put its empty
+/// instant `t0 + k*l` more than `(c - 1)*l` past `t`: so the `n >= k + 1` events in
+/// `[t0, t]` number more than `c + (t - t0)/l`. With windows of `w >= m*l` for `m = c/2`,
+/// `[t0, t]` meets at most `(t - t0)/w + 2` of them; if none holds more than `m` events,
+/// `n <= (t - t0)/l + 2m <= c + (t - t0)/l`, so the bucket never fills. Events a bucket
+/// ignores (a value already seen, the blackhole) only make that surer. Windows are powers
+/// of two milliseconds, so finding one is a shift. Lines are written when requests end, so
+/// an event may fall in the window before the current one and is counted there; a slot
+/// with an event older than that (lines far out of order, several journals) is not ruled
+/// out.
+struct Busiest {
+    /// Per rule: its index among the counted rules, or `u8::MAX` when not counted.
+    index: [u8; 64],
+    /// Per counted rule: the log2 of its window in ms, and `m`.
+    windows: Vec<(u32, u16)>,
+    /// Rules that are counted, as a mask.
+    counted: u64,
+    /// Per slot, then per counted rule.
+    tallies: Vec<WindowTally>,
+}
+
+/// Rules with a smaller capacity are not counted: few ordinary sources have more of their
+/// events than that, and a tally per source costs memory.
+const BUSY_CAPACITY: u32 = 16;
+
+/// One slot's events of one rule in the current window and the one before it, and the most
+/// in any window so far (`u16::MAX`: an event came before the window before, or too many).
+#[derive(Clone, Copy)]
+struct WindowTally {
+    window: i64,
+    events: u16,
+    before: u16,
+    most: u16,
+}
+
+const NO_WINDOW: WindowTally = WindowTally {
+    window: i64::MIN,
+    events: 0,
+    before: 0,
+    most: 0,
+};
+
+impl Busiest {
+    fn new(rules: &[RuleInfo]) -> Busiest {
+        let mut b = Busiest {
+            index: [u8::MAX; 64],
+            windows: Vec::new(),
+            counted: 0,
+            tallies: Vec::new(),
+        };
+        for (ri, rule) in rules.iter().enumerate().take(64) {
+            let Limits {
+                capacity, leak_ms, ..
+            } = rule.limits;
+            let m = capacity / 2;
+            let shortest = leak_ms.checked_mul(i64::from(m)).filter(|&w| w > 0);
+            let (true, Ok(m), Some(shortest)) =
+                (capacity >= BUSY_CAPACITY, u16::try_from(m), shortest)
+            else {
+                continue;
+            };
+            // The smallest power of two at least `shortest`.
+            let log2 = 64 - (shortest - 1).leading_zeros();
+            if m < u16::MAX && log2 < 62 {
+                b.index[ri] = b.windows.len() as u8;
+                b.windows.push((log2, m));
+                b.counted |= 1u64 << ri;
+            }
+        }
+        b
+    }
+
+    fn count(&mut self, slot: u32, e: Event) {
+        let mut bits = e.rules & self.counted;
+        if bits == 0 {
+            return;
+        }
+        let per = self.windows.len();
+        let base = slot as usize * per;
+        if self.tallies.len() < base + per {
+            self.tallies.resize(base + per, NO_WINDOW);
+        }
+        let t = e.time.saturating_mul(1000);
+        while bits != 0 {
+            let ri = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let wi = usize::from(self.index[ri]);
+            let window = t >> self.windows[wi].0;
+            let tally = &mut self.tallies[base + wi];
+            let events = if window == tally.window {
+                tally.events = tally.events.saturating_add(1);
+                tally.events
+            } else if window > tally.window {
+                // The next window keeps the current one as the one before it.
+                tally.before = if window - 1 == tally.window {
+                    tally.events
+                } else {
+                    0
+                };
+                tally.window = window;
+                tally.events = 1;
+                1
+            } else if window + 1 == tally.window {
+                tally.before = tally.before.saturating_add(1);
+                tally.before
+            } else {
+                u16::MAX
+            };
+            tally.most = tally.most.max(events);
+        }
+    }
+
+    /// The rules whose bucket can never fill for `slot`.
+    fn never_full(&self, slot: u32) -> u64 {
+        let per = self.windows.len();
+        let Some(tallies) = self
+            .tallies
+            .get(slot as usize * per..(slot as usize + 1) * per)
+        else {
+            return 0;
+        };
+        let mut quiet = 0u64;
+        let mut bits = self.counted;
+        while bits != 0 {
+            let ri = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let wi = usize::from(self.index[ri]);
+            if tallies[wi].most <= self.windows[wi].1 {
+                quiet |= 1u64 << ri;
+            }
+        }
+        quiet
     }
 }
 
@@ -1623,6 +1767,104 @@ mod tests {
                 want.iter().map(key).collect::<Vec<_>>()
             );
         }
+    }
+
+    /// A rule of `capacity` and `leak_ms` for the window tallies.
+    fn busy_rule(capacity: u32, leak_ms: i64) -> RuleInfo {
+        let rules = one_rule(any_rule(capacity, leak_ms));
+        rules.rules()[0].clone()
+    }
+
+    /// Whether a bucket of `rule` overflows on `times` (seconds) replayed in time order.
+    fn overflows_in_order(rule: &RuleInfo, times: &[i64]) -> bool {
+        let mut sorted = times.to_vec();
+        sorted.sort_unstable();
+        let mut bucket = Bucket::default();
+        sorted
+            .iter()
+            .any(|&t| bucket.offer(t * 1000, rule.limits) == Offer::Overflow)
+    }
+
+    /// Whether the window tallies rule `rule` out for a source with events at `times`, in
+    /// that (arrival) order.
+    fn ruled_out(rule: &RuleInfo, times: &[i64]) -> bool {
+        let mut busiest = Busiest::new(std::slice::from_ref(rule));
+        for (i, &time) in times.iter().enumerate() {
+            let e = Event {
+                time,
+                order: i as u64,
+                rules: 1,
+            };
+            busiest.count(0, e);
+        }
+        busiest.never_full(0) == 1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// A source the window tallies rule out never overflows the bucket, whatever the
+        /// spacing, bursts and disorder of its events.
+        #[test]
+        fn sources_ruled_out_by_their_busiest_window_never_overflow(
+            capacity in BUSY_CAPACITY..40,
+            leak_ms in prop_oneof![Just(1000i64), 100i64..3000],
+            start in 0i64..100_000,
+            // Runs of events after a pause: how many (in eighths of the capacity, so that
+            // runs come near what overflows), seconds between them, the pause.
+            runs in proptest::collection::vec((1u32..17, 0i64..3, 0i64..120), 1..8),
+            swaps in proptest::collection::vec((0usize..400, 0usize..3), 0..30),
+        ) {
+            let rule = busy_rule(capacity, leak_ms);
+            let mut t = 1_700_000_000 + start;
+            let mut times = Vec::new();
+            for &(eighths, spacing, pause) in &runs {
+                t += pause;
+                for _ in 0..(capacity * eighths).div_ceil(8) {
+                    times.push(t);
+                    t += spacing;
+                }
+            }
+            // Lines written a little out of order.
+            let len = times.len();
+            for &(a, d) in &swaps {
+                times.swap(a % len, (a + d) % len);
+            }
+            prop_assert!(
+                !(ruled_out(&rule, &times) && overflows_in_order(&rule, &times)),
+                "ruled out but overflows: capacity {} leak {} times {:?}",
+                capacity,
+                leak_ms,
+                times
+            );
+        }
+    }
+
+    #[test]
+    fn busiest_windows_rule_out_slow_sources_and_keep_fast_ones() {
+        // Capacity 20 and leak 1 s: windows of at least 10 s, at most 10 events in one.
+        let rule = busy_rule(20, 1000);
+        let steady: Vec<i64> = (0..500).map(|i| 1_700_000_000 + 4 * i).collect();
+        assert!(ruled_out(&rule, &steady) && !overflows_in_order(&rule, &steady));
+        // 21 events at once overflow and are kept.
+        let burst = vec![1_700_000_000i64; 21];
+        assert!(!ruled_out(&rule, &burst) && overflows_in_order(&rule, &burst));
+        // 22 events over two seconds on either side of a window boundary (2048 s is a
+        // multiple of every power-of-two window from 1 to 2^14 ms): 11 in each window, one
+        // more than the tally allows, and the bucket does overflow.
+        let edge = 2048 * 830_079;
+        let split: Vec<i64> = (0..22).map(|i| edge - 1 + i / 11).collect();
+        assert!(!ruled_out(&rule, &split) && overflows_in_order(&rule, &split));
+        // A line of the window before the current one is counted there; one from further
+        // back is lines too far out of order to tell: the source is kept.
+        let mut late = steady.clone();
+        late.swap(10, 13);
+        assert!(ruled_out(&rule, &late));
+        let mut far = steady.clone();
+        far.swap(10, 60);
+        assert!(!ruled_out(&rule, &far));
+        // Rules of a small capacity are not counted at all.
+        let small = busy_rule(BUSY_CAPACITY - 1, 1000);
+        assert!(!ruled_out(&small, &steady));
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //! line touches no per-source state at all. [`Collector::finish_reading`] looks the keys
 //! up and counts each source's events from the journals, then gathers and replays only the
 //! sources some rule could flag (more events than its capacity, and for rules of a large
-//! capacity, more than half of it in one window: see `Busiest`), at most `REPLAY_BATCH` events (32 bytes each) at a time,
-//! so the replay needs memory of the order of the journals. Sample lines are not copied
+//! capacity, more than half of it in one window: see `Busiest`), at most `REPLAY_BATCH`
+//! events (32 bytes each) at a time, so the replay needs memory of the order of the
+//! journals. Sample lines are not copied
 //! for lines the caller can read again ([`Collector::observe_readable`]): they are read
 //! back through a [`ReadBack`] for the few flagged sources, in input order. Lines that
 //! cannot be read again (standard input) are copied while they are among their source's

@@ -1840,6 +1840,63 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// With a rule busy enough for the window tallies, split over two collectors and
+        /// merged, the engine flags exactly the sources whose bucket overflows when their
+        /// events are replayed alone in time order.
+        #[test]
+        fn busy_rules_flag_what_a_plain_replay_flags(
+            capacity in BUSY_CAPACITY..28,
+            leak_ms in 500i64..3000,
+            // Per source, runs of events: how many, seconds between them, pause before.
+            sources in proptest::collection::vec(
+                proptest::collection::vec((1u32..40, 0u32..3, 0u32..200), 1..6),
+                1..6,
+            ),
+            shard_of in proptest::collection::vec(any::<bool>(), 2000),
+        ) {
+            let rules = one_rule(any_rule(capacity, leak_ms));
+            let info = rules.rules()[0].clone();
+            let mut events: Vec<(u32, usize)> = Vec::new();
+            let mut want = Vec::new();
+            for (si, runs) in sources.iter().enumerate() {
+                let mut t = 0u32;
+                let mut times = Vec::new();
+                for &(count, spacing, pause) in runs {
+                    t += pause;
+                    for _ in 0..count {
+                        times.push(i64::from(t.min(3599)));
+                        t += spacing;
+                    }
+                }
+                if overflows_in_order(&info, &times) {
+                    want.push(format!("192.0.2.{}/32", si + 1));
+                }
+                events.extend(times.iter().map(|&t| (t as u32, si)));
+            }
+            // The lines of all sources in time order, as a log writes them.
+            events.sort();
+            let lines: Vec<String> = events
+                .iter()
+                .map(|&(t, si)| line(&format!("192.0.2.{}", si + 1), t, "GET", "/", 200, "x"))
+                .collect();
+            let mut shards = [Collector::new(Arc::clone(&rules)), Collector::new(Arc::clone(&rules))];
+            for (i, l) in lines.iter().enumerate() {
+                let rec = parse(l.as_bytes()).expect("parses");
+                shards[usize::from(shard_of[i % shard_of.len()])].observe(&rec, i as u64);
+            }
+            let [mut merged, other] = shards;
+            merged.merge(other);
+            let got: Vec<String> = merged
+                .finish(&Allowlist::exact(vec![]))
+                .iter()
+                .map(|f| f.source.to_string())
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
     #[test]
     fn busiest_windows_rule_out_slow_sources_and_keep_fast_ones() {
         // Capacity 20 and leak 1 s: windows of at least 10 s, at most 10 events in one.

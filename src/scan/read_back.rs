@@ -4,7 +4,6 @@
 //! from its start, once for lines asked for in increasing order. Lines of standard input
 //! are never read again.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
@@ -34,7 +33,10 @@ enum Opened {
 pub struct ReadLines<'a> {
     /// Per input file: its path, format and compression, when its lines can be read again.
     files: &'a [Option<Readable>],
-    open: HashMap<usize, Opened>,
+    /// The file read last and its state. One at a time: asked in order, a file is done
+    /// with when the next one is asked for, and the buffers of a gzip file are half a
+    /// megabyte.
+    open: Option<(usize, Opened)>,
     line: Vec<u8>,
 }
 
@@ -42,7 +44,7 @@ impl<'a> ReadLines<'a> {
     pub(super) fn new(files: &'a [Option<Readable>]) -> ReadLines<'a> {
         ReadLines {
             files,
-            open: HashMap::new(),
+            open: None,
             line: Vec::new(),
         }
     }
@@ -58,26 +60,27 @@ impl<'a> ReadLines<'a> {
     ) -> Option<Vec<u8>> {
         let (file, offset) = At::split_order(order);
         let (path, format, compression) = self.files.get(file)?.as_ref()?;
-        let rewind = matches!(self.open.get(&file), Some(Opened::Gzip(_, at)) if *at > offset);
-        if rewind {
-            self.open.remove(&file);
-        }
-        let opened = match self.open.entry(file) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let f = File::open(path).ok()?;
-                e.insert(match compression {
-                    Compression::Gzip => Opened::Gzip(
-                        Box::new(BufReader::with_capacity(
-                            INFLATE_BUF,
-                            MultiGzDecoder::new(BufReader::with_capacity(INFLATE_BUF, f)),
-                        )),
-                        0,
-                    ),
-                    _ => Opened::Plain(f),
-                })
-            }
+        let reusable = match &self.open {
+            Some((open, Opened::Gzip(_, at))) => *open == file && *at <= offset,
+            Some((open, Opened::Plain(_))) => *open == file,
+            None => false,
         };
+        if !reusable {
+            self.open = None;
+            let f = File::open(path).ok()?;
+            let opened = match compression {
+                Compression::Gzip => Opened::Gzip(
+                    Box::new(BufReader::with_capacity(
+                        INFLATE_BUF,
+                        MultiGzDecoder::new(BufReader::with_capacity(INFLATE_BUF, f)),
+                    )),
+                    0,
+                ),
+                _ => Opened::Plain(f),
+            };
+            self.open = Some((file, opened));
+        }
+        let (_, opened) = self.open.as_mut()?;
         self.line.clear();
         let limit = MAX_LINE as u64 + 1;
         match opened {
@@ -237,6 +240,31 @@ mod tests {
         );
         assert!(lines.line(order(0, starts[11]), |_| true).is_some());
         assert_eq!(lines.line(order(0, text.len() as u64 + 10), |_| true), None);
+    }
+
+    #[test]
+    fn lines_asked_from_two_files_in_turn_are_all_read() {
+        // One file is open at a time: going back to the other opens it again.
+        let (text, starts) = numbered(50);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plain = dir.path().join("access.log");
+        let packed = dir.path().join("access.log.1.gz");
+        std::fs::write(&plain, &text).expect("write");
+        std::fs::write(&packed, gzip(text.as_bytes())).expect("write");
+        let combined = Format::preset("combined").expect("preset");
+        let files = vec![
+            Some((packed, combined.clone(), Compression::Gzip)),
+            Some((plain, combined, Compression::None)),
+        ];
+        let mut lines = ReadLines::new(&files);
+        for i in [3usize, 40, 7, 49, 0] {
+            for file in [0, 1] {
+                let got = lines.line(order(file, starts[i]), |rec| {
+                    path_of(rec) == format!("/{i}")
+                });
+                assert!(got.is_some(), "line {i} of file {file}");
+            }
+        }
     }
 
     #[test]

@@ -16,11 +16,10 @@
 //! sources some rule could flag (more events than its capacity, and for rules of a large
 //! capacity, more than half of it in one window: see `Busiest`), at most `REPLAY_BATCH`
 //! events (32 bytes each) at a time, so the replay needs memory of the order of the
-//! journals. Sample lines are not copied
-//! for lines the caller can read again ([`Collector::observe_readable`]): they are read
-//! back through a [`ReadBack`] for the few flagged sources, in input order. Lines that
-//! cannot be read again (standard input) are copied while they are among their source's
-//! earliest lines of a rule.
+//! journals. Sample lines are not copied for lines the caller can read again
+//! ([`Collector::observe_readable`]): they are read back through a [`ReadBack`] for the
+//! few flagged sources, in input order. Lines that cannot be read again (standard input)
+//! are copied while they are among their source's earliest lines of a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -1040,7 +1039,7 @@ impl Busiest {
     }
 
     fn count(&mut self, slot: u32, e: Event) {
-        let mut bits = e.rules & self.counted;
+        let bits = e.rules & self.counted;
         if bits == 0 {
             return;
         }
@@ -1050,9 +1049,7 @@ impl Busiest {
             self.tallies.resize(base + per, NO_WINDOW);
         }
         let t = e.time.saturating_mul(1000);
-        while bits != 0 {
-            let ri = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
+        for ri in rule_bits(bits) {
             let wi = usize::from(self.index[ri]);
             let window = t >> self.windows[wi].0;
             let tally = &mut self.tallies[base + wi];
@@ -1088,17 +1085,12 @@ impl Busiest {
         else {
             return 0;
         };
-        let mut quiet = 0u64;
-        let mut bits = self.counted;
-        while bits != 0 {
-            let ri = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let wi = usize::from(self.index[ri]);
-            if tallies[wi].most <= self.windows[wi].1 {
-                quiet |= 1u64 << ri;
-            }
-        }
-        quiet
+        rule_bits(self.counted)
+            .filter(|&ri| {
+                let wi = usize::from(self.index[ri]);
+                tallies[wi].most <= self.windows[wi].1
+            })
+            .fold(0, |quiet, ri| quiet | 1u64 << ri)
     }
 }
 

@@ -8,25 +8,24 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use flate2::bufread::MultiGzDecoder;
-
 use super::At;
 use crate::format::{Format, Record, TimeCache};
-use crate::input::read::{Compression, MAX_LINE};
+use crate::input::read::{self, Compression, MAX_LINE, Stream};
 
 /// A file of the pass whose lines can be read again: its path, the format it was read in,
 /// and its compression (none or gzip).
 pub type Readable = (PathBuf, Format, Compression);
 
-/// The buffers of a gzip file read again, compressed and inflated: skipping to a line
-/// inflates in steps of this size.
+/// The buffer of the inflated bytes of a gzip file read again: skipping to a line inflates
+/// in steps of this size.
 const INFLATE_BUF: usize = 256 << 10;
 
 /// An open file, positioned where the last line read from it ended.
 enum Opened {
     Plain(File),
-    /// The inflated stream and its offset in the inflated bytes.
-    Gzip(Box<BufReader<MultiGzDecoder<BufReader<File>>>>, u64),
+    /// The inflated stream, opened as the pass opened it, and its offset in the inflated
+    /// bytes.
+    Gzip(BufReader<Stream>, u64),
 }
 
 /// The files of one pass whose lines can be read again, with the format each was read in.
@@ -67,16 +66,12 @@ impl<'a> ReadLines<'a> {
         };
         if !reusable {
             self.open = None;
-            let f = File::open(path).ok()?;
             let opened = match compression {
-                Compression::Gzip => Opened::Gzip(
-                    Box::new(BufReader::with_capacity(
-                        INFLATE_BUF,
-                        MultiGzDecoder::new(BufReader::with_capacity(INFLATE_BUF, f)),
-                    )),
-                    0,
-                ),
-                _ => Opened::Plain(f),
+                Compression::Gzip => {
+                    let (stream, _) = read::open(path).ok()?;
+                    Opened::Gzip(BufReader::with_capacity(INFLATE_BUF, stream), 0)
+                }
+                _ => Opened::Plain(File::open(path).ok()?),
             };
             self.open = Some((file, opened));
         }

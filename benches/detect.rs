@@ -145,7 +145,7 @@ fn bench(c: &mut Criterion) {
             for (i, rec) in recs.iter().enumerate() {
                 collector.observe(black_box(rec), i as u64);
             }
-            let flagged = collector.finish(&allow);
+            let flagged = collector.finish(&allow).expect("finish");
             assert_eq!(flagged.len(), expected, "{flagged:?}");
             flagged
         })
@@ -204,7 +204,7 @@ fn generated(c: &mut Criterion) {
             for (i, rec) in recs.iter().enumerate() {
                 collector.observe(black_box(rec), i as u64);
             }
-            let flagged = collector.finish(&allow);
+            let flagged = collector.finish(&allow).expect("finish");
             let got: BTreeSet<IpNet> = flagged.iter().map(|f| f.source).collect();
             assert_eq!(got, want, "{flagged:?}");
             flagged

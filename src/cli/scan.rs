@@ -15,6 +15,7 @@ use super::detection::{DetectArgs, DetectVisitor, Detection};
 use super::progress::ProgressLine;
 use super::{Config, Outcome, switch, with_threads};
 use crate::detect::Flagged;
+use crate::detect::spill::SpillTo;
 use crate::format::FormatSpec;
 use crate::format::time::rfc3339;
 use crate::input::{Source, discover};
@@ -227,10 +228,20 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         .collect();
     let skip = Arc::new(skip);
     let rules = detection.as_ref().map(|d| d.rules.clone());
+    // Events beyond what memory should hold go to the state directory, which is on disk,
+    // where the temporary directory may be in memory (tmpfs).
+    let spill_dir = match detection.as_ref().and_then(|d| d.store.as_ref()) {
+        Some(store) => store.state_dir(),
+        None => std::env::temp_dir(),
+    };
     let make_visitor = || {
-        rules.as_ref().map(|r| DetectVisitor {
-            collector: crate::detect::Collector::new(r.clone()),
-            skip: skip.clone(),
+        rules.as_ref().map(|r| {
+            let mut collector = crate::detect::Collector::new(r.clone());
+            collector.spill_events_to(SpillTo::new(spill_dir.clone()));
+            DetectVisitor {
+                collector,
+                skip: skip.clone(),
+            }
         })
     };
     let mut report = with_threads(settings.threads, || {
@@ -242,9 +253,19 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             .set_counted(counted.iter().map(|c| c.offset()).collect());
     }
     let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
-        (Some(v), Some(d)) => v
-            .collector
-            .finish_reading(&d.allowlist, &mut report.read_lines()),
+        (Some(v), Some(d)) => {
+            for warning in v.collector.spill_warnings() {
+                eprintln!("logward: warning: {warning}");
+            }
+            v.collector
+                .finish_reading(&d.allowlist, &mut report.read_lines())
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "reading detection events back from a temporary file in {}: {e}",
+                        spill_dir.display()
+                    )
+                })?
+        }
         _ => Vec::new(),
     };
     let mut new_flags = Vec::new();

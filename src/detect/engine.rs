@@ -15,11 +15,14 @@
 //! up and counts each source's events from the journals, then gathers and replays only the
 //! sources some rule could flag (more events than its capacity, and for rules of a large
 //! capacity, more than half of it in one window: see `Busiest`), at most `REPLAY_BATCH`
-//! events (32 bytes each) at a time, so the replay needs memory of the order of the
-//! journals. Sample lines are not copied for lines the caller can read again
-//! ([`Collector::observe_readable`]): they are read back through a [`ReadBack`] for the
-//! few flagged sources, in input order. Lines that cannot be read again (standard input)
-//! are copied while they are among their source's earliest lines of a rule.
+//! events (32 bytes each) at a time. Journals can write their events out to an unlinked
+//! temporary file ([`Collector::spill_events_to`]) whenever they hold a few MiB, and are
+//! read back a segment at a time, so a long input does not grow memory by the ~9 bytes an
+//! event takes; what stays is per source. Sample lines are not copied for lines the
+//! caller can read again ([`Collector::observe_readable`]): they are read back through a
+//! [`ReadBack`] for the few flagged sources, in input order. Lines that cannot be read
+//! again (standard input) are copied while they are among their source's earliest lines
+//! of a rule.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,6 +34,7 @@ use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Limits, Offer, SeenSet};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
 use super::rule::{Field, rule_bits};
+use super::spill::{SpillTo, Spilled};
 use crate::format::Record;
 
 /// How many sample lines a flagged source keeps.
@@ -119,6 +123,12 @@ struct Journal {
     len: usize,
     /// The last event written and its key (net, vhost), which the next is encoded against.
     last: (Option<(IpNet, u32)>, Event),
+    /// Where the events go once `bytes` holds `at` bytes of them; `None`: they stay.
+    spill_to: Option<Arc<SpillTo>>,
+    /// The events written out, which come before those in `bytes`.
+    spilled: Option<Spilled>,
+    /// Why events could not be written out (they were kept in memory instead).
+    spill_error: Option<String>,
 }
 
 /// How far past its events a journal's buffer is zeroed when it needs room: the zeroing is
@@ -126,11 +136,19 @@ struct Journal {
 const JOURNAL_ROOM: usize = 1 << 16;
 
 impl Journal {
+    /// A journal that writes its events out as `spill_to` says.
+    fn new(spill_to: Option<Arc<SpillTo>>) -> Journal {
+        Journal {
+            spill_to,
+            ..Journal::default()
+        }
+    }
+
     /// Writes one event; `key` is `None` when it is the last event's.
     fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
         // Written in place: no zeroed buffer per event and no copy of it.
         if self.bytes.len() < self.len + MAX_EVENT {
-            self.bytes.resize(self.len + MAX_EVENT + JOURNAL_ROOM, 0);
+            self.make_room();
         }
         let buf = &mut self.bytes[self.len..self.len + MAX_EVENT];
         let mut n = 1;
@@ -177,55 +195,131 @@ impl Journal {
         last.1 = e;
     }
 
-    /// The events written so far.
+    /// Room for the next event, once the buffer's room is used up: the events are
+    /// written out when they reach the spill size, else the buffer grows. Out of line, as it
+    /// runs once per [`JOURNAL_ROOM`] bytes.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        if self.spill_to.as_ref().is_some_and(|to| self.len >= to.at) && self.spill() {
+            return;
+        }
+        let room = self
+            .spill_to
+            .as_ref()
+            .map_or(JOURNAL_ROOM, |to| to.at.min(JOURNAL_ROOM));
+        self.bytes.resize(self.len + MAX_EVENT + room, 0);
+    }
+
+    /// Writes the events in memory out as one segment and empties the buffer (its room
+    /// stays): the next event is still encoded against the last one written. False when
+    /// there is nowhere to write or writing failed; after a failure (kept in `spill_error`)
+    /// the journal no longer tries.
+    fn spill(&mut self) -> bool {
+        let Some(to) = self.spill_to.clone() else {
+            return false;
+        };
+        let written = match &mut self.spilled {
+            Some(s) => Ok(s),
+            None => Spilled::create(&to.dir).map(|s| self.spilled.insert(s)),
+        }
+        .and_then(|s| s.write(self.bytes.get(..self.len).unwrap_or_default()));
+        match written {
+            Ok(()) => {
+                self.len = 0;
+                true
+            }
+            Err(e) => {
+                self.spill_error = Some(format!(
+                    "could not write detection events to {}: {e}; they were kept in memory",
+                    to.dir.display()
+                ));
+                self.spill_to = None;
+                false
+            }
+        }
+    }
+
+    /// Writes out the events in memory of a journal that takes no more, and frees its
+    /// buffer.
+    fn spill_all(&mut self) {
+        if self.len > 0 && self.spill() {
+            self.bytes = Vec::new();
+        }
+    }
+
+    /// The events still in memory.
     fn encoded(&self) -> &[u8] {
         self.bytes.get(..self.len).unwrap_or_default()
     }
 
-    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each).
-    /// `distinct` gives per field the rules that count it.
-    fn for_each(&self, distinct: &[u64; 4], mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8])) {
-        let b = self.encoded();
-        let mut pos = 0;
+    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each):
+    /// those written out first, then those in memory. `distinct` gives per field the rules
+    /// that count it. Fails only when events written out cannot be read back.
+    fn for_each(
+        &self,
+        distinct: &[u64; 4],
+        mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8]),
+    ) -> std::io::Result<()> {
         let mut last = Event::default();
         // How many hashes an event of the current rule mask carries: found when the mask
         // changes, which is rare, not per event.
         let hashes_of = |rules: u64| distinct.iter().filter(|&&d| d & rules != 0).count();
         let mut n = hashes_of(last.rules);
-        // The journal was written by `push`; a malformed one (never expected) ends early.
-        while let Some(&head) = b.get(pos) {
-            pos += 1;
-            let dt = match head >> 2 {
-                TIME_ESCAPE => match read_varint(b, &mut pos) {
-                    Some(v) => v,
-                    None => return,
-                },
-                small => u64::from(small),
-            };
-            last.time = last.time.wrapping_add(unzigzag(dt));
-            let mut key = None;
-            if head & 2 != 0 {
-                match read_key(b, &mut pos) {
-                    Some(k) => key = Some(k),
-                    None => return,
+        // Each segment written out, then the events in memory, through one decoding loop:
+        // with a loop per source of bytes, the callbacks were no longer inlined into it.
+        let mut segment = Vec::new();
+        let mut next_segment = 0;
+        let mut in_memory = true;
+        loop {
+            let b: &[u8] = match &self.spilled {
+                Some(s) if s.read_segment(next_segment, &mut segment)? => {
+                    next_segment += 1;
+                    &segment
                 }
-            }
-            if head & 1 != 0 {
+                _ if in_memory => {
+                    in_memory = false;
+                    self.encoded()
+                }
+                _ => return Ok(()),
+            };
+            let mut pos = 0;
+            // Segments hold whole events, as `push` wrote them; a malformed journal (never
+            // expected) ends early.
+            while let Some(&head) = b.get(pos) {
+                pos += 1;
+                let dt = match head >> 2 {
+                    TIME_ESCAPE => match read_varint(b, &mut pos) {
+                        Some(v) => v,
+                        None => return Ok(()),
+                    },
+                    small => u64::from(small),
+                };
+                last.time = last.time.wrapping_add(unzigzag(dt));
+                let mut key = None;
+                if head & 2 != 0 {
+                    match read_key(b, &mut pos) {
+                        Some(k) => key = Some(k),
+                        None => return Ok(()),
+                    }
+                }
+                if head & 1 != 0 {
+                    match read_varint(b, &mut pos) {
+                        Some(v) => last.rules = v,
+                        None => return Ok(()),
+                    }
+                    n = hashes_of(last.rules);
+                }
                 match read_varint(b, &mut pos) {
-                    Some(v) => last.rules = v,
-                    None => return,
+                    Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
+                    None => return Ok(()),
                 }
-                n = hashes_of(last.rules);
+                let Some(hashes) = b.get(pos..pos + 8 * n) else {
+                    return Ok(());
+                };
+                pos += 8 * n;
+                f(key, last, hashes);
             }
-            match read_varint(b, &mut pos) {
-                Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
-                None => return,
-            }
-            let Some(hashes) = b.get(pos..pos + 8 * n) else {
-                return;
-            };
-            pos += 8 * n;
-            f(key, last, hashes);
         }
     }
 }
@@ -377,6 +471,9 @@ pub struct Collector {
     /// Per file index: lines before this byte offset were counted by an earlier scan. See
     /// [`Collector::set_counted`].
     counted: Vec<u64>,
+    /// Where journals write their events out once they are large; see
+    /// [`Collector::spill_events_to`].
+    spill_to: Option<Arc<SpillTo>>,
 }
 
 /// The sources of a finish: each key's slot, and the keys by slot.
@@ -402,7 +499,61 @@ impl Collector {
             skipped: 0,
             batch: REPLAY_BATCH,
             counted: Vec::new(),
+            spill_to: None,
         }
+    }
+
+    /// Makes this collector's journals write their events to an unlinked file in
+    /// `to.dir` whenever they hold `to.at` bytes, so their memory stays bounded however
+    /// long the input (the events of a million lines take about 9 MB). Set before the first
+    /// record. A journal that cannot write keeps its events in memory and says why in
+    /// [`Collector::spill_warnings`].
+    pub fn spill_events_to(&mut self, to: SpillTo) {
+        self.spill_to = Some(Arc::new(to));
+    }
+
+    /// Why some events could not be written out, each message once.
+    pub fn spill_warnings(&self) -> Vec<&str> {
+        let mut warnings: Vec<&str> = self
+            .all_journals()
+            .filter_map(|(_, j, _)| j.spill_error.as_deref())
+            .collect();
+        warnings.sort_unstable();
+        warnings.dedup();
+        warnings
+    }
+
+    /// Bytes of events written out to temporary files.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.all_journals()
+            .filter_map(|(_, j, _)| j.spilled.as_ref())
+            .map(Spilled::bytes)
+            .sum()
+    }
+
+    /// A journal merged in, written out whole when the journals' events in memory would
+    /// otherwise pass four times the spill size: each collector stays within the spill
+    /// size while it scans, and this bounds what the merged ones keep.
+    fn settle(&self, mut journal: Journal) -> Journal {
+        if let Some(to) = &self.spill_to {
+            let in_memory: usize = self.all_journals().map(|(_, j, _)| j.len).sum();
+            if in_memory + journal.len > 4 * to.at {
+                journal.spill_all();
+            }
+        }
+        journal
+    }
+
+    /// Every journal with its grouping index and, for merged ones, their virtual host ids
+    /// mapped to this collector's.
+    fn all_journals(&self) -> impl Iterator<Item = (u8, &Journal, Option<&Vec<u32>>)> {
+        let own = self
+            .journals
+            .iter()
+            .enumerate()
+            .map(|(gi, j)| (gi as u8, j, None));
+        let merged = self.merged.iter().map(|(gi, j, map)| (*gi, j, Some(map)));
+        own.chain(merged)
     }
 
     /// Marks the lines an earlier scan counted: in file `i` (the high bits of an order, as
@@ -470,7 +621,8 @@ impl Collector {
         let groupings = rules.groupings();
         if last.len() != groupings.len() {
             last.resize(groupings.len(), None);
-            journals.resize_with(groupings.len(), Journal::default);
+            let spill_to = &self.spill_to;
+            journals.resize_with(groupings.len(), || Journal::new(spill_to.clone()));
         }
         for (gi, &(grouping, gmask)) in groupings.iter().enumerate() {
             let mask = matched & gmask;
@@ -541,9 +693,11 @@ impl Collector {
         let map: Vec<u32> = vhost_names.iter().map(|n| self.vhost_id(n)).collect();
         let remap = |id: u32| map.get(id as usize).copied().unwrap_or(NO_VHOST);
         for (gi, journal) in journals.into_iter().enumerate() {
+            let journal = self.settle(journal);
             self.merged.push((gi as u8, journal, map.clone()));
         }
         for (gi, journal, their_map) in merged {
+            let journal = self.settle(journal);
             self.merged
                 .push((gi, journal, their_map.iter().map(|&v| remap(v)).collect()));
         }
@@ -567,20 +721,14 @@ impl Collector {
     }
 
     /// Calls `f` with every event of every journal and its slot. `slot_of` gives the slot of
-    /// each key as it changes.
+    /// each key as it changes. Fails only when events written out cannot be read back.
     fn for_each_event(
         &self,
         distinct: &[u64; 4],
         mut slot_of: impl FnMut(Key) -> u32,
         mut f: impl FnMut(u32, Event, &[u8]),
-    ) {
-        let own = self
-            .journals
-            .iter()
-            .enumerate()
-            .map(|(gi, j)| (gi as u8, j, None));
-        let merged = self.merged.iter().map(|(gi, j, map)| (*gi, j, Some(map)));
-        for (grouping, journal, vhosts) in own.chain(merged) {
+    ) -> std::io::Result<()> {
+        for (grouping, journal, vhosts) in self.all_journals() {
             let mut slot = u32::MAX;
             journal.for_each(distinct, |key, e, hashes| {
                 if let Some((net, mut vhost)) = key {
@@ -594,27 +742,35 @@ impl Collector {
                     });
                 }
                 f(slot, e, hashes);
-            });
+            })?;
         }
+        Ok(())
     }
 
     /// Replays every source's events through the buckets and returns the flagged sources,
     /// sorted by source then virtual host. Sources overlapping `allowlist` are left out.
-    /// Only copied sample lines are reported: see [`Collector::finish_reading`].
-    pub fn finish(&self, allowlist: &Allowlist) -> Vec<Flagged> {
+    /// Only copied sample lines are reported: see [`Collector::finish_reading`]. Fails only
+    /// when events written out (see [`Collector::spill_events_to`]) cannot be read back.
+    pub fn finish(&self, allowlist: &Allowlist) -> std::io::Result<Vec<Flagged>> {
         self.finish_reading(allowlist, &mut NoReadBack)
     }
 
     /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
-    pub fn finish_reading(&self, allowlist: &Allowlist, lines: &mut dyn ReadBack) -> Vec<Flagged> {
+    pub fn finish_reading(
+        &self,
+        allowlist: &Allowlist,
+        lines: &mut dyn ReadBack,
+    ) -> std::io::Result<Vec<Flagged>> {
         let rules = self.rules.rules();
         let n = rules.len();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
         // Slots for the keys in the order the journals name them, and per slot: events, the
         // rules any of them matched, and their hashes. Later passes take the slots from
-        // `changes` instead of looking the keys up again.
+        // `changes` instead of looking the keys up again, unless events were written out:
+        // then `changes`, 4 bytes per key change, is not kept in memory either.
         let mut slots = Slots::default();
         let mut changes: Vec<u32> = Vec::new();
+        let keep_changes = self.spilled_bytes() == 0;
         // Per slot: its events and hashes, and (`n` per slot) its events of each rule.
         let mut tally: Vec<(u64, u64)> = Vec::new();
         let mut per_rule: Vec<u16> = Vec::new();
@@ -626,7 +782,9 @@ impl Collector {
             &distinct,
             |key| {
                 let id = slot_id(&mut slots.ids, &mut slots.keys, key);
-                changes.push(id);
+                if keep_changes {
+                    changes.push(id);
+                }
                 id
             },
             |slot, e, hashes| {
@@ -644,7 +802,7 @@ impl Collector {
                     count: 1,
                 };
             },
-        );
+        )?;
         add_run(&run, &mut tally, &mut per_rule, n);
         // A bucket overflows only after more than `capacity` events of its rule, so only
         // the rules with more are replayed, and only for the sources that have such a rule:
@@ -692,7 +850,10 @@ impl Collector {
             let mut next_change = changes.iter();
             self.for_each_event(
                 &distinct,
-                |_| next_change.next().copied().unwrap_or(u32::MAX),
+                |key| match keep_changes {
+                    true => next_change.next().copied().unwrap_or(u32::MAX),
+                    false => slots.ids.get(&key).copied().unwrap_or(u32::MAX),
+                },
                 |slot, e, h| {
                     let Some(p) = place.get_mut(slot as usize) else {
                         return;
@@ -719,7 +880,7 @@ impl Collector {
                     p.0 += 1;
                     p.1 += (h.len() / 8) as u32;
                 },
-            );
+            )?;
             // Each slot's events now end where the next one's start.
             let mut start = 0usize;
             for &(s, live) in batch {
@@ -775,14 +936,14 @@ impl Collector {
         for (i, k, s) in wanted {
             fetched[i][k] = self.sample(&slots, &s, lines);
         }
-        folded
+        Ok(folded
             .into_iter()
             .zip(fetched)
             .map(|((mut f, _), lines)| {
                 f.samples = lines.into_iter().flatten().collect();
                 f
             })
-            .collect()
+            .collect())
     }
 
     /// The line of a chosen sample: its copy, or the line read back when the record there
@@ -1337,7 +1498,7 @@ mod tests {
             let rec = parse(line.as_bytes()).expect("test line parses");
             c.observe(&rec, i as u64);
         }
-        c.finish(allow)
+        c.finish(allow).expect("finish")
     }
 
     fn line(ip: &str, sec: u32, method: &str, target: &str, status: u16, ua: &str) -> String {
@@ -1401,7 +1562,7 @@ mod tests {
             }
         }
         c.set_counted(vec![counted, 0]);
-        c.finish(&Allowlist::exact(vec![]))
+        c.finish(&Allowlist::exact(vec![])).expect("finish")
     }
 
     #[test]
@@ -1529,7 +1690,7 @@ mod tests {
             rec.vhost = Some(vhost.as_bytes());
             c.observe(&rec, i as u64);
         }
-        let got = c.finish(&Allowlist::exact(vec![]));
+        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].source.to_string(), "192.0.2.0/24");
         assert_eq!(got[0].vhost.as_deref(), Some("a.example"));
@@ -1547,7 +1708,11 @@ mod tests {
         rec.client = None;
         c.observe(&rec, 1);
         assert_eq!((c.seen(), c.skipped()), (0, 2));
-        assert!(c.finish(&Allowlist::exact(vec![])).is_empty());
+        assert!(
+            c.finish(&Allowlist::exact(vec![]))
+                .expect("finish")
+                .is_empty()
+        );
     }
 
     /// Built-ins made touchy, plus a second grouping, so small streams flag often.
@@ -1614,18 +1779,25 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// Any split into shards, merged in any order, gives the one-shard result.
+        /// Any split into shards, merged in any order, gives the one-shard result, also when
+        /// some shards write their events out to files every few bytes.
         #[test]
         fn shard_split_and_merge_order_do_not_matter(
             spec in proptest::collection::vec((0u8..5, 0u8..40, 0u8..10, 0u8..12), 1..200),
             shard_of in proptest::collection::vec(0usize..4, 200),
             merge_order in Just([0usize, 1, 2, 3]).prop_shuffle(),
+            spill_at in 1usize..300,
         ) {
             let rules = touchy_rules();
             let lines = synthetic_lines(&spec);
             let allow = Allowlist::exact(vec![]);
             let whole = run(&rules, &lines, &allow);
+            let dir = tempfile::tempdir().expect("tempdir");
             let mut shards: Vec<Collector> = (0..4).map(|_| Collector::new(Arc::clone(&rules))).collect();
+            // Shards 1 and 3 spill, one copying its lines and one reading them back.
+            for i in [1, 3] {
+                shards[i].spill_events_to(SpillTo { dir: dir.path().to_path_buf(), at: spill_at });
+            }
             for (i, l) in lines.iter().enumerate() {
                 let rec = parse(l.as_bytes()).expect("parses");
                 // Shards 2 and 3 read their lines back instead of copying them.
@@ -1640,10 +1812,17 @@ mod tests {
             for &i in &merge_order[1..] {
                 merged.merge(slots[i].take().expect("shard"));
             }
-            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole.clone());
+            // Every line is an `http-flood` event of at least 3 bytes, and a journal writes
+            // out when an event finds more than `spill_at` bytes before it.
+            let shard_1 = shard_of[..lines.len()].iter().filter(|&&s| s == 1).count();
+            if shard_1 >= spill_at / 3 + 2 {
+                prop_assert!(merged.spilled_bytes() > 0, "shard 1 wrote nothing out");
+            }
+            prop_assert!(merged.spill_warnings().is_empty());
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)).expect("finish"), whole.clone());
             // Gathered for the replay a few events at a time, too.
             merged.batch = 7;
-            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)), whole);
+            prop_assert_eq!(merged.finish_reading(&allow, &mut TestLines(&lines)).expect("finish"), whole);
         }
 
         /// The samples are the earliest (time, line) lines of the source that match a
@@ -1659,7 +1838,7 @@ mod tests {
                 c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
             }
             let mut scratch = Scratch::default();
-            for f in c.finish_reading(&Allowlist::exact(vec![]), &mut TestLines(&lines)) {
+            for f in c.finish_reading(&Allowlist::exact(vec![]), &mut TestLines(&lines)).expect("finish") {
                 let mut want: Vec<(i64, usize)> = Vec::new();
                 for (i, l) in lines.iter().enumerate() {
                     let rec = parse(l.as_bytes()).expect("parses");
@@ -1715,7 +1894,7 @@ mod tests {
                 want.push((key, Event { time, order, rules }, bytes));
             }
             let mut got = Vec::new();
-            journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec())));
+            journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec()))).expect("read");
             prop_assert_eq!(got, want);
         }
     }
@@ -1881,7 +2060,7 @@ mod tests {
             let [mut merged, other] = shards;
             merged.merge(other);
             let got: Vec<String> = merged
-                .finish(&Allowlist::exact(vec![]))
+                .finish(&Allowlist::exact(vec![])).expect("finish")
                 .iter()
                 .map(|f| f.source.to_string())
                 .collect();
@@ -1951,7 +2130,7 @@ mod tests {
         for i in 0..=u64::from(capacity) {
             c.observe_readable(&rec, i);
         }
-        let got = c.finish(&Allowlist::exact(vec![]));
+        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].events, u64::from(capacity) + 1);
         // One fewer does not overflow.
@@ -1959,16 +2138,20 @@ mod tests {
         for i in 0..u64::from(capacity) {
             c.observe_readable(&rec, i);
         }
-        assert!(c.finish(&Allowlist::exact(vec![])).is_empty());
+        assert!(
+            c.finish(&Allowlist::exact(vec![]))
+                .expect("finish")
+                .is_empty()
+        );
     }
 
-    /// A journal that outgrows its room several times keeps every event, and its buffer
-    /// never holds much more than the events.
-    #[test]
-    fn journals_round_trip_across_growth() {
-        let distinct = [0b1, 0b10, 0b100, 0b1000];
+    /// The distinct-field masks `fill_journal` writes with.
+    const FILL_DISTINCT: [u64; 4] = [0b1, 0b10, 0b100, 0b1000];
+
+    /// Pushes 20,000 events of many sizes and returns them as reading back must give them.
+    fn fill_journal(journal: &mut Journal) -> Vec<(Event, Vec<u8>)> {
+        let distinct = FILL_DISTINCT;
         let net: IpNet = "2001:db8::/64".parse().expect("net");
-        let mut journal = Journal::default();
         let mut want = Vec::new();
         for i in 0..20_000u64 {
             // Keys, masks and time steps change often, so events take many sizes.
@@ -1989,11 +2172,155 @@ mod tests {
                     .collect::<Vec<u8>>(),
             ));
         }
+        want
+    }
+
+    fn read_journal(journal: &Journal) -> Vec<(Event, Vec<u8>)> {
+        let mut got = Vec::new();
+        journal
+            .for_each(&FILL_DISTINCT, |_, e, hashes| {
+                got.push((e, hashes.to_vec()))
+            })
+            .expect("read");
+        got
+    }
+
+    /// A journal that outgrows its room several times keeps every event, and its buffer
+    /// never holds much more than the events.
+    #[test]
+    fn journals_round_trip_across_growth() {
+        let mut journal = Journal::default();
+        let want = fill_journal(&mut journal);
         assert!(journal.encoded().len() > 4 * JOURNAL_ROOM);
         assert!(journal.bytes.len() <= journal.encoded().len() + MAX_EVENT + JOURNAL_ROOM);
-        let mut got = Vec::new();
-        journal.for_each(&distinct, |_, e, hashes| got.push((e, hashes.to_vec())));
-        assert_eq!(got, want);
+        assert!(journal.spilled.is_none());
+        assert_eq!(read_journal(&journal), want);
+    }
+
+    /// A journal that writes its events out keeps every one of them, in order, holds at
+    /// most about the spill size in memory, and leaves no file behind.
+    #[test]
+    fn journals_written_out_round_trip_and_stay_small() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = 10_000;
+        let to = SpillTo {
+            dir: dir.path().to_path_buf(),
+            at,
+        };
+        let mut journal = Journal::new(Some(Arc::new(to)));
+        let want = fill_journal(&mut journal);
+        let spilled = journal.spilled.as_ref().expect("written out").bytes();
+        assert!(spilled > 20 * at as u64, "{spilled} bytes written out");
+        assert!(journal.encoded().len() < at + MAX_EVENT);
+        assert!(journal.bytes.len() <= at + 2 * MAX_EVENT + at);
+        assert_eq!(journal.spill_error, None);
+        assert_eq!(read_journal(&journal), want);
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    /// Journals merged into a collector are written out once the events in memory would
+    /// pass four times the spill size, and the merged result is unchanged.
+    #[test]
+    fn merged_journals_past_the_budget_are_written_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = touchy_rules();
+        let spec: Vec<(u8, u8, u8, u8)> = (0..400u16)
+            .map(|i| {
+                (
+                    (i % 3) as u8,
+                    (i / 10) as u8,
+                    (i % 10) as u8,
+                    (i % 12) as u8,
+                )
+            })
+            .collect();
+        let lines = synthetic_lines(&spec);
+        let allow = Allowlist::exact(vec![]);
+        let want = run(&rules, &lines, &allow);
+        // Large enough that no shard writes out while it scans.
+        let at = 1 << 20;
+        let shards: Vec<Collector> = (0..8)
+            .map(|k| {
+                let mut c = Collector::new(Arc::clone(&rules));
+                c.spill_events_to(SpillTo {
+                    dir: dir.path().to_path_buf(),
+                    at,
+                });
+                for (i, l) in lines.iter().enumerate().filter(|(i, _)| i % 8 == k) {
+                    c.observe(&parse(l.as_bytes()).expect("parses"), i as u64);
+                }
+                c
+            })
+            .collect();
+        let per_shard: Vec<usize> = shards
+            .iter()
+            .map(|c| c.all_journals().map(|(_, j, _)| j.len).sum())
+            .collect();
+        assert!(per_shard.iter().all(|&n| n > 0 && n < at));
+        assert_eq!(shards[0].spilled_bytes(), 0);
+        // A budget of four times `at` that the first three shards fit in and eight do not.
+        let at = per_shard[..3].iter().sum::<usize>() / 4 + 1;
+        let mut shards = shards.into_iter();
+        let mut merged = shards.next().expect("shard");
+        merged.spill_to = Some(Arc::new(SpillTo {
+            dir: dir.path().to_path_buf(),
+            at,
+        }));
+        for c in shards {
+            merged.merge(c);
+        }
+        let in_memory: Vec<usize> = merged.all_journals().map(|(_, j, _)| j.len).collect();
+        assert!(
+            in_memory.iter().sum::<usize>() <= 4 * at,
+            "{in_memory:?}, at {at}"
+        );
+        // Merged journals both kept and written out.
+        assert!(
+            merged.merged.iter().any(|(_, j, _)| j.len > 0),
+            "{in_memory:?}"
+        );
+        assert!(merged.spilled_bytes() > 0);
+        assert_eq!(merged.finish(&allow).expect("finish"), want);
+    }
+
+    /// A collector whose events cannot be written out keeps them in memory, says why once
+    /// per journal, and flags what it would have flagged.
+    #[test]
+    fn events_that_cannot_be_written_out_stay_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let absent = dir.path().join("absent");
+        let rules = touchy_rules();
+        let spec: Vec<(u8, u8, u8, u8)> = (0..400u16)
+            .map(|i| {
+                (
+                    (i % 3) as u8,
+                    (i / 10) as u8,
+                    (i % 10) as u8,
+                    (i % 12) as u8,
+                )
+            })
+            .collect();
+        let lines = synthetic_lines(&spec);
+        let allow = Allowlist::exact(vec![]);
+        let want = run(&rules, &lines, &allow);
+        assert!(!want.is_empty());
+        let mut c = Collector::new(Arc::clone(&rules));
+        c.spill_events_to(SpillTo {
+            dir: absent.clone(),
+            at: 64,
+        });
+        for (i, l) in lines.iter().enumerate() {
+            c.observe(&parse(l.as_bytes()).expect("parses"), i as u64);
+        }
+        assert_eq!(c.spilled_bytes(), 0);
+        let warnings = c.spill_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&absent.display().to_string()),
+            "{}",
+            warnings[0]
+        );
+        assert_eq!(c.finish(&allow).expect("finish"), want);
     }
 
     /// Reads back the test lines, whose `order` is their index.
@@ -2018,12 +2345,14 @@ mod tests {
             c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
         }
         let allow = Allowlist::exact(vec![]);
-        let got = c.finish_reading(&allow, &mut TestLines(&lines));
+        let got = c
+            .finish_reading(&allow, &mut TestLines(&lines))
+            .expect("finish");
         assert_eq!(got.len(), 1);
         let want: Vec<&[u8]> = lines[..SAMPLES].iter().map(|l| l.as_bytes()).collect();
         assert_eq!(got[0].samples, want);
         // Nothing was copied: without a reader there are no samples, the rest is the same.
-        let bare = c.finish(&allow);
+        let bare = c.finish(&allow).expect("finish");
         assert!(bare[0].samples.is_empty());
         assert_eq!(
             (bare[0].events, &bare[0].rules),
@@ -2033,7 +2362,9 @@ mod tests {
         let mut changed = lines.clone();
         changed[0] = line("192.0.2.9", 0, "GET", "/0", 200, "x");
         changed[1] = line("192.0.2.1", 30, "GET", "/1", 200, "x");
-        let got = c.finish_reading(&allow, &mut TestLines(&changed));
+        let got = c
+            .finish_reading(&allow, &mut TestLines(&changed))
+            .expect("finish");
         assert_eq!(got[0].samples, [lines[2].as_bytes()]);
     }
 
@@ -2066,7 +2397,9 @@ mod tests {
             c.observe_readable(&parse(l.as_bytes()).expect("parses"), i as u64);
         }
         let mut reader = Recording(TestLines(&lines), Vec::new());
-        let got = c.finish_reading(&Allowlist::exact(vec![]), &mut reader);
+        let got = c
+            .finish_reading(&Allowlist::exact(vec![]), &mut reader)
+            .expect("finish");
         assert_eq!(got.len(), 2);
         assert_eq!(reader.1.len(), 2 * SAMPLES);
         assert!(reader.1.is_sorted(), "asked in {:?}", reader.1);
@@ -2118,7 +2451,7 @@ mod tests {
             }
         }
         // The hub's attackers are mostly loopback addresses, so no default allowlist here.
-        Some(c.finish(&Allowlist::exact(vec![])))
+        Some(c.finish(&Allowlist::exact(vec![])).expect("finish"))
     }
 
     fn assert_flags(name: &str, source: &str, rule: &str) {
@@ -2221,7 +2554,7 @@ mod tests {
             }
         }
         println!("nginx-http-generic-bf.log: {access} access lines read, error-log lines skipped");
-        let got = c.finish(&Allowlist::exact(vec![]));
+        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].source.to_string(), "127.0.0.1/32");
         assert_eq!(got[0].rules, ["login-bruteforce"]);
@@ -2283,7 +2616,7 @@ mod tests {
             };
             c.observe(&rec, i as u64);
         }
-        let got = c.finish(&Allowlist::exact(vec![]));
+        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].source.to_string(), "10.0.0.13/32");
         assert!(got[0].rules.contains(&"http-crawl".to_string()), "{got:?}");

@@ -460,7 +460,7 @@ mod tests {
                 i as u64,
             );
         }
-        let want = batch.finish(&allow);
+        let want = batch.finish(&allow).expect("finish");
         let mut live = Live::new(rules);
         let got = fold(feed(&mut live, &lines, &allow));
         assert!(!want.is_empty());

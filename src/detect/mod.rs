@@ -8,6 +8,7 @@
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
 //! - `live`: the streaming engine `watch` feeds line by line;
+//! - `spill`: temporary files for events that outgrow memory;
 //! - `allowlist`: networks never flagged.
 //!
 //! Records without a client address or a time are not counted: detection runs on log time,
@@ -23,6 +24,7 @@ pub mod error;
 pub mod live;
 pub mod matcher;
 pub mod rule;
+pub mod spill;
 
 pub use allowlist::Allowlist;
 pub use builtin::builtin_rules;

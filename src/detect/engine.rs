@@ -533,7 +533,9 @@ impl Collector {
 
     /// A journal merged in, written out whole when the journals' events in memory would
     /// otherwise pass four times the spill size: each collector stays within the spill
-    /// size while it scans, and this bounds what the merged ones keep.
+    /// size while it scans, and this bounds what the merged ones keep. A journal kept in
+    /// memory gives back the room it no longer needs, which after writing out is most of
+    /// its buffer.
     fn settle(&self, mut journal: Journal) -> Journal {
         if let Some(to) = &self.spill_to {
             let in_memory: usize = self.all_journals().map(|(_, j, _)| j.len).sum();
@@ -541,6 +543,8 @@ impl Collector {
                 journal.spill_all();
             }
         }
+        journal.bytes.truncate(journal.len);
+        journal.bytes.shrink_to_fit();
         journal
     }
 

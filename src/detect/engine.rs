@@ -543,8 +543,11 @@ impl Collector {
                 journal.spill_all();
             }
         }
-        journal.bytes.truncate(journal.len);
-        journal.bytes.shrink_to_fit();
+        // Only a buffer mostly unused is worth the copy.
+        if journal.bytes.len() > 2 * journal.len + JOURNAL_ROOM + MAX_EVENT {
+            journal.bytes.truncate(journal.len);
+            journal.bytes.shrink_to_fit();
+        }
         journal
     }
 

@@ -2290,6 +2290,27 @@ mod tests {
         assert_eq!(merged.finish(&allow).expect("finish"), want);
     }
 
+    /// A merged journal gives back a buffer it mostly does not use (as after writing out)
+    /// and keeps its events; a buffer it uses is left alone.
+    #[test]
+    fn settled_journals_give_back_a_mostly_unused_buffer() {
+        let c = Collector::new(touchy_rules());
+        let mut spare = Journal::default();
+        let want = fill_journal(&mut spare);
+        let len = spare.len;
+        spare
+            .bytes
+            .resize(2 * len + JOURNAL_ROOM + MAX_EVENT + 1, 0);
+        let spare = c.settle(spare);
+        assert_eq!(spare.bytes.len(), len);
+        assert_eq!(read_journal(&spare), want);
+        let mut used = Journal::default();
+        fill_journal(&mut used);
+        let before = used.bytes.len();
+        assert!(before > used.len);
+        assert_eq!(c.settle(used).bytes.len(), before);
+    }
+
     /// A collector whose events cannot be written out keeps them in memory, says why once
     /// per journal, and flags what it would have flagged.
     #[test]

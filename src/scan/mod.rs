@@ -674,8 +674,13 @@ pub fn run<V: Visitor>(
     // With fewer jobs than workers, some cores would idle: a gzip file is then inflated on
     // a thread of its own while its worker parses.
     let read_ahead = jobs.len() < rayon::current_num_threads();
+    // Each split of the jobs gets a visitor of its own (detection's carries verdict caches
+    // of about half a MiB, cold when made); left to itself rayon splits down to single
+    // jobs once work is stolen. Four splits per thread still balance chunks of one size.
+    let min_len = jobs.len().div_ceil(4 * rayon::current_num_threads()).max(1);
     let merged = jobs
         .par_iter()
+        .with_min_len(min_len)
         .fold(
             || Partial::new(n, make_visitor()),
             |mut acc, job| {

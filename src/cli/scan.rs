@@ -237,7 +237,10 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let make_visitor = || {
         rules.as_ref().map(|r| {
             let mut collector = crate::detect::Collector::new(r.clone());
-            collector.spill_events_to(SpillTo::new(spill_dir.clone()));
+            collector.spill_events_to(SpillTo::shared_by(
+                spill_dir.clone(),
+                rayon::current_num_threads(),
+            ));
             DetectVisitor {
                 collector,
                 skip: skip.clone(),

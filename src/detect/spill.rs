@@ -14,6 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// and so about the largest segment read back: the events of about half a million lines.
 pub const SPILL_AT: usize = 4 << 20;
 
+/// What the journals of all collectors of a run may hold together, about, before writing
+/// out; see [`SpillTo::shared_by`].
+const ALL_JOURNALS: usize = 32 << 20;
+
+/// The smallest spill size: smaller writes would cost more calls than they save memory.
+const MIN_SPILL_AT: usize = 256 << 10;
+
 /// Where journals write their events out, and from what size.
 #[derive(Clone, Debug)]
 pub struct SpillTo {
@@ -23,9 +30,13 @@ pub struct SpillTo {
 }
 
 impl SpillTo {
-    /// Spills of [`SPILL_AT`] bytes into `dir`.
-    pub fn new(dir: PathBuf) -> SpillTo {
-        SpillTo { dir, at: SPILL_AT }
+    /// Spills into `dir` for the collectors of a run on `threads` threads, about four per
+    /// thread (as `scan` splits its jobs), each of which can hold up to its spill size at
+    /// once: the size shrinks with more threads so that together they stay near
+    /// [`ALL_JOURNALS`], and never goes below [`MIN_SPILL_AT`] nor above [`SPILL_AT`].
+    pub fn shared_by(dir: PathBuf, threads: usize) -> SpillTo {
+        let at = (ALL_JOURNALS / (4 * threads.max(1))).clamp(MIN_SPILL_AT, SPILL_AT);
+        SpillTo { dir, at }
     }
 }
 
@@ -119,6 +130,21 @@ mod tests {
         }
         assert_eq!(got, want);
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+    }
+
+    #[test]
+    fn the_spill_size_shrinks_with_the_threads_within_its_bounds() {
+        let at = |threads| SpillTo::shared_by(PathBuf::from("/x"), threads).at;
+        assert_eq!(at(0), SPILL_AT);
+        assert_eq!(at(1), SPILL_AT);
+        assert_eq!(at(2), SPILL_AT);
+        assert_eq!(at(4), 2 << 20);
+        assert_eq!(at(8), 1 << 20);
+        assert_eq!(at(32), MIN_SPILL_AT);
+        assert_eq!(at(1000), MIN_SPILL_AT);
+        for threads in 1..100 {
+            assert!(at(threads) * 4 * threads <= ALL_JOURNALS.max(4 * threads * MIN_SPILL_AT));
+        }
     }
 
     #[test]

@@ -2225,12 +2225,9 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 
-    /// Journals merged into a collector are written out once the events in memory would
-    /// pass four times the spill size, and the merged result is unchanged.
-    #[test]
-    fn merged_journals_past_the_budget_are_written_out() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rules = touchy_rules();
+    /// 400 lines of three sources over 40 seconds, through every target, status and user
+    /// agent of `synthetic_lines`: enough for `touchy_rules` to flag.
+    fn four_hundred_lines() -> Vec<String> {
         let spec: Vec<(u8, u8, u8, u8)> = (0..400u16)
             .map(|i| {
                 (
@@ -2241,7 +2238,16 @@ mod tests {
                 )
             })
             .collect();
-        let lines = synthetic_lines(&spec);
+        synthetic_lines(&spec)
+    }
+
+    /// Journals merged into a collector are written out once the events in memory would
+    /// pass four times the spill size, and the merged result is unchanged.
+    #[test]
+    fn merged_journals_past_the_budget_are_written_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules = touchy_rules();
+        let lines = four_hundred_lines();
         let allow = Allowlist::exact(vec![]);
         let want = run(&rules, &lines, &allow);
         // Large enough that no shard writes out while it scans.
@@ -2312,23 +2318,13 @@ mod tests {
     }
 
     /// A collector whose events cannot be written out keeps them in memory, says why once
-    /// per journal, and flags what it would have flagged.
+    /// (its journals' failures are one message), and flags what it would have flagged.
     #[test]
     fn events_that_cannot_be_written_out_stay_in_memory() {
         let dir = tempfile::tempdir().expect("tempdir");
         let absent = dir.path().join("absent");
         let rules = touchy_rules();
-        let spec: Vec<(u8, u8, u8, u8)> = (0..400u16)
-            .map(|i| {
-                (
-                    (i % 3) as u8,
-                    (i / 10) as u8,
-                    (i % 10) as u8,
-                    (i % 12) as u8,
-                )
-            })
-            .collect();
-        let lines = synthetic_lines(&spec);
+        let lines = four_hundred_lines();
         let allow = Allowlist::exact(vec![]);
         let want = run(&rules, &lines, &allow);
         assert!(!want.is_empty());

@@ -2,6 +2,7 @@
 //! directories and checks exit codes, output and the files on disk.
 
 mod anonymize;
+mod daily;
 mod detect;
 mod erase;
 mod scan;

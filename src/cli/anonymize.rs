@@ -129,6 +129,16 @@ pub struct AnonymizeArgs {
     #[arg(long, hide = true, overrides_with = "verbose")]
     pub no_verbose: bool,
 
+    /// A path that does not exist, or a pattern that matches nothing, is noted and the run
+    /// goes on with exit 0, as logrotate's `missingok`: for shared units and hooks that
+    /// list the directories of servers a host may not have.
+    #[arg(long, overrides_with = "no_missing_ok")]
+    pub missing_ok: bool,
+
+    /// Undoes --missing-ok (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "missing_ok")]
+    pub no_missing_ok: bool,
+
     /// Never draw the progress line, even on a terminal.
     #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
@@ -158,6 +168,7 @@ pub struct Settings {
     pub output: OutputKind,
     pub threads: usize,
     pub verbose: bool,
+    pub missing_ok: bool,
     pub progress: bool,
     /// The erasure request's sources as given, and as networks.
     pub sources: Vec<String>,
@@ -277,6 +288,7 @@ impl Settings {
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
             verbose: switch(args.verbose, args.no_verbose, config.verbose),
+            missing_ok: switch(args.missing_ok, args.no_missing_ok, config.missing_ok),
             progress: !switch(args.no_progress, args.progress, config.no_progress),
         })
     }
@@ -313,7 +325,10 @@ fn allowed_roots(paths: &[String]) -> Vec<PathBuf> {
 pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     let store_flag = args.store.clone();
     let settings = Settings::new(args, config)?;
-    let found = discover(&settings.paths);
+    let mut found = discover(&settings.paths);
+    for (arg, reason) in found.settle_missing(settings.missing_ok) {
+        eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+    }
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }

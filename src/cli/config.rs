@@ -40,6 +40,7 @@ pub struct Config {
     pub dry_run: Option<bool>,
     pub check: Option<bool>,
     pub verbose: Option<bool>,
+    pub missing_ok: Option<bool>,
     pub no_progress: Option<bool>,
     pub no_detect: Option<bool>,
     pub fail_on_flag: Option<bool>,

@@ -62,6 +62,16 @@ pub struct ScanArgs {
     #[arg(long, hide = true, overrides_with = "verbose")]
     pub no_verbose: bool,
 
+    /// A path that does not exist, or a pattern that matches nothing, is noted and the run
+    /// goes on with exit 0, as logrotate's `missingok`: for shared units and hooks that
+    /// list the directories of servers a host may not have.
+    #[arg(long, overrides_with = "no_missing_ok")]
+    pub missing_ok: bool,
+
+    /// Undoes --missing-ok (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "missing_ok")]
+    pub no_missing_ok: bool,
+
     /// Never draw the progress line, even on a terminal.
     #[arg(long, overrides_with = "progress")]
     pub no_progress: bool,
@@ -108,6 +118,7 @@ pub struct Settings {
     pub threads: usize,
     pub check: bool,
     pub verbose: bool,
+    pub missing_ok: bool,
     pub progress: bool,
     pub chunk_size: u64,
     pub detect: Option<DetectArgs>,
@@ -127,6 +138,7 @@ impl Settings {
             threads: args.threads.or(config.threads).unwrap_or(0),
             check,
             verbose: switch(args.verbose, args.no_verbose, config.verbose),
+            missing_ok: switch(args.missing_ok, args.no_missing_ok, config.missing_ok),
             progress: !switch(args.no_progress, args.progress, config.no_progress),
             chunk_size: args.chunk_size.max(1),
             detect: (!no_detect && !check).then_some(args.detect),
@@ -142,7 +154,10 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         Some(args) => Some(Detection::new(args, config)?),
         None => None,
     };
-    let found = discover(&settings.paths);
+    let mut found = discover(&settings.paths);
+    for (arg, reason) in found.settle_missing(settings.missing_ok) {
+        eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+    }
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }

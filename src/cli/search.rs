@@ -165,7 +165,8 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     // The audit log is the point of a search's record keeping: without a state directory
     // the search does not start.
     let audit = AuditLog::new(&state::state_dir(settings.store.as_deref(), config)?);
-    let found = discover(&settings.paths);
+    let mut found = discover(&settings.paths);
+    found.settle_missing(false);
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }

@@ -30,8 +30,65 @@ pub struct Discovered {
     pub sources: Vec<Source>,
     /// Files under given directories that do not look like access logs.
     pub skipped: Vec<PathBuf>,
-    /// Arguments that matched nothing or could not be read: (argument, reason).
+    /// Arguments that could not be read: (argument, reason).
     pub errors: Vec<(String, String)>,
+    /// Arguments that name nothing: a path that does not exist, or a pattern that matches
+    /// no file: (argument, reason). An error unless the caller was told such paths are
+    /// fine (`--missing-ok`, a host without one of the servers a shared unit lists).
+    pub missing: Vec<(String, String)>,
+}
+
+impl Discovered {
+    /// Moves the missing paths to the errors, unless `missing_ok`; returns the notes to
+    /// show for missing paths that were let go.
+    pub fn settle_missing(&mut self, missing_ok: bool) -> Vec<(String, String)> {
+        if missing_ok {
+            std::mem::take(&mut self.missing)
+        } else {
+            self.errors.append(&mut self.missing);
+            Vec::new()
+        }
+    }
+}
+
+/// Orders paths as a person reads rotation sets: runs of digits compare as numbers, so
+/// `access.log.2.gz` comes before `access.log.10.gz`. Ties (`01` and `1`) fall back to the
+/// bytes, so the order is total.
+pub fn natural_cmp(a: &Path, b: &Path) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    use std::os::unix::ffi::OsStrExt;
+    let (x, y) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        if x[i].is_ascii_digit() && y[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < x.len() && x[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < y.len() && y[j].is_ascii_digit() {
+                j += 1;
+            }
+            let (dx, dy) = (&x[si..i], &y[sj..j]);
+            let strip = |d: &[u8]| {
+                let k = d.iter().position(|&c| c != b'0').unwrap_or(d.len());
+                d.len() - k
+            };
+            let (lx, ly) = (strip(dx), strip(dy));
+            let ord = lx
+                .cmp(&ly)
+                .then_with(|| dx[dx.len() - lx..].cmp(&dy[dy.len() - ly..]));
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        } else {
+            if x[i] != y[j] {
+                return x[i].cmp(&y[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (x.len() - i).cmp(&(y.len() - j)).then_with(|| x.cmp(y))
 }
 
 /// Strips a rotation suffix: a compression extension, then `.N` or `-YYYYMMDD[HH]`.
@@ -210,7 +267,7 @@ fn walk(dir: &Path, out: &mut Discovered, files: &mut Vec<PathBuf>, depth: usize
         }
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    paths.sort();
+    paths.sort_by(|a, b| natural_cmp(a, b));
     for path in paths {
         let Ok(meta) = fs::metadata(&path) else {
             continue;
@@ -246,7 +303,7 @@ pub fn discover<S: AsRef<str>>(args: &[S]) -> Discovered {
         let targets = if !path.exists() && has_glob_chars(arg) {
             let found = expand_glob(arg);
             if found.is_empty() {
-                out.errors
+                out.missing
                     .push((arg.to_string(), "no file matches this pattern".into()));
             }
             found
@@ -257,13 +314,16 @@ pub fn discover<S: AsRef<str>>(args: &[S]) -> Discovered {
             match fs::metadata(&target) {
                 Ok(m) if m.is_dir() => walk(&target, &mut out, &mut files, 0),
                 Ok(_) => files.push(target),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => out
+                    .missing
+                    .push((target.display().to_string(), e.to_string())),
                 Err(e) => out
                     .errors
                     .push((target.display().to_string(), e.to_string())),
             }
         }
     }
-    files.sort();
+    files.sort_by(|a, b| natural_cmp(a, b));
     let mut seen = HashSet::new();
     files.retain(|p| match fs::metadata(p) {
         Ok(m) => seen.insert((m.dev(), m.ino())),
@@ -306,6 +366,36 @@ mod tests {
         }
         assert_eq!(strip_rotation("access.log.2.gz"), "access.log");
         assert_eq!(strip_rotation("access.log-2026112204"), "access.log");
+    }
+
+    #[test]
+    fn rotation_numbers_sort_as_numbers() {
+        let mut names: Vec<PathBuf> = [
+            "logs/access.log.10.gz",
+            "logs/access.log",
+            "logs/access.log.2.gz",
+            "logs/access.log.1",
+            "logs/access.log.9.gz",
+            "logs/access.log.02.gz",
+            "logs/a.log",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        names.sort_by(|a, b| natural_cmp(a, b));
+        let got: Vec<_> = names.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            got,
+            [
+                "logs/a.log",
+                "logs/access.log",
+                "logs/access.log.1",
+                "logs/access.log.02.gz",
+                "logs/access.log.2.gz",
+                "logs/access.log.9.gz",
+                "logs/access.log.10.gz",
+            ]
+        );
     }
 
     #[test]

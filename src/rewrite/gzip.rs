@@ -8,10 +8,17 @@
 //! how many are in memory at once. With a single-thread pool it compresses in the caller's
 //! thread, so `--threads 1` means one busy core. It does not read gzip: that is
 //! `MultiGzDecoder`'s job.
+//!
+//! The caller is often itself a job on the same pool (one rewrite per file, files in
+//! parallel), so it must never block on a member job that sits in the pool's queue behind
+//! it: once every worker waited so, nothing would run the queued jobs. Each member is
+//! therefore a job the writer owns: whoever comes first, a pool worker or the writer that
+//! needs the member, claims the chunk and compresses it. The writer only ever waits for a
+//! member that another thread is compressing at that moment, which never blocks.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -23,11 +30,90 @@ const MAX_IN_FLIGHT: usize = 8;
 /// A chunk handed back with its compressed member.
 type Done = (Vec<u8>, io::Result<Vec<u8>>);
 
+/// Where one member job stands.
+enum Stage {
+    /// Queued: nobody has taken the chunk yet.
+    Waiting(Vec<u8>),
+    /// A thread took the chunk and is compressing it.
+    Compressing,
+    /// The member is ready.
+    Finished(Done),
+    /// The writer took the result (or gave up on it).
+    Taken,
+}
+
+/// One member job, shared between the writer and the pool task queued for it.
+struct MemberJob {
+    stage: Mutex<Stage>,
+    finished: Condvar,
+}
+
+impl MemberJob {
+    fn new(chunk: Vec<u8>) -> Arc<MemberJob> {
+        Arc::new(MemberJob {
+            stage: Mutex::new(Stage::Waiting(chunk)),
+            finished: Condvar::new(),
+        })
+    }
+
+    /// Takes the chunk if nobody has yet, marking the job as being compressed.
+    fn claim(&self) -> Option<Vec<u8>> {
+        let mut stage = self.stage.lock().unwrap_or_else(PoisonError::into_inner);
+        match std::mem::replace(&mut *stage, Stage::Compressing) {
+            Stage::Waiting(chunk) => Some(chunk),
+            other => {
+                *stage = other;
+                None
+            }
+        }
+    }
+
+    /// The pool's side: compresses the chunk unless the writer already took it.
+    fn run(&self, level: Compression) {
+        if let Some(chunk) = self.claim() {
+            let member = compress_member(&chunk, level);
+            let mut stage = self.stage.lock().unwrap_or_else(PoisonError::into_inner);
+            *stage = Stage::Finished((chunk, member));
+            self.finished.notify_all();
+        }
+    }
+
+    /// The writer's side: the member, compressed here if no worker has started on it, or
+    /// waited for if one has (that worker is compressing, never waiting on anything).
+    fn take(&self, level: Compression) -> Done {
+        if let Some(chunk) = self.claim() {
+            let member = compress_member(&chunk, level);
+            *self.stage.lock().unwrap_or_else(PoisonError::into_inner) = Stage::Taken;
+            return (chunk, member);
+        }
+        let mut stage = self.stage.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match std::mem::replace(&mut *stage, Stage::Taken) {
+                Stage::Finished(done) => return done,
+                Stage::Compressing => {
+                    *stage = Stage::Compressing;
+                    stage = self
+                        .finished
+                        .wait(stage)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                // Only the writer takes, once per job; `claim` above saw no waiting chunk.
+                Stage::Waiting(_) | Stage::Taken => {
+                    return (
+                        Vec::new(),
+                        Err(io::Error::other("a gzip member job was lost")),
+                    );
+                }
+            }
+        }
+    }
+}
+
 pub(crate) struct GzMemberWriter<W: Write> {
     out: W,
     level: Compression,
     /// Compression jobs in the order their members must be written.
-    in_flight: VecDeque<mpsc::Receiver<Done>>,
+    in_flight: VecDeque<Arc<MemberJob>>,
     max_in_flight: usize,
     /// False on a single-thread pool: compress in the caller's thread.
     parallel: bool,
@@ -56,14 +142,12 @@ impl<W: Write> GzMemberWriter<W> {
     pub(crate) fn push(&mut self, chunk: Vec<u8>) -> io::Result<Vec<u8>> {
         if !chunk.is_empty() {
             if self.parallel {
-                let (tx, rx) = mpsc::sync_channel(1);
+                let job = MemberJob::new(chunk);
                 let level = self.level;
-                rayon::spawn(move || {
-                    let member = compress_member(&chunk, level);
-                    // The writer may have given up (an error elsewhere): nothing to do then.
-                    let _ = tx.send((chunk, member));
-                });
-                self.in_flight.push_back(rx);
+                let queued = Arc::clone(&job);
+                // If the writer gets to the job first, this task finds nothing left to do.
+                rayon::spawn(move || queued.run(level));
+                self.in_flight.push_back(job);
                 while self.in_flight.len() >= self.max_in_flight {
                     self.write_oldest()?;
                 }
@@ -76,12 +160,10 @@ impl<W: Write> GzMemberWriter<W> {
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
-        let Some(rx) = self.in_flight.pop_front() else {
+        let Some(job) = self.in_flight.pop_front() else {
             return Ok(());
         };
-        let (chunk, member) = rx
-            .recv()
-            .map_err(|_| io::Error::other("a gzip compression job failed"))?;
+        let (chunk, member) = job.take(self.level);
         self.write_member(chunk, member)
     }
 
@@ -110,6 +192,14 @@ impl<W: Write> GzMemberWriter<W> {
 }
 
 fn compress_member(chunk: &[u8], level: Compression) -> io::Result<Vec<u8>> {
+    // A panic while compressing must not leave the writer waiting for a member forever.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        deflate_member(chunk, level)
+    }))
+    .unwrap_or_else(|_| Err(io::Error::other("compressing a gzip member panicked")))
+}
+
+fn deflate_member(chunk: &[u8], level: Compression) -> io::Result<Vec<u8>> {
     let mut enc = GzEncoder::new(Vec::with_capacity(chunk.len() / 4 + 64), level);
     enc.write_all(chunk)?;
     enc.finish()
@@ -183,6 +273,46 @@ mod tests {
         assert_eq!((n1, n3), (20, 20));
         assert_eq!(one, many);
         assert_eq!(gunzip(&one), chunks.concat());
+    }
+
+    /// Regression: with every worker of a pool running a writer (one rewrite per file),
+    /// member jobs queued behind those writers never ran and every writer waited for its
+    /// own, forever. Fails by timing out instead of hanging the test run.
+    #[test]
+    fn writers_on_every_worker_of_a_pool_finish() {
+        use rayon::prelude::*;
+        for threads in [1, 2, 8] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let outputs: Vec<Vec<u8>> = pool.install(|| {
+                    (0..threads * 3)
+                        .into_par_iter()
+                        .map(|file| {
+                            let mut w = GzMemberWriter::new(Vec::new(), 1);
+                            for i in 0..40 {
+                                w.push(format!("file {file} chunk {i}\n").repeat(200).into_bytes())
+                                    .unwrap();
+                            }
+                            w.finish(Vec::new()).unwrap().0
+                        })
+                        .collect()
+                });
+                let _ = tx.send(outputs);
+            });
+            let outputs = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("writers on a {threads}-thread pool did not finish"));
+            for (file, out) in outputs.iter().enumerate() {
+                let expect: String = (0..40)
+                    .map(|i| format!("file {file} chunk {i}\n").repeat(200))
+                    .collect();
+                assert_eq!(gunzip(out), expect.as_bytes());
+            }
+        }
     }
 
     #[test]

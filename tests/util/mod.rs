@@ -73,6 +73,17 @@ impl Dir {
         self.run_stdin(args, None)
     }
 
+    /// Runs with a deadline: a run still going after `secs` is killed and the test fails,
+    /// so a hang shows as a failure instead of a stuck test run.
+    pub fn run_within(&self, secs: u64, args: &[&str]) -> Run {
+        let mut cmd = self.command();
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null());
+        run_with_deadline(cmd, secs)
+    }
+
     pub fn run_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         let mut cmd = self.command();
         cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -108,4 +119,31 @@ pub fn corpus() -> Option<PathBuf> {
 /// A combined-format line for tests.
 pub fn combined(ip: &str, time: &str, request: &str, status: u16, ua: &str) -> String {
     format!("{ip} - - [{time}] \"{request}\" {status} 512 \"-\" \"{ua}\"\n")
+}
+
+/// Runs `cmd` (stdout and stderr piped), killing it and failing the test after `secs`.
+pub fn run_with_deadline(mut cmd: Command, secs: u64) -> Run {
+    let mut child = cmd.spawn().expect("the command runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still ran after {secs} s (killed)\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out: Output = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

@@ -5,6 +5,13 @@
 //! seconds. The day arithmetic follows Howard Hinnant's `days_from_civil` /
 //! `civil_from_days` (<https://howardhinnant.github.io/date_algorithms.html>).
 
+/// The clock: unix seconds now (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Days since 1970-01-01 of the proleptic Gregorian date `y-m-d` (`m` 1..=12, `d` 1..=31).
 /// Out-of-range months or days are not checked here: callers validate their fields.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

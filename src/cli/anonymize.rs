@@ -327,7 +327,9 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     let settings = Settings::new(args, config)?;
     let mut found = discover(&settings.paths);
     for (arg, reason) in found.settle_missing(settings.missing_ok) {
-        eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+        if settings.verbose {
+            eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+        }
     }
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");

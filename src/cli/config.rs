@@ -28,6 +28,7 @@ pub struct Config {
     pub asn: Option<PathBuf>,
     pub ban: Option<String>,
     pub max_ban: Option<String>,
+    pub ban_window: Option<String>,
     pub older_than: Option<String>,
     pub mode: Option<String>,
     pub ipv4_prefix: Option<u8>,

@@ -79,6 +79,12 @@ pub struct DetectArgs {
     /// The longest ban. [default: 7d]
     #[arg(long, value_name = "DURATION")]
     pub max_ban: Option<String>,
+
+    /// A flag whose last event is at most this long before the clock is banned from the
+    /// moment it is recorded (a nightly scan of yesterday's log); an older one (a replay,
+    /// forensics) is recorded without an active ban. [default: 24h]
+    #[arg(long, value_name = "DURATION")]
+    pub ban_window: Option<String>,
 }
 
 /// The rule set for this run: built-ins, then the config's inline rules, then `--rules`.
@@ -181,6 +187,12 @@ impl Detection {
             store.set_ban_policy(BanPolicy {
                 base: duration(&args.ban, &config.ban, "ban", base.base)?,
                 max: duration(&args.max_ban, &config.max_ban, "max-ban", base.max)?,
+                window: duration(
+                    &args.ban_window,
+                    &config.ban_window,
+                    "ban-window",
+                    base.window,
+                )?,
             });
             Some(store)
         };

@@ -156,7 +156,9 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     };
     let mut found = discover(&settings.paths);
     for (arg, reason) in found.settle_missing(settings.missing_ok) {
-        eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+        if settings.verbose {
+            eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+        }
     }
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");

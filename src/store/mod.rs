@@ -166,10 +166,17 @@ impl FlaggedEntry {
 }
 
 /// How long a flag bans: `base` the first time, doubled per repeat flag, at most `max`.
+///
+/// A ban is an action, and it starts when logward takes it: a flag whose last event is at
+/// most `window` before the clock (a nightly scan of yesterday's log, `watch`) is banned
+/// from the moment it is recorded. An older one (a replay of last month, forensics) is
+/// recorded without an active ban: it expires when its ban would have, counted from its
+/// last event, and never later than the moment it is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BanPolicy {
     pub base: i64,
     pub max: i64,
+    pub window: i64,
 }
 
 impl Default for BanPolicy {
@@ -177,6 +184,7 @@ impl Default for BanPolicy {
         BanPolicy {
             base: 4 * 3600,
             max: 7 * 86_400,
+            window: 86_400,
         }
     }
 }
@@ -189,6 +197,17 @@ impl BanPolicy {
             .max(0)
             .saturating_mul(1i64 << doublings)
             .min(self.max.max(0))
+    }
+
+    /// When the ban of a source last seen at `last_seen` and flagged `times` times ends,
+    /// recorded at `now` (see the type's docs).
+    pub fn expiry(&self, last_seen: i64, times: u32, now: i64) -> i64 {
+        let ban = self.ban(times);
+        if now.saturating_sub(last_seen) <= self.window {
+            now.max(last_seen).saturating_add(ban)
+        } else {
+            last_seen.saturating_add(ban).min(now)
+        }
     }
 }
 
@@ -369,6 +388,12 @@ impl Store {
     /// Merges `flags` into the store in one transaction. Flags for the same source within
     /// one call count as one flagging (one `times_flagged` step).
     pub fn record_flags(&mut self, flags: &[NewFlag]) -> Result<usize, StoreError> {
+        self.record_flags_at(flags, crate::timefmt::unix_now())
+    }
+
+    /// [`Store::record_flags`] with `now` as the clock: bans of recent flags start then.
+    /// A ban already recorded is never shortened by a later flag.
+    pub fn record_flags_at(&mut self, flags: &[NewFlag], now: i64) -> Result<usize, StoreError> {
         let mut merged: BTreeMap<IpNet, FlaggedEntry> = BTreeMap::new();
         for f in flags {
             let src = net::canonical(f.source);
@@ -395,12 +420,14 @@ impl Store {
                     .map_err(sql)?;
                 st.query_row([&key], read_row).optional().map_err(sql)?
             };
+            let mut recorded_expiry = i64::MIN;
             let mut e = match old {
                 Some(row) => {
                     let mut e = row.into_entry().map_err(|what| StoreError::BadRow {
                         path: path.clone(),
                         what,
                     })?;
+                    recorded_expiry = e.expires;
                     merge_into(&mut e, incoming.clone());
                     e.times_flagged = e.times_flagged.saturating_add(1);
                     e
@@ -411,7 +438,9 @@ impl Store {
                     e
                 }
             };
-            e.expires = e.last_seen.saturating_add(ban.ban(e.times_flagged));
+            e.expires = ban
+                .expiry(e.last_seen, e.times_flagged, now)
+                .max(recorded_expiry);
             let (lo, hi) = net::bounds(*src);
             let samples = serde_json::to_string(&e.samples).unwrap_or_else(|_| "[]".into());
             let mut st = tx
@@ -964,7 +993,11 @@ mod tests {
         assert_eq!(got[7], 7 * 86_400);
         assert_eq!(got[5], 128 * H);
 
-        s.set_ban_policy(BanPolicy { base: 60, max: 100 });
+        s.set_ban_policy(BanPolicy {
+            base: 60,
+            max: 100,
+            ..BanPolicy::default()
+        });
         s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
             .unwrap();
         s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
@@ -1267,5 +1300,60 @@ mod tests {
         ));
         assert!("example.org".parse::<Target>().is_err());
         assert!("10.0.0.0/33".parse::<Target>().is_err());
+    }
+
+    /// Regression: a ban was last_seen + 4h in log time, so a nightly scan of yesterday's
+    /// log recorded every attacker as already expired and exports banned nobody.
+    #[test]
+    fn recent_flags_are_banned_from_when_they_are_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("s.db")).unwrap();
+        // Last seen 20 h before the scan: inside the 24 h window.
+        let now = T0 + 20 * H;
+        s.record_flags_at(&[flag("192.0.2.1/32", "scanner", T0 - H, T0)], now)
+            .unwrap();
+        // Last seen 30 days before: a replay, recorded without an active ban.
+        s.record_flags_at(
+            &[flag(
+                "192.0.2.2/32",
+                "scanner",
+                T0 - 30 * 86_400,
+                T0 - 30 * 86_400,
+            )],
+            now,
+        )
+        .unwrap();
+        let all = s.query(&Filter::default()).unwrap();
+        assert_eq!(all[0].expires, now + 4 * H, "{:?}", all[0]);
+        assert!(all[1].remaining(now) <= 0, "{:?}", all[1]);
+        let active = s
+            .query(&Filter {
+                active_at: Some(now),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(active.len(), 1);
+
+        // A later flag of an old episode never shortens the ban already recorded.
+        s.set_ban_policy(BanPolicy {
+            base: 60,
+            ..BanPolicy::default()
+        });
+        s.record_flags_at(&[flag("192.0.2.1/32", "scanner", T0 - H, T0)], now + 60)
+            .unwrap();
+        let e = &s.query(&Filter::default()).unwrap()[0];
+        assert_eq!(e.expires, now + 4 * H);
+        assert_eq!(e.times_flagged, 2);
+    }
+
+    #[test]
+    fn ban_expiry_follows_the_window() {
+        let p = BanPolicy::default();
+        assert_eq!(p.expiry(T0, 1, T0), T0 + 4 * H);
+        assert_eq!(p.expiry(T0, 1, T0 + 24 * H), T0 + 28 * H);
+        assert_eq!(p.expiry(T0, 1, T0 + 24 * H + 1), T0 + 4 * H);
+        assert_eq!(p.expiry(T0, 8, T0 + 2 * 86_400), T0 + 2 * 86_400);
+        // An event stamped after the clock (a skewed server) bans from that event.
+        assert_eq!(p.expiry(T0 + H, 1, T0), T0 + 5 * H);
     }
 }

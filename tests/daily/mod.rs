@@ -219,3 +219,162 @@ fn the_shipped_timer_command_finishes_on_a_real_rotation_set() {
         assert_truncated(orig, &read_plain(p), &p.display().to_string());
     }
 }
+
+/// A syslog socket for the `logger` calls of a hook: the real `logger`, pointed at this
+/// socket by a wrapper first on PATH, since a test machine may run no syslog daemon. A
+/// thread takes the messages as they come (a Unix datagram socket queues only a few, and
+/// `logger` waits when it is full).
+struct Syslog {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    bin: PathBuf,
+}
+
+impl Syslog {
+    fn new(d: &Dir) -> Syslog {
+        let path = d.join("syslog.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&messages);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_536];
+            // Ends with the test process; the socket file goes with the temporary dir.
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                sink.lock().unwrap().push(text);
+            }
+        });
+        let bin = d.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let logger = bin.join("logger");
+        fs::write(
+            &logger,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/logger -u '{}' \"$@\"\n",
+                path.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&logger, fs::Permissions::from_mode(0o755)).unwrap();
+        Syslog { messages, bin }
+    }
+
+    /// The messages received so far, each as `<PRI>...` text.
+    fn messages(&self) -> Vec<String> {
+        // logger has exited when the hook is done; its last datagram is queued by then.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+/// The shipped logrotate snippet with only its paths, owner and binary moved under `d`.
+fn logrotate_config(d: &Dir) -> PathBuf {
+    let text =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/logrotate/logward"))
+            .unwrap();
+    assert!(text.contains("/var/log/nginx/*.log {"));
+    let text = text
+        .replace("/var/log/nginx", d.join("nginx").to_str().unwrap())
+        .replace("/usr/bin/logward", env!("CARGO_BIN_EXE_logward"))
+        .replace("www-data adm", "root root");
+    d.write("logrotate.conf", text.as_bytes())
+}
+
+fn recent_log_with_attacks(seed: u64) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let cfg = GenConfig {
+        seed,
+        lines: 3000,
+        start: now - 23 * 3600,
+        span_secs: 22 * 3600,
+        attacks: true,
+        ..GenConfig::default()
+    };
+    let mut out = Vec::new();
+    let truth = generate(&cfg, &mut out).unwrap();
+    assert!(!truth.attackers.is_empty());
+    out
+}
+
+fn run_logrotate(d: &Dir, syslog: &Syslog, config_env: &str) -> crate::util::Run {
+    let mut cmd = Command::new("logrotate");
+    cmd.arg("-f")
+        .arg("-s")
+        .arg(d.join("logrotate.state"))
+        .arg(logrotate_config(d))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                syslog.bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("LOGWARD_CONFIG", config_env)
+        .env("LOGWARD_STORE", d.join("state/logward.db"))
+        .env("HOME", d.path())
+        .current_dir(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_with_deadline(cmd, 120)
+}
+
+/// Regression: logrotate 3.21 passes `$1` with a trailing space, so the hook's `"$1.1"`
+/// named no file, and `|| true` hid the failure. Runs the real logrotate on the shipped
+/// snippet: the rotated log is scanned, its attackers get active bans (a nightly scan of
+/// yesterday's log), and logward's summary reaches syslog.
+#[test]
+#[ignore = "needs logrotate (.ci/run installs it)"]
+fn the_logrotate_hook_scans_the_rotated_log_and_bans_its_attackers() {
+    let d = Dir::new();
+    d.write("nginx/access.log", &recent_log_with_attacks(7));
+    d.write("nginx/access.log.1", &day_of_log(8, 3, 500));
+    let syslog = Syslog::new(&d);
+    let r = run_logrotate(&d, &syslog, "");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(d.join("nginx/access.log.2.gz").exists(), "not rotated");
+    let messages = syslog.messages().join("\n");
+    assert!(messages.contains("Flagged sources ("), "{messages}");
+    assert!(!messages.contains("failed (exit"), "{messages}");
+
+    let r = d.run(&["flagged", "--format", "nftables"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let elements: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("add element"))
+        .collect();
+    assert!(!elements.is_empty(), "no active ban:\n{}", r.stdout);
+    assert!(
+        elements.iter().any(|l| l.contains("198.51.100.23")),
+        "{elements:?}"
+    );
+}
+
+/// A scan that fails in the hook leaves the rotation done and says so at priority err.
+#[test]
+#[ignore = "needs logrotate (.ci/run installs it)"]
+fn a_failing_scan_in_the_logrotate_hook_is_logged_as_an_error() {
+    let d = Dir::new();
+    d.write("nginx/access.log", &recent_log_with_attacks(9));
+    let broken = d.write("broken.toml", b"threads = \"many\"\n");
+    let syslog = Syslog::new(&d);
+    let r = run_logrotate(&d, &syslog, broken.to_str().unwrap());
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(d.join("nginx/access.log.1").exists(), "not rotated");
+    let messages = syslog.messages();
+    // <11>: facility user (1) * 8 + severity err (3).
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("<11>") && m.contains("failed (exit 2)")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("broken.toml")),
+        "{messages:#?}"
+    );
+}

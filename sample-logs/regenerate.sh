@@ -14,7 +14,7 @@ gen --seed 2 --lines 1000 --format combined --malformed-per-million 2000 \
     --start 2026-11-08T00:00:00Z --span-days 7 -o "$out/access.log.1"
 gen --seed 3 --lines 1000 --format combined \
     --start 2026-11-01T00:00:00Z --span-days 7 --gzip -o "$out/access.log.2.gz"
-gen --seed 4 --lines 1500 --format vhost_combined --attacks --malformed-per-million 2000 \
+gen --seed 4 --lines 1500 --format vcombined --attacks --malformed-per-million 2000 \
     --start 2026-11-15T00:00:00Z --span-days 7 --truth "$out/vhosts_access.log.truth" \
     -o "$out/vhosts_access.log"
 gen --seed 5 --lines 500 --format json --malformed-per-million 4000 \

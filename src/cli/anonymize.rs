@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::progress::ProgressLine;
 use super::scan::OutputKind;
-use super::{Config, Outcome, state, switch, with_threads};
+use super::{Config, Outcome, count, state, switch, with_threads};
 use crate::anonymize::ledger::Ledger;
 use crate::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
 use crate::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
@@ -482,8 +482,7 @@ fn finish_erasure(
     } else {
         let store_path = state::store_path(store_flag, config)?;
         if store_path.exists() {
-            let mut store =
-                crate::store::Store::open(&store_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut store = state::open_store(&store_path)?;
             let removed = store
                 .remove_sources(nets)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -494,8 +493,12 @@ fn finish_erasure(
                 store_path.display()
             );
             notes.push(format!(
-                "{} flagged-source entries removed from the store",
-                removed.len()
+                "{} removed from the store",
+                super::count(
+                    removed.len() as u64,
+                    "flagged-source entry",
+                    "flagged-source entries"
+                )
             ));
         }
     }
@@ -627,16 +630,20 @@ fn print_report(
         let detail = match r.status {
             Status::Skipped | Status::Failed => r.reason.clone().unwrap_or_default(),
             _ if s.erase.is_some() => format!(
-                "{} lines, {} held a source: {} addresses masked",
-                c.lines, c.erased_lines, c.addresses
+                "{}, {} held a source: {} masked",
+                count(c.lines, "line", "lines"),
+                c.erased_lines,
+                count(c.addresses, "address", "addresses")
             ),
             _ if c.past_window == 0 => {
-                format!("{} lines, none past the window", c.lines)
+                format!("{}, none past the window", count(c.lines, "line", "lines"))
             }
             _ => {
                 let mut d = format!(
-                    "{} lines, {} past the window: {} addresses",
-                    c.lines, c.past_window, c.addresses
+                    "{}, {} past the window: {}",
+                    count(c.lines, "line", "lines"),
+                    c.past_window,
+                    count(c.addresses, "address", "addresses")
                 );
                 if c.hostnames > 0 {
                     d.push_str(&format!(", {} host names", c.hostnames));

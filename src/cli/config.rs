@@ -56,11 +56,14 @@ pub struct Config {
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,
     pub status_every: Option<String>,
-    /// Inline rule changes, in the same form as a rules file's `[rules.NAME]` tables.
+    /// Inline rule changes: `[rule.NAME]` tables, as in a rules file.
     pub rule: Option<toml::Table>,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The file's text, so errors in its `[rule.NAME]` tables name their own lines.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 impl Config {
@@ -90,7 +93,7 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
+        let value: toml::Table = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
@@ -99,9 +102,146 @@ impl Config {
                 None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
             }
         })?;
+        if value.get("rules").is_some_and(toml::Value::is_table) {
+            bail!(
+                "{}:{}: key rules: names a rules file (rules = \"/etc/logward/rules.toml\"); \
+                 rule tables are written [rule.NAME], in the config file as in rules files",
+                path.display(),
+                key_line(text, "rules").unwrap_or(1)
+            );
+        }
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let key = line.and_then(|l| key_on_line(text, l));
+            let what = in_words(e.message().trim());
+            match (line, key) {
+                (Some(line), Some(key)) => {
+                    anyhow::anyhow!("{}:{line}: key {key}: {what}", path.display())
+                }
+                (Some(line), None) => anyhow::anyhow!("{}:{line}: {what}", path.display()),
+                _ => anyhow::anyhow!("{}: {what}", path.display()),
+            }
+        })?;
+        config.check_values(text, path)?;
         config.path = Some(path.to_path_buf());
+        config.text = Some(text.to_string());
         Ok(config)
     }
+
+    /// Checks the values whose type alone does not make them valid, so a mistake is
+    /// reported with the file, line and key rather than later as a command-line option.
+    fn check_values(&self, text: &str, path: &Path) -> Result<()> {
+        let at = |key: &str| {
+            format!(
+                "{}:{}: key {key}",
+                path.display(),
+                key_line(text, key).unwrap_or(1)
+            )
+        };
+        for (key, value) in [
+            ("older_than", &self.older_than),
+            ("ban", &self.ban),
+            ("max_ban", &self.max_ban),
+            ("ban_window", &self.ban_window),
+            ("keep", &self.keep),
+            ("interval", &self.interval),
+            ("status_every", &self.status_every),
+        ] {
+            if let Some(v) = value
+                && crate::timefmt::parse_duration(v).is_none()
+            {
+                bail!(
+                    "{}: {v:?} is not a duration; write a number and a unit, such as 90m, 36h, 7d or 2w",
+                    at(key)
+                );
+            }
+        }
+        for (key, value, allowed) in [
+            ("mode", &self.mode, &["truncate", "pseudonymize"][..]),
+            ("output", &self.output, &["text", "json"][..]),
+        ] {
+            if let Some(v) = value
+                && !allowed.contains(&v.as_str())
+            {
+                bail!("{}: {v:?} is not one of {}", at(key), allowed.join(", "));
+            }
+        }
+        if let Some(bits) = self.ipv4_prefix
+            && bits > 32
+        {
+            bail!(
+                "{}: {bits} is more than the 32 bits of an IPv4 address",
+                at("ipv4_prefix")
+            );
+        }
+        if let Some(bits) = self.ipv6_prefix
+            && bits > 128
+        {
+            bail!(
+                "{}: {bits} is more than the 128 bits of an IPv6 address",
+                at("ipv6_prefix")
+            );
+        }
+        if let Some(level) = self.gzip_level
+            && level > 9
+        {
+            bail!(
+                "{}: {level} is not a gzip level from 0 to 9",
+                at("gzip_level")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The 1-based line where `key = ...` is set (at the top level), if it is.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// The key set on a 1-based line (`key = value`), or the table a `[header]` names.
+fn key_on_line(text: &str, line: usize) -> Option<String> {
+    let l = text.lines().nth(line.checked_sub(1)?)?.trim();
+    if let Some(header) = l.strip_prefix('[') {
+        return Some(
+            header
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string(),
+        );
+    }
+    let (key, _) = l.split_once('=')?;
+    Some(key.trim().trim_matches('"').to_string()).filter(|k| !k.is_empty())
+}
+
+/// Turns serde's type names into words: "expected usize" becomes "expected a whole number".
+fn in_words(message: &str) -> String {
+    let mut out = message.replace("invalid type: ", "");
+    for (rust, words) in [
+        ("expected usize", "expected a whole number such as 4"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u32", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected text in quotes"),
+        (
+            "expected a sequence",
+            "expected a list such as [\"a\", \"b\"]",
+        ),
+        ("expected a path", "expected a file path in quotes"),
+    ] {
+        out = out.replace(rust, words);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -120,6 +260,61 @@ mod tests {
         assert!(msg.contains("threds"), "{msg}");
         let err = Config::parse("threads = \"two\"\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().starts_with("c.toml:1: "), "{err}");
+    }
+
+    /// Regression: value errors spoke Rust ("expected usize"), and a bad older_than was
+    /// reported later as --older-than without file or line.
+    #[test]
+    fn value_errors_name_file_line_and_key_in_words() {
+        let err = Config::parse(
+            "format = \"combined\"\nthreads = \"many\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("c.toml:2: key threads: "), "{err}");
+        assert!(
+            err.contains("whole number") && !err.contains("usize"),
+            "{err}"
+        );
+        let err = Config::parse("\nolder_than = \"7x\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("c.toml:2: key older_than: \"7x\" is not a duration"),
+            "{err}"
+        );
+        let err = Config::parse("mode = \"hash\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:1: key mode:") && err.contains("pseudonymize"),
+            "{err}"
+        );
+    }
+
+    /// Regression: the config file took `[rule.NAME]` and rules files `[rules.NAME]`; one
+    /// name now serves both, and the other spelling in a config file says which to use.
+    #[test]
+    fn rule_tables_have_one_name() {
+        let text = "threads = 2\n\n[rule.http-flood]\ncapacity = 5\nleak = \"fast\"\n";
+        let c = Config::parse(text, Path::new("c.toml")).unwrap();
+        let err = crate::cli::detection::rule_set(None, &c)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml") && err.contains(":5"), "{err}");
+        let err = Config::parse("[rules.http-flood]\ncapacity = 5\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml:1: key rules") && err.contains("[rule.NAME]"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rules.toml");
+        std::fs::write(&file, "[rule.http-flood]\ncapacity = 5\nleak = \"1s\"\n").unwrap();
+        let set = crate::cli::detection::rule_set(Some(&file), &Config::default()).unwrap();
+        assert_eq!(set.get("http-flood").unwrap().capacity, 5);
     }
 
     #[test]
@@ -148,6 +343,7 @@ mod tests {
         ("flagged", "asn"),
         ("flagged", "active"),
         ("flagged", "prune"),
+        ("flagged", "dry-run"),
         ("flagged", "format"),
         ("anonymize", "source"),
         ("anonymize", "now"),

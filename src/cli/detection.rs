@@ -90,16 +90,12 @@ pub struct DetectArgs {
 /// The rule set for this run: built-ins, then the config's inline rules, then `--rules`.
 pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
     let mut set = detect::builtin_rules();
-    if let Some(inline) = &config.rule {
-        let mut wrapper = toml::Table::new();
-        wrapper.insert("rules".into(), toml::Value::Table(inline.clone()));
-        let text =
-            toml::to_string(&wrapper).context("config: the rule tables cannot be read back")?;
+    if let (Some(_), Some(text)) = (&config.rule, &config.text) {
         let origin = config
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("config"));
-        set = detect::load_rules_str(&text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        set = detect::load_config_rules(text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     if let Some(path) = rules_file.or(config.rules.as_deref()) {
         set = detect::load_rules_file(path, set).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -170,7 +166,7 @@ impl Detection {
             None
         } else {
             let path = state::store_path(args.store.as_deref(), config)?;
-            let mut store = Store::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut store = state::open_store(&path)?;
             let duration = |flag: &Option<String>,
                             key: &Option<String>,
                             name: &str,

@@ -42,15 +42,27 @@ pub struct FlaggedArgs {
     #[arg(long)]
     pub active: bool,
 
-    /// Output format. nftables and ipset print files for `nft -f` and `ipset restore`
-    /// (active entries only, with their remaining timeout); crowdsec prints JSON for
-    /// `cscli decisions import -i`.
-    #[arg(long, short = 'f', value_enum, default_value_t = ExportFormat::Table)]
+    /// Output format (`-o` as in every command; `--format` and `-f` still work). nftables
+    /// and ipset print files for `nft -f` and `ipset restore` (active entries only, with
+    /// their remaining timeout); crowdsec prints JSON for `cscli decisions import -i`.
+    #[arg(
+        long = "format",
+        short = 'o',
+        visible_alias = "output",
+        short_alias = 'f',
+        value_enum,
+        default_value_t = ExportFormat::Table
+    )]
     pub format: ExportFormat,
 
-    /// Delete entries last seen longer ago than --keep, then print how many went.
+    /// Delete entries last seen longer ago than --keep, then print how many went. Takes
+    /// no filter (an address, --rule, --since... are refused rather than ignored).
     #[arg(long)]
     pub prune: bool,
+
+    /// With --prune: list the entries that would go, and delete nothing.
+    #[arg(long, short = 'n', requires = "prune")]
+    pub dry_run: bool,
 
     /// How long --prune keeps entries. [default: 180d]
     #[arg(long, value_name = "DURATION")]
@@ -95,15 +107,63 @@ pub fn time_arg(name: &str, text: &str, now: i64) -> Result<i64> {
         })
 }
 
+/// An unknown rule name is an error listing the known ones: those of this host's rule set
+/// and those the store has recorded (rules from a rules file no longer in use).
+fn check_rule_name(rule: &str, store: &Store, config: &Config) -> Result<()> {
+    let mut known: std::collections::BTreeSet<String> = super::detection::rule_set(None, config)?
+        .iter()
+        .map(|r| r.name.to_string())
+        .collect();
+    for e in store
+        .query(&Filter::default())
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        known.extend(e.rules);
+    }
+    if known.contains(rule) {
+        return Ok(());
+    }
+    let list: Vec<&str> = known.iter().map(String::as_str).collect();
+    bail!(
+        "--rule: no rule is named {rule:?}; the rules are: {}",
+        list.join(", ")
+    )
+}
+
 pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     let now = now(args.now.as_deref())?;
     let path = state::store_path(args.store.as_deref(), config)?;
     if !path.exists() {
         bail!("{}: no store yet: run `logward scan` first", path.display());
     }
-    let mut store = Store::open(&path).map_err(|e| anyhow!("{e}"))?;
+    let mut store = state::open_store(&path)?;
     let mut out = std::io::stdout().lock();
     if args.prune {
+        // Regression: --prune ignored every filter and emptied the store.
+        let mut filters = Vec::new();
+        if !args.targets.is_empty() {
+            filters.push("an address or network");
+        }
+        for (given, name) in [
+            (args.since.is_some(), "--since"),
+            (args.until.is_some(), "--until"),
+            (args.rule.is_some(), "--rule"),
+            (args.country.is_some(), "--country"),
+            (args.asn.is_some(), "--asn"),
+            (args.active, "--active"),
+        ] {
+            if given {
+                filters.push(name);
+            }
+        }
+        if !filters.is_empty() {
+            bail!(
+                "--prune deletes every entry last seen before the --keep window and takes no \
+                 filter; {} would not restrict it. Run it without, or --prune --dry-run to \
+                 see what would go",
+                filters.join(", ")
+            );
+        }
         let keep = args
             .keep
             .as_deref()
@@ -111,11 +171,34 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             .unwrap_or("180d");
         let keep =
             parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
+        let before = crate::timefmt::rfc3339(now - keep);
+        if args.dry_run {
+            let going = store
+                .query(&Filter {
+                    until: Some(now - keep),
+                    ..Filter::default()
+                })
+                .map_err(|e| anyhow!("{e}"))?;
+            for e in &going {
+                writeln!(
+                    out,
+                    "{}\tlast seen {}",
+                    crate::store::net::display(e.source),
+                    crate::timefmt::rfc3339(e.last_seen)
+                )?;
+            }
+            writeln!(
+                out,
+                "would prune {} last seen before {before} (dry run: nothing deleted)",
+                super::count(going.len() as u64, "entry", "entries")
+            )?;
+            return Ok(Outcome::Success);
+        }
         let removed = store.prune(now - keep).map_err(|e| anyhow!("{e}"))?;
         writeln!(
             out,
-            "pruned {removed} entries last seen before {}",
-            crate::timefmt::rfc3339(now - keep)
+            "pruned {} last seen before {before}",
+            super::count(removed as u64, "entry", "entries")
         )?;
         return Ok(Outcome::Success);
     }
@@ -135,6 +218,9 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
         .as_deref()
         .map(|t| time_arg("until", t, now))
         .transpose()?;
+    if let Some(rule) = &args.rule {
+        check_rule_name(rule, &store, config)?;
+    }
     filter.rule = args.rule;
     filter.country = args.country.map(|c| c.to_ascii_uppercase());
     filter.asn = match args.asn {

@@ -16,7 +16,7 @@ pub struct GenerateArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 10_000)]
     pub lines: u64,
-    /// combined, common, vhost_combined, main, json or custom.
+    /// combined, common, vcombined (Apache's vhost_combined), main, json or custom.
     #[arg(long, default_value = "combined")]
     pub format: String,
     /// First request: RFC 3339, a date, or Unix seconds.
@@ -36,10 +36,7 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<Outcome> {
-    let format: Format = args
-        .format
-        .parse()
-        .map_err(|e| anyhow!("--format: {e:?}"))?;
+    let format: Format = args.format.parse().map_err(|e| anyhow!("--format: {e}"))?;
     let cfg = GenConfig {
         seed: args.seed,
         lines: args.lines,

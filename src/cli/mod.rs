@@ -125,6 +125,12 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
     }
 }
 
+/// `n` with the singular or plural noun: "1 line", "2 lines".
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Runs `f` on a rayon pool of `threads` workers (0: one per core).
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> Result<T> {
     let pool = rayon::ThreadPoolBuilder::new()

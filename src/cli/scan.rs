@@ -329,6 +329,28 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             }
         }
     }
+    // Files counted by an earlier scan flag nothing new: say what the store already holds
+    // for their time range, so "none" is not read as "clean logs".
+    let flagged_earlier = match &detection {
+        Some(Detection {
+            store: Some(store), ..
+        }) if counted.iter().any(|c| !matches!(c, Counted::Nothing)) => {
+            match (report.first_time(), report.last_time()) {
+                (Some(first), Some(last)) => Some(
+                    store
+                        .query(&crate::store::Filter {
+                            since: Some(first),
+                            until: Some(last.saturating_add(1)),
+                            ..Default::default()
+                        })
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .len(),
+                ),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     if settings.check {
         print_check(&mut out, &report)?;
@@ -350,6 +372,9 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                         &new_flags,
                         d.store.as_ref().map(|s| s.path().to_path_buf()),
                     )?;
+                    if let Some(n) = flagged_earlier {
+                        print_flagged_earlier(&mut out, n, new_flags.is_empty())?;
+                    }
                 }
             }
         }
@@ -434,6 +459,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
         "lines": report.lines(),
         "parsed": report.parsed(),
         "malformed": report.malformed(),
+        "empty": report.empty(),
         "bytes": report.bytes(),
         "first_time": time_json(report.first_time()),
         "last_time": time_json(report.last_time()),
@@ -503,6 +529,28 @@ fn print_flagged(
     Ok(())
 }
 
+/// The line under the flagged list when files were counted by an earlier scan.
+fn print_flagged_earlier(out: &mut dyn Write, n: usize, none_new: bool) -> Result<()> {
+    let sources = if n == 1 { "source" } else { "sources" };
+    if n == 0 {
+        writeln!(
+            out,
+            "Files counted by an earlier scan: the store holds no flagged source for their time range."
+        )?;
+    } else if none_new {
+        writeln!(
+            out,
+            "No new flag: these files were counted by an earlier scan, which flagged {n} {sources} in their time range (`logward flagged`)."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "Some files were counted by an earlier scan; the store holds {n} flagged {sources} in their time range (`logward flagged`)."
+        )?;
+    }
+    Ok(())
+}
+
 fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
@@ -535,17 +583,22 @@ fn print_summary<V>(
         let state = if f.error.is_some() { "  ERROR" } else { "" };
         writeln!(
             out,
-            "  {name}  [{format}{gz}{note}]  {} lines, {} malformed{state}",
-            f.lines, f.malformed
+            "  {name}  [{format}{gz}{note}]  {}, {} malformed{state}",
+            super::count(f.lines, "line", "lines"),
+            f.malformed
         )?;
     }
     if skipped > 0 {
         writeln!(out, "  ({skipped} other files skipped; -v lists them)")?;
     }
     writeln!(out)?;
+    let empty = match report.empty() {
+        0 => String::new(),
+        n => format!(", {n} empty"),
+    };
     writeln!(
         out,
-        "Lines:     {} ({} parsed, {} malformed)",
+        "Lines:     {} ({} parsed, {} malformed{empty})",
         report.lines(),
         report.parsed(),
         report.malformed()

@@ -9,6 +9,24 @@ use anyhow::{Context, Result};
 use super::Config;
 use crate::store;
 
+/// What to do when the default state directory cannot be used (a user without a home,
+/// such as `nobody`, or a read-only system).
+const STATE_HINT: &str = "put logward's state elsewhere with --store FILE, $LOGWARD_STORE or \
+                          the config's store key (scan --no-store writes none)";
+
+/// Opens the store, saying how to choose another place when this one cannot be used.
+pub fn open_store(path: &Path) -> Result<store::Store> {
+    store::Store::open(path).map_err(|e| match &e {
+        store::StoreError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::PermissionDenied
+                || source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
+        {
+            anyhow::anyhow!("{e}; {STATE_HINT}")
+        }
+        _ => anyhow::anyhow!("{e}"),
+    })
+}
+
 /// The store database path for this run.
 pub fn store_path(flag: Option<&Path>, config: &Config) -> Result<PathBuf> {
     store::path::resolve(flag, config.store.as_deref()).context(
@@ -31,7 +49,12 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .with_context(|| format!("{}: cannot create the state directory", dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "{}: cannot create the state directory; {STATE_HINT}",
+                    dir.display()
+                )
+            })?;
     }
     Ok(())
 }

@@ -5,34 +5,34 @@
 //!
 //! ```toml
 //! # Change thresholds of a built-in rule.
-//! [rules.http-flood]
+//! [rule.http-flood]
 //! capacity = 600
 //! leak = "100ms"
 //!
 //! # Disable a built-in rule.
-//! [rules.http-crawl]
+//! [rule.http-crawl]
 //! enabled = false
 //!
 //! # A new rule: every filter key present must match (AND).
-//! [rules.secret-probe]
+//! [rule.secret-probe]
 //! description = "probes for /secret"
 //! status = [404]
 //! path_contains = ["/secret"]
 //! capacity = 3
 //! leak = "10s"
 //!
-//! # A new rule with alternatives: it matches when any `[[rules.NAME.any]]` filter does.
-//! [rules.api-abuse]
+//! # A new rule with alternatives: it matches when any `[[rule.NAME.any]]` filter does.
+//! [rule.api-abuse]
 //! capacity = 20
 //! leak = "1s"
-//! [[rules.api-abuse.any]]
+//! [[rule.api-abuse.any]]
 //! methods = ["POST"]
 //! path_regex = ['^/api/v\d+/login']
-//! [[rules.api-abuse.any]]
+//! [[rule.api-abuse.any]]
 //! status = [429]
 //! ```
 //!
-//! Keys of `[rules.NAME]`:
+//! Keys of `[rule.NAME]`:
 //!
 //! | key | meaning | default |
 //! |---|---|---|
@@ -45,7 +45,7 @@
 //! | `v4_prefix`, `v6_prefix` | group sources by this prefix | `32`, `64` |
 //! | `per_vhost` | count each virtual host separately | `false` |
 //!
-//! Filter keys, at the rule level or in each `[[rules.NAME.any]]` (not both): `status` (list
+//! Filter keys, at the rule level or in each `[[rule.NAME.any]]` (not both): `status` (list
 //! of codes), `methods` (list, any case), `path_contains`, `query_contains`,
 //! `target_contains`, `user_agent_contains` (ASCII case-insensitive substrings; a trailing
 //! `$` anchors at the end), `path_regex`, `query_regex`, `target_regex`, `user_agent_regex`
@@ -63,11 +63,19 @@ use super::duration::parse_duration;
 use super::error::RuleError;
 use super::rule::{DEFAULT_BLACKHOLE_MS, Field, FieldMatch, Filter, Grouping, Rule, RuleSet};
 
+/// A rules file: `[rule.NAME]` tables (the older `[rule.NAME]` is still read).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileToml {
-    #[serde(default)]
+    #[serde(default, rename = "rule", alias = "rules")]
     rules: std::collections::BTreeMap<String, Spanned<RuleToml>>,
+}
+
+/// The `[rule.NAME]` tables of a configuration file, whose other keys are not rules.
+#[derive(Deserialize)]
+struct ConfigToml {
+    #[serde(default)]
+    rule: std::collections::BTreeMap<String, Spanned<RuleToml>>,
 }
 
 #[derive(Deserialize)]
@@ -167,13 +175,33 @@ pub fn load_rules_file(path: &Path, base: RuleSet) -> Result<RuleSet, RuleError>
 
 /// Applies rules written in `text` to `base`; `origin` names the text in errors (the rules
 /// file, or the config file a `[rules]` table was taken from).
-pub fn load_rules_str(text: &str, origin: &Path, mut base: RuleSet) -> Result<RuleSet, RuleError> {
+pub fn load_rules_str(text: &str, origin: &Path, base: RuleSet) -> Result<RuleSet, RuleError> {
     let file: FileToml = toml::from_str(text).map_err(|e| RuleError::Syntax {
         path: origin.to_path_buf(),
         line: e.span().map(|s| line_of(text, s.start)),
         message: e.message().trim().to_string(),
     })?;
-    let mut rules: Vec<(String, Spanned<RuleToml>)> = file.rules.into_iter().collect();
+    apply_rules(file.rules, text, origin, base)
+}
+
+/// Applies the `[rule.NAME]` tables of a configuration file's `text` to `base`; errors
+/// name the configuration file and its lines.
+pub fn load_config_rules(text: &str, origin: &Path, base: RuleSet) -> Result<RuleSet, RuleError> {
+    let file: ConfigToml = toml::from_str(text).map_err(|e| RuleError::Syntax {
+        path: origin.to_path_buf(),
+        line: e.span().map(|s| line_of(text, s.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    apply_rules(file.rule, text, origin, base)
+}
+
+fn apply_rules(
+    tables: std::collections::BTreeMap<String, Spanned<RuleToml>>,
+    text: &str,
+    origin: &Path,
+    mut base: RuleSet,
+) -> Result<RuleSet, RuleError> {
+    let mut rules: Vec<(String, Spanned<RuleToml>)> = tables.into_iter().collect();
     // Keep file order for new rules (the map sorts by name).
     rules.sort_by_key(|(_, r)| r.span().start);
     for (name, spanned) in rules {
@@ -404,26 +432,26 @@ mod tests {
     #[test]
     fn example_from_the_docs() {
         let text = r#"
-[rules.http-flood]
+[rule.http-flood]
 capacity = 600
 leak = "100ms"
-[rules.http-crawl]
+[rule.http-crawl]
 enabled = false
-[rules.secret-probe]
+[rule.secret-probe]
 status = [404]
 path_contains = ["/secret"]
 capacity = 3
 leak = "10s"
 blackhole = "5m"
 v6_prefix = 56
-[rules.api-abuse]
+[rule.api-abuse]
 capacity = 20
 leak = "1s"
 distinct = "query"
-[[rules.api-abuse.any]]
+[[rule.api-abuse.any]]
 methods = ["post"]
 path_regex = ['^/api/v\d+/login']
-[[rules.api-abuse.any]]
+[[rule.api-abuse.any]]
 status = [429]
 "#;
         let set = load(text).expect("valid");
@@ -457,40 +485,40 @@ status = [429]
 
     #[test]
     fn syntax_error_names_file_and_line() {
-        let e = error("[rules.a]\ncapacity = 3\nleak = \"1s\"\nbogus = 1\n");
+        let e = error("[rule.a]\ncapacity = 3\nleak = \"1s\"\nbogus = 1\n");
         assert!(e.starts_with("rules.toml:4: "), "{e}");
-        let e = error("[rules.a]\ncapacity = \"many\"\n");
+        let e = error("[rule.a]\ncapacity = \"many\"\n");
         assert!(e.starts_with("rules.toml:2: "), "{e}");
     }
 
     #[test]
     fn semantic_errors_name_file_line_rule_and_field() {
-        let e = error("[rules.a]\ncapacity = 3\n\nleak = \"10 parsecs\"\n");
+        let e = error("[rule.a]\ncapacity = 3\n\nleak = \"10 parsecs\"\n");
         assert!(e.starts_with("rules.toml:4: rule `a`, field `leak`"), "{e}");
         let e = error(
-            "[rules.a]\ncapacity = 3\nleak = \"1s\"\npath_regex = [\"ok\",\n  \"(unclosed\"]\n",
+            "[rule.a]\ncapacity = 3\nleak = \"1s\"\npath_regex = [\"ok\",\n  \"(unclosed\"]\n",
         );
         assert!(
             e.starts_with("rules.toml:5: rule `a`, field `path_regex`"),
             "{e}"
         );
-        let e = error("[rules.http-flood]\nleak = \"0s\"\n");
+        let e = error("[rule.http-flood]\nleak = \"0s\"\n");
         assert!(
             e.starts_with("rules.toml:2: rule `http-flood`, field `leak`"),
             "{e}"
         );
-        let e = error("[rules.b]\nleak = \"1s\"\n");
+        let e = error("[rule.b]\nleak = \"1s\"\n");
         assert!(e.contains("rule `b`, field `capacity`"), "{e}");
-        let e = error("[rules.http-probing]\nstatus = [500]\n");
+        let e = error("[rule.http-probing]\nstatus = [500]\n");
         assert!(e.contains("field `filter`"), "{e}");
-        let e = error("[rules.c]\ncapacity = 1\nleak = \"1s\"\nstatus = [42]\n");
+        let e = error("[rule.c]\ncapacity = 1\nleak = \"1s\"\nstatus = [42]\n");
         assert!(
             e.starts_with("rules.toml:4: rule `c`, field `status`"),
             "{e}"
         );
-        let e = error("[rules.c]\ncapacity = 1\nleak = \"1s\"\ndistinct = \"cookie\"\n");
+        let e = error("[rule.c]\ncapacity = 1\nleak = \"1s\"\ndistinct = \"cookie\"\n");
         assert!(e.contains("field `distinct`"), "{e}");
-        let e = error("[rules.c]\ncapacity = 1\nleak = \"1s\"\nv6_prefix = 129\n");
+        let e = error("[rule.c]\ncapacity = 1\nleak = \"1s\"\nv6_prefix = 129\n");
         assert!(e.contains("field `v6_prefix`"), "{e}");
     }
 

@@ -28,7 +28,7 @@ pub mod spill;
 
 pub use allowlist::Allowlist;
 pub use builtin::builtin_rules;
-pub use config::{load_rules_file, load_rules_str};
+pub use config::{load_config_rules, load_rules_file, load_rules_str};
 pub use duration::{format_duration, parse_duration};
 pub use engine::{Collector, Flagged, NoReadBack, ReadBack};
 pub use error::RuleError;

@@ -65,14 +65,8 @@ pub enum Format {
 
 impl Format {
     /// Names accepted by [`FromStr`], in declaration order.
-    pub const NAMES: [&'static str; 6] = [
-        "combined",
-        "common",
-        "vhost_combined",
-        "main",
-        "json",
-        "custom",
-    ];
+    pub const NAMES: [&'static str; 6] =
+        ["combined", "common", "vcombined", "main", "json", "custom"];
 
     /// The Apache `LogFormat` or nginx `log_format` string that produces this format.
     pub fn log_format(self) -> &'static str {
@@ -121,7 +115,8 @@ impl FromStr for Format {
         Ok(match s.to_ascii_lowercase().replace('-', "_").as_str() {
             "combined" => Format::Combined,
             "common" | "clf" => Format::Common,
-            "vhost_combined" | "vhost" => Format::VhostCombined,
+            // `vcombined` as in every other command; Apache's own name still works.
+            "vcombined" | "vhost_combined" | "vhost" => Format::VhostCombined,
             "main" => Format::Main,
             "json" => Format::Json,
             "custom" => Format::Custom,

@@ -432,7 +432,15 @@ mod tests {
             2,
             "error.log is named by the pattern, so it is read"
         );
-        let got = discover(&[format!("{}/nope/*.log", d.display())]);
-        assert_eq!(got.errors.len(), 1);
+        let mut got = discover(&[format!("{}/nope/*.log", d.display())]);
+        assert_eq!((got.errors.len(), got.missing.len()), (0, 1));
+        assert!(got.settle_missing(true).len() == 1 && got.errors.is_empty());
+        let mut got = discover(&[format!("{}/nope.log", d.display())]);
+        assert!(got.settle_missing(false).is_empty());
+        assert_eq!(
+            got.errors.len(),
+            1,
+            "a missing file is an error without --missing-ok"
+        );
     }
 }

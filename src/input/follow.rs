@@ -403,7 +403,18 @@ impl Follower {
         let (offset, lines) = match offset {
             Some(o) => (o, 0),
             None => {
-                let i = self.saved.iter().position(|p| p.path == path && !p.rotated);
+                // The file's identity first, then its canonical path: positions saved for
+                // `log/access.log` resume a run started on `./log/` (a regression: they
+                // were matched by the path as spelled, and 30 lines were skipped).
+                let i = self
+                    .saved
+                    .iter()
+                    .position(|p| !p.rotated && (p.device, p.inode) == (meta.dev(), meta.ino()))
+                    .or_else(|| {
+                        self.saved
+                            .iter()
+                            .position(|p| !p.rotated && same_file_name(&p.path, path))
+                    });
                 match i.map(|i| self.saved.remove(i)) {
                     Some(p)
                         if (p.device, p.inode) == (meta.dev(), meta.ino())
@@ -640,6 +651,16 @@ fn find_sibling(p: &Position, accept: impl Fn(&fs::Metadata) -> bool) -> Option<
     None
 }
 
+/// Whether two spellings name the same path: equal as given, or equal once both are
+/// made canonical (`./log/access.log` and `log/access.log`).
+fn same_file_name(a: &Path, b: &Path) -> bool {
+    a == b
+        || match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,6 +754,24 @@ mod tests {
         let mut got = collect(&mut h);
         got.sort();
         assert_eq!(got, ["4", "5"]);
+    }
+
+    /// Regression: positions saved for `DIR/log/access.log` were not found by a restart
+    /// on `DIR/./log/` and the restart began at the end, skipping what came meanwhile.
+    #[test]
+    fn positions_resume_whatever_the_path_spelling() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("log");
+        fs::create_dir(&logs).unwrap();
+        let log = logs.join("access.log");
+        append(&log, "1\n2\n");
+        let mut f = Follower::new(vec![log.display().to_string()], vec![], true);
+        assert_eq!(collect(&mut f).len(), 2);
+        let saved = f.positions();
+        append(&log, "3\n4\n");
+        let other = format!("{}/./log/", dir.path().display());
+        let mut g = Follower::new(vec![other], saved, false);
+        assert_eq!(collect(&mut g), ["3", "4"]);
     }
 
     #[test]

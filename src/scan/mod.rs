@@ -215,6 +215,10 @@ impl<V> Report<V> {
     pub fn malformed(&self) -> u64 {
         self.files.iter().map(|f| f.malformed).sum()
     }
+    /// Blank lines: `lines() == parsed() + malformed() + empty()`.
+    pub fn empty(&self) -> u64 {
+        self.files.iter().map(|f| f.empty).sum()
+    }
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
     }

@@ -378,3 +378,186 @@ fn a_failing_scan_in_the_logrotate_hook_is_logged_as_an_error() {
         "{messages:#?}"
     );
 }
+
+const ATTACK: &str = "203.0.113.7 - - [22/Nov/2026:10:00:00 +0000] \"GET /.git/config HTTP/1.1\" 404 1 \"-\" \"x\"\n";
+
+/// Regression: a re-scan printed "already counted" per file and then `Flagged: none`,
+/// which reads as "clean logs".
+#[test]
+fn a_rescan_says_what_the_store_already_holds() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
+    let r = d.run(&["scan", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Flagged sources (1)"), "{}", r.stdout);
+    let r = d.run(&["scan", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("counted by an earlier scan, which flagged 1 source in their time range (`logward flagged`)"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Regression: `flagged --rule http-flod` printed an empty table and exited 0.
+#[test]
+fn an_unknown_rule_name_is_an_error_listing_the_rules() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
+    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let r = d.run(&["flagged", "--rule", "http-flod"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("no rule is named \"http-flod\"") && r.stderr.contains("http-flood"),
+        "{}",
+        r.stderr
+    );
+    let r = d.run(&["flagged", "--rule", "sensitive-files", "-o", "plain"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "203.0.113.7"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Regression: `--prune` ignored every filter and emptied the store.
+#[test]
+fn prune_refuses_filters_and_dry_run_deletes_nothing() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
+    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    for args in [
+        &["flagged", "192.0.2.50", "--prune", "--keep", "0s"][..],
+        &[
+            "flagged",
+            "--rule",
+            "http-crawl",
+            "--since",
+            "1h",
+            "--prune",
+            "--keep",
+            "1d",
+        ][..],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains("takes no filter"), "{}", r.stderr);
+    }
+    let r = d.run(&["flagged", "--prune", "--keep", "0s", "--dry-run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("203.0.113.7") && r.stdout.contains("would prune 1 entry"),
+        "{}",
+        r.stdout
+    );
+    let r = d.run(&["flagged", "-o", "plain"]);
+    assert_eq!(
+        r.stdout.trim(),
+        "203.0.113.7",
+        "the dry run deleted: {}",
+        r.stderr
+    );
+    let r = d.run(&["flagged", "--prune", "--keep", "0s"]);
+    assert!(r.stdout.contains("pruned 1 entry"), "{}", r.stdout);
+    assert_eq!(d.run(&["flagged", "-o", "plain"]).stdout.trim(), "");
+}
+
+/// Rotation numbers sort as numbers; the line total adds up with blank lines; one line is
+/// "1 line".
+#[test]
+fn the_summary_lists_rotations_in_order_and_adds_up() {
+    let d = Dir::new();
+    for n in [1, 2, 10, 11] {
+        d.write(&format!("logs/access.log.{n}"), ATTACK.as_bytes());
+    }
+    d.write("logs/access.log", format!("{ATTACK}\n\n").as_bytes());
+    let r = d.run(&["scan", "--no-store", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let order: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("logs/"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "access.log",
+            "access.log.1",
+            "access.log.2",
+            "access.log.10",
+            "access.log.11"
+        ]
+    );
+    assert!(
+        r.stdout
+            .contains("Lines:     7 (5 parsed, 0 malformed, 2 empty)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("]  1 line, 0 malformed"), "{}", r.stdout);
+}
+
+/// `generate --format vcombined`, as every other command names the format.
+#[test]
+fn generate_takes_the_format_names_of_every_other_command() {
+    let d = Dir::new();
+    let r = d.run(&[
+        "generate",
+        "--lines",
+        "50",
+        "--format",
+        "vcombined",
+        "-o",
+        "v.log",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = d.run(&["scan", "--no-store", "-o", "json", "v.log"]);
+    assert_eq!(r.json()["files"][0]["format"], "vcombined", "{}", r.stdout);
+    let r = d.run(&["generate", "--lines", "5", "--format", "bogus"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("unknown format \"bogus\"") && !r.stderr.contains("UnknownFormat"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A user without a home (`nobody`) is told where else logward can keep its state.
+#[test]
+fn a_user_without_a_home_is_told_how_to_choose_the_store() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("needs root to run as nobody; skipped");
+        return;
+    }
+    let d = Dir::new();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let log = d.write("access.log", ATTACK.as_bytes());
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = Command::new("runuser");
+    cmd.args([
+        "-u",
+        "nobody",
+        "--",
+        "env",
+        "HOME=/nonexistent",
+        "LOGWARD_CONFIG=",
+    ])
+    .arg(env!("CARGO_BIN_EXE_logward"))
+    .args(["scan", log.to_str().unwrap()])
+    .env_remove("LOGWARD_STORE")
+    .env_remove("XDG_STATE_HOME")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let r = run_with_deadline(cmd, 60);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("--store") && r.stderr.contains("LOGWARD_STORE"),
+        "{}",
+        r.stderr
+    );
+}

@@ -13,6 +13,7 @@ pub mod audit;
 mod bytes;
 pub mod cli;
 pub mod detect;
+pub mod escape;
 pub mod format;
 pub mod generate;
 pub mod geo;

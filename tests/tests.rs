@@ -5,6 +5,7 @@ mod anonymize;
 mod daily;
 mod detect;
 mod erase;
+mod hostile;
 mod readme;
 mod scan;
 mod search;

@@ -144,7 +144,7 @@ fn reason_of(path: &Path, e: &RewriteError) -> String {
         }
         _ => {
             let text = e.to_string();
-            let prefix = format!("{}:", e.path().display());
+            let prefix = format!("{}:", crate::escape::path(e.path()));
             match text.strip_prefix(&prefix) {
                 Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
                     format!("line {}", rest)
@@ -490,7 +490,7 @@ pub fn anonymize_file(
 
 fn reason_of_read(target: &Path, e: &crate::input::ReadError) -> String {
     let text = e.to_string();
-    let prefix = format!("{}: ", target.display());
+    let prefix = format!("{}: ", crate::escape::path(target));
     text.strip_prefix(&prefix)
         .map_or(text.clone(), str::to_string)
 }

@@ -334,9 +334,15 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }
+    for (path, reason) in &found.refused {
+        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
+    }
     if settings.verbose {
         for p in &found.skipped {
-            eprintln!("logward: skipped (not an access log name): {}", p.display());
+            eprintln!(
+                "logward: skipped (not an access log name): {}",
+                crate::escape::path(p)
+            );
         }
     }
     let files: Vec<PathBuf> = found
@@ -375,7 +381,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
                     for p in removed {
                         eprintln!(
                             "logward: removed a temporary file left by an interrupted run: {}",
-                            p.display()
+                            crate::escape::path(&p)
                         );
                     }
                 }
@@ -432,7 +438,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     for r in results.iter().filter(|r| r.status == Status::Failed) {
         eprintln!(
             "logward: {}: {}",
-            r.path.display(),
+            crate::escape::path(&r.path),
             r.reason.as_deref().unwrap_or("failed")
         );
     }
@@ -490,7 +496,7 @@ fn finish_erasure(
                 "logward: removed {} flagged-source entr{} from {}",
                 removed.len(),
                 if removed.len() == 1 { "y" } else { "ies" },
-                store_path.display()
+                crate::escape::path(&store_path)
             );
             notes.push(format!(
                 "{} removed from the store",
@@ -508,7 +514,7 @@ fn finish_erasure(
     {
         notes.push(format!(
             "{}: {:?}: {}",
-            r.path.display(),
+            crate::escape::path(&r.path),
             r.status,
             r.reason.as_deref().unwrap_or("")
         ));
@@ -668,7 +674,7 @@ fn print_report(
             out,
             "  {:<13} {}  {detail}{note}",
             verb(r.status),
-            r.path.display()
+            crate::escape::path(&r.path)
         )?;
     }
     let (c, by) = totals(results);

@@ -163,9 +163,15 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }
+    for (path, reason) in &found.refused {
+        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
+    }
     if settings.verbose {
         for p in &found.skipped {
-            eprintln!("logward: skipped (not an access log name): {}", p.display());
+            eprintln!(
+                "logward: skipped (not an access log name): {}",
+                crate::escape::path(p)
+            );
         }
     }
     let opts = Options {
@@ -223,12 +229,12 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                     "{}: its first {n} bytes were counted by an earlier scan; their lines fill \
                      the rules' buckets, and only the {} bytes added since are counted \
                      (--rescan counts it all)",
-                    src.display(),
+                    crate::escape::text(src.display().as_bytes()),
                     size - n
                 )),
                 Counted::Before(_) | Counted::All => Some(format!(
                     "{}: already counted in the store; not counted again (--rescan counts it)",
-                    src.display()
+                    crate::escape::text(src.display().as_bytes())
                 )),
             }
         })
@@ -318,7 +324,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         let name = file
             .source
             .as_ref()
-            .map(Source::display)
+            .map(|s| crate::escape::text(s.display().as_bytes()))
             .unwrap_or_default();
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
@@ -523,7 +529,7 @@ fn print_flagged(
         writeln!(
             out,
             "Recorded in {} (query with `logward flagged`).",
-            path.display()
+            crate::escape::path(&path)
         )?;
     }
     Ok(())
@@ -568,7 +574,11 @@ fn print_summary<V>(
 ) -> Result<()> {
     writeln!(out, "Files ({}):", report.files.len())?;
     for f in &report.files {
-        let name = f.source.as_ref().map(Source::display).unwrap_or_default();
+        let name = f
+            .source
+            .as_ref()
+            .map(|s| crate::escape::text(s.display().as_bytes()))
+            .unwrap_or_default();
         let format = f.format.as_deref().unwrap_or("-");
         let gz = if f.compression == Some("gzip") {
             " gzip"

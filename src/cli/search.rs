@@ -170,6 +170,9 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     for (arg, reason) in &found.errors {
         eprintln!("logward: {arg}: {reason}");
     }
+    for (path, reason) in &found.refused {
+        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
+    }
     let opts = Options {
         format: settings.format.clone(),
         max_lines: None,

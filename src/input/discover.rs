@@ -36,6 +36,9 @@ pub struct Discovered {
     /// no file: (argument, reason). An error unless the caller was told such paths are
     /// fine (`--missing-ok`, a host without one of the servers a shared unit lists).
     pub missing: Vec<(String, String)>,
+    /// Entries a directory walk did not follow or read, with why: symbolic links leading
+    /// out of the directory given, FIFOs and other files that are not regular.
+    pub refused: Vec<(PathBuf, String)>,
 }
 
 impl Discovered {
@@ -250,39 +253,90 @@ fn expand_glob(pattern: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn walk(dir: &Path, out: &mut Discovered, files: &mut Vec<PathBuf>, depth: usize) {
-    // Deep trees are almost always a symlink loop.
+/// The walk's bounds: the directories given (canonical), and the directories already
+/// entered (device, inode), so a symlink loop or a second path to one directory is
+/// entered once.
+struct Walk {
+    roots: Vec<PathBuf>,
+    entered: HashSet<(u64, u64)>,
+}
+
+impl Walk {
+    fn inside(&self, target: &Path) -> bool {
+        self.roots.iter().any(|r| target.starts_with(r))
+    }
+}
+
+fn walk(
+    dir: &Path,
+    bounds: &mut Walk,
+    out: &mut Discovered,
+    files: &mut Vec<PathBuf>,
+    depth: usize,
+) {
+    // Deep trees are almost always a mistake; entered directories already stop loops.
     if depth > 32 {
         out.errors.push((
-            dir.display().to_string(),
-            "directory tree too deep (a symlink loop?)".into(),
+            crate::escape::path(dir),
+            "directory tree too deep (more than 32 levels)".into(),
         ));
         return;
     }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            out.errors.push((dir.display().to_string(), e.to_string()));
+            out.errors.push((crate::escape::path(dir), e.to_string()));
             return;
         }
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     paths.sort_by(|a, b| natural_cmp(a, b));
     for path in paths {
-        let Ok(meta) = fs::metadata(&path) else {
+        let Ok(own) = fs::symlink_metadata(&path) else {
             continue;
         };
+        let meta = if own.file_type().is_symlink() {
+            // A link is followed only to a place inside the directories given: anyone
+            // who can write a log directory could otherwise point logward, running as
+            // root, at any file or at `/`.
+            let Ok(target) = fs::canonicalize(&path) else {
+                continue; // dangling
+            };
+            if !bounds.inside(&target) {
+                out.refused.push((
+                    path,
+                    format!(
+                        "a symbolic link to {}, outside the directories given; not followed",
+                        crate::escape::path(&target)
+                    ),
+                ));
+                continue;
+            }
+            match fs::metadata(&target) {
+                Ok(m) => m,
+                Err(_) => continue,
+            }
+        } else {
+            own
+        };
         if meta.is_dir() {
-            walk(&path, out, files, depth + 1);
-        } else if meta.is_file() {
+            if bounds.entered.insert((meta.dev(), meta.ino())) {
+                walk(&path, bounds, out, files, depth + 1);
+            }
+        } else {
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default();
-            if is_access_log_name(&name) {
+            if !is_access_log_name(&name) {
+                out.skipped.push(path);
+            } else if meta.is_file() {
                 files.push(path);
             } else {
-                out.skipped.push(path);
+                out.refused.push((
+                    path,
+                    "not a regular file (a FIFO, socket or device); not read".into(),
+                ));
             }
         }
     }
@@ -312,14 +366,20 @@ pub fn discover<S: AsRef<str>>(args: &[S]) -> Discovered {
         };
         for target in targets {
             match fs::metadata(&target) {
-                Ok(m) if m.is_dir() => walk(&target, &mut out, &mut files, 0),
+                Ok(m) if m.is_dir() => {
+                    let mut bounds = Walk {
+                        roots: fs::canonicalize(&target).into_iter().collect(),
+                        entered: HashSet::from([(m.dev(), m.ino())]),
+                    };
+                    walk(&target, &mut bounds, &mut out, &mut files, 0);
+                }
                 Ok(_) => files.push(target),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => out
                     .missing
-                    .push((target.display().to_string(), e.to_string())),
+                    .push((crate::escape::path(&target), e.to_string())),
                 Err(e) => out
                     .errors
-                    .push((target.display().to_string(), e.to_string())),
+                    .push((crate::escape::path(&target), e.to_string())),
             }
         }
     }

@@ -357,7 +357,7 @@ impl Follower {
 
     /// Opens `path` at `offset` (`None`: decide from the saved positions and `from_start`).
     fn open(&mut self, path: &Path, offset: Option<u64>) {
-        let file = match File::open(path) {
+        let file = match super::read::open_regular(path) {
             Ok(f) => f,
             Err(e) => {
                 // A file may vanish between listing and opening; it is found again later.
@@ -638,7 +638,7 @@ fn find_sibling(p: &Position, accept: impl Fn(&fs::Metadata) -> bool) -> Option<
     // The path itself last: after a restart it may still be the file.
     names.sort_by_key(|n| *n == p.path);
     for path in names {
-        let Ok(file) = File::open(&path) else {
+        let Ok(file) = super::read::open_regular(&path) else {
             continue;
         };
         let Ok(meta) = file.metadata() else {

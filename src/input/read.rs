@@ -44,18 +44,76 @@ impl Compression {
     }
 }
 
-/// Reads the first bytes of a file to tell its compression.
-pub fn sniff_file(path: &Path) -> io::Result<Compression> {
+/// Opens a file for reading only if it is a regular file: non-blocking, so a FIFO (or a
+/// device) swapped in for a log cannot hang the run, and without following a symbolic
+/// link in the last component (callers resolve and check links first, see
+/// [`crate::input::discover`]); the type is then checked on the open descriptor, never on
+/// the name. Anything else fails with `InvalidInput` ("not a regular file").
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a symbolic link where a regular file was opened",
+                )
+            } else {
+                e
+            }
+        })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what}); refused"),
+        ));
+    }
+    // Regular files never block; clear the flag so nothing downstream sees EAGAIN.
+    // SAFETY: fcntl on a descriptor we own, with flags read from it just before.
+    unsafe {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+    }
+    Ok(file)
+}
+
+/// Reads the first bytes of an open file, at offset 0, to tell its compression.
+pub fn sniff_open(file: &File) -> io::Result<Compression> {
+    use std::os::unix::fs::FileExt;
     let mut head = [0u8; 6];
-    let mut f = File::open(path)?;
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..])? {
+        match file.read_at(&mut head[n..], n as u64)? {
             0 => break,
             k => n += k,
         }
     }
     Ok(Compression::sniff(&head[..n]))
+}
+
+/// Reads the first bytes of a file to tell its compression.
+pub fn sniff_file(path: &Path) -> io::Result<Compression> {
+    sniff_open(&open_regular(path)?)
 }
 
 /// An error while reading a file's lines, with where it happened.
@@ -81,19 +139,19 @@ impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadError::Open { path, source } => {
-                write!(f, "{}: cannot open: {source}", path.display())
+                write!(f, "{}: cannot open: {source}", crate::escape::path(path))
             }
             ReadError::Unsupported { path, compression } => write!(
                 f,
                 "{}: {} compressed files are not supported (decompress it, or let logrotate use gzip)",
-                path.display(),
+                crate::escape::path(path),
                 compression.name()
             ),
             ReadError::Broken { path, line, source } => {
                 write!(
                     f,
                     "{}:{}: read failed after line {line}: {source}",
-                    path.display(),
+                    crate::escape::path(path),
                     line + 1
                 )
             }
@@ -221,14 +279,12 @@ pub type Stream = Box<dyn Read + Send>;
 
 /// Opens a whole file for reading lines, decompressing gzip.
 pub fn open(path: &Path) -> Result<(Stream, Compression), ReadError> {
-    let compression = sniff_file(path).map_err(|source| ReadError::Open {
+    let open_err = |source| ReadError::Open {
         path: path.into(),
         source,
-    })?;
-    let file = File::open(path).map_err(|source| ReadError::Open {
-        path: path.into(),
-        source,
-    })?;
+    };
+    let file = open_regular(path).map_err(open_err)?;
+    let compression = sniff_open(&file).map_err(open_err)?;
     match compression {
         Compression::None => Ok((Box::new(file), compression)),
         // MultiGzDecoder reads every member: nginx `gzip` logs and pigz write many.
@@ -247,7 +303,7 @@ pub fn open(path: &Path) -> Result<(Stream, Compression), ReadError> {
 
 /// Opens `start..end` of a plain file.
 pub fn open_range(path: &Path, start: u64, end: u64) -> Result<Stream, ReadError> {
-    let mut file = File::open(path).map_err(|source| ReadError::Open {
+    let mut file = open_regular(path).map_err(|source| ReadError::Open {
         path: path.into(),
         source,
     })?;
@@ -266,7 +322,7 @@ pub fn split_ranges(path: &Path, len: u64, chunk: u64) -> io::Result<Vec<(u64, u
     if len == 0 {
         return Ok(ranges);
     }
-    let mut file = File::open(path)?;
+    let mut file = open_regular(path)?;
     let mut start = 0u64;
     let mut probe = vec![0u8; 64 << 10];
     while start < len {

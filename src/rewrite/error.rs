@@ -113,15 +113,19 @@ impl fmt::Display for RewriteError {
                 path,
                 action,
                 source,
-            } => write!(f, "{}: cannot {action}: {source}", path.display()),
-            NotRegular { path } => write!(f, "{}: not a regular file", path.display()),
+            } => write!(
+                f,
+                "{}: cannot {action}: {source}",
+                crate::escape::path(path)
+            ),
+            NotRegular { path } => write!(f, "{}: not a regular file", crate::escape::path(path)),
             InUse {
                 path,
                 holder: Holder::Process { pid, command },
             } => write!(
                 f,
                 "{}: refused: still open in process {pid} ({command})",
-                path.display()
+                crate::escape::path(path)
             ),
             InUse {
                 path,
@@ -129,62 +133,66 @@ impl fmt::Display for RewriteError {
             } => write!(
                 f,
                 "{}: refused: still open in another process (write lease denied)",
-                path.display()
+                crate::escape::path(path)
             ),
             LiveLog { path } => write!(
                 f,
                 "{}: refused: live log name (no rotation suffix); set include_active to rewrite it",
-                path.display()
+                crate::escape::path(path)
             ),
             HardLinked { path, links } => write!(
                 f,
                 "{}: refused: file has {links} hard links; the other names would keep the original content",
-                path.display()
+                crate::escape::path(path)
             ),
             SymlinkOutsideRoots { path, target } => write!(
                 f,
                 "{}: refused: symbolic link to {} outside the allowed roots",
-                path.display(),
-                target.display()
+                crate::escape::path(path),
+                crate::escape::path(target)
             ),
             ForeignOwner { path, uid } => write!(
                 f,
                 "{}: refused: owned by uid {uid}; only root can rewrite it and keep its owner",
-                path.display()
+                crate::escape::path(path)
             ),
             Unsupported { path, format } => {
                 write!(
                     f,
                     "{}: {format} compression is not supported",
-                    path.display()
+                    crate::escape::path(path)
                 )
             }
             LineTooLong { path, line, limit } => write!(
                 f,
                 "{}:{line}: line longer than {limit} bytes",
-                path.display()
+                crate::escape::path(path)
             ),
             Corrupt { path, line, source } => write!(
                 f,
                 "{}:{line}: cannot read or decompress: {source}",
-                path.display()
+                crate::escape::path(path)
             ),
             TransformSplitLine { path, line } => write!(
                 f,
                 "{}:{line}: the rewritten line contains a newline",
-                path.display()
+                crate::escape::path(path)
             ),
             VerifyFailed { path, line, reason } => write!(
                 f,
                 "{}:{line}: verification of the rewritten file failed: {reason}",
-                path.display()
+                crate::escape::path(path)
             ),
             Changed { path } => write!(
                 f,
                 "{}: the file changed while it was being rewritten",
-                path.display()
+                crate::escape::path(path)
             ),
-            Locked { path } => write!(f, "another logward run holds the lock ({})", path.display()),
+            Locked { path } => write!(
+                f,
+                "another logward run holds the lock ({})",
+                crate::escape::path(path)
+            ),
         }
     }
 }

@@ -18,7 +18,6 @@ mod pipeline;
 mod safety;
 pub(crate) use safety::spawn_child;
 
-use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +124,16 @@ where
     safety::check_rotated(path, opts.include_active)?;
     safety::check_rotated(&target, opts.include_active)?;
 
-    let orig = File::open(&target).map_err(|e| RewriteError::io(&target, "open the file", e))?;
+    let orig = crate::input::read::open_regular(&target).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidInput {
+            RewriteError::NotRegular {
+                path: target.clone(),
+            }
+        } else {
+            RewriteError::io(&target, "open the file", e)
+        }
+    })?;
+    safety::check_opened(path, &orig, &opts.allowed_roots)?;
     let meta = orig
         .metadata()
         .map_err(|e| RewriteError::io(&target, "inspect the file", e))?;
@@ -198,7 +206,7 @@ mod tests {
     use super::*;
     use flate2::read::MultiGzDecoder;
     use flate2::write::GzEncoder;
-    use std::fs;
+    use std::fs::{self, File};
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
     use std::process::{Command, Stdio};

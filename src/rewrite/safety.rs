@@ -77,24 +77,57 @@ pub fn check_rotated(path: &Path, include_active: bool) -> Result<(), RewriteErr
 ///
 /// The link itself is kept: the rewrite replaces the target, so the link still points at it.
 pub fn check_symlink(path: &Path, allowed_roots: &[PathBuf]) -> Result<PathBuf, RewriteError> {
-    let meta =
-        fs::symlink_metadata(path).map_err(|e| RewriteError::io(path, "inspect the file", e))?;
-    if !meta.file_type().is_symlink() {
-        return Ok(path.to_path_buf());
-    }
-    let target = fs::canonicalize(path)
-        .map_err(|e| RewriteError::io(path, "resolve the symbolic link", e))?;
-    let inside = allowed_roots.iter().any(|root| {
-        fs::canonicalize(root)
-            .map(|root| target.starts_with(root))
-            .unwrap_or(false)
-    });
-    if inside {
+    // Every component is resolved, not only the last: a symlinked directory on the way
+    // (`logs/sub -> /elsewhere`) leaves the roots as surely as a symlinked file does.
+    let target =
+        fs::canonicalize(path).map_err(|e| RewriteError::io(path, "resolve the path", e))?;
+    let is_link = fs::symlink_metadata(path)
+        .map_err(|e| RewriteError::io(path, "inspect the file", e))?
+        .file_type()
+        .is_symlink();
+    // Without roots, no link is followed; the path's own directories are as given.
+    let allowed = if allowed_roots.is_empty() {
+        !is_link
+    } else {
+        inside_roots(&target, allowed_roots)
+    };
+    if allowed {
         Ok(target)
     } else {
         Err(RewriteError::SymlinkOutsideRoots {
             path: path.to_path_buf(),
             target,
+        })
+    }
+}
+
+/// Whether `target` (canonical) lies under one of `roots` (each made canonical here).
+pub fn inside_roots(target: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|root| {
+        fs::canonicalize(root)
+            .map(|root| target.starts_with(root))
+            .unwrap_or(false)
+    })
+}
+
+/// Checks the file actually opened, by its descriptor, against the roots: a directory
+/// swapped for a symlink between the name check and the open is caught here.
+pub fn check_opened(
+    path: &Path,
+    file: &File,
+    allowed_roots: &[PathBuf],
+) -> Result<(), RewriteError> {
+    if allowed_roots.is_empty() {
+        return Ok(());
+    }
+    let opened = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| RewriteError::io(path, "find where the opened file is", e))?;
+    if inside_roots(&opened, allowed_roots) {
+        Ok(())
+    } else {
+        Err(RewriteError::SymlinkOutsideRoots {
+            path: path.to_path_buf(),
+            target: opened,
         })
     }
 }

@@ -71,7 +71,7 @@ impl<'a> ReadLines<'a> {
                     let (stream, _) = read::open(path).ok()?;
                     Opened::Gzip(BufReader::with_capacity(INFLATE_BUF, stream), 0)
                 }
-                _ => Opened::Plain(File::open(path).ok()?),
+                _ => Opened::Plain(crate::input::read::open_regular(path).ok()?),
             };
             self.open = Some((file, opened));
         }

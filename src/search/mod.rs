@@ -348,32 +348,8 @@ impl scan::Visitor for Search<'_> {
     }
 }
 
-/// Writes `bytes` so that they cannot drive a terminal: control characters (C0, DEL, C1)
-/// become `\xNN` or `\u{NN}`, bytes that are not UTF-8 become `\xNN`, and a backslash
-/// becomes `\\` so the escapes are unambiguous. Tabs are kept.
-pub fn escape_for_terminal(bytes: &[u8], out: &mut Vec<u8>) {
-    use std::io::Write;
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid();
-        let mut start = 0;
-        for (i, c) in valid.char_indices() {
-            let bad = (c.is_control() && c != '\t') || c == '\\';
-            if bad {
-                out.extend_from_slice(&valid.as_bytes()[start..i]);
-                let _ = match c {
-                    '\\' => write!(out, "\\\\"),
-                    c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
-                    c => write!(out, "\\u{{{:x}}}", c as u32),
-                };
-                start = i + c.len_utf8();
-            }
-        }
-        out.extend_from_slice(&valid.as_bytes()[start..]);
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
-        }
-    }
-}
+/// The one terminal escaping of logward, under the name search has always used.
+pub use crate::escape::for_terminal as escape_for_terminal;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,6 @@
 //! they did when it was smaller: [`FileHead::head_hash_at`] hashes the first bytes of the
 //! file as it was at any earlier size.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -73,7 +72,7 @@ impl FileHead {
     /// Reads the head of the file at `path`. The metadata comes from the open handle so the
     /// hash and the inode describe the same file.
     pub fn read(path: &Path) -> io::Result<FileHead> {
-        let mut f = File::open(path)?;
+        let mut f = crate::input::read::open_regular(path)?;
         let meta = f.metadata()?;
         let mut head = vec![0u8; HEAD_LEN];
         let mut n = 0;

@@ -165,6 +165,9 @@ impl FlaggedEntry {
     }
 }
 
+/// Sources recorded per write transaction by [`Store::record_flags_at`].
+pub const RECORD_CHUNK: usize = 2000;
+
 /// How long a flag bans: `base` the first time, doubled per repeat flag, at most `max`.
 ///
 /// A ban is an action, and it starts when logward takes it: a flag whose last event is at
@@ -323,7 +326,7 @@ impl Store {
     fn init(&mut self) -> Result<(), StoreError> {
         // Several logward runs (cron scan, an operator's query) may share the file.
         self.conn
-            .busy_timeout(std::time::Duration::from_secs(10))
+            .busy_timeout(std::time::Duration::from_secs(60))
             .map_err(|e| self.sql(e))?;
         // WAL lets a query run while a scan writes. A filesystem without shared memory
         // support keeps the old mode; the store still works, only with more locking.
@@ -388,12 +391,22 @@ impl Store {
     /// Merges `flags` into the store in one transaction. Flags for the same source within
     /// one call count as one flagging (one `times_flagged` step).
     pub fn record_flags(&mut self, flags: &[NewFlag]) -> Result<usize, StoreError> {
-        self.record_flags_at(flags, crate::timefmt::unix_now())
+        Ok(self
+            .record_flags_at(flags, crate::timefmt::unix_now())?
+            .len())
     }
 
     /// [`Store::record_flags`] with `now` as the clock: bans of recent flags start then.
     /// A ban already recorded is never shortened by a later flag.
-    pub fn record_flags_at(&mut self, flags: &[NewFlag], now: i64) -> Result<usize, StoreError> {
+    ///
+    /// Returns each source recorded with the expiry of its ban as stored, so a caller that
+    /// reports bans needs no query whose size grows with the batch. Large batches commit in
+    /// transactions of [`RECORD_CHUNK`] sources, so other writers wait briefly.
+    pub fn record_flags_at(
+        &mut self,
+        flags: &[NewFlag],
+        now: i64,
+    ) -> Result<Vec<(IpNet, i64)>, StoreError> {
         let mut merged: BTreeMap<IpNet, FlaggedEntry> = BTreeMap::new();
         for f in flags {
             let src = net::canonical(f.source);
@@ -411,67 +424,79 @@ impl Store {
             source,
         };
         let ban = self.ban;
-        let tx = self.conn.transaction().map_err(sql)?;
-        for (src, incoming) in merged.iter() {
-            let key = src.to_string();
-            let old = {
+        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
+        // writer under the busy timeout; a deferred one that reads first fails at once
+        // with "database is locked" when it tries to write (a regression: concurrent
+        // scans and watch lost their flags).
+        let merged: Vec<(IpNet, FlaggedEntry)> = merged.into_iter().collect();
+        let mut recorded = Vec::with_capacity(merged.len());
+        for chunk in merged.chunks(RECORD_CHUNK) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sql)?;
+            for (src, incoming) in chunk {
+                let key = src.to_string();
+                let old = {
+                    let mut st = tx
+                        .prepare_cached(&format!("SELECT {COLUMNS} FROM flagged WHERE source = ?1"))
+                        .map_err(sql)?;
+                    st.query_row([&key], read_row).optional().map_err(sql)?
+                };
+                let mut recorded_expiry = i64::MIN;
+                let mut e = match old {
+                    Some(row) => {
+                        let mut e = row.into_entry().map_err(|what| StoreError::BadRow {
+                            path: path.clone(),
+                            what,
+                        })?;
+                        recorded_expiry = e.expires;
+                        merge_into(&mut e, incoming.clone());
+                        e.times_flagged = e.times_flagged.saturating_add(1);
+                        e
+                    }
+                    None => {
+                        let mut e = incoming.clone();
+                        e.times_flagged = 1;
+                        e
+                    }
+                };
+                e.expires = ban
+                    .expiry(e.last_seen, e.times_flagged, now)
+                    .max(recorded_expiry);
+                let (lo, hi) = net::bounds(*src);
+                let samples = serde_json::to_string(&e.samples).unwrap_or_else(|_| "[]".into());
                 let mut st = tx
-                    .prepare_cached(&format!("SELECT {COLUMNS} FROM flagged WHERE source = ?1"))
-                    .map_err(sql)?;
-                st.query_row([&key], read_row).optional().map_err(sql)?
-            };
-            let mut recorded_expiry = i64::MIN;
-            let mut e = match old {
-                Some(row) => {
-                    let mut e = row.into_entry().map_err(|what| StoreError::BadRow {
-                        path: path.clone(),
-                        what,
-                    })?;
-                    recorded_expiry = e.expires;
-                    merge_into(&mut e, incoming.clone());
-                    e.times_flagged = e.times_flagged.saturating_add(1);
-                    e
-                }
-                None => {
-                    let mut e = incoming.clone();
-                    e.times_flagged = 1;
-                    e
-                }
-            };
-            e.expires = ban
-                .expiry(e.last_seen, e.times_flagged, now)
-                .max(recorded_expiry);
-            let (lo, hi) = net::bounds(*src);
-            let samples = serde_json::to_string(&e.samples).unwrap_or_else(|_| "[]".into());
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
                      first_seen, last_seen, events, samples, vhost, country, asn, as_org, \
                      times_flagged, expires) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-                )
+                    )
+                    .map_err(sql)?;
+                st.execute(params![
+                    key,
+                    net::family(*src),
+                    &lo[..],
+                    &hi[..],
+                    e.rules.join(","),
+                    e.first_seen,
+                    e.last_seen,
+                    i64::try_from(e.events).unwrap_or(i64::MAX),
+                    samples,
+                    e.vhost,
+                    e.country,
+                    e.asn,
+                    e.as_org,
+                    e.times_flagged,
+                    e.expires,
+                ])
                 .map_err(sql)?;
-            st.execute(params![
-                key,
-                net::family(*src),
-                &lo[..],
-                &hi[..],
-                e.rules.join(","),
-                e.first_seen,
-                e.last_seen,
-                i64::try_from(e.events).unwrap_or(i64::MAX),
-                samples,
-                e.vhost,
-                e.country,
-                e.asn,
-                e.as_org,
-                e.times_flagged,
-                e.expires,
-            ])
-            .map_err(sql)?;
+                recorded.push((*src, e.expires));
+            }
+            tx.commit().map_err(sql)?;
         }
-        tx.commit().map_err(sql)?;
-        Ok(merged.len())
+        Ok(recorded)
     }
 
     /// Entries matching `filter`, ordered by family then address.
@@ -564,7 +589,14 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
+        // writer under the busy timeout; a deferred one that reads first fails at once
+        // with "database is locked" when it tries to write (a regression: concurrent
+        // scans and watch lost their flags).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         let mut removed = Vec::new();
         for n in nets {
             let n = net::canonical(*n);
@@ -660,7 +692,14 @@ impl Store {
             path: path.clone(),
             source: e,
         };
-        let tx = self.conn.transaction().map_err(sql)?;
+        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
+        // writer under the busy timeout; a deferred one that reads first fails at once
+        // with "database is locked" when it tries to write (a regression: concurrent
+        // scans and watch lost their flags).
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
         tx.execute(
             "DELETE FROM scanned_files WHERE device = ?1 AND inode = ?2",
             params![d, i],

@@ -551,3 +551,90 @@ fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
     let (code, _) = watch.stop();
     assert_eq!(code, 0);
 }
+
+/// `count` sources of `198.18.{block}.0/24`-style addresses, each with a `sensitive-files`
+/// burst at the current time.
+fn many_attackers(block: u32, count: u32) -> (String, Vec<String>) {
+    let t = clf(now());
+    let mut text = String::new();
+    let mut sources = Vec::new();
+    for i in 0..count {
+        let ip = format!("198.18.{}.{}", block * 8 + i / 250, i % 250 + 1);
+        for k in 0..20 {
+            text.push_str(&format!(
+                "{ip} - - [{t}] \"GET /.env?{k} HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n"
+            ));
+        }
+        sources.push(format!("{ip}/32"));
+    }
+    (text, sources)
+}
+
+/// Regression: two scans on one store, or watch and a scan, failed with "database is
+/// locked" and lost their flags (a deferred transaction that reads, then writes, gets
+/// SQLITE_BUSY at once); and watch logged a 4 h ban for batches of 1000+ sources whose
+/// lookup query SQLite refused. Four scans and a watch now share the store: every flag
+/// of every run is stored, no run fails, and watch logs the bans the store holds.
+#[test]
+fn four_scans_and_a_watch_on_one_store_lose_no_flag() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", lines("198.51.101", 0, 5).as_bytes());
+    let watch = Watch::start(&dir, &[log.to_str().unwrap()]);
+    let (burst, mut want) = many_attackers(0, 1200);
+    append(&log, &burst);
+    let mut scans = Vec::new();
+    for n in 1..=4u32 {
+        let (text, sources) = many_attackers(n, 300);
+        want.extend(sources);
+        let path = dir.write(&format!("scan{n}/access.log"), text.as_bytes());
+        let mut cmd = dir.command();
+        cmd.args(["scan", "--no-default-allow", "--store"])
+            .arg(dir.join("state/logward.db"))
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        scans.push(cmd.spawn().unwrap());
+    }
+    for s in scans {
+        let out = s.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a scan failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    want.sort();
+    let stored = wait_until(Duration::from_secs(60), || {
+        let mut got = flagged_sources(&dir);
+        got.sort();
+        got == want
+    });
+    let mut got = flagged_sources(&dir);
+    got.sort();
+    assert!(
+        stored,
+        "{} of {} flags stored\n{}",
+        got.len(),
+        want.len(),
+        watch.stderr()
+    );
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+    // The ban watch logged for a source is the one the store holds.
+    let conn = rusqlite::Connection::open(dir.join("state/logward.db")).unwrap();
+    let expires: i64 = conn
+        .query_row(
+            "SELECT expires FROM flagged WHERE source = '198.18.0.77/32'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let logged = stderr
+        .lines()
+        .find(|l| l.contains("flagged 198.18.0.77 by"))
+        .unwrap_or_else(|| panic!("not logged:\n{stderr}"));
+    let until = logged.split("banned until ").nth(1).unwrap();
+    let until = logward::timefmt::parse_rfc3339(until.split(' ').next().unwrap()).unwrap();
+    assert_eq!(until, expires, "{logged}");
+}

@@ -26,7 +26,7 @@ use crate::detect::live::{self, Live};
 use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, TimeCache};
 use crate::input::follow::{Follower, Position};
-use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
+use crate::store::{BanPolicy, NewFlag, Store, net};
 use actions::{Actions, FlagEvent, NftSet};
 
 #[derive(Debug, Args)]
@@ -224,19 +224,11 @@ fn record(
     for new in rx {
         let mut expiry: HashMap<IpNet, i64> = HashMap::new();
         if let Some(store) = &mut store {
-            if let Err(e) = store.record_flags(&new) {
-                eprintln!("logward: error: {e}");
-            }
-            let filter = Filter {
-                targets: new.iter().map(|f| Target::Net(f.source)).collect(),
-                ..Filter::default()
-            };
-            match store.query(&filter) {
-                Ok(entries) => {
-                    for e in entries {
-                        expiry.insert(e.source, e.expires);
-                    }
-                }
+            // The bans as recorded come back from the write itself: a lookup of 1000+
+            // sources built one OR term per source, which SQLite refused ("Expression
+            // tree is too large"), and the log fell back to the first ban.
+            match store.record_flags_at(&new, unix_now()) {
+                Ok(recorded) => expiry.extend(recorded),
                 Err(e) => eprintln!("logward: error: {e}"),
             }
         }

@@ -1,0 +1,193 @@
+//! Hostile directories and fields: logward runs as root over directories a web server's
+//! user can write, and reads fields any client controls. Each test reproduces an attack
+//! found on an earlier version; those that need a second user run as root with `nobody`
+//! standing in for the web server's user.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::process::Command;
+
+use crate::util::Dir;
+
+const LINE: &str =
+    "198.51.100.9 - - [01/Jan/2025:10:00:01 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"curl\"\n";
+
+fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// Runs `args` as `nobody` (for planting links, as the web server's user would).
+fn as_nobody(d: &Dir, program: &str, args: &[&str]) {
+    let status = Command::new("runuser")
+        .args(["-u", "nobody", "--", program])
+        .args(args)
+        .current_dir(d.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{program} {args:?} as nobody");
+}
+
+/// A log directory the web server's user owns (when root), as `/var/log/nginx` often is.
+fn server_owned_logs(d: &Dir) -> std::path::PathBuf {
+    let logs = d.join("logs");
+    fs::create_dir_all(&logs).unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["nobody:"])
+            .arg(&logs)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    logs
+}
+
+fn plant_symlink(d: &Dir, target: &Path, link: &str) {
+    if is_root() {
+        as_nobody(d, "ln", &["-s", target.to_str().unwrap(), link]);
+    } else {
+        symlink(target, d.join(link)).unwrap();
+    }
+}
+
+/// Regression: the walk followed a symlinked directory, and `anonymize` rewrote a file
+/// outside the directory it was given.
+#[test]
+fn a_directory_symlink_never_leads_a_rewrite_out_of_the_given_directory() {
+    let d = Dir::new();
+    server_owned_logs(&d);
+    let victim = d.write("victim/access.log.1", LINE.repeat(5).as_bytes());
+    plant_symlink(&d, &d.join("victim"), "logs/sub");
+    d.write("logs/access.log.1", LINE.repeat(3).as_bytes());
+    let r = d.run_within(60, &["anonymize", "--older-than", "1d", "logs"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        fs::read(&victim).unwrap(),
+        LINE.repeat(5).as_bytes(),
+        "rewrote outside"
+    );
+    assert!(
+        r.stderr.contains("logs/sub") && r.stderr.contains("outside the directories given"),
+        "{}",
+        r.stderr
+    );
+    // The file inside the directory is still done.
+    let inside = fs::read_to_string(d.join("logs/access.log.1")).unwrap();
+    assert!(inside.starts_with("198.51.100.0 "), "{inside}");
+
+    // A link to `/` is not walked either.
+    plant_symlink(&d, Path::new("/"), "logs/root");
+    let r = d.run_within(60, &["scan", "--no-store", "-o", "json", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.json()["files"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.stdout
+    );
+}
+
+/// Regression: three `ln -s . loopN` made `scan` grow to 916 MB and never end.
+#[test]
+fn symlink_loops_are_entered_once() {
+    let d = Dir::new();
+    server_owned_logs(&d);
+    d.write("logs/access.log.1", LINE.as_bytes());
+    for n in 1..=3 {
+        plant_symlink(&d, Path::new("."), &format!("logs/loop{n}"));
+    }
+    let r = d.run_within(60, &["scan", "--no-store", "-o", "json", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.json()["files"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.stdout
+    );
+    let r = d.run_within(60, &["anonymize", "--older-than", "1d", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+}
+
+/// Regression: a FIFO (named, matched by a glob, or found by the walk) hung `scan` and
+/// `anonymize` forever while they held the lock.
+#[test]
+fn a_fifo_is_refused_and_never_hangs_a_run() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", LINE.as_bytes());
+    mkfifo(&d.join("logs/access.log.2"));
+    for args in [
+        &["scan", "--no-store", "logs/access.log.2"][..],
+        &["scan", "--no-store", "logs/access.log.*"][..],
+        &["anonymize", "--older-than", "1d", "logs/access.log.2"][..],
+        &["anonymize", "--older-than", "1d", "logs/access.log.*"][..],
+        &["search", "--source", "198.51.100.9", "logs/access.log.2"][..],
+    ] {
+        let r = d.run_within(30, args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("access.log.2") && r.stderr.contains("FIFO"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Found by the walk: noted, and the other files are done.
+    let r = d.run_within(30, &["scan", "--no-store", "-o", "json", "logs"]);
+    assert_eq!(
+        r.json()["files"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+/// The shipped oneshot units stop a run that hangs, so the timer fires again.
+#[test]
+fn the_oneshot_units_have_a_start_timeout() {
+    let unit = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd/logward-anonymize.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("Type=oneshot"));
+    assert!(
+        unit.lines()
+            .any(|l| l.starts_with("TimeoutStartSec=") && !l.ends_with("infinity")),
+        "no start timeout"
+    );
+}
+
+/// Regression: a log file named with escape sequences reached the terminal raw through
+/// `scan` and `anonymize`.
+#[test]
+fn file_names_never_reach_the_terminal_raw() {
+    let d = Dir::new();
+    let evil = "\u{1b}]0;x\u{7}\u{1b}[2J\u{202e}evil.access.log";
+    d.write(
+        &format!("logs/{evil}"),
+        format!("{LINE}not a log line\n").as_bytes(),
+    );
+    d.write(&format!("logs/{evil}.1"), LINE.as_bytes());
+    for args in [
+        &["scan", "--no-store", "logs"][..],
+        &["anonymize", "--older-than", "1d", "logs"][..],
+        &["anonymize", "--older-than", "1d", "--dry-run", "logs"][..],
+    ] {
+        let r = d.run_within(30, args);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains("evil.access.log"), "{args:?}: {all}");
+        assert!(
+            !all.contains('\u{1b}') && !all.contains('\u{7}') && !all.contains('\u{202e}'),
+            "{args:?}: raw control characters in {all:?}"
+        );
+        assert!(all.contains("\\x1b]0;x\\x07"), "{args:?}: {all:?}");
+    }
+}

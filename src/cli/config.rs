@@ -22,6 +22,8 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     pub allow: Option<Vec<String>>,
     pub allow_file: Option<PathBuf>,
+    /// Proxies whose X-Forwarded-For is trusted (`--trusted-proxy`).
+    pub trusted_proxies: Option<Vec<String>>,
     /// `false` drops the built-in loopback allowlist (as `--no-default-allow`).
     pub default_allow: Option<bool>,
     pub geoip: Option<PathBuf>,
@@ -376,6 +378,7 @@ mod tests {
             let command = sub.get_name();
             let key = match long {
                 "no-default-allow" => "default_allow".to_string(),
+                "trusted-proxy" => "trusted_proxies".to_string(),
                 other => other.replace('-', "_"),
             };
             // Any value: a key of another type fails on its type, an unknown key on its

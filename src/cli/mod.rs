@@ -43,6 +43,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// A proxy or load balancer whose X-Forwarded-For word is trusted (an address or a
+    /// CIDR network; repeatable; config key trusted_proxies). Where the client is taken
+    /// from a list, it is the rightmost address that is not a trusted proxy; where a
+    /// format logs the peer and X-Forwarded-For, the peer unless it is a trusted proxy.
+    #[arg(long = "trusted-proxy", global = true, value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -80,6 +87,21 @@ pub enum Command {
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
     let config = Config::load(cli.config.as_deref())?;
+    let proxies = if cli.trusted_proxies.is_empty() {
+        config.trusted_proxies.clone().unwrap_or_default()
+    } else {
+        cli.trusted_proxies.clone()
+    };
+    let mut nets = Vec::with_capacity(proxies.len());
+    for text in &proxies {
+        match detection::parse_net(text) {
+            Some(net) => nets.push(net),
+            None => anyhow::bail!(
+                "--trusted-proxy: {text:?} is not an address or a CIDR network such as 10.0.0.0/8"
+            ),
+        }
+    }
+    crate::format::addr::set_trusted_proxies(nets);
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
         Command::Watch(args) => watch::run(args, &config),

@@ -313,19 +313,64 @@ pub fn split_list(field: &[u8]) -> impl Iterator<Item = ListElement> + '_ {
     })
 }
 
-/// The client of a field that holds a list (nginx writes one into `$remote_addr` behind some
-/// proxies): the first public address, else the first address.
+/// The proxies whose word is trusted about the client (`trusted_proxies`,
+/// `--trusted-proxy`), set once at start; none by default.
+static TRUSTED_PROXIES: std::sync::OnceLock<Vec<ipnet::IpNet>> = std::sync::OnceLock::new();
+
+/// Sets the trusted proxies for this process (the first call wins; later calls are
+/// ignored and return false).
+pub fn set_trusted_proxies(nets: Vec<ipnet::IpNet>) -> bool {
+    TRUSTED_PROXIES.set(nets).is_ok()
+}
+
+/// The trusted proxies in force.
+pub fn trusted_proxies() -> &'static [ipnet::IpNet] {
+    TRUSTED_PROXIES.get().map_or(&[], Vec::as_slice)
+}
+
+fn is_trusted(addr: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
+    let addr = addr.to_canonical();
+    trusted.iter().any(|n| n.contains(&addr))
+}
+
+/// The client of a field that holds a list (X-Forwarded-For style, as nginx writes into
+/// `$remote_addr` behind some proxies): the rightmost address that is not a trusted proxy,
+/// as nginx `real_ip_recursive on` and Apache `mod_remoteip` take it. Each proxy appends
+/// the address it saw, so everything to the left of the first untrusted one (from the
+/// right) was written by the client and never decides who is flagged. When every address
+/// is a trusted proxy, the leftmost.
 pub fn client_of_list(field: &[u8]) -> Option<IpAddr> {
-    let mut first = None;
-    for element in split_list(field) {
-        if let Some(addr) = element.addr {
-            if is_global(addr) {
-                return Some(addr);
-            }
-            first.get_or_insert(addr);
+    client_of_list_with(field, trusted_proxies())
+}
+
+/// [`client_of_list`] with the trusted proxies given.
+pub fn client_of_list_with(field: &[u8], trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let mut leftmost = None;
+    // Walking from the right, the first untrusted address is the rightmost one.
+    let mut rightmost_untrusted = None;
+    for addr in split_list(field).filter_map(|e| e.addr) {
+        leftmost.get_or_insert(addr);
+        if !is_trusted(addr, trusted) {
+            rightmost_untrusted = Some(addr);
         }
     }
-    first
+    rightmost_untrusted.or(leftmost)
+}
+
+/// The client of a record that logs both the connecting peer and an X-Forwarded-For
+/// list: the peer, unless it is a trusted proxy; then the list's client (see
+/// [`client_of_list`]). Nothing changes without trusted proxies.
+pub fn resolve_forwarded(peer: Option<IpAddr>, forwarded: Option<&[u8]>) -> Option<IpAddr> {
+    let trusted = trusted_proxies();
+    match (peer, forwarded) {
+        (Some(p), Some(list)) if !trusted.is_empty() && is_trusted(p, trusted) => {
+            match client_of_list_with(list, trusted) {
+                Some(c) if !is_trusted(c, trusted) => Some(c),
+                _ => Some(p),
+            }
+        }
+        _ => peer,
+    }
 }
 
 /// Not loopback, private, link-local, unspecified or documentation-reserved for local use.
@@ -354,6 +399,46 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Regression: the first public element of a list was taken, and that element is
+    /// whatever the client sent: `1.1.1.1, 203.0.113.66` flagged 1.1.1.1.
+    #[test]
+    fn the_client_of_a_list_is_the_rightmost_untrusted_address() {
+        let none: [ipnet::IpNet; 0] = [];
+        let lb: [ipnet::IpNet; 2] = [
+            "10.0.0.0/8".parse().unwrap(),
+            "203.0.113.0/24".parse().unwrap(),
+        ];
+        let client = |text: &str, trusted: &[ipnet::IpNet]| {
+            client_of_list_with(text.as_bytes(), trusted).map(|a| a.to_string())
+        };
+        assert_eq!(
+            client("1.1.1.1, 203.0.113.66", &none).as_deref(),
+            Some("203.0.113.66")
+        );
+        assert_eq!(
+            client("1.1.1.1, 8.8.8.8, 203.0.113.66", &none).as_deref(),
+            Some("203.0.113.66")
+        );
+        assert_eq!(
+            client("1.1.1.1, 198.51.100.7, 203.0.113.66", &lb).as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(
+            client("198.51.100.7, 10.0.0.1", &lb).as_deref(),
+            Some("198.51.100.7")
+        );
+        // Everything trusted: the leftmost.
+        assert_eq!(
+            client("10.1.1.1, 10.0.0.1", &lb).as_deref(),
+            Some("10.1.1.1")
+        );
+        assert_eq!(
+            client("unknown, 2001:db8::1", &none).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(client("unknown", &none), None);
     }
 
     #[test]
@@ -510,10 +595,11 @@ mod tests {
         assert_eq!(elements[1].span.of(field), b"unknown");
         assert_eq!(elements[2].span.of(field), b"2001:db8::7");
         assert_eq!(elements[3].addr, Some(ip("81.2.69.143")));
-        assert_eq!(client_of_list(field), Some(ip("2001:db8::7")));
+        // No trusted proxy in this process's tests: the rightmost address.
+        assert_eq!(client_of_list(field), Some(ip("81.2.69.143")));
         assert_eq!(
             client_of_list(b"10.0.0.2, 10.0.0.1, 127.0.0.1"),
-            Some(ip("10.0.0.2"))
+            Some(ip("127.0.0.1"))
         );
     }
 }

@@ -138,6 +138,11 @@ impl Layout {
             let Some(stop) = find_byte(b' ', line) else {
                 return false;
             };
+            // A host name never holds a comma; an address list does (see
+            // `ErrorKind::BadVhost`): the general parser reports it.
+            if line[..stop].contains(&b',') {
+                return false;
+            }
             rec.vhost = dash_none(vhost_host(&line[..stop]));
             pos = stop + 1;
         }

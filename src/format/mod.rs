@@ -102,10 +102,12 @@ impl Format {
         line: &'a [u8],
         cache: &mut TimeCache,
     ) -> Result<Record<'a>, ParseError> {
-        match self {
+        let mut rec = match self {
             Format::Text { format, .. } => format.parse(line, cache),
             Format::Json => json::parse(line, cache),
-        }
+        }?;
+        resolve_proxies(&mut rec, line);
+        Ok(rec)
     }
 
     /// [`parse`](Self::parse) into a record the caller owns (see
@@ -119,8 +121,27 @@ impl Format {
         match self {
             Format::Text { format, .. } => format.parse_into(line, cache, rec),
             Format::Json => json::parse(line, cache).map(|r| *rec = r),
-        }
+        }?;
+        resolve_proxies(rec, line);
+        Ok(())
     }
+}
+
+/// With trusted proxies configured, a record whose peer is one of them takes its client
+/// from its X-Forwarded-For field (see [`addr::resolve_forwarded`]). Without any, one
+/// check of an empty list per line.
+#[inline]
+fn resolve_proxies(rec: &mut Record<'_>, line: &[u8]) {
+    if addr::trusted_proxies().is_empty() {
+        return;
+    }
+    let forwarded = rec
+        .addr_fields
+        .as_slice()
+        .iter()
+        .find(|f| f.kind == record::AddrKind::ForwardedFor)
+        .map(|f| f.span.of(line));
+    rec.client = addr::resolve_forwarded(rec.client, forwarded);
 }
 
 /// What `--format` asked for.

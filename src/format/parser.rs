@@ -36,6 +36,9 @@ pub enum ErrorKind {
     NoFields,
     /// Longer than the longest line logward reads.
     TooLong,
+    /// A vhost field that is not a host name: an address list (`198.51.100.1,`) read as a
+    /// vhost would leave its first address unmasked.
+    BadVhost,
 }
 
 impl std::fmt::Display for ParseError {
@@ -43,6 +46,7 @@ impl std::fmt::Display for ParseError {
         let what = match self.kind {
             ErrorKind::Empty => "empty line",
             ErrorKind::Mismatch => "does not match the format",
+            ErrorKind::BadVhost => "the virtual host field holds a list, not a host name",
             ErrorKind::Unterminated => "unterminated quoted field",
             ErrorKind::BadTime => "unreadable timestamp",
             ErrorKind::BadStatus => "status is not a number",
@@ -571,11 +575,19 @@ impl LineFormat {
             FieldKind::Referer => rec.referer = dash_none(text),
             FieldKind::UserAgent => rec.user_agent = dash_none(text),
             FieldKind::Vhost => {
+                if text.contains(&b',') {
+                    return Err(bad(ErrorKind::BadVhost));
+                }
                 if rec.vhost.is_none() {
                     rec.vhost = dash_none(text)
                 }
             }
-            FieldKind::VhostPort => rec.vhost = dash_none(vhost_host(text)),
+            FieldKind::VhostPort => {
+                if text.contains(&b',') {
+                    return Err(bad(ErrorKind::BadVhost));
+                }
+                rec.vhost = dash_none(vhost_host(text))
+            }
         }
         Ok(())
     }

@@ -649,3 +649,19 @@ fn kill9_leaves_the_original_or_the_complete_result() {
     assert_eq!(names, ["access.log.1"]);
     eprintln!("kill -9 outcomes seen: {outcomes:?}");
 }
+
+/// Regression: auto-detection broke the tie between `combined` (a client list) and
+/// `vcombined` in favour of `vcombined`, whose first field (a "vhost") is not masked:
+/// "rewritten ... 5 addresses" left every 198.51.100.1 in clear.
+#[test]
+fn a_leading_address_list_is_a_client_list_and_all_of_it_is_masked() {
+    let d = Dir::new();
+    let line = "198.51.100.1, 10.0.0.1 - - [01/Jan/2025:10:00:01 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"curl\"\n";
+    let p = d.write("logs/access.log.1", line.repeat(5).as_bytes());
+    let r = d.run(&["anonymize", "-o", "json", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(file_entry(&r.json(), "access.log.1")["format"], "combined");
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(!text.contains("198.51.100.1,"), "{text}");
+    assert!(text.starts_with("198.51.100.0, 10.0.0.0 - - "), "{text}");
+}

@@ -191,3 +191,104 @@ fn file_names_never_reach_the_terminal_raw() {
         assert!(all.contains("\\x1b]0;x\\x07"), "{args:?}: {all:?}");
     }
 }
+
+/// Regression: where the client field is a list, its first public element was taken, so
+/// any client chose who was flagged; in auto mode a three-element list was read as a
+/// vhost and a list, and `8.8.8.8` was flagged.
+#[test]
+fn clients_never_choose_who_is_flagged() {
+    let sqli = |list: &str| {
+        (0..12)
+            .map(|i| {
+                format!("{list} - - [01/Jan/2025:10:00:{i:02} +0000] \"GET /?id=1%20UNION%20SELECT%20{i} HTTP/1.1\" 404 5 \"-\" \"sqlmap/1.7\"\n")
+            })
+            .collect::<String>()
+    };
+    let flagged = |d: &Dir, args: &[&str]| -> Vec<String> {
+        let r = d.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r.json()["flagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["source"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let d = Dir::new();
+    d.write("two.log", sqli("1.1.1.1, 203.0.113.66").as_bytes());
+    d.write(
+        "three.log",
+        sqli("1.1.1.1, 8.8.8.8, 203.0.113.66").as_bytes(),
+    );
+    d.write(
+        "proxied.log",
+        sqli("1.1.1.1, 198.51.100.7, 203.0.113.66").as_bytes(),
+    );
+    for args in [
+        &[
+            "scan",
+            "--no-store",
+            "-o",
+            "json",
+            "-f",
+            "combined",
+            "two.log",
+        ][..],
+        &["scan", "--no-store", "-o", "json", "two.log"][..],
+        &["scan", "--no-store", "-o", "json", "three.log"][..],
+    ] {
+        assert_eq!(flagged(&d, args), ["203.0.113.66"], "{args:?}");
+    }
+    // Behind a trusted proxy, the address it saw is the client.
+    assert_eq!(
+        flagged(
+            &d,
+            &[
+                "scan",
+                "--no-store",
+                "-o",
+                "json",
+                "--trusted-proxy",
+                "203.0.113.0/24",
+                "proxied.log"
+            ]
+        ),
+        ["198.51.100.7"]
+    );
+    let r = d.run(&["scan", "--no-store", "-o", "json", "three.log"]);
+    assert_eq!(r.json()["files"][0]["format"], "combined", "{}", r.stdout);
+}
+
+/// A format that logs the peer and X-Forwarded-For: the peer is the client unless it is
+/// a trusted proxy.
+#[test]
+fn the_peer_is_the_client_unless_it_is_a_trusted_proxy() {
+    let d = Dir::new();
+    let line = |i: u32| {
+        format!(
+            "10.0.0.5 - - [01/Jan/2025:10:00:{i:02} +0000] \"GET /?id=1%20UNION%20SELECT%20{i} HTTP/1.1\" 404 5 \"-\" \"sqlmap/1.7\" \"1.1.1.1, 198.51.100.7\"\n"
+        )
+    };
+    d.write("main.log", (0..12).map(line).collect::<String>().as_bytes());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            "--no-store",
+            "--no-default-allow",
+            "-o",
+            "json",
+            "-f",
+            "main",
+        ];
+        args.extend_from_slice(extra);
+        args.push("main.log");
+        let r = d.run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.json()["flagged"][0]["source"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(run(&[]), "10.0.0.5");
+    assert_eq!(run(&["--trusted-proxy", "10.0.0.0/8"]), "198.51.100.7");
+}

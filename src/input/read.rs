@@ -161,8 +161,10 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// The longest line logward reads; a longer one is reported and skipped, never buffered whole.
-pub const MAX_LINE: usize = 64 << 20;
+/// The longest line logward reads (1 MiB, far beyond any real request line); a longer one
+/// is counted as malformed ("line too long") and skipped while reading, never buffered
+/// whole, so a gzip file that inflates to one line of gigabytes costs at most this much.
+pub const MAX_LINE: usize = 1 << 20;
 
 const BUF_SIZE: usize = 256 << 10;
 

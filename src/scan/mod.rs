@@ -353,10 +353,16 @@ pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
 pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     for _ in 0..format::DETECT_LINES {
-        let before = head.len();
         // Cap each sample line so a huge first line cannot take all the memory.
-        (&mut *reader).take(1 << 20).read_until(b'\n', &mut head)?;
-        if head.len() == before {
+        let cap = read::MAX_LINE as u64;
+        let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 == cap && head.last() != Some(&b'\n') {
+            // A line longer than any logward reads: the sample stops here (reading on
+            // would gather the same line, a cap at a time: a regression held 200 MB of
+            // a 1 GB line).
             break;
         }
     }

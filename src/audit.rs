@@ -105,6 +105,7 @@ impl AuditLog {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&path)
             .map_err(fail)?;

@@ -20,9 +20,8 @@
 //! The ledger is one JSON file in the state directory, replaced atomically (temp, fsync,
 //! rename) on every change. It does not read or rewrite logs (`super::retention`).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -270,34 +269,14 @@ impl Ledger {
             path: self.path.clone(),
             source,
         };
-        let tmp = self
-            .path
-            .with_file_name(format!("{LEDGER_NAME}.tmp.{}", std::process::id()));
-        let write = || -> io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            fail(e)
-        })
+        crate::rewrite::write_small_file(&self.path, &text, true).map_err(fail)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn entry(head: &Head, lines: u64, seen: i64) -> Entry {
         Entry {

@@ -14,8 +14,58 @@ use crate::store;
 const STATE_HINT: &str = "put logward's state elsewhere with --store FILE, $LOGWARD_STORE or \
                           the config's store key (scan --no-store writes none)";
 
+/// Refuses a state directory (or a store file in it) that someone else could change:
+/// a symbolic link, owned by another user, or writable by group or others. Whoever can
+/// write logward's state can plant links for a root run to follow or rewrite its ledgers.
+pub fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e).with_context(|| format!("{}: cannot inspect", path.display()));
+        }
+    };
+    let what = if meta.is_dir() {
+        "the state directory"
+    } else {
+        "the store"
+    };
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let fix = if meta.is_dir() {
+        format!("chown {me} {p} && chmod 700 {p}", p = path.display())
+    } else {
+        format!("chown {me} {p} && chmod 600 {p}", p = path.display())
+    };
+    if meta.file_type().is_symlink() {
+        anyhow::bail!(
+            "{}: {what} is a symbolic link; refused (give the real path with --store)",
+            crate::escape::path(path)
+        );
+    }
+    if meta.uid() != me {
+        anyhow::bail!(
+            "{}: {what} belongs to uid {}, not to this user (uid {me}); refused, since its \
+             owner could plant links for this run to follow. Fix: {fix}, or {STATE_HINT}",
+            crate::escape::path(path),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "{}: {what} is writable by group or others (mode {:o}); refused. Fix: {fix}",
+            crate::escape::path(path),
+            meta.mode() & 0o7777
+        );
+    }
+    Ok(())
+}
+
 /// Opens the store, saying how to choose another place when this one cannot be used.
 pub fn open_store(path: &Path) -> Result<store::Store> {
+    check_private(&store::path::state_dir(path))?;
+    check_private(path)?;
     store::Store::open(path).map_err(|e| match &e {
         store::StoreError::Io { source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied
@@ -38,6 +88,7 @@ pub fn store_path(flag: Option<&Path>, config: &Config) -> Result<PathBuf> {
 pub fn state_dir(flag: Option<&Path>, config: &Config) -> Result<PathBuf> {
     let dir = store::path::state_dir(&store_path(flag, config)?);
     create_private_dir(&dir)?;
+    check_private(&dir)?;
     Ok(dir)
 }
 

@@ -88,6 +88,48 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Replaces a small file (a ledger, positions, statistics) with `bytes`, atomically: the
+/// one way logward writes its own state files. The temporary beside it is created with
+/// `O_EXCL` and `O_NOFOLLOW` and mode 0600, so a planted link is never followed; it is
+/// renamed over the target, and the directory is synced after the rename when `durable`
+/// (the file's data is synced before it too), so a crash leaves the old or the new file.
+pub fn write_small_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = parent_dir(path).join(temp_name(name, std::process::id()));
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&tmp)
+    };
+    let mut file = match open() {
+        // Our own PID's leftover (a crash, or a link planted under that name): unlink the
+        // name itself (never what it points to) and create it afresh.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp)?;
+            open()?
+        }
+        other => other?,
+    };
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    if durable {
+        File::open(parent_dir(path))?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// A temporary file beside the target; removed on drop unless committed, so every early
 /// return or panic leaves the directory as it was.
 pub(crate) struct TempFile {
@@ -110,6 +152,7 @@ impl TempFile {
                 .read(true)
                 .write(true)
                 .create_new(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .mode(0o600)
                 .open(&path)
         };

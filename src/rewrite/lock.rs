@@ -29,6 +29,7 @@ impl RunLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(&path)
             .map_err(|e| RewriteError::io(&path, "open the lock file", e))?;

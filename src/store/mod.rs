@@ -290,9 +290,12 @@ impl Store {
         }
         // Create the file ourselves so SQLite never creates it with the umask's mode; the
         // -wal and -shm files SQLite adds copy the database file's permissions.
+        // Without following a link: a dangling link at the store path made a root run
+        // create a database wherever it pointed.
         OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)
             .map_err(io)?;

@@ -343,3 +343,88 @@ fn one_huge_line_costs_a_bounded_amount_of_memory() {
         }
     }
 }
+
+/// Regression: an existing state directory was used whatever its owner and mode, and a
+/// dangling symbolic link at the store path made a root run create a database at its
+/// target.
+#[test]
+fn a_state_directory_others_can_change_is_refused() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", LINE.as_bytes());
+    let store = d.join("state/logward.db");
+    fs::create_dir_all(d.join("state")).unwrap();
+
+    fs::set_permissions(d.join("state"), fs::Permissions::from_mode(0o777)).unwrap();
+    for args in [
+        &["scan", "logs"][..],
+        &["anonymize", "--older-than", "1d", "logs"][..],
+    ] {
+        let r = d.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stderr.contains("writable by group or others") && r.stderr.contains("chmod 700"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    assert_eq!(
+        fs::read(d.join("logs/access.log.1")).unwrap(),
+        LINE.as_bytes(),
+        "nothing is done before the state directory is checked"
+    );
+    fs::set_permissions(d.join("state"), fs::Permissions::from_mode(0o700)).unwrap();
+
+    // A dangling link where the store would be.
+    symlink(d.join("elsewhere.db"), &store).unwrap();
+    let r = d.run(&["scan", "logs"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert!(
+        !d.join("elsewhere.db").exists(),
+        "a database was created at the link's target"
+    );
+    fs::remove_file(&store).unwrap();
+
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["nobody:"])
+            .arg(d.join("state"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let r = d.run(&["scan", "logs"]);
+        assert_eq!(r.code, 2, "{}", r.stdout);
+        assert!(
+            r.stderr.contains("belongs to uid 65534") && r.stderr.contains("chown 0"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+/// The ledger and the positions are written through one writer: mode 0600, no temporary
+/// left behind, a fresh name created with O_EXCL (a planted link is removed, never
+/// followed).
+#[test]
+fn state_files_are_private_and_leave_no_temporary() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", LINE.as_bytes());
+    let r = d.run(&["anonymize", "--older-than", "1d", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut names = Vec::new();
+    for entry in fs::read_dir(d.join("state")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = fs::symlink_metadata(entry.path()).unwrap();
+        assert!(!name.contains("tmp"), "a temporary was left: {name}");
+        if meta.is_file() {
+            assert_eq!(
+                meta.permissions().mode() & 0o077,
+                0,
+                "{name} is readable by others"
+            );
+        }
+        names.push(name);
+    }
+    assert!(names.iter().any(|n| n.contains("ledger")), "{names:?}");
+}

@@ -8,7 +8,6 @@
 pub mod actions;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -154,15 +153,7 @@ fn load_positions(path: &Path) -> Vec<Position> {
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a
 /// restart after a crash) sees the old content or the new, never half of one.
 fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if sync {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)
+    crate::rewrite::write_small_file(path, bytes, sync)
 }
 
 /// Per followed file: its format once known, and malformed lines reported so far.

@@ -98,6 +98,9 @@ pub struct Counts {
     pub unparsed_scrubbed: u64,
     /// Erasure requests: lines that held one of the sources and were changed.
     pub erased_lines: u64,
+    /// Lines longer than the longest line logward reads whole, copied through byte for
+    /// byte: their addresses stay (documented in the README).
+    pub kept_long: u64,
 }
 
 impl Counts {
@@ -109,6 +112,7 @@ impl Counts {
         self.hostnames += o.hostnames;
         self.unparsed_scrubbed += o.unparsed_scrubbed;
         self.erased_lines += o.erased_lines;
+        self.kept_long += o.kept_long;
     }
 }
 
@@ -190,7 +194,9 @@ impl LineJob<'_> {
     /// Appends line `n` as it must be written to `out`; true when it differs.
     #[inline]
     fn line(&mut self, n: u64, line: &[u8], out: &mut Vec<u8>) -> bool {
-        self.counts.lines += 1;
+        // By number, not by call: a line too long to read whole is copied through without
+        // a call, and the ledger's line count must still match the file's numbering.
+        self.counts.lines = n;
         self.pending_bytes += line.len() as u64 + 1;
         if self.pending_bytes >= 1 << 20 {
             self.progress
@@ -457,6 +463,10 @@ pub fn anonymize_file(
     let mut r = FileResult::new(path, Status::Unchanged, note);
     r.format = format_name;
     r.counts = job.counts;
+    if let Ok(o) = &outcome {
+        r.counts.kept_long = o.kept_long;
+        r.counts.lines = o.lines;
+    }
     match outcome {
         Ok(o) if o.replaced => {
             // The new content's entry was recorded before the rename. The entry of the
@@ -541,8 +551,11 @@ fn survey(target: &Path, job: &mut LineJob<'_>) -> Result<bool, String> {
         n += 1;
         let text = match line {
             Line::Text(t, _) => t,
-            Line::TooLong(len, _) => {
-                return Err(format!("line {n}: line of {len} bytes is too long"));
+            // A rewrite copies it through unchanged; so does the survey.
+            Line::TooLong(..) => {
+                job.counts.kept_long += 1;
+                job.counts.lines += 1;
+                continue;
             }
         };
         out.clear();

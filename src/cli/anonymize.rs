@@ -666,6 +666,14 @@ fn print_report(
                 d
             }
         };
+        let detail = if c.kept_long > 0 {
+            format!(
+                "{detail}; {} over the longest line read, kept as they were (their addresses stay)",
+                count(c.kept_long, "line", "lines")
+            )
+        } else {
+            detail
+        };
         let note = match (r.status, &r.reason) {
             (Status::Rewritten | Status::Unchanged, Some(n)) => format!(" ({n})"),
             _ => String::new(),

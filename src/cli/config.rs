@@ -24,6 +24,8 @@ pub struct Config {
     pub allow_file: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For is trusted (`--trusted-proxy`).
     pub trusted_proxies: Option<Vec<String>>,
+    /// The longest line read whole (`--max-line`), such as "1MiB".
+    pub max_line: Option<String>,
     /// `false` drops the built-in loopback allowlist (as `--no-default-allow`).
     pub default_allow: Option<bool>,
     pub geoip: Option<PathBuf>,
@@ -184,6 +186,14 @@ impl Config {
             bail!(
                 "{}: {bits} is more than the 128 bits of an IPv6 address",
                 at("ipv6_prefix")
+            );
+        }
+        if let Some(size) = &self.max_line
+            && crate::cli::parse_size(size).is_none()
+        {
+            bail!(
+                "{}: {size:?} is not a size such as 1MiB or 262144",
+                at("max_line")
             );
         }
         if let Some(level) = self.gzip_level

@@ -50,6 +50,12 @@ pub struct Cli {
     #[arg(long = "trusted-proxy", global = true, value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
 
+    /// The longest line read whole (bytes, or with KiB/MiB): a longer line is counted as
+    /// malformed ("line too long") and skipped while reading, and `anonymize` copies it
+    /// through unchanged. Bounds memory on hostile logs. [default: 1MiB]
+    #[arg(long, global = true, value_name = "SIZE")]
+    pub max_line: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -102,6 +108,15 @@ pub fn run() -> Result<Outcome> {
         }
     }
     crate::format::addr::set_trusted_proxies(nets);
+    if let Some(text) = cli.max_line.as_deref().or(config.max_line.as_deref()) {
+        let (lo, hi) = crate::input::read::MAX_LINE_RANGE;
+        match parse_size(text) {
+            Some(n) if (lo..=hi).contains(&n) => crate::input::read::set_max_line(n),
+            _ => anyhow::bail!(
+                "--max-line: {text:?} is not a size from 4KiB to 1GiB, such as 1MiB or 262144"
+            ),
+        }
+    }
     match cli.command {
         Command::Scan(args) => scan::run(args, &config),
         Command::Watch(args) => watch::run(args, &config),
@@ -145,6 +160,21 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
             anyhow::bail!("config key output: unknown value {other:?} (text or json)")
         }
     }
+}
+
+/// A size in bytes: `262144`, `256KiB`, `1MiB`, `1GiB` (also `K`, `M`, `G`, `KB`...).
+pub fn parse_size(text: &str) -> Option<usize> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: usize = t[..digits].parse().ok()?;
+    let unit = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 /// `n` with the singular or plural noun: "1 line", "2 lines".

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::discover::{discover, strip_rotation};
-use super::read::{Compression, MAX_LINE};
+use super::read::{Compression, max_line};
 use crate::store::ledger::fnv1a64;
 
 /// How long a rotated or removed file is kept open after its last new line.
@@ -566,9 +566,9 @@ fn read_to_end(
         }
         let end = match memchr::memrchr(b'\n', &buf[..n]) {
             Some(nl) => nl + 1,
-            None if n == buf.len() && buf.len() < MAX_LINE => {
+            None if n == buf.len() && buf.len() < max_line() => {
                 // One line longer than the buffer: grow and read again.
-                let grown = (buf.len() * 2).min(MAX_LINE);
+                let grown = (buf.len() * 2).min(max_line());
                 buf.resize(grown, 0);
                 continue;
             }

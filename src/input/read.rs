@@ -166,13 +166,33 @@ impl std::error::Error for ReadError {}
 /// whole, so a gzip file that inflates to one line of gigabytes costs at most this much.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// The longest line read whole in this process: [`MAX_LINE`] unless `max_line` /
+/// `--max-line` set another (see [`set_max_line`]).
+static MAX_LINE_SETTING: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(MAX_LINE);
+
+/// The smallest and largest `max_line` accepted.
+pub const MAX_LINE_RANGE: (usize, usize) = (4 << 10, 1 << 30);
+
+/// Sets the longest line read whole, clamped to [`MAX_LINE_RANGE`]; for the whole process,
+/// at start.
+pub fn set_max_line(bytes: usize) {
+    let (lo, hi) = MAX_LINE_RANGE;
+    MAX_LINE_SETTING.store(bytes.clamp(lo, hi), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The longest line read whole (see [`set_max_line`]).
+pub fn max_line() -> usize {
+    MAX_LINE_SETTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 const BUF_SIZE: usize = 256 << 10;
 
 /// What [`LineReader::next_line`] hands out.
 pub enum Line<'b> {
     /// A whole line without its `\n` (a `\r` stays), and the byte offset where it starts.
     Text(&'b [u8], u64),
-    /// A line longer than [`MAX_LINE`], skipped; its length and offset.
+    /// A line longer than [`max_line`], skipped; its length and offset.
     TooLong(u64, u64),
 }
 
@@ -188,6 +208,8 @@ pub struct LineReader<R> {
     offset: u64,
     /// Skipping the rest of an over-long line.
     skipping: Option<(u64, u64)>,
+    /// The longest line handed out whole ([`max_line`] when the reader was made).
+    limit: usize,
 }
 
 impl<R: Read> LineReader<R> {
@@ -205,6 +227,7 @@ impl<R: Read> LineReader<R> {
             eof: false,
             offset,
             skipping: None,
+            limit: max_line(),
         }
     }
 
@@ -215,7 +238,7 @@ impl<R: Read> LineReader<R> {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            let grown = (self.buf.len() * 2).min(MAX_LINE + 1);
+            let grown = (self.buf.len() * 2).min(self.limit + 1);
             self.buf.resize(grown, 0);
         }
         loop {
@@ -246,6 +269,10 @@ impl<R: Read> LineReader<R> {
                 if let Some((len, at)) = self.skipping.take() {
                     return Ok(Some(Line::TooLong(len + (nl - line_start) as u64, at)));
                 }
+                if nl - line_start > self.limit {
+                    // Whole in the buffer, but over the limit all the same.
+                    return Ok(Some(Line::TooLong((nl - line_start) as u64, offset)));
+                }
                 return Ok(Some(Line::Text(&self.buf[line_start..nl], offset)));
             }
             if self.eof {
@@ -261,7 +288,7 @@ impl<R: Read> LineReader<R> {
                 }
                 return Ok(Some(Line::Text(&self.buf[s..e], offset)));
             }
-            if self.end - self.start >= MAX_LINE {
+            if self.end - self.start >= self.limit {
                 // Drop what we have of this line and remember we are inside it.
                 let dropped = (self.end - self.start) as u64;
                 let (len, at) = self.skipping.unwrap_or((0, self.offset));

@@ -11,13 +11,27 @@ use std::io::{self, Read};
 /// Bytes requested per read; large reads keep syscalls off the profile.
 pub(crate) const READ_SIZE: usize = 1 << 20;
 
-/// One line borrowed from the reader's buffer.
+/// One line borrowed from the reader's buffer, or a piece of a line over the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Line<'a> {
-    /// The line without its `\n`.
+    /// The line without its `\n` (a piece of it for an over-long line).
     pub bytes: &'a [u8],
-    /// Whether a `\n` ended it (false only for a last line without one).
+    /// Whether a `\n` ended it (false only for a last line without one, and for every
+    /// piece of an over-long line but its last).
     pub newline: bool,
+    /// Whole, or which piece of a line longer than the limit.
+    pub piece: Piece,
+}
+
+/// A line longer than the limit comes in pieces of at most the limit, never held whole:
+/// callers that must keep it (a rewrite) copy the pieces through as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece {
+    Whole,
+    /// A piece of an over-long line; more of it follows.
+    More,
+    /// The last piece of an over-long line.
+    Last,
 }
 
 #[derive(Debug)]
@@ -37,6 +51,10 @@ pub(crate) struct LineReader<R> {
     searched: usize,
     eof: bool,
     limit: usize,
+    /// Inside a line longer than the limit (its earlier pieces were handed out).
+    in_long: bool,
+    /// Hand out over-long lines in pieces instead of failing with `TooLong`.
+    pieces: bool,
 }
 
 impl<R: Read> LineReader<R> {
@@ -50,6 +68,22 @@ impl<R: Read> LineReader<R> {
             searched: 0,
             eof: false,
             limit,
+            in_long: false,
+            pieces: false,
+        }
+    }
+
+    /// Hands out a line longer than the limit in [`Piece`]s instead of failing.
+    pub(crate) fn with_pieces(mut self) -> Self {
+        self.pieces = true;
+        self
+    }
+
+    fn piece_end(&mut self) -> Piece {
+        if std::mem::take(&mut self.in_long) {
+            Piece::Last
+        } else {
+            Piece::Whole
         }
     }
 
@@ -59,27 +93,50 @@ impl<R: Read> LineReader<R> {
                 let (s, e) = (self.start, self.searched + i);
                 self.start = e + 1;
                 self.searched = self.start;
-                if e - s > self.limit {
+                if e - s > self.limit && !self.pieces {
                     return Err(LineError::TooLong);
                 }
+                let piece = self.piece_end();
                 return Ok(Some(Line {
                     bytes: &self.buf[s..e],
                     newline: true,
+                    piece,
                 }));
             }
             self.searched = self.end;
             if self.end - self.start > self.limit {
-                return Err(LineError::TooLong);
+                if !self.pieces {
+                    return Err(LineError::TooLong);
+                }
+                // Hand out what is buffered as a piece and go on with the rest.
+                let (s, e) = (self.start, self.end);
+                self.start = e;
+                self.searched = e;
+                self.in_long = true;
+                return Ok(Some(Line {
+                    bytes: &self.buf[s..e],
+                    newline: false,
+                    piece: Piece::More,
+                }));
             }
             if self.eof {
                 if self.start == self.end {
+                    if std::mem::take(&mut self.in_long) {
+                        return Ok(Some(Line {
+                            bytes: &[],
+                            newline: false,
+                            piece: Piece::Last,
+                        }));
+                    }
                     return Ok(None);
                 }
                 let s = self.start;
                 self.start = self.end;
+                let piece = self.piece_end();
                 return Ok(Some(Line {
                     bytes: &self.buf[s..self.end],
                     newline: false,
+                    piece,
                 }));
             }
             self.fill()?;
@@ -185,6 +242,38 @@ mod tests {
         assert!(collect(b"12345", 2, 5).is_ok());
         assert!(collect(b"123456\n", 2, 5).is_err());
         assert!(collect(b"ok\n123456", 3, 5).is_err());
+    }
+
+    /// Over-long lines in pieces: concatenated, the pieces are the line, and the lines
+    /// around it are whole.
+    #[test]
+    fn over_long_lines_come_in_pieces() {
+        for (data, step) in [
+            (&b"ok\n0123456789abcdef\nnext\n"[..], 3),
+            (b"0123456789abcdef", 4),
+            (b"0123456789abcdef\n", 16),
+            (b"a\n0123456789ab\n", 1),
+        ] {
+            let mut r = LineReader::new(Trickle(data, step), 5).with_pieces();
+            let mut lines: Vec<(Vec<u8>, bool)> = Vec::new();
+            let mut current = Vec::new();
+            while let Some(l) = r.next_line().unwrap() {
+                current.extend_from_slice(l.bytes);
+                assert!(
+                    l.bytes.len() <= 5 + READ_SIZE,
+                    "a piece holds the whole line"
+                );
+                if l.piece != Piece::More {
+                    lines.push((std::mem::take(&mut current), l.newline));
+                }
+            }
+            assert_eq!(
+                lines,
+                reference(data),
+                "{:?}",
+                String::from_utf8_lossy(data)
+            );
+        }
     }
 
     #[test]

@@ -38,7 +38,8 @@ pub struct RewriteOptions {
     pub gzip_level: u32,
     /// Uncompressed bytes per gzip member; members compress in parallel.
     pub gzip_chunk: usize,
-    /// Longest line accepted, in bytes; a longer one fails the file. It bounds memory.
+    /// Longest line read whole, in bytes; a longer one is copied through unchanged, a piece
+    /// at a time (see [`Outcome::kept_long`]). It bounds memory.
     pub max_line: usize,
 }
 
@@ -49,9 +50,9 @@ impl Default for RewriteOptions {
             allowed_roots: Vec::new(),
             gzip_level: 6,
             gzip_chunk: 2 << 20,
-            // Far above any real access-log line (nginx caps request headers at a few KiB),
-            // low enough that buffers stay well under the 64 MiB memory budget.
-            max_line: 8 << 20,
+            // The process's `max_line` (1 MiB unless set): far above any real access-log
+            // line (nginx caps request headers at a few KiB), and buffers stay small.
+            max_line: crate::input::read::max_line(),
         }
     }
 }
@@ -71,6 +72,9 @@ pub struct Outcome {
     pub gzip: bool,
     /// gzip members written (0 for plain files or when nothing was replaced).
     pub gzip_members: u64,
+    /// Lines longer than [`RewriteOptions::max_line`], copied through byte for byte (never
+    /// held whole, never transformed: addresses in them stay).
+    pub kept_long: u64,
 }
 
 /// Rewrites `path` line by line.
@@ -162,6 +166,7 @@ where
         replaced: false,
         gzip: kind == pipeline::Compression::Gzip,
         gzip_members: 0,
+        kept_long: counts.kept_long,
     };
     if counts.changed == 0 {
         drop(tmp); // removes it; the original keeps its inode and bytes
@@ -570,31 +575,23 @@ mod tests {
     }
 
     #[test]
-    fn overlong_line_fails_the_file() {
+    fn overlong_line_is_copied_through_and_the_others_are_rewritten() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("long.log.1");
         let mut data = b"a short one\n".to_vec();
         data.extend(std::iter::repeat_n(b'a', 5000));
-        data.extend_from_slice(b"\nend\n");
+        data.extend_from_slice(b"\nend a\n");
         fs::write(&p, &data).unwrap();
-        let ino = fs::metadata(&p).unwrap().ino();
         let opts = RewriteOptions {
             max_line: 4096,
             ..RewriteOptions::default()
         };
-        let err = rewrite_file(&p, &opts, upper_a, same_len).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                RewriteError::LineTooLong {
-                    line: 2,
-                    limit: 4096,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_untouched(d.path(), &p, &data, ino);
+        let out = rewrite_file(&p, &opts, upper_a, same_len).unwrap();
+        assert_eq!((out.lines, out.kept_long, out.changed_lines), (3, 1, 2));
+        let mut want = b"A short one\n".to_vec();
+        want.extend(std::iter::repeat_n(b'a', 5000));
+        want.extend_from_slice(b"\nend A\n");
+        assert_eq!(fs::read(&p).unwrap(), want);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::error::RewriteError;
 use super::gzip::GzMemberWriter;
-use super::lines::{LineError, LineReader, READ_SIZE};
+use super::lines::{LineError, LineReader, Piece, READ_SIZE};
 
 /// How the file's bytes are stored, from its first bytes (not its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,8 @@ pub(crate) struct Counts {
     pub lines: u64,
     pub changed: u64,
     pub members: u64,
+    /// Lines over the limit, copied through unchanged.
+    pub kept_long: u64,
 }
 
 fn rewind(path: &Path, mut f: &File) -> Result<(), RewriteError> {
@@ -168,7 +170,7 @@ where
             },
             None => RewriteError::io(out_path, "write the temporary file", e),
         };
-        let mut reader = LineReader::new(input, self.p.max_line);
+        let mut reader = LineReader::new(input, self.p.max_line).with_pieces();
         let mut counts = Counts::default();
         let mut block = sink.first_block(block_size + 4096);
         loop {
@@ -178,6 +180,24 @@ where
                 Ok(None) => break,
                 Err(e) => return Err(line_error(self.path, line_no, self.p.max_line, e)),
             };
+            if line.piece != Piece::Whole {
+                // A line over the limit is copied through byte for byte, a piece at a
+                // time, never held whole and never transformed (documented: its
+                // addresses stay; the report counts it).
+                block.bytes.extend_from_slice(line.bytes);
+                if line.piece == Piece::Last {
+                    counts.lines = line_no;
+                    counts.kept_long += 1;
+                    if line.newline {
+                        block.newlines.push(block.bytes.len());
+                        block.bytes.push(b'\n');
+                    }
+                }
+                if block.bytes.len() - block.head >= block_size {
+                    block = sink.emit(block).map_err(write_err)?;
+                }
+                continue;
+            }
             // The transform appends straight to the block: no copy of the line in between.
             // A newline it put inside the line is found when the block is written (see
             // `Block::check_newlines`), off this per-line path.

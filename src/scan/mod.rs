@@ -85,7 +85,7 @@ pub trait Visitor: Send + Sized {
     }
 
     /// Every non-blank line that is not a record: the format did not parse it, or no format
-    /// could be chosen for its file. Lines longer than [`read::MAX_LINE`] are not seen here:
+    /// could be chosen for its file. Lines longer than [`read::max_line`] are not seen here:
     /// they are never held in memory. Ignored by default.
     fn unparsed(&mut self, _at: At, _line: &[u8]) {}
 
@@ -354,7 +354,7 @@ pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     for _ in 0..format::DETECT_LINES {
         // Cap each sample line so a huge first line cannot take all the memory.
-        let cap = read::MAX_LINE as u64;
+        let cap = read::max_line() as u64;
         let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
         if n == 0 {
             break;
@@ -562,7 +562,7 @@ fn run_job<V: Visitor>(
                 report.bytes += len + 1;
                 malformed(
                     lines,
-                    ParseError::new(format::ErrorKind::TooLong, read::MAX_LINE),
+                    ParseError::new(format::ErrorKind::TooLong, read::max_line()),
                     report,
                     &mut examples,
                 );

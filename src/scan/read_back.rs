@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::At;
 use crate::format::{Format, Record, TimeCache};
-use crate::input::read::{self, Compression, MAX_LINE, Stream};
+use crate::input::read::{self, Compression, Stream, max_line};
 
 /// A file of the pass whose lines can be read again: its path, the format it was read in,
 /// and its compression (none or gzip).
@@ -77,7 +77,7 @@ impl<'a> ReadLines<'a> {
         }
         let (_, opened) = self.open.as_mut()?;
         self.line.clear();
-        let limit = MAX_LINE as u64 + 1;
+        let limit = max_line() as u64 + 1;
         match opened {
             Opened::Plain(handle) => {
                 handle.seek(SeekFrom::Start(offset)).ok()?;
@@ -101,7 +101,7 @@ impl<'a> ReadLines<'a> {
         }
         if self.line.last() == Some(&b'\n') {
             self.line.pop();
-        } else if self.line.len() > MAX_LINE {
+        } else if self.line.len() > max_line() {
             return None;
         }
         let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;

@@ -428,3 +428,88 @@ fn state_files_are_private_and_leave_no_temporary() {
     }
     assert!(names.iter().any(|n| n.contains("ledger")), "{names:?}");
 }
+
+/// A line over the longest line read whole is copied through byte for byte by
+/// `anonymize` (never held whole); the lines around it are masked and the report says
+/// how many such lines were kept.
+#[test]
+fn anonymize_keeps_an_over_long_line_byte_identical() {
+    let d = Dir::new();
+    let mut data = LINE.repeat(3).into_bytes();
+    let mut long = b"198.51.100.9 - - [01/Jan/2025:10:00:01 +0000] \"GET /".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 9 << 20));
+    long.extend_from_slice(b" HTTP/1.1\" 200 5 \"-\" \"curl\"\n");
+    data.extend_from_slice(&long);
+    data.extend_from_slice(LINE.repeat(2).as_bytes());
+    let plain = d.write("logs/access.log.1", &data);
+    let gz = d.write_gz("logs/access.log.2.gz", &data);
+    let r = d.run_within(120, &["anonymize", "-o", "json", "logs"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    for f in j["files"].as_array().unwrap() {
+        assert_eq!(f["status"], "rewritten", "{f}");
+        assert_eq!(f["kept_long"], 1, "{f}");
+        assert_eq!(f["lines"], 6, "{f}");
+    }
+    let masked = LINE.replace("198.51.100.9", "198.51.100.0");
+    let mut want = masked.repeat(3).into_bytes();
+    want.extend_from_slice(&long);
+    want.extend_from_slice(masked.repeat(2).as_bytes());
+    assert!(
+        fs::read(&plain).unwrap() == want,
+        "plain: not byte-identical around the long line"
+    );
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(&fs::read(&gz).unwrap()[..]),
+        &mut got,
+    )
+    .unwrap();
+    assert!(got == want, "gzip: not byte-identical around the long line");
+    let r = d.run(&["anonymize", "--dry-run", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// `--max-line` (config `max_line`) sets the limit for every command.
+#[test]
+fn max_line_is_a_setting() {
+    let d = Dir::new();
+    let long = format!(
+        "198.51.100.9 - - [01/Jan/2025:10:00:01 +0000] \"GET /{} HTTP/1.1\" 200 5 \"-\" \"curl\"\n",
+        "x".repeat(10_000)
+    );
+    d.write(
+        "logs/access.log.1",
+        format!("{LINE}{long}{LINE}").as_bytes(),
+    );
+    let r = d.run(&[
+        "scan",
+        "--no-store",
+        "--max-line",
+        "4KiB",
+        "-o",
+        "json",
+        "logs",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["malformed"], 1, "{}", r.stdout);
+    assert!(r.stderr.contains("line too long"), "{}", r.stderr);
+    let r = d.run(&["scan", "--no-store", "-o", "json", "logs"]);
+    assert_eq!(r.json()["malformed"], 0, "{}", r.stdout);
+    let config = d.write("c.toml", b"max_line = \"4KiB\"\n");
+    let r = d.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "anonymize",
+        "-o",
+        "json",
+        "logs",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.json()["files"][0]["kept_long"], 1, "{}", r.stdout);
+    let text = fs::read_to_string(d.join("logs/access.log.1")).unwrap();
+    assert!(text.contains(&long), "the long line changed");
+    let r = d.run(&["scan", "--max-line", "12", "logs"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--max-line"), "{}", r.stderr);
+}

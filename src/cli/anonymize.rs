@@ -452,8 +452,9 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     }
     out.flush().context("cannot write the report")?;
     let mut failed = results.iter().any(|r| r.status == Status::Failed) || !found.errors.is_empty();
+    let mut incomplete = false;
     if let Some(nets) = &settings.erase {
-        if let Err(e) = finish_erasure(
+        match finish_erasure(
             &settings,
             nets,
             &state_dir,
@@ -461,19 +462,46 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
             config,
             &results,
         ) {
-            eprintln!("logward: {e:#}");
-            failed = true;
+            Ok(complete) => incomplete = !complete,
+            Err(e) => {
+                eprintln!("logward: {e:#}");
+                failed = true;
+            }
         }
     }
     Ok(if failed {
         Outcome::Error
+    } else if incomplete {
+        Outcome::Found
     } else {
         Outcome::Success
     })
 }
 
-/// The rest of an erasure request: the store forgets the sources, and the audit log records
-/// what was done, with keyed hashes in place of the sources.
+/// Lines of `path` that still hold an address of `nets` (a file the erasure left alone).
+fn lines_still_holding(path: &Path, nets: &crate::search::Nets) -> Result<u64, String> {
+    use crate::input::read::{Line, LineReader};
+    let (stream, _) = crate::input::read::open(path).map_err(|e| e.to_string())?;
+    let mut reader = LineReader::new(stream);
+    let mut n = 0;
+    loop {
+        match reader.next_line() {
+            Ok(Some(Line::Text(text, _))) => {
+                n += u64::from(nets.match_text(text).is_some());
+            }
+            Ok(Some(Line::TooLong(..))) => {}
+            Ok(None) => return Ok(n),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The rest of an erasure request, in order after the logs: the store forgets the sources
+/// and masks them wherever else it keeps them, its bytes are made to forget them too, and
+/// the audit log records what was done, with keyed hashes in place of the sources.
+/// Returns whether the erasure is complete: false when files it could not rewrite (the
+/// live log, files held open, failures) still hold the sources; those are reported with
+/// how to finish.
 fn finish_erasure(
     settings: &Settings,
     nets: &[ipnet::IpNet],
@@ -481,43 +509,97 @@ fn finish_erasure(
     store_flag: Option<&Path>,
     config: &Config,
     results: &[FileResult],
-) -> Result<()> {
+) -> Result<bool> {
     let mut notes = Vec::new();
+    let mut store_error = None;
     if settings.dry_run {
         notes.push("dry run: nothing was changed".to_string());
     } else {
         let store_path = state::store_path(store_flag, config)?;
         if store_path.exists() {
             let mut store = state::open_store(&store_path)?;
-            let removed = store
-                .remove_sources(nets)
+            let masker = crate::anonymize::Masker::new(&settings.mode);
+            let erased = store
+                .erase(nets, &mut |addr| masker.masked(addr).to_string())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!(
-                "logward: removed {} flagged-source entr{} from {}",
-                removed.len(),
-                if removed.len() == 1 { "y" } else { "ies" },
-                crate::escape::path(&store_path)
-            );
-            notes.push(format!(
-                "{} removed from the store",
-                super::count(
-                    removed.len() as u64,
+                "logward: removed {} from {}{}",
+                count(
+                    erased.removed.len() as u64,
                     "flagged-source entry",
                     "flagged-source entries"
-                )
+                ),
+                crate::escape::path(&store_path),
+                match erased.masked_entries {
+                    0 => String::new(),
+                    n => format!(
+                        "; masked the sources in {} of other sources",
+                        count(n as u64, "entry", "entries")
+                    ),
+                }
+            );
+            notes.push(format!(
+                "{} removed from the store, {} of other sources masked",
+                count(
+                    erased.removed.len() as u64,
+                    "flagged-source entry",
+                    "flagged-source entries"
+                ),
+                count(erased.masked_entries as u64, "entry", "entries")
             ));
+            if !erased.wal_truncated {
+                let msg = format!(
+                    "{}-wal could not be truncated: another process (watch?) kept reading \
+                     the store past the busy timeout, and the old rows may still be in it; \
+                     run the erasure again",
+                    crate::escape::path(&store_path)
+                );
+                notes.push(msg.clone());
+                store_error = Some(msg);
+            }
         }
     }
+    // What the erasure could not reach: files not rewritten that still hold the sources.
+    let matcher = crate::search::Nets::new(nets);
+    let mut left = Vec::new();
     for r in results
         .iter()
         .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
     {
-        notes.push(format!(
-            "{}: {:?}: {}",
-            crate::escape::path(&r.path),
-            r.status,
-            r.reason.as_deref().unwrap_or("")
-        ));
+        let still = lines_still_holding(&r.path, &matcher);
+        let reason = r.reason.as_deref().unwrap_or("");
+        match still {
+            Ok(0) => notes.push(format!(
+                "{}: {:?} ({reason}); holds none of the sources",
+                crate::escape::path(&r.path),
+                r.status
+            )),
+            Ok(n) => left.push(format!(
+                "{}: {} still {} the source ({reason})",
+                crate::escape::path(&r.path),
+                count(n, "line", "lines"),
+                if n == 1 { "holds" } else { "hold" }
+            )),
+            Err(e) => left.push(format!(
+                "{}: not rewritten ({reason}) and not readable to check: {e}",
+                crate::escape::path(&r.path)
+            )),
+        }
+    }
+    let complete = left.is_empty() && !settings.dry_run;
+    for l in &left {
+        eprintln!("logward: erasure incomplete: {l}");
+    }
+    if !left.is_empty() {
+        eprintln!(
+            "logward: to finish: run the same erasure after the next rotation (the live log \
+             becomes access.log.1), or now with --include-active right after the server \
+             reopens its logs (nginx -s reopen); files held open are done once closed"
+        );
+        notes.push("incomplete".to_string());
+        notes.extend(left);
+    } else if !settings.dry_run {
+        notes.push("complete".to_string());
     }
     let audit = crate::audit::AuditLog::new(state_dir);
     let mut sources = Vec::new();
@@ -525,11 +607,7 @@ fn finish_erasure(
         sources.push(audit.hash_source(s)?);
     }
     let entry = crate::audit::Entry {
-        time: crate::timefmt::rfc3339(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        ),
+        time: crate::timefmt::rfc3339(crate::timefmt::unix_now()),
         command: "erase",
         sources,
         files: results
@@ -541,7 +619,10 @@ fn finish_erasure(
         notes,
     };
     audit.append(&entry)?;
-    Ok(())
+    if let Some(msg) = store_error {
+        anyhow::bail!("{msg}");
+    }
+    Ok(complete || settings.dry_run)
 }
 
 fn totals(results: &[FileResult]) -> (Counts, [usize; 4]) {

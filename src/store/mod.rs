@@ -13,6 +13,7 @@ pub mod path;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -163,6 +164,18 @@ impl FlaggedEntry {
     pub fn remaining(&self, now: i64) -> i64 {
         self.expires.saturating_sub(now)
     }
+}
+
+/// What [`Store::erase`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The entries removed, in canonical CIDR form.
+    pub removed: Vec<String>,
+    /// Other entries whose samples or vhost held the address, masked in place.
+    pub masked_entries: usize,
+    /// False when the WAL could not be checkpointed and truncated (a reader held it past
+    /// the busy timeout): copies of the old rows may remain in the WAL.
+    pub wal_truncated: bool,
 }
 
 /// Sources recorded per write transaction by [`Store::record_flags_at`].
@@ -330,6 +343,11 @@ impl Store {
         // Several logward runs (cron scan, an operator's query) may share the file.
         self.conn
             .busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(|e| self.sql(e))?;
+        // Deleted rows are overwritten, not left in free pages: an erasure must leave no copy
+        // of an address in the file's bytes.
+        self.conn
+            .pragma_update(None, "secure_delete", "ON")
             .map_err(|e| self.sql(e))?;
         // WAL lets a query run while a scan writes. A filesystem without shared memory
         // support keeps the old mode; the store still works, only with more locking.
@@ -624,6 +642,90 @@ impl Store {
         removed.sort();
         removed.dedup();
         Ok(removed)
+    }
+
+    /// An erasure request in the store: removes the entries of `nets` (see
+    /// [`Store::remove_sources`]), replaces with `mask` every address of `nets` in what the
+    /// other entries keep (their sample lines, which quote referers, requests and
+    /// X-Forwarded-For lists, and their vhost), then checkpoints the WAL and truncates it,
+    /// so with `secure_delete` on no byte of the file or its WAL holds the old text. The
+    /// checkpoint waits for readers (a running `watch`) under the busy timeout; when it
+    /// cannot finish, the error says so and the caller must not claim success.
+    pub fn erase(
+        &mut self,
+        nets: &[IpNet],
+        mask: &mut dyn FnMut(IpAddr) -> String,
+    ) -> Result<Erased, StoreError> {
+        let removed = self.remove_sources(nets)?;
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let inside = |a: IpAddr| {
+            let a = a.to_canonical();
+            nets.iter().any(|n| n.contains(&a))
+        };
+        let mask_text = |text: &str, mask: &mut dyn FnMut(IpAddr) -> String| -> Option<String> {
+            let bytes = text.as_bytes();
+            let mut out = String::with_capacity(text.len());
+            let mut last = 0;
+            for t in crate::anonymize::tokens::tokens(bytes) {
+                if inside(t.addr) {
+                    out.push_str(&text[last..t.span.start as usize]);
+                    out.push_str(&mask(t.addr));
+                    last = t.span.end as usize;
+                }
+            }
+            (last > 0).then(|| {
+                out.push_str(&text[last..]);
+                out
+            })
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(sql)?;
+        let mut masked_entries = 0;
+        {
+            let mut st = tx
+                .prepare("SELECT source, samples, vhost FROM flagged")
+                .map_err(sql)?;
+            let rows: Vec<(String, String, Option<String>)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql)?
+                .collect::<Result<_, _>>()
+                .map_err(sql)?;
+            let mut update = tx
+                .prepare("UPDATE flagged SET samples = ?2, vhost = ?3 WHERE source = ?1")
+                .map_err(sql)?;
+            for (source, samples, vhost) in rows {
+                let new_samples = mask_text(&samples, mask);
+                let new_vhost = vhost.as_deref().and_then(|v| mask_text(v, mask));
+                if new_samples.is_some() || new_vhost.is_some() {
+                    update
+                        .execute(params![
+                            source,
+                            new_samples.unwrap_or(samples),
+                            new_vhost.or(vhost)
+                        ])
+                        .map_err(sql)?;
+                    masked_entries += 1;
+                }
+            }
+        }
+        tx.commit().map_err(sql)?;
+        let (busy, _, _): (i64, i64, i64) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(sql)?;
+        Ok(Erased {
+            removed,
+            masked_entries,
+            wal_truncated: busy == 0,
+        })
     }
 
     /// True when a file with this fingerprint was already scanned.

@@ -158,3 +158,110 @@ fn erasure_leaves_files_without_the_source_untouched() {
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--source"), "{}", bad.stderr);
 }
+
+/// Every textual form of `addr` a byte search should look for.
+fn forms(addr: &str) -> Vec<String> {
+    let ip: std::net::IpAddr = addr.parse().unwrap();
+    let mut v = vec![addr.to_string(), ip.to_string()];
+    if let std::net::IpAddr::V4(v4) = ip {
+        v.push(format!("::ffff:{v4}"));
+    }
+    v
+}
+
+fn files_holding(dir: &std::path::Path, needles: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if !p.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        for n in needles {
+            if memchr::memmem::find(&bytes, n.as_bytes()).is_some() {
+                found.push(format!("{} holds {n}", p.display()));
+            }
+        }
+    }
+    found
+}
+
+/// Regression: after `anonymize --source`, the store's tables no longer held the address,
+/// but `grep -a` found it in `logward.db` (free pages, secure_delete off) and in the samples
+/// of other sources that quoted it in a referer or an X-Forwarded-For list.
+#[test]
+fn erasure_leaves_no_byte_of_the_address_in_the_state_directory() {
+    let d = Dir::new();
+    let mut log = String::new();
+    for i in 0..12 {
+        // The target is flagged itself...
+        log.push_str(&format!(
+            "{TARGET} - - [22/Nov/2026:10:00:{i:02} +0000] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"curl/8\" \"-\"\n"
+        ));
+        // ...and quoted in the samples of another flagged source.
+        log.push_str(&format!(
+            "198.51.100.44 - - [22/Nov/2026:10:00:{i:02} +0000] \"GET /.git/config?from={TARGET} HTTP/1.1\" 404 1 \"http://{TARGET}/\" \"curl/8\" \"{TARGET}, 198.51.100.44\"\n"
+        ));
+    }
+    d.write("logs/access.log.1", log.as_bytes());
+    let r = d.run(&["scan", "-f", "main", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let state = d.join("state");
+    assert!(
+        !files_holding(&state, &forms(TARGET)).is_empty(),
+        "the test needs the address stored"
+    );
+    let r = d.run(&["anonymize", "-f", "main", "--source", TARGET, "logs"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("masked the sources in 1 entry of other sources"),
+        "{}",
+        r.stderr
+    );
+    let left = files_holding(&state, &forms(TARGET));
+    assert!(left.is_empty(), "{left:#?}");
+    let left = files_holding(&d.join("logs"), &forms(TARGET));
+    assert!(left.is_empty(), "{left:#?}");
+    // The other source is still flagged, its samples masked.
+    let r = d.run(&["flagged", "-o", "plain"]);
+    assert_eq!(r.stdout.trim(), "198.51.100.44", "{}", r.stderr);
+}
+
+/// Regression: an erasure that skipped the live log exited 0 while lines with the address
+/// remained there. It now lists what is left, exits 1, and a later run after rotation
+/// completes it.
+#[test]
+fn an_incomplete_erasure_says_so_and_a_later_run_completes_it() {
+    let d = Dir::new();
+    let line = |ip: &str| {
+        format!("{ip} - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"curl/8\"\n")
+    };
+    d.write("logs/access.log.1", line(TARGET).repeat(3).as_bytes());
+    d.write(
+        "logs/access.log",
+        format!("{}{}", line(TARGET).repeat(50), line("198.51.100.9")).as_bytes(),
+    );
+    let r = d.run(&["anonymize", "--source", TARGET, "logs"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("erasure incomplete")
+            && r.stderr
+                .contains("access.log: 50 lines still hold the source")
+            && r.stderr.contains("--include-active"),
+        "{}",
+        r.stderr
+    );
+    let audit = std::fs::read_to_string(d.join("state/audit.log")).unwrap();
+    assert!(audit.contains("\"incomplete\""), "{audit}");
+    // Rotation: the live log becomes access.log.1; the same erasure now completes.
+    std::fs::rename(d.join("logs/access.log.1"), d.join("logs/access.log.2")).unwrap();
+    std::fs::rename(d.join("logs/access.log"), d.join("logs/access.log.1")).unwrap();
+    let r = d.run(&["anonymize", "--source", TARGET, "logs"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let audit = std::fs::read_to_string(d.join("state/audit.log")).unwrap();
+    assert!(
+        audit.lines().last().unwrap().contains("\"complete\""),
+        "{audit}"
+    );
+}

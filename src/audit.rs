@@ -1,20 +1,31 @@
 //! The append-only audit log of requests about a source (`search`, erasure): one JSON line
 //! per run in `audit.log` in the state directory, so a hoster can show what was done for a
-//! request. For an erasure the searched addresses are never written in clear: the entry
-//! holds a keyed hash made with a random key kept beside the log (`audit.key`, mode 0600).
+//! request. No entry holds an address in clear: each source is recorded as HMAC-SHA256
+//! (RFC 2104, FIPS 180-4) of its canonical text under a key that lives apart from the log
+//! (`audit_key`; by default `/etc/logward/audit.key` for root, else
+//! `$XDG_CONFIG_HOME/logward/audit.key`), so whoever can read the log cannot hash the whole
+//! IPv4 space to read it back. [`AuditLog::verify`] answers whether entries concern an
+//! address, for an auditor who knows it. Entries written by earlier versions (sources in
+//! clear, or labelled `hmac:` though made with an AES CBC-MAC) are rewritten once, through
+//! the atomic replace logward uses for its state files.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use hmac::{KeyInit, Mac};
 use serde::Serialize;
 
-use crate::anonymize::cryptopan::CryptoPan;
 use crate::anonymize::key::{Key, KeyError, generate_key_file, load_key_file};
 
 pub const LOG_NAME: &str = "audit.log";
-pub const KEY_NAME: &str = "audit.key";
+/// The key file of earlier versions, beside the log; no longer used.
+pub const OLD_KEY_NAME: &str = "audit.key";
+/// The label of a hashed source.
+pub const LABEL: &str = "hmac-sha256:";
+/// The label earlier entries' values are given by the migration: what they really were.
+pub const OLD_LABEL: &str = "aes-cbc-mac:";
 
 /// One audit entry.
 #[derive(Debug, Serialize)]
@@ -23,7 +34,7 @@ pub struct Entry<'a> {
     pub time: String,
     /// `search` or `erase`.
     pub command: &'a str,
-    /// The sources as given, or their keyed hashes (`hmac:...`) for an erasure.
+    /// The sources' keyed hashes (`hmac-sha256:...`), never the addresses.
     pub sources: Vec<String>,
     /// Files read or rewritten.
     pub files: Vec<String>,
@@ -41,6 +52,14 @@ pub enum AuditError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The key sits where readers of the log can read it too.
+    KeyBesideLog {
+        key: PathBuf,
+    },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for AuditError {
@@ -49,24 +68,81 @@ impl std::fmt::Display for AuditError {
             AuditError::Key(e) => write!(f, "audit key: {e}"),
             AuditError::Write { path, source } => write!(
                 f,
-                "{}: cannot append to the audit log: {source}",
+                "{}: cannot write the audit log: {source}",
                 path.display()
             ),
+            AuditError::KeyBesideLog { key } => write!(
+                f,
+                "{}: the audit key is in the state directory, beside the audit log: whoever \
+                 can read one can read the other and hash every IPv4 address to read the log; \
+                 keep it apart (audit_key in the config, or $LOGWARD_AUDIT_KEY)",
+                key.display()
+            ),
+            AuditError::Read { path, source } => {
+                write!(f, "{}: cannot read the audit log: {source}", path.display())
+            }
         }
     }
 }
 
 impl std::error::Error for AuditError {}
 
-/// The audit log of one state directory.
+/// The audit log of one state directory, and where its key is.
 pub struct AuditLog {
     dir: PathBuf,
+    key_path: PathBuf,
+}
+
+/// The default key file: under `/etc/logward` for root, else the user's configuration
+/// directory; apart from the state directory either way.
+pub fn default_key_path() -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Some(PathBuf::from("/etc/logward/audit.key"));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })?;
+    Some(config.join("logward").join("audit.key"))
+}
+
+/// The canonical text of a source, so every spelling of one address or network hashes the
+/// same: `203.0.113.7`, `::ffff:203.0.113.7` and `203.0.113.7/32` are one source.
+pub fn canonical_source(source: &str) -> String {
+    let t = source.trim();
+    let net = t
+        .parse::<ipnet::IpNet>()
+        .ok()
+        .or_else(|| t.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from));
+    match net {
+        Some(n) => {
+            let addr = n.addr().to_canonical();
+            let bits = match (n.addr(), addr) {
+                (std::net::IpAddr::V6(_), std::net::IpAddr::V4(_)) => {
+                    n.prefix_len().saturating_sub(96)
+                }
+                _ => n.prefix_len(),
+            };
+            match ipnet::IpNet::new(addr, bits) {
+                Ok(n) => n.trunc().to_string(),
+                Err(_) => t.to_string(),
+            }
+        }
+        None => t.to_string(),
+    }
 }
 
 impl AuditLog {
-    pub fn new(state_dir: &Path) -> AuditLog {
+    /// The log in `state_dir`, hashing with the key at `key_path`.
+    pub fn with_key(state_dir: &Path, key_path: &Path) -> AuditLog {
         AuditLog {
             dir: state_dir.to_path_buf(),
+            key_path: key_path.to_path_buf(),
         }
     }
 
@@ -74,29 +150,140 @@ impl AuditLog {
         self.dir.join(LOG_NAME)
     }
 
-    /// The key for hashing erased sources, created on first use.
+    /// The key, created (mode 0600, its directory 0700) on first use. Refused when it is
+    /// in the state directory, beside the log.
     fn key(&self) -> Result<Key, AuditError> {
-        let path = self.dir.join(KEY_NAME);
-        if path.exists() {
-            load_key_file(&path).map_err(AuditError::Key)
+        let key_dir = self.key_path.parent().unwrap_or(Path::new("."));
+        let same = match (
+            std::fs::canonicalize(key_dir),
+            std::fs::canonicalize(&self.dir),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        if same {
+            return Err(AuditError::KeyBesideLog {
+                key: self.key_path.clone(),
+            });
+        }
+        if self.key_path.exists() {
+            load_key_file(&self.key_path).map_err(AuditError::Key)
         } else {
-            generate_key_file(&path).map_err(AuditError::Key)
+            if !key_dir.as_os_str().is_empty() && !key_dir.exists() {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(key_dir)
+                    .map_err(|source| AuditError::Write {
+                        path: key_dir.to_path_buf(),
+                        source,
+                    })?;
+            }
+            generate_key_file(&self.key_path).map_err(AuditError::Key)
         }
     }
 
-    /// A keyed hash of a source as given, for entries that must not hold it in clear. The
-    /// same source always gives the same hash in one state directory, so an auditor who
-    /// knows the address can confirm an entry, and nobody else can read it.
+    fn hash_with(key: &Key, source: &str) -> String {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.bytes())
+            .expect("HMAC takes a key of any length");
+        mac.update(canonical_source(source).as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(LABEL.len() + 64);
+        out.push_str(LABEL);
+        for b in tag {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
+    }
+
+    /// The keyed hash of a source: the same for every spelling of it under one key, so an
+    /// auditor who knows the address can confirm an entry, and nobody else can read it.
     pub fn hash_source(&self, source: &str) -> Result<String, AuditError> {
-        let pan = CryptoPan::new(&self.key()?);
-        Ok(format!(
-            "hmac:{:016x}",
-            pan.host_hash(source.trim().as_bytes())
-        ))
+        Ok(Self::hash_with(&self.key()?, source))
+    }
+
+    /// Rewrites, once, entries of earlier versions: a source in clear becomes its keyed
+    /// hash, an `hmac:` value (an AES CBC-MAC) is relabelled `aes-cbc-mac:`. Returns how
+    /// many entries changed. The file is replaced atomically (temporary, fsync, rename).
+    pub fn migrate(&self) -> Result<usize, AuditError> {
+        let path = self.path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => return Err(AuditError::Read { path, source }),
+        };
+        let needs = |v: &str| !v.starts_with(LABEL) && !v.starts_with(OLD_LABEL);
+        if !text.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["sources"].as_array().cloned())
+                .is_some_and(|a| a.iter().any(|s| s.as_str().is_some_and(needs)))
+        }) {
+            return Ok(0);
+        }
+        let key = self.key()?;
+        let mut out = String::with_capacity(text.len());
+        let mut changed = 0;
+        for line in text.lines() {
+            let Ok(mut v) = serde_json::from_str::<serde_json::Value>(line) else {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            };
+            let mut touched = false;
+            if let Some(sources) = v["sources"].as_array_mut() {
+                for s in sources.iter_mut() {
+                    let Some(text) = s.as_str() else { continue };
+                    if let Some(rest) = text.strip_prefix("hmac:") {
+                        *s = serde_json::Value::String(format!("{OLD_LABEL}{rest}"));
+                        touched = true;
+                    } else if needs(text) {
+                        *s = serde_json::Value::String(Self::hash_with(&key, text));
+                        touched = true;
+                    }
+                }
+            }
+            if touched {
+                changed += 1;
+                out.push_str(&v.to_string());
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        crate::rewrite::write_small_file(&path, out.as_bytes(), true)
+            .map_err(|source| AuditError::Write { path, source })?;
+        Ok(changed)
+    }
+
+    /// The entries (1-based line number and the entry) that concern `source`: those whose
+    /// sources hold its keyed hash.
+    pub fn verify(&self, source: &str) -> Result<Vec<(usize, serde_json::Value)>, AuditError> {
+        let path = self.path();
+        let hash = self.hash_source(source)?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(AuditError::Read { path, source }),
+        };
+        Ok(text
+            .lines()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                let hit = v["sources"]
+                    .as_array()?
+                    .iter()
+                    .any(|s| s.as_str() == Some(hash.as_str()));
+                hit.then_some((i + 1, v))
+            })
+            .collect())
     }
 
     /// Appends one entry as a JSON line (file mode 0600, opened for appending only).
     pub fn append(&self, entry: &Entry<'_>) -> Result<(), AuditError> {
+        self.migrate()?;
         let path = self.path();
         let fail = |source| AuditError::Write {
             path: path.clone(),
@@ -120,45 +307,112 @@ impl AuditLog {
 mod tests {
     use super::*;
 
+    fn log_in(dir: &Path) -> AuditLog {
+        AuditLog::with_key(&dir.join("state"), &dir.join("keys/audit.key"))
+    }
+
     #[test]
-    fn entries_append_and_erased_sources_are_hashed() {
+    fn sources_are_hashed_with_hmac_sha256_whatever_their_spelling() {
         let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::new(dir.path());
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        let log = log_in(dir.path());
         let hashed = log.hash_source("203.0.113.7").unwrap();
-        assert!(hashed.starts_with("hmac:") && !hashed.contains("203.0.113.7"));
-        assert_eq!(
-            hashed,
-            log.hash_source("203.0.113.7").unwrap(),
-            "stable within a state dir"
+        assert!(
+            hashed.starts_with(LABEL) && hashed.len() == LABEL.len() + 64,
+            "{hashed}"
         );
-        assert_ne!(hashed, log.hash_source("203.0.113.8").unwrap());
-        for command in ["search", "erase"] {
-            let entry = Entry {
-                time: "2026-11-22T00:00:00Z".into(),
-                command,
-                sources: vec![hashed.clone()],
-                files: vec!["/var/log/nginx/access.log.1".into()],
-                lines: 3,
-                notes: vec![],
-            };
-            log.append(&entry).unwrap();
+        for same in ["::ffff:203.0.113.7", "203.0.113.7/32", " 203.0.113.7 "] {
+            assert_eq!(log.hash_source(same).unwrap(), hashed, "{same}");
         }
-        let text = std::fs::read_to_string(log.path()).unwrap();
-        assert_eq!(text.lines().count(), 2);
-        assert!(!text.contains("203.0.113.7"));
-        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["command"], "search");
-        use std::os::unix::fs::PermissionsExt;
+        assert_ne!(hashed, log.hash_source("203.0.113.8").unwrap());
         assert_eq!(
-            std::fs::metadata(log.path()).unwrap().permissions().mode() & 0o777,
+            log.hash_source("2001:db8::1").unwrap(),
+            log.hash_source("2001:0db8:0:0:0:0:0:1").unwrap()
+        );
+        // The key is apart, 0600, and one key is made.
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.path().join("keys/audit.key");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        // A second key is not made: the hash is the same from a new AuditLog.
         assert_eq!(
-            AuditLog::new(dir.path())
-                .hash_source("203.0.113.7")
-                .unwrap(),
+            log_in(dir.path()).hash_source("203.0.113.7").unwrap(),
             hashed
         );
+        // Known answer: HMAC-SHA256 of the canonical text under the key in the file.
+        let k = load_key_file(&key).unwrap();
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(k.bytes()).unwrap();
+        mac.update(b"203.0.113.7/32");
+        let want: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hashed, format!("{LABEL}{want}"));
+    }
+
+    /// RFC 4231 test case 2, so the MAC is the standard one.
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(b"Jefe").unwrap();
+        mac.update(b"what do ya want for nothing?");
+        let got: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            got,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_key_beside_the_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::with_key(dir.path(), &dir.path().join("audit.key"));
+        let err = log.hash_source("203.0.113.7").unwrap_err();
+        assert!(matches!(err, AuditError::KeyBesideLog { .. }), "{err}");
+    }
+
+    /// Regression: search entries held `"sources":["IP"]` in clear, and erasure entries
+    /// were labelled `hmac:` though made with an AES CBC-MAC. One migration rewrites both;
+    /// verify then finds the entries of an address.
+    #[test]
+    fn old_entries_are_migrated_once_and_verify_finds_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let old = concat!(
+            r#"{"time":"2026-11-22T00:00:00Z","command":"search","sources":["203.0.113.7"],"files":[],"lines":3}"#,
+            "\n",
+            r#"{"time":"2026-11-22T00:01:00Z","command":"erase","sources":["hmac:00112233aabbccdd"],"files":[],"lines":3}"#,
+            "\n"
+        );
+        std::fs::write(state.join(LOG_NAME), old).unwrap();
+        let log = log_in(dir.path());
+        assert_eq!(log.migrate().unwrap(), 2);
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(!text.contains("203.0.113.7"), "{text}");
+        assert!(
+            text.contains(&format!("{OLD_LABEL}00112233aabbccdd")),
+            "{text}"
+        );
+        assert_eq!(log.migrate().unwrap(), 0, "once");
+        let entry = Entry {
+            time: "2026-11-23T00:00:00Z".into(),
+            command: "erase",
+            sources: vec![log.hash_source("::ffff:203.0.113.7").unwrap()],
+            files: vec![],
+            lines: 1,
+            notes: vec![],
+        };
+        log.append(&entry).unwrap();
+        let found = log.verify("203.0.113.7").unwrap();
+        assert_eq!(found.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [1, 3]);
+        assert!(log.verify("203.0.113.8").unwrap().is_empty());
     }
 }

@@ -601,7 +601,7 @@ fn finish_erasure(
     } else if !settings.dry_run {
         notes.push("complete".to_string());
     }
-    let audit = crate::audit::AuditLog::new(state_dir);
+    let audit = state::audit_log(state_dir, config)?;
     let mut sources = Vec::new();
     for s in &settings.sources {
         sources.push(audit.hash_source(s)?);

@@ -24,6 +24,8 @@ pub struct Config {
     pub allow_file: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For is trusted (`--trusted-proxy`).
     pub trusted_proxies: Option<Vec<String>>,
+    /// The key of the audit log's hashes; kept apart from the state directory.
+    pub audit_key: Option<PathBuf>,
     /// The longest line read whole (`--max-line`), such as "1MiB".
     pub max_line: Option<String>,
     /// `false` drops the built-in loopback allowlist (as `--no-default-allow`).

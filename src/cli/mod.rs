@@ -3,6 +3,7 @@
 //! knows about options.
 
 pub mod anonymize;
+pub mod audit;
 pub mod config;
 pub mod detection;
 pub mod flagged;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Write a new random key for `anonymize --mode pseudonymize`.
     Keygen(keygen::KeygenArgs),
 
+    /// Query the audit log: which entries concern an address (`audit verify --source IP`).
+    Audit(audit::AuditArgs),
+
     /// Print the lines about some addresses or ranges, from plain and gzip logs.
     Search(search::SearchArgs),
 
@@ -125,6 +129,7 @@ pub fn run() -> Result<Outcome> {
         Command::Generate(args) => generate::run(args),
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),
+        Command::Audit(args) => audit::run(args, &config),
         Command::Search(args) => search::run(args, &config),
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::scan::OutputKind;
 use super::{Config, Outcome, state, switch, with_threads};
-use crate::audit::{AuditLog, Entry};
+use crate::audit::Entry;
 use crate::format::{ErrorKind, FormatSpec};
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress};
@@ -164,7 +164,20 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     let settings = Settings::new(args, config, now())?;
     // The audit log is the point of a search's record keeping: without a state directory
     // the search does not start.
-    let audit = AuditLog::new(&state::state_dir(settings.store.as_deref(), config)?);
+    let audit = state::audit_log(
+        &state::state_dir(settings.store.as_deref(), config)?,
+        config,
+    )?;
+    // Never the addresses in clear: their keyed hashes (see `crate::audit`). Made before
+    // the search, so a key that cannot be used stops it before anything is read.
+    let mut sources = Vec::with_capacity(settings.sources.len());
+    for s in &settings.sources {
+        sources.push(
+            audit
+                .hash_source(s)
+                .context("the search cannot be recorded in the audit log")?,
+        );
+    }
     let mut found = discover(&settings.paths);
     found.settle_missing(false);
     for (arg, reason) in &found.errors {
@@ -267,7 +280,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     let entry = Entry {
         time: rfc3339(now()),
         command: "search",
-        sources: settings.sources.clone(),
+        sources,
         files: names.clone(),
         lines: total,
         notes: vec![],

@@ -109,3 +109,17 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// The audit log of this run's state directory, with its key from `$LOGWARD_AUDIT_KEY`,
+/// the config's `audit_key`, else the default apart from the state directory.
+pub fn audit_log(state_dir: &Path, config: &Config) -> Result<crate::audit::AuditLog> {
+    let key = std::env::var_os("LOGWARD_AUDIT_KEY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| config.audit_key.clone())
+        .or_else(crate::audit::default_key_path)
+        .context(
+            "no place for the audit key: set audit_key in the config, $LOGWARD_AUDIT_KEY, or $HOME",
+        )?;
+    Ok(crate::audit::AuditLog::with_key(state_dir, &key))
+}

@@ -134,7 +134,7 @@ fn erasure_masks_the_source_everywhere_and_nothing_else() {
         !erase.contains(TARGET) && !erase.contains("2001:db8:7"),
         "{erase}"
     );
-    assert!(erase.contains("hmac:"), "{erase}");
+    assert!(erase.contains("hmac-sha256:"), "{erase}");
     assert!(erase.contains("access.log.2.gz"), "{erase}");
 }
 
@@ -264,4 +264,38 @@ fn an_incomplete_erasure_says_so_and_a_later_run_completes_it() {
         audit.lines().last().unwrap().contains("\"complete\""),
         "{audit}"
     );
+}
+
+/// Regression: a `search --source IP` (the README suggests searching before an erasure)
+/// left the address in clear in the audit log. Every entry now holds only keyed hashes,
+/// and `audit verify` finds the entries of an address for an auditor who knows it.
+#[test]
+fn the_audit_log_holds_no_address_and_verify_finds_the_entries() {
+    let d = Dir::new();
+    let line = format!(
+        "{TARGET} - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"curl/8\"\n"
+    );
+    d.write("logs/access.log.1", line.repeat(3).as_bytes());
+    let r = d.run(&["search", "--source", TARGET, "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = d.run(&["anonymize", "--source", &format!("::ffff:{TARGET}"), "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let audit = std::fs::read_to_string(d.join("state/audit.log")).unwrap();
+    assert_eq!(audit.lines().count(), 2, "{audit}");
+    assert!(!audit.contains(TARGET), "{audit}");
+    assert!(audit.contains("hmac-sha256:"), "{audit}");
+    assert!(
+        !d.join("state/audit.key").exists(),
+        "the key is beside the log"
+    );
+    let r = d.run(&["audit", "verify", "--source", TARGET]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 2, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(" search ") && r.stdout.contains(" erase "),
+        "{}",
+        r.stdout
+    );
+    let r = d.run(&["audit", "verify", "--source", "198.51.100.250"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
 }

@@ -302,6 +302,7 @@ fn peak_kib(d: &Dir, args: &[&str]) -> (u64, String) {
         .current_dir(d.path())
         .env("LOGWARD_CONFIG", "")
         .env("LOGWARD_STORE", d.join("state/logward.db"))
+        .env("LOGWARD_AUDIT_KEY", d.join("keys/audit.key"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     let r = crate::util::run_with_deadline(cmd, 120);

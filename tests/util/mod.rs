@@ -64,6 +64,8 @@ impl Dir {
         // Keep every run away from the user's and the system's state and configuration.
         cmd.env("LOGWARD_CONFIG", "");
         cmd.env("LOGWARD_STORE", self.join("state/logward.db"));
+        // The audit key lives apart from the state directory, as it must.
+        cmd.env("LOGWARD_AUDIT_KEY", self.join("keys/audit.key"));
         cmd.env("XDG_STATE_HOME", self.join("xdg-state"));
         cmd.env("HOME", self.path());
         cmd

@@ -101,6 +101,12 @@ pub struct Counts {
     /// Lines longer than the longest line logward reads whole, copied through byte for
     /// byte: their addresses stay (documented in the README).
     pub kept_long: u64,
+    /// Lines past the window masked by fields that still hold an address-shaped token
+    /// outside the fields logward masks (address fields, URLs) and the user agent: a
+    /// format that hides an address in a field logward does not know. `--whole-line` or
+    /// the right `--format` masks them. Counted among the lines checked: the first 1000
+    /// masked lines of a file, then one in 1000.
+    pub leaked_lines: u64,
 }
 
 impl Counts {
@@ -113,6 +119,7 @@ impl Counts {
         self.unparsed_scrubbed += o.unparsed_scrubbed;
         self.erased_lines += o.erased_lines;
         self.kept_long += o.kept_long;
+        self.leaked_lines += o.leaked_lines;
     }
 }
 
@@ -188,7 +195,15 @@ struct LineJob<'a> {
     erase: Option<&'a [IpNet]>,
     /// Search the whole of a parsed line for address tokens, not only its URLs.
     whole_line: bool,
+    /// Masked lines checked so far for addresses left outside the known fields.
+    leak_checked: u64,
 }
+
+/// The masked lines of a file checked for addresses left outside the known fields: the
+/// first [`LEAK_CHECK_HEAD`], then one in [`LEAK_CHECK_EVERY`]. A misread format shows on
+/// every line, so the head finds it; checking every line would double a rewrite's CPU.
+const LEAK_CHECK_HEAD: u64 = 1000;
+const LEAK_CHECK_EVERY: u64 = 1000;
 
 impl LineJob<'_> {
     /// Appends line `n` as it must be written to `out`; true when it differs.
@@ -247,6 +262,14 @@ impl LineJob<'_> {
             ),
             Ok(r) => {
                 let (urls, n) = url_spans(r);
+                // `self.counts.lines` is this line's number (`n` is the URL count here).
+                if self.leak_checked < LEAK_CHECK_HEAD || self.counts.lines % LEAK_CHECK_EVERY == 0
+                {
+                    self.leak_checked += 1;
+                    if holds_unmasked_token(line, r, &urls[..n]) {
+                        self.counts.leaked_lines += 1;
+                    }
+                }
                 mask_fields(
                     line,
                     r.addr_fields.as_slice(),
@@ -280,6 +303,41 @@ impl LineJob<'_> {
 
 /// The URLs of a parsed line, searched for address tokens: the target (or the whole request
 /// line when it did not split) and the referer, where they lie in the line.
+/// Whether `line` holds an address-shaped token that masking by fields leaves as it is:
+/// outside the record's address fields, its URLs and its user agent (whose version
+/// numbers look like addresses and are kept by design). Only the gaps between those spans
+/// are searched, so the check costs little on a line whose fields are all known.
+fn holds_unmasked_token(line: &[u8], r: &Record<'_>, urls: &[Span]) -> bool {
+    const MAX: usize = crate::format::record::MAX_ADDR_FIELDS + 3;
+    let mut covered = [Span::default(); MAX];
+    let mut n = 0;
+    let ua = r.user_agent.and_then(|u| r.span_of(u));
+    for span in r
+        .addr_fields
+        .as_slice()
+        .iter()
+        .map(|f| f.span)
+        .chain(urls.iter().copied())
+        .chain(ua)
+    {
+        if n < MAX {
+            covered[n] = span;
+            n += 1;
+        }
+    }
+    let covered = &mut covered[..n];
+    covered.sort_unstable_by_key(|s| s.start);
+    let mut pos = 0usize;
+    for span in covered.iter() {
+        let start = span.start as usize;
+        if start > pos && super::tokens::tokens(&line[pos..start]).next().is_some() {
+            return true;
+        }
+        pos = pos.max(span.end as usize);
+    }
+    pos < line.len() && super::tokens::tokens(&line[pos..]).next().is_some()
+}
+
 fn url_spans(r: &Record<'_>) -> ([Span; 2], usize) {
     let mut spans = [Span::default(); 2];
     let mut n = 0;
@@ -372,6 +430,7 @@ pub fn anonymize_file(
         pending_bytes: 0,
         erase: plan.erase.as_deref(),
         whole_line: plan.whole_line,
+        leak_checked: 0,
     };
     let format_name = chosen.format.as_ref().map(|f| f.name().to_string());
     let note = match &chosen.format {

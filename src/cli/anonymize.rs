@@ -747,6 +747,16 @@ fn print_report(
                 d
             }
         };
+        let detail = if c.leaked_lines > 0 {
+            format!(
+                "{detail}; warning: {} still {} an address-shaped token outside the fields \
+                 masked and the user agent (--whole-line, or the right --format, masks it)",
+                count(c.leaked_lines, "line", "lines"),
+                if c.leaked_lines == 1 { "holds" } else { "hold" }
+            )
+        } else {
+            detail
+        };
         let detail = if c.kept_long > 0 {
             format!(
                 "{detail}; {} over the longest line read, kept as they were (their addresses stay)",

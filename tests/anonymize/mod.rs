@@ -665,3 +665,62 @@ fn a_leading_address_list_is_a_client_list_and_all_of_it_is_masked() {
     assert!(!text.contains("198.51.100.1,"), "{text}");
     assert!(text.starts_with("198.51.100.0, 10.0.0.0 - - "), "{text}");
 }
+
+/// A format logward misreads must be visible, not silent: an address in a field it does
+/// not know (here an extra field after the combined ones) is reported per file, in text
+/// and JSON, with what would mask it; `--whole-line` then masks it.
+#[test]
+fn addresses_left_in_unknown_fields_are_reported() {
+    let d = Dir::new();
+    let line = "198.51.100.1 - - [01/Jan/2025:10:00:01 +0000] \"GET /a HTTP/1.1\" 200 5 \"-\" \"Mozilla/5.0 Chrome/131.0.0.0\" real=198.51.100.77\n";
+    let clean = "198.51.100.2 - - [01/Jan/2025:10:00:02 +0000] \"GET /?from=198.51.100.3 HTTP/1.1\" 200 5 \"http://198.51.100.4/\" \"Mozilla/5.0 Chrome/131.0.0.0\"\n";
+    let p = d.write(
+        "logs/access.log.1",
+        format!("{}{clean}", line.repeat(3)).as_bytes(),
+    );
+    let r = d.run(&["anonymize", "-o", "json", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        file_entry(&r.json(), "access.log.1")["leaked_lines"],
+        3,
+        "{}",
+        r.stdout
+    );
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(
+        text.contains("198.51.100.77"),
+        "the test needs the address left"
+    );
+    assert!(
+        !text.contains("198.51.100.3") && !text.contains("198.51.100.4"),
+        "{text}"
+    );
+
+    fs::write(&p, format!("{}{clean}", line.repeat(3))).unwrap();
+    let r = d.run(&["anonymize", "--now", "2026-01-01T00:00:00Z", "logs"]);
+    assert!(
+        r.stdout
+            .contains("3 lines still hold an address-shaped token")
+            && r.stdout.contains("--whole-line"),
+        "{}",
+        r.stdout
+    );
+    fs::write(&p, format!("{}{clean}", line.repeat(3))).unwrap();
+    let r = d.run(&[
+        "anonymize",
+        "--whole-line",
+        "-o",
+        "json",
+        "--now",
+        "2026-02-01T00:00:00Z",
+        "logs",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        file_entry(&r.json(), "access.log.1")["leaked_lines"],
+        0,
+        "{}",
+        r.stdout
+    );
+    assert!(!fs::read_to_string(&p).unwrap().contains("198.51.100.77"));
+}

@@ -280,6 +280,28 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// Regression: the ledger's temporary was opened with O_TRUNC and no O_EXCL, so links
+    /// planted under the next PIDs' names made root overwrite another file.
+    #[test]
+    fn small_files_never_write_through_a_planted_link() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, b"keep me").unwrap();
+        let target = d.path().join("ledger.json");
+        let planted = d
+            .path()
+            .join(temp_name(OsStr::new("ledger.json"), std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_small_file(&target, b"{}", true).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep me");
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+        assert!(!planted.exists() && fs::symlink_metadata(&planted).is_err());
+        assert_eq!(
+            fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
     #[test]
     fn temp_names_round_trip() {
         let n = temp_name(OsStr::new("access.log.1"), 4242);

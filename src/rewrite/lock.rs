@@ -56,6 +56,17 @@ impl RunLock {
 mod tests {
     use super::*;
 
+    /// The lock file is never opened through a link (one planted in a state directory
+    /// would make a root run create or truncate its target).
+    #[test]
+    fn a_link_at_the_lock_path_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, d.path().join("lock")).unwrap();
+        assert!(RunLock::acquire(d.path()).is_err());
+        assert!(!target.exists());
+    }
+
     #[test]
     fn second_acquire_fails_until_released() {
         let dir = tempfile::tempdir().unwrap();

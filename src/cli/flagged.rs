@@ -99,12 +99,26 @@ pub fn now(fixed: Option<&str>) -> Result<i64> {
 }
 
 /// An RFC 3339 time, or a duration meaning that long before `now`.
+/// An RFC 3339 time, a date alone (`2026-12-06`, midnight UTC), or a duration meaning
+/// that long before `now`.
 pub fn time_arg(name: &str, text: &str, now: i64) -> Result<i64> {
     parse_rfc3339(text)
+        .or_else(|| parse_date(text))
         .or_else(|| parse_duration(text).map(|d| now - d))
         .ok_or_else(|| {
-            anyhow!("--{name}: {text:?} is neither an RFC 3339 time nor a duration like 24h")
+            anyhow!(
+                "--{name}: {text:?} is neither an RFC 3339 time, a date like 2026-12-06, nor a duration like 24h"
+            )
         })
+}
+
+/// `YYYY-MM-DD` as midnight UTC.
+fn parse_date(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if t.len() != 10 {
+        return None;
+    }
+    parse_rfc3339(&format!("{t}T00:00:00Z"))
 }
 
 /// An unknown rule name is an error listing the known ones: those of this host's rule set
@@ -218,6 +232,15 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
         .as_deref()
         .map(|t| time_arg("until", t, now))
         .transpose()?;
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since >= until
+    {
+        bail!(
+            "--since {} is not before --until {}: nothing could match",
+            crate::timefmt::rfc3339(since),
+            crate::timefmt::rfc3339(until)
+        );
+    }
     if let Some(rule) = &args.rule {
         check_rule_name(rule, &store, config)?;
     }

@@ -235,6 +235,24 @@ pub fn ipset(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
     Ok(())
 }
 
+/// A duration as Go's `time.ParseDuration` reads it, which some `cscli` versions use:
+/// hours, minutes and seconds only, never days (`25h10m`, not `1d1h10m`).
+fn go_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
 /// A JSON array for `cscli decisions import -i FILE.json`
 /// (<https://docs.crowdsec.net/docs/cscli/cscli_decisions_import/>): one ban decision per
 /// active entry, `Ip` scope for a single address and `Range` for a prefix.
@@ -246,7 +264,7 @@ pub fn crowdsec(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::
             let single = e.source.prefix_len() == e.source.max_prefix_len();
             json!({
                 "value": net::display(e.source),
-                "duration": format_duration(e.remaining(now)),
+                "duration": go_duration(e.remaining(now)),
                 "reason": format!("logward: {}", e.rules.join(",")),
                 "scope": if single { "Ip" } else { "Range" },
                 "type": "ban",
@@ -318,6 +336,17 @@ mod tests {
         );
     }
 
+    /// Regression: `1d1h10m23s` fails in cscli versions that parse durations with Go's
+    /// `time.ParseDuration`, which knows no days.
+    #[test]
+    fn crowdsec_durations_have_no_days() {
+        assert_eq!(go_duration(90_623), "25h10m23s");
+        assert_eq!(go_duration(90_600), "25h10m");
+        assert_eq!(go_duration(7 * 86_400), "168h");
+        assert_eq!(go_duration(59), "59s");
+        assert_eq!(go_duration(0), "0s");
+    }
+
     #[test]
     fn crowdsec_exact() {
         let got: serde_json::Value = serde_json::from_str(&render(crowdsec)).unwrap();
@@ -326,7 +355,7 @@ mod tests {
              "scope": "Ip", "type": "ban", "origin": "logward"},
             {"value": "198.51.100.0/24", "duration": "1h", "reason": "logward: bruteforce,scanner",
              "scope": "Range", "type": "ban", "origin": "logward"},
-            {"value": "2001:db8:85a3::/64", "duration": "1d", "reason": "logward: bad_agent",
+            {"value": "2001:db8:85a3::/64", "duration": "24h", "reason": "logward: bad_agent",
              "scope": "Range", "type": "ban", "origin": "logward"},
             {"value": "2001:db8:85a3::7", "duration": "1m", "reason": "logward: scanner",
              "scope": "Ip", "type": "ban", "origin": "logward"},

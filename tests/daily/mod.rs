@@ -561,3 +561,24 @@ fn a_user_without_a_home_is_told_how_to_choose_the_store() {
         r.stderr
     );
 }
+
+/// `--since` takes a date alone; an inverted `--since/--until` is an error, not an empty
+/// table.
+#[test]
+fn flagged_time_filters_take_dates_and_refuse_inverted_ranges() {
+    let d = Dir::new();
+    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
+    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let r = d.run(&["flagged", "--since", "2026-11-22", "-o", "plain"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "203.0.113.7"),
+        "{}",
+        r.stderr
+    );
+    let r = d.run(&["flagged", "--since", "2026-11-23", "-o", "plain"]);
+    assert_eq!((r.code, r.stdout.trim()), (0, ""), "{}", r.stderr);
+    let r = d.run(&["flagged", "--since", "2026-11-23", "--until", "2026-11-22"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("is not before --until"), "{}", r.stderr);
+}

@@ -190,6 +190,11 @@ impl Config {
                 at("ipv6_prefix")
             );
         }
+        if let Some(f) = &self.format
+            && let Err(e) = crate::format::FormatSpec::parse(f)
+        {
+            bail!("{}: {e}", at("format"));
+        }
         if let Some(size) = &self.max_line
             && crate::cli::parse_size(size).is_none()
         {

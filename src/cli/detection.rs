@@ -97,8 +97,15 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
             .unwrap_or_else(|| PathBuf::from("config"));
         set = detect::load_config_rules(text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    if let Some(path) = rules_file.or(config.rules.as_deref()) {
+    if let Some(path) = rules_file {
         set = detect::load_rules_file(path, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    } else if let Some(path) = config.rules.as_deref() {
+        let origin = config
+            .path
+            .as_deref()
+            .map_or("the config file".to_string(), |p| p.display().to_string());
+        set = detect::load_rules_file(path, set)
+            .map_err(|e| anyhow::anyhow!("{e} (the rules file named by key rules in {origin})"))?;
     }
     Ok(set)
 }

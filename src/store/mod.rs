@@ -355,6 +355,13 @@ impl Store {
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(|e| self.sql(e))?;
+        // Counters other processes poll (an erasure's generation, for `watch`); added to
+        // stores of every version, so no schema change is needed.
+        self.conn
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+            )
+            .map_err(|e| self.sql(e))?;
         // IMMEDIATE takes the write lock first, so two first runs cannot both see version 0
         // and both create the tables.
         let tx = self
@@ -686,6 +693,13 @@ impl Store {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(sql)?;
+        // A running `watch` polls this and drops what it holds (see `erasure_generation`).
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('erasures', 1) \
+             ON CONFLICT(key) DO UPDATE SET value = value + 1",
+            [],
+        )
+        .map_err(sql)?;
         let mut masked_entries = 0;
         {
             let mut st = tx
@@ -726,6 +740,19 @@ impl Store {
             masked_entries,
             wal_truncated: busy == 0,
         })
+    }
+
+    /// How many erasures this store has recorded: a process that holds addresses (a running
+    /// `watch`) polls it and forgets what it holds when it changes. The erased addresses
+    /// themselves are kept nowhere.
+    pub fn erasure_generation(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'erasures'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map(|v| v.unwrap_or(0))
+            .map_err(|e| self.sql(e))
     }
 
     /// True when a file with this fingerprint was already scanned.

@@ -299,3 +299,129 @@ fn the_audit_log_holds_no_address_and_verify_finds_the_entries() {
     let r = d.run(&["audit", "verify", "--source", "198.51.100.250"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
 }
+
+fn read_any(p: &std::path::Path) -> Vec<u8> {
+    let raw = std::fs::read(p).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        raw
+    }
+}
+
+/// The worst case of an erasure request, as the privacy issue sets it: the address is a
+/// flagged source and is quoted in another source's samples, was searched for before, a
+/// `watch` runs on the same state directory, and plain and gzip logs hold it as client, in
+/// X-Forwarded-For, in the request and in the referer, as IPv4, IPv4-mapped, and IPv6 both
+/// compressed and expanded. Afterwards no file of the state directory and no log holds any
+/// textual form of it, and every other line is byte-identical.
+#[test]
+fn erasure_worst_case_leaves_no_textual_form_anywhere() {
+    const V6: &str = "2001:db8:7::9";
+    const V6_LONG: &str = "2001:0db8:0007:0000:0000:0000:0000:0009";
+    let d = Dir::new();
+    let t = |s: u32| format!("22/Nov/2026:10:{:02}:{:02} +0000", s / 60, s % 60);
+    let mut lines = Vec::new();
+    for i in 0..12 {
+        // The target floods .env: flagged. Another source quotes it everywhere.
+        lines.push(format!(
+            "{TARGET} - - [{}] \"GET /.env HTTP/1.1\" 404 1 \"-\" \"curl/8\" \"-\"",
+            t(i)
+        ));
+        lines.push(format!(
+            "198.51.100.44 - - [{}] \"GET /.git/config?from={TARGET}&v6={V6} HTTP/1.1\" 404 1 \"http://{TARGET}/x?h={V6_LONG}\" \"curl/8\" \"{TARGET}, ::ffff:{TARGET}, {V6}\"",
+            t(i)
+        ));
+    }
+    for i in 20..30 {
+        lines.push(format!(
+            "::ffff:{TARGET} - - [{}] \"GET /a HTTP/1.1\" 200 1 \"-\" \"curl/8\" \"-\"",
+            t(i)
+        ));
+        lines.push(format!(
+            "{V6} - - [{}] \"GET /b HTTP/1.1\" 200 1 \"-\" \"curl/8\" \"{V6_LONG}\"",
+            t(i)
+        ));
+        lines.push(format!(
+            "{V6_LONG} - - [{}] \"GET /c HTTP/1.1\" 200 1 \"-\" \"curl/8\" \"-\"",
+            t(i)
+        ));
+        // Lines without the source stay byte-identical.
+        lines.push(format!("198.51.100.9 - - [{}] \"GET /d?x=203.0.113.80 HTTP/1.1\" 200 1 \"-\" \"Mozilla/5.0 Chrome/131.0.0.0\" \"-\"", t(i)));
+    }
+    let text = lines.join("\n") + "\n";
+    d.write("logs/access.log.1", text.as_bytes());
+    d.write_gz("logs/access.log.2.gz", text.as_bytes());
+    let r = d.run(&["scan", "-f", "main", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = d.run(&[
+        "search", "-f", "main", "--source", TARGET, "--count", "logs",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A running watch on the same state directory.
+    let live = d.write("live/access.log", b"");
+    let mut watch = d
+        .command()
+        .args(["watch", "--interval", "100ms", "-f", "main"])
+        .arg(&live)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+
+    let forms: Vec<String> = {
+        let mut v = forms(TARGET);
+        v.extend([
+            V6.to_string(),
+            V6_LONG.to_string(),
+            "2001:db8:7:0:0:0:0:9".to_string(),
+        ]);
+        v
+    };
+    let state = d.join("state");
+    assert!(
+        !files_holding(&state, &forms).is_empty(),
+        "the store must hold the source first"
+    );
+    let r = d.run(&[
+        "anonymize",
+        "-f",
+        "main",
+        "--source",
+        TARGET,
+        "--source",
+        V6,
+        "logs",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let left = files_holding(&state, &forms);
+    assert!(left.is_empty(), "with watch running: {left:#?}");
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+    watch.wait().unwrap();
+    let left = files_holding(&state, &forms);
+    assert!(left.is_empty(), "after watch stopped: {left:#?}");
+    for name in ["logs/access.log.1", "logs/access.log.2.gz"] {
+        let new = read_any(&d.join(name));
+        for f in &forms {
+            assert!(
+                memchr::memmem::find(&new, f.as_bytes()).is_none(),
+                "{name} holds {f}"
+            );
+        }
+        let new_text = String::from_utf8(new).unwrap();
+        assert_eq!(new_text.lines().count(), lines.len(), "{name}: line count");
+        for (old, new) in lines.iter().zip(new_text.lines()) {
+            if !old.contains(TARGET) && !old.contains(V6) && !old.contains(V6_LONG) {
+                assert_eq!(old, new, "{name}: a line without the source changed");
+            }
+        }
+    }
+}

@@ -638,3 +638,77 @@ fn four_scans_and_a_watch_on_one_store_lose_no_flag() {
     let until = logward::timefmt::parse_rfc3339(until.split(' ').next().unwrap()).unwrap();
     assert_eq!(until, expires, "{logged}");
 }
+
+/// An erasure while `watch` runs on the same store: within its next check, watch forgets
+/// its buckets and takes the erased source out of the nftables set it manages; the
+/// erasure's WAL checkpoint completes though watch holds the store open.
+#[test]
+fn a_running_watch_forgets_an_erased_source() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let bin = dir.join("bin");
+    fs::create_dir(&bin).unwrap();
+    let record = dir.join("nft.batches");
+    let fake = bin.join("nft");
+    fs::write(&fake, "#!/bin/sh\ncat >> \"$NFT_RECORD\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let watch = Watch::start_env(
+        &dir,
+        &[
+            "--nft-set",
+            "inet:logward:flagged_v4,flagged_v6",
+            log.to_str().unwrap(),
+        ],
+        &[
+            ("PATH", path.as_str()),
+            ("NFT_RECORD", record.to_str().unwrap()),
+        ],
+    );
+    append(&log, &(attack("203.0.113.7") + &attack("198.51.100.8")));
+    let added = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&record).is_ok_and(|t| t.contains("198.51.100.8"))
+    });
+    assert!(added, "{}", watch.stderr());
+    // A rotated log elsewhere holds the source; the erasure runs on the same store.
+    dir.write("old/access.log.1", attack("203.0.113.7").as_bytes());
+    let mut cmd = dir.command();
+    cmd.args(["anonymize", "--source", "203.0.113.7", "--store"])
+        .arg(dir.join("state/logward.db"))
+        .arg(dir.join("old"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deleted = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&record)
+            .is_ok_and(|t| t.contains("delete element inet logward flagged_v4 { 203.0.113.7 }"))
+    });
+    assert!(
+        deleted,
+        "{}\n{:?}",
+        watch.stderr(),
+        fs::read_to_string(&record)
+    );
+    watch.wait_stderr("detection state cleared", Duration::from_secs(3));
+    let batches = fs::read_to_string(&record).unwrap();
+    assert!(
+        !batches.contains("delete element inet logward flagged_v4 { 198.51.100.8 }"),
+        "{batches}"
+    );
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.contains("erasure") && l.contains("203.0.113.7")),
+        "the journal learns the erased address:\n{stderr}"
+    );
+}

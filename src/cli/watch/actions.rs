@@ -100,10 +100,18 @@ impl NftSet {
         }
         for (source, left) in elements {
             if let Some(set) = self.set_for(*source) {
-                out.push_str(&format!(
-                    "add element {f} {t} {set} {{ {} timeout {left}s }}\n",
-                    net::display(*source)
-                ));
+                if *left > 0 {
+                    out.push_str(&format!(
+                        "add element {f} {t} {set} {{ {} timeout {left}s }}\n",
+                        net::display(*source)
+                    ));
+                } else {
+                    // No time left: an erased source leaves the set.
+                    out.push_str(&format!(
+                        "delete element {f} {t} {set} {{ {} }}\n",
+                        net::display(*source)
+                    ));
+                }
             }
         }
         out
@@ -175,6 +183,15 @@ impl Actions {
             } else if left > 0 {
                 let _ = tx.send((event.source, left));
             }
+        }
+    }
+
+    /// Removes a source from the nftables set (an erasure); never blocks.
+    pub fn unban(&mut self, source: IpNet) {
+        if let Some((tx, set)) = &self.nft
+            && set.set_for(source).is_some()
+        {
+            let _ = tx.send((source, 0));
         }
     }
 

@@ -25,7 +25,7 @@ use crate::detect::live::{self, Live};
 use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, TimeCache};
 use crate::input::follow::{Follower, Position};
-use crate::store::{BanPolicy, NewFlag, Store, net};
+use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use actions::{Actions, FlagEvent, NftSet};
 
 #[derive(Debug, Args)]
@@ -171,7 +171,7 @@ const MALFORMED_REPORTS: u32 = 3;
 /// What happens after the engine says "overflow", on the reading thread: folding, leaving
 /// out repeats, enrichment; the store and the actions are the recorder's.
 struct Flagger {
-    recorder: Option<mpsc::Sender<Vec<NewFlag>>>,
+    recorder: Option<mpsc::Sender<ToRecorder>>,
     /// Sources flagged by this run, and when their first ban ends (log time): a source that
     /// overflows again while banned is not flagged again (its ban would double each time).
     banned: HashMap<IpNet, i64>,
@@ -199,9 +199,17 @@ impl Flagger {
         }
         self.flagged += flags.len() as u64;
         if let Some(tx) = &self.recorder {
-            let _ = tx.send(detection.to_new_flags(&flags));
+            let _ = tx.send(ToRecorder::Flags(detection.to_new_flags(&flags)));
         }
     }
+}
+
+/// What the reading loop hands the recorder.
+enum ToRecorder {
+    Flags(Vec<NewFlag>),
+    /// The store recorded an erasure: sources this run banned that the store no longer
+    /// holds leave the nftables set.
+    Erased,
 }
 
 /// The recorder thread: writes flags to the store (a commit waits for the disk, which must
@@ -210,9 +218,40 @@ fn record(
     mut store: Option<Store>,
     mut actions: Actions,
     ban: BanPolicy,
-    rx: mpsc::Receiver<Vec<NewFlag>>,
+    rx: mpsc::Receiver<ToRecorder>,
 ) {
-    for new in rx {
+    // The sources this run handed to the actions, so an erasure can take them back.
+    let mut sent: HashMap<IpNet, i64> = HashMap::new();
+    for msg in rx {
+        let new = match msg {
+            ToRecorder::Flags(new) => new,
+            ToRecorder::Erased => {
+                let mut removed = 0u64;
+                if let Some(store) = &store {
+                    sent.retain(|source, _| {
+                        let filter = Filter {
+                            targets: vec![Target::Net(*source)],
+                            ..Filter::default()
+                        };
+                        let kept = match store.query(&filter) {
+                            Ok(entries) => entries.iter().any(|e| e.source == *source),
+                            Err(_) => true,
+                        };
+                        if !kept {
+                            actions.unban(*source);
+                            removed += 1;
+                        }
+                        kept
+                    });
+                }
+                // The count only: the journal must not learn the erased address.
+                eprintln!(
+                    "logward: an erasure was recorded in the store: {} removed from the actions' set",
+                    crate::cli::count(removed, "source", "sources")
+                );
+                continue;
+            }
+        };
         let mut expiry: HashMap<IpNet, i64> = HashMap::new();
         if let Some(store) = &mut store {
             // The bans as recorded come back from the write itself: a lookup of 1000+
@@ -247,6 +286,7 @@ fn record(
                 rfc3339(f.last_seen),
                 rfc3339(expires),
             );
+            sent.insert(source, expires);
             actions.flag(
                 &FlagEvent {
                     source,
@@ -309,6 +349,15 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let store_name = store
         .as_ref()
         .map_or("off".to_string(), |s| s.path().display().to_string());
+    // A second connection, to poll the erasure generation from the reading loop.
+    let erasures = match &store {
+        Some(s) => Some(Store::open(s.path()).map_err(|e| anyhow::anyhow!("{e}"))?),
+        None => None,
+    };
+    let mut erasure_seen = erasures
+        .as_ref()
+        .and_then(|s| s.erasure_generation().ok())
+        .unwrap_or(0);
     let actions = Actions::start(on_flag, action_timeout, nft);
     let recorder = std::thread::spawn(move || record(store, actions, ban, rx));
     let mut flagger = Flagger {
@@ -395,6 +444,28 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         dirty |= read > 0;
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
+            // An erasure since the last check: forget every bucket (which source it
+            // concerned is kept nowhere) and have the recorder take erased sources out of
+            // the nftables set, so memory holds the address no longer than this check.
+            let generation = erasures
+                .as_ref()
+                .and_then(|s| s.erasure_generation().ok())
+                .unwrap_or(erasure_seen);
+            if generation != erasure_seen {
+                erasure_seen = generation;
+                let held = live.buckets();
+                live = Live::new(detection.rules.clone());
+                pending.clear();
+                flagger.banned.clear();
+                if let Some(tx) = &flagger.recorder {
+                    let _ = tx.send(ToRecorder::Erased);
+                }
+                eprintln!(
+                    "logward: an erasure was recorded in the store: detection state cleared \
+                     ({})",
+                    crate::cli::count(held as u64, "bucket", "buckets")
+                );
+            }
             live.sweep();
             if let Some(newest) = live.newest() {
                 flagger.banned.retain(|_, expires| *expires > newest);

@@ -150,7 +150,7 @@ impl AuditLog {
         self.dir.join(LOG_NAME)
     }
 
-    /// The key, created (mode 0600, its directory 0700) on first use. Refused when it is
+    /// The key, created (mode 0600) on first use. Refused when it is
     /// in the state directory, beside the log.
     fn key(&self) -> Result<Key, AuditError> {
         let key_dir = self.key_path.parent().unwrap_or(Path::new("."));
@@ -171,9 +171,11 @@ impl AuditLog {
         } else {
             if !key_dir.as_os_str().is_empty() && !key_dir.exists() {
                 use std::os::unix::fs::DirBuilderExt;
+                // 0755: /etc/logward also holds the config, which users may read; the key
+                // file itself is 0600.
                 std::fs::DirBuilder::new()
                     .recursive(true)
-                    .mode(0o700)
+                    .mode(0o755)
                     .create(key_dir)
                     .map_err(|source| AuditError::Write {
                         path: key_dir.to_path_buf(),

@@ -60,9 +60,19 @@ pub struct FlaggedArgs {
     #[arg(long)]
     pub prune: bool,
 
-    /// With --prune: list the entries that would go, and delete nothing.
-    #[arg(long, short = 'n', requires = "prune")]
+    /// With --prune, --delete or --unban: list the entries concerned, change nothing.
+    #[arg(long, short = 'n')]
     pub dry_run: bool,
+
+    /// Delete the entries the filters select (a false positive to forget). Needs at least
+    /// one filter; with --dry-run, lists them.
+    #[arg(long, conflicts_with_all = ["prune", "unban"])]
+    pub delete: bool,
+
+    /// End the active bans of the entries the filters select, keeping their history (the
+    /// same as `logward unban`). Needs at least one filter.
+    #[arg(long, conflicts_with = "prune")]
+    pub unban: bool,
 
     /// How long --prune keeps entries. [default: 180d]
     #[arg(long, value_name = "DURATION")]
@@ -75,6 +85,45 @@ pub struct FlaggedArgs {
     /// Treat this time as now (RFC 3339), for expiry and durations; for tests and replays.
     #[arg(long, value_name = "TIME", hide = true)]
     pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnbanArgs {
+    /// The addresses (entries that contain them) or networks (entries inside them).
+    #[arg(value_name = "IP|CIDR", required = true)]
+    pub targets: Vec<String>,
+
+    /// List the bans that would end, change nothing.
+    #[arg(long, short = 'n')]
+    pub dry_run: bool,
+
+    /// The store (see `logward scan --help`).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+}
+
+/// `logward unban IP|CIDR...`: `flagged --unban` with those targets.
+pub fn unban(args: UnbanArgs, config: &Config) -> Result<Outcome> {
+    run(
+        FlaggedArgs {
+            targets: args.targets,
+            since: None,
+            until: None,
+            rule: None,
+            country: None,
+            asn: None,
+            active: false,
+            format: ExportFormat::Table,
+            prune: false,
+            dry_run: args.dry_run,
+            delete: false,
+            unban: true,
+            keep: None,
+            store: args.store,
+            now: None,
+        },
+        config,
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -255,6 +304,68 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
         ),
         None => None,
     };
+    if args.delete || args.unban {
+        let given = !filter.targets.is_empty()
+            || filter.since.is_some()
+            || filter.until.is_some()
+            || filter.rule.is_some()
+            || filter.country.is_some()
+            || filter.asn.is_some();
+        if !given {
+            bail!(
+                "--{} needs a filter (an address or network, --rule, --since...): it never \
+                 applies to the whole store by default",
+                if args.delete { "delete" } else { "unban" }
+            );
+        }
+        let (verb, chosen) = if args.dry_run {
+            let mut f = filter.clone();
+            if args.unban {
+                f.active_at = Some(now);
+            }
+            let chosen: Vec<String> = store
+                .query(&f)
+                .map_err(|e| anyhow!("{e}"))?
+                .into_iter()
+                .map(|e| e.source.to_string())
+                .collect();
+            (
+                if args.delete {
+                    "would delete"
+                } else {
+                    "would unban"
+                },
+                chosen,
+            )
+        } else if args.delete {
+            (
+                "deleted",
+                store.delete(&filter).map_err(|e| anyhow!("{e}"))?,
+            )
+        } else {
+            (
+                "unbanned",
+                store.unban(&filter, now).map_err(|e| anyhow!("{e}"))?,
+            )
+        };
+        for source in &chosen {
+            let display = source
+                .parse::<ipnet::IpNet>()
+                .map_or(source.clone(), crate::store::net::display);
+            writeln!(out, "{display}")?;
+        }
+        writeln!(
+            out,
+            "{verb} {}{}",
+            super::count(chosen.len() as u64, "entry", "entries"),
+            if args.dry_run {
+                " (dry run: nothing changed)"
+            } else {
+                ""
+            }
+        )?;
+        return Ok(Outcome::Success);
+    }
     let firewall = matches!(
         args.format,
         ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec

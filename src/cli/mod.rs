@@ -82,6 +82,10 @@ pub enum Command {
     /// Write a new random key for `anonymize --mode pseudonymize`.
     Keygen(keygen::KeygenArgs),
 
+    /// End the bans of addresses or networks (a false positive), keeping their history:
+    /// `logward flagged --unban` with the addresses given.
+    Unban(flagged::UnbanArgs),
+
     /// Query the audit log: which entries concern an address (`audit verify --source IP`).
     Audit(audit::AuditArgs),
 
@@ -130,6 +134,7 @@ pub fn run() -> Result<Outcome> {
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),
         Command::Audit(args) => audit::run(args, &config),
+        Command::Unban(args) => flagged::unban(args, &config),
         Command::Search(args) => search::run(args, &config),
     }
 }

@@ -598,6 +598,68 @@ impl Store {
         Ok(out)
     }
 
+    /// Ends the bans of the entries matching `filter` at `now`, keeping their history
+    /// (a false positive: the entry stays, its ban is over). Returns the sources whose
+    /// ban was active, in canonical CIDR form.
+    pub fn unban(&mut self, filter: &Filter, now: i64) -> Result<Vec<String>, StoreError> {
+        let active = Filter {
+            active_at: Some(now),
+            ..filter.clone()
+        };
+        let ended: Vec<String> = self
+            .query(&active)?
+            .into_iter()
+            .map(|e| e.source.to_string())
+            .collect();
+        self.set_for_sources(
+            &ended,
+            "UPDATE flagged SET expires = ?2 WHERE source = ?1",
+            now,
+        )?;
+        Ok(ended)
+    }
+
+    /// Deletes the entries matching `filter`; returns their sources in canonical CIDR form.
+    pub fn delete(&mut self, filter: &Filter) -> Result<Vec<String>, StoreError> {
+        let gone: Vec<String> = self
+            .query(filter)?
+            .into_iter()
+            .map(|e| e.source.to_string())
+            .collect();
+        self.set_for_sources(
+            &gone,
+            "DELETE FROM flagged WHERE source = ?1 AND ?2 = ?2",
+            0,
+        )?;
+        Ok(gone)
+    }
+
+    /// Runs `sql` (parameters: the source, then `value`) for each source, in one write
+    /// transaction.
+    fn set_for_sources(
+        &mut self,
+        sources: &[String],
+        sql: &str,
+        value: i64,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut st = tx.prepare(sql).map_err(err)?;
+            for source in sources {
+                st.execute(params![source, value]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
     /// Deletes entries last seen before `last_seen_before`; returns how many.
     pub fn prune(&mut self, last_seen_before: i64) -> Result<usize, StoreError> {
         self.conn

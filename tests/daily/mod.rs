@@ -582,3 +582,56 @@ fn flagged_time_filters_take_dates_and_refuse_inverted_ranges() {
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(r.stderr.contains("is not before --until"), "{}", r.stderr);
 }
+
+/// A false positive has a remedy: `unban` ends a ban and keeps the entry; `flagged
+/// --delete` forgets entries the filters select; neither applies to the whole store
+/// without a filter, and `--dry-run` changes nothing.
+#[test]
+fn unban_and_delete_act_only_on_what_the_filters_select() {
+    let d = Dir::new();
+    let recent = |ip: &str| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let stamp = logward::timefmt::rfc3339(t - 60);
+        // dd/Mon/yyyy:HH:MM:SS +0000 from the RFC 3339 stamp.
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let (y, m, dd) = (&stamp[0..4], &stamp[5..7], &stamp[8..10]);
+        let clf = format!(
+            "{dd}/{}/{y}:{} +0000",
+            months[m.parse::<usize>().unwrap() - 1],
+            &stamp[11..19]
+        );
+        format!("{ip} - - [{clf}] \"GET /.git/config HTTP/1.1\" 404 1 \"-\" \"x\"\n").repeat(12)
+    };
+    d.write(
+        "logs/access.log.1",
+        (recent("203.0.113.7") + &recent("198.51.100.8")).as_bytes(),
+    );
+    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let active = |d: &Dir| d.run(&["flagged", "--active", "-o", "plain"]).stdout;
+    assert_eq!(active(&d).lines().count(), 2);
+
+    let r = d.run(&["unban", "203.0.113.7", "--dry-run"]);
+    assert!(r.stdout.contains("would unban 1 entry"), "{}", r.stdout);
+    assert_eq!(active(&d).lines().count(), 2, "the dry run changed a ban");
+    let r = d.run(&["unban", "203.0.113.7"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("unbanned 1 entry"), "{}", r.stdout);
+    assert_eq!(active(&d).trim(), "198.51.100.8");
+    let all = d.run(&["flagged", "-o", "plain"]).stdout;
+    assert_eq!(all.lines().count(), 2, "unban keeps the history: {all}");
+
+    let r = d.run(&["flagged", "--delete"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("needs a filter"), "{}", r.stderr);
+    let r = d.run(&["flagged", "--delete", "198.51.100.8"]);
+    assert!(r.stdout.contains("deleted 1 entry"), "{}", r.stdout);
+    assert_eq!(
+        d.run(&["flagged", "-o", "plain"]).stdout.trim(),
+        "203.0.113.7"
+    );
+}

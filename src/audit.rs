@@ -205,16 +205,22 @@ impl AuditLog {
         Ok(Self::hash_with(&self.key()?, source))
     }
 
+    /// The log's text; empty when there is no log yet.
+    fn read(&self) -> Result<String, AuditError> {
+        let path = self.path();
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(source) => Err(AuditError::Read { path, source }),
+        }
+    }
+
     /// Rewrites, once, entries of earlier versions: a source in clear becomes its keyed
     /// hash, an `hmac:` value (an AES CBC-MAC) is relabelled `aes-cbc-mac:`. Returns how
     /// many entries changed. The file is replaced atomically (temporary, fsync, rename).
     pub fn migrate(&self) -> Result<usize, AuditError> {
         let path = self.path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(source) => return Err(AuditError::Read { path, source }),
-        };
+        let text = self.read()?;
         let needs = |v: &str| !v.starts_with(LABEL) && !v.starts_with(OLD_LABEL);
         if !text.lines().any(|l| {
             serde_json::from_str::<serde_json::Value>(l)
@@ -262,13 +268,8 @@ impl AuditLog {
     /// The entries (1-based line number and the entry) that concern `source`: those whose
     /// sources hold its keyed hash.
     pub fn verify(&self, source: &str) -> Result<Vec<(usize, serde_json::Value)>, AuditError> {
-        let path = self.path();
         let hash = self.hash_source(source)?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(AuditError::Read { path, source }),
-        };
+        let text = self.read()?;
         Ok(text
             .lines()
             .enumerate()

@@ -326,25 +326,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     let store_flag = args.store.clone();
     let settings = Settings::new(args, config)?;
     let mut found = discover(&settings.paths);
-    for (arg, reason) in found.settle_missing(settings.missing_ok) {
-        if settings.verbose {
-            eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
-        }
-    }
-    for (arg, reason) in &found.errors {
-        eprintln!("logward: {arg}: {reason}");
-    }
-    for (path, reason) in &found.refused {
-        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
-    }
-    if settings.verbose {
-        for p in &found.skipped {
-            eprintln!(
-                "logward: skipped (not an access log name): {}",
-                crate::escape::path(p)
-            );
-        }
-    }
+    super::report_discovery(&mut found, settings.missing_ok, settings.verbose);
     let files: Vec<PathBuf> = found
         .sources
         .iter()
@@ -478,24 +460,6 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     })
 }
 
-/// Lines of `path` that still hold an address of `nets` (a file the erasure left alone).
-fn lines_still_holding(path: &Path, nets: &crate::search::Nets) -> Result<u64, String> {
-    use crate::input::read::{Line, LineReader};
-    let (stream, _) = crate::input::read::open(path).map_err(|e| e.to_string())?;
-    let mut reader = LineReader::new(stream);
-    let mut n = 0;
-    loop {
-        match reader.next_line() {
-            Ok(Some(Line::Text(text, _))) => {
-                n += u64::from(nets.match_text(text).is_some());
-            }
-            Ok(Some(Line::TooLong(..))) => {}
-            Ok(None) => return Ok(n),
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
 /// The rest of an erasure request, in order after the logs: the store forgets the sources
 /// and masks them wherever else it keeps them, its bytes are made to forget them too, and
 /// the audit log records what was done, with keyed hashes in place of the sources.
@@ -522,13 +486,13 @@ fn finish_erasure(
             let erased = store
                 .erase(nets, &mut |addr| masker.masked(addr).to_string())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let removed = count(
+                erased.removed.len() as u64,
+                "flagged-source entry",
+                "flagged-source entries",
+            );
             eprintln!(
-                "logward: removed {} from {}{}",
-                count(
-                    erased.removed.len() as u64,
-                    "flagged-source entry",
-                    "flagged-source entries"
-                ),
+                "logward: removed {removed} from {}{}",
                 crate::escape::path(&store_path),
                 match erased.masked_entries {
                     0 => String::new(),
@@ -539,12 +503,7 @@ fn finish_erasure(
                 }
             );
             notes.push(format!(
-                "{} removed from the store, {} of other sources masked",
-                count(
-                    erased.removed.len() as u64,
-                    "flagged-source entry",
-                    "flagged-source entries"
-                ),
+                "{removed} removed from the store, {} of other sources masked",
                 count(erased.masked_entries as u64, "entry", "entries")
             ));
             if !erased.wal_truncated {
@@ -566,7 +525,7 @@ fn finish_erasure(
         .iter()
         .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
     {
-        let still = lines_still_holding(&r.path, &matcher);
+        let still = crate::search::lines_holding(&r.path, &matcher).map_err(|e| e.to_string());
         let reason = r.reason.as_deref().unwrap_or("");
         match still {
             Ok(0) => notes.push(format!(

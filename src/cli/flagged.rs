@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
 
 use super::{Config, Outcome, state};
 use crate::store::{Filter, Store, Target, export};
@@ -147,7 +148,6 @@ pub fn now(fixed: Option<&str>) -> Result<i64> {
     }
 }
 
-/// An RFC 3339 time, or a duration meaning that long before `now`.
 /// An RFC 3339 time, a date alone (`2026-12-06`, midnight UTC), or a duration meaning
 /// that long before `now`.
 pub fn time_arg(name: &str, text: &str, now: i64) -> Result<i64> {
@@ -168,6 +168,28 @@ fn parse_date(text: &str) -> Option<i64> {
         return None;
     }
     parse_rfc3339(&format!("{t}T00:00:00Z"))
+}
+
+/// The filters given on the command line, by name: `--prune` refuses any, `--delete` and
+/// `--unban` need one.
+fn filters_given(args: &FlaggedArgs) -> Vec<&'static str> {
+    let mut given = Vec::new();
+    if !args.targets.is_empty() {
+        given.push("an address or network");
+    }
+    for (on, name) in [
+        (args.since.is_some(), "--since"),
+        (args.until.is_some(), "--until"),
+        (args.rule.is_some(), "--rule"),
+        (args.country.is_some(), "--country"),
+        (args.asn.is_some(), "--asn"),
+        (args.active, "--active"),
+    ] {
+        if on {
+            given.push(name);
+        }
+    }
+    given
 }
 
 /// An unknown rule name is an error listing the known ones: those of this host's rule set
@@ -201,24 +223,10 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     }
     let mut store = state::open_store(&path)?;
     let mut out = std::io::stdout().lock();
+    let given = filters_given(&args);
     if args.prune {
         // Regression: --prune ignored every filter and emptied the store.
-        let mut filters = Vec::new();
-        if !args.targets.is_empty() {
-            filters.push("an address or network");
-        }
-        for (given, name) in [
-            (args.since.is_some(), "--since"),
-            (args.until.is_some(), "--until"),
-            (args.rule.is_some(), "--rule"),
-            (args.country.is_some(), "--country"),
-            (args.asn.is_some(), "--asn"),
-            (args.active, "--active"),
-        ] {
-            if given {
-                filters.push(name);
-            }
-        }
+        let filters = &given;
         if !filters.is_empty() {
             bail!(
                 "--prune deletes every entry last seen before the --keep window and takes no \
@@ -305,55 +313,41 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
         None => None,
     };
     if args.delete || args.unban {
-        let given = !filter.targets.is_empty()
-            || filter.since.is_some()
-            || filter.until.is_some()
-            || filter.rule.is_some()
-            || filter.country.is_some()
-            || filter.asn.is_some();
-        if !given {
+        if given.is_empty() {
             bail!(
                 "--{} needs a filter (an address or network, --rule, --since...): it never \
                  applies to the whole store by default",
                 if args.delete { "delete" } else { "unban" }
             );
         }
-        let (verb, chosen) = if args.dry_run {
-            let mut f = filter.clone();
-            if args.unban {
-                f.active_at = Some(now);
-            }
-            let chosen: Vec<String> = store
-                .query(&f)
-                .map_err(|e| anyhow!("{e}"))?
-                .into_iter()
-                .map(|e| e.source.to_string())
-                .collect();
-            (
-                if args.delete {
-                    "would delete"
-                } else {
-                    "would unban"
-                },
-                chosen,
-            )
-        } else if args.delete {
-            (
-                "deleted",
-                store.delete(&filter).map_err(|e| anyhow!("{e}"))?,
-            )
-        } else {
-            (
-                "unbanned",
-                store.unban(&filter, now).map_err(|e| anyhow!("{e}"))?,
-            )
-        };
-        for source in &chosen {
-            let display = source
-                .parse::<ipnet::IpNet>()
-                .map_or(source.clone(), crate::store::net::display);
-            writeln!(out, "{display}")?;
+        // Only active bans can end; the entries chosen are listed either way, and a dry
+        // run stops there.
+        if args.unban {
+            filter.active_at = Some(now);
         }
+        let chosen: Vec<IpNet> = store
+            .query(&filter)
+            .map_err(|e| anyhow!("{e}"))?
+            .into_iter()
+            .map(|e| e.source)
+            .collect();
+        if !args.dry_run {
+            if args.delete {
+                store.delete_sources(&chosen)
+            } else {
+                store.end_bans(&chosen, now)
+            }
+            .map_err(|e| anyhow!("{e}"))?;
+        }
+        for source in &chosen {
+            writeln!(out, "{}", crate::store::net::display(*source))?;
+        }
+        let verb = match (args.dry_run, args.delete) {
+            (true, true) => "would delete",
+            (true, false) => "would unban",
+            (false, true) => "deleted",
+            (false, false) => "unbanned",
+        };
         writeln!(
             out,
             "{verb} {}{}",

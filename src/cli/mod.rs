@@ -172,6 +172,31 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
     }
 }
 
+/// Says what discovery left out, the same way for every command that reads logs: missing
+/// paths become errors unless `missing_ok` (then a note with `verbose`), errors and
+/// refused entries always, skipped names with `verbose`.
+pub fn report_discovery(found: &mut crate::input::Discovered, missing_ok: bool, verbose: bool) {
+    for (arg, reason) in found.settle_missing(missing_ok) {
+        if verbose {
+            eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
+        }
+    }
+    for (arg, reason) in &found.errors {
+        eprintln!("logward: {arg}: {reason}");
+    }
+    for (path, reason) in &found.refused {
+        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
+    }
+    if verbose {
+        for p in &found.skipped {
+            eprintln!(
+                "logward: skipped (not an access log name): {}",
+                crate::escape::path(p)
+            );
+        }
+    }
+}
+
 /// A size in bytes: `262144`, `256KiB`, `1MiB`, `1GiB` (also `K`, `M`, `G`, `KB`...).
 pub fn parse_size(text: &str) -> Option<usize> {
     let t = text.trim();

@@ -155,25 +155,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         None => None,
     };
     let mut found = discover(&settings.paths);
-    for (arg, reason) in found.settle_missing(settings.missing_ok) {
-        if settings.verbose {
-            eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
-        }
-    }
-    for (arg, reason) in &found.errors {
-        eprintln!("logward: {arg}: {reason}");
-    }
-    for (path, reason) in &found.refused {
-        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
-    }
-    if settings.verbose {
-        for p in &found.skipped {
-            eprintln!(
-                "logward: skipped (not an access log name): {}",
-                crate::escape::path(p)
-            );
-        }
-    }
+    super::report_discovery(&mut found, settings.missing_ok, settings.verbose);
     let opts = Options {
         format: settings.format.clone(),
         max_lines: settings.check.then_some(CHECK_LINES),
@@ -229,12 +211,12 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                     "{}: its first {n} bytes were counted by an earlier scan; their lines fill \
                      the rules' buckets, and only the {} bytes added since are counted \
                      (--rescan counts it all)",
-                    crate::escape::text(src.display().as_bytes()),
+                    src.display_escaped(),
                     size - n
                 )),
                 Counted::Before(_) | Counted::All => Some(format!(
                     "{}: already counted in the store; not counted again (--rescan counts it)",
-                    crate::escape::text(src.display().as_bytes())
+                    src.display_escaped()
                 )),
             }
         })
@@ -324,7 +306,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         let name = file
             .source
             .as_ref()
-            .map(|s| crate::escape::text(s.display().as_bytes()))
+            .map(Source::display_escaped)
             .unwrap_or_default();
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
@@ -577,7 +559,7 @@ fn print_summary<V>(
         let name = f
             .source
             .as_ref()
-            .map(|s| crate::escape::text(s.display().as_bytes()))
+            .map(Source::display_escaped)
             .unwrap_or_default();
         let format = f.format.as_deref().unwrap_or("-");
         let gz = if f.compression == Some("gzip") {

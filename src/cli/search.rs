@@ -179,13 +179,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         );
     }
     let mut found = discover(&settings.paths);
-    found.settle_missing(false);
-    for (arg, reason) in &found.errors {
-        eprintln!("logward: {arg}: {reason}");
-    }
-    for (path, reason) in &found.refused {
-        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
-    }
+    super::report_discovery(&mut found, false, false);
     let opts = Options {
         format: settings.format.clone(),
         max_lines: None,

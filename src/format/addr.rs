@@ -373,26 +373,6 @@ pub fn resolve_forwarded(peer: Option<IpAddr>, forwarded: Option<&[u8]>) -> Opti
     }
 }
 
-/// Not loopback, private, link-local, unspecified or documentation-reserved for local use.
-pub fn is_global(addr: IpAddr) -> bool {
-    match addr.to_canonical() {
-        IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

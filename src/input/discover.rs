@@ -21,6 +21,11 @@ impl Source {
             Source::Stdin => "<stdin>".to_string(),
         }
     }
+
+    /// [`Source::display`] made safe for a terminal (see [`crate::escape`]).
+    pub fn display_escaped(&self) -> String {
+        crate::escape::text(self.display().as_bytes())
+    }
 }
 
 /// What discovery found, with what it left out and why.

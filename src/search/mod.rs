@@ -348,6 +348,30 @@ impl scan::Visitor for Search<'_> {
     }
 }
 
+/// How many lines of the file at `path` hold an address of `nets` anywhere (as tokens,
+/// whatever the format): what an erasure that could not rewrite a file leaves there.
+pub fn lines_holding(path: &std::path::Path, nets: &Nets) -> Result<u64, crate::input::ReadError> {
+    use crate::input::read::{Line, LineReader};
+    let (stream, _) = crate::input::read::open(path)?;
+    let mut reader = LineReader::new(stream);
+    let (mut lines, mut holding) = (0, 0);
+    loop {
+        lines += 1;
+        match reader.next_line() {
+            Ok(Some(Line::Text(text, _))) => holding += u64::from(nets.match_text(text).is_some()),
+            Ok(Some(Line::TooLong(..))) => {}
+            Ok(None) => return Ok(holding),
+            Err(source) => {
+                return Err(crate::input::ReadError::Broken {
+                    path: path.to_path_buf(),
+                    line: lines,
+                    source,
+                });
+            }
+        }
+    }
+}
+
 /// The one terminal escaping of logward, under the name search has always used.
 pub use crate::escape::for_terminal as escape_for_terminal;
 

@@ -339,6 +339,14 @@ impl Store {
         }
     }
 
+    /// A write transaction that begins as one (BEGIN IMMEDIATE), so it waits for another
+    /// writer under the busy timeout; a deferred one that reads first fails at once with
+    /// "database is locked" when it tries to write (a regression: concurrent scans and
+    /// watch lost their flags). Every write of the store goes through it.
+    fn write_tx(conn: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+        conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+    }
+
     fn init(&mut self) -> Result<(), StoreError> {
         // Several logward runs (cron scan, an operator's query) may share the file.
         self.conn
@@ -452,17 +460,10 @@ impl Store {
             source,
         };
         let ban = self.ban;
-        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
-        // writer under the busy timeout; a deferred one that reads first fails at once
-        // with "database is locked" when it tries to write (a regression: concurrent
-        // scans and watch lost their flags).
         let merged: Vec<(IpNet, FlaggedEntry)> = merged.into_iter().collect();
         let mut recorded = Vec::with_capacity(merged.len());
         for chunk in merged.chunks(RECORD_CHUNK) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sql)?;
+            let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
             for (src, incoming) in chunk {
                 let key = src.to_string();
                 let old = {
@@ -598,63 +599,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Ends the bans of the entries matching `filter` at `now`, keeping their history
-    /// (a false positive: the entry stays, its ban is over). Returns the sources whose
-    /// ban was active, in canonical CIDR form.
-    pub fn unban(&mut self, filter: &Filter, now: i64) -> Result<Vec<String>, StoreError> {
-        let active = Filter {
-            active_at: Some(now),
-            ..filter.clone()
-        };
-        let ended: Vec<String> = self
-            .query(&active)?
-            .into_iter()
-            .map(|e| e.source.to_string())
-            .collect();
-        self.set_for_sources(
-            &ended,
-            "UPDATE flagged SET expires = ?2 WHERE source = ?1",
-            now,
-        )?;
-        Ok(ended)
+    /// Ends the bans of `sources` at `now`, keeping their entries and history (a false
+    /// positive: the next export leaves them out).
+    pub fn end_bans(&mut self, sources: &[IpNet], now: i64) -> Result<(), StoreError> {
+        self.for_each_source(
+            sources,
+            "UPDATE flagged SET expires = min(expires, ?2) WHERE source = ?1",
+            |st, key| st.execute(params![key, now]),
+        )
     }
 
-    /// Deletes the entries matching `filter`; returns their sources in canonical CIDR form.
-    pub fn delete(&mut self, filter: &Filter) -> Result<Vec<String>, StoreError> {
-        let gone: Vec<String> = self
-            .query(filter)?
-            .into_iter()
-            .map(|e| e.source.to_string())
-            .collect();
-        self.set_for_sources(
-            &gone,
-            "DELETE FROM flagged WHERE source = ?1 AND ?2 = ?2",
-            0,
-        )?;
-        Ok(gone)
+    /// Deletes the entries of `sources`.
+    pub fn delete_sources(&mut self, sources: &[IpNet]) -> Result<(), StoreError> {
+        self.for_each_source(
+            sources,
+            "DELETE FROM flagged WHERE source = ?1",
+            |st, key| st.execute([key]),
+        )
     }
 
-    /// Runs `sql` (parameters: the source, then `value`) for each source, in one write
-    /// transaction.
-    fn set_for_sources(
+    /// Runs `sql` once per source, bound by `run` with the source's key (its canonical
+    /// CIDR text), in one write transaction.
+    fn for_each_source(
         &mut self,
-        sources: &[String],
+        sources: &[IpNet],
         sql: &str,
-        value: i64,
+        run: impl Fn(&mut rusqlite::Statement<'_>, &str) -> rusqlite::Result<usize>,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let err = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = Self::write_tx(&mut self.conn).map_err(err)?;
         {
             let mut st = tx.prepare(sql).map_err(err)?;
             for source in sources {
-                st.execute(params![source, value]).map_err(err)?;
+                run(&mut st, &net::canonical(*source).to_string()).map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -679,14 +660,7 @@ impl Store {
             path: path.clone(),
             source,
         };
-        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
-        // writer under the busy timeout; a deferred one that reads first fails at once
-        // with "database is locked" when it tries to write (a regression: concurrent
-        // scans and watch lost their flags).
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
         let mut removed = Vec::new();
         for n in nets {
             let n = net::canonical(*n);
@@ -751,10 +725,7 @@ impl Store {
                 out
             })
         };
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
         // A running `watch` polls this and drops what it holds (see `erasure_generation`).
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('erasures', 1) \
@@ -886,14 +857,7 @@ impl Store {
             path: path.clone(),
             source: e,
         };
-        // A write transaction begins as one (BEGIN IMMEDIATE), so it waits for another
-        // writer under the busy timeout; a deferred one that reads first fails at once
-        // with "database is locked" when it tries to write (a regression: concurrent
-        // scans and watch lost their flags).
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(sql)?;
+        let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
         tx.execute(
             "DELETE FROM scanned_files WHERE device = ?1 AND inode = ?2",
             params![d, i],

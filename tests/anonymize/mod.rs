@@ -3,7 +3,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -12,7 +11,7 @@ use std::process::{Command, Stdio};
 use logward::anonymize::{CryptoPan, Prefixes, load_key_file, truncate};
 use logward::generate::{GenConfig, generate};
 
-use crate::util::Dir;
+use crate::util::{Dir, read_plain};
 
 /// 2026-10-15T00:00:00Z: the logs below span 2026-10-01 to 2026-10-15.
 const NOW: &str = "2026-10-15T00:00:00Z";
@@ -29,23 +28,6 @@ fn log_14_days(seed: u64, lines: u64) -> Vec<u8> {
     let mut out = Vec::new();
     generate(&cfg, &mut out).unwrap();
     out
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-fn read_plain(p: &Path) -> Vec<u8> {
-    let raw = fs::read(p).unwrap();
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        gunzip(&raw)
-    } else {
-        raw
-    }
 }
 
 /// The time of a combined line, by its `[dd/Mon/yyyy:HH:MM:SS +zzzz]` field.

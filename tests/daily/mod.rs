@@ -3,13 +3,12 @@
 //! nightly scan whose bans are active.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use logward::generate::{GenConfig, generate};
+use logward::generate::GenConfig;
 
-use crate::util::{Dir, run_with_deadline};
+use crate::util::{Dir, generated, read_plain, recent_day, run_with_deadline};
 
 /// Every log below is older than seven days then (the newest rotated one is from
 /// 2026-12-11).
@@ -19,24 +18,13 @@ const DAY: i64 = 86_400;
 const START: i64 = 1_793_491_200;
 
 fn day_of_log(seed: u64, day: i64, lines: u64) -> Vec<u8> {
-    let cfg = GenConfig {
+    generated(&GenConfig {
         seed,
         lines,
         start: START + day * DAY,
         span_secs: DAY - 60,
         ..GenConfig::default()
-    };
-    let mut out = Vec::new();
-    generate(&cfg, &mut out).unwrap();
-    out
-}
-
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
+    })
 }
 
 /// Lays out `access.log` (today), `access.log.1` and `access.log.2.gz` ...
@@ -52,15 +40,6 @@ fn rotation_set(d: &Dir, dir: &str, gz_files: usize, lines: u64) -> Vec<(PathBuf
         files.push((d.write_gz(&format!("{dir}/access.log.{n}.gz"), &data), data));
     }
     files
-}
-
-fn read_plain(p: &Path) -> Vec<u8> {
-    let raw = fs::read(p).unwrap();
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        gunzip(&raw)
-    } else {
-        raw
-    }
 }
 
 /// Every line kept, in order, with its client address masked to /24 (or /48) and nothing
@@ -280,25 +259,6 @@ fn logrotate_config(d: &Dir) -> PathBuf {
     d.write("logrotate.conf", text.as_bytes())
 }
 
-fn recent_log_with_attacks(seed: u64) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let cfg = GenConfig {
-        seed,
-        lines: 3000,
-        start: now - 23 * 3600,
-        span_secs: 22 * 3600,
-        attacks: true,
-        ..GenConfig::default()
-    };
-    let mut out = Vec::new();
-    let truth = generate(&cfg, &mut out).unwrap();
-    assert!(!truth.attackers.is_empty());
-    out
-}
-
 fn run_logrotate(d: &Dir, syslog: &Syslog, config_env: &str) -> crate::util::Run {
     let mut cmd = Command::new("logrotate");
     cmd.arg("-f")
@@ -330,7 +290,7 @@ fn run_logrotate(d: &Dir, syslog: &Syslog, config_env: &str) -> crate::util::Run
 #[ignore = "needs logrotate (.ci/run installs it)"]
 fn the_logrotate_hook_scans_the_rotated_log_and_bans_its_attackers() {
     let d = Dir::new();
-    d.write("nginx/access.log", &recent_log_with_attacks(7));
+    d.write("nginx/access.log", &recent_day(7, 0, 3000, true));
     d.write("nginx/access.log.1", &day_of_log(8, 3, 500));
     let syslog = Syslog::new(&d);
     let r = run_logrotate(&d, &syslog, "");
@@ -359,7 +319,7 @@ fn the_logrotate_hook_scans_the_rotated_log_and_bans_its_attackers() {
 #[ignore = "needs logrotate (.ci/run installs it)"]
 fn a_failing_scan_in_the_logrotate_hook_is_logged_as_an_error() {
     let d = Dir::new();
-    d.write("nginx/access.log", &recent_log_with_attacks(9));
+    d.write("nginx/access.log", &recent_day(9, 0, 3000, true));
     let broken = d.write("broken.toml", b"threads = \"many\"\n");
     let syslog = Syslog::new(&d);
     let r = run_logrotate(&d, &syslog, broken.to_str().unwrap());
@@ -400,12 +360,20 @@ fn a_rescan_says_what_the_store_already_holds() {
     );
 }
 
+/// A store that flagged 203.0.113.7 (sensitive-files) from `logs/access.log.1`.
+fn store_with_one_flag() -> Dir {
+    let d = Dir::new();
+    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
+    let r = d.run(&["scan", "logs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Flagged sources (1)"), "{}", r.stdout);
+    d
+}
+
 /// Regression: `flagged --rule http-flod` printed an empty table and exited 0.
 #[test]
 fn an_unknown_rule_name_is_an_error_listing_the_rules() {
-    let d = Dir::new();
-    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
-    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let d = store_with_one_flag();
     let r = d.run(&["flagged", "--rule", "http-flod"]);
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(
@@ -425,9 +393,7 @@ fn an_unknown_rule_name_is_an_error_listing_the_rules() {
 /// Regression: `--prune` ignored every filter and emptied the store.
 #[test]
 fn prune_refuses_filters_and_dry_run_deletes_nothing() {
-    let d = Dir::new();
-    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
-    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let d = store_with_one_flag();
     for args in [
         &["flagged", "192.0.2.50", "--prune", "--keep", "0s"][..],
         &[
@@ -566,9 +532,7 @@ fn a_user_without_a_home_is_told_how_to_choose_the_store() {
 /// table.
 #[test]
 fn flagged_time_filters_take_dates_and_refuse_inverted_ranges() {
-    let d = Dir::new();
-    d.write("logs/access.log.1", ATTACK.repeat(12).as_bytes());
-    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    let d = store_with_one_flag();
     let r = d.run(&["flagged", "--since", "2026-11-22", "-o", "plain"]);
     assert_eq!(
         (r.code, r.stdout.trim()),

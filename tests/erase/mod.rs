@@ -300,19 +300,6 @@ fn the_audit_log_holds_no_address_and_verify_finds_the_entries() {
     assert_eq!(r.code, 1, "{}", r.stdout);
 }
 
-fn read_any(p: &std::path::Path) -> Vec<u8> {
-    let raw = std::fs::read(p).unwrap();
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        raw
-    }
-}
-
 /// The worst case of an erasure request, as the privacy issue sets it: the address is a
 /// flagged source and is quoted in another source's samples, was searched for before, a
 /// `watch` runs on the same state directory, and plain and gzip logs hold it as client, in
@@ -409,7 +396,7 @@ fn erasure_worst_case_leaves_no_textual_form_anywhere() {
     let left = files_holding(&state, &forms);
     assert!(left.is_empty(), "after watch stopped: {left:#?}");
     for name in ["logs/access.log.1", "logs/access.log.2.gz"] {
-        let new = read_any(&d.join(name));
+        let new = crate::util::read_plain(&d.join(name));
         for f in &forms {
             assert!(
                 memchr::memmem::find(&new, f.as_bytes()).is_none(),

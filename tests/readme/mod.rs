@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use logward::generate::{GenConfig, generate};
 
-use crate::util::{Dir, Run, run_with_deadline};
+use crate::util::{Dir, Run, recent_day, run_with_deadline};
 
 /// The shell commands of the first ```sh block after `heading`, comments dropped.
 fn commands_after(readme: &str, heading: &str) -> Vec<String> {
@@ -47,24 +47,6 @@ fn readme_commands() -> (String, Vec<String>) {
     }
     assert_eq!(cmds.len(), 3, "three examples: {cmds:?}");
     (quick[0].clone(), cmds)
-}
-
-fn recent_days(seed: u64, day_offset: i64, lines: u64, attacks: bool) -> Vec<u8> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let cfg = GenConfig {
-        seed,
-        lines,
-        start: now - (day_offset + 1) * 86_400 + 600,
-        span_secs: 86_400 - 1200,
-        attacks,
-        ..GenConfig::default()
-    };
-    let mut out = Vec::new();
-    generate(&cfg, &mut out).unwrap();
-    out
 }
 
 /// Runs one README command line through `sh -c`, with the paths moved under `root`.
@@ -120,18 +102,18 @@ fn run_readme(user: Option<&str>) {
     let root = d.path();
     fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
     // Yesterday's rotated log with attacks (active bans), older rotations past the window.
-    d.write("var/log/nginx/access.log", &recent_days(1, 0, 300, false));
-    let fresh = recent_days(2, 0, 3000, true);
+    d.write("var/log/nginx/access.log", &recent_day(1, 0, 300, false));
+    let fresh = recent_day(2, 0, 3000, true);
     d.write("var/log/nginx/access.log.1", &fresh);
     for n in 2..6 {
         d.write_gz(
             &format!("var/log/nginx/access.log.{n}.gz"),
-            &recent_days(n, 8 + n as i64, 500, false),
+            &recent_day(n, 8 + n as i64, 500, false),
         );
     }
     d.write(
         "var/log/apache2/access.log.1",
-        &recent_days(9, 10, 400, false),
+        &recent_day(9, 10, 400, false),
     );
     fs::create_dir_all(d.join("run")).unwrap();
     fs::create_dir_all(d.join("home")).unwrap();

@@ -149,3 +149,45 @@ pub fn run_with_deadline(mut cmd: Command, secs: u64) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// The current time in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// The log the seeded generator writes for `cfg`.
+pub fn generated(cfg: &logward::generate::GenConfig) -> Vec<u8> {
+    let mut out = Vec::new();
+    let truth = logward::generate::generate(cfg, &mut out).expect("the generator runs");
+    assert!(!cfg.attacks || !truth.attackers.is_empty());
+    out
+}
+
+/// A day of generated traffic ending `days_ago` days before now (0: the last 24 hours),
+/// with the labelled attacks when `attacks`.
+pub fn recent_day(seed: u64, days_ago: i64, lines: u64, attacks: bool) -> Vec<u8> {
+    generated(&logward::generate::GenConfig {
+        seed,
+        lines,
+        start: unix_now() - (days_ago + 1) * 86_400 + 600,
+        span_secs: 86_400 - 1200,
+        attacks,
+        ..logward::generate::GenConfig::default()
+    })
+}
+
+/// A file's content, decompressed when it is gzip.
+pub fn read_plain(p: &Path) -> Vec<u8> {
+    let raw = std::fs::read(p).unwrap();
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut out)
+            .unwrap();
+        out
+    } else {
+        raw
+    }
+}

@@ -394,13 +394,11 @@ fn on_flag_command_that_hangs_is_killed_and_reading_goes_on() {
     );
 }
 
-#[test]
-fn nft_set_feeds_batches_to_nft() {
-    let dir = Dir::new();
-    let log = dir.write("logs/access.log", b"");
+/// An `nft` first on PATH that records the batches it is given on stdin (`nft -f -`) in
+/// the file `$NFT_RECORD`; returns that PATH and the record's path.
+fn fake_nft(dir: &Dir) -> (String, PathBuf) {
     let bin = dir.join("bin");
     fs::create_dir(&bin).unwrap();
-    let record = dir.join("nft.batches");
     let fake = bin.join("nft");
     fs::write(
         &fake,
@@ -414,6 +412,14 @@ fn nft_set_feeds_batches_to_nft() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
+    (path, dir.join("nft.batches"))
+}
+
+#[test]
+fn nft_set_feeds_batches_to_nft() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let (path, record) = fake_nft(&dir);
     let watch = Watch::start_env(
         &dir,
         &[
@@ -646,18 +652,7 @@ fn four_scans_and_a_watch_on_one_store_lose_no_flag() {
 fn a_running_watch_forgets_an_erased_source() {
     let dir = Dir::new();
     let log = dir.write("logs/access.log", b"");
-    let bin = dir.join("bin");
-    fs::create_dir(&bin).unwrap();
-    let record = dir.join("nft.batches");
-    let fake = bin.join("nft");
-    fs::write(&fake, "#!/bin/sh\ncat >> \"$NFT_RECORD\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let (path, record) = fake_nft(&dir);
     let watch = Watch::start_env(
         &dir,
         &[

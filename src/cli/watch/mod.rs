@@ -150,12 +150,6 @@ fn load_positions(path: &Path) -> Vec<Position> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a
-/// restart after a crash) sees the old content or the new, never half of one.
-fn write_atomic(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
-    crate::rewrite::write_small_file(path, bytes, sync)
-}
-
 /// Per followed file: its format once known, and malformed lines reported so far.
 struct FileState {
     format: Option<Format>,
@@ -220,7 +214,9 @@ fn record(
     ban: BanPolicy,
     rx: mpsc::Receiver<ToRecorder>,
 ) {
-    // The sources this run handed to the actions, so an erasure can take them back.
+    // The sources this run handed to the actions with their ban's end, so an erasure can
+    // take back those still banned; ended bans are dropped as flags come, so it stays as
+    // small as the set of active bans.
     let mut sent: HashMap<IpNet, i64> = HashMap::new();
     for msg in rx {
         let new = match msg {
@@ -263,6 +259,7 @@ fn record(
             }
         }
         let now = unix_now();
+        sent.retain(|_, expires| *expires > now);
         for f in &new {
             let source = net::canonical(f.source);
             let expires = expiry
@@ -560,7 +557,7 @@ fn save(follower: &Follower, path: &Path, stats: Option<&Path>, sync: bool) {
         files: follower.positions(),
     };
     let bytes = serde_json::to_vec_pretty(&positions).unwrap_or_default();
-    if let Err(e) = write_atomic(path, &bytes, sync) {
+    if let Err(e) = crate::rewrite::write_small_file(path, &bytes, sync) {
         eprintln!("logward: error: {}: {e}", path.display());
     }
     if let Some(stats) = stats {
@@ -572,7 +569,7 @@ fn save(follower: &Follower, path: &Path, stats: Option<&Path>, sync: bool) {
             "files": files.iter().map(|(p, n)| json!({"path": p, "lines": n})).collect::<Vec<_>>(),
         });
         let bytes = serde_json::to_vec(&value).unwrap_or_default();
-        if let Err(e) = write_atomic(stats, &bytes, false) {
+        if let Err(e) = crate::rewrite::write_small_file(stats, &bytes, false) {
             eprintln!("logward: error: {}: {e}", stats.display());
         }
     }

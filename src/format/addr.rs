@@ -339,6 +339,10 @@ fn is_trusted(addr: IpAddr, trusted: &[ipnet::IpNet]) -> bool {
 /// the address it saw, so everything to the left of the first untrusted one (from the
 /// right) was written by the client and never decides who is flagged. When every address
 /// is a trusted proxy, the leftmost.
+///
+/// Cold: a list in the client field is rare, and keeping it out of line keeps the common
+/// single-address path of the parser inlined.
+#[cold]
 pub fn client_of_list(field: &[u8]) -> Option<IpAddr> {
     client_of_list_with(field, trusted_proxies())
 }

@@ -112,6 +112,7 @@ impl Format {
 
     /// [`parse`](Self::parse) into a record the caller owns (see
     /// [`LineFormat::parse_into`]); what `rec` holds after an error is unspecified.
+    #[inline]
     pub fn parse_into<'a>(
         &self,
         line: &'a [u8],
@@ -135,6 +136,12 @@ fn resolve_proxies(rec: &mut Record<'_>, line: &[u8]) {
     if addr::trusted_proxies().is_empty() {
         return;
     }
+    resolve_proxies_slow(rec, line);
+}
+
+/// Out of line, so the check above is all the common case (no trusted proxy) inlines.
+#[cold]
+fn resolve_proxies_slow(rec: &mut Record<'_>, line: &[u8]) {
     let forwarded = rec
         .addr_fields
         .as_slice()

@@ -341,6 +341,7 @@ pub fn set_client<'a>(rec: &mut Record<'a>, line: &'a [u8], span: Span) {
 
 /// The address of a client field that holds something: a host with brackets or a port, or
 /// the client of a list.
+#[inline]
 pub(super) fn client_address(text: &[u8]) -> Option<IpAddr> {
     // A bare IPv4 address, nearly every client, is what `parse_host` tries first.
     if let Some(v4) = addr::parse_ipv4(text) {

@@ -9,5 +9,6 @@ mod hostile;
 mod readme;
 mod scan;
 mod search;
+mod staff;
 mod util;
 mod watch;

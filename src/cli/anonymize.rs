@@ -426,7 +426,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     }
     let mut out = std::io::stdout().lock();
     match settings.output {
-        OutputKind::Json => {
+        OutputKind::Json | OutputKind::Ndjson => {
             serde_json::to_writer(&mut out, &to_json(&settings, cutoff, &results))?;
             writeln!(out)?;
         }

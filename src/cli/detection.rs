@@ -11,10 +11,10 @@ use clap::Args;
 use ipnet::IpNet;
 
 use super::{Config, state, switch};
-use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet};
+use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet, SampleLine};
 use crate::geo::Geo;
 use crate::scan::{At, ReadLines, Visitor};
-use crate::store::{BanPolicy, NewFlag, Store};
+use crate::store::{BanPolicy, Explained, NewFlag, Sample, Store};
 use crate::timefmt::parse_duration;
 
 #[derive(Debug, Args, Clone, Default)]
@@ -217,8 +217,21 @@ impl Detection {
         })
     }
 
-    /// Flagged sources as store entries, enriched with country and AS.
-    pub fn to_new_flags(&self, flagged: &[Flagged]) -> Vec<NewFlag> {
+    /// Flagged episodes as store entries, enriched with country and AS. `file_name` names
+    /// an input file by its index in the run (for the provenance of samples).
+    pub fn to_new_flags(
+        &self,
+        flagged: &[Flagged],
+        file_name: &dyn Fn(usize) -> Option<String>,
+    ) -> Vec<NewFlag> {
+        let place = |s: &SampleLine| {
+            let name = file_name(s.file?)?;
+            Some(match s.line {
+                Some(line) => format!("{name}:{line}"),
+                None => name,
+            })
+        };
+        let sample = |s: &SampleLine| Sample::new(place(s), &s.text);
         flagged
             .iter()
             .map(|f| {
@@ -226,11 +239,29 @@ impl Detection {
                 NewFlag {
                     source: f.source,
                     rules: f.rules.clone(),
+                    rule_events: f.rule_events.clone(),
                     first_seen: f.first_seen,
                     last_seen: f.last_seen,
                     events: f.events,
-                    samples: f.samples.clone(),
-                    vhost: f.vhost.clone(),
+                    samples: f.samples.iter().map(sample).collect(),
+                    sites: f.sites.clone(),
+                    files: f
+                        .files
+                        .iter()
+                        .filter_map(|&(i, n)| Some((file_name(i)?, n)))
+                        .collect(),
+                    explain: f
+                        .explain
+                        .iter()
+                        .map(|x| Explained {
+                            rule: x.rule.clone(),
+                            capacity: x.capacity,
+                            leak_ms: x.leak_ms,
+                            at: x.at,
+                            times: x.times,
+                            lines: x.lines.iter().map(sample).collect(),
+                        })
+                        .collect(),
                     country: info.country,
                     asn: info.asn,
                     as_org: info.as_org,
@@ -291,7 +322,8 @@ impl detect::ReadBack for ReadLines<'_> {
         &mut self,
         order: u64,
         same: &dyn Fn(&crate::format::Record<'_>) -> bool,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<(Vec<u8>, Option<u64>)> {
         self.line(order, same)
+            .map(|(text, line)| (text, Some(line)))
     }
 }

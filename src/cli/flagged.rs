@@ -8,9 +8,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
 use super::{Config, Outcome, state};
-use crate::store::{Filter, Store, Target, export};
-use crate::timefmt::{parse_duration, parse_rfc3339};
+use crate::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
+use crate::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
 
 #[derive(Debug, Args)]
 pub struct FlaggedArgs {
@@ -27,9 +31,14 @@ pub struct FlaggedArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Only entries flagged by this rule.
+    /// Only entries flagged by this rule; repeat for any of several.
     #[arg(long, value_name = "NAME")]
-    pub rule: Option<String>,
+    pub rule: Vec<String>,
+
+    /// Only entries whose events targeted this site (the virtual host, for log formats
+    /// that have one; case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub vhost: Option<String>,
 
     /// Only entries in this country (ISO code, as recorded with --geoip).
     #[arg(long, value_name = "CC")]
@@ -42,6 +51,25 @@ pub struct FlaggedArgs {
     /// Only entries whose ban has not expired.
     #[arg(long)]
     pub active: bool,
+
+    /// Order of the entries: source (address order), events (most first), first_seen or
+    /// last_seen (latest first).
+    #[arg(long, value_enum, default_value_t = SortBy::Source)]
+    pub sort: SortBy,
+
+    /// At most this many entries (after --sort).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Instead of the entries: how many there are, and their events, by rule, site,
+    /// country and AS.
+    #[arg(long, conflicts_with_all = ["explain", "prune", "delete", "unban"])]
+    pub summary: bool,
+
+    /// For each entry: its episodes, and per rule its bucket (capacity and leak), when it
+    /// overflowed and the lines that filled it, with where they are (`file:line`).
+    #[arg(long, conflicts_with_all = ["prune", "delete", "unban"])]
+    pub explain: bool,
 
     /// Output format (`-o` as in every command; `--format` and `-f` still work). nftables
     /// and ipset print files for `nft -f` and `ipset restore` (active entries only, with
@@ -110,10 +138,15 @@ pub fn unban(args: UnbanArgs, config: &Config) -> Result<Outcome> {
             targets: args.targets,
             since: None,
             until: None,
-            rule: None,
+            rule: Vec::new(),
+            vhost: None,
             country: None,
             asn: None,
             active: false,
+            sort: SortBy::Source,
+            limit: None,
+            summary: false,
+            explain: false,
             format: ExportFormat::Table,
             prune: false,
             dry_run: args.dry_run,
@@ -128,9 +161,21 @@ pub fn unban(args: UnbanArgs, config: &Config) -> Result<Outcome> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Source,
+    Events,
+    #[value(name = "first_seen", alias = "first-seen")]
+    FirstSeen,
+    #[value(name = "last_seen", alias = "last-seen")]
+    LastSeen,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
     Table,
     Json,
+    /// One JSON object per line.
+    Ndjson,
     Csv,
     Plain,
     Nftables,
@@ -180,7 +225,8 @@ fn filters_given(args: &FlaggedArgs) -> Vec<&'static str> {
     for (on, name) in [
         (args.since.is_some(), "--since"),
         (args.until.is_some(), "--until"),
-        (args.rule.is_some(), "--rule"),
+        (!args.rule.is_empty(), "--rule"),
+        (args.vhost.is_some(), "--vhost"),
         (args.country.is_some(), "--country"),
         (args.asn.is_some(), "--asn"),
         (args.active, "--active"),
@@ -298,10 +344,11 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             crate::timefmt::rfc3339(until)
         );
     }
-    if let Some(rule) = &args.rule {
+    for rule in &args.rule {
         check_rule_name(rule, &store, config)?;
     }
-    filter.rule = args.rule;
+    filter.rules = args.rule;
+    filter.vhost = args.vhost;
     filter.country = args.country.map(|c| c.to_ascii_uppercase());
     filter.asn = match args.asn {
         Some(a) => Some(
@@ -367,10 +414,27 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     if args.active || firewall {
         filter.active_at = Some(now);
     }
-    let entries = store.query(&filter).map_err(|e| anyhow!("{e}"))?;
+    let mut entries = store.query(&filter).map_err(|e| anyhow!("{e}"))?;
+    // The query orders by address; ties keep that order.
+    match args.sort {
+        SortBy::Source => {}
+        SortBy::Events => entries.sort_by_key(|e| std::cmp::Reverse(e.events)),
+        SortBy::FirstSeen => entries.sort_by_key(|e| std::cmp::Reverse(e.first_seen)),
+        SortBy::LastSeen => entries.sort_by_key(|e| std::cmp::Reverse(e.last_seen)),
+    }
+    if let Some(n) = args.limit {
+        entries.truncate(n);
+    }
+    if args.summary {
+        return summary(&mut out, &entries, args.format, now);
+    }
+    if args.explain {
+        return explain(&mut out, &store, &entries, args.format, now);
+    }
     let write = match args.format {
         ExportFormat::Table => export::table,
         ExportFormat::Json => export::json,
+        ExportFormat::Ndjson => export::ndjson,
         ExportFormat::Csv => export::csv,
         ExportFormat::Plain => export::plain,
         ExportFormat::Nftables => export::nftables,
@@ -380,4 +444,264 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     write(&mut out, &entries, now)?;
     out.flush()?;
     Ok(Outcome::Success)
+}
+
+/// `--summary`: the entries and their events by rule, site, country and AS.
+fn summary(
+    out: &mut dyn Write,
+    entries: &[FlaggedEntry],
+    format: ExportFormat,
+    now: i64,
+) -> Result<Outcome> {
+    // Per dimension: name -> (entries, events).
+    type Tally = BTreeMap<String, (u64, u64)>;
+    let mut by: [(&str, Tally); 4] = [
+        ("rule", Tally::new()),
+        ("site", Tally::new()),
+        ("country", Tally::new()),
+        ("asn", Tally::new()),
+    ];
+    let add = |t: &mut Tally, name: String, events: u64| {
+        let v = t.entry(name).or_default();
+        v.0 += 1;
+        v.1 += events;
+    };
+    for e in entries {
+        for (rule, n) in &e.rule_events {
+            add(&mut by[0].1, rule.clone(), *n);
+        }
+        // Entries recorded before rule counts were kept still count for their rules.
+        for rule in e
+            .rules
+            .iter()
+            .filter(|r| !e.rule_events.iter().any(|(k, _)| k == *r))
+        {
+            add(&mut by[0].1, rule.clone(), 0);
+        }
+        for (site, n) in &e.sites {
+            add(&mut by[1].1, site.clone(), *n);
+        }
+        add(
+            &mut by[2].1,
+            e.country.clone().unwrap_or_else(|| "-".into()),
+            e.events,
+        );
+        let asn = match (e.asn, &e.as_org) {
+            (Some(a), Some(org)) => format!("AS{a} {org}"),
+            (Some(a), None) => format!("AS{a}"),
+            _ => "-".into(),
+        };
+        add(&mut by[3].1, asn, e.events);
+    }
+    let active = entries.iter().filter(|e| e.remaining(now) > 0).count();
+    let events: u64 = entries.iter().map(|e| e.events).sum();
+    fn sorted(t: &BTreeMap<String, (u64, u64)>) -> Vec<(&String, &(u64, u64))> {
+        let mut v: Vec<(&String, &(u64, u64))> = t.iter().collect();
+        v.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)).then(a.0.cmp(b.0)));
+        v
+    }
+    match format {
+        ExportFormat::Json | ExportFormat::Ndjson => {
+            let mut value = json!({
+                "schema_version": export::JSON_SCHEMA_VERSION,
+                "entries": entries.len(),
+                "active": active,
+                "events": events,
+            });
+            for (dimension, tally) in &by {
+                value[format!("by_{dimension}")] = Value::Array(
+                    sorted(tally)
+                        .into_iter()
+                        .map(|(name, (n, ev))| json!({ *dimension: name, "entries": n, "events": ev }))
+                        .collect(),
+                );
+            }
+            if format == ExportFormat::Json {
+                serde_json::to_writer_pretty(&mut *out, &value)?;
+            } else {
+                serde_json::to_writer(&mut *out, &value)?;
+            }
+            writeln!(out)?;
+        }
+        ExportFormat::Table => {
+            writeln!(
+                out,
+                "{} ({active} banned now), {}",
+                super::count(entries.len() as u64, "entry", "entries"),
+                super::count(events, "event", "events")
+            )?;
+            for (dimension, tally) in &by {
+                if tally.is_empty() || tally.keys().all(|k| k == "-") {
+                    continue;
+                }
+                writeln!(out, "\nBy {dimension}:")?;
+                let rows = sorted(tally);
+                let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+                for (name, (n, ev)) in rows {
+                    writeln!(
+                        out,
+                        "  {:<width$}  {:>6} {}  {:>8} events",
+                        crate::escape::text(name.as_bytes()),
+                        n,
+                        if *n == 1 { "entry  " } else { "entries" },
+                        ev
+                    )?;
+                }
+            }
+        }
+        other => bail!("--summary prints a table or JSON, not {other:?}"),
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+/// `--explain`: per entry, each episode and why its rules flagged it.
+fn explain(
+    out: &mut dyn Write,
+    store: &Store,
+    entries: &[FlaggedEntry],
+    format: ExportFormat,
+    now: i64,
+) -> Result<Outcome> {
+    let json_format = matches!(format, ExportFormat::Json | ExportFormat::Ndjson);
+    if !json_format && format != ExportFormat::Table {
+        bail!("--explain prints text or JSON, not {format:?}");
+    }
+    let mut all = Vec::new();
+    for e in entries {
+        let episodes = store.episodes(e.source).map_err(|e| anyhow!("{e}"))?;
+        if json_format {
+            let mut value = export::entry_json(e, now);
+            value["episodes"] = Value::Array(
+                episodes
+                    .iter()
+                    .map(|ep| {
+                        json!({
+                            "first_seen": rfc3339(ep.first_seen),
+                            "last_seen": rfc3339(ep.last_seen),
+                            "events": ep.events,
+                            "rule_events": ep.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+                            "sites": ep.sites.iter().map(|(s, n)| json!({"site": s, "events": n})).collect::<Vec<_>>(),
+                            "files": ep.files.iter().map(|(f, n)| json!({"file": f, "events": n})).collect::<Vec<_>>(),
+                            "samples": ep.samples,
+                            "explain": ep.explain,
+                            "recorded_at": rfc3339(ep.recorded_at),
+                        })
+                    })
+                    .collect(),
+            );
+            if format == ExportFormat::Ndjson {
+                serde_json::to_writer(&mut *out, &value)?;
+                writeln!(out)?;
+            } else {
+                all.push(value);
+            }
+            continue;
+        }
+        let left = e.remaining(now);
+        writeln!(
+            out,
+            "{}  {} in {}, banned {}",
+            crate::store::net::display(e.source),
+            super::count(e.events, "event", "events"),
+            super::count(u64::from(e.times_flagged), "episode", "episodes"),
+            if left > 0 {
+                format!(
+                    "until {} ({} left)",
+                    rfc3339(e.expires),
+                    format_duration(left)
+                )
+            } else {
+                format!("until {} (expired)", rfc3339(e.expires))
+            }
+        )?;
+        if episodes.is_empty() {
+            writeln!(
+                out,
+                "  (no episode recorded: pruned, or flagged before they were kept)"
+            )?;
+        }
+        for (i, ep) in episodes.iter().enumerate() {
+            writeln!(
+                out,
+                "  Episode {}: {} .. {}, {}",
+                i + 1,
+                rfc3339(ep.first_seen),
+                rfc3339(ep.last_seen),
+                super::count(ep.events, "event", "events")
+            )?;
+            let per_rule: Vec<String> = ep
+                .rule_events
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            if !per_rule.is_empty() {
+                writeln!(out, "    events by rule: {}", per_rule.join(", "))?;
+            }
+            let listed = |v: &[(String, u64)]| {
+                v.iter()
+                    .map(|(k, n)| format!("{} ({n})", crate::escape::text(k.as_bytes())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            if !ep.sites.is_empty() {
+                writeln!(out, "    sites: {}", listed(&ep.sites))?;
+            }
+            if !ep.files.is_empty() {
+                writeln!(out, "    files: {}", listed(&ep.files))?;
+            }
+            for x in &ep.explain {
+                writeln!(
+                    out,
+                    "    {}: bucket of {} leaking one per {}; overflowed at {}{}",
+                    x.rule,
+                    x.capacity,
+                    leak(x.leak_ms),
+                    rfc3339(x.at),
+                    if x.times > 1 {
+                        format!(" ({} times in this episode)", x.times)
+                    } else {
+                        String::new()
+                    }
+                )?;
+                if !x.lines.is_empty() {
+                    writeln!(out, "      the latest lines that filled it:")?;
+                }
+                for l in &x.lines {
+                    sample_line(out, l, "        ")?;
+                }
+            }
+            if !ep.samples.is_empty() {
+                writeln!(out, "    first lines:")?;
+            }
+            for l in &ep.samples {
+                sample_line(out, l, "      ")?;
+            }
+        }
+        writeln!(out)?;
+    }
+    if format == ExportFormat::Json {
+        serde_json::to_writer_pretty(&mut *out, &all)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+/// A stored sample (printable ASCII already) with where it was.
+fn sample_line(out: &mut dyn Write, s: &Sample, indent: &str) -> Result<()> {
+    match &s.at {
+        Some(at) => writeln!(out, "{indent}{at}: {}", s.line)?,
+        None => writeln!(out, "{indent}{}", s.line)?,
+    }
+    Ok(())
+}
+
+/// A leak interval in words: `10s`, `500ms`, `5m`.
+fn leak(ms: i64) -> String {
+    if ms % 1000 != 0 || ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format_duration(ms / 1000)
+    }
 }

@@ -20,7 +20,8 @@ use crate::format::FormatSpec;
 use crate::format::time::rfc3339;
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
-use crate::store::{Counted, FileFingerprint, FileHead};
+use crate::store::{Counted, FileFingerprint, FileHead, Recording};
+use ipnet::IpNet;
 
 /// Lines `--check` reads from each file.
 pub const CHECK_LINES: u64 = 1000;
@@ -108,7 +109,11 @@ pub struct ScanArgs {
 pub enum OutputKind {
     Text,
     Json,
+    /// One JSON object per line, for Elasticsearch, Splunk or `jq -c`.
+    Ndjson,
 }
+
+pub use crate::store::export::JSON_SCHEMA_VERSION;
 
 /// Scan settings after merging the command line with the configuration file.
 pub struct Settings {
@@ -277,12 +282,36 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         _ => Vec::new(),
     };
     let mut new_flags = Vec::new();
+    let mut expiry: std::collections::HashMap<ipnet::IpNet, i64> = Default::default();
     if let Some(d) = &mut detection {
-        new_flags = d.to_new_flags(&flagged);
+        let names: Vec<Option<String>> = report
+            .files
+            .iter()
+            .map(|f| match &f.source {
+                Some(Source::File(path)) => Some(
+                    std::path::absolute(path)
+                        .unwrap_or_else(|_| path.clone())
+                        .to_string_lossy()
+                        .into_owned(),
+                ),
+                Some(other) => Some(other.display_escaped()),
+                None => None,
+            })
+            .collect();
+        new_flags = d.to_new_flags(&flagged, &|i| names.get(i).cloned().flatten());
+        // A rescan reads lines an earlier scan counted: their episodes are recounted, not
+        // added again, and the bans recorded for them stay as they are.
+        let how = if d.rescan {
+            Recording::Recount
+        } else {
+            Recording::Add
+        };
         if let Some(store) = &mut d.store {
-            store
-                .record_flags(&new_flags)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            expiry.extend(
+                store
+                    .record_flags_at(&new_flags, crate::timefmt::unix_now(), how)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
@@ -347,8 +376,26 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             OutputKind::Json => {
                 let mut value = to_json(&report, elapsed);
                 if settings.detect.is_some() {
-                    value["flagged"] = flagged_json(&new_flags);
+                    value["flagged"] = Value::Array(
+                        new_flags
+                            .iter()
+                            .map(|f| flagged_json(f, expiry.get(&f.source).copied()))
+                            .collect(),
+                    );
                 }
+                serde_json::to_writer(&mut out, &value)?;
+                writeln!(out)?;
+            }
+            OutputKind::Ndjson => {
+                // One flagged episode per line, then the summary: each object says which.
+                for f in &new_flags {
+                    let mut value = flagged_json(f, expiry.get(&f.source).copied());
+                    value["type"] = json!("flagged");
+                    serde_json::to_writer(&mut out, &value)?;
+                    writeln!(out)?;
+                }
+                let mut value = to_json(&report, elapsed);
+                value["type"] = json!("summary");
                 serde_json::to_writer(&mut out, &value)?;
                 writeln!(out)?;
             }
@@ -458,23 +505,31 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
     })
 }
 
-fn flagged_json(flags: &[crate::store::NewFlag]) -> Value {
-    Value::Array(
-        flags
-            .iter()
-            .map(|f| {
-                json!({
-                    "source": crate::store::net::display(f.source),
-                    "rules": f.rules,
-                    "first_seen": rfc3339(f.first_seen),
-                    "last_seen": rfc3339(f.last_seen),
-                    "events": f.events,
-                    "country": f.country,
-                    "asn": f.asn,
-                })
-            })
-            .collect(),
-    )
+/// A flagged episode as `scan` reports it in JSON: the fields of `flagged -o json` that
+/// one scan knows (see the README's table).
+fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
+    let counts = |c: &[(String, u64)], key: &str| -> Vec<Value> {
+        c.iter()
+            .map(|(name, n)| json!({ key: name, "events": n }))
+            .collect()
+    };
+    json!({
+        "schema_version": JSON_SCHEMA_VERSION,
+        "source": crate::store::net::display(f.source),
+        "rules": f.rules,
+        "rule_events": f.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "first_seen": rfc3339(f.first_seen),
+        "last_seen": rfc3339(f.last_seen),
+        "events": f.events,
+        "vhost": f.sites.first().map(|(s, _)| s),
+        "sites": counts(&f.sites, "site"),
+        "files": counts(&f.files, "file"),
+        "samples": f.samples,
+        "country": f.country,
+        "asn": f.asn,
+        "as_org": f.as_org,
+        "expires": expires.map(rfc3339),
+    })
 }
 
 fn print_flagged(
@@ -487,7 +542,19 @@ fn print_flagged(
         writeln!(out, "Flagged:   none")?;
         return Ok(());
     }
-    writeln!(out, "Flagged sources ({}):", flags.len())?;
+    let mut sources: Vec<IpNet> = flags.iter().map(|f| f.source).collect();
+    sources.dedup();
+    if sources.len() == flags.len() {
+        writeln!(out, "Flagged sources ({}):", flags.len())?;
+    } else {
+        // A source that paused for hours between two attacks has two episodes.
+        writeln!(
+            out,
+            "Flagged sources ({}, {}):",
+            sources.len(),
+            super::count(flags.len() as u64, "episode", "episodes")
+        )?;
+    }
     for f in flags {
         let geo = match (&f.country, f.asn) {
             (None, None) => String::new(),
@@ -497,9 +564,14 @@ fn print_flagged(
                 a.map(|a| format!(" AS{a}")).unwrap_or_default()
             ),
         };
+        let site = f
+            .sites
+            .first()
+            .map(|(s, _)| format!("  on {}", crate::escape::text(s.as_bytes())))
+            .unwrap_or_default();
         writeln!(
             out,
-            "  {:<28} {:>7} events  {} .. {}  {}{geo}",
+            "  {:<28} {:>7} events  {} .. {}  {}{site}{geo}",
             crate::store::net::display(f.source),
             f.events,
             rfc3339(f.first_seen),

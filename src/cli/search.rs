@@ -188,7 +188,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     let keep = match (settings.count, settings.output) {
         (true, _) => Keep::Count,
         (false, OutputKind::Text) => Keep::Line,
-        (false, OutputKind::Json) => Keep::Fields,
+        (false, OutputKind::Json | OutputKind::Ndjson) => Keep::Fields,
     };
     let n = found.sources.len();
     let mut report = with_threads(settings.threads, || {
@@ -226,7 +226,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     let mut buf = Vec::with_capacity(1 << 12);
     if settings.count {
         match settings.output {
-            OutputKind::Json => {
+            OutputKind::Json | OutputKind::Ndjson => {
                 let files: Vec<Value> = names
                     .iter()
                     .zip(&counts)

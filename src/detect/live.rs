@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
-use super::engine::{Flagged, SAMPLES};
+use super::engine::{Flagged, Overflow, SAMPLES, SampleLine};
 use super::matcher::{CompiledRules, Scratch};
 use super::rule::{Field, rule_bits};
 use crate::format::Record;
@@ -67,14 +67,18 @@ impl State {
         self.kept = 0;
     }
 
-    fn sample_lines(&self) -> Vec<Vec<u8>> {
+    fn sample_lines(&self) -> Vec<SampleLine> {
         let mut start = 0;
         self.ends[..usize::from(self.kept)]
             .iter()
             .map(|&end| {
-                let line = self.samples[start..end as usize].to_vec();
+                let text = self.samples[start..end as usize].to_vec();
                 start = end as usize;
-                line
+                SampleLine {
+                    file: None,
+                    line: None,
+                    text,
+                }
             })
             .collect()
     }
@@ -240,18 +244,32 @@ impl Live {
                     state.keep_sample(rec.line);
                     state.seen.clear();
                     if !allowlist.overlaps(net) {
+                        let samples = state.sample_lines();
+                        // The episode is attributed to the site of the line that overflowed.
+                        let site = state
+                            .vhost
+                            .as_deref()
+                            .or(rec.vhost)
+                            .map(|v| (String::from_utf8_lossy(v).into_owned(), state.events));
                         out.push(Flagged {
                             source: net,
                             rules: vec![info.name.clone()],
+                            rule_events: vec![(info.name.clone(), state.events)],
                             first_seen: state.first_ms.div_euclid(1000),
                             last_seen: t.div_euclid(1000),
                             events: state.events,
                             overflows: 1,
-                            samples: state.sample_lines(),
-                            vhost: state
-                                .vhost
-                                .as_ref()
-                                .map(|v| String::from_utf8_lossy(v).into_owned()),
+                            explain: vec![Overflow {
+                                rule: info.name.clone(),
+                                capacity: info.limits.capacity,
+                                leak_ms: info.limits.leak_ms,
+                                at: t.div_euclid(1000),
+                                times: 1,
+                                lines: samples.clone(),
+                            }],
+                            samples,
+                            sites: site.into_iter().collect(),
+                            files: Vec::new(),
                         });
                     }
                     state.events = 0;
@@ -277,26 +295,43 @@ impl Live {
     }
 }
 
-/// Folds flags for the same source and virtual host (several rules overflowing on one
-/// batch) into one, rules sorted.
+/// Folds flags for the same source (several rules overflowing on one batch) into one,
+/// rules sorted. Watch's flags are recent: one source's are one episode.
 pub fn fold(mut flags: Vec<Flagged>) -> Vec<Flagged> {
-    flags.sort_by(|a, b| (a.source, &a.vhost).cmp(&(b.source, &b.vhost)));
+    flags.sort_by_key(|f| f.source);
     let mut out: Vec<Flagged> = Vec::with_capacity(flags.len());
     for f in flags {
         match out.last_mut() {
-            Some(last) if last.source == f.source && last.vhost == f.vhost => {
+            Some(last) if last.source == f.source => {
                 last.rules.extend(f.rules);
                 last.rules.sort();
                 last.rules.dedup();
+                for (rule, n) in f.rule_events {
+                    match last.rule_events.iter_mut().find(|(r, _)| *r == rule) {
+                        Some((_, m)) => *m += n,
+                        None => last.rule_events.push((rule, n)),
+                    }
+                }
+                last.rule_events.sort();
                 last.first_seen = last.first_seen.min(f.first_seen);
                 last.last_seen = last.last_seen.max(f.last_seen);
-                last.events += f.events;
+                // A line can count for several rules: the busiest rule's count is the
+                // nearest to lines without knowing which lines they shared.
+                last.events = last.events.max(f.events);
                 last.overflows += f.overflows;
                 for s in f.samples {
                     if last.samples.len() < SAMPLES && !last.samples.contains(&s) {
                         last.samples.push(s);
                     }
                 }
+                for (site, n) in f.sites {
+                    match last.sites.iter_mut().find(|(s, _)| *s == site) {
+                        Some((_, m)) => *m = (*m).max(n),
+                        None => last.sites.push((site, n)),
+                    }
+                }
+                last.sites.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                last.explain.extend(f.explain);
             }
             _ => out.push(f),
         }

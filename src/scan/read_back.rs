@@ -1,16 +1,15 @@
-//! Reading a line again by its position ([`At::order`]) in a plain or gzip file: detection
-//! copies no line of such a file while it scans, and reads back the few sample lines that
-//! flagged sources show. A plain file is read at the offset; a gzip file is inflated again
-//! from its start, once for lines asked for in increasing order. Lines of standard input
-//! are never read again.
+//! Reading a line again by its position ([`At::order`]) in a plain or gzip file, with its
+//! line number: detection copies no line of such a file while it scans, and reads back the
+//! few sample lines that flagged sources show. A file is read again from its start (a gzip
+//! file inflated again), once for lines asked for in increasing order, counting lines on
+//! the way. Lines of standard input are never read again.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use super::At;
 use crate::format::{Format, Record, TimeCache};
-use crate::input::read::{self, Compression, Stream, max_line};
+use crate::input::read::{self, Compression, max_line};
 
 /// A file of the pass whose lines can be read again: its path, the format it was read in,
 /// and its compression (none or gzip).
@@ -20,12 +19,12 @@ pub type Readable = (PathBuf, Format, Compression);
 /// in steps of this size.
 const INFLATE_BUF: usize = 256 << 10;
 
-/// An open file, positioned where the last line read from it ended.
-enum Opened {
-    Plain(File),
-    /// The inflated stream, opened as the pass opened it, and its offset in the inflated
-    /// bytes.
-    Gzip(BufReader<Stream>, u64),
+/// An open file, positioned where the last line read from it ended: the (inflated) offset
+/// there, and the number of the line that starts there.
+struct Opened {
+    reader: BufReader<Box<dyn Read>>,
+    at: u64,
+    line: u64,
 }
 
 /// The files of one pass whose lines can be read again, with the format each was read in.
@@ -37,6 +36,9 @@ pub struct ReadLines<'a> {
     /// megabyte.
     open: Option<(usize, Opened)>,
     line: Vec<u8>,
+    /// The order and number of the line in `line`, when it was read whole: asked again
+    /// (for another key of the same line), it is parsed again, not read again.
+    last: Option<(u64, u64)>,
 }
 
 impl<'a> ReadLines<'a> {
@@ -45,86 +47,92 @@ impl<'a> ReadLines<'a> {
             files,
             open: None,
             line: Vec::new(),
+            last: None,
         }
     }
 
-    /// The line at `order` (see [`At::order`]) if it can be read, parses in its file's
-    /// format and `accept` accepts the record. The file may have changed since the pass:
-    /// `accept` is where the caller checks that the line is still the one it saw. In a gzip
-    /// file, a line before the last one read starts the inflating over: ask in `order`.
+    /// The line at `order` (see [`At::order`]) and its line number, if it can be read,
+    /// parses in its file's format and `accept` accepts the record. The file may have
+    /// changed since the pass: `accept` is where the caller checks that the line is still
+    /// the one it saw. A line before the last one read starts the reading over: ask in
+    /// `order`.
     pub fn line(
         &mut self,
         order: u64,
         accept: impl FnOnce(&Record<'_>) -> bool,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<(Vec<u8>, u64)> {
         let (file, offset) = At::split_order(order);
         let (path, format, compression) = self.files.get(file)?.as_ref()?;
-        let reusable = match &self.open {
-            Some((open, Opened::Gzip(_, at))) => *open == file && *at <= offset,
-            Some((open, Opened::Plain(_))) => *open == file,
-            None => false,
-        };
+        if let Some((_, number)) = self.last.filter(|&(last, _)| last == order) {
+            let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;
+            return accept(&rec).then(|| (self.line.clone(), number));
+        }
+        self.last = None;
+        let reusable = matches!(&self.open, Some((open, o)) if *open == file && o.at <= offset);
         if !reusable {
             self.open = None;
-            let opened = match compression {
-                Compression::Gzip => {
-                    let (stream, _) = read::open(path).ok()?;
-                    Opened::Gzip(BufReader::with_capacity(INFLATE_BUF, stream), 0)
-                }
-                _ => Opened::Plain(crate::input::read::open_regular(path).ok()?),
+            let reader: Box<dyn Read> = match compression {
+                Compression::Gzip => Box::new(read::open(path).ok()?.0),
+                _ => Box::new(crate::input::read::open_regular(path).ok()?),
+            };
+            let opened = Opened {
+                reader: BufReader::with_capacity(INFLATE_BUF, reader),
+                at: 0,
+                line: 1,
             };
             self.open = Some((file, opened));
         }
         let (_, opened) = self.open.as_mut()?;
         self.line.clear();
         let limit = max_line() as u64 + 1;
-        match opened {
-            Opened::Plain(handle) => {
-                handle.seek(SeekFrom::Start(offset)).ok()?;
-                BufReader::new(handle.take(limit))
-                    .read_until(b'\n', &mut self.line)
-                    .ok()?;
-            }
-            Opened::Gzip(inflated, at) => {
-                let skipped = skip(inflated, offset - *at);
-                *at += skipped;
-                if *at != offset {
-                    return None;
-                }
-                let read = inflated
-                    .by_ref()
-                    .take(limit)
-                    .read_until(b'\n', &mut self.line);
-                *at += self.line.len() as u64;
-                read.ok()?;
-            }
-        }
-        if self.line.last() == Some(&b'\n') {
-            self.line.pop();
-        } else if self.line.len() > max_line() {
+        let (skipped, newlines) = skip(&mut opened.reader, offset - opened.at);
+        opened.at += skipped;
+        opened.line += newlines;
+        if opened.at != offset {
             return None;
         }
+        let number = opened.line;
+        let read = opened
+            .reader
+            .by_ref()
+            .take(limit)
+            .read_until(b'\n', &mut self.line);
+        opened.at += self.line.len() as u64;
+        read.ok()?;
+        if self.line.last() == Some(&b'\n') {
+            opened.line += 1;
+            self.line.pop();
+        } else if self.line.len() > max_line() {
+            // The rest of an over-long line is not where a line starts: read again.
+            self.open = None;
+            return None;
+        }
+        self.last = Some((order, number));
         let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;
-        accept(&rec).then(|| self.line.clone())
+        accept(&rec).then(|| (self.line.clone(), number))
     }
 }
 
 /// Skips up to `n` bytes of `reader` without copying them; returns how many it skipped,
-/// fewer at the end of the stream or at an error.
-fn skip(reader: &mut impl BufRead, mut n: u64) -> u64 {
+/// fewer at the end of the stream or at an error, and the newlines among them.
+fn skip(reader: &mut impl BufRead, mut n: u64) -> (u64, u64) {
     let wanted = n;
+    let mut newlines = 0u64;
     while n > 0 {
-        let available = match reader.fill_buf() {
+        let step = match reader.fill_buf() {
             Ok([]) => break,
-            Ok(buf) => buf.len(),
+            Ok(buf) => {
+                let step = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+                newlines += memchr::memchr_iter(b'\n', &buf[..step]).count() as u64;
+                step
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        let step = available.min(usize::try_from(n).unwrap_or(usize::MAX));
         reader.consume(step);
         n -= step as u64;
     }
-    wanted - n
+    (wanted - n, newlines)
 }
 
 #[cfg(test)]
@@ -156,10 +164,13 @@ mod tests {
         let mut lines = ReadLines::new(&files);
         let second = (LINE.len() + 1) as u64;
         let got = lines.line(order(1, second), |rec| rec.time == Some(1_704_067_205));
-        assert_eq!(got.as_deref(), Some(LINE.replace("/a", "/b").as_bytes()));
         assert_eq!(
-            lines.line(order(1, 0), |_| true).as_deref(),
-            Some(LINE.as_bytes())
+            got.as_ref().map(|(l, n)| (&l[..], *n)),
+            Some((LINE.replace("/a", "/b").as_bytes(), 2))
+        );
+        assert_eq!(
+            lines.line(order(1, 0), |_| true),
+            Some((LINE.as_bytes().to_vec(), 1))
         );
         // Refused by the check, in a file that cannot be read again, past the end; mid-line, the
         // record is not the one observed there.
@@ -180,8 +191,8 @@ mod tests {
         std::fs::write(&path, LINE).expect("write");
         let mut lines = ReadLines::new(&files);
         assert_eq!(
-            lines.line(order(1, 0), |_| true).as_deref(),
-            Some(LINE.as_bytes())
+            lines.line(order(1, 0), |_| true),
+            Some((LINE.as_bytes().to_vec(), 1))
         );
     }
 
@@ -224,7 +235,7 @@ mod tests {
         for i in [0usize, 1, 999, 1000, 1500, 1999, 3, 1000, 0] {
             let want = LINE.replace("/a", &format!("/{i}"));
             let got = lines.line(order(0, starts[i]), |rec| path_of(rec) == format!("/{i}"));
-            assert_eq!(got.as_deref(), Some(want.as_bytes()), "line {i}");
+            assert_eq!(got, Some((want.into_bytes(), i as u64 + 1)), "line {i}");
         }
         // An offset inside a line gives no record that the check accepts, and the next line
         // is still found; past the end there is nothing.

@@ -23,10 +23,11 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
         "FIRST SEEN",
         "LAST SEEN",
         "EXPIRES",
+        "SITE",
         "COUNTRY",
         "ASN",
     ];
-    let rows: Vec<[String; 8]> = entries
+    let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {
             let left = e.remaining(now);
@@ -41,6 +42,7 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
                 } else {
                     "expired".to_string()
                 },
+                crate::escape::text(e.vhost.as_deref().unwrap_or("-").as_bytes()),
                 clean(e.country.as_deref().unwrap_or("-")),
                 e.asn.map_or("-".to_string(), |a| a.to_string()),
             ]
@@ -70,30 +72,53 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
     Ok(())
 }
 
-/// A JSON array of objects; times are RFC 3339 UTC, `remaining` is seconds at `now`.
+/// The `schema_version` of every JSON object logward prints: it changes when a field
+/// changes meaning or goes away, not when one is added.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// One entry as a JSON object; times are RFC 3339 UTC, `remaining` is seconds at `now`.
+/// The README documents every field.
+pub fn entry_json(e: &FlaggedEntry, now: i64) -> serde_json::Value {
+    let counts = |c: &[(String, u64)], key: &str| -> Vec<serde_json::Value> {
+        c.iter()
+            .map(|(name, n)| json!({ key: name, "events": n }))
+            .collect()
+    };
+    json!({
+        "schema_version": JSON_SCHEMA_VERSION,
+        "source": e.source.to_string(),
+        "rules": e.rules,
+        "rule_events": e.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "events": e.events,
+        "first_seen": rfc3339(e.first_seen),
+        "last_seen": rfc3339(e.last_seen),
+        "expires": rfc3339(e.expires),
+        "remaining": e.remaining(now).max(0),
+        "times_flagged": e.times_flagged,
+        "vhost": e.vhost,
+        "sites": counts(&e.sites, "site"),
+        "files": counts(&e.files, "file"),
+        "country": e.country,
+        "asn": e.asn,
+        "as_org": e.as_org,
+        "samples": e.samples,
+    })
+}
+
+/// A JSON array of [`entry_json`] objects.
 pub fn json(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Result<()> {
-    let v: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "source": e.source.to_string(),
-                "rules": e.rules,
-                "events": e.events,
-                "first_seen": rfc3339(e.first_seen),
-                "last_seen": rfc3339(e.last_seen),
-                "expires": rfc3339(e.expires),
-                "remaining": e.remaining(now).max(0),
-                "times_flagged": e.times_flagged,
-                "vhost": e.vhost,
-                "country": e.country,
-                "asn": e.asn,
-                "as_org": e.as_org,
-                "samples": e.samples,
-            })
-        })
-        .collect();
+    let v: Vec<_> = entries.iter().map(|e| entry_json(e, now)).collect();
     serde_json::to_writer_pretty(&mut *out, &v)?;
     writeln!(out)
+}
+
+/// One [`entry_json`] object per line, for Elasticsearch, Splunk or `jq -c`.
+pub fn ndjson(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Result<()> {
+    for e in entries {
+        serde_json::to_writer(&mut *out, &entry_json(e, now))?;
+        writeln!(out)?;
+    }
+    Ok(())
 }
 
 /// CSV with a header (RFC 4180 quoting: fields with `,`, `"` or line breaks are quoted).
@@ -295,7 +320,10 @@ mod tests {
             first_seen: NOW - 7200,
             last_seen: NOW - 3600,
             events: 42,
-            samples: vec!["GET /.env".into()],
+            rule_events: rules.iter().map(|r| (r.to_string(), 42)).collect(),
+            sites: vec![("shop,example".into(), 42)],
+            files: Vec::new(),
+            samples: vec![crate::store::Sample::new(None, b"GET /.env")],
             vhost: Some("shop,example".into()),
             country: Some("GB".into()),
             asn: Some(64500),

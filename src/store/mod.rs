@@ -26,7 +26,8 @@ pub use ledger::{Counted, FileFingerprint, FileHead};
 /// The schema, version [`SCHEMA_VERSION`] (kept in `PRAGMA user_version`). Read it to use
 /// the database with the `sqlite3` shell; all times are UTC unix seconds (log time).
 pub const SCHEMA: &str = "
--- One row per flagged source: a single address (/32, /128) or a prefix (e.g. a /64).
+-- One row per flagged source: a single address (/32, /128) or a prefix (e.g. a /64), with
+-- its ban and a summary of its episodes.
 CREATE TABLE flagged (
     source        TEXT PRIMARY KEY,   -- canonical CIDR: '192.0.2.7/32', '2001:db8:85a3::/64'
     family        INTEGER NOT NULL,   -- 4 or 6
@@ -38,14 +39,19 @@ CREATE TABLE flagged (
     rules         TEXT NOT NULL,      -- rule names, sorted, comma-separated
     first_seen    INTEGER NOT NULL,   -- earliest offending request (unix seconds, UTC)
     last_seen     INTEGER NOT NULL,   -- latest offending request (unix seconds, UTC)
-    events        INTEGER NOT NULL,   -- offending requests counted over all scans
-    samples       TEXT NOT NULL,      -- JSON array of up to 3 raw lines, control bytes as \\xNN
-    vhost         TEXT,
+    events        INTEGER NOT NULL,   -- offending lines over all episodes, each counted once
+    -- JSON array of up to 3 sample lines: {\"at\": \"/var/log/x.log:12\" or null,
+    -- \"line\": the raw line, control bytes and non-ASCII as \\xNN}
+    samples       TEXT NOT NULL,
+    vhost         TEXT,               -- the site with the most events
     country       TEXT,               -- ISO 3166-1 alpha-2, from GeoIP when configured
     asn           INTEGER,
     as_org        TEXT,
-    times_flagged INTEGER NOT NULL,   -- how many scans flagged it; each doubles the ban
-    expires       INTEGER NOT NULL    -- last_seen + ban (unix seconds, UTC)
+    times_flagged INTEGER NOT NULL,   -- how many episodes; each doubles the ban
+    expires       INTEGER NOT NULL,   -- when the ban ends (unix seconds, UTC)
+    rule_events   TEXT NOT NULL DEFAULT '{}',  -- JSON object: rule name -> events
+    sites         TEXT NOT NULL DEFAULT '[]',  -- JSON [[site, events]...], most first
+    files         TEXT NOT NULL DEFAULT '[]'   -- JSON [[log file, events]...], most first
 );
 CREATE INDEX flagged_lo ON flagged (family, net_lo);
 CREATE INDEX flagged_hi ON flagged (family, net_hi);
@@ -67,8 +73,48 @@ CREATE TABLE scanned_files (
 );
 ";
 
+/// Episodes, added in version 2: one row per episode of a flagged source (its flagging
+/// rules' events with no pause over six hours, in which a bucket overflowed).
+pub const EPISODES: &str = "
+CREATE TABLE episodes (
+    source      TEXT NOT NULL,        -- flagged.source
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    events      INTEGER NOT NULL,
+    rule_events TEXT NOT NULL,        -- JSON object: rule name -> events
+    sites       TEXT NOT NULL,        -- JSON [[site, events]...], most first
+    files       TEXT NOT NULL,        -- JSON [[log file, events]...], most first
+    samples     TEXT NOT NULL,        -- JSON array of samples, as flagged.samples
+    -- JSON array, per rule: {rule, capacity, leak_ms, at (first overflow), times,
+    -- lines (the latest samples that filled the bucket then)}
+    explain     TEXT NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX episodes_source ON episodes (source, first_seen);
+";
+
+/// Version 1 to 2: the per-rule, site and file columns, and one episode per entry.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE flagged ADD COLUMN rule_events TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE flagged ADD COLUMN sites TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE flagged ADD COLUMN files TEXT NOT NULL DEFAULT '[]';
+UPDATE flagged SET sites = json_array(json_array(vhost, events)) WHERE vhost IS NOT NULL;
+INSERT INTO episodes (source, first_seen, last_seen, events, rule_events, sites, files,
+                      samples, explain, recorded_at)
+    SELECT source, first_seen, last_seen, events, '{}', sites, '[]', samples, '[]', last_seen
+    FROM flagged;
+";
+
 /// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Events of one source further apart than this are separate episodes (as the detection
+/// engine splits them): recording an episode that comes within it of a recorded one
+/// continues that one.
+pub const EPISODE_GAP: i64 = 6 * 3600;
+
+/// How many sites and files an entry or episode lists (the busiest).
+pub const MAX_LISTED: usize = 20;
 
 /// How many raw sample lines an entry keeps.
 pub const MAX_SAMPLES: usize = 3;
@@ -123,22 +169,66 @@ impl std::error::Error for StoreError {
     }
 }
 
-/// A source as detection reports it, before merging with what the store holds.
+/// One episode of a source as detection reports it, before merging with what the store
+/// holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewFlag {
     /// A single address (/32, /128) or a prefix such as `2001:db8:85a3::/64`.
     pub source: IpNet,
     pub rules: Vec<String>,
+    /// Per rule: its events.
+    pub rule_events: Vec<(String, u64)>,
     /// UTC unix seconds, log time.
     pub first_seen: i64,
     pub last_seen: i64,
     pub events: u64,
-    /// Up to [`MAX_SAMPLES`] raw lines; stored escaped.
-    pub samples: Vec<Vec<u8>>,
-    pub vhost: Option<String>,
+    /// Up to [`MAX_SAMPLES`] lines, already escaped (see [`Sample::new`]).
+    pub samples: Vec<Sample>,
+    /// Events per site and per log file, most first.
+    pub sites: Vec<(String, u64)>,
+    pub files: Vec<(String, u64)>,
+    pub explain: Vec<Explained>,
     pub country: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
+}
+
+/// A sample line and where it was (`path:line`, or the path alone when its line number is
+/// not known), when known.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Sample {
+    pub at: Option<String>,
+    /// The raw line made printable ASCII (see [`escape_line`]).
+    pub line: String,
+}
+
+impl Sample {
+    pub fn new(at: Option<String>, raw: &[u8]) -> Sample {
+        Sample {
+            at: at.map(|a| printable(&a)),
+            line: escape_line(raw),
+        }
+    }
+}
+
+/// Samples as stored: version 1 kept bare strings.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredSample {
+    Bare(String),
+    Placed(Sample),
+}
+
+/// Why a rule flagged an episode: its bucket, its first overflow there (unix seconds), how
+/// many times it overflowed, and the latest lines that filled it then.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Explained {
+    pub rule: String,
+    pub capacity: u32,
+    pub leak_ms: i64,
+    pub at: i64,
+    pub times: u64,
+    pub lines: Vec<Sample>,
 }
 
 /// One row of `flagged`.
@@ -146,12 +236,17 @@ pub struct NewFlag {
 pub struct FlaggedEntry {
     pub source: IpNet,
     pub rules: Vec<String>,
+    /// Per rule, sorted by name: its events over all episodes.
+    pub rule_events: Vec<(String, u64)>,
     pub first_seen: i64,
     pub last_seen: i64,
     pub events: u64,
-    /// Escaped sample lines: printable ASCII only (see [`escape_line`]).
-    pub samples: Vec<String>,
+    pub samples: Vec<Sample>,
+    /// The site with the most events.
     pub vhost: Option<String>,
+    /// Events per site and per log file, most first.
+    pub sites: Vec<(String, u64)>,
+    pub files: Vec<(String, u64)>,
     pub country: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
@@ -164,6 +259,30 @@ impl FlaggedEntry {
     pub fn remaining(&self, now: i64) -> i64 {
         self.expires.saturating_sub(now)
     }
+}
+
+/// One row of `episodes`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Episode {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub events: u64,
+    pub rule_events: Vec<(String, u64)>,
+    pub sites: Vec<(String, u64)>,
+    pub files: Vec<(String, u64)>,
+    pub samples: Vec<Sample>,
+    pub explain: Vec<Explained>,
+    pub recorded_at: i64,
+}
+
+/// How [`Store::record_flags_at`] merges an episode into one it meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recording {
+    /// The lines are new (the scan ledger saw to it): counts add up, and a ban may grow.
+    Add,
+    /// The lines may have been counted before (`scan --rescan`): each count keeps the
+    /// larger of the two, and a ban recorded for the episode is left as it is.
+    Recount,
 }
 
 /// What [`Store::erase`] did.
@@ -261,7 +380,10 @@ pub struct Filter {
     pub since: Option<i64>,
     /// `last_seen < until`.
     pub until: Option<i64>,
-    pub rule: Option<String>,
+    /// Entries flagged by any of these rules.
+    pub rules: Vec<String>,
+    /// Entries whose events targeted this site (case-insensitive).
+    pub vhost: Option<String>,
     /// ISO code, compared case-insensitively.
     pub country: Option<String>,
     pub asn: Option<u32>,
@@ -283,7 +405,10 @@ impl fmt::Debug for Store {
 }
 
 const COLUMNS: &str = "source, rules, first_seen, last_seen, events, samples, vhost, country, \
-                       asn, as_org, times_flagged, expires";
+                       asn, as_org, times_flagged, expires, rule_events, sites, files";
+
+const EPISODE_COLUMNS: &str = "first_seen, last_seen, events, rule_events, sites, files, \
+                               samples, explain, recorded_at";
 
 impl Store {
     /// Opens the database at `path`, creating it (mode 0600, directory 0700) and its schema
@@ -388,6 +513,17 @@ impl Store {
         match version {
             0 => {
                 tx.execute_batch(SCHEMA)
+                    .and_then(|_| tx.execute_batch(EPISODES))
+                    .and_then(|_| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
+                    .and_then(|_| tx.commit())
+                    .map_err(|e| StoreError::Sql {
+                        path: self.path.clone(),
+                        source: e,
+                    })?;
+            }
+            1 => {
+                tx.execute_batch(EPISODES)
+                    .and_then(|_| tx.execute_batch(MIGRATE_1_TO_2))
                     .and_then(|_| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
                     .and_then(|_| tx.commit())
                     .map_err(|e| StoreError::Sql {
@@ -424,16 +560,20 @@ impl Store {
         self.ban = ban;
     }
 
-    /// Merges `flags` into the store in one transaction. Flags for the same source within
-    /// one call count as one flagging (one `times_flagged` step).
+    /// Merges `flags` into the store (see [`Store::record_flags_at`]) with the clock as now.
+    /// Returns how many sources were recorded.
     pub fn record_flags(&mut self, flags: &[NewFlag]) -> Result<usize, StoreError> {
         Ok(self
-            .record_flags_at(flags, crate::timefmt::unix_now())?
+            .record_flags_at(flags, crate::timefmt::unix_now(), Recording::Add)?
             .len())
     }
 
-    /// [`Store::record_flags`] with `now` as the clock: bans of recent flags start then.
-    /// A ban already recorded is never shortened by a later flag.
+    /// Records `flags`, each one episode of its source, with `now` as the clock.
+    ///
+    /// An episode that comes within [`EPISODE_GAP`] of one recorded for its source continues
+    /// it (merged as `how` says); any other is a new episode, counted in `times_flagged`,
+    /// whose ban starts now when it is recent (see [`BanPolicy`]). A ban already recorded
+    /// is never shortened, and a recount never changes it.
     ///
     /// Returns each source recorded with the expiry of its ban as stored, so a caller that
     /// reports bans needs no query whose size grows with the batch. Large batches commit in
@@ -442,16 +582,27 @@ impl Store {
         &mut self,
         flags: &[NewFlag],
         now: i64,
+        how: Recording,
     ) -> Result<Vec<(IpNet, i64)>, StoreError> {
-        let mut merged: BTreeMap<IpNet, FlaggedEntry> = BTreeMap::new();
+        let mut by_source: BTreeMap<IpNet, Vec<Episode>> = BTreeMap::new();
+        // Per source, the newest country, AS number and AS name given.
+        type Geo = (Option<String>, Option<u32>, Option<String>);
+        let mut geo: BTreeMap<IpNet, Geo> = BTreeMap::new();
         for f in flags {
             let src = net::canonical(f.source);
-            let incoming = entry_from_flag(src, f);
-            match merged.get_mut(&src) {
-                Some(e) => merge_into(e, incoming),
-                None => {
-                    merged.insert(src, incoming);
-                }
+            by_source
+                .entry(src)
+                .or_default()
+                .push(episode_from_flag(f, now));
+            let g = geo.entry(src).or_default();
+            if f.country.is_some() {
+                g.0 = f.country.as_ref().map(|c| c.to_ascii_uppercase());
+            }
+            if f.asn.is_some() {
+                g.1 = f.asn;
+            }
+            if f.as_org.is_some() {
+                g.2.clone_from(&f.as_org);
             }
         }
         let path = self.path.clone();
@@ -459,10 +610,14 @@ impl Store {
             path: path.clone(),
             source,
         };
+        let bad = |what| StoreError::BadRow {
+            path: path.clone(),
+            what,
+        };
         let ban = self.ban;
-        let merged: Vec<(IpNet, FlaggedEntry)> = merged.into_iter().collect();
-        let mut recorded = Vec::with_capacity(merged.len());
-        for chunk in merged.chunks(RECORD_CHUNK) {
+        let by_source: Vec<(IpNet, Vec<Episode>)> = by_source.into_iter().collect();
+        let mut recorded = Vec::with_capacity(by_source.len());
+        for chunk in by_source.chunks(RECORD_CHUNK) {
             let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
             for (src, incoming) in chunk {
                 let key = src.to_string();
@@ -472,35 +627,77 @@ impl Store {
                         .map_err(sql)?;
                     st.query_row([&key], read_row).optional().map_err(sql)?
                 };
-                let mut recorded_expiry = i64::MIN;
-                let mut e = match old {
-                    Some(row) => {
-                        let mut e = row.into_entry().map_err(|what| StoreError::BadRow {
-                            path: path.clone(),
-                            what,
-                        })?;
-                        recorded_expiry = e.expires;
-                        merge_into(&mut e, incoming.clone());
-                        e.times_flagged = e.times_flagged.saturating_add(1);
-                        e
+                let old = old.map(Row::into_entry).transpose().map_err(bad)?;
+                let mut episodes: Vec<(Option<i64>, Episode, bool)> = {
+                    let mut st = tx
+                        .prepare_cached(&format!(
+                            "SELECT rowid, {EPISODE_COLUMNS} FROM episodes WHERE source = ?1 \
+                             ORDER BY first_seen"
+                        ))
+                        .map_err(sql)?;
+                    let rows = st
+                        .query_map([&key], |r| Ok((r.get::<_, i64>(0)?, read_episode(r, 1)?)))
+                        .map_err(sql)?;
+                    let mut v = Vec::new();
+                    for row in rows {
+                        let (id, ep) = row.map_err(sql)?;
+                        v.push((Some(id), ep.into_episode().map_err(bad)?, false));
                     }
-                    None => {
-                        let mut e = incoming.clone();
-                        e.times_flagged = 1;
-                        e
-                    }
+                    v
                 };
-                e.expires = ban
-                    .expiry(e.last_seen, e.times_flagged, now)
-                    .max(recorded_expiry);
+                let mut new_episodes = 0u32;
+                let mut grew = false;
+                // A source that comes back after its ban ended offends again: that is a
+                // new episode, whose ban doubles, however soon it came.
+                let ban_ended = old.as_ref().map_or(i64::MAX, |e| e.expires);
+                for ep in incoming.iter().cloned() {
+                    let meets = episodes.iter_mut().find(|(_, e, _)| {
+                        ep.first_seen <= e.last_seen.saturating_add(EPISODE_GAP)
+                            && ep.last_seen.saturating_add(EPISODE_GAP) >= e.first_seen
+                            && (how == Recording::Recount
+                                || ep.first_seen <= e.last_seen
+                                || ep.first_seen < ban_ended)
+                    });
+                    match meets {
+                        Some((_, e, dirty)) => {
+                            grew |= ep.last_seen > e.last_seen;
+                            merge_episode(e, ep, how);
+                            *dirty = true;
+                        }
+                        None => {
+                            new_episodes += 1;
+                            episodes.push((None, ep, true));
+                        }
+                    }
+                }
+                let recorded_expiry = old.as_ref().map(|e| e.expires);
+                let mut e = summarize(*src, old, &episodes);
+                let g = geo.get(src).cloned().unwrap_or_default();
+                if g.0.is_some() {
+                    e.country = g.0;
+                }
+                if g.1.is_some() {
+                    e.asn = g.1;
+                }
+                if g.2.is_some() {
+                    e.as_org = g.2;
+                }
+                e.times_flagged = e.times_flagged.saturating_add(new_episodes).max(1);
+                e.expires = match recorded_expiry {
+                    Some(recorded) if new_episodes == 0 && (how == Recording::Recount || !grew) => {
+                        recorded
+                    }
+                    Some(recorded) => ban.expiry(e.last_seen, e.times_flagged, now).max(recorded),
+                    None => ban.expiry(e.last_seen, e.times_flagged, now),
+                };
                 let (lo, hi) = net::bounds(*src);
-                let samples = serde_json::to_string(&e.samples).unwrap_or_else(|_| "[]".into());
                 let mut st = tx
                     .prepare_cached(
                         "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
                      first_seen, last_seen, events, samples, vhost, country, asn, as_org, \
-                     times_flagged, expires) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     times_flagged, expires, rule_events, sites, files) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                     ?16, ?17, ?18)",
                     )
                     .map_err(sql)?;
                 st.execute(params![
@@ -512,20 +709,72 @@ impl Store {
                     e.first_seen,
                     e.last_seen,
                     i64::try_from(e.events).unwrap_or(i64::MAX),
-                    samples,
+                    to_json(&e.samples),
                     e.vhost,
                     e.country,
                     e.asn,
                     e.as_org,
                     e.times_flagged,
                     e.expires,
+                    counts_json(&e.rule_events, true),
+                    counts_json(&e.sites, false),
+                    counts_json(&e.files, false),
                 ])
                 .map_err(sql)?;
+                for (id, ep, dirty) in &episodes {
+                    if !dirty {
+                        continue;
+                    }
+                    let values = params![
+                        key,
+                        ep.first_seen,
+                        ep.last_seen,
+                        i64::try_from(ep.events).unwrap_or(i64::MAX),
+                        counts_json(&ep.rule_events, true),
+                        counts_json(&ep.sites, false),
+                        counts_json(&ep.files, false),
+                        to_json(&ep.samples),
+                        to_json(&ep.explain),
+                        ep.recorded_at,
+                        id,
+                    ];
+                    let sql_text = if id.is_some() {
+                        "UPDATE episodes SET source = ?1, first_seen = ?2, last_seen = ?3, \
+                         events = ?4, rule_events = ?5, sites = ?6, files = ?7, samples = ?8, \
+                         explain = ?9, recorded_at = ?10 WHERE rowid = ?11"
+                    } else {
+                        "INSERT INTO episodes (source, first_seen, last_seen, events, \
+                         rule_events, sites, files, samples, explain, recorded_at) \
+                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 IS NULL"
+                    };
+                    tx.prepare_cached(sql_text)
+                        .and_then(|mut st| st.execute(values))
+                        .map_err(sql)?;
+                }
                 recorded.push((*src, e.expires));
             }
             tx.commit().map_err(sql)?;
         }
         Ok(recorded)
+    }
+
+    /// The episodes recorded for `source` (its canonical form), oldest first.
+    pub fn episodes(&self, source: IpNet) -> Result<Vec<Episode>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {EPISODE_COLUMNS} FROM episodes WHERE source = ?1 ORDER BY first_seen"
+            ))
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([net::canonical(source).to_string()], |r| read_episode(r, 0))
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row.map_err(|e| self.sql(e))?;
+            out.push(row.into_episode().map_err(|w| self.bad(w))?);
+        }
+        Ok(out)
     }
 
     /// Entries matching `filter`, ordered by family then address.
@@ -564,10 +813,23 @@ impl Store {
             wheres.push("last_seen < ?".into());
             args.push(u.into());
         }
-        if let Some(r) = &filter.rule {
+        if !filter.rules.is_empty() {
             // Rules are stored comma-joined; instr avoids LIKE's `_` and `%` wildcards.
-            wheres.push("instr(',' || rules || ',', ',' || ? || ',') > 0".into());
-            args.push(r.clone().into());
+            let any: Vec<&str> = filter
+                .rules
+                .iter()
+                .map(|_| "instr(',' || rules || ',', ',' || ? || ',') > 0")
+                .collect();
+            wheres.push(format!("({})", any.join(" OR ")));
+            args.extend(filter.rules.iter().map(|r| Value::from(r.clone())));
+        }
+        if let Some(v) = &filter.vhost {
+            wheres.push(
+                "EXISTS (SELECT 1 FROM json_each(flagged.sites) AS s \
+                 WHERE json_extract(s.value, '$[0]') = ? COLLATE NOCASE)"
+                    .into(),
+            );
+            args.push(v.clone().into());
         }
         if let Some(c) = &filter.country {
             wheres.push("country = ? COLLATE NOCASE".into());
@@ -609,11 +871,16 @@ impl Store {
         )
     }
 
-    /// Deletes the entries of `sources`.
+    /// Deletes the entries of `sources` and their episodes.
     pub fn delete_sources(&mut self, sources: &[IpNet]) -> Result<(), StoreError> {
         self.for_each_source(
             sources,
             "DELETE FROM flagged WHERE source = ?1",
+            |st, key| st.execute([key]),
+        )?;
+        self.for_each_source(
+            sources,
+            "DELETE FROM episodes WHERE source = ?1",
             |st, key| st.execute([key]),
         )
     }
@@ -641,14 +908,28 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Deletes entries last seen before `last_seen_before`; returns how many.
+    /// Deletes entries last seen before `last_seen_before`, and every episode that ended
+    /// before it; returns how many entries went.
     pub fn prune(&mut self, last_seen_before: i64) -> Result<usize, StoreError> {
-        self.conn
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
+        let removed = tx
             .execute(
                 "DELETE FROM flagged WHERE last_seen < ?1",
                 [last_seen_before],
             )
-            .map_err(|e| self.sql(e))
+            .map_err(sql)?;
+        tx.execute(
+            "DELETE FROM episodes WHERE last_seen < ?1",
+            [last_seen_before],
+        )
+        .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(removed)
     }
 
     /// For erasure requests: deletes every entry that contains or lies inside one of
@@ -680,6 +961,11 @@ impl Store {
             for r in rows {
                 removed.push(r.map_err(sql)?);
             }
+        }
+        for source in &removed {
+            tx.prepare_cached("DELETE FROM episodes WHERE source = ?1")
+                .and_then(|mut st| st.execute([source]))
+                .map_err(sql)?;
         }
         tx.commit().map_err(sql)?;
         removed.sort();
@@ -733,30 +1019,42 @@ impl Store {
             [],
         )
         .map_err(sql)?;
+        // Every text column that quotes log lines or Host headers, per table.
         let mut masked_entries = 0;
-        {
+        for (table, key, columns) in [
+            ("flagged", "source", ["samples", "vhost", "sites"]),
+            ("episodes", "rowid", ["samples", "explain", "sites"]),
+        ] {
+            let texts = &columns;
             let mut st = tx
-                .prepare("SELECT source, samples, vhost FROM flagged")
+                .prepare(&format!("SELECT {key}, {} FROM {table}", texts.join(", ")))
                 .map_err(sql)?;
-            let rows: Vec<(String, String, Option<String>)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            let rows: Vec<(Value, [Option<String>; 3])> = st
+                .query_map([], |r| Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?])))
                 .map_err(sql)?
                 .collect::<Result<_, _>>()
                 .map_err(sql)?;
             let mut update = tx
-                .prepare("UPDATE flagged SET samples = ?2, vhost = ?3 WHERE source = ?1")
+                .prepare(&format!(
+                    "UPDATE {table} SET {} = ?2, {} = ?3, {} = ?4 WHERE {key} = ?1",
+                    texts[0], texts[1], texts[2]
+                ))
                 .map_err(sql)?;
-            for (source, samples, vhost) in rows {
-                let new_samples = mask_text(&samples, mask);
-                let new_vhost = vhost.as_deref().and_then(|v| mask_text(v, mask));
-                if new_samples.is_some() || new_vhost.is_some() {
-                    update
-                        .execute(params![
-                            source,
-                            new_samples.unwrap_or(samples),
-                            new_vhost.or(vhost)
-                        ])
-                        .map_err(sql)?;
+            for (id, values) in rows {
+                let masked: Vec<Option<String>> = values
+                    .iter()
+                    .map(|v| v.as_deref().and_then(|t| mask_text(t, mask)))
+                    .collect();
+                if masked.iter().all(Option::is_none) {
+                    continue;
+                }
+                let [a, b, c] = values;
+                let mut new = masked.into_iter();
+                let mut pick = |old: Option<String>| new.next().flatten().or(old);
+                update
+                    .execute(params![id, pick(a), pick(b), pick(c)])
+                    .map_err(sql)?;
+                if table == "flagged" {
                     masked_entries += 1;
                 }
             }
@@ -898,6 +1196,9 @@ struct Row {
     as_org: Option<String>,
     times_flagged: i64,
     expires: i64,
+    rule_events: String,
+    sites: String,
+    files: String,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -914,6 +1215,9 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         as_org: r.get(9)?,
         times_flagged: r.get(10)?,
         expires: r.get(11)?,
+        rule_events: r.get(12)?,
+        sites: r.get(13)?,
+        files: r.get(14)?,
     })
 }
 
@@ -923,16 +1227,18 @@ impl Row {
             .source
             .parse()
             .map_err(|_| format!("flagged.source {:?} is not a CIDR", self.source))?;
-        let samples: Vec<String> = serde_json::from_str(&self.samples)
-            .map_err(|_| format!("flagged.samples of {} is not a JSON array", self.source))?;
+        let what = |column: &str| format!("flagged.{column} of {}", self.source);
         Ok(FlaggedEntry {
             source,
             rules: split_rules(&self.rules),
+            rule_events: rule_counts(&self.rule_events).ok_or_else(|| what("rule_events"))?,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             events: u64::try_from(self.events).unwrap_or(0),
-            samples: samples.iter().map(|s| printable(s)).collect(),
-            vhost: self.vhost,
+            samples: samples(&self.samples).ok_or_else(|| what("samples"))?,
+            vhost: self.vhost.as_deref().map(printable),
+            sites: counts(&self.sites).ok_or_else(|| what("sites"))?,
+            files: counts(&self.files).ok_or_else(|| what("files"))?,
             country: self.country,
             asn: self.asn.and_then(|a| u32::try_from(a).ok()),
             as_org: self.as_org,
@@ -942,6 +1248,114 @@ impl Row {
     }
 }
 
+/// An episode as read, from column `at` on (see `EPISODE_COLUMNS`).
+struct EpisodeRow {
+    first_seen: i64,
+    last_seen: i64,
+    events: i64,
+    rule_events: String,
+    sites: String,
+    files: String,
+    samples: String,
+    explain: String,
+    recorded_at: i64,
+}
+
+fn read_episode(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<EpisodeRow> {
+    Ok(EpisodeRow {
+        first_seen: r.get(at)?,
+        last_seen: r.get(at + 1)?,
+        events: r.get(at + 2)?,
+        rule_events: r.get(at + 3)?,
+        sites: r.get(at + 4)?,
+        files: r.get(at + 5)?,
+        samples: r.get(at + 6)?,
+        explain: r.get(at + 7)?,
+        recorded_at: r.get(at + 8)?,
+    })
+}
+
+impl EpisodeRow {
+    fn into_episode(self) -> Result<Episode, String> {
+        let what = |column: &str| format!("episodes.{column} is not the JSON it should be");
+        let mut explain: Vec<Explained> =
+            serde_json::from_str(&self.explain).map_err(|_| what("explain"))?;
+        for x in &mut explain {
+            x.rule = printable(&x.rule);
+            x.lines = x.lines.drain(..).map(Sample::printable).collect();
+        }
+        Ok(Episode {
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            events: u64::try_from(self.events).unwrap_or(0),
+            rule_events: rule_counts(&self.rule_events).ok_or_else(|| what("rule_events"))?,
+            sites: counts(&self.sites).ok_or_else(|| what("sites"))?,
+            files: counts(&self.files).ok_or_else(|| what("files"))?,
+            samples: samples(&self.samples).ok_or_else(|| what("samples"))?,
+            explain,
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
+impl Sample {
+    /// Made printable again when read: the file may have been edited by hand.
+    fn printable(self) -> Sample {
+        Sample {
+            at: self.at.as_deref().map(printable),
+            line: printable(&self.line),
+        }
+    }
+}
+
+/// Samples as stored, bare strings (version 1) or placed.
+fn samples(json: &str) -> Option<Vec<Sample>> {
+    let stored: Vec<StoredSample> = serde_json::from_str(json).ok()?;
+    Some(
+        stored
+            .into_iter()
+            .map(|s| match s {
+                StoredSample::Bare(line) => Sample {
+                    at: None,
+                    line: printable(&line),
+                },
+                StoredSample::Placed(s) => s.printable(),
+            })
+            .collect(),
+    )
+}
+
+/// `[[name, count]...]` as stored.
+fn counts(json: &str) -> Option<Vec<(String, u64)>> {
+    let v: Vec<(Option<String>, u64)> = serde_json::from_str(json).ok()?;
+    Some(
+        v.into_iter()
+            .filter_map(|(name, n)| Some((printable(&name?), n)))
+            .collect(),
+    )
+}
+
+/// `{"rule": count...}` as stored, sorted by name.
+fn rule_counts(json: &str) -> Option<Vec<(String, u64)>> {
+    let v: BTreeMap<String, u64> = serde_json::from_str(json).ok()?;
+    Some(v.into_iter().map(|(k, n)| (printable(&k), n)).collect())
+}
+
+/// Counts as stored: an object by name (`by_name`) or `[[name, count]...]`.
+fn counts_json(counts: &[(String, u64)], by_name: bool) -> String {
+    if by_name {
+        let map: BTreeMap<&str, u64> = counts.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        serde_json::to_string(&map)
+    } else {
+        serde_json::to_string(counts)
+    }
+    .unwrap_or_else(|_| if by_name { "{}" } else { "[]" }.into())
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
 fn split_rules(s: &str) -> Vec<String> {
     s.split(',')
         .filter(|r| !r.is_empty())
@@ -949,66 +1363,149 @@ fn split_rules(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn entry_from_flag(source: IpNet, f: &NewFlag) -> FlaggedEntry {
-    let mut rules: Vec<String> = f
-        .rules
+/// A rule name as stored: a comma would split it when read back.
+fn rule_name(r: &str) -> String {
+    r.replace(',', "_")
+}
+
+fn episode_from_flag(f: &NewFlag, now: i64) -> Episode {
+    let mut rule_events: Vec<(String, u64)> = f
+        .rule_events
         .iter()
-        // A comma would split the name when read back.
-        .map(|r| r.replace(',', "_"))
-        .filter(|r| !r.is_empty())
+        .map(|(r, n)| (rule_name(r), *n))
         .collect();
-    rules.sort();
-    rules.dedup();
-    FlaggedEntry {
-        source,
-        rules,
+    // Flags that name rules without counts (older callers) still record the rule.
+    for r in &f.rules {
+        let r = rule_name(r);
+        if !r.is_empty() && !rule_events.iter().any(|(k, _)| *k == r) {
+            rule_events.push((r, 0));
+        }
+    }
+    rule_events.retain(|(r, _)| !r.is_empty());
+    rule_events.sort();
+    let mut explain = f.explain.clone();
+    for x in &mut explain {
+        x.rule = rule_name(&x.rule);
+        x.lines.truncate(MAX_EXPLAIN_LINES);
+    }
+    Episode {
         first_seen: f.first_seen.min(f.last_seen),
         last_seen: f.last_seen.max(f.first_seen),
         events: f.events,
-        samples: f
-            .samples
-            .iter()
-            .take(MAX_SAMPLES)
-            .map(|l| escape_line(l))
-            .collect(),
-        vhost: f.vhost.clone(),
-        country: f.country.as_ref().map(|c| c.to_ascii_uppercase()),
-        asn: f.asn,
-        as_org: f.as_org.clone(),
-        times_flagged: 0,
-        expires: 0,
+        rule_events,
+        sites: top(f.sites.clone()),
+        files: top(f.files.clone()),
+        samples: f.samples.iter().take(MAX_SAMPLES).cloned().collect(),
+        explain,
+        recorded_at: now,
     }
 }
 
-/// Folds `new` into `e`: rule sets joined, time span widened, events added, samples
-/// topped up to [`MAX_SAMPLES`], and newer GeoIP/vhost values replacing older ones.
-fn merge_into(e: &mut FlaggedEntry, new: FlaggedEntry) {
-    e.rules.extend(new.rules);
-    e.rules.sort();
-    e.rules.dedup();
+/// How many lines an explained overflow keeps.
+pub const MAX_EXPLAIN_LINES: usize = 5;
+
+/// The busiest [`MAX_LISTED`], most first.
+fn top(mut counts: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts.truncate(MAX_LISTED);
+    counts
+}
+
+/// Adds (or, for a recount, takes the larger of) `new`'s counts into `into`.
+fn join_counts(into: &mut Vec<(String, u64)>, new: Vec<(String, u64)>, how: Recording) {
+    for (k, n) in new {
+        match into.iter_mut().find(|(j, _)| *j == k) {
+            Some((_, m)) => {
+                *m = match how {
+                    Recording::Add => m.saturating_add(n),
+                    Recording::Recount => (*m).max(n),
+                }
+            }
+            None => into.push((k, n)),
+        }
+    }
+}
+
+/// Folds `new` into the recorded episode `e` it meets.
+fn merge_episode(e: &mut Episode, new: Episode, how: Recording) {
     e.first_seen = e.first_seen.min(new.first_seen);
     e.last_seen = e.last_seen.max(new.last_seen);
-    e.events = e.events.saturating_add(new.events);
+    e.events = match how {
+        Recording::Add => e.events.saturating_add(new.events),
+        Recording::Recount => e.events.max(new.events),
+    };
+    join_counts(&mut e.rule_events, new.rule_events, how);
+    e.rule_events.sort();
+    join_counts(&mut e.sites, new.sites, how);
+    e.sites = top(std::mem::take(&mut e.sites));
+    join_counts(&mut e.files, new.files, how);
+    e.files = top(std::mem::take(&mut e.files));
     for s in new.samples {
-        if e.samples.len() >= MAX_SAMPLES {
-            break;
-        }
-        if !e.samples.contains(&s) {
+        if e.samples.len() < MAX_SAMPLES && !e.samples.iter().any(|k| k.line == s.line) {
             e.samples.push(s);
         }
     }
-    if new.vhost.is_some() {
-        e.vhost = new.vhost;
+    // A rule's first overflow explains it; a later one of a rule already explained adds
+    // its count (a recount finds the same one again).
+    for x in new.explain {
+        match e.explain.iter_mut().find(|k| k.rule == x.rule) {
+            Some(k) if how == Recording::Add && x.at != k.at => k.times += x.times,
+            Some(_) => {}
+            None => e.explain.push(x),
+        }
     }
-    if new.country.is_some() {
-        e.country = new.country;
+}
+
+/// The entry of `source` summing up its `episodes`, keeping what `old` had that episodes
+/// do not hold (its samples first, rules of pruned episodes, GeoIP, the ban).
+fn summarize(
+    source: IpNet,
+    old: Option<FlaggedEntry>,
+    episodes: &[(Option<i64>, Episode, bool)],
+) -> FlaggedEntry {
+    let mut e = old.unwrap_or(FlaggedEntry {
+        source,
+        rules: Vec::new(),
+        rule_events: Vec::new(),
+        first_seen: i64::MAX,
+        last_seen: i64::MIN,
+        events: 0,
+        samples: Vec::new(),
+        vhost: None,
+        sites: Vec::new(),
+        files: Vec::new(),
+        country: None,
+        asn: None,
+        as_org: None,
+        times_flagged: 0,
+        expires: 0,
+    });
+    // Counts are the episodes' sums; pruned episodes no longer count.
+    e.events = 0;
+    e.rule_events.clear();
+    e.sites.clear();
+    e.files.clear();
+    for (_, ep, _) in episodes {
+        e.first_seen = e.first_seen.min(ep.first_seen);
+        e.last_seen = e.last_seen.max(ep.last_seen);
+        e.events = e.events.saturating_add(ep.events);
+        join_counts(&mut e.rule_events, ep.rule_events.clone(), Recording::Add);
+        join_counts(&mut e.sites, ep.sites.clone(), Recording::Add);
+        join_counts(&mut e.files, ep.files.clone(), Recording::Add);
+        for s in &ep.samples {
+            if e.samples.len() < MAX_SAMPLES && !e.samples.iter().any(|k| k.line == s.line) {
+                e.samples.push(s.clone());
+            }
+        }
     }
-    if new.asn.is_some() {
-        e.asn = new.asn;
-    }
-    if new.as_org.is_some() {
-        e.as_org = new.as_org;
-    }
+    e.rule_events.sort();
+    e.rules.extend(e.rule_events.iter().map(|(r, _)| r.clone()));
+    e.rules.sort();
+    e.rules.dedup();
+    e.sites = top(std::mem::take(&mut e.sites));
+    e.files = top(std::mem::take(&mut e.files));
+    e.vhost = e.sites.first().map(|(s, _)| s.clone()).or(e.vhost);
+    e
 }
 
 /// A raw log line made safe for a terminal: printable ASCII is kept, `\` becomes `\\`,
@@ -1060,9 +1557,12 @@ mod tests {
             rules: vec![rule.to_string()],
             first_seen: first,
             last_seen: last,
+            rule_events: vec![(rule.to_string(), 10)],
             events: 10,
-            samples: vec![b"GET /wp-login.php".to_vec()],
-            vhost: Some("example.org".into()),
+            samples: vec![Sample::new(None, b"GET /wp-login.php")],
+            sites: vec![("example.org".into(), 10)],
+            files: Vec::new(),
+            explain: Vec::new(),
             country: None,
             asn: None,
             as_org: None,
@@ -1140,13 +1640,71 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_store_is_migrated_with_one_episode_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("state/logward.db");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&p).unwrap();
+            // Version 1: no rule_events, sites or files; samples are bare strings.
+            let v1 = SCHEMA
+                .replace(
+                    "    expires       INTEGER NOT NULL,   -- when the ban ends (unix seconds, UTC)\n",
+                    "    expires       INTEGER NOT NULL\n",
+                )
+                .lines()
+                .filter(|l| {
+                    !l.contains("rule_events   TEXT")
+                        && !l.contains("sites         TEXT")
+                        && !l.contains("files         TEXT")
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            c.execute_batch(&v1).unwrap();
+            let (lo, hi) = net::bounds(n("192.0.2.7/32"));
+            c.execute(
+                "INSERT INTO flagged VALUES ('192.0.2.7/32', 4, ?1, ?2, 'scanner', ?3, ?4, 12, \
+                 '[\"GET /.env\"]', 'shop.example', NULL, NULL, NULL, 1, ?5)",
+                params![&lo[..], &hi[..], T0 - H, T0, T0 + 4 * H],
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        let e = &s.query(&Filter::default()).unwrap()[0];
+        assert_eq!(e.samples, [Sample::new(None, b"GET /.env")]);
+        assert_eq!(e.sites, [("shop.example".to_string(), 12)]);
+        let filtered = s
+            .query(&Filter {
+                vhost: Some("SHOP.example".into()),
+                ..Filter::default()
+            })
+            .unwrap();
+        assert_eq!(filtered.len(), 1);
+        let episodes = s.episodes(e.source).unwrap();
+        assert_eq!(episodes.len(), 1);
+        assert_eq!(
+            (
+                episodes[0].first_seen,
+                episodes[0].last_seen,
+                episodes[0].events
+            ),
+            (T0 - H, T0, 12)
+        );
+    }
+
+    #[test]
     fn insert_and_merge() {
         let (_d, mut s) = open();
         let mut f = flag("::ffff:192.0.2.7/128", "scanner", T0 - H, T0);
-        f.samples = vec![b"a\x1b[31m\\".to_vec()];
+        f.samples = vec![Sample::new(Some("/var/log/a.log:7".into()), b"a\x1b[31m\\")];
         s.record_flags(&[f]).unwrap();
-        let mut g = flag("192.0.2.7/32", "bruteforce", T0 - 3 * H, T0 - 2 * H);
-        g.samples = vec![b"b".to_vec(), b"c".to_vec(), b"d".to_vec()];
+        // A day before: another episode.
+        let mut g = flag("192.0.2.7/32", "bruteforce", T0 - 30 * H, T0 - 29 * H);
+        g.samples = [b"b", b"c", b"d"]
+            .iter()
+            .map(|l| Sample::new(None, &l[..]))
+            .collect();
         g.country = Some("de".into());
         s.record_flags(&[g]).unwrap();
         let all = s.query(&Filter::default()).unwrap();
@@ -1154,12 +1712,24 @@ mod tests {
         let e = &all[0];
         assert_eq!(e.source, n("192.0.2.7/32"));
         assert_eq!(e.rules, ["bruteforce", "scanner"]);
-        assert_eq!((e.first_seen, e.last_seen), (T0 - 3 * H, T0));
+        assert_eq!((e.first_seen, e.last_seen), (T0 - 30 * H, T0));
         assert_eq!(e.events, 20);
-        assert_eq!(e.samples, ["a\\x1b[31m\\\\", "b", "c"]);
+        let lines: Vec<&str> = e.samples.iter().map(|s| s.line.as_str()).collect();
+        assert_eq!(lines, ["a\\x1b[31m\\\\", "b", "c"]);
+        assert_eq!(e.samples[0].at.as_deref(), Some("/var/log/a.log:7"));
         assert_eq!(e.country.as_deref(), Some("DE"));
         assert_eq!(e.vhost.as_deref(), Some("example.org"));
         assert_eq!(e.times_flagged, 2);
+        let episodes = s.episodes(e.source).unwrap();
+        let spans: Vec<(i64, i64)> = episodes
+            .iter()
+            .map(|ep| (ep.first_seen, ep.last_seen))
+            .collect();
+        assert_eq!(spans, [(T0 - 30 * H, T0 - 29 * H), (T0 - H, T0)]);
+        assert_eq!(
+            episodes[1].samples[0].at.as_deref(),
+            Some("/var/log/a.log:7")
+        );
     }
 
     #[test]
@@ -1179,11 +1749,13 @@ mod tests {
         let (_d, mut s) = open();
         let mut expected = Vec::new();
         let mut got = Vec::new();
+        // Episodes a week and a day apart: each after the last ban ended.
         for i in 0..8 {
-            s.record_flags(&[flag("192.0.2.7/32", "scanner", T0, T0)])
+            let t = T0 - 80 * 86_400 + i * 8 * 86_400;
+            s.record_flags(&[flag("192.0.2.7/32", "scanner", t, t)])
                 .unwrap();
             let e = &s.query(&Filter::default()).unwrap()[0];
-            got.push(e.expires - T0);
+            got.push(e.expires - t);
             expected.push(((4 * H) << i).min(7 * 86_400));
         }
         assert_eq!(got, expected);
@@ -1195,7 +1767,7 @@ mod tests {
             max: 100,
             ..BanPolicy::default()
         });
-        s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
+        s.record_flags(&[flag("192.0.2.8/32", "scanner", T0 - 86_400, T0 - 86_400)])
             .unwrap();
         s.record_flags(&[flag("192.0.2.8/32", "scanner", T0, T0)])
             .unwrap();
@@ -1297,14 +1869,14 @@ mod tests {
         );
         assert_eq!(
             q(Filter {
-                rule: Some("bad_agent".into()),
+                rules: vec!["bad_agent".into()],
                 ..Filter::default()
             }),
             ["2001:db8:85a3::7/128"]
         );
         assert!(
             q(Filter {
-                rule: Some("bad".into()),
+                rules: vec!["bad".into()],
                 ..Filter::default()
             })
             .is_empty(),
@@ -1343,7 +1915,7 @@ mod tests {
         );
         assert_eq!(
             q(Filter {
-                rule: Some("scanner".into()),
+                rules: vec!["scanner".into()],
                 targets: vec!["2001:db8::/32".parse().unwrap()],
                 active_at: Some(T0),
                 ..Filter::default()
@@ -1507,8 +2079,12 @@ mod tests {
         let mut s = Store::open(&dir.path().join("s.db")).unwrap();
         // Last seen 20 h before the scan: inside the 24 h window.
         let now = T0 + 20 * H;
-        s.record_flags_at(&[flag("192.0.2.1/32", "scanner", T0 - H, T0)], now)
-            .unwrap();
+        s.record_flags_at(
+            &[flag("192.0.2.1/32", "scanner", T0 - H, T0)],
+            now,
+            Recording::Add,
+        )
+        .unwrap();
         // Last seen 30 days before: a replay, recorded without an active ban.
         s.record_flags_at(
             &[flag(
@@ -1518,6 +2094,7 @@ mod tests {
                 T0 - 30 * 86_400,
             )],
             now,
+            Recording::Add,
         )
         .unwrap();
         let all = s.query(&Filter::default()).unwrap();
@@ -1536,11 +2113,16 @@ mod tests {
             base: 60,
             ..BanPolicy::default()
         });
-        s.record_flags_at(&[flag("192.0.2.1/32", "scanner", T0 - H, T0)], now + 60)
-            .unwrap();
+        s.record_flags_at(
+            &[flag("192.0.2.1/32", "scanner", T0 - H, T0)],
+            now + 60,
+            Recording::Add,
+        )
+        .unwrap();
         let e = &s.query(&Filter::default()).unwrap()[0];
         assert_eq!(e.expires, now + 4 * H);
-        assert_eq!(e.times_flagged, 2);
+        // The same episode seen again is not a new flagging.
+        assert_eq!(e.times_flagged, 1);
     }
 
     #[test]

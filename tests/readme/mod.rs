@@ -131,7 +131,12 @@ fn run_readme(user: Option<&str>) {
     let before = system_store();
     let r = run_line(root, &quick, user, &[("HOME", d.join("home"))]);
     assert_eq!(r.code, 0, "{quick}: {}", r.stderr);
-    assert!(r.stdout.contains("Flagged sources (14)"), "{}", r.stdout);
+    // Each sample attacker attacks twice, days apart: two episodes each.
+    assert!(
+        r.stdout.contains("Flagged sources (14, 28 episodes)"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(
         system_store(),
         before,
@@ -251,7 +256,12 @@ fn samples_flag_only_documentation_addresses() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let flagged = r.json()["flagged"].as_array().unwrap().clone();
-    assert_eq!(flagged.len(), 14, "{flagged:?}");
+    let mut sources: Vec<&str> = flagged
+        .iter()
+        .map(|f| f["source"].as_str().unwrap())
+        .collect();
+    sources.dedup();
+    assert_eq!(sources.len(), 14, "{flagged:?}");
     for f in flagged {
         let source = f["source"].as_str().unwrap();
         assert!(in_documentation_ranges(source), "{source}");

@@ -193,7 +193,7 @@ impl Flagger {
         }
         self.flagged += flags.len() as u64;
         if let Some(tx) = &self.recorder {
-            let _ = tx.send(ToRecorder::Flags(detection.to_new_flags(&flags)));
+            let _ = tx.send(ToRecorder::Flags(detection.to_new_flags(&flags, &|_| None)));
         }
     }
 }
@@ -253,7 +253,7 @@ fn record(
             // The bans as recorded come back from the write itself: a lookup of 1000+
             // sources built one OR term per source, which SQLite refused ("Expression
             // tree is too large"), and the log fell back to the first ban.
-            match store.record_flags_at(&new, unix_now()) {
+            match store.record_flags_at(&new, unix_now(), crate::store::Recording::Add) {
                 Ok(recorded) => expiry.extend(recorded),
                 Err(e) => eprintln!("logward: error: {e}"),
             }

@@ -260,7 +260,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         v.collector
             .set_counted(counted.iter().map(|c| c.offset()).collect());
     }
-    let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
+    let mut flagged: Vec<Flagged> = match (&report.visitor, &detection) {
         (Some(v), Some(d)) => {
             for warning in v.collector.spill_warnings() {
                 eprintln!("logward: warning: {warning}");
@@ -278,6 +278,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     };
     let mut new_flags = Vec::new();
     if let Some(d) = &mut detection {
+        d.drop_newly_allowed(&mut flagged)?;
         new_flags = d.to_new_flags(&flagged);
         if let Some(store) = &mut d.store {
             store

@@ -1,7 +1,8 @@
-//! The append-only audit log of requests about a source (`search`, erasure): one JSON line
-//! per run in `audit.log` in the state directory, so a hoster can show what was done for a
-//! request. No entry holds an address in clear: each source is recorded as HMAC-SHA256
-//! (RFC 2104, FIPS 180-4) of its canonical text under a key that lives apart from the log
+//! The append-only audit log of requests about a source (`search`, erasure) and of changes
+//! to the allowlist (`allow add`, `allow remove`, with who and why): one JSON line per run
+//! in `audit.log` in the state directory, so a hoster can show what was done and why. No
+//! entry holds an address in clear: each source is recorded as HMAC-SHA256 (RFC 2104,
+//! FIPS 180-4) of its canonical text under a key that lives apart from the log
 //! (`audit_key`; by default `/etc/logward/audit.key` for root, else
 //! `$XDG_CONFIG_HOME/logward/audit.key`), so whoever can read the log cannot hash the whole
 //! IPv4 space to read it back. [`AuditLog::verify`] answers whether entries concern an
@@ -32,7 +33,7 @@ pub const OLD_LABEL: &str = "aes-cbc-mac:";
 pub struct Entry<'a> {
     /// RFC 3339 UTC wall-clock time of the run.
     pub time: String,
-    /// `search` or `erase`.
+    /// `search`, `erase`, `allow add` or `allow remove`.
     pub command: &'a str,
     /// The sources' keyed hashes (`hmac-sha256:...`), never the addresses.
     pub sources: Vec<String>,
@@ -43,6 +44,12 @@ pub struct Entry<'a> {
     /// Anything else worth keeping (store entries removed, files refused).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Who ran the command ([`current_user`]), where the entry records a decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Why, in the words of whoever ran it (`allow add --note`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug)]
@@ -109,6 +116,25 @@ pub fn default_key_path() -> Option<PathBuf> {
                 .map(|h| PathBuf::from(h).join(".config"))
         })?;
     Some(config.join("logward").join("audit.key"))
+}
+
+/// Who runs this process, for the record: the login name that ran sudo (`$SUDO_USER`),
+/// else `$USER`, else `$LOGNAME`, else `uid N`. Taken from the environment, so it names
+/// whoever the session says it is; the uid is the fallback, not a check.
+pub fn current_user() -> String {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    user_from(|name| std::env::var_os(name), uid)
+}
+
+/// [`current_user`] with the environment given by `var`.
+fn user_from(var: impl Fn(&str) -> Option<std::ffi::OsString>, uid: u32) -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .filter_map(|name| var(name))
+        .map(|v| v.to_string_lossy().trim().to_string())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The canonical text of a source, so every spelling of one address or network hashes the
@@ -356,6 +382,31 @@ mod tests {
         assert_eq!(hashed, format!("{LABEL}{want}"));
     }
 
+    #[test]
+    fn the_user_is_who_ran_sudo_else_the_login_else_the_uid() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert_eq!(
+            user_from(env(&[("SUDO_USER", "alice"), ("USER", "root")]), 0),
+            "alice"
+        );
+        assert_eq!(
+            user_from(env(&[("USER", "bob"), ("LOGNAME", "x")]), 7),
+            "bob"
+        );
+        assert_eq!(
+            user_from(env(&[("SUDO_USER", " "), ("LOGNAME", "carol")]), 7),
+            "carol"
+        );
+        assert_eq!(user_from(env(&[]), 1001), "uid 1001");
+    }
+
     /// RFC 4231 test case 2, so the MAC is the standard one.
     #[test]
     fn hmac_sha256_matches_rfc_4231() {
@@ -412,6 +463,8 @@ mod tests {
             files: vec![],
             lines: 1,
             notes: vec![],
+            user: None,
+            note: None,
         };
         log.append(&entry).unwrap();
         let found = log.verify("203.0.113.7").unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: one binary that runs the real `logward` executable in fresh temporary
 //! directories and checks exit codes, output and the files on disk.
 
+mod allow;
 mod anonymize;
 mod daily;
 mod detect;

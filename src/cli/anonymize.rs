@@ -576,6 +576,8 @@ fn finish_erasure(
             .collect(),
         lines: results.iter().map(|r| r.counts.erased_lines).sum(),
         notes,
+        user: None,
+        note: None,
     };
     audit.append(&entry)?;
     if let Some(msg) = store_error {

@@ -47,15 +47,32 @@ pub fn run(args: AuditArgs, config: &Config) -> Result<Outcome> {
             for source in &sources {
                 for (line, entry) in log.verify(source)? {
                     found += 1;
+                    // Who and why, where the entry records a decision (`allow add`),
+                    // which reads no file.
+                    let command = entry["command"].as_str().unwrap_or("-");
+                    let read = if command.starts_with("allow") {
+                        String::new()
+                    } else {
+                        format!(
+                            ": {} files, {} lines",
+                            entry["files"].as_array().map_or(0, Vec::len),
+                            entry["lines"].as_u64().unwrap_or(0)
+                        )
+                    };
+                    let mut who = String::new();
+                    if let Some(user) = entry["user"].as_str() {
+                        who.push_str(&format!(" by {}", crate::escape::text(user.as_bytes())));
+                    }
+                    if let Some(note) = entry["note"].as_str() {
+                        who.push_str(&format!(": {}", crate::escape::text(note.as_bytes())));
+                    }
                     writeln!(
                         out,
-                        "{}:{line}: {} {} {}: {} files, {} lines{}",
+                        "{}:{line}: {} {} {}{read}{}{who}",
                         log.path().display(),
                         entry["time"].as_str().unwrap_or("-"),
-                        entry["command"].as_str().unwrap_or("-"),
+                        crate::escape::text(command.as_bytes()),
                         crate::escape::text(source.as_bytes()),
-                        entry["files"].as_array().map_or(0, Vec::len),
-                        entry["lines"].as_u64().unwrap_or(0),
                         entry["notes"]
                             .as_array()
                             .map(|n| {

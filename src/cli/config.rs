@@ -372,36 +372,49 @@ mod tests {
         ("flagged", "explain"),
         ("unban", "*"),
         ("audit", "*"),
+        ("allow add", "note"),
         ("flagged", "format"),
         ("anonymize", "source"),
         ("anonymize", "now"),
         ("generate", "*"),
     ];
 
-    /// Calls `f` with every command, each of its options shown in help, that option's long
-    /// name, and whether it describes a request (in `NO_KEY`) rather than a setting.
-    fn for_each_visible_option(mut f: impl FnMut(&clap::Command, &clap::Arg, &str, bool)) {
+    /// Calls `f` with every command (nested ones such as `allow add` too, named by their
+    /// path), each of its options shown in help, that option's long name, and whether it
+    /// describes a request (in `NO_KEY`) rather than a setting.
+    fn for_each_visible_option(mut f: impl FnMut(&str, &clap::Command, &clap::Arg, &str, bool)) {
         use clap::CommandFactory;
-        let cli = crate::cli::Cli::command();
-        for sub in cli.get_subcommands() {
-            let command = sub.get_name();
-            for arg in sub.get_arguments() {
+        fn visit(
+            path: &str,
+            cmd: &clap::Command,
+            f: &mut dyn FnMut(&str, &clap::Command, &clap::Arg, &str, bool),
+        ) {
+            for arg in cmd.get_arguments() {
                 let Some(long) = arg.get_long().filter(|_| !arg.is_hide_set()) else {
                     continue;
                 };
-                let exempt = NO_KEY
-                    .iter()
-                    .any(|(c, o)| (*c == "*" || *c == command) && (*o == "*" || *o == long));
-                f(sub, arg, long, exempt);
+                let exempt = NO_KEY.iter().any(|(c, o)| {
+                    let command = *c == "*" || *c == path || path.starts_with(&format!("{c} "));
+                    command && (*o == "*" || *o == long)
+                });
+                f(path, cmd, arg, long, exempt);
             }
+            for sub in cmd.get_subcommands() {
+                visit(&format!("{path} {}", sub.get_name()), sub, f);
+            }
+        }
+        let cli = crate::cli::Cli::command();
+        for sub in cli.get_subcommands() {
+            visit(sub.get_name(), sub, &mut f);
         }
     }
 
     #[test]
     fn every_setting_has_a_config_key() {
         let mut checked = 0;
-        for_each_visible_option(|sub, _, long, exempt| {
-            let command = sub.get_name();
+        let mut nested = 0;
+        for_each_visible_option(|command, _, _, long, exempt| {
+            nested += usize::from(command.contains(' '));
             let key = match long {
                 "no-default-allow" => "default_allow".to_string(),
                 "trusted-proxy" => "trusted_proxies".to_string(),
@@ -420,6 +433,7 @@ mod tests {
             checked += 1;
         });
         assert!(checked > 40, "only {checked} options seen");
+        assert!(nested >= 5, "only {nested} options of nested commands seen");
     }
 
     /// The hidden negation of a switch that has a config key.
@@ -439,11 +453,10 @@ mod tests {
     fn every_config_switch_can_be_undone_on_the_command_line() {
         use clap::{ArgAction, CommandFactory};
         let mut checked = 0;
-        for_each_visible_option(|sub, arg, long, exempt| {
+        for_each_visible_option(|command, sub, arg, long, exempt| {
             if exempt || !matches!(arg.get_action(), ArgAction::SetTrue) {
                 return;
             }
-            let command = sub.get_name();
             let neg = negation(long);
             let undo = sub
                 .get_arguments()
@@ -453,13 +466,17 @@ mod tests {
             // The last word wins, whichever it is.
             let id = arg.get_id().as_str();
             let parse = |words: &[&str]| {
-                let mut argv = vec!["logward", command];
+                let mut argv = vec!["logward"];
+                argv.extend(command.split(' '));
                 argv.extend_from_slice(words);
-                let m = crate::cli::Cli::command()
+                let mut m = crate::cli::Cli::command()
                     .ignore_errors(true)
                     .try_get_matches_from(&argv)
                     .unwrap();
-                m.subcommand_matches(command).unwrap().get_flag(id)
+                for name in command.split(' ') {
+                    m = m.subcommand_matches(name).unwrap().clone();
+                }
+                m.get_flag(id)
             };
             let on = format!("--{long}");
             let off = format!("--{neg}");

@@ -1,6 +1,7 @@
 //! Detection settings shared by `scan` and `watch`: the rule set (built-ins, the config's
-//! `[rule.NAME]` tables, `--rules FILE`), the allowlist, GeoIP/ASN databases and the store,
-//! and the step that turns flagged sources into store entries.
+//! `[rule.NAME]` tables, `--rules FILE`), the allowlist (`--allow`, `--allow-file`, the
+//! config's keys, loopback, and the store's persistent allowlist), GeoIP/ASN databases and
+//! the store, and the step that turns flagged sources into store entries.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -24,8 +25,8 @@ pub struct DetectArgs {
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
 
-    /// Never flag this address or network (repeatable). Loopback is allowed too, unless
-    /// --no-default-allow.
+    /// Never flag this address or network (repeatable), for this run. Loopback is allowed
+    /// too, unless --no-default-allow, and so is the store's allowlist (`logward allow`).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
 
@@ -141,13 +142,35 @@ pub fn read_allow_file(path: &Path) -> Result<Vec<IpNet>> {
     Ok(nets)
 }
 
+/// The networks of the store's allowlist for a run that does not use the store
+/// (`--no-store`): none when there is no store (or no place for one). Nothing is written
+/// to it, though opening it adds an `allowlist` table an older store lacks.
+fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
+    let Ok(path) = state::store_path(args.store.as_deref(), config) else {
+        return Ok(Vec::new());
+    };
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let store = state::open_store(&path)?;
+    let list = store.allowlist().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(list.into_iter().map(|a| a.net).collect())
+}
+
 /// Everything detection needs for one run.
 pub struct Detection {
     pub rules: Arc<CompiledRules>,
+    /// The configured networks, loopback unless turned off, and the store's allowlist.
     pub allowlist: Allowlist,
     pub geo: Geo,
     pub store: Option<Store>,
     pub rescan: bool,
+    /// The networks of `--allow`, `--allow-file` and the config, and whether loopback is
+    /// allowed: what the store's allowlist is merged into when it changes.
+    configured_allow: Vec<IpNet>,
+    allow_loopback: bool,
+    /// The store's allowlist generation last read (see `Store::allowlist_if_changed`).
+    allow_generation: i64,
 }
 
 impl Detection {
@@ -199,22 +222,85 @@ impl Detection {
             });
             Some(store)
         };
-        let allowlist = if switch(
+        let allow_loopback = !switch(
             args.no_default_allow,
             args.default_allow,
             config.default_allow.map(|on| !on),
-        ) {
-            Allowlist::exact(nets)
-        } else {
-            Allowlist::new(nets)
-        };
-        Ok(Detection {
+        );
+        let mut detection = Detection {
             rules,
-            allowlist,
+            allowlist: Allowlist::default(),
             geo,
             store,
             rescan: switch(args.rescan, args.no_rescan, config.rescan),
-        })
+            configured_allow: nets,
+            allow_loopback,
+            allow_generation: i64::MIN,
+        };
+        if detection.store.is_some() {
+            detection.refresh_allowlist()?;
+        } else {
+            // --no-store writes nothing, but what the store allows is still never flagged.
+            match stored_allowlist(args, config) {
+                Ok(stored) => detection.set_stored_allowlist(stored),
+                Err(e) => {
+                    eprintln!("logward: warning: the store's allowlist is not applied: {e:#}");
+                    detection.set_stored_allowlist(Vec::new());
+                }
+            }
+        }
+        Ok(detection)
+    }
+
+    /// Rebuilds the allowlist from the configured networks and `stored`, the store's.
+    pub fn set_stored_allowlist(&mut self, stored: Vec<IpNet>) {
+        let mut nets = self.configured_allow.clone();
+        nets.extend(stored);
+        self.allowlist = if self.allow_loopback {
+            Allowlist::new(nets)
+        } else {
+            Allowlist::exact(nets)
+        };
+    }
+
+    /// Re-reads the allowlist of this run's store when it changed since it was last read;
+    /// true when it did.
+    pub fn refresh_allowlist(&mut self) -> Result<bool> {
+        let Some(store) = &self.store else {
+            return Ok(false);
+        };
+        let changed = store
+            .allowlist_if_changed(&mut self.allow_generation)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(self.apply_stored(changed))
+    }
+
+    /// [`Detection::refresh_allowlist`] from another connection to the store (`watch`
+    /// hands its own to the recorder thread).
+    pub fn refresh_allowlist_from(&mut self, store: &Store) -> Result<bool> {
+        let changed = store
+            .allowlist_if_changed(&mut self.allow_generation)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(self.apply_stored(changed))
+    }
+
+    fn apply_stored(&mut self, changed: Option<Vec<IpNet>>) -> bool {
+        match changed {
+            Some(nets) => {
+                self.set_stored_allowlist(nets);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Leaves out of `flagged` the sources an `allow add` allowed while the logs were read
+    /// (a long scan), so they are not banned again on the way to the store.
+    pub fn drop_newly_allowed(&mut self, flagged: &mut Vec<Flagged>) -> Result<()> {
+        if self.refresh_allowlist()? {
+            flagged.retain(|f| !self.allowlist.overlaps(f.source));
+        }
+        Ok(())
     }
 
     /// Flagged episodes as store entries, enriched with country and AS. `file_name` names

@@ -2,6 +2,7 @@
 //! with the configuration file, and one module per subcommand. Nothing else in logward
 //! knows about options.
 
+pub mod allow;
 pub mod anonymize;
 pub mod audit;
 pub mod config;
@@ -83,8 +84,13 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
 
     /// End the bans of addresses or networks (a false positive), keeping their history:
-    /// `logward flagged --unban` with the addresses given.
+    /// `logward flagged --unban` with the addresses given. `logward allow add` also keeps
+    /// them from being flagged again.
     Unban(flagged::UnbanArgs),
+
+    /// Keep addresses or networks from being flagged, for good (a false positive), each
+    /// with a note saying why: `allow add`, `allow list`, `allow remove`.
+    Allow(allow::AllowArgs),
 
     /// Query the audit log: which entries concern an address (`audit verify --source IP`).
     Audit(audit::AuditArgs),
@@ -135,6 +141,7 @@ pub fn run() -> Result<Outcome> {
         Command::Keygen(args) => keygen::run(args),
         Command::Audit(args) => audit::run(args, &config),
         Command::Unban(args) => flagged::unban(args, &config),
+        Command::Allow(args) => allow::run(args, &config),
         Command::Search(args) => search::run(args, &config),
     }
 }

@@ -265,7 +265,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         v.collector
             .set_counted(counted.iter().map(|c| c.offset()).collect());
     }
-    let flagged: Vec<Flagged> = match (&report.visitor, &detection) {
+    let mut flagged: Vec<Flagged> = match (&report.visitor, &detection) {
         (Some(v), Some(d)) => {
             for warning in v.collector.spill_warnings() {
                 eprintln!("logward: warning: {warning}");
@@ -284,6 +284,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let mut new_flags = Vec::new();
     let mut expiry: std::collections::HashMap<ipnet::IpNet, i64> = Default::default();
     if let Some(d) = &mut detection {
+        d.drop_newly_allowed(&mut flagged)?;
         let names: Vec<Option<String>> = report
             .files
             .iter()

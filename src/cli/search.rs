@@ -278,6 +278,8 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         files: names.clone(),
         lines: total,
         notes: vec![],
+        user: None,
+        note: None,
     };
     audit
         .append(&entry)

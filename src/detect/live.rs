@@ -293,6 +293,15 @@ impl Live {
         }
         before - self.states.len()
     }
+
+    /// Drops the buckets of every source `allowlist` covers or overlaps (the allowlist grew
+    /// while watching): their counts must not linger, and they could never flag anyway.
+    /// Returns how many were dropped.
+    pub fn forget_allowed(&mut self, allowlist: &Allowlist) -> usize {
+        let before = self.states.len();
+        self.states.retain(|key, _| !allowlist.overlaps(key.net));
+        before - self.states.len()
+    }
 }
 
 /// Folds flags for the same source (several rules overflowing on one batch) into one,
@@ -422,6 +431,26 @@ mod tests {
             feed(&mut live, &[line("192.0.2.9", 0, "/", 200)], &allow).len(),
             1
         );
+    }
+
+    #[test]
+    fn forgetting_allowed_sources_drops_only_their_buckets() {
+        let mut live = Live::new(one_rule(any_rule(2, 60_000)));
+        let none = Allowlist::exact(vec![]);
+        let lines: Vec<String> = ["192.0.2.1", "192.0.2.2", "198.51.100.1"]
+            .iter()
+            .flat_map(|ip| [line(ip, 0, "/", 200), line(ip, 1, "/", 200)])
+            .collect();
+        assert!(feed(&mut live, &lines, &none).is_empty());
+        assert_eq!(live.buckets(), 3);
+        let allow = Allowlist::exact(vec!["192.0.2.0/30".parse().expect("net")]);
+        assert_eq!(live.forget_allowed(&allow), 2);
+        assert_eq!(live.buckets(), 1);
+        // The kept bucket still holds its two events: a third overflows it.
+        let got = feed(&mut live, &[line("198.51.100.1", 2, "/", 200)], &none);
+        assert_eq!(got.len(), 1, "{got:?}");
+        // A forgotten one starts from empty.
+        assert!(feed(&mut live, &[line("192.0.2.1", 2, "/", 200)], &none).is_empty());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! It owns the schema ([`SCHEMA`]), merging of repeat flags and ban expiry, and erasure.
 //! It does not detect anything (detection hands it [`NewFlag`]s) and does not print: the
-//! export formats live in [`export`].
+//! export formats live in [`export`]. The persistent allowlist is [`allowlist`]'s.
 
+pub mod allowlist;
 pub mod export;
 pub mod ledger;
 pub mod net;
@@ -21,6 +22,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::Value};
 
+pub use allowlist::{AllowAdded, AllowedNet};
 pub use ledger::{Counted, FileFingerprint, FileHead};
 
 /// The schema, version [`SCHEMA_VERSION`] (kept in `PRAGMA user_version`). Read it to use
@@ -494,6 +496,10 @@ impl Store {
             .execute_batch(
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
             )
+            .map_err(|e| self.sql(e))?;
+        // The persistent allowlist, likewise added to stores of every version.
+        self.conn
+            .execute_batch(allowlist::ALLOWLIST_SCHEMA)
             .map_err(|e| self.sql(e))?;
         // IMMEDIATE takes the write lock first, so two first runs cannot both see version 0
         // and both create the tables.

@@ -707,3 +707,80 @@ fn a_running_watch_forgets_an_erased_source() {
         "the journal learns the erased address:\n{stderr}"
     );
 }
+
+/// `logward allow add` while `watch` runs on the same store: within its next check, watch
+/// takes the allowed source out of the nftables set it manages, and a source of the allowed
+/// network it has not seen yet is not flagged, while others still are.
+#[test]
+fn a_running_watch_lets_go_of_a_network_allowed_meanwhile() {
+    let dir = Dir::new();
+    let log = dir.write("logs/access.log", b"");
+    let (path, record) = fake_nft(&dir);
+    let watch = Watch::start_env(
+        &dir,
+        &[
+            "--nft-set",
+            "inet:logward:flagged_v4,flagged_v6",
+            log.to_str().unwrap(),
+        ],
+        &[
+            ("PATH", path.as_str()),
+            ("NFT_RECORD", record.to_str().unwrap()),
+        ],
+    );
+    append(&log, &(attack("203.0.113.9") + &attack("198.51.100.9")));
+    let added = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&record)
+            .is_ok_and(|t| t.contains("{ 203.0.113.9 timeout") && t.contains("198.51.100.9"))
+    });
+    assert!(added, "{}", watch.stderr());
+
+    let mut cmd = dir.command();
+    cmd.args([
+        "allow",
+        "add",
+        "203.0.113.0/24",
+        "--note",
+        "office NAT",
+        "--store",
+    ])
+    .arg(dir.join("state/logward.db"));
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deleted = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(&record)
+            .is_ok_and(|t| t.contains("delete element inet logward flagged_v4 { 203.0.113.9 }"))
+    });
+    assert!(
+        deleted,
+        "{}\n{:?}",
+        watch.stderr(),
+        fs::read_to_string(&record)
+    );
+    watch.wait_stderr("the allowlist changed", Duration::from_secs(3));
+
+    // A new attacker inside the allowed network flags nothing; one outside still does.
+    append(&log, &(attack("203.0.113.50") + &attack("192.0.2.77")));
+    let flagged = wait_until(Duration::from_secs(5), || {
+        flagged_sources(&dir).contains(&"192.0.2.77/32".to_string())
+    });
+    assert!(flagged, "{}", watch.stderr());
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let sources = flagged_sources(&dir);
+    assert!(
+        !sources.contains(&"203.0.113.50/32".to_string()),
+        "{sources:?}"
+    );
+    let batches = fs::read_to_string(&record).unwrap();
+    assert!(!batches.contains("203.0.113.50"), "{batches}");
+    assert!(
+        !batches.contains("delete element inet logward flagged_v4 { 198.51.100.9 }"),
+        "{batches}"
+    );
+    assert!(!stderr.contains("flagged 203.0.113.50"), "{stderr}");
+}

@@ -3,7 +3,9 @@
 //! and hands new flags to a recorder thread that writes them to the store at once and runs
 //! the actions (`actions`), so neither a disk commit nor a command holds up reading. Runs in
 //! the foreground for systemd: one log line per event on stderr, SIGHUP reloads the rules,
-//! SIGTERM and SIGINT stop it after saving the store and the positions.
+//! SIGTERM and SIGINT stop it after saving the store and the positions. Once a second it
+//! checks the store for an erasure or an allowlist change (`logward allow`) and lets go of
+//! the sources concerned.
 
 pub mod actions;
 
@@ -20,8 +22,8 @@ use serde_json::json;
 
 use super::detection::{DetectArgs, Detection};
 use super::{Config, Outcome, state, switch};
-use crate::detect::Flagged;
 use crate::detect::live::{self, Live};
+use crate::detect::{Allowlist, Flagged};
 use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, TimeCache};
 use crate::input::follow::{Follower, Position};
@@ -204,6 +206,33 @@ enum ToRecorder {
     /// The store recorded an erasure: sources this run banned that the store no longer
     /// holds leave the nftables set.
     Erased,
+    /// The store's allowlist changed: sources this run banned that it now allows leave the
+    /// nftables set.
+    AllowlistChanged,
+}
+
+/// The recorder's copy of the store's allowlist, so a flag made just before an `allow add`
+/// reached the reading loop is not banned again on its way to the store.
+struct StoredAllowlist {
+    nets: Allowlist,
+    generation: i64,
+}
+
+impl StoredAllowlist {
+    /// Re-reads the list when its generation moved; true when it did.
+    fn refresh(&mut self, store: &Store) -> bool {
+        match store.allowlist_if_changed(&mut self.generation) {
+            Ok(Some(nets)) => {
+                self.nets = Allowlist::exact(nets);
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                eprintln!("logward: error: reading the allowlist: {e}");
+                false
+            }
+        }
+    }
 }
 
 /// The recorder thread: writes flags to the store (a commit waits for the disk, which must
@@ -218,9 +247,33 @@ fn record(
     // take back those still banned; ended bans are dropped as flags come, so it stays as
     // small as the set of active bans.
     let mut sent: HashMap<IpNet, i64> = HashMap::new();
+    let mut allowed = StoredAllowlist {
+        nets: Allowlist::exact(Vec::new()),
+        generation: i64::MIN,
+    };
+    if let Some(store) = &store {
+        allowed.refresh(store);
+    }
     for msg in rx {
-        let new = match msg {
+        // Checked before every batch too: the reading loop learns of a change only at its
+        // next check, and may have flagged an allowed source meanwhile.
+        let changed = store.as_ref().is_some_and(|s| allowed.refresh(s));
+        if changed {
+            sent.retain(|source, _| {
+                let allow = allowed.nets.overlaps(*source);
+                if allow {
+                    actions.unban(*source);
+                    eprintln!(
+                        "logward: allowlisted: {} leaves the actions' set",
+                        net::display(*source)
+                    );
+                }
+                !allow
+            });
+        }
+        let mut new = match msg {
             ToRecorder::Flags(new) => new,
+            ToRecorder::AllowlistChanged => continue,
             ToRecorder::Erased => {
                 let mut removed = 0u64;
                 if let Some(store) = &store {
@@ -248,6 +301,10 @@ fn record(
                 continue;
             }
         };
+        new.retain(|f| !allowed.nets.overlaps(net::canonical(f.source)));
+        if new.is_empty() {
+            continue;
+        }
         let mut expiry: HashMap<IpNet, i64> = HashMap::new();
         if let Some(store) = &mut store {
             // The bans as recorded come back from the write itself: a lookup of 1000+
@@ -346,12 +403,13 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let store_name = store
         .as_ref()
         .map_or("off".to_string(), |s| s.path().display().to_string());
-    // A second connection, to poll the erasure generation from the reading loop.
-    let erasures = match &store {
+    // A second connection, to poll the erasure and allowlist generations from the reading
+    // loop.
+    let polled = match &store {
         Some(s) => Some(Store::open(s.path()).map_err(|e| anyhow::anyhow!("{e}"))?),
         None => None,
     };
-    let mut erasure_seen = erasures
+    let mut erasure_seen = polled
         .as_ref()
         .and_then(|s| s.erasure_generation().ok())
         .unwrap_or(0);
@@ -444,7 +502,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             // An erasure since the last check: forget every bucket (which source it
             // concerned is kept nowhere) and have the recorder take erased sources out of
             // the nftables set, so memory holds the address no longer than this check.
-            let generation = erasures
+            let generation = polled
                 .as_ref()
                 .and_then(|s| s.erasure_generation().ok())
                 .unwrap_or(erasure_seen);
@@ -462,6 +520,9 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                      ({})",
                     crate::cli::count(held as u64, "bucket", "buckets")
                 );
+            }
+            if let Some(store) = &polled {
+                allowlist_check(store, &mut detection, &mut live, &mut pending, &mut flagger);
             }
             live.sweep();
             if let Some(newest) = live.newest() {
@@ -513,6 +574,38 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         positions_path.display()
     );
     Ok(Outcome::Success)
+}
+
+/// The allowlist check of the reading loop: when `logward allow` changed the store's list,
+/// merges it into detection's, drops the buckets, pending flags and repeat guards of the
+/// sources it now allows, and tells the recorder, which takes them out of the actions' set.
+fn allowlist_check(
+    store: &Store,
+    detection: &mut Detection,
+    live: &mut Live,
+    pending: &mut Vec<Flagged>,
+    flagger: &mut Flagger,
+) {
+    match detection.refresh_allowlist_from(store) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            eprintln!("logward: error: reading the allowlist: {e:#}");
+            return;
+        }
+    }
+    let allow = &detection.allowlist;
+    let dropped = live.forget_allowed(allow);
+    pending.retain(|f| !allow.overlaps(f.source));
+    flagger.banned.retain(|source, _| !allow.overlaps(*source));
+    if let Some(tx) = &flagger.recorder {
+        let _ = tx.send(ToRecorder::AllowlistChanged);
+    }
+    eprintln!(
+        "logward: the allowlist changed: {} allowed in all, {} dropped",
+        crate::cli::count(allow.len() as u64, "network", "networks"),
+        crate::cli::count(dropped as u64, "bucket", "buckets")
+    );
 }
 
 fn sleep_unless_stopped(d: Duration) {

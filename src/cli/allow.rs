@@ -18,7 +18,6 @@ use crate::store::export::JSON_SCHEMA_VERSION;
 use crate::store::{AllowedNet, net};
 use crate::timefmt::{rfc3339, unix_now};
 
-
 #[derive(Debug, Args)]
 pub struct AllowArgs {
     #[command(subcommand)]

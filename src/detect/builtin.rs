@@ -148,6 +148,27 @@ pub fn builtin_rules() -> RuleSet {
         ..Filter::default()
     });
     set.insert(login);
+    // Credential stuffing paced under login-bruteforce's leak (one guess every 30 s is 40 in
+    // 20 minutes): refused logins, and login forms answered 200 again (WordPress answers a
+    // failed login with the form, a good one with a redirect), over a window of hours.
+    let mut slow = Rule::new(
+        "login-bruteforce-slow",
+        "refused logins, slowly, over hours",
+        Filter {
+            methods: methods(&["POST"]),
+            status: vec![401, 403],
+            ..Filter::default()
+        },
+        20,
+        300_000,
+    );
+    slow.filters.push(Filter {
+        methods: methods(&["POST"]),
+        path: path(LOGIN_PATHS),
+        status: vec![200],
+        ..Filter::default()
+    });
+    set.insert(slow);
     let mut proxy = Rule::new(
         "open-proxy",
         "CONNECT or absolute-URI requests refused",

@@ -967,12 +967,18 @@ mod tests {
             (rec("POST", "/phpmyadmin/", 200, ua), &["http-flood"]),
             (
                 rec("POST", "/wp-login.php", 200, ua),
+                &["http-flood", "login-bruteforce", "login-bruteforce-slow"],
+            ),
+            // A good WordPress login redirects: only the fast rule counts it.
+            (
+                rec("POST", "/wp-login.php", 302, ua),
                 &["http-flood", "login-bruteforce"],
             ),
             (
                 rec("POST", "/api/login", 401, ua),
-                &["http-flood", "login-bruteforce"],
+                &["http-flood", "login-bruteforce", "login-bruteforce-slow"],
             ),
+            (rec("POST", "/api/login", 200, ua), &["http-flood"]),
             (
                 rec("CONNECT", "example.com:443", 405, ua),
                 &["http-flood", "open-proxy"],

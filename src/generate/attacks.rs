@@ -5,7 +5,8 @@
 //!
 //! Thresholds assumed (leaky buckets on log time): http-probing >10 distinct non-static
 //! 404/403/400 paths, leak 10 s; http-crawl >40 distinct non-static GET/HEAD paths, leak
-//! 0.5 s; http-flood >300 requests, leak 200 ms; login-bruteforce >5 login POSTs, leak 10 s.
+//! 0.5 s; http-flood >300 requests, leak 200 ms; login-bruteforce >5 login POSTs, leak 10 s;
+//! login-bruteforce-slow >20 refused logins, leak 5 min (40 in about 20 minutes).
 //! sqli-probing (>10, leak 1 s) and xss-probing (>5, leak 1 s) get bursts of 24 and 15
 //! payloads within a few seconds. The other pattern rules (scanner user agent, sensitive
 //! files, traversal, web shells, admin pages, proxy attempts, bad HTTP version) are hit 3 to
@@ -459,6 +460,28 @@ pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
                 3000,
                 "198.51.100.222",
                 USER_AGENTS[12],
+                &reqs,
+            );
+            v
+        },
+        rng,
+    );
+
+    // Credential stuffing under the fast rule's leak: 40 API logins refused with 401, one
+    // every 15 to 45 s (about 20 minutes). Last, so the attackers before it are unchanged.
+    add(
+        "login-bruteforce-slow",
+        "198.51.100.210",
+        &mut |rng, t0| {
+            let reqs = vec![("POST", "/api/v1/session".to_string(), "HTTP/1.1", 401); 40];
+            let mut v = Vec::new();
+            burst(
+                rng,
+                &mut v,
+                t0,
+                30_000,
+                "198.51.100.210",
+                USER_AGENTS[3],
                 &reqs,
             );
             v

@@ -204,7 +204,7 @@ pub struct Attacker {
     pub source: String,
     /// One of: http-probing http-crawl http-flood bad-user-agent sensitive-files
     /// path-traversal sqli-probing xss-probing backdoor-probing admin-probing
-    /// login-bruteforce open-proxy bad-http-version.
+    /// login-bruteforce login-bruteforce-slow open-proxy bad-http-version.
     pub rule: &'static str,
 }
 
@@ -221,7 +221,7 @@ pub struct GroundTruth {
 }
 
 /// Every rule name an attacker may carry.
-pub const RULES: [&str; 13] = [
+pub const RULES: [&str; 14] = [
     "http-probing",
     "http-crawl",
     "http-flood",
@@ -233,6 +233,7 @@ pub const RULES: [&str; 13] = [
     "backdoor-probing",
     "admin-probing",
     "login-bruteforce",
+    "login-bruteforce-slow",
     "open-proxy",
     "bad-http-version",
 ];

@@ -415,6 +415,12 @@ fn rate_attackers_clearly_exceed_their_thresholds() {
             "http-crawl" => bucket_max(hits, 0.5, true, ns) / 40.0,
             "http-flood" => bucket_max(hits, 0.2, false, |_| true) / 300.0,
             "login-bruteforce" => bucket_max(hits, 10.0, false, |h| h.method == "POST") / 5.0,
+            "login-bruteforce-slow" => {
+                // Slow: never near the fast rule's bucket, well over the slow one's.
+                let fast = bucket_max(hits, 10.0, false, |h| h.method == "POST");
+                assert!(fast <= 3.0, "{}: {fast}", a.source);
+                bucket_max(hits, 300.0, false, |h| h.status == 401) / 20.0
+            }
             "sqli-probing" => bucket_max(hits, 1.0, false, |_| true) / 10.0,
             "xss-probing" => bucket_max(hits, 1.0, false, |_| true) / 5.0,
             _ => {

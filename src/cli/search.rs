@@ -1,6 +1,7 @@
 //! `logward search`: prints the lines about some addresses or ranges (`path:line:` and the
-//! line as written, JSON lines, or counts), in input order, and records the search in the
-//! audit log. Exit code 0 when a line matched, 1 when none did, 2 on an error.
+//! line as written, JSON lines, or counts), each rotation set oldest file first so lines
+//! come in time order, and records the search in the audit log. Exit code 0 when a line
+//! matched, 1 when none did, 2 on an error.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use super::scan::OutputKind;
 use super::{Config, Outcome, state, switch, with_threads};
 use crate::audit::Entry;
 use crate::format::{ErrorKind, FormatSpec};
+use crate::input::discover::sort_oldest_first;
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress};
 use crate::search::{self, Fields, Keep, Nets, Search, Window};
@@ -179,6 +181,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         );
     }
     let mut found = discover(&settings.paths);
+    sort_oldest_first(&mut found.sources);
     super::report_discovery(&mut found, false, false);
     let opts = Options {
         format: settings.format.clone(),
@@ -247,6 +250,8 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         }
     } else {
         let mut hits = std::mem::take(&mut report.visitor.hits);
+        // Files were put oldest first, so input order is time order within each rotation
+        // set.
         hits.sort_unstable_by_key(|h| h.at.order());
         for hit in &hits {
             buf.clear();

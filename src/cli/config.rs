@@ -355,6 +355,7 @@ mod tests {
         ("search", "source"),
         ("search", "since"),
         ("search", "until"),
+        ("search", "vhost"),
         ("flagged", "since"),
         ("flagged", "until"),
         ("flagged", "rule"),

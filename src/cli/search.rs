@@ -17,8 +17,8 @@ use crate::audit::Entry;
 use crate::format::{ErrorKind, FormatSpec};
 use crate::input::discover::sort_oldest_first;
 use crate::input::{Source, discover};
-use crate::scan::{self, Options, Progress};
-use crate::search::{self, Fields, Keep, Nets, Search, Window};
+use crate::scan::{self, Options, Progress, Report};
+use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
 use crate::timefmt::{parse_duration, parse_rfc3339, rfc3339};
 
 /// Exit code 1, as grep: the search ran and found nothing.
@@ -46,8 +46,14 @@ pub struct SearchArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Output: the matching lines as written (text) or one JSON object per line (json).
-    /// [default: text]
+    /// Only lines of this virtual host: the host name a format such as vcombined logs
+    /// (without its :port), compared ignoring case. Lines without one (a format that logs
+    /// none, an unparsed line) are left out, and standard error says how many.
+    #[arg(long, value_name = "NAME")]
+    pub vhost: Option<String>,
+
+    /// Output: the matching lines as written (text) or one JSON object per line (json,
+    /// printable ASCII only). [default: text]
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<OutputKind>,
 
@@ -93,6 +99,7 @@ pub struct Settings {
     pub sources: Vec<String>,
     pub nets: Nets,
     pub window: Window,
+    pub vhost: Option<String>,
     pub paths: Vec<String>,
     pub output: OutputKind,
     pub count: bool,
@@ -138,12 +145,16 @@ impl Settings {
                 .map(|t| parse_time("--until", t, now))
                 .transpose()?,
         };
+        if args.vhost.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            bail!("--vhost: give a host name, such as www.example.com");
+        }
         let format = super::format_setting(args.format, config)?;
         let output = super::output_setting(args.output, config)?;
         Ok(Settings {
             sources: args.source,
             nets: Nets::new(&nets),
             window,
+            vhost: args.vhost.map(|v| v.trim().to_string()),
             paths: args.paths,
             output,
             count: switch(args.count, args.no_count, config.count),
@@ -193,12 +204,13 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         (false, OutputKind::Text) => Keep::Line,
         (false, OutputKind::Json) => Keep::Fields,
     };
+    let vhost = VhostFilter::new(settings.vhost.as_deref());
     let n = found.sources.len();
     let mut report = with_threads(settings.threads, || {
         scan::run(
             &found.sources,
             &opts,
-            || Search::new(&settings.nets, settings.window, keep, n),
+            || Search::new(&settings.nets, settings.window, &vhost, keep, n),
             &Progress::default(),
         )
     })?;
@@ -207,22 +219,72 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         .iter()
         .map(|f| f.source.as_ref().map(Source::display).unwrap_or_default())
         .collect();
-    for (file, name) in report.files.iter().zip(&names) {
+    for (i, (file, name)) in report.files.iter().zip(&names).enumerate() {
+        let shown = crate::escape::text(name.as_bytes());
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
         }
         if file.format.is_none() && file.malformed > 0 {
             let note = file.format_note.as_deref().unwrap_or("no format");
-            eprintln!("logward: {name}: {note}; its lines were searched for address tokens");
+            eprintln!("logward: {shown}: {note}; its lines were searched for address tokens");
         }
         for ex in &file.examples {
             if ex.error.kind == ErrorKind::TooLong {
-                eprintln!("logward: {name}:{}: line too long, not searched", ex.line);
+                eprintln!("logward: {shown}:{}: line too long, not searched", ex.line);
             }
+        }
+        let without_vhost = report.visitor.without_vhost[i];
+        if without_vhost > 0 {
+            eprintln!(
+                "logward: {shown}: {} about the sources left out: no virtual host to compare \
+                 with --vhost (its format logs none, or the line was not parsed)",
+                super::count(without_vhost, "line", "lines")
+            );
         }
     }
 
     let counts = std::mem::take(&mut report.visitor.counts);
+    let total: u64 = counts.iter().sum();
+    let mut hits = std::mem::take(&mut report.visitor.hits);
+    // Files were put oldest first, so input order is time order within each rotation set.
+    hits.sort_unstable_by_key(|h| h.at.order());
+    let mut notes = Vec::new();
+    if let Some(v) = &settings.vhost {
+        notes.push(format!("vhost: {v}"));
+    }
+    let written = print_results(&settings, &report, &names, &counts, &hits);
+
+    let entry = Entry {
+        time: rfc3339(now()),
+        command: "search",
+        sources,
+        files: names.clone(),
+        lines: total,
+        notes,
+    };
+    // Recorded even when the output failed: the files were read all the same.
+    let audited = audit.append(&entry).context("the search was not recorded");
+    written?;
+    audited?;
+
+    let failed = report.failed_files() + found.errors.len();
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else if total == 0 {
+        NOTHING_FOUND
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Prints the counts or the lines found.
+fn print_results(
+    settings: &Settings,
+    report: &Report<Search<'_>>,
+    names: &[String],
+    counts: &[u64],
+    hits: &[Hit],
+) -> Result<()> {
     let total: u64 = counts.iter().sum();
     let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -232,14 +294,15 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
             OutputKind::Json => {
                 let files: Vec<Value> = names
                     .iter()
-                    .zip(&counts)
+                    .zip(counts)
                     .map(|(p, c)| json!({"path": p, "count": c}))
                     .collect();
-                serde_json::to_writer(&mut out, &json!({"files": files, "total": total}))?;
-                writeln!(out)?;
+                let v = json!({"schema_version": SCHEMA_VERSION, "files": files, "total": total});
+                put_json(&mut buf, &v)?;
+                out.write_all(&buf)?;
             }
             OutputKind::Text => {
-                for (name, count) in names.iter().zip(&counts) {
+                for (name, count) in names.iter().zip(counts) {
                     buf.clear();
                     put(&mut buf, name.as_bytes(), terminal);
                     writeln!(buf, ":{count}")?;
@@ -249,19 +312,12 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
             }
         }
     } else {
-        let mut hits = std::mem::take(&mut report.visitor.hits);
-        // Files were put oldest first, so input order is time order within each rotation
-        // set.
-        hits.sort_unstable_by_key(|h| h.at.order());
-        for hit in &hits {
+        for hit in hits {
             buf.clear();
             let name = &names[hit.at.file];
             let line = report.line_number(hit.at);
             match &hit.fields {
-                Some(fields) => {
-                    serde_json::to_writer(&mut buf, &hit_json(fields, name, line))?;
-                    buf.push(b'\n');
-                }
+                Some(fields) => put_json(&mut buf, &hit_json(hit, fields, name, line))?,
                 None => {
                     if settings.filename {
                         put(&mut buf, name.as_bytes(), terminal);
@@ -275,27 +331,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         }
     }
     out.flush()?;
-
-    let entry = Entry {
-        time: rfc3339(now()),
-        command: "search",
-        sources,
-        files: names.clone(),
-        lines: total,
-        notes: vec![],
-    };
-    audit
-        .append(&entry)
-        .context("the search was not recorded")?;
-
-    let failed = report.failed_files() + found.errors.len();
-    Ok(if failed > 0 {
-        Outcome::Error
-    } else if total == 0 {
-        NOTHING_FOUND
-    } else {
-        Outcome::Success
-    })
+    Ok(())
 }
 
 /// Appends log text to `buf`, escaped when it goes to a terminal.
@@ -307,20 +343,27 @@ fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
     }
 }
 
-fn hit_json(f: &Fields, file: &str, line: u64) -> Value {
-    let mut v = json!({
+/// Appends a JSON line of `value`, printable ASCII only ([`crate::escape::json_ascii`]): log
+/// text in it cannot drive a terminal.
+fn put_json(buf: &mut Vec<u8>, value: &Value) -> Result<()> {
+    crate::escape::json_ascii(&serde_json::to_string(value)?, buf);
+    buf.push(b'\n');
+    Ok(())
+}
+
+fn hit_json(hit: &Hit, f: &Fields, file: &str, line: u64) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
         "source": f.source.map(|a| a.to_string()),
-        "time": f.time.map(rfc3339),
+        "time": hit.time.map(rfc3339),
         "method": f.method,
         "target": f.target,
         "status": f.status,
         "bytes": f.bytes,
         "user_agent": f.user_agent,
+        "vhost": f.vhost,
         "file": file,
         "line": line,
-    });
-    if let Some(raw) = &f.raw {
-        v["raw"] = Value::String(raw.clone());
-    }
-    v
+        "raw": String::from_utf8_lossy(&hit.line),
+    })
 }

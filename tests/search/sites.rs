@@ -1,7 +1,7 @@
 //! `search` over a generated rotation set of a multi-site server (Apache vhost_combined,
-//! plain and gzip rotations): lines in time order, oldest rotation first. The expected
-//! answers come from the generated text, read here with a regex, never from logward's
-//! parser.
+//! plain and gzip rotations): lines in time order, oldest rotation first; `--vhost`; the
+//! JSON objects' `vhost`, `raw` and `schema_version`. The expected answers come from the
+//! generated text, read here with a regex, never from logward's parser.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use logward::generate::{Format, GenConfig};
 use regex::Regex;
 
-use crate::util::{Dir, generated};
+use crate::util::{Dir, combined, generated};
 
 /// The rotation set, oldest file first, as logrotate names it.
 pub const SET: [&str; 5] = [
@@ -175,4 +175,146 @@ fn a_rotation_set_is_searched_oldest_file_first() {
         .collect();
     let set: Vec<String> = SET.iter().map(|n| format!("logs/{n}")).collect();
     assert_eq!(names[..5], set[..], "{}", r.stdout);
+}
+
+#[test]
+fn vhost_keeps_the_lines_of_one_site_ignoring_case() {
+    let d = Dir::new();
+    let mut files = rotation_set(&d, 12);
+    // Near misses and another spelling, in the live log.
+    let tail = [
+        "SHOP.EXAMPLE.NET:443 192.0.2.10 - - [20/Nov/2026:10:00:00 +0000] \"GET /case HTTP/1.1\" 200 5 \"-\" \"x\"",
+        "shop.example.net.evil:443 192.0.2.10 - - [20/Nov/2026:10:00:01 +0000] \"GET /evil HTTP/1.1\" 200 5 \"-\" \"x\"",
+        "www.shop.example.net:443 192.0.2.10 - - [20/Nov/2026:10:00:02 +0000] \"GET /www HTTP/1.1\" 200 5 \"-\" \"x\"",
+        "shop.example.net 192.0.2.10 - - [20/Nov/2026:10:00:03 +0000] \"GET /bare HTTP/1.1\" 200 5 \"-\" \"x\"",
+    ];
+    let live = files.last_mut().unwrap();
+    live.lines.extend(tail.iter().map(|l| l.to_string()));
+    d.write(
+        "logs/access.log",
+        format!("{}\n", live.lines.join("\n")).as_bytes(),
+    );
+    // A site without a vhost field: its lines about the sources cannot be said to be
+    // the site's, so they are left out.
+    let other = combined(
+        "192.0.2.10",
+        "20/Nov/2026:10:00:00 +0000",
+        "GET / HTTP/1.1",
+        200,
+        "x",
+    );
+    d.write("other/access.log", other.repeat(3).as_bytes());
+
+    let is_shop =
+        |l: &str| fields(l).is_some_and(|(h, _, _)| h.eq_ignore_ascii_case("shop.example.net"));
+    let want = expected(&files, "logs/", is_shop);
+    assert!(want.contains("/case ") && want.contains("/bare ") && !want.contains("/evil "));
+    let every = [
+        "search",
+        "-s",
+        "0.0.0.0/0",
+        "-s",
+        "::/0",
+        "--vhost",
+        "Shop.Example.NET",
+    ];
+    let r = d.run(&[&every[..], &["logs", "other"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, want);
+    assert!(
+        r.stderr
+            .contains("other/access.log: 3 lines about the sources left out"),
+        "{}",
+        r.stderr
+    );
+    // Another site: none of these lines.
+    let r = d.run(&[&every[..5], &["--vhost", "docs.example.com", "-c", "logs"]].concat());
+    let docs: usize = files
+        .iter()
+        .flat_map(|f| &f.lines)
+        .filter(|l| fields(l).is_some_and(|(h, _, _)| h == "docs.example.com"))
+        .count();
+    assert!(docs > 0);
+    assert!(
+        r.stdout.ends_with(&format!("total:{docs}\n")),
+        "{}",
+        r.stdout
+    );
+    // A site nobody serves: nothing, exit 1.
+    let r = d.run(&[&every[..5], &["--vhost", "example.com", "logs"]].concat());
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{}", r.stderr);
+}
+
+#[test]
+fn json_objects_carry_vhost_raw_line_and_schema_version() {
+    let d = Dir::new();
+    let files = rotation_set(&d, 13);
+    let client = widespread_client(&files);
+    let hostile = format!(
+        "blog.example.org:443 {client} - - [20/Nov/2026:10:00:00 +0000] \"GET /x HTTP/1.1\" 200 5 \"-\" \"ua\u{1b}]0;pwn\u{7}\u{202e}\u{9b}2J \\\\ \\\"q\\\"\""
+    );
+    let unparsed = format!("garbage from {client} \u{1b}[2J");
+    d.write(
+        "site/access.log",
+        format!("{hostile}\n{unparsed}\n").as_bytes(),
+    );
+    let r = d.run(&[
+        "search",
+        "-o",
+        "json",
+        "-s",
+        &client.to_string(),
+        "logs",
+        "site",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) || b == b'\n'),
+        "JSON output is printable ASCII only"
+    );
+    let objects: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want = expected(&files, "logs/", |l| {
+        fields(l).is_some_and(|(_, c, _)| c == client)
+    });
+    assert_eq!(objects.len(), want.lines().count() + 2);
+    for (v, line) in objects.iter().zip(want.lines()) {
+        let (file, rest) = line.split_once(':').unwrap();
+        let (number, raw) = rest.split_once(':').unwrap();
+        assert_eq!(v["schema_version"], 1, "{v}");
+        assert_eq!(v["file"], file);
+        assert_eq!(v["line"], number.parse::<u64>().unwrap());
+        assert_eq!(v["raw"], raw);
+        assert_eq!(v["vhost"], fields(raw).unwrap().0, "{v}");
+        assert_eq!(v["source"], client.to_string());
+    }
+    let n = objects.len();
+    let (h, u) = (&objects[n - 2], &objects[n - 1]);
+    assert_eq!(h["raw"], hostile.as_str(), "the raw line, byte for byte");
+    assert_eq!(h["vhost"], "blog.example.org");
+    assert_eq!(
+        h["user_agent"],
+        "ua\u{1b}]0;pwn\u{7}\u{202e}\u{9b}2J \\\\ \\\"q\\\""
+    );
+    assert_eq!(
+        (u["raw"].as_str(), &u["vhost"], u["line"].as_u64()),
+        (Some(unparsed.as_str()), &serde_json::Value::Null, Some(2))
+    );
+    assert_eq!(u["schema_version"], 1);
+    // The counts object too.
+    let r = d.run(&[
+        "search",
+        "-o",
+        "json",
+        "-c",
+        "-s",
+        &client.to_string(),
+        "site",
+    ]);
+    assert_eq!(r.json()["schema_version"], 1);
 }

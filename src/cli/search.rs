@@ -198,6 +198,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         format: settings.format.clone(),
         max_lines: None,
         chunk_size: settings.chunk_size,
+        digest: false,
     };
     let keep = match (settings.count, settings.output) {
         (true, _) => Keep::Count,

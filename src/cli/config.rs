@@ -356,6 +356,7 @@ mod tests {
         ("search", "since"),
         ("search", "until"),
         ("search", "vhost"),
+        ("search", "evidence"),
         ("flagged", "since"),
         ("flagged", "until"),
         ("flagged", "rule"),

@@ -1,7 +1,7 @@
 //! `logward search`: prints the lines about some addresses or ranges (`path:line:` and the
 //! line as written, JSON lines, or counts), each rotation set oldest file first so lines
-//! come in time order, and records the search in the audit log. Exit code 0 when a line
-//! matched, 1 when none did, 2 on an error.
+//! come in time order, or writes them into an evidence package (`--evidence`); records the
+//! search in the audit log. Exit code 0 when a line matched, 1 when none did, 2 on an error.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use crate::format::{ErrorKind, FormatSpec};
 use crate::input::discover::sort_oldest_first;
 use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
+use crate::search::evidence::{self, EvidenceLine, Package};
 use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
 use crate::timefmt::{parse_duration, parse_rfc3339, rfc3339};
 
@@ -51,6 +52,14 @@ pub struct SearchArgs {
     /// none, an unparsed line) are left out, and standard error says how many.
     #[arg(long, value_name = "NAME")]
     pub vhost: Option<String>,
+
+    /// Write an evidence package into DIR instead of printing the lines: evidence.log (the
+    /// lines as written, in time order, each after its file's absolute path:line:) and
+    /// manifest.json (the query, the time range found, the size and SHA-256 of every file
+    /// read and of evidence.log). DIR is created (mode 0700) or must be an empty directory;
+    /// a symbolic link is refused. Files only, not standard input.
+    #[arg(long, value_name = "DIR", conflicts_with = "count")]
+    pub evidence: Option<PathBuf>,
 
     /// Output: the matching lines as written (text) or one JSON object per line (json,
     /// printable ASCII only). [default: text]
@@ -100,6 +109,7 @@ pub struct Settings {
     pub nets: Nets,
     pub window: Window,
     pub vhost: Option<String>,
+    pub evidence: Option<PathBuf>,
     pub paths: Vec<String>,
     pub output: OutputKind,
     pub count: bool,
@@ -148,6 +158,12 @@ impl Settings {
         if args.vhost.as_deref().is_some_and(|v| v.trim().is_empty()) {
             bail!("--vhost: give a host name, such as www.example.com");
         }
+        if args.evidence.is_some() && args.paths.iter().any(|p| p == "-") {
+            bail!(
+                "--evidence reads files, not standard input: name the files, so the manifest \
+                 can say which bytes the lines came from"
+            );
+        }
         let format = super::format_setting(args.format, config)?;
         let output = super::output_setting(args.output, config)?;
         Ok(Settings {
@@ -155,6 +171,7 @@ impl Settings {
             nets: Nets::new(&nets),
             window,
             vhost: args.vhost.map(|v| v.trim().to_string()),
+            evidence: args.evidence,
             paths: args.paths,
             output,
             count: switch(args.count, args.no_count, config.count),
@@ -191,6 +208,13 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
                 .context("the search cannot be recorded in the audit log")?,
         );
     }
+    // The package's directory is taken before anything is read, so a refused one costs
+    // nothing.
+    let package = settings
+        .evidence
+        .as_deref()
+        .map(Package::create)
+        .transpose()?;
     let mut found = discover(&settings.paths);
     sort_oldest_first(&mut found.sources);
     super::report_discovery(&mut found, false, false);
@@ -198,9 +222,10 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         format: settings.format.clone(),
         max_lines: None,
         chunk_size: settings.chunk_size,
-        digest: false,
+        digest: package.is_some(),
     };
     let keep = match (settings.count, settings.output) {
+        _ if package.is_some() => Keep::Line,
         (true, _) => Keep::Count,
         (false, OutputKind::Text) => Keep::Line,
         (false, OutputKind::Json) => Keep::Fields,
@@ -253,7 +278,22 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     if let Some(v) = &settings.vhost {
         notes.push(format!("vhost: {v}"));
     }
-    let written = print_results(&settings, &report, &names, &counts, &hits);
+    let written = match &package {
+        Some(package) => {
+            let written = write_package(package, &settings, &report, &counts, &hits);
+            notes.push(match &written {
+                Ok(log) => format!(
+                    "evidence: {} ({}, evidence.log sha256:{})",
+                    package.path().display(),
+                    super::count(log.lines, "line", "lines"),
+                    log.sha256
+                ),
+                Err(e) => format!("evidence: {} incomplete: {e:#}", package.path().display()),
+            });
+            written.and_then(|log| print_package_summary(package, &log, settings.output))
+        }
+        None => print_results(&settings, &report, &names, &counts, &hits),
+    };
 
     let entry = Entry {
         time: rfc3339(now()),
@@ -330,6 +370,95 @@ fn print_results(
             }
             out.write_all(&buf)?;
         }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes the evidence package: `evidence.log`, then the manifest.
+fn write_package(
+    package: &Package,
+    settings: &Settings,
+    report: &Report<Search<'_>>,
+    counts: &[u64],
+    hits: &[Hit],
+) -> Result<evidence::LogDigest> {
+    let absolute: Vec<PathBuf> = report
+        .files
+        .iter()
+        .map(|f| match &f.source {
+            Some(Source::File(p)) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            _ => PathBuf::new(),
+        })
+        .collect();
+    let log = package.write_log(hits.iter().map(|hit| EvidenceLine {
+        path: &absolute[hit.at.file],
+        number: report.line_number(hit.at),
+        text: &hit.line,
+    }))?;
+    let mut files = Vec::with_capacity(report.files.len());
+    for ((file, path), matched) in report.files.iter().zip(&absolute).zip(counts) {
+        if let Some(d) = file.digest.filter(|d| d.changed) {
+            eprintln!(
+                "logward: warning: {}: changed while it was read (a live log being written?); \
+                 the manifest's size and sha256 are of the {} bytes read",
+                crate::escape::path(path),
+                d.bytes
+            );
+        }
+        files.push(evidence::InputFile {
+            path: crate::escape::path(path),
+            format: file.format.clone(),
+            compression: file.compression,
+            lines_read: file.lines,
+            lines_matched: *matched,
+            size: file.digest.map(|d| d.bytes),
+            sha256: file.digest.map(|d| d.sha256_hex()),
+            changed_while_read: file.digest.is_some_and(|d| d.changed),
+            error: file.error.clone(),
+        });
+    }
+    let query = evidence::Query {
+        sources: settings.sources.clone(),
+        since: settings.window.since.map(rfc3339),
+        until: settings.window.until.map(rfc3339),
+        vhost: settings.vhost.clone(),
+    };
+    let found = evidence::Found::new(hits.iter().map(|h| h.time));
+    let manifest = evidence::Manifest::new(now(), query, found, files, log.clone());
+    package.write_manifest(&manifest)?;
+    Ok(log)
+}
+
+/// The one line that says where the package is.
+fn print_package_summary(
+    package: &Package,
+    log: &evidence::LogDigest,
+    output: OutputKind,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let dir = package.path();
+    match output {
+        OutputKind::Json => {
+            let mut buf = Vec::new();
+            put_json(
+                &mut buf,
+                &json!({
+                    "schema_version": SCHEMA_VERSION,
+                    "evidence": dir.display().to_string(),
+                    "lines": log.lines,
+                    "evidence_log_sha256": log.sha256,
+                }),
+            )?;
+            out.write_all(&buf)?;
+        }
+        OutputKind::Text => writeln!(
+            out,
+            "evidence: {} in {} (manifest: {})",
+            super::count(log.lines, "line", "lines"),
+            crate::escape::path(&dir.join(evidence::LOG_NAME)),
+            crate::escape::path(&dir.join(evidence::MANIFEST_NAME)),
+        )?,
     }
     out.flush()?;
     Ok(())

@@ -1,7 +1,8 @@
 //! Finding the lines about given addresses and ranges (`logward search`): the set of
 //! networks searched for, the test of one line against it and against the virtual host
-//! asked for, and the [`scan::Visitor`] that collects the matching lines of a pass.
-//! Finding files and their time order is the input module's ([`crate::input::discover::sort_oldest_first`]), reading them the scan pass's;
+//! asked for, and the [`scan::Visitor`] that collects the matching lines of a pass; the
+//! evidence package is [`evidence`]'s. Finding files and their time order is the input
+//! module's ([`crate::input::discover::sort_oldest_first`]), reading them the scan pass's;
 //! printing and the audit entry are the command line's.
 //!
 //! Matching is on parsed addresses, never on text: `1.2.3.4` does not match `11.2.3.45`.
@@ -9,6 +10,8 @@
 //! or another address field holds an address in the set; a line the format could not parse
 //! matches when one of its address tokens ([`crate::anonymize::tokens`]) does. IPv4-mapped
 //! IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry, on both sides.
+
+pub mod evidence;
 
 use std::net::IpAddr;
 
@@ -19,8 +22,8 @@ use crate::format::addr::split_list;
 use crate::format::{AddrKind, Record};
 use crate::scan::{self, At};
 
-/// The version of the layout of `search --output json`'s objects: it changes only when a
-/// field changes meaning or goes away.
+/// The version of the layout of `search --output json`'s objects and of an evidence
+/// manifest: it changes only when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The IPv4-mapped block `::ffff:0:0/96` as a range of 128-bit addresses.

@@ -1,8 +1,9 @@
 //! `logward search` end to end: exact matches against a slow reference on generated logs
 //! (plain, gzip, JSON lines, IPv4, IPv6, IPv4-mapped, X-Forwarded-For lists, unparsed
 //! lines), near misses, output forms, time windows, the audit entry and exit codes; a
-//! multi-site rotation set (`sites`).
+//! multi-site rotation set (`sites`) and evidence packages (`evidence`).
 
+mod evidence;
 mod sites;
 
 use std::collections::BTreeSet;

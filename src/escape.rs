@@ -3,6 +3,9 @@
 //! with control characters, bidi overrides and other invisible format characters as
 //! escapes, so they can neither drive the terminal nor hide or reorder what is shown.
 //!
+//! JSON made by logward goes through [`json_ascii`], which leaves only printable ASCII, so
+//! a JSON line is safe on a terminal too and means the same to any JSON reader.
+//!
 //! It owns only the escaping; what is printed, and where, is the callers' business.
 
 use std::io::Write;
@@ -43,6 +46,28 @@ pub fn for_terminal(bytes: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends JSON text as serde_json wrote it, with every character outside printable ASCII
+/// that serde_json leaves as it is (DEL, and every non-ASCII character: C1 controls, bidi
+/// overrides, zero-width characters) written as a `\uXXXX` escape (two, a surrogate pair,
+/// beyond U+FFFF). Such characters occur only inside JSON strings, where the escape stands
+/// for the same character, so the JSON value is unchanged; serde_json already escapes the
+/// C0 controls, `"` and `\`.
+pub fn json_ascii(json: &str, out: &mut Vec<u8>) {
+    let mut start = 0;
+    for (i, c) in json.char_indices() {
+        if c.is_ascii() && c != '\x7f' {
+            continue;
+        }
+        out.extend_from_slice(&json.as_bytes()[start..i]);
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
+        }
+        start = i + c.len_utf8();
+    }
+    out.extend_from_slice(&json.as_bytes()[start..]);
+}
+
 /// [`for_terminal`] into a new string.
 pub fn text(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len());
@@ -76,6 +101,31 @@ mod tests {
         assert_eq!(
             path(Path::new("\x1b]0;x\x07\x1b[2Jevil.access.log")),
             "\\x1b]0;x\\x07\\x1b[2Jevil.access.log"
+        );
+    }
+
+    #[test]
+    fn json_ascii_escapes_every_non_ascii_character_and_keeps_the_value() {
+        let value = serde_json::json!({
+            "ua": "a\u{1b}[31m \u{7f} \u{9b} x\u{202e}gol caf\u{e9} \u{1f600} \\ \"",
+            "k\u{e9}y": 1,
+        });
+        let json = serde_json::to_string_pretty(&value).unwrap();
+        let mut out = Vec::new();
+        json_ascii(&json, &mut out);
+        assert!(
+            out.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\n'),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(r"\u001b[31m \u007f \u009b x\u202egol caf\u00e9 \ud83d\ude00"),
+            "{text}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
         );
     }
 }

@@ -355,6 +355,8 @@ mod tests {
         ("search", "source"),
         ("search", "since"),
         ("search", "until"),
+        ("search", "vhost"),
+        ("search", "evidence"),
         ("flagged", "since"),
         ("flagged", "until"),
         ("flagged", "rule"),

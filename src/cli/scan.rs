@@ -165,6 +165,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         format: settings.format.clone(),
         max_lines: settings.check.then_some(CHECK_LINES),
         chunk_size: settings.chunk_size,
+        digest: false,
     };
     let progress = Arc::new(Progress::default());
     let total: u64 = found

@@ -1,6 +1,7 @@
 //! `logward search`: prints the lines about some addresses or ranges (`path:line:` and the
-//! line as written, JSON lines, or counts), in input order, and records the search in the
-//! audit log. Exit code 0 when a line matched, 1 when none did, 2 on an error.
+//! line as written, JSON lines, or counts), each rotation set oldest file first so lines
+//! come in time order, or writes them into an evidence package (`--evidence`); records the
+//! search in the audit log. Exit code 0 when a line matched, 1 when none did, 2 on an error.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -14,9 +15,11 @@ use super::scan::OutputKind;
 use super::{Config, Outcome, state, switch, with_threads};
 use crate::audit::Entry;
 use crate::format::{ErrorKind, FormatSpec};
+use crate::input::discover::sort_oldest_first;
 use crate::input::{Source, discover};
-use crate::scan::{self, Options, Progress};
-use crate::search::{self, Fields, Keep, Nets, Search, Window};
+use crate::scan::{self, Options, Progress, Report};
+use crate::search::evidence::{self, EvidenceLine, Package};
+use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
 use crate::timefmt::{parse_duration, parse_rfc3339, rfc3339};
 
 /// Exit code 1, as grep: the search ran and found nothing.
@@ -44,8 +47,22 @@ pub struct SearchArgs {
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
 
-    /// Output: the matching lines as written (text) or one JSON object per line (json).
-    /// [default: text]
+    /// Only lines of this virtual host: the host name a format such as vcombined logs
+    /// (without its :port), compared ignoring case. Lines without one (a format that logs
+    /// none, an unparsed line) are left out, and standard error says how many.
+    #[arg(long, value_name = "NAME")]
+    pub vhost: Option<String>,
+
+    /// Write an evidence package into DIR instead of printing the lines: evidence.log (the
+    /// lines as written, in time order, each after its file's absolute path:line:) and
+    /// manifest.json (the query, the time range found, the size and SHA-256 of every file
+    /// read and of evidence.log). DIR is created (mode 0700) or must be an empty directory;
+    /// a symbolic link is refused. Files only, not standard input.
+    #[arg(long, value_name = "DIR", conflicts_with = "count")]
+    pub evidence: Option<PathBuf>,
+
+    /// Output: the matching lines as written (text) or one JSON object per line (json,
+    /// printable ASCII only). [default: text]
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<OutputKind>,
 
@@ -91,6 +108,8 @@ pub struct Settings {
     pub sources: Vec<String>,
     pub nets: Nets,
     pub window: Window,
+    pub vhost: Option<String>,
+    pub evidence: Option<PathBuf>,
     pub paths: Vec<String>,
     pub output: OutputKind,
     pub count: bool,
@@ -136,12 +155,23 @@ impl Settings {
                 .map(|t| parse_time("--until", t, now))
                 .transpose()?,
         };
+        if args.vhost.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            bail!("--vhost: give a host name, such as www.example.com");
+        }
+        if args.evidence.is_some() && args.paths.iter().any(|p| p == "-") {
+            bail!(
+                "--evidence reads files, not standard input: name the files, so the manifest \
+                 can say which bytes the lines came from"
+            );
+        }
         let format = super::format_setting(args.format, config)?;
         let output = super::output_setting(args.output, config)?;
         Ok(Settings {
             sources: args.source,
             nets: Nets::new(&nets),
             window,
+            vhost: args.vhost.map(|v| v.trim().to_string()),
+            evidence: args.evidence,
             paths: args.paths,
             output,
             count: switch(args.count, args.no_count, config.count),
@@ -178,24 +208,35 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
                 .context("the search cannot be recorded in the audit log")?,
         );
     }
+    // The package's directory is taken before anything is read, so a refused one costs
+    // nothing.
+    let package = settings
+        .evidence
+        .as_deref()
+        .map(Package::create)
+        .transpose()?;
     let mut found = discover(&settings.paths);
+    sort_oldest_first(&mut found.sources);
     super::report_discovery(&mut found, false, false);
     let opts = Options {
         format: settings.format.clone(),
         max_lines: None,
         chunk_size: settings.chunk_size,
+        digest: package.is_some(),
     };
     let keep = match (settings.count, settings.output) {
+        _ if package.is_some() => Keep::Line,
         (true, _) => Keep::Count,
         (false, OutputKind::Text) => Keep::Line,
         (false, OutputKind::Json | OutputKind::Ndjson) => Keep::Fields,
     };
+    let vhost = VhostFilter::new(settings.vhost.as_deref());
     let n = found.sources.len();
     let mut report = with_threads(settings.threads, || {
         scan::run(
             &found.sources,
             &opts,
-            || Search::new(&settings.nets, settings.window, keep, n),
+            || Search::new(&settings.nets, settings.window, &vhost, keep, n),
             &Progress::default(),
         )
     })?;
@@ -204,22 +245,90 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         .iter()
         .map(|f| f.source.as_ref().map(Source::display).unwrap_or_default())
         .collect();
-    for (file, name) in report.files.iter().zip(&names) {
+    for (i, (file, name)) in report.files.iter().zip(&names).enumerate() {
+        let shown = crate::escape::text(name.as_bytes());
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
         }
         if file.format.is_none() && file.malformed > 0 {
             let note = file.format_note.as_deref().unwrap_or("no format");
-            eprintln!("logward: {name}: {note}; its lines were searched for address tokens");
+            eprintln!("logward: {shown}: {note}; its lines were searched for address tokens");
         }
         for ex in &file.examples {
             if ex.error.kind == ErrorKind::TooLong {
-                eprintln!("logward: {name}:{}: line too long, not searched", ex.line);
+                eprintln!("logward: {shown}:{}: line too long, not searched", ex.line);
             }
+        }
+        let without_vhost = report.visitor.without_vhost[i];
+        if without_vhost > 0 {
+            eprintln!(
+                "logward: {shown}: {} about the sources left out: no virtual host to compare \
+                 with --vhost (its format logs none, or the line was not parsed)",
+                super::count(without_vhost, "line", "lines")
+            );
         }
     }
 
     let counts = std::mem::take(&mut report.visitor.counts);
+    let total: u64 = counts.iter().sum();
+    let mut hits = std::mem::take(&mut report.visitor.hits);
+    // Files were put oldest first, so input order is time order within each rotation set.
+    hits.sort_unstable_by_key(|h| h.at.order());
+    let mut notes = Vec::new();
+    if let Some(v) = &settings.vhost {
+        notes.push(format!("vhost: {v}"));
+    }
+    let written = match &package {
+        Some(package) => {
+            let written = write_package(package, &settings, &report, &counts, &hits);
+            notes.push(match &written {
+                Ok(log) => format!(
+                    "evidence: {} ({}, evidence.log sha256:{})",
+                    package.path().display(),
+                    super::count(log.lines, "line", "lines"),
+                    log.sha256
+                ),
+                Err(e) => format!("evidence: {} incomplete: {e:#}", package.path().display()),
+            });
+            written.and_then(|log| print_package_summary(package, &log, settings.output))
+        }
+        None => print_results(&settings, &report, &names, &counts, &hits),
+    };
+
+    let entry = Entry {
+        time: rfc3339(now()),
+        command: "search",
+        sources,
+        files: names.clone(),
+        lines: total,
+        notes,
+        // Who looked at whose requests.
+        user: Some(crate::audit::current_user()),
+        note: None,
+    };
+    // Recorded even when the output failed: the files were read all the same.
+    let audited = audit.append(&entry).context("the search was not recorded");
+    written?;
+    audited?;
+
+    let failed = report.failed_files() + found.errors.len();
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else if total == 0 {
+        NOTHING_FOUND
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Prints the counts or the lines found.
+fn print_results(
+    settings: &Settings,
+    report: &Report<Search<'_>>,
+    names: &[String],
+    counts: &[u64],
+    hits: &[Hit],
+) -> Result<()> {
     let total: u64 = counts.iter().sum();
     let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
@@ -229,14 +338,15 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
             OutputKind::Json | OutputKind::Ndjson => {
                 let files: Vec<Value> = names
                     .iter()
-                    .zip(&counts)
+                    .zip(counts)
                     .map(|(p, c)| json!({"path": p, "count": c}))
                     .collect();
-                serde_json::to_writer(&mut out, &json!({"files": files, "total": total}))?;
-                writeln!(out)?;
+                let v = json!({"schema_version": SCHEMA_VERSION, "files": files, "total": total});
+                put_json(&mut buf, &v)?;
+                out.write_all(&buf)?;
             }
             OutputKind::Text => {
-                for (name, count) in names.iter().zip(&counts) {
+                for (name, count) in names.iter().zip(counts) {
                     buf.clear();
                     put(&mut buf, name.as_bytes(), terminal);
                     writeln!(buf, ":{count}")?;
@@ -246,17 +356,12 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
             }
         }
     } else {
-        let mut hits = std::mem::take(&mut report.visitor.hits);
-        hits.sort_unstable_by_key(|h| h.at.order());
-        for hit in &hits {
+        for hit in hits {
             buf.clear();
             let name = &names[hit.at.file];
             let line = report.line_number(hit.at);
             match &hit.fields {
-                Some(fields) => {
-                    serde_json::to_writer(&mut buf, &hit_json(fields, name, line))?;
-                    buf.push(b'\n');
-                }
+                Some(fields) => put_json(&mut buf, &hit_json(hit, fields, name, line))?,
                 None => {
                     if settings.filename {
                         put(&mut buf, name.as_bytes(), terminal);
@@ -270,29 +375,96 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         }
     }
     out.flush()?;
+    Ok(())
+}
 
-    let entry = Entry {
-        time: rfc3339(now()),
-        command: "search",
-        sources,
-        files: names.clone(),
-        lines: total,
-        notes: vec![],
-        user: None,
-        note: None,
+/// Writes the evidence package: `evidence.log`, then the manifest.
+fn write_package(
+    package: &Package,
+    settings: &Settings,
+    report: &Report<Search<'_>>,
+    counts: &[u64],
+    hits: &[Hit],
+) -> Result<evidence::LogDigest> {
+    let absolute: Vec<PathBuf> = report
+        .files
+        .iter()
+        .map(|f| match &f.source {
+            Some(Source::File(p)) => std::path::absolute(p).unwrap_or_else(|_| p.clone()),
+            _ => PathBuf::new(),
+        })
+        .collect();
+    let log = package.write_log(hits.iter().map(|hit| EvidenceLine {
+        path: &absolute[hit.at.file],
+        number: report.line_number(hit.at),
+        text: &hit.line,
+    }))?;
+    let mut files = Vec::with_capacity(report.files.len());
+    for ((file, path), matched) in report.files.iter().zip(&absolute).zip(counts) {
+        if let Some(d) = file.digest.filter(|d| d.changed) {
+            eprintln!(
+                "logward: warning: {}: changed while it was read (a live log being written?); \
+                 the manifest's size and sha256 are of the {} bytes read",
+                crate::escape::path(path),
+                d.bytes
+            );
+        }
+        files.push(evidence::InputFile {
+            path: crate::escape::path(path),
+            format: file.format.clone(),
+            compression: file.compression,
+            lines_read: file.lines,
+            lines_matched: *matched,
+            size: file.digest.map(|d| d.bytes),
+            sha256: file.digest.map(|d| d.sha256_hex()),
+            changed_while_read: file.digest.is_some_and(|d| d.changed),
+            error: file.error.clone(),
+        });
+    }
+    let query = evidence::Query {
+        sources: settings.sources.clone(),
+        since: settings.window.since.map(rfc3339),
+        until: settings.window.until.map(rfc3339),
+        vhost: settings.vhost.clone(),
     };
-    audit
-        .append(&entry)
-        .context("the search was not recorded")?;
+    let found = evidence::Found::new(hits.iter().map(|h| h.time));
+    let manifest = evidence::Manifest::new(now(), query, found, files, log.clone());
+    package.write_manifest(&manifest)?;
+    Ok(log)
+}
 
-    let failed = report.failed_files() + found.errors.len();
-    Ok(if failed > 0 {
-        Outcome::Error
-    } else if total == 0 {
-        NOTHING_FOUND
-    } else {
-        Outcome::Success
-    })
+/// The one line that says where the package is.
+fn print_package_summary(
+    package: &Package,
+    log: &evidence::LogDigest,
+    output: OutputKind,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let dir = package.path();
+    match output {
+        OutputKind::Json | OutputKind::Ndjson => {
+            let mut buf = Vec::new();
+            put_json(
+                &mut buf,
+                &json!({
+                    "schema_version": SCHEMA_VERSION,
+                    "evidence": dir.display().to_string(),
+                    "lines": log.lines,
+                    "evidence_log_sha256": log.sha256,
+                }),
+            )?;
+            out.write_all(&buf)?;
+        }
+        OutputKind::Text => writeln!(
+            out,
+            "evidence: {} in {} (manifest: {})",
+            super::count(log.lines, "line", "lines"),
+            crate::escape::path(&dir.join(evidence::LOG_NAME)),
+            crate::escape::path(&dir.join(evidence::MANIFEST_NAME)),
+        )?,
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Appends log text to `buf`, escaped when it goes to a terminal.
@@ -304,20 +476,27 @@ fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
     }
 }
 
-fn hit_json(f: &Fields, file: &str, line: u64) -> Value {
-    let mut v = json!({
+/// Appends a JSON line of `value`, printable ASCII only ([`crate::escape::json_ascii`]): log
+/// text in it cannot drive a terminal.
+fn put_json(buf: &mut Vec<u8>, value: &Value) -> Result<()> {
+    crate::escape::json_ascii(&serde_json::to_string(value)?, buf);
+    buf.push(b'\n');
+    Ok(())
+}
+
+fn hit_json(hit: &Hit, f: &Fields, file: &str, line: u64) -> Value {
+    json!({
+        "schema_version": SCHEMA_VERSION,
         "source": f.source.map(|a| a.to_string()),
-        "time": f.time.map(rfc3339),
+        "time": hit.time.map(rfc3339),
         "method": f.method,
         "target": f.target,
         "status": f.status,
         "bytes": f.bytes,
         "user_agent": f.user_agent,
+        "vhost": f.vhost,
         "file": file,
         "line": line,
-    });
-    if let Some(raw) = &f.raw {
-        v["raw"] = Value::String(raw.clone());
-    }
-    v
+        "raw": String::from_utf8_lossy(&hit.line),
+    })
 }

@@ -99,8 +99,35 @@ pub fn natural_cmp(a: &Path, b: &Path) -> std::cmp::Ordering {
     (x.len() - i).cmp(&(y.len() - j)).then_with(|| x.cmp(y))
 }
 
-/// Strips a rotation suffix: a compression extension, then `.N` or `-YYYYMMDD[HH]`.
-pub fn strip_rotation(name: &str) -> &str {
+/// Where a file stands in its rotation set, as its name says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// `access.log.3`, `access.log.3.gz`: the higher the number, the older the file.
+    Numbered(u64),
+    /// `access.log-20261122`, `access.log-2026112204.gz` (logrotate `dateext`), as
+    /// `YYYYMMDDHH`: the earlier the date, the older the file.
+    Dated(u64),
+    /// No rotation suffix: the live log (or a compressed copy of it), the newest.
+    Live,
+}
+
+impl Rotation {
+    /// A key that sorts the files of one set oldest first: numbered ones from the highest
+    /// number down, then dated ones by date, then the live log. A set holding both numbered
+    /// and dated names (the rotation scheme was changed once) has no order the names can
+    /// tell; numbered ones come first, as they would after a switch to `dateext`.
+    fn age_key(self) -> (u8, u64) {
+        match self {
+            Rotation::Numbered(n) => (0, u64::MAX - n),
+            Rotation::Dated(d) => (1, d),
+            Rotation::Live => (2, 0),
+        }
+    }
+}
+
+/// A file name split into its rotation set's base name and its place in the set: a
+/// compression extension is dropped, then `.N` or `-YYYYMMDD[HH]`.
+pub fn split_rotation(name: &str) -> (&str, Rotation) {
     let mut base = name;
     for ext in [".gz", ".bz2", ".xz", ".zst"] {
         if let Some(b) = base.strip_suffix(ext) {
@@ -108,19 +135,57 @@ pub fn strip_rotation(name: &str) -> &str {
             break;
         }
     }
+    let number = |digits: &str| digits.parse::<u64>().unwrap_or(u64::MAX);
     if let Some(dot) = base.rfind('.') {
         let tail = &base[dot + 1..];
         if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
-            return &base[..dot];
+            return (&base[..dot], Rotation::Numbered(number(tail)));
         }
     }
     if let Some(dash) = base.rfind('-') {
         let tail = &base[dash + 1..];
         if (tail.len() == 8 || tail.len() == 10) && tail.bytes().all(|b| b.is_ascii_digit()) {
-            return &base[..dash];
+            let hours = if tail.len() == 8 { 100 } else { 1 };
+            return (&base[..dash], Rotation::Dated(number(tail) * hours));
         }
     }
-    base
+    (base, Rotation::Live)
+}
+
+/// Strips a rotation suffix: a compression extension, then `.N` or `-YYYYMMDD[HH]`.
+pub fn strip_rotation(name: &str) -> &str {
+    split_rotation(name).0
+}
+
+/// Puts sources in time order as far as their names tell it: rotation sets (the files of
+/// one directory with one base name) sorted by path as [`natural_cmp`] sorts them, and
+/// the files of each set oldest first (`access.log.12.gz` ... `access.log.2.gz`,
+/// `access.log.1`, `access.log`), so reading them in turn reads each set's lines in the
+/// order they were written. Standard input stays last.
+pub fn sort_oldest_first(sources: &mut [Source]) {
+    use std::cmp::Ordering;
+    let key = |p: &Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let (base, rotation) = split_rotation(&name);
+        (
+            p.parent().unwrap_or(Path::new("")).join(base),
+            rotation.age_key(),
+        )
+    };
+    sources.sort_by(|a, b| match (a, b) {
+        (Source::File(x), Source::File(y)) => {
+            let ((set_x, age_x), (set_y, age_y)) = (key(x), key(y));
+            natural_cmp(&set_x, &set_y)
+                .then(age_x.cmp(&age_y))
+                .then_with(|| natural_cmp(x, y))
+        }
+        (Source::Stdin, Source::Stdin) => Ordering::Equal,
+        (Source::Stdin, _) => Ordering::Greater,
+        (_, Source::Stdin) => Ordering::Less,
+    });
 }
 
 /// True for a name a directory walk yields: an access log (`access.log`, `access_log`,
@@ -460,6 +525,54 @@ mod tests {
                 "logs/access.log.9.gz",
                 "logs/access.log.10.gz",
             ]
+        );
+    }
+
+    #[test]
+    fn rotation_sets_sort_oldest_first() {
+        let mut sources: Vec<Source> = [
+            "logs/access.log",
+            "logs/access.log.1",
+            "logs/access.log.2.gz",
+            "logs/access.log.10.gz",
+            "logs/access.log.9.gz",
+            "logs/api.access.log-2026112204.gz",
+            "logs/api.access.log",
+            "logs/api.access.log-20261122.gz",
+            "logs/api.access.log-20261121",
+            "a/access.log.1",
+            "a/access.log",
+        ]
+        .iter()
+        .map(|p| Source::File(PathBuf::from(p)))
+        .collect();
+        sources.insert(3, Source::Stdin);
+        sort_oldest_first(&mut sources);
+        let got: Vec<String> = sources.iter().map(Source::display).collect();
+        assert_eq!(
+            got,
+            [
+                "a/access.log.1",
+                "a/access.log",
+                "logs/access.log.10.gz",
+                "logs/access.log.9.gz",
+                "logs/access.log.2.gz",
+                "logs/access.log.1",
+                "logs/access.log",
+                "logs/api.access.log-20261121",
+                "logs/api.access.log-20261122.gz",
+                "logs/api.access.log-2026112204.gz",
+                "logs/api.access.log",
+                "<stdin>",
+            ]
+        );
+        assert_eq!(
+            split_rotation("access.log.3.gz"),
+            ("access.log", Rotation::Numbered(3))
+        );
+        assert_eq!(
+            split_rotation("access.log.gz"),
+            ("access.log", Rotation::Live)
         );
     }
 

@@ -133,6 +133,11 @@ pub enum ReadError {
         line: u64,
         source: io::Error,
     },
+    /// The file could not be read to its end for its hash (see [`open_digested`]).
+    Hash {
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl std::fmt::Display for ReadError {
@@ -155,6 +160,11 @@ impl std::fmt::Display for ReadError {
                     line + 1
                 )
             }
+            ReadError::Hash { path, source } => write!(
+                f,
+                "{}: cannot read it to the end for its hash: {source}",
+                crate::escape::path(path)
+            ),
         }
     }
 }
@@ -330,6 +340,149 @@ pub fn open(path: &Path) -> Result<(Stream, Compression), ReadError> {
     }
 }
 
+/// What a file held as stored (compressed bytes for gzip), taken while it was read: see
+/// [`open_digested`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Digest {
+    /// Bytes read from the file: the size the hash covers.
+    pub bytes: u64,
+    /// SHA-256 (FIPS 180-4) of those bytes.
+    pub sha256: [u8; 32],
+    /// Whether the file changed while it was read: its size or modification time at the
+    /// end differ from those at the start, or the bytes read differ from its size. A live
+    /// log being written shows as changed; the hash still covers exactly the bytes read,
+    /// its first `bytes` as they were.
+    pub changed: bool,
+}
+
+impl Digest {
+    /// The hash in lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
+}
+
+/// Bytes in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The hash of a file's bytes, fed by the reader below the decompressor.
+type Hashing = std::sync::Arc<std::sync::Mutex<(sha2::Sha256, u64)>>;
+
+/// The raw file under the decompressor: every byte read from it goes into the hash.
+struct HashingReader {
+    file: File,
+    state: Hashing,
+}
+
+impl Read for HashingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.file.read(buf)?;
+        // Poisoned only by a panic while hashing, which leaves nothing half-done to fear.
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.update(&buf[..n]);
+        state.1 += n as u64;
+        Ok(n)
+    }
+}
+
+/// A file being read through [`open_digested`]; [`Digesting::finish`] gives its digest.
+pub struct Digesting {
+    path: PathBuf,
+    /// A second descriptor of the open file, sharing its offset, to read what the stream
+    /// left unread.
+    rest: File,
+    state: Hashing,
+    /// (size, modification time in ns) when the file was opened.
+    at_open: (u64, i128),
+}
+
+/// Size and modification time of an open file.
+fn stamp(file: &File) -> io::Result<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata()?;
+    Ok((
+        m.len(),
+        i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+    ))
+}
+
+impl Digesting {
+    /// The digest, once the stream is done with: `at_end` when it was read to its end;
+    /// otherwise it broke (a corrupt gzip stream), and the rest of the file is read into
+    /// the hash, so the hash is of the whole file as stored, as `sha256sum` sees it. Bytes
+    /// written to the file after its end was read are not: the lines did not come from them.
+    pub fn finish(self, at_end: bool) -> Result<Digest, ReadError> {
+        use sha2::Digest as _;
+        let Digesting {
+            path,
+            rest,
+            state,
+            at_open,
+        } = self;
+        let mut rest = HashingReader {
+            file: rest,
+            state: state.clone(),
+        };
+        let drained = if at_end {
+            Ok(0)
+        } else {
+            io::copy(&mut rest, &mut io::sink())
+        };
+        let at_close = drained
+            .and_then(|_| stamp(&rest.file))
+            .map_err(|source| ReadError::Hash { path, source })?;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let (hasher, bytes) = std::mem::take(&mut *state);
+        Ok(Digest {
+            bytes,
+            sha256: hasher.finalize().into(),
+            changed: at_open != at_close || at_close.0 != bytes,
+        })
+    }
+}
+
+/// Opens a whole file as [`open`] does, hashing every byte read from the file as stored
+/// (before decompression), so the hash is of exactly the bytes the lines came from, even
+/// when the file grows or is replaced while it is read.
+pub fn open_digested(path: &Path) -> Result<(Stream, Compression, Digesting), ReadError> {
+    let open_err = |source| ReadError::Open {
+        path: path.into(),
+        source,
+    };
+    let file = open_regular(path).map_err(open_err)?;
+    let compression = sniff_open(&file).map_err(open_err)?;
+    let at_open = stamp(&file).map_err(open_err)?;
+    let state = Hashing::default();
+    let digesting = Digesting {
+        path: path.into(),
+        rest: file.try_clone().map_err(open_err)?,
+        state: state.clone(),
+        at_open,
+    };
+    let raw = HashingReader { file, state };
+    let stream: Stream = match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(MultiGzDecoder::new(io::BufReader::with_capacity(
+            BUF_SIZE, raw,
+        ))),
+        other => {
+            return Err(ReadError::Unsupported {
+                path: path.into(),
+                compression: other,
+            });
+        }
+    };
+    Ok((stream, compression, digesting))
+}
+
 /// Opens `start..end` of a plain file.
 pub fn open_range(path: &Path, start: u64, end: u64) -> Result<Stream, ReadError> {
     let mut file = open_regular(path).map_err(|source| ReadError::Open {
@@ -456,6 +609,89 @@ mod tests {
             }
             assert_eq!(joined, lines_of(&data));
         }
+    }
+
+    /// Reads every line of a stream from [`open_digested`], then finishes its digest.
+    fn digested(path: &Path) -> (Vec<Vec<u8>>, Result<Digest, ReadError>, bool) {
+        let (stream, _, digesting) = open_digested(path).unwrap();
+        let mut reader = LineReader::new(stream);
+        let mut lines = Vec::new();
+        let broken = loop {
+            match reader.next_line() {
+                Ok(Some(Line::Text(t, _))) => lines.push(t.to_vec()),
+                Ok(Some(Line::TooLong(..))) => {}
+                Ok(None) => break false,
+                Err(_) => break true,
+            }
+        };
+        drop(reader);
+        (lines, digesting.finish(!broken), broken)
+    }
+
+    #[test]
+    fn digests_cover_the_bytes_as_stored() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let text: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let plain = dir.path().join("access.log");
+        std::fs::write(&plain, &text).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(&text).unwrap();
+        let gz = enc.finish().unwrap();
+        let gz_path = dir.path().join("access.log.1.gz");
+        std::fs::write(&gz_path, &gz).unwrap();
+        let broken_path = dir.path().join("access.log.2.gz");
+        std::fs::write(&broken_path, &gz[..gz.len() - 20]).unwrap();
+        for (path, stored, want_broken) in [
+            (&plain, &text[..], false),
+            (&gz_path, &gz[..], false),
+            // A broken stream stops the lines; the hash still covers the whole file.
+            (&broken_path, &gz[..gz.len() - 20], true),
+        ] {
+            let (lines, digest, broken) = digested(path);
+            let digest = digest.unwrap();
+            assert_eq!(broken, want_broken, "{}", path.display());
+            assert!(want_broken || lines.len() == 20_000);
+            assert_eq!(digest.bytes, stored.len() as u64);
+            assert_eq!(
+                digest.sha256,
+                <[u8; 32]>::from(sha2::Sha256::digest(stored))
+            );
+            assert!(!digest.changed, "{}", path.display());
+        }
+    }
+
+    #[test]
+    fn a_file_that_grows_while_read_is_marked_and_hashed_as_read() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let first = b"a\nb\n".repeat(1000);
+        std::fs::write(&path, &first).unwrap();
+        let (stream, _, digesting) = open_digested(&path).unwrap();
+        let mut reader = LineReader::new(stream);
+        let mut n = 0;
+        while let Some(Line::Text(..)) = reader.next_line().unwrap() {
+            n += 1;
+        }
+        assert_eq!(n, 2000);
+        drop(reader);
+        // Written after the lines were read: in neither the lines nor the hash.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"late\n")
+            .unwrap();
+        let digest = digesting.finish(true).unwrap();
+        assert!(digest.changed);
+        assert_eq!(digest.bytes, first.len() as u64);
+        assert_eq!(
+            digest.sha256,
+            <[u8; 32]>::from(sha2::Sha256::digest(&first))
+        );
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub struct Options {
     pub chunk_size: u64,
     /// Read at most this many lines of each file (`scan --check`).
     pub max_lines: Option<u64>,
+    /// Hash each file's bytes as stored while reading it ([`FileReport::digest`]): files
+    /// are then read whole, one job each, never split into ranges. Not with `max_lines`,
+    /// which stops before the end.
+    pub digest: bool,
 }
 
 impl Default for Options {
@@ -148,6 +152,7 @@ impl Default for Options {
             format: FormatSpec::Auto,
             chunk_size: 16 << 20,
             max_lines: None,
+            digest: false,
         }
     }
 }
@@ -181,6 +186,10 @@ pub struct FileReport {
     pub examples: Vec<Example>,
     /// Why the file could not be read, or where reading broke off.
     pub error: Option<String>,
+    /// The size and SHA-256 of the file as stored, of exactly the bytes read, with
+    /// [`Options::digest`]; `None` otherwise, for standard input, or when the file could
+    /// not be opened.
+    pub digest: Option<read::Digest>,
 }
 
 /// The merged result of a pass.
@@ -296,6 +305,7 @@ impl<V: Visitor> Partial<V> {
             if a.error.is_none() {
                 a.error = b.error;
             }
+            a.digest = a.digest.or(b.digest);
         }
         self.parts.extend(other.parts);
         // Fold the smaller map into the larger one.
@@ -487,6 +497,7 @@ fn run_job<V: Visitor>(
     progress: &Progress,
     read_ahead: bool,
 ) {
+    let mut digesting = None;
     let (stream, start): (Box<dyn Read + Send>, u64) = match (source, job.range) {
         (Source::Stdin, _) => {
             let head = prep.stdin_head.clone().unwrap_or_default();
@@ -494,6 +505,19 @@ fn run_job<V: Visitor>(
         }
         (Source::File(path), Some((s, e))) => match read::open_range(path, s, e) {
             Ok(r) => (r, s),
+            Err(err) => {
+                acc.files[job.file].error = Some(err.to_string());
+                return;
+            }
+        },
+        (Source::File(path), None) if opts.digest => match read::open_digested(path) {
+            Ok((r, compression, digest)) => {
+                digesting = Some(digest);
+                match compression {
+                    Compression::Gzip if read_ahead => (Box::new(ReadAhead::new(r)), 0),
+                    _ => (r, 0),
+                }
+            }
             Err(err) => {
                 acc.files[job.file].error = Some(err.to_string());
                 return;
@@ -514,6 +538,7 @@ fn run_job<V: Visitor>(
     let mut examples = Vec::new();
     let mut lines = 0u64;
     let mut pending_bytes = 0u64;
+    let mut broke = false;
     let readable = matches!(source, Source::File(_)) && reads_again(prep.compression);
     let at = |line: u64, offset: u64| At {
         file: job.file,
@@ -539,6 +564,7 @@ fn run_job<V: Visitor>(
             Ok(Some(l)) => l,
             Ok(None) => break,
             Err(e) => {
+                broke = true;
                 let p = match source {
                     Source::File(p) => p.clone(),
                     Source::Stdin => Path::new("<stdin>").to_path_buf(),
@@ -623,6 +649,20 @@ fn run_job<V: Visitor>(
         }
     }
     report.lines += lines;
+    if let Some(digesting) = digesting {
+        // The loop ends at the stream's end or its error (`max_lines` is not used with
+        // digests), so a read-ahead thread has made its last read: after an error, the
+        // rest of the file is read on one descriptor.
+        drop(reader);
+        match digesting.finish(!broke) {
+            Ok(d) => report.digest = Some(d),
+            Err(e) => {
+                if report.error.is_none() {
+                    report.error = Some(e.to_string());
+                }
+            }
+        }
+    }
     progress.bytes.fetch_add(pending_bytes, Ordering::Relaxed);
     acc.parts.insert((job.file, job.part), (lines, examples));
 }
@@ -647,6 +687,7 @@ pub fn run<V: Visitor>(
         reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
         let splittable = prep.compression == Compression::None
             && opts.max_lines.is_none()
+            && !opts.digest
             && prep.size > 2 * opts.chunk_size
             && matches!(sources[i], Source::File(_));
         let ranges = match (&sources[i], splittable) {
@@ -736,6 +777,7 @@ pub fn run<V: Visitor>(
         report.bytes = part.bytes;
         report.first_time = part.first_time;
         report.last_time = part.last_time;
+        report.digest = part.digest;
         if report.error.is_none() {
             report.error = part.error;
         }
@@ -901,6 +943,46 @@ mod tests {
         // No visitor: every line is read.
         let none = run(&sources, &opts, || None::<Counting>, &Progress::default());
         assert_eq!(none.files[0].lines, 5);
+    }
+
+    #[test]
+    fn digests_are_of_the_stored_bytes_with_read_ahead_and_without_ranges() {
+        use sha2::Digest as _;
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let line =
+            "192.0.2.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n";
+        let text = line.repeat(3000);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        enc.write_all(text.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let sources = [
+            Source::File(dir.path().join("access.log.1.gz")),
+            Source::File(dir.path().join("access.log")),
+        ];
+        std::fs::write(dir.path().join("access.log.1.gz"), &gz).unwrap();
+        std::fs::write(dir.path().join("access.log"), &text).unwrap();
+        let opts = Options {
+            digest: true,
+            // Small enough to split the plain file, were it not hashed.
+            chunk_size: 4096,
+            ..Options::default()
+        };
+        // More workers than jobs: the gzip file is inflated on a read-ahead thread.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap();
+        let report = pool.install(|| run(&sources, &opts, || (), &Progress::default()));
+        for (file, stored) in report.files.iter().zip([&gz[..], text.as_bytes()]) {
+            let d = file.digest.expect("a digest");
+            assert_eq!(file.lines, 3000);
+            assert_eq!(d.bytes, stored.len() as u64);
+            assert_eq!(d.sha256, <[u8; 32]>::from(sha2::Sha256::digest(stored)));
+            assert!(!d.changed);
+        }
+        let plain = run(&sources, &Options::default(), || (), &Progress::default());
+        assert!(plain.files.iter().all(|f| f.digest.is_none()));
     }
 
     #[test]

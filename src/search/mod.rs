@@ -1,13 +1,17 @@
 //! Finding the lines about given addresses and ranges (`logward search`): the set of
-//! networks searched for, the test of one line against it, and the [`scan::Visitor`] that
-//! collects the matching lines of a pass. Reading files is the scan pass's job; printing
-//! and the audit entry are the command line's.
+//! networks searched for, the test of one line against it and against the virtual host
+//! asked for, and the [`scan::Visitor`] that collects the matching lines of a pass; the
+//! evidence package is [`evidence`]'s. Finding files and their time order is the input
+//! module's ([`crate::input::discover::sort_oldest_first`]), reading them the scan pass's;
+//! printing and the audit entry are the command line's.
 //!
 //! Matching is on parsed addresses, never on text: `1.2.3.4` does not match `11.2.3.45`.
 //! A parsed line matches when its client, an element of an address list (X-Forwarded-For)
 //! or another address field holds an address in the set; a line the format could not parse
 //! matches when one of its address tokens ([`crate::anonymize::tokens`]) does. IPv4-mapped
 //! IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry, on both sides.
+
+pub mod evidence;
 
 use std::net::IpAddr;
 
@@ -17,6 +21,10 @@ use crate::anonymize::tokens::tokens;
 use crate::format::addr::split_list;
 use crate::format::{AddrKind, Record};
 use crate::scan::{self, At};
+
+/// The version of the layout of `search --output json`'s objects and of an evidence
+/// manifest: the one every JSON output of logward carries.
+pub use crate::store::export::JSON_SCHEMA_VERSION as SCHEMA_VERSION;
 
 /// The IPv4-mapped block `::ffff:0:0/96` as a range of 128-bit addresses.
 const MAPPED: (u128, u128) = (0xffff << 32, (0xffff << 32) | 0xffff_ffff);
@@ -205,9 +213,9 @@ pub fn parse_source(text: &str) -> Option<IpNet> {
 /// What a matching line is kept as, for the output chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
-    /// The line's bytes.
+    /// The line's bytes and time.
     Line,
-    /// The fields of a JSON record.
+    /// The line's bytes and time, and the fields of a JSON record.
     Fields,
     /// Nothing: only counts.
     Count,
@@ -218,21 +226,23 @@ pub enum Keep {
 pub struct Fields {
     /// The client address (canonical), or for an unparsed line the address that matched.
     pub source: Option<IpAddr>,
-    pub time: Option<i64>,
     pub method: Option<String>,
     pub target: Option<String>,
     pub status: Option<u16>,
     pub bytes: Option<u64>,
     pub user_agent: Option<String>,
-    /// The line itself, only for a line the format could not parse.
-    pub raw: Option<String>,
+    /// The virtual host, for formats that log one.
+    pub vhost: Option<String>,
 }
 
 /// One matching line.
 #[derive(Clone, Debug)]
 pub struct Hit {
     pub at: At,
+    /// The line as written, without its line terminator.
     pub line: Box<[u8]>,
+    /// The request time (UTC seconds), when the line has one.
+    pub time: Option<i64>,
     pub fields: Option<Box<Fields>>,
 }
 
@@ -252,45 +262,98 @@ impl Window {
     }
 }
 
+/// Whether a line's virtual host is the one asked for (`--vhost`): the same host name,
+/// ignoring ASCII case. No host asked for admits every line; a line without a virtual host
+/// (its format logs none, or it was not parsed) is never the one asked for.
+#[derive(Clone, Debug, Default)]
+pub struct VhostFilter {
+    name: Option<Box<[u8]>>,
+}
+
+impl VhostFilter {
+    pub fn new(name: Option<&str>) -> VhostFilter {
+        VhostFilter {
+            name: name.map(|n| n.as_bytes().into()),
+        }
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.name.is_some()
+    }
+
+    fn admits(&self, vhost: Option<&[u8]>) -> bool {
+        match (&self.name, vhost) {
+            (None, _) => true,
+            (Some(want), Some(got)) => want.eq_ignore_ascii_case(got),
+            (Some(_), None) => false,
+        }
+    }
+}
+
 /// The search as a scan visitor: one per worker, merged at the end.
 pub struct Search<'a> {
     nets: &'a Nets,
     prefilter: Option<Prefilter>,
     window: Window,
+    vhost: &'a VhostFilter,
     keep: Keep,
     /// Matching lines per file (by the file's index in the input list).
     pub counts: Vec<u64>,
+    /// Per file, lines about the sources and in the window left out by `--vhost` because
+    /// they have no virtual host: a format without one, or a line it could not parse.
+    pub without_vhost: Vec<u64>,
     /// The kept lines, in no particular order: sort by `at.order()` for input order.
     pub hits: Vec<Hit>,
 }
 
 impl<'a> Search<'a> {
-    pub fn new(nets: &'a Nets, window: Window, keep: Keep, files: usize) -> Search<'a> {
+    pub fn new(
+        nets: &'a Nets,
+        window: Window,
+        vhost: &'a VhostFilter,
+        keep: Keep,
+        files: usize,
+    ) -> Search<'a> {
         Search {
             nets,
             prefilter: Prefilter::new(nets),
             window,
+            vhost,
             keep,
             counts: vec![0; files],
+            without_vhost: vec![0; files],
             hits: Vec::new(),
         }
     }
 
-    fn hit(&mut self, at: At, line: &[u8], fields: impl FnOnce() -> Fields) {
-        self.counts[at.file] += 1;
-        match self.keep {
-            Keep::Count => {}
-            Keep::Line => self.hits.push(Hit {
-                at,
-                line: line.into(),
-                fields: None,
-            }),
-            Keep::Fields => self.hits.push(Hit {
-                at,
-                line: Box::default(),
-                fields: Some(Box::new(fields())),
-            }),
+    /// Keeps a line about the sources and in the window if its virtual host is the one
+    /// asked for.
+    fn hit(
+        &mut self,
+        at: At,
+        line: &[u8],
+        time: Option<i64>,
+        vhost: Option<&[u8]>,
+        fields: impl FnOnce() -> Fields,
+    ) {
+        if !self.vhost.admits(vhost) {
+            if vhost.is_none() {
+                self.without_vhost[at.file] += 1;
+            }
+            return;
         }
+        self.counts[at.file] += 1;
+        let fields = match self.keep {
+            Keep::Count => return,
+            Keep::Line => None,
+            Keep::Fields => Some(Box::new(fields())),
+        };
+        self.hits.push(Hit {
+            at,
+            line: line.into(),
+            time,
+            fields,
+        });
     }
 }
 
@@ -311,15 +374,14 @@ impl scan::Visitor for Search<'_> {
     #[inline]
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         if self.nets.matches_record(rec) && self.window.admits(rec.time) {
-            self.hit(at, rec.line, || Fields {
+            self.hit(at, rec.line, rec.time, rec.vhost, || Fields {
                 source: rec.source(),
-                time: rec.time,
                 method: lossy(rec.method),
                 target: lossy(rec.target),
                 status: rec.status,
                 bytes: rec.bytes,
                 user_agent: lossy(rec.user_agent),
-                raw: None,
+                vhost: lossy(rec.vhost),
             });
         }
     }
@@ -327,9 +389,8 @@ impl scan::Visitor for Search<'_> {
     fn unparsed(&mut self, at: At, line: &[u8]) {
         // An unparsed line has no time, so a window cannot exclude it safely: it is kept.
         if let Some(addr) = self.nets.match_text(line) {
-            self.hit(at, line, || Fields {
+            self.hit(at, line, None, None, || Fields {
                 source: Some(addr.to_canonical()),
-                raw: lossy(Some(line)),
                 ..Fields::default()
             });
         }
@@ -337,6 +398,9 @@ impl scan::Visitor for Search<'_> {
 
     fn merge(&mut self, other: Self) {
         for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        for (a, b) in self.without_vhost.iter_mut().zip(other.without_vhost) {
             *a += b;
         }
         if self.hits.len() < other.hits.len() {
@@ -512,6 +576,26 @@ mod tests {
             ]))
             .is_none()
         );
+    }
+
+    #[test]
+    fn vhost_filter_is_exact_and_ignores_ascii_case() {
+        let f = VhostFilter::new(Some("Shop.Example.NET"));
+        assert!(f.admits(Some(b"shop.example.net")));
+        for other in [
+            &b"shop.example.net.evil"[..],
+            b"www.shop.example.net",
+            b"shop.example.ne",
+            b"",
+        ] {
+            assert!(!f.admits(Some(other)), "{}", String::from_utf8_lossy(other));
+        }
+        assert!(
+            !f.admits(None),
+            "a line without a vhost is not the one asked for"
+        );
+        let none = VhostFilter::new(None);
+        assert!(none.admits(None) && none.admits(Some(b"x")));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! `logward search` end to end: exact matches against a slow reference on generated logs
 //! (plain, gzip, JSON lines, IPv4, IPv6, IPv4-mapped, X-Forwarded-For lists, unparsed
-//! lines), near misses, output forms, time windows, the audit entry and exit codes.
+//! lines), near misses, output forms, time windows, the audit entry and exit codes; a
+//! multi-site rotation set (`sites`) and evidence packages (`evidence`).
+
+mod evidence;
+mod sites;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -365,7 +369,7 @@ fn near_misses_never_match() {
 }
 
 #[test]
-fn lines_are_printed_raw_with_file_and_line_in_input_order() {
+fn lines_are_printed_raw_with_file_and_line_oldest_file_first() {
     let d = Dir::new();
     let a = combined(
         "1.2.3.4",
@@ -381,7 +385,7 @@ fn lines_are_printed_raw_with_file_and_line_in_input_order() {
     let r = d.run(&["search", "-s", "1.2.3.4", "logs"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Not a terminal: the log's bytes unchanged.
-    let want = format!("logs/access.log:2:{a}logs/access.log:3:{c}logs/access.log.1.gz:1:{a}");
+    let want = format!("logs/access.log.1.gz:1:{a}logs/access.log:2:{a}logs/access.log:3:{c}");
     assert_eq!(r.stdout, want);
     let r = d.run(&[
         "search",
@@ -402,11 +406,11 @@ fn count_prints_per_file_counts_and_a_total() {
     d.write_gz("a/access.log.1.gz", miss.as_bytes());
     let r = d.run(&["search", "-c", "-s", "2001:db8::9", "a"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, "a/access.log:2\na/access.log.1.gz:0\ntotal:2\n");
+    assert_eq!(r.stdout, "a/access.log.1.gz:0\na/access.log:2\ntotal:2\n");
     let r = d.run(&["search", "-c", "-o", "json", "-s", "2001:db8::9", "a"]);
     let j = r.json();
     assert_eq!(j["total"], 2);
-    assert_eq!(j["files"][1]["count"], 0);
+    assert_eq!(j["files"][0]["count"], 0);
 }
 
 #[test]

@@ -203,6 +203,8 @@ pub struct Report<V> {
     part_starts: HashMap<(usize, usize), u64>,
     /// Per input file: its path, format and compression, when its lines can be read again.
     readable: Vec<Option<read_back::Readable>>,
+    /// Per input file: (offset, line number) of some of its lines, sorted by offset.
+    line_marks: Vec<Vec<(u64, u64)>>,
 }
 
 impl<V> Report<V> {
@@ -243,7 +245,7 @@ impl<V> Report<V> {
 
     /// Reads lines of this pass's plain and gzip files again, by their [`At::order`].
     pub fn read_lines(&self) -> ReadLines<'_> {
-        ReadLines::new(&self.readable)
+        ReadLines::new(&self.readable, &self.line_marks)
     }
 }
 
@@ -272,11 +274,21 @@ struct Prepared {
     stdin_head: Option<Vec<u8>>,
 }
 
+/// What one job learnt of its part's lines: how many, examples of malformed ones, and
+/// line marks (see [`LINE_MARK_BYTES`]), with line numbers local to the part.
+type PartLines = (u64, Vec<Example>, Vec<(u64, u64)>);
+
+/// A plain file's line number is noted (with the line's offset) about once per this many
+/// bytes, so a line read back at the end (a sample) is numbered by counting newlines from
+/// the mark before it, not from the start of the file.
+pub const LINE_MARK_BYTES: u64 = 1 << 20;
+
 /// Partial results of the jobs one worker ran.
 struct Partial<V> {
     files: Vec<FileReport>,
-    /// (file, part) -> (lines in that part, examples with part-local line numbers).
-    parts: HashMap<(usize, usize), (u64, Vec<Example>)>,
+    /// (file, part) -> (lines in that part, examples with part-local line numbers, and
+    /// line marks with part-local line numbers).
+    parts: HashMap<(usize, usize), PartLines>,
     sources: SourceCounts,
     status: Vec<u64>,
     visitor: V,
@@ -540,6 +552,10 @@ fn run_job<V: Visitor>(
     let mut pending_bytes = 0u64;
     let mut broke = false;
     let readable = matches!(source, Source::File(_)) && reads_again(prep.compression);
+    // Only a plain file can be read again from a mark.
+    let marking = readable && prep.compression == Compression::None;
+    let mut marks: Vec<(u64, u64)> = Vec::new();
+    let mut next_mark = 0u64;
     let at = |line: u64, offset: u64| At {
         file: job.file,
         part: job.part,
@@ -597,6 +613,10 @@ fn run_job<V: Visitor>(
                 let n = text.len() as u64 + 1;
                 report.bytes += n;
                 pending_bytes += n;
+                if marking && offset >= next_mark {
+                    marks.push((offset, lines));
+                    next_mark = offset.saturating_add(LINE_MARK_BYTES);
+                }
                 if !acc.visitor.wants(text) {
                     continue;
                 }
@@ -664,7 +684,8 @@ fn run_job<V: Visitor>(
         }
     }
     progress.bytes.fetch_add(pending_bytes, Ordering::Relaxed);
-    acc.parts.insert((job.file, job.part), (lines, examples));
+    acc.parts
+        .insert((job.file, job.part), (lines, examples, marks));
 }
 
 /// Reads every source and merges the results. `make_visitor` makes one visitor per worker.
@@ -756,8 +777,15 @@ pub fn run<V: Visitor>(
     parts.sort_by_key(|(k, _)| *k);
     let mut offsets = vec![0u64; n];
     let mut part_starts = HashMap::with_capacity(parts.len());
-    for ((file, part), (lines, examples)) in parts {
+    let mut line_marks: Vec<Vec<(u64, u64)>> = vec![Vec::new(); n];
+    for ((file, part), (lines, examples, marks)) in parts {
         part_starts.insert((file, part), offsets[file]);
+        // Parts come in file order, so each file's marks stay sorted by offset.
+        line_marks[file].extend(
+            marks
+                .into_iter()
+                .map(|(at, line)| (at, line + offsets[file])),
+        );
         let report = &mut reports[file];
         for ex in examples {
             if report.examples.len() < EXAMPLES_PER_FILE {
@@ -788,6 +816,7 @@ pub fn run<V: Visitor>(
         status: merged.status,
         visitor: merged.visitor,
         part_starts,
+        line_marks,
         readable,
     }
 }

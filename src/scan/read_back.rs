@@ -4,7 +4,7 @@
 //! file inflated again), once for lines asked for in increasing order, counting lines on
 //! the way. Lines of standard input are never read again.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use super::At;
@@ -31,6 +31,9 @@ struct Opened {
 pub struct ReadLines<'a> {
     /// Per input file: its path, format and compression, when its lines can be read again.
     files: &'a [Option<Readable>],
+    /// Per input file: (offset, line number) of some of its lines, sorted by offset: a
+    /// plain file is read from the mark before the line asked for.
+    marks: &'a [Vec<(u64, u64)>],
     /// The file read last and its state. One at a time: asked in order, a file is done
     /// with when the next one is asked for, and the buffers of a gzip file are half a
     /// megabyte.
@@ -42,9 +45,13 @@ pub struct ReadLines<'a> {
 }
 
 impl<'a> ReadLines<'a> {
-    pub(super) fn new(files: &'a [Option<Readable>]) -> ReadLines<'a> {
+    pub(super) fn new(
+        files: &'a [Option<Readable>],
+        marks: &'a [Vec<(u64, u64)>],
+    ) -> ReadLines<'a> {
         ReadLines {
             files,
+            marks,
             open: None,
             line: Vec::new(),
             last: None,
@@ -68,17 +75,32 @@ impl<'a> ReadLines<'a> {
             return accept(&rec).then(|| (self.line.clone(), number));
         }
         self.last = None;
-        let reusable = matches!(&self.open, Some((open, o)) if *open == file && o.at <= offset);
+        // The mark at or before the line, for a plain file: reading from there is shorter
+        // than from where the last line ended, when that is before the mark.
+        let mark = match compression {
+            Compression::Gzip => None,
+            _ => self.marks.get(file).and_then(|m| {
+                let i = m.partition_point(|&(at, _)| at <= offset);
+                i.checked_sub(1).map(|i| m[i])
+            }),
+        };
+        let reusable = matches!(&self.open, Some((open, o))
+            if *open == file && o.at <= offset && mark.is_none_or(|(at, _)| at <= o.at));
         if !reusable {
             self.open = None;
+            let (at, line) = mark.unwrap_or((0, 1));
             let reader: Box<dyn Read> = match compression {
                 Compression::Gzip => Box::new(read::open(path).ok()?.0),
-                _ => Box::new(crate::input::read::open_regular(path).ok()?),
+                _ => {
+                    let mut f = crate::input::read::open_regular(path).ok()?;
+                    f.seek(SeekFrom::Start(at)).ok()?;
+                    Box::new(f)
+                }
             };
             let opened = Opened {
                 reader: BufReader::with_capacity(INFLATE_BUF, reader),
-                at: 0,
-                line: 1,
+                at,
+                line,
             };
             self.open = Some((file, opened));
         }
@@ -161,7 +183,7 @@ mod tests {
         std::fs::write(&path, &text).expect("write");
         let combined = Format::preset("combined").expect("preset");
         let files = vec![None, Some((path.clone(), combined, Compression::None))];
-        let mut lines = ReadLines::new(&files);
+        let mut lines = ReadLines::new(&files, &[]);
         let second = (LINE.len() + 1) as u64;
         let got = lines.line(order(1, second), |rec| rec.time == Some(1_704_067_205));
         assert_eq!(
@@ -189,7 +211,7 @@ mod tests {
         );
         // A final line without a newline is read whole.
         std::fs::write(&path, LINE).expect("write");
-        let mut lines = ReadLines::new(&files);
+        let mut lines = ReadLines::new(&files, &[]);
         assert_eq!(
             lines.line(order(1, 0), |_| true),
             Some((LINE.as_bytes().to_vec(), 1))
@@ -230,7 +252,7 @@ mod tests {
         std::fs::write(&path, &gz).expect("write");
         let combined = Format::preset("combined").expect("preset");
         let files = vec![Some((path.clone(), combined, Compression::Gzip))];
-        let mut lines = ReadLines::new(&files);
+        let mut lines = ReadLines::new(&files, &[]);
         // Forward, across the members, then back to earlier lines (inflated again).
         for i in [0usize, 1, 999, 1000, 1500, 1999, 3, 1000, 0] {
             let want = LINE.replace("/a", &format!("/{i}"));
@@ -262,7 +284,7 @@ mod tests {
             Some((packed, combined.clone(), Compression::Gzip)),
             Some((plain, combined, Compression::None)),
         ];
-        let mut lines = ReadLines::new(&files);
+        let mut lines = ReadLines::new(&files, &[]);
         for i in [3usize, 40, 7, 49, 0] {
             for file in [0, 1] {
                 let got = lines.line(order(file, starts[i]), |rec| {
@@ -274,6 +296,34 @@ mod tests {
     }
 
     #[test]
+    fn a_plain_file_is_read_from_the_mark_before_the_line() {
+        let (text, starts) = numbered(3000);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, &text).expect("write");
+        let combined = Format::preset("combined").expect("preset");
+        let files = vec![Some((path.clone(), combined, Compression::None))];
+        // True marks every 500 lines: every line gets its true number, in any order.
+        let marks = vec![
+            (0..3000)
+                .step_by(500)
+                .map(|i| (starts[i], i as u64 + 1))
+                .collect(),
+        ];
+        let mut lines = ReadLines::new(&files, &marks);
+        for i in [2999usize, 10, 1499, 1500, 1501, 2000, 0] {
+            let got = lines.line(order(0, starts[i]), |rec| path_of(rec) == format!("/{i}"));
+            assert_eq!(got.map(|(_, n)| n), Some(i as u64 + 1), "line {i}");
+        }
+        // Numbers are counted from the mark, not from the start: a mark that says line 1000
+        // where line 501 is shows in the number of a line after it.
+        let shifted = vec![vec![(starts[500], 1000)]];
+        let mut lines = ReadLines::new(&files, &shifted);
+        let got = lines.line(order(0, starts[600]), |_| true);
+        assert_eq!(got.map(|(_, n)| n), Some(1100));
+    }
+
+    #[test]
     fn a_truncated_gzip_file_gives_the_lines_before_the_cut() {
         let (text, starts) = numbered(3000);
         let gz = gzip(text.as_bytes());
@@ -282,7 +332,7 @@ mod tests {
         std::fs::write(&path, &gz[..gz.len() / 2]).expect("write");
         let combined = Format::preset("combined").expect("preset");
         let files = vec![Some((path.clone(), combined, Compression::Gzip))];
-        let mut lines = ReadLines::new(&files);
+        let mut lines = ReadLines::new(&files, &[]);
         assert!(lines.line(order(0, starts[5]), |_| true).is_some());
         assert_eq!(lines.line(order(0, starts[2999]), |_| true), None);
         // The error does not stick: an earlier line is read again from the start.

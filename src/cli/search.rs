@@ -20,7 +20,7 @@ use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
 use crate::search::evidence::{self, EvidenceLine, Package};
 use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
-use crate::timefmt::{parse_duration, parse_rfc3339, rfc3339};
+use crate::timefmt::rfc3339;
 
 /// Exit code 1, as grep: the search ran and found nothing.
 const NOTHING_FOUND: Outcome = Outcome::Found;
@@ -38,8 +38,9 @@ pub struct SearchArgs {
     #[arg(value_name = "PATH", required = true)]
     pub paths: Vec<String>,
 
-    /// Only lines at or after this time: RFC 3339 (2026-11-22T00:00:00Z) or a duration
-    /// meaning that long ago (24h, 7d). Lines without a time are always printed.
+    /// Only lines at or after this time: RFC 3339 (2026-11-22T00:00:00Z), a date (its
+    /// midnight UTC) or a duration meaning that long ago (24h, 7d). Lines without a time
+    /// are always printed.
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 
@@ -120,18 +121,10 @@ pub struct Settings {
     pub chunk_size: u64,
 }
 
-/// A time given as RFC 3339 or as a duration before `now`.
+/// A time given as RFC 3339, a date (its midnight UTC) or a duration before `now`, as
+/// every command reads `--since` and `--until`.
 fn parse_time(option: &str, text: &str, now: i64) -> Result<i64> {
-    if let Some(t) = parse_rfc3339(text) {
-        return Ok(t);
-    }
-    match parse_duration(text) {
-        Some(d) => Ok(now.saturating_sub(d)),
-        None => bail!(
-            "{option}: {text:?} is neither an RFC 3339 time (2026-11-22T00:00:00Z) nor a \
-             duration (24h, 7d)"
-        ),
-    }
+    super::flagged::time_arg(option.trim_start_matches('-'), text, now)
 }
 
 impl Settings {

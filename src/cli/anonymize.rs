@@ -632,6 +632,7 @@ pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
     t.insert("failed".into(), json!(by[Status::Failed as usize]));
     t.extend(counts_json(&c));
     json!({
+        "schema_version": crate::store::export::JSON_SCHEMA_VERSION,
         "dry_run": s.dry_run,
         "now": rfc3339(s.now),
         "cutoff": rfc3339(cutoff),

@@ -492,6 +492,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
         .map(|(code, n)| (code.to_string(), json!(n)))
         .collect();
     json!({
+        "schema_version": JSON_SCHEMA_VERSION,
         "files": files,
         "lines": report.lines(),
         "parsed": report.parsed(),

@@ -302,6 +302,7 @@ fn dry_run_reports_without_writing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let j = r.json();
     assert_eq!(j["dry_run"], true);
+    assert_eq!(j["schema_version"], 1);
     assert_eq!(file_entry(&j, "access.log.1")["status"], "rewritten");
     assert!(j["totals"]["addresses"].as_u64().unwrap() > 1000, "{j}");
     assert_same(&p, &before);

@@ -38,6 +38,7 @@ fn directory_walk_reads_rotations_and_gzip_and_skips_other_files() {
     assert_eq!(j["parsed"], 180);
     assert_eq!(j["malformed"], 0);
     assert_eq!(j["distinct_sources"], 7);
+    assert_eq!(j["schema_version"], 1);
     assert_eq!(j["files"].as_array().unwrap().len(), 3);
     let gz = j["files"]
         .as_array()

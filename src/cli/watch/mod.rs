@@ -657,6 +657,7 @@ fn save(follower: &Follower, path: &Path, stats: Option<&Path>, sync: bool) {
         let (files, closed) = follower.line_counts();
         let total: u64 = files.iter().map(|(_, n)| n).sum::<u64>() + closed;
         let value = json!({
+            "schema_version": crate::store::export::JSON_SCHEMA_VERSION,
             "lines": total,
             "closed_lines": closed,
             "files": files.iter().map(|(p, n)| json!({"path": p, "lines": n})).collect::<Vec<_>>(),

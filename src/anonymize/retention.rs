@@ -107,6 +107,11 @@ pub struct Counts {
     /// the right `--format` masks them. Counted among the lines checked: the first 1000
     /// masked lines of a file, then one in 1000.
     pub leaked_lines: u64,
+    /// Lines the format parsed, and of those the lines that gave no client address: a
+    /// line without one is masked as an unreadable line is (every address token), since a
+    /// format that reads no client has not found the line's fields.
+    pub parsed: u64,
+    pub without_client: u64,
 }
 
 impl Counts {
@@ -120,6 +125,17 @@ impl Counts {
         self.erased_lines += o.erased_lines;
         self.kept_long += o.kept_long;
         self.leaked_lines += o.leaked_lines;
+        self.parsed += o.parsed;
+        self.without_client += o.without_client;
+    }
+
+    /// The warning for a file most of whose parsed lines gave no client address.
+    pub fn few_clients(&self, format: Option<&str>) -> Option<String> {
+        crate::scan::few_clients(
+            self.parsed,
+            self.parsed - self.without_client.min(self.parsed),
+            format,
+        )
     }
 }
 
@@ -224,6 +240,10 @@ impl LineJob<'_> {
             Some(f) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
+        if let Ok(r) = &parsed {
+            self.counts.parsed += 1;
+            self.counts.without_client += u64::from(r.client.is_none());
+        }
         if let Some(nets) = self.erase {
             // An erasure request masks its sources in every line, whatever the age.
             let fields = parsed.as_ref().ok().map(|r| r.addr_fields.as_slice());
@@ -253,7 +273,8 @@ impl LineJob<'_> {
         }
         let start = out.len();
         let masked = match &parsed {
-            Ok(r) if self.whole_line => mask_line(
+            // A line without a client is masked as an unreadable one: every token.
+            Ok(r) if self.whole_line || r.client.is_none() => mask_line(
                 line,
                 Some(r.addr_fields.as_slice()),
                 Select::All,

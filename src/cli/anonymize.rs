@@ -620,6 +620,15 @@ pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
             m.insert("reason".into(), json!(r.reason));
             m.insert("format".into(), json!(r.format));
             m.extend(counts_json(&r.counts));
+            m.insert(
+                "warnings".into(),
+                json!(
+                    r.counts
+                        .few_clients(r.format.as_deref())
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                ),
+            );
             Value::Object(m)
         })
         .collect();
@@ -718,6 +727,13 @@ fn print_report(
             )
         } else {
             detail
+        };
+        let detail = match c.few_clients(r.format.as_deref()) {
+            Some(warning) => format!(
+                "{detail}; warning: {warning}; its lines without a client had every \
+                 address-shaped token masked"
+            ),
+            None => detail,
         };
         let detail = if c.kept_long > 0 {
             format!(

@@ -342,6 +342,10 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
         }
+        // A reading that finds no clients must not pass for a clean file.
+        if let Some(warning) = file.few_clients() {
+            eprintln!("logward: warning: {name}: {warning}");
+        }
         if !settings.check {
             for ex in &file.examples {
                 eprintln!("logward: {name}:{}: malformed: {}", ex.line, ex.error);
@@ -474,12 +478,14 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
                 "compressed": f.compression.is_some_and(|c| c != "none"),
                 "lines": f.lines,
                 "parsed": f.parsed,
+                "with_client": f.with_client,
                 "malformed": f.malformed,
                 "empty": f.empty,
                 "bytes": f.bytes,
                 "first_time": time_json(f.first_time),
                 "last_time": time_json(f.last_time),
                 "error": f.error,
+                "warnings": f.few_clients().into_iter().collect::<Vec<_>>(),
                 "malformed_examples": f.examples.iter().map(|e| json!({"line": e.line, "reason": e.error.to_string()})).collect::<Vec<_>>(),
             })
         })
@@ -723,11 +729,18 @@ fn print_check<V>(out: &mut dyn Write, report: &Report<V>) -> Result<()> {
             .unwrap_or_default();
         writeln!(
             out,
-            "{name}: format {format}{note}: {} of the first {} lines parsed",
-            f.parsed, f.lines
+            "{name}: format {format}{note}: {} of the first {} lines parsed, {} with a client address",
+            f.parsed, f.lines, f.with_client
         )?;
         for ex in &f.examples {
             writeln!(out, "{name}:{}: {}", ex.line, ex.error)?;
+        }
+        if f.few_clients().is_some() {
+            writeln!(
+                out,
+                "{name}: warning: most parsed lines have no client address: this format reads the \
+                 lines' shape, not their fields"
+            )?;
         }
     }
     Ok(())

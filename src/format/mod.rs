@@ -198,10 +198,13 @@ pub struct Detected {
     pub sampled: usize,
 }
 
-/// Chooses the preset that parses the most of `sample`; ties go to the more specific preset.
-/// `None` when no preset parses any line (or the sample is empty).
+/// Chooses the preset that reads a client address from the most of `sample`, then the one
+/// that parses the most; ties go to the more specific preset. A preset that matches the
+/// lines' shape but finds no client in them (a syslog prefix read as a vhost and a client)
+/// loses to one that reads the clients. `None` when no preset parses any line (or the
+/// sample is empty).
 pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<Detected> {
-    let mut best: Option<Detected> = None;
+    let mut best: Option<(Detected, usize)> = None;
     let looks_json = sample
         .clone()
         .into_iter()
@@ -213,23 +216,33 @@ pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<
         }
         let format = Format::preset(name).expect("listed presets exist");
         let mut cache = TimeCache::new();
-        let (mut parsed, mut sampled) = (0, 0);
+        let (mut parsed, mut sampled, mut clients) = (0, 0, 0);
         for line in sample.clone() {
             if line.is_empty() || line == b"\r" {
                 continue;
             }
             sampled += 1;
-            parsed += usize::from(format.parse(line, &mut cache).is_ok());
+            if let Ok(rec) = format.parse(line, &mut cache) {
+                parsed += 1;
+                clients += usize::from(rec.client.is_some());
+            }
         }
-        if parsed > 0 && best.as_ref().is_none_or(|b| parsed > b.parsed) {
-            best = Some(Detected {
-                format,
-                parsed,
-                sampled,
-            });
+        if parsed > 0
+            && best
+                .as_ref()
+                .is_none_or(|(b, c)| (clients, parsed) > (*c, b.parsed))
+        {
+            best = Some((
+                Detected {
+                    format,
+                    parsed,
+                    sampled,
+                },
+                clients,
+            ));
         }
     }
-    best
+    best.map(|(d, _)| d)
 }
 
 #[cfg(test)]

@@ -176,6 +176,8 @@ pub struct FileReport {
     pub compression: Option<&'static str>,
     pub lines: u64,
     pub parsed: u64,
+    /// Parsed lines that gave a client address.
+    pub with_client: u64,
     pub malformed: u64,
     /// Blank lines: neither records nor errors (`lines = parsed + malformed + empty`).
     pub empty: u64,
@@ -190,6 +192,28 @@ pub struct FileReport {
     /// [`Options::digest`]; `None` otherwise, for standard input, or when the file could
     /// not be opened.
     pub digest: Option<read::Digest>,
+}
+
+impl FileReport {
+    /// Why this file's reading is suspect, when the format chosen gave a client address for
+    /// fewer than half of the lines it parsed: a format that matches the line's shape but
+    /// not its fields (a syslog prefix read as a vhost) would make the file look clean.
+    pub fn few_clients(&self) -> Option<String> {
+        few_clients(self.parsed, self.with_client, self.format.as_deref())
+    }
+}
+
+/// The warning of [`FileReport::few_clients`] for `parsed` lines of which `with_client`
+/// gave a client address, read as `format`.
+pub fn few_clients(parsed: u64, with_client: u64, format: Option<&str>) -> Option<String> {
+    (parsed > 0 && with_client.saturating_mul(2) < parsed).then(|| {
+        format!(
+            "the format {} gives a client address for {with_client} of {parsed} parsed lines: \
+             it is probably not this file's format, so detection sees no one here (check \
+             with `logward scan --check`, give one with --format)",
+            format.unwrap_or("chosen")
+        )
+    })
 }
 
 /// The merged result of a pass.
@@ -309,6 +333,7 @@ impl<V: Visitor> Partial<V> {
         for (a, b) in self.files.iter_mut().zip(other.files) {
             a.lines += b.lines;
             a.parsed += b.parsed;
+            a.with_client += b.with_client;
             a.malformed += b.malformed;
             a.empty += b.empty;
             a.bytes += b.bytes;
@@ -639,6 +664,7 @@ fn run_job<V: Visitor>(
                 match format.parse_into(text, &mut cache, &mut rec) {
                     Ok(()) => {
                         report.parsed += 1;
+                        report.with_client += u64::from(rec.client.is_some());
                         if let Some(t) = rec.time {
                             report.first_time = min_opt(report.first_time, Some(t));
                             report.last_time = max_opt(report.last_time, Some(t));
@@ -800,6 +826,7 @@ pub fn run<V: Visitor>(
     for (report, part) in reports.iter_mut().zip(merged.files) {
         report.lines = part.lines;
         report.parsed = part.parsed;
+        report.with_client = part.with_client;
         report.malformed = part.malformed;
         report.empty = part.empty;
         report.bytes = part.bytes;

@@ -707,3 +707,43 @@ fn addresses_left_in_unknown_fields_are_reported() {
     );
     assert!(!fs::read_to_string(&p).unwrap().contains("198.51.100.77"));
 }
+
+#[test]
+fn lines_without_a_client_are_masked_as_unreadable_ones() {
+    // A format that reads no client from these lines would otherwise leave the address
+    // in the field it does not know; each such line has every address token masked.
+    let d = Dir::new();
+    let text: String = (0..40)
+        .map(|i| {
+            format!(
+                "{{\"time\":\"2026-11-01T10:00:{:02}Z\",\"uri\":\"/p{i}\",\"status\":404,\"peer\":\"198.51.100.{}\"}}\n",
+                i % 60,
+                i % 7 + 1
+            )
+        })
+        .collect();
+    let p = d.write("access.json.1", text.as_bytes());
+    let r = d.run(&[
+        "anonymize",
+        "--now",
+        "2026-12-01T00:00:00Z",
+        "-o",
+        "json",
+        p.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let after = fs::read_to_string(&p).unwrap();
+    // Truncated to its /24, and nothing else changed.
+    let want: String = text
+        .lines()
+        .map(|l| {
+            let cut = l.find("198.51.100.").unwrap();
+            format!("{}198.51.100.0\"}}\n", &l[..cut])
+        })
+        .collect();
+    assert_eq!(after, want);
+    let j = r.json();
+    let file = &j["files"][0];
+    assert_eq!(file["without_client"], 40);
+    assert_eq!(file["warnings"].as_array().unwrap().len(), 1, "{file}");
+}

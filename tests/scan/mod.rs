@@ -403,3 +403,63 @@ fn corpus_logs_scan_with_expected_counts() {
         (Some("common"), Some(1))
     );
 }
+
+/// JSON access lines whose format names no client field (a proxy's own log shape), each
+/// with an address in a field logward does not know.
+fn clientless_json(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{{\"time\":\"2026-12-06T10:00:{:02}Z\",\"uri\":\"/p{i}\",\"status\":404,\"peer\":\"198.51.100.{}\"}}\n",
+                i % 60,
+                i % 7 + 1
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_read_without_clients_is_reported_not_passed_as_clean() {
+    let d = Dir::new();
+    d.write("access.json", clientless_json(40).as_bytes());
+    d.write("good.log", sample_log(40, 0).as_bytes());
+    let r = d.run(&[
+        "scan",
+        "--no-store",
+        "-o",
+        "json",
+        "access.json",
+        "good.log",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("access.json: the format json gives a client address for 0 of 40"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("good.log: the format"), "{}", r.stderr);
+    let j = r.json();
+    let files = j["files"].as_array().unwrap();
+    let by_name = |name: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(name))
+            .unwrap()
+    };
+    let json = by_name("access.json");
+    assert_eq!(json["with_client"], 0);
+    assert_eq!(json["warnings"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(by_name("good.log")["warnings"], serde_json::json!([]));
+    let check = d.run(&["scan", "--check", "access.json"]);
+    assert!(
+        check.stdout.contains("0 with a client address"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("most parsed lines have no client"),
+        "{}",
+        check.stdout
+    );
+}

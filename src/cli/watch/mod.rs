@@ -156,7 +156,14 @@ fn load_positions(path: &Path) -> Vec<Position> {
 struct FileState {
     format: Option<Format>,
     malformed_reported: u32,
+    /// Of its first [`CLIENT_CHECK_LINES`] parsed lines, those that gave a client address;
+    /// the check warns once when fewer than half did.
+    parsed: u64,
+    with_client: u64,
 }
+
+/// How many parsed lines of a followed file the client check counts before it decides.
+const CLIENT_CHECK_LINES: u64 = 200;
 
 /// Buckets held before a sweep is due whatever the time since the last one.
 const SWEEP_AT: usize = 1 << 16;
@@ -447,6 +454,8 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             let state = files.entry(block.id).or_insert_with(|| FileState {
                 format: None,
                 malformed_reported: 0,
+                parsed: 0,
+                with_client: 0,
             });
             if state.format.is_none() {
                 state.format = choose_format(&spec, block.file, block.data);
@@ -473,7 +482,25 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                     continue;
                 };
                 match format.parse(line, &mut cache) {
-                    Ok(rec) => live.observe(&rec, &detection.allowlist, &mut pending),
+                    Ok(rec) => {
+                        if state.parsed < CLIENT_CHECK_LINES {
+                            state.parsed += 1;
+                            state.with_client += u64::from(rec.client.is_some());
+                            if state.parsed == CLIENT_CHECK_LINES
+                                && let Some(warning) = crate::scan::few_clients(
+                                    state.parsed,
+                                    state.with_client,
+                                    Some(format.name()),
+                                )
+                            {
+                                eprintln!(
+                                    "logward: warning: {}: {warning}",
+                                    crate::escape::path(block.path)
+                                );
+                            }
+                        }
+                        live.observe(&rec, &detection.allowlist, &mut pending)
+                    }
                     Err(e) => {
                         malformed += 1;
                         if state.malformed_reported < MALFORMED_REPORTS {

@@ -168,8 +168,9 @@ fn a_burst_spanning_a_rotation_is_seen_when_scanned_together() {
 }
 
 #[test]
+#[ignore = "needs ../shared/corpus"]
 fn crowdsec_hub_logs_flag_their_attackers() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let hub = corpus.join("peer-logs/crowdsec-hub");
     let d = Dir::new();
     let scan = |file: &str| {
@@ -544,8 +545,9 @@ fn rules_files_change_thresholds_and_report_errors_with_lines() {
 }
 
 #[test]
+#[ignore = "needs ../shared/corpus"]
 fn geoip_enrichment_from_the_maxmind_test_databases() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let mmdb = corpus.join("mmdb");
     let d = Dir::new();
     let mut log = String::new();

@@ -107,15 +107,17 @@ impl Dir {
     }
 }
 
-/// The shared corpus of third-party logs, when it is present beside the project.
-pub fn corpus() -> Option<PathBuf> {
+/// The shared corpus of third-party logs beside the project. Tests that read it are
+/// `#[ignore = "needs ../shared/corpus"]`, so a clone without it shows them as ignored;
+/// run with `--include-ignored` and no corpus, they fail here and say why.
+pub fn corpus() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: {} is absent", p.display());
-        None
-    }
+    assert!(
+        p.is_dir(),
+        "{} is absent: these tests need the shared corpus beside the project",
+        p.display()
+    );
+    p
 }
 
 /// A combined-format line for tests.

@@ -240,9 +240,17 @@ impl LineJob<'_> {
             Some(f) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
             None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
         };
+        // The rewrite's format finds the client field without parsing its address.
+        let has_client = |r: &Record<'_>| {
+            r.client.is_some()
+                || r.addr_fields
+                    .as_slice()
+                    .iter()
+                    .any(|f| f.kind == crate::format::AddrKind::Client)
+        };
         if let Ok(r) = &parsed {
             self.counts.parsed += 1;
-            self.counts.without_client += u64::from(r.client.is_none());
+            self.counts.without_client += u64::from(!has_client(r));
         }
         if let Some(nets) = self.erase {
             // An erasure request masks its sources in every line, whatever the age.
@@ -274,7 +282,7 @@ impl LineJob<'_> {
         let start = out.len();
         let masked = match &parsed {
             // A line without a client is masked as an unreadable one: every token.
-            Ok(r) if self.whole_line || r.client.is_none() => mask_line(
+            Ok(r) if self.whole_line || !has_client(r) => mask_line(
                 line,
                 Some(r.addr_fields.as_slice()),
                 Select::All,

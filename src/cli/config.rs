@@ -22,6 +22,8 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     pub allow: Option<Vec<String>>,
     pub allow_file: Option<PathBuf>,
+    /// Search engines' published ranges, `NAME=FILE` (`--crawler-ranges`).
+    pub crawler_ranges: Option<Vec<String>>,
     /// Proxies whose X-Forwarded-For is trusted (`--trusted-proxy`).
     pub trusted_proxies: Option<Vec<String>>,
     /// The key of the audit log's hashes; kept apart from the state directory.

@@ -12,7 +12,11 @@ use clap::Args;
 use ipnet::IpNet;
 
 use super::{Config, state, switch};
-use crate::detect::{self, Allowlist, Collector, CompiledRules, Flagged, RuleSet, SampleLine};
+use crate::detect::crawlers::Crawlers;
+use crate::detect::{
+    self, Allowlist, Collector, CompiledRules, FieldMatch, Filter, Flagged, Rule, RuleSet,
+    SampleLine,
+};
 use crate::geo::Geo;
 use crate::scan::{At, ReadLines, Visitor};
 use crate::store::{BanPolicy, Explained, NewFlag, Sample, Store};
@@ -42,6 +46,14 @@ pub struct DetectArgs {
     /// A file of addresses or networks never flagged, one per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     pub allow_file: Option<PathBuf>,
+
+    /// A search engine's published address ranges, as NAME=FILE: googlebot, bingbot,
+    /// applebot, duckduckbot or gptbot, and the JSON file the engine publishes (or one CIDR
+    /// per line); repeatable. A source inside them is never flagged for volume (http-crawl,
+    /// http-flood, http-probing), only for payloads; a source whose user agent claims a
+    /// loaded crawler from outside its ranges is flagged by fake-crawler.
+    #[arg(long, value_name = "NAME=FILE")]
+    pub crawler_ranges: Vec<String>,
 
     /// A MaxMind Country or City database, to record the country of flagged sources.
     #[arg(long, value_name = "FILE")]
@@ -111,6 +123,21 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
     Ok(set)
 }
 
+/// The rule that flags a user agent claiming one of `crawlers` from outside its ranges
+/// (the ranges check is [`CompiledRules::veto`]'s): three such requests within ten minutes.
+fn fake_crawler_rule(crawlers: &Crawlers) -> Rule {
+    Rule::new(
+        crate::detect::crawlers::FAKE_CRAWLER_RULE,
+        "a user agent claiming a search engine crawler from outside its published ranges",
+        Filter {
+            user_agent: FieldMatch::contains(&crawlers.agent_words()),
+            ..Filter::default()
+        },
+        2,
+        600_000,
+    )
+}
+
 /// Parses an address or network; a bare address is its /32 or /128.
 pub fn parse_net(text: &str) -> Option<IpNet> {
     let text = text.trim();
@@ -175,8 +202,21 @@ pub struct Detection {
 
 impl Detection {
     pub fn new(args: &DetectArgs, config: &Config) -> Result<Detection> {
-        let set = rule_set(args.rules.as_deref(), config)?;
-        let rules = Arc::new(CompiledRules::new(&set).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let mut set = rule_set(args.rules.as_deref(), config)?;
+        let crawler_settings = if args.crawler_ranges.is_empty() {
+            config.crawler_ranges.clone().unwrap_or_default()
+        } else {
+            args.crawler_ranges.clone()
+        };
+        let crawlers = Crawlers::load(&crawler_settings)?;
+        if !crawlers.is_empty() {
+            set.insert(fake_crawler_rule(&crawlers));
+        }
+        let rules = Arc::new(
+            CompiledRules::new(&set)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .with_crawlers(crawlers),
+        );
         let mut nets = Vec::new();
         for text in args.allow.iter().chain(config.allow.iter().flatten()) {
             match parse_net(text) {

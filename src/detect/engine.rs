@@ -683,7 +683,9 @@ impl Collector {
             return;
         };
         self.seen += 1;
-        let matched = self.rules.evaluate(rec, &mut self.scratch);
+        let matched = self
+            .rules
+            .veto(rec, self.rules.evaluate(rec, &mut self.scratch));
         if matched == 0 {
             return;
         }

@@ -176,7 +176,9 @@ impl Live {
         self.seen += 1;
         let time_ms = time.saturating_mul(1000);
         self.newest_ms = self.newest_ms.max(time_ms);
-        let matched = self.rules.evaluate(rec, &mut self.scratch);
+        let matched = self
+            .rules
+            .veto(rec, self.rules.evaluate(rec, &mut self.scratch));
         if matched == 0 {
             return;
         }

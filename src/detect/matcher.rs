@@ -127,6 +127,41 @@ pub struct CompiledRules {
     hasher: foldhash::quality::RandomState,
     /// Random words (from `hasher`) that key [`CompiledRules::cache_hash`].
     cache_seeds: [u64; 4],
+    /// Published crawler ranges, when loaded: see [`CompiledRules::veto`].
+    crawlers: Option<Box<CrawlerVeto>>,
+}
+
+/// What loaded crawler ranges change in a line's verdict.
+struct CrawlerVeto {
+    crawlers: super::crawlers::Crawlers,
+    /// The volume rules a crawler in its ranges never feeds.
+    volume: u64,
+    /// The fake-crawler rule.
+    fake: u64,
+}
+
+impl CrawlerVeto {
+    #[cold]
+    #[inline(never)]
+    fn veto(&self, rec: &Record<'_>, matched: u64) -> u64 {
+        let Some(source) = rec.source() else {
+            return matched;
+        };
+        if matched & (self.volume | self.fake) == 0 {
+            return matched;
+        }
+        if self.crawlers.is_crawler(source) {
+            return matched & !(self.volume | self.fake);
+        }
+        if matched & self.fake != 0
+            && !self
+                .crawlers
+                .is_fake(source, rec.user_agent.unwrap_or_default())
+        {
+            return matched & !self.fake;
+        }
+        matched
+    }
 }
 
 /// The high and low halves of the 128-bit product of `a` and `b`, folded into one word.
@@ -330,6 +365,7 @@ impl CompiledRules {
             target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
             cache_seeds: [0; 4],
+            crawlers: None,
         };
         let seeds = &c.hasher;
         c.cache_seeds = [0u64, 1, 2, 3].map(|i| seeds.hash_one(i));
@@ -550,6 +586,40 @@ impl CompiledRules {
             Field::UserAgent => rec.user_agent,
         };
         self.hash_value(value.unwrap_or(b""))
+    }
+
+    /// These rules with `crawlers`' published ranges: a source inside them never feeds the
+    /// volume rules ([`super::crawlers::VOLUME_RULES`]), and the fake-crawler rule (which
+    /// the rule set must hold) counts only sources outside the ranges of the crawler their
+    /// user agent claims. See [`CompiledRules::veto`].
+    pub fn with_crawlers(mut self, crawlers: super::crawlers::Crawlers) -> CompiledRules {
+        let bit = |names: &[&str]| -> u64 {
+            self.rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| names.contains(&r.name.as_str()))
+                .fold(0, |m, (i, _)| m | 1u64 << i)
+        };
+        let volume = bit(super::crawlers::VOLUME_RULES);
+        let fake = bit(&[super::crawlers::FAKE_CRAWLER_RULE]);
+        self.crawlers = (!crawlers.is_empty()).then(|| {
+            Box::new(CrawlerVeto {
+                crawlers,
+                volume,
+                fake,
+            })
+        });
+        self
+    }
+
+    /// `matched`, the verdict of [`CompiledRules::evaluate`] on `rec`, less what crawler
+    /// ranges veto. Without ranges, one check of an empty option.
+    #[inline]
+    pub fn veto(&self, rec: &Record<'_>, matched: u64) -> u64 {
+        match &self.crawlers {
+            Some(v) if matched != 0 => v.veto(rec, matched),
+            _ => matched,
+        }
     }
 
     /// The rules (bit `i` = `rules()[i]`) that `rec` matches.

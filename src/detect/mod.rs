@@ -9,7 +9,8 @@
 //! - `engine`: collectors, merging, and the replay that flags sources;
 //! - `live`: the streaming engine `watch` feeds line by line;
 //! - `spill`: temporary files for events that outgrow memory;
-//! - `allowlist`: networks never flagged.
+//! - `allowlist`: networks never flagged;
+//! - `crawlers`: search engines' published ranges, never banned for volume, and their fakes.
 //!
 //! Records without a client address or a time are not counted: detection runs on log time,
 //! never on the wall clock.
@@ -18,6 +19,7 @@ pub mod allowlist;
 pub mod bucket;
 pub mod builtin;
 pub mod config;
+pub mod crawlers;
 pub mod duration;
 pub mod engine;
 pub mod error;

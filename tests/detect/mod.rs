@@ -678,3 +678,94 @@ fn samples_are_the_same_from_a_plain_file_gzip_and_stdin() {
     assert_eq!(samples("gz.db", &["access.log.1.gz"], None), want);
     assert_eq!(samples("stdin.db", &["-"], Some(log.as_bytes())), want);
 }
+
+#[test]
+fn a_published_crawler_is_never_flagged_for_volume_and_a_fake_one_is() {
+    let d = Dir::new();
+    d.write(
+        "googlebot.json",
+        br#"{"creationTime":"2026-12-01T00:00:00","prefixes":[{"ipv4Prefix":"66.249.66.0/27"},{"ipv6Prefix":"2001:4860:4801:10::/64"}]}"#,
+    );
+    let googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let mut log = String::new();
+    // 600 distinct pages in two minutes from a Googlebot address: http-crawl's shape.
+    for i in 0..600 {
+        let t = format!("22/Nov/2026:10:{:02}:{:02} +0000", i / 300, i / 5 % 60);
+        log.push_str(&combined(
+            "66.249.66.1",
+            &t,
+            &format!("GET /page/{i} HTTP/1.1"),
+            200,
+            googlebot,
+        ));
+    }
+    // The same agent from an address Google does not publish.
+    for i in 0..5 {
+        let t = format!("22/Nov/2026:11:00:{:02} +0000", i * 10);
+        log.push_str(&combined(
+            "203.0.113.66",
+            &t,
+            &format!("GET /p{i} HTTP/1.1"),
+            200,
+            googlebot,
+        ));
+    }
+    // A payload from inside the ranges still counts: payload rules are not vetoed.
+    for i in 0..5 {
+        let t = format!("22/Nov/2026:12:00:{:02} +0000", i);
+        log.push_str(&combined(
+            "66.249.66.2",
+            &t,
+            &format!("GET /static/../../../../etc/passwd?{i} HTTP/1.1"),
+            400,
+            googlebot,
+        ));
+    }
+    d.write("access.log", log.as_bytes());
+    let scan = |extra: &[&str]| {
+        let mut args = vec!["scan", "--no-store", "-o", "json"];
+        args.extend_from_slice(extra);
+        args.push("access.log");
+        let r = d.run(&args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        flagged_sources(&r.json())
+    };
+    // Without the ranges, the crawler is flagged for volume: the test can fail.
+    let blind = scan(&[]);
+    assert!(
+        blind
+            .iter()
+            .any(|(s, rules)| s == "66.249.66.1" && rules.iter().any(|r| r == "http-crawl")),
+        "{blind:?}"
+    );
+    let got = scan(&["--crawler-ranges", "googlebot=googlebot.json"]);
+    assert!(!got.iter().any(|(s, _)| s == "66.249.66.1"), "{got:?}");
+    let fake = got.iter().find(|(s, _)| s == "203.0.113.66");
+    assert!(
+        fake.is_some_and(|(_, rules)| rules == &["fake-crawler".to_string()]),
+        "{got:?}"
+    );
+    let payload = got.iter().find(|(s, _)| s == "66.249.66.2");
+    assert!(
+        payload.is_some_and(|(_, rules)| rules.iter().any(|r| r == "path-traversal")),
+        "{got:?}"
+    );
+    // The config key does the same; an unknown crawler name is an error naming the known.
+    d.write(
+        "c.toml",
+        b"crawler_ranges = [\"googlebot=googlebot.json\"]\n",
+    );
+    let from_config = scan(&["--config", "c.toml"]);
+    assert!(
+        !from_config.iter().any(|(s, _)| s == "66.249.66.1"),
+        "{from_config:?}"
+    );
+    let bad = d.run(&[
+        "scan",
+        "--crawler-ranges",
+        "yahoo=googlebot.json",
+        "access.log",
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("googlebot, bingbot"), "{}", bad.stderr);
+}

@@ -7,6 +7,7 @@ mod daily;
 mod detect;
 mod erase;
 mod hostile;
+mod proxies;
 mod readme;
 mod scan;
 mod search;

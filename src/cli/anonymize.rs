@@ -72,7 +72,7 @@ pub struct AnonymizeArgs {
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
 
-    /// Log format: auto, combined, common, vcombined, vcommon, main, json,
+    /// Log format: auto, combined, common, vcombined, vcommon, main, haproxy, envoy, json,
     /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,

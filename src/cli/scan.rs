@@ -34,7 +34,8 @@ pub struct ScanArgs {
     pub paths: Vec<String>,
 
     /// Log format: auto (per file, from its first lines), combined, common, vcombined,
-    /// vcommon, main, json, nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    /// vcommon, main, haproxy, envoy, json, nginx:'<log_format>' or apache:'<LogFormat>'.
+    /// [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 

@@ -1,9 +1,10 @@
 //! JSON access logs, one object per line: nginx `escape=json` formats, Caddy's structured
-//! access log and Traefik's JSON access log. A small scanner walks the object without
-//! building a tree; values are borrowed from the line (escapes are left as written).
+//! access log, Traefik's JSON access log, and Envoy's JSON access logs (the command
+//! operators' usual names, and Istio's). A small scanner walks the object without building a
+//! tree; values are borrowed from the line (escapes are left as written).
 
 use super::addr;
-use super::parser::{ErrorKind, ParseError, set_client, split_request};
+use super::parser::{ErrorKind, ParseError, set_client, split_request, vhost_host};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::{self, TimeCache};
 
@@ -15,10 +16,15 @@ const MAX_DEPTH: usize = 16;
 enum Key {
     /// An address; the rank decides which one is the client (higher wins).
     Addr(u8),
+    /// An address that is never the client (Envoy's `upstream_host`, the proxy's own).
+    OtherAddr,
     ForwardedFor,
     Time,
     Method,
     Target,
+    /// A path that a target key, when the line has one, takes precedence over (Envoy's
+    /// `path` beside `x-envoy-original-path`).
+    Path,
     Protocol,
     Request,
     Status,
@@ -26,34 +32,50 @@ enum Key {
     Referer,
     UserAgent,
     Vhost,
+    /// A host that may carry a `:port`, which is dropped (Envoy's `:authority`).
+    Authority,
 }
 
 fn classify(key: &[u8]) -> Option<Key> {
     Some(match key {
         // Caddy's `client_ip` is the client after trusted proxies; prefer it.
         b"client_ip" => Key::Addr(5),
-        b"remote_addr" | b"ClientHost" => Key::Addr(4),
+        // Envoy's `%DOWNSTREAM_REMOTE_ADDRESS%`: the peer as Envoy determined it, with a port.
+        b"remote_addr" | b"ClientHost" | b"downstream_remote_address" => Key::Addr(4),
         b"remote_ip" | b"clientip" | b"client_addr" | b"ip" => Key::Addr(3),
         b"ClientAddr" => Key::Addr(2),
         b"realip_remote_addr" | b"http_x_real_ip" | b"X-Real-Ip" | b"request_X-Real-Ip" => {
             Key::Addr(1)
         }
-        b"http_x_forwarded_for" | b"X-Forwarded-For" | b"request_X-Forwarded-For" => {
-            Key::ForwardedFor
+        b"upstream_host" | b"upstream_local_address" | b"downstream_local_address" => {
+            Key::OtherAddr
         }
+        b"http_x_forwarded_for"
+        | b"X-Forwarded-For"
+        | b"request_X-Forwarded-For"
+        | b"x-forwarded-for"
+        | b"x_forwarded_for" => Key::ForwardedFor,
         b"time_local" | b"time_iso8601" | b"msec" | b"ts" | b"StartUTC" | b"StartLocal"
-        | b"time" | b"timestamp" | b"@timestamp" => Key::Time,
+        | b"time" | b"timestamp" | b"@timestamp" | b"start_time" => Key::Time,
         b"request_method" | b"method" | b"RequestMethod" => Key::Method,
-        b"request_uri" | b"uri" | b"RequestPath" => Key::Target,
+        b"request_uri"
+        | b"uri"
+        | b"RequestPath"
+        | b"x-envoy-original-path"
+        | b"x-envoy-origin-path" => Key::Target,
+        b"path" => Key::Path,
         b"server_protocol" | b"proto" | b"protocol" | b"RequestProtocol" => Key::Protocol,
         b"request" => Key::Request,
-        b"status" | b"DownstreamStatus" | b"status_code" => Key::Status,
+        b"status" | b"DownstreamStatus" | b"status_code" | b"response_code" => Key::Status,
         b"body_bytes_sent" | b"bytes_sent" | b"size" | b"DownstreamContentSize" => Key::Bytes,
         b"http_referer" | b"referer" | b"Referer" | b"request_Referer" => Key::Referer,
-        b"http_user_agent" | b"user_agent" | b"User-Agent" | b"request_User-Agent" => {
-            Key::UserAgent
-        }
+        b"http_user_agent"
+        | b"user_agent"
+        | b"User-Agent"
+        | b"request_User-Agent"
+        | b"user-agent" => Key::UserAgent,
         b"host" | b"server_name" | b"http_host" | b"RequestHost" | b"vhost" => Key::Vhost,
+        b":authority" | b"authority" => Key::Authority,
         _ => return None,
     })
 }
@@ -213,6 +235,10 @@ impl<'a> Scanner<'a, '_> {
                     }
                 }
             }
+            Key::OtherAddr => rec.addr_fields.push(AddrField {
+                kind: AddrKind::Other,
+                span,
+            }),
             Key::ForwardedFor => rec.addr_fields.push(AddrField {
                 kind: AddrKind::ForwardedFor,
                 span,
@@ -233,6 +259,9 @@ impl<'a> Scanner<'a, '_> {
             }
             Key::Method => rec.method = Some(text),
             Key::Target => rec.target = Some(text),
+            Key::Path => {
+                rec.target.get_or_insert(text);
+            }
             Key::Protocol => rec.protocol = Some(text),
             Key::Request => {
                 let (m, t, p) = (rec.method, rec.target, rec.protocol);
@@ -253,6 +282,9 @@ impl<'a> Scanner<'a, '_> {
             Key::UserAgent => rec.user_agent = Some(text),
             Key::Vhost => {
                 rec.vhost.get_or_insert(text);
+            }
+            Key::Authority => {
+                rec.vhost.get_or_insert(vhost_host(text));
             }
         }
         Ok(())
@@ -360,6 +392,80 @@ mod tests {
         assert_eq!(r.client, Some("2001:db8::5".parse().unwrap()));
         assert_eq!(r.status, Some(403));
         assert_eq!(r.time, time::iso8601(b"2026-11-22T04:39:16Z"));
+    }
+
+    fn ip(s: &str) -> std::net::IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn envoy_json_keys() {
+        // From the CrowdSec hub's Envoy test data, after its container log prefix.
+        let line = br#"{"start_time":"2025-12-31T16:40:00.100Z","method":"GET","x-envoy-origin-path":"/page-01","response_code":404,"user-agent":"Mozilla/5.0","downstream_remote_address":"10.0.0.13:40000",":authority":"crawl.internal"}"#;
+        let detected = crate::format::detect([&line[..]]).unwrap();
+        assert_eq!(detected.format.name(), "json");
+        let r = parse(line, &mut TimeCache::new()).unwrap();
+        assert_eq!(r.client, Some(ip("10.0.0.13")));
+        assert_eq!(r.time, Some(1_767_199_200));
+        assert_eq!(r.method, Some(&b"GET"[..]));
+        assert_eq!(r.target, Some(&b"/page-01"[..]));
+        assert_eq!(r.status, Some(404));
+        assert_eq!(r.user_agent, Some(&b"Mozilla/5.0"[..]));
+        assert_eq!(r.vhost, Some(&b"crawl.internal"[..]));
+        let fields = r.addr_fields.as_slice();
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].kind, AddrKind::Client);
+        assert_eq!(fields[0].span.of(line), b"10.0.0.13:40000");
+
+        // The usual names of Envoy's command operators (and Istio's), in another order.
+        let line = br#"{"authority":"shop.example.net:443","bytes_sent":612,"downstream_remote_address":"[2001:db8::9]:51000","path":"/a","x-envoy-original-path":"/orig?q=1","protocol":"HTTP/2","start_time":"2026-12-06T10:00:00.123Z","upstream_host":"10.1.0.4:8080","x_forwarded_for":"198.51.100.1","user_agent":"curl/8"}"#;
+        let r = parse(line, &mut TimeCache::new()).unwrap();
+        assert_eq!(r.client, Some(ip("2001:db8::9")));
+        assert_eq!(r.target, Some(&b"/orig?q=1"[..]));
+        assert_eq!((r.bytes, r.time), (Some(612), Some(1_796_551_200)));
+        assert_eq!(r.vhost, Some(&b"shop.example.net"[..]));
+        let kinds: Vec<(AddrKind, &[u8])> = r
+            .addr_fields
+            .as_slice()
+            .iter()
+            .map(|f| (f.kind, f.span.of(line)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (AddrKind::Client, &b"[2001:db8::9]:51000"[..]),
+                (AddrKind::Other, b"10.1.0.4:8080"),
+                (AddrKind::ForwardedFor, b"198.51.100.1"),
+            ]
+        );
+        // `path` alone is the target; the upstream host is never the client.
+        let line = br#"{"path":"/p","upstream_host":"10.1.0.4:8080","response_code":200}"#;
+        let r = parse(line, &mut TimeCache::new()).unwrap();
+        assert_eq!((r.target, r.client), (Some(&b"/p"[..]), None));
+    }
+
+    #[test]
+    #[ignore = "needs ../shared/corpus"]
+    fn crowdsec_hub_envoy_json_lines_read_after_their_container_prefix() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/corpus/peer-logs/crowdsec-hub/envoy-http-crawl-non_statics.log");
+        let data = std::fs::read(&path).expect("the corpus file");
+        let mut lines = 0;
+        for line in data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            // `2025-12-31T17:40:00.000000100+01:00 stdout F {...}`: a CRI container log line.
+            let json = &line[line.iter().position(|b| *b == b'{').expect("a JSON object")..];
+            let r = parse(json, &mut TimeCache::new()).unwrap();
+            assert_eq!(
+                r.client,
+                Some(ip("10.0.0.13")),
+                "{}",
+                String::from_utf8_lossy(json)
+            );
+            assert!(r.time.is_some() && r.status.is_some() && r.target.is_some());
+            assert_eq!(r.vhost, Some(&b"crawl.internal"[..]));
+            lines += 1;
+        }
+        assert!(lines >= 30, "{lines} lines");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Log formats: the [`Record`] a line becomes, named presets, nginx `log_format` and Apache
-//! `LogFormat` compilation, JSON lines, timestamps, and choosing a format from a file's first
-//! lines (`--format auto`).
+//! `LogFormat` compilation, JSON lines, the proxies' own logs (HAProxy, Envoy), timestamps,
+//! and choosing a format from a file's first lines (`--format auto`).
 
 pub mod addr;
 mod clf;
 pub mod compile;
+pub mod envoy;
+pub mod haproxy;
 pub mod json;
 pub mod parser;
 pub mod record;
@@ -35,19 +37,30 @@ pub const PRESETS: &[(&str, &str)] = &[
     ("vcommon", "a vhost (and :port) before common"),
     ("common", "Common Log Format"),
     (
+        "haproxy",
+        "HAProxy option httplog, with or without its syslog tag",
+    ),
+    (
+        "envoy",
+        "Envoy's default text access log, and Istio's longer one",
+    ),
+    (
         "json",
-        "one JSON object per line (nginx escape=json, Caddy, Traefik)",
+        "one JSON object per line (nginx escape=json, Caddy, Traefik, Envoy)",
     ),
 ];
 
 const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
 
-/// A usable format: a compiled text format or JSON.
+/// A usable format: a compiled text format, JSON, or a proxy's log read by a parser of its
+/// own (kept apart from the compiled formats, whose hot path it does not touch).
 #[derive(Clone, Debug)]
 pub enum Format {
     Text { name: String, format: LineFormat },
     Json,
+    Haproxy,
+    Envoy,
 }
 
 impl Format {
@@ -72,6 +85,8 @@ impl Format {
             "vcommon" => text(format!("%v {COMMON}"), true),
             "main" => text(format!("{COMBINED} \"%{{X-Forwarded-For}}i\""), false),
             "json" => Format::Json,
+            "haproxy" => Format::Haproxy,
+            "envoy" => Format::Envoy,
             _ => return None,
         })
     }
@@ -80,11 +95,11 @@ impl Format {
         match self {
             Format::Text { name, .. } => name,
             Format::Json => "json",
+            Format::Haproxy => "haproxy",
+            Format::Envoy => "envoy",
         }
     }
 
-    /// Parses one line (without its `\n`).
-    #[inline]
     /// This format for a rewrite, which needs the client field but not its address
     /// parsed (see [`LineFormat::without_client_address`]).
     pub fn for_rewrite(&self) -> Format {
@@ -93,10 +108,12 @@ impl Format {
                 name: name.clone(),
                 format: format.without_client_address(),
             },
-            Format::Json => Format::Json,
+            other => other.clone(),
         }
     }
 
+    /// Parses one line (without its `\n`).
+    #[inline]
     pub fn parse<'a>(
         &self,
         line: &'a [u8],
@@ -105,6 +122,14 @@ impl Format {
         let mut rec = match self {
             Format::Text { format, .. } => format.parse(line, cache),
             Format::Json => json::parse(line, cache),
+            Format::Haproxy => {
+                let mut rec = Record::default();
+                haproxy::parse_into(line, cache, &mut rec).map(|()| rec)
+            }
+            Format::Envoy => {
+                let mut rec = Record::default();
+                envoy::parse_into(line, &mut rec).map(|()| rec)
+            }
         }?;
         resolve_proxies(&mut rec, line);
         Ok(rec)
@@ -122,6 +147,9 @@ impl Format {
         match self {
             Format::Text { format, .. } => format.parse_into(line, cache, rec),
             Format::Json => json::parse(line, cache).map(|r| *rec = r),
+            // Out of line (`#[inline(never)]`): these arms cost the compiled formats nothing.
+            Format::Haproxy => haproxy::parse_into(line, cache, rec),
+            Format::Envoy => envoy::parse_into(line, rec),
         }?;
         resolve_proxies(rec, line);
         Ok(())

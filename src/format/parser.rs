@@ -39,6 +39,9 @@ pub enum ErrorKind {
     /// A vhost field that is not a host name: an address list (`198.51.100.1,`) read as a
     /// vhost would leave its first address unmasked.
     BadVhost,
+    /// Quoted fields that cannot be told apart: a value written without escapes holds
+    /// `" "` (Envoy's text log), and guessing would let a client choose the fields.
+    Ambiguous,
 }
 
 impl std::fmt::Display for ParseError {
@@ -55,6 +58,9 @@ impl std::fmt::Display for ParseError {
             ErrorKind::NotJson => "not a JSON object",
             ErrorKind::NoFields => "JSON object without any known field",
             ErrorKind::TooLong => "line too long",
+            ErrorKind::Ambiguous => {
+                "a header value holds '\" \"': the quoted fields cannot be told apart"
+            }
         };
         write!(f, "{what} (at byte {})", self.column + 1)
     }
@@ -280,6 +286,13 @@ pub(super) fn find_literal(line: &[u8], from: usize, lit: &[u8]) -> Option<usize
         pos = at + 1;
     }
     None
+}
+
+/// The word at `from`: the text up to the next space, which must follow it, and where the
+/// text after that space starts. `None` for an empty word or a line that ends first.
+pub(super) fn word(line: &[u8], from: usize) -> Option<(Span, usize)> {
+    let len = find_byte(b' ', line.get(from..)?)?;
+    (len > 0).then(|| (Span::new(from, from + len), from + len + 1))
 }
 
 pub(super) fn number(bytes: &[u8]) -> Option<u64> {

@@ -113,6 +113,193 @@ fn table_of_real_line_shapes() {
     }
 }
 
+/// One proxy log line and what it must read as: (preset, line, client, time, method,
+/// target, status, bytes, user agent, vhost). A `None` time means the line must not parse.
+type ProxyRow = (
+    &'static str,
+    &'static [u8],
+    Option<&'static str>,
+    Option<i64>,
+    Option<&'static [u8]>,
+    Option<&'static [u8]>,
+    Option<u16>,
+    Option<u64>,
+    Option<&'static [u8]>,
+    Option<&'static [u8]>,
+);
+
+const PROXY_ROWS: &[ProxyRow] = &[
+    // HAProxy's manual example, as syslog writes it after the header, headers captured.
+    ("haproxy", br#"haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1""#,
+        Some("10.0.1.2"), Some(1_233_922_454), Some(b"GET"), Some(b"/index.html"), Some(200), Some(2750), None, None),
+    // `log stdout format raw`: no tag; an IPv6 client written without brackets.
+    ("haproxy", br#"2001:db8::1:51234 [06/Dec/2026:10:00:00.123] fe~ be/srv 0/0/0/1/1 404 512 - - ---- 1/1/0/0/0 0/0 "GET /path?x=1 HTTP/1.1""#,
+        Some("2001:db8::1"), Some(1_796_551_200), Some(b"GET"), Some(b"/path?x=1"), Some(404), Some(512), None, None),
+    // An IPv4 client on an IPv6 socket, as HAProxy bound to `:::443` logs it.
+    ("haproxy", br#"haproxy[1540]: ::ffff:195.95.239.60:54241 [09/Feb/2021:17:28:18.698] https~ traefik/server_kube02 0/0/1/7/227 206 1601821 - - ---- 33/15/1/0/0 0/0 "GET /sites/default/files/x.jpg HTTP/1.1""#,
+        Some("::ffff:195.95.239.60"), Some(1_612_891_698), Some(b"GET"), Some(b"/sites/default/files/x.jpg"), Some(206), Some(1_601_821), None, None),
+    // A bad request: no server, timers at -1, the request as `<BADREQ>`.
+    ("haproxy", br#"haproxy[1]: 198.51.100.4:1234 [06/Dec/2026:10:00:01.000] fe fe/<NOSRV> -1/-1/-1/-1/0 400 187 - - PR-- 1/1/0/0/0 0/0 "<BADREQ>""#,
+        Some("198.51.100.4"), Some(1_796_551_201), None, None, Some(400), Some(187), None, None),
+    // `option logasap`: `+` before the total time and the bytes; no status yet (-1).
+    ("haproxy", br#"[2001:db8::9]:443 [06/Dec/2026:10:00:00.500] fe be/s1 0/0/0/-1/+5 -1 +0 - - CD-- 1/1/0/0/0 0/0 "GET /big.iso HTTP/1.1""#,
+        Some("2001:db8::9"), Some(1_796_551_200), Some(b"GET"), Some(b"/big.iso"), None, Some(0), None, None),
+    // Request headers only (host, user agent and X-Forwarded-For captured), cookies
+    // captured, a unique id appended after the request.
+    ("haproxy", br#"203.0.113.9:51234 [06/Dec/2026:10:00:00.123] fe be/srv 0/0/0/1/1 200 512 SESS=a - --VN 1/1/0/0/0 0/0 {www.example.com|Mozilla/5.0 (X11; Linux x86_64)|198.51.100.7} "POST /login HTTP/2.0" 7F000001:A51C"#,
+        Some("203.0.113.9"), Some(1_796_551_200), Some(b"POST"), Some(b"/login"), Some(200), Some(512), None, None),
+    // Envoy's manual example.
+    ("envoy", br#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0-cf5c-432b-8c7e-98aeb7988cd2" "locations" "tcp://10.0.2.1:80""#,
+        Some("10.0.35.28"), Some(1_460_751_420), Some(b"POST"), Some(b"/api/v1/locations"), Some(204), Some(0), Some(b"nsq2http"), Some(b"locations")),
+    // An IPv6 client appended to a list the client sent; the authority with a port.
+    ("envoy", br#"[2026-12-06T10:00:00.123Z] "GET /wp-login.php HTTP/1.1" 404 NR 0 0 0 - "198.51.100.1, 2001:db8::7" "curl/8.5.0" "6f0c-11" "shop.example.net:8443" "-""#,
+        Some("2001:db8::7"), Some(1_796_551_200), Some(b"GET"), Some(b"/wp-login.php"), Some(404), Some(0), Some(b"curl/8.5.0"), Some(b"shop.example.net")),
+    // Every header missing: no X-Forwarded-For, so no client.
+    ("envoy", br#"[2026-12-06T10:00:00.000Z] "GET /missing HTTP/1.1" 404 NR 0 0 0 - "-" "-" "-" "-" "-""#,
+        None, Some(1_796_551_200), Some(b"GET"), Some(b"/missing"), Some(404), Some(0), None, None),
+    // A TCP proxy line: no request, response code 0.
+    ("envoy", br#"[2026-12-06T10:00:01.000Z] "- - -" 0 - 517 1250 30 - "-" "-" "-" "-" "10.0.2.1:443""#,
+        None, Some(1_796_551_201), None, None, Some(0), Some(1250), None, None),
+    // Contour's format: no upstream service time.
+    ("envoy", br#"[2026-12-06T10:00:00.999Z] "GET / HTTP/1.1" 200 - 0 612 3 "203.0.113.5" "Mozilla/5.0" "a1" "example.com" "10.1.0.4:8080""#,
+        Some("203.0.113.5"), Some(1_796_551_200), Some(b"GET"), Some(b"/"), Some(200), Some(612), Some(b"Mozilla/5.0"), Some(b"example.com")),
+    // Istio: details after the flags, and the peer at the end is the client.
+    ("envoy", br#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#,
+        Some("10.44.1.23"), Some(1_606_339_578), Some(b"GET"), Some(b"/status/418"), Some(418), Some(135), Some(b"curl/7.73.0-DEV"), Some(b"httpbin")),
+    // Lines that must not parse as these presets.
+    ("haproxy", br#"10.0.1.2:33320 [06/Feb/2009:12:12:51.443] fnt bck/srv1 0/0/5007 212 -- 0/0/0/0/3 0/0"#, None, None, None, None, None, None, None, None),
+    ("haproxy", br#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 203023 "-" "Mozilla/5.0""#, None, None, None, None, None, None, None, None),
+    ("haproxy", br#"10.0.1.2:33317 [06/Feb/2009:12:14:14 +0000] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#, None, None, None, None, None, None, None, None),
+    ("haproxy", br#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 2OO 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#, None, None, None, None, None, None, None, None),
+    ("haproxy", br#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {unclosed "GET / HTTP/1.1""#, None, None, None, None, None, None, None, None),
+    ("envoy", br#"[2001:db8::1]:443 - - [22/Nov/2026:04:39:16 +0000] "POST /wp-login.php HTTP/2.0" 200 12 "-" "curl/8.0""#, None, None, None, None, None, None, None, None),
+    ("envoy", br#"[2016-04-15T20:17:00.310Z] "POST /api HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "locations" "tcp://10.0.2.1:80""#, None, None, None, None, None, None, None, None),
+    ("envoy", br#"[2016-04-15T20:17:00.310Z] "GET / HTTP/1.1" 404 - 0 0 1 - "203.0.113.9" "x" "a, 198.51.100.66" "y" "id" "site" "10.0.2.1:80""#, None, None, None, None, None, None, None, None),
+    ("envoy", br#"[2016-04-15T20:17:00.310Z] "GET / HTTP/1.1" 404 - 0 zero 1 - "203.0.113.9" "x" "id" "site" "10.0.2.1:80""#, None, None, None, None, None, None, None, None),
+    ("envoy", br#"[16/Apr/2016:20:17:00 +0000] "GET / HTTP/1.1" 404 - 0 0 1 - "203.0.113.9" "x" "id" "site" "10.0.2.1:80""#, None, None, None, None, None, None, None, None),
+];
+
+#[test]
+fn table_of_proxy_line_shapes() {
+    for (spec, line, client, time, method, target, status, bytes, ua, vhost) in PROXY_ROWS {
+        let format = fixed(spec);
+        let got = format.parse(line, &mut TimeCache::new());
+        let shown = String::from_utf8_lossy(line);
+        let Some(t) = time else {
+            assert!(got.is_err(), "{spec}: should fail: {shown}");
+            continue;
+        };
+        let r = got.unwrap_or_else(|e| panic!("{spec}: {e}: {shown}"));
+        assert_eq!(r.client, client.and_then(ip), "client: {shown}");
+        assert_eq!(r.time, Some(*t), "time: {shown}");
+        assert_eq!(r.method, *method, "method: {shown}");
+        assert_eq!(r.target, *target, "target: {shown}");
+        assert_eq!(r.status, *status, "status: {shown}");
+        assert_eq!(r.bytes, *bytes, "bytes: {shown}");
+        assert_eq!(r.user_agent, *ua, "user agent: {shown}");
+        assert_eq!(r.vhost, *vhost, "vhost: {shown}");
+        // The same record through `parse_into`, over a record another line filled.
+        let mut reused = fixed("combined")
+            .parse(
+                br#"192.0.2.1 - - [17/May/2015:10:05:03 +0000] "GET /x HTTP/1.1" 200 5 "r" "u""#,
+                &mut TimeCache::new(),
+            )
+            .unwrap();
+        format
+            .parse_into(line, &mut TimeCache::new(), &mut reused)
+            .unwrap();
+        assert_eq!(reused, r, "parse_into: {shown}");
+        // Every address field holds something, inside the line.
+        for f in r.addr_fields.as_slice() {
+            assert!(f.span.end as usize <= line.len() && !f.span.is_empty());
+        }
+    }
+}
+
+/// The bytes each address field spans: what `anonymize` replaces.
+fn address_field_texts(line: &[u8]) -> Vec<(AddrKind, &[u8])> {
+    let format = auto(&[line]);
+    let r = format.parse(line, &mut TimeCache::new()).unwrap();
+    r.addr_fields
+        .as_slice()
+        .iter()
+        .map(|f| (f.kind, f.span.of(line)))
+        .collect()
+}
+
+fn auto(lines: &[&[u8]]) -> Format {
+    detect(lines.iter().copied())
+        .expect("a preset parses")
+        .format
+}
+
+#[test]
+fn proxy_address_fields_span_the_address_bytes_only() {
+    assert_eq!(
+        address_field_texts(br#"haproxy[7]: 2001:db8::1:51234 [06/Dec/2026:10:00:00.123] fe be/srv 0/0/0/1/1 200 512 - - ---- 1/1/0/0/0 0/0 {a.example|198.51.100.7} {} "GET / HTTP/1.1""#),
+        [
+            (AddrKind::Client, &b"2001:db8::1"[..]),
+            (AddrKind::Other, b"a.example|198.51.100.7")
+        ]
+    );
+    assert_eq!(
+        address_field_texts(br#"[2016-04-15T20:17:00.310Z] "GET / HTTP/2" 204 - 154 0 226 100 "192.0.2.1, 10.0.35.28" "ua" "id" "locations" "[2001:db8::2]:80""#),
+        [
+            (AddrKind::ForwardedFor, &b"192.0.2.1, 10.0.35.28"[..]),
+            (AddrKind::Other, b"[2001:db8::2]:80")
+        ]
+    );
+}
+
+#[test]
+fn auto_detects_the_proxy_presets_and_leaves_the_others_alone() {
+    let haproxy: &[u8] = br#"haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET /index.html HTTP/1.1""#;
+    let bare: &[u8] = br#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET /index.html HTTP/1.1""#;
+    let envoy: &[u8] = br#"[2016-04-15T20:17:00.310Z] "POST /api/v1/locations HTTP/2" 204 - 154 0 226 100 "10.0.35.28" "nsq2http" "cc21d9b0" "locations" "tcp://10.0.2.1:80""#;
+    for (lines, want) in [
+        (vec![haproxy, bare], "haproxy"),
+        (vec![envoy, envoy], "envoy"),
+        (vec![envoy, b"garbage", envoy], "envoy"),
+    ] {
+        let d = detect(lines.iter().copied()).unwrap();
+        assert_eq!(d.format.name(), want);
+        assert_eq!(d.parsed, lines.iter().filter(|l| l.len() > 10).count());
+    }
+    // The existing presets' lines are never read by the proxies' parsers.
+    for line in ROWS.iter().map(|r| r.1) {
+        for name in ["haproxy", "envoy"] {
+            assert!(
+                fixed(name).parse(line, &mut TimeCache::new()).is_err(),
+                "{name} read {}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_proxy_lines_are_errors_not_panics() {
+    let haproxy = br#"haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1""#;
+    let envoy = br#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl" "8496" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#;
+    for (name, line) in [("haproxy", &haproxy[..]), ("envoy", &envoy[..])] {
+        let format = fixed(name);
+        assert!(format.parse(line, &mut TimeCache::new()).is_ok());
+        // Every cut of the line, and every byte replaced by a quote, a space or garbage.
+        for cut in 0..line.len() {
+            let _ = format.parse(&line[..cut], &mut TimeCache::new());
+            for b in [b'"', b' ', b'[', b'}', 0xff] {
+                let mut bent = line.to_vec();
+                bent[cut] = b;
+                if let Ok(r) = format.parse(&bent, &mut TimeCache::new()) {
+                    for f in r.addr_fields.as_slice() {
+                        assert!(f.span.end as usize <= bent.len());
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn address_fields_cover_client_and_forwarded_lists() {
     let f = fixed("main");
@@ -253,7 +440,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
         let mut cache = TimeCache::new();
-        for name in ["combined", "common", "vcombined", "main", "json"] {
+        for name in ["combined", "common", "vcombined", "main", "json", "haproxy", "envoy"] {
             let _ = Format::preset(name).unwrap().parse(&line, &mut cache);
         }
     }

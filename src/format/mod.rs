@@ -1,6 +1,6 @@
 //! Log formats: the [`Record`] a line becomes, named presets, nginx `log_format` and Apache
-//! `LogFormat` compilation, JSON lines, timestamps, and choosing a format from a file's first
-//! lines (`--format auto`).
+//! `LogFormat` compilation, JSON lines, timestamps, wrappers (syslog, journal, container
+//! logs; see [`wrap`]), and choosing a format from a file's first lines (`--format auto`).
 
 pub mod addr;
 mod clf;
@@ -9,6 +9,7 @@ pub mod json;
 pub mod parser;
 pub mod record;
 pub mod time;
+pub mod wrap;
 
 #[cfg(test)]
 pub(crate) mod reference;
@@ -17,6 +18,7 @@ pub use compile::CompileError;
 pub use parser::{ErrorKind, LineFormat, ParseError};
 pub use record::{AddrField, AddrFields, AddrKind, Record, Span};
 pub use time::TimeCache;
+pub use wrap::{Unwrapper, Wrapped, Wrapper};
 
 use compile::{FieldKind, Step, compile_apache, compile_nginx};
 
@@ -43,11 +45,18 @@ pub const PRESETS: &[(&str, &str)] = &[
 const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
 
-/// A usable format: a compiled text format or JSON.
+/// A usable format: a compiled text format or JSON, or one of them inside a wrapper.
 #[derive(Clone, Debug)]
 pub enum Format {
-    Text { name: String, format: LineFormat },
+    Text {
+        name: String,
+        format: LineFormat,
+    },
     Json,
+    /// Kept apart so the unwrapped formats' path has nothing of wrappers but this arm. The
+    /// lines of a wrapper that joins or decodes them need an [`Unwrapper`] (see
+    /// [`Format::unwrapper`]).
+    Wrapped(Box<Wrapped>),
 }
 
 impl Format {
@@ -80,10 +89,27 @@ impl Format {
         match self {
             Format::Text { name, .. } => name,
             Format::Json => "json",
+            Format::Wrapped(w) => &w.name,
         }
     }
 
-    /// Parses one line (without its `\n`).
+    /// The state a reader of this format keeps from line to line, for a wrapped format
+    /// (`None` for the others, whose lines stand alone).
+    pub fn unwrapper(&self) -> Option<Unwrapper> {
+        match self {
+            Format::Wrapped(w) => Some(Unwrapper::new(w)),
+            _ => None,
+        }
+    }
+
+    /// The format of the inner lines and the wrapper around them (`None` when unwrapped).
+    pub fn split_wrapper(&self) -> (Option<Wrapper>, &Format) {
+        match self {
+            Format::Wrapped(w) => (Some(w.wrapper), &w.inner),
+            f => (None, f),
+        }
+    }
+
     #[inline]
     /// This format for a rewrite, which needs the client field but not its address
     /// parsed (see [`LineFormat::without_client_address`]).
@@ -94,9 +120,14 @@ impl Format {
                 format: format.without_client_address(),
             },
             Format::Json => Format::Json,
+            Format::Wrapped(w) => {
+                Format::Wrapped(Box::new(Wrapped::new(w.wrapper, w.inner.for_rewrite())))
+            }
         }
     }
 
+    /// Parses one line (without its `\n`). A wrapped format parses here only the lines that
+    /// stand alone (see [`Wrapped::parse_into`]); a reader uses an [`Unwrapper`].
     pub fn parse<'a>(
         &self,
         line: &'a [u8],
@@ -105,6 +136,10 @@ impl Format {
         let mut rec = match self {
             Format::Text { format, .. } => format.parse(line, cache),
             Format::Json => json::parse(line, cache),
+            Format::Wrapped(w) => {
+                let mut rec = Record::default();
+                return w.parse_into(line, cache, &mut rec).map(|()| rec);
+            }
         }?;
         resolve_proxies(&mut rec, line);
         Ok(rec)
@@ -122,6 +157,7 @@ impl Format {
         match self {
             Format::Text { format, .. } => format.parse_into(line, cache, rec),
             Format::Json => json::parse(line, cache).map(|r| *rec = r),
+            Format::Wrapped(w) => return w.parse_into(line, cache, rec),
         }?;
         resolve_proxies(rec, line);
         Ok(())
@@ -160,10 +196,29 @@ pub enum FormatSpec {
 }
 
 impl FormatSpec {
-    /// `auto`, a preset name, `nginx:<log_format>` or `apache:<LogFormat>`.
+    /// `auto`, a preset name, `nginx:<log_format>` or `apache:<LogFormat>`, or one of
+    /// these but `auto` after a wrapper's name (`syslog:combined`, `cri:nginx:...`).
     pub fn parse(spec: &str) -> Result<FormatSpec, CompileError> {
         if spec == "auto" {
             return Ok(FormatSpec::Auto);
+        }
+        if let Some((wrapper, inner)) = spec
+            .split_once(':')
+            .and_then(|(name, inner)| Some((Wrapper::by_name(name)?, inner)))
+        {
+            return match FormatSpec::parse(inner)? {
+                FormatSpec::Fixed(Format::Wrapped(_)) => Err(CompileError(format!(
+                    "{spec:?}: a wrapper holds a format, not another wrapper"
+                ))),
+                FormatSpec::Fixed(f) => Ok(FormatSpec::Fixed(Format::Wrapped(Box::new(
+                    Wrapped::new(wrapper, f),
+                )))),
+                FormatSpec::Auto => Err(CompileError(format!(
+                    "{spec:?}: name the format inside the wrapper ({}:combined), or use auto \
+                     for both",
+                    wrapper.name()
+                ))),
+            };
         }
         if let Some(f) = Format::preset(spec) {
             return Ok(FormatSpec::Fixed(f));
@@ -174,9 +229,15 @@ impl FormatSpec {
             ("apache", compile_apache(body)?)
         } else {
             let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            let wrappers: Vec<String> = wrap::WRAPPERS
+                .iter()
+                .map(|(_, n, _)| format!("{n}:"))
+                .collect();
             return Err(CompileError(format!(
-                "unknown format {spec:?}: use auto, {}, nginx:<log_format> or apache:<LogFormat>",
-                names.join(", ")
+                "unknown format {spec:?}: use auto, {}, nginx:<log_format> or \
+                 apache:<LogFormat>, each of them (but auto) after a wrapper: {}",
+                names.join(", "),
+                wrappers.join(", ")
             )));
         };
         Ok(FormatSpec::Fixed(Format::Text {
@@ -198,9 +259,22 @@ pub struct Detected {
     pub sampled: usize,
 }
 
-/// Chooses the preset that parses the most of `sample`; ties go to the more specific preset.
-/// `None` when no preset parses any line (or the sample is empty).
+/// Chooses the format that parses the most of `sample`: a preset, or when most lines are
+/// in a wrapper, that wrapper around the preset that parses the most of their inner lines
+/// (see [`wrap`]). Ties go to the wrapper (Docker's lines are JSON objects too), then to
+/// the more specific preset. `None` when nothing parses any line (or the sample is empty).
 pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<Detected> {
+    let wrapped = wrap::detect(sample.clone());
+    let plain = detect_unwrapped(sample);
+    match (wrapped, plain) {
+        (Some(w), Some(p)) if p.parsed > w.parsed => Some(p),
+        (Some(w), _) => Some(w),
+        (None, p) => p,
+    }
+}
+
+/// [`detect`] among the presets alone.
+fn detect_unwrapped<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<Detected> {
     let mut best: Option<Detected> = None;
     let looks_json = sample
         .clone()

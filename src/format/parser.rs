@@ -39,6 +39,11 @@ pub enum ErrorKind {
     /// A vhost field that is not a host name: an address list (`198.51.100.1,`) read as a
     /// vhost would leave its first address unmasked.
     BadVhost,
+    /// A line that is not in the form of the wrapper its format names (`syslog:combined`).
+    NotWrapped,
+    /// A part of a line that a container runtime split; the next part of its stream
+    /// continues it. Neither a record nor an error: the last part gives the record.
+    Partial,
 }
 
 impl std::fmt::Display for ParseError {
@@ -55,6 +60,8 @@ impl std::fmt::Display for ParseError {
             ErrorKind::NotJson => "not a JSON object",
             ErrorKind::NoFields => "JSON object without any known field",
             ErrorKind::TooLong => "line too long",
+            ErrorKind::NotWrapped => "not in the form of the format's wrapper",
+            ErrorKind::Partial => "part of a line continued on the next line",
         };
         write!(f, "{what} (at byte {})", self.column + 1)
     }

@@ -565,6 +565,10 @@ fn run_job<V: Visitor>(
     };
     let fallback = Format::preset("combined").expect("preset exists");
     let format = prep.format.as_ref().unwrap_or(&fallback);
+    // A wrapped format's reader state; `None` for the others, whose lines stand alone.
+    let mut unwrapper = format.unwrapper();
+    // The prefilter sees one physical line; a line joined from parts is not one.
+    let prefilter = !format.split_wrapper().0.is_some_and(format::Wrapper::joins);
     let malformed =
         |lines: u64, error: ParseError, report: &mut FileReport, examples: &mut Vec<Example>| {
             report.malformed += 1;
@@ -617,7 +621,7 @@ fn run_job<V: Visitor>(
                     marks.push((offset, lines));
                     next_mark = offset.saturating_add(LINE_MARK_BYTES);
                 }
-                if !acc.visitor.wants(text) {
+                if prefilter && !acc.visitor.wants(text) {
                     continue;
                 }
                 if prep.format.is_none() {
@@ -636,7 +640,11 @@ fn run_job<V: Visitor>(
                 }
                 // Parsed in place: a record returned by value is copied out on every line.
                 let mut rec = Record::default();
-                match format.parse_into(text, &mut cache, &mut rec) {
+                let parsed = match &mut unwrapper {
+                    None => format.parse_into(text, &mut cache, &mut rec),
+                    Some(u) => u.parse_into(text, &mut cache, &mut rec),
+                };
+                match parsed {
                     Ok(()) => {
                         report.parsed += 1;
                         if let Some(t) = rec.time {
@@ -655,6 +663,8 @@ fn run_job<V: Visitor>(
                     }
                     // Blank lines are neither records nor errors worth reporting.
                     Err(e) if e.kind == format::ErrorKind::Empty => report.empty += 1,
+                    // A part of a line: its last part gives the record.
+                    Err(e) if e.kind == format::ErrorKind::Partial => {}
                     Err(e) => {
                         acc.visitor.unparsed(at(lines, offset), text);
                         malformed(lines, e, report, &mut examples);
@@ -706,7 +716,13 @@ pub fn run<V: Visitor>(
     for (i, prep) in prepared.iter().enumerate() {
         let Some(prep) = prep else { continue };
         reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
+        // A range could start or end between the parts of a container line.
+        let joins = prep
+            .format
+            .as_ref()
+            .is_some_and(|f| f.split_wrapper().0.is_some_and(format::Wrapper::joins));
         let splittable = prep.compression == Compression::None
+            && !joins
             && opts.max_lines.is_none()
             && !opts.digest
             && prep.size > 2 * opts.chunk_size

@@ -25,7 +25,7 @@ use super::{Config, Outcome, state, switch};
 use crate::detect::live::{self, Live};
 use crate::detect::{Allowlist, Flagged};
 use crate::format::time::rfc3339;
-use crate::format::{self, Format, FormatSpec, TimeCache};
+use crate::format::{self, Format, FormatSpec, Record, TimeCache, Unwrapper};
 use crate::input::follow::{Follower, Position};
 use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use actions::{Actions, FlagEvent, NftSet};
@@ -155,6 +155,8 @@ fn load_positions(path: &Path) -> Vec<Position> {
 /// Per followed file: its format once known, and malformed lines reported so far.
 struct FileState {
     format: Option<Format>,
+    /// A wrapped format's state from line to line (joined parts of container lines).
+    unwrapper: Option<Unwrapper>,
     malformed_reported: u32,
 }
 
@@ -446,12 +448,14 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         let read = follower.poll(&mut |block| {
             let state = files.entry(block.id).or_insert_with(|| FileState {
                 format: None,
+                unwrapper: None,
                 malformed_reported: 0,
             });
             if state.format.is_none() {
                 state.format = choose_format(&spec, block.file, block.data);
                 if let Some(f) = &state.format {
                     eprintln!("logward: {}: format {}", block.path.display(), f.name());
+                    state.unwrapper = f.unwrapper();
                 }
             }
             let mut start = 0;
@@ -472,8 +476,15 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                     malformed += 1;
                     continue;
                 };
-                match format.parse(line, &mut cache) {
-                    Ok(rec) => live.observe(&rec, &detection.allowlist, &mut pending),
+                let mut rec = Record::default();
+                let parsed = match &mut state.unwrapper {
+                    None => format.parse_into(line, &mut cache, &mut rec),
+                    Some(u) => u.parse_into(line, &mut cache, &mut rec),
+                };
+                match parsed {
+                    Ok(()) => live.observe(&rec, &detection.allowlist, &mut pending),
+                    // A part of a container line: its last part gives the record.
+                    Err(e) if e.kind == format::ErrorKind::Partial => {}
                     Err(e) => {
                         malformed += 1;
                         if state.malformed_reported < MALFORMED_REPORTS {

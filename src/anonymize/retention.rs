@@ -819,7 +819,8 @@ mod tests {
             )
         };
         // The wrappers hold addresses of their own (the server's), which stay.
-        let cases: [(&str, fn(&str) -> String); 5] = [
+        type Wrap = fn(&str) -> String;
+        let cases: [(&str, Wrap); 5] = [
             ("syslog:combined", |t| {
                 format!("Jul  8 11:07:07 2001:db8::7 nginx[2869]: {t}")
             }),
@@ -841,7 +842,7 @@ mod tests {
                 "docker:combined" => (docker(&before), docker(&after)),
                 _ => (wrap(&before), wrap(&after)),
             };
-            assert_eq!(masked_lines(spec, &[line.clone()]), vec![want], "{spec}");
+            assert_eq!(masked_lines(spec, &[line]), vec![want], "{spec}");
         }
     }
 

@@ -126,8 +126,7 @@ impl Wrapped {
         cache: &mut TimeCache,
         rec: &mut Record<'a>,
     ) -> Result<(), ParseError> {
-        let s =
-            strip(self.wrapper, line).map_err(|at| ParseError::new(ErrorKind::NotWrapped, at))?;
+        let s = strip_line(self.wrapper, line)?;
         if s.partial {
             return Err(ParseError::new(ErrorKind::Partial, s.start));
         }
@@ -143,6 +142,15 @@ impl Wrapped {
             rec,
         )
     }
+}
+
+/// [`strip`], with a blank line an empty line (as unwrapped formats see it), not a line
+/// outside the wrapper.
+fn strip_line(wrapper: Wrapper, line: &[u8]) -> Result<Stripped, ParseError> {
+    if line.is_empty() || line == b"\r" {
+        return Err(ParseError::new(ErrorKind::Empty, 0));
+    }
+    strip(wrapper, line).map_err(|at| ParseError::new(ErrorKind::NotWrapped, at))
 }
 
 /// Parses the inner line `line[start..end]` in place: the record indexes the whole line.
@@ -276,9 +284,9 @@ impl Unwrapper {
 
 impl State {
     fn unwrap<'a>(&'a mut self, line: &'a [u8]) -> Unwrapped<'a> {
-        let s = match strip(self.wrapper, line) {
+        let s = match strip_line(self.wrapper, line) {
             Ok(s) => s,
-            Err(at) => return Unwrapped::Failed(ParseError::new(ErrorKind::NotWrapped, at)),
+            Err(e) => return Unwrapped::Failed(e),
         };
         let time = &line[s.time.0..s.time.1];
         let text = &line[s.start..s.end];

@@ -221,9 +221,12 @@ fn docker_lines_split_by_the_daemon_are_joined() {
 fn lines_not_in_the_wrapper_are_errors_that_say_so() {
     let got = read(
         "syslog:combined",
-        &[INNER, "Jul  8 11:07:07 web1 nginx: garbage"],
+        &[INNER, "Jul  8 11:07:07 web1 nginx: garbage", "", "\r"],
     );
     assert_eq!(got[0].as_ref().unwrap_err().kind, ErrorKind::NotWrapped);
+    // Blank lines are empty lines, as in an unwrapped log.
+    assert_eq!(got[2].as_ref().unwrap_err().kind, ErrorKind::Empty);
+    assert_eq!(got[3].as_ref().unwrap_err().kind, ErrorKind::Empty);
     // An inner line that does not parse is the inner format's error, at its column in the
     // whole line.
     let e = got[1].as_ref().unwrap_err();

@@ -164,6 +164,51 @@ impl Format {
     }
 }
 
+/// Parses the lines of one reader in order: a format whose lines stand alone (`&Format`),
+/// or an [`Unwrapper`] for a wrapped one. A reader generic over it is compiled once for
+/// each, so the unwrapped formats' loop carries nothing of wrappers.
+pub trait LineParser {
+    /// Whether a record may be a copy of its line rather than a view of it (see
+    /// [`Unwrapper`]), and lines may be parts of one: false for `&Format`.
+    const WRAPPED: bool;
+
+    /// Parses the next line into `rec` (see [`Format::parse_into`] and
+    /// [`Unwrapper::parse_into`]).
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError>;
+}
+
+impl LineParser for &Format {
+    const WRAPPED: bool = false;
+
+    #[inline(always)]
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        self.parse_into(line, cache, rec)
+    }
+}
+
+impl LineParser for Unwrapper {
+    const WRAPPED: bool = true;
+
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        self.parse_into(line, cache, rec)
+    }
+}
+
 /// With trusted proxies configured, a record whose peer is one of them takes its client
 /// from its X-Forwarded-For field (see [`addr::resolve_forwarded`]). Without any, one
 /// check of an empty list per line.

@@ -38,7 +38,8 @@ pub struct WatchArgs {
     pub paths: Vec<String>,
 
     /// Log format: auto (per file, from its first lines), a preset, nginx:'<log_format>' or
-    /// apache:'<LogFormat>' (see `scan --help`). [default: auto]
+    /// apache:'<LogFormat>', or one of these after a wrapper (journal:combined; see `scan
+    /// --help`). [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 

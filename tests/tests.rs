@@ -13,3 +13,4 @@ mod search;
 mod staff;
 mod util;
 mod watch;
+mod wrappers;

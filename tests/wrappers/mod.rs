@@ -159,7 +159,7 @@ fn search_reads_the_wrapped_lines_and_shows_them_as_written() {
         "2001:db8::7 nginx[2869]: ",
         "<190>1 ",
         " web-1 nginx",
-        ".123456789Z stdout F ",
+        ".123456789Z std",
         r#"\"GET /missing-"#,
     ];
     for ((name, wrap), marker) in WRAPPERS.into_iter().zip(markers) {

@@ -14,3 +14,4 @@ mod search;
 mod staff;
 mod util;
 mod watch;
+mod wrappers;

@@ -353,7 +353,26 @@ impl Edits {
         self.overflow = false;
     }
 
-    fn push(&mut self, edit: Edit) {
+    /// Moves every replacement `by` bytes on in both lines: the masked text was the inner
+    /// line of a wrapped line, after a wrapper of that length copied as it was.
+    pub(crate) fn shift(&mut self, by: usize) {
+        let by = u32::try_from(by).unwrap_or(u32::MAX);
+        for e in &mut self.items[..usize::from(self.len)] {
+            for span in [&mut e.old, &mut e.new] {
+                span.start = span.start.saturating_add(by);
+                span.end = span.end.saturating_add(by);
+            }
+        }
+    }
+
+    /// Drops the list as if it had overflowed: the line check then compares the lines word
+    /// by word.
+    pub(crate) fn forget(&mut self) {
+        self.len = 0;
+        self.overflow = true;
+    }
+
+    pub(crate) fn push(&mut self, edit: Edit) {
         match self.items.get_mut(usize::from(self.len)) {
             Some(slot) => {
                 *slot = edit;
@@ -636,7 +655,7 @@ fn only_addresses_changed_in(old: &[u8], new: &[u8], memo: &mut LineVerifier) ->
 }
 
 /// How many leading bytes `a` and `b` share.
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let mut i = 0;
     while i + 8 <= n {
@@ -653,7 +672,7 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 }
 
 /// How many trailing bytes `a` and `b` share.
-fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+pub(crate) fn common_suffix(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let (ea, eb) = (a.len(), b.len());
     let mut i = 0;

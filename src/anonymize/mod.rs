@@ -32,6 +32,7 @@ pub mod line;
 pub mod retention;
 pub mod tokens;
 pub mod truncate;
+pub mod wrapped;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -20,8 +20,10 @@ use serde::Serialize;
 use super::ledger::{Entry, Head, HeadBuilder, Ledger, LedgerError};
 use ipnet::IpNet;
 
+use super::wrapped::{Escaped, write_escaped};
 use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
-use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache};
+use crate::format::wrap::{self, json_string, json_string::Escape};
+use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper};
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
 use crate::scan::{Progress, choose_format, read_head};
@@ -195,7 +197,17 @@ fn status_of(e: &RewriteError) -> Status {
 
 /// The per-line work of one file, shared by the rewrite and the dry run.
 struct LineJob<'a> {
+    /// The format of the (inner) lines.
     format: Option<&'a Format>,
+    /// The wrapper around each line, kept byte for byte; `None` for an unwrapped format.
+    wrapper: Option<Wrapper>,
+    /// Per container stream: the last line was a part continued by the next (see
+    /// [`LineJob::wrapped_line`]).
+    continued: [bool; 2],
+    /// Docker's text decoded, its escapes, and the text masked: reused from line to line.
+    decoded: Vec<u8>,
+    escapes: Vec<Escape>,
+    masked: Vec<u8>,
     cache: TimeCache,
     ager: Ager,
     cutoff: i64,
@@ -213,6 +225,17 @@ struct LineJob<'a> {
     whole_line: bool,
     /// Masked lines checked so far for addresses left outside the known fields.
     leak_checked: u64,
+}
+
+/// How the inner line of a wrapped line is masked, with the wrapper's timestamp as written
+/// (for the line's age when the inner line has no time of its own).
+#[derive(Clone, Copy)]
+enum Unwrapped<'t> {
+    /// Parsed by the inner format.
+    Parsed((Wrapper, &'t [u8])),
+    /// Masked as a line that did not parse: a part of a container line, or (`None`) a line
+    /// not in the wrapper's form.
+    Unparsed(Option<(Wrapper, &'t [u8])>),
 }
 
 /// The masked lines of a file checked for addresses left outside the known fields: the
@@ -235,10 +258,83 @@ impl LineJob<'_> {
                 .fetch_add(self.pending_bytes, Ordering::Relaxed);
             self.pending_bytes = 0;
         }
+        match self.wrapper {
+            None => self.text(line, None, out),
+            Some(w) => self.wrapped_line(w, line, out),
+        }
+    }
+
+    /// A line of a wrapped format: the wrapper is copied as it is and the inner line masked
+    /// as a line of the inner format. A line not in the wrapper's form is masked as an
+    /// unparsed line, whole. The parts of a line a container runtime split are masked
+    /// token by token, as unparsed lines are: none of them is a whole line to parse.
+    /// Docker's text is decoded, masked, and written back with its escapes as they were
+    /// (see [`write_escaped`]).
+    fn wrapped_line(&mut self, wrapper: Wrapper, line: &[u8], out: &mut Vec<u8>) -> bool {
+        let Ok(s) = wrap::strip(wrapper, line) else {
+            return self.text(line, Some(Unwrapped::Unparsed(None)), out);
+        };
+        let part = std::mem::replace(&mut self.continued[s.stream as usize], s.partial);
+        let part = part || s.partial;
+        let time = (wrapper, &line[s.time.0..s.time.1]);
+        let how = Some(if part {
+            Unwrapped::Unparsed(Some(time))
+        } else {
+            Unwrapped::Parsed(time)
+        });
+        let line_start = out.len();
+        let text = &line[s.start..s.end];
+        if !s.escaped {
+            out.extend_from_slice(&line[..s.start]);
+            let changed = self.text(text, how, out);
+            out.extend_from_slice(&line[s.end..]);
+            if changed {
+                self.masker.edits.shift(s.start);
+            }
+            return changed;
+        }
+        let (mut decoded, mut escapes, mut masked) = (
+            std::mem::take(&mut self.decoded),
+            std::mem::take(&mut self.escapes),
+            std::mem::take(&mut self.masked),
+        );
+        decoded.clear();
+        escapes.clear();
+        masked.clear();
+        let changed = match json_string::decode(text, &mut decoded, Some(&mut escapes)) {
+            Err(_) => self.text(line, Some(Unwrapped::Unparsed(None)), out),
+            Ok(()) => {
+                let changed = self.text(&decoded, how, &mut masked);
+                if changed {
+                    out.extend_from_slice(&line[..s.start]);
+                    let escaped = Escaped {
+                        text,
+                        decoded: &decoded,
+                        escapes: &escapes,
+                    };
+                    let edits = &mut self.masker.edits;
+                    write_escaped(&escaped, &masked, edits, s.start, line_start, out);
+                    out.extend_from_slice(&line[s.end..]);
+                } else {
+                    out.extend_from_slice(line);
+                }
+                changed
+            }
+        };
+        (self.decoded, self.escapes, self.masked) = (decoded, escapes, masked);
+        changed
+    }
+
+    /// Appends `line`, a whole line or the inner line of a wrapped one (`how` says which,
+    /// and whether to parse it), as it must be written to `out`; true when it differs.
+    #[inline]
+    fn text(&mut self, line: &[u8], how: Option<Unwrapped<'_>>, out: &mut Vec<u8>) -> bool {
         let mut rec = Record::default();
-        let parsed = match self.format {
-            Some(f) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
-            None => Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0)),
+        let parsed = match (self.format, how) {
+            (_, Some(Unwrapped::Unparsed(_))) | (None, _) => {
+                Err(crate::format::ParseError::new(ErrorKind::Mismatch, 0))
+            }
+            (Some(f), _) => f.parse_into(line, &mut self.cache, &mut rec).map(|()| &rec),
         };
         // The rewrite's format finds the client field without parsing its address.
         let has_client = |r: &Record<'_>| {
@@ -262,7 +358,14 @@ impl LineJob<'_> {
             self.counts.erased_lines += u64::from(changed);
             return changed;
         }
-        let time = parsed.as_ref().ok().and_then(|r| r.time);
+        let time = parsed
+            .as_ref()
+            .ok()
+            .and_then(|r| r.time)
+            .or_else(|| match how {
+                Some(Unwrapped::Parsed((w, t)) | Unwrapped::Unparsed(Some((w, t)))) => w.time(t),
+                _ => None,
+            });
         let age = self.ager.age(time);
         self.oldest = Some(self.oldest.map_or(age, |o| o.min(age)));
         self.newest = Some(self.newest.map_or(age, |o| o.max(age)));
@@ -273,7 +376,7 @@ impl LineJob<'_> {
         self.counts.past_window += 1;
         if self
             .done
-            .is_some_and(|(lines, before)| n <= lines && age < before)
+            .is_some_and(|(lines, before)| self.counts.lines <= lines && age < before)
         {
             self.counts.already_masked += 1;
             out.extend_from_slice(line);
@@ -442,8 +545,20 @@ pub fn anonymize_file(
     };
     let chosen = choose_format(&plan.format, &head_lines);
     let rewrite_format = chosen.format.as_ref().map(Format::for_rewrite);
+    let (wrapper, inner) = match &rewrite_format {
+        Some(f) => {
+            let (wrapper, inner) = f.split_wrapper();
+            (wrapper, Some(inner))
+        }
+        None => (None, None),
+    };
     let mut job = LineJob {
-        format: rewrite_format.as_ref(),
+        format: inner,
+        wrapper,
+        continued: [false; 2],
+        decoded: Vec::new(),
+        escapes: Vec::new(),
+        masked: Vec::new(),
         cache: TimeCache::new(),
         ager: Ager::new(fallback),
         cutoff: plan.cutoff,
@@ -654,6 +769,142 @@ fn survey(target: &Path, job: &mut LineJob<'_>) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anonymize::Prefixes;
+
+    /// Masks `lines` of format `spec`, every one past the window, as a rewrite does (the
+    /// default truncation), and holds each changed line to the rewrite's line check and
+    /// its replacements to the bytes they name.
+    fn masked_lines(spec: &str, lines: &[String]) -> Vec<String> {
+        let Ok(FormatSpec::Fixed(format)) = FormatSpec::parse(spec) else {
+            panic!("{spec}");
+        };
+        let format = format.for_rewrite();
+        let (wrapper, inner) = format.split_wrapper();
+        let progress = Progress::default();
+        let mut job = LineJob {
+            format: Some(inner),
+            wrapper,
+            continued: [false; 2],
+            decoded: Vec::new(),
+            escapes: Vec::new(),
+            masked: Vec::new(),
+            cache: TimeCache::new(),
+            ager: Ager::new(0),
+            cutoff: i64::MAX,
+            done: None,
+            masker: Masker::new(&Mode::Truncate(Prefixes::DEFAULT)),
+            counts: Counts::default(),
+            oldest: None,
+            newest: None,
+            progress: &progress,
+            pending_bytes: 0,
+            erase: None,
+            whole_line: false,
+            leak_checked: 0,
+        };
+        let mut verifier = LineVerifier::default();
+        let mut masked = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let (old, mut new) = (line.as_bytes(), Vec::new());
+            let changed = job.line(i as u64 + 1, old, &mut new);
+            assert_eq!(changed, new != old, "{line}");
+            if changed {
+                assert!(
+                    verifier.check(old, &new, &job.masker.edits),
+                    "the line check refuses {}",
+                    String::from_utf8_lossy(&new)
+                );
+                for e in job.masker.edits.all().unwrap_or_default() {
+                    let (was, is) = (e.old.of(old), e.new.of(&new));
+                    assert!(
+                        crate::format::addr::parse_host(was).is_some(),
+                        "{}",
+                        String::from_utf8_lossy(was)
+                    );
+                    assert!(crate::format::addr::parse_host(is).is_some());
+                }
+            }
+            masked.push(String::from_utf8(new).expect("UTF-8 in, UTF-8 out"));
+        }
+        masked
+    }
+
+    /// A combined line from `client`, with `other` in its query string.
+    fn inner(client: &str, other: &str) -> String {
+        format!(
+            r#"{client} - - [06/Dec/2026:10:00:00 +0100] "GET /a?ip={other}&b=1 HTTP/1.1" 404 153 "-" "Mozilla/5.0 Chrome/131.0.0.0""#
+        )
+    }
+
+    #[test]
+    fn wrapped_lines_change_only_in_the_inner_addresses() {
+        let before = inner("198.51.100.23", "2001:db8:1:2::5");
+        let after = inner("198.51.100.0", "2001:db8:1::");
+        let docker = |text: &str| {
+            format!(
+                r#"{{"log":"{}[0m
+","stream":"stdout","time":"2026-12-06T10:00:00Z"}}"#,
+                text.replace('"', r#"\""#).replace('&', r"\u0026")
+            )
+        };
+        // The wrappers hold addresses of their own (the server's), which stay.
+        type Wrap = fn(&str) -> String;
+        let cases: [(&str, Wrap); 5] = [
+            ("syslog:combined", |t| {
+                format!("Jul  8 11:07:07 2001:db8::7 nginx[2869]: {t}")
+            }),
+            ("rfc5424:combined", |t| {
+                format!(
+                    r#"<190>1 2026-12-06T10:00:00Z 192.0.2.1 nginx - - [o@1 ip="192.0.2.1"] {t}"#
+                )
+            }),
+            ("journal:combined", |t| {
+                format!("2026-12-06T10:00:00+0100 192.0.2.1 nginx[1]: {t}")
+            }),
+            ("cri:combined", |t| {
+                format!("2026-12-06T10:00:00.123456789Z stderr F {t}")
+            }),
+            ("docker:combined", |_| String::new()),
+        ];
+        for (spec, wrap) in cases {
+            let (line, want) = match spec {
+                "docker:combined" => (docker(&before), docker(&after)),
+                _ => (wrap(&before), wrap(&after)),
+            };
+            assert_eq!(masked_lines(spec, &[line]), vec![want], "{spec}");
+        }
+    }
+
+    #[test]
+    fn docker_text_keeps_every_escape_as_written() {
+        // `\/` and `\u0022` are not how Docker escapes: kept all the same.
+        let line = r#"{"log":"203.0.113.9 - - [06/Dec/2026:10:00:00 +0000] "GET \/x?a="203.0.113.10" HTTP\/1.1" 200 5 "-" "ua"
+","stream":"stdout","time":"2026-12-06T10:00:00Z"}"#;
+        let want = line
+            .replace("203.0.113.9 ", "203.0.113.0 ")
+            .replace("203.0.113.10", "203.0.113.0");
+        assert_eq!(
+            masked_lines("docker:combined", &[line.to_string()]),
+            vec![want]
+        );
+    }
+
+    #[test]
+    fn container_parts_and_foreign_lines_are_masked_token_by_token() {
+        let whole = inner("198.51.100.23", "203.0.113.7");
+        // Split in the time field, as a runtime splits at a byte count.
+        let (a, b) = whole.split_at(40);
+        let lines = [
+            format!("2026-12-06T10:00:00Z stdout P {a}"),
+            format!("2026-12-06T10:00:00Z stdout F {b}"),
+            // Not a CRI line at all: masked whole, as an unparsed line.
+            format!("192.0.2.55 {whole}"),
+        ];
+        let got = masked_lines("cri:combined", &lines);
+        assert_eq!(got[0], lines[0].replace("198.51.100.23", "198.51.100.0"));
+        assert_eq!(got[1], lines[1].replace("203.0.113.7", "203.0.113.0"));
+        assert!(!got[2].contains("192.0.2.55") && !got[2].contains("198.51.100.23"));
+    }
 
     #[test]
     fn lines_without_time_take_the_previous_age_or_the_mtime() {

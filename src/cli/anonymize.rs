@@ -73,7 +73,9 @@ pub struct AnonymizeArgs {
     pub key_file: Option<PathBuf>,
 
     /// Log format: auto, combined, common, vcombined, vcommon, main, haproxy, envoy, json,
-    /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    /// nginx:'<log_format>' or apache:'<LogFormat>', or one of these after a wrapper
+    /// (syslog:combined, docker:json; see `scan --help`): only the inner line's addresses
+    /// change. [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 

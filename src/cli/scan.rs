@@ -34,8 +34,10 @@ pub struct ScanArgs {
     pub paths: Vec<String>,
 
     /// Log format: auto (per file, from its first lines), combined, common, vcombined,
-    /// vcommon, main, haproxy, envoy, json, nginx:'<log_format>' or apache:'<LogFormat>'.
-    /// [default: auto]
+    /// vcommon, main, haproxy, envoy, json, nginx:'<log_format>' or apache:'<LogFormat>';
+    /// any of these but auto after a wrapper, for lines written through syslog, the journal
+    /// or a container runtime: syslog:, rfc5424:, journal:, cri: or docker: (syslog:combined).
+    /// [default: auto, which finds wrappers too]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 

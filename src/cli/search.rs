@@ -84,7 +84,8 @@ pub struct SearchArgs {
     pub with_filename: bool,
 
     /// Log format: auto (per file, from its first lines), a preset name,
-    /// nginx:'<log_format>' or apache:'<LogFormat>'. [default: auto]
+    /// nginx:'<log_format>' or apache:'<LogFormat>', or one of these after a wrapper
+    /// (syslog:combined, cri:json; see `scan --help`). [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 

@@ -1,6 +1,7 @@
 //! Log formats: the [`Record`] a line becomes, named presets, nginx `log_format` and Apache
 //! `LogFormat` compilation, JSON lines, the proxies' own logs (HAProxy, Envoy), timestamps,
-//! and choosing a format from a file's first lines (`--format auto`).
+//! wrappers (syslog, journal, container logs; see [`wrap`]), and choosing a format from a
+//! file's first lines (`--format auto`).
 
 pub mod addr;
 mod clf;
@@ -11,6 +12,7 @@ pub mod json;
 pub mod parser;
 pub mod record;
 pub mod time;
+pub mod wrap;
 
 #[cfg(test)]
 pub(crate) mod reference;
@@ -19,6 +21,7 @@ pub use compile::CompileError;
 pub use parser::{ErrorKind, LineFormat, ParseError};
 pub use record::{AddrField, AddrFields, AddrKind, Record, Span};
 pub use time::TimeCache;
+pub use wrap::{Unwrapper, Wrapped, Wrapper};
 
 use compile::{FieldKind, Step, compile_apache, compile_nginx};
 
@@ -53,14 +56,22 @@ pub const PRESETS: &[(&str, &str)] = &[
 const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
 
-/// A usable format: a compiled text format, JSON, or a proxy's log read by a parser of its
-/// own (kept apart from the compiled formats, whose hot path it does not touch).
+/// A usable format: a compiled text format, JSON, a proxy's log read by a parser of its own
+/// (kept apart from the compiled formats, whose hot path it does not touch), or one of them
+/// inside a wrapper.
 #[derive(Clone, Debug)]
 pub enum Format {
-    Text { name: String, format: LineFormat },
+    Text {
+        name: String,
+        format: LineFormat,
+    },
     Json,
     Haproxy,
     Envoy,
+    /// Kept apart so the unwrapped formats' path has nothing of wrappers but this arm. The
+    /// lines of a wrapper that joins or decodes them need an [`Unwrapper`] (see
+    /// [`Format::unwrapper`]).
+    Wrapped(Box<Wrapped>),
 }
 
 impl Format {
@@ -97,6 +108,24 @@ impl Format {
             Format::Json => "json",
             Format::Haproxy => "haproxy",
             Format::Envoy => "envoy",
+            Format::Wrapped(w) => &w.name,
+        }
+    }
+
+    /// The state a reader of this format keeps from line to line, for a wrapped format
+    /// (`None` for the others, whose lines stand alone).
+    pub fn unwrapper(&self) -> Option<Unwrapper> {
+        match self {
+            Format::Wrapped(w) => Some(Unwrapper::new(w)),
+            _ => None,
+        }
+    }
+
+    /// The format of the inner lines and the wrapper around them (`None` when unwrapped).
+    pub fn split_wrapper(&self) -> (Option<Wrapper>, &Format) {
+        match self {
+            Format::Wrapped(w) => (Some(w.wrapper), &w.inner),
+            f => (None, f),
         }
     }
 
@@ -108,11 +137,15 @@ impl Format {
                 name: name.clone(),
                 format: format.without_client_address(),
             },
+            Format::Wrapped(w) => {
+                Format::Wrapped(Box::new(Wrapped::new(w.wrapper, w.inner.for_rewrite())))
+            }
             other => other.clone(),
         }
     }
 
-    /// Parses one line (without its `\n`).
+    /// Parses one line (without its `\n`). A wrapped format parses here only the lines that
+    /// stand alone (see [`Wrapped::parse_into`]); a reader uses an [`Unwrapper`].
     #[inline]
     pub fn parse<'a>(
         &self,
@@ -129,6 +162,10 @@ impl Format {
             Format::Envoy => {
                 let mut rec = Record::default();
                 envoy::parse_into(line, &mut rec).map(|()| rec)
+            }
+            Format::Wrapped(w) => {
+                let mut rec = Record::default();
+                return w.parse_into(line, cache, &mut rec).map(|()| rec);
             }
         }?;
         resolve_proxies(&mut rec, line);
@@ -150,9 +187,55 @@ impl Format {
             // Out of line (`#[inline(never)]`): these arms cost the compiled formats nothing.
             Format::Haproxy => haproxy::parse_into(line, cache, rec),
             Format::Envoy => envoy::parse_into(line, rec),
+            Format::Wrapped(w) => return w.parse_into(line, cache, rec),
         }?;
         resolve_proxies(rec, line);
         Ok(())
+    }
+}
+
+/// Parses the lines of one reader in order: a format whose lines stand alone (`&Format`),
+/// or an [`Unwrapper`] for a wrapped one. A reader generic over it is compiled once for
+/// each, so the unwrapped formats' loop carries nothing of wrappers.
+pub trait LineParser {
+    /// Whether a record may be a copy of its line rather than a view of it (see
+    /// [`Unwrapper`]), and lines may be parts of one: false for `&Format`.
+    const WRAPPED: bool;
+
+    /// Parses the next line into `rec` (see [`Format::parse_into`] and
+    /// [`Unwrapper::parse_into`]).
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError>;
+}
+
+impl LineParser for &Format {
+    const WRAPPED: bool = false;
+
+    #[inline(always)]
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        self.parse_into(line, cache, rec)
+    }
+}
+
+impl LineParser for Unwrapper {
+    const WRAPPED: bool = true;
+
+    fn parse_line<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        self.parse_into(line, cache, rec)
     }
 }
 
@@ -188,10 +271,29 @@ pub enum FormatSpec {
 }
 
 impl FormatSpec {
-    /// `auto`, a preset name, `nginx:<log_format>` or `apache:<LogFormat>`.
+    /// `auto`, a preset name, `nginx:<log_format>` or `apache:<LogFormat>`, or one of
+    /// these but `auto` after a wrapper's name (`syslog:combined`, `cri:nginx:...`).
     pub fn parse(spec: &str) -> Result<FormatSpec, CompileError> {
         if spec == "auto" {
             return Ok(FormatSpec::Auto);
+        }
+        if let Some((wrapper, inner)) = spec
+            .split_once(':')
+            .and_then(|(name, inner)| Some((Wrapper::by_name(name)?, inner)))
+        {
+            return match FormatSpec::parse(inner)? {
+                FormatSpec::Fixed(Format::Wrapped(_)) => Err(CompileError(format!(
+                    "{spec:?}: a wrapper holds a format, not another wrapper"
+                ))),
+                FormatSpec::Fixed(f) => Ok(FormatSpec::Fixed(Format::Wrapped(Box::new(
+                    Wrapped::new(wrapper, f),
+                )))),
+                FormatSpec::Auto => Err(CompileError(format!(
+                    "{spec:?}: name the format inside the wrapper ({}:combined), or use auto \
+                     for both",
+                    wrapper.name()
+                ))),
+            };
         }
         if let Some(f) = Format::preset(spec) {
             return Ok(FormatSpec::Fixed(f));
@@ -202,9 +304,15 @@ impl FormatSpec {
             ("apache", compile_apache(body)?)
         } else {
             let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
+            let wrappers: Vec<String> = wrap::WRAPPERS
+                .iter()
+                .map(|(_, n, _)| format!("{n}:"))
+                .collect();
             return Err(CompileError(format!(
-                "unknown format {spec:?}: use auto, {}, nginx:<log_format> or apache:<LogFormat>",
-                names.join(", ")
+                "unknown format {spec:?}: use auto, {}, nginx:<log_format> or \
+                 apache:<LogFormat>, each of them (but auto) after a wrapper: {}",
+                names.join(", "),
+                wrappers.join(", ")
             )));
         };
         Ok(FormatSpec::Fixed(Format::Text {
@@ -221,18 +329,33 @@ pub const DETECT_LINES: usize = 200;
 #[derive(Clone, Debug)]
 pub struct Detected {
     pub format: Format,
-    /// Sample lines the chosen format parsed, out of `sampled` non-empty lines.
+    /// Sample lines the chosen format parsed, out of `sampled` non-empty lines, and of
+    /// those the lines that gave a client address.
     pub parsed: usize,
     pub sampled: usize,
+    pub clients: usize,
 }
 
-/// Chooses the preset that reads a client address from the most of `sample`, then the one
-/// that parses the most; ties go to the more specific preset. A preset that matches the
+/// Chooses the format that reads a client address from the most of `sample`, then the one
+/// that parses the most: a preset, or when most lines are in a wrapper, that wrapper around
+/// the preset that does best on their inner lines (see [`wrap`]). A format that matches the
 /// lines' shape but finds no client in them (a syslog prefix read as a vhost and a client)
-/// loses to one that reads the clients. `None` when no preset parses any line (or the
-/// sample is empty).
+/// loses to one that reads the clients. Ties go to the wrapper (Docker's lines are JSON
+/// objects too), then to the more specific preset. `None` when nothing parses any line (or
+/// the sample is empty).
 pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<Detected> {
-    let mut best: Option<(Detected, usize)> = None;
+    let wrapped = wrap::detect(sample.clone());
+    let plain = detect_unwrapped(sample);
+    match (wrapped, plain) {
+        (Some(w), Some(p)) if (p.clients, p.parsed) > (w.clients, w.parsed) => Some(p),
+        (Some(w), _) => Some(w),
+        (None, p) => p,
+    }
+}
+
+/// [`detect`] among the presets alone.
+fn detect_unwrapped<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<Detected> {
+    let mut best: Option<Detected> = None;
     let looks_json = sample
         .clone()
         .into_iter()
@@ -258,19 +381,17 @@ pub fn detect<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> Option<
         if parsed > 0
             && best
                 .as_ref()
-                .is_none_or(|(b, c)| (clients, parsed) > (*c, b.parsed))
+                .is_none_or(|b| (clients, parsed) > (b.clients, b.parsed))
         {
-            best = Some((
-                Detected {
-                    format,
-                    parsed,
-                    sampled,
-                },
+            best = Some(Detected {
+                format,
+                parsed,
+                sampled,
                 clients,
-            ));
+            });
         }
     }
-    best.map(|(d, _)| d)
+    best
 }
 
 #[cfg(test)]

@@ -42,6 +42,11 @@ pub enum ErrorKind {
     /// Quoted fields that cannot be told apart: a value written without escapes holds
     /// `" "` (Envoy's text log), and guessing would let a client choose the fields.
     Ambiguous,
+    /// A line that is not in the form of the wrapper its format names (`syslog:combined`).
+    NotWrapped,
+    /// A part of a line that a container runtime split; the next part of its stream
+    /// continues it. Neither a record nor an error: the last part gives the record.
+    Partial,
 }
 
 impl std::fmt::Display for ParseError {
@@ -61,6 +66,8 @@ impl std::fmt::Display for ParseError {
             ErrorKind::Ambiguous => {
                 "a header value holds '\" \"': the quoted fields cannot be told apart"
             }
+            ErrorKind::NotWrapped => "not in the form of the format's wrapper",
+            ErrorKind::Partial => "part of a line continued on the next line",
         };
         write!(f, "{what} (at byte {})", self.column + 1)
     }

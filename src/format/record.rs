@@ -128,6 +128,16 @@ impl AddrFields {
     pub fn clear(&mut self) {
         self.len = 0;
     }
+
+    /// Moves every span `by` bytes on: the fields of an inner line parsed as a slice of a
+    /// wrapped line (see [`crate::format::wrap`]) then index the whole line.
+    pub fn shift(&mut self, by: usize) {
+        let by = by as u32;
+        for f in &mut self.fields[..self.len as usize] {
+            f.span.start += by;
+            f.span.end += by;
+        }
+    }
 }
 
 /// One parsed line. Absent fields and fields written as `-` are `None`. Records compare

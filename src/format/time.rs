@@ -217,6 +217,28 @@ pub fn iso8601(b: &[u8]) -> Option<i64> {
     Some(to_epoch(i64::from(year), month, day, hour, minute, sec)? - off)
 }
 
+/// The RFC 3164 (BSD syslog) timestamp `Mmm dd HH:MM:SS`, the day padded with a space
+/// (`Jul  8 11:07:07`) or a zero. It has neither year nor zone: the time is taken as UTC,
+/// in the year of `now` (UTC seconds), or the year before when that would put it more than
+/// a day after `now` (a December line read in January); Feb 29 in the last leap year.
+pub fn bsd_syslog(b: &[u8], now: i64) -> Option<i64> {
+    let b: &[u8; 15] = b.try_into().ok()?;
+    if b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' {
+        return None;
+    }
+    let month = month_abbrev(&b[..3])?;
+    let day = match b[4] {
+        b' ' => digits(&b[5..6])?,
+        _ => digits(&b[4..6])?,
+    };
+    let (hour, minute, sec) = (digits(&b[7..9])?, digits(&b[10..12])?, digits(&b[13..15])?);
+    let (year, _, _) = civil_from_days(now.div_euclid(86_400));
+    // A date in the future is last year's; Feb 29 is that of the last leap year.
+    (0..8)
+        .filter_map(|back| to_epoch(year - back, month, day, hour, minute, sec))
+        .find(|t| *t <= now + 86_400)
+}
+
 /// Epoch seconds with an optional fraction (`1700000000.123`), as whole seconds. `scale`
 /// divides an integer count first: 1000 for `%{msec}t`, 1_000_000 for `%{usec}t`.
 pub fn epoch(b: &[u8], scale: i64) -> Option<i64> {
@@ -410,6 +432,28 @@ mod tests {
             Some(1_431_857_103)
         );
         assert_eq!(rfc3339(1_431_857_103), "2015-05-17T10:05:03Z");
+    }
+
+    #[test]
+    fn bsd_syslog_takes_the_year_of_now_unless_that_is_the_future() {
+        // now: 2026-12-06T10:00:00Z
+        let now = iso8601(b"2026-12-06T10:00:00Z").unwrap();
+        let at = |s: &str| iso8601(s.as_bytes());
+        for (text, want) in [
+            ("Jul  8 11:07:07", at("2026-07-08T11:07:07Z")),
+            ("Jul 08 11:07:07", at("2026-07-08T11:07:07Z")),
+            ("Dec  6 23:59:59", at("2026-12-06T23:59:59Z")),
+            ("Dec 31 23:59:59", at("2025-12-31T23:59:59Z")),
+            ("Feb 29 00:00:00", at("2024-02-29T00:00:00Z")),
+            ("jul 18 01:02:03", at("2026-07-18T01:02:03Z")),
+            ("Jul  8 24:07:07", None),
+            ("Jul 32 11:07:07", None),
+            ("Jux  8 11:07:07", None),
+            ("Jul  8 11:07:0", None),
+            ("Jul  811:07:07x", None),
+        ] {
+            assert_eq!(bsd_syslog(text.as_bytes(), now), want, "{text}");
+        }
     }
 
     proptest::proptest! {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::format::{self, Format, FormatSpec, ParseError, Record, TimeCache};
+use crate::format::{self, Format, FormatSpec, LineParser, ParseError, Record, TimeCache};
 use crate::input::Source;
 use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 
@@ -84,6 +84,14 @@ pub trait Visitor: Send + Sized {
         self.record(at.order(), rec);
     }
 
+    /// A record whose text is a copy made by a wrapper's reader (Docker text decoded, the
+    /// parts of a container line joined; see [`crate::format::Unwrapper`]), with the
+    /// physical line it was read from (for joined parts, the last). By default the same as
+    /// [`Visitor::record_at`].
+    fn record_copied(&mut self, at: At, rec: &Record<'_>, _line: &[u8]) {
+        self.record_at(at, rec);
+    }
+
     /// Every non-blank line that is not a record: the format did not parse it, or no format
     /// could be chosen for its file. Lines longer than [`read::max_line`] are not seen here:
     /// they are never held in memory. Ignored by default.
@@ -110,6 +118,12 @@ impl<V: Visitor> Visitor for Option<V> {
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         if let Some(v) = self {
             v.record_at(at, rec);
+        }
+    }
+
+    fn record_copied(&mut self, at: At, rec: &Record<'_>, line: &[u8]) {
+        if let Some(v) = self {
+            v.record_copied(at, rec, line);
         }
     }
 
@@ -524,8 +538,10 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
     }
 }
 
-/// Runs one job, adding to `acc`.
-fn run_job<V: Visitor>(
+/// Runs one job, adding to `acc`; its lines are parsed by `parser` (the file's format, or
+/// the [`format::Unwrapper`] of a wrapped one).
+#[allow(clippy::too_many_arguments)]
+fn run_job<V: Visitor, P: LineParser>(
     job: &Job,
     source: &Source,
     prep: &Prepared,
@@ -533,6 +549,7 @@ fn run_job<V: Visitor>(
     acc: &mut Partial<V>,
     progress: &Progress,
     read_ahead: bool,
+    mut parser: P,
 ) {
     let mut digesting = None;
     let (stream, start): (Box<dyn Read + Send>, u64) = match (source, job.range) {
@@ -588,8 +605,12 @@ fn run_job<V: Visitor>(
         offset,
         readable,
     };
-    let fallback = Format::preset("combined").expect("preset exists");
-    let format = prep.format.as_ref().unwrap_or(&fallback);
+    // The prefilter sees one physical line; a line joined from parts is not one.
+    let prefilter = !P::WRAPPED
+        || !prep
+            .format
+            .as_ref()
+            .is_some_and(|f| f.split_wrapper().0.is_some_and(format::Wrapper::joins));
     let malformed =
         |lines: u64, error: ParseError, report: &mut FileReport, examples: &mut Vec<Example>| {
             report.malformed += 1;
@@ -642,7 +663,7 @@ fn run_job<V: Visitor>(
                     marks.push((offset, lines));
                     next_mark = offset.saturating_add(LINE_MARK_BYTES);
                 }
-                if !acc.visitor.wants(text) {
+                if prefilter && !acc.visitor.wants(text) {
                     continue;
                 }
                 if prep.format.is_none() {
@@ -661,7 +682,7 @@ fn run_job<V: Visitor>(
                 }
                 // Parsed in place: a record returned by value is copied out on every line.
                 let mut rec = Record::default();
-                match format.parse_into(text, &mut cache, &mut rec) {
+                match parser.parse_line(text, &mut cache, &mut rec) {
                     Ok(()) => {
                         report.parsed += 1;
                         report.with_client += u64::from(rec.client.is_some());
@@ -677,10 +698,16 @@ fn run_job<V: Visitor>(
                                 *acc.sources.entry(src).or_insert(0) += 1;
                             }
                         }
-                        acc.visitor.record_at(at(lines, offset), &rec);
+                        if P::WRAPPED && rec.line.as_ptr() != text.as_ptr() {
+                            acc.visitor.record_copied(at(lines, offset), &rec, text);
+                        } else {
+                            acc.visitor.record_at(at(lines, offset), &rec);
+                        }
                     }
                     // Blank lines are neither records nor errors worth reporting.
                     Err(e) if e.kind == format::ErrorKind::Empty => report.empty += 1,
+                    // A part of a line: its last part gives the record.
+                    Err(e) if e.kind == format::ErrorKind::Partial => {}
                     Err(e) => {
                         acc.visitor.unparsed(at(lines, offset), text);
                         malformed(lines, e, report, &mut examples);
@@ -732,7 +759,13 @@ pub fn run<V: Visitor>(
     for (i, prep) in prepared.iter().enumerate() {
         let Some(prep) = prep else { continue };
         reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
+        // A range could start or end between the parts of a container line.
+        let joins = prep
+            .format
+            .as_ref()
+            .is_some_and(|f| f.split_wrapper().0.is_some_and(format::Wrapper::joins));
         let splittable = prep.compression == Compression::None
+            && !joins
             && opts.max_lines.is_none()
             && !opts.digest
             && prep.size > 2 * opts.chunk_size
@@ -783,15 +816,22 @@ pub fn run<V: Visitor>(
             || Partial::new(n, make_visitor()),
             |mut acc, job| {
                 if let Some(prep) = &prepared[job.file] {
-                    run_job(
-                        job,
-                        &sources[job.file],
-                        prep,
-                        opts,
-                        &mut acc,
-                        progress,
-                        read_ahead,
-                    );
+                    let source = &sources[job.file];
+                    let fallback;
+                    let format = match &prep.format {
+                        Some(f) => f,
+                        None => {
+                            fallback = Format::preset("combined").expect("preset exists");
+                            &fallback
+                        }
+                    };
+                    // The loop is compiled once for formats whose lines stand alone and once
+                    // for wrapped ones: the former carry nothing of the latter.
+                    let (a, p) = (&mut acc, progress);
+                    match format.unwrapper() {
+                        None => run_job(job, source, prep, opts, a, p, read_ahead, format),
+                        Some(u) => run_job(job, source, prep, opts, a, p, read_ahead, u),
+                    }
                 }
                 progress.files_done.fetch_add(1, Ordering::Relaxed);
                 acc

@@ -71,8 +71,7 @@ impl<'a> ReadLines<'a> {
         let (file, offset) = At::split_order(order);
         let (path, format, compression) = self.files.get(file)?.as_ref()?;
         if let Some((_, number)) = self.last.filter(|&(last, _)| last == order) {
-            let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;
-            return accept(&rec).then(|| (self.line.clone(), number));
+            return accepted(format, &self.line, accept).then(|| (self.line.clone(), number));
         }
         self.last = None;
         // The mark at or before the line, for a plain file: reading from there is shorter
@@ -130,9 +129,24 @@ impl<'a> ReadLines<'a> {
             return None;
         }
         self.last = Some((order, number));
-        let rec = format.parse(&self.line, &mut TimeCache::new()).ok()?;
-        accept(&rec).then(|| (self.line.clone(), number))
+        accepted(format, &self.line, accept).then(|| (self.line.clone(), number))
     }
+}
+
+/// Whether `line`, read again on its own, parses and `accept` accepts its record. A
+/// wrapped format's line goes through a fresh [`crate::format::Unwrapper`]: the last part of a container
+/// line that was joined from several is read alone, and is not the record seen in the pass.
+fn accepted(format: &Format, line: &[u8], accept: impl FnOnce(&Record<'_>) -> bool) -> bool {
+    let mut cache = TimeCache::new();
+    let mut rec = Record::default();
+    let parsed = match format.unwrapper() {
+        None => format.parse_into(line, &mut cache, &mut rec),
+        Some(mut unwrapper) => {
+            let parsed = unwrapper.parse_into(line, &mut cache, &mut rec);
+            return parsed.is_ok() && accept(&rec);
+        }
+    };
+    parsed.is_ok() && accept(&rec)
 }
 
 /// Skips up to `n` bytes of `reader` without copying them; returns how many it skipped,

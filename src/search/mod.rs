@@ -326,6 +326,22 @@ impl<'a> Search<'a> {
         }
     }
 
+    /// A parsed record: a hit when it holds an address of the set and its time is in the
+    /// window. `raw` is the line shown for it.
+    fn found(&mut self, at: At, rec: &Record<'_>, raw: &[u8]) {
+        if self.nets.matches_record(rec) && self.window.admits(rec.time) {
+            self.hit(at, raw, rec.time, rec.vhost, || Fields {
+                source: rec.source(),
+                method: lossy(rec.method),
+                target: lossy(rec.target),
+                status: rec.status,
+                bytes: rec.bytes,
+                user_agent: lossy(rec.user_agent),
+                vhost: lossy(rec.vhost),
+            });
+        }
+    }
+
     /// Keeps a line about the sources and in the window if its virtual host is the one
     /// asked for.
     fn hit(
@@ -373,17 +389,13 @@ impl scan::Visitor for Search<'_> {
 
     #[inline]
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
-        if self.nets.matches_record(rec) && self.window.admits(rec.time) {
-            self.hit(at, rec.line, rec.time, rec.vhost, || Fields {
-                source: rec.source(),
-                method: lossy(rec.method),
-                target: lossy(rec.target),
-                status: rec.status,
-                bytes: rec.bytes,
-                user_agent: lossy(rec.user_agent),
-                vhost: lossy(rec.vhost),
-            });
-        }
+        self.found(at, rec, rec.line);
+    }
+
+    /// A record decoded or joined from a wrapped line: the line as written is shown (and
+    /// kept as evidence), not the copy.
+    fn record_copied(&mut self, at: At, rec: &Record<'_>, line: &[u8]) {
+        self.found(at, rec, line);
     }
 
     fn unparsed(&mut self, at: At, line: &[u8]) {

@@ -194,6 +194,18 @@ fn crowdsec_hub_logs_flag_their_attackers() {
         probing[0].1.iter().any(|r| r == "http-probing"),
         "{probing:?}"
     );
+    // Through the wrappers: nginx behind syslog, Envoy's JSON behind the CRI prefix.
+    let wpconfig = scan("http-wordpress_wpconfig.log");
+    assert_eq!(wpconfig.len(), 1, "{wpconfig:?}");
+    assert_eq!(wpconfig[0].0, "167.71.13.196");
+    assert!(
+        wpconfig[0].1.iter().any(|r| r == "sensitive-files"),
+        "{wpconfig:?}"
+    );
+    let envoy = scan("envoy-http-crawl-non_statics.log");
+    assert_eq!(envoy.len(), 1, "{envoy:?}");
+    assert_eq!(envoy[0].0, "10.0.0.13");
+    assert!(envoy[0].1.iter().any(|r| r == "http-crawl"), "{envoy:?}");
     let v6 = scan("ipv6-postoverflow.log");
     assert!(v6.iter().any(|(s, _)| s == "2001:db8:85a3::/64"), "{v6:?}");
     for (file, rule) in [

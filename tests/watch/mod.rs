@@ -238,6 +238,38 @@ fn attack_burst_is_in_the_store_within_two_seconds() {
     );
 }
 
+/// `text`'s lines as a container runtime stores them (CRI), each split in two parts.
+fn cri_parts(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let (a, b) = line.split_at(line.len() / 2);
+            let stamp = "2026-12-06T10:00:00.000000001Z stdout";
+            format!("{stamp} P {a}\n{stamp} F {b}\n")
+        })
+        .collect()
+}
+
+#[test]
+fn container_log_parts_are_joined_and_a_burst_flagged() {
+    let dir = Dir::new();
+    let log = dir.write(
+        "logs/access.log",
+        cri_parts(&lines("198.51.101", 0, 5)).as_bytes(),
+    );
+    let watch = Watch::start(&dir, &[log.to_str().unwrap()]);
+    append(&log, &cri_parts(&lines("198.51.101", 5, 30)));
+    watch.wait_stderr("format cri:combined", Duration::from_secs(5));
+    append(&log, &cri_parts(&attack("203.0.113.7")));
+    let seen = wait_until(Duration::from_secs(5), || {
+        flagged_sources(&dir).contains(&"203.0.113.7/32".to_string())
+    });
+    assert!(seen, "not flagged:\n{}", watch.stderr());
+    assert_lines(&dir, &watch, 2 * (30 + 20));
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("malformed"), "{stderr}");
+}
+
 #[test]
 fn rename_rotation_and_a_new_file_lose_no_line_and_count_none_twice() {
     let dir = Dir::new();

@@ -25,7 +25,7 @@ use super::{Config, Outcome, state, switch};
 use crate::detect::live::{self, Live};
 use crate::detect::{Allowlist, Flagged};
 use crate::format::time::rfc3339;
-use crate::format::{self, Format, FormatSpec, TimeCache};
+use crate::format::{self, Format, FormatSpec, Record, TimeCache, Unwrapper};
 use crate::input::follow::{Follower, Position};
 use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use actions::{Actions, FlagEvent, NftSet};
@@ -38,7 +38,8 @@ pub struct WatchArgs {
     pub paths: Vec<String>,
 
     /// Log format: auto (per file, from its first lines), a preset, nginx:'<log_format>' or
-    /// apache:'<LogFormat>' (see `scan --help`). [default: auto]
+    /// apache:'<LogFormat>', or one of these after a wrapper (journal:combined; see `scan
+    /// --help`). [default: auto]
     #[arg(long, short = 'f', value_name = "FORMAT")]
     pub format: Option<String>,
 
@@ -155,6 +156,8 @@ fn load_positions(path: &Path) -> Vec<Position> {
 /// Per followed file: its format once known, and malformed lines reported so far.
 struct FileState {
     format: Option<Format>,
+    /// A wrapped format's state from line to line (joined parts of container lines).
+    unwrapper: Option<Unwrapper>,
     malformed_reported: u32,
     /// Of its first [`CLIENT_CHECK_LINES`] parsed lines, those that gave a client address;
     /// the check warns once when fewer than half did.
@@ -453,6 +456,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         let read = follower.poll(&mut |block| {
             let state = files.entry(block.id).or_insert_with(|| FileState {
                 format: None,
+                unwrapper: None,
                 malformed_reported: 0,
                 parsed: 0,
                 with_client: 0,
@@ -461,6 +465,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                 state.format = choose_format(&spec, block.file, block.data);
                 if let Some(f) = &state.format {
                     eprintln!("logward: {}: format {}", block.path.display(), f.name());
+                    state.unwrapper = f.unwrapper();
                 }
             }
             let mut start = 0;
@@ -481,8 +486,13 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                     malformed += 1;
                     continue;
                 };
-                match format.parse(line, &mut cache) {
-                    Ok(rec) => {
+                let mut rec = Record::default();
+                let parsed = match &mut state.unwrapper {
+                    None => format.parse_into(line, &mut cache, &mut rec),
+                    Some(u) => u.parse_into(line, &mut cache, &mut rec),
+                };
+                match parsed {
+                    Ok(()) => {
                         if state.parsed < CLIENT_CHECK_LINES {
                             state.parsed += 1;
                             state.with_client += u64::from(rec.client.is_some());
@@ -501,6 +511,8 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
                         }
                         live.observe(&rec, &detection.allowlist, &mut pending)
                     }
+                    // A part of a container line: its last part gives the record.
+                    Err(e) if e.kind == format::ErrorKind::Partial => {}
                     Err(e) => {
                         malformed += 1;
                         if state.malformed_reported < MALFORMED_REPORTS {

@@ -53,14 +53,50 @@ pub const PRESETS: &[(&str, &str)] = &[
 const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
 
-/// A usable format: a compiled text format, JSON, or a proxy's log read by a parser of its
-/// own (kept apart from the compiled formats, whose hot path it does not touch).
+/// A usable format: a compiled text format, JSON, or a proxy's own log.
 #[derive(Clone, Debug)]
 pub enum Format {
     Text { name: String, format: LineFormat },
     Json,
+    Proxy(Proxy),
+}
+
+/// A proxy's own log, read by a parser written for it, out of line: the compiled formats'
+/// hot path only gains the check that the format is not one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    /// See [`haproxy`].
     Haproxy,
+    /// See [`envoy`].
     Envoy,
+}
+
+impl Proxy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Haproxy => "haproxy",
+            Proxy::Envoy => "envoy",
+        }
+    }
+
+    #[inline(never)]
+    fn parse<'a>(self, line: &'a [u8], cache: &mut TimeCache) -> Result<Record<'a>, ParseError> {
+        let mut rec = Record::default();
+        self.parse_into(line, cache, &mut rec).map(|()| rec)
+    }
+
+    #[inline(never)]
+    fn parse_into<'a>(
+        self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        match self {
+            Proxy::Haproxy => haproxy::parse_into(line, cache, rec),
+            Proxy::Envoy => envoy::parse_into(line, rec),
+        }
+    }
 }
 
 impl Format {
@@ -85,8 +121,8 @@ impl Format {
             "vcommon" => text(format!("%v {COMMON}"), true),
             "main" => text(format!("{COMBINED} \"%{{X-Forwarded-For}}i\""), false),
             "json" => Format::Json,
-            "haproxy" => Format::Haproxy,
-            "envoy" => Format::Envoy,
+            "haproxy" => Format::Proxy(Proxy::Haproxy),
+            "envoy" => Format::Proxy(Proxy::Envoy),
             _ => return None,
         })
     }
@@ -95,8 +131,7 @@ impl Format {
         match self {
             Format::Text { name, .. } => name,
             Format::Json => "json",
-            Format::Haproxy => "haproxy",
-            Format::Envoy => "envoy",
+            Format::Proxy(proxy) => proxy.name(),
         }
     }
 
@@ -108,7 +143,8 @@ impl Format {
                 name: name.clone(),
                 format: format.without_client_address(),
             },
-            other => other.clone(),
+            Format::Json => Format::Json,
+            Format::Proxy(proxy) => Format::Proxy(*proxy),
         }
     }
 
@@ -122,14 +158,7 @@ impl Format {
         let mut rec = match self {
             Format::Text { format, .. } => format.parse(line, cache),
             Format::Json => json::parse(line, cache),
-            Format::Haproxy => {
-                let mut rec = Record::default();
-                haproxy::parse_into(line, cache, &mut rec).map(|()| rec)
-            }
-            Format::Envoy => {
-                let mut rec = Record::default();
-                envoy::parse_into(line, &mut rec).map(|()| rec)
-            }
+            Format::Proxy(proxy) => proxy.parse(line, cache),
         }?;
         resolve_proxies(&mut rec, line);
         Ok(rec)
@@ -147,9 +176,7 @@ impl Format {
         match self {
             Format::Text { format, .. } => format.parse_into(line, cache, rec),
             Format::Json => json::parse(line, cache).map(|r| *rec = r),
-            // Out of line (`#[inline(never)]`): these arms cost the compiled formats nothing.
-            Format::Haproxy => haproxy::parse_into(line, cache, rec),
-            Format::Envoy => envoy::parse_into(line, rec),
+            Format::Proxy(proxy) => proxy.parse_into(line, cache, rec),
         }?;
         resolve_proxies(rec, line);
         Ok(())

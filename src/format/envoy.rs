@@ -44,7 +44,6 @@ use super::time;
 
 /// Parses one Envoy text access log line into `rec` (overwritten; on an error it holds
 /// what was read).
-#[inline(never)]
 pub fn parse_into<'a>(line: &'a [u8], rec: &mut Record<'a>) -> Result<(), ParseError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     *rec = Record {

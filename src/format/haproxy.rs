@@ -31,7 +31,6 @@ use super::time::TimeCache;
 
 /// Parses one HAProxy HTTP log line into `rec` (overwritten; on an error it holds what was
 /// read).
-#[inline(never)]
 pub fn parse_into<'a>(
     line: &'a [u8],
     cache: &mut TimeCache,

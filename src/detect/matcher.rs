@@ -979,6 +979,10 @@ mod tests {
                 rec("POST", "/.mysql_history", 404, ua),
                 &["http-flood", "http-probing", "sensitive-files"],
             ),
+            (
+                rec("POST", "/?author=2", 200, ua),
+                &["http-flood", "wordpress-user-enum"],
+            ),
             // Anchored: the dotfile itself, not a page named after it.
             (rec("POST", "/.profile.html", 200, ua), &["http-flood"]),
             (

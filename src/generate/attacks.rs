@@ -592,6 +592,29 @@ pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
         rng,
     );
 
+    // WordPress author enumeration: ids 1 to 8 in about six seconds, the first three
+    // redirected to their author pages.
+    add(
+        "wordpress-user-enum",
+        "203.0.113.240",
+        &mut |rng, t0| {
+            let reqs: Vec<_> = (1..=8)
+                .map(|id| {
+                    (
+                        "GET",
+                        format!("/?author={id}"),
+                        "HTTP/1.1",
+                        if id <= 3 { 301 } else { 404 },
+                    )
+                })
+                .collect();
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 800, "203.0.113.240", USER_AGENTS[9], &reqs);
+            v
+        },
+        rng,
+    );
+
     attacks
 }
 

@@ -211,7 +211,7 @@ pub struct Attacker {
     /// One of: http-probing http-crawl http-flood bad-user-agent sensitive-files
     /// path-traversal sqli-probing xss-probing backdoor-probing admin-probing
     /// login-bruteforce login-bruteforce-slow open-proxy bad-http-version exploit-slow
-    /// cve-probing.
+    /// cve-probing wordpress-user-enum.
     pub rule: &'static str,
 }
 
@@ -228,7 +228,7 @@ pub struct GroundTruth {
 }
 
 /// Every rule name an attacker may carry.
-pub const RULES: [&str; 16] = [
+pub const RULES: [&str; 17] = [
     "http-probing",
     "http-crawl",
     "http-flood",
@@ -245,6 +245,7 @@ pub const RULES: [&str; 16] = [
     "bad-http-version",
     "exploit-slow",
     "cve-probing",
+    "wordpress-user-enum",
 ];
 
 const MAX_CLIENTS: u64 = 50_000;

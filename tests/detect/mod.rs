@@ -222,7 +222,10 @@ const HUB_ANSWERS: [(&str, &[Flag]); 23] = [
         "http-wordpress-scan.log",
         &[("127.0.0.1", &["admin-probing"])],
     ),
-    ("http-wordpress_user-enum.log", &[]),
+    (
+        "http-wordpress_user-enum.log",
+        &[("1.2.3.4", &["wordpress-user-enum"])],
+    ),
     (
         "ipv6-postoverflow.log",
         &[("2001:db8:85a3::/64", &["bad-user-agent"])],

@@ -260,6 +260,23 @@ pub fn builtin_rules() -> RuleSet {
         )
         .distinct(Field::Query),
     );
+    // Cache busting: a DoS tool appends a fresh number to every request so that no cache
+    // answers it and each one reaches the application. CrowdSec's http-dos-bypass-cache
+    // thresholds: more than 30 distinct numbers, leaking one a second.
+    set.insert(
+        Rule::new(
+            "cache-bypass-flood",
+            "distinct bare-number queries, quickly",
+            Filter {
+                numeric_query: true,
+                not_static: true,
+                ..Filter::default()
+            },
+            30,
+            1_000,
+        )
+        .distinct(Field::Query),
+    );
     set
 }
 

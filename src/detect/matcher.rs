@@ -110,6 +110,7 @@ pub struct CompiledRules {
     not_static: u64,
     bad_protocol: u64,
     absolute_uri: u64,
+    numeric_query: u64,
     fields: [FieldMatchers; 4],
     static_exts: Vec<Box<[u8]>>,
     /// Distinct groupings and the rules that use each.
@@ -158,8 +159,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct TargetVerdict {
     /// The filters the target leaves possible: all but those whose path, query or target
-    /// patterns it misses, the `not_static` ones when it is a static file and the
-    /// `absolute_uri` ones when it is not absolute. A line's candidates are ANDed with it.
+    /// patterns it misses, the `not_static` ones when it is a static file, the
+    /// `absolute_uri` ones when it is not absolute and the `numeric_query` ones when its
+    /// query is not a bare number. A line's candidates are ANDed with it.
     allowed: u64,
     /// `hash_value` of the path, the query (empty when absent) and the target.
     values: [u64; 3],
@@ -319,6 +321,7 @@ impl CompiledRules {
             not_static: 0,
             bad_protocol: 0,
             absolute_uri: 0,
+            numeric_query: 0,
             fields: Default::default(),
             static_exts: pattern_lines(STATIC_EXTENSIONS)
                 .into_iter()
@@ -390,6 +393,9 @@ impl CompiledRules {
                 }
                 if filter.absolute_uri {
                     c.absolute_uri |= fbit;
+                }
+                if filter.numeric_query {
+                    c.numeric_query |= fbit;
                 }
                 for field in Field::ALL {
                     let m = filter.field(field);
@@ -586,7 +592,12 @@ impl CompiledRules {
         match rec.target {
             Some(target)
                 if self.cache_target
-                    && cand & (target_need | self.not_static | self.absolute_uri) != 0 =>
+                    && cand
+                        & (target_need
+                            | self.not_static
+                            | self.absolute_uri
+                            | self.numeric_query)
+                        != 0 =>
             {
                 let v = scratch.targets.get(
                     target,
@@ -602,6 +613,9 @@ impl CompiledRules {
                 }
                 if cand & self.absolute_uri != 0 && !rec.target.is_some_and(is_absolute_uri) {
                     cand &= !self.absolute_uri;
+                }
+                if cand & self.numeric_query != 0 && !rec.query().is_some_and(is_numeric_query) {
+                    cand &= !self.numeric_query;
                 }
                 for field in [Field::Path, Field::Query, Field::Target] {
                     let fm = &self.fields[field.index()];
@@ -693,6 +707,9 @@ impl CompiledRules {
         }
         if !is_absolute_uri(target) {
             allowed &= !self.absolute_uri;
+        }
+        if !query.is_some_and(is_numeric_query) {
+            allowed &= !self.numeric_query;
         }
         TargetVerdict {
             allowed,
@@ -820,6 +837,12 @@ fn scan_escaped(
         return scan(fm, decoded, cand);
     }
     0
+}
+
+/// A query of 7 to 12 ASCII digits and nothing else: what cache-busting DoS tools append
+/// (`/?183700723108`), shorter than a millisecond timestamp.
+fn is_numeric_query(query: &[u8]) -> bool {
+    (7..=12).contains(&query.len()) && query.iter().all(u8::is_ascii_digit)
 }
 
 fn is_absolute_uri(target: &[u8]) -> bool {
@@ -982,6 +1005,15 @@ mod tests {
             (
                 rec("POST", "/?author=2", 200, ua),
                 &["http-flood", "wordpress-user-enum"],
+            ),
+            (
+                rec("GET", "/?183700723108", 200, ua),
+                &["cache-bypass-flood", "http-crawl", "http-flood"],
+            ),
+            // A millisecond timestamp is not a cache buster.
+            (
+                rec("GET", "/?1548117000000", 200, ua),
+                &["http-crawl", "http-flood"],
             ),
             // Anchored: the dotfile itself, not a page named after it.
             (rec("POST", "/.profile.html", 200, ua), &["http-flood"]),

@@ -93,6 +93,10 @@ pub struct Filter {
     pub bad_protocol: bool,
     /// Only requests whose target is an absolute URI (`http://host/...`), as sent to proxies.
     pub absolute_uri: bool,
+    /// Only requests whose query string is a bare number of 7 to 12 digits
+    /// (`/?183700723108`): the cache-busting query of DoS tools. The 13-digit millisecond
+    /// timestamps that pages and AMP clients append (`?1548117000000`) do not count.
+    pub numeric_query: bool,
 }
 
 impl Filter {
@@ -142,6 +146,9 @@ impl Filter {
         }
         if self.absolute_uri {
             parts.push("absolute URI".into());
+        }
+        if self.numeric_query {
+            parts.push("numeric query".into());
         }
         if parts.is_empty() {
             "any request".into()

@@ -615,6 +615,25 @@ pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
         rng,
     );
 
+    // A cache-busting DoS tool: 80 requests for `/?<a fresh 9 to 12 digit number>` in about
+    // four seconds, far under http-flood's 300 but every one a new query.
+    add(
+        "cache-bypass-flood",
+        "198.51.100.240",
+        &mut |rng, t0| {
+            let reqs: Vec<_> = (0..80)
+                .map(|_| {
+                    let n = rng.range(100_000_000, 999_999_999_999);
+                    ("GET", format!("/?{n}"), "HTTP/1.1", 200)
+                })
+                .collect();
+            let mut v = Vec::new();
+            burst(rng, &mut v, t0, 50, "198.51.100.240", USER_AGENTS[2], &reqs);
+            v
+        },
+        rng,
+    );
+
     attacks
 }
 

@@ -211,7 +211,7 @@ pub struct Attacker {
     /// One of: http-probing http-crawl http-flood bad-user-agent sensitive-files
     /// path-traversal sqli-probing xss-probing backdoor-probing admin-probing
     /// login-bruteforce login-bruteforce-slow open-proxy bad-http-version exploit-slow
-    /// cve-probing wordpress-user-enum.
+    /// cve-probing wordpress-user-enum cache-bypass-flood.
     pub rule: &'static str,
 }
 
@@ -228,7 +228,7 @@ pub struct GroundTruth {
 }
 
 /// Every rule name an attacker may carry.
-pub const RULES: [&str; 17] = [
+pub const RULES: [&str; 18] = [
     "http-probing",
     "http-crawl",
     "http-flood",
@@ -246,6 +246,7 @@ pub const RULES: [&str; 17] = [
     "exploit-slow",
     "cve-probing",
     "wordpress-user-enum",
+    "cache-bypass-flood",
 ];
 
 const MAX_CLIENTS: u64 = 50_000;

@@ -423,6 +423,7 @@ fn rate_attackers_clearly_exceed_their_thresholds() {
             }
             "sqli-probing" => bucket_max(hits, 1.0, false, |_| true) / 10.0,
             "xss-probing" => bucket_max(hits, 1.0, false, |_| true) / 5.0,
+            "cache-bypass-flood" => bucket_max(hits, 1.0, true, |_| true) / 30.0,
             _ => {
                 assert!(
                     (3..=8).contains(&hits.len()),

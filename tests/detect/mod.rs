@@ -199,7 +199,15 @@ const HUB_ANSWERS: [(&str, &[Flag]); 23] = [
         &[("157.230.234.189", &["admin-probing"])],
     ),
     ("http-cve-probing.log", &[("127.0.0.1", &["cve-probing"])]),
-    ("http-dos-bypass-cache.log", &[]),
+    (
+        "http-dos-bypass-cache.log",
+        &[
+            ("127.0.0.1", &["cache-bypass-flood"]),
+            ("127.0.0.2", &["cache-bypass-flood"]),
+            ("127.0.0.3", &["cache-bypass-flood"]),
+            ("127.0.0.4", &["cache-bypass-flood"]),
+        ],
+    ),
     (
         "http-dos-invalid-http-versions.log",
         &[

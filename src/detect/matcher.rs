@@ -1280,8 +1280,9 @@ mod tests {
         set
     }
 
-    /// Pieces of targets: paths, patterns of the built-in rules, escapes and a query.
-    const TARGET_PIECES: [&str; 23] = [
+    /// Pieces of targets: paths, patterns of the built-in rules, escapes, queries, and
+    /// numbers that make a bare-number query or one too long to be.
+    const TARGET_PIECES: [&str; 25] = [
         "/",
         "/dump.sql",
         "/.git",
@@ -1305,6 +1306,8 @@ mod tests {
         "=1",
         "/ad?id=1",
         "/x?",
+        "?183700723108",
+        "1548117000000",
     ];
 
     #[test]

@@ -287,9 +287,11 @@ impl RuleSet {
 /// The `logward rules` table: one line per rule with its thresholds.
 impl fmt::Display for RuleSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The name column fits the longest name, so the columns after it line up.
+        let width = self.rules.iter().map(|r| r.name.len()).fold(18, usize::max);
         writeln!(
             f,
-            "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} MATCHES",
+            "{:<width$} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} MATCHES",
             "RULE", "CAPACITY", "LEAK", "BLACKHOLE", "DISTINCT", "GROUP", "ON"
         )?;
         for rule in &self.rules {
@@ -307,7 +309,7 @@ impl fmt::Display for RuleSet {
             let matches: Vec<String> = rule.filters.iter().map(Filter::summary).collect();
             writeln!(
                 f,
-                "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} {}",
+                "{:<width$} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} {}",
                 rule.name,
                 capacity,
                 format_duration(rule.leak_ms),
@@ -377,5 +379,24 @@ mod tests {
         assert!(table.contains("300") && table.contains("200ms"), "{table}");
         assert!(table.contains("trigger"), "{table}");
         assert_eq!(table.lines().count(), 3);
+        // A name longer than the column widens it: the capacities stay in one column.
+        set.insert(Rule::new(
+            "a-rule-with-a-long-name",
+            "",
+            Filter::default(),
+            7,
+            1000,
+        ));
+        let table = set.to_string();
+        // The capacity column is right-aligned: it ends at the same byte on every line.
+        let capacity_ends: Vec<usize> = table
+            .lines()
+            .map(|l| {
+                let name_end = l.find(' ').expect("a name");
+                let rest = l[name_end..].trim_start();
+                l.len() - rest.len() + rest.find(' ').expect("a capacity")
+            })
+            .collect();
+        assert!(capacity_ends.windows(2).all(|w| w[0] == w[1]), "{table}");
     }
 }

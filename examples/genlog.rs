@@ -36,6 +36,9 @@ struct Args {
     /// Inject labelled attacks.
     #[arg(long)]
     attacks: bool,
+    /// Also inject this many slow exploiters (at most 30) and as many decoy visitors.
+    #[arg(long, default_value_t = 0)]
+    slow_exploiters: u32,
     /// Gzip the output.
     #[arg(long)]
     gzip: bool,
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         ipv6_share: a.ipv6_share,
         malformed_per_million: a.malformed_per_million,
         attacks: a.attacks,
+        slow_exploiters: a.slow_exploiters,
     };
     let sink: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(File::create(p)?),

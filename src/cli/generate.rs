@@ -27,6 +27,10 @@ pub struct GenerateArgs {
     /// Inject labelled attacks.
     #[arg(long)]
     pub attacks: bool,
+    /// Also inject this many slow exploiters (at most 30, labelled exploit-slow), each
+    /// sending a payload every 0.5 to 40 s for a few minutes, and as many decoy visitors.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub slow_exploiters: u32,
     /// Write the attackers as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
@@ -44,6 +48,7 @@ pub fn run(args: GenerateArgs) -> Result<Outcome> {
         span_secs: args.span_days * 86_400,
         format,
         attacks: args.attacks,
+        slow_exploiters: args.slow_exploiters,
         ..GenConfig::default()
     };
     let mut out: Box<dyn Write> = match &args.output {

@@ -12,6 +12,11 @@ pub const BACKDOORS: &str = include_str!("patterns/backdoors.txt");
 pub const ADMIN_INTERFACES: &str = include_str!("patterns/admin-interfaces.txt");
 pub const LOGIN_PATHS: &str = include_str!("patterns/login-paths.txt");
 pub const STATIC_EXTENSIONS: &str = include_str!("patterns/static-extensions.txt");
+pub const EXPLOIT_PAYLOADS: &str = include_str!("patterns/exploit-payloads.txt");
+pub const EXPLOIT_USER_AGENTS: &str = include_str!("patterns/exploit-user-agents.txt");
+pub const JNDI_LOOKUPS: &str = include_str!("patterns/jndi-lookups.txt");
+pub const CVE_PATHS: &str = include_str!("patterns/cve-paths.txt");
+pub const USER_ENUMERATION: &str = include_str!("patterns/user-enumeration.txt");
 
 fn methods(list: &[&str]) -> Vec<String> {
     list.iter().map(|m| m.to_string()).collect()
@@ -19,6 +24,12 @@ fn methods(list: &[&str]) -> Vec<String> {
 
 fn path(list: &str) -> FieldMatch {
     FieldMatch::contains(&pattern_lines(list))
+}
+
+/// The patterns of several lists as one.
+fn lists(lists: &[&str]) -> FieldMatch {
+    let all: Vec<String> = lists.iter().flat_map(|l| pattern_lines(l)).collect();
+    FieldMatch::contains(&all)
 }
 
 /// The rules logward runs unless a rules file changes them. Thresholds follow the spirit of
@@ -196,6 +207,76 @@ pub fn builtin_rules() -> RuleSet {
         0,
         1_000,
     ));
+    // Exploitation paced under the fast pattern rules: path-traversal forgets a payload in
+    // 10 s and sqli-probing in 1 s, so one payload every 0.5 to 40 s is never seen by
+    // them. These shapes never come from a browser, a search box or an API client, so a
+    // few are enough, whatever the answer (an exploit that works gets 200): three within
+    // 20 minutes, four within 40, five within an hour. One alone (a pasted link, a curious
+    // user) is not.
+    let mut exploit = Rule::new(
+        "exploit-slow",
+        "exploit payloads, a few over an hour",
+        Filter {
+            target: lists(&[EXPLOIT_PAYLOADS, JNDI_LOOKUPS]),
+            ..Filter::default()
+        },
+        2,
+        20 * 60_000,
+    );
+    exploit.filters.push(Filter {
+        user_agent: lists(&[EXPLOIT_USER_AGENTS, JNDI_LOOKUPS]),
+        ..Filter::default()
+    });
+    set.insert(exploit);
+    // The path of a known exploit, or a Log4j lookup, says what the request is on its own,
+    // as CrowdSec's http-cve-probing does with its list of trendy CVE URIs.
+    let mut cve = Rule::new(
+        "cve-probing",
+        "known exploit and CVE paths, Log4j lookups",
+        Filter {
+            target: lists(&[CVE_PATHS, JNDI_LOOKUPS]),
+            ..Filter::default()
+        },
+        0,
+        1_000,
+    );
+    cve.filters.push(Filter {
+        user_agent: path(JNDI_LOOKUPS),
+        ..Filter::default()
+    });
+    set.insert(cve);
+    // One login name per author id: a visitor opens an author's page or two, a scanner asks
+    // for ids 1, 2, 3... in a row. The thresholds are CrowdSec's http-wordpress_user-enum.
+    set.insert(
+        Rule::new(
+            "wordpress-user-enum",
+            "WordPress author ids enumerated",
+            Filter {
+                query: path(USER_ENUMERATION),
+                ..Filter::default()
+            },
+            5,
+            10_000,
+        )
+        .distinct(Field::Query),
+    );
+    // Cache busting: a DoS tool appends a fresh number to every request so that no cache
+    // answers it and each one reaches the application. CrowdSec's http-dos-bypass-cache
+    // thresholds: more than 30 distinct numbers, leaking one a second.
+    set.insert(
+        Rule::new(
+            "cache-bypass-flood",
+            "distinct bare-number queries, quickly",
+            Filter {
+                numeric_query: true,
+                not_static: true,
+                ..Filter::default()
+            },
+            30,
+            1_000,
+        )
+        .distinct(Field::Query),
+    );
     set
 }
 
@@ -215,6 +296,11 @@ mod tests {
             ("admin-interfaces", ADMIN_INTERFACES),
             ("login-paths", LOGIN_PATHS),
             ("static-extensions", STATIC_EXTENSIONS),
+            ("exploit-payloads", EXPLOIT_PAYLOADS),
+            ("exploit-user-agents", EXPLOIT_USER_AGENTS),
+            ("jndi-lookups", JNDI_LOOKUPS),
+            ("cve-paths", CVE_PATHS),
+            ("user-enumeration", USER_ENUMERATION),
         ] {
             let lines = pattern_lines(list);
             assert!(!lines.is_empty(), "{name} is empty");
@@ -238,5 +324,8 @@ mod tests {
         assert_eq!((flood.capacity, flood.leak_ms), (300, 200));
         assert!(set.get("open-proxy").is_some_and(Rule::is_trigger));
         assert!(set.get("bad-http-version").is_some_and(Rule::is_trigger));
+        assert!(set.get("cve-probing").is_some_and(Rule::is_trigger));
+        let slow = set.get("exploit-slow").expect("exploit-slow");
+        assert_eq!((slow.capacity, slow.leak_ms), (2, 1_200_000));
     }
 }

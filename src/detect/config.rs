@@ -49,8 +49,8 @@
 //! of codes), `methods` (list, any case), `path_contains`, `query_contains`,
 //! `target_contains`, `user_agent_contains` (ASCII case-insensitive substrings; a trailing
 //! `$` anchors at the end), `path_regex`, `query_regex`, `target_regex`, `user_agent_regex`
-//! (regexes; `(?i)` for case-insensitive), `not_static`, `bad_protocol`, `absolute_uri`
-//! (booleans). Path, query and target patterns are tried on the raw text and on a once
+//! (regexes; `(?i)` for case-insensitive), `not_static`, `bad_protocol`, `absolute_uri`,
+//! `numeric_query` (booleans; the last is a query of 7 to 12 digits only, `/?183700723108`). Path, query and target patterns are tried on the raw text and on a once
 //! percent-decoded copy. A rule without any filter key matches every request. The filter of
 //! a built-in rule cannot be changed: define a new rule (and disable the built-in) instead.
 
@@ -94,6 +94,7 @@ struct FilterToml {
     not_static: Option<bool>,
     bad_protocol: Option<bool>,
     absolute_uri: Option<bool>,
+    numeric_query: Option<bool>,
 }
 
 impl FilterToml {
@@ -111,6 +112,7 @@ impl FilterToml {
             && self.not_static.is_none()
             && self.bad_protocol.is_none()
             && self.absolute_uri.is_none()
+            && self.numeric_query.is_none()
     }
 }
 
@@ -142,6 +144,7 @@ struct RuleToml {
     not_static: Option<bool>,
     bad_protocol: Option<bool>,
     absolute_uri: Option<bool>,
+    numeric_query: Option<bool>,
 }
 
 impl RuleToml {
@@ -160,6 +163,7 @@ impl RuleToml {
             not_static: self.not_static.take(),
             bad_protocol: self.bad_protocol.take(),
             absolute_uri: self.absolute_uri.take(),
+            numeric_query: self.numeric_query.take(),
         }
     }
 }
@@ -407,6 +411,7 @@ fn build_filter(t: &FilterToml, ctx: &Ctx<'_>) -> Result<Filter, RuleError> {
     f.not_static = t.not_static.unwrap_or(false);
     f.bad_protocol = t.bad_protocol.unwrap_or(false);
     f.absolute_uri = t.absolute_uri.unwrap_or(false);
+    f.numeric_query = t.numeric_query.unwrap_or(false);
     Ok(f)
 }
 
@@ -427,6 +432,16 @@ mod tests {
 
     fn load(text: &str) -> Result<RuleSet, RuleError> {
         load_rules_str(text, Path::new("rules.toml"), builtin_rules())
+    }
+
+    #[test]
+    fn boolean_filter_keys_are_read() {
+        let set = load(
+            "[rule.busting]\ncapacity = 3\nleak = \"1s\"\nnumeric_query = true\nnot_static = true\n",
+        )
+        .expect("valid");
+        let f = &set.get("busting").expect("added").filters[0];
+        assert!(f.numeric_query && f.not_static && !f.absolute_uri);
     }
 
     #[test]

@@ -1904,6 +1904,37 @@ mod tests {
         Rule::new("r", "", Filter::default(), capacity, leak_ms)
     }
 
+    /// A request line that is not `METHOD target` has no target: each distinct one still
+    /// counts as a new page for http-probing (the garbage a scanner sends to a plain port),
+    /// and the same garbage again does not.
+    #[test]
+    fn garbage_requests_count_as_distinct_paths() {
+        let rules = compiled(&builtin_rules());
+        let probing = |requests: &[Vec<u8>]| {
+            let mut c = Collector::new(Arc::clone(&rules));
+            for (i, req) in requests.iter().enumerate() {
+                let rec = Record {
+                    line: req,
+                    client: "192.0.2.7".parse().ok(),
+                    time: Some(1_700_000_000 + i as i64 / 4),
+                    request: Some(req),
+                    status: Some(400),
+                    ..Record::default()
+                };
+                c.observe(&rec, i as u64);
+            }
+            let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
+            got.iter()
+                .any(|f| f.rules.iter().any(|r| r == "http-probing"))
+        };
+        let distinct: Vec<Vec<u8>> = (0..12)
+            .map(|i| format!("\\x16\\x03\\x01\\x0{i:x}").into_bytes())
+            .collect();
+        assert!(probing(&distinct), "12 distinct garbage requests");
+        let same = vec![b"\\x16\\x03\\x01".to_vec(); 12];
+        assert!(!probing(&same), "one garbage request 12 times");
+    }
+
     #[test]
     fn test_parser_reads_times_and_fields() {
         let l = line("192.0.2.1", 65, "GET", "/a?b", 404, "ua");
@@ -2950,6 +2981,13 @@ mod tests {
             ),
             ("nginx-http-open-proxy.log", "127.0.0.1/32", "open-proxy"),
             ("nginx-http-open-proxy.log", "127.0.0.2/32", "open-proxy"),
+            // Thirteen dotfiles in one second, each an entry of the list.
+            (
+                "apache2-http-sensitive-files.log",
+                "172.17.0.1/32",
+                "sensitive-files",
+            ),
+            ("http-cve-probing.log", "127.0.0.1/32", "cve-probing"),
         ] {
             assert_flags(file, source, rule);
         }

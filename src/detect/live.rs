@@ -21,7 +21,7 @@ use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
 use super::engine::{Flagged, Overflow, SAMPLES, SampleLine};
 use super::matcher::{CompiledRules, Scratch};
-use super::rule::{Field, rule_bits};
+use super::rule::rule_bits;
 use crate::format::Record;
 
 /// How far behind the newest log time a bucket must have gone idle before it is dropped:
@@ -221,13 +221,7 @@ impl Live {
                 state.seen.clear();
             }
             if let Some(field) = info.distinct {
-                let value = match field {
-                    Field::Path => rec.path(),
-                    Field::Query => rec.query(),
-                    Field::Target => rec.target,
-                    Field::UserAgent => rec.user_agent,
-                };
-                let hash = rules.hash_value(value.unwrap_or(b""));
+                let hash = rules.hash_value(field.distinct_value(rec).unwrap_or(b""));
                 if !state.seen.insert(hash) {
                     // A value already counted: part of the episode, not a new event.
                     state.events += 1;
@@ -353,7 +347,7 @@ pub fn fold(mut flags: Vec<Flagged>) -> Vec<Flagged> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::rule::{Filter, Rule, RuleSet};
+    use crate::detect::rule::{Field, Filter, Rule, RuleSet};
     use crate::detect::{Collector, builtin_rules};
     use crate::format::{Format, TimeCache};
 

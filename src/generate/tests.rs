@@ -423,6 +423,7 @@ fn rate_attackers_clearly_exceed_their_thresholds() {
             }
             "sqli-probing" => bucket_max(hits, 1.0, false, |_| true) / 10.0,
             "xss-probing" => bucket_max(hits, 1.0, false, |_| true) / 5.0,
+            "cache-bypass-flood" => bucket_max(hits, 1.0, true, |_| true) / 30.0,
             _ => {
                 assert!(
                     (3..=8).contains(&hits.len()),
@@ -450,4 +451,45 @@ fn parses_starts_and_format_names() {
         assert_eq!(name.parse::<Format>(), Ok(f));
     }
     assert!("nope".parse::<Format>().is_err());
+}
+
+#[test]
+fn slow_exploiters_send_a_payload_every_half_second_to_forty_seconds() {
+    let c = GenConfig {
+        slow_exploiters: 10,
+        span_secs: 86_400,
+        ..cfg(Format::Combined, 20_000, false)
+    };
+    let (out, truth) = run(&c);
+    assert_eq!(truth.attackers.len(), 10);
+    let sources = by_source(&out);
+    for a in &truth.attackers {
+        assert_eq!(a.rule, "exploit-slow");
+        let hits = &sources[&a.source];
+        // Two to six minutes at one payload per 40 s at most: four payloads or more.
+        assert!(hits.len() >= 4, "{}: {} hits", a.source, hits.len());
+        let span = hits[hits.len() - 1].t - hits[0].t;
+        assert!((80..=360).contains(&span), "{}: {span} s", a.source);
+        assert!(
+            hits.windows(2).all(|w| w[1].t - w[0].t <= 40),
+            "{}: a pause over 40 s",
+            a.source
+        );
+    }
+    // The decoys are normal visitors: in the log, not in the truth.
+    let decoys: Vec<_> = sources
+        .keys()
+        .filter(|s| s.starts_with("192.0.2."))
+        .collect();
+    assert_eq!(decoys.len(), 10, "{decoys:?}");
+    let plain = cfg(Format::Combined, 20_000, false);
+    let err = generate(
+        &GenConfig {
+            slow_exploiters: 31,
+            ..plain
+        },
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
 }

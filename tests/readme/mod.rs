@@ -133,7 +133,7 @@ fn run_readme(user: Option<&str>) {
     assert_eq!(r.code, 0, "{quick}: {}", r.stderr);
     // Each sample attacker attacks twice, days apart: two episodes each.
     assert!(
-        r.stdout.contains("Flagged sources (15, 30 episodes)"),
+        r.stdout.contains("Flagged sources (19, 38 episodes)"),
         "{}",
         r.stdout
     );
@@ -154,7 +154,7 @@ fn run_readme(user: Option<&str>) {
     ];
     let r = run_line(root, &examples[0], user, &env);
     assert_eq!(r.code, 0, "{}: {}", examples[0], r.stderr);
-    assert!(r.stdout.contains("Flagged sources (15)"), "{}", r.stdout);
+    assert!(r.stdout.contains("Flagged sources (19)"), "{}", r.stdout);
 
     let r = run_line(root, &examples[1], user, &env);
     // nft needs root (and a kernel that lets this sandbox talk netlink) to check a file.
@@ -261,7 +261,7 @@ fn samples_flag_only_documentation_addresses() {
         .map(|f| f["source"].as_str().unwrap())
         .collect();
     sources.dedup();
-    assert_eq!(sources.len(), 15, "{flagged:?}");
+    assert_eq!(sources.len(), 19, "{flagged:?}");
     for f in flagged {
         let source = f["source"].as_str().unwrap();
         assert!(in_documentation_ranges(source), "{source}");

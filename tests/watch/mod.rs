@@ -572,7 +572,7 @@ fn sighup_reloads_the_rules_and_a_broken_file_keeps_them() {
     assert!(flagged_sources(&dir).is_empty());
     fs::write(&rules, b"[rules.sensitive-files]\nenabled = true\n").unwrap();
     watch.signal(libc::SIGHUP);
-    watch.wait_stderr("reloaded: 14 rules", Duration::from_secs(5));
+    watch.wait_stderr("reloaded: 18 rules", Duration::from_secs(5));
     append(&log, &attack("203.0.113.21"));
     assert!(
         wait_until(Duration::from_secs(2), || flagged_sources(&dir)

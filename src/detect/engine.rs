@@ -1269,14 +1269,7 @@ impl Collector {
             ep.last_ms = e.time_ms;
             ep.events += 1;
             for ri in rule_bits(e.rules & fired) {
-                match ep
-                    .rule_events
-                    .iter_mut()
-                    .find(|(r, _)| usize::from(*r) == ri)
-                {
-                    Some((_, n)) => *n += 1,
-                    None => ep.rule_events.push((ri as u8, 1)),
-                }
+                bump(&mut ep.rule_events, ri as u8);
             }
             if let Some(lines) = &mut ep.lines {
                 lines.push((e.order, e.site));
@@ -1382,11 +1375,23 @@ enum Want {
     Filled(usize),
 }
 
+/// Adds `n` to `key`'s count.
+fn add_count<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K, n: u64) {
+    match counts.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, m)) => *m += n,
+        None => counts.push((key, n)),
+    }
+}
+
 /// Adds one to `key`'s count.
 fn bump<K: PartialEq>(counts: &mut Vec<(K, u64)>, key: K) {
-    match counts.iter_mut().find(|(k, _)| *k == key) {
-        Some((_, n)) => *n += 1,
-        None => counts.push((key, 1)),
+    add_count(counts, key, 1);
+}
+
+/// Adds each of `from`'s counts to `into`'s.
+fn add_counts<K: PartialEq>(into: &mut Vec<(K, u64)>, from: Vec<(K, u64)>) {
+    for (key, n) in from {
+        add_count(into, key, n);
     }
 }
 
@@ -1404,24 +1409,9 @@ fn fold_episodes(mut found: Vec<Episode>) -> Vec<Episode> {
                 last.first_ms = last.first_ms.min(ep.first_ms);
                 last.last_ms = last.last_ms.max(ep.last_ms);
                 last.events += ep.events;
-                for (ri, n) in ep.rule_events {
-                    match last.rule_events.iter_mut().find(|(r, _)| *r == ri) {
-                        Some((_, m)) => *m += n,
-                        None => last.rule_events.push((ri, n)),
-                    }
-                }
-                for (site, n) in ep.sites {
-                    match last.sites.iter_mut().find(|(s, _)| *s == site) {
-                        Some((_, m)) => *m += n,
-                        None => last.sites.push((site, n)),
-                    }
-                }
-                for (file, n) in ep.files {
-                    match last.files.iter_mut().find(|(f, _)| *f == file) {
-                        Some((_, m)) => *m += n,
-                        None => last.files.push((file, n)),
-                    }
-                }
+                add_counts(&mut last.rule_events, ep.rule_events);
+                add_counts(&mut last.sites, ep.sites);
+                add_counts(&mut last.files, ep.files);
                 if let (Some(mine), Some(theirs)) = (&mut last.lines, ep.lines) {
                     mine.extend(theirs);
                     mine.sort_unstable();

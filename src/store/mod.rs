@@ -516,20 +516,17 @@ impl Store {
                 path: self.path.clone(),
                 source: e,
             })?;
+        // The statements that bring this version to SCHEMA_VERSION, in one transaction.
+        let steps: &[&str] = match version {
+            0 => &[SCHEMA, EPISODES],
+            1 => &[EPISODES, MIGRATE_1_TO_2],
+            _ => &[],
+        };
         match version {
-            0 => {
-                tx.execute_batch(SCHEMA)
-                    .and_then(|_| tx.execute_batch(EPISODES))
-                    .and_then(|_| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
-                    .and_then(|_| tx.commit())
-                    .map_err(|e| StoreError::Sql {
-                        path: self.path.clone(),
-                        source: e,
-                    })?;
-            }
-            1 => {
-                tx.execute_batch(EPISODES)
-                    .and_then(|_| tx.execute_batch(MIGRATE_1_TO_2))
+            0 | 1 => {
+                steps
+                    .iter()
+                    .try_for_each(|sql| tx.execute_batch(sql))
                     .and_then(|_| tx.pragma_update(None, "user_version", SCHEMA_VERSION))
                     .and_then(|_| tx.commit())
                     .map_err(|e| StoreError::Sql {

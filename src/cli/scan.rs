@@ -306,7 +306,23 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         new_flags = d.to_new_flags(&flagged, &|i| names.get(i).cloned().flatten());
         // A rescan reads lines an earlier scan counted: their episodes are recounted, not
         // added again, and the bans recorded for them stay as they are.
-        let how = if d.rescan {
+        // A scan that ran at the same time may have counted these files while this one
+        // read them (two cron jobs, an operator's scan): its episodes are then the same
+        // ones, recounted rather than added twice.
+        let counted_meanwhile = match &d.store {
+            Some(store) if !d.rescan => heads
+                .iter()
+                .zip(&counted)
+                .filter(|(_, before)| matches!(before, Counted::Nothing))
+                .filter_map(|(head, _)| head.as_ref())
+                .any(|head| {
+                    store
+                        .counted(head)
+                        .is_ok_and(|now| !matches!(now, Counted::Nothing))
+                }),
+            _ => false,
+        };
+        let how = if d.rescan || counted_meanwhile {
             Recording::Recount
         } else {
             Recording::Add

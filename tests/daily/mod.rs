@@ -599,3 +599,61 @@ fn unban_and_delete_act_only_on_what_the_filters_select() {
         "203.0.113.7"
     );
 }
+
+#[test]
+fn two_scans_at_once_on_one_store_count_each_episode_once() {
+    // Two cron jobs, or an operator's scan beside the timer's: whichever records second
+    // finds the files counted meanwhile and recounts the same episodes.
+    let d = Dir::new();
+    for n in 1..=12u64 {
+        let day = generated(&GenConfig {
+            seed: n,
+            lines: 3000,
+            start: START + (40 - n as i64) * DAY,
+            span_secs: DAY - 60,
+            attacks: true,
+            ..GenConfig::default()
+        });
+        d.write_gz(&format!("logs/access.log.{n}.gz"), &day);
+    }
+    let flooders = |d: &Dir| -> Vec<(String, u64)> {
+        let r = d.run(&["flagged", "-o", "json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut v: Vec<(String, u64)> = r
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["source"].as_str().unwrap().to_string(),
+                    e["events"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let spawn = || {
+        d.command()
+            .args(["scan", "logs"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("logward runs")
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let together = flooders(&d);
+    assert!(!together.is_empty());
+    fs::remove_dir_all(d.join("state")).unwrap();
+    assert_eq!(d.run(&["scan", "logs"]).code, 0);
+    assert_eq!(together, flooders(&d), "two scans at once against one");
+}

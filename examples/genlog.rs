@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use logward::generate::{Format, GenConfig, generate, parse_start};
+use logward::generate::{Format, GenConfig, Profile, generate, parse_start};
 
 #[derive(Parser)]
 #[command(about = "Generate a seeded web access log")]
@@ -24,8 +24,13 @@ struct Args {
     /// First request: 2026-11-15T00:00:00Z, 2026-11-15 or unix seconds.
     #[arg(long, value_parser = parse_start, default_value = "2026-11-15T00:00:00Z")]
     start: i64,
-    #[arg(long, default_value_t = 7.0)]
-    span_days: f64,
+    /// Days the traffic spans (default: 7 for the week profile, 1 for the others).
+    #[arg(long)]
+    span_days: Option<f64>,
+    /// The shape of the normal traffic: week, busy-day, steady, crawlers, nat or scanners
+    /// (see `logward generate --help`).
+    #[arg(long, default_value = "week")]
+    profile: Profile,
     /// Timestamp offset in minutes east of UTC.
     #[arg(long, default_value_t = GenConfig::default().utc_offset_minutes, allow_hyphen_values = true)]
     utc_offset: i32,
@@ -63,13 +68,14 @@ fn main() -> anyhow::Result<()> {
         seed: a.seed,
         lines: a.lines,
         start: a.start,
-        span_secs: (a.span_days * 86_400.0) as i64,
+        span_secs: (a.span_days.unwrap_or(a.profile.default_span_days() as f64) * 86_400.0) as i64,
         utc_offset_minutes: a.utc_offset,
         format: a.format,
         ipv6_share: a.ipv6_share,
         malformed_per_million: a.malformed_per_million,
         attacks: a.attacks,
         slow_exploiters: a.slow_exploiters,
+        profile: a.profile,
     };
     let sink: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(File::create(p)?),

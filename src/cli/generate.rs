@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use clap::Args;
 
 use super::Outcome;
-use crate::generate::{Format, GenConfig, generate, parse_start};
+use crate::generate::{Format, GenConfig, Profile, generate, parse_start};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -22,8 +22,14 @@ pub struct GenerateArgs {
     /// First request: RFC 3339, a date, or Unix seconds.
     #[arg(long, default_value = "2026-11-15T00:00:00Z")]
     pub start: String,
-    #[arg(long, default_value_t = 7)]
-    pub span_days: i64,
+    /// Days the traffic spans (default: 7 for the week profile, 1 for the others).
+    #[arg(long)]
+    pub span_days: Option<i64>,
+    /// The shape of the normal traffic: week (a quiet week), busy-day, steady (API pollers
+    /// asking every 10 to 60 s for hours), crawlers (walking distinct pages every 1 to 4 s),
+    /// nat (browsers behind shared gateway addresses) or scanners (slow 404s).
+    #[arg(long, default_value = "week")]
+    pub profile: String,
     /// Inject labelled attacks.
     #[arg(long)]
     pub attacks: bool,
@@ -41,11 +47,17 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<Outcome> {
     let format: Format = args.format.parse().map_err(|e| anyhow!("--format: {e}"))?;
+    let profile: Profile = args
+        .profile
+        .parse()
+        .map_err(|e| anyhow!("--profile: {e}"))?;
+    let span_days = args.span_days.unwrap_or(profile.default_span_days());
     let cfg = GenConfig {
         seed: args.seed,
         lines: args.lines,
         start: parse_start(&args.start).map_err(|e| anyhow!("--start: {e}"))?,
-        span_secs: args.span_days * 86_400,
+        span_secs: span_days * 86_400,
+        profile,
         format,
         attacks: args.attacks,
         slow_exploiters: args.slow_exploiters,

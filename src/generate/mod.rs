@@ -21,6 +21,7 @@
 
 mod attacks;
 mod rng;
+mod shapes;
 mod vocab;
 mod write;
 
@@ -30,6 +31,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use rng::Rng;
+use shapes::ShapeStream;
+pub use shapes::{Profile, UnknownProfile};
 use vocab::*;
 use write::{Escape, Out};
 pub use write::{civil_from_days, days_from_civil};
@@ -184,6 +187,9 @@ pub struct GenConfig {
     /// come with them, whose searches hold apostrophes and SQL words; they are normal
     /// clients, not in the ground truth.
     pub slow_exploiters: u32,
+    /// The shape of the normal traffic; [`Profile::Week`] keeps the bytes of logs made
+    /// before shapes existed.
+    pub profile: Profile,
 }
 
 impl Default for GenConfig {
@@ -199,6 +205,7 @@ impl Default for GenConfig {
             malformed_per_million: 100,
             attacks: false,
             slow_exploiters: 0,
+            profile: Profile::Week,
         }
     }
 }
@@ -595,9 +602,27 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
             format!("{total} lines cannot hold {fixed} attack and malformed lines"),
         ));
     }
-    let normal_total = total - fixed;
+    let mut normal_total = total - fixed;
 
     let (arena, mut clients) = population(&mut rng, n_clients, cfg.ipv6_share);
+    // Shapes draw from their own stream, forked only when asked for: a week's log keeps
+    // its bytes.
+    let mut shape_stream = None;
+    if cfg.profile != Profile::Week {
+        let mut shape_rng = root.fork();
+        share_nat_gateways(&mut shape_rng, &mut clients, cfg.profile.nat_share());
+        if let Some((kind, share)) = cfg.profile.stream() {
+            let budget = (normal_total as f64 * share) as u64;
+            normal_total -= budget;
+            shape_stream = Some(ShapeStream::new(
+                kind,
+                shape_rng.fork(),
+                start_ms,
+                span_ms,
+                budget,
+            ));
+        }
+    }
     // Zipf-like popularity, exponent 0.8: the top client makes about 2% of the page views
     // with 50 000 clients.
     let mut zipf = Vec::with_capacity(n_clients);
@@ -672,8 +697,33 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
             }
         }
 
-        let attack_due = next_attack < attack_lines.len()
-            && (qpos == queue.len() || attack_lines[next_attack].time_ms <= queue[qpos].time_ms);
+        let normal_next = queue.get(qpos).map(|p| p.time_ms);
+        let attack_next = attack_lines.get(next_attack).map(|a| a.time_ms);
+        if let Some(stream) = shape_stream.as_mut()
+            && let Some(t) = stream.next_time()
+            && normal_next.is_none_or(|n| t <= n)
+            && attack_next.is_none_or(|a| t < a)
+        {
+            let l = stream.next_line();
+            let line = Line {
+                unix: l.time_ms.div_euclid(1000),
+                addr: l.addr,
+                user: b"-",
+                request: Some((l.method, l.path, b"HTTP/1.1")),
+                status: l.status,
+                size: l.size,
+                referer: [b"", b"", b""],
+                ua: l.ua,
+                host: HOSTS[0].as_bytes(),
+                port: 443,
+                xff: b"",
+                rt_ms: 3 + (l.time_ms as u64 % 90),
+            };
+            write_line(&mut w, fmt, &line, off);
+            w.end_line()?;
+            continue;
+        }
+        let attack_due = attack_next.is_some_and(|a| normal_next.is_none_or(|n| a <= n));
         if attack_due {
             let a = &attack_lines[next_attack];
             next_attack += 1;
@@ -758,6 +808,20 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
         malformed: malformed_total,
         span_secs,
     })
+}
+
+/// Puts a `share` of the clients behind NAT gateways, about 25 to a gateway: they keep
+/// their own user agents and habits but send from the gateway's address.
+fn share_nat_gateways(rng: &mut Rng, clients: &mut [Client], share: f64) {
+    let gateways = ((clients.len() as f64 * share / 25.0) as usize).min(clients.len());
+    if gateways == 0 {
+        return;
+    }
+    for i in gateways..clients.len() {
+        if rng.chance(share) {
+            clients[i].addr = clients[rng.below(gateways as u64) as usize].addr;
+        }
+    }
 }
 
 /// Picks a client that may start a page view at `now`: by popularity first, then

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use logward::generate::{GenConfig, generate};
+use logward::generate::{GenConfig, Profile, generate};
 
 use crate::util::{Dir, combined, corpus};
 
@@ -32,11 +32,27 @@ fn as_net(s: &str) -> IpNet {
 
 #[test]
 fn every_generated_attacker_is_flagged_and_no_normal_client() {
+    every_attacker_flagged_and_no_normal_client(Profile::Week);
+}
+
+/// Each traffic shape's normal clients (pollers, crawlers, NAT gateways, slow scanners)
+/// stay unflagged while the same attacks are all found.
+#[test]
+fn every_traffic_shape_flags_its_attackers_and_no_normal_client() {
+    for name in Profile::NAMES {
+        let profile: Profile = name.parse().unwrap();
+        every_attacker_flagged_and_no_normal_client(profile);
+    }
+}
+
+fn every_attacker_flagged_and_no_normal_client(profile: Profile) {
     let d = Dir::new();
     let cfg = GenConfig {
         seed: 11,
         lines: 60_000,
         attacks: true,
+        profile,
+        span_secs: profile.default_span_days() * 86_400,
         ..GenConfig::default()
     };
     let mut data = Vec::new();
@@ -53,7 +69,7 @@ fn every_generated_attacker_is_flagged_and_no_normal_client() {
         });
         let (_, rules) = hit.unwrap_or_else(|| {
             panic!(
-                "{} ({}) not flagged: {flagged:?}",
+                "{profile:?}: {} ({}) not flagged: {flagged:?}",
                 attacker.source, attacker.rule
             )
         });
@@ -71,7 +87,7 @@ fn every_generated_attacker_is_flagged_and_no_normal_client() {
                 let w = as_net(&a.source);
                 net.contains(&w.network()) || w.contains(&net.network())
             }),
-            "normal client flagged: {source} {rules:?}"
+            "{profile:?}: normal client flagged: {source} {rules:?}"
         );
     }
 }

@@ -14,12 +14,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use super::bucket::Limits;
 use super::builtin::STATIC_EXTENSIONS;
 use super::error::RuleError;
+use super::patterns::Patterns;
 use super::rule::{Field, Filter, Grouping, RuleSet, pattern_lines};
 use crate::bytes::word_at;
 use crate::format::Record;
@@ -67,7 +67,7 @@ pub struct RuleInfo {
 
 /// The substring patterns of one field over all filters.
 struct FieldAutomaton {
-    ac: AhoCorasick,
+    ac: Patterns,
     /// Per pattern id: the filters it serves and whether it must end the field.
     patterns: Vec<(u64, bool)>,
 }
@@ -75,7 +75,7 @@ struct FieldAutomaton {
 /// The path, query and target patterns in one automaton, for a target's verdict: one pass
 /// over the target finds all three fields' patterns, each kept when it lies in its field.
 struct TargetAutomaton {
-    ac: AhoCorasick,
+    ac: Patterns,
     patterns: Vec<Served>,
 }
 
@@ -198,7 +198,8 @@ struct TargetVerdict {
     /// `absolute_uri` ones when it is not absolute and the `numeric_query` ones when its
     /// query is not a bare number. A line's candidates are ANDed with it.
     allowed: u64,
-    /// `hash_value` of the path, the query (empty when absent) and the target.
+    /// `hash_value` of the path, the query (empty when absent) and the target, for the
+    /// fields that some rule counts distinct values of (0 for the others).
     values: [u64; 3],
 }
 
@@ -740,16 +741,16 @@ impl CompiledRules {
         let mut hits = [0u64; 3];
         if let Some(auto) = &self.target_automaton {
             let q = path.len();
-            for m in auto.ac.find_overlapping_iter(target) {
-                let [p, qs, t] = auto.patterns[m.pattern().as_usize()];
-                if m.end() <= q {
-                    hits[0] |= p.0 | if m.end() == q { p.1 } else { 0 };
+            auto.ac.for_each_match(target, |pattern, start, end| {
+                let [p, qs, t] = auto.patterns[pattern];
+                if end <= q {
+                    hits[0] |= p.0 | if end == q { p.1 } else { 0 };
                 }
-                if query.is_some() && m.start() > q {
-                    hits[1] |= qs.0 | if m.end() == target.len() { qs.1 } else { 0 };
+                if query.is_some() && start > q {
+                    hits[1] |= qs.0 | if end == target.len() { qs.1 } else { 0 };
                 }
-                hits[2] |= t.0 | if m.end() == target.len() { t.1 } else { 0 };
-            }
+                hits[2] |= t.0 | if end == target.len() { t.1 } else { 0 };
+            });
         }
         let mut allowed = u64::MAX;
         // A field is decoded and scanned again only when it holds a `%` (or a `+` in the
@@ -781,12 +782,18 @@ impl CompiledRules {
         if !query.is_some_and(is_numeric_query) {
             allowed &= !self.numeric_query;
         }
+        // Only the fields some rule counts distinct values of are hashed; a hash no rule
+        // reads stays 0.
+        let hash_if = |field: Field, bytes: &[u8]| match self.distinct_rules(field) {
+            0 => 0,
+            _ => self.hash_value(bytes),
+        };
         TargetVerdict {
             allowed,
             values: [
-                self.hash_value(path),
-                self.hash_value(query.unwrap_or(b"")),
-                self.hash_value(target),
+                hash_if(Field::Path, path),
+                hash_if(Field::Query, query.unwrap_or(b"")),
+                hash_if(Field::Target, target),
             ],
         }
     }
@@ -829,25 +836,12 @@ fn build_automaton<T: AsRef<[u8]>>(
     texts: &[T],
     field: &str,
     fast: bool,
-) -> Result<AhoCorasick, RuleError> {
-    let kind = if fast {
-        AhoCorasickKind::DFA
-    } else {
-        AhoCorasickKind::ContiguousNFA
-    };
-    let mut builder = AhoCorasick::builder();
-    builder
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard);
-    builder
-        .kind(Some(kind))
-        .build(texts)
-        .or_else(|_| builder.kind(None).build(texts))
-        .map_err(|e| RuleError::Compile {
-            rule: "(all)".into(),
-            field: field.into(),
-            message: e.to_string(),
-        })
+) -> Result<Patterns, RuleError> {
+    Patterns::new(texts, fast).map_err(|message| RuleError::Compile {
+        rule: "(all)".into(),
+        field: field.into(),
+        message,
+    })
 }
 
 /// The filters of `fm` that `hay` satisfies. Regexes run only for candidate filters the
@@ -855,12 +849,12 @@ fn build_automaton<T: AsRef<[u8]>>(
 fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
     let mut hits = 0u64;
     if let Some(auto) = &fm.automaton {
-        for m in auto.ac.find_overlapping_iter(hay) {
-            let (mask, anchored) = auto.patterns[m.pattern().as_usize()];
-            if !anchored || m.end() == hay.len() {
+        auto.ac.for_each_match(hay, |pattern, _, end| {
+            let (mask, anchored) = auto.patterns[pattern];
+            if !anchored || end == hay.len() {
                 hits |= mask;
             }
-        }
+        });
     }
     if let Some(re) = &fm.regexes {
         let pending = cand & fm.need & !hits;

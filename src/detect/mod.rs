@@ -5,6 +5,7 @@
 //! - `builtin`: the built-in rule set and its pattern lists (`patterns/*.txt`);
 //! - `config`: the TOML rules file;
 //! - `matcher`: rules compiled for per-line evaluation;
+//! - `patterns`: the rules' substrings as one automaton, every occurrence reported;
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
 //! - `live`: the streaming engine `watch` feeds line by line;
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod live;
 pub mod matcher;
+mod patterns;
 pub mod rule;
 pub mod spill;
 

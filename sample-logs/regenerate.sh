@@ -2,9 +2,15 @@
 # Remakes every generated file in sample-logs/ with examples/genlog.rs; seeds are fixed, so the bytes come out the same on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --example genlog
-gen() { target/debug/examples/genlog "$@"; }
-out=sample-logs
+# GENLOG: a genlog binary to use instead of building one; OUT: where the files go (the test
+# that checks this script writes them into a temporary directory).
+if [ -n "${GENLOG:-}" ]; then
+    gen() { "$GENLOG" "$@"; }
+else
+    cargo build --quiet --example genlog
+    gen() { target/debug/examples/genlog "$@"; }
+fi
+out=${OUT:-sample-logs}
 
 # Current log: a week of combined traffic with every attack, a few malformed lines.
 gen --seed 1 --lines 2000 --format combined --attacks --malformed-per-million 2000 \

@@ -9,6 +9,7 @@ mod erase;
 mod hostile;
 mod proxies;
 mod readme;
+mod samples;
 mod scan;
 mod search;
 mod staff;

@@ -230,6 +230,10 @@ pub struct GroundTruth {
     pub lines: u64,
     /// Malformed lines among them.
     pub malformed: u64,
+    /// The malformed lines no parser reads as a record (cut short, binary junk, empty);
+    /// the others are TLS handshakes sent to a plain HTTP port, which servers log as a
+    /// record with a garbage request and which logward reads as such.
+    pub unreadable: u64,
     /// Span actually used (at least the configured one).
     pub span_secs: i64,
 }
@@ -645,6 +649,7 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
     let mut next_attack = 0usize;
     let mut normal_done = 0u64;
     let mut malformed_done = 0u64;
+    let mut unreadable = 0u64;
 
     for emitted in 0..total {
         // Selection sampling (Knuth's Algorithm S): exactly `malformed_total` lines,
@@ -657,7 +662,7 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
             let now = start_ms
                 + (span_ms as u128 * u128::from(normal_done) / u128::from(normal_total.max(1)))
                     as i64;
-            write_malformed(
+            let readable = write_malformed(
                 &mut w,
                 &mut junk_rng,
                 &mut scratch,
@@ -667,6 +672,7 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
                 off,
             );
             malformed_done += 1;
+            unreadable += u64::from(!readable);
             w.end_line()?;
             continue;
         }
@@ -806,6 +812,7 @@ pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth>
         attackers,
         lines: total,
         malformed: malformed_total,
+        unreadable,
         span_secs,
     })
 }
@@ -1034,7 +1041,8 @@ fn page_view(
 }
 
 /// The malformed lines nginx and Apache really write: a TLS handshake sent to a plain
-/// HTTP port, a line cut short (disk full, crash), binary junk and an empty line.
+/// HTTP port, a line cut short (disk full, crash), binary junk and an empty line. True when
+/// the line is still a record (the handshake, logged with a garbage request).
 fn write_malformed(
     w: &mut Out,
     rng: &mut Rng,
@@ -1043,7 +1051,7 @@ fn write_malformed(
     addr: &[u8],
     unix: i64,
     off: i32,
-) {
+) -> bool {
     let kind = rng.below(10);
     if kind < 4 {
         const TLS: &[u8] = br"\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03";
@@ -1087,6 +1095,7 @@ fn write_malformed(
             w.buf.extend_from_slice(raw);
             w.buf.extend_from_slice(&written[at..]);
         }
+        return true;
     } else if kind < 7 {
         // A normal-looking line cut in its first half: the status never makes it.
         scratch.clear();
@@ -1118,6 +1127,7 @@ fn write_malformed(
         }
     }
     // else: an empty line.
+    false
 }
 
 #[cfg(test)]

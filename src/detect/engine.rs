@@ -348,14 +348,14 @@ impl Journal {
                 _ => return Ok(()),
             };
             let mut pos = 0;
-            // Segments hold whole events, as `push` wrote them; a malformed journal (never
-            // expected) ends early.
+            // Segments hold whole events, as `push` wrote them: anything else is a broken
+            // invariant (or a temporary file changed under the run), and fails the run.
             while let Some(&head) = b.get(pos) {
                 pos += 1;
                 let dt = match head >> 3 {
                     TIME_ESCAPE => match read_varint(b, &mut pos) {
                         Some(v) => v,
-                        None => return Ok(()),
+                        None => return Err(corrupt(pos)),
                     },
                     small => u64::from(small),
                 };
@@ -364,34 +364,43 @@ impl Journal {
                 if head & 2 != 0 {
                     match read_key(b, &mut pos) {
                         Some(k) => key = Some(k),
-                        None => return Ok(()),
+                        None => return Err(corrupt(pos)),
                     }
                 }
                 if head & 1 != 0 {
                     match read_varint(b, &mut pos) {
                         Some(v) => last.rules = v,
-                        None => return Ok(()),
+                        None => return Err(corrupt(pos)),
                     }
                     n = hashes_of(last.rules);
                 }
                 if head & 4 != 0 {
                     match read_varint(b, &mut pos) {
                         Some(v) => last.site = (v as u32).wrapping_sub(1),
-                        None => return Ok(()),
+                        None => return Err(corrupt(pos)),
                     }
                 }
                 match read_varint(b, &mut pos) {
                     Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
-                    None => return Ok(()),
+                    None => return Err(corrupt(pos)),
                 }
                 let Some(hashes) = b.get(pos..pos + 8 * n) else {
-                    return Ok(());
+                    return Err(corrupt(pos));
                 };
                 pos += 8 * n;
                 f(key, last, hashes);
             }
         }
     }
+}
+
+/// The error for a journal that does not decode: events are only ever written by
+/// `Journal::push`, so this is a bug or a spill file changed behind the run's back.
+fn corrupt(at: usize) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("detection events are corrupt at byte {at} of a segment"),
+    )
 }
 
 /// Reads a key as `Journal::push` writes it.
@@ -951,6 +960,9 @@ impl Collector {
             hashes.clear();
             hashes.resize(n_hashes, 0);
             let mut next_change = changes.iter();
+            // A key with no slot, or more events for a slot than were counted, breaks an
+            // invariant of the two passes: the run fails rather than replay a part.
+            let mut broken = false;
             self.for_each_event(
                 &distinct,
                 |key| match keep_changes {
@@ -959,6 +971,7 @@ impl Collector {
                 },
                 |slot, e, h| {
                     let Some(p) = place.get_mut(slot as usize) else {
+                        broken = true;
                         return;
                     };
                     if p.0 == u32::MAX {
@@ -972,19 +985,28 @@ impl Collector {
                             *slot = u64::from_le_bytes(b);
                         }
                     }
-                    if let Some(slot) = events.get_mut(p.0 as usize) {
-                        *slot = Replayed {
-                            time_ms: e.time.saturating_mul(1000),
-                            order: e.order,
-                            rules: e.rules,
-                            hash_start,
-                            site: e.site,
-                        };
+                    match events.get_mut(p.0 as usize) {
+                        Some(slot) => {
+                            *slot = Replayed {
+                                time_ms: e.time.saturating_mul(1000),
+                                order: e.order,
+                                rules: e.rules,
+                                hash_start,
+                                site: e.site,
+                            }
+                        }
+                        None => broken = true,
                     }
                     p.0 += 1;
                     p.1 += (h.len() / 8) as u32;
                 },
             )?;
+            if broken {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "detection events changed between the count and the replay",
+                ));
+            }
             // Each slot's events now end where the next one's start.
             let mut start = 0usize;
             for &(s, live) in batch {
@@ -1897,6 +1919,28 @@ mod tests {
     /// A request line that is not `METHOD target` has no target: each distinct one still
     /// counts as a new page for http-probing (the garbage a scanner sends to a plain port),
     /// and the same garbage again does not.
+    #[test]
+    fn a_journal_cut_mid_event_fails_loudly() {
+        let mut j = Journal::new(None);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let event = |time, order| Event {
+            time,
+            order,
+            rules: 1,
+            site: NO_VHOST,
+        };
+        j.push(Some((IpNet::from(ip), NO_VHOST)), event(10, 1), &[]);
+        // An order delta of 299 takes a two-byte varint.
+        j.push(None, event(11, 300), &[]);
+        let distinct = [0u64; 4];
+        let mut seen = 0;
+        j.for_each(&distinct, |_, _, _| seen += 1).unwrap();
+        assert_eq!(seen, 2);
+        j.len -= 1;
+        let err = j.for_each(&distinct, |_, _, _| {}).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    }
+
     #[test]
     fn garbage_requests_count_as_distinct_paths() {
         let rules = compiled(&builtin_rules());

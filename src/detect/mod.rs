@@ -11,7 +11,9 @@
 //! - `live`: the streaming engine `watch` feeds line by line;
 //! - `spill`: temporary files for events that outgrow memory;
 //! - `allowlist`: networks never flagged;
-//! - `crawlers`: search engines' published ranges, never banned for volume, and their fakes.
+//! - `crawlers`: search engines' published ranges, never banned for volume, and their fakes;
+//! - `duration`: rule durations (`500ms`, `10s`, `5m`) read and written;
+//! - `error`: what goes wrong loading or compiling rules.
 //!
 //! Records without a client address or a time are not counted: detection runs on log time,
 //! never on the wall clock.

@@ -98,6 +98,8 @@ fn writable(p: &Path) -> bool {
         return false;
     };
     // access(2) answers for the real uid, which is who runs logward.
+    // SAFETY: `c` is a NUL-terminated string that outlives the call, and access(2) only
+    // reads it.
     unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
 }
 

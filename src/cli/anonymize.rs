@@ -193,9 +193,7 @@ impl Settings {
                 Some(n) => n,
                 None => bail!("--now: {t:?} is not an RFC 3339 time such as 2026-11-22T00:00:00Z"),
             },
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            None => crate::timefmt::unix_now(),
         };
         let mode_kind = match (args.mode, config.mode.as_deref()) {
             (Some(m), _) => m,
@@ -389,9 +387,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
         dry_run: settings.dry_run,
         erase: settings.erase.clone(),
         whole_line: settings.whole_line,
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        now: crate::timefmt::unix_now(),
     };
     let ledger = Mutex::new(ledger);
     let progress = Arc::new(Progress::default());

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 
 use super::{Config, Outcome, state};
 use crate::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
-use crate::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
+use crate::timefmt::{
+    format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
+};
 
 #[derive(Debug, Args)]
 pub struct FlaggedArgs {
@@ -187,32 +189,18 @@ pub enum ExportFormat {
 pub fn now(fixed: Option<&str>) -> Result<i64> {
     match fixed {
         Some(t) => parse_rfc3339(t).ok_or_else(|| anyhow!("--now: not an RFC 3339 time: {t:?}")),
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)),
+        None => Ok(unix_now()),
     }
 }
 
 /// An RFC 3339 time, a date alone (`2026-12-06`, midnight UTC), or a duration meaning
 /// that long before `now`.
 pub fn time_arg(name: &str, text: &str, now: i64) -> Result<i64> {
-    parse_rfc3339(text)
-        .or_else(|| parse_date(text))
-        .or_else(|| parse_duration(text).map(|d| now - d))
-        .ok_or_else(|| {
+    time_or_ago(text, now).ok_or_else(|| {
             anyhow!(
                 "--{name}: {text:?} is neither an RFC 3339 time, a date like 2026-12-06, nor a duration like 24h"
             )
         })
-}
-
-/// `YYYY-MM-DD` as midnight UTC.
-fn parse_date(text: &str) -> Option<i64> {
-    let t = text.trim();
-    if t.len() != 10 {
-        return None;
-    }
-    parse_rfc3339(&format!("{t}T00:00:00Z"))
 }
 
 /// The filters given on the command line, by name: `--prune` refuses any, `--delete` and

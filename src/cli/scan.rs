@@ -333,9 +333,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                     .record_flags_at(&new_flags, crate::timefmt::unix_now(), how)
                     .map_err(|e| anyhow::anyhow!("{e}"))?,
             );
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now = crate::timefmt::unix_now();
             for (file, head) in report.files.iter().zip(&heads) {
                 if let (Some(head), Some(Source::File(path)), None) =
                     (head, &file.source, &file.error)

@@ -20,7 +20,7 @@ use crate::input::{Source, discover};
 use crate::scan::{self, Options, Progress, Report};
 use crate::search::evidence::{self, EvidenceLine, Package};
 use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
-use crate::timefmt::rfc3339;
+use crate::timefmt::{rfc3339, unix_now};
 
 /// Exit code 1, as grep: the search ran and found nothing.
 const NOTHING_FOUND: Outcome = Outcome::Found;
@@ -178,14 +178,8 @@ impl Settings {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
-    let settings = Settings::new(args, config, now())?;
+    let settings = Settings::new(args, config, unix_now())?;
     // The audit log is the point of a search's record keeping: without a state directory
     // the search does not start.
     let audit = state::audit_log(
@@ -293,7 +287,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     };
 
     let entry = Entry {
-        time: rfc3339(now()),
+        time: rfc3339(unix_now()),
         command: "search",
         sources,
         files: names.clone(),
@@ -425,7 +419,7 @@ fn write_package(
         vhost: settings.vhost.clone(),
     };
     let found = evidence::Found::new(hits.iter().map(|h| h.time));
-    let manifest = evidence::Manifest::new(now(), query, found, files, log.clone());
+    let manifest = evidence::Manifest::new(unix_now(), query, found, files, log.clone());
     package.write_manifest(&manifest)?;
     Ok(log)
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -28,6 +28,7 @@ use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, Record, TimeCache, Unwrapper};
 use crate::input::follow::{Follower, Position};
 use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
+use crate::timefmt::unix_now;
 use actions::{Actions, FlagEvent, NftSet};
 
 #[derive(Debug, Args)]
@@ -123,12 +124,6 @@ fn install_signals() {
     set(libc::SIGTERM, on_stop);
     set(libc::SIGINT, on_stop);
     set(libc::SIGHUP, on_reload);
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -707,22 +707,18 @@ fn save(follower: &Follower, path: &Path, stats: Option<&Path>, sync: bool) {
 /// of its first lines (read from its start, whatever the offset), else of `block`.
 fn choose_format(spec: &FormatSpec, file: &std::fs::File, block: &[u8]) -> Option<Format> {
     use std::os::unix::fs::FileExt;
-    match spec {
-        FormatSpec::Fixed(f) => Some(f.clone()),
+    let head = match spec {
+        FormatSpec::Fixed(_) => Vec::new(),
         FormatSpec::Auto => {
             let mut head = vec![0u8; 64 << 10];
             let n = file.read_at(&mut head, 0).unwrap_or(0);
             head.truncate(n);
-            let sample = |data: &[u8]| -> Option<Format> {
-                let lines: Vec<&[u8]> = data
-                    .split(|&b| b == b'\n')
-                    .take(format::DETECT_LINES)
-                    .collect();
-                format::detect(lines.iter().copied()).map(|d| d.format)
-            };
-            sample(&head).or_else(|| sample(block))
+            head
         }
-    }
+    };
+    format::choose_format(spec, &head)
+        .format
+        .or_else(|| format::choose_format(spec, block).format)
 }
 
 #[cfg(test)]

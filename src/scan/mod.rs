@@ -19,7 +19,11 @@ use crate::format::{
 use crate::input::Source;
 use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 
+mod counted;
+mod detection;
 mod read_back;
+pub use counted::AlreadyCounted;
+pub use detection::{DetectVisitor, Detection};
 pub use read_back::ReadLines;
 
 /// Requests per client address. Addresses are chosen by clients, so the hasher is seeded at

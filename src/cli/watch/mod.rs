@@ -20,13 +20,14 @@ use clap::Args;
 use ipnet::IpNet;
 use serde_json::json;
 
-use super::detection::{DetectArgs, Detection};
+use super::detection::{self, DetectArgs};
 use super::{Config, Outcome, state, switch};
 use crate::detect::live::{self, Live};
 use crate::detect::{Allowlist, Flagged};
 use crate::format::time::rfc3339;
 use crate::format::{self, Format, FormatSpec, Record, TimeCache, Unwrapper};
 use crate::input::follow::{Follower, Position};
+use crate::scan::Detection;
 use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use crate::timefmt::unix_now;
 use actions::{Actions, FlagEvent, NftSet};
@@ -383,7 +384,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let on_flag = args.on_flag.clone().or_else(|| config.on_flag.clone());
 
     let mut config = config.clone();
-    let mut detection = Detection::new(&args.detect, &config)?;
+    let mut detection = detection::setup(&args.detect, &config)?;
     let state_dir = match &detection.store {
         Some(store) => store.state_dir(),
         None => state::state_dir(args.detect.store.as_deref(), &config)?,
@@ -665,7 +666,7 @@ fn reload(args: &WatchArgs, config: &mut Config, detection: &mut Detection, live
         },
         None => config.clone(),
     };
-    match Detection::new(&args.detect, &fresh) {
+    match detection::setup(&args.detect, &fresh) {
         Ok(mut d) => {
             // The recorder keeps the store it has.
             d.store = None;

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod detect;
 pub mod escape;
 pub mod format;
+#[cfg(feature = "generator")]
 pub mod generate;
 pub mod geo;
 pub mod input;

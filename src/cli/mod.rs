@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod detection;
 pub mod flagged;
+#[cfg(feature = "generator")]
 pub mod generate;
 pub mod keygen;
 pub mod progress;
@@ -99,6 +100,7 @@ pub enum Command {
     Search(search::SearchArgs),
 
     /// Write a seeded sample access log with labelled attacks.
+    #[cfg(feature = "generator")]
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
 }
@@ -136,6 +138,7 @@ pub fn run() -> Result<Outcome> {
         Command::Watch(args) => watch::run(args, &config),
         Command::Flagged(args) => flagged::run(args, &config),
         Command::Rules(args) => rules::run(args, &config),
+        #[cfg(feature = "generator")]
         Command::Generate(args) => generate::run(args),
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),

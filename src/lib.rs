@@ -24,3 +24,4 @@ pub mod scan;
 pub mod search;
 pub mod store;
 pub mod timefmt;
+pub mod watch;

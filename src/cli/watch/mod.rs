@@ -1,18 +1,16 @@
 //! `logward watch`: follows live logs (`input::follow`), feeds every line to the streaming
 //! engine (`detect::live`) with the same rules, allowlist, enrichment and store as `scan`,
 //! and hands new flags to a recorder thread that writes them to the store at once and runs
-//! the actions (`actions`), so neither a disk commit nor a command holds up reading. Runs in
-//! the foreground for systemd: one log line per event on stderr, SIGHUP reloads the rules,
-//! SIGTERM and SIGINT stop it after saving the store and the positions. Once a second it
-//! checks the store for an erasure or an allowlist change (`logward allow`) and lets go of
-//! the sources concerned.
-
-pub mod actions;
+//! the actions (`watch::actions`), so neither a disk commit nor a command holds up reading.
+//! Runs in the foreground for systemd: one log line per event on stderr, SIGHUP reloads the
+//! rules, SIGTERM and SIGINT stop it after saving the store and the positions. Once a second
+//! it checks the store for an erasure or an allowlist change (`logward allow`) and lets go
+//! of the sources concerned.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -30,7 +28,9 @@ use crate::input::follow::{Follower, Position};
 use crate::scan::Detection;
 use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
 use crate::timefmt::unix_now;
-use actions::{Actions, FlagEvent, NftSet};
+use crate::watch::Log;
+use crate::watch::actions::{ActionSettings, Actions, FlagEvent};
+use crate::watch::nft::NftSet;
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -378,7 +378,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     )?;
     let action_timeout = duration_arg(&Some(args.action_timeout.clone()), &None, "", "10s")?;
     let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
-        Some(text) => Some(NftSet::parse(text)?),
+        Some(text) => Some(NftSet::parse(text).context("--nft-set")?),
         None => None,
     };
     let on_flag = args.on_flag.clone().or_else(|| config.on_flag.clone());
@@ -419,7 +419,15 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .as_ref()
         .and_then(|s| s.erasure_generation().ok())
         .unwrap_or(0);
-    let actions = Actions::start(on_flag, action_timeout, nft);
+    let log: Log = Arc::new(|message: &str| eprintln!("logward: {message}"));
+    let actions = Actions::start(
+        ActionSettings {
+            on_flag,
+            nft,
+            timeout: action_timeout,
+        },
+        &log,
+    );
     let recorder = std::thread::spawn(move || record(store, actions, ban, rx));
     let mut flagger = Flagger {
         recorder: Some(tx),

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+pub use crate::plural::count;
 pub use config::Config;
 
 /// How a run ended, as the process exit code.
@@ -220,12 +221,6 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(unit)
-}
-
-/// `n` with the singular or plural noun: "1 line", "2 lines".
-pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Runs `f` on a rayon pool of `threads` workers (0: one per core).

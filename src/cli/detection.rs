@@ -10,14 +10,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
+use logward::detect::crawlers::Crawlers;
+use logward::detect::{self, CompiledRules, FieldMatch, Filter, Rule, RuleSet};
+use logward::geo::Geo;
+use logward::scan::Detection;
+use logward::store::BanPolicy;
+use logward::timefmt::parse_duration;
 
 use super::{Config, state, switch};
-use crate::detect::crawlers::Crawlers;
-use crate::detect::{self, CompiledRules, FieldMatch, Filter, Rule, RuleSet};
-use crate::geo::Geo;
-use crate::scan::Detection;
-use crate::store::BanPolicy;
-use crate::timefmt::parse_duration;
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct DetectArgs {
@@ -124,7 +124,7 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
 /// (the ranges check is [`CompiledRules::veto`]'s): three such requests within ten minutes.
 fn fake_crawler_rule(crawlers: &Crawlers) -> Rule {
     Rule::new(
-        crate::detect::crawlers::FAKE_CRAWLER_RULE,
+        logward::detect::crawlers::FAKE_CRAWLER_RULE,
         "a user agent claiming a search engine crawler from outside its published ranges",
         Filter {
             user_agent: FieldMatch::contains(&crawlers.agent_words()),

@@ -1,22 +1,20 @@
 //! `logward flagged`: queries the flagged-source store and exports it for firewalls
 //! (nftables, ipset) and CrowdSec; `--prune` deletes old entries.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
-
-use std::collections::BTreeMap;
-
+use logward::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
+use logward::timefmt::{
+    format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
+};
 use serde_json::{Value, json};
 
 use super::{Config, Outcome, state};
-use crate::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
-use crate::timefmt::{
-    format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
-};
 
 #[derive(Debug, Args)]
 pub struct FlaggedArgs {
@@ -276,7 +274,7 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             .unwrap_or("180d");
         let keep =
             parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
-        let before = crate::timefmt::rfc3339(now - keep);
+        let before = logward::timefmt::rfc3339(now - keep);
         if args.dry_run {
             let going = store
                 .query(&Filter {
@@ -288,8 +286,8 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
                 writeln!(
                     out,
                     "{}\tlast seen {}",
-                    crate::store::net::display(e.source),
-                    crate::timefmt::rfc3339(e.last_seen)
+                    logward::store::net::display(e.source),
+                    logward::timefmt::rfc3339(e.last_seen)
                 )?;
             }
             writeln!(
@@ -328,8 +326,8 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     {
         bail!(
             "--since {} is not before --until {}: nothing could match",
-            crate::timefmt::rfc3339(since),
-            crate::timefmt::rfc3339(until)
+            logward::timefmt::rfc3339(since),
+            logward::timefmt::rfc3339(until)
         );
     }
     for rule in &args.rule {
@@ -375,7 +373,7 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             .map_err(|e| anyhow!("{e}"))?;
         }
         for source in &chosen {
-            writeln!(out, "{}", crate::store::net::display(*source))?;
+            writeln!(out, "{}", logward::store::net::display(*source))?;
         }
         let verb = match (args.dry_run, args.delete) {
             (true, true) => "would delete",
@@ -529,7 +527,7 @@ fn summary(
                     writeln!(
                         out,
                         "  {:<width$}  {:>6} {}  {:>8} events",
-                        crate::escape::text(name.as_bytes()),
+                        logward::escape::text(name.as_bytes()),
                         n,
                         if *n == 1 { "entry  " } else { "entries" },
                         ev
@@ -590,7 +588,7 @@ fn explain(
         writeln!(
             out,
             "{}  {} in {}, banned {}",
-            crate::store::net::display(e.source),
+            logward::store::net::display(e.source),
             super::count(e.events, "event", "events"),
             super::count(u64::from(e.times_flagged), "episode", "episodes"),
             if left > 0 {
@@ -628,7 +626,7 @@ fn explain(
             }
             let listed = |v: &[(String, u64)]| {
                 v.iter()
-                    .map(|(k, n)| format!("{} ({n})", crate::escape::text(k.as_bytes())))
+                    .map(|(k, n)| format!("{} ({n})", logward::escape::text(k.as_bytes())))
                     .collect::<Vec<_>>()
                     .join(", ")
             };

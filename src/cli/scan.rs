@@ -10,20 +10,20 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use logward::detect::Flagged;
+use logward::detect::spill::SpillTo;
+use logward::format::FormatSpec;
+use logward::format::time::rfc3339;
+use logward::input::{Source, discover};
+use logward::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
+use logward::store::Counted;
+use logward::timefmt::unix_now;
 use serde_json::{Value, json};
 
 use super::detection::{self, DetectArgs};
 use super::progress::ProgressLine;
 use super::{Config, Outcome, switch, with_threads};
-use crate::detect::Flagged;
-use crate::detect::spill::SpillTo;
-use crate::format::FormatSpec;
-use crate::format::time::rfc3339;
-use crate::input::{Source, discover};
-use crate::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
-use crate::store::Counted;
-use crate::timefmt::unix_now;
-use ipnet::IpNet;
 
 /// Lines `--check` reads from each file.
 pub const CHECK_LINES: u64 = 1000;
@@ -118,7 +118,7 @@ pub enum OutputKind {
     Ndjson,
 }
 
-pub use crate::store::export::JSON_SCHEMA_VERSION;
+pub use logward::store::export::JSON_SCHEMA_VERSION;
 
 /// Scan settings after merging the command line with the configuration file.
 pub struct Settings {
@@ -292,7 +292,7 @@ fn read(
     let rules = detection.map(|d| d.rules.clone());
     let make_visitor = || {
         rules.as_ref().map(|r| {
-            let mut collector = crate::detect::Collector::new(r.clone());
+            let mut collector = logward::detect::Collector::new(r.clone());
             collector.spill_events_to(SpillTo::shared_by(
                 spill_dir.to_path_buf(),
                 rayon::current_num_threads(),
@@ -339,7 +339,7 @@ fn finish_detection(
 /// recorded it.
 #[derive(Default)]
 struct Recorded {
-    flags: Vec<crate::store::NewFlag>,
+    flags: Vec<logward::store::NewFlag>,
     expiry: HashMap<IpNet, i64>,
 }
 
@@ -410,11 +410,11 @@ fn report_files(report: &Pass, check: bool) {
 }
 
 /// How many flagged sources the store holds for the time range of the lines read.
-fn flagged_in_range(store: &crate::store::Store, report: &Pass) -> Result<Option<usize>> {
+fn flagged_in_range(store: &logward::store::Store, report: &Pass) -> Result<Option<usize>> {
     let (Some(first), Some(last)) = (report.first_time(), report.last_time()) else {
         return Ok(None);
     };
-    let filter = crate::store::Filter {
+    let filter = logward::store::Filter {
         since: Some(first),
         until: Some(last.saturating_add(1)),
         ..Default::default()
@@ -441,7 +441,7 @@ fn print_output(
 ) -> Result<()> {
     let flags = &s.recorded.flags;
     let flag_json =
-        |f: &crate::store::NewFlag| flagged_json(f, s.recorded.expiry.get(&f.source).copied());
+        |f: &logward::store::NewFlag| flagged_json(f, s.recorded.expiry.get(&f.source).copied());
     match settings.output {
         OutputKind::Json => {
             let mut value = to_json(s.report, s.elapsed);
@@ -478,7 +478,7 @@ fn print_output(
 }
 
 /// The sources with the most requests, most first; ties by address so output is stable.
-pub fn top_sources(sources: &crate::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
+pub fn top_sources(sources: &logward::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
     let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
     let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
     if all.len() > n {
@@ -542,7 +542,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
 
 /// A flagged episode as `scan` reports it in JSON: the fields of `flagged -o json` that
 /// one scan knows (see the README's table).
-fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
+fn flagged_json(f: &logward::store::NewFlag, expires: Option<i64>) -> Value {
     let counts = |c: &[(String, u64)], key: &str| -> Vec<Value> {
         c.iter()
             .map(|(name, n)| json!({ key: name, "events": n }))
@@ -550,7 +550,7 @@ fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
     };
     json!({
         "schema_version": JSON_SCHEMA_VERSION,
-        "source": crate::store::net::display(f.source),
+        "source": logward::store::net::display(f.source),
         "rules": f.rules,
         "rule_events": f.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "first_seen": rfc3339(f.first_seen),
@@ -569,7 +569,7 @@ fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
 
 fn print_flagged(
     out: &mut dyn Write,
-    flags: &[crate::store::NewFlag],
+    flags: &[logward::store::NewFlag],
     store: Option<PathBuf>,
 ) -> Result<()> {
     writeln!(out)?;
@@ -602,12 +602,12 @@ fn print_flagged(
         let site = f
             .sites
             .first()
-            .map(|(s, _)| format!("  on {}", crate::escape::text(s.as_bytes())))
+            .map(|(s, _)| format!("  on {}", logward::escape::text(s.as_bytes())))
             .unwrap_or_default();
         writeln!(
             out,
             "  {:<28} {:>7} events  {} .. {}  {}{site}{geo}",
-            crate::store::net::display(f.source),
+            logward::store::net::display(f.source),
             f.events,
             rfc3339(f.first_seen),
             rfc3339(f.last_seen),
@@ -618,7 +618,7 @@ fn print_flagged(
         writeln!(
             out,
             "Recorded in {} (query with `logward flagged`).",
-            crate::escape::path(&path)
+            logward::escape::path(&path)
         )?;
     }
     Ok(())
@@ -770,16 +770,4 @@ fn print_check<V>(out: &mut dyn Write, report: &Report<V>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Paths of the files a report read, for callers that act on them next.
-pub fn file_paths<V>(report: &Report<V>) -> Vec<PathBuf> {
-    report
-        .files
-        .iter()
-        .filter_map(|f| match &f.source {
-            Some(Source::File(p)) => Some(p.clone()),
-            _ => None,
-        })
-        .collect()
 }

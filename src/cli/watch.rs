@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use logward::watch::actions::ActionSettings;
+use logward::watch::nft::NftSet;
+use logward::watch::{Log, Settings, Watcher};
 
 use super::detection::{self, DetectArgs};
 use super::{Config, Outcome, state, switch};
-use crate::watch::actions::ActionSettings;
-use crate::watch::nft::NftSet;
-use crate::watch::{Log, Settings, Watcher};
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -79,7 +79,7 @@ pub fn parse_interval(text: &str) -> Option<Duration> {
     if t == "0" {
         return Some(Duration::ZERO);
     }
-    crate::timefmt::parse_duration(t)
+    logward::timefmt::parse_duration(t)
         .filter(|s| *s >= 0)
         .map(|s| Duration::from_secs(s as u64))
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 use logward::detect::crawlers::Crawlers;
-use logward::detect::{self, CompiledRules, FieldMatch, Filter, Rule, RuleSet};
+use logward::detect::{self, CompiledRules, RuleSet};
 use logward::geo::Geo;
 use logward::scan::Detection;
 use logward::store::BanPolicy;
@@ -120,21 +120,6 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
     Ok(set)
 }
 
-/// The rule that flags a user agent claiming one of `crawlers` from outside its ranges
-/// (the ranges check is [`CompiledRules::veto`]'s): three such requests within ten minutes.
-fn fake_crawler_rule(crawlers: &Crawlers) -> Rule {
-    Rule::new(
-        logward::detect::crawlers::FAKE_CRAWLER_RULE,
-        "a user agent claiming a search engine crawler from outside its published ranges",
-        Filter {
-            user_agent: FieldMatch::contains(&crawlers.agent_words()),
-            ..Filter::default()
-        },
-        2,
-        600_000,
-    )
-}
-
 /// Parses an address or network; a bare address is its /32 or /128.
 pub fn parse_net(text: &str) -> Option<IpNet> {
     let text = text.trim();
@@ -191,7 +176,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     };
     let crawlers = Crawlers::load(&crawler_settings)?;
     if !crawlers.is_empty() {
-        set.insert(fake_crawler_rule(&crawlers));
+        set.insert(crawlers.fake_crawler_rule());
     }
     let rules = Arc::new(
         CompiledRules::new(&set)

@@ -1,7 +1,8 @@
 # The input and settings the anonymize benchmarks share; sourced by anonymize.sh and
 # anonymize-pairs.sh, not run on its own. Sets B (the directory holding logward, from
 # B or target/release) and WORK (default /tmp/ab), moves into WORK, makes orig.log there
-# once (1M generated lines spanning 14 days), and points logward at a state directory in
+# once (1M generated lines spanning 14 days: the logward in B must have been built with
+# `--features generator` for that), and points logward at a state directory in
 # WORK with no config file. RUN is the rewrite both scripts time: with NOW after the last line
 # and --older-than 1s, every line is past the window.
 B=$(cd "${B:-target/release}" && pwd)

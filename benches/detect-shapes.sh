@@ -12,7 +12,7 @@ set -euo pipefail
 lines=${1:-1000000}
 dir=${2:-/tmp/logward-shapes}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+cargo build --release --quiet --features generator --manifest-path "$root/Cargo.toml"
 logward="${CARGO_TARGET_DIR:-$root/target}/release/logward"
 mkdir -p "$dir"
 

@@ -5,21 +5,24 @@
 //! Data flow: `input` finds log files and streams their lines; `format` turns each line into
 //! a borrowed [`format::Record`]; `detect` feeds records to leaky-bucket rules and `store`
 //! keeps the flagged sources; `anonymize` masks the address bytes of old lines and `rewrite`
-//! replaces a file on disk safely. The `cli` module is the only place that knows about
-//! command-line options.
+//! replaces a file on disk safely. The jobs built from them are `scan` (one pass over many
+//! files), `search` and `watch` (following live logs). Command-line options are the
+//! binary's alone: its `cli` module is not part of the library.
 
 pub mod anonymize;
 pub mod audit;
 mod bytes;
-pub mod cli;
 pub mod detect;
 pub mod escape;
 pub mod format;
+#[cfg(feature = "generator")]
 pub mod generate;
 pub mod geo;
 pub mod input;
+pub mod plural;
 pub mod rewrite;
 pub mod scan;
 pub mod search;
 pub mod store;
 pub mod timefmt;
+pub mod watch;

@@ -1,11 +1,13 @@
 //! The `logward` binary: runs the command line and maps the outcome to an exit code. A
 //! closed pipe (`logward ... | head`) ends the run quietly with success.
 
+mod cli;
+
 use std::io::ErrorKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match logward::cli::run() {
+    match cli::run() {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {
             if err.chain().any(|e| {
@@ -15,7 +17,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("logward: {err:#}");
-            ExitCode::from(logward::cli::Outcome::Error as u8)
+            ExitCode::from(cli::Outcome::Error as u8)
         }
     }
 }

@@ -152,6 +152,24 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     Some(total)
 }
 
+/// A point in time as a person gives one: an RFC 3339 time, a date alone (`2026-12-06`,
+/// its midnight UTC), or a duration (see [`parse_duration`]) meaning that long before
+/// `now`. This is how every command reads `--since` and `--until`.
+pub fn time_or_ago(text: &str, now: i64) -> Option<i64> {
+    parse_rfc3339(text)
+        .or_else(|| parse_date(text))
+        .or_else(|| parse_duration(text).map(|d| now - d))
+}
+
+/// `YYYY-MM-DD` as its midnight UTC.
+fn parse_date(text: &str) -> Option<i64> {
+    let t = text.trim();
+    if t.len() != 10 {
+        return None;
+    }
+    parse_rfc3339(&format!("{t}T00:00:00Z"))
+}
+
 /// Formats seconds the way nftables and cscli accept them: `3h59m12s`, `7d`, `0s`.
 /// Zero components are left out; negative input is treated as zero.
 pub fn format_duration(secs: i64) -> String {
@@ -238,6 +256,29 @@ mod tests {
     fn rfc3339_round_trip() {
         for s in (-10_000_000_000i64..10_000_000_000).step_by(7_777_777) {
             assert_eq!(parse_rfc3339(&rfc3339(s)), Some(s));
+        }
+    }
+
+    #[test]
+    fn times_are_absolute_dates_or_durations_ago() {
+        let now = 1_800_000_000;
+        let t = time_or_ago("2026-12-06T10:00:00+01:00", now);
+        assert_eq!(t, Some(days_from_civil(2026, 12, 6) * 86_400 + 9 * 3600));
+        assert_eq!(
+            time_or_ago("2026-12-06", now),
+            Some(days_from_civil(2026, 12, 6) * 86_400)
+        );
+        assert_eq!(time_or_ago(" 24h ", now), Some(now - 86_400));
+        assert_eq!(time_or_ago("1h30m", now), Some(now - 5400));
+        for bad in [
+            "",
+            "yesterday",
+            "2026-12-6",
+            "2026-13-01",
+            "24",
+            "12/06/2026",
+        ] {
+            assert_eq!(time_or_ago(bad, now), None, "{bad:?}");
         }
     }
 

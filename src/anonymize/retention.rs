@@ -23,10 +23,12 @@ use ipnet::IpNet;
 use super::wrapped::{Escaped, write_escaped};
 use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
 use crate::format::wrap::{self, json_string, json_string::Escape};
-use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper};
+use crate::format::{
+    ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper, choose_format,
+};
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
-use crate::scan::{Progress, choose_format, read_head};
+use crate::scan::{Progress, read_head};
 
 /// Gives each line of one file its age (UTC seconds).
 #[derive(Clone, Copy, Debug)]

@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
+use logward::audit::Entry;
+use logward::escape;
+use logward::store::export::JSON_SCHEMA_VERSION;
+use logward::store::{AllowedNet, net};
+use logward::timefmt::{rfc3339, unix_now};
 use serde_json::json;
 
 use super::scan::OutputKind;
 use super::{Config, Outcome, count, state};
-use crate::audit::Entry;
-use crate::escape;
-use crate::store::export::JSON_SCHEMA_VERSION;
-use crate::store::{AllowedNet, net};
-use crate::timefmt::{rfc3339, unix_now};
 
 #[derive(Debug, Args)]
 pub struct AllowArgs {
@@ -114,7 +114,7 @@ fn parse_networks(texts: &[String]) -> Result<Vec<IpNet>> {
 
 /// The keyed hashes of `nets` for the audit log, made before anything changes, so a key
 /// that cannot be used stops the command first.
-fn audit_sources(audit: &crate::audit::AuditLog, nets: &[IpNet]) -> Result<Vec<String>> {
+fn audit_sources(audit: &logward::audit::AuditLog, nets: &[IpNet]) -> Result<Vec<String>> {
     nets.iter()
         .map(|n| {
             audit
@@ -131,7 +131,7 @@ fn add(texts: &[String], note: &str, store: Option<PathBuf>, config: &Config) ->
         bail!("--note: say why these sources are allowed (a ticket, a customer)");
     }
     let nets = parse_networks(texts)?;
-    let user = crate::audit::current_user();
+    let user = logward::audit::current_user();
     let path = state::store_path(store.as_deref(), config)?;
     let state_dir = state::state_dir(store.as_deref(), config)?;
     let audit = state::audit_log(&state_dir, config)?;
@@ -262,7 +262,7 @@ fn table(out: &mut dyn Write, entries: &[AllowedNet]) -> std::io::Result<()> {
 
 fn remove(texts: &[String], store: Option<PathBuf>, config: &Config) -> Result<Outcome> {
     let nets = parse_networks(texts)?;
-    let user = crate::audit::current_user();
+    let user = logward::audit::current_user();
     let path = state::store_path(store.as_deref(), config)?;
     let absent = if path.exists() {
         let state_dir = state::state_dir(store.as_deref(), config)?;

@@ -1,6 +1,6 @@
 //! `logward anonymize`: masks client addresses in the lines of rotated logs older than the
 //! retention window, rewriting each file in place, and reports per file what it did.
-//! The per-file work is `crate::anonymize::retention`; this module turns options into a
+//! The per-file work is `logward::anonymize::retention`; this module turns options into a
 //! plan, runs it over the files, and prints the report.
 
 use std::io::Write;
@@ -9,20 +9,20 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use logward::anonymize::ledger::Ledger;
+use logward::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
+use logward::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
+use logward::format::FormatSpec;
+use logward::input::{Source, discover};
+use logward::rewrite::{RewriteOptions, RunLock, cleanup_stale_temps};
+use logward::scan::Progress;
+use logward::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::progress::ProgressLine;
 use super::scan::OutputKind;
 use super::{Config, Outcome, count, state, switch, with_threads};
-use crate::anonymize::ledger::Ledger;
-use crate::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
-use crate::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
-use crate::format::FormatSpec;
-use crate::input::{Source, discover};
-use crate::rewrite::{RewriteOptions, RunLock, cleanup_stale_temps};
-use crate::scan::Progress;
-use crate::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
 
 #[derive(Debug, Args)]
 pub struct AnonymizeArgs {
@@ -193,9 +193,7 @@ impl Settings {
                 Some(n) => n,
                 None => bail!("--now: {t:?} is not an RFC 3339 time such as 2026-11-22T00:00:00Z"),
             },
-            None => std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            None => logward::timefmt::unix_now(),
         };
         let mode_kind = match (args.mode, config.mode.as_deref()) {
             (Some(m), _) => m,
@@ -365,7 +363,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
                     for p in removed {
                         eprintln!(
                             "logward: removed a temporary file left by an interrupted run: {}",
-                            crate::escape::path(&p)
+                            logward::escape::path(&p)
                         );
                     }
                 }
@@ -389,9 +387,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
         dry_run: settings.dry_run,
         erase: settings.erase.clone(),
         whole_line: settings.whole_line,
-        now: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64),
+        now: logward::timefmt::unix_now(),
     };
     let ledger = Mutex::new(ledger);
     let progress = Arc::new(Progress::default());
@@ -422,7 +418,7 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
     for r in results.iter().filter(|r| r.status == Status::Failed) {
         eprintln!(
             "logward: {}: {}",
-            crate::escape::path(&r.path),
+            logward::escape::path(&r.path),
             r.reason.as_deref().unwrap_or("failed")
         );
     }
@@ -484,7 +480,7 @@ fn finish_erasure(
         let store_path = state::store_path(store_flag, config)?;
         if store_path.exists() {
             let mut store = state::open_store(&store_path)?;
-            let masker = crate::anonymize::Masker::new(&settings.mode);
+            let masker = logward::anonymize::Masker::new(&settings.mode);
             let erased = store
                 .erase(nets, &mut |addr| masker.masked(addr).to_string())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -495,7 +491,7 @@ fn finish_erasure(
             );
             eprintln!(
                 "logward: removed {removed} from {}{}",
-                crate::escape::path(&store_path),
+                logward::escape::path(&store_path),
                 match erased.masked_entries {
                     0 => String::new(),
                     n => format!(
@@ -513,7 +509,7 @@ fn finish_erasure(
                     "{}-wal could not be truncated: another process (watch?) kept reading \
                      the store past the busy timeout, and the old rows may still be in it; \
                      run the erasure again",
-                    crate::escape::path(&store_path)
+                    logward::escape::path(&store_path)
                 );
                 notes.push(msg.clone());
                 store_error = Some(msg);
@@ -521,29 +517,29 @@ fn finish_erasure(
         }
     }
     // What the erasure could not reach: files not rewritten that still hold the sources.
-    let matcher = crate::search::Nets::new(nets);
+    let matcher = logward::search::Nets::new(nets);
     let mut left = Vec::new();
     for r in results
         .iter()
         .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
     {
-        let still = crate::search::lines_holding(&r.path, &matcher).map_err(|e| e.to_string());
+        let still = logward::search::lines_holding(&r.path, &matcher).map_err(|e| e.to_string());
         let reason = r.reason.as_deref().unwrap_or("");
         match still {
             Ok(0) => notes.push(format!(
                 "{}: {:?} ({reason}); holds none of the sources",
-                crate::escape::path(&r.path),
+                logward::escape::path(&r.path),
                 r.status
             )),
             Ok(n) => left.push(format!(
                 "{}: {} still {} the source ({reason})",
-                crate::escape::path(&r.path),
+                logward::escape::path(&r.path),
                 count(n, "line", "lines"),
                 if n == 1 { "holds" } else { "hold" }
             )),
             Err(e) => left.push(format!(
                 "{}: not rewritten ({reason}) and not readable to check: {e}",
-                crate::escape::path(&r.path)
+                logward::escape::path(&r.path)
             )),
         }
     }
@@ -567,8 +563,8 @@ fn finish_erasure(
     for s in &settings.sources {
         sources.push(audit.hash_source(s)?);
     }
-    let entry = crate::audit::Entry {
-        time: crate::timefmt::rfc3339(crate::timefmt::unix_now()),
+    let entry = logward::audit::Entry {
+        time: logward::timefmt::rfc3339(logward::timefmt::unix_now()),
         command: "erase",
         sources,
         files: results
@@ -643,7 +639,7 @@ pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
     t.insert("failed".into(), json!(by[Status::Failed as usize]));
     t.extend(counts_json(&c));
     json!({
-        "schema_version": crate::store::export::JSON_SCHEMA_VERSION,
+        "schema_version": logward::store::export::JSON_SCHEMA_VERSION,
         "dry_run": s.dry_run,
         "now": rfc3339(s.now),
         "cutoff": rfc3339(cutoff),
@@ -753,7 +749,7 @@ fn print_report(
             out,
             "  {:<13} {}  {detail}{note}",
             verb(r.status),
-            crate::escape::path(&r.path)
+            logward::escape::path(&r.path)
         )?;
     }
     let (c, by) = totals(results);

@@ -61,25 +61,25 @@ pub fn run(args: AuditArgs, config: &Config) -> Result<Outcome> {
                     };
                     let mut who = String::new();
                     if let Some(user) = entry["user"].as_str() {
-                        who.push_str(&format!(" by {}", crate::escape::text(user.as_bytes())));
+                        who.push_str(&format!(" by {}", logward::escape::text(user.as_bytes())));
                     }
                     if let Some(note) = entry["note"].as_str() {
-                        who.push_str(&format!(": {}", crate::escape::text(note.as_bytes())));
+                        who.push_str(&format!(": {}", logward::escape::text(note.as_bytes())));
                     }
                     writeln!(
                         out,
                         "{}:{line}: {} {} {}{read}{}{who}",
                         log.path().display(),
                         entry["time"].as_str().unwrap_or("-"),
-                        crate::escape::text(command.as_bytes()),
-                        crate::escape::text(source.as_bytes()),
+                        logward::escape::text(command.as_bytes()),
+                        logward::escape::text(source.as_bytes()),
                         entry["notes"]
                             .as_array()
                             .map(|n| {
                                 let notes: Vec<String> = n
                                     .iter()
                                     .filter_map(|s| s.as_str())
-                                    .map(|s| crate::escape::text(s.as_bytes()))
+                                    .map(|s| logward::escape::text(s.as_bytes()))
                                     .collect();
                                 format!(" ({})", notes.join("; "))
                             })

@@ -158,7 +158,7 @@ impl Config {
             ("status_every", &self.status_every),
         ] {
             if let Some(v) = value
-                && crate::timefmt::parse_duration(v).is_none()
+                && logward::timefmt::parse_duration(v).is_none()
             {
                 bail!(
                     "{}: {v:?} is not a duration; write a number and a unit, such as 90m, 36h, 7d or 2w",
@@ -193,7 +193,7 @@ impl Config {
             );
         }
         if let Some(f) = &self.format
-            && let Err(e) = crate::format::FormatSpec::parse(f)
+            && let Err(e) = logward::format::FormatSpec::parse(f)
         {
             bail!("{}: {e}", at("format"));
         }

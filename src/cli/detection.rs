@@ -1,7 +1,7 @@
 //! Detection settings shared by `scan` and `watch`: the rule set (built-ins, the config's
 //! `[rule.NAME]` tables, `--rules FILE`), the allowlist (`--allow`, `--allow-file`, the
 //! config's keys, loopback, and the store's persistent allowlist), GeoIP/ASN databases and
-//! the store, and the step that turns flagged sources into store entries.
+//! the store, turned into the library's [`Detection`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,17 +10,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
+use logward::detect::crawlers::Crawlers;
+use logward::detect::{self, CompiledRules, RuleSet};
+use logward::geo::Geo;
+use logward::scan::Detection;
+use logward::store::BanPolicy;
+use logward::timefmt::parse_duration;
 
 use super::{Config, state, switch};
-use crate::detect::crawlers::Crawlers;
-use crate::detect::{
-    self, Allowlist, Collector, CompiledRules, FieldMatch, Filter, Flagged, Rule, RuleSet,
-    SampleLine,
-};
-use crate::geo::Geo;
-use crate::scan::{At, ReadLines, Visitor};
-use crate::store::{BanPolicy, Explained, NewFlag, Sample, Store};
-use crate::timefmt::parse_duration;
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct DetectArgs {
@@ -123,21 +120,6 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
     Ok(set)
 }
 
-/// The rule that flags a user agent claiming one of `crawlers` from outside its ranges
-/// (the ranges check is [`CompiledRules::veto`]'s): three such requests within ten minutes.
-fn fake_crawler_rule(crawlers: &Crawlers) -> Rule {
-    Rule::new(
-        crate::detect::crawlers::FAKE_CRAWLER_RULE,
-        "a user agent claiming a search engine crawler from outside its published ranges",
-        Filter {
-            user_agent: FieldMatch::contains(&crawlers.agent_words()),
-            ..Filter::default()
-        },
-        2,
-        600_000,
-    )
-}
-
 /// Parses an address or network; a bare address is its /32 or /128.
 pub fn parse_net(text: &str) -> Option<IpNet> {
     let text = text.trim();
@@ -184,272 +166,93 @@ fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
     Ok(list.into_iter().map(|a| a.net).collect())
 }
 
-/// Everything detection needs for one run.
-pub struct Detection {
-    pub rules: Arc<CompiledRules>,
-    /// The configured networks, loopback unless turned off, and the store's allowlist.
-    pub allowlist: Allowlist,
-    pub geo: Geo,
-    pub store: Option<Store>,
-    pub rescan: bool,
-    /// The networks of `--allow`, `--allow-file` and the config, and whether loopback is
-    /// allowed: what the store's allowlist is merged into when it changes.
-    configured_allow: Vec<IpNet>,
-    allow_loopback: bool,
-    /// The store's allowlist generation last read (see `Store::allowlist_if_changed`).
-    allow_generation: i64,
-}
-
-impl Detection {
-    pub fn new(args: &DetectArgs, config: &Config) -> Result<Detection> {
-        let mut set = rule_set(args.rules.as_deref(), config)?;
-        let crawler_settings = if args.crawler_ranges.is_empty() {
-            config.crawler_ranges.clone().unwrap_or_default()
-        } else {
-            args.crawler_ranges.clone()
-        };
-        let crawlers = Crawlers::load(&crawler_settings)?;
-        if !crawlers.is_empty() {
-            set.insert(fake_crawler_rule(&crawlers));
-        }
-        let rules = Arc::new(
-            CompiledRules::new(&set)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .with_crawlers(crawlers),
-        );
-        let mut nets = Vec::new();
-        for text in args.allow.iter().chain(config.allow.iter().flatten()) {
-            match parse_net(text) {
-                Some(n) => nets.push(n),
-                None => bail!("--allow: not an address or network: {text:?}"),
-            }
-        }
-        if let Some(path) = args.allow_file.as_deref().or(config.allow_file.as_deref()) {
-            nets.extend(read_allow_file(path)?);
-        }
-        let geo = Geo::open(
-            args.geoip.as_deref().or(config.geoip.as_deref()),
-            args.asn.as_deref().or(config.asn.as_deref()),
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let store = if switch(args.no_store, args.use_store, config.no_store) {
-            None
-        } else {
-            let path = state::store_path(args.store.as_deref(), config)?;
-            let mut store = state::open_store(&path)?;
-            let duration = |flag: &Option<String>,
-                            key: &Option<String>,
-                            name: &str,
-                            default: i64|
-             -> Result<i64> {
-                match flag.as_deref().or(key.as_deref()) {
-                    None => Ok(default),
-                    Some(t) => parse_duration(t).with_context(|| {
-                        format!("--{name}: not a duration: {t:?} (like 4h or 7d)")
-                    }),
-                }
-            };
-            let base = BanPolicy::default();
-            store.set_ban_policy(BanPolicy {
-                base: duration(&args.ban, &config.ban, "ban", base.base)?,
-                max: duration(&args.max_ban, &config.max_ban, "max-ban", base.max)?,
-                window: duration(
-                    &args.ban_window,
-                    &config.ban_window,
-                    "ban-window",
-                    base.window,
-                )?,
-            });
-            Some(store)
-        };
-        let allow_loopback = !switch(
-            args.no_default_allow,
-            args.default_allow,
-            config.default_allow.map(|on| !on),
-        );
-        let mut detection = Detection {
-            rules,
-            allowlist: Allowlist::default(),
-            geo,
-            store,
-            rescan: switch(args.rescan, args.no_rescan, config.rescan),
-            configured_allow: nets,
-            allow_loopback,
-            allow_generation: i64::MIN,
-        };
-        if detection.store.is_some() {
-            detection.refresh_allowlist()?;
-        } else {
-            // --no-store writes nothing, but what the store allows is still never flagged.
-            match stored_allowlist(args, config) {
-                Ok(stored) => detection.set_stored_allowlist(stored),
-                Err(e) => {
-                    eprintln!("logward: warning: the store's allowlist is not applied: {e:#}");
-                    detection.set_stored_allowlist(Vec::new());
-                }
-            }
-        }
-        Ok(detection)
+/// The detection of one run, from the command line and the configuration file.
+pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
+    let mut set = rule_set(args.rules.as_deref(), config)?;
+    let crawler_settings = if args.crawler_ranges.is_empty() {
+        config.crawler_ranges.clone().unwrap_or_default()
+    } else {
+        args.crawler_ranges.clone()
+    };
+    let crawlers = Crawlers::load(&crawler_settings)?;
+    if !crawlers.is_empty() {
+        set.insert(crawlers.fake_crawler_rule());
     }
-
-    /// Rebuilds the allowlist from the configured networks and `stored`, the store's.
-    pub fn set_stored_allowlist(&mut self, stored: Vec<IpNet>) {
-        let mut nets = self.configured_allow.clone();
-        nets.extend(stored);
-        self.allowlist = if self.allow_loopback {
-            Allowlist::new(nets)
-        } else {
-            Allowlist::exact(nets)
-        };
+    let rules = Arc::new(
+        CompiledRules::new(&set)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_crawlers(crawlers),
+    );
+    let mut nets = Vec::new();
+    for text in args.allow.iter().chain(config.allow.iter().flatten()) {
+        match parse_net(text) {
+            Some(n) => nets.push(n),
+            None => bail!("--allow: not an address or network: {text:?}"),
+        }
     }
-
-    /// Re-reads the allowlist of this run's store when it changed since it was last read;
-    /// true when it did.
-    pub fn refresh_allowlist(&mut self) -> Result<bool> {
-        let Some(store) = &self.store else {
-            return Ok(false);
+    if let Some(path) = args.allow_file.as_deref().or(config.allow_file.as_deref()) {
+        nets.extend(read_allow_file(path)?);
+    }
+    let geo = Geo::open(
+        args.geoip.as_deref().or(config.geoip.as_deref()),
+        args.asn.as_deref().or(config.asn.as_deref()),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let store = if switch(args.no_store, args.use_store, config.no_store) {
+        None
+    } else {
+        let path = state::store_path(args.store.as_deref(), config)?;
+        let mut store = state::open_store(&path)?;
+        let duration = |flag: &Option<String>,
+                        key: &Option<String>,
+                        name: &str,
+                        default: i64|
+         -> Result<i64> {
+            match flag.as_deref().or(key.as_deref()) {
+                None => Ok(default),
+                Some(t) => parse_duration(t)
+                    .with_context(|| format!("--{name}: not a duration: {t:?} (like 4h or 7d)")),
+            }
         };
-        let changed = store
-            .allowlist_if_changed(&mut self.allow_generation)
+        let base = BanPolicy::default();
+        store.set_ban_policy(BanPolicy {
+            base: duration(&args.ban, &config.ban, "ban", base.base)?,
+            max: duration(&args.max_ban, &config.max_ban, "max-ban", base.max)?,
+            window: duration(
+                &args.ban_window,
+                &config.ban_window,
+                "ban-window",
+                base.window,
+            )?,
+        });
+        Some(store)
+    };
+    let allow_loopback = !switch(
+        args.no_default_allow,
+        args.default_allow,
+        config.default_allow.map(|on| !on),
+    );
+    let mut detection = Detection::new(
+        rules,
+        nets,
+        allow_loopback,
+        geo,
+        store,
+        switch(args.rescan, args.no_rescan, config.rescan),
+    );
+    if detection.store.is_some() {
+        detection
+            .refresh_allowlist()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(self.apply_stored(changed))
-    }
-
-    /// [`Detection::refresh_allowlist`] from another connection to the store (`watch`
-    /// hands its own to the recorder thread).
-    pub fn refresh_allowlist_from(&mut self, store: &Store) -> Result<bool> {
-        let changed = store
-            .allowlist_if_changed(&mut self.allow_generation)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(self.apply_stored(changed))
-    }
-
-    fn apply_stored(&mut self, changed: Option<Vec<IpNet>>) -> bool {
-        match changed {
-            Some(nets) => {
-                self.set_stored_allowlist(nets);
-                true
+    } else {
+        // --no-store writes nothing, but what the store allows is still never flagged.
+        match stored_allowlist(args, config) {
+            Ok(stored) => detection.set_stored_allowlist(stored),
+            Err(e) => {
+                eprintln!("logward: warning: the store's allowlist is not applied: {e:#}");
+                detection.set_stored_allowlist(Vec::new());
             }
-            None => false,
         }
     }
-
-    /// Leaves out of `flagged` the sources an `allow add` allowed while the logs were read
-    /// (a long scan), so they are not banned again on the way to the store.
-    pub fn drop_newly_allowed(&mut self, flagged: &mut Vec<Flagged>) -> Result<()> {
-        if self.refresh_allowlist()? {
-            flagged.retain(|f| !self.allowlist.overlaps(f.source));
-        }
-        Ok(())
-    }
-
-    /// Flagged episodes as store entries, enriched with country and AS. `file_name` names
-    /// an input file by its index in the run (for the provenance of samples).
-    pub fn to_new_flags(
-        &self,
-        flagged: &[Flagged],
-        file_name: &dyn Fn(usize) -> Option<String>,
-    ) -> Vec<NewFlag> {
-        let place = |s: &SampleLine| {
-            let name = file_name(s.file?)?;
-            Some(match s.line {
-                Some(line) => format!("{name}:{line}"),
-                None => name,
-            })
-        };
-        let sample = |s: &SampleLine| Sample::new(place(s), &s.text);
-        flagged
-            .iter()
-            .map(|f| {
-                let info = self.geo.lookup(f.source.network());
-                NewFlag {
-                    source: f.source,
-                    rules: f.rules.clone(),
-                    rule_events: f.rule_events.clone(),
-                    first_seen: f.first_seen,
-                    last_seen: f.last_seen,
-                    events: f.events,
-                    samples: f.samples.iter().map(sample).collect(),
-                    sites: f.sites.clone(),
-                    files: f
-                        .files
-                        .iter()
-                        .filter_map(|&(i, n)| Some((file_name(i)?, n)))
-                        .collect(),
-                    explain: f
-                        .explain
-                        .iter()
-                        .map(|x| Explained {
-                            rule: x.rule.clone(),
-                            capacity: x.capacity,
-                            leak_ms: x.leak_ms,
-                            at: x.at,
-                            times: x.times,
-                            lines: x.lines.iter().map(sample).collect(),
-                        })
-                        .collect(),
-                    country: info.country,
-                    asn: info.asn,
-                    as_org: info.as_org,
-                }
-            })
-            .collect()
-    }
-}
-
-/// A scan visitor that feeds records to a detection collector. Files the store has already
-/// counted whole are skipped up to where they were counted; the old part of a live log that
-/// grew is fed, and the collector is told which lines it holds before it finishes
-/// ([`Collector::set_counted`]).
-pub struct DetectVisitor {
-    pub collector: Collector,
-    /// Per input file: the byte offset before which its lines are not fed at all (0: feed
-    /// every line; `u64::MAX`: none).
-    pub skip: Arc<Vec<u64>>,
-}
-
-impl DetectVisitor {
-    #[inline]
-    fn skipped(&self, file: usize, offset: u64) -> bool {
-        self.skip.get(file).is_some_and(|&before| offset < before)
-    }
-}
-
-impl Visitor for DetectVisitor {
-    #[inline]
-    fn record(&mut self, order: u64, rec: &crate::format::Record<'_>) {
-        let (file, offset) = At::split_order(order);
-        if self.skipped(file, offset) {
-            return;
-        }
-        self.collector.observe(rec, order);
-    }
-
-    /// Lines of plain files are read back for samples at the end, not copied.
-    #[inline]
-    fn record_at(&mut self, at: At, rec: &crate::format::Record<'_>) {
-        if self.skipped(at.file, at.offset) {
-            return;
-        }
-        if at.readable {
-            self.collector.observe_readable(rec, at.order());
-        } else {
-            self.collector.observe(rec, at.order());
-        }
-    }
-
-    fn merge(&mut self, other: DetectVisitor) {
-        self.collector.merge(other.collector);
-    }
-}
-
-impl detect::ReadBack for ReadLines<'_> {
-    fn read_back(
-        &mut self,
-        order: u64,
-        same: &dyn Fn(&crate::format::Record<'_>) -> bool,
-    ) -> Option<(Vec<u8>, Option<u64>)> {
-        self.line(order, same)
-            .map(|(text, line)| (text, Some(line)))
-    }
+    Ok(detection)
 }

@@ -1,20 +1,20 @@
 //! `logward flagged`: queries the flagged-source store and exports it for firewalls
 //! (nftables, ipset) and CrowdSec; `--prune` deletes old entries.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
-
-use std::collections::BTreeMap;
-
+use logward::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
+use logward::timefmt::{
+    format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
+};
 use serde_json::{Value, json};
 
 use super::{Config, Outcome, state};
-use crate::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
-use crate::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
 
 #[derive(Debug, Args)]
 pub struct FlaggedArgs {
@@ -187,32 +187,18 @@ pub enum ExportFormat {
 pub fn now(fixed: Option<&str>) -> Result<i64> {
     match fixed {
         Some(t) => parse_rfc3339(t).ok_or_else(|| anyhow!("--now: not an RFC 3339 time: {t:?}")),
-        None => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)),
+        None => Ok(unix_now()),
     }
 }
 
 /// An RFC 3339 time, a date alone (`2026-12-06`, midnight UTC), or a duration meaning
 /// that long before `now`.
 pub fn time_arg(name: &str, text: &str, now: i64) -> Result<i64> {
-    parse_rfc3339(text)
-        .or_else(|| parse_date(text))
-        .or_else(|| parse_duration(text).map(|d| now - d))
-        .ok_or_else(|| {
+    time_or_ago(text, now).ok_or_else(|| {
             anyhow!(
                 "--{name}: {text:?} is neither an RFC 3339 time, a date like 2026-12-06, nor a duration like 24h"
             )
         })
-}
-
-/// `YYYY-MM-DD` as midnight UTC.
-fn parse_date(text: &str) -> Option<i64> {
-    let t = text.trim();
-    if t.len() != 10 {
-        return None;
-    }
-    parse_rfc3339(&format!("{t}T00:00:00Z"))
 }
 
 /// The filters given on the command line, by name: `--prune` refuses any, `--delete` and
@@ -288,7 +274,7 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             .unwrap_or("180d");
         let keep =
             parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
-        let before = crate::timefmt::rfc3339(now - keep);
+        let before = logward::timefmt::rfc3339(now - keep);
         if args.dry_run {
             let going = store
                 .query(&Filter {
@@ -300,8 +286,8 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
                 writeln!(
                     out,
                     "{}\tlast seen {}",
-                    crate::store::net::display(e.source),
-                    crate::timefmt::rfc3339(e.last_seen)
+                    logward::store::net::display(e.source),
+                    logward::timefmt::rfc3339(e.last_seen)
                 )?;
             }
             writeln!(
@@ -340,8 +326,8 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     {
         bail!(
             "--since {} is not before --until {}: nothing could match",
-            crate::timefmt::rfc3339(since),
-            crate::timefmt::rfc3339(until)
+            logward::timefmt::rfc3339(since),
+            logward::timefmt::rfc3339(until)
         );
     }
     for rule in &args.rule {
@@ -387,7 +373,7 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             .map_err(|e| anyhow!("{e}"))?;
         }
         for source in &chosen {
-            writeln!(out, "{}", crate::store::net::display(*source))?;
+            writeln!(out, "{}", logward::store::net::display(*source))?;
         }
         let verb = match (args.dry_run, args.delete) {
             (true, true) => "would delete",
@@ -541,7 +527,7 @@ fn summary(
                     writeln!(
                         out,
                         "  {:<width$}  {:>6} {}  {:>8} events",
-                        crate::escape::text(name.as_bytes()),
+                        logward::escape::text(name.as_bytes()),
                         n,
                         if *n == 1 { "entry  " } else { "entries" },
                         ev
@@ -602,7 +588,7 @@ fn explain(
         writeln!(
             out,
             "{}  {} in {}, banned {}",
-            crate::store::net::display(e.source),
+            logward::store::net::display(e.source),
             super::count(e.events, "event", "events"),
             super::count(u64::from(e.times_flagged), "episode", "episodes"),
             if left > 0 {
@@ -640,7 +626,7 @@ fn explain(
             }
             let listed = |v: &[(String, u64)]| {
                 v.iter()
-                    .map(|(k, n)| format!("{} ({n})", crate::escape::text(k.as_bytes())))
+                    .map(|(k, n)| format!("{} ({n})", logward::escape::text(k.as_bytes())))
                     .collect::<Vec<_>>()
                     .join(", ")
             };

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow};
 use clap::Args;
+use logward::generate::{Format, GenConfig, Profile, generate, parse_start};
 
 use super::Outcome;
-use crate::generate::{Format, GenConfig, Profile, generate, parse_start};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use logward::anonymize::generate_key_file;
 
 use super::Outcome;
-use crate::anonymize::generate_key_file;
 
 #[derive(Debug, Args)]
 pub struct KeygenArgs {

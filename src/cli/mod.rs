@@ -1,6 +1,7 @@
 //! The command line: clap definitions (what the user typed), turned into validated settings
-//! with the configuration file, and one module per subcommand. Nothing else in logward
-//! knows about options.
+//! with the configuration file, and one module per subcommand that calls the library and
+//! prints the result. Nothing else in logward knows about options: this module belongs to
+//! the binary (`main.rs` declares it), not to the library.
 
 pub mod allow;
 pub mod anonymize;
@@ -8,6 +9,7 @@ pub mod audit;
 pub mod config;
 pub mod detection;
 pub mod flagged;
+#[cfg(feature = "generator")]
 pub mod generate;
 pub mod keygen;
 pub mod progress;
@@ -23,6 +25,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 pub use config::Config;
+pub use logward::plural::count;
 
 /// How a run ended, as the process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +102,7 @@ pub enum Command {
     Search(search::SearchArgs),
 
     /// Write a seeded sample access log with labelled attacks.
+    #[cfg(feature = "generator")]
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
 }
@@ -121,11 +125,11 @@ pub fn run() -> Result<Outcome> {
             ),
         }
     }
-    crate::format::addr::set_trusted_proxies(nets);
+    logward::format::addr::set_trusted_proxies(nets);
     if let Some(text) = cli.max_line.as_deref().or(config.max_line.as_deref()) {
-        let (lo, hi) = crate::input::read::MAX_LINE_RANGE;
+        let (lo, hi) = logward::input::read::MAX_LINE_RANGE;
         match parse_size(text) {
-            Some(n) if (lo..=hi).contains(&n) => crate::input::read::set_max_line(n),
+            Some(n) if (lo..=hi).contains(&n) => logward::input::read::set_max_line(n),
             _ => anyhow::bail!(
                 "--max-line: {text:?} is not a size from 4KiB to 1GiB, such as 1MiB or 262144"
             ),
@@ -136,6 +140,7 @@ pub fn run() -> Result<Outcome> {
         Command::Watch(args) => watch::run(args, &config),
         Command::Flagged(args) => flagged::run(args, &config),
         Command::Rules(args) => rules::run(args, &config),
+        #[cfg(feature = "generator")]
         Command::Generate(args) => generate::run(args),
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),
@@ -160,11 +165,14 @@ pub fn switch(on: bool, off: bool, config: Option<bool>) -> bool {
 }
 
 /// The `--format` setting: the flag, else the config's `format`, else `auto`.
-pub fn format_setting(flag: Option<String>, config: &Config) -> Result<crate::format::FormatSpec> {
+pub fn format_setting(
+    flag: Option<String>,
+    config: &Config,
+) -> Result<logward::format::FormatSpec> {
     let text = flag
         .or_else(|| config.format.clone())
         .unwrap_or_else(|| "auto".into());
-    crate::format::FormatSpec::parse(&text).map_err(|e| anyhow::anyhow!("--format: {e}"))
+    logward::format::FormatSpec::parse(&text).map_err(|e| anyhow::anyhow!("--format: {e}"))
 }
 
 /// The `--output` setting: the flag, else the config's `output`, else text.
@@ -182,7 +190,7 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
 /// Says what discovery left out, the same way for every command that reads logs: missing
 /// paths become errors unless `missing_ok` (then a note with `verbose`), errors and
 /// refused entries always, skipped names with `verbose`.
-pub fn report_discovery(found: &mut crate::input::Discovered, missing_ok: bool, verbose: bool) {
+pub fn report_discovery(found: &mut logward::input::Discovered, missing_ok: bool, verbose: bool) {
     for (arg, reason) in found.settle_missing(missing_ok) {
         if verbose {
             eprintln!("logward: note: {arg}: {reason} (--missing-ok: not an error)");
@@ -192,13 +200,16 @@ pub fn report_discovery(found: &mut crate::input::Discovered, missing_ok: bool, 
         eprintln!("logward: {arg}: {reason}");
     }
     for (path, reason) in &found.refused {
-        eprintln!("logward: warning: {}: {reason}", crate::escape::path(path));
+        eprintln!(
+            "logward: warning: {}: {reason}",
+            logward::escape::path(path)
+        );
     }
     if verbose {
         for p in &found.skipped {
             eprintln!(
                 "logward: skipped (not an access log name): {}",
-                crate::escape::path(p)
+                logward::escape::path(p)
             );
         }
     }
@@ -217,12 +228,6 @@ pub fn parse_size(text: &str) -> Option<usize> {
         _ => return None,
     };
     n.checked_mul(unit)
-}
-
-/// `n` with the singular or plural noun: "1 line", "2 lines".
-pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
-    let n = n.into();
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Runs `f` on a rayon pool of `threads` workers (0: one per core).

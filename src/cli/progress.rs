@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::scan::Progress;
+use logward::scan::Progress;
 
 pub struct ProgressLine {
     stop: Arc<AtomicBool>,

@@ -1,6 +1,7 @@
 //! `logward scan`: reads logs and prints what they hold, as a human summary or one JSON
 //! object; `--check` tests the format on the first lines of each file.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -9,19 +10,20 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+use logward::detect::Flagged;
+use logward::detect::spill::SpillTo;
+use logward::format::FormatSpec;
+use logward::format::time::rfc3339;
+use logward::input::{Source, discover};
+use logward::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
+use logward::store::Counted;
+use logward::timefmt::unix_now;
 use serde_json::{Value, json};
 
-use super::detection::{DetectArgs, DetectVisitor, Detection};
+use super::detection::{self, DetectArgs};
 use super::progress::ProgressLine;
 use super::{Config, Outcome, switch, with_threads};
-use crate::detect::Flagged;
-use crate::detect::spill::SpillTo;
-use crate::format::FormatSpec;
-use crate::format::time::rfc3339;
-use crate::input::{Source, discover};
-use crate::scan::{self, Options, Progress, Report};
-use crate::store::{Counted, FileFingerprint, FileHead, Recording};
-use ipnet::IpNet;
 
 /// Lines `--check` reads from each file.
 pub const CHECK_LINES: u64 = 1000;
@@ -116,7 +118,7 @@ pub enum OutputKind {
     Ndjson,
 }
 
-pub use crate::store::export::JSON_SCHEMA_VERSION;
+pub use logward::store::export::JSON_SCHEMA_VERSION;
 
 /// Scan settings after merging the command line with the configuration file.
 pub struct Settings {
@@ -159,17 +161,11 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let settings = Settings::new(args, config)?;
     let started = Instant::now();
     let mut detection = match &settings.detect {
-        Some(args) => Some(Detection::new(args, config)?),
+        Some(args) => Some(detection::setup(args, config)?),
         None => None,
     };
     let mut found = discover(&settings.paths);
     super::report_discovery(&mut found, settings.missing_ok, settings.verbose);
-    let opts = Options {
-        format: settings.format.clone(),
-        max_lines: settings.check.then_some(CHECK_LINES),
-        chunk_size: settings.chunk_size,
-        digest: false,
-    };
     let progress = Arc::new(Progress::default());
     let total: u64 = found
         .sources
@@ -187,34 +183,77 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     );
     // Lines the store has already counted (files scanned before, the old part of a live
     // log that grew) are read for the summary but not counted again.
-    let heads: Vec<Option<FileHead>> = found
-        .sources
-        .iter()
-        .map(|s| match (s, &detection) {
-            (Source::File(p), Some(d)) if d.store.is_some() => FileHead::read(p).ok(),
-            _ => None,
-        })
-        .collect();
-    let mut counted = vec![Counted::Nothing; found.sources.len()];
-    if let Some(Detection {
-        store: Some(store),
-        rescan: false,
-        ..
-    }) = &detection
-    {
-        for (i, head) in heads.iter().enumerate() {
-            if let Some(head) = head {
-                counted[i] = store.counted(head).map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-        }
+    let counted = AlreadyCounted::check(
+        &found.sources,
+        detection.as_ref().and_then(|d| d.store.as_ref()),
+        detection.as_ref().is_some_and(|d| d.rescan),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let earlier = earlier_notes(&found.sources, &counted);
+    // Events beyond what memory should hold go to the state directory, which is on disk,
+    // where the temporary directory may be in memory (tmpfs).
+    let spill_dir = match detection.as_ref().and_then(|d| d.store.as_ref()) {
+        Some(store) => store.state_dir(),
+        None => std::env::temp_dir(),
+    };
+    let mut report = read(
+        &settings,
+        &found.sources,
+        detection.as_ref(),
+        &counted,
+        &spill_dir,
+        &progress,
+    )?;
+    line.finish();
+    let mut flagged = finish_detection(&mut report, detection.as_ref(), &counted, &spill_dir)?;
+    let mut recorded = Recorded::default();
+    if let Some(d) = &mut detection {
+        recorded = record(d, &mut flagged, &report, &counted)?;
     }
-    let earlier: Vec<String> = found
-        .sources
+    for note in &earlier {
+        eprintln!("logward: {note}");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    report_files(&report, settings.check);
+    // Files counted by an earlier scan flag nothing new: say what the store already holds
+    // for their time range, so "none" is not read as "clean logs".
+    let flagged_earlier = match detection.as_ref().and_then(|d| d.store.as_ref()) {
+        Some(store) if counted.any() => flagged_in_range(store, &report)?,
+        _ => None,
+    };
+    let mut out = std::io::stdout().lock();
+    if settings.check {
+        print_check(&mut out, &report)?;
+    } else {
+        let summary = Summary {
+            report: &report,
+            elapsed,
+            skipped: found.skipped.len(),
+            recorded: &recorded,
+            flagged_earlier,
+        };
+        print_output(&mut out, &settings, detection.as_ref(), &summary)?;
+    }
+    out.flush()?;
+    let failed = report.failed_files() + found.errors.len();
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else if settings.fail_on_flag && !flagged.is_empty() {
+        Outcome::Found
+    } else {
+        Outcome::Success
+    })
+}
+
+/// What the store had counted, as notes for stderr.
+fn earlier_notes(sources: &[Source], counted: &AlreadyCounted) -> Vec<String> {
+    sources
         .iter()
-        .zip(heads.iter().zip(&counted))
-        .filter_map(|(src, (head, counted))| {
-            let size = head.as_ref()?.fingerprint.size;
-            match *counted {
+        .zip(counted.counted())
+        .enumerate()
+        .filter_map(|(i, (src, before))| {
+            let size = counted.size(i)?;
+            match *before {
                 Counted::Nothing => None,
                 Counted::Grown(n) => Some(format!(
                     "{}: its first {n} bytes were counted by an earlier scan; their lines fill \
@@ -229,30 +268,33 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                 )),
             }
         })
-        .collect();
-    // A file counted whole is not fed to the rules again (a directory of a year of rotated
-    // logs would otherwise be held in memory on every scan); the old part of a live log that
-    // grew is, so a burst that spans the two scans is seen whole.
-    let skip: Vec<u64> = counted
-        .iter()
-        .map(|c| match c {
-            Counted::Grown(_) => 0,
-            c => c.offset(),
-        })
-        .collect();
-    let skip = Arc::new(skip);
-    let rules = detection.as_ref().map(|d| d.rules.clone());
-    // Events beyond what memory should hold go to the state directory, which is on disk,
-    // where the temporary directory may be in memory (tmpfs).
-    let spill_dir = match detection.as_ref().and_then(|d| d.store.as_ref()) {
-        Some(store) => store.state_dir(),
-        None => std::env::temp_dir(),
+        .collect()
+}
+
+type Pass = Report<Option<DetectVisitor>>;
+
+/// The pass over the files, feeding detection when it runs.
+fn read(
+    settings: &Settings,
+    sources: &[Source],
+    detection: Option<&Detection>,
+    counted: &AlreadyCounted,
+    spill_dir: &Path,
+    progress: &Arc<Progress>,
+) -> Result<Pass> {
+    let opts = Options {
+        format: settings.format.clone(),
+        max_lines: settings.check.then_some(CHECK_LINES),
+        chunk_size: settings.chunk_size,
+        digest: false,
     };
+    let skip = Arc::new(counted.skip_offsets());
+    let rules = detection.map(|d| d.rules.clone());
     let make_visitor = || {
         rules.as_ref().map(|r| {
-            let mut collector = crate::detect::Collector::new(r.clone());
+            let mut collector = logward::detect::Collector::new(r.clone());
             collector.spill_events_to(SpillTo::shared_by(
-                spill_dir.clone(),
+                spill_dir.to_path_buf(),
                 rayon::current_num_threads(),
             ));
             DetectVisitor {
@@ -261,97 +303,91 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
             }
         })
     };
-    let mut report = with_threads(settings.threads, || {
-        scan::run(&found.sources, &opts, make_visitor, &progress)
-    })?;
-    line.finish();
-    if let Some(v) = report.visitor.as_mut() {
-        v.collector
-            .set_counted(counted.iter().map(|c| c.offset()).collect());
-    }
-    let mut flagged: Vec<Flagged> = match (&report.visitor, &detection) {
-        (Some(v), Some(d)) => {
-            for warning in v.collector.spill_warnings() {
-                eprintln!("logward: warning: {warning}");
-            }
-            v.collector
-                .finish_reading(&d.allowlist, &mut report.read_lines())
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "reading detection events back from a temporary file in {}: {e}",
-                        spill_dir.display()
-                    )
-                })?
-        }
-        _ => Vec::new(),
-    };
-    let mut new_flags = Vec::new();
-    let mut expiry: std::collections::HashMap<ipnet::IpNet, i64> = Default::default();
-    if let Some(d) = &mut detection {
-        d.drop_newly_allowed(&mut flagged)?;
-        let names: Vec<Option<String>> = report
-            .files
-            .iter()
-            .map(|f| match &f.source {
-                Some(Source::File(path)) => Some(
-                    std::path::absolute(path)
-                        .unwrap_or_else(|_| path.clone())
-                        .to_string_lossy()
-                        .into_owned(),
-                ),
-                Some(other) => Some(other.display_escaped()),
-                None => None,
-            })
-            .collect();
-        new_flags = d.to_new_flags(&flagged, &|i| names.get(i).cloned().flatten());
-        // A rescan reads lines an earlier scan counted: their episodes are recounted, not
-        // added again, and the bans recorded for them stay as they are.
-        // A scan that ran at the same time may have counted these files while this one
-        // read them (two cron jobs, an operator's scan): its episodes are then the same
-        // ones, recounted rather than added twice.
-        let counted_meanwhile = match &d.store {
-            Some(store) if !d.rescan => heads
-                .iter()
-                .zip(&counted)
-                .filter(|(_, before)| matches!(before, Counted::Nothing))
-                .filter_map(|(head, _)| head.as_ref())
-                .any(|head| {
-                    store
-                        .counted(head)
-                        .is_ok_and(|now| !matches!(now, Counted::Nothing))
-                }),
-            _ => false,
-        };
-        let how = if d.rescan || counted_meanwhile {
-            Recording::Recount
-        } else {
-            Recording::Add
-        };
-        if let Some(store) = &mut d.store {
-            expiry.extend(
-                store
-                    .record_flags_at(&new_flags, crate::timefmt::unix_now(), how)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?,
-            );
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            for (file, head) in report.files.iter().zip(&heads) {
-                if let (Some(head), Some(Source::File(path)), None) =
-                    (head, &file.source, &file.error)
-                {
-                    store
-                        .mark_scanned(&scanned_through(head, path, file.bytes), path, now)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                }
-            }
-        }
-    }
-    for note in &earlier {
-        eprintln!("logward: {note}");
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    with_threads(settings.threads, || {
+        scan::run(sources, &opts, make_visitor, progress)
+    })
+}
 
+/// Detection's flagged episodes once the pass is over; warnings about events spilled to
+/// disk go to stderr.
+fn finish_detection(
+    report: &mut Pass,
+    detection: Option<&Detection>,
+    counted: &AlreadyCounted,
+    spill_dir: &Path,
+) -> Result<Vec<Flagged>> {
+    if let Some(v) = report.visitor.as_mut() {
+        v.collector.set_counted(counted.counted_offsets());
+    }
+    let (Some(v), Some(d)) = (&report.visitor, detection) else {
+        return Ok(Vec::new());
+    };
+    for warning in v.collector.spill_warnings() {
+        eprintln!("logward: warning: {warning}");
+    }
+    v.collector
+        .finish_reading(&d.allowlist, &mut report.read_lines())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading detection events back from a temporary file in {}: {e}",
+                spill_dir.display()
+            )
+        })
+}
+
+/// The flags of this scan as store entries, with the end of each source's ban as the store
+/// recorded it.
+#[derive(Default)]
+struct Recorded {
+    flags: Vec<logward::store::NewFlag>,
+    expiry: HashMap<IpNet, i64>,
+}
+
+/// Records `flagged` (less the sources allowed meanwhile) in the store, if there is one,
+/// and the files read in its scan ledger.
+fn record(
+    d: &mut Detection,
+    flagged: &mut Vec<Flagged>,
+    report: &Pass,
+    counted: &AlreadyCounted,
+) -> Result<Recorded> {
+    d.drop_newly_allowed(flagged)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let names: Vec<Option<String>> = report
+        .files
+        .iter()
+        .map(|f| match &f.source {
+            Some(Source::File(path)) => Some(
+                std::path::absolute(path)
+                    .unwrap_or_else(|_| path.clone())
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            Some(other) => Some(other.display_escaped()),
+            None => None,
+        })
+        .collect();
+    let mut recorded = Recorded {
+        flags: d.to_new_flags(flagged, &|i| names.get(i).cloned().flatten()),
+        expiry: HashMap::new(),
+    };
+    if let Some(store) = &mut d.store {
+        let how = counted.recording(store, d.rescan);
+        recorded.expiry.extend(
+            store
+                .record_flags_at(&recorded.flags, unix_now(), how)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
+        counted
+            .mark_scanned(store, &report.files, unix_now())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    Ok(recorded)
+}
+
+/// Per file: its read error, a warning when few lines gave a client, and (unless
+/// `--check`, which prints them on stdout) the first malformed lines.
+fn report_files(report: &Pass, check: bool) {
     for file in &report.files {
         let name = file
             .source
@@ -365,93 +401,84 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         if let Some(warning) = file.few_clients() {
             eprintln!("logward: warning: {name}: {warning}");
         }
-        if !settings.check {
+        if !check {
             for ex in &file.examples {
                 eprintln!("logward: {name}:{}: malformed: {}", ex.line, ex.error);
             }
         }
     }
-    // Files counted by an earlier scan flag nothing new: say what the store already holds
-    // for their time range, so "none" is not read as "clean logs".
-    let flagged_earlier = match &detection {
-        Some(Detection {
-            store: Some(store), ..
-        }) if counted.iter().any(|c| !matches!(c, Counted::Nothing)) => {
-            match (report.first_time(), report.last_time()) {
-                (Some(first), Some(last)) => Some(
-                    store
-                        .query(&crate::store::Filter {
-                            since: Some(first),
-                            until: Some(last.saturating_add(1)),
-                            ..Default::default()
-                        })
-                        .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .len(),
-                ),
-                _ => None,
-            }
-        }
-        _ => None,
+}
+
+/// How many flagged sources the store holds for the time range of the lines read.
+fn flagged_in_range(store: &logward::store::Store, report: &Pass) -> Result<Option<usize>> {
+    let (Some(first), Some(last)) = (report.first_time(), report.last_time()) else {
+        return Ok(None);
     };
-    let mut out = std::io::stdout().lock();
-    if settings.check {
-        print_check(&mut out, &report)?;
-    } else {
-        match settings.output {
-            OutputKind::Json => {
-                let mut value = to_json(&report, elapsed);
-                if settings.detect.is_some() {
-                    value["flagged"] = Value::Array(
-                        new_flags
-                            .iter()
-                            .map(|f| flagged_json(f, expiry.get(&f.source).copied()))
-                            .collect(),
-                    );
-                }
-                serde_json::to_writer(&mut out, &value)?;
+    let filter = logward::store::Filter {
+        since: Some(first),
+        until: Some(last.saturating_add(1)),
+        ..Default::default()
+    };
+    let entries = store.query(&filter).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(entries.len()))
+}
+
+/// What a scan prints on stdout, besides `--check`.
+struct Summary<'a> {
+    report: &'a Pass,
+    elapsed: f64,
+    skipped: usize,
+    recorded: &'a Recorded,
+    /// Flagged sources the store holds for the time range of files counted before.
+    flagged_earlier: Option<usize>,
+}
+
+fn print_output(
+    out: &mut dyn Write,
+    settings: &Settings,
+    detection: Option<&Detection>,
+    s: &Summary<'_>,
+) -> Result<()> {
+    let flags = &s.recorded.flags;
+    let flag_json =
+        |f: &logward::store::NewFlag| flagged_json(f, s.recorded.expiry.get(&f.source).copied());
+    match settings.output {
+        OutputKind::Json => {
+            let mut value = to_json(s.report, s.elapsed);
+            if settings.detect.is_some() {
+                value["flagged"] = Value::Array(flags.iter().map(flag_json).collect());
+            }
+            serde_json::to_writer(&mut *out, &value)?;
+            writeln!(out)?;
+        }
+        OutputKind::Ndjson => {
+            // One flagged episode per line, then the summary: each object says which.
+            for f in flags {
+                let mut value = flag_json(f);
+                value["type"] = json!("flagged");
+                serde_json::to_writer(&mut *out, &value)?;
                 writeln!(out)?;
             }
-            OutputKind::Ndjson => {
-                // One flagged episode per line, then the summary: each object says which.
-                for f in &new_flags {
-                    let mut value = flagged_json(f, expiry.get(&f.source).copied());
-                    value["type"] = json!("flagged");
-                    serde_json::to_writer(&mut out, &value)?;
-                    writeln!(out)?;
-                }
-                let mut value = to_json(&report, elapsed);
-                value["type"] = json!("summary");
-                serde_json::to_writer(&mut out, &value)?;
-                writeln!(out)?;
-            }
-            OutputKind::Text => {
-                print_summary(&mut out, &report, elapsed, found.skipped.len())?;
-                if let Some(d) = &detection {
-                    print_flagged(
-                        &mut out,
-                        &new_flags,
-                        d.store.as_ref().map(|s| s.path().to_path_buf()),
-                    )?;
-                    if let Some(n) = flagged_earlier {
-                        print_flagged_earlier(&mut out, n, new_flags.is_empty())?;
-                    }
+            let mut value = to_json(s.report, s.elapsed);
+            value["type"] = json!("summary");
+            serde_json::to_writer(&mut *out, &value)?;
+            writeln!(out)?;
+        }
+        OutputKind::Text => {
+            print_summary(out, s.report, s.elapsed, s.skipped)?;
+            if let Some(d) = detection {
+                print_flagged(out, flags, d.store.as_ref().map(|s| s.path().to_path_buf()))?;
+                if let Some(n) = s.flagged_earlier {
+                    print_flagged_earlier(out, n, flags.is_empty())?;
                 }
             }
         }
     }
-    out.flush()?;
-    let failed = report.failed_files() + found.errors.len();
-    Ok(if failed > 0 {
-        Outcome::Error
-    } else if settings.fail_on_flag && !flagged.is_empty() {
-        Outcome::Found
-    } else {
-        Outcome::Success
-    })
+    Ok(())
 }
 
 /// The sources with the most requests, most first; ties by address so output is stable.
-pub fn top_sources(sources: &crate::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
+pub fn top_sources(sources: &logward::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
     let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
     let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
     if all.len() > n {
@@ -460,26 +487,6 @@ pub fn top_sources(sources: &crate::scan::SourceCounts, n: usize) -> Vec<(IpAddr
     }
     all.sort_by(cmp);
     all
-}
-
-/// What the scan ledger records for a file this scan read whole: a compressed file as it
-/// was found; a plain file through the end of the last line read, fingerprinted as it was
-/// then, since a live log may have grown while it was read and the next scan counts it from
-/// there. A file that was replaced meanwhile keeps the fingerprint found before the scan.
-fn scanned_through(head: &FileHead, path: &Path, bytes_read: u64) -> FileFingerprint {
-    if head.compressed {
-        return head.fingerprint;
-    }
-    match FileHead::read(path) {
-        Ok(now)
-            if now.fingerprint.device == head.fingerprint.device
-                && now.fingerprint.inode == head.fingerprint.inode =>
-        {
-            // A last line without a newline was counted one byte longer than it is.
-            now.fingerprint_at(bytes_read.min(now.fingerprint.size))
-        }
-        _ => head.fingerprint,
-    }
 }
 
 fn time_json(t: Option<i64>) -> Value {
@@ -535,7 +542,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
 
 /// A flagged episode as `scan` reports it in JSON: the fields of `flagged -o json` that
 /// one scan knows (see the README's table).
-fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
+fn flagged_json(f: &logward::store::NewFlag, expires: Option<i64>) -> Value {
     let counts = |c: &[(String, u64)], key: &str| -> Vec<Value> {
         c.iter()
             .map(|(name, n)| json!({ key: name, "events": n }))
@@ -543,7 +550,7 @@ fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
     };
     json!({
         "schema_version": JSON_SCHEMA_VERSION,
-        "source": crate::store::net::display(f.source),
+        "source": logward::store::net::display(f.source),
         "rules": f.rules,
         "rule_events": f.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "first_seen": rfc3339(f.first_seen),
@@ -562,7 +569,7 @@ fn flagged_json(f: &crate::store::NewFlag, expires: Option<i64>) -> Value {
 
 fn print_flagged(
     out: &mut dyn Write,
-    flags: &[crate::store::NewFlag],
+    flags: &[logward::store::NewFlag],
     store: Option<PathBuf>,
 ) -> Result<()> {
     writeln!(out)?;
@@ -595,12 +602,12 @@ fn print_flagged(
         let site = f
             .sites
             .first()
-            .map(|(s, _)| format!("  on {}", crate::escape::text(s.as_bytes())))
+            .map(|(s, _)| format!("  on {}", logward::escape::text(s.as_bytes())))
             .unwrap_or_default();
         writeln!(
             out,
             "  {:<28} {:>7} events  {} .. {}  {}{site}{geo}",
-            crate::store::net::display(f.source),
+            logward::store::net::display(f.source),
             f.events,
             rfc3339(f.first_seen),
             rfc3339(f.last_seen),
@@ -611,7 +618,7 @@ fn print_flagged(
         writeln!(
             out,
             "Recorded in {} (query with `logward flagged`).",
-            crate::escape::path(&path)
+            logward::escape::path(&path)
         )?;
     }
     Ok(())
@@ -763,16 +770,4 @@ fn print_check<V>(out: &mut dyn Write, report: &Report<V>) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Paths of the files a report read, for callers that act on them next.
-pub fn file_paths<V>(report: &Report<V>) -> Vec<PathBuf> {
-    report
-        .files
-        .iter()
-        .filter_map(|f| match &f.source {
-            Some(Source::File(p)) => Some(p.clone()),
-            _ => None,
-        })
-        .collect()
 }

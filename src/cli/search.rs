@@ -9,18 +9,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
+use logward::audit::Entry;
+use logward::format::{ErrorKind, FormatSpec};
+use logward::input::discover::sort_oldest_first;
+use logward::input::{Source, discover};
+use logward::scan::{self, Options, Progress, Report};
+use logward::search::evidence::{self, EvidenceLine, Package};
+use logward::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
+use logward::timefmt::{rfc3339, unix_now};
 use serde_json::{Value, json};
 
 use super::scan::OutputKind;
 use super::{Config, Outcome, state, switch, with_threads};
-use crate::audit::Entry;
-use crate::format::{ErrorKind, FormatSpec};
-use crate::input::discover::sort_oldest_first;
-use crate::input::{Source, discover};
-use crate::scan::{self, Options, Progress, Report};
-use crate::search::evidence::{self, EvidenceLine, Package};
-use crate::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
-use crate::timefmt::rfc3339;
 
 /// Exit code 1, as grep: the search ran and found nothing.
 const NOTHING_FOUND: Outcome = Outcome::Found;
@@ -178,21 +178,15 @@ impl Settings {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
-    let settings = Settings::new(args, config, now())?;
+    let settings = Settings::new(args, config, unix_now())?;
     // The audit log is the point of a search's record keeping: without a state directory
     // the search does not start.
     let audit = state::audit_log(
         &state::state_dir(settings.store.as_deref(), config)?,
         config,
     )?;
-    // Never the addresses in clear: their keyed hashes (see `crate::audit`). Made before
+    // Never the addresses in clear: their keyed hashes (see `logward::audit`). Made before
     // the search, so a key that cannot be used stops it before anything is read.
     let mut sources = Vec::with_capacity(settings.sources.len());
     for s in &settings.sources {
@@ -240,7 +234,7 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         .map(|f| f.source.as_ref().map(Source::display).unwrap_or_default())
         .collect();
     for (i, (file, name)) in report.files.iter().zip(&names).enumerate() {
-        let shown = crate::escape::text(name.as_bytes());
+        let shown = logward::escape::text(name.as_bytes());
         if let Some(err) = &file.error {
             eprintln!("logward: {err}");
         }
@@ -293,14 +287,14 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     };
 
     let entry = Entry {
-        time: rfc3339(now()),
+        time: rfc3339(unix_now()),
         command: "search",
         sources,
         files: names.clone(),
         lines: total,
         notes,
         // Who looked at whose requests.
-        user: Some(crate::audit::current_user()),
+        user: Some(logward::audit::current_user()),
         note: None,
     };
     // Recorded even when the output failed: the files were read all the same.
@@ -402,12 +396,12 @@ fn write_package(
             eprintln!(
                 "logward: warning: {}: changed while it was read (a live log being written?); \
                  the manifest's size and sha256 are of the {} bytes read",
-                crate::escape::path(path),
+                logward::escape::path(path),
                 d.bytes
             );
         }
         files.push(evidence::InputFile {
-            path: crate::escape::path(path),
+            path: logward::escape::path(path),
             format: file.format.clone(),
             compression: file.compression,
             lines_read: file.lines,
@@ -425,7 +419,7 @@ fn write_package(
         vhost: settings.vhost.clone(),
     };
     let found = evidence::Found::new(hits.iter().map(|h| h.time));
-    let manifest = evidence::Manifest::new(now(), query, found, files, log.clone());
+    let manifest = evidence::Manifest::new(unix_now(), query, found, files, log.clone());
     package.write_manifest(&manifest)?;
     Ok(log)
 }
@@ -456,8 +450,8 @@ fn print_package_summary(
             out,
             "evidence: {} in {} (manifest: {})",
             super::count(log.lines, "line", "lines"),
-            crate::escape::path(&dir.join(evidence::LOG_NAME)),
-            crate::escape::path(&dir.join(evidence::MANIFEST_NAME)),
+            logward::escape::path(&dir.join(evidence::LOG_NAME)),
+            logward::escape::path(&dir.join(evidence::MANIFEST_NAME)),
         )?,
     }
     out.flush()?;
@@ -473,10 +467,10 @@ fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
     }
 }
 
-/// Appends a JSON line of `value`, printable ASCII only ([`crate::escape::json_ascii`]): log
+/// Appends a JSON line of `value`, printable ASCII only ([`logward::escape::json_ascii`]): log
 /// text in it cannot drive a terminal.
 fn put_json(buf: &mut Vec<u8>, value: &Value) -> Result<()> {
-    crate::escape::json_ascii(&serde_json::to_string(value)?, buf);
+    logward::escape::json_ascii(&serde_json::to_string(value)?, buf);
     buf.push(b'\n');
     Ok(())
 }

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use logward::store;
 
 use super::Config;
-use crate::store;
 
 /// What to do when the default state directory cannot be used (a user without a home,
 /// such as `nobody`, or a read-only system).
@@ -41,21 +41,21 @@ pub fn check_private(path: &Path) -> Result<()> {
     if meta.file_type().is_symlink() {
         anyhow::bail!(
             "{}: {what} is a symbolic link; refused (give the real path with --store)",
-            crate::escape::path(path)
+            logward::escape::path(path)
         );
     }
     if meta.uid() != me {
         anyhow::bail!(
             "{}: {what} belongs to uid {}, not to this user (uid {me}); refused, since its \
              owner could plant links for this run to follow. Fix: {fix}, or {STATE_HINT}",
-            crate::escape::path(path),
+            logward::escape::path(path),
             meta.uid()
         );
     }
     if meta.mode() & 0o022 != 0 {
         anyhow::bail!(
             "{}: {what} is writable by group or others (mode {:o}); refused. Fix: {fix}",
-            crate::escape::path(path),
+            logward::escape::path(path),
             meta.mode() & 0o7777
         );
     }
@@ -112,14 +112,14 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 
 /// The audit log of this run's state directory, with its key from `$LOGWARD_AUDIT_KEY`,
 /// the config's `audit_key`, else the default apart from the state directory.
-pub fn audit_log(state_dir: &Path, config: &Config) -> Result<crate::audit::AuditLog> {
+pub fn audit_log(state_dir: &Path, config: &Config) -> Result<logward::audit::AuditLog> {
     let key = std::env::var_os("LOGWARD_AUDIT_KEY")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| config.audit_key.clone())
-        .or_else(crate::audit::default_key_path)
+        .or_else(logward::audit::default_key_path)
         .context(
             "no place for the audit key: set audit_key in the config, $LOGWARD_AUDIT_KEY, or $HOME",
         )?;
-    Ok(crate::audit::AuditLog::with_key(state_dir, &key))
+    Ok(logward::audit::AuditLog::with_key(state_dir, &key))
 }

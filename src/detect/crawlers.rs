@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 
+use super::{FieldMatch, Filter, Rule};
+
 /// The crawlers logward knows: a name, as given in `--crawler-ranges NAME=FILE`, and the
 /// user-agent words (lower case) by which a request claims to be that crawler.
 pub const KNOWN_CRAWLERS: &[(&str, &[&str])] = &[
@@ -160,6 +162,22 @@ impl Crawlers {
             .iter()
             .flat_map(|c| c.agents.iter().cloned())
             .collect()
+    }
+
+    /// The rule that flags a user agent claiming one of the loaded crawlers from outside
+    /// its ranges (the ranges check is `CompiledRules::veto`'s): three such requests within
+    /// ten minutes. A rule set gets it only when ranges are loaded.
+    pub fn fake_crawler_rule(&self) -> Rule {
+        Rule::new(
+            FAKE_CRAWLER_RULE,
+            "a user agent claiming a search engine crawler from outside its published ranges",
+            Filter {
+                user_agent: FieldMatch::contains(&self.agent_words()),
+                ..Filter::default()
+            },
+            2,
+            600_000,
+        )
     }
 
     /// Whether `addr` is inside the published ranges of any loaded crawler.
@@ -342,6 +360,9 @@ mod tests {
         assert!(c.is_fake(ip("157.55.39.4"), googlebot));
         assert!(!c.is_fake(ip("203.0.113.9"), b"Mozilla/5.0 Firefox/133.0"));
         assert!(c.is_fake(ip("203.0.113.9"), b"Mozilla/5.0 (compatible; bingbot/2.0)"));
+        let rule = c.fake_crawler_rule();
+        assert_eq!(rule.name, FAKE_CRAWLER_RULE);
+        assert_eq!((rule.capacity, rule.leak_ms), (2, 600_000));
     }
 
     #[test]

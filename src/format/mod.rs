@@ -4,6 +4,7 @@
 //! file's first lines (`--format auto`).
 
 pub mod addr;
+mod choose;
 mod clf;
 pub mod compile;
 pub mod envoy;
@@ -17,6 +18,7 @@ pub mod wrap;
 #[cfg(test)]
 pub(crate) mod reference;
 
+pub use choose::{Chosen, choose_format};
 pub use compile::CompileError;
 pub use parser::{ErrorKind, LineFormat, ParseError};
 pub use record::{AddrField, AddrFields, AddrKind, Record, Span};

@@ -1,6 +1,6 @@
 //! Tests of the generator through its output only: determinism, exact counts, strict
 //! per-format line shapes, and that normal clients stay far from every rate rule while
-//! attackers clearly exceed theirs.
+//! attackers clearly exceed theirs; and that its attack labels name the built-in rules.
 
 use std::collections::{HashMap, HashSet};
 
@@ -226,6 +226,16 @@ fn zero_malformed_when_configured() {
     assert_eq!(truth.malformed, 0);
     let re = strict(Format::Combined);
     assert!(lines(&out).iter().all(|l| re.is_match(l)));
+}
+
+/// The generator labels its attackers with the names of the built-in rules, one per rule.
+/// Checked here, not in `detect`: the generator sits above detection and knows its names,
+/// detection knows nothing of the generator.
+#[test]
+fn attackers_carry_the_names_of_the_builtin_rules() {
+    let set = crate::detect::builtin_rules();
+    let names: Vec<&str> = set.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, RULES);
 }
 
 #[test]

@@ -13,11 +13,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use crate::format::{self, Format, FormatSpec, LineParser, ParseError, Record, TimeCache};
+use crate::format::{
+    self, Format, FormatSpec, LineParser, ParseError, Record, TimeCache, choose_format,
+};
 use crate::input::Source;
 use crate::input::read::{self, Compression, Line, LineReader, ReadError};
 
+mod counted;
+mod detection;
 mod read_back;
+pub use counted::AlreadyCounted;
+pub use detection::{DetectVisitor, Detection};
 pub use read_back::ReadLines;
 
 /// Requests per client address. Addresses are chosen by clients, so the hasher is seeded at
@@ -396,13 +402,6 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Splits sample bytes into lines for format detection.
-fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
-    head.split(|b| *b == b'\n')
-        .take(format::DETECT_LINES)
-        .collect()
-}
-
 /// Reads up to `DETECT_LINES` lines from a stream, as bytes. Bytes read past them are
 /// lost: for a stream read again afterwards, use [`read_head_buffered`].
 pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
@@ -428,43 +427,6 @@ pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
         }
     }
     Ok(head)
-}
-
-/// A file's format as chosen from its first lines, with a note on how (`auto: 198 of 200
-/// sample lines`, or why none was chosen) for reports.
-#[derive(Clone, Debug)]
-pub struct Chosen {
-    pub format: Option<Format>,
-    pub note: Option<String>,
-}
-
-/// Chooses the format for a file whose first lines are `head` (see [`read_head`]): the
-/// fixed one, or with `auto` the preset that parses most of them.
-pub fn choose_format(spec: &FormatSpec, head: &[u8]) -> Chosen {
-    match spec {
-        FormatSpec::Fixed(f) => Chosen {
-            format: Some(f.clone()),
-            note: None,
-        },
-        FormatSpec::Auto => match format::detect(sample_lines(head)) {
-            Some(d) => Chosen {
-                note: Some(format!("auto: {} of {} sample lines", d.parsed, d.sampled)),
-                format: Some(d.format),
-            },
-            None => {
-                let empty = head.iter().all(|b| b.is_ascii_whitespace());
-                Chosen {
-                    format: None,
-                    note: Some(if empty {
-                        "empty".to_string()
-                    } else {
-                        "no known format matches the first lines; give one with --format"
-                            .to_string()
-                    }),
-                }
-            }
-        },
-    }
 }
 
 fn choose_into(spec: &FormatSpec, head: &[u8], report: &mut FileReport) -> Option<Format> {

@@ -171,6 +171,18 @@ fn skip(reader: &mut impl BufRead, mut n: u64) -> (u64, u64) {
     (wanted - n, newlines)
 }
 
+/// Detection reads its sample lines back through this, with their line numbers.
+impl crate::detect::ReadBack for ReadLines<'_> {
+    fn read_back(
+        &mut self,
+        order: u64,
+        same: &dyn Fn(&Record<'_>) -> bool,
+    ) -> Option<(Vec<u8>, Option<u64>)> {
+        self.line(order, same)
+            .map(|(text, line)| (text, Some(line)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,6 +372,10 @@ fn record(
         expiry: HashMap::new(),
     };
     if let Some(store) = &mut d.store {
+        // From the decision to the ledger, one scan at a time: see lock_for_recording.
+        let _recording = store
+            .lock_for_recording()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let how = counted.recording(store, d.rescan);
         recorded.expiry.extend(
             store

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -140,6 +141,11 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: i64 },
     /// A row holds a value this build cannot read (edited by hand?).
     BadRow { path: PathBuf, what: String },
+}
+
+/// The store's recording lock, released when dropped: see [`Store::lock_for_recording`].
+pub struct RecordingLock {
+    _file: std::fs::File,
 }
 
 impl fmt::Display for StoreError {
@@ -553,6 +559,39 @@ impl Store {
     /// logward's state directory: the directory holding the database.
     pub fn state_dir(&self) -> PathBuf {
         path::state_dir(&self.path)
+    }
+
+    /// Waits for and takes the store's recording lock (`scan-record.lock` in the state
+    /// directory), held until the returned guard drops. A scan holds it while it decides
+    /// how its episodes go in (see `scan::AlreadyCounted::recording`), records them and
+    /// marks its files scanned: two scans of the same files at once then record one after
+    /// the other, and the second finds the files counted and recounts instead of adding
+    /// its episodes again.
+    pub fn lock_for_recording(&self) -> Result<RecordingLock, StoreError> {
+        let path = self.state_dir().join("scan-record.lock");
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io)?;
+        // `File::lock` is newer than the supported Rust; flock(2) is what it calls.
+        loop {
+            // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                break;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(io(e));
+            }
+        }
+        Ok(RecordingLock { _file: file })
     }
 
     pub fn ban_policy(&self) -> BanPolicy {
@@ -1580,6 +1619,35 @@ mod tests {
 
     fn sources(v: &[FlaggedEntry]) -> Vec<String> {
         v.iter().map(|e| e.source.to_string()).collect()
+    }
+
+    #[test]
+    fn a_second_recording_waits_for_the_first() {
+        let (dir, store) = open();
+        let db = dir.path().join("state/logward.db");
+        let held = store.lock_for_recording().unwrap();
+        let taken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let second = {
+            let taken = taken.clone();
+            std::thread::spawn(move || {
+                let other = Store::open(&db).unwrap();
+                let _lock = other.lock_for_recording().unwrap();
+                taken.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !taken.load(std::sync::atomic::Ordering::SeqCst),
+            "the lock was taken twice"
+        );
+        drop(held);
+        second.join().unwrap();
+        assert!(taken.load(std::sync::atomic::Ordering::SeqCst));
+        let mode = std::fs::metadata(dir.path().join("state/scan-record.lock"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     /// A populated store: two v4 hosts, a v4 /24, a v6 host and its /64, and a far v6 host.

@@ -7,6 +7,7 @@ mod daily;
 mod detect;
 mod erase;
 mod hostile;
+mod packaging;
 mod proxies;
 mod readme;
 mod samples;

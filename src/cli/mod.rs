@@ -8,6 +8,7 @@ pub mod anonymize;
 pub mod audit;
 pub mod config;
 pub mod detection;
+pub mod docs;
 pub mod flagged;
 #[cfg(feature = "generator")]
 pub mod generate;
@@ -101,6 +102,12 @@ pub enum Command {
     /// Print the lines about some addresses or ranges, from plain and gzip logs.
     Search(search::SearchArgs),
 
+    /// Write the manual pages (logward(1), logward-scan(1)...) into a directory.
+    Man(docs::ManArgs),
+
+    /// Print a completion script for bash, zsh, fish, elvish or powershell.
+    Completions(docs::CompletionsArgs),
+
     /// Write a seeded sample access log with labelled attacks.
     #[cfg(feature = "generator")]
     #[command(hide = true)]
@@ -110,6 +117,12 @@ pub enum Command {
 /// Parses the command line, runs the command, and returns its outcome.
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
+    // The pages and completions describe the options, whatever the configuration says.
+    let command = match cli.command {
+        Command::Man(args) => return docs::man(args),
+        Command::Completions(args) => return docs::completions(args),
+        command => command,
+    };
     let config = Config::load(cli.config.as_deref())?;
     let proxies = if cli.trusted_proxies.is_empty() {
         config.trusted_proxies.clone().unwrap_or_default()
@@ -135,7 +148,7 @@ pub fn run() -> Result<Outcome> {
             ),
         }
     }
-    match cli.command {
+    match command {
         Command::Scan(args) => scan::run(args, &config),
         Command::Watch(args) => watch::run(args, &config),
         Command::Flagged(args) => flagged::run(args, &config),
@@ -148,6 +161,8 @@ pub fn run() -> Result<Outcome> {
         Command::Unban(args) => flagged::unban(args, &config),
         Command::Allow(args) => allow::run(args, &config),
         Command::Search(args) => search::run(args, &config),
+        Command::Man(args) => docs::man(args),
+        Command::Completions(args) => docs::completions(args),
     }
 }
 

@@ -154,7 +154,6 @@ impl Config {
             ("max_ban", &self.max_ban),
             ("ban_window", &self.ban_window),
             ("keep", &self.keep),
-            ("interval", &self.interval),
             ("status_every", &self.status_every),
         ] {
             if let Some(v) = value
@@ -165,6 +164,15 @@ impl Config {
                     at(key)
                 );
             }
+        }
+        // watch's interval also takes milliseconds, as --interval does.
+        if let Some(v) = &self.interval
+            && super::watch::parse_interval(v).is_none()
+        {
+            bail!(
+                "{}: {v:?} is not an interval; write a number and a unit, such as 250ms, 1s or 1m",
+                at("interval")
+            );
         }
         for (key, value, allowed) in [
             ("mode", &self.mode, &["truncate", "pseudonymize"][..]),
@@ -268,6 +276,31 @@ fn in_words(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The package's commented /etc/logward/logward.toml: as shipped it sets nothing, and
+    /// with every `#key = value` line uncommented each key exists and each value is valid.
+    #[test]
+    fn the_packaged_config_is_valid_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/logward.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shipped = Config::parse(&text, &path).unwrap();
+        assert!(shipped.store.is_none() && shipped.older_than.is_none());
+        let mut keys = 0;
+        let uncommented: String = text
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(rest) if rest.split(" = ").count() == 2 && !rest.starts_with(' ') => {
+                    keys += 1;
+                    format!("{rest}\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        assert!(keys >= 20, "{keys} keys");
+        let all = Config::parse(&uncommented, &path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(all.older_than.as_deref(), Some("7d"));
+        assert_eq!(all.interval.as_deref(), Some("250ms"));
+    }
 
     #[test]
     fn errors_name_the_file_and_line() {

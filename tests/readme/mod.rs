@@ -97,6 +97,7 @@ fn system_store() -> Option<Vec<u8>> {
 }
 
 fn run_readme(user: Option<&str>) {
+    let _system = crate::util::lock_system_state();
     let (quick, examples) = readme_commands();
     let d = Dir::new();
     let root = d.path();

@@ -107,6 +107,18 @@ impl Dir {
     }
 }
 
+/// Held by the tests that read or change this machine's own `/var/lib/logward` (the README
+/// quick start checks it is left alone; the package test installs and purges it), so that
+/// they never run at the same time.
+pub static SYSTEM_STATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`SYSTEM_STATE`], also after a test that held it failed.
+pub fn lock_system_state() -> std::sync::MutexGuard<'static, ()> {
+    SYSTEM_STATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The shared corpus of third-party logs beside the project. Tests that read it are
 /// `#[ignore = "needs ../shared/corpus"]`, so a clone without it shows them as ignored;
 /// run with `--include-ignored` and no corpus, they fail here and say why.

@@ -19,6 +19,9 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The compression whose magic number `head` starts with: gzip (RFC 1952 section
+    /// 2.3.1), bzip2 (`BZh`), xz (its 6-byte header) or a zstd frame; anything else is
+    /// taken as plain text.
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
@@ -97,17 +100,28 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Reads the first bytes of an open file, at offset 0, to tell its compression.
-pub fn sniff_open(file: &File) -> io::Result<Compression> {
+/// Reads from `offset` of an open file until `buf` is full or the file ends, without
+/// moving the file's offset; returns how many bytes were read. An interrupted read is
+/// retried.
+pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 6];
     let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64)? {
-            0 => break,
-            k => n += k,
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(n)
+}
+
+/// Reads the first bytes of an open file, at offset 0, to tell its compression: the one
+/// place logward looks at magic numbers.
+pub fn sniff_open(file: &File) -> io::Result<Compression> {
+    let mut head = [0u8; 6];
+    let n = read_full_at(file, &mut head, 0)?;
     Ok(Compression::sniff(&head[..n]))
 }
 

@@ -32,35 +32,17 @@ pub(crate) enum Compression {
     Gzip,
 }
 
-/// Magic numbers: gzip RFC 1952 section 2.3.1; bzip2 "BZh"; xz 6-byte header; zstd frame.
+/// How `file` is stored, from its magic number ([`crate::input::read::sniff_open`]): the
+/// compressions logward cannot write back are refused.
 pub(crate) fn detect(path: &Path, file: &File) -> Result<Compression, RewriteError> {
-    let mut magic = [0u8; 6];
-    let mut n = 0;
-    while n < magic.len() {
-        match file.read_at(&mut magic[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(RewriteError::io(path, "read the file", e)),
-        }
-    }
-    let m = &magic[..n];
-    let unsupported = |format| {
-        Err(RewriteError::Unsupported {
+    use crate::input::read::{Compression as Stored, sniff_open};
+    match sniff_open(file).map_err(|e| RewriteError::io(path, "read the file", e))? {
+        Stored::None => Ok(Compression::Plain),
+        Stored::Gzip => Ok(Compression::Gzip),
+        other => Err(RewriteError::Unsupported {
             path: path.to_path_buf(),
-            format,
-        })
-    };
-    if m.starts_with(&[0x1f, 0x8b]) {
-        Ok(Compression::Gzip)
-    } else if m.starts_with(b"BZh") {
-        unsupported("bzip2")
-    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        unsupported("xz")
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        unsupported("zstd")
-    } else {
-        Ok(Compression::Plain)
+            format: other.name(),
+        }),
     }
 }
 

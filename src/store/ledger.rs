@@ -7,9 +7,11 @@
 //! they did when it was smaller: [`FileHead::head_hash_at`] hashes the first bytes of the
 //! file as it was at any earlier size.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+use crate::input::read::{Compression, read_full_at};
 
 /// How many leading bytes the head hash covers.
 pub const HEAD_LEN: usize = 4096;
@@ -62,8 +64,8 @@ impl Counted {
 #[derive(Clone, Debug)]
 pub struct FileHead {
     pub fingerprint: FileFingerprint,
-    /// Whether the file starts with the gzip magic: a compressed file is never counted in
-    /// part, since its byte offsets are not those of its lines.
+    /// Whether the file starts with a compression's magic number: a compressed file is never
+    /// counted in part, since its byte offsets are not those of its lines.
     pub compressed: bool,
     head: Vec<u8>,
 }
@@ -72,18 +74,10 @@ impl FileHead {
     /// Reads the head of the file at `path`. The metadata comes from the open handle so the
     /// hash and the inode describe the same file.
     pub fn read(path: &Path) -> io::Result<FileHead> {
-        let mut f = crate::input::read::open_regular(path)?;
+        let f = crate::input::read::open_regular(path)?;
         let meta = f.metadata()?;
         let mut head = vec![0u8; HEAD_LEN];
-        let mut n = 0;
-        while n < HEAD_LEN {
-            match f.read(&mut head[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = read_full_at(&f, &mut head, 0)?;
         head.truncate(n);
         Ok(FileHead {
             fingerprint: FileFingerprint {
@@ -92,7 +86,7 @@ impl FileHead {
                 size: meta.len(),
                 head_hash: fnv1a64(&head),
             },
-            compressed: head.starts_with(&[0x1f, 0x8b]),
+            compressed: Compression::sniff(&head) != Compression::None,
             head,
         })
     }
@@ -175,6 +169,8 @@ mod tests {
         assert_eq!(head.head_hash_at(u64::MAX), fnv1a64(&long[..HEAD_LEN]));
         assert_ne!(head.head_hash_at(3), before.head_hash);
         std::fs::write(&p, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(FileHead::read(&p).unwrap().compressed);
+        std::fs::write(&p, b"BZh91AY&SY").unwrap();
         assert!(FileHead::read(&p).unwrap().compressed);
     }
 }

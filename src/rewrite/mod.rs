@@ -12,7 +12,6 @@
 mod atomic;
 mod error;
 mod gzip;
-mod lines;
 mod lock;
 mod pipeline;
 mod safety;

@@ -23,7 +23,10 @@ use flate2::read::MultiGzDecoder;
 
 use super::error::RewriteError;
 use super::gzip::GzMemberWriter;
-use super::lines::{LineError, LineReader, Piece, READ_SIZE};
+use crate::input::read::{LineReader, Part};
+
+/// Bytes requested per read; large reads keep syscalls off the profile.
+const READ_SIZE: usize = 1 << 20;
 
 /// How the file's bytes are stored, from its first bytes (not its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,22 +155,28 @@ where
             },
             None => RewriteError::io(out_path, "write the temporary file", e),
         };
-        let mut reader = LineReader::new(input, self.p.max_line).with_pieces();
+        let mut reader = LineReader::with_limits(input, READ_SIZE, self.p.max_line);
         let mut counts = Counts::default();
         let mut block = sink.first_block(block_size + 4096);
         loop {
             let line_no = counts.lines + 1;
-            let line = match reader.next_line() {
+            let line = match reader.next_piece() {
                 Ok(Some(line)) => line,
                 Ok(None) => break,
-                Err(e) => return Err(line_error(self.path, line_no, self.p.max_line, e)),
+                Err(source) => {
+                    return Err(RewriteError::Corrupt {
+                        path: self.path.to_path_buf(),
+                        line: line_no,
+                        source,
+                    });
+                }
             };
-            if line.piece != Piece::Whole {
+            if line.part != Part::Whole {
                 // A line over the limit is copied through byte for byte, a piece at a
                 // time, never held whole and never transformed (documented: its
                 // addresses stay; the report counts it).
                 block.bytes.extend_from_slice(line.bytes);
-                if line.piece == Piece::Last {
+                if line.part == Part::Last {
                     counts.lines = line_no;
                     counts.kept_long += 1;
                     if line.newline {
@@ -837,21 +846,6 @@ fn start_writeback(file: &File, offset: u64, len: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
-}
-
-fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteError {
-    match e {
-        LineError::TooLong => RewriteError::LineTooLong {
-            path: path.to_path_buf(),
-            line,
-            limit,
-        },
-        LineError::Io(source) => RewriteError::Corrupt {
-            path: path.to_path_buf(),
-            line,
-            source,
-        },
-    }
 }
 
 /// Checks the temporary file before the rename. A gzip file is read back decompressed and

@@ -448,9 +448,6 @@ pub fn lines_holding(path: &std::path::Path, nets: &Nets) -> Result<u64, crate::
     }
 }
 
-/// The one terminal escaping of logward, under the name search has always used.
-pub use crate::escape::for_terminal as escape_for_terminal;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,15 +605,5 @@ mod tests {
         );
         let none = VhostFilter::new(None);
         assert!(none.admits(None) && none.admits(Some(b"x")));
-    }
-
-    #[test]
-    fn terminal_escaping_neutralizes_controls() {
-        let mut out = Vec::new();
-        escape_for_terminal(b"a\x1b[31mred\tb\\ \xff \xc2\x9b z\r", &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "a\\x1b[31mred\tb\\\\ \\xff \\u{9b} z\\x0d"
-        );
     }
 }

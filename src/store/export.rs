@@ -43,7 +43,9 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
                     "expired".to_string()
                 },
                 crate::escape::text(e.vhost.as_deref().unwrap_or("-").as_bytes()),
-                clean(e.country.as_deref().unwrap_or("-")),
+                // GeoIP text is not attacker-controlled, but a corrupt database could
+                // still hold control characters.
+                crate::escape::text(e.country.as_deref().unwrap_or("-").as_bytes()),
                 e.asn.map_or("-".to_string(), |a| a.to_string()),
             ]
         })
@@ -299,12 +301,6 @@ pub fn crowdsec(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::
         .collect();
     serde_json::to_writer_pretty(&mut *out, &v)?;
     writeln!(out)
-}
-
-/// GeoIP text is not attacker-controlled, but a corrupt database could still hold control
-/// characters: keep terminals safe.
-fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 #[cfg(test)]

@@ -1786,15 +1786,9 @@ mod tests {
     use regex::bytes::Regex;
     use std::sync::OnceLock;
 
-    /// Unix days of a civil date (proleptic Gregorian), for the test parsers.
+    /// [`crate::timefmt::days_from_civil`] for the test parsers' `i64` fields.
     fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        crate::timefmt::days_from_civil(y, m as u32, d as u32)
     }
 
     fn num(b: &[u8]) -> i64 {

@@ -265,19 +265,7 @@ pub fn ipset(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
 /// A duration as Go's `time.ParseDuration` reads it, which some `cscli` versions use:
 /// hours, minutes and seconds only, never days (`25h10m`, not `1d1h10m`).
 fn go_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
+    crate::timefmt::format_units(secs, &[("h", 3600), ("m", 60), ("s", 1)])
 }
 
 /// A JSON array for `cscli decisions import -i FILE.json`

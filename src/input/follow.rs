@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::discover::{discover, strip_rotation};
+use super::head::fnv1a64;
 use super::read::{Compression, max_line, read_full_at, sniff_open};
-use crate::store::ledger::fnv1a64;
 
 /// How long a rotated or removed file is kept open after its last new line.
 pub const DRAIN_IDLE: Duration = Duration::from_secs(10);
 
-/// How many leading bytes identify a file's content.
+/// How many leading bytes identify a file's content. Saved positions hash up to this many
+/// and record how many: see [`super::head`].
 pub const HEAD_LEN: u64 = 1024;
 
 /// How often the PATH arguments are expanded again to find new files.

@@ -11,9 +11,11 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use crate::input::head::fnv1a64;
 use crate::input::read::{Compression, read_full_at};
 
-/// How many leading bytes the head hash covers.
+/// How many leading bytes the head hash covers. Stored fingerprints hash this many: see
+/// [`crate::input::head`] before changing it.
 pub const HEAD_LEN: usize = 4096;
 
 /// Identity of a file's content as the scan ledger sees it.
@@ -109,27 +111,9 @@ impl FileHead {
     }
 }
 
-/// 64-bit FNV-1a (<http://www.isthe.com/chongo/tech/comp/fnv/>): not cryptographic, only a
-/// cheap way to tell two file heads apart.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ b as u64).wrapping_mul(PRIME))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_reference_values() {
-        // Test vectors from the FNV reference page.
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn fingerprint_tracks_content_and_size() {

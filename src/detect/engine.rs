@@ -647,7 +647,7 @@ impl Collector {
     }
 
     fn counted_before(&self, order: u64) -> bool {
-        let (file, offset) = crate::scan::At::split_order(order);
+        let (file, offset) = crate::input::split_order(order);
         self.counted
             .get(file)
             .is_some_and(|&before| offset < before)
@@ -1078,7 +1078,7 @@ impl Collector {
                 let mut files: Vec<(usize, u64)> = Vec::new();
                 for &(order, site) in lines {
                     bump(&mut sites, site);
-                    bump(&mut files, crate::scan::At::split_order(order).0);
+                    bump(&mut files, crate::input::split_order(order).0);
                 }
                 (lines.len() as u64, sites, files)
             }
@@ -1124,7 +1124,7 @@ impl Collector {
     /// The line of a chosen sample, with its provenance: its copy, or the line read back
     /// when the record there still has the sample's source, time and virtual host.
     fn sample(&self, slots: &Slots, s: &Chosen, lines: &mut dyn ReadBack) -> Option<SampleLine> {
-        let file = crate::scan::At::split_order(s.order).0;
+        let file = crate::input::split_order(s.order).0;
         let key = slots.keys.get(s.slot as usize)?;
         if let Some(copy) = self
             .copies
@@ -1275,7 +1275,7 @@ impl Collector {
                 lines.push((e.order, e.site));
             } else {
                 bump(&mut ep.sites, e.site);
-                bump(&mut ep.files, crate::scan::At::split_order(e.order).0);
+                bump(&mut ep.files, crate::input::split_order(e.order).0);
             }
             if ep.samples.len() < SAMPLES {
                 ep.samples.push(Chosen {

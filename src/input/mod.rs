@@ -10,3 +10,15 @@ pub mod read;
 
 pub use discover::{Discovered, Source, discover};
 pub use read::{Compression, Line, LineReader, ReadError};
+
+/// A position unique across a run that sorts lines in input order: the file's index in the
+/// sorted input list times 2^40 plus the line's byte offset in the (decompressed) file. The
+/// pass that reads the lines makes it; detection and the read-back of lines take it apart.
+pub fn order(file: usize, offset: u64) -> u64 {
+    ((file as u64) << 40) | offset
+}
+
+/// The file index and byte offset that [`order`] combined.
+pub fn split_order(order: u64) -> (usize, u64) {
+    ((order >> 40) as usize, order & ((1 << 40) - 1))
+}

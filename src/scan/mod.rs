@@ -46,15 +46,16 @@ pub struct At {
 }
 
 impl At {
-    /// A position unique across the run that sorts lines in input order: the file's index
-    /// times 2^40 plus the line's byte offset.
+    /// A position unique across the run that sorts lines in input order
+    /// ([`crate::input::order`]).
     pub fn order(self) -> u64 {
-        ((self.file as u64) << 40) | self.offset
+        crate::input::order(self.file, self.offset)
     }
 
-    /// The file index and byte offset that [`At::order`] combined.
+    /// The file index and byte offset that [`At::order`] combined
+    /// ([`crate::input::split_order`]).
     pub fn split_order(order: u64) -> (usize, u64) {
-        ((order >> 40) as usize, order & ((1 << 40) - 1))
+        crate::input::split_order(order)
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod anonymize;
 pub mod audit;
 mod bytes;
+mod child;
 pub mod cli;
 pub mod detect;
 pub mod escape;

@@ -395,7 +395,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("logward.nft");
         std::fs::write(&file, render(nftables)).unwrap();
-        let nft = crate::rewrite::spawn_child(
+        let nft = crate::child::spawn_child(
             std::process::Command::new("nft")
                 .arg("-c")
                 .arg("-f")

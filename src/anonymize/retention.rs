@@ -462,12 +462,16 @@ fn holds_unmasked_token(line: &[u8], r: &Record<'_>, urls: &[Span]) -> bool {
     let mut pos = 0usize;
     for span in covered.iter() {
         let start = span.start as usize;
-        if start > pos && super::tokens::tokens(&line[pos..start]).next().is_some() {
+        if start > pos
+            && crate::format::tokens::tokens(&line[pos..start])
+                .next()
+                .is_some()
+        {
             return true;
         }
         pos = pos.max(span.end as usize);
     }
-    pos < line.len() && super::tokens::tokens(&line[pos..]).next().is_some()
+    pos < line.len() && crate::format::tokens::tokens(&line[pos..]).next().is_some()
 }
 
 fn url_spans(r: &Record<'_>) -> ([Span; 2], usize) {

@@ -1,7 +1,7 @@
 //! Log formats: the [`Record`] a line becomes, named presets, nginx `log_format` and Apache
 //! `LogFormat` compilation, JSON lines, the proxies' own logs (HAProxy, Envoy), timestamps,
-//! wrappers (syslog, journal, container logs; see [`wrap`]), and choosing a format from a
-//! file's first lines (`--format auto`).
+//! wrappers (syslog, journal, container logs; see [`wrap`]), addresses found in free text
+//! ([`tokens`]), and choosing a format from a file's first lines (`--format auto`).
 
 pub mod addr;
 mod clf;
@@ -12,6 +12,7 @@ pub mod json;
 pub mod parser;
 pub mod record;
 pub mod time;
+pub mod tokens;
 pub mod wrap;
 
 #[cfg(test)]

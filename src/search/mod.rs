@@ -8,7 +8,7 @@
 //! Matching is on parsed addresses, never on text: `1.2.3.4` does not match `11.2.3.45`.
 //! A parsed line matches when its client, an element of an address list (X-Forwarded-For)
 //! or another address field holds an address in the set; a line the format could not parse
-//! matches when one of its address tokens ([`crate::anonymize::tokens`]) does. IPv4-mapped
+//! matches when one of its address tokens ([`crate::format::tokens`]) does. IPv4-mapped
 //! IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry, on both sides.
 
 pub mod evidence;
@@ -17,8 +17,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::anonymize::tokens::tokens;
 use crate::format::addr::split_list;
+use crate::format::tokens::tokens;
 use crate::format::{AddrKind, Record};
 use crate::scan::{self, At};
 

@@ -1002,7 +1002,7 @@ impl Store {
             let bytes = text.as_bytes();
             let mut out = String::with_capacity(text.len());
             let mut last = 0;
-            for t in crate::anonymize::tokens::tokens(bytes) {
+            for t in crate::format::tokens::tokens(bytes) {
                 if inside(t.addr) {
                     out.push_str(&text[last..t.span.start as usize]);
                     out.push_str(&mask(t.addr));

@@ -7,6 +7,7 @@ pub mod addr;
 mod clf;
 pub mod compile;
 pub mod envoy;
+mod fields;
 pub mod haproxy;
 pub mod json;
 pub mod parser;

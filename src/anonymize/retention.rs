@@ -24,9 +24,10 @@ use super::wrapped::{Escaped, write_escaped};
 use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
 use crate::format::wrap::{self, json_string, json_string::Escape};
 use crate::format::{ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper};
+use crate::input::Progress;
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
-use crate::scan::{Progress, choose_format, read_head};
+use crate::scan::choose_format;
 
 /// Gives each line of one file its age (UTC seconds).
 #[derive(Clone, Copy, Debug)]
@@ -133,7 +134,7 @@ impl Counts {
 
     /// The warning for a file most of whose parsed lines gave no client address.
     pub fn few_clients(&self, format: Option<&str>) -> Option<String> {
-        crate::scan::few_clients(
+        crate::format::few_clients(
             self.parsed,
             self.parsed - self.without_client.min(self.parsed),
             format,
@@ -541,7 +542,11 @@ pub fn anonymize_file(
 
     // The format, from the first lines.
     let head_lines = match input_read::open(&target) {
-        Ok((mut stream, _)) => read_head(&mut stream).unwrap_or_default(),
+        Ok((stream, _)) => input_read::read_head(
+            &mut std::io::BufReader::new(stream),
+            crate::format::DETECT_LINES,
+        )
+        .unwrap_or_default(),
         Err(e) => {
             let status = Status::Failed;
             return FileResult::new(path, status, reason_of_read(&target, &e));

@@ -22,3 +22,12 @@ pub fn order(file: usize, offset: u64) -> u64 {
 pub fn split_order(order: u64) -> (usize, u64) {
     ((order >> 40) as usize, order & ((1 << 40) - 1))
 }
+
+/// Counters a progress display may read while a pass over files runs (a scan, a search,
+/// an anonymize run): bytes and lines read, files done.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub bytes: std::sync::atomic::AtomicU64,
+    pub lines: std::sync::atomic::AtomicU64,
+    pub files_done: std::sync::atomic::AtomicU64,
+}

@@ -4,7 +4,7 @@
 //! ranges so large plain files can be read by several workers.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -446,6 +446,28 @@ impl<R: Read> LineReader<R> {
             }
         }
     }
+}
+
+/// Reads up to `lines` lines from a buffered reader, as bytes, consuming nothing past them
+/// (standard input is read on after its head, from the same buffer): the first lines a
+/// format is chosen from. Each line is capped at [`max_line`], and the head stops at a
+/// longer one, so a huge first line cannot take all the memory.
+pub fn read_head(reader: &mut dyn BufRead, lines: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    for _ in 0..lines {
+        let cap = max_line() as u64;
+        let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 == cap && head.last() != Some(&b'\n') {
+            // A line longer than any logward reads: the sample stops here (reading on
+            // would gather the same line, a cap at a time: a regression held 200 MB of
+            // a 1 GB line).
+            break;
+        }
+    }
+    Ok(head)
 }
 
 /// A byte stream of a file, decompressed as needed.

@@ -6,10 +6,10 @@
 //! sorted, merges are sums, minimums and maximums, and examples are kept by position.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
@@ -218,18 +218,7 @@ impl FileReport {
     }
 }
 
-/// The warning of [`FileReport::few_clients`] for `parsed` lines of which `with_client`
-/// gave a client address, read as `format`.
-pub fn few_clients(parsed: u64, with_client: u64, format: Option<&str>) -> Option<String> {
-    (parsed > 0 && with_client.saturating_mul(2) < parsed).then(|| {
-        format!(
-            "the format {} gives a client address for {with_client} of {parsed} parsed lines: \
-             it is probably not this file's format, so detection sees no one here (check \
-             with `logward scan --check`, give one with --format)",
-            format.unwrap_or("chosen")
-        )
-    })
-}
+pub use crate::format::few_clients;
 
 /// The merged result of a pass.
 pub struct Report<V> {
@@ -288,13 +277,7 @@ impl<V> Report<V> {
     }
 }
 
-/// Counters a progress display may read while the pass runs.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub bytes: AtomicU64,
-    pub lines: AtomicU64,
-    pub files_done: AtomicU64,
-}
+pub use crate::input::Progress;
 
 /// One unit of work: a whole file (or stdin), or a range of a plain file.
 struct Job {
@@ -404,33 +387,6 @@ fn sample_lines(head: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// Reads up to `DETECT_LINES` lines from a stream, as bytes. Bytes read past them are
-/// lost: for a stream read again afterwards, use [`read_head_buffered`].
-pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
-    read_head_buffered(&mut io::BufReader::new(stream))
-}
-
-/// Reads up to `DETECT_LINES` lines from a buffered reader, consuming nothing past them:
-/// standard input is read on after its head, from the same buffer.
-pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    for _ in 0..format::DETECT_LINES {
-        // Cap each sample line so a huge first line cannot take all the memory.
-        let cap = read::max_line() as u64;
-        let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
-        if n == 0 {
-            break;
-        }
-        if n as u64 == cap && head.last() != Some(&b'\n') {
-            // A line longer than any logward reads: the sample stops here (reading on
-            // would gather the same line, a cap at a time: a regression held 200 MB of
-            // a 1 GB line).
-            break;
-        }
-    }
-    Ok(head)
-}
-
 /// A file's format as chosen from its first lines, with a note on how (`auto: 198 of 200
 /// sample lines`, or why none was chosen) for reports.
 #[derive(Clone, Debug)]
@@ -480,7 +436,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
     report.source = Some(source.clone());
     match source {
         Source::Stdin => {
-            let head = match read_head_buffered(&mut io::stdin().lock()) {
+            let head = match read::read_head(&mut io::stdin().lock(), format::DETECT_LINES) {
                 Ok(h) => h,
                 Err(e) => {
                     report.error = Some(format!("<stdin>: {e}"));
@@ -527,7 +483,8 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
             };
             report.compression = Some(compression.name());
             // A broken gzip shows here as a short head; the full read reports the line.
-            let head = read_head(&mut stream).unwrap_or_default();
+            let head = read::read_head(&mut io::BufReader::new(&mut stream), format::DETECT_LINES)
+                .unwrap_or_default();
             let format = choose_into(&opts.format, &head, report);
             Some(Prepared {
                 format,

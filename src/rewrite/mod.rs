@@ -16,6 +16,10 @@ mod lock;
 mod pipeline;
 mod safety;
 
+/// Child processes start through [`crate::child::spawn_child`]; the watch actions take it
+/// from here.
+pub(crate) use crate::child::spawn_child;
+
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use ipnet::IpNet;
 
-use crate::child::spawn_child;
 use crate::format::time::rfc3339;
+use crate::rewrite::spawn_child;
 use crate::store::net;
 
 /// Flags waiting for their `--on-flag` command; more are dropped with a warning.

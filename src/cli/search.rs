@@ -467,7 +467,7 @@ fn print_package_summary(
 /// Appends log text to `buf`, escaped when it goes to a terminal.
 fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
     if terminal {
-        crate::escape::for_terminal(text, buf);
+        search::escape_for_terminal(text, buf);
     } else {
         buf.extend_from_slice(text);
     }

@@ -448,6 +448,10 @@ pub fn lines_holding(path: &std::path::Path, nets: &Nets) -> Result<u64, crate::
     }
 }
 
+/// The one terminal escaping of logward ([`crate::escape::for_terminal`]), under the name
+/// search's command line uses.
+pub use crate::escape::for_terminal as escape_for_terminal;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,8 @@
 //! Making untrusted text safe for a terminal: file names (anyone who can write a log
 //! directory chooses them) and log-derived strings (any client chooses them) are shown
-//! with control characters, bidi overrides and other invisible format characters as
-//! escapes, so they can neither drive the terminal nor hide or reorder what is shown.
+//! with every byte outside printable ASCII as an escape, so they can neither drive the
+//! terminal nor hide or reorder what is shown. This is the one escaping of text for people
+//! (`\xNN`, with `\` doubled); stored samples are kept in it too.
 //!
 //! JSON made by logward goes through [`json_ascii`], which leaves only printable ASCII, so
 //! a JSON line is safe on a terminal too and means the same to any JSON reader.
@@ -11,39 +12,56 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Whether `c` must not reach a terminal raw: controls (C0, DEL, C1; a tab is kept),
-/// the bidirectional overrides and isolates, and zero-width or other format characters
-/// that change how the text around them reads.
-fn must_escape(c: char) -> bool {
-    (c.is_control() && c != '\t')
-        || matches!(c as u32,
-            0x061c | 0x180e | 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff
-            | 0xfff9..=0xfffb)
+/// Writes `bytes` so that they cannot drive a terminal: printable ASCII stays, a backslash
+/// becomes `\\` so the escapes are unambiguous, and every other byte becomes `\xNN`
+/// (controls, a tab included, escape sequences, and each byte of a non-ASCII character).
+///
+/// The strictest rule is the only one that needs no list of dangerous characters: a rule
+/// that keeps Unicode text must name every control, bidirectional override, invisible
+/// format character (soft hyphen, tag characters) and line separator, and still lets bytes
+/// 0x80-0x9f inside UTF-8 sequences act as C1 controls (0x9b is CSI) on a terminal that
+/// reads 8-bit text. The output is ASCII, safe in any locale and in JSON.
+pub fn for_terminal(bytes: &[u8], out: &mut Vec<u8>) {
+    escape(bytes, true, out);
 }
 
-/// Writes `bytes` so that they cannot drive a terminal: characters that must not reach it
-/// raw become `\xNN` (below U+0080) or `\u{NNNN}`, bytes that are not UTF-8 become `\xNN`,
-/// and a backslash becomes `\\` so the escapes are unambiguous. Tabs are kept.
-pub fn for_terminal(bytes: &[u8], out: &mut Vec<u8>) {
-    for chunk in bytes.utf8_chunks() {
-        let valid = chunk.valid();
-        let mut start = 0;
-        for (i, c) in valid.char_indices() {
-            if c == '\\' || must_escape(c) {
-                out.extend_from_slice(&valid.as_bytes()[start..i]);
-                let _ = match c {
-                    '\\' => write!(out, "\\\\"),
-                    c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
-                    c => write!(out, "\\u{{{:x}}}", c as u32),
-                };
-                start = i + c.len_utf8();
-            }
+/// Text that should already be [`for_terminal`]'s output but may not be (a stored value
+/// that was edited by hand), made safe the same way except that a backslash stays as it
+/// is: escaped text comes back unchanged.
+pub fn again(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    escape(text.as_bytes(), false, &mut out);
+    ascii(out)
+}
+
+/// The escaping: printable ASCII is copied a run at a time, `\` doubled when asked, every
+/// other byte written as `\xNN`.
+fn escape(bytes: &[u8], double_backslash: bool, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if (0x20..0x7f).contains(&b) && !(b == b'\\' && double_backslash) {
+            continue;
         }
-        out.extend_from_slice(&valid.as_bytes()[start..]);
-        for b in chunk.invalid() {
-            let _ = write!(out, "\\x{b:02x}");
+        out.extend_from_slice(&bytes[start..i]);
+        if b == b'\\' {
+            out.extend_from_slice(b"\\\\");
+        } else {
+            out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
         }
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
+}
+
+/// Escaped bytes as a string: they are ASCII.
+fn ascii(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Appends JSON text as serde_json wrote it, with every character outside printable ASCII
@@ -72,8 +90,7 @@ pub fn json_ascii(json: &str, out: &mut Vec<u8>) {
 pub fn text(bytes: &[u8]) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     for_terminal(bytes, &mut out);
-    // Only ASCII escapes and whole UTF-8 sequences were written.
-    String::from_utf8(out).unwrap_or_default()
+    ascii(out)
 }
 
 /// A path as shown to a person: [`text`] of its bytes. Use it wherever a path is printed.
@@ -86,22 +103,60 @@ pub fn path(p: &Path) -> String {
 mod tests {
     use super::*;
 
+    /// The rule, checked against a byte-by-byte statement of it on every byte value.
     #[test]
-    fn controls_bidi_and_bad_bytes_are_escaped() {
+    fn every_byte_outside_printable_ascii_is_escaped() {
+        for b in 0..=255u8 {
+            let want = match b {
+                b'\\' => "\\\\".to_string(),
+                0x20..=0x7e => (b as char).to_string(),
+                _ => format!("\\x{b:02x}"),
+            };
+            assert_eq!(text(&[b]), want, "byte {b:#04x}");
+            if let Ok(one) = std::str::from_utf8(&[b]) {
+                let again_want = if b == b'\\' { "\\".to_string() } else { want };
+                assert_eq!(again(one), again_want, "byte {b:#04x}");
+            }
+        }
+    }
+
+    #[test]
+    fn controls_bidi_invisible_and_bad_bytes_are_escaped() {
         assert_eq!(
             text(b"a\x1b[31mred\tb\\ \xff \xc2\x9b z\r"),
-            "a\\x1b[31mred\tb\\\\ \\xff \\u{9b} z\\x0d"
+            "a\\x1b[31mred\\x09b\\\\ \\xff \\xc2\\x9b z\\x0d"
         );
-        assert_eq!(text("x\u{202e}gol.exe".as_bytes()), "x\\u{202e}gol.exe");
-        assert_eq!(
-            text("a\u{200b}b\u{feff}".as_bytes()),
-            "a\\u{200b}b\\u{feff}"
-        );
-        assert_eq!(text("café 日本".as_bytes()), "café 日本");
+        // A bidi override, a zero-width space, a tag character (invisible), a soft hyphen
+        // and a line separator: none reaches the terminal.
+        for c in [
+            '\u{202e}',
+            '\u{200b}',
+            '\u{e0041}',
+            '\u{ad}',
+            '\u{2028}',
+            '\u{feff}',
+        ] {
+            let shown = text(format!("x{c}y").as_bytes());
+            assert!(shown.bytes().all(|b| (0x20..0x7f).contains(&b)), "{shown}");
+            assert!(shown.starts_with("x\\x") && shown.ends_with('y'), "{shown}");
+        }
+        assert_eq!(text("café".as_bytes()), "caf\\xc3\\xa9");
         assert_eq!(
             path(Path::new("\x1b]0;x\x07\x1b[2Jevil.access.log")),
             "\\x1b]0;x\\x07\\x1b[2Jevil.access.log"
         );
+    }
+
+    /// Escaped text read back is the same; anything else in it is escaped.
+    #[test]
+    fn again_leaves_escaped_text_unchanged() {
+        for raw in [&b"GET / \x07\x1b]0;x\r\n"[..], "é\\".as_bytes(), b"plain"] {
+            let escaped = text(raw);
+            assert_eq!(again(&escaped), escaped);
+        }
+        assert_eq!(again("ok\\x00"), "ok\\x00");
+        assert_eq!(again("a\u{1b}"), "a\\x1b");
+        assert_eq!(again("a\u{202e}"), "a\\xe2\\x80\\xae");
     }
 
     #[test]

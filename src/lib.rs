@@ -12,6 +12,7 @@
 pub mod anonymize;
 pub mod audit;
 mod bytes;
+mod child;
 pub mod detect;
 pub mod escape;
 pub mod format;

@@ -126,30 +126,14 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 /// A bare number is refused: the unit must be explicit so `7` is never read as 7 seconds
 /// when days were meant. Returns `None` on an empty string, unknown unit or overflow.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    let b = s.trim().as_bytes();
-    if b.is_empty() {
-        return None;
-    }
-    let mut total: i64 = 0;
-    let mut i = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let n = digits(&b[start..i])?;
-        let unit = match b.get(i)? {
-            b's' => 1,
-            b'm' => 60,
-            b'h' => 3600,
-            b'd' => 86_400,
-            b'w' => 7 * 86_400,
-            _ => return None,
-        };
-        i += 1;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-    }
-    Some(total)
+    const UNITS: &[(&str, i64)] = &[
+        ("s", 1),
+        ("m", 60),
+        ("h", 3600),
+        ("d", 86_400),
+        ("w", 7 * 86_400),
+    ];
+    parse_duration_in(s, UNITS, true).ok()
 }
 
 /// A point in time as a person gives one: an RFC 3339 time, a date alone (`2026-12-06`,
@@ -173,21 +157,115 @@ fn parse_date(text: &str) -> Option<i64> {
 /// Formats seconds the way nftables and cscli accept them: `3h59m12s`, `7d`, `0s`.
 /// Zero components are left out; negative input is treated as zero.
 pub fn format_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    if secs == 0 {
+    format_units(secs, &[("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)])
+}
+
+/// Why a duration was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurationError<'a> {
+    /// No number where one should start (an empty text among others).
+    NoNumber,
+    /// A number too large for 64 bits.
+    NumberTooLarge,
+    /// A number without a unit after it.
+    NoUnit,
+    /// A unit not among those accepted: the text that stood for it.
+    UnknownUnit(&'a str),
+    /// The duration overflows 64 bits.
+    TooLong,
+}
+
+/// Parses a duration the way rules write them (`200ms`, `10s`, `1m`, `4h`, `7d`) into
+/// milliseconds: one number and one unit only, so `1m30s` is refused rather than half-read,
+/// and so is a bare number, since `10` could mean seconds or milliseconds and a guess would
+/// change a threshold by a factor of a thousand.
+pub fn parse_duration_ms(text: &str) -> Result<i64, DurationError<'_>> {
+    const UNITS: &[(&str, i64)] = &[
+        ("ms", 1),
+        ("s", 1_000),
+        ("m", 60_000),
+        ("h", 3_600_000),
+        ("d", 86_400_000),
+    ];
+    parse_duration_in(text, UNITS, false)
+}
+
+/// Prints milliseconds in the largest unit that divides them exactly (`90s`, `4h`,
+/// `250ms`; `0s` for zero), so a printed duration parses back to the same value with
+/// [`parse_duration_ms`].
+pub fn format_duration_ms(ms: i64) -> String {
+    if ms == 0 {
         return "0s".to_string();
     }
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ];
+    let (scale, unit) = units
+        .into_iter()
+        .find(|(scale, _)| ms % scale == 0)
+        .unwrap_or((1, "ms"));
+    format!("{}{unit}", ms / scale)
+}
+
+/// Reads `text` (trimmed) as `<digits><unit>`, or with `compound` as several of them
+/// (`1h30m`), each unit one of `units` (its name and its length in the result's unit): the
+/// parser behind [`parse_duration`] and [`parse_duration_ms`]. Without `compound` all the
+/// text after the number is the unit.
+fn parse_duration_in<'a>(
+    text: &'a str,
+    units: &[(&str, i64)],
+    compound: bool,
+) -> Result<i64, DurationError<'a>> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(DurationError::NoNumber);
+    }
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(DurationError::NoNumber);
+        }
+        let (number, after) = rest.split_at(digits);
+        let number: i64 = number.parse().map_err(|_| DurationError::NumberTooLarge)?;
+        let unit_len = if compound {
+            after.bytes().take_while(|b| !b.is_ascii_digit()).count()
+        } else {
+            after.len()
+        };
+        let (unit, next) = after.split_at(unit_len);
+        let scale = match units.iter().find(|(name, _)| *name == unit) {
+            Some(&(_, scale)) => scale,
+            None if unit.is_empty() => return Err(DurationError::NoUnit),
+            None => return Err(DurationError::UnknownUnit(unit)),
+        };
+        total = number
+            .checked_mul(scale)
+            .and_then(|n| total.checked_add(n))
+            .ok_or(DurationError::TooLong)?;
+        rest = next;
+    }
+    Ok(total)
+}
+
+/// `n` written with `units` (name and length, largest first), each that counts at least
+/// once, as nftables, cscli and Go write durations: `3h59m12s`; `0s` for zero or less.
+pub fn format_units(n: i64, units: &[(&str, i64)]) -> String {
+    let mut rest = n.max(0);
+    if rest == 0 {
+        return "0s".to_string();
+    }
     let mut out = String::new();
-    for (n, u) in [(d, 'd'), (h, 'h'), (m, 'm'), (s, 's')] {
-        if n > 0 {
-            out.push_str(&n.to_string());
-            out.push(u);
+    for &(name, scale) in units {
+        let count = rest / scale;
+        if count > 0 {
+            out.push_str(&count.to_string());
+            out.push_str(name);
+            rest -= count * scale;
         }
     }
     out
@@ -203,6 +281,52 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11017);
         assert_eq!(days_from_civil(1969, 12, 31), -1);
         assert_eq!(days_from_civil(2024, 2, 29), 19782);
+    }
+
+    /// The seconds parser against a statement of its grammar: terms of digits and one of
+    /// s, m, h, d, w, nothing else; and both formatters parse back.
+    #[test]
+    fn durations_in_both_units_parse_back() {
+        for s in [0, 1, 59, 61, 3600, 90_061, 1_000_000, 14_352] {
+            assert_eq!(parse_duration(&format_duration(s)), Some(s));
+        }
+        for ms in [
+            1,
+            250,
+            999,
+            1000,
+            90_000,
+            14_400_000,
+            604_800_000,
+            123_456_789,
+        ] {
+            assert_eq!(parse_duration_ms(&format_duration_ms(ms)), Ok(ms));
+        }
+        assert_eq!(parse_duration("1ms"), None, "milliseconds are for rules");
+        assert_eq!(
+            parse_duration_ms("1w"),
+            Err(DurationError::UnknownUnit("w"))
+        );
+        assert_eq!(
+            parse_duration_ms("1m30s"),
+            Err(DurationError::UnknownUnit("m30s"))
+        );
+        assert_eq!(parse_duration_ms(" 10 "), Err(DurationError::NoUnit));
+        assert_eq!(parse_duration_ms(""), Err(DurationError::NoNumber));
+        assert_eq!(
+            parse_duration_ms("99999999999999999999s"),
+            Err(DurationError::NumberTooLarge)
+        );
+        assert_eq!(
+            parse_duration_ms("9999999999999999d"),
+            Err(DurationError::TooLong)
+        );
+        assert_eq!(parse_duration("9223372036854775807s"), Some(i64::MAX));
+        assert_eq!(parse_duration("9223372036854775807s1s"), None);
+        let go = [("h", 3600), ("m", 60), ("s", 1)];
+        assert_eq!(format_units(90_061, &go), "25h1m1s");
+        assert_eq!(format_units(3600, &go), "1h");
+        assert_eq!(format_units(-3, &go), "0s");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod daily;
 mod detect;
 mod erase;
 mod hostile;
+mod layers;
 mod packaging;
 mod proxies;
 mod readme;

@@ -3,9 +3,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use logward::anonymize::{
-    LineVerifier, Masker, Mode, Prefixes, Select, mask_line, only_addresses_changed, tokens,
+    LineVerifier, Masker, Mode, Prefixes, Select, mask_line, only_addresses_changed,
 };
 use logward::format::addr::parse_ip;
+use logward::format::tokens::tokens;
 use logward::format::{Format, TimeCache};
 
 fn newlines(b: &[u8]) -> usize {

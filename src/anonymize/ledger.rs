@@ -26,12 +26,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::ledger::fnv1a64;
+use crate::input::head::fnv1a64;
 
 /// File name of the ledger in the state directory.
 pub const LEDGER_NAME: &str = "anonymize-ledger.json";
 
-/// How many leading bytes of a file's lines identify it.
+/// How many leading bytes of a file's lines identify it. Entries hash this many: see
+/// [`crate::input::head`] before changing it.
 pub const HEAD_LEN: usize = 64 * 1024;
 
 /// Entries not seen by any run for this long are dropped (about two years): far longer

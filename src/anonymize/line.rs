@@ -11,7 +11,7 @@
 //!   (rule in the [module docs](super)). `-` and empty fields stay as they are; a field
 //!   holding something else is searched for address tokens. Then every address token
 //!   anywhere else in the line (a referer or a query string can carry one), found by
-//!   [`tokens`](super::tokens) over the whole line with tokens inside the fields skipped.
+//!   [`tokens`](crate::format::tokens) over the whole line with tokens inside the fields skipped.
 //! * For a line the parser could not read (`None`), every address token.
 //!
 //! Every other byte is copied unchanged. Unspecified addresses (`0.0.0.0`, `::`) identify
@@ -22,11 +22,11 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::tokens::tokens;
 use super::{Masker, is_host_name, kept_suffix};
 use crate::bytes::word_at;
 use crate::format::addr::{parse_host, parse_ipv4, parse_v6, split_list};
 use crate::format::record::{AddrField, AddrKind, MAX_ADDR_FIELDS, Span};
+use crate::format::tokens::tokens;
 
 /// Which addresses to mask.
 #[derive(Clone, Copy, Debug)]
@@ -770,8 +770,8 @@ fn host_replaced(old: &[u8], new: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anonymize::tokens::tests::noisy_text;
     use crate::anonymize::{Key, Mode, Prefixes};
+    use crate::format::tokens::tests::noisy_text;
     use proptest::prelude::*;
 
     const VECTOR_KEY: &[u8] = b"1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
@@ -803,6 +803,18 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("previous\n"), "out was not appended to");
         (text["previous\n".len()..].to_string(), counts)
+    }
+
+    /// Regression: taking `033.1.2.3` alone as a token made the masked text (`1::33.1.2.0`)
+    /// tokenize as IPv6, so the check saw more than addresses change.
+    #[test]
+    fn an_ipv4_tail_with_leading_zeros_is_masked_as_one_address() {
+        let line = "1::033.1.2.3.";
+        let (new, _) = run(line, None, Select::All, &mut truncating(24, 48));
+        assert!(
+            only_addresses_changed(line.as_bytes(), new.as_bytes()),
+            "{new}"
+        );
     }
 
     #[test]

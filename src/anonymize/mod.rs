@@ -30,7 +30,6 @@ pub mod key;
 pub mod ledger;
 pub mod line;
 pub mod retention;
-pub mod tokens;
 pub mod truncate;
 pub mod wrapped;
 
@@ -43,7 +42,6 @@ pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
 pub use line::{
     Edit, Edits, LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed,
 };
-pub use tokens::{Token, Tokens, tokens};
 use truncate::truncate_v4;
 pub use truncate::{Prefixes, truncate};
 

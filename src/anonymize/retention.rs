@@ -26,9 +26,9 @@ use crate::format::wrap::{self, json_string, json_string::Escape};
 use crate::format::{
     ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper, choose_format,
 };
+use crate::input::Progress;
 use crate::input::read::{self as input_read, Line, LineReader};
 use crate::rewrite::{self, RewriteError, RewriteOptions};
-use crate::scan::{Progress, read_head};
 
 /// Gives each line of one file its age (UTC seconds).
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +135,7 @@ impl Counts {
 
     /// The warning for a file most of whose parsed lines gave no client address.
     pub fn few_clients(&self, format: Option<&str>) -> Option<String> {
-        crate::scan::few_clients(
+        crate::format::few_clients(
             self.parsed,
             self.parsed - self.without_client.min(self.parsed),
             format,
@@ -464,12 +464,16 @@ fn holds_unmasked_token(line: &[u8], r: &Record<'_>, urls: &[Span]) -> bool {
     let mut pos = 0usize;
     for span in covered.iter() {
         let start = span.start as usize;
-        if start > pos && super::tokens::tokens(&line[pos..start]).next().is_some() {
+        if start > pos
+            && crate::format::tokens::tokens(&line[pos..start])
+                .next()
+                .is_some()
+        {
             return true;
         }
         pos = pos.max(span.end as usize);
     }
-    pos < line.len() && super::tokens::tokens(&line[pos..]).next().is_some()
+    pos < line.len() && crate::format::tokens::tokens(&line[pos..]).next().is_some()
 }
 
 fn url_spans(r: &Record<'_>) -> ([Span; 2], usize) {
@@ -539,7 +543,11 @@ pub fn anonymize_file(
 
     // The format, from the first lines.
     let head_lines = match input_read::open(&target) {
-        Ok((mut stream, _)) => read_head(&mut stream).unwrap_or_default(),
+        Ok((stream, _)) => input_read::read_head(
+            &mut std::io::BufReader::new(stream),
+            crate::format::DETECT_LINES,
+        )
+        .unwrap_or_default(),
         Err(e) => {
             let status = Status::Failed;
             return FileResult::new(path, status, reason_of_read(&target, &e));

@@ -401,7 +401,12 @@ fn write_package(
             );
         }
         files.push(evidence::InputFile {
-            path: logward::escape::path(path),
+            // JSON escapes what a terminal must not see; a path that is UTF-8 is kept as
+            // it is, so the manifest names the file a reader can open.
+            path: match path.to_str() {
+                Some(text) => text.to_owned(),
+                None => logward::escape::path(path),
+            },
             format: file.format.clone(),
             compression: file.compression,
             lines_read: file.lines,
@@ -461,7 +466,7 @@ fn print_package_summary(
 /// Appends log text to `buf`, escaped when it goes to a terminal.
 fn put(buf: &mut Vec<u8>, text: &[u8], terminal: bool) {
     if terminal {
-        search::escape_for_terminal(text, buf);
+        logward::escape::for_terminal(text, buf);
     } else {
         buf.extend_from_slice(text);
     }

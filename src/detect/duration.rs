@@ -1,58 +1,30 @@
-//! Parsing and printing the short durations rules are written with (`200ms`, `10s`, `1m`,
-//! `4h`, `7d`), in whole milliseconds. Nothing else in logward reads durations this way.
+//! The durations rules are written with (`200ms`, `10s`, `1m`, `4h`, `7d`), in whole
+//! milliseconds: [`crate::timefmt::parse_duration_ms`] and its printer, with the messages a
+//! rule file's reader shows. The parsing itself is timefmt's.
 
-/// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d` into milliseconds.
-///
-/// One number and one unit only: `1m30s` is refused rather than half-read, and so is a bare
-/// number, because `10` could mean seconds or milliseconds and a guess would silently change
-/// a threshold by a factor of a thousand.
+use crate::timefmt::{self, DurationError};
+
+/// Parses `<digits><unit>` with unit `ms`, `s`, `m`, `h` or `d` into milliseconds (see
+/// [`timefmt::parse_duration_ms`]), saying what is wrong with a refused one.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return Err(format!(
+    timefmt::parse_duration_ms(text).map_err(|e| match e {
+        DurationError::NoNumber => format!(
             "`{text}` is not a duration: expected a number and a unit such as 200ms, 10s, 1m, 4h or 7d"
-        ));
-    }
-    let (number, unit) = text.split_at(digits);
-    let value: i64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: the number is too large"))?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "" => return Err(format!("`{text}` has no unit: write ms, s, m, h or d")),
-        _ => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{unit}`: write ms, s, m, h or d"
-            ));
+        ),
+        DurationError::NumberTooLarge => format!("`{text}`: the number is too large"),
+        DurationError::NoUnit => format!("`{text}` has no unit: write ms, s, m, h or d"),
+        DurationError::UnknownUnit(unit) => {
+            format!("`{text}` has an unknown unit `{unit}`: write ms, s, m, h or d")
         }
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("`{text}` is too long a duration"))
+        DurationError::TooLong => format!("`{text}` is too long a duration"),
+    })
 }
 
 /// Prints milliseconds in the largest unit that divides them exactly, so a printed
 /// duration parses back to the same value.
 pub fn format_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    for (scale, unit) in [
-        (86_400_000, "d"),
-        (3_600_000, "h"),
-        (60_000, "m"),
-        (1_000, "s"),
-    ] {
-        if ms % scale == 0 {
-            return format!("{}{unit}", ms / scale);
-        }
-    }
-    format!("{ms}ms")
+    timefmt::format_duration_ms(ms)
 }
 
 #[cfg(test)]
@@ -86,6 +58,33 @@ mod tests {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be refused");
         }
         assert!(parse_duration("9999999999999999d").is_err());
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        assert_eq!(
+            parse_duration(" 3w "),
+            Err("`3w` has an unknown unit `w`: write ms, s, m, h or d".to_string())
+        );
+        assert_eq!(
+            parse_duration("10"),
+            Err("`10` has no unit: write ms, s, m, h or d".to_string())
+        );
+        assert!(
+            parse_duration("s")
+                .unwrap_err()
+                .contains("is not a duration")
+        );
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_duration("9999999999999999d")
+                .unwrap_err()
+                .contains("too long")
+        );
     }
 
     #[test]

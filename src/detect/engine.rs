@@ -656,7 +656,7 @@ impl Collector {
     }
 
     fn counted_before(&self, order: u64) -> bool {
-        let (file, offset) = crate::scan::At::split_order(order);
+        let (file, offset) = crate::input::split_order(order);
         self.counted
             .get(file)
             .is_some_and(|&before| offset < before)
@@ -1100,7 +1100,7 @@ impl Collector {
                 let mut files: Vec<(usize, u64)> = Vec::new();
                 for &(order, site) in lines {
                     bump(&mut sites, site);
-                    bump(&mut files, crate::scan::At::split_order(order).0);
+                    bump(&mut files, crate::input::split_order(order).0);
                 }
                 (lines.len() as u64, sites, files)
             }
@@ -1146,7 +1146,7 @@ impl Collector {
     /// The line of a chosen sample, with its provenance: its copy, or the line read back
     /// when the record there still has the sample's source, time and virtual host.
     fn sample(&self, slots: &Slots, s: &Chosen, lines: &mut dyn ReadBack) -> Option<SampleLine> {
-        let file = crate::scan::At::split_order(s.order).0;
+        let file = crate::input::split_order(s.order).0;
         let key = slots.keys.get(s.slot as usize)?;
         if let Some(copy) = self
             .copies
@@ -1297,7 +1297,7 @@ impl Collector {
                 lines.push((e.order, e.site));
             } else {
                 bump(&mut ep.sites, e.site);
-                bump(&mut ep.files, crate::scan::At::split_order(e.order).0);
+                bump(&mut ep.files, crate::input::split_order(e.order).0);
             }
             if ep.samples.len() < SAMPLES {
                 ep.samples.push(Chosen {
@@ -1808,15 +1808,9 @@ mod tests {
     use regex::bytes::Regex;
     use std::sync::OnceLock;
 
-    /// Unix days of a civil date (proleptic Gregorian), for the test parsers.
+    /// [`crate::timefmt::days_from_civil`] for the test parsers' `i64` fields.
     fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + d - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        era * 146_097 + doe - 719_468
+        crate::timefmt::days_from_civil(y, m as u32, d as u32)
     }
 
     fn num(b: &[u8]) -> i64 {

@@ -1,6 +1,6 @@
 //! Parsing addresses out of the bytes of one field: bare IPv4 and IPv6, `[v6]:port`,
 //! `v4:port`, and comma-separated lists (`X-Forwarded-For`). Finding addresses in free text
-//! is not here (see `anonymize::tokens`).
+//! is not here (see [`super::tokens`]).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

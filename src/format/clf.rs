@@ -7,7 +7,7 @@
 //! mutated lines; it does not own the interpreter or the presets' format strings.
 
 use super::compile::{FieldEnd, FieldKind, Step};
-use super::parser::{
+use super::fields::{
     client_address, dash_none, find_byte, find_closing_quote, find_literal, number, split_request,
     vhost_host,
 };

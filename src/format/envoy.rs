@@ -35,10 +35,8 @@
 //! the address it is blamed on.
 
 use super::addr;
-use super::parser::{
-    ErrorKind, ParseError, dash_none, find_literal, number, set_client, split_request, vhost_host,
-    word,
-};
+use super::fields::{dash_none, find_literal, number, set_client, split_request, vhost_host, word};
+use super::parser::{ErrorKind, ParseError};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time;
 

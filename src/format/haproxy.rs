@@ -25,7 +25,8 @@
 //!   (`option logasap`) is read as 2750.
 
 use super::addr;
-use super::parser::{ErrorKind, ParseError, find_byte, find_literal, number, split_request, word};
+use super::fields::{find_byte, find_literal, number, split_request, word};
+use super::parser::{ErrorKind, ParseError};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::TimeCache;
 

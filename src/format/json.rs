@@ -4,7 +4,8 @@
 //! tree; values are borrowed from the line (escapes are left as written).
 
 use super::addr;
-use super::parser::{ErrorKind, ParseError, set_client, split_request, vhost_host};
+use super::fields::{set_client, split_request, vhost_host};
+use super::parser::{ErrorKind, ParseError};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::{self, TimeCache};
 

@@ -1,18 +1,20 @@
 //! Log formats: the [`Record`] a line becomes, named presets, nginx `log_format` and Apache
 //! `LogFormat` compilation, JSON lines, the proxies' own logs (HAProxy, Envoy), timestamps,
-//! wrappers (syslog, journal, container logs; see [`wrap`]), and choosing a format from a
-//! file's first lines (`--format auto`).
+//! wrappers (syslog, journal, container logs; see [`wrap`]), addresses found in free text
+//! ([`tokens`]), and choosing a format from a file's first lines (`--format auto`).
 
 pub mod addr;
 mod choose;
 mod clf;
 pub mod compile;
 pub mod envoy;
+mod fields;
 pub mod haproxy;
 pub mod json;
 pub mod parser;
 pub mod record;
 pub mod time;
+pub mod tokens;
 pub mod wrap;
 
 #[cfg(test)]
@@ -421,6 +423,20 @@ fn detect_unwrapped<'a>(sample: impl IntoIterator<Item = &'a [u8]> + Clone) -> O
         }
     }
     best
+}
+
+/// The warning for a file read as `format` of whose `parsed` lines `with_client` gave a
+/// client address, when fewer than half did: a format that matches the lines' shape but
+/// not their fields (a syslog prefix read as a vhost) would make the file look clean.
+pub fn few_clients(parsed: u64, with_client: u64, format: Option<&str>) -> Option<String> {
+    (parsed > 0 && with_client.saturating_mul(2) < parsed).then(|| {
+        format!(
+            "the format {} gives a client address for {with_client} of {parsed} parsed lines: \
+             it is probably not this file's format, so detection sees no one here (check \
+             with `logward scan --check`, give one with --format)",
+            format.unwrap_or("chosen")
+        )
+    })
 }
 
 #[cfg(test)]

@@ -22,20 +22,21 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::discover::{discover, strip_rotation};
-use super::read::{Compression, max_line};
-use crate::store::ledger::fnv1a64;
+use super::head::fnv1a64;
+use super::read::{Compression, max_line, read_full_at, sniff_open};
 
 /// How long a rotated or removed file is kept open after its last new line.
 pub const DRAIN_IDLE: Duration = Duration::from_secs(10);
 
-/// How many leading bytes identify a file's content.
+/// How many leading bytes identify a file's content. Saved positions hash up to this many
+/// and record how many: see [`super::head`].
 pub const HEAD_LEN: u64 = 1024;
 
 /// How often the PATH arguments are expanded again to find new files.
@@ -388,9 +389,7 @@ impl Follower {
         {
             return;
         }
-        let mut magic = [0u8; 6];
-        let n = file.read_at(&mut magic, 0).unwrap_or(0);
-        if Compression::sniff(&magic[..n]) != Compression::None {
+        if sniff_open(&file).unwrap_or(Compression::None) != Compression::None {
             if self.reported.insert(path.into()) {
                 self.events.push(Event::Skipped {
                     path: path.into(),
@@ -551,7 +550,7 @@ fn read_to_end(
 ) -> u64 {
     let mut total = 0;
     loop {
-        let n = match read_full(&t.file, buf, t.offset) {
+        let n = match read_full_at(&t.file, buf, t.offset) {
             Ok(n) => n,
             Err(e) => {
                 events.push(Event::Error {
@@ -595,25 +594,11 @@ fn read_to_end(
     }
 }
 
-/// Reads from `offset` until `buf` is full or the file ends.
-fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read_at(&mut buf[n..], offset + n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// FNV-1a 64 of the first `len` bytes; an error when the file is shorter.
 fn head(file: &File, len: u64) -> io::Result<u64> {
     let mut buf = [0u8; HEAD_LEN as usize];
     let want = len.min(HEAD_LEN) as usize;
-    let n = read_full(file, &mut buf[..want], 0)?;
+    let n = read_full_at(file, &mut buf[..want], 0)?;
     if n < want {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }

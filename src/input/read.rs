@@ -1,9 +1,10 @@
 //! Streaming lines out of a file: compression detected by magic bytes, gzip (multi-member)
-//! through flate2's zlib-rs backend, one reusable buffer that hands out whole lines, and
-//! newline-aligned byte ranges so large plain files can be read by several workers.
+//! through flate2's zlib-rs backend, the one line reader (a reusable buffer that hands out
+//! whole lines, and lines over the limit skipped or in pieces), and newline-aligned byte
+//! ranges so large plain files can be read by several workers.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
@@ -19,6 +20,9 @@ pub enum Compression {
 }
 
 impl Compression {
+    /// The compression whose magic number `head` starts with: gzip (RFC 1952 section
+    /// 2.3.1), bzip2 (`BZh`), xz (its 6-byte header) or a zstd frame; anything else is
+    /// taken as plain text.
     pub fn sniff(head: &[u8]) -> Compression {
         if head.starts_with(&[0x1f, 0x8b]) {
             Compression::Gzip
@@ -97,17 +101,28 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Reads the first bytes of an open file, at offset 0, to tell its compression.
-pub fn sniff_open(file: &File) -> io::Result<Compression> {
+/// Reads from `offset` of an open file until `buf` is full or the file ends, without
+/// moving the file's offset; returns how many bytes were read. An interrupted read is
+/// retried.
+pub fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 6];
     let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64)? {
-            0 => break,
-            k => n += k,
+    while n < buf.len() {
+        match file.read_at(&mut buf[n..], offset + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(n)
+}
+
+/// Reads the first bytes of an open file, at offset 0, to tell its compression: the one
+/// place logward looks at magic numbers.
+pub fn sniff_open(file: &File) -> io::Result<Compression> {
+    let mut head = [0u8; 6];
+    let n = read_full_at(file, &mut head, 0)?;
     Ok(Compression::sniff(&head[..n]))
 }
 
@@ -196,121 +211,263 @@ pub fn max_line() -> usize {
     MAX_LINE_SETTING.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The reading buffer of a [`LineReader`] made by [`LineReader::new`]: large enough that
+/// reads stay off the profile, small enough to stay in the cache of the core parsing it.
 const BUF_SIZE: usize = 256 << 10;
 
 /// What [`LineReader::next_line`] hands out.
 pub enum Line<'b> {
     /// A whole line without its `\n` (a `\r` stays), and the byte offset where it starts.
     Text(&'b [u8], u64),
-    /// A line longer than [`max_line`], skipped; its length and offset.
+    /// A line longer than the limit, skipped; its length and offset.
     TooLong(u64, u64),
 }
 
-/// Hands out whole lines from a reader through one reusable buffer: move the unread tail to
-/// the front, read more, find the newline with memchr; grow only when one line does not fit.
+/// What [`LineReader::next_piece`] hands out: a whole line, or a piece of a line longer
+/// than the limit, which is never held whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Piece<'b> {
+    /// The line without its `\n` (a `\r` stays), or a piece of it.
+    pub bytes: &'b [u8],
+    /// Whether a `\n` ended it: false for a last line without one, and for every piece of
+    /// an over-long line but its last.
+    pub newline: bool,
+    /// A whole line, or which piece of an over-long one.
+    pub part: Part,
+}
+
+/// Which part of a line a [`Piece`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// A whole line, within the limit.
+    Whole,
+    /// A piece of a line longer than the limit; more of it follows.
+    More,
+    /// The last piece of a line longer than the limit (the only one when the whole line
+    /// was already in the buffer).
+    Last,
+}
+
+/// Where the next line or piece lies in the buffer: the core's answer, with no borrow of
+/// the buffer, so each way of handing lines out can loop over it.
+#[derive(Clone, Copy)]
+struct Cut {
+    start: usize,
+    end: usize,
+    newline: bool,
+    part: Part,
+    /// Offset in the stream of `start`.
+    offset: u64,
+}
+
+/// Splits a byte stream into lines through one reusable buffer, modelled on ripgrep's line
+/// buffer: move the unread tail to the front, read more, find the newline with memchr, grow
+/// only when one line does not fit, and never past the line limit. A line is the bytes
+/// before `\n`; a last line without one is still a line. A line longer than the limit is
+/// never held whole: [`LineReader::next_line`] skips it (reporting its length), and
+/// [`LineReader::next_piece`] hands it out in pieces, for callers that must copy it through.
+/// It does not know about files, compression or paths.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
+    /// Unread data is `buf[start..end]`.
     start: usize,
     end: usize,
+    /// `buf[start..searched]` is known to hold no `\n`.
+    searched: usize,
     eof: bool,
-    /// Byte offset (in the decompressed stream) of `buf[start]`.
+    /// Byte offset in the stream of `buf[start]`.
     offset: u64,
-    /// Skipping the rest of an over-long line.
-    skipping: Option<(u64, u64)>,
-    /// The longest line handed out whole ([`max_line`] when the reader was made).
+    /// The longest line handed out whole, in bytes, newline excluded.
     limit: usize,
+    /// The size the buffer started with: a read asks for about this much.
+    capacity: usize,
+    /// Inside a line longer than the limit (its earlier pieces were handed out).
+    in_long: bool,
 }
 
 impl<R: Read> LineReader<R> {
+    /// A reader of a stream from its start, with the line limit of [`max_line`].
     pub fn new(inner: R) -> LineReader<R> {
         LineReader::with_offset(inner, 0)
     }
 
     /// A reader whose first byte is at `offset` of the file (for a range of a plain file).
     pub fn with_offset(inner: R, offset: u64) -> LineReader<R> {
+        let mut reader = LineReader::with_limits(inner, BUF_SIZE, max_line());
+        reader.offset = offset;
+        reader
+    }
+
+    /// A reader with a buffer of `capacity` bytes to start with, that hands out lines of at
+    /// most `limit` bytes (newline excluded) whole.
+    pub fn with_limits(inner: R, capacity: usize, limit: usize) -> LineReader<R> {
+        let capacity = capacity.max(64);
         LineReader {
             inner,
-            buf: vec![0; BUF_SIZE],
+            buf: vec![0; capacity],
             start: 0,
             end: 0,
+            searched: 0,
             eof: false,
-            offset,
-            skipping: None,
-            limit: max_line(),
+            offset: 0,
+            limit,
+            capacity,
+            in_long: false,
         }
     }
 
-    fn fill(&mut self) -> io::Result<usize> {
+    /// The next line, `None` at the end; a line longer than the limit is skipped while it
+    /// is read and comes back as [`Line::TooLong`].
+    #[inline]
+    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
+        let mut long: Option<(u64, u64)> = None;
+        loop {
+            let Some(cut) = self.advance()? else {
+                return Ok(None);
+            };
+            let len = (cut.end - cut.start) as u64;
+            match cut.part {
+                Part::Whole => {
+                    return Ok(Some(Line::Text(&self.buf[cut.start..cut.end], cut.offset)));
+                }
+                Part::More => long.get_or_insert((0, cut.offset)).0 += len,
+                Part::Last => {
+                    let (before, at) = long.unwrap_or((0, cut.offset));
+                    return Ok(Some(Line::TooLong(before + len, at)));
+                }
+            }
+        }
+    }
+
+    /// The next line, or piece of a line longer than the limit; `None` at the end. The
+    /// pieces of a line, put end to end, are the line.
+    pub fn next_piece(&mut self) -> io::Result<Option<Piece<'_>>> {
+        Ok(self.advance()?.map(|cut| Piece {
+            bytes: &self.buf[cut.start..cut.end],
+            newline: cut.newline,
+            part: cut.part,
+        }))
+    }
+
+    /// Finds the next line or piece and moves past it.
+    #[inline]
+    fn advance(&mut self) -> io::Result<Option<Cut>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.searched..self.end]) {
+                let (s, e) = (self.start, self.searched + i);
+                self.start = e + 1;
+                self.searched = self.start;
+                // A line over the limit may be in the buffer whole when the buffer is larger
+                // than the limit: it is still one that is not handed out whole.
+                let part = if self.take_long() || e - s > self.limit {
+                    Part::Last
+                } else {
+                    Part::Whole
+                };
+                return Ok(Some(self.cut(s, e, true, part)));
+            }
+            self.searched = self.end;
+            if self.end - self.start > self.limit {
+                // Hand out what is buffered as a piece and go on with the rest.
+                let (s, e) = (self.start, self.end);
+                self.start = e;
+                self.in_long = true;
+                return Ok(Some(self.cut(s, e, false, Part::More)));
+            }
+            if self.eof {
+                let (s, e) = (self.start, self.end);
+                if s == e && !self.in_long {
+                    return Ok(None);
+                }
+                self.start = e;
+                let part = if self.take_long() || e - s > self.limit {
+                    Part::Last
+                } else {
+                    Part::Whole
+                };
+                return Ok(Some(self.cut(s, e, false, part)));
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Whether the line ending now is an over-long one, and leaves it.
+    fn take_long(&mut self) -> bool {
+        std::mem::take(&mut self.in_long)
+    }
+
+    /// The cut of `buf[s..e]`, moving the stream offset past it and its newline.
+    fn cut(&mut self, s: usize, e: usize, newline: bool, part: Part) -> Cut {
+        let offset = self.offset;
+        self.offset += (e - s + usize::from(newline)) as u64;
+        Cut {
+            start: s,
+            end: e,
+            newline,
+            part,
+            offset,
+        }
+    }
+
+    /// Makes room after the unread tail and reads once.
+    fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
+            self.searched -= self.start;
             self.start = 0;
         }
+        if self.buf.len() - self.end < self.capacity.min(self.buf.len() / 2).max(1) {
+            // One line does not fit: grow, but never much past the limit (+1 so a line of
+            // exactly `limit` bytes and its newline fit).
+            let cap = self.limit.saturating_add(1).max(self.buf.len());
+            let want = self.buf.len().saturating_mul(2).min(cap);
+            if want > self.buf.len() {
+                self.buf.resize(want, 0);
+            }
+        }
         if self.end == self.buf.len() {
-            let grown = (self.buf.len() * 2).min(self.limit + 1);
-            self.buf.resize(grown, 0);
+            // Full at the cap without a newline: the caller hands out a piece.
+            return Ok(());
         }
         loop {
             match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
                 Ok(n) => {
                     self.end += n;
-                    if n == 0 {
-                        self.eof = true;
-                    }
-                    return Ok(n);
+                    return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
     }
+}
 
-    /// The next line, `None` at the end. A final line without `\n` is still a line.
-    pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
-        let mut searched = self.start;
-        loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
-                let nl = searched + i;
-                let line_start = self.start;
-                let offset = self.offset;
-                self.start = nl + 1;
-                self.offset += (nl + 1 - line_start) as u64;
-                if let Some((len, at)) = self.skipping.take() {
-                    return Ok(Some(Line::TooLong(len + (nl - line_start) as u64, at)));
-                }
-                if nl - line_start > self.limit {
-                    // Whole in the buffer, but over the limit all the same.
-                    return Ok(Some(Line::TooLong((nl - line_start) as u64, offset)));
-                }
-                return Ok(Some(Line::Text(&self.buf[line_start..nl], offset)));
-            }
-            if self.eof {
-                if self.start == self.end {
-                    return Ok(self.skipping.take().map(|(len, at)| Line::TooLong(len, at)));
-                }
-                let (s, e) = (self.start, self.end);
-                let offset = self.offset;
-                self.start = self.end;
-                self.offset += (e - s) as u64;
-                if let Some((len, at)) = self.skipping.take() {
-                    return Ok(Some(Line::TooLong(len + (e - s) as u64, at)));
-                }
-                return Ok(Some(Line::Text(&self.buf[s..e], offset)));
-            }
-            if self.end - self.start >= self.limit {
-                // Drop what we have of this line and remember we are inside it.
-                let dropped = (self.end - self.start) as u64;
-                let (len, at) = self.skipping.unwrap_or((0, self.offset));
-                self.skipping = Some((len + dropped, at));
-                self.offset += dropped;
-                self.start = self.end;
-            }
-            searched = self.end - self.start;
-            self.fill()?;
-            searched = self.start + searched.min(self.end - self.start);
+/// Reads up to `lines` lines from a buffered reader, as bytes, consuming nothing past them
+/// (standard input is read on after its head, from the same buffer): the first lines a
+/// format is chosen from. Each line is capped at [`max_line`], and the head stops at a
+/// longer one, so a huge first line cannot take all the memory.
+pub fn read_head(reader: &mut dyn BufRead, lines: usize) -> io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    for _ in 0..lines {
+        let cap = max_line() as u64;
+        let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
+        if n == 0 {
+            break;
+        }
+        if n as u64 == cap && head.last() != Some(&b'\n') {
+            // A line longer than any logward reads: the sample stops here (reading on
+            // would gather the same line, a cap at a time: a regression held 200 MB of
+            // a 1 GB line).
+            break;
         }
     }
+    Ok(head)
 }
 
 /// A byte stream of a file, decompressed as needed.
@@ -568,6 +725,168 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], long);
         assert_eq!(got[1], b"short");
+    }
+
+    /// A reader handing out at most `n` bytes per call, to cut lines at every position.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// Obviously correct reference: split on `\n`, the last piece only if non-empty; each
+    /// line with its offset and whether a newline ended it.
+    fn reference(data: &[u8]) -> Vec<(Vec<u8>, u64, bool)> {
+        let mut v = Vec::new();
+        let mut offset = 0;
+        for s in data.split(|&b| b == b'\n') {
+            v.push((s.to_vec(), offset, true));
+            offset += s.len() as u64 + 1;
+        }
+        let last = v.pop().unwrap_or_default();
+        if !last.0.is_empty() {
+            v.push((last.0, last.1, false));
+        }
+        v
+    }
+
+    /// Every line through [`LineReader::next_line`]: an over-long one as `<len>`.
+    fn skipping(data: &[u8], step: usize, capacity: usize, limit: usize) -> Vec<(Vec<u8>, u64)> {
+        let mut r = LineReader::with_limits(Trickle(data, step), capacity, limit);
+        let mut out = Vec::new();
+        while let Some(line) = r.next_line().unwrap() {
+            out.push(match line {
+                Line::Text(t, at) => (t.to_vec(), at),
+                Line::TooLong(len, at) => (format!("<{len}>").into_bytes(), at),
+            });
+        }
+        out
+    }
+
+    /// Every line through [`LineReader::next_piece`], its pieces put end to end, with
+    /// whether it came whole and whether a newline ended it.
+    fn pieced(
+        data: &[u8],
+        step: usize,
+        capacity: usize,
+        limit: usize,
+    ) -> Vec<(Vec<u8>, bool, bool)> {
+        let mut r = LineReader::with_limits(Trickle(data, step), capacity, limit);
+        let mut out = Vec::new();
+        let mut current = Vec::new();
+        while let Some(p) = r.next_piece().unwrap() {
+            current.extend_from_slice(p.bytes);
+            match p.part {
+                Part::More => assert!(!p.newline),
+                Part::Whole | Part::Last => {
+                    let line = std::mem::take(&mut current);
+                    out.push((line, p.part == Part::Whole, p.newline))
+                }
+            }
+        }
+        assert!(current.is_empty(), "a line left unfinished");
+        out
+    }
+
+    #[test]
+    fn keeps_cr_and_missing_final_newline_in_pieces() {
+        assert_eq!(
+            pieced(b"a\r\n\nb", 1000, 64, 100),
+            vec![
+                (b"a\r".to_vec(), true, true),
+                (b"".to_vec(), true, true),
+                (b"b".to_vec(), true, false)
+            ]
+        );
+        assert!(pieced(b"", 10, 64, 10).is_empty());
+    }
+
+    /// The limit is exact whatever the read sizes: a line of `limit` bytes is whole, one
+    /// byte more is not (the reader used to skip a line of exactly the limit when a read
+    /// ended right after it, before its newline).
+    #[test]
+    fn line_limit_is_exact_whatever_the_reads() {
+        let limit = 100;
+        for len in [limit, limit + 1] {
+            let line = vec![b'x'; len];
+            let data = [&line[..], b"\nok\n"].concat();
+            for step in [1, 7, limit, limit + 1, 4096] {
+                for capacity in [64, limit + 1, 4096] {
+                    let want = if len <= limit {
+                        line.clone()
+                    } else {
+                        format!("<{len}>").into_bytes()
+                    };
+                    let got = skipping(&data, step, capacity, limit);
+                    assert_eq!(got, vec![(want, 0), (b"ok".to_vec(), len as u64 + 1)]);
+                    let got = pieced(&data, step, capacity, limit);
+                    assert_eq!(got[0], (line.clone(), len <= limit, true));
+                }
+            }
+        }
+    }
+
+    /// An over-long line is never held whole: no piece is longer than the buffer grows.
+    #[test]
+    fn over_long_lines_are_read_in_bounded_pieces() {
+        let mut data = b"ok\n".to_vec();
+        data.extend(std::iter::repeat_n(b'y', 10_000));
+        data.extend_from_slice(b"\nnext");
+        let mut r = LineReader::with_limits(Trickle(&data, 333), 64, 100);
+        let mut longest = 0;
+        while let Some(p) = r.next_piece().unwrap() {
+            longest = longest.max(p.bytes.len());
+        }
+        assert!(longest <= 101 + 333, "{longest}");
+        assert_eq!(
+            skipping(&data, 333, 64, 100),
+            vec![
+                (b"ok".to_vec(), 0),
+                (b"<10000>".to_vec(), 3),
+                (b"next".to_vec(), 10_004)
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        /// Both ways of reading agree with splitting at newlines, for any read sizes,
+        /// buffer and limit: whole lines within the limit, over-long ones skipped (with
+        /// their length and offset) or in pieces that put together are the line.
+        #[test]
+        fn lines_match_the_reference(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'\n'),
+                    proptest::prelude::Just(b'\r'),
+                    proptest::prelude::Just(b'a'),
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..600,
+            ),
+            step in 1usize..50,
+            capacity in 1usize..200,
+            limit in 1usize..80,
+        ) {
+            let want = reference(&data);
+            let skipped: Vec<_> = want
+                .iter()
+                .map(|(t, at, _)| if t.len() <= limit {
+                    (t.clone(), *at)
+                } else {
+                    (format!("<{}>", t.len()).into_bytes(), *at)
+                })
+                .collect();
+            proptest::prop_assert_eq!(skipping(&data, step, capacity, limit), skipped);
+            let whole: Vec<_> = want
+                .iter()
+                .map(|(t, _, nl)| (t.clone(), t.len() <= limit, *nl))
+                .collect();
+            proptest::prop_assert_eq!(pieced(&data, step, capacity, limit), whole);
+        }
     }
 
     #[test]

@@ -315,7 +315,7 @@ mod tests {
 
     /// A PID that is certainly dead: a child we spawned and reaped.
     fn dead_pid() -> u32 {
-        let mut c = crate::rewrite::spawn_child(&mut std::process::Command::new("true")).unwrap();
+        let mut c = crate::child::spawn_child(&mut std::process::Command::new("true")).unwrap();
         let pid = c.id();
         c.wait().unwrap();
         pid

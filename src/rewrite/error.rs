@@ -42,12 +42,6 @@ pub enum RewriteError {
     ForeignOwner { path: PathBuf, uid: u32 },
     /// A compression format logward does not rewrite.
     Unsupported { path: PathBuf, format: &'static str },
-    /// A line longer than the configured limit; `line` is 1-based.
-    LineTooLong {
-        path: PathBuf,
-        line: u64,
-        limit: usize,
-    },
     /// The input could not be read or decompressed at `line` (1-based): truncated or
     /// corrupt gzip, or a read error.
     Corrupt {
@@ -95,7 +89,6 @@ impl RewriteError {
             | SymlinkOutsideRoots { path, .. }
             | ForeignOwner { path, .. }
             | Unsupported { path, .. }
-            | LineTooLong { path, .. }
             | Corrupt { path, .. }
             | TransformSplitLine { path, .. }
             | VerifyFailed { path, .. }
@@ -163,11 +156,6 @@ impl fmt::Display for RewriteError {
                     crate::escape::path(path)
                 )
             }
-            LineTooLong { path, line, limit } => write!(
-                f,
-                "{}:{line}: line longer than {limit} bytes",
-                crate::escape::path(path)
-            ),
             Corrupt { path, line, source } => write!(
                 f,
                 "{}:{line}: cannot read or decompress: {source}",

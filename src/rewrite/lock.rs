@@ -89,7 +89,7 @@ mod tests {
         // Take the lock here, then hand the only descriptor to a child: the lock lives on in
         // the child's open file description and dies with it.
         let held = RunLock::acquire(dir.path()).unwrap();
-        let mut child = crate::rewrite::spawn_child(
+        let mut child = crate::child::spawn_child(
             std::process::Command::new("sleep")
                 .arg("30")
                 .stdin(std::process::Stdio::from(held._file)),

@@ -12,11 +12,9 @@
 mod atomic;
 mod error;
 mod gzip;
-mod lines;
 mod lock;
 mod pipeline;
 mod safety;
-pub(crate) use safety::spawn_child;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -391,7 +389,7 @@ mod tests {
         assert!(out.gzip_members >= 4, "members: {}", out.gzip_members);
         assert_eq!(out.lines, 60_001);
 
-        let zcat = spawn_child(Command::new("zcat").arg(&p).stdout(Stdio::piped()))
+        let zcat = crate::child::spawn_child(Command::new("zcat").arg(&p).stdout(Stdio::piped()))
             .and_then(|child| child.wait_with_output());
         match zcat {
             Ok(o) => {
@@ -473,7 +471,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("busy.log.1");
         fs::write(&p, b"a\n").unwrap();
-        let mut child = spawn_child(
+        let mut child = crate::child::spawn_child(
             Command::new("sleep")
                 .arg("30")
                 .stdin(Stdio::from(File::open(&p).unwrap())),
@@ -627,7 +625,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("s.log.1");
         fs::write(&p, b"a\n").unwrap();
-        let mut c = spawn_child(&mut Command::new("true")).unwrap();
+        let mut c = crate::child::spawn_child(&mut Command::new("true")).unwrap();
         let dead = c.id();
         c.wait().unwrap();
         let stale = d.path().join(temp_name(p.file_name().unwrap(), dead));
@@ -678,7 +676,7 @@ mod tests {
             let mut inodes = std::collections::HashSet::from([fs::metadata(&p).unwrap().ino()]);
             // At least 8 kills; more (bounded) if a loaded machine let no rewrite finish yet.
             for round in 0..30u64 {
-                let mut child = spawn_child(
+                let mut child = crate::child::spawn_child(
                     Command::new(std::env::current_exe().unwrap())
                         .args(["rewrite::tests::crash_child", "--exact", "--ignored"])
                         .env("LOGWARD_CRASH_FILE", &p)

@@ -23,7 +23,10 @@ use flate2::read::MultiGzDecoder;
 
 use super::error::RewriteError;
 use super::gzip::GzMemberWriter;
-use super::lines::{LineError, LineReader, Piece, READ_SIZE};
+use crate::input::read::{LineReader, Part};
+
+/// Bytes requested per read; large reads keep syscalls off the profile.
+const READ_SIZE: usize = 1 << 20;
 
 /// How the file's bytes are stored, from its first bytes (not its name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,35 +35,17 @@ pub(crate) enum Compression {
     Gzip,
 }
 
-/// Magic numbers: gzip RFC 1952 section 2.3.1; bzip2 "BZh"; xz 6-byte header; zstd frame.
+/// How `file` is stored, from its magic number ([`crate::input::read::sniff_open`]): the
+/// compressions logward cannot write back are refused.
 pub(crate) fn detect(path: &Path, file: &File) -> Result<Compression, RewriteError> {
-    let mut magic = [0u8; 6];
-    let mut n = 0;
-    while n < magic.len() {
-        match file.read_at(&mut magic[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(RewriteError::io(path, "read the file", e)),
-        }
-    }
-    let m = &magic[..n];
-    let unsupported = |format| {
-        Err(RewriteError::Unsupported {
+    use crate::input::read::{Compression as Stored, sniff_open};
+    match sniff_open(file).map_err(|e| RewriteError::io(path, "read the file", e))? {
+        Stored::None => Ok(Compression::Plain),
+        Stored::Gzip => Ok(Compression::Gzip),
+        other => Err(RewriteError::Unsupported {
             path: path.to_path_buf(),
-            format,
-        })
-    };
-    if m.starts_with(&[0x1f, 0x8b]) {
-        Ok(Compression::Gzip)
-    } else if m.starts_with(b"BZh") {
-        unsupported("bzip2")
-    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        unsupported("xz")
-    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        unsupported("zstd")
-    } else {
-        Ok(Compression::Plain)
+            format: other.name(),
+        }),
     }
 }
 
@@ -170,22 +155,28 @@ where
             },
             None => RewriteError::io(out_path, "write the temporary file", e),
         };
-        let mut reader = LineReader::new(input, self.p.max_line).with_pieces();
+        let mut reader = LineReader::with_limits(input, READ_SIZE, self.p.max_line);
         let mut counts = Counts::default();
         let mut block = sink.first_block(block_size + 4096);
         loop {
             let line_no = counts.lines + 1;
-            let line = match reader.next_line() {
+            let line = match reader.next_piece() {
                 Ok(Some(line)) => line,
                 Ok(None) => break,
-                Err(e) => return Err(line_error(self.path, line_no, self.p.max_line, e)),
+                Err(source) => {
+                    return Err(RewriteError::Corrupt {
+                        path: self.path.to_path_buf(),
+                        line: line_no,
+                        source,
+                    });
+                }
             };
-            if line.piece != Piece::Whole {
+            if line.part != Part::Whole {
                 // A line over the limit is copied through byte for byte, a piece at a
                 // time, never held whole and never transformed (documented: its
                 // addresses stay; the report counts it).
                 block.bytes.extend_from_slice(line.bytes);
-                if line.piece == Piece::Last {
+                if line.part == Part::Last {
                     counts.lines = line_no;
                     counts.kept_long += 1;
                     if line.newline {
@@ -855,21 +846,6 @@ fn start_writeback(file: &File, offset: u64, len: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (file, offset, len);
-}
-
-fn line_error(path: &Path, line: u64, limit: usize, e: LineError) -> RewriteError {
-    match e {
-        LineError::TooLong => RewriteError::LineTooLong {
-            path: path.to_path_buf(),
-            line,
-            limit,
-        },
-        LineError::Io(source) => RewriteError::Corrupt {
-            path: path.to_path_buf(),
-            line,
-            source,
-        },
-    }
 }
 
 /// Checks the temporary file before the rename. A gzip file is read back decompressed and

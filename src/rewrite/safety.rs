@@ -168,7 +168,7 @@ pub fn check_file(path: &Path, meta: &Metadata) -> Result<(), RewriteError> {
 /// or the lease is refused by our own other descriptor.
 pub fn check_not_open(path: &Path, file: &File) -> Result<(), RewriteError> {
     #[cfg(test)]
-    let _no_spawn = SPAWNING.read().unwrap_or_else(|p| p.into_inner());
+    let _no_spawn = crate::child::no_spawn_meanwhile();
     let lease = try_lease(file);
     if lease == Lease::Granted {
         return Ok(());
@@ -250,21 +250,6 @@ fn try_lease(file: &File) -> Lease {
         Some(libc::EAGAIN | libc::EBUSY) => Lease::Refused,
         _ => Lease::Unavailable,
     }
-}
-
-/// Held for writing while a test starts a child process. Between fork and exec the child
-/// holds copies of every descriptor of the test process, so a test rewriting a file on
-/// another thread would find its own file open in that child and refuse it.
-#[cfg(test)]
-static SPAWNING: std::sync::RwLock<()> = std::sync::RwLock::new(());
-
-/// Starts a child process; every process logward starts goes through here. In tests no
-/// open-file check runs meanwhile (see [`SPAWNING`]): when this returns the child has
-/// replaced itself by the program, and holds only what it was given.
-pub(crate) fn spawn_child(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
-    #[cfg(test)]
-    let _spawning = SPAWNING.write().unwrap_or_else(|p| p.into_inner());
-    cmd.spawn()
 }
 
 #[cfg(test)]
@@ -379,7 +364,7 @@ mod tests {
         let ours = File::open(&p).unwrap();
         assert!(check_not_open(&p, &ours).is_ok(), "only our own descriptor");
 
-        let mut child = spawn_child(
+        let mut child = crate::child::spawn_child(
             Command::new("sleep")
                 .arg("30")
                 .stdin(Stdio::from(File::open(&p).unwrap())),

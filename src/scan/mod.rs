@@ -6,10 +6,10 @@
 //! sorted, merges are sums, minimums and maximums, and examples are kept by position.
 
 use std::collections::HashMap;
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
@@ -52,15 +52,16 @@ pub struct At {
 }
 
 impl At {
-    /// A position unique across the run that sorts lines in input order: the file's index
-    /// times 2^40 plus the line's byte offset.
+    /// A position unique across the run that sorts lines in input order
+    /// ([`crate::input::order`]).
     pub fn order(self) -> u64 {
-        ((self.file as u64) << 40) | self.offset
+        crate::input::order(self.file, self.offset)
     }
 
-    /// The file index and byte offset that [`At::order`] combined.
+    /// The file index and byte offset that [`At::order`] combined
+    /// ([`crate::input::split_order`]).
     pub fn split_order(order: u64) -> (usize, u64) {
-        ((order >> 40) as usize, order & ((1 << 40) - 1))
+        crate::input::split_order(order)
     }
 }
 
@@ -223,18 +224,7 @@ impl FileReport {
     }
 }
 
-/// The warning of [`FileReport::few_clients`] for `parsed` lines of which `with_client`
-/// gave a client address, read as `format`.
-pub fn few_clients(parsed: u64, with_client: u64, format: Option<&str>) -> Option<String> {
-    (parsed > 0 && with_client.saturating_mul(2) < parsed).then(|| {
-        format!(
-            "the format {} gives a client address for {with_client} of {parsed} parsed lines: \
-             it is probably not this file's format, so detection sees no one here (check \
-             with `logward scan --check`, give one with --format)",
-            format.unwrap_or("chosen")
-        )
-    })
-}
+pub use crate::format::few_clients;
 
 /// The merged result of a pass.
 pub struct Report<V> {
@@ -293,13 +283,7 @@ impl<V> Report<V> {
     }
 }
 
-/// Counters a progress display may read while the pass runs.
-#[derive(Debug, Default)]
-pub struct Progress {
-    pub bytes: AtomicU64,
-    pub lines: AtomicU64,
-    pub files_done: AtomicU64,
-}
+pub use crate::input::Progress;
 
 /// One unit of work: a whole file (or stdin), or a range of a plain file.
 struct Job {
@@ -402,33 +386,6 @@ fn max_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     }
 }
 
-/// Reads up to `DETECT_LINES` lines from a stream, as bytes. Bytes read past them are
-/// lost: for a stream read again afterwards, use [`read_head_buffered`].
-pub fn read_head(stream: &mut dyn Read) -> io::Result<Vec<u8>> {
-    read_head_buffered(&mut io::BufReader::new(stream))
-}
-
-/// Reads up to `DETECT_LINES` lines from a buffered reader, consuming nothing past them:
-/// standard input is read on after its head, from the same buffer.
-pub fn read_head_buffered(reader: &mut dyn BufRead) -> io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    for _ in 0..format::DETECT_LINES {
-        // Cap each sample line so a huge first line cannot take all the memory.
-        let cap = read::max_line() as u64;
-        let n = (&mut *reader).take(cap).read_until(b'\n', &mut head)?;
-        if n == 0 {
-            break;
-        }
-        if n as u64 == cap && head.last() != Some(&b'\n') {
-            // A line longer than any logward reads: the sample stops here (reading on
-            // would gather the same line, a cap at a time: a regression held 200 MB of
-            // a 1 GB line).
-            break;
-        }
-    }
-    Ok(head)
-}
-
 fn choose_into(spec: &FormatSpec, head: &[u8], report: &mut FileReport) -> Option<Format> {
     let chosen = choose_format(spec, head);
     if chosen.note.is_some() {
@@ -441,7 +398,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
     report.source = Some(source.clone());
     match source {
         Source::Stdin => {
-            let head = match read_head_buffered(&mut io::stdin().lock()) {
+            let head = match read::read_head(&mut io::stdin().lock(), format::DETECT_LINES) {
                 Ok(h) => h,
                 Err(e) => {
                     report.error = Some(format!("<stdin>: {e}"));
@@ -488,7 +445,8 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
             };
             report.compression = Some(compression.name());
             // A broken gzip shows here as a short head; the full read reports the line.
-            let head = read_head(&mut stream).unwrap_or_default();
+            let head = read::read_head(&mut io::BufReader::new(&mut stream), format::DETECT_LINES)
+                .unwrap_or_default();
             let format = choose_into(&opts.format, &head, report);
             Some(Prepared {
                 format,

@@ -8,7 +8,7 @@
 //! Matching is on parsed addresses, never on text: `1.2.3.4` does not match `11.2.3.45`.
 //! A parsed line matches when its client, an element of an address list (X-Forwarded-For)
 //! or another address field holds an address in the set; a line the format could not parse
-//! matches when one of its address tokens ([`crate::anonymize::tokens`]) does. IPv4-mapped
+//! matches when one of its address tokens ([`crate::format::tokens`]) does. IPv4-mapped
 //! IPv6 addresses (`::ffff:1.2.3.4`) are the IPv4 address they carry, on both sides.
 
 pub mod evidence;
@@ -17,8 +17,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::anonymize::tokens::tokens;
 use crate::format::addr::split_list;
+use crate::format::tokens::tokens;
 use crate::format::{AddrKind, Record};
 use crate::scan::{self, At};
 
@@ -448,9 +448,6 @@ pub fn lines_holding(path: &std::path::Path, nets: &Nets) -> Result<u64, crate::
     }
 }
 
-/// The one terminal escaping of logward, under the name search has always used.
-pub use crate::escape::for_terminal as escape_for_terminal;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,15 +605,5 @@ mod tests {
         );
         let none = VhostFilter::new(None);
         assert!(none.admits(None) && none.admits(Some(b"x")));
-    }
-
-    #[test]
-    fn terminal_escaping_neutralizes_controls() {
-        let mut out = Vec::new();
-        escape_for_terminal(b"a\x1b[31mred\tb\\ \xff \xc2\x9b z\r", &mut out);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "a\\x1b[31mred\tb\\\\ \\xff \\u{9b} z\\x0d"
-        );
     }
 }

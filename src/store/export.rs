@@ -43,7 +43,9 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
                     "expired".to_string()
                 },
                 crate::escape::text(e.vhost.as_deref().unwrap_or("-").as_bytes()),
-                clean(e.country.as_deref().unwrap_or("-")),
+                // GeoIP text is not attacker-controlled, but a corrupt database could
+                // still hold control characters.
+                crate::escape::text(e.country.as_deref().unwrap_or("-").as_bytes()),
                 e.asn.map_or("-".to_string(), |a| a.to_string()),
             ]
         })
@@ -263,19 +265,7 @@ pub fn ipset(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
 /// A duration as Go's `time.ParseDuration` reads it, which some `cscli` versions use:
 /// hours, minutes and seconds only, never days (`25h10m`, not `1d1h10m`).
 fn go_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if s > 0 || out.is_empty() {
-        out.push_str(&format!("{s}s"));
-    }
-    out
+    crate::timefmt::format_units(secs, &[("h", 3600), ("m", 60), ("s", 1)])
 }
 
 /// A JSON array for `cscli decisions import -i FILE.json`
@@ -299,12 +289,6 @@ pub fn crowdsec(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::
         .collect();
     serde_json::to_writer_pretty(&mut *out, &v)?;
     writeln!(out)
-}
-
-/// GeoIP text is not attacker-controlled, but a corrupt database could still hold control
-/// characters: keep terminals safe.
-fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
 }
 
 #[cfg(test)]
@@ -411,7 +395,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("logward.nft");
         std::fs::write(&file, render(nftables)).unwrap();
-        let nft = crate::rewrite::spawn_child(
+        let nft = crate::child::spawn_child(
             std::process::Command::new("nft")
                 .arg("-c")
                 .arg("-f")

@@ -7,11 +7,15 @@
 //! they did when it was smaller: [`FileHead::head_hash_at`] hashes the first bytes of the
 //! file as it was at any earlier size.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// How many leading bytes the head hash covers.
+use crate::input::head::fnv1a64;
+use crate::input::read::{Compression, read_full_at};
+
+/// How many leading bytes the head hash covers. Stored fingerprints hash this many: see
+/// [`crate::input::head`] before changing it.
 pub const HEAD_LEN: usize = 4096;
 
 /// Identity of a file's content as the scan ledger sees it.
@@ -62,8 +66,8 @@ impl Counted {
 #[derive(Clone, Debug)]
 pub struct FileHead {
     pub fingerprint: FileFingerprint,
-    /// Whether the file starts with the gzip magic: a compressed file is never counted in
-    /// part, since its byte offsets are not those of its lines.
+    /// Whether the file starts with a compression's magic number: a compressed file is never
+    /// counted in part, since its byte offsets are not those of its lines.
     pub compressed: bool,
     head: Vec<u8>,
 }
@@ -72,18 +76,10 @@ impl FileHead {
     /// Reads the head of the file at `path`. The metadata comes from the open handle so the
     /// hash and the inode describe the same file.
     pub fn read(path: &Path) -> io::Result<FileHead> {
-        let mut f = crate::input::read::open_regular(path)?;
+        let f = crate::input::read::open_regular(path)?;
         let meta = f.metadata()?;
         let mut head = vec![0u8; HEAD_LEN];
-        let mut n = 0;
-        while n < HEAD_LEN {
-            match f.read(&mut head[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = read_full_at(&f, &mut head, 0)?;
         head.truncate(n);
         Ok(FileHead {
             fingerprint: FileFingerprint {
@@ -92,7 +88,7 @@ impl FileHead {
                 size: meta.len(),
                 head_hash: fnv1a64(&head),
             },
-            compressed: head.starts_with(&[0x1f, 0x8b]),
+            compressed: Compression::sniff(&head) != Compression::None,
             head,
         })
     }
@@ -115,27 +111,9 @@ impl FileHead {
     }
 }
 
-/// 64-bit FNV-1a (<http://www.isthe.com/chongo/tech/comp/fnv/>): not cryptographic, only a
-/// cheap way to tell two file heads apart.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes
-        .iter()
-        .fold(OFFSET, |h, &b| (h ^ b as u64).wrapping_mul(PRIME))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_reference_values() {
-        // Test vectors from the FNV reference page.
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn fingerprint_tracks_content_and_size() {
@@ -175,6 +153,8 @@ mod tests {
         assert_eq!(head.head_hash_at(u64::MAX), fnv1a64(&long[..HEAD_LEN]));
         assert_ne!(head.head_hash_at(3), before.head_hash);
         std::fs::write(&p, [0x1f, 0x8b, 8, 0]).unwrap();
+        assert!(FileHead::read(&p).unwrap().compressed);
+        std::fs::write(&p, b"BZh91AY&SY").unwrap();
         assert!(FileHead::read(&p).unwrap().compressed);
     }
 }

@@ -206,15 +206,15 @@ pub struct NewFlag {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     pub at: Option<String>,
-    /// The raw line made printable ASCII (see [`escape_line`]).
+    /// The raw line made printable ASCII ([`crate::escape::text`]).
     pub line: String,
 }
 
 impl Sample {
     pub fn new(at: Option<String>, raw: &[u8]) -> Sample {
         Sample {
-            at: at.map(|a| printable(&a)),
-            line: escape_line(raw),
+            at: at.map(|a| crate::escape::again(&a)),
+            line: crate::escape::text(raw),
         }
     }
 }
@@ -1041,7 +1041,7 @@ impl Store {
             let bytes = text.as_bytes();
             let mut out = String::with_capacity(text.len());
             let mut last = 0;
-            for t in crate::anonymize::tokens::tokens(bytes) {
+            for t in crate::format::tokens::tokens(bytes) {
                 if inside(t.addr) {
                     out.push_str(&text[last..t.span.start as usize]);
                     out.push_str(&mask(t.addr));
@@ -1278,7 +1278,7 @@ impl Row {
             last_seen: self.last_seen,
             events: u64::try_from(self.events).unwrap_or(0),
             samples: samples(&self.samples).ok_or_else(|| what("samples"))?,
-            vhost: self.vhost.as_deref().map(printable),
+            vhost: self.vhost.as_deref().map(crate::escape::again),
             sites: counts(&self.sites).ok_or_else(|| what("sites"))?,
             files: counts(&self.files).ok_or_else(|| what("files"))?,
             country: self.country,
@@ -1323,7 +1323,7 @@ impl EpisodeRow {
         let mut explain: Vec<Explained> =
             serde_json::from_str(&self.explain).map_err(|_| what("explain"))?;
         for x in &mut explain {
-            x.rule = printable(&x.rule);
+            x.rule = crate::escape::again(&x.rule);
             x.lines = x.lines.drain(..).map(Sample::printable).collect();
         }
         Ok(Episode {
@@ -1344,8 +1344,8 @@ impl Sample {
     /// Made printable again when read: the file may have been edited by hand.
     fn printable(self) -> Sample {
         Sample {
-            at: self.at.as_deref().map(printable),
-            line: printable(&self.line),
+            at: self.at.as_deref().map(crate::escape::again),
+            line: crate::escape::again(&self.line),
         }
     }
 }
@@ -1359,7 +1359,7 @@ fn samples(json: &str) -> Option<Vec<Sample>> {
             .map(|s| match s {
                 StoredSample::Bare(line) => Sample {
                     at: None,
-                    line: printable(&line),
+                    line: crate::escape::again(&line),
                 },
                 StoredSample::Placed(s) => s.printable(),
             })
@@ -1372,7 +1372,7 @@ fn counts(json: &str) -> Option<Vec<(String, u64)>> {
     let v: Vec<(Option<String>, u64)> = serde_json::from_str(json).ok()?;
     Some(
         v.into_iter()
-            .filter_map(|(name, n)| Some((printable(&name?), n)))
+            .filter_map(|(name, n)| Some((crate::escape::again(&name?), n)))
             .collect(),
     )
 }
@@ -1380,7 +1380,11 @@ fn counts(json: &str) -> Option<Vec<(String, u64)>> {
 /// `{"rule": count...}` as stored, sorted by name.
 fn rule_counts(json: &str) -> Option<Vec<(String, u64)>> {
     let v: BTreeMap<String, u64> = serde_json::from_str(json).ok()?;
-    Some(v.into_iter().map(|(k, n)| (printable(&k), n)).collect())
+    Some(
+        v.into_iter()
+            .map(|(k, n)| (crate::escape::again(&k), n))
+            .collect(),
+    )
 }
 
 /// Counts as stored: an object by name (`by_name`) or `[[name, count]...]`.
@@ -1548,37 +1552,6 @@ fn summarize(
     e.files = top(std::mem::take(&mut e.files));
     e.vhost = e.sites.first().map(|(s, _)| s.clone()).or(e.vhost);
     e
-}
-
-/// A raw log line made safe for a terminal: printable ASCII is kept, `\` becomes `\\`,
-/// every other byte (controls, escape sequences, non-ASCII, bidi overrides) becomes `\xNN`.
-pub fn escape_line(line: &[u8]) -> String {
-    let mut out = String::with_capacity(line.len());
-    for &b in line {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\x{b:02x}");
-            }
-        }
-    }
-    out
-}
-
-/// Stored samples are already escaped; a hand-edited row must still not reach a terminal
-/// raw, so anything outside printable ASCII is escaped again (backslashes stay as they are).
-fn printable(s: &str) -> String {
-    if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        return s.to_string();
-    }
-    s.bytes()
-        .map(|b| match b {
-            0x20..=0x7e => (b as char).to_string(),
-            _ => format!("\\x{b:02x}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -2115,17 +2088,6 @@ mod tests {
             s.counted(&FileHead::read(&gz).unwrap()).unwrap(),
             Counted::Nothing
         );
-    }
-
-    #[test]
-    fn escape_line_keeps_terminals_safe() {
-        assert_eq!(
-            escape_line(b"GET / \x07\x1b]0;x\r\n"),
-            "GET / \\x07\\x1b]0;x\\x0d\\x0a"
-        );
-        assert_eq!(escape_line("é\\".as_bytes()), "\\xc3\\xa9\\\\");
-        assert_eq!(printable("ok\\x00"), "ok\\x00");
-        assert_eq!(printable("a\u{1b}"), "a\\x1b");
     }
 
     #[test]

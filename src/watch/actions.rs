@@ -4,7 +4,7 @@
 //! at most once a second (the batches are `nft`'s). Failures are logged and never stop the
 //! watch.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -15,8 +15,8 @@ use ipnet::IpNet;
 
 use super::Log;
 use super::nft::{self, Batcher, NftSet};
+use crate::child::{spawn_child, wait_for};
 use crate::format::time::rfc3339;
-use crate::rewrite::spawn_child;
 use crate::store::net;
 
 /// Flags waiting for their `--on-flag` command; more are dropped with a warning.
@@ -189,25 +189,6 @@ fn run_commands(
         log(&format!(
             "--on-flag: {dropped} queued command(s) not run at exit"
         ));
-    }
-}
-
-/// Waits for `child` at most `timeout`; kills it after. `None` when it was killed.
-pub(super) fn wait_for(
-    mut child: Child,
-    timeout: Duration,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use super::Log;
-use super::actions::wait_for;
-use crate::rewrite::spawn_child;
+use crate::child::{spawn_child, wait_for};
 use crate::store::net;
 
 /// The shortest time between two `nft` runs.

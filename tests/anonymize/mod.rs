@@ -49,14 +49,7 @@ fn line_time(line: &[u8]) -> Option<i64> {
     let sign = if t.get(21..22)? == "-" { -1 } else { 1 };
     let oh: i64 = t.get(22..24)?.parse().ok()?;
     let om: i64 = t.get(24..26)?.parse().ok()?;
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mon <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (mon + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = logward::timefmt::days_from_civil(year, mon as u32, day as u32);
     Some(days * 86_400 + h * 3600 + mi * 60 + se - sign * (oh * 3600 + om * 60))
 }
 

@@ -1,3 +1,7 @@
+//! Tests of the wrappers on real shapes of lines: each wrapper around its inner line with
+//! spans kept on the whole line, the wrapper's time, joined CRI and Docker parts and their
+//! limit, lines outside the wrapper, names, and `auto` finding a wrapper and its format.
+
 use super::*;
 use crate::format::{AddrKind, FormatSpec, ParseError};
 

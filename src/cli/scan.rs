@@ -595,14 +595,10 @@ fn print_flagged(
         )?;
     }
     for f in flags {
-        let geo = match (&f.country, f.asn) {
-            (None, None) => String::new(),
-            (c, a) => format!(
-                "  [{}{}]",
-                c.as_deref().unwrap_or("-"),
-                a.map(|a| format!(" AS{a}")).unwrap_or_default()
-            ),
-        };
+        let geo = f
+            .geo_label()
+            .map(|g| format!("  [{g}]"))
+            .unwrap_or_default();
         let site = f
             .sites
             .first()

@@ -201,6 +201,21 @@ pub struct NewFlag {
     pub as_org: Option<String>,
 }
 
+impl NewFlag {
+    /// Its country and AS number as people read them (`DE AS3320`, `- AS3320`, `DE`), or
+    /// `None` when neither is known.
+    pub fn geo_label(&self) -> Option<String> {
+        match (&self.country, self.asn) {
+            (None, None) => None,
+            (c, a) => Some(format!(
+                "{}{}",
+                c.as_deref().unwrap_or("-"),
+                a.map(|a| format!(" AS{a}")).unwrap_or_default()
+            )),
+        }
+    }
+}
+
 /// A sample line and where it was (`path:line`, or the path alone when its line number is
 /// not known), when known.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -233,14 +233,7 @@ fn record(
                 .get(&source)
                 .copied()
                 .unwrap_or_else(|| f.last_seen.saturating_add(ban.ban(1)));
-            let geo = match (&f.country, f.asn) {
-                (None, None) => String::new(),
-                (c, a) => format!(
-                    " [{}{}]",
-                    c.as_deref().unwrap_or("-"),
-                    a.map(|a| format!(" AS{a}")).unwrap_or_default()
-                ),
-            };
+            let geo = f.geo_label().map(|g| format!(" [{g}]")).unwrap_or_default();
             log(&format!(
                 "flagged {} by {} ({} events, {} .. {}), banned until {}{geo}",
                 net::display(source),

@@ -729,22 +729,18 @@ pub fn run<V: Visitor>(
     // of about half a MiB, cold when made); left to itself rayon splits down to single
     // jobs once work is stolen. Four splits per thread still balance chunks of one size.
     let min_len = jobs.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+    // The format of a file none was chosen for (it is read for its counts): built once.
+    let fallback = Format::preset("combined");
     let merged = jobs
         .par_iter()
         .with_min_len(min_len)
         .fold(
             || Partial::new(n, make_visitor()),
             |mut acc, job| {
-                if let Some(prep) = &prepared[job.file] {
+                if let Some(prep) = &prepared[job.file]
+                    && let Some(format) = prep.format.as_ref().or(fallback.as_ref())
+                {
                     let source = &sources[job.file];
-                    let fallback;
-                    let format = match &prep.format {
-                        Some(f) => f,
-                        None => {
-                            fallback = Format::preset("combined").expect("preset exists");
-                            &fallback
-                        }
-                    };
                     // The loop is compiled once for formats whose lines stand alone and once
                     // for wrapped ones: the former carry nothing of the latter.
                     let (a, p) = (&mut acc, progress);

@@ -8,6 +8,9 @@
 //! - `patterns`: the rules' substrings as one automaton, every occurrence reported;
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
+//! - `journal`: the engine's events, encoded a few bytes each and written out when large;
+//! - `busiest`: the busiest-window tally that rules sources out before the replay;
+//! - `samples`: flagged sources' sample lines, copied or read back;
 //! - `live`: the streaming engine `watch` feeds line by line;
 //! - `spill`: temporary files for events that outgrow memory;
 //! - `allowlist`: networks never flagged;
@@ -21,15 +24,18 @@
 pub mod allowlist;
 pub mod bucket;
 pub mod builtin;
+mod busiest;
 pub mod config;
 pub mod crawlers;
 pub mod duration;
 pub mod engine;
 pub mod error;
+mod journal;
 pub mod live;
 pub mod matcher;
 mod patterns;
 pub mod rule;
+mod samples;
 pub mod spill;
 
 pub use allowlist::Allowlist;

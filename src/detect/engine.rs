@@ -1274,64 +1274,15 @@ mod tests {
     use crate::detect::busiest::tests::overflows_in_order;
     use crate::detect::journal::tests::{fill_journal, read_journal};
     use crate::detect::rule::{Filter, Rule, RuleSet};
+    use crate::format::{Format, TimeCache};
     use proptest::prelude::*;
-    use regex::bytes::Regex;
     use std::sync::OnceLock;
 
-    /// [`crate::timefmt::days_from_civil`] for the test parsers' `i64` fields.
-    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        crate::timefmt::days_from_civil(y, m as u32, d as u32)
-    }
-
-    fn num(b: &[u8]) -> i64 {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(-1)
-    }
-
-    /// `29/Sep/2021:12:37:05 +0200` as UTC seconds.
-    fn clf_time(t: &[u8]) -> Option<i64> {
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let month = months
-            .iter()
-            .position(|m| t.get(3..6) == Some(m.as_bytes()))? as i64
-            + 1;
-        let field = |r: std::ops::Range<usize>| t.get(r).map(num);
-        let secs = days_from_civil(field(7..11)?, month, field(0..2)?) * 86_400
-            + field(12..14)? * 3600
-            + field(15..17)? * 60
-            + field(18..20)?;
-        let sign = if t.get(21) == Some(&b'-') { -1 } else { 1 };
-        let offset = sign * (field(22..24)? * 3600 + field(24..26)? * 60);
-        Some(secs - offset)
-    }
-
-    /// A tiny combined/common log parser for tests; the real parser lives in `format`.
+    /// Parses a test line with the combined preset, the parser `scan` uses.
     fn parse(line: &[u8]) -> Option<Record<'_>> {
-        static RE: OnceLock<Regex> = OnceLock::new();
-        let re = RE.get_or_init(|| {
-            Regex::new(
-                r#"^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)(?: ([^"]*))?" (\d{3}) (\S+)(?: "([^"]*)" "([^"]*)")?"#,
-            )
-            .expect("test regex")
-        });
-        let c = re.captures(line)?;
-        let text = |i: usize| c.get(i).map(|m| m.as_bytes()).filter(|b| *b != b"-");
-        Some(Record {
-            line,
-            client: std::str::from_utf8(text(1)?).ok()?.parse().ok(),
-            client_text: text(1),
-            time: clf_time(text(2)?),
-            method: text(3),
-            target: text(4),
-            protocol: text(5).filter(|p| !p.is_empty()),
-            status: std::str::from_utf8(text(6)?).ok()?.parse().ok(),
-            user_agent: text(9),
-            ..Record::default()
-        })
+        static COMBINED: OnceLock<Format> = OnceLock::new();
+        let combined = COMBINED.get_or_init(|| Format::preset("combined").expect("preset"));
+        combined.parse(line, &mut TimeCache::new()).ok()
     }
 
     /// Flags with the line numbers of their samples left out, and the lines that filled
@@ -1411,13 +1362,15 @@ mod tests {
         assert!(!probing(&same), "one garbage request 12 times");
     }
 
+    /// The tests' lines are at the times and on the paths they are written with.
     #[test]
-    fn test_parser_reads_times_and_fields() {
+    fn test_lines_parse_to_their_time_and_fields() {
         let l = line("192.0.2.1", 65, "GET", "/a?b", 404, "ua");
         let r = parse(l.as_bytes()).expect("parses");
         assert_eq!(r.time, Some(1_704_067_265));
         assert_eq!(r.path(), Some(&b"/a"[..]));
-        assert_eq!(clf_time(b"29/Sep/2021:14:11:34 +0200"), Some(1_632_917_494));
+        assert_eq!(r.status, Some(404));
+        assert_eq!(r.user_agent, Some(&b"ua"[..]));
     }
 
     #[test]
@@ -2143,218 +2096,5 @@ mod tests {
         );
         assert!(got.len() >= 3, "{got:?}");
         assert!(got.iter().any(|f| f.source.prefix_len() == 24));
-    }
-
-    const HUB: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/peer-logs/crowdsec-hub"
-    );
-
-    /// A CrowdSec hub test log; the tests that read one are ignored by default and fail
-    /// here, saying why, when run without the corpus.
-    fn hub_file(name: &str) -> Option<String> {
-        let path = std::path::Path::new(HUB).join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            Err(e) => panic!(
-                "{} unavailable ({e}): this test needs the shared corpus",
-                path.display()
-            ),
-        }
-    }
-
-    fn run_hub(name: &str) -> Option<Vec<Flagged>> {
-        let text = hub_file(name)?;
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        for (i, l) in text.lines().enumerate() {
-            match parse(l.as_bytes()) {
-                Some(rec) => c.observe(&rec, i as u64),
-                None => panic!("{name}:{}: not a combined/common line", i + 1),
-            }
-        }
-        // The hub's attackers are mostly loopback addresses, so no default allowlist here.
-        Some(c.finish(&Allowlist::exact(vec![])).expect("finish"))
-    }
-
-    fn assert_flags(name: &str, source: &str, rule: &str) {
-        let got = run_hub(name).expect("the hub log");
-        let net: IpNet = source.parse().expect("test net");
-        let hit = got.iter().find(|f| f.source == net);
-        assert!(
-            hit.is_some_and(|f| f.rules.iter().any(|r| r == rule)),
-            "{name}: expected {source} flagged by {rule}, got {got:?}"
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_apache_http_probing() {
-        let Some(got) = run_hub("apache-http-probing.log") else {
-            return;
-        };
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "172.17.0.1/32");
-        assert!(
-            got[0].rules.contains(&"http-probing".to_string()),
-            "{got:?}"
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_ipv6_grouped() {
-        assert_flags(
-            "ipv6-postoverflow.log",
-            "2001:db8:85a3::/64",
-            "bad-user-agent",
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_attackers_flagged_by_the_expected_rule() {
-        for (file, source, rule) in [
-            ("nginx-bad-user-agent.log", "127.0.0.1/32", "bad-user-agent"),
-            (
-                "nginx-http-sensitive-files.log",
-                "127.0.0.1/32",
-                "sensitive-files",
-            ),
-            (
-                "nginx-http-path-traversal.log",
-                "127.0.0.1/32",
-                "path-traversal",
-            ),
-            (
-                "nginx-http-sqli-probing.log",
-                "127.0.0.1/32",
-                "sqli-probing",
-            ),
-            ("nginx-http-xss-probing.log", "127.0.0.1/32", "xss-probing"),
-            (
-                "nginx-http-backdoor.log",
-                "127.0.0.1/32",
-                "backdoor-probing",
-            ),
-            (
-                "http-admin-interface-probing.log",
-                "157.230.234.189/32",
-                "admin-probing",
-            ),
-            ("nginx-http-open-proxy.log", "127.0.0.1/32", "open-proxy"),
-            ("nginx-http-open-proxy.log", "127.0.0.2/32", "open-proxy"),
-            // Thirteen dotfiles in one second, each an entry of the list.
-            (
-                "apache2-http-sensitive-files.log",
-                "172.17.0.1/32",
-                "sensitive-files",
-            ),
-            ("http-cve-probing.log", "127.0.0.1/32", "cve-probing"),
-        ] {
-            assert_flags(file, source, rule);
-        }
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_invalid_http_versions() {
-        let Some(got) = run_hub("http-dos-invalid-http-versions.log") else {
-            return;
-        };
-        let flagged: Vec<String> = got
-            .iter()
-            .filter(|f| f.rules.iter().any(|r| r == "bad-http-version"))
-            .map(|f| f.source.to_string())
-            .collect();
-        // HTTP/1.2 and HTTP/2.1 are not HTTP versions; 1.0, 1.1, 0.9 and 2.0 are.
-        assert_eq!(flagged, ["127.0.0.3/32", "127.0.0.6/32"]);
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_generic_bf_access_lines() {
-        // nginx-http-generic-bf.log mixes nginx error-log lines (`user "foo" was not found`),
-        // which are not access logs and are skipped, with six refused POSTs.
-        let Some(text) = hub_file("nginx-http-generic-bf.log") else {
-            return;
-        };
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        let mut access = 0;
-        for (i, l) in text.lines().enumerate() {
-            if let Some(rec) = parse(l.as_bytes()) {
-                access += 1;
-                c.observe(&rec, i as u64);
-            }
-        }
-        println!("nginx-http-generic-bf.log: {access} access lines read, error-log lines skipped");
-        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "127.0.0.1/32");
-        assert_eq!(got[0].rules, ["login-bruteforce"]);
-    }
-
-    /// envoy-http-crawl-non_statics.log is JSON after a container prefix; read the few
-    /// fields the crawl rule needs.
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_envoy_crawl() {
-        let Some(text) = hub_file("envoy-http-crawl-non_statics.log") else {
-            return;
-        };
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        struct Envoy {
-            method: Vec<u8>,
-            path: Vec<u8>,
-            secs: i64,
-            status: u16,
-            ip: String,
-        }
-        let mut kept: Vec<Envoy> = Vec::new();
-        for l in text.lines() {
-            let json = &l[l.find('{').expect("json object")..];
-            let v: serde_json::Value = serde_json::from_str(json).expect("json");
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-            let t = s("start_time");
-            let b = t.as_bytes();
-            let n = |r: std::ops::Range<usize>| num(&b[r]);
-            let secs = days_from_civil(n(0..4), n(5..7), n(8..10)) * 86_400
-                + n(11..13) * 3600
-                + n(14..16) * 60
-                + n(17..19);
-            let addr = s("downstream_remote_address");
-            let ip = addr
-                .rsplit_once(':')
-                .map_or(addr.as_str(), |(ip, _)| ip)
-                .to_string();
-            let status = v["response_code"].as_u64().unwrap_or(0) as u16;
-            kept.push(Envoy {
-                method: s("method").into_bytes(),
-                path: s("x-envoy-origin-path").into_bytes(),
-                secs,
-                status,
-                ip,
-            });
-        }
-        for (i, e) in kept.iter().enumerate() {
-            let rec = Record {
-                line: &e.path,
-                client: e.ip.parse().ok(),
-                time: Some(e.secs),
-                method: Some(&e.method),
-                target: Some(&e.path),
-                protocol: Some(b"HTTP/1.1"),
-                status: Some(e.status),
-                user_agent: Some(b"Mozilla/5.0"),
-                ..Record::default()
-            };
-            c.observe(&rec, i as u64);
-        }
-        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "10.0.0.13/32");
-        assert!(got[0].rules.contains(&"http-crawl".to_string()), "{got:?}");
     }
 }

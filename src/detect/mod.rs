@@ -5,6 +5,8 @@
 //! - `builtin`: the built-in rule set and its pattern lists (`patterns/*.txt`);
 //! - `config`: the TOML rules file;
 //! - `matcher`: rules compiled for per-line evaluation;
+//! - `compile`: a rule set turned into the matcher's tables and automata;
+//! - `verdict_cache`: the matcher's caches of what a target or a user agent matches;
 //! - `patterns`: the rules' substrings as one automaton, every occurrence reported;
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
@@ -25,6 +27,7 @@ pub mod allowlist;
 pub mod bucket;
 pub mod builtin;
 mod busiest;
+mod compile;
 pub mod config;
 pub mod crawlers;
 pub mod duration;
@@ -37,6 +40,7 @@ mod patterns;
 pub mod rule;
 mod samples;
 pub mod spill;
+mod verdict_cache;
 
 pub use allowlist::Allowlist;
 pub use builtin::builtin_rules;

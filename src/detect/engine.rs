@@ -1,7 +1,8 @@
 //! The detection engine: per-worker [`Collector`]s keep compact events for the lines that
 //! match a rule, collectors merge in any order, and [`Collector::finish`] replays each
 //! source's events in log-time order through the rules' buckets to produce [`Flagged`]
-//! sources. Rule matching is in `matcher`, bucket arithmetic in `bucket`.
+//! sources. Rule matching is in `matcher`, bucket arithmetic in `bucket`, the events'
+//! encoding in `journal`, the window tally in `busiest`, sample copies in `samples`.
 //!
 //! Results do not depend on how lines were split into shards nor on merge order: events are
 //! replayed sorted by (time, line ordinal), distinct-value hashes travel with their events,
@@ -31,14 +32,15 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
-use super::bucket::{Bucket, Limits, Offer, SeenSet};
+use super::bucket::{Bucket, Offer, SeenSet};
+use super::busiest::Busiest;
+use super::journal::{Event, JOURNAL_ROOM, Journal, Key, KeyHasher, MAX_EVENT, NO_VHOST};
 use super::matcher::{CompiledRules, RuleInfo, Scratch};
 use super::rule::{Field, rule_bits};
+use super::samples::{Chosen, Copies, copy_sample, keep_sample, sample_line};
+pub use super::samples::{NoReadBack, ReadBack, SAMPLES, SampleLine};
 use super::spill::{SpillTo, Spilled};
 use crate::format::Record;
-
-/// How many sample lines a flagged source keeps.
-pub const SAMPLES: usize = 3;
 
 /// One episode of a source that at least one rule flagged: its flagging rules' events with
 /// no pause longer than [`EPISODE_GAP_MS`], in which at least one bucket overflowed.
@@ -75,15 +77,6 @@ impl Flagged {
     }
 }
 
-/// A line behind a flag and where it was, when known: the input file's index in the run
-/// and, when it was read back from a file, its line number (from 1).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SampleLine {
-    pub file: Option<usize>,
-    pub line: Option<u64>,
-    pub text: Vec<u8>,
-}
-
 /// Why a rule flagged an episode: its bucket, when it first overflowed, how often it did,
 /// and the latest lines (up to [`FILL_LINES`]) that filled it then.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,365 +90,10 @@ pub struct Overflow {
     pub lines: Vec<SampleLine>,
 }
 
-/// Reads lines again by the `order` they were observed with, for the samples of flagged
-/// sources that [`Collector::observe_readable`] did not copy.
-pub trait ReadBack {
-    /// The line observed with `order` and its line number when known, if it can still be
-    /// read and `same` accepts the record it parses to (the file may have changed since).
-    fn read_back(
-        &mut self,
-        order: u64,
-        same: &dyn Fn(&Record<'_>) -> bool,
-    ) -> Option<(Vec<u8>, Option<u64>)>;
-}
-
-/// A [`ReadBack`] that has no lines: samples that were not copied are left out.
-pub struct NoReadBack;
-
-impl ReadBack for NoReadBack {
-    fn read_back(
-        &mut self,
-        _: u64,
-        _: &dyn Fn(&Record<'_>) -> bool,
-    ) -> Option<(Vec<u8>, Option<u64>)> {
-        None
-    }
-}
-
-/// One matching line, as little as the replay needs: its time in seconds, its ordinal, the
-/// rules it matched and the virtual host it was for (its id, or `NO_VHOST`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Event {
-    time: i64,
-    order: u64,
-    rules: u64,
-    site: u32,
-}
-
-impl Default for Event {
-    fn default() -> Self {
-        Event {
-            time: 0,
-            order: 0,
-            rules: 0,
-            site: NO_VHOST,
-        }
-    }
-}
-
-/// Time deltas (zigzag) below this fit in the header byte; this value means a varint
-/// follows.
-const TIME_ESCAPE: u8 = 31;
-/// The longest encoded event: header, an IPv6 key, five varints, four hashes.
-const MAX_EVENT: usize = 1 + 17 + 5 * 10 + 4 * 8;
 /// At most this many events are gathered for the replay at a time (32 bytes each, 16 MiB),
 /// unless one source has more. Each batch decodes every journal again: with 2^18, the
 /// 330k events replayed for the generated million-line log took two batches.
 const REPLAY_BATCH: usize = 1 << 19;
-
-/// One collector's events of one grouping in the order it observed them, each encoded
-/// against the one before it:
-///
-/// - a header byte: bit 0 set when the rule mask changed, bit 1 when the source's key
-///   changed, bit 2 when the virtual host changed; bits 3..8 the zigzag time delta in
-///   seconds when below [`TIME_ESCAPE`], else `TIME_ESCAPE`;
-/// - the time delta as a LEB128 varint when it did not fit;
-/// - the key, when it changed: a byte with the prefix length (plus 64 for IPv6), the 4 or 16
-///   address bytes, and the virtual host's id plus one (0 for none) as a varint;
-/// - the rule mask as a varint, when it changed;
-/// - the virtual host's id plus one (0 for none) as a varint, when it changed;
-/// - the zigzag delta of `order` as a varint;
-/// - one 8-byte little-endian hash per field that a matched distinct rule counts, fields in
-///   `Field::ALL` order.
-///
-/// Logs are mostly in time order and most lines have the previous line's source, so most
-/// events take 3 or 4 bytes plus 8 per distinct value, and writing one touches only the end
-/// of one buffer: keys are looked up once per change, at the end, where a tight loop
-/// overlaps the cache misses that the scan would wait for one by one.
-#[derive(Default)]
-struct Journal {
-    /// The encoded events in `..len`, then room that `push` writes the next one into
-    /// directly: at least [`MAX_EVENT`] bytes once anything was written.
-    bytes: Vec<u8>,
-    len: usize,
-    /// The last event written and its key (net, vhost), which the next is encoded against.
-    last: (Option<(IpNet, u32)>, Event),
-    /// Where the events go once `bytes` holds `at` bytes of them; `None`: they stay.
-    spill_to: Option<Arc<SpillTo>>,
-    /// The events written out, which come before those in `bytes`.
-    spilled: Option<Spilled>,
-    /// Why events could not be written out (they were kept in memory instead).
-    spill_error: Option<String>,
-}
-
-/// How far past its events a journal's buffer is zeroed when it needs room: the zeroing is
-/// spread over many events and leaves at most this much unused.
-const JOURNAL_ROOM: usize = 1 << 16;
-
-impl Journal {
-    /// A journal that writes its events out as `spill_to` says.
-    fn new(spill_to: Option<Arc<SpillTo>>) -> Journal {
-        Journal {
-            spill_to,
-            ..Journal::default()
-        }
-    }
-
-    /// Writes one event; `key` is `None` when it is the last event's.
-    fn push(&mut self, key: Option<(IpNet, u32)>, e: Event, hashes: &[u64]) {
-        // Written in place: no zeroed buffer per event and no copy of it.
-        if self.bytes.len() < self.len + MAX_EVENT {
-            self.make_room();
-        }
-        let buf = &mut self.bytes[self.len..self.len + MAX_EVENT];
-        let mut n = 1;
-        // Read in place: copying the last key and event out cost a dozen moves per event.
-        let last = &mut self.last;
-        let dt = zigzag(e.time.wrapping_sub(last.1.time));
-        let small = if dt < u64::from(TIME_ESCAPE) {
-            dt as u8
-        } else {
-            n += write_varint(&mut buf[n..], dt);
-            TIME_ESCAPE
-        };
-        let new_key = key.filter(|&k| Some(k) != last.0);
-        let new_rules = e.rules != last.1.rules;
-        let new_site = e.site != last.1.site;
-        buf[0] = small << 3
-            | u8::from(new_site) << 2
-            | u8::from(new_key.is_some()) << 1
-            | u8::from(new_rules);
-        if let Some((net, vhost)) = new_key {
-            match net {
-                IpNet::V4(v4) => {
-                    buf[n] = v4.prefix_len();
-                    buf[n + 1..n + 5].copy_from_slice(&v4.addr().octets());
-                    n += 5;
-                }
-                IpNet::V6(v6) => {
-                    buf[n] = 64 + v6.prefix_len();
-                    buf[n + 1..n + 17].copy_from_slice(&v6.addr().octets());
-                    n += 17;
-                }
-            }
-            n += write_varint(&mut buf[n..], u64::from(vhost.wrapping_add(1)));
-            last.0 = new_key;
-        }
-        if new_rules {
-            n += write_varint(&mut buf[n..], e.rules);
-        }
-        if new_site {
-            n += write_varint(&mut buf[n..], u64::from(e.site.wrapping_add(1)));
-        }
-        n += write_varint(
-            &mut buf[n..],
-            zigzag(e.order.wrapping_sub(last.1.order) as i64),
-        );
-        for h in hashes.iter().take(4) {
-            buf[n..n + 8].copy_from_slice(&h.to_le_bytes());
-            n += 8;
-        }
-        self.len += n;
-        last.1 = e;
-    }
-
-    /// Room for the next event, once the buffer's room is used up: the events are
-    /// written out when they reach the spill size, else the buffer grows. Out of line, as it
-    /// runs once per [`JOURNAL_ROOM`] bytes.
-    #[cold]
-    #[inline(never)]
-    fn make_room(&mut self) {
-        if self.spill_to.as_ref().is_some_and(|to| self.len >= to.at) && self.spill() {
-            return;
-        }
-        let room = self
-            .spill_to
-            .as_ref()
-            .map_or(JOURNAL_ROOM, |to| to.at.min(JOURNAL_ROOM));
-        self.bytes.resize(self.len + MAX_EVENT + room, 0);
-    }
-
-    /// Writes the events in memory out as one segment and empties the buffer (its room
-    /// stays): the next event is still encoded against the last one written. False when
-    /// there is nowhere to write or writing failed; after a failure (kept in `spill_error`)
-    /// the journal no longer tries.
-    fn spill(&mut self) -> bool {
-        let Some(to) = self.spill_to.clone() else {
-            return false;
-        };
-        let written = match &mut self.spilled {
-            Some(s) => Ok(s),
-            None => Spilled::create(&to.dir).map(|s| self.spilled.insert(s)),
-        }
-        .and_then(|s| s.write(self.bytes.get(..self.len).unwrap_or_default()));
-        match written {
-            Ok(()) => {
-                self.len = 0;
-                true
-            }
-            Err(e) => {
-                self.spill_error = Some(format!(
-                    "could not write detection events to {}: {e}; they were kept in memory",
-                    to.dir.display()
-                ));
-                self.spill_to = None;
-                false
-            }
-        }
-    }
-
-    /// Writes out the events in memory of a journal that takes no more, and frees its
-    /// buffer.
-    fn spill_all(&mut self) {
-        if self.len > 0 && self.spill() {
-            self.bytes = Vec::new();
-        }
-    }
-
-    /// The events still in memory.
-    fn encoded(&self) -> &[u8] {
-        self.bytes.get(..self.len).unwrap_or_default()
-    }
-
-    /// Calls `f` with each event, its key when it changed, and its hashes (8 bytes each):
-    /// those written out first, then those in memory. `distinct` gives per field the rules
-    /// that count it. Fails only when events written out cannot be read back.
-    fn for_each(
-        &self,
-        distinct: &[u64; 4],
-        mut f: impl FnMut(Option<(IpNet, u32)>, Event, &[u8]),
-    ) -> std::io::Result<()> {
-        let mut last = Event::default();
-        // How many hashes an event of the current rule mask carries: found when the mask
-        // changes, which is rare, not per event.
-        let hashes_of = |rules: u64| distinct.iter().filter(|&&d| d & rules != 0).count();
-        let mut n = hashes_of(last.rules);
-        // Each segment written out, then the events in memory, through one decoding loop:
-        // with a loop per source of bytes, the callbacks were no longer inlined into it.
-        let mut segment = Vec::new();
-        let mut next_segment = 0;
-        let mut in_memory = true;
-        loop {
-            let b: &[u8] = match &self.spilled {
-                Some(s) if s.read_segment(next_segment, &mut segment)? => {
-                    next_segment += 1;
-                    &segment
-                }
-                _ if in_memory => {
-                    in_memory = false;
-                    self.encoded()
-                }
-                _ => return Ok(()),
-            };
-            let mut pos = 0;
-            // Segments hold whole events, as `push` wrote them: anything else is a broken
-            // invariant (or a temporary file changed under the run), and fails the run.
-            while let Some(&head) = b.get(pos) {
-                pos += 1;
-                let dt = match head >> 3 {
-                    TIME_ESCAPE => match read_varint(b, &mut pos) {
-                        Some(v) => v,
-                        None => return Err(corrupt(pos)),
-                    },
-                    small => u64::from(small),
-                };
-                last.time = last.time.wrapping_add(unzigzag(dt));
-                let mut key = None;
-                if head & 2 != 0 {
-                    match read_key(b, &mut pos) {
-                        Some(k) => key = Some(k),
-                        None => return Err(corrupt(pos)),
-                    }
-                }
-                if head & 1 != 0 {
-                    match read_varint(b, &mut pos) {
-                        Some(v) => last.rules = v,
-                        None => return Err(corrupt(pos)),
-                    }
-                    n = hashes_of(last.rules);
-                }
-                if head & 4 != 0 {
-                    match read_varint(b, &mut pos) {
-                        Some(v) => last.site = (v as u32).wrapping_sub(1),
-                        None => return Err(corrupt(pos)),
-                    }
-                }
-                match read_varint(b, &mut pos) {
-                    Some(v) => last.order = last.order.wrapping_add(unzigzag(v) as u64),
-                    None => return Err(corrupt(pos)),
-                }
-                let Some(hashes) = b.get(pos..pos + 8 * n) else {
-                    return Err(corrupt(pos));
-                };
-                pos += 8 * n;
-                f(key, last, hashes);
-            }
-        }
-    }
-}
-
-/// The error for a journal that does not decode: events are only ever written by
-/// `Journal::push`, so this is a bug or a spill file changed behind the run's back.
-fn corrupt(at: usize) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!("detection events are corrupt at byte {at} of a segment"),
-    )
-}
-
-/// Reads a key as `Journal::push` writes it.
-fn read_key(b: &[u8], pos: &mut usize) -> Option<(IpNet, u32)> {
-    let tag = *b.get(*pos)?;
-    *pos += 1;
-    let net = if tag < 64 {
-        let octets: [u8; 4] = b.get(*pos..*pos + 4)?.try_into().ok()?;
-        *pos += 4;
-        IpNet::V4(ipnet::Ipv4Net::new(octets.into(), tag).ok()?)
-    } else {
-        let octets: [u8; 16] = b.get(*pos..*pos + 16)?.try_into().ok()?;
-        *pos += 16;
-        IpNet::V6(ipnet::Ipv6Net::new(octets.into(), tag - 64).ok()?)
-    };
-    let vhost = u32::try_from(read_varint(b, pos)?).ok()?.wrapping_sub(1);
-    Some((net, vhost))
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-/// Writes `v` as LEB128 (at most 10 bytes) and returns its length.
-fn write_varint(out: &mut [u8], mut v: u64) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = v as u8 | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
-}
-
-fn read_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    let mut shift = 0;
-    loop {
-        let b = *bytes.get(*pos)?;
-        *pos += 1;
-        if shift >= 64 {
-            return None;
-        }
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-        shift += 7;
-    }
-}
 
 /// A decoded event during the replay; `hash_start` is where its hashes start.
 #[derive(Clone, Copy, Debug, Default)]
@@ -466,62 +104,6 @@ struct Replayed {
     hash_start: u32,
     site: u32,
 }
-
-const NO_VHOST: u32 = u32::MAX;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Key {
-    net: IpNet,
-    vhost: u32,
-    grouping: u8,
-}
-
-/// Two words instead of the derived field-by-field hash of `IpNet`: keys are hashed once
-/// per change of source in each journal.
-impl std::hash::Hash for Key {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        let (addr, tag) = match self.net {
-            IpNet::V4(n) => (u128::from(u32::from(n.addr())), n.prefix_len()),
-            IpNet::V6(n) => (u128::from(n.addr()), 0x80 | n.prefix_len()),
-        };
-        state.write_u128(addr);
-        state.write_u64(
-            u64::from(self.vhost) << 16 | u64::from(tag) << 8 | u64::from(self.grouping),
-        );
-    }
-}
-
-/// A copied sample line: `line` is its range in the collector's `sample_bytes`.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    time_ms: i64,
-    order: u64,
-    rules: u64,
-    line: (usize, usize),
-}
-
-/// Copies of the lines that cannot be read back, for each rule the SAMPLES earliest; see
-/// `keep_sample`.
-#[derive(Default)]
-struct Copies {
-    samples: Vec<Sample>,
-    /// Rules that already have SAMPLES samples, and the latest (time, order) kept: a later
-    /// line for only those rules is rejected without looking further.
-    full: u64,
-    latest: (i64, u64),
-}
-
-/// A sample chosen by the replay, before its line is fetched.
-#[derive(Clone, Copy, Debug)]
-struct Chosen {
-    time_ms: i64,
-    order: u64,
-    slot: u32,
-}
-
-/// Hashes sources and virtual hosts, which attackers choose. Randomly seeded (see
-/// `CompiledRules`' hasher for why foldhash): SipHash was a tenth of the cost of a line.
-type KeyHasher = foldhash::quality::RandomState;
 
 /// A per-worker accumulator. Not shared: each shard owns one, and they are merged at the end.
 pub struct Collector {
@@ -564,6 +146,22 @@ struct Slots {
     ids: HashMap<Key, u32, KeyHasher>,
     keys: Vec<Key>,
 }
+
+/// What the first pass of a finish counts (see [`Collector::count_events`]).
+struct Census {
+    slots: Slots,
+    /// The slot of each key change, in the order the journals name them: later passes take
+    /// the slots from here instead of looking the keys up again, unless events were written
+    /// out (`keep_changes` false): then this, 4 bytes per key change, is not kept in memory
+    /// either.
+    changes: Vec<u32>,
+    keep_changes: bool,
+    /// Per slot: its events and their hashes.
+    tally: Vec<(u64, u64)>,
+}
+
+/// Lines fetched for an episode, with the samples they were chosen as.
+type Fetched = Vec<(Chosen, SampleLine)>;
 
 impl Collector {
     pub fn new(rules: Arc<CompiledRules>) -> Collector {
@@ -865,203 +463,26 @@ impl Collector {
     }
 
     /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
+    ///
+    /// In steps: one pass over the journals counts each source's events
+    /// ([`Collector::count_events`]); the sources some rule could flag are the candidates
+    /// ([`Collector::candidates`]); their events are gathered and replayed a batch at a time
+    /// ([`Collector::replay_candidates`]); the episodes of one source that meet are folded;
+    /// then the flags' lines are fetched in input order ([`Collector::fetch_lines`]).
     pub fn finish_reading(
         &self,
         allowlist: &Allowlist,
         lines: &mut dyn ReadBack,
     ) -> std::io::Result<Vec<Flagged>> {
         let rules = self.rules.rules();
-        let n = rules.len();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
-        // Slots for the keys in the order the journals name them, and per slot: events, the
-        // rules any of them matched, and their hashes. Later passes take the slots from
-        // `changes` instead of looking the keys up again, unless events were written out:
-        // then `changes`, 4 bytes per key change, is not kept in memory either.
-        let mut slots = Slots::default();
-        let mut changes: Vec<u32> = Vec::new();
-        let keep_changes = self.spilled_bytes() == 0;
-        // Per slot: its events and hashes, and (`n` per slot) its events of each rule.
-        let mut tally: Vec<(u64, u64)> = Vec::new();
-        let mut per_rule: Vec<u16> = Vec::new();
-        // Consecutive events of one slot mostly share their rule mask: they are counted as
-        // a run, and added to the slot's counts when the slot or the mask changes.
-        let mut run = Run::default();
-        let mut busiest = Busiest::new(rules);
-        self.for_each_event(
-            &distinct,
-            |key| {
-                let id = slot_id(&mut slots.ids, &mut slots.keys, key);
-                if keep_changes {
-                    changes.push(id);
-                }
-                id
-            },
-            |slot, e, hashes| {
-                busiest.count(slot, e);
-                if slot == run.slot && e.rules == run.rules {
-                    run.count += 1;
-                    return;
-                }
-                add_run(&run, &mut tally, &mut per_rule, n);
-                // The hash count is fixed by the rule mask.
-                run = Run {
-                    slot,
-                    rules: e.rules,
-                    hashes: hashes.len() as u64 / 8,
-                    count: 1,
-                };
-            },
-        )?;
-        add_run(&run, &mut tally, &mut per_rule, n);
-        // A bucket overflows only after more than `capacity` events of its rule, so only
-        // the rules with more are replayed, and only for the sources that have such a rule:
-        // most sources are ordinary clients that no rule comes near.
-        let candidates: Vec<(u32, u64)> = (0..tally.len() as u32)
-            .filter_map(|s| {
-                let counts = per_rule.get(s as usize * n..(s as usize + 1) * n)?;
-                let live = live_rules(rules, counts) & !busiest.never_full(s);
-                (live != 0 && !allowlist.overlaps(slots.keys[s as usize].net)).then_some((s, live))
-            })
-            .collect();
-        drop(per_rule);
-        drop(busiest);
-        let mut state = ReplayState {
-            buckets: vec![Bucket::default(); n],
-            seen: (0..n).map(|_| SeenSet::default()).collect(),
-            filling: vec![Filling::default(); n],
-        };
-        // A line counts under every grouping whose rules it matched: its orders are kept
-        // to count it once when two keys of one source flag it.
-        let keep_lines = self.rules.groupings().len() > 1;
-        let mut found: Vec<Episode> = Vec::new();
-        // Gather the candidates' events a batch at a time: per slot, where its events and
-        // hashes go (u32::MAX: not in this batch).
-        let mut place = vec![(u32::MAX, 0u32); tally.len()];
-        let mut events: Vec<Replayed> = Vec::new();
-        let mut hashes: Vec<u64> = Vec::new();
-        let mut rest = &candidates[..];
-        while !rest.is_empty() {
-            let mut take = 0;
-            let (mut n_events, mut n_hashes) = (0usize, 0usize);
-            for &(s, _) in rest {
-                let (count, h) = tally[s as usize];
-                if take > 0 && n_events + count as usize > self.batch {
-                    break;
-                }
-                place[s as usize] = (n_events as u32, n_hashes as u32);
-                n_events += count as usize;
-                n_hashes += h as usize;
-                take += 1;
-            }
-            let (batch, next) = rest.split_at(take);
-            rest = next;
-            events.clear();
-            events.resize(n_events, Replayed::default());
-            hashes.clear();
-            hashes.resize(n_hashes, 0);
-            let mut next_change = changes.iter();
-            // A key with no slot, or more events for a slot than were counted, breaks an
-            // invariant of the two passes: the run fails rather than replay a part.
-            let mut broken = false;
-            self.for_each_event(
-                &distinct,
-                |key| match keep_changes {
-                    true => next_change.next().copied().unwrap_or(u32::MAX),
-                    false => slots.ids.get(&key).copied().unwrap_or(u32::MAX),
-                },
-                |slot, e, h| {
-                    let Some(p) = place.get_mut(slot as usize) else {
-                        broken = true;
-                        return;
-                    };
-                    if p.0 == u32::MAX {
-                        return;
-                    }
-                    let hash_start = p.1;
-                    for (i, word) in h.chunks_exact(8).enumerate() {
-                        let mut b = [0u8; 8];
-                        b.copy_from_slice(word);
-                        if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
-                            *slot = u64::from_le_bytes(b);
-                        }
-                    }
-                    match events.get_mut(p.0 as usize) {
-                        Some(slot) => {
-                            *slot = Replayed {
-                                time_ms: e.time.saturating_mul(1000),
-                                order: e.order,
-                                rules: e.rules,
-                                hash_start,
-                                site: e.site,
-                            }
-                        }
-                        None => broken = true,
-                    }
-                    p.0 += 1;
-                    p.1 += (h.len() / 8) as u32;
-                },
-            )?;
-            if broken {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "detection events changed between the count and the replay",
-                ));
-            }
-            // Each slot's events now end where the next one's start.
-            let mut start = 0usize;
-            for &(s, live) in batch {
-                let end = start + tally[s as usize].0 as usize;
-                self.replay(
-                    s,
-                    live,
-                    &slots.keys[s as usize],
-                    &mut events[start..end],
-                    &hashes,
-                    &mut state,
-                    keep_lines,
-                    &mut found,
-                );
-                start = end;
-                place[s as usize] = (u32::MAX, 0);
-            }
-        }
+        let (census, per_rule, busiest) = self.count_events(&distinct)?;
+        let candidates = self.candidates(&census, per_rule, busiest, allowlist);
+        let found = self.replay_candidates(&distinct, &census, &candidates)?;
         // Rules with different groupings, and per-site rules on several sites, flag the
         // same source: their episodes that meet are one.
         let folded = fold_episodes(found);
-        // Each flag's samples and the lines that filled its buckets, fetched in input
-        // order: a compressed file is inflated again once, not once per line.
-        let mut wanted: Vec<(usize, Want, Chosen)> = Vec::new();
-        for (i, ep) in folded.iter().enumerate() {
-            wanted.extend(ep.samples.iter().map(|&c| (i, Want::Sample, c)));
-            for (k, fill) in ep.fills.iter().enumerate() {
-                wanted.extend(fill.lines.iter().map(|&c| (i, Want::Filled(k), c)));
-            }
-        }
-        let mut samples: Vec<Vec<(Chosen, SampleLine)>> = vec![Vec::new(); folded.len()];
-        let mut filled: Vec<Vec<Vec<(Chosen, SampleLine)>>> = folded
-            .iter()
-            .map(|ep| vec![Vec::new(); ep.fills.len()])
-            .collect();
-        // A line both a sample and a filling line of one key is read once.
-        wanted.sort_by_key(|&(_, _, c)| (c.order, c.slot));
-        let mut last: Option<((u64, u32), Option<SampleLine>)> = None;
-        for (i, want, c) in wanted {
-            let line = match &last {
-                Some((at, line)) if *at == (c.order, c.slot) => line.clone(),
-                _ => {
-                    let line = self.sample(&slots, &c, lines);
-                    last = Some(((c.order, c.slot), line.clone()));
-                    line
-                }
-            };
-            let Some(line) = line else {
-                continue;
-            };
-            match want {
-                Want::Sample => samples[i].push((c, line)),
-                Want::Filled(k) => filled[i][k].push((c, line)),
-            }
-        }
+        let (mut samples, mut filled) = self.fetch_lines(&folded, &census.slots, lines);
         let by_time = |v: &mut Vec<(Chosen, SampleLine)>| {
             v.sort_by_key(|(c, _)| (c.time_ms, c.order));
             v.drain(..).map(|(_, l)| l).collect::<Vec<_>>()
@@ -1089,6 +510,265 @@ impl Collector {
                 self.flagged(ep, by_time(samples), explain)
             })
             .collect())
+    }
+
+    /// The first pass of a finish: gives each key a slot, in the order the journals name
+    /// them, and counts per slot its events and hashes ([`Census::tally`]) and its events of
+    /// each rule (the `Vec<u16>`, one per rule and slot, saturating), with the busiest
+    /// windows of the rules [`Busiest`] counts.
+    fn count_events(&self, distinct: &[u64; 4]) -> std::io::Result<(Census, Vec<u16>, Busiest)> {
+        let rules = self.rules.rules();
+        let n = rules.len();
+        let mut slots = Slots::default();
+        let mut changes: Vec<u32> = Vec::new();
+        let keep_changes = self.spilled_bytes() == 0;
+        let mut tally: Vec<(u64, u64)> = Vec::new();
+        let mut per_rule: Vec<u16> = Vec::new();
+        // Consecutive events of one slot mostly share their rule mask: they are counted as
+        // a run, and added to the slot's counts when the slot or the mask changes.
+        let mut run = Run::default();
+        let mut busiest = Busiest::new(rules);
+        self.for_each_event(
+            distinct,
+            |key| {
+                let id = slot_id(&mut slots.ids, &mut slots.keys, key);
+                if keep_changes {
+                    changes.push(id);
+                }
+                id
+            },
+            |slot, e, hashes| {
+                busiest.count(slot, e);
+                if slot == run.slot && e.rules == run.rules {
+                    run.count += 1;
+                    return;
+                }
+                add_run(&run, &mut tally, &mut per_rule, n);
+                // The hash count is fixed by the rule mask.
+                run = Run {
+                    slot,
+                    rules: e.rules,
+                    hashes: hashes.len() as u64 / 8,
+                    count: 1,
+                };
+            },
+        )?;
+        add_run(&run, &mut tally, &mut per_rule, n);
+        let census = Census {
+            slots,
+            changes,
+            keep_changes,
+            tally,
+        };
+        Ok((census, per_rule, busiest))
+    }
+
+    /// The slots to replay, each with the rules to replay it for. A bucket overflows only
+    /// after more than `capacity` events of its rule, so only the rules with more are
+    /// replayed, and only for the sources that have such a rule (and that the window tallies
+    /// of `busiest` do not rule out): most sources are ordinary clients that no rule comes
+    /// near. Sources overlapping `allowlist` are left out.
+    fn candidates(
+        &self,
+        census: &Census,
+        per_rule: Vec<u16>,
+        busiest: Busiest,
+        allowlist: &Allowlist,
+    ) -> Vec<(u32, u64)> {
+        let rules = self.rules.rules();
+        let n = rules.len();
+        (0..census.tally.len() as u32)
+            .filter_map(|s| {
+                let counts = per_rule.get(s as usize * n..(s as usize + 1) * n)?;
+                let live = live_rules(rules, counts) & !busiest.never_full(s);
+                let net = census.slots.keys[s as usize].net;
+                (live != 0 && !allowlist.overlaps(net)).then_some((s, live))
+            })
+            .collect()
+    }
+
+    /// Gathers the candidates' events a batch at a time (see [`Collector::plan_batch`]) and
+    /// replays each candidate's; returns the episodes found.
+    fn replay_candidates(
+        &self,
+        distinct: &[u64; 4],
+        census: &Census,
+        candidates: &[(u32, u64)],
+    ) -> std::io::Result<Vec<Episode>> {
+        let n = self.rules.rules().len();
+        let mut state = ReplayState {
+            buckets: vec![Bucket::default(); n],
+            seen: (0..n).map(|_| SeenSet::default()).collect(),
+            filling: vec![Filling::default(); n],
+        };
+        // A line counts under every grouping whose rules it matched: its orders are kept
+        // to count it once when two keys of one source flag it.
+        let keep_lines = self.rules.groupings().len() > 1;
+        let mut found: Vec<Episode> = Vec::new();
+        // Per slot: where its events and hashes go (u32::MAX: not in this batch).
+        let mut place = vec![(u32::MAX, 0u32); census.tally.len()];
+        let mut events: Vec<Replayed> = Vec::new();
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut rest = candidates;
+        while !rest.is_empty() {
+            let (take, n_events, n_hashes) = self.plan_batch(rest, &census.tally, &mut place);
+            let (batch, next) = rest.split_at(take);
+            rest = next;
+            events.clear();
+            events.resize(n_events, Replayed::default());
+            hashes.clear();
+            hashes.resize(n_hashes, 0);
+            self.gather(distinct, census, &mut place, &mut events, &mut hashes)?;
+            // Each slot's events now end where the next one's start.
+            let mut start = 0usize;
+            for &(s, live) in batch {
+                let end = start + census.tally[s as usize].0 as usize;
+                self.replay(
+                    s,
+                    live,
+                    &census.slots.keys[s as usize],
+                    &mut events[start..end],
+                    &hashes,
+                    &mut state,
+                    keep_lines,
+                    &mut found,
+                );
+                start = end;
+                place[s as usize] = (u32::MAX, 0);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Places the next batch: the first candidates of `rest` whose events fit in
+    /// `self.batch` together (at least one, however many events it has), each given in
+    /// `place` where its events and hashes start. Returns how many candidates, and their
+    /// events and hashes.
+    fn plan_batch(
+        &self,
+        rest: &[(u32, u64)],
+        tally: &[(u64, u64)],
+        place: &mut [(u32, u32)],
+    ) -> (usize, usize, usize) {
+        let mut take = 0;
+        let (mut n_events, mut n_hashes) = (0usize, 0usize);
+        for &(s, _) in rest {
+            let (count, h) = tally[s as usize];
+            if take > 0 && n_events + count as usize > self.batch {
+                break;
+            }
+            place[s as usize] = (n_events as u32, n_hashes as u32);
+            n_events += count as usize;
+            n_hashes += h as usize;
+            take += 1;
+        }
+        (take, n_events, n_hashes)
+    }
+
+    /// Decodes every journal again and copies the events and hashes of the slots that have
+    /// a place (see [`Collector::plan_batch`]) to `events` and `hashes`, each slot's from
+    /// its place on.
+    fn gather(
+        &self,
+        distinct: &[u64; 4],
+        census: &Census,
+        place: &mut [(u32, u32)],
+        events: &mut [Replayed],
+        hashes: &mut [u64],
+    ) -> std::io::Result<()> {
+        let mut next_change = census.changes.iter();
+        // A key with no slot, or more events for a slot than were counted, breaks an
+        // invariant of the two passes: the run fails rather than replay a part.
+        let mut broken = false;
+        self.for_each_event(
+            distinct,
+            |key| match census.keep_changes {
+                true => next_change.next().copied().unwrap_or(u32::MAX),
+                false => census.slots.ids.get(&key).copied().unwrap_or(u32::MAX),
+            },
+            |slot, e, h| {
+                let Some(p) = place.get_mut(slot as usize) else {
+                    broken = true;
+                    return;
+                };
+                if p.0 == u32::MAX {
+                    return;
+                }
+                let hash_start = p.1;
+                for (i, word) in h.chunks_exact(8).enumerate() {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(word);
+                    if let Some(slot) = hashes.get_mut(hash_start as usize + i) {
+                        *slot = u64::from_le_bytes(b);
+                    }
+                }
+                match events.get_mut(p.0 as usize) {
+                    Some(slot) => {
+                        *slot = Replayed {
+                            time_ms: e.time.saturating_mul(1000),
+                            order: e.order,
+                            rules: e.rules,
+                            hash_start,
+                            site: e.site,
+                        }
+                    }
+                    None => broken = true,
+                }
+                p.0 += 1;
+                p.1 += (h.len() / 8) as u32;
+            },
+        )?;
+        if broken {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "detection events changed between the count and the replay",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each flag's samples and the lines that filled its buckets, fetched in input order: a
+    /// compressed file is inflated again once, not once per line. Returns per episode of
+    /// `folded` its samples, and per fill of it the fill's lines, in no particular order.
+    fn fetch_lines(
+        &self,
+        folded: &[Episode],
+        slots: &Slots,
+        lines: &mut dyn ReadBack,
+    ) -> (Vec<Fetched>, Vec<Vec<Fetched>>) {
+        let mut wanted: Vec<(usize, Want, Chosen)> = Vec::new();
+        for (i, ep) in folded.iter().enumerate() {
+            wanted.extend(ep.samples.iter().map(|&c| (i, Want::Sample, c)));
+            for (k, fill) in ep.fills.iter().enumerate() {
+                wanted.extend(fill.lines.iter().map(|&c| (i, Want::Filled(k), c)));
+            }
+        }
+        let mut samples: Vec<Fetched> = vec![Vec::new(); folded.len()];
+        let mut filled: Vec<Vec<Fetched>> = folded
+            .iter()
+            .map(|ep| vec![Vec::new(); ep.fills.len()])
+            .collect();
+        // A line both a sample and a filling line of one key is read once.
+        wanted.sort_by_key(|&(_, _, c)| (c.order, c.slot));
+        let mut last: Option<((u64, u32), Option<SampleLine>)> = None;
+        for (i, want, c) in wanted {
+            let line = match &last {
+                Some((at, line)) if *at == (c.order, c.slot) => line.clone(),
+                _ => {
+                    let line = self.sample(slots, &c, lines);
+                    last = Some(((c.order, c.slot), line.clone()));
+                    line
+                }
+            };
+            let Some(line) = line else {
+                continue;
+            };
+            match want {
+                Want::Sample => samples[i].push((c, line)),
+                Want::Filled(k) => filled[i][k].push((c, line)),
+            }
+        }
+        (samples, filled)
     }
 
     /// The public form of a folded episode.
@@ -1191,6 +871,76 @@ impl Collector {
         keep_lines: bool,
         found: &mut Vec<Episode>,
     ) {
+        sort_events(events);
+        let (fired, fills) = self.offer_events(id, live, events, hashes, state);
+        if fired == 0 {
+            return;
+        }
+        // Split the flagging rules' new events where they pause for longer than the gap;
+        // each run with an overflow is an episode.
+        let mut current: Option<Episode> = None;
+        let mut fills = fills.into_iter().peekable();
+        let finish = |ep: Option<Episode>, found: &mut Vec<Episode>| {
+            if let Some(ep) = ep.filter(|ep| !ep.fills.is_empty()) {
+                found.push(ep);
+            }
+        };
+        for e in events
+            .iter()
+            .filter(|e| e.rules & fired != 0 && !self.counted_before(e.order))
+        {
+            let ep = match &mut current {
+                Some(ep) if e.time_ms - ep.last_ms <= EPISODE_GAP_MS => ep,
+                _ => {
+                    finish(current.take(), found);
+                    current.insert(Episode {
+                        source: key.net,
+                        first_ms: e.time_ms,
+                        last_ms: e.time_ms,
+                        lines: keep_lines.then(Vec::new),
+                        ..Episode::default()
+                    })
+                }
+            };
+            ep.last_ms = e.time_ms;
+            ep.events += 1;
+            for ri in rule_bits(e.rules & fired) {
+                bump(&mut ep.rule_events, ri as u8);
+            }
+            if let Some(lines) = &mut ep.lines {
+                lines.push((e.order, e.site));
+            } else {
+                bump(&mut ep.sites, e.site);
+                bump(&mut ep.files, crate::input::split_order(e.order).0);
+            }
+            if ep.samples.len() < SAMPLES {
+                ep.samples.push(Chosen {
+                    time_ms: e.time_ms,
+                    order: e.order,
+                    slot: id,
+                });
+            }
+            while let Some(fill) = fills.next_if(|f| f.at_ms <= e.time_ms) {
+                ep.fills.push(fill);
+            }
+        }
+        if let Some(ep) = &mut current {
+            ep.fills.extend(fills);
+        }
+        finish(current, found);
+    }
+
+    /// Offers one source's events, sorted, to the buckets of the rules of `live` (fresh for
+    /// this source). Returns the rules that overflowed on lines not counted before, and for
+    /// each rule's first overflow in an episode, the lines that filled its bucket.
+    fn offer_events(
+        &self,
+        id: u32,
+        live: u64,
+        events: &[Replayed],
+        hashes: &[u64],
+        state: &mut ReplayState,
+    ) -> (u64, Vec<Fill>) {
         let rules = self.rules.rules();
         let ReplayState {
             buckets,
@@ -1201,7 +951,6 @@ impl Collector {
         buckets.iter_mut().for_each(|b| *b = Bucket::default());
         seen.iter_mut().for_each(SeenSet::clear);
         filling.iter_mut().for_each(|f| *f = Filling::default());
-        sort_events(events);
         let mut fired = 0u64;
         let mut fills: Vec<Fill> = Vec::new();
         for (index, e) in events.iter().enumerate() {
@@ -1259,61 +1008,7 @@ impl Collector {
                 }
             }
         }
-        if fired == 0 {
-            return;
-        }
-        // Split the flagging rules' new events where they pause for longer than the gap;
-        // each run with an overflow is an episode.
-        let mut current: Option<Episode> = None;
-        let mut fills = fills.into_iter().peekable();
-        let finish = |ep: Option<Episode>, found: &mut Vec<Episode>| {
-            if let Some(ep) = ep.filter(|ep| !ep.fills.is_empty()) {
-                found.push(ep);
-            }
-        };
-        for e in events
-            .iter()
-            .filter(|e| e.rules & fired != 0 && !self.counted_before(e.order))
-        {
-            let ep = match &mut current {
-                Some(ep) if e.time_ms - ep.last_ms <= EPISODE_GAP_MS => ep,
-                _ => {
-                    finish(current.take(), found);
-                    current.insert(Episode {
-                        source: key.net,
-                        first_ms: e.time_ms,
-                        last_ms: e.time_ms,
-                        lines: keep_lines.then(Vec::new),
-                        ..Episode::default()
-                    })
-                }
-            };
-            ep.last_ms = e.time_ms;
-            ep.events += 1;
-            for ri in rule_bits(e.rules & fired) {
-                bump(&mut ep.rule_events, ri as u8);
-            }
-            if let Some(lines) = &mut ep.lines {
-                lines.push((e.order, e.site));
-            } else {
-                bump(&mut ep.sites, e.site);
-                bump(&mut ep.files, crate::input::split_order(e.order).0);
-            }
-            if ep.samples.len() < SAMPLES {
-                ep.samples.push(Chosen {
-                    time_ms: e.time_ms,
-                    order: e.order,
-                    slot: id,
-                });
-            }
-            while let Some(fill) = fills.next_if(|f| f.at_ms <= e.time_ms) {
-                ep.fills.push(fill);
-            }
-        }
-        if let Some(ep) = &mut current {
-            ep.fills.extend(fills);
-        }
-        finish(current, found);
+        (fired, fills)
     }
 }
 
@@ -1504,139 +1199,6 @@ impl Default for Run {
     }
 }
 
-/// Per slot and busy rule, the most events in one window of a fixed grid, which rules out
-/// most of the sources with more events than the rule's capacity: those that come back
-/// often but never fast.
-///
-/// Why it is safe: a rule's bucket (capacity `c`, leak `l`) overflows at an event at `t`
-/// only if the `k` events it counted since it was last empty, from `t0` on, put its empty
-/// instant `t0 + k*l` more than `(c - 1)*l` past `t`: so the `n >= k + 1` events in
-/// `[t0, t]` number more than `c + (t - t0)/l`. With windows of `w >= m*l` for `m = c/2`,
-/// `[t0, t]` meets at most `(t - t0)/w + 2` of them; if none holds more than `m` events,
-/// `n <= (t - t0)/l + 2m <= c + (t - t0)/l`, so the bucket never fills. Events a bucket
-/// ignores (a value already seen, the blackhole) only make that surer. Windows are powers
-/// of two milliseconds, so finding one is a shift. Lines are written when requests end, so
-/// an event may fall in the window before the current one and is counted there; a slot
-/// with an event older than that (lines far out of order, several journals) is not ruled
-/// out.
-struct Busiest {
-    /// Per rule: its index among the counted rules, or `u8::MAX` when not counted.
-    index: [u8; 64],
-    /// Per counted rule: the log2 of its window in ms, and `m`.
-    windows: Vec<(u32, u16)>,
-    /// Rules that are counted, as a mask.
-    counted: u64,
-    /// Per slot, then per counted rule.
-    tallies: Vec<WindowTally>,
-}
-
-/// Rules with a smaller capacity are not counted: few ordinary sources have more of their
-/// events than that, and a tally per source costs memory.
-const BUSY_CAPACITY: u32 = 16;
-
-/// One slot's events of one rule in the current window and the one before it, and the most
-/// in any window so far (`u16::MAX`: an event came before the window before, or too many).
-#[derive(Clone, Copy)]
-struct WindowTally {
-    window: i64,
-    events: u16,
-    before: u16,
-    most: u16,
-}
-
-const NO_WINDOW: WindowTally = WindowTally {
-    window: i64::MIN,
-    events: 0,
-    before: 0,
-    most: 0,
-};
-
-impl Busiest {
-    fn new(rules: &[RuleInfo]) -> Busiest {
-        let mut b = Busiest {
-            index: [u8::MAX; 64],
-            windows: Vec::new(),
-            counted: 0,
-            tallies: Vec::new(),
-        };
-        for (ri, rule) in rules.iter().enumerate().take(64) {
-            let Limits {
-                capacity, leak_ms, ..
-            } = rule.limits;
-            let m = capacity / 2;
-            let shortest = leak_ms.checked_mul(i64::from(m)).filter(|&w| w > 0);
-            let (true, Ok(m), Some(shortest)) =
-                (capacity >= BUSY_CAPACITY, u16::try_from(m), shortest)
-            else {
-                continue;
-            };
-            // The smallest power of two at least `shortest`.
-            let log2 = 64 - (shortest - 1).leading_zeros();
-            if m < u16::MAX && log2 < 62 {
-                b.index[ri] = b.windows.len() as u8;
-                b.windows.push((log2, m));
-                b.counted |= 1u64 << ri;
-            }
-        }
-        b
-    }
-
-    fn count(&mut self, slot: u32, e: Event) {
-        let bits = e.rules & self.counted;
-        if bits == 0 {
-            return;
-        }
-        let per = self.windows.len();
-        let base = slot as usize * per;
-        if self.tallies.len() < base + per {
-            self.tallies.resize(base + per, NO_WINDOW);
-        }
-        let t = e.time.saturating_mul(1000);
-        for ri in rule_bits(bits) {
-            let wi = usize::from(self.index[ri]);
-            let window = t >> self.windows[wi].0;
-            let tally = &mut self.tallies[base + wi];
-            let events = if window == tally.window {
-                tally.events = tally.events.saturating_add(1);
-                tally.events
-            } else if window > tally.window {
-                // The next window keeps the current one as the one before it.
-                tally.before = if window - 1 == tally.window {
-                    tally.events
-                } else {
-                    0
-                };
-                tally.window = window;
-                tally.events = 1;
-                1
-            } else if window + 1 == tally.window {
-                tally.before = tally.before.saturating_add(1);
-                tally.before
-            } else {
-                u16::MAX
-            };
-            tally.most = tally.most.max(events);
-        }
-    }
-
-    /// The rules whose bucket can never fill for `slot`.
-    fn never_full(&self, slot: u32) -> u64 {
-        let per = self.windows.len();
-        let Some(tallies) = self
-            .tallies
-            .get(slot as usize * per..(slot as usize + 1) * per)
-        else {
-            return 0;
-        };
-        rule_bits(self.counted)
-            .filter(|&ri| {
-                let wi = usize::from(self.index[ri]);
-                tallies[wi].most <= self.windows[wi].1
-            })
-            .fold(0, |quiet, ri| quiet | 1u64 << ri)
-    }
-}
-
 /// Adds `run`'s events to its slot's events and hashes (`tally`) and to its events of each
 /// rule (`per_rule`, `n` per slot, saturating), growing both to hold the slot.
 fn add_run(run: &Run, tally: &mut Vec<(u64, u64)>, per_rule: &mut Vec<u16>, n: usize) {
@@ -1704,164 +1266,23 @@ fn live_rules(rules: &[RuleInfo], counts: &[u16]) -> u64 {
     live
 }
 
-/// Copies `line` for `key` if it may become one of its samples. Kept out of the scan loop:
-/// lines of plain files are never copied, and inlined there this code made the loop keep
-/// more of its values on the stack for every line.
-#[inline(never)]
-fn copy_sample(
-    copies: &mut HashMap<Key, Box<Copies>, KeyHasher>,
-    sample_bytes: &mut Vec<u8>,
-    key: Key,
-    time: i64,
-    order: u64,
-    mask: u64,
-    line: &[u8],
-) {
-    let time_ms = time.saturating_mul(1000);
-    let copies = copies.entry(key).or_default();
-    // Once every rule of a line has its samples, later lines are rejected here.
-    if mask & !copies.full != 0 || (time_ms, order) < copies.latest {
-        keep_sample(copies, sample_bytes, time_ms, order, mask, line);
-    }
-}
-
-/// Appends `line` to `bytes` and returns where it is.
-fn push_line(bytes: &mut Vec<u8>, line: &[u8]) -> (usize, usize) {
-    let start = bytes.len();
-    bytes.extend_from_slice(line);
-    (start, bytes.len())
-}
-
-fn sample_line<'a>(bytes: &'a [u8], s: &Sample) -> &'a [u8] {
-    bytes.get(s.line.0..s.line.1).unwrap_or_default()
-}
-
-/// Keeps `line` if it is among the SAMPLES earliest (time, order) lines of any rule in
-/// `rules`. Logs are mostly in time order, so once every rule of a line has its samples the
-/// check is two comparisons and no copy.
-fn keep_sample(
-    slot: &mut Copies,
-    bytes: &mut Vec<u8>,
-    time_ms: i64,
-    order: u64,
-    rules: u64,
-    line: &[u8],
-) {
-    if rules & !slot.full == 0 && (time_ms, order) >= slot.latest {
-        return;
-    }
-    if slot.samples.iter().any(|s| s.order == order) {
-        return;
-    }
-    let in_order = (time_ms, order) >= slot.latest;
-    slot.samples.push(Sample {
-        time_ms,
-        order,
-        rules,
-        line: push_line(bytes, line),
-    });
-    if in_order {
-        // A sample after all others evicts none of them: only `full` and `latest` change.
-        for ri in rule_bits(rules & !slot.full) {
-            let n = slot
-                .samples
-                .iter()
-                .filter(|s| s.rules >> ri & 1 == 1)
-                .count();
-            if n >= SAMPLES {
-                slot.full |= 1u64 << ri;
-            }
-        }
-        slot.latest = (time_ms, order);
-        return;
-    }
-    slot.samples.sort_by_key(|s| (s.time_ms, s.order));
-    // Keep a sample while it is among the first SAMPLES of one of its rules.
-    let mut counts = [0u8; 64];
-    let mut full = 0u64;
-    slot.samples.retain(|s| {
-        let mut keep = false;
-        for ri in rule_bits(s.rules) {
-            if usize::from(counts[ri]) < SAMPLES {
-                counts[ri] += 1;
-                keep = true;
-                if usize::from(counts[ri]) == SAMPLES {
-                    full |= 1u64 << ri;
-                }
-            }
-        }
-        keep
-    });
-    slot.full = full;
-    slot.latest = slot
-        .samples
-        .last()
-        .map_or((i64::MIN, 0), |s| (s.time_ms, s.order));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::builtin::builtin_rules;
+    use crate::detect::busiest::BUSY_CAPACITY;
+    use crate::detect::busiest::tests::overflows_in_order;
+    use crate::detect::journal::tests::{fill_journal, read_journal};
     use crate::detect::rule::{Filter, Rule, RuleSet};
+    use crate::format::{Format, TimeCache};
     use proptest::prelude::*;
-    use regex::bytes::Regex;
     use std::sync::OnceLock;
 
-    /// [`crate::timefmt::days_from_civil`] for the test parsers' `i64` fields.
-    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-        crate::timefmt::days_from_civil(y, m as u32, d as u32)
-    }
-
-    fn num(b: &[u8]) -> i64 {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(-1)
-    }
-
-    /// `29/Sep/2021:12:37:05 +0200` as UTC seconds.
-    fn clf_time(t: &[u8]) -> Option<i64> {
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let month = months
-            .iter()
-            .position(|m| t.get(3..6) == Some(m.as_bytes()))? as i64
-            + 1;
-        let field = |r: std::ops::Range<usize>| t.get(r).map(num);
-        let secs = days_from_civil(field(7..11)?, month, field(0..2)?) * 86_400
-            + field(12..14)? * 3600
-            + field(15..17)? * 60
-            + field(18..20)?;
-        let sign = if t.get(21) == Some(&b'-') { -1 } else { 1 };
-        let offset = sign * (field(22..24)? * 3600 + field(24..26)? * 60);
-        Some(secs - offset)
-    }
-
-    /// A tiny combined/common log parser for tests; the real parser lives in `format`.
+    /// Parses a test line with the combined preset, the parser `scan` uses.
     fn parse(line: &[u8]) -> Option<Record<'_>> {
-        static RE: OnceLock<Regex> = OnceLock::new();
-        let re = RE.get_or_init(|| {
-            Regex::new(
-                r#"^(\S+) \S+ \S+ \[([^\]]+)\] "(\S+) (\S+)(?: ([^"]*))?" (\d{3}) (\S+)(?: "([^"]*)" "([^"]*)")?"#,
-            )
-            .expect("test regex")
-        });
-        let c = re.captures(line)?;
-        let text = |i: usize| c.get(i).map(|m| m.as_bytes()).filter(|b| *b != b"-");
-        Some(Record {
-            line,
-            client: std::str::from_utf8(text(1)?).ok()?.parse().ok(),
-            client_text: text(1),
-            time: clf_time(text(2)?),
-            method: text(3),
-            target: text(4),
-            protocol: text(5).filter(|p| !p.is_empty()),
-            status: std::str::from_utf8(text(6)?).ok()?.parse().ok(),
-            user_agent: text(9),
-            ..Record::default()
-        })
+        static COMBINED: OnceLock<Format> = OnceLock::new();
+        let combined = COMBINED.get_or_init(|| Format::preset("combined").expect("preset"));
+        combined.parse(line, &mut TimeCache::new()).ok()
     }
 
     /// Flags with the line numbers of their samples left out, and the lines that filled
@@ -1914,28 +1335,6 @@ mod tests {
     /// counts as a new page for http-probing (the garbage a scanner sends to a plain port),
     /// and the same garbage again does not.
     #[test]
-    fn a_journal_cut_mid_event_fails_loudly() {
-        let mut j = Journal::new(None);
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let event = |time, order| Event {
-            time,
-            order,
-            rules: 1,
-            site: NO_VHOST,
-        };
-        j.push(Some((IpNet::from(ip), NO_VHOST)), event(10, 1), &[]);
-        // An order delta of 299 takes a two-byte varint.
-        j.push(None, event(11, 300), &[]);
-        let distinct = [0u64; 4];
-        let mut seen = 0;
-        j.for_each(&distinct, |_, _, _| seen += 1).unwrap();
-        assert_eq!(seen, 2);
-        j.len -= 1;
-        let err = j.for_each(&distinct, |_, _, _| {}).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-    }
-
-    #[test]
     fn garbage_requests_count_as_distinct_paths() {
         let rules = compiled(&builtin_rules());
         let probing = |requests: &[Vec<u8>]| {
@@ -1963,13 +1362,15 @@ mod tests {
         assert!(!probing(&same), "one garbage request 12 times");
     }
 
+    /// The tests' lines are at the times and on the paths they are written with.
     #[test]
-    fn test_parser_reads_times_and_fields() {
+    fn test_lines_parse_to_their_time_and_fields() {
         let l = line("192.0.2.1", 65, "GET", "/a?b", 404, "ua");
         let r = parse(l.as_bytes()).expect("parses");
         assert_eq!(r.time, Some(1_704_067_265));
         assert_eq!(r.path(), Some(&b"/a"[..]));
-        assert_eq!(clf_time(b"29/Sep/2021:14:11:34 +0200"), Some(1_632_917_494));
+        assert_eq!(r.status, Some(404));
+        assert_eq!(r.user_agent, Some(&b"ua"[..]));
     }
 
     #[test]
@@ -2309,41 +1710,6 @@ mod tests {
             }
         }
 
-        /// Events read back from a journal are the events written, with their keys.
-        #[test]
-        fn journals_round_trip(
-            events in proptest::collection::vec(
-                (0usize..5, any::<i64>(), any::<u64>(), 1u64.., any::<[u64; 4]>()),
-                0..60,
-            ),
-            small in any::<bool>(),
-        ) {
-            let keys: [(IpNet, u32); 5] = [
-                ("192.0.2.1/32".parse().expect("net"), NO_VHOST),
-                ("192.0.2.1/32".parse().expect("net"), 0),
-                ("2001:db8::/64".parse().expect("net"), 7),
-                ("0.0.0.0/0".parse().expect("net"), u32::MAX - 1),
-                ("::/128".parse().expect("net"), NO_VHOST),
-            ];
-            let distinct = [0b1, 0b10, 0, 1 << 63];
-            let mut journal = Journal::default();
-            let mut want = Vec::new();
-            let mut last_key = None;
-            for &(k, time, order, rules, hashes) in &events {
-                // Small deltas as well as arbitrary ones.
-                let (time, order) = if small { (time % 100, order % 1000) } else { (time, order) };
-                let n = distinct.iter().filter(|&&d| d & rules != 0).count();
-                journal.push(Some(keys[k]), Event { time, order, rules, site: NO_VHOST }, &hashes[..n]);
-                let bytes: Vec<u8> = hashes[..n].iter().flat_map(|h| h.to_le_bytes()).collect();
-                // A key is written only when it changes.
-                let key = (last_key != Some(keys[k])).then_some(keys[k]);
-                last_key = Some(keys[k]);
-                want.push((key, Event { time, order, rules, site: NO_VHOST }, bytes));
-            }
-            let mut got = Vec::new();
-            journal.for_each(&distinct, |key, e, hashes| got.push((key, e, hashes.to_vec()))).expect("read");
-            prop_assert_eq!(got, want);
-        }
     }
 
     proptest! {
@@ -2385,77 +1751,6 @@ mod tests {
             prop_assert_eq!(
                 events.iter().map(key).collect::<Vec<_>>(),
                 want.iter().map(key).collect::<Vec<_>>()
-            );
-        }
-    }
-
-    /// A rule of `capacity` and `leak_ms` for the window tallies.
-    fn busy_rule(capacity: u32, leak_ms: i64) -> RuleInfo {
-        let rules = one_rule(any_rule(capacity, leak_ms));
-        rules.rules()[0].clone()
-    }
-
-    /// Whether a bucket of `rule` overflows on `times` (seconds) replayed in time order.
-    fn overflows_in_order(rule: &RuleInfo, times: &[i64]) -> bool {
-        let mut sorted = times.to_vec();
-        sorted.sort_unstable();
-        let mut bucket = Bucket::default();
-        sorted
-            .iter()
-            .any(|&t| bucket.offer(t * 1000, rule.limits) == Offer::Overflow)
-    }
-
-    /// Whether the window tallies rule `rule` out for a source with events at `times`, in
-    /// that (arrival) order.
-    fn ruled_out(rule: &RuleInfo, times: &[i64]) -> bool {
-        let mut busiest = Busiest::new(std::slice::from_ref(rule));
-        for (i, &time) in times.iter().enumerate() {
-            let e = Event {
-                time,
-                order: i as u64,
-                rules: 1,
-                site: NO_VHOST,
-            };
-            busiest.count(0, e);
-        }
-        busiest.never_full(0) == 1
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2048))]
-        /// A source the window tallies rule out never overflows the bucket, whatever the
-        /// spacing, bursts and disorder of its events.
-        #[test]
-        fn sources_ruled_out_by_their_busiest_window_never_overflow(
-            capacity in BUSY_CAPACITY..40,
-            leak_ms in prop_oneof![Just(1000i64), 100i64..3000],
-            start in 0i64..100_000,
-            // Runs of events after a pause: how many (in eighths of the capacity, so that
-            // runs come near what overflows), seconds between them, the pause.
-            runs in proptest::collection::vec((1u32..17, 0i64..3, 0i64..120), 1..8),
-            swaps in proptest::collection::vec((0usize..400, 0usize..3), 0..30),
-        ) {
-            let rule = busy_rule(capacity, leak_ms);
-            let mut t = 1_700_000_000 + start;
-            let mut times = Vec::new();
-            for &(eighths, spacing, pause) in &runs {
-                t += pause;
-                for _ in 0..(capacity * eighths).div_ceil(8) {
-                    times.push(t);
-                    t += spacing;
-                }
-            }
-            // Lines written a little out of order.
-            let len = times.len();
-            for &(a, d) in &swaps {
-                times.swap(a % len, (a + d) % len);
-            }
-            prop_assert!(
-                !(ruled_out(&rule, &times) && overflows_in_order(&rule, &times)),
-                "ruled out but overflows: capacity {} leak {} times {:?}",
-                capacity,
-                leak_ms,
-                times
             );
         }
     }
@@ -2518,34 +1813,6 @@ mod tests {
     }
 
     #[test]
-    fn busiest_windows_rule_out_slow_sources_and_keep_fast_ones() {
-        // Capacity 20 and leak 1 s: windows of at least 10 s, at most 10 events in one.
-        let rule = busy_rule(20, 1000);
-        let steady: Vec<i64> = (0..500).map(|i| 1_700_000_000 + 4 * i).collect();
-        assert!(ruled_out(&rule, &steady) && !overflows_in_order(&rule, &steady));
-        // 21 events at once overflow and are kept.
-        let burst = vec![1_700_000_000i64; 21];
-        assert!(!ruled_out(&rule, &burst) && overflows_in_order(&rule, &burst));
-        // 22 events over two seconds on either side of a window boundary (2048 s is a
-        // multiple of every power-of-two window from 1 to 2^14 ms): 11 in each window, one
-        // more than the tally allows, and the bucket does overflow.
-        let edge = 2048 * 830_079;
-        let split: Vec<i64> = (0..22).map(|i| edge - 1 + i / 11).collect();
-        assert!(!ruled_out(&rule, &split) && overflows_in_order(&rule, &split));
-        // A line of the window before the current one is counted there; one from further
-        // back is lines too far out of order to tell: the source is kept.
-        let mut late = steady.clone();
-        late.swap(10, 13);
-        assert!(ruled_out(&rule, &late));
-        let mut far = steady.clone();
-        far.swap(10, 60);
-        assert!(!ruled_out(&rule, &far));
-        // Rules of a small capacity are not counted at all.
-        let small = busy_rule(BUSY_CAPACITY - 1, 1000);
-        assert!(!ruled_out(&small, &steady));
-    }
-
-    #[test]
     fn live_rules_are_those_over_their_capacity() {
         let rules = touchy_rules();
         let info = rules.rules();
@@ -2592,85 +1859,6 @@ mod tests {
                 .expect("finish")
                 .is_empty()
         );
-    }
-
-    /// The distinct-field masks `fill_journal` writes with.
-    const FILL_DISTINCT: [u64; 4] = [0b1, 0b10, 0b100, 0b1000];
-
-    /// Pushes 20,000 events of many sizes and returns them as reading back must give them.
-    fn fill_journal(journal: &mut Journal) -> Vec<(Event, Vec<u8>)> {
-        let distinct = FILL_DISTINCT;
-        let net: IpNet = "2001:db8::/64".parse().expect("net");
-        let mut want = Vec::new();
-        for i in 0..20_000u64 {
-            // Keys, masks and time steps change often, so events take many sizes.
-            let key = (i % 3 == 0).then_some((net, (i % 7) as u32));
-            let e = Event {
-                time: (i * i % 1_000_003) as i64,
-                order: i * 977,
-                rules: 1 + i % 15,
-                // Sites change often too, and take every size of varint.
-                site: if i % 5 == 0 {
-                    NO_VHOST
-                } else {
-                    (i % 11) as u32 * 40_000
-                },
-            };
-            let hashes = [i, !i, i << 7, i.rotate_left(33)];
-            let n = distinct.iter().filter(|&&d| d & e.rules != 0).count();
-            journal.push(key, e, &hashes[..n]);
-            want.push((
-                e,
-                hashes[..n]
-                    .iter()
-                    .flat_map(|h| h.to_le_bytes())
-                    .collect::<Vec<u8>>(),
-            ));
-        }
-        want
-    }
-
-    fn read_journal(journal: &Journal) -> Vec<(Event, Vec<u8>)> {
-        let mut got = Vec::new();
-        journal
-            .for_each(&FILL_DISTINCT, |_, e, hashes| {
-                got.push((e, hashes.to_vec()))
-            })
-            .expect("read");
-        got
-    }
-
-    /// A journal that outgrows its room several times keeps every event, and its buffer
-    /// never holds much more than the events.
-    #[test]
-    fn journals_round_trip_across_growth() {
-        let mut journal = Journal::default();
-        let want = fill_journal(&mut journal);
-        assert!(journal.encoded().len() > 4 * JOURNAL_ROOM);
-        assert!(journal.bytes.len() <= journal.encoded().len() + MAX_EVENT + JOURNAL_ROOM);
-        assert!(journal.spilled.is_none());
-        assert_eq!(read_journal(&journal), want);
-    }
-
-    /// A journal that writes its events out keeps every one of them, in order, holds at
-    /// most about the spill size in memory, and leaves no file behind.
-    #[test]
-    fn journals_written_out_round_trip_and_stay_small() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let at = 10_000;
-        let to = SpillTo {
-            dir: dir.path().to_path_buf(),
-            at,
-        };
-        let mut journal = Journal::new(Some(Arc::new(to)));
-        let want = fill_journal(&mut journal);
-        let spilled = journal.spilled.as_ref().expect("written out").bytes();
-        assert!(spilled > 20 * at as u64, "{spilled} bytes written out");
-        assert!(journal.encoded().len() < at + MAX_EVENT);
-        assert!(journal.bytes.len() <= at + 2 * MAX_EVENT + at);
-        assert_eq!(journal.spill_error, None);
-        assert_eq!(read_journal(&journal), want);
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     }
 
     /// 400 lines of three sources over 40 seconds, through every target, status and user
@@ -2908,218 +2096,5 @@ mod tests {
         );
         assert!(got.len() >= 3, "{got:?}");
         assert!(got.iter().any(|f| f.source.prefix_len() == 24));
-    }
-
-    const HUB: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/corpus/peer-logs/crowdsec-hub"
-    );
-
-    /// A CrowdSec hub test log; the tests that read one are ignored by default and fail
-    /// here, saying why, when run without the corpus.
-    fn hub_file(name: &str) -> Option<String> {
-        let path = std::path::Path::new(HUB).join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text),
-            Err(e) => panic!(
-                "{} unavailable ({e}): this test needs the shared corpus",
-                path.display()
-            ),
-        }
-    }
-
-    fn run_hub(name: &str) -> Option<Vec<Flagged>> {
-        let text = hub_file(name)?;
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        for (i, l) in text.lines().enumerate() {
-            match parse(l.as_bytes()) {
-                Some(rec) => c.observe(&rec, i as u64),
-                None => panic!("{name}:{}: not a combined/common line", i + 1),
-            }
-        }
-        // The hub's attackers are mostly loopback addresses, so no default allowlist here.
-        Some(c.finish(&Allowlist::exact(vec![])).expect("finish"))
-    }
-
-    fn assert_flags(name: &str, source: &str, rule: &str) {
-        let got = run_hub(name).expect("the hub log");
-        let net: IpNet = source.parse().expect("test net");
-        let hit = got.iter().find(|f| f.source == net);
-        assert!(
-            hit.is_some_and(|f| f.rules.iter().any(|r| r == rule)),
-            "{name}: expected {source} flagged by {rule}, got {got:?}"
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_apache_http_probing() {
-        let Some(got) = run_hub("apache-http-probing.log") else {
-            return;
-        };
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "172.17.0.1/32");
-        assert!(
-            got[0].rules.contains(&"http-probing".to_string()),
-            "{got:?}"
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_ipv6_grouped() {
-        assert_flags(
-            "ipv6-postoverflow.log",
-            "2001:db8:85a3::/64",
-            "bad-user-agent",
-        );
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_attackers_flagged_by_the_expected_rule() {
-        for (file, source, rule) in [
-            ("nginx-bad-user-agent.log", "127.0.0.1/32", "bad-user-agent"),
-            (
-                "nginx-http-sensitive-files.log",
-                "127.0.0.1/32",
-                "sensitive-files",
-            ),
-            (
-                "nginx-http-path-traversal.log",
-                "127.0.0.1/32",
-                "path-traversal",
-            ),
-            (
-                "nginx-http-sqli-probing.log",
-                "127.0.0.1/32",
-                "sqli-probing",
-            ),
-            ("nginx-http-xss-probing.log", "127.0.0.1/32", "xss-probing"),
-            (
-                "nginx-http-backdoor.log",
-                "127.0.0.1/32",
-                "backdoor-probing",
-            ),
-            (
-                "http-admin-interface-probing.log",
-                "157.230.234.189/32",
-                "admin-probing",
-            ),
-            ("nginx-http-open-proxy.log", "127.0.0.1/32", "open-proxy"),
-            ("nginx-http-open-proxy.log", "127.0.0.2/32", "open-proxy"),
-            // Thirteen dotfiles in one second, each an entry of the list.
-            (
-                "apache2-http-sensitive-files.log",
-                "172.17.0.1/32",
-                "sensitive-files",
-            ),
-            ("http-cve-probing.log", "127.0.0.1/32", "cve-probing"),
-        ] {
-            assert_flags(file, source, rule);
-        }
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_invalid_http_versions() {
-        let Some(got) = run_hub("http-dos-invalid-http-versions.log") else {
-            return;
-        };
-        let flagged: Vec<String> = got
-            .iter()
-            .filter(|f| f.rules.iter().any(|r| r == "bad-http-version"))
-            .map(|f| f.source.to_string())
-            .collect();
-        // HTTP/1.2 and HTTP/2.1 are not HTTP versions; 1.0, 1.1, 0.9 and 2.0 are.
-        assert_eq!(flagged, ["127.0.0.3/32", "127.0.0.6/32"]);
-    }
-
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_generic_bf_access_lines() {
-        // nginx-http-generic-bf.log mixes nginx error-log lines (`user "foo" was not found`),
-        // which are not access logs and are skipped, with six refused POSTs.
-        let Some(text) = hub_file("nginx-http-generic-bf.log") else {
-            return;
-        };
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        let mut access = 0;
-        for (i, l) in text.lines().enumerate() {
-            if let Some(rec) = parse(l.as_bytes()) {
-                access += 1;
-                c.observe(&rec, i as u64);
-            }
-        }
-        println!("nginx-http-generic-bf.log: {access} access lines read, error-log lines skipped");
-        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "127.0.0.1/32");
-        assert_eq!(got[0].rules, ["login-bruteforce"]);
-    }
-
-    /// envoy-http-crawl-non_statics.log is JSON after a container prefix; read the few
-    /// fields the crawl rule needs.
-    #[test]
-    #[ignore = "needs ../shared/corpus"]
-    fn hub_envoy_crawl() {
-        let Some(text) = hub_file("envoy-http-crawl-non_statics.log") else {
-            return;
-        };
-        let rules = compiled(&builtin_rules());
-        let mut c = Collector::new(rules);
-        struct Envoy {
-            method: Vec<u8>,
-            path: Vec<u8>,
-            secs: i64,
-            status: u16,
-            ip: String,
-        }
-        let mut kept: Vec<Envoy> = Vec::new();
-        for l in text.lines() {
-            let json = &l[l.find('{').expect("json object")..];
-            let v: serde_json::Value = serde_json::from_str(json).expect("json");
-            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-            let t = s("start_time");
-            let b = t.as_bytes();
-            let n = |r: std::ops::Range<usize>| num(&b[r]);
-            let secs = days_from_civil(n(0..4), n(5..7), n(8..10)) * 86_400
-                + n(11..13) * 3600
-                + n(14..16) * 60
-                + n(17..19);
-            let addr = s("downstream_remote_address");
-            let ip = addr
-                .rsplit_once(':')
-                .map_or(addr.as_str(), |(ip, _)| ip)
-                .to_string();
-            let status = v["response_code"].as_u64().unwrap_or(0) as u16;
-            kept.push(Envoy {
-                method: s("method").into_bytes(),
-                path: s("x-envoy-origin-path").into_bytes(),
-                secs,
-                status,
-                ip,
-            });
-        }
-        for (i, e) in kept.iter().enumerate() {
-            let rec = Record {
-                line: &e.path,
-                client: e.ip.parse().ok(),
-                time: Some(e.secs),
-                method: Some(&e.method),
-                target: Some(&e.path),
-                protocol: Some(b"HTTP/1.1"),
-                status: Some(e.status),
-                user_agent: Some(b"Mozilla/5.0"),
-                ..Record::default()
-            };
-            c.observe(&rec, i as u64);
-        }
-        let got = c.finish(&Allowlist::exact(vec![])).expect("finish");
-        assert_eq!(got.len(), 1, "{got:?}");
-        assert_eq!(got[0].source.to_string(), "10.0.0.13/32");
-        assert!(got[0].rules.contains(&"http-crawl".to_string()), "{got:?}");
     }
 }

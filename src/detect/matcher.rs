@@ -1,5 +1,6 @@
-//! `CompiledRules`: a rule set turned into tables and automata, and the per-line evaluation
-//! that says which rules a record matches. Buckets and grouping are not here.
+//! `CompiledRules`: a rule set's tables and automata, and the per-line evaluation that says
+//! which rules a record matches. They are built in `compile`; the caches of targets' and
+//! user agents' verdicts are in `verdict_cache`. Buckets and grouping are not here.
 //!
 //! Cost model: one status-table lookup, a few byte compares for methods, one combined
 //! Aho-Corasick pass per field some candidate filter still needs (over the raw bytes, plus a
@@ -11,17 +12,15 @@
 //! two compares. Caches hold automaton results only: with regexes on a field, that field
 //! is always scanned.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
-use regex::bytes::{RegexSet, RegexSetBuilder};
+use regex::bytes::RegexSet;
 
 use super::bucket::Limits;
-use super::builtin::STATIC_EXTENSIONS;
-use super::error::RuleError;
 use super::patterns::Patterns;
-use super::rule::{Field, Filter, Grouping, RuleSet, pattern_lines};
-use crate::bytes::word_at;
+use super::rule::{Field, Grouping};
+use super::verdict_cache::{VerdictCache, cache_hash};
 use crate::format::Record;
 
 /// The most enabled rules, and the most filters over all of them: both are bits of a `u64`.
@@ -66,74 +65,74 @@ pub struct RuleInfo {
 }
 
 /// The substring patterns of one field over all filters.
-struct FieldAutomaton {
-    ac: Patterns,
+pub(super) struct FieldAutomaton {
+    pub(super) ac: Patterns,
     /// Per pattern id: the filters it serves and whether it must end the field.
-    patterns: Vec<(u64, bool)>,
+    pub(super) patterns: Vec<(u64, bool)>,
 }
 
 /// The path, query and target patterns in one automaton, for a target's verdict: one pass
 /// over the target finds all three fields' patterns, each kept when it lies in its field.
-struct TargetAutomaton {
-    ac: Patterns,
-    patterns: Vec<Served>,
+pub(super) struct TargetAutomaton {
+    pub(super) ac: Patterns,
+    pub(super) patterns: Vec<Served>,
 }
 
 /// Per target field (path, query, target): the filters a pattern serves anywhere in the
 /// field, and those it serves when it ends the field.
-type Served = [(u64, u64); 3];
+pub(super) type Served = [(u64, u64); 3];
 
-struct FieldRegexes {
-    set: RegexSet,
+pub(super) struct FieldRegexes {
+    pub(super) set: RegexSet,
     /// Per regex index: the filter it belongs to (as a one-bit mask).
-    filters: Vec<u64>,
+    pub(super) filters: Vec<u64>,
 }
 
 #[derive(Default)]
-struct FieldMatchers {
+pub(super) struct FieldMatchers {
     /// Filters with any condition on this field.
-    need: u64,
-    automaton: Option<FieldAutomaton>,
-    regexes: Option<FieldRegexes>,
+    pub(super) need: u64,
+    pub(super) automaton: Option<FieldAutomaton>,
+    pub(super) regexes: Option<FieldRegexes>,
 }
 
 pub struct CompiledRules {
-    rules: Vec<RuleInfo>,
-    filter_rule: Vec<u8>,
-    all_filters: u64,
+    pub(super) rules: Vec<RuleInfo>,
+    pub(super) filter_rule: Vec<u8>,
+    pub(super) all_filters: u64,
     /// Per status 0..600: the filters that accept it. Other values: `status_any`.
-    status_table: Vec<u64>,
-    status_any: u64,
+    pub(super) status_table: Vec<u64>,
+    pub(super) status_any: u64,
     /// Filters with a method list, and each filter's list.
-    method_filters: u64,
-    methods: Vec<Vec<Box<[u8]>>>,
-    not_static: u64,
-    bad_protocol: u64,
-    absolute_uri: u64,
-    numeric_query: u64,
-    fields: [FieldMatchers; 4],
-    static_exts: Vec<Box<[u8]>>,
+    pub(super) method_filters: u64,
+    pub(super) methods: Vec<Vec<Box<[u8]>>>,
+    pub(super) not_static: u64,
+    pub(super) bad_protocol: u64,
+    pub(super) absolute_uri: u64,
+    pub(super) numeric_query: u64,
+    pub(super) fields: [FieldMatchers; 4],
+    pub(super) static_exts: Vec<Box<[u8]>>,
     /// Distinct groupings and the rules that use each.
-    groupings: Vec<(Grouping, u64)>,
+    pub(super) groupings: Vec<(Grouping, u64)>,
     /// Rules with a distinct field, and per field the rules counting it.
-    distinct_fields: [u64; 4],
+    pub(super) distinct_fields: [u64; 4],
     /// Whether path, query and target have no regexes, so their results can be cached.
-    cache_target: bool,
+    pub(super) cache_target: bool,
     /// The path, query and target patterns together, for a target missing from the cache.
-    target_automaton: Option<TargetAutomaton>,
+    pub(super) target_automaton: Option<TargetAutomaton>,
     /// Randomly seeded per rule set: cache slots and distinct-value hashes come from
     /// attacker-chosen bytes. foldhash keys every hasher with per-process random seeds and
     /// its outputs never leave the process; a targeted collision only costs a cache miss or
     /// one distinct value counted twice short, never a wrong flag by itself.
-    hasher: foldhash::quality::RandomState,
+    pub(super) hasher: foldhash::quality::RandomState,
     /// Random words (from `hasher`) that key [`CompiledRules::cache_hash`].
-    cache_seeds: [u64; 4],
+    pub(super) cache_seeds: [u64; 4],
     /// Published crawler ranges, when loaded: see [`CompiledRules::veto`].
-    crawlers: Option<Box<CrawlerVeto>>,
+    pub(super) crawlers: Option<Box<CrawlerVeto>>,
 }
 
 /// What loaded crawler ranges change in a line's verdict.
-struct CrawlerVeto {
+pub(super) struct CrawlerVeto {
     crawlers: super::crawlers::Crawlers,
     /// The volume rules a crawler in its ranges never feeds.
     volume: u64,
@@ -165,30 +164,6 @@ impl CrawlerVeto {
     }
 }
 
-/// The high and low halves of the 128-bit product of `a` and `b`, folded into one word.
-#[inline(always)]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
-}
-
-/// `a == b`, comparing keys of 8 to 32 bytes (most targets) in (overlapping) 8-byte words
-/// inline rather than through a call to `memcmp`: a cache hit compares one on nearly every
-/// line.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let differ = |at: usize| word_at(a, at) ^ word_at(b, at);
-    match n {
-        8..=16 => differ(0) | differ(n - 8) == 0,
-        17..=32 => differ(0) | differ(8) | differ(n - 16) | differ(n - 8) == 0,
-        _ => a == b,
-    }
-}
-
 /// What one target matches, independent of the rest of the record: 32 bytes, so a cache
 /// slot (hash, key, verdict) is one cache line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -208,81 +183,6 @@ struct TargetVerdict {
 const TARGET_SLOTS: usize = 4096;
 /// Slots of the user-agent cache.
 const UA_SLOTS: usize = 256;
-/// Longer values are not cached, which bounds the caches' memory (about 1 MiB).
-const MAX_CACHED_LEN: usize = 256;
-
-/// A two-way set-associative cache from field bytes to a verdict. Slots keep their
-/// buffers, so once warm a replacement does not allocate. Two ways, not one: with a
-/// direct-mapped table, two busy keys that the run's random seed puts in one slot evict each
-/// other on every alternation, and the miss rate swung by half from run to run.
-struct VerdictCache<V> {
-    /// Set `i` is slots `2i` and `2i + 1`.
-    slots: Vec<Slot<V>>,
-    /// Per set: the way used last, so a miss replaces the other.
-    recent: Vec<u8>,
-    /// The slot of the last lookup. Lines of one client come in runs and repeat its user
-    /// agent, so that slot is tried before hashing when `try_last`; a target repeats on
-    /// too few lines (under 1% of the generated log's) to pay for the compare.
-    last: usize,
-    try_last: bool,
-}
-
-/// One cache slot: the key's hash, the key, and its verdict. Aligned so that a slot with a
-/// target verdict is exactly one cache line: a hit loads one line besides the key's bytes.
-#[repr(align(64))]
-struct Slot<V>(u64, Vec<u8>, V);
-
-impl<V: Copy + Default> VerdictCache<V> {
-    /// A cache of `n` slots (a power of two, at least 2).
-    fn new(n: usize, try_last: bool) -> Self {
-        VerdictCache {
-            slots: (0..n).map(|_| Slot(0, Vec::new(), V::default())).collect(),
-            recent: vec![0; n / 2],
-            last: 0,
-            try_last,
-        }
-    }
-
-    /// The verdict for `key`, computed by `make` when it is not cached. `hash` gives the
-    /// key's hash, which picks its set; it is not called when the last slot holds `key`.
-    fn get(&mut self, key: &[u8], hash: impl FnOnce(&[u8]) -> u64, make: impl FnOnce() -> V) -> V {
-        if key.len() > MAX_CACHED_LEN || self.recent.is_empty() {
-            return make();
-        }
-        // An empty buffer is an empty slot only while `h` is 0: a hash of `b""` is not 0
-        // with any realistic seed, and a false hit on it would just compare bytes anyway.
-        if self.try_last {
-            if let Some(Slot(h, bytes, v)) = self.slots.get(self.last) {
-                if bytes.as_slice() == key && (*h != 0 || !bytes.is_empty()) {
-                    return *v;
-                }
-            }
-        }
-        let hash = hash(key);
-        let set = (hash as usize) & (self.recent.len() - 1);
-        for way in 0..2 {
-            let i = 2 * set + way;
-            let Slot(h, bytes, v) = &self.slots[i];
-            if *h == hash && same_bytes(bytes, key) && (hash != 0 || !bytes.is_empty()) {
-                self.last = i;
-                self.recent[set] = way as u8;
-                return *v;
-            }
-        }
-        let way = usize::from(self.recent[set] == 0);
-        let i = 2 * set + way;
-        self.last = i;
-        self.recent[set] = way as u8;
-        let fresh = make();
-        let Slot(h, bytes, v) = &mut self.slots[i];
-        *h = hash;
-        bytes.clear();
-        bytes.extend_from_slice(key);
-        *v = fresh;
-        fresh
-    }
-}
-
 /// Per-worker buffers reused across lines so evaluation never allocates once warm.
 pub struct Scratch {
     /// Distinct-value hashes of the last evaluated record's path, query and target, when
@@ -327,205 +227,6 @@ fn same_method(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl CompiledRules {
-    /// Compiles the enabled rules of `set`. Regexes were checked when a file was loaded;
-    /// rules built in code are checked here.
-    pub fn new(set: &RuleSet) -> Result<CompiledRules, RuleError> {
-        let enabled: Vec<_> = set.enabled().collect();
-        if enabled.len() > MAX_RULES {
-            return Err(RuleError::TooMany {
-                what: "rules",
-                count: enabled.len(),
-                max: MAX_RULES,
-            });
-        }
-        let nfilters: usize = enabled.iter().map(|r| r.filters.len()).sum();
-        if nfilters > MAX_RULES {
-            return Err(RuleError::TooMany {
-                what: "filters",
-                count: nfilters,
-                max: MAX_RULES,
-            });
-        }
-        let mut c = CompiledRules {
-            rules: Vec::new(),
-            filter_rule: Vec::new(),
-            all_filters: 0,
-            status_table: vec![0; 600],
-            status_any: 0,
-            method_filters: 0,
-            methods: Vec::new(),
-            not_static: 0,
-            bad_protocol: 0,
-            absolute_uri: 0,
-            numeric_query: 0,
-            fields: Default::default(),
-            static_exts: pattern_lines(STATIC_EXTENSIONS)
-                .into_iter()
-                .map(|e| e.into_bytes().into_boxed_slice())
-                .collect(),
-            groupings: Vec::new(),
-            distinct_fields: [0; 4],
-            cache_target: true,
-            target_automaton: None,
-            hasher: foldhash::quality::RandomState::default(),
-            cache_seeds: [0; 4],
-            crawlers: None,
-        };
-        let seeds = &c.hasher;
-        c.cache_seeds = [0u64, 1, 2, 3].map(|i| seeds.hash_one(i));
-        // Per field: pattern text (lower case, anchor) -> filters, and regexes.
-        let mut contains: [BTreeMap<(String, bool), u64>; 4] = Default::default();
-        let mut regexes: [Vec<(String, u64)>; 4] = Default::default();
-        let mut filters: Vec<&Filter> = Vec::new();
-        for (ri, rule) in enabled.iter().enumerate() {
-            let rbit = 1u64 << ri;
-            c.rules.push(RuleInfo {
-                name: rule.name.clone(),
-                limits: Limits {
-                    capacity: rule.capacity,
-                    leak_ms: rule.leak_ms.max(1),
-                    blackhole_ms: rule.blackhole_ms.max(0),
-                },
-                distinct: rule.distinct,
-                grouping: rule.grouping,
-            });
-            if let Some(field) = rule.distinct {
-                c.distinct_fields[field.index()] |= rbit;
-            }
-            match c.groupings.iter_mut().find(|(g, _)| *g == rule.grouping) {
-                Some((_, mask)) => *mask |= rbit,
-                None => c.groupings.push((rule.grouping, rbit)),
-            }
-            for filter in &rule.filters {
-                let fi = filters.len();
-                let fbit = 1u64 << fi;
-                filters.push(filter);
-                c.filter_rule.push(ri as u8);
-                c.all_filters |= fbit;
-                if filter.status.is_empty() {
-                    c.status_any |= fbit;
-                    c.status_table.iter_mut().for_each(|m| *m |= fbit);
-                } else {
-                    for &s in &filter.status {
-                        if let Some(slot) = c.status_table.get_mut(usize::from(s)) {
-                            *slot |= fbit;
-                        }
-                    }
-                }
-                if !filter.methods.is_empty() {
-                    c.method_filters |= fbit;
-                }
-                c.methods.push(
-                    filter
-                        .methods
-                        .iter()
-                        .map(|m| m.as_bytes().to_vec().into_boxed_slice())
-                        .collect(),
-                );
-                if filter.not_static {
-                    c.not_static |= fbit;
-                }
-                if filter.bad_protocol {
-                    c.bad_protocol |= fbit;
-                }
-                if filter.absolute_uri {
-                    c.absolute_uri |= fbit;
-                }
-                if filter.numeric_query {
-                    c.numeric_query |= fbit;
-                }
-                for field in Field::ALL {
-                    let m = filter.field(field);
-                    if m.is_empty() {
-                        continue;
-                    }
-                    c.fields[field.index()].need |= fbit;
-                    for p in &m.contains {
-                        let (text, anchored) = match p.strip_suffix('$') {
-                            Some(t) => (t, true),
-                            None => (p.as_str(), false),
-                        };
-                        if text.is_empty() {
-                            continue;
-                        }
-                        *contains[field.index()]
-                            .entry((text.to_ascii_lowercase(), anchored))
-                            .or_insert(0) |= fbit;
-                    }
-                    for r in &m.regex {
-                        regexes[field.index()].push((r.clone(), fbit));
-                    }
-                }
-            }
-            let _ = rbit;
-        }
-        // Targets are cached when path, query and target have no regexes. Their verdicts then
-        // come from one automaton over all three fields' patterns, and each field's own is
-        // used only on percent-decoded text: those are small NFAs, not DFAs.
-        c.cache_target = [Field::Path, Field::Query, Field::Target]
-            .iter()
-            .all(|f| regexes[f.index()].is_empty());
-        // Text -> per target field, the filters it serves unanchored and anchored.
-        let mut together: BTreeMap<&str, Served> = BTreeMap::new();
-        for field in [Field::Path, Field::Query, Field::Target] {
-            for ((text, anchored), &mask) in &contains[field.index()] {
-                let served = &mut together.entry(text.as_str()).or_default()[field.index()];
-                if *anchored {
-                    served.1 |= mask;
-                } else {
-                    served.0 |= mask;
-                }
-            }
-        }
-        if c.cache_target && !together.is_empty() {
-            let (texts, patterns): (Vec<&str>, Vec<Served>) = together.into_iter().unzip();
-            c.target_automaton = Some(TargetAutomaton {
-                ac: build_automaton(&texts, "target", true)?,
-                patterns,
-            });
-        }
-        for field in Field::ALL {
-            let i = field.index();
-            let pats = std::mem::take(&mut contains[i]);
-            if !pats.is_empty() {
-                let (texts, patterns): (Vec<String>, Vec<(u64, bool)>) = pats
-                    .into_iter()
-                    .map(|((text, anchored), mask)| (text, (mask, anchored)))
-                    .unzip();
-                let fast = field == Field::UserAgent || !c.cache_target;
-                let ac = build_automaton(&texts, field.name(), fast)?;
-                c.fields[i].automaton = Some(FieldAutomaton { ac, patterns });
-            }
-            let res = std::mem::take(&mut regexes[i]);
-            if !res.is_empty() {
-                let set = RegexSetBuilder::new(res.iter().map(|(r, _)| r.as_str()))
-                    .size_limit(1 << 24)
-                    .build()
-                    .map_err(|e| {
-                        // Name the first rule whose regex fails on its own.
-                        let bad = res
-                            .iter()
-                            .find(|(r, _)| regex::bytes::Regex::new(r).is_err())
-                            .map(|(_, fbit)| fbit.trailing_zeros() as usize);
-                        let rule = bad
-                            .and_then(|fi| c.filter_rule.get(fi))
-                            .and_then(|&ri| c.rules.get(usize::from(ri)))
-                            .map_or_else(|| "(all)".to_string(), |r| r.name.clone());
-                        RuleError::Compile {
-                            rule,
-                            field: format!("{}_regex", field.name()),
-                            message: e.to_string(),
-                        }
-                    })?;
-                c.fields[i].regexes = Some(FieldRegexes {
-                    set,
-                    filters: res.iter().map(|(_, f)| *f).collect(),
-                });
-            }
-        }
-        Ok(c)
-    }
-
     pub fn rules(&self) -> &[RuleInfo] {
         &self.rules
     }
@@ -539,30 +240,11 @@ impl CompiledRules {
         self.distinct_fields[field.index()]
     }
 
-    /// The hash that places a target or user agent in its verdict cache. Keys of 8 to 32
-    /// bytes (most targets) are hashed inline from (overlapping) 8-byte words that cover
-    /// every byte, mixed with random seeds in folded multiplies, as foldhash does, without
-    /// its call and length prefix: this runs on nearly every line. Other keys use `hasher`,
-    /// out of line.
+    /// The hash that places a target or user agent in its verdict cache: see
+    /// [`cache_hash`].
     #[inline(always)]
     fn cache_hash(&self, key: &[u8]) -> u64 {
-        let [s0, s1, s2, s3] = self.cache_seeds;
-        let n = key.len();
-        let len = n as u64;
-        match n {
-            8..=16 => folded_multiply(word_at(key, 0) ^ s0, word_at(key, n - 8) ^ s1 ^ len),
-            17..=32 => {
-                folded_multiply(word_at(key, 0) ^ s0, word_at(key, 8) ^ s1)
-                    ^ folded_multiply(word_at(key, n - 16) ^ s2, word_at(key, n - 8) ^ s3 ^ len)
-            }
-            _ => self.cache_hash_other(key),
-        }
-    }
-
-    /// [`CompiledRules::cache_hash`] of keys shorter than 8 or longer than 32 bytes.
-    #[inline(never)]
-    fn cache_hash_other(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        cache_hash(&self.cache_seeds, &self.hasher, key)
     }
 
     /// The hash distinct counting keeps of a value. Seeded once per rule set, so all
@@ -830,20 +512,6 @@ impl CompiledRules {
     }
 }
 
-/// An ASCII case-insensitive automaton reporting every occurrence of `texts`: a DFA when
-/// `fast` and it fits (the fastest search, the slowest and largest build), else an NFA.
-fn build_automaton<T: AsRef<[u8]>>(
-    texts: &[T],
-    field: &str,
-    fast: bool,
-) -> Result<Patterns, RuleError> {
-    Patterns::new(texts, fast).map_err(|message| RuleError::Compile {
-        rule: "(all)".into(),
-        field: field.into(),
-        message,
-    })
-}
-
 /// The filters of `fm` that `hay` satisfies. Regexes run only for candidate filters the
 /// substrings did not already satisfy.
 fn scan(fm: &FieldMatchers, hay: &[u8], cand: u64) -> u64 {
@@ -977,7 +645,8 @@ pub fn rule_index(rules: &CompiledRules) -> HashMap<&str, usize> {
 mod tests {
     use super::*;
     use crate::detect::builtin::builtin_rules;
-    use crate::detect::rule::{FieldMatch, Rule};
+    use crate::detect::rule::{FieldMatch, Filter, Rule, RuleSet};
+    use crate::detect::verdict_cache::tests::compare_is_equality;
 
     fn rec<'a>(method: &'a str, target: &'a str, status: u16, ua: &'a str) -> Record<'a> {
         Record {
@@ -1156,63 +825,6 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The inline cache hash reads every byte: flipping any one bit of a key of any
-        /// length changes it (a miss here would mean a byte left out, not bad luck: the
-        /// chance of a true collision is about 2^-64).
-        #[test]
-        fn cache_hash_covers_every_byte(
-            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
-            at in proptest::prelude::any::<proptest::sample::Index>(),
-            bit in 0u8..8,
-        ) {
-            static RULES: std::sync::OnceLock<CompiledRules> = std::sync::OnceLock::new();
-            let c = RULES.get_or_init(|| CompiledRules::new(&builtin_rules()).expect("compile"));
-            proptest::prop_assume!(!key.is_empty());
-            let mut other = key.clone();
-            other[at.index(key.len())] ^= 1 << bit;
-            proptest::prop_assert_eq!(c.cache_hash(&key), c.cache_hash(&key.clone()));
-            proptest::prop_assert_ne!(c.cache_hash(&key), c.cache_hash(&other));
-        }
-    }
-
-    proptest::proptest! {
-        /// The inline key compare is `==`, on keys of every length, equal or differing in
-        /// one bit anywhere or in length.
-        #[test]
-        fn same_bytes_is_equality(
-            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
-            at in proptest::prelude::any::<proptest::sample::Index>(),
-            bit in 0u8..8,
-            shorter in proptest::prelude::any::<bool>(),
-        ) {
-            compare_is_equality(same_bytes, &a, at, bit, shorter)?;
-        }
-    }
-
-    /// Checks that `compare` is `==` for `a` against itself and against `a` with one bit
-    /// flipped at `at` and, when `shorter`, its last byte dropped.
-    fn compare_is_equality(
-        compare: fn(&[u8], &[u8]) -> bool,
-        a: &[u8],
-        at: proptest::sample::Index,
-        bit: u8,
-        shorter: bool,
-    ) -> Result<(), proptest::test_runner::TestCaseError> {
-        // A copy elsewhere in memory, so equal contents are compared, not addresses.
-        let copy = a.to_vec();
-        proptest::prop_assert!(compare(a, &copy));
-        let mut b = copy;
-        if !b.is_empty() {
-            b[at.index(a.len())] ^= 1 << bit;
-        }
-        if shorter {
-            b.pop();
-        }
-        proptest::prop_assert_eq!(compare(a, &b), a == b.as_slice());
-        Ok(())
-    }
-
-    proptest::proptest! {
         /// `is_static` agrees with the plain reading: the extension after the last `.` of
         /// the last segment, 1 to 8 bytes, in the list (case-insensitive).
         #[test]
@@ -1244,34 +856,6 @@ mod tests {
             shorter in proptest::prelude::any::<bool>(),
         ) {
             compare_is_equality(same_method, &a, at, bit, shorter)?;
-        }
-    }
-
-    #[test]
-    fn verdict_cache_keeps_two_keys_of_one_set() {
-        // With and without trying the last slot first.
-        for try_last in [false, true] {
-            let mut cache: VerdictCache<u64> = VerdictCache::new(8, try_last);
-            let mut made = 0;
-            // Every key hashes to one set; the verdict is the key's length.
-            let mut get = |cache: &mut VerdictCache<u64>, key: &[u8]| {
-                cache.get(
-                    key,
-                    |_| 5,
-                    || {
-                        made += 1;
-                        key.len() as u64
-                    },
-                )
-            };
-            for key in [&b"/a"[..], b"/a", b"/bb", b"/a", b"/bb", b"/a"] {
-                assert_eq!(get(&mut cache, key), key.len() as u64);
-            }
-            // A third key replaces the one used less recently (/bb), not /a.
-            assert_eq!(get(&mut cache, b"/ccc"), 4);
-            assert_eq!(get(&mut cache, b"/a"), 2);
-            assert_eq!(get(&mut cache, b"/bb"), 3);
-            assert_eq!(made, 4, "try_last {try_last}");
         }
     }
 

@@ -5,9 +5,14 @@
 //! - `builtin`: the built-in rule set and its pattern lists (`patterns/*.txt`);
 //! - `config`: the TOML rules file;
 //! - `matcher`: rules compiled for per-line evaluation;
+//! - `compile`: a rule set turned into the matcher's tables and automata;
+//! - `verdict_cache`: the matcher's caches of what a target or a user agent matches;
 //! - `patterns`: the rules' substrings as one automaton, every occurrence reported;
 //! - `bucket`: leaky-bucket arithmetic;
 //! - `engine`: collectors, merging, and the replay that flags sources;
+//! - `journal`: the engine's events, encoded a few bytes each and written out when large;
+//! - `busiest`: the busiest-window tally that rules sources out before the replay;
+//! - `samples`: flagged sources' sample lines, copied or read back;
 //! - `live`: the streaming engine `watch` feeds line by line;
 //! - `spill`: temporary files for events that outgrow memory;
 //! - `allowlist`: networks never flagged;
@@ -21,16 +26,21 @@
 pub mod allowlist;
 pub mod bucket;
 pub mod builtin;
+mod busiest;
+mod compile;
 pub mod config;
 pub mod crawlers;
 pub mod duration;
 pub mod engine;
 pub mod error;
+mod journal;
 pub mod live;
 pub mod matcher;
 mod patterns;
 pub mod rule;
+mod samples;
 pub mod spill;
+mod verdict_cache;
 
 pub use allowlist::Allowlist;
 pub use builtin::builtin_rules;

@@ -210,6 +210,7 @@ const HUB_ANSWERS: [(&str, &[Flag]); 25] = [
             &["admin-probing", "http-crawl", "http-probing"],
         )],
     ),
+    // Thirteen dotfiles in one second, each an entry of the list.
     (
         "apache2-http-sensitive-files.log",
         &[("172.17.0.1", &["http-probing", "sensitive-files"])],
@@ -230,6 +231,7 @@ const HUB_ANSWERS: [(&str, &[Flag]); 25] = [
             ("127.0.0.4", &["cache-bypass-flood"]),
         ],
     ),
+    // HTTP/1.2 and HTTP/2.1 are not HTTP versions; 1.0, 1.1, 0.9 and 2.0 are.
     (
         "http-dos-invalid-http-versions.log",
         &[
@@ -268,6 +270,8 @@ const HUB_ANSWERS: [(&str, &[Flag]); 25] = [
         "nginx-http-backdoor.log",
         &[("127.0.0.1", &["backdoor-probing"])],
     ),
+    // nginx error-log lines (`user "foo" was not found`), which are not access lines and
+    // are skipped, among six refused POSTs.
     (
         "nginx-http-generic-bf.log",
         &[("127.0.0.1", &["login-bruteforce"])],

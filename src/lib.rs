@@ -14,6 +14,7 @@ mod bytes;
 pub mod cli;
 pub mod detect;
 pub mod escape;
+pub mod fleet;
 pub mod format;
 pub mod generate;
 pub mod geo;

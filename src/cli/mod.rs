@@ -8,6 +8,7 @@ pub mod audit;
 pub mod config;
 pub mod detection;
 pub mod flagged;
+pub mod fleet;
 pub mod generate;
 pub mod keygen;
 pub mod progress;
@@ -58,6 +59,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SIZE")]
     pub max_line: Option<String>,
 
+    #[command(flatten)]
+    pub fleet: fleet::FleetOptions,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -106,7 +110,8 @@ pub enum Command {
 /// Parses the command line, runs the command, and returns its outcome.
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    cli.fleet.apply(&mut config);
     let proxies = if cli.trusted_proxies.is_empty() {
         config.trusted_proxies.clone().unwrap_or_default()
     } else {

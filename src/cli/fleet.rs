@@ -1,0 +1,149 @@
+//! The fleet's options (`--fleet-*`, the `[fleet]` table) and the `logward fleet`
+//! commands: parsing and printing only; the work is [`crate::fleet`]'s.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+use super::Config;
+use super::config::FleetTable;
+use crate::fleet::Settings;
+
+/// The fleet's options, taken by every command; each is a key of the `[fleet]` table
+/// without the `fleet-` prefix, and the command line wins.
+#[derive(Debug, Default, Args)]
+pub struct FleetOptions {
+    /// The fleet's PostgreSQL database, postgres://USER@HOST:PORT/DATABASE, without a
+    /// password (config [fleet] url).
+    #[arg(long, global = true, value_name = "URL", help_heading = "Fleet")]
+    pub fleet_url: Option<String>,
+
+    /// A file (mode 0600) whose first line is the fleet login's password (config [fleet]
+    /// password_file).
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Fleet")]
+    pub fleet_password_file: Option<PathBuf>,
+
+    /// The CA certificates (PEM) the fleet server's certificate must chain to; TLS is
+    /// always on (config [fleet] ca_file).
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Fleet")]
+    pub fleet_ca_file: Option<PathBuf>,
+
+    /// This server's name in the fleet [default: the host name] (config [fleet] host).
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Fleet")]
+    pub fleet_host: Option<String>,
+
+    /// A source flagged by this many servers is banned on all of them (config [fleet]
+    /// min_hosts).
+    #[arg(long, global = true, value_name = "N", help_heading = "Fleet")]
+    pub fleet_min_hosts: Option<u32>,
+}
+
+impl FleetOptions {
+    /// Lays the command line over the config's `[fleet]` table: the command line wins.
+    pub fn apply(self, config: &mut Config) {
+        let given = self.fleet_url.is_some()
+            || self.fleet_password_file.is_some()
+            || self.fleet_ca_file.is_some()
+            || self.fleet_host.is_some()
+            || self.fleet_min_hosts.is_some();
+        if !given {
+            return;
+        }
+        let table = config.fleet.get_or_insert_with(FleetTable::default);
+        table.url = self.fleet_url.or(table.url.take());
+        table.password_file = self.fleet_password_file.or(table.password_file.take());
+        table.ca_file = self.fleet_ca_file.or(table.ca_file.take());
+        table.host = self.fleet_host.or(table.host.take());
+        table.min_hosts = self.fleet_min_hosts.or(table.min_hosts);
+    }
+}
+
+/// Whether fleet mode is configured (a `[fleet]` url, or `--fleet-url`).
+pub fn configured(config: &Config) -> bool {
+    config.fleet.as_ref().is_some_and(|f| f.url.is_some())
+}
+
+/// The fleet settings, checked: a url and a CA file are required.
+pub fn settings(config: &Config) -> Result<Settings> {
+    let table = config.fleet.clone().unwrap_or_default();
+    let Some(url) = table.url else {
+        bail!("no fleet database: set url in the config's [fleet] table (or --fleet-url)");
+    };
+    crate::fleet::connect::parse_url(&url)?;
+    let Some(ca_file) = table.ca_file else {
+        bail!(
+            "no CA for the fleet database: set ca_file in the config's [fleet] table \
+             (or --fleet-ca-file); the connection always uses TLS and checks the server"
+        );
+    };
+    let host = match table.host.or_else(crate::fleet::host_name) {
+        Some(h) if valid_host(&h) => h,
+        Some(h) => bail!(
+            "fleet host {:?}: a host name is 1 to 63 letters, digits and . _ -; \
+             set host in the config's [fleet] table",
+            crate::escape::text(h.as_bytes())
+        ),
+        None => bail!("no host name: set host in the config's [fleet] table"),
+    };
+    if table.min_hosts == Some(0) {
+        bail!("--fleet-min-hosts: 0 servers; write 1 or more");
+    }
+    Ok(Settings {
+        url,
+        password_file: table.password_file,
+        ca_file,
+        host,
+        min_hosts: table.min_hosts,
+    })
+}
+
+/// A server's name in the fleet: 1 to 63 ASCII letters, digits, `.`, `_` and `-`, as a
+/// host name and a PostgreSQL role name both allow.
+pub fn valid_host(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_wins_over_the_fleet_table() {
+        let mut config = Config::parse(
+            "[fleet]\nurl = \"postgres://a@db/f\"\nca_file = \"/ca.pem\"\nhost = \"web1\"\n",
+            std::path::Path::new("c"),
+        )
+        .unwrap();
+        FleetOptions {
+            fleet_host: Some("web2".into()),
+            ..FleetOptions::default()
+        }
+        .apply(&mut config);
+        let s = settings(&config).unwrap();
+        assert_eq!(s.host, "web2");
+        assert_eq!(s.url, "postgres://a@db/f");
+        assert_eq!(s.ca_file, PathBuf::from("/ca.pem"));
+        let mut none = Config::default();
+        assert!(!configured(&none));
+        FleetOptions {
+            fleet_url: Some("postgres://a@db/f".into()),
+            ..FleetOptions::default()
+        }
+        .apply(&mut none);
+        let err = settings(&none).unwrap_err().to_string();
+        assert!(err.contains("ca_file"), "{err}");
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(valid_host("web-01.example.net"));
+        assert!(!valid_host(""));
+        assert!(!valid_host("a b"));
+        assert!(!valid_host("web1\"; DROP"));
+        assert!(!valid_host(&"a".repeat(64)));
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use super::Config;
 use super::config::FleetTable;
@@ -56,6 +56,50 @@ impl FleetOptions {
         table.ca_file = self.fleet_ca_file.or(table.ca_file.take());
         table.host = self.fleet_host.or(table.host.take());
         table.min_hosts = self.fleet_min_hosts.or(table.min_hosts);
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create or upgrade the fleet schema in the database (run it as the database's owner;
+    /// running it again is harmless), then print the roles and grants to create.
+    Init,
+}
+
+/// Runs `logward fleet ...`.
+pub fn run(args: FleetArgs, config: &Config) -> Result<super::Outcome> {
+    let settings = settings(config)?;
+    match args.command {
+        FleetCommand::Init => {
+            let mut fleet = crate::fleet::connect(&settings)?;
+            let done = crate::fleet::schema::init(&mut fleet)?;
+            let v = crate::fleet::schema::VERSION;
+            match done {
+                crate::fleet::schema::Init::Created => {
+                    eprintln!(
+                        "logward: {}: fleet schema created (version {v})",
+                        fleet.server
+                    )
+                }
+                crate::fleet::schema::Init::Upgraded { from } => eprintln!(
+                    "logward: {}: fleet schema upgraded from version {from} to {v}",
+                    fleet.server
+                ),
+                crate::fleet::schema::Init::Current => eprintln!(
+                    "logward: {}: fleet schema already at version {v}; nothing changed",
+                    fleet.server
+                ),
+            }
+            eprintln!("logward: run these statements as a superuser to create the roles:");
+            print!("{}", crate::fleet::schema::ROLES);
+            Ok(super::Outcome::Success)
+        }
     }
 }
 

@@ -102,6 +102,10 @@ pub enum Command {
     /// Print the lines about some addresses or ranges, from plain and gzip logs.
     Search(search::SearchArgs),
 
+    /// Share flags, bans and erasure requests with other servers through PostgreSQL:
+    /// `fleet init` creates the schema.
+    Fleet(fleet::FleetArgs),
+
     /// Write a seeded sample access log with labelled attacks.
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -148,6 +152,7 @@ pub fn run() -> Result<Outcome> {
         Command::Unban(args) => flagged::unban(args, &config),
         Command::Allow(args) => allow::run(args, &config),
         Command::Search(args) => search::run(args, &config),
+        Command::Fleet(args) => fleet::run(args, &config),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The PostgreSQL side of the store, for a fleet of servers sharing one database: the
-//! settings and the TLS connection ([`connect`]).
+//! settings and the TLS connection ([`connect`]), the schema and its roles ([`schema`]).
 //! It does not detect, ban or print: each server's SQLite store and nftables set stay the
 //! source of truth for enforcement on that server, and the fleet only adds to them.
 
 pub mod connect;
+pub mod schema;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -38,6 +39,12 @@ pub enum FleetError {
         what: &'static str,
         source: postgres::Error,
     },
+    /// The database holds a newer fleet schema than this build knows.
+    NewerSchema { server: String, found: i32 },
+    /// The database holds an older fleet schema: `logward fleet init` upgrades it.
+    OlderSchema { server: String, found: i32 },
+    /// The database has no fleet schema: `logward fleet init` was not run.
+    NoSchema { server: String },
 }
 
 impl fmt::Display for FleetError {
@@ -51,6 +58,21 @@ impl fmt::Display for FleetError {
             }
             FleetError::Connect { server, .. } => write!(f, "{server}: cannot connect"),
             FleetError::Sql { server, what, .. } => write!(f, "{server}: {what} failed"),
+            FleetError::NewerSchema { server, found } => write!(
+                f,
+                "{server}: fleet schema version {found} is newer than this logward supports ({})",
+                schema::VERSION
+            ),
+            FleetError::OlderSchema { server, found } => write!(
+                f,
+                "{server}: fleet schema version {found} is older than this logward's ({}); \
+                 run `logward fleet init` to upgrade it",
+                schema::VERSION
+            ),
+            FleetError::NoSchema { server } => write!(
+                f,
+                "{server}: no fleet schema in this database; run `logward fleet init` first"
+            ),
         }
     }
 }

@@ -137,3 +137,196 @@ fn fleet_connection_checks_the_server_and_the_password_file() {
         "{msg}"
     );
 }
+
+/// Writes a config file in `dir` for logging in to `pg` as `user` with `password`, as the
+/// fleet server `user`; returns its path.
+pub fn config_file(
+    pg: &server::Server,
+    dir: &crate::util::Dir,
+    user: &str,
+    password: &str,
+) -> std::path::PathBuf {
+    let s = settings(pg, dir.path(), user, password);
+    dir.write(
+        &format!("{user}.toml"),
+        format!(
+            "[fleet]\nurl = \"{}\"\npassword_file = \"{}\"\nca_file = \"{}\"\nhost = \"{user}\"\n",
+            s.url,
+            s.password_file.unwrap().display(),
+            s.ca_file.display()
+        )
+        .as_bytes(),
+    )
+}
+
+/// A server with the fleet schema (`logward fleet init` as the superuser) and the roles
+/// it prints.
+pub fn initialized(test: &str, dir: &crate::util::Dir) -> Option<server::Server> {
+    let pg = server::start(test)?;
+    let admin = config_file(&pg, dir, "postgres", &pg.password);
+    let run = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, pg.log());
+    pg.superuser().batch_execute(&run.stdout).unwrap();
+    Some(pg)
+}
+
+#[test]
+fn fleet_init_twice_is_harmless() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = server::start("fleet_init_twice_is_harmless") else {
+        return;
+    };
+    let admin = config_file(&pg, &dir, "postgres", &pg.password);
+    let first = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first.stderr.contains("fleet schema created (version 1)"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first.stdout.contains("CREATE ROLE logward_host NOLOGIN"),
+        "{}",
+        first.stdout
+    );
+    let mut su = pg.superuser();
+    su.batch_execute(&first.stdout).unwrap();
+    su.batch_execute(
+        "INSERT INTO logward.hosts (host) VALUES ('web-a');
+         INSERT INTO logward.flags (host, source, rules, first_seen, last_seen, events,
+             times_flagged, expires, seq)
+         VALUES ('web-a', '192.0.2.7/32', '{sqli}', now(), now(), 5, 1, now(), 1)",
+    )
+    .unwrap();
+    let second = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("already at version 1; nothing changed"),
+        "{}",
+        second.stderr
+    );
+    // The printed roles run twice too, and the data is still there.
+    su.batch_execute(&second.stdout).unwrap();
+    let n: i64 = su
+        .query_one("SELECT count(*) FROM logward.flags", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let versions: i64 = su
+        .query_one("SELECT count(*) FROM logward.schema_version", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+}
+
+/// The fleet queries by address and by network are answered with the GiST index.
+#[test]
+fn fleet_containment_query_uses_the_gist_index() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_containment_query_uses_the_gist_index", &dir) else {
+        return;
+    };
+    let mut su = pg.superuser();
+    // 40000 flags from 20 servers, so the planner prefers the index on its own.
+    su.batch_execute(
+        "INSERT INTO logward.hosts (host) SELECT 'web-' || h FROM generate_series(1, 20) h;
+         INSERT INTO logward.flags (host, source, rules, first_seen, last_seen, events,
+             times_flagged, expires, seq)
+         SELECT 'web-' || (i % 20 + 1), ('10.0.0.0'::inet + i * 7)::cidr, '{sqli}',
+                now(), now(), 5, 1, now(), i
+         FROM generate_series(1, 40000) i;
+         ANALYZE logward.flags;",
+    )
+    .unwrap();
+    for (query, arg) in [
+        (logward::fleet::schema::CONTAINING, "10.0.1.13"),
+        (logward::fleet::schema::INSIDE, "10.0.1.0/24"),
+    ] {
+        let plan: Vec<String> = su
+            .query(&format!("EXPLAIN {query}"), &[&arg])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(plan.contains("flags_source"), "{query}\n{plan}");
+    }
+}
+
+/// A server's role reports only as itself, cannot write the tables, cannot erase or prune,
+/// and cannot read the passwords of other roles.
+#[test]
+fn fleet_host_cannot_write_as_another_or_erase() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_host_cannot_write_as_another_or_erase", &dir) else {
+        return;
+    };
+    let pw_a = pg.create_login("web-a", &["logward_host"]);
+    let pw_b = pg.create_login("web-b", &["logward_host"]);
+    let pw_admin = pg.create_login("alice", &["logward_admin"]);
+    let mut a = pg.connect_as("web-a", &pw_a, &pg.ca).unwrap();
+    let mut b = pg.connect_as("web-b", &pw_b, &pg.ca).unwrap();
+    let batch = serde_json::json!([{
+        "host": "web-a", "source": "198.51.100.9/32", "rules": ["sqli"],
+        "first_seen": 1_700_000_000, "last_seen": 1_700_000_100, "expires": 1_700_014_500,
+        "events": 7, "times_flagged": 1, "samples": []
+    }]);
+    a.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&batch.to_string()],
+    )
+    .unwrap();
+    // B names A in the batch: the row is B's all the same.
+    b.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&batch.to_string()],
+    )
+    .unwrap();
+    let hosts: Vec<String> = b
+        .query("SELECT host FROM logward.flags ORDER BY host", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(hosts, ["web-a", "web-b"]);
+    let denied = |client: &mut postgres::Client, sql: &str| {
+        let err = client.batch_execute(sql).unwrap_err();
+        let code = err.code().cloned();
+        assert_eq!(
+            code,
+            Some(postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+    };
+    denied(
+        &mut b,
+        "UPDATE logward.flags SET events = 1 WHERE host = 'web-a'",
+    );
+    denied(&mut b, "DELETE FROM logward.flags WHERE host = 'web-a'");
+    denied(&mut b, "INSERT INTO logward.hosts (host) VALUES ('web-c')");
+    denied(
+        &mut b,
+        "SELECT logward.request_erasure('198.51.100.9/32', 'T-1')",
+    );
+    denied(&mut b, "SELECT logward.prune(now())");
+    denied(&mut b, "SELECT logward.tick()");
+    denied(&mut b, "SELECT rolpassword FROM pg_authid");
+    let shadow = b.query("SELECT passwd FROM pg_shadow", &[]);
+    assert!(shadow.is_err(), "pg_shadow was readable");
+    // Staff with logward_admin erase across the fleet; the central rows go.
+    let mut admin = pg.connect_as("alice", &pw_admin, &pg.ca).unwrap();
+    admin
+        .query_one(
+            "SELECT logward.request_erasure('198.51.100.0/24', 'T-1')",
+            &[],
+        )
+        .unwrap();
+    let left: i64 = admin
+        .query_one("SELECT count(*) FROM logward.flags", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    denied(&mut admin, "SELECT logward.report_flags('[]')");
+}

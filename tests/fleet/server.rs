@@ -311,6 +311,22 @@ impl Server {
         self.connect_as("postgres", &self.password, &self.ca)
             .unwrap_or_else(|e| panic!("superuser login: {e}\n{}", self.log()))
     }
+
+    /// Creates a login role `name` with a random password, in the roles `member_of`;
+    /// returns the password.
+    pub fn create_login(&self, name: &str, member_of: &[&str]) -> String {
+        let password = random_word(20);
+        let mut su = self.superuser();
+        su.batch_execute(&format!(
+            "CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'"
+        ))
+        .expect("CREATE ROLE");
+        for group in member_of {
+            su.batch_execute(&format!("GRANT \"{group}\" TO \"{name}\""))
+                .expect("GRANT");
+        }
+        password
+    }
 }
 
 impl Drop for Server {

@@ -151,6 +151,97 @@ pub fn valid_host(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Sample lines older than the retention window (`older_than`, default 7d) are not pushed.
+fn sample_max_age(config: &Config) -> i64 {
+    config
+        .older_than
+        .as_deref()
+        .and_then(crate::timefmt::parse_duration)
+        .unwrap_or(7 * 86_400)
+}
+
+/// A pusher for the store at `store`, when fleet mode is configured; a fleet that cannot
+/// be set up is reported and left out, so local work goes on.
+fn pusher(config: &Config, store: &std::path::Path) -> Option<crate::fleet::push::Pusher> {
+    if !configured(config) {
+        return None;
+    }
+    let made = settings(config).and_then(|s| {
+        crate::fleet::push::Pusher::new(s, store, sample_max_age(config)).map_err(Into::into)
+    });
+    match made {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("logward: fleet: error: {e:#}; flags stay local");
+            None
+        }
+    }
+}
+
+/// After `scan` recorded its flags: pushes the outbox (a second try after a second); when
+/// the database cannot be reached, says how many entries wait for the next run.
+pub fn push_after_scan(config: &Config, store: &std::path::Path) {
+    let Some(mut pusher) = pusher(config, store) else {
+        return;
+    };
+    let mut result = pusher.drain(crate::timefmt::unix_now());
+    if result.is_err() {
+        std::thread::sleep(crate::fleet::push::FIRST_PAUSE);
+        result = pusher.drain(crate::timefmt::unix_now());
+    }
+    match result {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "logward: fleet: pushed {}",
+            super::count(n, "flagged source", "flagged sources")
+        ),
+        Err(e) => eprintln!(
+            "logward: fleet: warning: {:#}; {} in the store's outbox for the next scan, \
+             watch or fleet sync",
+            anyhow::Error::from(e),
+            super::count(
+                pusher.pending().unwrap_or(0),
+                "source waits",
+                "sources wait"
+            )
+        ),
+    }
+}
+
+/// `watch`'s pusher: pushes the outbox every `every` on its own thread and logs outages
+/// and recoveries, once each; `None` without fleet mode.
+pub fn push_in_background(
+    config: &Config,
+    store: &std::path::Path,
+    every: std::time::Duration,
+) -> Option<crate::fleet::push::Background> {
+    use crate::fleet::push::{Background, PushEvent};
+    let pusher = pusher(config, store)?;
+    Some(Background::spawn(
+        pusher,
+        every,
+        crate::timefmt::unix_now,
+        |event| match event {
+            PushEvent::Pushed { sent, recovered } if recovered => eprintln!(
+                "logward: fleet: reconnected; pushed {}",
+                super::count(sent, "flagged source", "flagged sources")
+            ),
+            PushEvent::Pushed { .. } => {}
+            PushEvent::Failed {
+                error,
+                pending,
+                retry_in,
+            } => eprintln!(
+                "logward: fleet: warning: {:#}; flagging and banning go on locally, {} \
+                 in the outbox, retrying from {} s on",
+                anyhow::Error::from(error),
+                super::count(pending, "source waits", "sources wait"),
+                retry_in.as_secs().max(1)
+            ),
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -345,6 +345,7 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
             }
+            super::fleet::push_after_scan(config, store.path());
         }
     }
     for note in &earlier {

@@ -4,6 +4,8 @@
 //! source of truth for enforcement on that server, and the fleet only adds to them.
 
 pub mod connect;
+pub mod outbox;
+pub mod push;
 pub mod schema;
 
 use std::fmt;
@@ -33,6 +35,17 @@ pub enum FleetError {
         server: String,
         source: postgres::Error,
     },
+    /// The local store's outbox failed (locked past the busy timeout, disk full...).
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    /// The login role is not the server's configured fleet host.
+    NotHost {
+        server: String,
+        role: String,
+        host: String,
+    },
     /// A statement failed on the server.
     Sql {
         server: String,
@@ -58,6 +71,13 @@ impl fmt::Display for FleetError {
             }
             FleetError::Connect { server, .. } => write!(f, "{server}: cannot connect"),
             FleetError::Sql { server, what, .. } => write!(f, "{server}: {what} failed"),
+            FleetError::Store { path, .. } => write!(f, "{}: the fleet outbox", path.display()),
+            FleetError::NotHost { server, role, host } => write!(
+                f,
+                "{server}: logged in as {role}, but this server's fleet host is {host}: a \
+                 server reports as its login role, so name the role after the host or set \
+                 host in the config's [fleet] table"
+            ),
             FleetError::NewerSchema { server, found } => write!(
                 f,
                 "{server}: fleet schema version {found} is newer than this logward supports ({})",
@@ -82,6 +102,7 @@ impl std::error::Error for FleetError {
         match self {
             FleetError::Read { source, .. } => Some(source),
             FleetError::Tls { source, .. } => Some(source),
+            FleetError::Store { source, .. } => Some(source),
             FleetError::Connect { source, .. } | FleetError::Sql { source, .. } => Some(source),
             _ => None,
         }

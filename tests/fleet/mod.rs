@@ -330,3 +330,279 @@ fn fleet_host_cannot_write_as_another_or_erase() {
     assert_eq!(left, 0);
     denied(&mut admin, "SELECT logward.report_flags('[]')");
 }
+
+/// Waits up to `secs` for `done`.
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A burst that `sensitive-files` flags: 20 requests for secrets in one second, now.
+pub fn attack(ip: &str) -> String {
+    let t = crate::util::clf(crate::util::unix_now());
+    (0..20)
+        .map(|i| format!("{ip} - - [{t}] \"GET /.env?{i} HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n"))
+        .collect()
+}
+
+pub fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+}
+
+/// One column of a local store's table, sorted.
+pub fn local(store: &std::path::Path, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(store).unwrap();
+    let mut st = conn.prepare(sql).unwrap();
+    let mut v: Vec<String> = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    v.sort();
+    v
+}
+
+/// `host:source:events` of every central flag, sorted; empty while the server is down.
+pub fn central(pg: &server::Server) -> Vec<String> {
+    let Ok(mut su) = pg.connect_as("postgres", &pg.password, &pg.ca) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = su
+        .query(
+            "SELECT host || ':' || source::text || ':' || events FROM logward.flags",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A running `logward watch`, killed when dropped.
+pub struct Watch {
+    pub child: std::process::Child,
+    pub stderr: std::path::PathBuf,
+}
+
+impl Watch {
+    pub fn start(dir: &crate::util::Dir, name: &str, args: &[&str]) -> Watch {
+        let stderr = dir.join(&format!("{name}.stderr"));
+        let mut cmd = dir.command();
+        cmd.arg("watch")
+            .args([
+                "--interval",
+                "100ms",
+                "--no-default-allow",
+                "--status-every",
+                "0",
+            ])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let w = Watch {
+            child: cmd.spawn().unwrap(),
+            stderr,
+        };
+        assert!(
+            wait_until(10, || w.log().contains("following from")),
+            "{}",
+            w.log()
+        );
+        w
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// SIGTERM; the exit code and stderr.
+    pub fn stop(mut self) -> (i32, String) {
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code().unwrap_or(-1), self.log());
+            }
+            assert!(std::time::Instant::now() < deadline, "watch did not stop");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `scan` pushes what it recorded, with the store's absolute counts: a rescan of the same
+/// log sends the same numbers again and the central row does not change.
+#[test]
+fn fleet_scan_pushes_its_flags_idempotently() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_scan_pushes_its_flags_idempotently", &dir) else {
+        return;
+    };
+    let pw = pg.create_login("web-a", &["logward_host"]);
+    let cfg = config_file(&pg, &dir, "web-a", &pw);
+    let log = dir.write("logs/access.log", attack("203.0.113.7").as_bytes());
+    append(&log, &attack("2001:db8::7"));
+    let args = [
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ];
+    let run = dir.run(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("fleet: pushed 2 flagged sources"),
+        "{}",
+        run.stderr
+    );
+    let want = ["web-a:2001:db8::/64:20", "web-a:203.0.113.7/32:20"];
+    assert_eq!(central(&pg), want);
+    let store = dir.join("state/logward.db");
+    assert!(local(&store, "SELECT source FROM fleet_outbox").is_empty());
+    let run = dir.run(&[&args[..], &["--rescan"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(central(&pg), want);
+    // A server whose login role is not its host is told so, and its flags wait.
+    let other = dir.write(
+        "other.toml",
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("host = \"web-a\"", "host = \"web-b\"")
+            .as_bytes(),
+    );
+    append(&log, &attack("198.51.100.1"));
+    let run = dir.run(&[
+        "scan",
+        "--config",
+        other.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("logged in as web-a, but this server's fleet host is web-b")
+            && run.stderr.contains("1 source waits"),
+        "{}",
+        run.stderr
+    );
+    // The outbox outlived that run: the next one, rightly configured, pushes it.
+    assert_eq!(
+        local(&store, "SELECT source FROM fleet_outbox"),
+        ["198.51.100.1/32"]
+    );
+    let run = dir.run(&[
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        run.stderr.contains("fleet: pushed 1 flagged source"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(central(&pg).len(), 3);
+}
+
+/// PostgreSQL stopped while `watch` runs: flagging and the on-flag actions go on, the
+/// outbox keeps what could not be pushed, and drains once the database is back.
+#[test]
+fn fleet_database_down_outbox_drains_after_restart() {
+    let dir = crate::util::Dir::new();
+    let Some(mut pg) = initialized("fleet_database_down_outbox_drains_after_restart", &dir) else {
+        return;
+    };
+    let pw = pg.create_login("web-a", &["logward_host"]);
+    let cfg = config_file(&pg, &dir, "web-a", &pw);
+    let log = dir.write("logs/access.log", b"");
+    let banned = dir.join("banned.txt");
+    let on_flag = format!("echo $LOGWARD_SOURCE >> {}", banned.display());
+    let watch = Watch::start(
+        &dir,
+        "watch",
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--on-flag",
+            &on_flag,
+            log.to_str().unwrap(),
+        ],
+    );
+    append(&log, &attack("203.0.113.7"));
+    assert!(
+        wait_until(10, || central(&pg).len() == 1),
+        "{:?}\n{}",
+        central(&pg),
+        watch.log()
+    );
+    pg.stop();
+    for ip in ["203.0.113.8", "203.0.113.9"] {
+        append(&log, &attack(ip));
+    }
+    let store = dir.join("state/logward.db");
+    let banned_now = || std::fs::read_to_string(&banned).unwrap_or_default();
+    assert!(
+        wait_until(10, || banned_now().lines().count() == 3),
+        "local banning stopped: {}\n{}",
+        banned_now(),
+        watch.log()
+    );
+    assert_eq!(local(&store, "SELECT source FROM flagged").len(), 3);
+    assert!(
+        wait_until(10, || watch.log().contains("fleet: warning")),
+        "{}",
+        watch.log()
+    );
+    assert_eq!(local(&store, "SELECT source FROM fleet_outbox").len(), 2);
+    pg.start_again().unwrap();
+    assert!(
+        wait_until(30, || central(&pg).len() == 3),
+        "{:?}\n{}",
+        central(&pg),
+        watch.log()
+    );
+    assert!(wait_until(5, || local(
+        &store,
+        "SELECT source FROM fleet_outbox"
+    )
+    .is_empty()));
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("fleet: reconnected; pushed 2 flagged sources"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("fleet: warning").count(), 1, "{stderr}");
+    // Nothing lost: the central rows are the local entries, with the same counts.
+    let local_rows = local(
+        &store,
+        "SELECT 'web-a:' || source || ':' || events FROM flagged",
+    );
+    assert_eq!(local_rows.len(), 3);
+    assert_eq!(central(&pg), local_rows);
+}

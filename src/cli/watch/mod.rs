@@ -424,6 +424,9 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .and_then(|s| s.erasure_generation().ok())
         .unwrap_or(0);
     let actions = Actions::start(on_flag, action_timeout, nft);
+    let fleet_push = store
+        .as_ref()
+        .and_then(|s| crate::cli::fleet::push_in_background(&config, s.path(), interval));
     let recorder = std::thread::spawn(move || record(store, actions, ban, rx));
     let mut flagger = Flagger {
         recorder: Some(tx),
@@ -607,6 +610,8 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     if recorder.join().is_err() {
         eprintln!("logward: error: the recorder thread failed");
     }
+    // One last push of what the recorder stored.
+    drop(fleet_push);
     eprintln!(
         "logward: stopped after {lines} lines, {} flagged; positions saved in {}",
         flagger.flagged,

@@ -1,14 +1,22 @@
 //! The fleet's options (`--fleet-*`, the `[fleet]` table) and the `logward fleet`
 //! commands: parsing and printing only; the work is [`crate::fleet`]'s.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
+use ipnet::IpNet;
 
 use super::Config;
 use super::config::FleetTable;
+use super::watch::actions::{Actions, FlagEvent, NftSet};
 use crate::fleet::Settings;
+use crate::fleet::link::{Link, LinkEvent};
+use crate::fleet::pull::{FleetBan, Puller};
+use crate::format::time::rfc3339;
+use crate::store::{Store, net};
 
 /// The fleet's options, taken by every command; each is a key of the `[fleet]` table
 /// without the `fleet-` prefix, and the command line wins.
@@ -70,6 +78,22 @@ pub enum FleetCommand {
     /// Create or upgrade the fleet schema in the database (run it as the database's owner;
     /// running it again is harmless), then print the roles and grants to create.
     Init,
+
+    /// Push this server's waiting flags and learn the other servers' bans once, adding
+    /// them to the nftables sets (for servers that run `scan` from cron, not `watch`).
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Add the fleet's bans to these nftables sets, as `watch --nft-set` does
+    /// (`[FAMILY:]TABLE:SET4[,SET6]`).
+    #[arg(long, value_name = "SPEC")]
+    pub nft_set: Option<String>,
+
+    /// The store (see `logward scan --help`).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
 }
 
 /// Runs `logward fleet ...`.
@@ -100,7 +124,36 @@ pub fn run(args: FleetArgs, config: &Config) -> Result<super::Outcome> {
             print!("{}", crate::fleet::schema::ROLES);
             Ok(super::Outcome::Success)
         }
+        FleetCommand::Sync(args) => sync(args, settings, config),
     }
+}
+
+/// `logward fleet sync`: one push, one pull, the bans to nftables.
+fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Outcome> {
+    let path = super::state::store_path(args.store.as_deref(), config)?;
+    let store = super::state::open_store(&path)?;
+    let now = crate::timefmt::unix_now();
+    let mut pusher =
+        crate::fleet::push::Pusher::new(settings.clone(), &path, sample_max_age(config))?;
+    let pushed = pusher.drain(now)?;
+    let mut puller = Puller::open(settings, &path)?;
+    let bans = puller.pull()?;
+    let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
+        Some(text) => Some(NftSet::parse(text)?),
+        None => None,
+    };
+    let mut applier = BanApplier::new(
+        Actions::start(None, Duration::from_secs(10), nft),
+        Some(store),
+    );
+    let applied = applier.apply(&bans, now);
+    applier.finish();
+    eprintln!(
+        "logward: fleet: pushed {}, learnt {} from other servers",
+        super::count(pushed, "flagged source", "flagged sources"),
+        super::count(applied as u64, "ban", "bans")
+    );
+    Ok(super::Outcome::Success)
 }
 
 /// Whether fleet mode is configured (a `[fleet]` url, or `--fleet-url`).
@@ -162,7 +215,7 @@ fn sample_max_age(config: &Config) -> i64 {
 
 /// A pusher for the store at `store`, when fleet mode is configured; a fleet that cannot
 /// be set up is reported and left out, so local work goes on.
-fn pusher(config: &Config, store: &std::path::Path) -> Option<crate::fleet::push::Pusher> {
+fn pusher(config: &Config, store: &Path) -> Option<crate::fleet::push::Pusher> {
     if !configured(config) {
         return None;
     }
@@ -180,7 +233,7 @@ fn pusher(config: &Config, store: &std::path::Path) -> Option<crate::fleet::push
 
 /// After `scan` recorded its flags: pushes the outbox (a second try after a second); when
 /// the database cannot be reached, says how many entries wait for the next run.
-pub fn push_after_scan(config: &Config, store: &std::path::Path) {
+pub fn push_after_scan(config: &Config, store: &Path) {
     let Some(mut pusher) = pusher(config, store) else {
         return;
     };
@@ -208,26 +261,119 @@ pub fn push_after_scan(config: &Config, store: &std::path::Path) {
     }
 }
 
-/// `watch`'s pusher: pushes the outbox every `every` on its own thread and logs outages
-/// and recoveries, once each; `None` without fleet mode.
-pub fn push_in_background(
+/// Hands the fleet's bans to this server's actions (nftables set, `--on-flag`), each once
+/// per ban (again when it was extended), except sources the store's allowlist covers.
+pub struct BanApplier {
+    actions: Actions,
+    applied: HashMap<IpNet, i64>,
+    store: Option<Store>,
+}
+
+impl BanApplier {
+    pub fn new(actions: Actions, store: Option<Store>) -> BanApplier {
+        BanApplier {
+            actions,
+            applied: HashMap::new(),
+            store,
+        }
+    }
+
+    /// Applies `bans`, logging each; returns how many were new to the actions.
+    pub fn apply(&mut self, bans: &[FleetBan], now: i64) -> usize {
+        let allowed: Vec<IpNet> = self
+            .store
+            .as_ref()
+            .and_then(|s| s.allowlist().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.net)
+            .collect();
+        self.applied.retain(|_, expires| *expires > now);
+        let mut n = 0;
+        for ban in bans {
+            let overlaps = allowed
+                .iter()
+                .any(|a| a.contains(&ban.source.network()) || ban.source.contains(&a.network()));
+            if overlaps || ban.expires <= now {
+                continue;
+            }
+            if self
+                .applied
+                .get(&ban.source)
+                .is_some_and(|e| *e >= ban.expires)
+            {
+                continue;
+            }
+            self.applied.insert(ban.source, ban.expires);
+            eprintln!(
+                "logward: fleet: {} flagged by {} on {}, banned until {}",
+                net::display(ban.source),
+                ban.rules.join(","),
+                ban.hosts.join(","),
+                rfc3339(ban.expires)
+            );
+            self.actions.flag(
+                &FlagEvent {
+                    source: ban.source,
+                    rules: ban.rules.clone(),
+                    expires: ban.expires,
+                    events: ban.events.max(0) as u64,
+                },
+                now,
+            );
+            n += 1;
+        }
+        n
+    }
+
+    /// Applies what is pending to nftables and stops the actions.
+    pub fn finish(self) {
+        self.actions.finish();
+    }
+}
+
+/// `watch`'s link to the fleet: pushes the outbox every `every`, pulls the other servers'
+/// bans into a second set of the same actions, and logs outages and recoveries once each;
+/// `None` without fleet mode.
+pub fn link_in_background(
     config: &Config,
-    store: &std::path::Path,
-    every: std::time::Duration,
-) -> Option<crate::fleet::push::Background> {
-    use crate::fleet::push::{Background, PushEvent};
+    store: &Path,
+    every: Duration,
+    on_flag: Option<String>,
+    action_timeout: Duration,
+    nft: Option<NftSet>,
+) -> Option<Link> {
     let pusher = pusher(config, store)?;
-    Some(Background::spawn(
+    let puller = match settings(config).map(|s| Puller::open(s, store)) {
+        Ok(Ok(p)) => Some(p),
+        Ok(Err(e)) => {
+            eprintln!(
+                "logward: fleet: error: {:#}; not pulling bans",
+                anyhow::Error::from(e)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("logward: fleet: error: {e:#}; not pulling bans");
+            None
+        }
+    };
+    let mut applier = Some(BanApplier::new(
+        Actions::start(on_flag, action_timeout, nft),
+        Store::open(store).ok(),
+    ));
+    Some(Link::spawn(
         pusher,
+        puller,
         every,
         crate::timefmt::unix_now,
-        |event| match event {
-            PushEvent::Pushed { sent, recovered } if recovered => eprintln!(
+        move |event| match event {
+            LinkEvent::Pushed { sent, recovered } if recovered => eprintln!(
                 "logward: fleet: reconnected; pushed {}",
                 super::count(sent, "flagged source", "flagged sources")
             ),
-            PushEvent::Pushed { .. } => {}
-            PushEvent::Failed {
+            LinkEvent::Pushed { .. } => {}
+            LinkEvent::PushFailed {
                 error,
                 pending,
                 retry_in,
@@ -238,6 +384,24 @@ pub fn push_in_background(
                 super::count(pending, "source waits", "sources wait"),
                 retry_in.as_secs().max(1)
             ),
+            LinkEvent::Bans(bans) => {
+                if let Some(a) = applier.as_mut() {
+                    a.apply(&bans, crate::timefmt::unix_now());
+                }
+            }
+            LinkEvent::Stopped => {
+                if let Some(a) = applier.take() {
+                    a.finish();
+                }
+            }
+            LinkEvent::PullFailed { error, .. } => eprintln!(
+                "logward: fleet: warning: {:#}; not learning other servers' bans until it \
+                 is back",
+                anyhow::Error::from(error)
+            ),
+            LinkEvent::PullRecovered => {
+                eprintln!("logward: fleet: reconnected; learning other servers' bans again")
+            }
         },
     ))
 }

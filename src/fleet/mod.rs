@@ -4,7 +4,9 @@
 //! source of truth for enforcement on that server, and the fleet only adds to them.
 
 pub mod connect;
+pub mod link;
 pub mod outbox;
+pub mod pull;
 pub mod push;
 pub mod schema;
 

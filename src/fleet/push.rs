@@ -3,12 +3,9 @@
 //! `logward.report_flags`, with a reconnect and a growing pause after a failure. The
 //! outbox keeps everything until the database confirms it, so a server whose database is
 //! down goes on flagging and banning locally and catches up later. It does not decide
-//! when to push (the commands do) and does not print (it reports [`PushEvent`]s).
+//! when to push (the commands and [`super::link`] do) and does not print.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::FleetError;
@@ -162,87 +159,4 @@ fn batch_json(batch: &[Queued], now: i64, sample_max_age: i64) -> String {
         })
         .collect();
     serde_json::Value::Array(rows).to_string()
-}
-
-/// What the background pusher reports, for the command to print.
-#[derive(Debug)]
-pub enum PushEvent {
-    /// Entries went to the database; `recovered` after a failure.
-    Pushed { sent: u64, recovered: bool },
-    /// A try failed (reported once per outage); the next comes after `retry_in`.
-    Failed {
-        error: FleetError,
-        pending: u64,
-        retry_in: Duration,
-    },
-}
-
-/// A pusher on its own thread: it tries every `every` (after a failure, when its pause
-/// ends), and once more when stopped.
-pub struct Background {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Background {
-    pub fn spawn(
-        mut pusher: Pusher,
-        every: Duration,
-        now: fn() -> i64,
-        mut report: impl FnMut(PushEvent) + Send + 'static,
-    ) -> Background {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut failing = false;
-            loop {
-                let last = stopping.load(Ordering::Relaxed);
-                match pusher.step(now()) {
-                    Ok(Some(sent)) if sent > 0 || failing => {
-                        report(PushEvent::Pushed {
-                            sent,
-                            recovered: failing,
-                        });
-                        failing = false;
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        if !failing {
-                            report(PushEvent::Failed {
-                                error,
-                                pending: pusher.pending().unwrap_or(0),
-                                retry_in: pusher.retry_in().unwrap_or_default(),
-                            });
-                        }
-                        failing = true;
-                    }
-                }
-                if last {
-                    return;
-                }
-                let until = Instant::now() + every;
-                while Instant::now() < until && !stopping.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(20).min(every));
-                }
-            }
-        });
-        Background {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops after one last try (unless a failure's pause is still running).
-    pub fn stop(self) {
-        drop(self);
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -597,7 +597,17 @@ fn fleet_database_down_outbox_drains_after_restart() {
         stderr.contains("fleet: reconnected; pushed 2 flagged sources"),
         "{stderr}"
     );
-    assert_eq!(stderr.matches("fleet: warning").count(), 1, "{stderr}");
+    // Each outage is told once, for pushing and for pulling.
+    assert_eq!(
+        stderr.matches("banning go on locally").count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("not learning other servers' bans").count(),
+        1,
+        "{stderr}"
+    );
     // Nothing lost: the central rows are the local entries, with the same counts.
     let local_rows = local(
         &store,
@@ -605,4 +615,322 @@ fn fleet_database_down_outbox_drains_after_restart() {
     );
     assert_eq!(local_rows.len(), 3);
     assert_eq!(central(&pg), local_rows);
+}
+
+/// An `nft` first on PATH that appends the batches it is given (`nft -f -`) to
+/// `$NFT_RECORD`; returns that PATH and the record's path.
+pub fn fake_nft(dir: &crate::util::Dir) -> (String, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("nft");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n[ \"$*\" = \"-f -\" ] || exit 3\ncat >> \"$NFT_RECORD\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    (path, dir.join("nft.batches"))
+}
+
+/// Server B's `watch` with its fleet config and a fake nft.
+fn watch_b(dir: &crate::util::Dir, cfg: &std::path::Path, name: &str) -> Watch {
+    let (path, record) = fake_nft(dir);
+    let log = dir.write("logs/access.log", b"");
+    let stderr = dir.join(&format!("{name}.stderr"));
+    let mut cmd = dir.command();
+    cmd.env("PATH", path)
+        .env("NFT_RECORD", record)
+        .arg("watch")
+        .args([
+            "--interval",
+            "100ms",
+            "--no-default-allow",
+            "--status-every",
+            "0",
+        ])
+        .args(["--config", cfg.to_str().unwrap()])
+        .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
+        .arg(log)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    let w = Watch {
+        child: cmd.spawn().unwrap(),
+        stderr,
+    };
+    let opened = wait_until(10, || {
+        let e = w.log();
+        e.contains("following from") || e.contains("resuming at")
+    });
+    assert!(opened, "{}", w.log());
+    w
+}
+
+/// A flag on server A reaches server B's nftables batch within 2 s; B, stopped while A
+/// flags another source, learns it when it starts again.
+#[test]
+fn fleet_flag_on_a_reaches_b_within_two_seconds() {
+    let a_dir = crate::util::Dir::new();
+    let b_dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_flag_on_a_reaches_b_within_two_seconds", &a_dir) else {
+        return;
+    };
+    let pw_a = pg.create_login("web-a", &["logward_host"]);
+    let pw_b = pg.create_login("web-b", &["logward_host"]);
+    let cfg_a = config_file(&pg, &a_dir, "web-a", &pw_a);
+    let cfg_b = config_file(&pg, &b_dir, "web-b", &pw_b);
+    let a_log = a_dir.write("logs/access.log", b"");
+    let a = Watch::start(
+        &a_dir,
+        "a",
+        &["--config", cfg_a.to_str().unwrap(), a_log.to_str().unwrap()],
+    );
+    let b = watch_b(&b_dir, &cfg_b, "b1");
+    let batches = || std::fs::read_to_string(b_dir.join("nft.batches")).unwrap_or_default();
+    let written = std::time::Instant::now();
+    append(&a_log, &attack("203.0.113.7"));
+    let reached = wait_until(2, || batches().contains("203.0.113.7"));
+    let took = written.elapsed();
+    assert!(
+        reached,
+        "not in B's nft batch within 2 s:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    println!(
+        "ban propagated from A to B's nft batch in {} ms",
+        took.as_millis()
+    );
+    assert!(
+        b.log()
+            .contains("fleet: 203.0.113.7 flagged by sensitive-files on web-a"),
+        "{}",
+        b.log()
+    );
+    // B is not flagged by anything of its own: its store stays empty, its outbox too.
+    let (code, stderr) = b.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        local(
+            &b_dir.join("state/logward.db"),
+            "SELECT source FROM flagged"
+        )
+        .is_empty()
+    );
+    // B is down while A flags another source; on restart it catches up.
+    append(&a_log, &attack("2001:db8:5::1"));
+    assert!(wait_until(10, || central(&pg).len() == 2), "{}", a.log());
+    let b = watch_b(&b_dir, &cfg_b, "b2");
+    assert!(
+        wait_until(5, || batches().contains("2001:db8:5::/64")),
+        "{}",
+        b.log()
+    );
+    // What it had learnt before is not learnt again.
+    assert!(!b.log().contains("203.0.113.7"), "{}", b.log());
+    let (code, stderr) = b.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = a.stop();
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Writers that hold their transaction open while others report: a reader pulling all
+/// along by the sequence sees every row, none skipped.
+#[test]
+fn fleet_concurrent_writers_skip_no_row_for_a_reader() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_concurrent_writers_skip_no_row_for_a_reader", &dir) else {
+        return;
+    };
+    let hosts = ["web-1", "web-2", "web-3", "web-4"];
+    let passwords: Vec<String> = hosts
+        .iter()
+        .map(|h| pg.create_login(h, &["logward_host"]))
+        .collect();
+    let pw_r = pg.create_login("web-reader", &["logward_host"]);
+    // The first writer takes its number and holds it: the second must wait for its commit.
+    let mut first = pg.connect_as(hosts[0], &passwords[0], &pg.ca).unwrap();
+    let row = |ip: String| {
+        serde_json::json!([{
+            "source": format!("{ip}/32"), "rules": ["sqli"], "first_seen": 1_700_000_000,
+            "last_seen": 1_700_000_000, "expires": 4_000_000_000i64, "events": 5,
+            "times_flagged": 1
+        }])
+        .to_string()
+    };
+    let mut tx = first.transaction().unwrap();
+    tx.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&row("10.9.0.1".into())],
+    )
+    .unwrap();
+    let second = {
+        let (ca, port) = (pg.ca.clone(), pg.port);
+        let pw = passwords[1].clone();
+        let json = row("10.9.0.2".into());
+        std::thread::spawn(move || {
+            let mut c: postgres::Config = format!("postgres://web-2@localhost:{port}/postgres")
+                .parse()
+                .unwrap();
+            c.password(pw).ssl_mode(postgres::config::SslMode::Require);
+            let mut b =
+                openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+            b.set_ca_file(ca).unwrap();
+            let mut client = c
+                .connect(postgres_openssl::MakeTlsConnector::new(b.build()))
+                .unwrap();
+            client
+                .query_one("SELECT logward.report_flags($1::text::jsonb)", &[&json])
+                .unwrap();
+            std::time::Instant::now()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !second.is_finished(),
+        "the second writer did not wait for the first"
+    );
+    let reader_store = dir.join("reader/logward.db");
+    std::fs::create_dir_all(reader_store.parent().unwrap()).unwrap();
+    logward::store::Store::open(&reader_store).unwrap();
+    let mut reader = logward::fleet::pull::Puller::open(
+        settings(&pg, dir.path(), "web-reader", &pw_r),
+        &reader_store,
+    )
+    .unwrap();
+    assert!(reader.pull().unwrap().is_empty());
+    let committed = std::time::Instant::now();
+    tx.commit().unwrap();
+    assert!(second.join().unwrap() >= committed);
+    let mut seen: Vec<String> = reader
+        .pull()
+        .unwrap()
+        .iter()
+        .map(|b| b.source.to_string())
+        .collect();
+    // Many writers with random pauses inside their transactions, a reader pulling along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = hosts
+        .iter()
+        .zip(&passwords)
+        .enumerate()
+        .map(|(w, (host, pw))| {
+            let mut client = pg.connect_as(host, pw, &pg.ca).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..40u32 {
+                    let mut tx = client.transaction().unwrap();
+                    let json = serde_json::json!([{
+                        "source": format!("10.{w}.{}.{}/32", i / 200, i % 200 + 1),
+                        "rules": ["sqli"], "first_seen": 1_700_000_000,
+                        "last_seen": 1_700_000_000, "expires": 4_000_000_000i64,
+                        "events": 5, "times_flagged": 1
+                    }])
+                    .to_string();
+                    tx.query_one("SELECT logward.report_flags($1::text::jsonb)", &[&json])
+                        .unwrap();
+                    std::thread::sleep(std::time::Duration::from_millis(u64::from(
+                        (i * 7 + w as u32 * 13) % 9,
+                    )));
+                    tx.commit().unwrap();
+                }
+            })
+        })
+        .collect();
+    let reading = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                let last = stop.load(std::sync::atomic::Ordering::SeqCst);
+                got.extend(reader.pull().unwrap().iter().map(|b| b.source.to_string()));
+                if last {
+                    return got;
+                }
+            }
+        })
+    };
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    seen.extend(reading.join().unwrap());
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 2 + 4 * 40, "the reader missed rows");
+}
+
+/// `fleet sync` for servers that only scan: one pull into the nftables sets. With
+/// `min_hosts = 2`, a source one server flagged is no fleet ban; a second server makes it
+/// one, listing both.
+#[test]
+fn fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers() {
+    let dirs: Vec<crate::util::Dir> = (0..3).map(|_| crate::util::Dir::new()).collect();
+    let Some(pg) = initialized(
+        "fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers",
+        &dirs[0],
+    ) else {
+        return;
+    };
+    let names = ["web-a", "web-b", "web-c"];
+    let cfgs: Vec<std::path::PathBuf> = names
+        .iter()
+        .zip(&dirs)
+        .map(|(n, d)| config_file(&pg, d, n, &pg.create_login(n, &["logward_host"])))
+        .collect();
+    let scan = |i: usize, ip: &str| {
+        let log = dirs[i].write(&format!("logs/{ip}.log"), attack(ip).as_bytes());
+        let run = dirs[i].run(&[
+            "scan",
+            "--config",
+            cfgs[i].to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert!(
+            run.stderr.contains("fleet: pushed 1 flagged source"),
+            "{}",
+            run.stderr
+        );
+    };
+    let (path, record) = fake_nft(&dirs[1]);
+    let sync = |min_hosts: &str| {
+        let mut cmd = dirs[1].command();
+        cmd.env("PATH", &path)
+            .env("NFT_RECORD", &record)
+            .args(["fleet", "sync", "--config", cfgs[1].to_str().unwrap()])
+            .args(["--fleet-min-hosts", min_hosts])
+            .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let run = crate::util::run_with_deadline(cmd, 60);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stderr
+    };
+    scan(0, "203.0.113.7");
+    let first = sync("2");
+    assert!(
+        first.contains("learnt 0 bans from other servers"),
+        "{first}"
+    );
+    assert!(!record.exists(), "nft ran with nothing to add");
+    scan(2, "203.0.113.7");
+    let second = sync("2");
+    assert!(
+        second.contains("fleet: 203.0.113.7 flagged by sensitive-files on web-a,web-c"),
+        "{second}"
+    );
+    assert!(
+        second.contains("learnt 1 ban from other servers"),
+        "{second}"
+    );
+    let batches = std::fs::read_to_string(&record).unwrap();
+    assert!(batches.contains("203.0.113.7"), "{batches}");
+    // Nothing new: nothing learnt twice.
+    let third = sync("2");
+    assert!(third.contains("learnt 0 bans"), "{third}");
 }

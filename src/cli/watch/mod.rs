@@ -423,10 +423,18 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .as_ref()
         .and_then(|s| s.erasure_generation().ok())
         .unwrap_or(0);
+    let fleet_link = store.as_ref().and_then(|s| {
+        let (on_flag, nft) = (on_flag.clone(), nft.clone());
+        crate::cli::fleet::link_in_background(
+            &config,
+            s.path(),
+            interval,
+            on_flag,
+            action_timeout,
+            nft,
+        )
+    });
     let actions = Actions::start(on_flag, action_timeout, nft);
-    let fleet_push = store
-        .as_ref()
-        .and_then(|s| crate::cli::fleet::push_in_background(&config, s.path(), interval));
     let recorder = std::thread::spawn(move || record(store, actions, ban, rx));
     let mut flagger = Flagger {
         recorder: Some(tx),
@@ -611,7 +619,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         eprintln!("logward: error: the recorder thread failed");
     }
     // One last push of what the recorder stored.
-    drop(fleet_push);
+    drop(fleet_link);
     eprintln!(
         "logward: stopped after {lines} lines, {} flagged; positions saved in {}",
         flagger.flagged,

@@ -412,6 +412,7 @@ mod tests {
         ("flagged", "limit"),
         ("flagged", "summary"),
         ("flagged", "explain"),
+        ("flagged", "fleet"),
         ("unban", "*"),
         ("audit", "*"),
         ("allow add", "note"),

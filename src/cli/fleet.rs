@@ -11,6 +11,7 @@ use ipnet::IpNet;
 
 use super::Config;
 use super::config::FleetTable;
+use super::flagged::FlaggedArgs;
 use super::watch::actions::{Actions, FlagEvent, NftSet};
 use crate::fleet::Settings;
 use crate::fleet::link::{Link, LinkEvent};
@@ -153,6 +154,181 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
         super::count(pushed, "flagged source", "flagged sources"),
         super::count(applied as u64, "ban", "bans")
     );
+    Ok(super::Outcome::Success)
+}
+
+/// `logward flagged --fleet`: the fleet's entries, in the formats of `flagged`.
+pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::Outcome> {
+    use super::flagged::{ExportFormat, SortBy, time_arg};
+    use crate::fleet::query::{FleetFilter, query};
+    use crate::store::export;
+    use std::io::Write;
+    for (on, name) in [
+        (args.vhost.is_some(), "--vhost"),
+        (args.country.is_some(), "--country"),
+        (args.asn.is_some(), "--asn"),
+        (args.summary, "--summary"),
+        (args.explain, "--explain"),
+        (args.prune, "--prune"),
+        (args.delete, "--delete"),
+        (args.unban, "--unban"),
+    ] {
+        if on {
+            bail!(
+                "--fleet takes addresses, networks, --since, --until, --rule, --active, --sort, \
+                 --limit and -o; {name} works on this server's store only"
+            );
+        }
+    }
+    let mut filter = FleetFilter::default();
+    for t in &args.targets {
+        filter
+            .targets
+            .push(t.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?);
+    }
+    filter.since = args
+        .since
+        .as_deref()
+        .map(|t| time_arg("since", t, now))
+        .transpose()?;
+    filter.until = args
+        .until
+        .as_deref()
+        .map(|t| time_arg("until", t, now))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (filter.since, filter.until)
+        && s >= u
+    {
+        bail!("--since must be before --until");
+    }
+    filter.rules = args.rule.clone();
+    let firewall = matches!(
+        args.format,
+        ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec
+    );
+    if args.active || firewall {
+        filter.active_at = Some(now);
+    }
+    let mut fleet = crate::fleet::connect(&settings(config)?)?;
+    crate::fleet::schema::check(&mut fleet)?;
+    let mut found = query(&mut fleet, &filter)?;
+    match args.sort {
+        SortBy::Source => {}
+        SortBy::Events => found.sort_by_key(|e| std::cmp::Reverse(e.entry.events)),
+        SortBy::FirstSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.first_seen)),
+        SortBy::LastSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.last_seen)),
+    }
+    if let Some(n) = args.limit {
+        found.truncate(n);
+    }
+    let entries: Vec<_> = found.iter().map(|f| f.entry.clone()).collect();
+    let mut out = std::io::stdout().lock();
+    let servers = |f: &crate::fleet::query::FleetEntry| {
+        f.hosts
+            .iter()
+            .map(|h| crate::escape::text(h.as_bytes()))
+            .collect::<Vec<_>>()
+    };
+    match args.format {
+        ExportFormat::Table => {
+            let rows: Vec<[String; 6]> = found
+                .iter()
+                .map(|f| {
+                    let e = &f.entry;
+                    let left = e.remaining(now);
+                    [
+                        net::display(e.source),
+                        e.rules.join(","),
+                        e.events.to_string(),
+                        rfc3339(e.last_seen),
+                        if left > 0 {
+                            format!("in {}", crate::timefmt::format_duration(left))
+                        } else {
+                            "expired".into()
+                        },
+                        servers(f).join(","),
+                    ]
+                })
+                .collect();
+            let header = [
+                "SOURCE",
+                "RULES",
+                "EVENTS",
+                "LAST SEEN",
+                "EXPIRES",
+                "SERVERS",
+            ];
+            let mut widths = header.map(str::len);
+            for r in &rows {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            let line = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+                let mut s = String::new();
+                for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                    if i == 5 {
+                        s.push_str(c);
+                    } else {
+                        s.push_str(&format!("{c:<w$}  "));
+                    }
+                }
+                writeln!(out, "{}", s.trim_end())
+            };
+            line(&mut out, header)?;
+            for r in &rows {
+                line(&mut out, r.each_ref().map(String::as_str))?;
+            }
+        }
+        ExportFormat::Json | ExportFormat::Ndjson => {
+            let values: Vec<serde_json::Value> = found
+                .iter()
+                .map(|f| {
+                    let mut v = export::entry_json(&f.entry, now);
+                    v["hosts"] = serde_json::json!(servers(f));
+                    v
+                })
+                .collect();
+            if args.format == ExportFormat::Json {
+                serde_json::to_writer_pretty(&mut out, &values)?;
+                writeln!(out)?;
+            } else {
+                for v in values {
+                    serde_json::to_writer(&mut out, &v)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        ExportFormat::Csv => {
+            writeln!(
+                out,
+                "source,rules,events,first_seen,last_seen,expires,times_flagged,country,asn,as_org,hosts"
+            )?;
+            for f in &found {
+                let e = &f.entry;
+                let fields = [
+                    e.source.to_string(),
+                    e.rules.join(" "),
+                    e.events.to_string(),
+                    rfc3339(e.first_seen),
+                    rfc3339(e.last_seen),
+                    rfc3339(e.expires),
+                    e.times_flagged.to_string(),
+                    e.country.clone().unwrap_or_default(),
+                    e.asn.map(|a| a.to_string()).unwrap_or_default(),
+                    e.as_org.clone().unwrap_or_default(),
+                    f.hosts.join(" "),
+                ];
+                let quoted: Vec<String> = fields.iter().map(|f| export::csv_field(f)).collect();
+                writeln!(out, "{}", quoted.join(","))?;
+            }
+        }
+        ExportFormat::Plain => export::plain(&mut out, &entries, now)?,
+        ExportFormat::Nftables => export::nftables(&mut out, &entries, now)?,
+        ExportFormat::Ipset => export::ipset(&mut out, &entries, now)?,
+        ExportFormat::Crowdsec => export::crowdsec(&mut out, &entries, now)?,
+    }
+    out.flush()?;
     Ok(super::Outcome::Success)
 }
 

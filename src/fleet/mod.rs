@@ -8,6 +8,7 @@ pub mod link;
 pub mod outbox;
 pub mod pull;
 pub mod push;
+pub mod query;
 pub mod schema;
 
 use std::fmt;

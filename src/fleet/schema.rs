@@ -277,12 +277,3 @@ pub fn check(fleet: &mut Fleet) -> Result<(), FleetError> {
         Some(_) => Ok(()),
     }
 }
-
-/// The flags of every server whose source contains an address (`$1`, text): answered with
-/// the GiST index `flags_source`.
-pub const CONTAINING: &str =
-    "SELECT host, source FROM logward.flags WHERE source >>= $1::text::inet";
-
-/// The flags of every server whose source lies inside a network (`$1`, text): answered
-/// with the GiST index `flags_source`.
-pub const INSIDE: &str = "SELECT host, source FROM logward.flags WHERE source <<= $1::text::cidr";

@@ -240,12 +240,15 @@ fn fleet_containment_query_uses_the_gist_index() {
          ANALYZE logward.flags;",
     )
     .unwrap();
-    for (query, arg) in [
-        (logward::fleet::schema::CONTAINING, "10.0.1.13"),
-        (logward::fleet::schema::INSIDE, "10.0.1.0/24"),
-    ] {
+    // The query `flagged --fleet` runs, for an address and for a network.
+    for target in ["10.0.1.13", "10.0.1.0/24"] {
+        let filter = logward::fleet::query::FleetFilter {
+            targets: vec![target.parse().unwrap()],
+            ..Default::default()
+        };
+        let query = logward::fleet::query::sql(&filter);
         let plan: Vec<String> = su
-            .query(&format!("EXPLAIN {query}"), &[&arg])
+            .query(&format!("EXPLAIN {query}"), &[&target])
             .unwrap()
             .iter()
             .map(|r| r.get(0))
@@ -933,4 +936,88 @@ fn fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers() {
     // Nothing new: nothing learnt twice.
     let third = sync("2");
     assert!(third.contains("learnt 0 bans"), "{third}");
+}
+
+/// `flagged --fleet`: every server's entries merged per source, with the servers, in the
+/// formats of `flagged`; filters by address, network and rule.
+#[test]
+fn fleet_flagged_lists_the_servers_that_saw_each_source() {
+    let a = crate::util::Dir::new();
+    let b = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_flagged_lists_the_servers_that_saw_each_source", &a) else {
+        return;
+    };
+    let cfg_a = config_file(
+        &pg,
+        &a,
+        "web-a",
+        &pg.create_login("web-a", &["logward_host"]),
+    );
+    let cfg_b = config_file(
+        &pg,
+        &b,
+        "web-b",
+        &pg.create_login("web-b", &["logward_host"]),
+    );
+    let log_a = a.write("logs/access.log", attack("203.0.113.7").as_bytes());
+    append(&log_a, &attack("2001:db8::7"));
+    let log_b = b.write("logs/access.log", attack("203.0.113.7").as_bytes());
+    for (dir, cfg, log) in [(&a, &cfg_a, &log_a), (&b, &cfg_b, &log_b)] {
+        let run = dir.run(&[
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let q = |args: &[&str]| {
+        let run = b.run(
+            &[
+                &["flagged", "--fleet", "--config", cfg_b.to_str().unwrap()],
+                args,
+            ]
+            .concat(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+    let json = q(&["203.0.113.7", "-o", "json"]).json();
+    let entries = json.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{json}");
+    assert_eq!(entries[0]["source"], "203.0.113.7/32");
+    assert_eq!(entries[0]["hosts"], serde_json::json!(["web-a", "web-b"]));
+    assert_eq!(entries[0]["events"], 40);
+    let table = q(&["203.0.113.0/24"]).stdout;
+    assert!(table.starts_with("SOURCE"), "{table}");
+    assert!(table.contains("web-a,web-b"), "{table}");
+    let all = q(&["-o", "csv"]).stdout;
+    assert_eq!(all.lines().count(), 3, "{all}");
+    assert!(all.lines().next().unwrap().ends_with(",hosts"), "{all}");
+    assert!(
+        all.contains(",web-a\n") && all.contains(",web-a web-b\n"),
+        "{all}"
+    );
+    assert!(q(&["--rule", "sqli", "-o", "plain"]).stdout.is_empty());
+    let nft = q(&["-o", "nftables"]).stdout;
+    assert!(
+        nft.contains("203.0.113.7") && nft.contains("2001:db8::/64"),
+        "{nft}"
+    );
+    let refused = b.run(&[
+        "flagged",
+        "--fleet",
+        "--config",
+        cfg_b.to_str().unwrap(),
+        "--vhost",
+        "x",
+    ]);
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .stderr
+            .contains("--vhost works on this server's store only"),
+        "{}",
+        refused.stderr
+    );
 }

@@ -240,6 +240,11 @@ fn fleet_containment_query_uses_the_gist_index() {
          ANALYZE logward.flags;",
     )
     .unwrap();
+    let bytes: i64 = su
+        .query_one("SELECT pg_total_relation_size('logward.flags') / 40000", &[])
+        .unwrap()
+        .get(0);
+    println!("logward.flags: {bytes} bytes per row with its indexes (no samples)");
     // The query `flagged --fleet` runs, for an address and for a network.
     for target in ["10.0.1.13", "10.0.1.0/24"] {
         let filter = logward::fleet::query::FleetFilter {

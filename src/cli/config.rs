@@ -419,6 +419,8 @@ mod tests {
         ("flagged", "format"),
         ("anonymize", "source"),
         ("anonymize", "now"),
+        ("anonymize", "fleet"),
+        ("anonymize", "ticket"),
         ("generate", "*"),
     ];
 

@@ -80,9 +80,13 @@ pub enum FleetCommand {
     /// running it again is harmless), then print the roles and grants to create.
     Init,
 
-    /// Push this server's waiting flags and learn the other servers' bans once, adding
-    /// them to the nftables sets (for servers that run `scan` from cron, not `watch`).
+    /// Carry out the fleet's erasure requests in the logs under PATH (as `anonymize
+    /// --source` does) and acknowledge them, push this server's waiting flags and learn
+    /// the other servers' bans once, adding them to the nftables sets.
     Sync(SyncArgs),
+
+    /// List the erasure requests with the servers that have and have not carried them out.
+    Erasures,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +99,18 @@ pub struct SyncArgs {
     /// The store (see `logward scan --help`).
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
+
+    /// The logs to carry out erasure requests in (files, directories or quoted globs, as
+    /// for `anonymize`). Without them, requests wait.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+/// `anonymize`'s options, parsed as if typed, for carrying out an erasure request.
+#[derive(clap::Parser)]
+struct Erase {
+    #[command(flatten)]
+    args: super::anonymize::AnonymizeArgs,
 }
 
 /// Runs `logward fleet ...`.
@@ -126,12 +142,131 @@ pub fn run(args: FleetArgs, config: &Config) -> Result<super::Outcome> {
             Ok(super::Outcome::Success)
         }
         FleetCommand::Sync(args) => sync(args, settings, config),
+        FleetCommand::Erasures => erasures(settings),
     }
+}
+
+/// `anonymize --source ... --fleet --ticket REF`: records the requests.
+pub fn request_erasure(
+    sources: &[String],
+    ticket: &str,
+    config: &Config,
+) -> Result<super::Outcome> {
+    if ticket.trim().is_empty() {
+        bail!("--ticket: an erasure request needs a reference, such as a ticket number");
+    }
+    let mut nets = Vec::new();
+    for s in sources {
+        match super::detection::parse_net(s) {
+            Some(net) => nets.push(net),
+            None => bail!("--source: {s:?} is not an address or a CIDR network"),
+        }
+    }
+    let mut fleet = crate::fleet::connect(&settings(config)?)?;
+    crate::fleet::schema::check(&mut fleet)?;
+    for net in nets {
+        let id = crate::fleet::erasure::request_erasure(&mut fleet, net, ticket)?;
+        // The address goes to the database, not to the terminal's scrollback or a log.
+        eprintln!(
+            "logward: fleet: erasure request {id} recorded ({}); every server carries it out \
+             at its next `logward fleet sync`; `logward fleet erasures` shows which did",
+            crate::escape::text(ticket.as_bytes())
+        );
+    }
+    Ok(super::Outcome::Success)
+}
+
+/// `logward fleet erasures`.
+fn erasures(settings: Settings) -> Result<super::Outcome> {
+    use std::io::Write;
+    let mut fleet = crate::fleet::connect(&settings)?;
+    crate::fleet::schema::check(&mut fleet)?;
+    let list = crate::fleet::erasure::list(&mut fleet)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ID\tTICKET\tREQUESTED\tBY\tDONE\tINCOMPLETE\tWAITING")?;
+    let names = |v: &[(String, i64)]| {
+        v.iter()
+            .map(|(h, _)| h.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for s in &list {
+        let r = &s.request;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.id,
+            crate::escape::text(r.ticket.as_bytes()),
+            rfc3339(r.requested_at),
+            crate::escape::text(r.requested_by.as_bytes()),
+            or_dash(names(&s.done)),
+            or_dash(names(&s.incomplete)),
+            or_dash(s.waiting.join(","))
+        )?;
+    }
+    out.flush()?;
+    Ok(super::Outcome::Success)
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() { "-".into() } else { s }
+}
+
+/// Carries out this server's pending erasure requests in `paths` and its store, as
+/// `anonymize --source` does, and acknowledges each; returns how many were complete.
+fn carry_out_erasures(
+    settings: &Settings,
+    paths: &[String],
+    store: Option<&Path>,
+    config: &Config,
+) -> Result<usize> {
+    use clap::Parser;
+    let mut fleet = crate::fleet::push::connect_as_host(settings)?;
+    let pending = crate::fleet::erasure::pending(&mut fleet)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    if paths.is_empty() {
+        eprintln!(
+            "logward: fleet: warning: {} wait: give `fleet sync` the log paths to erase in",
+            super::count(pending.len() as u64, "erasure request", "erasure requests")
+        );
+        return Ok(0);
+    }
+    let mut complete = 0;
+    for request in pending {
+        let mut argv: Vec<String> = vec!["anonymize".into(), "--source".into()];
+        argv.push(request.source.to_string());
+        if let Some(store) = store {
+            argv.push("--store".into());
+            argv.push(store.display().to_string());
+        }
+        argv.push("--".into());
+        argv.extend(paths.iter().cloned());
+        let args = Erase::try_parse_from(&argv)?.args;
+        eprintln!(
+            "logward: fleet: carrying out erasure request {}",
+            request.id
+        );
+        let done = match super::anonymize::run(args, config) {
+            Ok(super::Outcome::Success) => true,
+            Ok(_) => false,
+            Err(e) => {
+                eprintln!("logward: fleet: erasure request {}: {e:#}", request.id);
+                continue;
+            }
+        };
+        crate::fleet::erasure::acknowledge(&mut fleet, request.id, done)?;
+        complete += usize::from(done);
+    }
+    Ok(complete)
 }
 
 /// `logward fleet sync`: one push, one pull, the bans to nftables.
 fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Outcome> {
     let path = super::state::store_path(args.store.as_deref(), config)?;
+    // Erasures first, so that nothing they remove is pushed.
+    let erased = carry_out_erasures(&settings, &args.paths, args.store.as_deref(), config)?;
     let store = super::state::open_store(&path)?;
     let now = crate::timefmt::unix_now();
     let mut pusher =
@@ -150,7 +285,8 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
     let applied = applier.apply(&bans, now);
     applier.finish();
     eprintln!(
-        "logward: fleet: pushed {}, learnt {} from other servers",
+        "logward: fleet: {} carried out, pushed {}, learnt {} from other servers",
+        super::count(erased as u64, "erasure request", "erasure requests"),
         super::count(pushed, "flagged source", "flagged sources"),
         super::count(applied as u64, "ban", "bans")
     );

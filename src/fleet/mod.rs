@@ -4,6 +4,7 @@
 //! source of truth for enforcement on that server, and the fleet only adds to them.
 
 pub mod connect;
+pub mod erasure;
 pub mod link;
 pub mod outbox;
 pub mod pull;

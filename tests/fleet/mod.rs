@@ -241,7 +241,10 @@ fn fleet_containment_query_uses_the_gist_index() {
     )
     .unwrap();
     let bytes: i64 = su
-        .query_one("SELECT pg_total_relation_size('logward.flags') / 40000", &[])
+        .query_one(
+            "SELECT pg_total_relation_size('logward.flags') / 40000",
+            &[],
+        )
         .unwrap()
         .get(0);
     println!("logward.flags: {bytes} bytes per row with its indexes (no samples)");
@@ -1025,4 +1028,141 @@ fn fleet_flagged_lists_the_servers_that_saw_each_source() {
         "{}",
         refused.stderr
     );
+}
+
+/// An erasure request across the fleet: the central rows go at once, each server's
+/// `fleet sync` erases its logs and store and acknowledges, `fleet erasures` shows who
+/// did, and nothing erased is pushed back.
+#[test]
+fn fleet_erasure_reaches_every_server_and_is_acknowledged() {
+    let a = crate::util::Dir::new();
+    let b = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_erasure_reaches_every_server_and_is_acknowledged", &a) else {
+        return;
+    };
+    let pw_a = pg.create_login("web-a", &["logward_host"]);
+    let cfg_a = config_file(&pg, &a, "web-a", &pw_a);
+    let cfg_b = config_file(
+        &pg,
+        &b,
+        "web-b",
+        &pg.create_login("web-b", &["logward_host"]),
+    );
+    let cfg_admin = config_file(
+        &pg,
+        &a,
+        "alice",
+        &pg.create_login("alice", &["logward_admin"]),
+    );
+    let log_a = a.write("logs/access.log.1", attack("203.0.113.7").as_bytes());
+    append(&log_a, &attack("198.51.100.1"));
+    let log_b = b.write("logs/access.log.1", attack("203.0.113.7").as_bytes());
+    for (dir, cfg, log) in [(&a, &cfg_a, &log_a), (&b, &cfg_b, &log_b)] {
+        let run = dir.run(&[
+            "scan",
+            "--config",
+            cfg.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    assert_eq!(central(&pg).len(), 3);
+    // A server's role may not request an erasure.
+    let denied = a.run(&[
+        "anonymize",
+        "--config",
+        cfg_a.to_str().unwrap(),
+        "--fleet",
+        "--source",
+        "203.0.113.7",
+        "--ticket",
+        "T-42",
+    ]);
+    assert_eq!(denied.code, 2, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+    let admin = |args: &[&str]| {
+        let run = a.run(&[args, &["--config", cfg_admin.to_str().unwrap()]].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+    let asked = admin(&[
+        "anonymize",
+        "--fleet",
+        "--source",
+        "203.0.113.7",
+        "--ticket",
+        "T-42",
+    ]);
+    assert!(
+        asked.stderr.contains("erasure request 1 recorded (T-42)"),
+        "{}",
+        asked.stderr
+    );
+    assert!(!asked.stderr.contains("203.0.113.7"), "{}", asked.stderr);
+    assert_eq!(central(&pg), ["web-a:198.51.100.1/32:20"]);
+    let listed = admin(&["fleet", "erasures"]).stdout;
+    assert!(
+        listed
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("\t-\t-\tweb-a,web-b"),
+        "{listed}"
+    );
+    for (dir, cfg, log) in [(&a, &cfg_a, &log_a), (&b, &cfg_b, &log_b)] {
+        let logs = dir.join("logs");
+        let run = dir.run(&[
+            "fleet",
+            "sync",
+            "--config",
+            cfg.to_str().unwrap(),
+            logs.to_str().unwrap(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("1 erasure request carried out"),
+            "{}",
+            run.stderr
+        );
+        let text = String::from_utf8(crate::util::read_plain(log)).unwrap();
+        assert!(!text.contains("203.0.113.7"), "{text}");
+        assert!(text.lines().count() >= 20);
+        let kept = local(&dir.join("state/logward.db"), "SELECT source FROM flagged");
+        assert!(!kept.contains(&"203.0.113.7/32".to_string()), "{kept:?}");
+    }
+    let listed = admin(&["fleet", "erasures"]).stdout;
+    let row = listed.lines().nth(1).unwrap();
+    assert!(
+        row.starts_with("1\tT-42\t") && row.contains("\tweb-a,web-b\t-\t-"),
+        "{listed}"
+    );
+    // Nothing erased comes back: a second sync finds nothing to do, and even a report of
+    // the old flag is dropped by the database.
+    let run = a.run(&[
+        "fleet",
+        "sync",
+        "--config",
+        cfg_a.to_str().unwrap(),
+        a.join("logs").to_str().unwrap(),
+    ]);
+    assert!(
+        run.stderr.contains("0 erasure requests carried out"),
+        "{}",
+        run.stderr
+    );
+    let mut host = pg.connect_as("web-a", &pw_a, &pg.ca).unwrap();
+    let old = serde_json::json!([{
+        "source": "203.0.113.7/32", "rules": ["sensitive-files"], "first_seen": 1_700_000_000,
+        "last_seen": 1_700_000_000, "expires": 4_000_000_000i64, "events": 20, "times_flagged": 1
+    }]);
+    host.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&old.to_string()],
+    )
+    .unwrap();
+    assert_eq!(central(&pg), ["web-a:198.51.100.1/32:20"]);
 }

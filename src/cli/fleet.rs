@@ -654,6 +654,7 @@ pub fn link_in_background(
     on_flag: Option<String>,
     action_timeout: Duration,
     nft: Option<NftSet>,
+    erase_in: Vec<String>,
 ) -> Option<Link> {
     let pusher = pusher(config, store)?;
     let puller = match settings(config).map(|s| Puller::open(s, store)) {
@@ -670,6 +671,10 @@ pub fn link_in_background(
             None
         }
     };
+    let (erasing, config_copy, store_copy) =
+        (settings(config).ok(), config.clone(), store.to_path_buf());
+    // A look costs a connection; every report wakes the link, so look at most every 5 s.
+    let mut looked: Option<std::time::Instant> = None;
     let mut applier = Some(BanApplier::new(
         Actions::start(on_flag, action_timeout, nft),
         Store::open(store).ok(),
@@ -699,6 +704,18 @@ pub fn link_in_background(
             LinkEvent::Bans(bans) => {
                 if let Some(a) = applier.as_mut() {
                     a.apply(&bans, crate::timefmt::unix_now());
+                }
+            }
+            LinkEvent::CheckErasures => {
+                if looked.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+                    return;
+                }
+                looked = Some(std::time::Instant::now());
+                if let Some(settings) = &erasing
+                    && let Err(e) =
+                        carry_out_erasures(settings, &erase_in, Some(&store_copy), &config_copy)
+                {
+                    eprintln!("logward: fleet: warning: erasure requests: {e:#}");
                 }
             }
             LinkEvent::Stopped => {

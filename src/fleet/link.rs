@@ -1,6 +1,7 @@
 //! `watch`'s link to the fleet, on its own thread: pushes the outbox every interval and
 //! pulls the fleet's bans when a server reports (`LISTEN` wakes it) and every 30 seconds as
-//! a catch-up, each with its own pause after a failure. Local work never waits for it. It
+//! a catch-up, each with its own pause after a failure, and says when to look for erasure
+//! requests. Local work never waits for it. It
 //! reports [`LinkEvent`]s to a callback and does not print or act on bans itself.
 
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub enum LinkEvent {
     },
     /// Pulling works again after a failure.
     PullRecovered,
+    /// Time to look for erasure requests: after a notification (a request notifies like
+    /// a report), on the first pull and with every catch-up read.
+    CheckErasures,
     /// The link stopped: the last event.
     Stopped,
 }
@@ -100,6 +104,7 @@ impl Link {
                                 if !bans.is_empty() {
                                     report(LinkEvent::Bans(bans));
                                 }
+                                report(LinkEvent::CheckErasures);
                             }
                             Ok(None) => {}
                             Err(error) => {

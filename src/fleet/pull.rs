@@ -105,18 +105,18 @@ impl Puller {
 
     /// Connects and listens, when not connected.
     fn ensure(&mut self) -> Result<&mut Fleet, FleetError> {
-        if self.fleet.is_none() {
-            let mut fleet = super::push::connect_as_host(&self.settings)?;
-            fleet
-                .client
-                .batch_execute("LISTEN logward_fleet")
-                .map_err(fleet.sql("LISTEN"))?;
-            self.fleet = Some(fleet);
-        }
-        match self.fleet.as_mut() {
-            Some(f) => Ok(f),
-            None => unreachable!("connected above"),
-        }
+        let fleet = match self.fleet.take() {
+            Some(f) => f,
+            None => {
+                let mut fleet = super::push::connect_as_host(&self.settings)?;
+                fleet
+                    .client
+                    .batch_execute("LISTEN logward_fleet")
+                    .map_err(fleet.sql("LISTEN"))?;
+                fleet
+            }
+        };
+        Ok(self.fleet.insert(fleet))
     }
 
     /// The bans other servers reported since the last pull that are still active, and

@@ -1166,3 +1166,72 @@ fn fleet_erasure_reaches_every_server_and_is_acknowledged() {
     .unwrap();
     assert_eq!(central(&pg), ["web-a:198.51.100.1/32:20"]);
 }
+
+/// A running `watch` carries out an erasure request in the logs it follows (their rotated
+/// files) and its store, and acknowledges it.
+#[test]
+fn fleet_watch_carries_out_erasure_requests() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = initialized("fleet_watch_carries_out_erasure_requests", &dir) else {
+        return;
+    };
+    let cfg = config_file(
+        &pg,
+        &dir,
+        "web-a",
+        &pg.create_login("web-a", &["logward_host"]),
+    );
+    let cfg_admin = config_file(
+        &pg,
+        &dir,
+        "alice",
+        &pg.create_login("alice", &["logward_admin"]),
+    );
+    let rotated = dir.write("logs/access.log.1", attack("203.0.113.7").as_bytes());
+    dir.write("logs/access.log", b"");
+    let run = dir.run(&[
+        "scan",
+        "--config",
+        cfg.to_str().unwrap(),
+        rotated.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let logs = dir.join("logs");
+    let watch = Watch::start(
+        &dir,
+        "watch",
+        &["--config", cfg.to_str().unwrap(), logs.to_str().unwrap()],
+    );
+    // Past the link's first look, so the request's notification is looked at at once.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let run = dir.run(&[
+        "anonymize",
+        "--config",
+        cfg_admin.to_str().unwrap(),
+        "--fleet",
+        "--source",
+        "203.0.113.7",
+        "--ticket",
+        "T-7",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let listed = || {
+        dir.run(&["fleet", "erasures", "--config", cfg_admin.to_str().unwrap()])
+            .stdout
+    };
+    assert!(
+        wait_until(40, || listed().contains("\tweb-a\t-\t-")),
+        "{}\n{}",
+        listed(),
+        watch.log()
+    );
+    let text = String::from_utf8(crate::util::read_plain(&rotated)).unwrap();
+    assert!(!text.contains("203.0.113.7"), "{text}");
+    assert!(local(&dir.join("state/logward.db"), "SELECT source FROM flagged").is_empty());
+    let (code, stderr) = watch.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("carrying out erasure request 1"),
+        "{stderr}"
+    );
+}

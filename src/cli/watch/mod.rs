@@ -424,7 +424,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .and_then(|s| s.erasure_generation().ok())
         .unwrap_or(0);
     let fleet_link = store.as_ref().and_then(|s| {
-        let (on_flag, nft) = (on_flag.clone(), nft.clone());
+        let (on_flag, nft, paths) = (on_flag.clone(), nft.clone(), args.paths.clone());
         crate::cli::fleet::link_in_background(
             &config,
             s.path(),
@@ -432,6 +432,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             on_flag,
             action_timeout,
             nft,
+            paths,
         )
     });
     let actions = Actions::start(on_flag, action_timeout, nft);

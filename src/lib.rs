@@ -15,6 +15,7 @@ mod bytes;
 mod child;
 pub mod detect;
 pub mod escape;
+pub mod fleet;
 pub mod format;
 #[cfg(feature = "generator")]
 pub mod generate;

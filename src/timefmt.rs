@@ -122,6 +122,20 @@ fn days_in_month(y: i64, m: u32) -> u32 {
     }
 }
 
+/// `250ms`, `2s`, `1m`; the units `parse_duration` knows plus `ms`.
+pub fn parse_interval(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    if let Some(ms) = t.strip_suffix("ms") {
+        return ms.parse::<u64>().ok().map(std::time::Duration::from_millis);
+    }
+    if t == "0" {
+        return Some(std::time::Duration::ZERO);
+    }
+    parse_duration(t)
+        .filter(|s| *s >= 0)
+        .map(|s| std::time::Duration::from_secs(s as u64))
+}
+
 /// Parses a duration such as `7d`, `90m`, `24h`, `30s`, `1w` or `1h30m` into seconds.
 /// A bare number is refused: the unit must be explicit so `7` is never read as 7 seconds
 /// when days were meant. Returns `None` on an empty string, unknown unit or overflow.

@@ -6,6 +6,7 @@ mod anonymize;
 mod daily;
 mod detect;
 mod erase;
+mod fleet;
 mod hostile;
 mod layers;
 mod packaging;

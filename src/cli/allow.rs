@@ -15,7 +15,7 @@ use logward::store::{AllowedNet, net};
 use logward::timefmt::{rfc3339, unix_now};
 use serde_json::json;
 
-use super::scan::OutputKind;
+use super::OutputKind;
 use super::{Config, Outcome, count, state};
 
 #[derive(Debug, Args)]

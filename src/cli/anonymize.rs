@@ -20,15 +20,15 @@ use logward::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
 use rayon::prelude::*;
 use serde_json::{Value, json};
 
+use super::OutputKind;
 use super::progress::ProgressLine;
-use super::scan::OutputKind;
 use super::{Config, Outcome, count, state, switch, with_threads};
 
 #[derive(Debug, Args)]
 pub struct AnonymizeArgs {
     /// Log files, directories (walked for access logs and their rotations) or quoted glob
     /// patterns such as '/var/log/nginx/access.log.*'.
-    #[arg(value_name = "PATH", required = true)]
+    #[arg(value_name = "PATH", required_unless_present = "fleet")]
     pub paths: Vec<String>,
 
     /// Mask lines older than this: 7d, 36h, 2w, 1h30m. [default: 7d]
@@ -42,6 +42,16 @@ pub struct AnonymizeArgs {
     /// truncated to /16 with the default /24), so the range does not survive as a prefix.
     #[arg(long = "source", value_name = "IP|CIDR")]
     pub sources: Vec<String>,
+
+    /// With --source and --ticket: record the erasure request in the fleet's database
+    /// (needs the logward_admin role) instead of erasing here; every server's
+    /// `logward fleet sync PATH...` carries it out and acknowledges it (`fleet erasures`).
+    #[arg(long, requires_all = ["sources", "ticket"], conflicts_with = "paths")]
+    pub fleet: bool,
+
+    /// The erasure request's reference (a ticket number), with --fleet.
+    #[arg(long, value_name = "REF", requires = "fleet")]
+    pub ticket: Option<String>,
 
     /// Take this RFC 3339 time as now (replays, tests). [default: the clock]
     #[arg(long, value_name = "TIME")]

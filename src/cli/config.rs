@@ -66,12 +66,30 @@ pub struct Config {
     pub status_every: Option<String>,
     /// Inline rule changes: `[rule.NAME]` tables, as in a rules file.
     pub rule: Option<toml::Table>,
+    /// The `[fleet]` table: the shared PostgreSQL store (`--fleet-*` options).
+    pub fleet: Option<FleetTable>,
     /// Where the file was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
     /// The file's text, so errors in its `[rule.NAME]` tables name their own lines.
     #[serde(skip)]
     pub text: Option<String>,
+}
+
+/// The `[fleet]` table; its keys are the `--fleet-*` options without the prefix.
+#[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FleetTable {
+    /// `postgres://USER@HOST:PORT/DATABASE`, without a password.
+    pub url: Option<String>,
+    /// The login's password, first line of a file of mode 0600.
+    pub password_file: Option<PathBuf>,
+    /// The CA certificates (PEM) the server's certificate is checked against.
+    pub ca_file: Option<PathBuf>,
+    /// This server's name in the fleet (default: the host name).
+    pub host: Option<String>,
+    /// Servers that must flag a source for a fleet ban (fleet rule).
+    pub min_hosts: Option<u32>,
 }
 
 impl Config {
@@ -167,7 +185,7 @@ impl Config {
         }
         // watch's interval also takes milliseconds, as --interval does.
         if let Some(v) = &self.interval
-            && super::watch::parse_interval(v).is_none()
+            && logward::timefmt::parse_interval(v).is_none()
         {
             bail!(
                 "{}: {v:?} is not an interval; write a number and a unit, such as 250ms, 1s or 1m",
@@ -212,6 +230,26 @@ impl Config {
                 "{}: {size:?} is not a size such as 1MiB or 262144",
                 at("max_line")
             );
+        }
+        if let Some(fleet) = &self.fleet {
+            if let Some(url) = &fleet.url
+                && let Err(e) = logward::fleet::connect::parse_url(url)
+            {
+                bail!("{}: {e}", at("url"));
+            }
+            if fleet.min_hosts == Some(0) {
+                bail!("{}: 0 servers; write 1 or more", at("min_hosts"));
+            }
+            if fleet
+                .host
+                .as_deref()
+                .is_some_and(|h| !logward::fleet::valid_host(h))
+            {
+                bail!(
+                    "{}: a host name is 1 to 63 letters, digits and . _ -",
+                    at("host")
+                );
+            }
         }
         if let Some(level) = self.gzip_level
             && level > 9
@@ -407,12 +445,15 @@ mod tests {
         ("flagged", "limit"),
         ("flagged", "summary"),
         ("flagged", "explain"),
+        ("flagged", "fleet"),
         ("unban", "*"),
         ("audit", "*"),
         ("allow add", "note"),
         ("flagged", "format"),
         ("anonymize", "source"),
         ("anonymize", "now"),
+        ("anonymize", "fleet"),
+        ("anonymize", "ticket"),
         ("generate", "*"),
     ];
 
@@ -455,7 +496,11 @@ mod tests {
             let key = match long {
                 "no-default-allow" => "default_allow".to_string(),
                 "trusted-proxy" => "trusted_proxies".to_string(),
-                other => other.replace('-', "_"),
+                // The [fleet] table's keys.
+                other => match other.strip_prefix("fleet-") {
+                    Some(key) => format!("[fleet]\n{}", key.replace('-', "_")),
+                    None => other.replace('-', "_"),
+                },
             };
             // Any value: a key of another type fails on its type, an unknown key on its
             // name.
@@ -531,6 +576,35 @@ mod tests {
         assert!(!switch(false, true, Some(true)));
         assert!(switch(false, false, Some(true)));
         assert!(!switch(false, false, None));
+    }
+
+    #[test]
+    fn the_fleet_table_is_read_and_checked() {
+        let c = Config::parse(
+            "threads = 2\n[fleet]\nurl = \"postgres://web1@db/fleet\"\nca_file = \"/etc/ca.pem\"\n\
+             password_file = \"/etc/logward/fleet.pw\"\nmin_hosts = 3\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let fleet = c.fleet.unwrap();
+        assert_eq!(fleet.url.as_deref(), Some("postgres://web1@db/fleet"));
+        assert_eq!(fleet.min_hosts, Some(3));
+        for (text, line, what) in [
+            (
+                "[fleet]\nurl = \"postgres://web1:pw@db/fleet\"\n",
+                2,
+                "password_file",
+            ),
+            ("[fleet]\n\nmin_hosts = 0\n", 3, "1 or more"),
+            ("[fleet]\nhost = \"a b\"\n", 2, "host name"),
+            ("[fleet]\nport = 5432\n", 2, "port"),
+        ] {
+            let err = Config::parse(text, Path::new("c.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("c.toml:{line}: ")), "{err}");
+            assert!(err.contains(what) && !err.contains(":pw@"), "{err}");
+        }
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct FlaggedArgs {
     )]
     pub format: ExportFormat,
 
+    /// Query the fleet's PostgreSQL store (see [fleet] in the config) instead of this
+    /// server's: every server's entries, merged per source, each with the servers that
+    /// flagged it. Takes addresses, networks, --since, --until, --rule and --active.
+    #[arg(long)]
+    pub fleet: bool,
+
     /// Delete entries last seen longer ago than --keep, then print how many went. Takes
     /// no filter (an address, --rule, --since... are refused rather than ignored).
     #[arg(long)]
@@ -148,6 +154,7 @@ pub fn unban(args: UnbanArgs, config: &Config) -> Result<Outcome> {
             summary: false,
             explain: false,
             format: ExportFormat::Table,
+            fleet: false,
             prune: false,
             dry_run: args.dry_run,
             delete: false,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod detection;
 pub mod docs;
 pub mod flagged;
+pub mod fleet;
 #[cfg(feature = "generator")]
 pub mod generate;
 pub mod keygen;
@@ -27,6 +28,15 @@ use clap::{Parser, Subcommand};
 
 pub use config::Config;
 pub use logward::plural::count;
+
+/// How a command prints its report (`--output`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputKind {
+    Text,
+    Json,
+    /// One JSON object per line, for Elasticsearch, Splunk or `jq -c`.
+    Ndjson,
+}
 
 /// How a run ended, as the process exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +71,9 @@ pub struct Cli {
     /// through unchanged. Bounds memory on hostile logs. [default: 1MiB]
     #[arg(long, global = true, value_name = "SIZE")]
     pub max_line: Option<String>,
+
+    #[command(flatten)]
+    pub fleet: fleet::FleetOptions,
 
     #[command(subcommand)]
     pub command: Command,
@@ -108,6 +121,10 @@ pub enum Command {
     /// Print a completion script for bash, zsh, fish, elvish or powershell.
     Completions(docs::CompletionsArgs),
 
+    /// Share flags, bans and erasure requests with other servers through PostgreSQL:
+    /// `fleet init` creates the schema.
+    Fleet(fleet::FleetArgs),
+
     /// Write a seeded sample access log with labelled attacks.
     #[cfg(feature = "generator")]
     #[command(hide = true)]
@@ -123,7 +140,8 @@ pub fn run() -> Result<Outcome> {
         Command::Completions(args) => return docs::completions(args),
         command => command,
     };
-    let config = Config::load(cli.config.as_deref())?;
+    let mut config = Config::load(cli.config.as_deref())?;
+    cli.fleet.apply(&mut config);
     let proxies = if cli.trusted_proxies.is_empty() {
         config.trusted_proxies.clone().unwrap_or_default()
     } else {
@@ -151,10 +169,19 @@ pub fn run() -> Result<Outcome> {
     match command {
         Command::Scan(args) => scan::run(args, &config),
         Command::Watch(args) => watch::run(args, &config),
+        // The fleet's side of flagged and anonymize lives with the other fleet commands.
+        Command::Flagged(args) if args.fleet => {
+            let now = flagged::now(args.now.as_deref())?;
+            fleet::flagged(&args, &config, now)
+        }
         Command::Flagged(args) => flagged::run(args, &config),
         Command::Rules(args) => rules::run(args, &config),
         #[cfg(feature = "generator")]
         Command::Generate(args) => generate::run(args),
+        Command::Anonymize(args) if args.fleet => {
+            let ticket = args.ticket.as_deref().unwrap_or_default();
+            fleet::request_erasure(&args.sources, ticket, &config)
+        }
         Command::Anonymize(args) => anonymize::run(args, &config),
         Command::Keygen(args) => keygen::run(args),
         Command::Audit(args) => audit::run(args, &config),
@@ -163,6 +190,7 @@ pub fn run() -> Result<Outcome> {
         Command::Search(args) => search::run(args, &config),
         Command::Man(args) => docs::man(args),
         Command::Completions(args) => docs::completions(args),
+        Command::Fleet(args) => fleet::run(args, &config),
     }
 }
 

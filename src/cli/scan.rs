@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use ipnet::IpNet;
 use logward::detect::Flagged;
 use logward::detect::spill::SpillTo;
@@ -110,13 +110,7 @@ pub struct ScanArgs {
     pub chunk_size: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputKind {
-    Text,
-    Json,
-    /// One JSON object per line, for Elasticsearch, Splunk or `jq -c`.
-    Ndjson,
-}
+pub use super::OutputKind;
 
 pub use logward::store::export::JSON_SCHEMA_VERSION;
 
@@ -209,6 +203,9 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     let mut recorded = Recorded::default();
     if let Some(d) = &mut detection {
         recorded = record(d, &mut flagged, &report, &counted)?;
+        if let Some(store) = &d.store {
+            super::fleet::push_after_scan(config, store.path());
+        }
     }
     for note in &earlier {
         eprintln!("logward: {note}");

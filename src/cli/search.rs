@@ -19,7 +19,7 @@ use logward::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, Vho
 use logward::timefmt::{rfc3339, unix_now};
 use serde_json::{Value, json};
 
-use super::scan::OutputKind;
+use super::OutputKind;
 use super::{Config, Outcome, state, switch, with_threads};
 
 /// Exit code 1, as grep: the search ran and found nothing.

@@ -70,19 +70,7 @@ pub struct WatchArgs {
     pub detect: DetectArgs,
 }
 
-/// `250ms`, `2s`, `1m`; the units `parse_duration` knows plus `ms`.
-pub fn parse_interval(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    if let Some(ms) = t.strip_suffix("ms") {
-        return ms.parse::<u64>().ok().map(Duration::from_millis);
-    }
-    if t == "0" {
-        return Some(Duration::ZERO);
-    }
-    logward::timefmt::parse_duration(t)
-        .filter(|s| *s >= 0)
-        .map(|s| Duration::from_secs(s as u64))
-}
+pub use logward::timefmt::parse_interval;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
@@ -137,6 +125,19 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
 
     let mut config = config.clone();
     let detection = detection::setup(&args.detect, &config)?;
+    // With a [fleet], the store's flags go to the fleet's database and the other servers'
+    // bans come back to these actions (see `logward fleet`).
+    let fleet_link = detection.store.as_ref().and_then(|s| {
+        super::fleet::link_in_background(
+            &config,
+            s.path(),
+            interval,
+            on_flag.clone(),
+            action_timeout,
+            nft.clone(),
+            args.paths.clone(),
+        )
+    });
     let state_dir = match &detection.store {
         Some(store) => store.state_dir(),
         None => state::state_dir(args.detect.store.as_deref(), &config)?,
@@ -180,6 +181,8 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         }
     }
     let done = watcher.finish();
+    // One last push of what the recorder stored.
+    drop(fleet_link);
     eprintln!(
         "logward: stopped after {} lines, {} flagged; positions saved in {}",
         done.lines,

@@ -149,7 +149,8 @@ pub fn csv(out: &mut dyn Write, entries: &[FlaggedEntry], _now: i64) -> io::Resu
     Ok(())
 }
 
-fn csv_field(f: &str) -> String {
+/// One CSV field, quoted as RFC 4180 says, and defused for spreadsheets.
+pub fn csv_field(f: &str) -> String {
     // A leading = + - @ would make a spreadsheet run a formula from attacker text.
     let formula = f.starts_with(['=', '+', '-', '@']);
     if formula || f.contains([',', '"', '\n', '\r']) {

@@ -1,0 +1,791 @@
+//! The fleet's options (`--fleet-*`, the `[fleet]` table) and the `logward fleet`
+//! commands: parsing and printing only; the work is [`logward::fleet`]'s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use ipnet::IpNet;
+
+use super::Config;
+use super::config::FleetTable;
+use super::flagged::FlaggedArgs;
+use logward::fleet::Settings;
+use logward::fleet::link::{Link, LinkEvent};
+use logward::fleet::pull::{FleetBan, Puller};
+use logward::format::time::rfc3339;
+use logward::store::{Store, net};
+use logward::watch::Log;
+use logward::watch::actions::{ActionSettings, Actions, FlagEvent};
+use logward::watch::nft::NftSet;
+
+/// The fleet's options, taken by every command; each is a key of the `[fleet]` table
+/// without the `fleet-` prefix, and the command line wins.
+#[derive(Debug, Default, Args)]
+pub struct FleetOptions {
+    /// The fleet's PostgreSQL database, postgres://USER@HOST:PORT/DATABASE, without a
+    /// password (config [fleet] url).
+    #[arg(long, global = true, value_name = "URL", help_heading = "Fleet")]
+    pub fleet_url: Option<String>,
+
+    /// A file (mode 0600) whose first line is the fleet login's password (config [fleet]
+    /// password_file).
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Fleet")]
+    pub fleet_password_file: Option<PathBuf>,
+
+    /// The CA certificates (PEM) the fleet server's certificate must chain to; TLS is
+    /// always on (config [fleet] ca_file).
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Fleet")]
+    pub fleet_ca_file: Option<PathBuf>,
+
+    /// This server's name in the fleet [default: the host name] (config [fleet] host).
+    #[arg(long, global = true, value_name = "NAME", help_heading = "Fleet")]
+    pub fleet_host: Option<String>,
+
+    /// A source flagged by this many servers is banned on all of them (config [fleet]
+    /// min_hosts).
+    #[arg(long, global = true, value_name = "N", help_heading = "Fleet")]
+    pub fleet_min_hosts: Option<u32>,
+}
+
+impl FleetOptions {
+    /// Lays the command line over the config's `[fleet]` table: the command line wins.
+    pub fn apply(self, config: &mut Config) {
+        let given = self.fleet_url.is_some()
+            || self.fleet_password_file.is_some()
+            || self.fleet_ca_file.is_some()
+            || self.fleet_host.is_some()
+            || self.fleet_min_hosts.is_some();
+        if !given {
+            return;
+        }
+        let table = config.fleet.get_or_insert_with(FleetTable::default);
+        table.url = self.fleet_url.or(table.url.take());
+        table.password_file = self.fleet_password_file.or(table.password_file.take());
+        table.ca_file = self.fleet_ca_file.or(table.ca_file.take());
+        table.host = self.fleet_host.or(table.host.take());
+        table.min_hosts = self.fleet_min_hosts.or(table.min_hosts);
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Create or upgrade the fleet schema in the database (run it as the database's owner;
+    /// running it again is harmless), then print the roles and grants to create.
+    Init,
+
+    /// Carry out the fleet's erasure requests in the logs under PATH (as `anonymize
+    /// --source` does) and acknowledge them, push this server's waiting flags and learn
+    /// the other servers' bans once, adding them to the nftables sets.
+    Sync(SyncArgs),
+
+    /// List the erasure requests with the servers that have and have not carried them out.
+    Erasures,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Add the fleet's bans to these nftables sets, as `watch --nft-set` does
+    /// (`[FAMILY:]TABLE:SET4[,SET6]`).
+    #[arg(long, value_name = "SPEC")]
+    pub nft_set: Option<String>,
+
+    /// The store (see `logward scan --help`).
+    #[arg(long, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+
+    /// The logs to carry out erasure requests in (files, directories or quoted globs, as
+    /// for `anonymize`). Without them, requests wait.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+/// `anonymize`'s options, parsed as if typed, for carrying out an erasure request.
+#[derive(clap::Parser)]
+struct Erase {
+    #[command(flatten)]
+    args: super::anonymize::AnonymizeArgs,
+}
+
+/// Runs `logward fleet ...`.
+pub fn run(args: FleetArgs, config: &Config) -> Result<super::Outcome> {
+    let settings = settings(config)?;
+    match args.command {
+        FleetCommand::Init => {
+            let mut fleet = logward::fleet::connect(&settings)?;
+            let done = logward::fleet::schema::init(&mut fleet)?;
+            let v = logward::fleet::schema::VERSION;
+            match done {
+                logward::fleet::schema::Init::Created => {
+                    eprintln!(
+                        "logward: {}: fleet schema created (version {v})",
+                        fleet.server
+                    )
+                }
+                logward::fleet::schema::Init::Upgraded { from } => eprintln!(
+                    "logward: {}: fleet schema upgraded from version {from} to {v}",
+                    fleet.server
+                ),
+                logward::fleet::schema::Init::Current => eprintln!(
+                    "logward: {}: fleet schema already at version {v}; nothing changed",
+                    fleet.server
+                ),
+            }
+            eprintln!("logward: run these statements as a superuser to create the roles:");
+            print!("{}", logward::fleet::schema::ROLES);
+            Ok(super::Outcome::Success)
+        }
+        FleetCommand::Sync(args) => sync(args, settings, config),
+        FleetCommand::Erasures => erasures(settings),
+    }
+}
+
+/// `anonymize --source ... --fleet --ticket REF`: records the requests.
+pub fn request_erasure(
+    sources: &[String],
+    ticket: &str,
+    config: &Config,
+) -> Result<super::Outcome> {
+    if ticket.trim().is_empty() {
+        bail!("--ticket: an erasure request needs a reference, such as a ticket number");
+    }
+    let mut nets = Vec::new();
+    for s in sources {
+        match super::detection::parse_net(s) {
+            Some(net) => nets.push(net),
+            None => bail!("--source: {s:?} is not an address or a CIDR network"),
+        }
+    }
+    let mut fleet = logward::fleet::connect(&settings(config)?)?;
+    logward::fleet::schema::check(&mut fleet)?;
+    for net in nets {
+        let id = logward::fleet::erasure::request_erasure(&mut fleet, net, ticket)?;
+        // The address goes to the database, not to the terminal's scrollback or a log.
+        eprintln!(
+            "logward: fleet: erasure request {id} recorded ({}); every server carries it out \
+             at its next `logward fleet sync`; `logward fleet erasures` shows which did",
+            logward::escape::text(ticket.as_bytes())
+        );
+    }
+    Ok(super::Outcome::Success)
+}
+
+/// `logward fleet erasures`.
+fn erasures(settings: Settings) -> Result<super::Outcome> {
+    use std::io::Write;
+    let mut fleet = logward::fleet::connect(&settings)?;
+    logward::fleet::schema::check(&mut fleet)?;
+    let list = logward::fleet::erasure::list(&mut fleet)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ID\tTICKET\tREQUESTED\tBY\tDONE\tINCOMPLETE\tWAITING")?;
+    let names = |v: &[(String, i64)]| {
+        v.iter()
+            .map(|(h, _)| h.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for s in &list {
+        let r = &s.request;
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.id,
+            logward::escape::text(r.ticket.as_bytes()),
+            rfc3339(r.requested_at),
+            logward::escape::text(r.requested_by.as_bytes()),
+            or_dash(names(&s.done)),
+            or_dash(names(&s.incomplete)),
+            or_dash(s.waiting.join(","))
+        )?;
+    }
+    out.flush()?;
+    Ok(super::Outcome::Success)
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() { "-".into() } else { s }
+}
+
+/// Carries out this server's pending erasure requests in `paths` and its store, as
+/// `anonymize --source` does, and acknowledges each; returns how many were complete.
+fn carry_out_erasures(
+    settings: &Settings,
+    paths: &[String],
+    store: Option<&Path>,
+    config: &Config,
+) -> Result<usize> {
+    use clap::Parser;
+    let mut fleet = logward::fleet::push::connect_as_host(settings)?;
+    let pending = logward::fleet::erasure::pending(&mut fleet)?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    if paths.is_empty() {
+        eprintln!(
+            "logward: fleet: warning: {} wait: give `fleet sync` the log paths to erase in",
+            super::count(pending.len() as u64, "erasure request", "erasure requests")
+        );
+        return Ok(0);
+    }
+    let mut complete = 0;
+    for request in pending {
+        let mut argv: Vec<String> = vec!["anonymize".into(), "--source".into()];
+        argv.push(request.source.to_string());
+        if let Some(store) = store {
+            argv.push("--store".into());
+            argv.push(store.display().to_string());
+        }
+        argv.push("--".into());
+        argv.extend(paths.iter().cloned());
+        let args = Erase::try_parse_from(&argv)?.args;
+        eprintln!(
+            "logward: fleet: carrying out erasure request {}",
+            request.id
+        );
+        let done = match super::anonymize::run(args, config) {
+            Ok(super::Outcome::Success) => true,
+            Ok(_) => false,
+            Err(e) => {
+                eprintln!("logward: fleet: erasure request {}: {e:#}", request.id);
+                continue;
+            }
+        };
+        logward::fleet::erasure::acknowledge(&mut fleet, request.id, done)?;
+        complete += usize::from(done);
+    }
+    Ok(complete)
+}
+
+/// `logward fleet sync`: one push, one pull, the bans to nftables.
+fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Outcome> {
+    let path = super::state::store_path(args.store.as_deref(), config)?;
+    // Erasures first, so that nothing they remove is pushed.
+    let erased = carry_out_erasures(&settings, &args.paths, args.store.as_deref(), config)?;
+    let store = super::state::open_store(&path)?;
+    let now = logward::timefmt::unix_now();
+    let mut pusher =
+        logward::fleet::push::Pusher::new(settings.clone(), &path, sample_max_age(config))?;
+    let pushed = pusher.drain(now)?;
+    let mut puller = Puller::open(settings, &path)?;
+    let bans = puller.pull()?;
+    let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
+        Some(text) => Some(NftSet::parse(text)?),
+        None => None,
+    };
+    let mut applier = BanApplier::new(
+        Actions::start(
+            ActionSettings {
+                on_flag: None,
+                nft,
+                timeout: Duration::from_secs(10),
+            },
+            &action_log(),
+        ),
+        Some(store),
+    );
+    let applied = applier.apply(&bans, now);
+    applier.finish();
+    eprintln!(
+        "logward: fleet: {} carried out, pushed {}, learnt {} from other servers",
+        super::count(erased as u64, "erasure request", "erasure requests"),
+        super::count(pushed, "flagged source", "flagged sources"),
+        super::count(applied as u64, "ban", "bans")
+    );
+    Ok(super::Outcome::Success)
+}
+
+/// `logward flagged --fleet`: the fleet's entries, in the formats of `flagged`.
+pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::Outcome> {
+    use super::flagged::{ExportFormat, SortBy, time_arg};
+    use logward::fleet::query::{FleetFilter, query};
+    use logward::store::export;
+    use std::io::Write;
+    for (on, name) in [
+        (args.vhost.is_some(), "--vhost"),
+        (args.country.is_some(), "--country"),
+        (args.asn.is_some(), "--asn"),
+        (args.summary, "--summary"),
+        (args.explain, "--explain"),
+        (args.prune, "--prune"),
+        (args.delete, "--delete"),
+        (args.unban, "--unban"),
+    ] {
+        if on {
+            bail!(
+                "--fleet takes addresses, networks, --since, --until, --rule, --active, --sort, \
+                 --limit and -o; {name} works on this server's store only"
+            );
+        }
+    }
+    let mut filter = FleetFilter::default();
+    for t in &args.targets {
+        filter
+            .targets
+            .push(t.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?);
+    }
+    filter.since = args
+        .since
+        .as_deref()
+        .map(|t| time_arg("since", t, now))
+        .transpose()?;
+    filter.until = args
+        .until
+        .as_deref()
+        .map(|t| time_arg("until", t, now))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (filter.since, filter.until)
+        && s >= u
+    {
+        bail!("--since must be before --until");
+    }
+    filter.rules = args.rule.clone();
+    let firewall = matches!(
+        args.format,
+        ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec
+    );
+    if args.active || firewall {
+        filter.active_at = Some(now);
+    }
+    let mut fleet = logward::fleet::connect(&settings(config)?)?;
+    logward::fleet::schema::check(&mut fleet)?;
+    let mut found = query(&mut fleet, &filter)?;
+    match args.sort {
+        SortBy::Source => {}
+        SortBy::Events => found.sort_by_key(|e| std::cmp::Reverse(e.entry.events)),
+        SortBy::FirstSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.first_seen)),
+        SortBy::LastSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.last_seen)),
+    }
+    if let Some(n) = args.limit {
+        found.truncate(n);
+    }
+    let entries: Vec<_> = found.iter().map(|f| f.entry.clone()).collect();
+    let mut out = std::io::stdout().lock();
+    let servers = |f: &logward::fleet::query::FleetEntry| {
+        f.hosts
+            .iter()
+            .map(|h| logward::escape::text(h.as_bytes()))
+            .collect::<Vec<_>>()
+    };
+    match args.format {
+        ExportFormat::Table => {
+            let rows: Vec<[String; 6]> = found
+                .iter()
+                .map(|f| {
+                    let e = &f.entry;
+                    let left = e.remaining(now);
+                    [
+                        net::display(e.source),
+                        e.rules.join(","),
+                        e.events.to_string(),
+                        rfc3339(e.last_seen),
+                        if left > 0 {
+                            format!("in {}", logward::timefmt::format_duration(left))
+                        } else {
+                            "expired".into()
+                        },
+                        servers(f).join(","),
+                    ]
+                })
+                .collect();
+            let header = [
+                "SOURCE",
+                "RULES",
+                "EVENTS",
+                "LAST SEEN",
+                "EXPIRES",
+                "SERVERS",
+            ];
+            let mut widths = header.map(str::len);
+            for r in &rows {
+                for (w, c) in widths.iter_mut().zip(r) {
+                    *w = (*w).max(c.len());
+                }
+            }
+            let line = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+                let mut s = String::new();
+                for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                    if i == 5 {
+                        s.push_str(c);
+                    } else {
+                        s.push_str(&format!("{c:<w$}  "));
+                    }
+                }
+                writeln!(out, "{}", s.trim_end())
+            };
+            line(&mut out, header)?;
+            for r in &rows {
+                line(&mut out, r.each_ref().map(String::as_str))?;
+            }
+        }
+        ExportFormat::Json | ExportFormat::Ndjson => {
+            let values: Vec<serde_json::Value> = found
+                .iter()
+                .map(|f| {
+                    let mut v = export::entry_json(&f.entry, now);
+                    v["hosts"] = serde_json::json!(servers(f));
+                    v
+                })
+                .collect();
+            if args.format == ExportFormat::Json {
+                serde_json::to_writer_pretty(&mut out, &values)?;
+                writeln!(out)?;
+            } else {
+                for v in values {
+                    serde_json::to_writer(&mut out, &v)?;
+                    writeln!(out)?;
+                }
+            }
+        }
+        ExportFormat::Csv => {
+            writeln!(
+                out,
+                "source,rules,events,first_seen,last_seen,expires,times_flagged,country,asn,as_org,hosts"
+            )?;
+            for f in &found {
+                let e = &f.entry;
+                let fields = [
+                    e.source.to_string(),
+                    e.rules.join(" "),
+                    e.events.to_string(),
+                    rfc3339(e.first_seen),
+                    rfc3339(e.last_seen),
+                    rfc3339(e.expires),
+                    e.times_flagged.to_string(),
+                    e.country.clone().unwrap_or_default(),
+                    e.asn.map(|a| a.to_string()).unwrap_or_default(),
+                    e.as_org.clone().unwrap_or_default(),
+                    f.hosts.join(" "),
+                ];
+                let quoted: Vec<String> = fields.iter().map(|f| export::csv_field(f)).collect();
+                writeln!(out, "{}", quoted.join(","))?;
+            }
+        }
+        ExportFormat::Plain => export::plain(&mut out, &entries, now)?,
+        ExportFormat::Nftables => export::nftables(&mut out, &entries, now)?,
+        ExportFormat::Ipset => export::ipset(&mut out, &entries, now)?,
+        ExportFormat::Crowdsec => export::crowdsec(&mut out, &entries, now)?,
+    }
+    out.flush()?;
+    Ok(super::Outcome::Success)
+}
+
+/// Whether fleet mode is configured (a `[fleet]` url, or `--fleet-url`).
+pub fn configured(config: &Config) -> bool {
+    config.fleet.as_ref().is_some_and(|f| f.url.is_some())
+}
+
+/// The fleet settings, checked: a url and a CA file are required.
+pub fn settings(config: &Config) -> Result<Settings> {
+    let table = config.fleet.clone().unwrap_or_default();
+    let Some(url) = table.url else {
+        bail!("no fleet database: set url in the config's [fleet] table (or --fleet-url)");
+    };
+    logward::fleet::connect::parse_url(&url)?;
+    let Some(ca_file) = table.ca_file else {
+        bail!(
+            "no CA for the fleet database: set ca_file in the config's [fleet] table \
+             (or --fleet-ca-file); the connection always uses TLS and checks the server"
+        );
+    };
+    let host = match table.host.or_else(logward::fleet::host_name) {
+        Some(h) if valid_host(&h) => h,
+        Some(h) => bail!(
+            "fleet host {:?}: a host name is 1 to 63 letters, digits and . _ -; \
+             set host in the config's [fleet] table",
+            logward::escape::text(h.as_bytes())
+        ),
+        None => bail!("no host name: set host in the config's [fleet] table"),
+    };
+    if table.min_hosts == Some(0) {
+        bail!("--fleet-min-hosts: 0 servers; write 1 or more");
+    }
+    Ok(Settings {
+        url,
+        password_file: table.password_file,
+        ca_file,
+        host,
+        min_hosts: table.min_hosts,
+    })
+}
+
+pub use logward::fleet::valid_host;
+
+/// Sample lines older than the retention window (`older_than`, default 7d) are not pushed.
+fn sample_max_age(config: &Config) -> i64 {
+    config
+        .older_than
+        .as_deref()
+        .and_then(logward::timefmt::parse_duration)
+        .unwrap_or(7 * 86_400)
+}
+
+/// A pusher for the store at `store`, when fleet mode is configured; a fleet that cannot
+/// be set up is reported and left out, so local work goes on.
+fn pusher(config: &Config, store: &Path) -> Option<logward::fleet::push::Pusher> {
+    if !configured(config) {
+        return None;
+    }
+    let made = settings(config).and_then(|s| {
+        logward::fleet::push::Pusher::new(s, store, sample_max_age(config)).map_err(Into::into)
+    });
+    match made {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("logward: fleet: error: {e:#}; flags stay local");
+            None
+        }
+    }
+}
+
+/// After `scan` recorded its flags: pushes the outbox (a second try after a second); when
+/// the database cannot be reached, says how many entries wait for the next run.
+pub fn push_after_scan(config: &Config, store: &Path) {
+    let Some(mut pusher) = pusher(config, store) else {
+        return;
+    };
+    let mut result = pusher.drain(logward::timefmt::unix_now());
+    if result.is_err() {
+        std::thread::sleep(logward::fleet::push::FIRST_PAUSE);
+        result = pusher.drain(logward::timefmt::unix_now());
+    }
+    match result {
+        Ok(0) => {}
+        Ok(n) => eprintln!(
+            "logward: fleet: pushed {}",
+            super::count(n, "flagged source", "flagged sources")
+        ),
+        Err(e) => eprintln!(
+            "logward: fleet: warning: {:#}; {} in the store's outbox for the next scan, \
+             watch or fleet sync",
+            anyhow::Error::from(e),
+            super::count(
+                pusher.pending().unwrap_or(0),
+                "source waits",
+                "sources wait"
+            )
+        ),
+    }
+}
+
+/// Hands the fleet's bans to this server's actions (nftables set, `--on-flag`), each once
+/// per ban (again when it was extended), except sources the store's allowlist covers.
+pub struct BanApplier {
+    actions: Actions,
+    applied: HashMap<IpNet, i64>,
+    store: Option<Store>,
+}
+
+impl BanApplier {
+    pub fn new(actions: Actions, store: Option<Store>) -> BanApplier {
+        BanApplier {
+            actions,
+            applied: HashMap::new(),
+            store,
+        }
+    }
+
+    /// Applies `bans`, logging each; returns how many were new to the actions.
+    pub fn apply(&mut self, bans: &[FleetBan], now: i64) -> usize {
+        let allowed: Vec<IpNet> = self
+            .store
+            .as_ref()
+            .and_then(|s| s.allowlist().ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.net)
+            .collect();
+        self.applied.retain(|_, expires| *expires > now);
+        let mut n = 0;
+        for ban in bans {
+            let overlaps = allowed
+                .iter()
+                .any(|a| a.contains(&ban.source.network()) || ban.source.contains(&a.network()));
+            if overlaps || ban.expires <= now {
+                continue;
+            }
+            if self
+                .applied
+                .get(&ban.source)
+                .is_some_and(|e| *e >= ban.expires)
+            {
+                continue;
+            }
+            self.applied.insert(ban.source, ban.expires);
+            eprintln!(
+                "logward: fleet: {} flagged by {} on {}, banned until {}",
+                net::display(ban.source),
+                ban.rules.join(","),
+                ban.hosts.join(","),
+                rfc3339(ban.expires)
+            );
+            self.actions.flag(
+                &FlagEvent {
+                    source: ban.source,
+                    rules: ban.rules.clone(),
+                    expires: ban.expires,
+                    events: ban.events.max(0) as u64,
+                },
+                now,
+            );
+            n += 1;
+        }
+        n
+    }
+
+    /// Applies what is pending to nftables and stops the actions.
+    pub fn finish(self) {
+        self.actions.finish();
+    }
+}
+
+/// `watch`'s link to the fleet: pushes the outbox every `every`, pulls the other servers'
+/// bans into a second set of the same actions, and logs outages and recoveries once each;
+/// `None` without fleet mode.
+pub fn link_in_background(
+    config: &Config,
+    store: &Path,
+    every: Duration,
+    on_flag: Option<String>,
+    action_timeout: Duration,
+    nft: Option<NftSet>,
+    erase_in: Vec<String>,
+) -> Option<Link> {
+    let pusher = pusher(config, store)?;
+    let puller = match settings(config).map(|s| Puller::open(s, store)) {
+        Ok(Ok(p)) => Some(p),
+        Ok(Err(e)) => {
+            eprintln!(
+                "logward: fleet: error: {:#}; not pulling bans",
+                anyhow::Error::from(e)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("logward: fleet: error: {e:#}; not pulling bans");
+            None
+        }
+    };
+    let (erasing, config_copy, store_copy) =
+        (settings(config).ok(), config.clone(), store.to_path_buf());
+    // A look costs a connection; every report wakes the link, so look at most every 5 s.
+    let mut looked: Option<std::time::Instant> = None;
+    let mut applier = Some(BanApplier::new(
+        Actions::start(
+            ActionSettings {
+                on_flag,
+                nft,
+                timeout: action_timeout,
+            },
+            &action_log(),
+        ),
+        Store::open(store).ok(),
+    ));
+    Some(Link::spawn(
+        pusher,
+        puller,
+        every,
+        logward::timefmt::unix_now,
+        move |event| match event {
+            LinkEvent::Pushed { sent, recovered } if recovered => eprintln!(
+                "logward: fleet: reconnected; pushed {}",
+                super::count(sent, "flagged source", "flagged sources")
+            ),
+            LinkEvent::Pushed { .. } => {}
+            LinkEvent::PushFailed {
+                error,
+                pending,
+                retry_in,
+            } => eprintln!(
+                "logward: fleet: warning: {:#}; flagging and banning go on locally, {} \
+                 in the outbox, retrying from {} s on",
+                anyhow::Error::from(error),
+                super::count(pending, "source waits", "sources wait"),
+                retry_in.as_secs().max(1)
+            ),
+            LinkEvent::Bans(bans) => {
+                if let Some(a) = applier.as_mut() {
+                    a.apply(&bans, logward::timefmt::unix_now());
+                }
+            }
+            LinkEvent::CheckErasures => {
+                if looked.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+                    return;
+                }
+                looked = Some(std::time::Instant::now());
+                if let Some(settings) = &erasing
+                    && let Err(e) =
+                        carry_out_erasures(settings, &erase_in, Some(&store_copy), &config_copy)
+                {
+                    eprintln!("logward: fleet: warning: erasure requests: {e:#}");
+                }
+            }
+            LinkEvent::Stopped => {
+                if let Some(a) = applier.take() {
+                    a.finish();
+                }
+            }
+            LinkEvent::PullFailed { error, .. } => eprintln!(
+                "logward: fleet: warning: {:#}; not learning other servers' bans until it \
+                 is back",
+                anyhow::Error::from(error)
+            ),
+            LinkEvent::PullRecovered => {
+                eprintln!("logward: fleet: reconnected; learning other servers' bans again")
+            }
+        },
+    ))
+}
+
+/// Where the actions of learnt bans report: stderr, as watch's own do.
+fn action_log() -> Log {
+    std::sync::Arc::new(|message: &str| eprintln!("logward: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_wins_over_the_fleet_table() {
+        let mut config = Config::parse(
+            "[fleet]\nurl = \"postgres://a@db/f\"\nca_file = \"/ca.pem\"\nhost = \"web1\"\n",
+            std::path::Path::new("c"),
+        )
+        .unwrap();
+        FleetOptions {
+            fleet_host: Some("web2".into()),
+            ..FleetOptions::default()
+        }
+        .apply(&mut config);
+        let s = settings(&config).unwrap();
+        assert_eq!(s.host, "web2");
+        assert_eq!(s.url, "postgres://a@db/f");
+        assert_eq!(s.ca_file, PathBuf::from("/ca.pem"));
+        let mut none = Config::default();
+        assert!(!configured(&none));
+        FleetOptions {
+            fleet_url: Some("postgres://a@db/f".into()),
+            ..FleetOptions::default()
+        }
+        .apply(&mut none);
+        let err = settings(&none).unwrap_err().to_string();
+        assert!(err.contains("ca_file"), "{err}");
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(valid_host("web-01.example.net"));
+        assert!(!valid_host(""));
+        assert!(!valid_host("a b"));
+        assert!(!valid_host("web1\"; DROP"));
+        assert!(!valid_host(&"a".repeat(64)));
+    }
+}

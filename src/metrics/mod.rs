@@ -9,6 +9,8 @@
 //! Format: <https://prometheus.io/docs/instrumenting/exposition_formats/>; names follow
 //! <https://prometheus.io/docs/practices/naming/> (`_total` counters, base units).
 
+pub mod http;
+
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::fs::File;

@@ -152,6 +152,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             on_flag,
             nft,
             timeout: action_timeout,
+            ..ActionSettings::default()
         },
     };
     let positions = settings.positions.clone();

@@ -64,6 +64,9 @@ pub struct Config {
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,
     pub status_every: Option<String>,
+    /// The node_exporter textfile `scan`, `anonymize`, `search` and `flagged --prune`
+    /// write their metrics into (`--metrics-file`).
+    pub metrics_file: Option<PathBuf>,
     /// Inline rule changes: `[rule.NAME]` tables, as in a rules file.
     pub rule: Option<toml::Table>,
     /// Where the file was read from, for messages.

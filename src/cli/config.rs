@@ -67,6 +67,8 @@ pub struct Config {
     /// The node_exporter textfile `scan`, `anonymize`, `search` and `flagged --prune`
     /// write their metrics into (`--metrics-file`).
     pub metrics_file: Option<PathBuf>,
+    /// Where `watch` serves `/metrics` (`--metrics-listen`), such as "127.0.0.1:9321".
+    pub metrics_listen: Option<String>,
     /// Inline rule changes: `[rule.NAME]` tables, as in a rules file.
     pub rule: Option<toml::Table>,
     /// Where the file was read from, for messages.
@@ -214,6 +216,14 @@ impl Config {
             bail!(
                 "{}: {size:?} is not a size such as 1MiB or 262144",
                 at("max_line")
+            );
+        }
+        if let Some(addr) = &self.metrics_listen
+            && super::watch::parse_listen(addr).is_none()
+        {
+            bail!(
+                "{}: {addr:?} is not an address and port such as 127.0.0.1:9321 or [::1]:9321",
+                at("metrics_listen")
             );
         }
         if let Some(level) = self.gzip_level

@@ -7,6 +7,7 @@ mod daily;
 mod detect;
 mod erase;
 mod hostile;
+mod metrics;
 mod packaging;
 mod proxies;
 mod readme;

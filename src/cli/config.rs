@@ -360,6 +360,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn metrics_keys_are_read_and_checked() {
+        let c = Config::parse(
+            "metrics_file = \"/var/lib/prometheus/node-exporter/logward.prom\"\nmetrics_listen = \"[::1]:9321\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(c.metrics_file.is_some() && c.metrics_listen.is_some());
+        let err = Config::parse("\nmetrics_listen = \"localhost\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "c.toml:2: key metrics_listen: \"localhost\" is not an address and port"
+            ),
+            "{err}"
+        );
+    }
+
     /// Regression: the config file took `[rule.NAME]` and rules files `[rules.NAME]`; one
     /// name now serves both, and the other spelling in a config file says which to use.
     #[test]

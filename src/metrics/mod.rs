@@ -151,6 +151,34 @@ pub mod families {
         "logward_watch_repeats_total",
         "Overflows of a source this watch had already banned, left out.",
     );
+
+    /// Every family above, for checks that a dashboard or an alert names real ones.
+    pub const ALL: &[Family] = &[
+        LINES,
+        MALFORMED,
+        BYTES,
+        FILES,
+        FILES_SKIPPED,
+        FILES_FAILED,
+        FILES_REWRITTEN,
+        DURATION,
+        FLAGGED,
+        RULE_FLAGS,
+        RULE_EVENTS,
+        ADDRESSES,
+        HOSTNAMES,
+        MATCHED,
+        PRUNED,
+        LAST_RUN,
+        LAST_SUCCESS,
+        RUN_SUCCESS,
+        LAG,
+        BACKLOG,
+        OPEN_FILES,
+        BUCKETS,
+        NFT_FAILURES,
+        REPEATS,
+    ];
 }
 
 /// One sample: its labels (in the order given) and its value.

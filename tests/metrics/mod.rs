@@ -80,7 +80,58 @@ pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64
 }
 
 fn read(path: &Path) -> Scrape {
-    parse(&std::fs::read_to_string(path).expect("the metrics file"))
+    let text = std::fs::read_to_string(path).expect("the metrics file");
+    promtool_check_metrics(&text);
+    parse(&text)
+}
+
+/// `promtool`, where the prometheus package put it on the PATH.
+fn promtool() -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("promtool"))
+        .find(|p| p.is_file())
+}
+
+/// Where promtool is installed, `promtool check metrics` also reads `text`: it must
+/// accept it and have nothing to say about the names (its lint is Prometheus's naming
+/// conventions).
+pub fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let Some(promtool) = promtool() else {
+        return;
+    };
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool: {said}\n{text}"
+    );
+}
+
+/// The `logward_...` names written in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    text.match_indices("logward_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect()
+        })
+        .collect()
 }
 
 fn samples() -> PathBuf {
@@ -308,4 +359,84 @@ fn a_metrics_file_in_a_missing_directory_fails_before_the_run() {
     assert!(r.stdout.is_empty(), "the scan did not run: {}", r.stdout);
     let r = d.run(&["flagged", "--metrics-file", "x.prom"]);
     assert_eq!(r.code, 2, "--metrics-file needs --prune: {}", r.stderr);
+}
+
+/// The dashboard, the README's table and its alert rules name only metrics logward
+/// exports, and the README names them all.
+#[test]
+fn dashboard_and_alerts_name_exported_metrics() {
+    let exported: Vec<&str> = logward::metrics::families::ALL
+        .iter()
+        .map(|f| f.name)
+        .collect();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dashboard: Json =
+        serde_json::from_slice(&std::fs::read(root.join("contrib/grafana/logward.json")).unwrap())
+            .expect("the dashboard is JSON");
+    let mut exprs = Vec::new();
+    fn collect(v: &Json, out: &mut Vec<String>) {
+        match v {
+            Json::Object(m) => {
+                if let Some(Json::String(e)) = m.get("expr") {
+                    out.push(e.clone());
+                }
+                m.values().for_each(|v| collect(v, out));
+            }
+            Json::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    collect(&dashboard, &mut exprs);
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let used: Vec<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();
+    for name in &used {
+        assert!(
+            exported.contains(&name.as_str()),
+            "the dashboard uses {name}"
+        );
+    }
+    for wanted in [
+        "logward_lines_total",
+        "logward_watch_lag_seconds",
+        "logward_rule_flags_total",
+        "logward_addresses_masked_total",
+        "logward_last_success_timestamp_seconds",
+    ] {
+        assert!(used.iter().any(|u| u == wanted), "no panel on {wanted}");
+    }
+
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("## Metrics and alerting").expect("the section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let named = metric_names(section);
+    for name in &named {
+        assert!(exported.contains(&name.as_str()), "the README names {name}");
+    }
+    for name in &exported {
+        assert!(
+            named.iter().any(|n| n == name),
+            "the README leaves out {name}"
+        );
+    }
+    let rules = section
+        .split("```yaml\n")
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("groups:"))
+        .expect("alert rules");
+    assert!(rules.contains("> 26 * 3600") && rules.contains("logward_watch_lag_seconds > 60"));
+    if let Some(promtool) = promtool() {
+        let d = Dir::new();
+        let file = d.write("rules.yml", rules.as_bytes());
+        let out = std::process::Command::new(promtool)
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }

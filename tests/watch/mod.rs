@@ -833,6 +833,7 @@ fn metrics_listen_serves_the_watch_families_and_lines_grow() {
     let lines_total = || {
         let (status, body) = http_get(&addr, "/metrics");
         assert_eq!(status, "HTTP/1.1 200 OK");
+        crate::metrics::promtool_check_metrics(&body);
         let scrape = crate::metrics::parse(&body);
         let watch = [("command", "watch")];
         for family in [

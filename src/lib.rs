@@ -21,6 +21,7 @@ pub mod format;
 pub mod generate;
 pub mod geo;
 pub mod input;
+pub mod metrics;
 pub mod plural;
 pub mod rewrite;
 pub mod scan;

@@ -3,17 +3,13 @@
 
 mod cli;
 
-use std::io::ErrorKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     match cli::run() {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {
-            if err.chain().any(|e| {
-                e.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == ErrorKind::BrokenPipe)
-            }) {
+            if cli::broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("logward: {err:#}");

@@ -9,6 +9,7 @@ mod erase;
 mod fleet;
 mod hostile;
 mod layers;
+mod metrics;
 mod packaging;
 mod proxies;
 mod readme;

@@ -14,6 +14,7 @@ use logward::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_
 use logward::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
 use logward::format::FormatSpec;
 use logward::input::{Source, discover};
+use logward::metrics::RunCounts;
 use logward::rewrite::{RewriteOptions, RunLock, cleanup_stale_temps};
 use logward::scan::Progress;
 use logward::timefmt::{format_duration, parse_duration, parse_rfc3339, rfc3339};
@@ -21,6 +22,7 @@ use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use super::OutputKind;
+use super::metrics::MetricsFile;
 use super::progress::ProgressLine;
 use super::{Config, Outcome, count, state, switch, with_threads};
 
@@ -150,6 +152,13 @@ pub struct AnonymizeArgs {
     /// Undoes --missing-ok (from the config file, or earlier on the line).
     #[arg(long, hide = true, overrides_with = "missing_ok")]
     pub no_missing_ok: bool,
+
+    /// At the end of the run, write its metrics (files rewritten, skipped and failed,
+    /// addresses masked, duration, last success...) into this node_exporter textfile,
+    /// replaced atomically; other commands' metrics in it stay. An erasure (--source)
+    /// writes them as command "erase"; --dry-run writes none.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 
     /// Never draw the progress line, even on a terminal.
     #[arg(long, overrides_with = "progress")]
@@ -332,7 +341,27 @@ fn allowed_roots(paths: &[String]) -> Vec<PathBuf> {
     roots
 }
 
-pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
+pub fn run(mut args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
+    let dry_run = switch(args.dry_run, args.no_dry_run, config.dry_run);
+    let erasure = !args.sources.is_empty();
+    let metrics = match dry_run {
+        true => None,
+        false => {
+            let command = if erasure { "erase" } else { "anonymize" };
+            MetricsFile::setting(args.metrics_file.take(), config, command)?
+        }
+    };
+    let mut counts = RunCounts::default();
+    let result = anonymize(args, config, &mut counts);
+    // An erasure that could not reach every file (exit 1) has not done its job.
+    super::metrics::finish(metrics, result, counts, |o| match erasure {
+        true => o == Outcome::Success,
+        false => o != Outcome::Error,
+    })
+}
+
+/// The run, filling in `counts` for the metrics as it goes.
+fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
     let store_flag = args.store.clone();
     let settings = Settings::new(args, config)?;
     let mut found = discover(&settings.paths);
@@ -424,6 +453,14 @@ pub fn run(args: AnonymizeArgs, config: &Config) -> Result<Outcome> {
             .collect()
     })?;
     line.finish();
+    let (totals, by_status) = totals(&results);
+    counts.files = Some(results.len() as u64);
+    counts.files_rewritten = Some(by_status[Status::Rewritten as usize] as u64);
+    counts.files_skipped = Some(by_status[Status::Skipped as usize] as u64);
+    counts.files_failed = Some((by_status[Status::Failed as usize] + found.errors.len()) as u64);
+    counts.lines = Some(totals.lines);
+    counts.addresses_masked = Some(totals.addresses);
+    counts.hostnames_masked = Some(totals.hostnames);
 
     for r in results.iter().filter(|r| r.status == Status::Failed) {
         eprintln!(

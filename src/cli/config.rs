@@ -64,6 +64,11 @@ pub struct Config {
     pub on_flag: Option<String>,
     pub nft_set: Option<String>,
     pub status_every: Option<String>,
+    /// The node_exporter textfile `scan`, `anonymize`, `search` and `flagged --prune`
+    /// write their metrics into (`--metrics-file`).
+    pub metrics_file: Option<PathBuf>,
+    /// Where `watch` serves `/metrics` (`--metrics-listen`), such as "127.0.0.1:9321".
+    pub metrics_listen: Option<String>,
     /// Inline rule changes: `[rule.NAME]` tables, as in a rules file.
     pub rule: Option<toml::Table>,
     /// The `[fleet]` table: the shared PostgreSQL store (`--fleet-*` options).
@@ -251,6 +256,14 @@ impl Config {
                 );
             }
         }
+        if let Some(addr) = &self.metrics_listen
+            && addr.trim().parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!(
+                "{}: {addr:?} is not an address and port such as 127.0.0.1:9321 or [::1]:9321",
+                at("metrics_listen")
+            );
+        }
         if let Some(level) = self.gzip_level
             && level > 9
         {
@@ -381,6 +394,25 @@ mod tests {
             .to_string();
         assert!(
             err.contains("c.toml:1: key mode:") && err.contains("pseudonymize"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn metrics_keys_are_read_and_checked() {
+        let c = Config::parse(
+            "metrics_file = \"/var/lib/prometheus/node-exporter/logward.prom\"\nmetrics_listen = \"[::1]:9321\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(c.metrics_file.is_some() && c.metrics_listen.is_some());
+        let err = Config::parse("\nmetrics_listen = \"localhost\"\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "c.toml:2: key metrics_listen: \"localhost\" is not an address and port"
+            ),
             "{err}"
         );
     }

@@ -8,12 +8,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
+use logward::metrics::RunCounts;
 use logward::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
 use logward::timefmt::{
     format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
 };
 use serde_json::{Value, json};
 
+use super::metrics::MetricsFile;
 use super::{Config, Outcome, state};
 
 #[derive(Debug, Args)]
@@ -113,6 +115,12 @@ pub struct FlaggedArgs {
     #[arg(long, value_name = "DURATION")]
     pub keep: Option<String>,
 
+    /// With --prune: at the end, write its metrics (entries deleted, duration, last
+    /// success...) into this node_exporter textfile as command "prune", replaced
+    /// atomically; other commands' metrics in it stay. --dry-run writes none.
+    #[arg(long, value_name = "FILE", requires = "prune")]
+    pub metrics_file: Option<PathBuf>,
+
     /// The store to read (see `logward scan --help`).
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
@@ -160,6 +168,7 @@ pub fn unban(args: UnbanArgs, config: &Config) -> Result<Outcome> {
             delete: false,
             unban: true,
             keep: None,
+            metrics_file: None,
             store: args.store,
             now: None,
         },
@@ -254,7 +263,21 @@ fn check_rule_name(rule: &str, store: &Store, config: &Config) -> Result<()> {
     )
 }
 
-pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
+pub fn run(mut args: FlaggedArgs, config: &Config) -> Result<Outcome> {
+    if !args.prune {
+        return flagged(args, config, &mut RunCounts::default());
+    }
+    let metrics = match args.dry_run {
+        true => None,
+        false => MetricsFile::setting(args.metrics_file.take(), config, "prune")?,
+    };
+    let mut counts = RunCounts::default();
+    let result = flagged(args, config, &mut counts);
+    super::metrics::finish(metrics, result, counts, |o| o != Outcome::Error)
+}
+
+/// The query, export or change; `--prune` fills in `counts` for the metrics.
+fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
     let now = now(args.now.as_deref())?;
     let path = state::store_path(args.store.as_deref(), config)?;
     if !path.exists() {
@@ -305,6 +328,7 @@ pub fn run(args: FlaggedArgs, config: &Config) -> Result<Outcome> {
             return Ok(Outcome::Success);
         }
         let removed = store.prune(now - keep).map_err(|e| anyhow!("{e}"))?;
+        counts.pruned_entries = Some(removed as u64);
         writeln!(
             out,
             "pruned {} last seen before {before}",

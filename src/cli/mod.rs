@@ -14,6 +14,7 @@ pub mod fleet;
 #[cfg(feature = "generator")]
 pub mod generate;
 pub mod keygen;
+pub mod metrics;
 pub mod progress;
 pub mod rules;
 pub mod scan;
@@ -129,6 +130,14 @@ pub enum Command {
     #[cfg(feature = "generator")]
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+}
+
+/// The run ended on a closed pipe (`logward ... | head`): a success, not an error.
+pub fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Parses the command line, runs the command, and returns its outcome.

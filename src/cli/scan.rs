@@ -16,12 +16,14 @@ use logward::detect::spill::SpillTo;
 use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
 use logward::input::{Source, discover};
+use logward::metrics::RunCounts;
 use logward::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
 use logward::store::Counted;
 use logward::timefmt::unix_now;
 use serde_json::{Value, json};
 
 use super::detection::{self, DetectArgs};
+use super::metrics::MetricsFile;
 use super::progress::ProgressLine;
 use super::{Config, Outcome, switch, with_threads};
 
@@ -102,6 +104,12 @@ pub struct ScanArgs {
     #[arg(long, hide = true, overrides_with = "fail_on_flag")]
     pub no_fail_on_flag: bool,
 
+    /// At the end of the run, write its metrics (lines, bytes, files, flags per rule,
+    /// duration, last success...) into this node_exporter textfile, replaced atomically;
+    /// other commands' metrics in it stay. --check writes none.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub detect: DetectArgs,
 
@@ -151,7 +159,19 @@ impl Settings {
     }
 }
 
-pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
+pub fn run(mut args: ScanArgs, config: &Config) -> Result<Outcome> {
+    let check = switch(args.check, args.no_check, config.check);
+    let metrics = match check {
+        true => None,
+        false => MetricsFile::setting(args.metrics_file.take(), config, "scan")?,
+    };
+    let mut counts = RunCounts::default();
+    let result = scan(args, config, &mut counts);
+    super::metrics::finish(metrics, result, counts, |o| o != Outcome::Error)
+}
+
+/// The scan, filling in `counts` for the metrics as it goes.
+fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
     let settings = Settings::new(args, config)?;
     let started = Instant::now();
     let mut detection = match &settings.detect {
@@ -212,6 +232,16 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     report_files(&report, settings.check);
+    let failed = report.failed_files() + found.errors.len();
+    counts.lines = Some(report.lines());
+    counts.malformed = Some(report.malformed());
+    counts.bytes = Some(report.bytes());
+    counts.files = Some(report.files.len() as u64);
+    counts.files_skipped = Some(found.skipped.len() as u64);
+    counts.files_failed = Some(failed as u64);
+    if detection.is_some() {
+        counts.count_flags(&recorded.flags);
+    }
     // Files counted by an earlier scan flag nothing new: say what the store already holds
     // for their time range, so "none" is not read as "clean logs".
     let flagged_earlier = match detection.as_ref().and_then(|d| d.store.as_ref()) {
@@ -232,7 +262,6 @@ pub fn run(args: ScanArgs, config: &Config) -> Result<Outcome> {
         print_output(&mut out, &settings, detection.as_ref(), &summary)?;
     }
     out.flush()?;
-    let failed = report.failed_files() + found.errors.len();
     Ok(if failed > 0 {
         Outcome::Error
     } else if settings.fail_on_flag && !flagged.is_empty() {

@@ -13,6 +13,7 @@ use logward::audit::Entry;
 use logward::format::{ErrorKind, FormatSpec};
 use logward::input::discover::sort_oldest_first;
 use logward::input::{Source, discover};
+use logward::metrics::RunCounts;
 use logward::scan::{self, Options, Progress, Report};
 use logward::search::evidence::{self, EvidenceLine, Package};
 use logward::search::{self, Fields, Hit, Keep, Nets, SCHEMA_VERSION, Search, VhostFilter, Window};
@@ -20,6 +21,7 @@ use logward::timefmt::{rfc3339, unix_now};
 use serde_json::{Value, json};
 
 use super::OutputKind;
+use super::metrics::MetricsFile;
 use super::{Config, Outcome, state, switch, with_threads};
 
 /// Exit code 1, as grep: the search ran and found nothing.
@@ -98,6 +100,12 @@ pub struct SearchArgs {
     /// writable, else $XDG_STATE_HOME/logward/logward.db]
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
+
+    /// At the end of the search, write its metrics (lines, bytes, files, lines found,
+    /// duration, last success...) into this node_exporter textfile, replaced atomically;
+    /// other commands' metrics in it stay.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 
     /// Size of the ranges large plain files are split into for parallel reading.
     #[arg(long, hide = true, value_name = "BYTES", default_value_t = 16 << 20)]
@@ -178,7 +186,16 @@ impl Settings {
     }
 }
 
-pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
+pub fn run(mut args: SearchArgs, config: &Config) -> Result<Outcome> {
+    let metrics = MetricsFile::setting(args.metrics_file.take(), config, "search")?;
+    let mut counts = RunCounts::default();
+    let result = search(args, config, &mut counts);
+    // Nothing found (exit 1) is an answer, not a failure.
+    super::metrics::finish(metrics, result, counts, |o| o != Outcome::Error)
+}
+
+/// The search, filling in `counts` for the metrics as it goes.
+fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<Outcome> {
     let settings = Settings::new(args, config, unix_now())?;
     // The audit log is the point of a search's record keeping: without a state directory
     // the search does not start.
@@ -257,8 +274,15 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
         }
     }
 
+    let failed = report.failed_files() + found.errors.len();
     let counts = std::mem::take(&mut report.visitor.counts);
     let total: u64 = counts.iter().sum();
+    metrics.lines = Some(report.lines());
+    metrics.malformed = Some(report.malformed());
+    metrics.bytes = Some(report.bytes());
+    metrics.files = Some(report.files.len() as u64);
+    metrics.files_failed = Some(failed as u64);
+    metrics.matched_lines = Some(total);
     let mut hits = std::mem::take(&mut report.visitor.hits);
     // Files were put oldest first, so input order is time order within each rotation set.
     hits.sort_unstable_by_key(|h| h.at.order());
@@ -302,7 +326,6 @@ pub fn run(args: SearchArgs, config: &Config) -> Result<Outcome> {
     written?;
     audited?;
 
-    let failed = report.failed_files() + found.errors.len();
     Ok(if failed > 0 {
         Outcome::Error
     } else if total == 0 {

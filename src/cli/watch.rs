@@ -4,6 +4,7 @@
 //! watch's messages go to stderr one line per event, SIGHUP reloads the configuration and
 //! the rules, SIGTERM and SIGINT stop it after saving the store and the positions.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use logward::metrics::http::{Page, Server};
 use logward::watch::actions::ActionSettings;
 use logward::watch::nft::NftSet;
 use logward::watch::{Log, Settings, Watcher};
@@ -58,6 +60,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DURATION")]
     pub status_every: Option<String>,
 
+    /// Serve metrics over HTTP at http://ADDR/metrics for Prometheus (lines, lag,
+    /// backlog, open files, buckets, flags per rule, failed nft runs), such as
+    /// 127.0.0.1:9321; port 0 takes a free port, which the start message names. Whoever
+    /// can reach the address can read them: keep it on loopback or behind a firewall.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+
     /// The longest an --on-flag command or nft may run before it is killed.
     #[arg(long, hide = true, value_name = "DURATION", default_value = "10s")]
     pub action_timeout: String,
@@ -71,6 +80,14 @@ pub struct WatchArgs {
 }
 
 pub use logward::timefmt::parse_interval;
+
+/// `127.0.0.1:9321`, `[::1]:9321`, `0.0.0.0:9321`: an address and a port, no name.
+pub fn parse_listen(text: &str) -> Option<SocketAddr> {
+    text.trim().parse().ok()
+}
+
+/// How often at most the page `/metrics` serves is renewed while lines stream in.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
@@ -122,6 +139,16 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         None => None,
     };
     let on_flag = args.on_flag.clone().or_else(|| config.on_flag.clone());
+    let listen = match args
+        .metrics_listen
+        .as_deref()
+        .or(config.metrics_listen.as_deref())
+    {
+        Some(text) => Some(parse_listen(text).with_context(|| {
+            format!("--metrics-listen: {text:?} is not an address and port such as 127.0.0.1:9321")
+        })?),
+        None => None,
+    };
 
     let mut config = config.clone();
     let detection = detection::setup(&args.detect, &config)?;
@@ -153,6 +180,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
             on_flag,
             nft,
             timeout: action_timeout,
+            ..ActionSettings::default()
         },
     };
     let positions = settings.positions.clone();
@@ -162,6 +190,12 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         .as_ref()
         .map_or("off".to_string(), |s| s.path().display().to_string());
 
+    // Listening before the watch starts: a port in use fails the start, not later.
+    let page = Page::new();
+    let server = match listen {
+        Some(addr) => Some(Server::start(addr, page.clone()).context("--metrics-listen")?),
+        None => None,
+    };
     install_signals();
     let log: Log = Arc::new(|message: &str| eprintln!("logward: {message}"));
     let mut watcher =
@@ -171,15 +205,29 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         args.paths.join(" "),
         interval.as_millis(),
     );
+    if let Some(server) = &server {
+        eprintln!(
+            "logward: serving metrics on http://{}/metrics",
+            server.addr()
+        );
+        page.publish(watcher.metrics().render());
+    }
+    let mut published = Instant::now();
     while !STOP.load(Ordering::SeqCst) {
         if RELOAD.swap(false, Ordering::SeqCst) {
             reload(&args, &mut config, &mut watcher);
         }
+        let round = watcher.poll();
+        if server.is_some() && (round.caught_up() || published.elapsed() >= PUBLISH_EVERY) {
+            page.publish(watcher.metrics().render());
+            published = Instant::now();
+        }
         // Caught up: wait. Still reading large blocks: go on at once.
-        if watcher.poll().caught_up() {
+        if round.caught_up() {
             sleep_unless_stopped(interval);
         }
     }
+    drop(server);
     let done = watcher.finish();
     // One last push of what the recorder stored.
     drop(fleet_link);

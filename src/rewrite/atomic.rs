@@ -12,7 +12,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, FileTimes, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -94,6 +94,17 @@ pub(crate) fn parent_dir(path: &Path) -> &Path {
 /// renamed over the target, and the directory is synced after the rename when `durable`
 /// (the file's data is synced before it too), so a crash leaves the old or the new file.
 pub fn write_small_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    write_small_file_mode(path, bytes, durable, 0o600)
+}
+
+/// [`write_small_file`] with the file's mode given: a file another program must read (the
+/// metrics file node_exporter reads as its own user) is 0644.
+pub fn write_small_file_mode(
+    path: &Path,
+    bytes: &[u8],
+    durable: bool,
+    mode: u32,
+) -> io::Result<()> {
     use std::io::Write;
     let name = path
         .file_name()
@@ -104,7 +115,7 @@ pub fn write_small_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<
             .write(true)
             .create_new(true)
             .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
+            .mode(mode)
             .open(&tmp)
     };
     let mut file = match open() {
@@ -116,8 +127,10 @@ pub fn write_small_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<
         }
         other => other?,
     };
+    // The umask may have taken bits away: the mode asked for is the mode the file gets.
     let written = file
-        .write_all(bytes)
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
         .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
         .and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = written {

@@ -19,7 +19,8 @@ mod safety;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{cleanup_stale_temps, temp_name, write_small_file};
+pub(crate) use atomic::parent_dir;
+pub use atomic::{cleanup_stale_temps, temp_name, write_small_file, write_small_file_mode};
 pub use error::{Holder, RewriteError, SYNC_DIR};
 pub use lock::RunLock;
 pub use safety::{check_rotated, check_symlink, is_rotated_name};

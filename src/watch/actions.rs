@@ -6,7 +6,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -44,6 +44,8 @@ pub struct ActionSettings {
     pub nft: Option<NftSet>,
     /// The longest a command or `nft` may run before it is killed.
     pub timeout: Duration,
+    /// Counts the `nft` runs that failed, for the metrics; shared with whoever reads it.
+    pub nft_failures: Arc<AtomicU64>,
 }
 
 /// The running action threads.
@@ -63,6 +65,7 @@ impl Actions {
             on_flag,
             nft,
             timeout,
+            nft_failures,
         } = settings;
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
@@ -80,7 +83,7 @@ impl Actions {
             let worker = set.clone();
             let log = Arc::clone(log);
             threads.push(std::thread::spawn(move || {
-                feed_nft(&worker, timeout, rx, &log)
+                feed_nft(&worker, timeout, rx, &log, &nft_failures)
             }));
             (tx, set)
         });
@@ -194,7 +197,13 @@ fn run_commands(
 
 /// The nft thread: collects elements into batches ([`Batcher`]) and runs each with `nft`;
 /// what waits when the feed closes goes out before the thread ends.
-fn feed_nft(set: &NftSet, timeout: Duration, rx: Receiver<(IpNet, i64)>, log: &Log) {
+fn feed_nft(
+    set: &NftSet,
+    timeout: Duration,
+    rx: Receiver<(IpNet, i64)>,
+    log: &Log,
+    failures: &AtomicU64,
+) {
     let mut batcher = Batcher::new(Instant::now());
     loop {
         let open = match rx.recv_timeout(batcher.wait(Instant::now())) {
@@ -209,7 +218,8 @@ fn feed_nft(set: &NftSet, timeout: Duration, rx: Receiver<(IpNet, i64)>, log: &L
             Err(RecvTimeoutError::Disconnected) => false,
         };
         if let Some(batch) = batcher.take_due(Instant::now(), !open) {
-            nft::apply(set, &batch, &mut |b| nft::run_nft(b, timeout), log);
+            let failed = nft::apply(set, &batch, &mut |b| nft::run_nft(b, timeout), log);
+            failures.fetch_add(failed, Ordering::Relaxed);
         }
         if !open {
             return;
@@ -246,6 +256,7 @@ mod tests {
                 )),
                 nft: None,
                 timeout: Duration::from_secs(10),
+                ..ActionSettings::default()
             },
             &log,
         );

@@ -124,6 +124,8 @@ pub struct Watcher {
     last_sync: Instant,
     /// Positions moved since they were last saved.
     dirty: bool,
+    /// Bytes read from the followed files.
+    bytes: u64,
 }
 
 impl Watcher {
@@ -173,6 +175,7 @@ impl Watcher {
             last_check: now,
             last_sync: now,
             dirty: true,
+            bytes: 0,
         })
     }
 
@@ -208,6 +211,7 @@ impl Watcher {
             (self.log)(&event.to_string());
         }
         self.dirty |= read > 0;
+        self.bytes += read;
         if self.last_check.elapsed() >= CHECK_EVERY {
             self.last_check = Instant::now();
             self.check();
@@ -330,6 +334,35 @@ impl Watcher {
             sync,
             &self.log,
         );
+    }
+
+    /// What the watch has done so far and how it keeps up, as metrics labelled
+    /// `command="watch"`: the families a run writes that apply to a stream (lines,
+    /// malformed lines, bytes, flags and flags per rule), and the watch's own: lag,
+    /// backlog, open files, buckets, failed nft runs, repeats left out.
+    pub fn metrics(&self) -> crate::metrics::Exposition {
+        use crate::metrics::families::*;
+        let mut run = self.flagger.rules.clone();
+        run.lines = Some(self.reader.lines);
+        run.malformed = Some(self.reader.malformed);
+        run.bytes = Some(self.bytes);
+        run.sources_flagged = Some(self.flagger.flagged);
+        let mut out = run.exposition("watch");
+        let labels = [("command", "watch")];
+        if let Some(newest) = self.live.newest() {
+            out.set(&LAG, &labels, (unix_now() - newest) as f64);
+        }
+        out.set(&BACKLOG, &labels, self.follower.backlog() as f64);
+        out.set(&OPEN_FILES, &labels, self.follower.open_files() as f64);
+        out.set(&BUCKETS, &labels, self.live.buckets() as f64);
+        let failed = self
+            .settings
+            .actions
+            .nft_failures
+            .load(std::sync::atomic::Ordering::Relaxed);
+        out.set(&NFT_FAILURES, &labels, failed as f64);
+        out.set(&REPEATS, &labels, self.flagger.repeats as f64);
+        out
     }
 
     /// Lines read so far.

@@ -176,27 +176,34 @@ impl Batcher {
 }
 
 /// Runs one batch with `run` (which feeds a batch to nft); when it fails (one bad element
-/// fails a whole batch), tries each element alone so the others still get in.
+/// fails a whole batch), tries each element alone so the others still get in. Returns
+/// how many `nft` runs failed (the batch and each element that failed alone).
 pub fn apply(
     set: &NftSet,
     elements: &[(IpNet, i64)],
     run: &mut dyn FnMut(&str) -> Result<(), String>,
     log: &Log,
-) {
+) -> u64 {
     match run(&set.batch(elements)) {
-        Ok(()) => {}
+        Ok(()) => 0,
         Err(e) if elements.len() > 1 => {
             log(&format!(
                 "nft: batch of {} failed ({e}); adding one by one",
                 elements.len()
             ));
+            let mut failed = 1;
             for el in elements {
                 if let Err(e) = run(&set.batch(std::slice::from_ref(el))) {
                     log(&format!("nft: {}: {e}", net::display(el.0)));
+                    failed += 1;
                 }
             }
+            failed
         }
-        Err(e) => log(&format!("nft: {e}")),
+        Err(e) => {
+            log(&format!("nft: {e}"));
+            1
+        }
     }
 }
 
@@ -343,7 +350,8 @@ mod tests {
                 Ok(())
             }
         };
-        apply(&set, &[(good, 60), (bad, 60)], &mut run, &log);
+        // The batch and the bad element alone failed.
+        assert_eq!(apply(&set, &[(good, 60), (bad, 60)], &mut run, &log), 2);
         {
             let runs = runs.borrow();
             assert_eq!(runs.len(), 3, "{runs:?}");
@@ -359,7 +367,7 @@ mod tests {
         );
         // One element alone is not tried twice.
         runs.borrow_mut().clear();
-        apply(&set, &[(bad, 60)], &mut run, &log);
+        assert_eq!(apply(&set, &[(bad, 60)], &mut run, &log), 1);
         assert_eq!(runs.borrow().len(), 1);
         assert_eq!(
             said.lock().unwrap().last().unwrap(),

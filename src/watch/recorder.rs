@@ -42,6 +42,8 @@ pub(super) struct Flagger {
     /// Sources flagged, and overflows left out as repeats.
     pub(super) flagged: u64,
     pub(super) repeats: u64,
+    /// Flags per rule, for the metrics.
+    pub(super) rules: crate::metrics::RunCounts,
     ban: BanPolicy,
 }
 
@@ -64,7 +66,9 @@ impl Flagger {
                 .insert(f.source, f.last_seen.saturating_add(self.ban.ban(1)));
         }
         self.flagged += flags.len() as u64;
-        self.send(ToRecorder::Flags(detection.to_new_flags(&flags, &|_| None)));
+        let new = detection.to_new_flags(&flags, &|_| None);
+        self.rules.count_flags(&new);
+        self.send(ToRecorder::Flags(new));
     }
 
     /// The store recorded an erasure: forgets every source this run banned, and has the
@@ -115,6 +119,7 @@ pub(super) fn spawn(
         banned: HashMap::new(),
         flagged: 0,
         repeats: 0,
+        rules: crate::metrics::RunCounts::default(),
         ban,
     };
     (flagger, thread)

@@ -268,3 +268,41 @@ fn an_erasure_clears_the_buckets_and_takes_erased_sources_back() {
     );
     assert!(f.flagged().is_empty());
 }
+
+#[test]
+fn metrics_follow_the_lines_the_flags_and_the_files() {
+    let f = Fixture::new();
+    append(&f.log(), &visits("198.51.100", 5));
+    let mut w = f.start();
+    w.poll();
+    let watch = [("command", "watch")];
+    let m = w.metrics();
+    assert_eq!(m.get("logward_lines_total", &watch), Some(5.0));
+    assert_eq!(m.get("logward_malformed_lines_total", &watch), Some(0.0));
+    let size = std::fs::metadata(f.log()).unwrap().len() as f64;
+    assert_eq!(m.get("logward_read_bytes_total", &watch), Some(size));
+    assert_eq!(m.get("logward_sources_flagged_total", &watch), Some(0.0));
+    assert_eq!(m.get("logward_watch_open_files", &watch), Some(1.0));
+    assert_eq!(m.get("logward_watch_backlog_bytes", &watch), Some(0.0));
+    assert_eq!(
+        m.get("logward_watch_nft_batch_failures_total", &watch),
+        Some(0.0)
+    );
+    let lag = m.get("logward_watch_lag_seconds", &watch).unwrap();
+    assert!((0.0..60.0).contains(&lag), "{lag}");
+    append(&f.log(), &attack("203.0.113.7"));
+    w.poll();
+    let m = w.metrics();
+    assert_eq!(m.get("logward_lines_total", &watch), Some(25.0));
+    assert_eq!(m.get("logward_sources_flagged_total", &watch), Some(1.0));
+    let per_rule = m.samples("logward_rule_flags_total");
+    assert!(!per_rule.is_empty());
+    assert!(per_rule.iter().all(|s| s.value == 1.0), "{per_rule:?}");
+    assert!(m.get("logward_watch_buckets", &watch).unwrap() > 0.0);
+    let text = m.render();
+    assert!(
+        text.contains("# TYPE logward_watch_lag_seconds gauge\n"),
+        "{text}"
+    );
+    w.finish();
+}

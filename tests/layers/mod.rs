@@ -29,6 +29,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("rewrite", 3),
     ("store", 3),
     ("anonymize", 4),
+    // Prometheus exposition: counts from the store's flags, files through rewrite.
+    ("metrics", 4),
     ("audit", 5),
     // The jobs, built from the modules below.
     ("generate", 10),

@@ -790,3 +790,116 @@ fn a_running_watch_lets_go_of_a_network_allowed_meanwhile() {
     );
     assert!(!stderr.contains("flagged 203.0.113.50"), "{stderr}");
 }
+
+/// `GET path` over a plain TCP connection; the status line and the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).expect("an answer");
+    let (head, body) = out.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head.lines().next().unwrap_or("").to_string();
+    if status.contains(" 200 ") {
+        assert!(
+            head.contains("Content-Type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+    }
+    (status, body.to_string())
+}
+
+#[test]
+fn metrics_listen_serves_the_watch_families_and_lines_grow() {
+    let dir = Dir::new();
+    let log = dir.join("access.log");
+    append(&log, &lines("198.51.100", 0, 30));
+    let watch = Watch::start(
+        &dir,
+        &[
+            "--from-start",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            log.to_str().unwrap(),
+        ],
+    );
+    let err = watch.stderr();
+    let addr = err
+        .split("serving metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no address on stderr:\n{err}"))
+        .to_string();
+    let lines_total = || {
+        let (status, body) = http_get(&addr, "/metrics");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        crate::metrics::promtool_check_metrics(&body);
+        let scrape = crate::metrics::parse(&body);
+        let watch = [("command", "watch")];
+        for family in [
+            "logward_watch_lag_seconds",
+            "logward_watch_backlog_bytes",
+            "logward_watch_open_files",
+            "logward_watch_buckets",
+            "logward_watch_nft_batch_failures_total",
+            "logward_malformed_lines_total",
+            "logward_read_bytes_total",
+            "logward_sources_flagged_total",
+        ] {
+            assert!(
+                crate::metrics::value(&scrape, family, &watch).is_some(),
+                "no {family}:\n{body}"
+            );
+        }
+        (
+            crate::metrics::value(&scrape, "logward_lines_total", &watch).unwrap_or(-1.0),
+            scrape,
+        )
+    };
+    assert!(wait_until(Duration::from_secs(10), || lines_total().0 == 30.0));
+    append(&log, &lines("198.51.100", 30, 50));
+    append(&log, &attack("203.0.113.9"));
+    let grown = wait_until(Duration::from_secs(10), || lines_total().0 == 100.0);
+    assert!(grown, "lines_total stays at {}", lines_total().0);
+    let (_, scrape) = lines_total();
+    let watch_label = [("command", "watch")];
+    let flagged = wait_until(Duration::from_secs(10), || {
+        crate::metrics::value(
+            &lines_total().1,
+            "logward_sources_flagged_total",
+            &watch_label,
+        ) == Some(1.0)
+    });
+    assert!(flagged, "{}", watch.stderr());
+    let open = crate::metrics::value(&scrape, "logward_watch_open_files", &watch_label);
+    assert_eq!(open, Some(1.0));
+    let lag = crate::metrics::value(&scrape, "logward_watch_lag_seconds", &watch_label).unwrap();
+    assert!((-5.0..60.0).contains(&lag), "lag {lag}");
+    let (status, _) = http_get(&addr, "/");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (code, _) = watch.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn metrics_listen_on_a_port_in_use_fails_the_start() {
+    let dir = Dir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let log = dir.write("access.log", b"");
+    let r = dir.run_within(
+        20,
+        &["watch", "--metrics-listen", &addr, log.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "--metrics-listen: {addr}: cannot serve metrics there"
+        )),
+        "{}",
+        r.stderr
+    );
+    let r = dir.run_within(20, &["watch", "--metrics-listen", "localhost", "x"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("127.0.0.1:9321"), "{}", r.stderr);
+}

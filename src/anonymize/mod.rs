@@ -31,6 +31,7 @@ pub mod ledger;
 pub mod line;
 pub mod retention;
 pub mod truncate;
+pub mod verify;
 pub mod wrapped;
 
 use std::collections::HashMap;
@@ -39,11 +40,10 @@ use std::net::{IpAddr, Ipv4Addr};
 
 pub use cryptopan::CryptoPan;
 pub use key::{Key, KeyError, KeyFormat, generate_key_file, load_key_file};
-pub use line::{
-    Edit, Edits, LineMasked, LineVerifier, Select, mask_fields, mask_line, only_addresses_changed,
-};
+pub use line::{Edit, Edits, LineMasked, Select, mask_fields, mask_line};
 use truncate::truncate_v4;
 pub use truncate::{Prefixes, truncate};
+pub use verify::{LineVerifier, only_addresses_changed};
 
 /// What masking does to an address.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! are masked is [`super::line`]'s; the wrappers themselves are [`crate::format::wrap`]'s
 //! and the per-line decisions [`super::retention`]'s.
 
-use super::line::{Edit, Edits, common_prefix, common_suffix};
+use super::line::{Edit, Edits};
+use crate::bytes::{common_prefix, common_suffix};
 use crate::format::Span;
 use crate::format::wrap::json_string::{self, Escape};
 

@@ -10,6 +10,8 @@
 //! remove temporaries a killed run left behind, and hold a [`RunLock`] for the run.
 
 mod atomic;
+mod check;
+mod direct;
 mod error;
 mod gzip;
 mod lock;
@@ -171,7 +173,7 @@ where
         drop(tmp); // removes it; the original keeps its inode and bytes
         return Ok(outcome);
     }
-    pipeline::check_written(tmp.path(), tmp.file(), kind, check)?;
+    check::check_written(tmp.path(), tmp.file(), kind, check)?;
     if !before_commit(&outcome) {
         return Err(RewriteError::VerifyFailed {
             path: target,
@@ -685,7 +687,14 @@ mod tests {
                         .stderr(Stdio::null()),
                 )
                 .unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(50 + round % 8 * 50));
+                // Until the child first replaced the file, wait longer each round: on a
+                // loaded machine the child may need seconds to start and finish a rewrite.
+                let wait = if inodes.len() > 1 {
+                    50 + round % 8 * 50
+                } else {
+                    (50 + round * 150).min(3_000)
+                };
+                std::thread::sleep(std::time::Duration::from_millis(wait));
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 inodes.insert(fs::metadata(&p).unwrap().ino());

@@ -139,7 +139,8 @@ mod tests {
     /// Crypto-PAn has fixed points: an address whose every flip bit is zero keeps its
     /// value. Round i encrypts the same block as round i - 1 wherever the address bit
     /// equals the pad bit, so the flips along one address are far from independent, and
-    /// about one address in several thousand maps to itself (documented in the README).
+    /// about one address in several thousand maps to itself (documented in
+    /// docs/anonymization.md, "Modes").
     #[test]
     fn some_addresses_are_their_own_pseudonym() {
         let key = b"0b1e0e00d5a833f6df5b9c15aab9c9ab619a1d87bd295f3dbbeb059d32d3839c";

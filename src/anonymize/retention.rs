@@ -103,7 +103,7 @@ pub struct Counts {
     /// Erasure requests: lines that held one of the sources and were changed.
     pub erased_lines: u64,
     /// Lines longer than the longest line logward reads whole, copied through byte for
-    /// byte: their addresses stay (documented in the README).
+    /// byte: their addresses stay (documented in docs/security.md).
     pub kept_long: u64,
     /// Lines past the window masked by fields that still hold an address-shaped token
     /// outside the fields logward masks (address fields, URLs) and the user agent: a

@@ -18,7 +18,7 @@ pub const VERSION: i32 = 1;
 /// reader that has seen every row up to N has missed none below it: `seq > N` is a safe
 /// catch-up read even when transactions run concurrently. The lock is held for one
 /// batch's upsert only (a few milliseconds), which bounds the fleet's write rate far above
-/// what flags need; see README, "Fleet".
+/// what flags need; see docs/fleet.md, "Pulling".
 pub const SCHEMA_V1: &str = r#"
 CREATE SCHEMA IF NOT EXISTS logward;
 REVOKE ALL ON SCHEMA logward FROM PUBLIC;

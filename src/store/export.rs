@@ -79,7 +79,7 @@ pub fn table(out: &mut dyn Write, entries: &[FlaggedEntry], now: i64) -> io::Res
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// One entry as a JSON object; times are RFC 3339 UTC, `remaining` is seconds at `now`.
-/// The README documents every field.
+/// docs/flagged.md, "JSON fields", documents every field.
 pub fn entry_json(e: &FlaggedEntry, now: i64) -> serde_json::Value {
     let counts = |c: &[(String, u64)], key: &str| -> Vec<serde_json::Value> {
         c.iter()

@@ -266,7 +266,7 @@ fn an_incomplete_erasure_says_so_and_a_later_run_completes_it() {
     );
 }
 
-/// Regression: a `search --source IP` (the README suggests searching before an erasure)
+/// Regression: a `search --source IP` (docs/anonymization.md suggests searching before an erasure)
 /// left the address in clear in the audit log. Every entry now holds only keyed hashes,
 /// and `audit verify` finds the entries of an address for an auditor who knows it.
 #[test]

@@ -361,8 +361,8 @@ fn a_metrics_file_in_a_missing_directory_fails_before_the_run() {
     assert_eq!(r.code, 2, "--metrics-file needs --prune: {}", r.stderr);
 }
 
-/// The dashboard, the README's table and its alert rules name only metrics logward
-/// exports, and the README names them all.
+/// The dashboard, the metrics page's table and its alert rules name only metrics logward
+/// exports, and the page (docs/metrics.md, which the README links) names them all.
 #[test]
 fn dashboard_and_alerts_name_exported_metrics() {
     let exported: Vec<&str> = logward::metrics::families::ALL
@@ -405,21 +405,22 @@ fn dashboard_and_alerts_name_exported_metrics() {
         assert!(used.iter().any(|u| u == wanted), "no panel on {wanted}");
     }
 
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let start = readme.find("## Metrics and alerting").expect("the section");
-    let section = &readme[start..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
-    let named = metric_names(section);
+    let page = std::fs::read_to_string(root.join("docs/metrics.md")).unwrap();
+    assert!(page.starts_with("# Metrics and alerting\n"), "the page");
+    let named = metric_names(&page);
     for name in &named {
-        assert!(exported.contains(&name.as_str()), "the README names {name}");
+        assert!(
+            exported.contains(&name.as_str()),
+            "docs/metrics.md names {name}"
+        );
     }
     for name in &exported {
         assert!(
             named.iter().any(|n| n == name),
-            "the README leaves out {name}"
+            "docs/metrics.md leaves out {name}"
         );
     }
-    let rules = section
+    let rules = page
         .split("```yaml\n")
         .filter_map(|b| b.split("```").next())
         .find(|b| b.contains("groups:"))

@@ -132,6 +132,8 @@ fn the_debian_package_installs_works_and_removes_cleanly() {
         "./usr/lib/systemd/system/logward-watch.service",
         "./usr/lib/systemd/system/logward-anonymize.timer",
         "./usr/share/doc/logward/examples/logrotate-nginx",
+        "./usr/share/doc/logward/README.md",
+        "./usr/share/doc/logward/docs/anonymization.md",
         "./etc/logward/logward.toml",
     ] {
         assert!(

@@ -641,174 +641,18 @@ impl Store {
         now: i64,
         how: Recording,
     ) -> Result<Vec<(IpNet, i64)>, StoreError> {
-        let mut by_source: BTreeMap<IpNet, Vec<Episode>> = BTreeMap::new();
-        // Per source, the newest country, AS number and AS name given.
-        type Geo = (Option<String>, Option<u32>, Option<String>);
-        let mut geo: BTreeMap<IpNet, Geo> = BTreeMap::new();
-        for f in flags {
-            let src = net::canonical(f.source);
-            by_source
-                .entry(src)
-                .or_default()
-                .push(episode_from_flag(f, now));
-            let g = geo.entry(src).or_default();
-            if f.country.is_some() {
-                g.0 = f.country.as_ref().map(|c| c.to_ascii_uppercase());
-            }
-            if f.asn.is_some() {
-                g.1 = f.asn;
-            }
-            if f.as_org.is_some() {
-                g.2.clone_from(&f.as_org);
-            }
-        }
+        let by_source = group_by_source(flags, now);
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
             path: path.clone(),
             source,
         };
-        let bad = |what| StoreError::BadRow {
-            path: path.clone(),
-            what,
-        };
-        let ban = self.ban;
-        let by_source: Vec<(IpNet, Vec<Episode>)> = by_source.into_iter().collect();
         let mut recorded = Vec::with_capacity(by_source.len());
         for chunk in by_source.chunks(RECORD_CHUNK) {
             let tx = Self::write_tx(&mut self.conn).map_err(sql)?;
-            for (src, incoming) in chunk {
-                let key = src.to_string();
-                let old = {
-                    let mut st = tx
-                        .prepare_cached(&format!("SELECT {COLUMNS} FROM flagged WHERE source = ?1"))
-                        .map_err(sql)?;
-                    st.query_row([&key], read_row).optional().map_err(sql)?
-                };
-                let old = old.map(Row::into_entry).transpose().map_err(bad)?;
-                let mut episodes: Vec<(Option<i64>, Episode, bool)> = {
-                    let mut st = tx
-                        .prepare_cached(&format!(
-                            "SELECT rowid, {EPISODE_COLUMNS} FROM episodes WHERE source = ?1 \
-                             ORDER BY first_seen"
-                        ))
-                        .map_err(sql)?;
-                    let rows = st
-                        .query_map([&key], |r| Ok((r.get::<_, i64>(0)?, read_episode(r, 1)?)))
-                        .map_err(sql)?;
-                    let mut v = Vec::new();
-                    for row in rows {
-                        let (id, ep) = row.map_err(sql)?;
-                        v.push((Some(id), ep.into_episode().map_err(bad)?, false));
-                    }
-                    v
-                };
-                let mut new_episodes = 0u32;
-                let mut grew = false;
-                // A source that comes back after its ban ended offends again: that is a
-                // new episode, whose ban doubles, however soon it came.
-                let ban_ended = old.as_ref().map_or(i64::MAX, |e| e.expires);
-                for ep in incoming.iter().cloned() {
-                    let meets = episodes.iter_mut().find(|(_, e, _)| {
-                        ep.first_seen <= e.last_seen.saturating_add(EPISODE_GAP)
-                            && ep.last_seen.saturating_add(EPISODE_GAP) >= e.first_seen
-                            && (how == Recording::Recount
-                                || ep.first_seen <= e.last_seen
-                                || ep.first_seen < ban_ended)
-                    });
-                    match meets {
-                        Some((_, e, dirty)) => {
-                            grew |= ep.last_seen > e.last_seen;
-                            merge_episode(e, ep, how);
-                            *dirty = true;
-                        }
-                        None => {
-                            new_episodes += 1;
-                            episodes.push((None, ep, true));
-                        }
-                    }
-                }
-                let recorded_expiry = old.as_ref().map(|e| e.expires);
-                let mut e = summarize(*src, old, &episodes);
-                let g = geo.get(src).cloned().unwrap_or_default();
-                if g.0.is_some() {
-                    e.country = g.0;
-                }
-                if g.1.is_some() {
-                    e.asn = g.1;
-                }
-                if g.2.is_some() {
-                    e.as_org = g.2;
-                }
-                e.times_flagged = e.times_flagged.saturating_add(new_episodes).max(1);
-                e.expires = match recorded_expiry {
-                    Some(recorded) if new_episodes == 0 && (how == Recording::Recount || !grew) => {
-                        recorded
-                    }
-                    Some(recorded) => ban.expiry(e.last_seen, e.times_flagged, now).max(recorded),
-                    None => ban.expiry(e.last_seen, e.times_flagged, now),
-                };
-                let (lo, hi) = net::bounds(*src);
-                let mut st = tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
-                     first_seen, last_seen, events, samples, vhost, country, asn, as_org, \
-                     times_flagged, expires, rule_events, sites, files) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                     ?16, ?17, ?18)",
-                    )
-                    .map_err(sql)?;
-                st.execute(params![
-                    key,
-                    net::family(*src),
-                    &lo[..],
-                    &hi[..],
-                    e.rules.join(","),
-                    e.first_seen,
-                    e.last_seen,
-                    i64::try_from(e.events).unwrap_or(i64::MAX),
-                    to_json(&e.samples),
-                    e.vhost,
-                    e.country,
-                    e.asn,
-                    e.as_org,
-                    e.times_flagged,
-                    e.expires,
-                    counts_json(&e.rule_events, true),
-                    counts_json(&e.sites, false),
-                    counts_json(&e.files, false),
-                ])
-                .map_err(sql)?;
-                for (id, ep, dirty) in &episodes {
-                    if !dirty {
-                        continue;
-                    }
-                    let values = params![
-                        key,
-                        ep.first_seen,
-                        ep.last_seen,
-                        i64::try_from(ep.events).unwrap_or(i64::MAX),
-                        counts_json(&ep.rule_events, true),
-                        counts_json(&ep.sites, false),
-                        counts_json(&ep.files, false),
-                        to_json(&ep.samples),
-                        to_json(&ep.explain),
-                        ep.recorded_at,
-                        id,
-                    ];
-                    let sql_text = if id.is_some() {
-                        "UPDATE episodes SET source = ?1, first_seen = ?2, last_seen = ?3, \
-                         events = ?4, rule_events = ?5, sites = ?6, files = ?7, samples = ?8, \
-                         explain = ?9, recorded_at = ?10 WHERE rowid = ?11"
-                    } else {
-                        "INSERT INTO episodes (source, first_seen, last_seen, events, \
-                         rule_events, sites, files, samples, explain, recorded_at) \
-                         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 IS NULL"
-                    };
-                    tx.prepare_cached(sql_text)
-                        .and_then(|mut st| st.execute(values))
-                        .map_err(sql)?;
-                }
-                recorded.push((*src, e.expires));
+            for incoming in chunk {
+                let expires = record_source(&tx, &self.path, self.ban, incoming, now, how)?;
+                recorded.push((incoming.source, expires));
             }
             tx.commit().map_err(sql)?;
         }
@@ -1519,11 +1363,7 @@ fn merge_episode(e: &mut Episode, new: Episode, how: Recording) {
 
 /// The entry of `source` summing up its `episodes`, keeping what `old` had that episodes
 /// do not hold (its samples first, rules of pruned episodes, GeoIP, the ban).
-fn summarize(
-    source: IpNet,
-    old: Option<FlaggedEntry>,
-    episodes: &[(Option<i64>, Episode, bool)],
-) -> FlaggedEntry {
+fn summarize(source: IpNet, old: Option<FlaggedEntry>, episodes: &[StoredEpisode]) -> FlaggedEntry {
     let mut e = old.unwrap_or(FlaggedEntry {
         source,
         rules: Vec::new(),
@@ -1567,6 +1407,224 @@ fn summarize(
     e.files = top(std::mem::take(&mut e.files));
     e.vhost = e.sites.first().map(|(s, _)| s.clone()).or(e.vhost);
     e
+}
+
+/// One source's part of a batch given to [`Store::record_flags_at`]: its episodes, and the
+/// newest country, AS number and AS name given for it.
+struct IncomingSource {
+    source: IpNet,
+    episodes: Vec<Episode>,
+    country: Option<String>,
+    asn: Option<u32>,
+    as_org: Option<String>,
+}
+
+/// The flags of a batch grouped by canonical source, in source order.
+fn group_by_source(flags: &[NewFlag], now: i64) -> Vec<IncomingSource> {
+    let mut by_source: BTreeMap<IpNet, IncomingSource> = BTreeMap::new();
+    for f in flags {
+        let source = net::canonical(f.source);
+        let s = by_source.entry(source).or_insert_with(|| IncomingSource {
+            source,
+            episodes: Vec::new(),
+            country: None,
+            asn: None,
+            as_org: None,
+        });
+        s.episodes.push(episode_from_flag(f, now));
+        if f.country.is_some() {
+            s.country = f.country.as_ref().map(|c| c.to_ascii_uppercase());
+        }
+        if f.asn.is_some() {
+            s.asn = f.asn;
+        }
+        if f.as_org.is_some() {
+            s.as_org.clone_from(&f.as_org);
+        }
+    }
+    by_source.into_values().collect()
+}
+
+/// A recorded episode: its row id (`None` until inserted), the episode, and whether it
+/// changed since it was read.
+type StoredEpisode = (Option<i64>, Episode, bool);
+
+/// Records one source's episodes inside the batch's transaction: reads what is stored,
+/// merges, and writes the source's row and its changed episodes. Returns the ban's expiry.
+fn record_source(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    ban: BanPolicy,
+    incoming: &IncomingSource,
+    now: i64,
+    how: Recording,
+) -> Result<i64, StoreError> {
+    let sql = |source| StoreError::Sql {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |what| StoreError::BadRow {
+        path: path.to_path_buf(),
+        what,
+    };
+    let key = incoming.source.to_string();
+    let old = {
+        let mut st = tx
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM flagged WHERE source = ?1"))
+            .map_err(sql)?;
+        st.query_row([&key], read_row).optional().map_err(sql)?
+    };
+    let old = old.map(Row::into_entry).transpose().map_err(bad)?;
+    let mut episodes = read_episodes(tx, &key).map_err(sql)?;
+    let mut stored = Vec::with_capacity(episodes.len());
+    for (id, ep) in episodes.drain(..) {
+        stored.push((Some(id), ep.into_episode().map_err(bad)?, false));
+    }
+    // A source that comes back after its ban ended offends again: that is a new
+    // episode, whose ban doubles, however soon it came.
+    let ban_ended = old.as_ref().map_or(i64::MAX, |e| e.expires);
+    let (new_episodes, grew) = merge_incoming(&mut stored, &incoming.episodes, ban_ended, how);
+    let recorded_expiry = old.as_ref().map(|e| e.expires);
+    let mut e = summarize(incoming.source, old, &stored);
+    if incoming.country.is_some() {
+        e.country.clone_from(&incoming.country);
+    }
+    if incoming.asn.is_some() {
+        e.asn = incoming.asn;
+    }
+    if incoming.as_org.is_some() {
+        e.as_org.clone_from(&incoming.as_org);
+    }
+    e.times_flagged = e.times_flagged.saturating_add(new_episodes).max(1);
+    e.expires = match recorded_expiry {
+        Some(recorded) if new_episodes == 0 && (how == Recording::Recount || !grew) => recorded,
+        Some(recorded) => ban.expiry(e.last_seen, e.times_flagged, now).max(recorded),
+        None => ban.expiry(e.last_seen, e.times_flagged, now),
+    };
+    write_entry(tx, &key, incoming.source, &e).map_err(sql)?;
+    write_episodes(tx, &key, &stored).map_err(sql)?;
+    Ok(e.expires)
+}
+
+/// The episodes stored for `key`, oldest first, with their row ids.
+fn read_episodes(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+) -> rusqlite::Result<Vec<(i64, EpisodeRow)>> {
+    let mut st = tx.prepare_cached(&format!(
+        "SELECT rowid, {EPISODE_COLUMNS} FROM episodes WHERE source = ?1 ORDER BY first_seen"
+    ))?;
+    let rows = st.query_map([key], |r| Ok((r.get::<_, i64>(0)?, read_episode(r, 1)?)))?;
+    rows.collect()
+}
+
+/// Merges incoming episodes into the stored ones: an episode that comes within
+/// [`EPISODE_GAP`] of a stored one continues it, any other is new. Returns how many were
+/// new and whether a stored one grew later.
+fn merge_incoming(
+    stored: &mut Vec<StoredEpisode>,
+    incoming: &[Episode],
+    ban_ended: i64,
+    how: Recording,
+) -> (u32, bool) {
+    let mut new_episodes = 0u32;
+    let mut grew = false;
+    for ep in incoming.iter().cloned() {
+        let meets = stored.iter_mut().find(|(_, e, _)| {
+            ep.first_seen <= e.last_seen.saturating_add(EPISODE_GAP)
+                && ep.last_seen.saturating_add(EPISODE_GAP) >= e.first_seen
+                && (how == Recording::Recount
+                    || ep.first_seen <= e.last_seen
+                    || ep.first_seen < ban_ended)
+        });
+        match meets {
+            Some((_, e, dirty)) => {
+                grew |= ep.last_seen > e.last_seen;
+                merge_episode(e, ep, how);
+                *dirty = true;
+            }
+            None => {
+                new_episodes += 1;
+                stored.push((None, ep, true));
+            }
+        }
+    }
+    (new_episodes, grew)
+}
+
+/// Writes a source's summary row.
+fn write_entry(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    src: IpNet,
+    e: &FlaggedEntry,
+) -> rusqlite::Result<()> {
+    let (lo, hi) = net::bounds(src);
+    let mut st = tx.prepare_cached(
+        "INSERT OR REPLACE INTO flagged (source, family, net_lo, net_hi, rules, \
+         first_seen, last_seen, events, samples, vhost, country, asn, as_org, \
+         times_flagged, expires, rule_events, sites, files) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16, ?17, ?18)",
+    )?;
+    st.execute(params![
+        key,
+        net::family(src),
+        &lo[..],
+        &hi[..],
+        e.rules.join(","),
+        e.first_seen,
+        e.last_seen,
+        i64::try_from(e.events).unwrap_or(i64::MAX),
+        to_json(&e.samples),
+        e.vhost,
+        e.country,
+        e.asn,
+        e.as_org,
+        e.times_flagged,
+        e.expires,
+        counts_json(&e.rule_events, true),
+        counts_json(&e.sites, false),
+        counts_json(&e.files, false),
+    ])?;
+    Ok(())
+}
+
+/// Writes the episodes that changed: an update of a stored row, or an insert of a new one.
+fn write_episodes(
+    tx: &rusqlite::Transaction<'_>,
+    key: &str,
+    episodes: &[StoredEpisode],
+) -> rusqlite::Result<()> {
+    for (id, ep, dirty) in episodes {
+        if !dirty {
+            continue;
+        }
+        let values = params![
+            key,
+            ep.first_seen,
+            ep.last_seen,
+            i64::try_from(ep.events).unwrap_or(i64::MAX),
+            counts_json(&ep.rule_events, true),
+            counts_json(&ep.sites, false),
+            counts_json(&ep.files, false),
+            to_json(&ep.samples),
+            to_json(&ep.explain),
+            ep.recorded_at,
+            id,
+        ];
+        let sql_text = if id.is_some() {
+            "UPDATE episodes SET source = ?1, first_seen = ?2, last_seen = ?3, \
+             events = ?4, rule_events = ?5, sites = ?6, files = ?7, samples = ?8, \
+             explain = ?9, recorded_at = ?10 WHERE rowid = ?11"
+        } else {
+            "INSERT INTO episodes (source, first_seen, last_seen, events, \
+             rule_events, sites, files, samples, explain, recorded_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE ?11 IS NULL"
+        };
+        tx.prepare_cached(sql_text)?.execute(values)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

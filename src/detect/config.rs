@@ -218,115 +218,125 @@ fn apply_rules(
         };
         let mut t = spanned.into_inner();
         let top_filter = t.take_filter();
-        let existing = base.get(&name).cloned();
-        let mut rule = match existing {
+        let mut rule = match base.get(&name).cloned() {
             Some(rule) => {
                 if !top_filter.is_empty() || t.any.is_some() {
                     return Err(ctx.err(None, "filter", "the filter of an existing rule cannot be changed; define a new rule and disable this one"));
                 }
                 rule
             }
-            None => {
-                let capacity = t
-                    .capacity
-                    .ok_or_else(|| ctx.err(None, "capacity", "a new rule needs a capacity"))?;
-                if t.leak.is_none() {
-                    return Err(ctx.err(
-                        None,
-                        "leak",
-                        "a new rule needs a leak interval such as \"10s\"",
-                    ));
-                }
-                let filters = match &t.any {
-                    Some(any) => {
-                        if !top_filter.is_empty() {
-                            return Err(ctx.err(
-                                Some(any.span().start),
-                                "any",
-                                "put filter keys either at the rule level or in `any`, not both",
-                            ));
-                        }
-                        if any.get_ref().is_empty() {
-                            return Err(ctx.err(
-                                Some(any.span().start),
-                                "any",
-                                "`any` needs at least one filter",
-                            ));
-                        }
-                        any.get_ref()
-                            .iter()
-                            .map(|f| build_filter(f, &ctx))
-                            .collect::<Result<Vec<_>, _>>()?
-                    }
-                    None => vec![build_filter(&top_filter, &ctx)?],
-                };
-                Rule {
-                    name: name.clone(),
-                    description: String::new(),
-                    filters,
-                    distinct: None,
-                    capacity,
-                    leak_ms: 1000,
-                    blackhole_ms: DEFAULT_BLACKHOLE_MS,
-                    grouping: Grouping::default(),
-                    enabled: true,
-                }
-            }
+            None => new_rule(&name, &t, &top_filter, &ctx)?,
         };
-        if let Some(enabled) = t.enabled {
-            rule.enabled = enabled;
-        }
-        if let Some(d) = t.description {
-            rule.description = d;
-        }
-        if let Some(c) = t.capacity {
-            rule.capacity = c;
-        }
-        if let Some(leak) = &t.leak {
-            let ms = ctx.duration(leak, "leak")?;
-            if ms <= 0 {
-                return Err(ctx.err(Some(leak.span().start), "leak", "must be longer than 0"));
-            }
-            rule.leak_ms = ms;
-        }
-        if let Some(bh) = &t.blackhole {
-            rule.blackhole_ms = ctx.duration(bh, "blackhole")?;
-        }
-        if let Some(d) = &t.distinct {
-            rule.distinct = Some(
-                Field::ALL
-                    .into_iter()
-                    .find(|f| f.name() == d.get_ref())
-                    .ok_or_else(|| {
-                        ctx.err(
-                            Some(d.span().start),
-                            "distinct",
-                            &format!(
-                                "`{}` is not one of path, query, target, user_agent",
-                                d.get_ref()
-                            ),
-                        )
-                    })?,
-            );
-        }
-        if let Some(p) = &t.v4_prefix {
-            if *p.get_ref() > 32 {
-                return Err(ctx.err(Some(p.span().start), "v4_prefix", "must be at most 32"));
-            }
-            rule.grouping.v4_prefix = *p.get_ref();
-        }
-        if let Some(p) = &t.v6_prefix {
-            if *p.get_ref() > 128 {
-                return Err(ctx.err(Some(p.span().start), "v6_prefix", "must be at most 128"));
-            }
-            rule.grouping.v6_prefix = *p.get_ref();
-        }
-        if let Some(v) = t.per_vhost {
-            rule.grouping.per_vhost = v;
-        }
+        apply_settings(&mut rule, t, &ctx)?;
         base.insert(rule);
     }
     Ok(base)
+}
+
+/// A rule the file defines: its filter (at the rule level or in `any`), capacity and leak
+/// must be given; the other settings start at their defaults.
+fn new_rule(
+    name: &str,
+    t: &RuleToml,
+    top_filter: &FilterToml,
+    ctx: &Ctx<'_>,
+) -> Result<Rule, RuleError> {
+    let capacity = t
+        .capacity
+        .ok_or_else(|| ctx.err(None, "capacity", "a new rule needs a capacity"))?;
+    if t.leak.is_none() {
+        return Err(ctx.err(
+            None,
+            "leak",
+            "a new rule needs a leak interval such as \"10s\"",
+        ));
+    }
+    let filters = match &t.any {
+        Some(any) => {
+            if !top_filter.is_empty() {
+                return Err(ctx.err(
+                    Some(any.span().start),
+                    "any",
+                    "put filter keys either at the rule level or in `any`, not both",
+                ));
+            }
+            if any.get_ref().is_empty() {
+                return Err(ctx.err(
+                    Some(any.span().start),
+                    "any",
+                    "`any` needs at least one filter",
+                ));
+            }
+            any.get_ref()
+                .iter()
+                .map(|f| build_filter(f, ctx))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => vec![build_filter(top_filter, ctx)?],
+    };
+    Ok(Rule {
+        name: name.to_string(),
+        description: String::new(),
+        filters,
+        distinct: None,
+        capacity,
+        leak_ms: 1000,
+        blackhole_ms: DEFAULT_BLACKHOLE_MS,
+        grouping: Grouping::default(),
+        enabled: true,
+    })
+}
+
+/// Applies the settings a rule's table gives (to a new rule or a built-in one).
+fn apply_settings(rule: &mut Rule, t: RuleToml, ctx: &Ctx<'_>) -> Result<(), RuleError> {
+    if let Some(enabled) = t.enabled {
+        rule.enabled = enabled;
+    }
+    if let Some(d) = t.description {
+        rule.description = d;
+    }
+    if let Some(c) = t.capacity {
+        rule.capacity = c;
+    }
+    if let Some(leak) = &t.leak {
+        let ms = ctx.duration(leak, "leak")?;
+        if ms <= 0 {
+            return Err(ctx.err(Some(leak.span().start), "leak", "must be longer than 0"));
+        }
+        rule.leak_ms = ms;
+    }
+    if let Some(bh) = &t.blackhole {
+        rule.blackhole_ms = ctx.duration(bh, "blackhole")?;
+    }
+    if let Some(d) = &t.distinct {
+        let field = Field::ALL.into_iter().find(|f| f.name() == d.get_ref());
+        rule.distinct = Some(field.ok_or_else(|| {
+            ctx.err(
+                Some(d.span().start),
+                "distinct",
+                &format!(
+                    "`{}` is not one of path, query, target, user_agent",
+                    d.get_ref()
+                ),
+            )
+        })?);
+    }
+    if let Some(p) = &t.v4_prefix {
+        if *p.get_ref() > 32 {
+            return Err(ctx.err(Some(p.span().start), "v4_prefix", "must be at most 32"));
+        }
+        rule.grouping.v4_prefix = *p.get_ref();
+    }
+    if let Some(p) = &t.v6_prefix {
+        if *p.get_ref() > 128 {
+            return Err(ctx.err(Some(p.span().start), "v6_prefix", "must be at most 128"));
+        }
+        rule.grouping.v6_prefix = *p.get_ref();
+    }
+    if let Some(v) = t.per_vhost {
+        rule.grouping.per_vhost = v;
+    }
+    Ok(())
 }
 
 struct Ctx<'a> {

@@ -201,23 +201,7 @@ fn unquote_nginx(format: &str) -> Result<String, CompileError> {
 /// Splits an Apache `LogFormat` string into pieces. `\"` and `\\` are unescaped as Apache
 /// does when it reads the configuration; a string pasted with its outer quotes also works.
 fn apache_pieces(format: &str) -> Result<Vec<Piece>, CompileError> {
-    let mut text = format.trim();
-    if text.len() >= 2 && text.starts_with('"') && text.ends_with('"') && !text.ends_with("\\\"") {
-        text = &text[1..text.len() - 1];
-    }
-    let mut unescaped = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('t') => unescaped.push('\t'),
-                Some(e) => unescaped.push(e),
-                None => unescaped.push('\\'),
-            }
-        } else {
-            unescaped.push(c);
-        }
-    }
+    let unescaped = apache_unescape(format);
     let bytes = unescaped.as_bytes();
     let mut pieces = Vec::new();
     let mut lit = Vec::new();
@@ -276,52 +260,21 @@ fn apache_pieces(format: &str) -> Result<Vec<Piece>, CompileError> {
         }
         i += 1;
         let name = unescaped[start..i].to_string();
-        let kind = match (directive, arg) {
-            (b'h' | b'a', None) => {
-                if seen_client {
-                    FieldKind::OtherAddr
-                } else {
-                    seen_client = true;
-                    FieldKind::Client
-                }
+        if (directive, arg) == (b't', None) {
+            lit.push(b'[');
+            flush_lit(&mut lit, &mut pieces);
+            pieces.push(Piece::Field(FieldKind::TimeClf, name));
+            lit.push(b']');
+            continue;
+        }
+        let kind = apache_kind(directive, arg, start)?;
+        let kind = match kind {
+            FieldKind::Client if seen_client => FieldKind::OtherAddr,
+            FieldKind::Client => {
+                seen_client = true;
+                kind
             }
-            (b'a', Some(_)) => FieldKind::OtherAddr,
-            (b'l' | b'u', _) => FieldKind::User,
-            (b't', None) => {
-                lit.push(b'[');
-                flush_lit(&mut lit, &mut pieces);
-                pieces.push(Piece::Field(FieldKind::TimeClf, name));
-                lit.push(b']');
-                continue;
-            }
-            (b't', Some(spec)) => apache_time(spec)?,
-            (b'r', _) => FieldKind::Request,
-            (b'm', _) => FieldKind::Method,
-            (b'U', _) => FieldKind::Path,
-            (b'q', _) => FieldKind::Opaque,
-            (b'H', _) => FieldKind::Protocol,
-            (b's', _) => FieldKind::Status,
-            (b'b' | b'B' | b'O', _) => FieldKind::Bytes,
-            (b'v' | b'V', _) => FieldKind::Vhost,
-            (b'i', Some(header)) => match header.to_ascii_lowercase().as_str() {
-                "referer" => FieldKind::Referer,
-                "user-agent" => FieldKind::UserAgent,
-                "x-forwarded-for" => FieldKind::ForwardedFor,
-                "x-real-ip" | "true-client-ip" | "cf-connecting-ip" => FieldKind::OtherAddr,
-                "host" => FieldKind::Vhost,
-                _ => FieldKind::Opaque,
-            },
-            (
-                b'A' | b'C' | b'D' | b'e' | b'f' | b'I' | b'k' | b'L' | b'n' | b'o' | b'p' | b'P'
-                | b'R' | b'S' | b'T' | b'X' | b'x' | b'i',
-                _,
-            ) => FieldKind::Opaque,
-            (other, _) => {
-                return Err(CompileError(format!(
-                    "unknown Apache format directive '%{}' at byte {start}",
-                    other as char
-                )));
-            }
+            _ => kind,
         };
         // `%U%q` written together is the request target (path and query).
         if directive == b'q' && lit.is_empty() {
@@ -336,6 +289,68 @@ fn apache_pieces(format: &str) -> Result<Vec<Piece>, CompileError> {
     }
     flush_lit(&mut lit, &mut pieces);
     Ok(pieces)
+}
+
+/// The format as Apache reads it from its configuration: the outer quotes of a pasted
+/// string dropped, `\t` a tab, and `\x` the character `x`.
+fn apache_unescape(format: &str) -> String {
+    let mut text = format.trim();
+    if text.len() >= 2 && text.starts_with('"') && text.ends_with('"') && !text.ends_with("\\\"") {
+        text = &text[1..text.len() - 1];
+    }
+    let mut unescaped = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('t') => unescaped.push('\t'),
+                Some(e) => unescaped.push(e),
+                None => unescaped.push('\\'),
+            }
+        } else {
+            unescaped.push(c);
+        }
+    }
+    unescaped
+}
+
+/// The field an Apache directive writes (`%h` is a client; which address field is the
+/// client is the caller's to decide); `start` is where it begins, for errors.
+fn apache_kind(directive: u8, arg: Option<&str>, start: usize) -> Result<FieldKind, CompileError> {
+    Ok(match (directive, arg) {
+        (b'h' | b'a', None) => FieldKind::Client,
+        (b'a', Some(_)) => FieldKind::OtherAddr,
+        (b'l' | b'u', _) => FieldKind::User,
+        (b't', None) => FieldKind::TimeClf,
+        (b't', Some(spec)) => apache_time(spec)?,
+        (b'r', _) => FieldKind::Request,
+        (b'm', _) => FieldKind::Method,
+        (b'U', _) => FieldKind::Path,
+        (b'q', _) => FieldKind::Opaque,
+        (b'H', _) => FieldKind::Protocol,
+        (b's', _) => FieldKind::Status,
+        (b'b' | b'B' | b'O', _) => FieldKind::Bytes,
+        (b'v' | b'V', _) => FieldKind::Vhost,
+        (b'i', Some(header)) => match header.to_ascii_lowercase().as_str() {
+            "referer" => FieldKind::Referer,
+            "user-agent" => FieldKind::UserAgent,
+            "x-forwarded-for" => FieldKind::ForwardedFor,
+            "x-real-ip" | "true-client-ip" | "cf-connecting-ip" => FieldKind::OtherAddr,
+            "host" => FieldKind::Vhost,
+            _ => FieldKind::Opaque,
+        },
+        (
+            b'A' | b'C' | b'D' | b'e' | b'f' | b'I' | b'k' | b'L' | b'n' | b'o' | b'p' | b'P'
+            | b'R' | b'S' | b'T' | b'X' | b'x' | b'i',
+            _,
+        ) => FieldKind::Opaque,
+        (other, _) => {
+            return Err(CompileError(format!(
+                "unknown Apache format directive '%{}' at byte {start}",
+                other as char
+            )));
+        }
+    })
 }
 
 fn flush_lit(lit: &mut Vec<u8>, pieces: &mut Vec<Piece>) {

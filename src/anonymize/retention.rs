@@ -712,7 +712,7 @@ pub fn anonymize_file(
 }
 
 fn reason_of_read(target: &Path, e: &crate::input::ReadError) -> String {
-    let text = e.to_string();
+    let text = crate::error::chain(e).to_string();
     let prefix = format!("{}: ", crate::escape::path(target));
     text.strip_prefix(&prefix)
         .map_or(text.clone(), str::to_string)

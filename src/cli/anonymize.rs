@@ -570,7 +570,8 @@ fn finish_erasure(
         .iter()
         .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
     {
-        let still = logward::search::lines_holding(&r.path, &matcher).map_err(|e| e.to_string());
+        let still = logward::search::lines_holding(&r.path, &matcher)
+            .map_err(|e| logward::error::chain(&e).to_string());
         let reason = r.reason.as_deref().unwrap_or("");
         match still {
             Ok(0) => notes.push(format!(

@@ -13,6 +13,7 @@ use clap::Args;
 use ipnet::IpNet;
 use logward::detect::Flagged;
 use logward::detect::spill::SpillTo;
+use logward::error::chain;
 use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
 use logward::input::{Source, discover};
@@ -425,7 +426,7 @@ fn report_files(report: &Pass, check: bool) {
             .map(Source::display_escaped)
             .unwrap_or_default();
         if let Some(err) = &file.error {
-            eprintln!("logward: {err}");
+            eprintln!("logward: {}", chain(err));
         }
         // A reading that finds no clients must not pass for a clean file.
         if let Some(warning) = file.few_clients() {
@@ -540,7 +541,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
                 "bytes": f.bytes,
                 "first_time": time_json(f.first_time),
                 "last_time": time_json(f.last_time),
-                "error": f.error,
+                "error": f.error.as_ref().map(|e| chain(e).to_string()),
                 "warnings": f.few_clients().into_iter().collect::<Vec<_>>(),
                 "malformed_examples": f.examples.iter().map(|e| json!({"line": e.line, "reason": e.error.to_string()})).collect::<Vec<_>>(),
             })

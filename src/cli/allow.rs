@@ -119,7 +119,6 @@ fn audit_sources(audit: &logward::audit::AuditLog, nets: &[IpNet]) -> Result<Vec
         .map(|n| {
             audit
                 .hash_source(&n.to_string())
-                .map_err(|e| anyhow!("{e}"))
                 .context("the change cannot be recorded in the audit log; nothing was changed")
         })
         .collect()
@@ -180,7 +179,6 @@ fn add(texts: &[String], note: &str, store: Option<PathBuf>, config: &Config) ->
             user: Some(user),
             note: Some(note.to_string()),
         })
-        .map_err(|e| anyhow!("{e}"))
         .context("the allowlist was changed, but the change is not in the audit log")?;
     Ok(Outcome::Success)
 }
@@ -292,7 +290,6 @@ fn remove(texts: &[String], store: Option<PathBuf>, config: &Config) -> Result<O
                     user: Some(user),
                     note: None,
                 })
-                .map_err(|e| anyhow!("{e}"))
                 .context("the allowlist was changed, but the change is not in the audit log")?;
             return Ok(Outcome::Success);
         }

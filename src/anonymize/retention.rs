@@ -175,7 +175,7 @@ fn reason_of(path: &Path, e: &RewriteError) -> String {
             "live log name (no rotation suffix); --include-active rewrites it".to_string()
         }
         _ => {
-            let text = e.to_string();
+            let text = chain(e).to_string();
             let prefix = format!("{}:", crate::escape::path(e.path()));
             match text.strip_prefix(&prefix) {
                 Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {

@@ -406,7 +406,7 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
                         );
                     }
                 }
-                Err(e) => eprintln!("logward: {e}"),
+                Err(e) => eprintln!("logward: {}", logward::error::chain(&e)),
             }
         }
     }

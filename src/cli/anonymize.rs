@@ -528,9 +528,7 @@ fn finish_erasure(
         if store_path.exists() {
             let mut store = state::open_store(&store_path)?;
             let masker = logward::anonymize::Masker::new(&settings.mode);
-            let erased = store
-                .erase(nets, &mut |addr| masker.masked(addr).to_string())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let erased = store.erase(nets, &mut |addr| masker.masked(addr).to_string())?;
             let removed = count(
                 erased.removed.len() as u64,
                 "flagged-source entry",

@@ -162,7 +162,7 @@ fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
         return Ok(Vec::new());
     }
     let store = state::open_store(&path)?;
-    let list = store.allowlist().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let list = store.allowlist()?;
     Ok(list.into_iter().map(|a| a.net).collect())
 }
 
@@ -241,9 +241,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         switch(args.rescan, args.no_rescan, config.rescan),
     );
     if detection.store.is_some() {
-        detection
-            .refresh_allowlist()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        detection.refresh_allowlist()?;
     } else {
         // --no-store writes nothing, but what the store allows is still never flagged.
         match stored_allowlist(args, config) {

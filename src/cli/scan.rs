@@ -202,8 +202,7 @@ fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outco
         &found.sources,
         detection.as_ref().and_then(|d| d.store.as_ref()),
         detection.as_ref().is_some_and(|d| d.rescan),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     let earlier = earlier_notes(&found.sources, &counted);
     // Events beyond what memory should hold go to the state directory, which is on disk,
     // where the temporary directory may be in memory (tmpfs).
@@ -378,8 +377,7 @@ fn record(
     report: &Pass,
     counted: &AlreadyCounted,
 ) -> Result<Recorded> {
-    d.drop_newly_allowed(flagged)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    d.drop_newly_allowed(flagged)?;
     let names: Vec<Option<String>> = report
         .files
         .iter()
@@ -400,18 +398,12 @@ fn record(
     };
     if let Some(store) = &mut d.store {
         // From the decision to the ledger, one scan at a time: see lock_for_recording.
-        let _recording = store
-            .lock_for_recording()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _recording = store.lock_for_recording()?;
         let how = counted.recording(store, d.rescan);
-        recorded.expiry.extend(
-            store
-                .record_flags_at(&recorded.flags, unix_now(), how)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
-        counted
-            .mark_scanned(store, &report.files, unix_now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        recorded
+            .expiry
+            .extend(store.record_flags_at(&recorded.flags, unix_now(), how)?);
+        counted.mark_scanned(store, &report.files, unix_now())?;
     }
     Ok(recorded)
 }
@@ -450,7 +442,7 @@ fn flagged_in_range(store: &logward::store::Store, report: &Pass) -> Result<Opti
         until: Some(last.saturating_add(1)),
         ..Default::default()
     };
-    let entries = store.query(&filter).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entries = store.query(&filter)?;
     Ok(Some(entries.len()))
 }
 

@@ -198,8 +198,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     };
     install_signals();
     let log: Log = Arc::new(|message: &str| eprintln!("logward: {message}"));
-    let mut watcher =
-        Watcher::start(settings, detection, log).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut watcher = Watcher::start(settings, detection, log)?;
     eprintln!(
         "logward: watching {} (every {} ms), {rules} rules, store {store_name}",
         args.paths.join(" "),

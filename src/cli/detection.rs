@@ -105,17 +105,17 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("config"));
-        set = detect::load_config_rules(text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        set = detect::load_config_rules(text, &origin, set)?;
     }
     if let Some(path) = rules_file {
-        set = detect::load_rules_file(path, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        set = detect::load_rules_file(path, set)?;
     } else if let Some(path) = config.rules.as_deref() {
         let origin = config
             .path
             .as_deref()
             .map_or("the config file".to_string(), |p| p.display().to_string());
         set = detect::load_rules_file(path, set)
-            .map_err(|e| anyhow::anyhow!("{e} (the rules file named by key rules in {origin})"))?;
+            .with_context(|| format!("the rules file named by key rules in {origin}"))?;
     }
     Ok(set)
 }
@@ -178,11 +178,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     if !crawlers.is_empty() {
         set.insert(crawlers.fake_crawler_rule());
     }
-    let rules = Arc::new(
-        CompiledRules::new(&set)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_crawlers(crawlers),
-    );
+    let rules = Arc::new(CompiledRules::new(&set)?.with_crawlers(crawlers));
     let mut nets = Vec::new();
     for text in args.allow.iter().chain(config.allow.iter().flatten()) {
         match parse_net(text) {
@@ -196,8 +192,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     let geo = Geo::open(
         args.geoip.as_deref().or(config.geoip.as_deref()),
         args.asn.as_deref().or(config.asn.as_deref()),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     let store = if switch(args.no_store, args.use_store, config.no_store) {
         None
     } else {

@@ -226,7 +226,7 @@ impl Config {
         if let Some(f) = &self.format
             && let Err(e) = logward::format::FormatSpec::parse(f)
         {
-            bail!("{}: {e}", at("format"));
+            return Err(anyhow::Error::new(e).context(at("format")));
         }
         if let Some(size) = &self.max_line
             && crate::cli::parse_size(size).is_none()

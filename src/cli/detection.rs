@@ -12,6 +12,7 @@ use clap::Args;
 use ipnet::IpNet;
 use logward::detect::crawlers::Crawlers;
 use logward::detect::{self, CompiledRules, RuleSet};
+use logward::error::chain;
 use logward::geo::Geo;
 use logward::scan::Detection;
 use logward::store::BanPolicy;
@@ -242,7 +243,10 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         match stored_allowlist(args, config) {
             Ok(stored) => detection.set_stored_allowlist(stored),
             Err(e) => {
-                eprintln!("logward: warning: the store's allowlist is not applied: {e:#}");
+                eprintln!(
+                    "logward: warning: the store's allowlist is not applied: {}",
+                    chain(e.as_ref())
+                );
                 detection.set_stored_allowlist(Vec::new());
             }
         }

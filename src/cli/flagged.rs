@@ -335,7 +335,7 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
     for t in &args.targets {
         filter
             .targets
-            .push(t.parse::<Target>().map_err(|e| anyhow!("{e}"))?);
+            .push(t.parse::<Target>().map_err(anyhow::Error::msg)?);
     }
     filter.since = args
         .since

@@ -304,7 +304,11 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
                     super::count(log.lines, "line", "lines"),
                     log.sha256
                 ),
-                Err(e) => format!("evidence: {} incomplete: {e:#}", package.path().display()),
+                Err(e) => format!(
+                    "evidence: {} incomplete: {}",
+                    package.path().display(),
+                    chain(e.as_ref())
+                ),
             });
             written.and_then(|log| print_package_summary(package, &log, settings.output))
         }

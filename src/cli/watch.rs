@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use logward::error::chain;
 use logward::metrics::http::{Page, Server};
 use logward::watch::actions::ActionSettings;
 use logward::watch::nft::NftSet;
@@ -256,7 +257,10 @@ fn reload(args: &WatchArgs, config: &mut Config, watcher: &mut Watcher) {
         Some(path) => match Config::read(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("logward: reload failed, keeping the running rules: {e:#}");
+                eprintln!(
+                    "logward: reload failed, keeping the running rules: {}",
+                    chain(e.as_ref())
+                );
                 return;
             }
         },
@@ -267,7 +271,10 @@ fn reload(args: &WatchArgs, config: &mut Config, watcher: &mut Watcher) {
             watcher.reload(d);
             *config = fresh;
         }
-        Err(e) => eprintln!("logward: reload failed, keeping the running rules: {e:#}"),
+        Err(e) => eprintln!(
+            "logward: reload failed, keeping the running rules: {}",
+            chain(e.as_ref())
+        ),
     }
 }
 

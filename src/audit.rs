@@ -52,6 +52,8 @@ pub struct Entry<'a> {
     pub note: Option<String>,
 }
 
+/// Why the audit log or its key cannot be used, naming the file; the cause (a key file's
+/// error, the operating system's reason) is the `source()`.
 #[derive(Debug)]
 pub enum AuditError {
     Key(KeyError),
@@ -72,12 +74,10 @@ pub enum AuditError {
 impl std::fmt::Display for AuditError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AuditError::Key(e) => write!(f, "audit key: {e}"),
-            AuditError::Write { path, source } => write!(
-                f,
-                "{}: cannot write the audit log: {source}",
-                path.display()
-            ),
+            AuditError::Key(_) => f.write_str("audit key"),
+            AuditError::Write { path, .. } => {
+                write!(f, "{}: cannot write the audit log", path.display())
+            }
             AuditError::KeyBesideLog { key } => write!(
                 f,
                 "{}: the audit key is in the state directory, beside the audit log: whoever \
@@ -85,14 +85,22 @@ impl std::fmt::Display for AuditError {
                  keep it apart (audit_key in the config, or $LOGWARD_AUDIT_KEY)",
                 key.display()
             ),
-            AuditError::Read { path, source } => {
-                write!(f, "{}: cannot read the audit log: {source}", path.display())
+            AuditError::Read { path, .. } => {
+                write!(f, "{}: cannot read the audit log", path.display())
             }
         }
     }
 }
 
-impl std::error::Error for AuditError {}
+impl std::error::Error for AuditError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AuditError::Key(e) => Some(e),
+            AuditError::Write { source, .. } | AuditError::Read { source, .. } => Some(source),
+            AuditError::KeyBesideLog { .. } => None,
+        }
+    }
+}
 
 /// The audit log of one state directory, and where its key is.
 pub struct AuditLog {
@@ -430,6 +438,31 @@ mod tests {
         let log = AuditLog::with_key(dir.path(), &dir.path().join("audit.key"));
         let err = log.hash_source("203.0.113.7").unwrap_err();
         assert!(matches!(err, AuditError::KeyBesideLog { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_read_is_the_source_of_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let key = dir.path().join("keys");
+        std::fs::create_dir_all(&key).unwrap();
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let err = AuditLog::with_key(&state, &key)
+            .hash_source("203.0.113.7")
+            .unwrap_err();
+        assert_eq!(err.to_string(), "audit key");
+        let cause = std::error::Error::source(&err).expect("the key's error");
+        assert!(cause.downcast_ref::<KeyError>().is_some(), "{cause}");
+        let text = crate::error::chain(&err).to_string();
+        let reason = std::io::Error::from_raw_os_error(libc::EISDIR).to_string();
+        assert_eq!(
+            text,
+            format!(
+                "audit key: {}: cannot read key file: {reason}",
+                key.display()
+            )
+        );
     }
 
     /// Regression: search entries held `"sources":["IP"]` in clear, and erasure entries

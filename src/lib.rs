@@ -14,6 +14,7 @@ pub mod audit;
 mod bytes;
 mod child;
 pub mod detect;
+pub mod error;
 pub mod escape;
 pub mod fleet;
 pub mod format;

@@ -1,5 +1,6 @@
 //! The `logward` binary: runs the command line and maps the outcome to an exit code. A
-//! closed pipe (`logward ... | head`) ends the run quietly with success.
+//! closed pipe (`logward ... | head`) ends the run quietly with success. An error is
+//! printed with its causes, each once (`logward::error::chain`).
 
 mod cli;
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
             if cli::broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("logward: {err:#}");
+            eprintln!("logward: {}", logward::error::chain(err.as_ref()));
             ExitCode::from(cli::Outcome::Error as u8)
         }
     }

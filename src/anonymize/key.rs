@@ -39,7 +39,8 @@ impl fmt::Display for KeyFormat {
     }
 }
 
-/// A key file that cannot be used, naming the file.
+/// A key file that cannot be used, naming the file; the operating system's reason, if
+/// any, is the `source()`.
 #[derive(Debug)]
 pub enum KeyError {
     Missing {
@@ -76,8 +77,8 @@ impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::Missing { path } => write!(f, "{}: key file not found", path.display()),
-            KeyError::Unreadable { path, source } => {
-                write!(f, "{}: cannot read key file: {source}", path.display())
+            KeyError::Unreadable { path, .. } => {
+                write!(f, "{}: cannot read key file", path.display())
             }
             KeyError::TooOpen { path, mode } => write!(
                 f,
@@ -93,10 +94,10 @@ impl fmt::Display for KeyError {
                 "{}: already exists; refusing to overwrite a key",
                 path.display()
             ),
-            KeyError::Write { path, source } => {
-                write!(f, "{}: cannot write key file: {source}", path.display())
+            KeyError::Write { path, .. } => {
+                write!(f, "{}: cannot write key file", path.display())
             }
-            KeyError::Random { source } => write!(f, "/dev/urandom: {source}"),
+            KeyError::Random { .. } => f.write_str("/dev/urandom: cannot read"),
         }
     }
 }
@@ -322,6 +323,23 @@ mod tests {
         fs::set_permissions(&sub, fs::Permissions::from_mode(0o700)).unwrap();
         let err = load_key_file(&sub).unwrap_err();
         assert!(matches!(err, KeyError::Unreadable { .. }), "{err:?}");
+        // The reason comes from source() alone, so a chain prints it once.
+        let reason = io::Error::from_raw_os_error(libc::EISDIR).to_string();
+        assert_eq!(
+            std::error::Error::source(&err).map(ToString::to_string),
+            Some(reason.clone())
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: cannot read key file", sub.display())
+        );
+        assert_eq!(
+            crate::error::chain(&err)
+                .to_string()
+                .matches(&reason)
+                .count(),
+            1
+        );
     }
 
     #[test]

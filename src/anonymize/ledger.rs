@@ -128,7 +128,8 @@ impl HeadBuilder {
     }
 }
 
-/// A ledger that cannot be read or written, naming the file.
+/// A ledger that cannot be read or written, naming the file; the operating system's reason
+/// is the `source()`.
 #[derive(Debug)]
 pub enum LedgerError {
     Read { path: PathBuf, source: io::Error },
@@ -139,8 +140,8 @@ pub enum LedgerError {
 impl std::fmt::Display for LedgerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LedgerError::Read { path, source } => {
-                write!(f, "{}: cannot read the ledger: {source}", path.display())
+            LedgerError::Read { path, .. } => {
+                write!(f, "{}: cannot read the ledger", path.display())
             }
             LedgerError::Parse { path, reason } => write!(
                 f,
@@ -148,14 +149,21 @@ impl std::fmt::Display for LedgerError {
                  files were already pseudonymized",
                 path.display()
             ),
-            LedgerError::Write { path, source } => {
-                write!(f, "{}: cannot write the ledger: {source}", path.display())
+            LedgerError::Write { path, .. } => {
+                write!(f, "{}: cannot write the ledger", path.display())
             }
         }
     }
 }
 
-impl std::error::Error for LedgerError {}
+impl std::error::Error for LedgerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LedgerError::Read { source, .. } | LedgerError::Write { source, .. } => Some(source),
+            LedgerError::Parse { .. } => None,
+        }
+    }
+}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Stored {
@@ -355,5 +363,22 @@ mod tests {
         fs::write(d.path().join(LEDGER_NAME), b"{not json").unwrap();
         let err = Ledger::load(d.path()).unwrap_err();
         assert!(err.to_string().contains(LEDGER_NAME), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_ledger_gives_the_reason_as_its_source() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join(LEDGER_NAME);
+        fs::create_dir(&path).unwrap();
+        let err = Ledger::load(d.path()).unwrap_err();
+        let source = std::error::Error::source(&err).expect("the OS error");
+        assert_eq!(
+            err.to_string(),
+            format!("{}: cannot read the ledger", path.display())
+        );
+        assert_eq!(
+            crate::error::chain(&err).to_string(),
+            format!("{}: cannot read the ledger: {source}", path.display())
+        );
     }
 }

@@ -22,6 +22,7 @@ use ipnet::IpNet;
 
 use super::wrapped::{Escaped, write_escaped};
 use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
+use crate::error::chain;
 use crate::format::wrap::{self, json_string, json_string::Escape};
 use crate::format::{
     ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper, choose_format,
@@ -174,7 +175,7 @@ fn reason_of(path: &Path, e: &RewriteError) -> String {
             "live log name (no rotation suffix); --include-active rewrites it".to_string()
         }
         _ => {
-            let text = e.to_string();
+            let text = chain(e).to_string();
             let prefix = format!("{}:", crate::escape::path(e.path()));
             match text.strip_prefix(&prefix) {
                 Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
@@ -533,7 +534,7 @@ pub fn anonymize_file(
             if !plan.dry_run {
                 let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(err) = l.touch(e, plan.now) {
-                    return FileResult::new(path, Status::Failed, err.to_string());
+                    return FileResult::new(path, Status::Failed, chain(&err).to_string());
                 }
             }
             progress.bytes.fetch_add(meta.len(), Ordering::Relaxed);
@@ -694,14 +695,14 @@ pub fn anonymize_file(
                 let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(err) = l.record(e) {
                     r.status = Status::Failed;
-                    r.reason = Some(err.to_string());
+                    r.reason = Some(chain(&err).to_string());
                 }
             }
         }
         Err(e) => {
             if let Some(err) = ledger_error.into_inner() {
                 r.status = Status::Failed;
-                r.reason = Some(format!("{err}; the file was left as it was"));
+                r.reason = Some(format!("{}; the file was left as it was", chain(&err)));
             } else {
                 r.status = status_of(&e);
                 r.reason = Some(reason_of(path, &e));
@@ -712,7 +713,7 @@ pub fn anonymize_file(
 }
 
 fn reason_of_read(target: &Path, e: &crate::input::ReadError) -> String {
-    let text = e.to_string();
+    let text = chain(e).to_string();
     let prefix = format!("{}: ", crate::escape::path(target));
     text.strip_prefix(&prefix)
         .map_or(text.clone(), str::to_string)

@@ -119,7 +119,6 @@ fn audit_sources(audit: &logward::audit::AuditLog, nets: &[IpNet]) -> Result<Vec
         .map(|n| {
             audit
                 .hash_source(&n.to_string())
-                .map_err(|e| anyhow!("{e}"))
                 .context("the change cannot be recorded in the audit log; nothing was changed")
         })
         .collect()
@@ -138,9 +137,7 @@ fn add(texts: &[String], note: &str, store: Option<PathBuf>, config: &Config) ->
     let sources = audit_sources(&audit, &nets)?;
     let mut store = state::open_store(&path)?;
     let now = unix_now();
-    let done = store
-        .allow_add(&nets, note, &user, now)
-        .map_err(|e| anyhow!("{e}"))?;
+    let done = store.allow_add(&nets, note, &user, now)?;
     let mut out = std::io::stdout().lock();
     for n in &done.added {
         writeln!(out, "allowed {}", net::display(*n))?;
@@ -180,7 +177,6 @@ fn add(texts: &[String], note: &str, store: Option<PathBuf>, config: &Config) ->
             user: Some(user),
             note: Some(note.to_string()),
         })
-        .map_err(|e| anyhow!("{e}"))
         .context("the allowlist was changed, but the change is not in the audit log")?;
     Ok(Outcome::Success)
 }
@@ -190,9 +186,7 @@ fn list(output: Option<OutputKind>, store: Option<PathBuf>, config: &Config) -> 
     let path = state::store_path(store.as_deref(), config)?;
     // No store yet: nothing is allowed, and listing creates nothing.
     let entries = if path.exists() {
-        state::open_store(&path)?
-            .allowlist()
-            .map_err(|e| anyhow!("{e}"))?
+        state::open_store(&path)?.allowlist()?
     } else {
         Vec::new()
     };
@@ -269,7 +263,7 @@ fn remove(texts: &[String], store: Option<PathBuf>, config: &Config) -> Result<O
         let audit = state::audit_log(&state_dir, config)?;
         let sources = audit_sources(&audit, &nets)?;
         let mut store = state::open_store(&path)?;
-        let absent = store.allow_remove(&nets).map_err(|e| anyhow!("{e}"))?;
+        let absent = store.allow_remove(&nets)?;
         if absent.is_empty() {
             let summary = format!(
                 "removed {} from the allowlist",
@@ -292,7 +286,6 @@ fn remove(texts: &[String], store: Option<PathBuf>, config: &Config) -> Result<O
                     user: Some(user),
                     note: None,
                 })
-                .map_err(|e| anyhow!("{e}"))
                 .context("the allowlist was changed, but the change is not in the audit log")?;
             return Ok(Outcome::Success);
         }

@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use logward::anonymize::ledger::Ledger;
 use logward::anonymize::retention::{Counts, FileResult, Plan, Status, anonymize_file};
 use logward::anonymize::{CryptoPan, Mode, Prefixes, load_key_file};
+use logward::error::chain;
 use logward::format::FormatSpec;
 use logward::input::{Source, discover};
 use logward::metrics::RunCounts;
@@ -406,7 +407,7 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
                         );
                     }
                 }
-                Err(e) => eprintln!("logward: {e}"),
+                Err(e) => eprintln!("logward: {}", chain(&e)),
             }
         }
     }
@@ -491,7 +492,7 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
         ) {
             Ok(complete) => incomplete = !complete,
             Err(e) => {
-                eprintln!("logward: {e:#}");
+                eprintln!("logward: {}", chain(e.as_ref()));
                 failed = true;
             }
         }
@@ -528,9 +529,7 @@ fn finish_erasure(
         if store_path.exists() {
             let mut store = state::open_store(&store_path)?;
             let masker = logward::anonymize::Masker::new(&settings.mode);
-            let erased = store
-                .erase(nets, &mut |addr| masker.masked(addr).to_string())
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let erased = store.erase(nets, &mut |addr| masker.masked(addr).to_string())?;
             let removed = count(
                 erased.removed.len() as u64,
                 "flagged-source entry",
@@ -570,7 +569,8 @@ fn finish_erasure(
         .iter()
         .filter(|r| r.status != Status::Rewritten && r.status != Status::Unchanged)
     {
-        let still = logward::search::lines_holding(&r.path, &matcher).map_err(|e| e.to_string());
+        let still =
+            logward::search::lines_holding(&r.path, &matcher).map_err(|e| chain(&e).to_string());
         let reason = r.reason.as_deref().unwrap_or("");
         match still {
             Ok(0) => notes.push(format!(

@@ -226,7 +226,7 @@ impl Config {
         if let Some(f) = &self.format
             && let Err(e) = logward::format::FormatSpec::parse(f)
         {
-            bail!("{}: {e}", at("format"));
+            return Err(anyhow::Error::new(e).context(at("format")));
         }
         if let Some(size) = &self.max_line
             && crate::cli::parse_size(size).is_none()
@@ -240,7 +240,7 @@ impl Config {
             if let Some(url) = &fleet.url
                 && let Err(e) = logward::fleet::connect::parse_url(url)
             {
-                bail!("{}: {e}", at("url"));
+                return Err(anyhow::Error::new(e).context(at("url")));
             }
             if fleet.min_hosts == Some(0) {
                 bail!("{}: 0 servers; write 1 or more", at("min_hosts"));

@@ -12,6 +12,7 @@ use clap::Args;
 use ipnet::IpNet;
 use logward::detect::crawlers::Crawlers;
 use logward::detect::{self, CompiledRules, RuleSet};
+use logward::error::chain;
 use logward::geo::Geo;
 use logward::scan::Detection;
 use logward::store::BanPolicy;
@@ -105,17 +106,17 @@ pub fn rule_set(rules_file: Option<&Path>, config: &Config) -> Result<RuleSet> {
             .path
             .clone()
             .unwrap_or_else(|| PathBuf::from("config"));
-        set = detect::load_config_rules(text, &origin, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        set = detect::load_config_rules(text, &origin, set)?;
     }
     if let Some(path) = rules_file {
-        set = detect::load_rules_file(path, set).map_err(|e| anyhow::anyhow!("{e}"))?;
+        set = detect::load_rules_file(path, set)?;
     } else if let Some(path) = config.rules.as_deref() {
         let origin = config
             .path
             .as_deref()
             .map_or("the config file".to_string(), |p| p.display().to_string());
         set = detect::load_rules_file(path, set)
-            .map_err(|e| anyhow::anyhow!("{e} (the rules file named by key rules in {origin})"))?;
+            .with_context(|| format!("the rules file named by key rules in {origin}"))?;
     }
     Ok(set)
 }
@@ -162,7 +163,7 @@ fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
         return Ok(Vec::new());
     }
     let store = state::open_store(&path)?;
-    let list = store.allowlist().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let list = store.allowlist()?;
     Ok(list.into_iter().map(|a| a.net).collect())
 }
 
@@ -178,11 +179,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     if !crawlers.is_empty() {
         set.insert(crawlers.fake_crawler_rule());
     }
-    let rules = Arc::new(
-        CompiledRules::new(&set)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_crawlers(crawlers),
-    );
+    let rules = Arc::new(CompiledRules::new(&set)?.with_crawlers(crawlers));
     let mut nets = Vec::new();
     for text in args.allow.iter().chain(config.allow.iter().flatten()) {
         match parse_net(text) {
@@ -196,8 +193,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     let geo = Geo::open(
         args.geoip.as_deref().or(config.geoip.as_deref()),
         args.asn.as_deref().or(config.asn.as_deref()),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     let store = if switch(args.no_store, args.use_store, config.no_store) {
         None
     } else {
@@ -241,15 +237,16 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         switch(args.rescan, args.no_rescan, config.rescan),
     );
     if detection.store.is_some() {
-        detection
-            .refresh_allowlist()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        detection.refresh_allowlist()?;
     } else {
         // --no-store writes nothing, but what the store allows is still never flagged.
         match stored_allowlist(args, config) {
             Ok(stored) => detection.set_stored_allowlist(stored),
             Err(e) => {
-                eprintln!("logward: warning: the store's allowlist is not applied: {e:#}");
+                eprintln!(
+                    "logward: warning: the store's allowlist is not applied: {}",
+                    chain(e.as_ref())
+                );
                 detection.set_stored_allowlist(Vec::new());
             }
         }

@@ -247,10 +247,7 @@ fn check_rule_name(rule: &str, store: &Store, config: &Config) -> Result<()> {
         .iter()
         .map(|r| r.name.to_string())
         .collect();
-    for e in store
-        .query(&Filter::default())
-        .map_err(|e| anyhow!("{e}"))?
-    {
+    for e in store.query(&Filter::default())? {
         known.extend(e.rules);
     }
     if known.contains(rule) {
@@ -306,12 +303,10 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
             parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
         let before = logward::timefmt::rfc3339(now - keep);
         if args.dry_run {
-            let going = store
-                .query(&Filter {
-                    until: Some(now - keep),
-                    ..Filter::default()
-                })
-                .map_err(|e| anyhow!("{e}"))?;
+            let going = store.query(&Filter {
+                until: Some(now - keep),
+                ..Filter::default()
+            })?;
             for e in &going {
                 writeln!(
                     out,
@@ -327,7 +322,7 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
             )?;
             return Ok(Outcome::Success);
         }
-        let removed = store.prune(now - keep).map_err(|e| anyhow!("{e}"))?;
+        let removed = store.prune(now - keep)?;
         counts.pruned_entries = Some(removed as u64);
         writeln!(
             out,
@@ -340,7 +335,7 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
     for t in &args.targets {
         filter
             .targets
-            .push(t.parse::<Target>().map_err(|e| anyhow!("{e}"))?);
+            .push(t.parse::<Target>().map_err(anyhow::Error::msg)?);
     }
     filter.since = args
         .since
@@ -390,18 +385,16 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
             filter.active_at = Some(now);
         }
         let chosen: Vec<IpNet> = store
-            .query(&filter)
-            .map_err(|e| anyhow!("{e}"))?
+            .query(&filter)?
             .into_iter()
             .map(|e| e.source)
             .collect();
         if !args.dry_run {
             if args.delete {
-                store.delete_sources(&chosen)
+                store.delete_sources(&chosen)?;
             } else {
-                store.end_bans(&chosen, now)
+                store.end_bans(&chosen, now)?;
             }
-            .map_err(|e| anyhow!("{e}"))?;
         }
         for source in &chosen {
             writeln!(out, "{}", logward::store::net::display(*source))?;
@@ -431,7 +424,7 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
     if args.active || firewall {
         filter.active_at = Some(now);
     }
-    let mut entries = store.query(&filter).map_err(|e| anyhow!("{e}"))?;
+    let mut entries = store.query(&filter)?;
     // The query orders by address; ties keep that order.
     match args.sort {
         SortBy::Source => {}
@@ -586,7 +579,7 @@ fn explain(
     }
     let mut all = Vec::new();
     for e in entries {
-        let episodes = store.episodes(e.source).map_err(|e| anyhow!("{e}"))?;
+        let episodes = store.episodes(e.source)?;
         if json_format {
             let mut value = export::entry_json(e, now);
             value["episodes"] = Value::Array(

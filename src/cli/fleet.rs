@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use super::Config;
 use super::config::FleetTable;
 use super::flagged::FlaggedArgs;
+use logward::error::chain;
 use logward::fleet::Settings;
 use logward::fleet::link::{Link, LinkEvent};
 use logward::fleet::pull::{FleetBan, Puller};
@@ -254,7 +255,11 @@ fn carry_out_erasures(
             Ok(super::Outcome::Success) => true,
             Ok(_) => false,
             Err(e) => {
-                eprintln!("logward: fleet: erasure request {}: {e:#}", request.id);
+                eprintln!(
+                    "logward: fleet: erasure request {}: {}",
+                    request.id,
+                    chain(e.as_ref())
+                );
                 continue;
             }
         };
@@ -330,7 +335,7 @@ pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::O
     for t in &args.targets {
         filter
             .targets
-            .push(t.parse().map_err(|e: String| anyhow::anyhow!("{e}"))?);
+            .push(t.parse().map_err(anyhow::Error::msg::<String>)?);
     }
     filter.since = args
         .since
@@ -540,7 +545,10 @@ fn pusher(config: &Config, store: &Path) -> Option<logward::fleet::push::Pusher>
     match made {
         Ok(p) => Some(p),
         Err(e) => {
-            eprintln!("logward: fleet: error: {e:#}; flags stay local");
+            eprintln!(
+                "logward: fleet: error: {}; flags stay local",
+                chain(e.as_ref())
+            );
             None
         }
     }
@@ -564,9 +572,9 @@ pub fn push_after_scan(config: &Config, store: &Path) {
             super::count(n, "flagged source", "flagged sources")
         ),
         Err(e) => eprintln!(
-            "logward: fleet: warning: {:#}; {} in the store's outbox for the next scan, \
+            "logward: fleet: warning: {}; {} in the store's outbox for the next scan, \
              watch or fleet sync",
-            anyhow::Error::from(e),
+            chain(&e),
             super::count(
                 pusher.pending().unwrap_or(0),
                 "source waits",
@@ -663,14 +671,14 @@ pub fn link_in_background(
     let puller = match settings(config).map(|s| Puller::open(s, store)) {
         Ok(Ok(p)) => Some(p),
         Ok(Err(e)) => {
-            eprintln!(
-                "logward: fleet: error: {:#}; not pulling bans",
-                anyhow::Error::from(e)
-            );
+            eprintln!("logward: fleet: error: {}; not pulling bans", chain(&e));
             None
         }
         Err(e) => {
-            eprintln!("logward: fleet: error: {e:#}; not pulling bans");
+            eprintln!(
+                "logward: fleet: error: {}; not pulling bans",
+                chain(e.as_ref())
+            );
             None
         }
     };
@@ -706,9 +714,9 @@ pub fn link_in_background(
                 pending,
                 retry_in,
             } => eprintln!(
-                "logward: fleet: warning: {:#}; flagging and banning go on locally, {} \
+                "logward: fleet: warning: {}; flagging and banning go on locally, {} \
                  in the outbox, retrying from {} s on",
-                anyhow::Error::from(error),
+                chain(&error),
                 super::count(pending, "source waits", "sources wait"),
                 retry_in.as_secs().max(1)
             ),
@@ -726,7 +734,10 @@ pub fn link_in_background(
                     && let Err(e) =
                         carry_out_erasures(settings, &erase_in, Some(&store_copy), &config_copy)
                 {
-                    eprintln!("logward: fleet: warning: erasure requests: {e:#}");
+                    eprintln!(
+                        "logward: fleet: warning: erasure requests: {}",
+                        chain(e.as_ref())
+                    );
                 }
             }
             LinkEvent::Stopped => {
@@ -735,9 +746,9 @@ pub fn link_in_background(
                 }
             }
             LinkEvent::PullFailed { error, .. } => eprintln!(
-                "logward: fleet: warning: {:#}; not learning other servers' bans until it \
+                "logward: fleet: warning: {}; not learning other servers' bans until it \
                  is back",
-                anyhow::Error::from(error)
+                chain(&error)
             ),
             LinkEvent::PullRecovered => {
                 eprintln!("logward: fleet: reconnected; learning other servers' bans again")

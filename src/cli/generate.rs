@@ -46,11 +46,8 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<Outcome> {
-    let format: Format = args.format.parse().map_err(|e| anyhow!("--format: {e}"))?;
-    let profile: Profile = args
-        .profile
-        .parse()
-        .map_err(|e| anyhow!("--profile: {e}"))?;
+    let format: Format = args.format.parse().context("--format")?;
+    let profile: Profile = args.profile.parse().context("--profile")?;
     let span_days = args.span_days.unwrap_or(profile.default_span_days());
     let cfg = GenConfig {
         seed: args.seed,

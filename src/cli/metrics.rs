@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
+use logward::error::chain;
 use logward::metrics::{Ending, RunCounts};
 
 use super::{Config, Outcome};
@@ -74,11 +75,11 @@ pub fn finish(
             result
         }
         (Err(e), Ok(_)) => {
-            eprintln!("logward: {:#}", anyhow::Error::new(e));
+            eprintln!("logward: {}", chain(&e));
             Ok(Outcome::Error)
         }
         (Err(e), Err(run)) => {
-            eprintln!("logward: {:#}", anyhow::Error::new(e));
+            eprintln!("logward: {}", chain(&e));
             Err(run)
         }
     }

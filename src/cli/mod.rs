@@ -224,7 +224,7 @@ pub fn format_setting(
     let text = flag
         .or_else(|| config.format.clone())
         .unwrap_or_else(|| "auto".into());
-    logward::format::FormatSpec::parse(&text).map_err(|e| anyhow::anyhow!("--format: {e}"))
+    logward::format::FormatSpec::parse(&text).context("--format")
 }
 
 /// The `--output` setting: the flag, else the config's `output`, else text.

@@ -19,7 +19,7 @@ pub struct RulesArgs {
 pub fn run(args: RulesArgs, config: &Config) -> Result<Outcome> {
     let set = detection::rule_set(args.rules.as_deref(), config)?;
     // Compiling checks every pattern and regex as a real run would.
-    logward::detect::CompiledRules::new(&set).map_err(|e| anyhow::anyhow!("{e}"))?;
+    logward::detect::CompiledRules::new(&set)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{set}")?;
     out.flush()?;

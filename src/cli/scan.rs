@@ -13,6 +13,7 @@ use clap::Args;
 use ipnet::IpNet;
 use logward::detect::Flagged;
 use logward::detect::spill::SpillTo;
+use logward::error::chain;
 use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
 use logward::input::{Source, discover};
@@ -201,8 +202,7 @@ fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outco
         &found.sources,
         detection.as_ref().and_then(|d| d.store.as_ref()),
         detection.as_ref().is_some_and(|d| d.rescan),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     let earlier = earlier_notes(&found.sources, &counted);
     // Events beyond what memory should hold go to the state directory, which is on disk,
     // where the temporary directory may be in memory (tmpfs).
@@ -377,8 +377,7 @@ fn record(
     report: &Pass,
     counted: &AlreadyCounted,
 ) -> Result<Recorded> {
-    d.drop_newly_allowed(flagged)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    d.drop_newly_allowed(flagged)?;
     let names: Vec<Option<String>> = report
         .files
         .iter()
@@ -399,18 +398,12 @@ fn record(
     };
     if let Some(store) = &mut d.store {
         // From the decision to the ledger, one scan at a time: see lock_for_recording.
-        let _recording = store
-            .lock_for_recording()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _recording = store.lock_for_recording()?;
         let how = counted.recording(store, d.rescan);
-        recorded.expiry.extend(
-            store
-                .record_flags_at(&recorded.flags, unix_now(), how)
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
-        counted
-            .mark_scanned(store, &report.files, unix_now())
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        recorded
+            .expiry
+            .extend(store.record_flags_at(&recorded.flags, unix_now(), how)?);
+        counted.mark_scanned(store, &report.files, unix_now())?;
     }
     Ok(recorded)
 }
@@ -425,7 +418,7 @@ fn report_files(report: &Pass, check: bool) {
             .map(Source::display_escaped)
             .unwrap_or_default();
         if let Some(err) = &file.error {
-            eprintln!("logward: {err}");
+            eprintln!("logward: {}", chain(err));
         }
         // A reading that finds no clients must not pass for a clean file.
         if let Some(warning) = file.few_clients() {
@@ -449,7 +442,7 @@ fn flagged_in_range(store: &logward::store::Store, report: &Pass) -> Result<Opti
         until: Some(last.saturating_add(1)),
         ..Default::default()
     };
-    let entries = store.query(&filter).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let entries = store.query(&filter)?;
     Ok(Some(entries.len()))
 }
 
@@ -540,7 +533,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
                 "bytes": f.bytes,
                 "first_time": time_json(f.first_time),
                 "last_time": time_json(f.last_time),
-                "error": f.error,
+                "error": f.error.as_ref().map(|e| chain(e).to_string()),
                 "warnings": f.few_clients().into_iter().collect::<Vec<_>>(),
                 "malformed_examples": f.examples.iter().map(|e| json!({"line": e.line, "reason": e.error.to_string()})).collect::<Vec<_>>(),
             })

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ipnet::IpNet;
 use logward::audit::Entry;
+use logward::error::chain;
 use logward::format::{ErrorKind, FormatSpec};
 use logward::input::discover::sort_oldest_first;
 use logward::input::{Source, discover};
@@ -253,7 +254,7 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
     for (i, (file, name)) in report.files.iter().zip(&names).enumerate() {
         let shown = logward::escape::text(name.as_bytes());
         if let Some(err) = &file.error {
-            eprintln!("logward: {err}");
+            eprintln!("logward: {}", chain(err));
         }
         if file.format.is_none() && file.malformed > 0 {
             let note = file.format_note.as_deref().unwrap_or("no format");
@@ -303,7 +304,11 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
                     super::count(log.lines, "line", "lines"),
                     log.sha256
                 ),
-                Err(e) => format!("evidence: {} incomplete: {e:#}", package.path().display()),
+                Err(e) => format!(
+                    "evidence: {} incomplete: {}",
+                    package.path().display(),
+                    chain(e.as_ref())
+                ),
             });
             written.and_then(|log| print_package_summary(package, &log, settings.output))
         }
@@ -437,7 +442,7 @@ fn write_package(
             size: file.digest.map(|d| d.bytes),
             sha256: file.digest.map(|d| d.sha256_hex()),
             changed_while_read: file.digest.is_some_and(|d| d.changed),
-            error: file.error.clone(),
+            error: file.error.as_ref().map(|e| chain(e).to_string()),
         });
     }
     let query = evidence::Query {

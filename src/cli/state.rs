@@ -66,14 +66,16 @@ pub fn check_private(path: &Path) -> Result<()> {
 pub fn open_store(path: &Path) -> Result<store::Store> {
     check_private(&store::path::state_dir(path))?;
     check_private(path)?;
-    store::Store::open(path).map_err(|e| match &e {
-        store::StoreError::Io { source, .. }
+    store::Store::open(path).map_err(|e| {
+        let elsewhere = matches!(&e, store::StoreError::Io { source, .. }
             if source.kind() == std::io::ErrorKind::PermissionDenied
-                || source.kind() == std::io::ErrorKind::ReadOnlyFilesystem =>
-        {
-            anyhow::anyhow!("{e}; {STATE_HINT}")
+                || source.kind() == std::io::ErrorKind::ReadOnlyFilesystem);
+        let e = anyhow::Error::new(e);
+        if elsewhere {
+            e.context(format!("the store cannot be created here; {STATE_HINT}"))
+        } else {
+            e
         }
-        _ => anyhow::anyhow!("{e}"),
     })
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use logward::error::chain;
 use logward::metrics::http::{Page, Server};
 use logward::watch::actions::ActionSettings;
 use logward::watch::nft::NftSet;
@@ -198,8 +199,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     };
     install_signals();
     let log: Log = Arc::new(|message: &str| eprintln!("logward: {message}"));
-    let mut watcher =
-        Watcher::start(settings, detection, log).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut watcher = Watcher::start(settings, detection, log)?;
     eprintln!(
         "logward: watching {} (every {} ms), {rules} rules, store {store_name}",
         args.paths.join(" "),
@@ -257,7 +257,10 @@ fn reload(args: &WatchArgs, config: &mut Config, watcher: &mut Watcher) {
         Some(path) => match Config::read(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("logward: reload failed, keeping the running rules: {e:#}");
+                eprintln!(
+                    "logward: reload failed, keeping the running rules: {}",
+                    chain(e.as_ref())
+                );
                 return;
             }
         },
@@ -268,7 +271,10 @@ fn reload(args: &WatchArgs, config: &mut Config, watcher: &mut Watcher) {
             watcher.reload(d);
             *config = fresh;
         }
-        Err(e) => eprintln!("logward: reload failed, keeping the running rules: {e:#}"),
+        Err(e) => eprintln!(
+            "logward: reload failed, keeping the running rules: {}",
+            chain(e.as_ref())
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `RuleError`: everything that can be wrong with a rules file or a rule set, each variant
-//! naming the file, and where it can, the line, the rule and the field.
+//! naming the file, and where it can, the line, the rule and the field. A file that cannot
+//! be read gives the operating system's reason as the `source()`, not in the message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -45,7 +46,9 @@ impl fmt::Display for RuleError {
             None => write!(f, "{}: ", path.display()),
         };
         match self {
-            RuleError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            RuleError::Io { path, .. } => {
+                write!(f, "{}: cannot read the rules file", path.display())
+            }
             RuleError::Syntax {
                 path,
                 line,
@@ -82,5 +85,28 @@ impl std::error::Error for RuleError {
             RuleError::Io { source, .. } => Some(source),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_file_gives_its_reason_as_the_source() {
+        let e = RuleError::Io {
+            path: "rules.toml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let reason = std::io::Error::from(std::io::ErrorKind::NotFound).to_string();
+        assert_eq!(e.to_string(), "rules.toml: cannot read the rules file");
+        assert_eq!(
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some(reason.clone())
+        );
+        assert_eq!(
+            crate::error::chain(&e).to_string(),
+            format!("rules.toml: cannot read the rules file: {reason}")
+        );
     }
 }

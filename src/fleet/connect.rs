@@ -82,9 +82,9 @@ pub fn parse_url(url: &str) -> Result<postgres::Config, FleetError> {
             problem: "not a postgres:// URL (postgres://USER@HOST:PORT/DATABASE)".into(),
         });
     }
-    let config: postgres::Config = url.parse().map_err(|e| FleetError::Url {
-        problem: format!("cannot be read: {e}"),
-    })?;
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|source| FleetError::UrlSyntax { source })?;
     if config.get_password().is_some() {
         // Without echoing it: the message goes to logs.
         return Err(FleetError::Url {
@@ -222,6 +222,13 @@ mod tests {
         assert!(err.to_string().contains("TLS"), "{err}");
         assert!(parse_url("mysql://a@db/fleet").is_err());
         assert!(parse_url("postgres://db/fleet").is_err());
+        let err = parse_url("postgres://a@db/fleet?sslmode=sometimes").unwrap_err();
+        assert_eq!(err.to_string(), "fleet url: cannot be read");
+        let source = std::error::Error::source(&err).expect("the client's error");
+        assert!(
+            source.downcast_ref::<postgres::Error>().is_some(),
+            "{source}"
+        );
         let c = parse_url("postgres://web1@db.example:6432/fleet").unwrap();
         assert_eq!(describe(&c), "db.example:6432/fleet as web1");
     }

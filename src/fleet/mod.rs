@@ -29,6 +29,8 @@ pub enum FleetError {
     },
     /// The `url` setting is not a usable `postgres://` URL.
     Url { problem: String },
+    /// The `url` setting is not a connection string the PostgreSQL client reads.
+    UrlSyntax { source: postgres::Error },
     /// The CA file holds no certificate OpenSSL can use.
     Tls {
         path: PathBuf,
@@ -70,6 +72,7 @@ impl fmt::Display for FleetError {
             FleetError::File { path, problem } => write!(f, "{}: {problem}", path.display()),
             FleetError::Read { path, .. } => write!(f, "{}: cannot read", path.display()),
             FleetError::Url { problem } => write!(f, "fleet url: {problem}"),
+            FleetError::UrlSyntax { .. } => f.write_str("fleet url: cannot be read"),
             FleetError::Tls { path, .. } => {
                 write!(f, "{}: not a CA certificate file (PEM)", path.display())
             }
@@ -107,7 +110,9 @@ impl std::error::Error for FleetError {
             FleetError::Read { source, .. } => Some(source),
             FleetError::Tls { source, .. } => Some(source),
             FleetError::Store { source, .. } => Some(source),
-            FleetError::Connect { source, .. } | FleetError::Sql { source, .. } => Some(source),
+            FleetError::Connect { source, .. }
+            | FleetError::Sql { source, .. }
+            | FleetError::UrlSyntax { source } => Some(source),
             _ => None,
         }
     }

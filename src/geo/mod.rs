@@ -54,7 +54,8 @@ impl DbKind {
     }
 }
 
-/// A GeoIP failure; every variant names the database file.
+/// A GeoIP failure; every variant names the database file. The reason a file could not be
+/// read or used (the operating system's, the MaxMind reader's) is the `source()`.
 #[derive(Debug)]
 pub enum GeoError {
     /// Missing or unreadable.
@@ -63,7 +64,10 @@ pub enum GeoError {
         source: std::io::Error,
     },
     /// Not a MaxMind DB, or a corrupt one.
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        path: PathBuf,
+        source: maxminddb::MaxMindDbError,
+    },
     /// A valid database of the wrong kind (e.g. an ASN file given as the country one).
     WrongKind {
         path: PathBuf,
@@ -75,12 +79,12 @@ pub enum GeoError {
 impl fmt::Display for GeoError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GeoError::Read { path, source } => write!(f, "{}: {source}", path.display()),
-            GeoError::Invalid { path, reason } => write!(
-                f,
-                "{}: not a valid MaxMind database: {reason}",
-                path.display()
-            ),
+            GeoError::Read { path, .. } => {
+                write!(f, "{}: cannot read the MaxMind database", path.display())
+            }
+            GeoError::Invalid { path, .. } => {
+                write!(f, "{}: not a valid MaxMind database", path.display())
+            }
             GeoError::WrongKind {
                 path,
                 expected,
@@ -98,7 +102,8 @@ impl std::error::Error for GeoError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             GeoError::Read { source, .. } => Some(source),
-            _ => None,
+            GeoError::Invalid { source, .. } => Some(source),
+            GeoError::WrongKind { .. } => None,
         }
     }
 }
@@ -175,9 +180,9 @@ fn open_db(path: &Path, expected: DbKind) -> Result<Reader<Vec<u8>>, GeoError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let invalid = |e: maxminddb::MaxMindDbError| GeoError::Invalid {
+    let invalid = |source| GeoError::Invalid {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     };
     let reader = Reader::from_source(bytes).map_err(invalid)?;
     let database_type = reader.metadata().database_type.clone();
@@ -314,11 +319,25 @@ mod tests {
         let e = Geo::open(Some(&missing), None).unwrap_err();
         assert!(matches!(e, GeoError::Read { .. }));
         assert!(e.to_string().contains("nope.mmdb"));
+        let reason = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+        assert!(!e.to_string().contains(&reason), "{e}");
+        assert!(
+            crate::error::chain(&e).to_string().ends_with(&format!(
+                "nope.mmdb: cannot read the MaxMind database: {reason}"
+            )),
+            "{e}"
+        );
         let junk = dir.path().join("junk.mmdb");
         std::fs::write(&junk, b"not a database at all").unwrap();
         let e = Geo::open(None, Some(&junk)).unwrap_err();
         assert!(matches!(e, GeoError::Invalid { .. }), "{e}");
         assert!(e.to_string().contains("junk.mmdb"));
+        let source = std::error::Error::source(&e).expect("the reader's error");
+        assert!(
+            source.downcast_ref::<maxminddb::MaxMindDbError>().is_some(),
+            "{source}"
+        );
+        assert!(!e.to_string().contains(&source.to_string()), "{e}");
         assert!(Geo::open(None, None).unwrap().is_empty());
     }
 

@@ -131,7 +131,8 @@ pub fn sniff_file(path: &Path) -> io::Result<Compression> {
     sniff_open(&open_regular(path)?)
 }
 
-/// An error while reading a file's lines, with where it happened.
+/// An error while reading a file's lines, with where it happened. `Display` names the file
+/// and what failed; the operating system's or the decompressor's reason is the `source()`.
 #[derive(Debug)]
 pub enum ReadError {
     Open {
@@ -153,13 +154,21 @@ pub enum ReadError {
         path: PathBuf,
         source: io::Error,
     },
+    /// Standard input could not be read.
+    Stdin {
+        source: io::Error,
+    },
+    /// Compressed data on standard input, which is read once and not sniffed again.
+    StdinCompressed {
+        compression: Compression,
+    },
 }
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadError::Open { path, source } => {
-                write!(f, "{}: cannot open: {source}", crate::escape::path(path))
+            ReadError::Open { path, .. } => {
+                write!(f, "{}: cannot open", crate::escape::path(path))
             }
             ReadError::Unsupported { path, compression } => write!(
                 f,
@@ -167,24 +176,40 @@ impl std::fmt::Display for ReadError {
                 crate::escape::path(path),
                 compression.name()
             ),
-            ReadError::Broken { path, line, source } => {
+            ReadError::Broken { path, line, .. } => {
                 write!(
                     f,
-                    "{}:{}: read failed after line {line}: {source}",
+                    "{}:{}: read failed after line {line}",
                     crate::escape::path(path),
                     line + 1
                 )
             }
-            ReadError::Hash { path, source } => write!(
+            ReadError::Hash { path, .. } => write!(
                 f,
-                "{}: cannot read it to the end for its hash: {source}",
+                "{}: cannot read it to the end for its hash",
                 crate::escape::path(path)
+            ),
+            ReadError::Stdin { .. } => f.write_str("<stdin>: cannot read"),
+            ReadError::StdinCompressed { compression } => write!(
+                f,
+                "<stdin>: {} input is not supported on stdin; pass the file",
+                compression.name()
             ),
         }
     }
 }
 
-impl std::error::Error for ReadError {}
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Open { source, .. }
+            | ReadError::Broken { source, .. }
+            | ReadError::Hash { source, .. }
+            | ReadError::Stdin { source } => Some(source),
+            ReadError::Unsupported { .. } | ReadError::StdinCompressed { .. } => None,
+        }
+    }
+}
 
 /// The longest line logward reads (1 MiB, far beyond any real request line); a longer one
 /// is counted as malformed ("line too long") and skipped while reading, never buffered
@@ -1026,5 +1051,41 @@ mod tests {
             Compression::Zstd
         );
         assert_eq!(Compression::sniff(b"1.2.3.4 - -"), Compression::None);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_leave_the_reason_to_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone.log");
+        let Err(err) = open(&missing) else {
+            panic!("a missing file opened");
+        };
+        let source = std::error::Error::source(&err).expect("the OS error is the source");
+        assert_eq!(
+            source.downcast_ref::<io::Error>().map(io::Error::kind),
+            Some(io::ErrorKind::NotFound)
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: cannot open", missing.display())
+        );
+        assert_eq!(
+            crate::error::chain(&err).to_string(),
+            format!("{}: cannot open: {}", missing.display(), source)
+        );
+
+        let broken = ReadError::Broken {
+            path: "a.log.gz".into(),
+            line: 162,
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "incomplete deflate stream"),
+        };
+        assert_eq!(
+            broken.to_string(),
+            "a.log.gz:163: read failed after line 162"
+        );
+        assert_eq!(
+            crate::error::chain(&broken).to_string(),
+            "a.log.gz:163: read failed after line 162: incomplete deflate stream"
+        );
     }
 }

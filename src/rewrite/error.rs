@@ -18,7 +18,8 @@ pub enum Holder {
 
 /// A refusal or failure while rewriting one file. The file on disk is untouched whenever
 /// this is returned, except for [`RewriteError::Io`] with action [`SYNC_DIR`], which happens
-/// after the rename (see there).
+/// after the rename (see there). `Display` names the file and the step; the operating
+/// system's or the decompressor's reason is the `source()`.
 #[derive(Debug)]
 pub enum RewriteError {
     /// An operating-system call failed; `action` says which step.
@@ -102,15 +103,9 @@ impl fmt::Display for RewriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use RewriteError::*;
         match self {
-            Io {
-                path,
-                action,
-                source,
-            } => write!(
-                f,
-                "{}: cannot {action}: {source}",
-                crate::escape::path(path)
-            ),
+            Io { path, action, .. } => {
+                write!(f, "{}: cannot {action}", crate::escape::path(path))
+            }
             NotRegular { path } => write!(f, "{}: not a regular file", crate::escape::path(path)),
             InUse {
                 path,
@@ -156,9 +151,9 @@ impl fmt::Display for RewriteError {
                     crate::escape::path(path)
                 )
             }
-            Corrupt { path, line, source } => write!(
+            Corrupt { path, line, .. } => write!(
                 f,
-                "{}:{line}: cannot read or decompress: {source}",
+                "{}:{line}: cannot read or decompress",
                 crate::escape::path(path)
             ),
             TransformSplitLine { path, line } => write!(
@@ -213,6 +208,34 @@ mod tests {
             "another logward run holds the lock (/var/lib/logward/lock)"
         );
         assert_eq!(e.path(), std::path::Path::new("/var/lib/logward/lock"));
+    }
+
+    #[test]
+    fn the_reason_is_the_source_not_the_message() {
+        let e = RewriteError::io(
+            "/var/log/a.log.1",
+            "open",
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        let reason = io::Error::from(io::ErrorKind::PermissionDenied).to_string();
+        assert_eq!(e.to_string(), "/var/log/a.log.1: cannot open");
+        assert_eq!(
+            std::error::Error::source(&e).map(ToString::to_string),
+            Some(reason.clone())
+        );
+        assert_eq!(
+            crate::error::chain(&e).to_string(),
+            format!("/var/log/a.log.1: cannot open: {reason}")
+        );
+        let e = RewriteError::Corrupt {
+            path: "/var/log/a.log.2.gz".into(),
+            line: 163,
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "incomplete deflate stream"),
+        };
+        assert_eq!(
+            crate::error::chain(&e).to_string(),
+            "/var/log/a.log.2.gz:163: cannot read or decompress: incomplete deflate stream"
+        );
     }
 
     #[test]

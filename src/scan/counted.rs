@@ -255,7 +255,11 @@ mod tests {
         let mut f = fixture();
         let c = AlreadyCounted::check(&f.sources, Some(&f.store), false).unwrap();
         let failed = FileReport {
-            error: Some("read error".into()),
+            error: Some(crate::input::ReadError::Broken {
+                path: f.log.clone(),
+                line: 18,
+                source: std::io::Error::other("read error"),
+            }),
             ..read(&f.log, 18)
         };
         c.mark_scanned(&mut f.store, &[failed], NOW).unwrap();

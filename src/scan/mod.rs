@@ -187,7 +187,7 @@ pub struct Example {
 }
 
 /// What the pass learnt about one file.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct FileReport {
     pub source: Option<Source>,
     /// The format used, or `None` when it could not be chosen or the file not read.
@@ -208,7 +208,7 @@ pub struct FileReport {
     pub last_time: Option<i64>,
     pub examples: Vec<Example>,
     /// Why the file could not be read, or where reading broke off.
-    pub error: Option<String>,
+    pub error: Option<ReadError>,
     /// The size and SHA-256 of the file as stored, of exactly the bytes read, with
     /// [`Options::digest`]; `None` otherwise, for standard input, or when the file could
     /// not be opened.
@@ -325,7 +325,9 @@ struct Partial<V> {
 impl<V: Visitor> Partial<V> {
     fn new(n: usize, visitor: V) -> Partial<V> {
         Partial {
-            files: vec![FileReport::default(); n],
+            files: std::iter::repeat_with(FileReport::default)
+                .take(n)
+                .collect(),
             parts: HashMap::new(),
             sources: SourceCounts::default(),
             status: vec![0; 1000],
@@ -400,17 +402,14 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
         Source::Stdin => {
             let head = match read::read_head(&mut io::stdin().lock(), format::DETECT_LINES) {
                 Ok(h) => h,
-                Err(e) => {
-                    report.error = Some(format!("<stdin>: {e}"));
+                Err(source) => {
+                    report.error = Some(ReadError::Stdin { source });
                     return None;
                 }
             };
             let compression = Compression::sniff(&head);
             if compression != Compression::None {
-                report.error = Some(format!(
-                    "<stdin>: {} input is not supported on stdin; pass the file",
-                    compression.name()
-                ));
+                report.error = Some(ReadError::StdinCompressed { compression });
                 return None;
             }
             report.compression = Some(compression.name());
@@ -424,7 +423,7 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
         }
         Source::File(path) => {
             let fail = |report: &mut FileReport, e: ReadError| {
-                report.error = Some(e.to_string());
+                report.error = Some(e);
                 None
             };
             let size = match std::fs::metadata(path) {
@@ -480,7 +479,7 @@ fn run_job<V: Visitor, P: LineParser>(
         (Source::File(path), Some((s, e))) => match read::open_range(path, s, e) {
             Ok(r) => (r, s),
             Err(err) => {
-                acc.files[job.file].error = Some(err.to_string());
+                acc.files[job.file].error = Some(err);
                 return;
             }
         },
@@ -493,7 +492,7 @@ fn run_job<V: Visitor, P: LineParser>(
                 }
             }
             Err(err) => {
-                acc.files[job.file].error = Some(err.to_string());
+                acc.files[job.file].error = Some(err);
                 return;
             }
         },
@@ -501,7 +500,7 @@ fn run_job<V: Visitor, P: LineParser>(
             Ok((r, Compression::Gzip)) if read_ahead => (Box::new(ReadAhead::new(r)), 0),
             Ok((r, _)) => (r, 0),
             Err(err) => {
-                acc.files[job.file].error = Some(err.to_string());
+                acc.files[job.file].error = Some(err);
                 return;
             }
         },
@@ -553,14 +552,11 @@ fn run_job<V: Visitor, P: LineParser>(
                 };
                 // Line numbers of a range are fixed up when parts are merged; a broken read
                 // only happens on whole files (gzip, stdin), whose part is the only one.
-                report.error = Some(
-                    ReadError::Broken {
-                        path: p,
-                        line: lines,
-                        source: e,
-                    }
-                    .to_string(),
-                );
+                report.error = Some(ReadError::Broken {
+                    path: p,
+                    line: lines,
+                    source: e,
+                });
                 break;
             }
         };
@@ -651,7 +647,7 @@ fn run_job<V: Visitor, P: LineParser>(
             Ok(d) => report.digest = Some(d),
             Err(e) => {
                 if report.error.is_none() {
-                    report.error = Some(e.to_string());
+                    report.error = Some(e);
                 }
             }
         }
@@ -669,7 +665,9 @@ pub fn run<V: Visitor>(
     progress: &Progress,
 ) -> Report<V> {
     let n = sources.len();
-    let mut reports = vec![FileReport::default(); n];
+    let mut reports: Vec<FileReport> = std::iter::repeat_with(FileReport::default)
+        .take(n)
+        .collect();
     let prepared: Vec<Option<Prepared>> = sources
         .par_iter()
         .zip(reports.par_iter_mut())

@@ -122,14 +122,17 @@ pub const MAX_LISTED: usize = 20;
 /// How many raw sample lines an entry keeps.
 pub const MAX_SAMPLES: usize = 3;
 
-/// A store failure; every variant names the database file.
+/// A store failure; every variant names the database file (or the file beside it that
+/// failed). The operating system's or SQLite's reason is the `source()`.
 #[derive(Debug)]
 pub enum StoreError {
     /// No path was given and there is no home directory to fall back on.
     NoPath,
-    /// Creating the directory or the database file failed.
+    /// Creating the directory or the database file, or taking the recording lock, failed;
+    /// `action` says which.
     Io {
         path: PathBuf,
+        action: &'static str,
         source: std::io::Error,
     },
     /// SQLite refused an operation (not a database, locked, disk full...).
@@ -155,8 +158,10 @@ impl fmt::Display for StoreError {
                 f,
                 "no store path: pass one, set LOGWARD_STORE, or set HOME or XDG_STATE_HOME"
             ),
-            StoreError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            StoreError::Sql { path, source } => write!(f, "{}: {source}", path.display()),
+            StoreError::Io { path, action, .. } => {
+                write!(f, "{}: cannot {action}", path.display())
+            }
+            StoreError::Sql { path, .. } => write!(f, "{}: cannot use the store", path.display()),
             StoreError::NewerSchema { path, found } => write!(
                 f,
                 "{}: schema version {found} is newer than this logward supports ({SCHEMA_VERSION})",
@@ -437,9 +442,13 @@ impl Store {
     /// Opens the database at `path`, creating it (mode 0600, directory 0700) and its schema
     /// when missing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let io = |source| StoreError::Io {
-            path: path.to_path_buf(),
-            source,
+        let io = |path: &Path, action| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                path,
+                action,
+                source,
+            }
         };
         let dir = path::state_dir(path);
         if !dir.exists() {
@@ -447,7 +456,7 @@ impl Store {
                 .recursive(true)
                 .mode(0o700)
                 .create(&dir)
-                .map_err(io)?;
+                .map_err(io(&dir, "create the state directory"))?;
         }
         // Create the file ourselves so SQLite never creates it with the umask's mode; the
         // -wal and -shm files SQLite adds copy the database file's permissions.
@@ -459,7 +468,7 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW)
             .mode(0o600)
             .open(path)
-            .map_err(io)?;
+            .map_err(io(path, "create or open the store"))?;
         let conn = Connection::open(path).map_err(|source| StoreError::Sql {
             path: path.to_path_buf(),
             source,
@@ -586,6 +595,7 @@ impl Store {
         let path = self.state_dir().join("scan-record.lock");
         let io = |source| StoreError::Io {
             path: path.clone(),
+            action: "take the recording lock",
             source,
         };
         let file = OpenOptions::new()
@@ -1742,6 +1752,43 @@ mod tests {
         std::fs::write(&p, vec![b'x'; 4096]).unwrap();
         let err = Store::open(&p).unwrap_err();
         assert!(err.to_string().contains("junk.db"), "{err}");
+        // SQLite's reason is the source, not part of the message.
+        let source = std::error::Error::source(&err).expect("SQLite's error");
+        assert!(
+            source.downcast_ref::<rusqlite::Error>().is_some(),
+            "{source}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: cannot use the store", p.display())
+        );
+        let text = crate::error::chain(&err).to_string();
+        assert_eq!(text.matches(&source.to_string()).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn a_state_directory_that_cannot_be_made_is_named_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let state = file.join("state");
+        let err = Store::open(&state.join("logward.db")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Io { path, .. } if *path == state),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: cannot create the state directory", state.display())
+        );
+        let reason = std::io::Error::from_raw_os_error(libc::ENOTDIR).to_string();
+        assert_eq!(
+            crate::error::chain(&err).to_string(),
+            format!(
+                "{}: cannot create the state directory: {reason}",
+                state.display()
+            )
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::detect::Flagged;
 use crate::detect::live::Live;
+use crate::error::chain;
 use crate::format::FormatSpec;
 use crate::input::follow::Follower;
 use crate::plural::count;
@@ -272,7 +273,7 @@ impl Watcher {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                (self.log)(&format!("error: reading the allowlist: {e:#}"));
+                (self.log)(&format!("error: reading the allowlist: {}", chain(&e)));
                 return;
             }
         }

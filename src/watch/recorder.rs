@@ -15,6 +15,7 @@ use super::Log;
 use super::actions::{Actions, FlagEvent};
 use crate::detect::live;
 use crate::detect::{Allowlist, Flagged};
+use crate::error::chain;
 use crate::format::time::rfc3339;
 use crate::plural::count;
 use crate::scan::Detection;
@@ -142,7 +143,7 @@ impl StoredAllowlist {
             }
             Ok(None) => false,
             Err(e) => {
-                log(&format!("error: reading the allowlist: {e}"));
+                log(&format!("error: reading the allowlist: {}", chain(&e)));
                 false
             }
         }
@@ -227,7 +228,7 @@ fn record(
             // tree is too large"), and the log fell back to the first ban.
             match store.record_flags_at(&new, unix_now(), crate::store::Recording::Add) {
                 Ok(recorded) => expiry.extend(recorded),
-                Err(e) => log(&format!("error: {e}")),
+                Err(e) => log(&format!("error: {}", chain(&e))),
             }
         }
         let now = unix_now();

@@ -533,6 +533,72 @@ fn bad_key_files_are_refused_before_anything_is_touched() {
     assert_same(&p, &before);
 }
 
+/// Regression: a key file that could not be read printed the OS's reason twice ("cannot
+/// read key file: Is a directory (os error 21): Is a directory (os error 21)"), once from
+/// the error's message and once from its source. Each key file the binary reads or writes
+/// now names the file and gives the reason exactly once.
+#[test]
+fn a_key_file_error_prints_its_os_reason_once() {
+    let d = Dir::new();
+    let p = d.write("logs/access.log.1", &log_14_days(9, 1000));
+    let before = snap(&p);
+    // A directory opens, passes the mode check at 0700, and fails to read: EISDIR, which
+    // root gets too (a mode-000 file would not fail for root).
+    let keys = d.join("keys.d");
+    fs::create_dir(&keys).unwrap();
+    fs::set_permissions(&keys, fs::Permissions::from_mode(0o700)).unwrap();
+    let eisdir = std::io::Error::from_raw_os_error(libc::EISDIR).to_string();
+    let once = |stderr: &str, reason: &str| {
+        assert_eq!(stderr.matches(reason).count(), 1, "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    };
+
+    let r = d.run(&[
+        "anonymize",
+        "--now",
+        NOW,
+        "--mode",
+        "pseudonymize",
+        "--key-file",
+        "keys.d",
+        "logs",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!("logward: keys.d: cannot read key file: {eisdir}\n")
+    );
+    assert_same(&p, &before);
+
+    // The audit key, read by allow before the store changes.
+    let out = d
+        .command()
+        .env("LOGWARD_AUDIT_KEY", &keys)
+        .args(["allow", "add", "192.0.2.7", "--note", "T-1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    once(&stderr, &eisdir);
+    assert!(
+        stderr.contains(&format!(
+            "audit key: {}: cannot read key file: {eisdir}",
+            keys.display()
+        )),
+        "{stderr}"
+    );
+
+    // keygen into a directory that does not exist.
+    let r = d.run(&["keygen", "no/such/dir/k.key"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let enoent = std::io::Error::from_raw_os_error(libc::ENOENT).to_string();
+    assert_eq!(
+        r.stderr,
+        format!("logward: no/such/dir/k.key: cannot write key file: {enoent}\n")
+    );
+    once(&r.stderr, &enoent);
+}
+
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let mut outputs = Vec::new();

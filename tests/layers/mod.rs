@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Helpers every module may use.
     ("bytes", 0),
     ("child", 0),
+    ("error", 0),
     ("escape", 0),
     ("plural", 0),
     ("timefmt", 0),

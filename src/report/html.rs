@@ -972,6 +972,129 @@ fn flagged_series<'t>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Record;
+    use crate::scan::Visitor;
+    use crate::store::Sample;
+
+    const UA: &[u8] = b"Mozilla/5.0 <script>alert('x')</script> \"q\" 'a' onload=x";
+    const PATH: &[u8] = b"/a</table><b>bold</b>&amp;\"x\"";
+
+    /// A page of `n` requests from `client` with a hostile user agent and path, and one
+    /// flagged episode with a sample line.
+    fn page_of(clients: &[&str], mask: Option<Prefixes>) -> String {
+        let mut tally = Tally::new();
+        let mut sources = SourceCounts::default();
+        let mut status = vec![0u64; 1000];
+        for (i, c) in clients.iter().enumerate() {
+            let addr: IpAddr = c.parse().unwrap();
+            let rec = Record {
+                client: Some(addr),
+                time: Some(1_800_000_000 + i as i64),
+                method: Some(b"GET"),
+                target: Some(PATH),
+                protocol: Some(b"HTTP/1.1"),
+                status: Some(404),
+                user_agent: Some(UA),
+                vhost: Some(b"<i>host</i>"),
+                ..Record::default()
+            };
+            tally.record(0, &rec);
+            *sources.entry(addr).or_default() += 1;
+            status[404] += 1;
+        }
+        let files = [FileReport {
+            lines: clients.len() as u64,
+            parsed: clients.len() as u64,
+            first_time: Some(1_800_000_000),
+            last_time: Some(1_800_000_000 + clients.len() as i64),
+            ..FileReport::default()
+        }];
+        let flag = NewFlag {
+            source: IpNet::from(clients[0].parse::<IpAddr>().unwrap()),
+            rules: vec!["http-probing".into()],
+            rule_events: vec![("http-probing".into(), 3)],
+            first_seen: 1_800_000_000,
+            last_seen: 1_800_000_002,
+            events: 3,
+            samples: clients
+                .iter()
+                .map(|c| {
+                    let line =
+                        format!("{c} - - \"GET /x?ip={c} HTTP/1.1\" 404 1 \"-\" \"<script>\"");
+                    Sample::new(Some("access.log:1".into()), line.as_bytes())
+                })
+                .collect(),
+            sites: vec![("<i>host</i>".into(), 3)],
+            files: Vec::new(),
+            explain: Vec::new(),
+            country: None,
+            asn: None,
+            as_org: None,
+        };
+        render(&Page {
+            files: &files,
+            sources: &sources,
+            status: &status,
+            tally: &tally,
+            flagged: Some(&[flag]),
+            bans: &HashMap::new(),
+            geo: None,
+            mask,
+        })
+    }
+
+    #[test]
+    fn hostile_fields_are_inert_text() {
+        let page = page_of(&["192.0.2.10", "2001:db8:5:6::7"], None);
+        assert_eq!(
+            page.matches("<script").count(),
+            1,
+            "only the page's own script"
+        );
+        assert_eq!(page.matches("</script>").count(), 1);
+        assert!(!page.contains("</table><b>"));
+        assert!(!page.contains("<i>host"));
+        assert!(!page.contains("'a'") && !page.contains("\"q\""));
+        assert!(page.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &quot;q&quot;"));
+        assert!(page.contains("/a&lt;/table&gt;&lt;b&gt;bold&lt;/b&gt;&amp;amp;"));
+        // The script holds no log text; the page states the policy before any script.
+        let script = &page[page.find("<script>").unwrap()..];
+        assert!(!script.contains("192.0.2.10") && !script.contains("Mozilla"));
+        assert!(page.find("Content-Security-Policy").unwrap() < page.find("<script>").unwrap());
+        assert!(page.contains("id=\"personal-data\""));
+        assert!(page.contains("192.0.2.10") && page.contains("2001:db8:5:6::7"));
+    }
+
+    #[test]
+    fn a_masked_page_shows_no_full_address() {
+        let clients = [
+            "192.0.2.10",
+            "198.51.100.77",
+            "2001:db8:5:6::7",
+            "::ffff:203.0.113.9",
+        ];
+        let page = page_of(&clients, Some(Prefixes::DEFAULT));
+        for c in clients {
+            assert!(!page.contains(c), "{c} is on the masked page");
+        }
+        assert!(!page.contains("203.0.113.9"));
+        assert!(page.contains("192.0.2.0/24") && page.contains("2001:db8:5::/48"));
+        assert!(page.contains("id=\"masked\"") && !page.contains("id=\"personal-data\""));
+    }
+
+    #[test]
+    fn the_script_hash_in_the_policy_is_the_scripts() {
+        let page = page_of(&["192.0.2.10"], None);
+        let start = page.find("<script>").unwrap() + "<script>".len();
+        let end = page.find("</script>").unwrap();
+        let hash = base64(&sha2::Sha256::digest(page[start..end].as_bytes()));
+        assert!(page.contains(&format!("script-src 'sha256-{hash}'")));
+        assert_eq!(
+            page,
+            page_of(&["192.0.2.10"], None),
+            "the same input, the same page"
+        );
+    }
 
     #[test]
     fn base64_matches_the_standard() {

@@ -276,7 +276,7 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
         _ => None,
     };
     if let Some(path) = &settings.report {
-        let page = page(&settings, &report, detection.as_ref(), &recorded);
+        let page = page(&settings, &report, detection.as_ref(), &flagged, &recorded);
         write_page(path, &page, settings.mask)?;
         if settings.page_only && path.as_os_str() != "-" {
             let distinct: std::collections::HashSet<IpNet> =
@@ -320,8 +320,17 @@ fn page(
     settings: &Settings,
     report: &Pass,
     detection: Option<&Detection>,
+    flagged: &[Flagged],
     recorded: &Recorded,
 ) -> String {
+    // The page names files as they were given (the store's entries name them absolute),
+    // so a page made of the same files elsewhere is the same page.
+    let names: Vec<Option<String>> = report
+        .files
+        .iter()
+        .map(|f| f.source.as_ref().map(Source::display))
+        .collect();
+    let flags = detection.map(|d| d.to_new_flags(flagged, &|i| names.get(i).cloned().flatten()));
     let fallback = Tally::new();
     let tally = report.visitor.1.as_ref().unwrap_or(&fallback);
     // Without detection, the page still shows countries and AS with --geoip and --asn.
@@ -343,7 +352,7 @@ fn page(
         sources: &report.sources,
         status: &report.status,
         tally,
-        flagged: detection.map(|_| &recorded.flags[..]),
+        flagged: flags.as_deref(),
         bans: &recorded.expiry,
         geo,
         mask: settings

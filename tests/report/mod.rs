@@ -124,12 +124,17 @@ fn the_sample_page_in_a_browser_shows_what_scan_json_says() {
 
     // Nothing on the page names anything to fetch: the only URL is SVG's namespace.
     let html = std::fs::read_to_string(&page).unwrap();
-    for word in [" src=", " href=", "url(", "@import", "srcset", "<link", "<iframe"] {
+    for word in [
+        " src=", " href=", "url(", "@import", "srcset", "<link", "<iframe",
+    ] {
         assert!(!html.contains(word), "the page holds {word:?}");
     }
     // (Log text may hold URLs, as inert text; no attribute does.)
     let urls = html.matches("=\"http").count() + html.matches("='http").count();
-    assert_eq!(urls, html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count());
+    assert_eq!(
+        urls,
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+    );
 
     // The DOM after the page's script ran: its filter box exists only if the script ran,
     // which it does only if the policy's hash is right.

@@ -90,7 +90,7 @@ th{background:#f3f3f3;font-weight:600}\
 table.sortable th{cursor:pointer}\
 th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}\
 .k{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;overflow-wrap:anywhere}\
-td.t,td.src{white-space:nowrap}\
+td.t,td.src{white-space:nowrap}td.f{min-width:12em}\
 pre{white-space:pre-wrap;word-break:break-all;font-size:12px;margin:.3rem 0;background:#f6f6f6;padding:.3rem .4rem}\
 td.bar{width:22%}td.bar span{display:block;height:.75em;margin-top:.35em;background:#0072B2}\
 svg.chart,svg.strip{width:100%;height:auto;display:block}\
@@ -363,7 +363,7 @@ impl Writer {
              </tr></thead><tbody>",
         );
         for f in p.files {
-            self.push("<tr><td class=\"k\">");
+            self.push("<tr><td class=\"k f\">");
             if let Some(s) = &f.source {
                 match s {
                     Source::File(path) => {

@@ -433,8 +433,8 @@ impl Writer {
             bars[index(t)].classes.add(&c);
         }
         let detection = p.flagged.is_some();
-        for (_, series) in flagged_series(p.tally, flags) {
-            for (t, k) in series.points() {
+        for (_, points) in flagged_series(p.tally, flags) {
+            for (t, k) in points {
                 bars[index(t)].flagged += k;
             }
         }
@@ -940,11 +940,8 @@ pub fn masked_net(net: IpNet, m: Prefixes) -> IpNet {
     IpNet::new(masked, keep).map_or(net, |n| n.trunc())
 }
 
-/// The series of the sources inside the flagged networks, by flagged network.
-fn flagged_series<'t>(
-    tally: &'t Tally,
-    flags: &[NewFlag],
-) -> Vec<(IpAddr, &'t super::tally::Series)> {
+/// The requests over time of the sources inside the flagged networks.
+fn flagged_series(tally: &Tally, flags: &[NewFlag]) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
     if flags.is_empty() {
         return Vec::new();
     }
@@ -955,18 +952,11 @@ fn flagged_series<'t>(
         .collect();
     lens.sort_unstable();
     lens.dedup();
-    let mut out: Vec<(IpAddr, &super::tally::Series)> = tally
-        .series
-        .iter()
-        .filter(|(a, _)| {
-            lens.iter().any(|&(v4, len)| {
-                v4 == a.is_ipv4() && IpNet::new(**a, len).is_ok_and(|n| nets.contains(&n.trunc()))
-            })
+    tally.series_of(|a| {
+        lens.iter().any(|&(v4, len)| {
+            v4 == a.is_ipv4() && IpNet::new(a, len).is_ok_and(|n| nets.contains(&n.trunc()))
         })
-        .map(|(a, s)| (*a, s))
-        .collect();
-    out.sort_by_key(|(a, _)| *a);
-    out
+    })
 }
 
 #[cfg(test)]

@@ -33,7 +33,8 @@ pub fn class_of(status: Option<u16>) -> usize {
 /// The longest key a top list keeps, in bytes: a longer user agent or path is cut.
 pub const KEY_MAX: usize = 200;
 
-type Hasher = foldhash::quality::RandomState;
+/// Seeded at random: keys come from clients. The fast variant, as the masker's cache uses.
+type Hasher = foldhash::fast::RandomState;
 
 /// The width of a time bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -327,18 +328,52 @@ impl Weight for [u64; CLASSES] {
 /// dropped and seen again starts from zero, so once anything was dropped a count may fall
 /// short of the truth by at most [`TopCounter::short_by`]; no key outside the true top
 /// `size` can be shown above one that was never dropped by more than that.
+///
+/// A line's key is usually one seen many times (a browser's user agent, `GET`): a small
+/// direct-mapped cache, indexed by a cheap fingerprint of the key and checked by comparing
+/// the key itself, finds its entry without hashing the whole key (a user agent is ~100
+/// bytes). A fingerprint an attacker makes collide only sends lookups to the map.
 #[derive(Clone, Debug)]
 pub struct TopCounter<V> {
-    map: HashMap<Box<[u8]>, V, Hasher>,
+    entries: Vec<(Box<[u8]>, V)>,
+    map: HashMap<Box<[u8]>, u32, Hasher>,
+    cache: Box<[(u64, u32); CACHE]>,
     size: usize,
     short_by: u64,
     dropped: u64,
 }
 
+const CACHE: usize = 256;
+const EMPTY: (u64, u32) = (0, u32::MAX);
+
+/// A cheap fingerprint of a key: its length and three 8-byte words, mixed.
+#[inline]
+fn fingerprint(k: &[u8]) -> u64 {
+    let n = k.len();
+    let word = |at: usize| {
+        k.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let (a, b, c) = if n >= 8 {
+        (word(0), word(n - 8), word(n / 2 - 4))
+    } else {
+        // Short keys (methods, versions): their bytes, one by one.
+        let mut a = 0u64;
+        for (i, &byte) in k.iter().enumerate() {
+            a |= u64::from(byte) << (8 * i);
+        }
+        (a, 0, 0)
+    };
+    (a ^ b.rotate_left(23) ^ c.rotate_left(41) ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}
+
 impl<V: Weight> TopCounter<V> {
     pub fn new(size: usize) -> TopCounter<V> {
         TopCounter {
+            entries: Vec::new(),
             map: HashMap::default(),
+            cache: Box::new([EMPTY; CACHE]),
             size: size.max(1),
             short_by: 0,
             dropped: 0,
@@ -349,55 +384,79 @@ impl<V: Weight> TopCounter<V> {
     #[inline]
     pub fn add(&mut self, key: &[u8], value: V) {
         let key = &key[..key.len().min(KEY_MAX)];
-        if let Some(v) = self.map.get_mut(key) {
+        let fp = fingerprint(key);
+        let slot = (fp >> 56) as usize % CACHE;
+        let (seen, at) = self.cache[slot];
+        if seen == fp
+            && let Some((k, v)) = self.entries.get_mut(at as usize)
+            && **k == *key
+        {
             v.add(&value);
             return;
         }
-        if self.map.len() >= 2 * self.size {
-            self.prune();
-        }
-        self.map.insert(key.into(), value);
+        let at = match self.map.get(key) {
+            Some(&at) => {
+                self.entries[at as usize].1.add(&value);
+                at
+            }
+            None => {
+                if self.entries.len() >= 2 * self.size {
+                    self.prune();
+                }
+                let at = self.entries.len() as u32;
+                self.entries.push((key.into(), value));
+                self.map.insert(key.into(), at);
+                at
+            }
+        };
+        self.cache[slot] = (fp, at);
     }
 
     /// Keeps the `size` heaviest keys (ties all kept or all dropped).
     fn prune(&mut self) {
-        let mut weights: Vec<u64> = self.map.values().map(Weight::weight).collect();
-        if weights.len() <= self.size {
+        if self.entries.len() <= self.size {
             return;
         }
+        let mut weights: Vec<u64> = self.entries.iter().map(|(_, v)| v.weight()).collect();
         let (_, nth, _) = weights.select_nth_unstable_by(self.size, |a, b| b.cmp(a));
         let cut = *nth;
         let mut dropped = 0;
-        self.map.retain(|_, v| {
+        self.entries.retain(|(_, v)| {
             let keep = v.weight() > cut;
             if !keep {
                 dropped += v.weight();
             }
             keep
         });
+        self.map.clear();
+        for (i, (k, _)) in self.entries.iter().enumerate() {
+            self.map.insert(k.clone(), i as u32);
+        }
+        self.cache.fill(EMPTY);
         self.short_by = self.short_by.max(cut);
         self.dropped += dropped;
     }
 
     pub fn merge(&mut self, other: TopCounter<V>) {
-        for (k, v) in other.map {
-            match self.map.get_mut(&k) {
-                Some(mine) => mine.add(&v),
+        for (k, v) in other.entries {
+            match self.map.get(&k) {
+                Some(&at) => self.entries[at as usize].1.add(&v),
                 None => {
-                    self.map.insert(k, v);
+                    self.map.insert(k.clone(), self.entries.len() as u32);
+                    self.entries.push((k, v));
                 }
             }
         }
         self.short_by += other.short_by;
         self.dropped += other.dropped;
-        if self.map.len() > 2 * self.size {
+        if self.entries.len() > 2 * self.size {
             self.prune();
         }
     }
 
     /// The `n` heaviest keys, heaviest first, ties by key.
     pub fn top(&self, n: usize) -> Vec<(&[u8], V)> {
-        let mut all: Vec<(&[u8], V)> = self.map.iter().map(|(k, v)| (&k[..], *v)).collect();
+        let mut all: Vec<(&[u8], V)> = self.entries.iter().map(|(k, v)| (&k[..], *v)).collect();
         all.sort_by(|a, b| b.1.weight().cmp(&a.1.weight()).then(a.0.cmp(b.0)));
         all.truncate(n);
         all
@@ -415,11 +474,11 @@ impl<V: Weight> TopCounter<V> {
 
     /// Keys held now (at most twice the size).
     pub fn held(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -432,7 +491,10 @@ pub struct Tally {
     pub timeline: Timeline,
     /// Parsed requests without a time, per status class.
     pub untimed: [u64; CLASSES],
-    pub series: HashMap<IpAddr, Series, Hasher>,
+    series: HashMap<IpAddr, Series, Hasher>,
+    /// The last line's source and minute with its requests, not yet in `series`: a
+    /// source's requests often come in runs, which then cost one map update.
+    run: Option<(IpAddr, u32, u32)>,
     pub agents: TopCounter<u64>,
     pub not_found: TopCounter<u64>,
     pub methods: TopCounter<u64>,
@@ -446,6 +508,7 @@ impl Default for Tally {
             timeline: Timeline::default(),
             untimed: [0; CLASSES],
             series: HashMap::default(),
+            run: None,
             agents: TopCounter::new(4 * TOP),
             not_found: TopCounter::new(4 * TOP),
             methods: TopCounter::new(TOP),
@@ -458,6 +521,36 @@ impl Default for Tally {
 impl Tally {
     pub fn new() -> Tally {
         Tally::default()
+    }
+
+    fn end_run(&mut self) {
+        if let Some((src, minute, n)) = self.run.take() {
+            self.series.entry(src).or_default().add(minute, n);
+        }
+    }
+
+    /// The requests over time of every source `keep` accepts, by source.
+    pub fn series_of(&self, keep: impl Fn(IpAddr) -> bool) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
+        let mut out: Vec<(IpAddr, Vec<(i64, u64)>)> = Vec::new();
+        let mut run = self.run.filter(|(a, _, _)| keep(*a));
+        for (a, s) in self.series.iter().filter(|(a, _)| keep(**a)) {
+            match run {
+                Some((src, minute, n)) if src == *a => {
+                    let mut s = s.clone();
+                    s.add(minute, n);
+                    out.push((*a, s.points()));
+                    run = None;
+                }
+                _ => out.push((*a, s.points())),
+            }
+        }
+        if let Some((src, minute, n)) = run {
+            let mut s = Series::default();
+            s.add(minute, n);
+            out.push((src, s.points()));
+        }
+        out.sort_by_key(|(a, _)| *a);
+        out
     }
 
     /// Every request counted: those drawn on the timeline and those without a time.
@@ -481,7 +574,13 @@ impl Visitor for Tally {
                 let minute = minute_of(t);
                 self.timeline.add(minute, class);
                 if let Some(src) = rec.source() {
-                    self.series.entry(src).or_default().add(minute, 1);
+                    match &mut self.run {
+                        Some((a, m, n)) if *a == src && *m == minute => *n += 1,
+                        _ => {
+                            self.end_run();
+                            self.run = Some((src, minute, 1));
+                        }
+                    }
                 }
             }
             None => self.untimed[class] += 1,
@@ -507,7 +606,9 @@ impl Visitor for Tally {
         }
     }
 
-    fn merge(&mut self, other: Tally) {
+    fn merge(&mut self, mut other: Tally) {
+        self.end_run();
+        other.end_run();
         self.timeline.merge(other.timeline);
         self.untimed.add(&other.untimed);
         let (mut big, small) = if self.series.len() >= other.series.len() {

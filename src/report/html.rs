@@ -1077,7 +1077,7 @@ mod tests {
         let page = page_of(&["192.0.2.10"], None);
         let start = page.find("<script>").unwrap() + "<script>".len();
         let end = page.find("</script>").unwrap();
-        let hash = base64(&sha2::Sha256::digest(page[start..end].as_bytes()));
+        let hash = base64(&sha2::Sha256::digest(&page.as_bytes()[start..end]));
         assert!(page.contains(&format!("script-src 'sha256-{hash}'")));
         assert_eq!(
             page,

@@ -2,13 +2,18 @@
 # Remakes every generated file in sample-logs/ with examples/genlog.rs; seeds are fixed, so the bytes come out the same on every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# GENLOG: a genlog binary to use instead of building one; OUT: where the files go (the test
-# that checks this script writes them into a temporary directory).
+# GENLOG: a genlog binary to use instead of building one; LOGWARD: the same for logward
+# (it makes report.html); OUT: where the files go (the test that checks this script writes
+# them into a temporary directory).
 if [ -n "${GENLOG:-}" ]; then
     gen() { "$GENLOG" "$@"; }
 else
     cargo build --quiet --example genlog
     gen() { target/debug/examples/genlog "$@"; }
+fi
+if [ -z "${LOGWARD:-}" ]; then
+    cargo build --quiet --bin logward
+    LOGWARD=$PWD/target/debug/logward
 fi
 out=${OUT:-sample-logs}
 
@@ -28,3 +33,10 @@ gen --seed 5 --lines 500 --format json --malformed-per-million 4000 \
 gen --seed 6 --lines 500 --format custom --malformed-per-million 4000 \
     --start 2026-11-15T00:00:00Z --span-days 2 -o "$out/custom_access.log"
 gen --format custom --print-format > "$out/custom_access.log.format"
+# The HTML report of these logs, which the README links: made in the output directory from
+# the files' names, so the page names no directory; no config file and no store, so the page
+# depends on the files alone.
+(cd "$out" && LOGWARD_CONFIG= LOGWARD_STORE=/nonexistent/logward.db "$LOGWARD" report \
+    --no-progress -o report.html access.log access.log.1 access.log.2.gz vhosts_access.log \
+    access.json custom_access.log >/dev/null 2>&1)
+chmod 644 "$out/report.html"

@@ -7,6 +7,10 @@
 //! JSON made by logward goes through [`json_ascii`], which leaves only printable ASCII, so
 //! a JSON line is safe on a terminal too and means the same to any JSON reader.
 //!
+//! HTML made by logward (the `report` page) goes through [`html`]: the same rule, then the
+//! characters HTML gives a meaning to, so log text is inert in text and in quoted
+//! attributes alike.
+//!
 //! It owns only the escaping; what is printed, and where, is the callers' business.
 
 use std::io::Write;
@@ -57,6 +61,38 @@ fn escape(bytes: &[u8], double_backslash: bool, out: &mut Vec<u8>) {
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends `bytes` for an HTML page, in element text or a quoted attribute value: first
+/// [`for_terminal`]'s rule (only printable ASCII is left, so no byte can open a comment,
+/// a CDATA section or a character the parser would read otherwise), then `&`, `<`, `>`, `"`
+/// and `'` as character references. Never put the result in a `<script>` or `<style>`.
+pub fn html(bytes: &[u8], out: &mut String) {
+    let mut plain = Vec::with_capacity(bytes.len());
+    for_terminal(bytes, &mut plain);
+    html_chars(&plain, out);
+}
+
+/// [`html`] for text that should already be [`for_terminal`]'s output (a stored sample
+/// line): made safe as [`again`] does, so its escapes are shown as they are, not doubled.
+pub fn html_escaped(text: &str, out: &mut String) {
+    let mut plain = Vec::with_capacity(text.len());
+    escape(text.as_bytes(), false, &mut plain);
+    html_chars(&plain, out);
+}
+
+/// Printable ASCII with HTML's five special characters as references.
+fn html_chars(plain: &[u8], out: &mut String) {
+    for &b in plain {
+        match b {
+            b'&' => out.push_str("&amp;"),
+            b'<' => out.push_str("&lt;"),
+            b'>' => out.push_str("&gt;"),
+            b'"' => out.push_str("&quot;"),
+            b'\'' => out.push_str("&#39;"),
+            b => out.push(char::from(b)),
+        }
+    }
 }
 
 /// Escaped bytes as a string: they are ASCII.
@@ -157,6 +193,29 @@ mod tests {
         assert_eq!(again("ok\\x00"), "ok\\x00");
         assert_eq!(again("a\u{1b}"), "a\\x1b");
         assert_eq!(again("a\u{202e}"), "a\\xe2\\x80\\xae");
+    }
+
+    #[test]
+    fn html_leaves_no_markup_and_no_quote() {
+        let mut out = String::new();
+        html(
+            b"<script>alert('x')</script> \"a\" & </table> \xe2\x80\xae <!-- ]]>",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &quot;a&quot; &amp; \
+             &lt;/table&gt; \\xe2\\x80\\xae &lt;!-- ]]&gt;"
+        );
+        for b in 0..=255u8 {
+            let mut one = String::new();
+            html(&[b], &mut one);
+            assert!(!one.contains(['<', '>', '"', '\'']), "byte {b:#04x}: {one}");
+            assert!(
+                one.bytes().all(|c| (0x20..0x7f).contains(&c)),
+                "byte {b:#04x}"
+            );
+        }
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! a borrowed [`format::Record`]; `detect` feeds records to leaky-bucket rules and `store`
 //! keeps the flagged sources; `anonymize` masks the address bytes of old lines and `rewrite`
 //! replaces a file on disk safely. The jobs built from them are `scan` (one pass over many
-//! files), `search` and `watch` (following live logs). Command-line options are the
-//! binary's alone: its `cli` module is not part of the library.
+//! files), `search` and `watch` (following live logs); `report` turns a scan into one HTML
+//! page. Command-line options are the binary's alone: its `cli` module is not part of the
+//! library.
 
 pub mod anonymize;
 pub mod audit;
@@ -24,6 +25,7 @@ pub mod geo;
 pub mod input;
 pub mod metrics;
 pub mod plural;
+pub mod report;
 pub mod rewrite;
 pub mod scan;
 pub mod search;

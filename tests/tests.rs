@@ -13,6 +13,7 @@ mod metrics;
 mod packaging;
 mod proxies;
 mod readme;
+mod report;
 mod samples;
 mod scan;
 mod search;

@@ -53,6 +53,8 @@ pub struct Config {
     pub no_progress: Option<bool>,
     pub no_detect: Option<bool>,
     pub fail_on_flag: Option<bool>,
+    /// Truncate the addresses of the HTML report (`report --mask`, `scan --mask`).
+    pub mask: Option<bool>,
     pub no_store: Option<bool>,
     pub rescan: Option<bool>,
     pub from_start: Option<bool>,
@@ -487,6 +489,8 @@ mod tests {
         ("anonymize", "fleet"),
         ("anonymize", "ticket"),
         ("generate", "*"),
+        ("report", "output"),
+        ("scan", "report"),
     ];
 
     /// Calls `f` with every command (nested ones such as `allow add` too, named by their

@@ -16,6 +16,7 @@ pub mod generate;
 pub mod keygen;
 pub mod metrics;
 pub mod progress;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod search;
@@ -85,6 +86,10 @@ pub enum Command {
     /// Read access logs and summarize them: formats, lines, malformed lines, time range,
     /// top sources, status codes; flag abusive sources and record them in the store.
     Scan(scan::ScanArgs),
+
+    /// Write one self-contained HTML page about the logs: requests over time, flagged
+    /// sources with sample lines, top sources, paths, user agents and status codes.
+    Report(report::ReportArgs),
 
     /// Follow live logs like tail -F, flag sources as they overflow, and act on them.
     Watch(watch::WatchArgs),
@@ -177,6 +182,7 @@ pub fn run() -> Result<Outcome> {
     }
     match command {
         Command::Scan(args) => scan::run(args, &config),
+        Command::Report(args) => report::run(args, &config),
         Command::Watch(args) => watch::run(args, &config),
         // The fleet's side of flagged and anonymize lives with the other fleet commands.
         Command::Flagged(args) if args.fleet => {

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +17,7 @@ use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
 use logward::input::{Source, discover};
 use logward::metrics::RunCounts;
+use logward::report::Tally;
 use logward::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
 use logward::store::Counted;
 use logward::timefmt::unix_now;
@@ -111,6 +111,20 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
+    /// Also write the HTML report of this pass into FILE (see `logward report`): the same
+    /// page, from the same single reading of the logs, with the bans this scan recorded.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// With --report: truncate every address on the page to /24 and /48, as `anonymize`
+    /// does, for a page sent to a customer.
+    #[arg(long, overrides_with = "no_mask")]
+    pub mask: bool,
+
+    /// Undoes --mask (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "mask")]
+    pub no_mask: bool,
+
     #[command(flatten)]
     pub detect: DetectArgs,
 
@@ -136,6 +150,13 @@ pub struct Settings {
     pub chunk_size: u64,
     pub detect: Option<DetectArgs>,
     pub fail_on_flag: bool,
+    /// Where the HTML report goes (`-` for stdout), if one is asked for.
+    pub report: Option<PathBuf>,
+    pub mask: bool,
+    /// `logward report`: the page is the output; nothing else goes to stdout.
+    pub page_only: bool,
+    /// The GeoIP and ASN databases, when either is set (for a page without detection).
+    pub geo: Option<(Option<PathBuf>, Option<PathBuf>)>,
 }
 
 impl Settings {
@@ -144,6 +165,9 @@ impl Settings {
         let output = super::output_setting(args.output, config)?;
         let check = switch(args.check, args.no_check, config.check);
         let no_detect = switch(args.no_detect, args.detect_on, config.no_detect);
+        let geoip = args.detect.geoip.clone().or_else(|| config.geoip.clone());
+        let asn = args.detect.asn.clone().or_else(|| config.asn.clone());
+        let geo = (geoip.is_some() || asn.is_some()).then_some((geoip, asn));
         Ok(Settings {
             paths: args.paths,
             format,
@@ -156,6 +180,10 @@ impl Settings {
             chunk_size: args.chunk_size.max(1),
             detect: (!no_detect && !check).then_some(args.detect),
             fail_on_flag: switch(args.fail_on_flag, args.no_fail_on_flag, config.fail_on_flag),
+            report: args.report.filter(|_| !check),
+            mask: switch(args.mask, args.no_mask, config.mask),
+            page_only: false,
+            geo,
         })
     }
 }
@@ -167,13 +195,12 @@ pub fn run(mut args: ScanArgs, config: &Config) -> Result<Outcome> {
         false => MetricsFile::setting(args.metrics_file.take(), config, "scan")?,
     };
     let mut counts = RunCounts::default();
-    let result = scan(args, config, &mut counts);
+    let result = Settings::new(args, config).and_then(|s| scan(s, config, &mut counts));
     super::metrics::finish(metrics, result, counts, |o| o != Outcome::Error)
 }
 
 /// The scan, filling in `counts` for the metrics as it goes.
-fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
-    let settings = Settings::new(args, config)?;
+pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
     let started = Instant::now();
     let mut detection = match &settings.detect {
         Some(args) => Some(detection::setup(args, config)?),
@@ -248,8 +275,25 @@ fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outco
         Some(store) if counted.any() => flagged_in_range(store, &report)?,
         _ => None,
     };
+    if let Some(path) = &settings.report {
+        let page = page(&settings, &report, detection.as_ref(), &flagged, &recorded);
+        write_page(path, &page, settings.mask)?;
+        if settings.page_only && path.as_os_str() != "-" {
+            let distinct: std::collections::HashSet<IpNet> =
+                recorded.flags.iter().map(|f| f.source).collect();
+            println!(
+                "{}: {}, {} flagged, {}",
+                logward::escape::path(path),
+                super::count(report.lines(), "line", "lines"),
+                super::count(distinct.len() as u64, "source", "sources"),
+                human_bytes(page.len() as u64)
+            );
+        }
+    }
     let mut out = std::io::stdout().lock();
-    if settings.check {
+    if settings.page_only {
+        // The page (or its one-line note) was the output.
+    } else if settings.check {
         print_check(&mut out, &report)?;
     } else {
         let summary = Summary {
@@ -268,6 +312,70 @@ fn scan(args: ScanArgs, config: &Config, counts: &mut RunCounts) -> Result<Outco
         Outcome::Found
     } else {
         Outcome::Success
+    })
+}
+
+/// The HTML report of this pass.
+fn page(
+    settings: &Settings,
+    report: &Pass,
+    detection: Option<&Detection>,
+    flagged: &[Flagged],
+    recorded: &Recorded,
+) -> String {
+    // The page names files as they were given (the store's entries name them absolute),
+    // so a page made of the same files elsewhere is the same page.
+    let names: Vec<Option<String>> = report
+        .files
+        .iter()
+        .map(|f| f.source.as_ref().map(Source::display))
+        .collect();
+    let flags = detection.map(|d| d.to_new_flags(flagged, &|i| names.get(i).cloned().flatten()));
+    let fallback = Tally::new();
+    let tally = report.visitor.1.as_ref().unwrap_or(&fallback);
+    // Without detection, the page still shows countries and AS with --geoip and --asn.
+    let own_geo = match (detection, &settings.geo) {
+        (None, Some((country, asn))) => {
+            match logward::geo::Geo::open(country.as_deref(), asn.as_deref()) {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    eprintln!("logward: warning: {e}; the page has no country or AS tables");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let geo = detection.map(|d| &d.geo).or(own_geo.as_ref());
+    logward::report::render(&logward::report::Page {
+        files: &report.files,
+        sources: &report.sources,
+        status: &report.status,
+        tally,
+        flagged: flags.as_deref(),
+        bans: &recorded.expiry,
+        geo,
+        mask: settings
+            .mask
+            .then_some(logward::anonymize::Prefixes::DEFAULT),
+    })
+}
+
+/// Writes the page to `path` (`-`: stdout), replacing it atomically. A page with addresses
+/// is readable by its owner only; a masked one by anyone.
+fn write_page(path: &Path, page: &str, masked: bool) -> Result<()> {
+    if path.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(page.as_bytes())?;
+        out.flush()?;
+        return Ok(());
+    }
+    let mode = if masked { 0o644 } else { 0o600 };
+    logward::rewrite::write_small_file_mode(path, page.as_bytes(), false, mode).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot write the report: {e}",
+            logward::escape::path(path)
+        )
     })
 }
 
@@ -297,7 +405,7 @@ fn earlier_notes(sources: &[Source], counted: &AlreadyCounted) -> Vec<String> {
         .collect()
 }
 
-type Pass = Report<Option<DetectVisitor>>;
+type Pass = Report<(Option<DetectVisitor>, Option<Tally>)>;
 
 /// The pass over the files, feeding detection when it runs.
 fn read(
@@ -316,8 +424,9 @@ fn read(
     };
     let skip = Arc::new(counted.skip_offsets());
     let rules = detection.map(|d| d.rules.clone());
+    let tally = settings.report.is_some();
     let make_visitor = || {
-        rules.as_ref().map(|r| {
+        let detect = rules.as_ref().map(|r| {
             let mut collector = logward::detect::Collector::new(r.clone());
             collector.spill_events_to(SpillTo::shared_by(
                 spill_dir.to_path_buf(),
@@ -327,7 +436,8 @@ fn read(
                 collector,
                 skip: skip.clone(),
             }
-        })
+        });
+        (detect, tally.then(Tally::new))
     };
     with_threads(settings.threads, || {
         scan::run(sources, &opts, make_visitor, progress)
@@ -342,10 +452,10 @@ fn finish_detection(
     counted: &AlreadyCounted,
     spill_dir: &Path,
 ) -> Result<Vec<Flagged>> {
-    if let Some(v) = report.visitor.as_mut() {
+    if let Some(v) = report.visitor.0.as_mut() {
         v.collector.set_counted(counted.counted_offsets());
     }
-    let (Some(v), Some(d)) = (&report.visitor, detection) else {
+    let (Some(v), Some(d)) = (&report.visitor.0, detection) else {
         return Ok(Vec::new());
     };
     for warning in v.collector.spill_warnings() {
@@ -500,17 +610,7 @@ fn print_output(
     Ok(())
 }
 
-/// The sources with the most requests, most first; ties by address so output is stable.
-pub fn top_sources(sources: &logward::scan::SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
-    let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
-    let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
-    if all.len() > n {
-        all.select_nth_unstable_by(n, cmp);
-        all.truncate(n);
-    }
-    all.sort_by(cmp);
-    all
-}
+use logward::scan::top_sources;
 
 fn time_json(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))

@@ -154,6 +154,45 @@ impl<V: Visitor> Visitor for Option<V> {
     }
 }
 
+/// Two visitors fed by one pass (`scan --report`: detection and the report's tally). Each
+/// sees every call as it would alone; a line is refused when either refuses it, so pair
+/// only visitors that accept every line or refuse the same ones.
+impl<A: Visitor, B: Visitor> Visitor for (A, B) {
+    const TALLY: bool = A::TALLY || B::TALLY;
+
+    #[inline]
+    fn record(&mut self, order: u64, rec: &Record<'_>) {
+        self.0.record(order, rec);
+        self.1.record(order, rec);
+    }
+
+    #[inline]
+    fn record_at(&mut self, at: At, rec: &Record<'_>) {
+        self.0.record_at(at, rec);
+        self.1.record_at(at, rec);
+    }
+
+    fn record_copied(&mut self, at: At, rec: &Record<'_>, line: &[u8]) {
+        self.0.record_copied(at, rec, line);
+        self.1.record_copied(at, rec, line);
+    }
+
+    #[inline]
+    fn wants(&self, line: &[u8]) -> bool {
+        self.0.wants(line) && self.1.wants(line)
+    }
+
+    fn unparsed(&mut self, at: At, line: &[u8]) {
+        self.0.unparsed(at, line);
+        self.1.unparsed(at, line);
+    }
+
+    fn merge(&mut self, other: (A, B)) {
+        self.0.merge(other.0);
+        self.1.merge(other.1);
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Options {
     pub format: FormatSpec,
@@ -281,6 +320,18 @@ impl<V> Report<V> {
     pub fn read_lines(&self) -> ReadLines<'_> {
         ReadLines::new(&self.readable, &self.line_marks)
     }
+}
+
+/// The sources with the most requests, most first; ties by address so output is stable.
+pub fn top_sources(sources: &SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
+    let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
+    let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    if all.len() > n {
+        all.select_nth_unstable_by(n, cmp);
+        all.truncate(n);
+    }
+    all.sort_by(cmp);
+    all
 }
 
 pub use crate::input::Progress;

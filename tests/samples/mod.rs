@@ -94,6 +94,7 @@ fn regenerate_script_makes_every_sample_byte_for_byte() {
     let status = Command::new("bash")
         .arg(samples().join("regenerate.sh"))
         .env("GENLOG", genlog())
+        .env("LOGWARD", env!("CARGO_BIN_EXE_logward"))
         .env("OUT", &out)
         .status()
         .unwrap();

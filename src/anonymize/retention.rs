@@ -25,7 +25,7 @@ use super::{LineVerifier, Masker, Mode, Select, mask_fields, mask_line};
 use crate::error::chain;
 use crate::format::wrap::{self, json_string, json_string::Escape};
 use crate::format::{
-    ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper, choose_format,
+    Chosen, ErrorKind, Format, FormatSpec, Record, Span, TimeCache, Wrapper, choose_format,
 };
 use crate::input::Progress;
 use crate::input::read::{self as input_read, Line, LineReader};
@@ -246,6 +246,43 @@ enum Unwrapped<'t> {
 /// every line, so the head finds it; checking every line would double a rewrite's CPU.
 const LEAK_CHECK_HEAD: u64 = 1000;
 const LEAK_CHECK_EVERY: u64 = 1000;
+
+impl<'a> LineJob<'a> {
+    /// The job for one file's lines, starting where the ledger says the file was left.
+    fn new(
+        format: Option<&'a Format>,
+        wrapper: Option<Wrapper>,
+        plan: &'a Plan,
+        known: &Known,
+        progress: &'a Progress,
+    ) -> Self {
+        LineJob {
+            format,
+            wrapper,
+            continued: [false; 2],
+            decoded: Vec::new(),
+            escapes: Vec::new(),
+            masked: Vec::new(),
+            cache: TimeCache::new(),
+            ager: Ager::new(known.fallback),
+            cutoff: plan.cutoff,
+            done: known
+                .entry
+                .as_ref()
+                .filter(|_| known.compatible)
+                .map(|e| (e.lines, e.masked_before)),
+            masker: Masker::new(&plan.mode),
+            counts: Counts::default(),
+            oldest: None,
+            newest: None,
+            progress,
+            pending_bytes: 0,
+            erase: plan.erase.as_deref(),
+            whole_line: plan.whole_line,
+            leak_checked: 0,
+        }
+    }
+}
 
 impl LineJob<'_> {
     /// Appends line `n` as it must be written to `out`; true when it differs.
@@ -497,40 +534,15 @@ pub fn anonymize_file(
     ledger: &Mutex<Ledger>,
     progress: &Progress,
 ) -> FileResult {
-    let opts = &plan.rewrite;
-    // Refusals that need no reading come first, so a dry run reports them too.
-    let target = match rewrite::check_symlink(path, &opts.allowed_roots)
-        .and_then(|t| rewrite::check_rotated(path, opts.include_active).map(|()| t))
-        .and_then(|t| rewrite::check_rotated(&t, opts.include_active).map(|()| t))
-    {
-        Ok(t) => t,
-        Err(e) => return FileResult::new(path, status_of(&e), reason_of(path, &e)),
+    let (target, meta) = match refusals(path, plan) {
+        Ok(found) => found,
+        Err(refused) => return refused,
     };
-    let meta = match std::fs::metadata(&target) {
-        Ok(m) => m,
-        Err(e) => return FileResult::new(path, Status::Failed, format!("cannot inspect: {e}")),
-    };
-    if plan.dry_run && meta.nlink() > 1 {
-        let e = RewriteError::HardLinked {
-            path: target.clone(),
-            links: meta.nlink(),
-        };
-        return FileResult::new(path, Status::Failed, reason_of(path, &e));
-    }
-
     // The ledger: is this content (or its start) already done?
     let head = Head::read(&target).ok();
-    let entry: Option<Entry> = head.as_ref().and_then(|h| {
-        let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
-        l.find(h).cloned()
-    });
-    let pseudonymizing = matches!(plan.mode, Mode::Pseudonymize(_));
-    let compatible = entry
-        .as_ref()
-        .is_some_and(|e| pseudonymizing || e.method == plan.method);
-    let fallback = entry.as_ref().map_or(meta.mtime(), |e| e.fallback);
-    if let (Some(e), Some(h), None) = (&entry, &head, &plan.erase) {
-        if let Some(result) = ledger_shortcut(path, plan, e, h, &meta, compatible) {
+    let known = Known::look_up(ledger, head.as_ref(), plan, &meta);
+    if let (Some(e), Some(h), None) = (&known.entry, &head, &plan.erase) {
+        if let Some(result) = ledger_shortcut(path, plan, e, h, &meta, known.compatible) {
             if !plan.dry_run {
                 let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(err) = l.touch(e, plan.now) {
@@ -541,20 +553,10 @@ pub fn anonymize_file(
             return result;
         }
     }
-
-    // The format, from the first lines.
-    let head_lines = match input_read::open(&target) {
-        Ok((stream, _)) => input_read::read_head(
-            &mut std::io::BufReader::new(stream),
-            crate::format::DETECT_LINES,
-        )
-        .unwrap_or_default(),
-        Err(e) => {
-            let status = Status::Failed;
-            return FileResult::new(path, status, reason_of_read(&target, &e));
-        }
+    let chosen = match format_of(path, &target, plan) {
+        Ok(chosen) => chosen,
+        Err(failed) => return failed,
     };
-    let chosen = choose_format(&plan.format, &head_lines);
     let rewrite_format = chosen.format.as_ref().map(Format::for_rewrite);
     let (wrapper, inner) = match &rewrite_format {
         Some(f) => {
@@ -563,81 +565,167 @@ pub fn anonymize_file(
         }
         None => (None, None),
     };
-    let mut job = LineJob {
-        format: inner,
-        wrapper,
-        continued: [false; 2],
-        decoded: Vec::new(),
-        escapes: Vec::new(),
-        masked: Vec::new(),
-        cache: TimeCache::new(),
-        ager: Ager::new(fallback),
-        cutoff: plan.cutoff,
-        done: entry
-            .as_ref()
-            .filter(|_| compatible)
-            .map(|e| (e.lines, e.masked_before)),
-        masker: Masker::new(&plan.mode),
-        counts: Counts::default(),
-        oldest: None,
-        newest: None,
-        progress,
-        pending_bytes: 0,
-        erase: plan.erase.as_deref(),
-        whole_line: plan.whole_line,
-        leak_checked: 0,
-    };
-    let format_name = chosen.format.as_ref().map(|f| f.name().to_string());
+    let mut job = LineJob::new(inner, wrapper, plan, &known, progress);
     let note = match &chosen.format {
         None => chosen.note.clone(),
         Some(_) => None,
     };
-    let new_entry = |job: &LineJob<'_>, head: &Head, size: Option<u64>| Entry {
-        head_len: head.len() as u64,
-        head_hash: head.hash(),
-        lines: job.counts.lines,
-        size,
-        // An erasure masks no line by age: the new content is masked exactly as far as the
-        // old one was, by the old method.
-        masked_before: match (&entry, &plan.erase) {
-            (Some(e), Some(_)) => e.masked_before,
-            (None, Some(_)) => i64::MIN,
-            (Some(e), None) => e.masked_before.max(plan.cutoff),
-            (None, None) => plan.cutoff,
-        },
-        method: match (&entry, &plan.erase) {
-            (Some(e), Some(_)) => e.method.clone(),
-            _ => plan.method.clone(),
-        },
-        fallback,
-        oldest: job.oldest,
-        newest: job.newest,
-        seen: plan.now,
-        path: target.display().to_string(),
-    };
-
+    let mut r = FileResult::new(path, Status::Unchanged, note);
+    r.format = chosen.format.as_ref().map(|f| f.name().to_string());
     if plan.dry_run {
         let result = survey(&target, &mut job);
         job.flush_progress();
-        let mut r = match result {
-            Ok(changes) => FileResult::new(
-                path,
-                if changes {
-                    Status::Rewritten
-                } else {
-                    Status::Unchanged
-                },
-                note,
-            ),
-            Err(reason) => FileResult::new(path, Status::Failed, reason),
-        };
+        match result {
+            Ok(true) => r.status = Status::Rewritten,
+            Ok(false) => {}
+            Err(reason) => {
+                r.status = Status::Failed;
+                r.reason = Some(reason);
+            }
+        }
         r.counts = job.counts;
-        r.format = format_name;
         return r;
     }
+    let file = FileAtHand {
+        path,
+        target: &target,
+        meta: &meta,
+        head: head.as_ref(),
+    };
+    rewrite_masked(&file, plan, ledger, &known, job, r)
+}
 
+/// Refusals that need no reading, first, so a dry run reports them too: a link out of the
+/// allowed roots, a live log, a file that cannot be inspected, and (in a dry run; the
+/// rewrite checks it itself) a hard-linked one. Gives the file's target and metadata.
+fn refusals(path: &Path, plan: &Plan) -> Result<(PathBuf, std::fs::Metadata), FileResult> {
+    let opts = &plan.rewrite;
+    let target = rewrite::check_symlink(path, &opts.allowed_roots)
+        .and_then(|t| rewrite::check_rotated(path, opts.include_active).map(|()| t))
+        .and_then(|t| rewrite::check_rotated(&t, opts.include_active).map(|()| t))
+        .map_err(|e| FileResult::new(path, status_of(&e), reason_of(path, &e)))?;
+    let meta = std::fs::metadata(&target)
+        .map_err(|e| FileResult::new(path, Status::Failed, format!("cannot inspect: {e}")))?;
+    if plan.dry_run && meta.nlink() > 1 {
+        let e = RewriteError::HardLinked {
+            path: target.clone(),
+            links: meta.nlink(),
+        };
+        return Err(FileResult::new(path, Status::Failed, reason_of(path, &e)));
+    }
+    Ok((target, meta))
+}
+
+/// The format of a file's lines, chosen from its first lines.
+fn format_of(path: &Path, target: &Path, plan: &Plan) -> Result<Chosen, FileResult> {
+    match input_read::open(target) {
+        Ok((stream, _)) => {
+            let head_lines = input_read::read_head(
+                &mut std::io::BufReader::new(stream),
+                crate::format::DETECT_LINES,
+            )
+            .unwrap_or_default();
+            Ok(choose_format(&plan.format, &head_lines))
+        }
+        Err(e) => Err(FileResult::new(
+            path,
+            Status::Failed,
+            reason_of_read(target, &e),
+        )),
+    }
+}
+
+/// What the ledger knows of a file's content before it is read.
+struct Known {
+    /// The entry of this content (or of its start), if any.
+    entry: Option<Entry>,
+    /// The entry was made by this run's method (or any, when pseudonymizing), so the lines
+    /// it says are masked need not be masked again.
+    compatible: bool,
+    /// The time a line without one is taken to have: the entry's, else the file's mtime.
+    fallback: i64,
+}
+
+impl Known {
+    fn look_up(
+        ledger: &Mutex<Ledger>,
+        head: Option<&Head>,
+        plan: &Plan,
+        meta: &std::fs::Metadata,
+    ) -> Known {
+        let entry: Option<Entry> = head.and_then(|h| {
+            let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            l.find(h).cloned()
+        });
+        let pseudonymizing = matches!(plan.mode, Mode::Pseudonymize(_));
+        let compatible = entry
+            .as_ref()
+            .is_some_and(|e| pseudonymizing || e.method == plan.method);
+        let fallback = entry.as_ref().map_or(meta.mtime(), |e| e.fallback);
+        Known {
+            entry,
+            compatible,
+            fallback,
+        }
+    }
+
+    /// The ledger entry of content `head` after `job` went through it.
+    fn new_entry(
+        &self,
+        plan: &Plan,
+        target: &Path,
+        job: &LineJob<'_>,
+        head: &Head,
+        size: Option<u64>,
+    ) -> Entry {
+        Entry {
+            head_len: head.len() as u64,
+            head_hash: head.hash(),
+            lines: job.counts.lines,
+            size,
+            // An erasure masks no line by age: the new content is masked exactly as far as
+            // the old one was, by the old method.
+            masked_before: match (&self.entry, &plan.erase) {
+                (Some(e), Some(_)) => e.masked_before,
+                (None, Some(_)) => i64::MIN,
+                (Some(e), None) => e.masked_before.max(plan.cutoff),
+                (None, None) => plan.cutoff,
+            },
+            method: match (&self.entry, &plan.erase) {
+                (Some(e), Some(_)) => e.method.clone(),
+                _ => plan.method.clone(),
+            },
+            fallback: self.fallback,
+            oldest: job.oldest,
+            newest: job.newest,
+            seen: plan.now,
+            path: target.display().to_string(),
+        }
+    }
+}
+
+/// The file being anonymized: as named, its target, its metadata and the head of its
+/// content (for the ledger).
+struct FileAtHand<'a> {
+    path: &'a Path,
+    target: &'a Path,
+    meta: &'a std::fs::Metadata,
+    head: Option<&'a Head>,
+}
+
+/// Rewrites the file with `job` masking its lines, recording the new content in the ledger
+/// before the rename, and completes the report `r`.
+fn rewrite_masked(
+    file: &FileAtHand<'_>,
+    plan: &Plan,
+    ledger: &Mutex<Ledger>,
+    known: &Known,
+    job: LineJob<'_>,
+    mut r: FileResult,
+) -> FileResult {
+    let (path, meta) = (file.path, file.meta);
     let gzip = matches!(
-        input_read::sniff_file(&target),
+        input_read::sniff_file(file.target),
         Ok(input_read::Compression::Gzip)
     );
     let job = RefCell::new(job);
@@ -647,7 +735,7 @@ pub fn anonymize_file(
     let verifier = RefCell::new(LineVerifier::default());
     let outcome = rewrite::rewrite_file_then(
         path,
-        opts,
+        &plan.rewrite,
         |n, line, out| job.borrow_mut().line(n, line, out),
         |old, new| {
             new_head.borrow_mut().push(new);
@@ -663,7 +751,7 @@ pub fn anonymize_file(
             // cannot leave a pseudonymized file the ledger does not know.
             let head = new_head.take().finish();
             let size = (!gzip).then(|| meta.len().saturating_add_signed(size_delta.get()));
-            let e = new_entry(&job.borrow(), &head, size);
+            let e = known.new_entry(plan, file.target, &job.borrow(), &head, size);
             let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(err) = l.record(e) {
                 *ledger_error.borrow_mut() = Some(err);
@@ -674,8 +762,6 @@ pub fn anonymize_file(
     );
     let mut job = job.into_inner();
     job.flush_progress();
-    let mut r = FileResult::new(path, Status::Unchanged, note);
-    r.format = format_name;
     r.counts = job.counts;
     if let Ok(o) = &outcome {
         r.counts.kept_long = o.kept_long;
@@ -689,9 +775,9 @@ pub fn anonymize_file(
         }
         Ok(_) => {
             // Unchanged: every line past the window is masked or had nothing to mask.
-            if let Some(h) = &head {
+            if let Some(h) = file.head {
                 let size = (!gzip).then_some(meta.len());
-                let e = new_entry(&job, h, size);
+                let e = known.new_entry(plan, file.target, &job, h, size);
                 let mut l = ledger.lock().unwrap_or_else(|p| p.into_inner());
                 if let Err(err) = l.record(e) {
                     r.status = Status::Failed;

@@ -465,10 +465,10 @@ impl Collector {
     /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
     ///
     /// In steps: one pass over the journals counts each source's events
-    /// ([`Collector::count_events`]); the sources some rule could flag are the candidates
-    /// ([`Collector::candidates`]); their events are gathered and replayed a batch at a time
-    /// ([`Collector::replay_candidates`]); the episodes of one source that meet are folded;
-    /// then the flags' lines are fetched in input order ([`Collector::fetch_lines`]).
+    /// (`Collector::count_events`); the sources some rule could flag are the candidates
+    /// (`Collector::candidates`); their events are gathered and replayed a batch at a time
+    /// (`Collector::replay_candidates`); the episodes of one source that meet are folded;
+    /// then the flags' lines are fetched in input order (`Collector::fetch_lines`).
     pub fn finish_reading(
         &self,
         allowlist: &Allowlist,

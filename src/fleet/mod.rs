@@ -1,7 +1,8 @@
 //! The PostgreSQL side of the store, for a fleet of servers sharing one database: the
-//! settings and the TLS connection ([`connect`]), the schema and its roles ([`schema`]).
-//! It does not detect, ban or print: each server's SQLite store and nftables set stay the
-//! source of truth for enforcement on that server, and the fleet only adds to them.
+//! settings and the TLS connection ([`connect`](mod@connect)), the schema and its roles
+//! ([`schema`]). It does not detect, ban or print: each server's SQLite store and nftables
+//! set stay the source of truth for enforcement on that server, and the fleet only adds to
+//! them.
 
 pub mod connect;
 pub mod erasure;

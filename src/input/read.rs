@@ -49,10 +49,11 @@ impl Compression {
 }
 
 /// Opens a file for reading only if it is a regular file: non-blocking, so a FIFO (or a
-/// device) swapped in for a log cannot hang the run, and without following a symbolic
-/// link in the last component (callers resolve and check links first, see
-/// [`crate::input::discover`]); the type is then checked on the open descriptor, never on
-/// the name. Anything else fails with `InvalidInput` ("not a regular file").
+/// device) swapped in for a log cannot hang the run, and without following a symbolic link
+/// in the last component (callers resolve and check links first, see
+/// [`crate::input::discover`](mod@crate::input::discover)); the type is then checked on the
+/// open descriptor, never on the name. Anything else fails with `InvalidInput` ("not a
+/// regular file").
 pub fn open_regular(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()

@@ -3,7 +3,8 @@
 //! [`Wrapper`]s, a wrapped [`Format`] ([`Wrapped`]), the per-stream state that joins
 //! continued lines and decodes Docker's JSON ([`Unwrapper`]), and choosing a wrapper from a
 //! file's first lines. The inner line is parsed by an ordinary format, which knows nothing
-//! of wrappers; the grammars are in [`strip`], Docker's string escapes in [`json_string`].
+//! of wrappers; the grammars are in [`strip`](mod@strip), Docker's string escapes in
+//! [`json_string`].
 //!
 //! The wrapper's time is used only when the inner line has none. An inner line that is a
 //! slice of the line (every wrapper but Docker's escaped text and joined parts) is parsed

@@ -56,11 +56,15 @@ impl Ager {
 pub struct Plan {
     /// Lines whose age is before this (UTC seconds) are past the window.
     pub cutoff: i64,
+    /// How lines are parsed: a fixed format, or chosen per file from its first lines.
     pub format: FormatSpec,
+    /// What masking does to an address.
     pub mode: Mode,
     /// Names the mode for the ledger: `truncate/24/48`, `pseudonymize/<key id>`.
     pub method: String,
+    /// What a rewrite may do: which files and symbolic links, and the safety checks.
     pub rewrite: RewriteOptions,
+    /// Read and count every file but replace none and leave the ledger as it was.
     pub dry_run: bool,
     /// Wall-clock time of the run, for the ledger.
     pub now: i64,
@@ -88,6 +92,7 @@ pub enum Status {
 /// Line counts of one file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Lines in the file.
     pub lines: u64,
     /// Lines whose age is before the cutoff.
     pub past_window: u64,
@@ -111,14 +116,16 @@ pub struct Counts {
     /// the right `--format` masks them. Counted among the lines checked: the first 1000
     /// masked lines of a file, then one in 1000.
     pub leaked_lines: u64,
-    /// Lines the format parsed, and of those the lines that gave no client address: a
-    /// line without one is masked as an unreadable line is (every address token), since a
-    /// format that reads no client has not found the line's fields.
+    /// Lines the format parsed.
     pub parsed: u64,
+    /// Of the parsed lines, those that gave no client address: such a line is masked as
+    /// an unreadable line is (every address token), since a format that reads no client
+    /// has not found the line's fields.
     pub without_client: u64,
 }
 
 impl Counts {
+    /// Adds another file's counts to these, field by field.
     pub fn add(&mut self, o: &Counts) {
         self.lines += o.lines;
         self.past_window += o.past_window;
@@ -146,12 +153,15 @@ impl Counts {
 /// The report for one file.
 #[derive(Clone, Debug)]
 pub struct FileResult {
+    /// The file as it was given (the symbolic link, not its target).
     pub path: PathBuf,
+    /// What was done to it.
     pub status: Status,
     /// Why it was skipped or failed, or a note on an unchanged file.
     pub reason: Option<String>,
     /// The format used, when one was chosen.
     pub format: Option<String>,
+    /// Line counts; zero for a file refused before it was read.
     pub counts: Counts,
 }
 

@@ -24,6 +24,7 @@ const MIN_SPILL_AT: usize = 256 << 10;
 /// Where journals write their events out, and from what size.
 #[derive(Clone, Debug)]
 pub struct SpillTo {
+    /// Directory the temporary files go in; they are unlinked as soon as created.
     pub dir: PathBuf,
     /// A journal that holds this many bytes writes them out.
     pub at: usize,

@@ -10,9 +10,13 @@
 /// it is, and the same for the bytes it decodes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Escape {
+    /// Where the sequence starts in the escaped text.
     pub escaped: u32,
+    /// Its length in the escaped text (`\n` is 2, `\u00e9` 6).
     pub escaped_len: u8,
+    /// Where its bytes start in the decoded text.
     pub decoded: u32,
+    /// How many bytes it decodes to.
     pub decoded_len: u8,
 }
 

@@ -66,10 +66,12 @@ pub const WRAPPERS: &[(Wrapper, &str, &str)] = &[
 ];
 
 impl Wrapper {
+    /// The wrapper `--format` names `name` (`syslog`, `cri`).
     pub fn by_name(name: &str) -> Option<Wrapper> {
         WRAPPERS.iter().find(|w| w.1 == name).map(|w| w.0)
     }
 
+    /// Its name in `--format` (`syslog`).
     pub fn name(self) -> &'static str {
         WRAPPERS
             .iter()
@@ -101,6 +103,7 @@ fn now() -> i64 {
 /// A wrapper around a format: `syslog:combined`.
 #[derive(Clone, Debug)]
 pub struct Wrapped {
+    /// The wrapper around each line.
     pub wrapper: Wrapper,
     /// Never itself wrapped.
     pub inner: Format,
@@ -109,6 +112,7 @@ pub struct Wrapped {
 }
 
 impl Wrapped {
+    /// `inner` inside `wrapper`, named `wrapper:inner`.
     pub fn new(wrapper: Wrapper, inner: Format) -> Wrapped {
         let name = format!("{}:{}", wrapper.name(), inner.name());
         Wrapped {
@@ -216,8 +220,11 @@ pub enum Unwrapped<'a> {
     /// `None`) text joined or decoded into the unwrapper's buffers. `time` is the wrapper's
     /// timestamp as written.
     Inner {
+        /// The inner line.
         text: &'a [u8],
+        /// Where `text` starts in the physical line, when it is a slice of it.
         shift: Option<usize>,
+        /// The wrapper's timestamp as written; empty when it has none.
         time: &'a [u8],
     },
     /// A part of a line, kept until its last part.
@@ -227,6 +234,7 @@ pub enum Unwrapped<'a> {
 }
 
 impl Unwrapper {
+    /// A reader of `format`'s lines, with no part pending.
     pub fn new(format: &Wrapped) -> Unwrapper {
         Unwrapper {
             format: format.clone(),
@@ -239,6 +247,7 @@ impl Unwrapper {
         }
     }
 
+    /// The format it reads.
     pub fn format(&self) -> &Wrapped {
         &self.format
     }

@@ -12,10 +12,15 @@ use flate2::read::MultiGzDecoder;
 /// The compression of a file, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// Plain text.
     None,
+    /// gzip, the only compression logward reads.
     Gzip,
+    /// bzip2, refused.
     Bzip2,
+    /// xz, refused.
     Xz,
+    /// zstd, refused.
     Zstd,
 }
 
@@ -37,6 +42,7 @@ impl Compression {
         }
     }
 
+    /// The usual name of the compression (`gzip`), `none` for plain text.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -135,23 +141,35 @@ pub fn sniff_file(path: &Path) -> io::Result<Compression> {
 /// An error while reading a file's lines, with where it happened.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The file could not be opened or made ready to read: missing, not a regular file,
+    /// or its first bytes unreadable.
     Open {
+        /// The file.
         path: PathBuf,
+        /// The error.
         source: io::Error,
     },
+    /// The file is compressed in a format logward does not read.
     Unsupported {
+        /// The file.
         path: PathBuf,
+        /// Its compression.
         compression: Compression,
     },
     /// A read failed (a truncated or corrupt gzip among others) after `line` whole lines.
     Broken {
+        /// The file.
         path: PathBuf,
+        /// Whole lines read before the failure.
         line: u64,
+        /// The error reading.
         source: io::Error,
     },
     /// The file could not be read to its end for its hash (see [`open_digested`]).
     Hash {
+        /// The file.
         path: PathBuf,
+        /// The error reading.
         source: io::Error,
     },
 }

@@ -9,6 +9,8 @@
 //! files), `search` and `watch` (following live logs). Command-line options are the
 //! binary's alone: its `cli` module is not part of the library.
 
+#![warn(missing_docs)]
+
 pub mod anonymize;
 pub mod audit;
 mod bytes;

@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::anonymize::key::{Key, KeyError, generate_key_file, load_key_file};
 
-pub const LOG_NAME: &str = "audit.log";
+/// File name of the audit log in the state directory.
+pub(crate) const LOG_NAME: &str = "audit.log";
 /// The key file of earlier versions, beside the log; no longer used.
 pub const OLD_KEY_NAME: &str = "audit.key";
 /// The label of a hashed source.
@@ -56,17 +57,25 @@ pub struct Entry<'a> {
 /// error, the operating system's reason) is the `source()`.
 #[derive(Debug)]
 pub enum AuditError {
+    /// The key file could not be loaded or created.
     Key(KeyError),
+    /// The log, or the key's directory, could not be created or written.
     Write {
+        /// The file or directory.
         path: PathBuf,
+        /// The error writing it.
         source: std::io::Error,
     },
     /// The key sits where readers of the log can read it too.
     KeyBesideLog {
+        /// The key file.
         key: PathBuf,
     },
+    /// The log exists but could not be read.
     Read {
+        /// The audit log.
         path: PathBuf,
+        /// The error reading it.
         source: std::io::Error,
     },
 }
@@ -180,6 +189,7 @@ impl AuditLog {
         }
     }
 
+    /// The log file: `audit.log` in the state directory.
     pub fn path(&self) -> PathBuf {
         self.dir.join(LOG_NAME)
     }

@@ -10,6 +10,8 @@
 //! page. Command-line options are the binary's alone: its `cli` module is not part of the
 //! library.
 
+#![warn(missing_docs)]
+
 pub mod anonymize;
 pub mod audit;
 mod bytes;

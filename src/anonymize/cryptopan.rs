@@ -37,6 +37,7 @@ impl std::fmt::Debug for CryptoPan {
 const HOST_KEY_LABEL: [u8; 16] = *b"logward-host-v1\0";
 
 impl CryptoPan {
+    /// The ciphers and pad derived from `key`.
     pub fn new(key: &Key) -> CryptoPan {
         let bytes = key.bytes();
         let mut aes_key = [0u8; 16];
@@ -67,12 +68,15 @@ impl CryptoPan {
         value ^ flips
     }
 
-    pub fn v4(&self, addr: Ipv4Addr) -> Ipv4Addr {
+    /// The pseudonym of an IPv4 address (32 AES rounds).
+    pub(crate) fn v4(&self, addr: Ipv4Addr) -> Ipv4Addr {
         let value = u128::from(addr.to_bits()) << 96;
         Ipv4Addr::from((self.rounds(value, 32) >> 96) as u32)
     }
 
-    pub fn v6(&self, addr: Ipv6Addr) -> Ipv6Addr {
+    /// The pseudonym of an IPv6 address (128 AES rounds). A mapped IPv4 address is taken
+    /// as any IPv6 one here; [`CryptoPan::anonymize`] keeps it IPv4.
+    pub(crate) fn v6(&self, addr: Ipv6Addr) -> Ipv6Addr {
         Ipv6Addr::from(self.rounds(addr.to_bits(), 128))
     }
 

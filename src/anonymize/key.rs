@@ -43,32 +43,47 @@ impl fmt::Display for KeyFormat {
 /// any, is the `source()`.
 #[derive(Debug)]
 pub enum KeyError {
+    /// The file does not exist.
     Missing {
+        /// The key file.
         path: PathBuf,
     },
+    /// The file exists but could not be opened, inspected or read.
     Unreadable {
+        /// The key file.
         path: PathBuf,
+        /// The error opening, inspecting or reading it.
         source: io::Error,
     },
     /// The file is readable or writable by group or others (`mode & 0o077 != 0`).
     TooOpen {
+        /// The key file.
         path: PathBuf,
+        /// Its full `st_mode`, file type bits included.
         mode: u32,
     },
+    /// The file's text is not 64 hex digits.
     Malformed {
+        /// The key file.
         path: PathBuf,
+        /// What is wrong with the text.
         reason: KeyFormat,
     },
     /// `generate_key_file` refuses to overwrite an existing file.
     Exists {
+        /// The file that already exists.
         path: PathBuf,
     },
+    /// [`generate_key_file`] could not create or write the file.
     Write {
+        /// The key file.
         path: PathBuf,
+        /// The error creating, writing or syncing it.
         source: io::Error,
     },
     /// Reading `/dev/urandom` failed.
     Random {
+        /// The error opening or reading `/dev/urandom`.
         source: io::Error,
     },
 }
@@ -114,10 +129,12 @@ impl std::error::Error for KeyError {
 }
 
 impl Key {
+    /// A key from its 32 raw bytes: the AES key, then the pad seed.
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
         Key(bytes)
     }
 
+    /// The key's 32 raw bytes.
     pub fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

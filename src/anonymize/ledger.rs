@@ -56,8 +56,9 @@ pub struct Entry {
     pub method: String,
     /// The age of lines before the first timestamp.
     pub fallback: i64,
-    /// Oldest and newest line age, `None` for an empty file.
+    /// Oldest line age (UTC seconds), `None` for an empty file.
     pub oldest: Option<i64>,
+    /// Newest line age, `None` for an empty file.
     pub newest: Option<i64>,
     /// Wall-clock time of the last run that saw this content.
     pub seen: i64,
@@ -91,15 +92,18 @@ impl Head {
         Ok(Head { bytes })
     }
 
+    /// Length of the head in bytes, at most [`HEAD_LEN`].
     pub fn len(&self) -> usize {
         self.bytes.len()
     }
 
+    /// Whether the file is empty.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
     }
 
-    pub fn hash(&self) -> u64 {
+    /// FNV-1a 64 of the head, as [`Entry::head_hash`] stores it.
+    pub(crate) fn hash(&self) -> u64 {
         fnv1a64(&self.bytes)
     }
 }
@@ -111,7 +115,9 @@ pub struct HeadBuilder {
 }
 
 impl HeadBuilder {
-    pub fn push(&mut self, line: &[u8]) {
+    /// Adds the next line of the new content, without its newline; bytes past [`HEAD_LEN`]
+    /// are dropped.
+    pub(crate) fn push(&mut self, line: &[u8]) {
         let room = HEAD_LEN.saturating_sub(self.head.bytes.len());
         if room == 0 {
             return;
@@ -123,7 +129,8 @@ impl HeadBuilder {
         }
     }
 
-    pub fn finish(self) -> Head {
+    /// The head of the lines pushed.
+    pub(crate) fn finish(self) -> Head {
         self.head
     }
 }
@@ -132,9 +139,27 @@ impl HeadBuilder {
 /// is the `source()`.
 #[derive(Debug)]
 pub enum LedgerError {
-    Read { path: PathBuf, source: io::Error },
-    Parse { path: PathBuf, reason: String },
-    Write { path: PathBuf, source: io::Error },
+    /// The file exists but could not be read.
+    Read {
+        /// The ledger file.
+        path: PathBuf,
+        /// The error reading it.
+        source: io::Error,
+    },
+    /// The file is not valid ledger JSON.
+    Parse {
+        /// The ledger file.
+        path: PathBuf,
+        /// What the JSON parser found wrong.
+        reason: String,
+    },
+    /// The new ledger could not be written, synced or renamed into place.
+    Write {
+        /// The ledger file.
+        path: PathBuf,
+        /// The error writing it.
+        source: io::Error,
+    },
 }
 
 impl std::fmt::Display for LedgerError {
@@ -202,10 +227,12 @@ impl Ledger {
         })
     }
 
+    /// The ledger file: `anonymize-ledger.json` in the state directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Every entry the ledger holds.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }

@@ -38,6 +38,7 @@ pub enum Select<'a> {
 }
 
 impl Select<'_> {
+    /// Whether `addr` is to be masked.
     #[inline]
     pub fn matches(self, addr: IpAddr) -> bool {
         match self {
@@ -54,7 +55,9 @@ impl Select<'_> {
 /// What one call to [`mask_line`] replaced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LineMasked {
+    /// Addresses replaced.
     pub addresses: u32,
+    /// Client host names replaced.
     pub hostnames: u32,
 }
 
@@ -327,8 +330,11 @@ impl<'l, 'o> Writer<'l, 'o> {
 /// them in the masked line, and whether they were a host name (else an address).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Edit {
+    /// The replaced bytes in the old line.
     pub old: Span,
+    /// Their replacement in the masked line.
     pub new: Span,
+    /// A host name was replaced, not an address.
     pub host: bool,
 }
 
@@ -347,6 +353,7 @@ pub struct Edits {
 }
 
 impl Edits {
+    /// Forgets every replacement, for the next line.
     pub fn clear(&mut self) {
         self.len = 0;
         self.overflow = false;

@@ -48,7 +48,10 @@ pub use verify::{LineVerifier, only_addresses_changed};
 /// What masking does to an address.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Keep the first bits of each address, as many as the [`Prefixes`] say, and zero the
+    /// rest.
     Truncate(Prefixes),
+    /// Replace each address with its Crypto-PAn pseudonym under this key.
     Pseudonymize(Key),
 }
 
@@ -163,6 +166,7 @@ impl std::fmt::Debug for Masker {
 }
 
 impl Masker {
+    /// A masker for `mode`, with an empty cache.
     pub fn new(mode: &Mode) -> Masker {
         let method = match mode {
             Mode::Truncate(p) => Method::Truncate(*p),

@@ -57,11 +57,15 @@ impl Ager {
 pub struct Plan {
     /// Lines whose age is before this (UTC seconds) are past the window.
     pub cutoff: i64,
+    /// How lines are parsed: a fixed format, or chosen per file from its first lines.
     pub format: FormatSpec,
+    /// What masking does to an address.
     pub mode: Mode,
     /// Names the mode for the ledger: `truncate/24/48`, `pseudonymize/<key id>`.
     pub method: String,
+    /// What a rewrite may do: which files and symbolic links, and the safety checks.
     pub rewrite: RewriteOptions,
+    /// Read and count every file but replace none and leave the ledger as it was.
     pub dry_run: bool,
     /// Wall-clock time of the run, for the ledger.
     pub now: i64,
@@ -89,6 +93,7 @@ pub enum Status {
 /// Line counts of one file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Lines in the file.
     pub lines: u64,
     /// Lines whose age is before the cutoff.
     pub past_window: u64,
@@ -112,14 +117,16 @@ pub struct Counts {
     /// the right `--format` masks them. Counted among the lines checked: the first 1000
     /// masked lines of a file, then one in 1000.
     pub leaked_lines: u64,
-    /// Lines the format parsed, and of those the lines that gave no client address: a
-    /// line without one is masked as an unreadable line is (every address token), since a
-    /// format that reads no client has not found the line's fields.
+    /// Lines the format parsed.
     pub parsed: u64,
+    /// Of the parsed lines, those that gave no client address: such a line is masked as
+    /// an unreadable line is (every address token), since a format that reads no client
+    /// has not found the line's fields.
     pub without_client: u64,
 }
 
 impl Counts {
+    /// Adds another file's counts to these, field by field.
     pub fn add(&mut self, o: &Counts) {
         self.lines += o.lines;
         self.past_window += o.past_window;
@@ -147,12 +154,15 @@ impl Counts {
 /// The report for one file.
 #[derive(Clone, Debug)]
 pub struct FileResult {
+    /// The file as it was given (the symbolic link, not its target).
     pub path: PathBuf,
+    /// What was done to it.
     pub status: Status,
     /// Why it was skipped or failed, or a note on an unchanged file.
     pub reason: Option<String>,
     /// The format used, when one was chosen.
     pub format: Option<String>,
+    /// Line counts; zero for a file refused before it was read.
     pub counts: Counts,
 }
 
@@ -536,7 +546,7 @@ pub fn anonymize_file(
 ) -> FileResult {
     let (target, meta) = match refusals(path, plan) {
         Ok(found) => found,
-        Err(refused) => return refused,
+        Err((status, reason)) => return FileResult::new(path, status, reason),
     };
     // The ledger: is this content (or its start) already done?
     let head = Head::read(&target).ok();
@@ -553,9 +563,9 @@ pub fn anonymize_file(
             return result;
         }
     }
-    let chosen = match format_of(path, &target, plan) {
+    let chosen = match format_of(&target, plan) {
         Ok(chosen) => chosen,
-        Err(failed) => return failed,
+        Err(reason) => return FileResult::new(path, Status::Failed, reason),
     };
     let rewrite_format = chosen.format.as_ref().map(Format::for_rewrite);
     let (wrapper, inner) = match &rewrite_format {
@@ -597,27 +607,28 @@ pub fn anonymize_file(
 
 /// Refusals that need no reading, first, so a dry run reports them too: a link out of the
 /// allowed roots, a live log, a file that cannot be inspected, and (in a dry run; the
-/// rewrite checks it itself) a hard-linked one. Gives the file's target and metadata.
-fn refusals(path: &Path, plan: &Plan) -> Result<(PathBuf, std::fs::Metadata), FileResult> {
+/// rewrite checks it itself) a hard-linked one. Gives the file's target and metadata, or
+/// the status and reason of the refusal.
+fn refusals(path: &Path, plan: &Plan) -> Result<(PathBuf, std::fs::Metadata), (Status, String)> {
     let opts = &plan.rewrite;
     let target = rewrite::check_symlink(path, &opts.allowed_roots)
         .and_then(|t| rewrite::check_rotated(path, opts.include_active).map(|()| t))
         .and_then(|t| rewrite::check_rotated(&t, opts.include_active).map(|()| t))
-        .map_err(|e| FileResult::new(path, status_of(&e), reason_of(path, &e)))?;
-    let meta = std::fs::metadata(&target)
-        .map_err(|e| FileResult::new(path, Status::Failed, format!("cannot inspect: {e}")))?;
+        .map_err(|e| (status_of(&e), reason_of(path, &e)))?;
+    let meta =
+        std::fs::metadata(&target).map_err(|e| (Status::Failed, format!("cannot inspect: {e}")))?;
     if plan.dry_run && meta.nlink() > 1 {
         let e = RewriteError::HardLinked {
             path: target.clone(),
             links: meta.nlink(),
         };
-        return Err(FileResult::new(path, Status::Failed, reason_of(path, &e)));
+        return Err((Status::Failed, reason_of(path, &e)));
     }
     Ok((target, meta))
 }
 
-/// The format of a file's lines, chosen from its first lines.
-fn format_of(path: &Path, target: &Path, plan: &Plan) -> Result<Chosen, FileResult> {
+/// The format of a file's lines, chosen from its first lines, or why the file cannot be read.
+fn format_of(target: &Path, plan: &Plan) -> Result<Chosen, String> {
     match input_read::open(target) {
         Ok((stream, _)) => {
             let head_lines = input_read::read_head(
@@ -627,11 +638,7 @@ fn format_of(path: &Path, target: &Path, plan: &Plan) -> Result<Chosen, FileResu
             .unwrap_or_default();
             Ok(choose_format(&plan.format, &head_lines))
         }
-        Err(e) => Err(FileResult::new(
-            path,
-            Status::Failed,
-            reason_of_read(target, &e),
-        )),
+        Err(e) => Err(reason_of_read(target, &e)),
     }
 }
 

@@ -7,10 +7,10 @@ use super::{is_host_name, kept_suffix};
 use crate::bytes::{common_prefix, common_suffix};
 use crate::format::tokens::tokens;
 
-/// Whether `new` differs from `old` only where [`mask_line`] may change it, checked before
-/// a rewritten file replaces the original. Both lines are split at ASCII whitespace (masking
-/// never adds or removes any) and compared word by word. A word that differs is accepted
-/// when either:
+/// Whether `new` differs from `old` only where [`mask_line`](super::mask_line) may change
+/// it, checked before a rewritten file replaces the original. Both lines are split at ASCII
+/// whitespace (masking never adds or removes any) and compared word by word. A word that
+/// differs is accepted when either:
 ///
 /// * both words hold the same number of address tokens, of the same families in order,
 ///   and are byte-equal outside them; or

@@ -11,9 +11,12 @@ use crate::format::wrap::json_string::{self, Escape};
 
 /// The escaped text of one line and what [`json_string::decode`] made of it.
 pub struct Escaped<'a> {
-    pub text: &'a [u8],
-    pub decoded: &'a [u8],
-    pub escapes: &'a [Escape],
+    /// The escaped text as it is in the line.
+    pub(crate) text: &'a [u8],
+    /// `text` decoded.
+    pub(crate) decoded: &'a [u8],
+    /// Where `text` has escape sequences, by offset in the decoded text.
+    pub(crate) escapes: &'a [Escape],
 }
 
 impl Escaped<'_> {

@@ -10,6 +10,7 @@ use ipnet::IpNet;
 /// Local health checks and the server talking to itself must never be blocked.
 pub const DEFAULT_ALLOWED: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
+/// Allowed networks as integer network and mask pairs, scanned linearly.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowlist {
     /// (network, mask) as integers.
@@ -44,6 +45,8 @@ impl Allowlist {
         list
     }
 
+    /// Whether `addr` is inside an allowed network; an IPv4-mapped address is looked up as
+    /// IPv4.
     pub fn contains(&self, addr: IpAddr) -> bool {
         match addr.to_canonical() {
             IpAddr::V4(a) => {
@@ -79,10 +82,13 @@ impl Allowlist {
         }
     }
 
+    /// Networks in the list, the loopback defaults included when [`Allowlist::new`] made
+    /// it.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
     }
 
+    /// Whether the list holds no network.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

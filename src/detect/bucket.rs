@@ -17,6 +17,8 @@ pub enum Offer {
     Blackholed,
 }
 
+/// One rule's bucket for one source: when it is empty again and when its blackhole ends, in
+/// log milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bucket {
     empty_at: i64,
@@ -35,8 +37,12 @@ impl Default for Bucket {
 /// A bucket's fixed parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// Events the bucket holds; the next one overflows. 0 makes a trigger.
     pub capacity: u32,
+    /// Milliseconds of log time in which the bucket loses one event.
     pub leak_ms: i64,
+    /// Milliseconds of log time after an overflow in which the rule ignores the source's
+    /// events.
     pub blackhole_ms: i64,
 }
 

@@ -3,20 +3,35 @@
 
 use super::rule::{Field, FieldMatch, Filter, Rule, RuleSet, pattern_lines};
 
-pub const BAD_USER_AGENTS: &str = include_str!("patterns/bad-user-agents.txt");
-pub const SENSITIVE_FILES: &str = include_str!("patterns/sensitive-files.txt");
-pub const PATH_TRAVERSAL: &str = include_str!("patterns/path-traversal.txt");
-pub const SQLI: &str = include_str!("patterns/sqli.txt");
-pub const XSS: &str = include_str!("patterns/xss.txt");
-pub const BACKDOORS: &str = include_str!("patterns/backdoors.txt");
-pub const ADMIN_INTERFACES: &str = include_str!("patterns/admin-interfaces.txt");
-pub const LOGIN_PATHS: &str = include_str!("patterns/login-paths.txt");
-pub const STATIC_EXTENSIONS: &str = include_str!("patterns/static-extensions.txt");
-pub const EXPLOIT_PAYLOADS: &str = include_str!("patterns/exploit-payloads.txt");
-pub const EXPLOIT_USER_AGENTS: &str = include_str!("patterns/exploit-user-agents.txt");
-pub const JNDI_LOOKUPS: &str = include_str!("patterns/jndi-lookups.txt");
-pub const CVE_PATHS: &str = include_str!("patterns/cve-paths.txt");
-pub const USER_ENUMERATION: &str = include_str!("patterns/user-enumeration.txt");
+/// User agents of vulnerability scanners and attack tools (`bad-user-agent`).
+pub(crate) const BAD_USER_AGENTS: &str = include_str!("patterns/bad-user-agents.txt");
+/// Files that hold secrets or source history (`sensitive-files`).
+pub(crate) const SENSITIVE_FILES: &str = include_str!("patterns/sensitive-files.txt");
+/// Directory traversal and local-file inclusion (`path-traversal`).
+pub(crate) const PATH_TRAVERSAL: &str = include_str!("patterns/path-traversal.txt");
+/// SQL injection probes in the query string (`sqli-probing`).
+pub(crate) const SQLI: &str = include_str!("patterns/sqli.txt");
+/// Cross-site scripting probes in the query string (`xss-probing`).
+pub(crate) const XSS: &str = include_str!("patterns/xss.txt");
+/// File names of PHP web shells and backdoors (`backdoor-probing`).
+pub(crate) const BACKDOORS: &str = include_str!("patterns/backdoors.txt");
+/// Administration interfaces scanners look for (`admin-probing`).
+pub(crate) const ADMIN_INTERFACES: &str = include_str!("patterns/admin-interfaces.txt");
+/// Login endpoints password-guessing bots post to (`login-bruteforce`,
+/// `login-bruteforce-slow`).
+pub(crate) const LOGIN_PATHS: &str = include_str!("patterns/login-paths.txt");
+/// Extensions of static assets, which the page-counting rules skip.
+pub(crate) const STATIC_EXTENSIONS: &str = include_str!("patterns/static-extensions.txt");
+/// Exploit payloads in the target (`exploit-slow`).
+pub(crate) const EXPLOIT_PAYLOADS: &str = include_str!("patterns/exploit-payloads.txt");
+/// Exploit payloads in the user agent (`exploit-slow`).
+pub(crate) const EXPLOIT_USER_AGENTS: &str = include_str!("patterns/exploit-user-agents.txt");
+/// Log4j lookups, in the target or the user agent (`cve-probing`, `exploit-slow`).
+pub(crate) const JNDI_LOOKUPS: &str = include_str!("patterns/jndi-lookups.txt");
+/// Paths and requests of well-known exploits (`cve-probing`).
+pub(crate) const CVE_PATHS: &str = include_str!("patterns/cve-paths.txt");
+/// WordPress author enumeration in the query string (`wordpress-user-enum`).
+pub(crate) const USER_ENUMERATION: &str = include_str!("patterns/user-enumeration.txt");
 
 fn methods(list: &[&str]) -> Vec<String> {
     list.iter().map(|m| m.to_string()).collect()

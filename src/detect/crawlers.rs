@@ -45,10 +45,12 @@ pub const FAKE_CRAWLER_RULE: &str = "fake-crawler";
 /// One crawler's published ranges.
 #[derive(Clone, Debug)]
 pub struct Crawler {
+    /// Its name in [`KNOWN_CRAWLERS`] (`googlebot`).
     pub name: String,
     /// Lower-case user-agent words that claim it.
     pub agents: Vec<String>,
-    pub ranges: Ranges,
+    /// The prefixes of its ranges files, merged.
+    pub(crate) ranges: Ranges,
     /// How many prefixes the file listed.
     pub prefixes: usize,
 }
@@ -56,19 +58,27 @@ pub struct Crawler {
 /// Every crawler whose ranges were loaded.
 #[derive(Clone, Debug, Default)]
 pub struct Crawlers {
-    pub crawlers: Vec<Crawler>,
+    /// The loaded crawlers, in the order their names were first given.
+    pub(crate) crawlers: Vec<Crawler>,
 }
 
 /// Why a ranges setting could not be used; names the file.
 #[derive(Debug)]
 pub enum CrawlerError {
+    /// The name is not in [`KNOWN_CRAWLERS`]; carries it, lower-cased.
     UnknownName(String),
+    /// The ranges file could not be read.
     Read {
+        /// The ranges file.
         path: PathBuf,
+        /// The error reading it.
         source: std::io::Error,
     },
+    /// The ranges file is neither the search engines' JSON nor a list of networks.
     Invalid {
+        /// The ranges file.
         path: PathBuf,
+        /// What is wrong, and where (`line 3: "x" is not a network`).
         what: String,
     },
 }
@@ -152,6 +162,7 @@ impl Crawlers {
         Ok(Crawlers { crawlers })
     }
 
+    /// Whether no crawler's ranges were loaded.
     pub fn is_empty(&self) -> bool {
         self.crawlers.is_empty()
     }
@@ -207,7 +218,8 @@ pub struct Ranges {
 }
 
 impl Ranges {
-    pub fn new(nets: &[IpNet]) -> Ranges {
+    /// The intervals of `nets`, sorted and merged.
+    pub(crate) fn new(nets: &[IpNet]) -> Ranges {
         let mut v4: Vec<(u32, u32)> = Vec::new();
         let mut v6: Vec<(u128, u128)> = Vec::new();
         for net in nets {
@@ -222,7 +234,9 @@ impl Ranges {
         }
     }
 
-    pub fn contains(&self, addr: IpAddr) -> bool {
+    /// Whether `addr` is inside one of the ranges; an IPv4-mapped address is looked up as
+    /// IPv4.
+    pub(crate) fn contains(&self, addr: IpAddr) -> bool {
         match addr.to_canonical() {
             IpAddr::V4(a) => inside(&self.v4, u32::from(a)),
             IpAddr::V6(a) => inside(&self.v6, u128::from(a)),

@@ -52,8 +52,9 @@ pub struct Flagged {
     pub rules: Vec<String>,
     /// Per flagging rule, sorted by name: the events that matched it.
     pub rule_events: Vec<(String, u64)>,
-    /// Unix seconds of the first and last event of the flagging rules.
+    /// Unix seconds of the first event of the flagging rules.
     pub first_seen: i64,
+    /// Unix seconds of their last event.
     pub last_seen: i64,
     /// Lines that matched a flagging rule, each counted once.
     pub events: u64,
@@ -81,12 +82,18 @@ impl Flagged {
 /// and the latest lines (up to [`FILL_LINES`]) that filled it then.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Overflow {
+    /// Name of the rule.
     pub rule: String,
+    /// The rule's capacity: events its bucket holds before the next one overflows.
     pub capacity: u32,
+    /// Milliseconds of log time in which the bucket loses one event.
     pub leak_ms: i64,
     /// Unix seconds.
     pub at: i64,
+    /// How many times the rule overflowed in the episode.
     pub times: u64,
+    /// The latest lines, up to [`FILL_LINES`], offered to the bucket up to its first
+    /// overflow, earliest first.
     pub lines: Vec<SampleLine>,
 }
 
@@ -164,6 +171,7 @@ struct Census {
 type Fetched = Vec<(Chosen, SampleLine)>;
 
 impl Collector {
+    /// An empty collector for `rules`; each worker gets its own and shares the `Arc`.
     pub fn new(rules: Arc<CompiledRules>) -> Collector {
         Collector {
             rules,
@@ -465,10 +473,10 @@ impl Collector {
     /// [`Collector::finish`], reading the sample lines that were not copied through `lines`.
     ///
     /// In steps: one pass over the journals counts each source's events
-    /// ([`Collector::count_events`]); the sources some rule could flag are the candidates
-    /// ([`Collector::candidates`]); their events are gathered and replayed a batch at a time
-    /// ([`Collector::replay_candidates`]); the episodes of one source that meet are folded;
-    /// then the flags' lines are fetched in input order ([`Collector::fetch_lines`]).
+    /// (`Collector::count_events`); the sources some rule could flag are the candidates
+    /// (`Collector::candidates`); their events are gathered and replayed a batch at a time
+    /// (`Collector::replay_candidates`); the episodes of one source that meet are folded;
+    /// then the flags' lines are fetched in input order (`Collector::fetch_lines`).
     pub fn finish_reading(
         &self,
         allowlist: &Allowlist,

@@ -5,36 +5,54 @@
 use std::fmt;
 use std::path::PathBuf;
 
+/// A rules file or rule set that cannot be used.
 #[derive(Debug)]
 pub enum RuleError {
+    /// The rules file could not be read.
     Io {
+        /// The rules file.
         path: PathBuf,
+        /// The error reading it.
         source: std::io::Error,
     },
     /// The file is not valid TOML, or a value has the wrong type or an unknown key.
     Syntax {
+        /// The rules or config file.
         path: PathBuf,
+        /// The line (from 1) the TOML parser points at, when it does.
         line: Option<usize>,
+        /// The parser's message.
         message: String,
     },
     /// A value is well-typed but unusable (a bad regex, a zero leak, a prefix past 128...).
     Invalid {
+        /// The rules or config file.
         path: PathBuf,
+        /// The line (from 1) of the value or, when that is not known, of its rule's table.
         line: Option<usize>,
+        /// The rule's name.
         rule: String,
+        /// The key of the value (`leak`, `path_contains`).
         field: String,
+        /// What is wrong with it.
         message: String,
     },
     /// A rule built in code (not from a file) does not compile.
     Compile {
+        /// The rule's name, or `(all)` when no single rule is to blame.
         rule: String,
+        /// What failed to build (`path_regex`).
         field: String,
+        /// What is wrong with it.
         message: String,
     },
     /// More enabled rules or filters than the engine's 64-bit masks hold.
     TooMany {
+        /// What there are too many of: `rules` or `filters`.
         what: &'static str,
+        /// How many are enabled.
         count: usize,
+        /// The most the engine supports.
         max: usize,
     },
 }

@@ -99,6 +99,7 @@ pub struct Live {
 }
 
 impl Live {
+    /// A streaming engine for `rules`, with no source seen yet.
     pub fn new(rules: Arc<CompiledRules>) -> Live {
         Live {
             rules,
@@ -110,6 +111,7 @@ impl Live {
         }
     }
 
+    /// The rules it runs.
     pub fn rules(&self) -> &Arc<CompiledRules> {
         &self.rules
     }

@@ -58,10 +58,14 @@ fn is_http_version(p: &[u8]) -> bool {
 /// What the engine needs about one compiled rule.
 #[derive(Clone, Debug)]
 pub struct RuleInfo {
-    pub name: String,
-    pub limits: Limits,
-    pub distinct: Option<Field>,
-    pub grouping: Grouping,
+    /// The rule's name.
+    pub(crate) name: String,
+    /// Its bucket's capacity, leak and blackhole.
+    pub(crate) limits: Limits,
+    /// The field whose distinct values count, when only those do.
+    pub(crate) distinct: Option<Field>,
+    /// How its events are grouped into buckets.
+    pub(crate) grouping: Grouping,
 }
 
 /// The substring patterns of one field over all filters.
@@ -96,6 +100,8 @@ pub(super) struct FieldMatchers {
     pub(super) regexes: Option<FieldRegexes>,
 }
 
+/// A rule set compiled for per-line evaluation: status and method tables, per-field
+/// automata and regex sets, each filter one bit of a 64-bit mask.
 pub struct CompiledRules {
     pub(super) rules: Vec<RuleInfo>,
     pub(super) filter_rule: Vec<u8>,
@@ -227,10 +233,12 @@ fn same_method(a: &[u8], b: &[u8]) -> bool {
 }
 
 impl CompiledRules {
+    /// The compiled rules, enabled ones only, in the rule set's order.
     pub fn rules(&self) -> &[RuleInfo] {
         &self.rules
     }
 
+    /// The distinct groupings of the rules, each with the rules (one bit each) that use it.
     pub fn groupings(&self) -> &[(Grouping, u64)] {
         &self.groupings
     }

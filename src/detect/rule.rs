@@ -16,12 +16,15 @@ pub enum Field {
     Query,
     /// Path and query as written.
     Target,
+    /// The `User-Agent` header as logged.
     UserAgent,
 }
 
 impl Field {
+    /// Every field, in [`Field::index`] order.
     pub const ALL: [Field; 4] = [Field::Path, Field::Query, Field::Target, Field::UserAgent];
 
+    /// The field's name in rules files and the rules table (`user_agent`).
     pub fn name(self) -> &'static str {
         match self {
             Field::Path => "path",
@@ -31,6 +34,7 @@ impl Field {
         }
     }
 
+    /// The field's position in [`Field::ALL`], for per-field tables.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -60,11 +64,14 @@ impl Field {
 /// in `regex` syntax; add `(?i)` to ignore case.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldMatch {
+    /// Substrings, any of which matches.
     pub contains: Vec<String>,
+    /// Regexes, any of which matches.
     pub regex: Vec<String>,
 }
 
 impl FieldMatch {
+    /// A match on any of `patterns` as substrings, with no regex.
     pub fn contains<S: AsRef<str>>(patterns: &[S]) -> FieldMatch {
         FieldMatch {
             contains: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
@@ -72,6 +79,7 @@ impl FieldMatch {
         }
     }
 
+    /// Whether there is no pattern, so the field is not looked at.
     pub fn is_empty(&self) -> bool {
         self.contains.is_empty() && self.regex.is_empty()
     }
@@ -80,12 +88,17 @@ impl FieldMatch {
 /// Conditions one record must all meet. An empty list means "any".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// Status codes, any of which passes.
     pub status: Vec<u16>,
     /// Methods, compared ASCII case-insensitively.
     pub methods: Vec<String>,
+    /// Patterns on the path.
     pub path: FieldMatch,
+    /// Patterns on the query string.
     pub query: FieldMatch,
+    /// Patterns on the target, path and query as written.
     pub target: FieldMatch,
+    /// Patterns on the user agent.
     pub user_agent: FieldMatch,
     /// Only requests whose path does not end in a static-asset extension (css, js, png...).
     pub not_static: bool,
@@ -100,6 +113,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// The patterns on `field`.
     pub fn field(&self, field: Field) -> &FieldMatch {
         match field {
             Field::Path => &self.path,
@@ -109,6 +123,7 @@ impl Filter {
         }
     }
 
+    /// The patterns on `field`, to change them.
     pub fn field_mut(&mut self, field: Field) -> &mut FieldMatch {
         match field {
             Field::Path => &mut self.path,
@@ -162,10 +177,12 @@ impl Filter {
 /// optionally by virtual host too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Grouping {
+    /// IPv4 sources are grouped by this prefix length: 32 by default, each address alone.
     pub v4_prefix: u8,
     /// IPv6 sources are grouped by their /64 by default: one host usually owns a whole /64
     /// and can rotate addresses inside it at will.
     pub v6_prefix: u8,
+    /// Each virtual host gets its own bucket, so a source is counted per site.
     pub per_vhost: bool,
 }
 
@@ -199,7 +216,9 @@ pub const DEFAULT_BLACKHOLE_MS: i64 = 60_000;
 /// One leaky-bucket rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
+    /// Unique within a [`RuleSet`]; names the rule in flags, the store and rules files.
     pub name: String,
+    /// Free text for the rules table; may be empty.
     pub description: String,
     /// The rule matches a record when any of these filters does.
     pub filters: Vec<Filter>,
@@ -209,8 +228,12 @@ pub struct Rule {
     pub capacity: u32,
     /// The bucket loses one event every `leak_ms` milliseconds of log time.
     pub leak_ms: i64,
+    /// Milliseconds of log time after an overflow in which the rule ignores the source's
+    /// events.
     pub blackhole_ms: i64,
+    /// How events are grouped into buckets.
     pub grouping: Grouping,
+    /// A disabled rule stays in its set but is not compiled.
     pub enabled: bool,
 }
 
@@ -230,11 +253,13 @@ impl Rule {
         }
     }
 
+    /// The rule counting only values of `field` not yet seen in the bucket.
     pub fn distinct(mut self, field: Field) -> Rule {
         self.distinct = Some(field);
         self
     }
 
+    /// Whether one event flags (capacity 0).
     pub fn is_trigger(&self) -> bool {
         self.capacity == 0
     }
@@ -247,6 +272,7 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// An empty set.
     pub fn new() -> RuleSet {
         RuleSet::default()
     }
@@ -259,26 +285,32 @@ impl RuleSet {
         }
     }
 
+    /// The rule named `name`.
     pub fn get(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
     }
 
+    /// The rule named `name`, to change it in place.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Rule> {
         self.rules.iter_mut().find(|r| r.name == name)
     }
 
+    /// Every rule, disabled ones included, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter()
     }
 
+    /// The enabled rules, in insertion order.
     pub fn enabled(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(|r| r.enabled)
     }
 
+    /// Rules in the set, disabled ones included.
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
+    /// Whether the set has no rule.
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -16,8 +16,11 @@ pub const SAMPLES: usize = 3;
 /// and, when it was read back from a file, its line number (from 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SampleLine {
+    /// Index of the input file in the run, when known.
     pub file: Option<usize>,
+    /// Line number in that file, from 1, when the line was read back.
     pub line: Option<u64>,
+    /// The line, without its newline.
     pub text: Vec<u8>,
 }
 

@@ -24,6 +24,7 @@ const MIN_SPILL_AT: usize = 256 << 10;
 /// Where journals write their events out, and from what size.
 #[derive(Clone, Debug)]
 pub struct SpillTo {
+    /// Directory the temporary files go in; they are unlinked as soon as created.
     pub dir: PathBuf,
     /// A journal that holds this many bytes writes them out.
     pub at: usize,
@@ -33,7 +34,8 @@ impl SpillTo {
     /// Spills into `dir` for the collectors of a run on `threads` threads, about four per
     /// thread (as `scan` splits its jobs), each of which can hold up to its spill size at
     /// once: the size shrinks with more threads so that together they stay near
-    /// [`ALL_JOURNALS`], and never goes below [`MIN_SPILL_AT`] nor above [`SPILL_AT`].
+    /// `ALL_JOURNALS` (32 MiB), and never goes below `MIN_SPILL_AT` (256 KiB) nor above
+    /// [`SPILL_AT`].
     pub fn shared_by(dir: PathBuf, threads: usize) -> SpillTo {
         let at = (ALL_JOURNALS / (4 * threads.max(1))).clamp(MIN_SPILL_AT, SPILL_AT);
         SpillTo { dir, at }

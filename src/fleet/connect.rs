@@ -32,6 +32,7 @@ pub struct Settings {
 
 /// An open connection to the fleet's database.
 pub struct Fleet {
+    /// The open connection.
     pub client: postgres::Client,
     /// `HOST:PORT/DB as USER`, for messages (never the password).
     pub server: String,

@@ -13,9 +13,13 @@ use super::connect::Fleet;
 /// One erasure request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The request's number in the fleet database.
     pub id: i64,
+    /// The address or network to erase.
     pub source: IpNet,
+    /// The reference it was requested under (a ticket or case number); never empty.
     pub ticket: String,
+    /// The login role that recorded it.
     pub requested_by: String,
     /// Unix seconds.
     pub requested_at: i64,
@@ -24,6 +28,7 @@ pub struct Request {
 /// A request and the servers' acknowledgements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
+    /// The request.
     pub request: Request,
     /// Servers that carried it out completely, with when.
     pub done: Vec<(String, i64)>,

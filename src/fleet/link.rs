@@ -20,18 +20,28 @@ pub const CATCH_UP: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum LinkEvent {
     /// Entries went to the database; `recovered` after a failure.
-    Pushed { sent: u64, recovered: bool },
+    Pushed {
+        /// Entries sent.
+        sent: u64,
+        /// The push before this one failed.
+        recovered: bool,
+    },
     /// A push failed (reported once per outage); the outbox keeps `pending` entries.
     PushFailed {
+        /// Why it failed.
         error: FleetError,
+        /// Entries waiting in the outbox.
         pending: u64,
+        /// How long until the next try.
         retry_in: Duration,
     },
     /// Other servers' active bans, new or extended since the last pull.
     Bans(Vec<FleetBan>),
     /// A pull failed (reported once per outage).
     PullFailed {
+        /// Why it failed.
         error: FleetError,
+        /// How long until the next try.
         retry_in: Duration,
     },
     /// Pulling works again after a failure.
@@ -50,6 +60,9 @@ pub struct Link {
 }
 
 impl Link {
+    /// Starts the link's thread: it pushes with `pusher` at once and then about every
+    /// `every`, pulls with `puller` when there is one, and hands every event to `report`.
+    /// `now` gives the wall clock in Unix seconds.
     pub fn spawn(
         mut pusher: Pusher,
         mut puller: Option<Puller>,

@@ -1,7 +1,8 @@
 //! The PostgreSQL side of the store, for a fleet of servers sharing one database: the
-//! settings and the TLS connection ([`connect`]), the schema and its roles ([`schema`]).
-//! It does not detect, ban or print: each server's SQLite store and nftables set stay the
-//! source of truth for enforcement on that server, and the fleet only adds to them.
+//! settings and the TLS connection ([`connect`](mod@connect)), the schema and its roles
+//! ([`schema`]). It does not detect, ban or print: each server's SQLite store and nftables
+//! set stay the source of truth for enforcement on that server, and the fleet only adds to
+//! them.
 
 pub mod connect;
 pub mod erasure;
@@ -21,49 +22,87 @@ pub use connect::{Settings, connect};
 #[derive(Debug)]
 pub enum FleetError {
     /// A file of the settings (`password_file`, `ca_file`) cannot be used as it is.
-    File { path: PathBuf, problem: String },
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
     /// A file of the settings cannot be read.
     Read {
+        /// The file.
         path: PathBuf,
+        /// The error reading it.
         source: std::io::Error,
     },
     /// The `url` setting is not a usable `postgres://` URL.
-    Url { problem: String },
+    Url {
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The `url` setting is not a connection string the PostgreSQL client reads.
-    UrlSyntax { source: postgres::Error },
+    UrlSyntax {
+        /// The client's reason.
+        source: postgres::Error,
+    },
     /// The CA file holds no certificate OpenSSL can use.
     Tls {
+        /// The CA file.
         path: PathBuf,
+        /// What OpenSSL reported.
         source: openssl::error::ErrorStack,
     },
     /// The connection to the server failed (refused, TLS, login).
     Connect {
+        /// The server, as `HOST:PORT/DB as USER`.
         server: String,
+        /// The error connecting.
         source: postgres::Error,
     },
     /// The local store's outbox failed (locked past the busy timeout, disk full...).
     Store {
+        /// The store file.
         path: PathBuf,
+        /// The SQLite error.
         source: rusqlite::Error,
     },
     /// The login role is not the server's configured fleet host.
     NotHost {
+        /// The server, as `HOST:PORT/DB as USER`.
         server: String,
+        /// The role logged in as.
         role: String,
+        /// The `host` setting.
         host: String,
     },
     /// A statement failed on the server.
     Sql {
+        /// The server, as `HOST:PORT/DB as USER`.
         server: String,
+        /// What the statement was doing (`reading erasure requests`).
         what: &'static str,
+        /// The error the server returned.
         source: postgres::Error,
     },
     /// The database holds a newer fleet schema than this build knows.
-    NewerSchema { server: String, found: i32 },
+    NewerSchema {
+        /// The server, as `HOST:PORT/DB as USER`.
+        server: String,
+        /// The version found.
+        found: i32,
+    },
     /// The database holds an older fleet schema: `logward fleet init` upgrades it.
-    OlderSchema { server: String, found: i32 },
+    OlderSchema {
+        /// The server, as `HOST:PORT/DB as USER`.
+        server: String,
+        /// The version found.
+        found: i32,
+    },
     /// The database has no fleet schema: `logward fleet init` was not run.
-    NoSchema { server: String },
+    NoSchema {
+        /// The server, as `HOST:PORT/DB as USER`.
+        server: String,
+    },
 }
 
 impl fmt::Display for FleetError {

@@ -34,19 +34,29 @@ END;
 /// One queued entry, as the store holds it now (absolute counts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Queued {
+    /// The source as the store writes it (`203.0.113.7/32`).
     pub source: String,
     /// The outbox version read: the entry leaves the outbox only if no write came since.
     pub version: i64,
+    /// Names of the rules that flagged it.
     pub rules: Vec<String>,
+    /// Unix seconds of its first event.
     pub first_seen: i64,
+    /// Unix seconds of its last event.
     pub last_seen: i64,
+    /// Events over all its episodes.
     pub events: i64,
+    /// How many times it was flagged.
     pub times_flagged: i64,
+    /// Unix seconds when its ban ends.
     pub expires: i64,
     /// The store's samples, JSON.
     pub samples: String,
+    /// ISO 3166-1 alpha-2 country code, when a GeoIP database was loaded.
     pub country: Option<String>,
+    /// AS number, when a GeoIP ASN database was loaded.
     pub asn: Option<i64>,
+    /// AS organisation, when a GeoIP ASN database was loaded.
     pub as_org: Option<String>,
 }
 

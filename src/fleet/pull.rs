@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS fleet_state (key TEXT PRIMARY KEY, value INTEGER NOT 
 /// A ban learnt from the fleet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetBan {
+    /// The banned address or network.
     pub source: IpNet,
     /// The rules that flagged it, over all servers, sorted.
     pub rules: Vec<String>,

@@ -17,6 +17,7 @@ pub const BATCH: usize = 500;
 
 /// The first pause after a failure; it doubles up to [`MAX_PAUSE`].
 pub const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause after failures.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 /// Connects and checks what a reporting server needs: the schema this build writes, and a
@@ -52,6 +53,9 @@ pub struct Pusher {
 }
 
 impl Pusher {
+    /// A pusher for the outbox of the store file `store`; it connects at its first push.
+    /// Entries first seen more than `sample_max_age` seconds before a push go without their
+    /// samples.
     pub fn new(
         settings: Settings,
         store: &Path,

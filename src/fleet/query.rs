@@ -13,9 +13,11 @@ use crate::store::{FlaggedEntry, Sample, Target};
 /// What a fleet query selects; empty fields do not filter.
 #[derive(Clone, Debug, Default)]
 pub struct FleetFilter {
+    /// Entries containing any of these addresses or inside any of these networks.
     pub targets: Vec<Target>,
     /// `last_seen >= since` (unix seconds).
     pub since: Option<i64>,
+    /// `last_seen < until` (unix seconds).
     pub until: Option<i64>,
     /// Entries flagged by any of these rules.
     pub rules: Vec<String>,
@@ -27,7 +29,9 @@ pub struct FleetFilter {
 /// added up over the servers, the latest ban), and the servers that flagged it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FleetEntry {
+    /// The merged entry.
     pub entry: FlaggedEntry,
+    /// The servers that flagged it, sorted.
     pub hosts: Vec<String>,
 }
 

@@ -199,7 +199,10 @@ pub enum Init {
     /// The schema was created at [`VERSION`].
     Created,
     /// It was at an older version and was upgraded.
-    Upgraded { from: i32 },
+    Upgraded {
+        /// The version it was at.
+        from: i32,
+    },
     /// It was at [`VERSION`] already; nothing changed.
     Current,
 }

@@ -280,7 +280,9 @@ fn is_port_suffix(bytes: &[u8]) -> bool {
 /// when it holds one (`unknown`, a host name or garbage give `None`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ListElement {
+    /// Where the element is in the field.
     pub span: Span,
+    /// The address it holds.
     pub addr: Option<IpAddr>,
 }
 

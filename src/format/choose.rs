@@ -8,7 +8,9 @@ use super::{DETECT_LINES, Format, FormatSpec, detect};
 /// sample lines`, or why none was chosen) for reports.
 #[derive(Clone, Debug)]
 pub struct Chosen {
+    /// The format, `None` when no format parses the head.
     pub format: Option<Format>,
+    /// How it was chosen, or why none was.
     pub note: Option<String>,
 }
 

@@ -30,15 +30,21 @@ pub enum FieldKind {
     TimeStrftime(Box<[TimePart]>),
     /// The request line: `$request`, `%r`.
     Request,
+    /// The request method: `$request_method`, `%m`.
     Method,
     /// Path and query: `$request_uri`, or Apache `%U%q` written together.
     Target,
     /// Path only: `$uri`, `%U`.
     Path,
+    /// The protocol: `$server_protocol`, `%H`.
     Protocol,
+    /// The status code: `$status`, `%s`, `%>s`.
     Status,
+    /// The response size: `$body_bytes_sent`, `$bytes_sent`, `%b`, `%B`, `%O`.
     Bytes,
+    /// The `Referer` header: `$http_referer`, `%{Referer}i`.
     Referer,
+    /// The `User-Agent` header: `$http_user_agent`, `%{User-Agent}i`.
     UserAgent,
     /// `$host`, `$server_name`, `%v`.
     Vhost,
@@ -62,10 +68,16 @@ pub enum FieldEnd {
 /// One compiled step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// Text that must appear as it is.
     Literal(Box<[u8]>),
+    /// A field, read up to where it ends.
     Field {
+        /// What the field holds.
         kind: FieldKind,
+        /// Where its text ends.
         end: FieldEnd,
+        /// The variable or directive as written in the format (`$status`, `%>s`), for
+        /// messages.
         name: Box<str>,
     },
 }

@@ -64,11 +64,17 @@ const COMBINED: &str = r#"%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"
 /// a wrapper.
 #[derive(Clone, Debug)]
 pub enum Format {
+    /// A text format compiled from a preset, an nginx `log_format` or an Apache
+    /// `LogFormat`.
     Text {
+        /// The preset's name, or `nginx` or `apache` for a format given in full.
         name: String,
+        /// The compiled steps.
         format: LineFormat,
     },
+    /// One JSON object per line (see [`json`]).
     Json,
+    /// A proxy's own log.
     Proxy(Proxy),
     /// Kept apart so the unwrapped formats' path has nothing of wrappers but this arm. The
     /// lines of a wrapper that joins or decodes them need an [`Unwrapper`] (see
@@ -87,6 +93,7 @@ pub enum Proxy {
 }
 
 impl Proxy {
+    /// The preset name that selects it.
     pub fn name(self) -> &'static str {
         match self {
             Proxy::Haproxy => "haproxy",
@@ -142,6 +149,8 @@ impl Format {
         })
     }
 
+    /// The name reports give it: the preset's, `nginx` or `apache` for a format given in
+    /// full, or `wrapper:inner`.
     pub fn name(&self) -> &str {
         match self {
             Format::Text { name, .. } => name,
@@ -298,6 +307,7 @@ fn resolve_proxies_slow(rec: &mut Record<'_>, line: &[u8]) {
 pub enum FormatSpec {
     /// Choose per file from its first lines.
     Auto,
+    /// This format for every file.
     Fixed(Format),
 }
 
@@ -359,11 +369,13 @@ pub const DETECT_LINES: usize = 200;
 /// The result of choosing a format from sample lines.
 #[derive(Clone, Debug)]
 pub struct Detected {
+    /// The format chosen.
     pub format: Format,
-    /// Sample lines the chosen format parsed, out of `sampled` non-empty lines, and of
-    /// those the lines that gave a client address.
+    /// Sample lines the chosen format parsed, out of `sampled` non-empty lines.
     pub parsed: usize,
+    /// Non-empty sample lines.
     pub sampled: usize,
+    /// Of the parsed lines, those that gave a client address.
     pub clients: usize,
 }
 

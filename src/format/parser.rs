@@ -14,20 +14,26 @@ use super::time::{self, TimeCache};
 /// first few lines as `path:line: reason`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// What went wrong.
     pub kind: ErrorKind,
     /// Byte offset in the line where parsing stopped.
     pub column: u32,
 }
 
+/// The kinds of [`ParseError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// An empty line.
     Empty,
     /// The text at `column` does not match the format's literal text.
     Mismatch,
     /// A quoted field has no closing quote.
     Unterminated,
+    /// The time field is not a timestamp the format reads.
     BadTime,
+    /// The status field is not a number below 1000, nor `-`.
     BadStatus,
+    /// The size field is not a number, nor `-`.
     BadBytes,
     /// Text after the last field of a strict format.
     Trailing,
@@ -75,6 +81,7 @@ impl std::fmt::Display for ParseError {
 }
 
 impl ParseError {
+    /// An error of `kind` at byte `column` of the line (saturated to `u32::MAX`).
     pub fn new(kind: ErrorKind, column: usize) -> ParseError {
         ParseError {
             kind,
@@ -161,6 +168,8 @@ impl Op {
 }
 
 impl LineFormat {
+    /// The format of compiled `steps`. With `allow_trailing`, text after the last field is
+    /// accepted (presets), else it is an error.
     pub fn new(steps: Vec<Step>, allow_trailing: bool) -> LineFormat {
         let ops = Op::compile(&steps, allow_trailing);
         let clf = Layout::of(&steps, allow_trailing);
@@ -198,6 +207,7 @@ impl LineFormat {
         }
     }
 
+    /// The compiled steps, in line order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }

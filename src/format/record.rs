@@ -9,11 +9,14 @@ use std::net::IpAddr;
 /// A half-open byte range `start..end` into the line a record was parsed from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Span {
+    /// Offset of the first byte.
     pub start: u32,
+    /// Offset just past the last byte.
     pub end: u32,
 }
 
 impl Span {
+    /// The span `start..end`.
     pub fn new(start: usize, end: usize) -> Span {
         Span {
             start: start as u32,
@@ -21,14 +24,17 @@ impl Span {
         }
     }
 
+    /// The span as a range of `usize`, for slicing.
     pub fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
 
+    /// Length in bytes.
     pub fn len(self) -> usize {
         (self.end - self.start) as usize
     }
 
+    /// Whether the span covers no byte.
     pub fn is_empty(self) -> bool {
         self.end == self.start
     }
@@ -57,7 +63,9 @@ pub enum AddrKind {
 /// split it into addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddrField {
+    /// What the field holds.
     pub kind: AddrKind,
+    /// The whole field as written.
     pub span: Span,
 }
 
@@ -108,14 +116,17 @@ impl AddrFields {
         }
     }
 
+    /// The fields, in the order they were pushed.
     pub fn as_slice(&self) -> &[AddrField] {
         &self.fields[..self.len as usize]
     }
 
+    /// How many fields there are.
     pub fn len(&self) -> usize {
         self.len as usize
     }
 
+    /// Whether there is no field.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -125,6 +136,7 @@ impl AddrFields {
         self.fields[..self.len as usize].sort_unstable_by_key(|f| f.span.start);
     }
 
+    /// Removes every field, for the next line.
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -152,16 +164,23 @@ pub struct Record<'a> {
     pub client_text: Option<&'a [u8]>,
     /// Request time as UTC seconds since the Unix epoch, offset applied.
     pub time: Option<i64>,
+    /// Request method as written (`GET`).
     pub method: Option<&'a [u8]>,
     /// Path and query, as written.
     pub target: Option<&'a [u8]>,
+    /// Protocol as written (`HTTP/1.1`).
     pub protocol: Option<&'a [u8]>,
     /// The raw request line (`"$request"`, `%r`) when the format has one.
     pub request: Option<&'a [u8]>,
+    /// Response status code.
     pub status: Option<u16>,
+    /// Response size in bytes; of several size fields, the first.
     pub bytes: Option<u64>,
+    /// The `Referer` header.
     pub referer: Option<&'a [u8]>,
+    /// The `User-Agent` header.
     pub user_agent: Option<&'a [u8]>,
+    /// The virtual host the request was for (`$host`, `%v`).
     pub vhost: Option<&'a [u8]>,
     /// Every field that can hold an address, in line order.
     pub addr_fields: AddrFields,

@@ -110,6 +110,7 @@ pub struct TimeCache {
 }
 
 impl TimeCache {
+    /// An empty cache.
     pub fn new() -> TimeCache {
         TimeCache::default()
     }
@@ -263,13 +264,21 @@ pub fn epoch(b: &[u8], scale: i64) -> Option<i64> {
 /// One piece of an Apache `%{...}t` strftime pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimePart {
+    /// Text that must appear as it is.
     Literal(Vec<u8>),
+    /// `%Y`: the year.
     Year,
+    /// `%m`: the month number.
     Month,
+    /// `%b`, `%h`: `Jan` to `Dec`.
     MonthAbbrev,
+    /// `%d`, `%e`: the day of the month.
     Day,
+    /// `%H`: the hour, 00 to 23.
     Hour,
+    /// `%M`: the minute.
     Minute,
+    /// `%S`: the second.
     Second,
     /// `%z`: `+hhmm`.
     Zone,

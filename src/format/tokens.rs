@@ -35,7 +35,9 @@ use super::record::Span;
 /// One address found in text: where it is and what it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Token {
+    /// Where the token is in the text.
     pub span: Span,
+    /// The address it spells.
     pub addr: IpAddr,
 }
 

@@ -166,6 +166,7 @@ pub fn parse_start(s: &str) -> Result<i64, String> {
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct GenConfig {
+    /// The PRNG seed: the same configuration and seed give the same bytes.
     pub seed: u64,
     /// Exact number of lines written.
     pub lines: u64,
@@ -175,6 +176,7 @@ pub struct GenConfig {
     pub span_secs: i64,
     /// Offset written in timestamps, e.g. 60 for `+0100`.
     pub utc_offset_minutes: i32,
+    /// How lines are written.
     pub format: Format,
     /// Share of clients with an IPv6 address, 0.0 to 1.0.
     pub ipv6_share: f64,
@@ -225,6 +227,7 @@ pub struct Attacker {
 /// What was generated.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GroundTruth {
+    /// The injected attackers, each with the rule it should trip.
     pub attackers: Vec<Attacker>,
     /// Lines written.
     pub lines: u64,

@@ -16,7 +16,9 @@ use maxminddb::{Reader, geoip2};
 pub struct GeoInfo {
     /// ISO 3166-1 alpha-2 code, e.g. `GB`.
     pub country: Option<String>,
+    /// Autonomous system number.
     pub asn: Option<u32>,
+    /// Autonomous system organisation, e.g. `Example Networks Ltd`.
     pub as_org: Option<String>,
 }
 
@@ -60,18 +62,25 @@ impl DbKind {
 pub enum GeoError {
     /// Missing or unreadable.
     Read {
+        /// The database file.
         path: PathBuf,
+        /// The error opening or reading it.
         source: std::io::Error,
     },
     /// Not a MaxMind DB, or a corrupt one.
     Invalid {
+        /// The database file.
         path: PathBuf,
+        /// What the reader found wrong.
         source: maxminddb::MaxMindDbError,
     },
     /// A valid database of the wrong kind (e.g. an ASN file given as the country one).
     WrongKind {
+        /// The database file.
         path: PathBuf,
+        /// The kind it was given as.
         expected: DbKind,
+        /// Its `database_type` metadata (`GeoLite2-ASN`).
         database_type: String,
     },
 }

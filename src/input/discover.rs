@@ -10,11 +10,14 @@ use std::path::{Path, PathBuf};
 /// One input to read.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
+    /// A file, by the path found or given.
     File(PathBuf),
+    /// Standard input (`-`).
     Stdin,
 }
 
 impl Source {
+    /// The path as text, or `<stdin>`; not escaped for a terminal.
     pub fn display(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),

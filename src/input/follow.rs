@@ -51,13 +51,17 @@ const MAX_PER_POLL: u64 = 32 << 20;
 /// Where reading stopped in one file, as saved in `positions.json`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The path the file was followed by.
     pub path: PathBuf,
+    /// The file's device number (`st_dev`).
     pub device: u64,
+    /// The file's inode number.
     pub inode: u64,
     /// Bytes read and handed out (always at a line end).
     pub offset: u64,
-    /// The identity of the content: FNV-1a 64 of its first `head_len` bytes.
+    /// The identity of the content: how many of its first bytes `head_hash` covers.
     pub head_len: u64,
+    /// FNV-1a 64 of those bytes.
     pub head_hash: u64,
     /// Lines handed out from this file so far, over restarts.
     pub lines: u64,
@@ -69,15 +73,64 @@ pub struct Position {
 /// What happened to a followed file, for the log.
 #[derive(Debug)]
 pub enum Event {
-    Opened { path: PathBuf, offset: u64 },
-    Resumed { path: PathBuf, offset: u64 },
-    Rotated { path: PathBuf },
-    Removed { path: PathBuf },
-    Truncated { path: PathBuf },
-    Recovered { path: PathBuf, from: PathBuf },
-    Closed { path: PathBuf, lines: u64 },
-    Skipped { path: PathBuf, reason: &'static str },
-    Error { path: PathBuf, error: io::Error },
+    /// A file is followed without a saved position to resume.
+    Opened {
+        /// The file.
+        path: PathBuf,
+        /// Where reading starts: 0, or the file's end for one found at start when files
+        /// are not read from their start.
+        offset: u64,
+    },
+    /// A file is followed from its saved position.
+    Resumed {
+        /// The file.
+        path: PathBuf,
+        /// The saved position.
+        offset: u64,
+    },
+    /// The path names another file now: the old one is drained, the new one followed.
+    Rotated {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The path names no file now: the old one is drained.
+    Removed {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file became shorter than what was read: it is read again from its start.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The lines a truncated file lost are read from its rotated copy (`copytruncate`).
+    Recovered {
+        /// The truncated file.
+        path: PathBuf,
+        /// The copy.
+        from: PathBuf,
+    },
+    /// A drained file was idle long enough and is closed.
+    Closed {
+        /// The path it was followed by.
+        path: PathBuf,
+        /// Lines read from it.
+        lines: u64,
+    },
+    /// A file that is not followed.
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why (`compressed (read it with scan)`).
+        reason: &'static str,
+    },
+    /// A file could not be opened, inspected or read.
+    Error {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        error: io::Error,
+    },
 }
 
 impl std::fmt::Display for Event {
@@ -123,7 +176,9 @@ impl std::fmt::Display for Event {
 pub struct Block<'a> {
     /// Stable for as long as the file is followed.
     pub id: u64,
+    /// The path the file was followed by.
     pub path: &'a Path,
+    /// The open file the lines come from.
     pub file: &'a File,
     /// Whole lines, each ending in `\n`, except the last piece of a drained file.
     pub data: &'a [u8],

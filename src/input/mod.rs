@@ -27,7 +27,10 @@ pub fn split_order(order: u64) -> (usize, u64) {
 /// an anonymize run): bytes and lines read, files done.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// Bytes of lines read so far, decompressed, added in steps of about 1 MiB.
     pub bytes: std::sync::atomic::AtomicU64,
+    /// An estimate of the lines read so far: a scan adds 4096 for every MiB.
     pub lines: std::sync::atomic::AtomicU64,
+    /// Files finished.
     pub files_done: std::sync::atomic::AtomicU64,
 }

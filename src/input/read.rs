@@ -12,10 +12,15 @@ use flate2::read::MultiGzDecoder;
 /// The compression of a file, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
+    /// Plain text.
     None,
+    /// gzip, the only compression logward reads.
     Gzip,
+    /// bzip2, refused.
     Bzip2,
+    /// xz, refused.
     Xz,
+    /// zstd, refused.
     Zstd,
 }
 
@@ -37,6 +42,7 @@ impl Compression {
         }
     }
 
+    /// The usual name of the compression (`gzip`), `none` for plain text.
     pub fn name(self) -> &'static str {
         match self {
             Compression::None => "none",
@@ -49,10 +55,11 @@ impl Compression {
 }
 
 /// Opens a file for reading only if it is a regular file: non-blocking, so a FIFO (or a
-/// device) swapped in for a log cannot hang the run, and without following a symbolic
-/// link in the last component (callers resolve and check links first, see
-/// [`crate::input::discover`]); the type is then checked on the open descriptor, never on
-/// the name. Anything else fails with `InvalidInput` ("not a regular file").
+/// device) swapped in for a log cannot hang the run, and without following a symbolic link
+/// in the last component (callers resolve and check links first, see
+/// [`crate::input::discover`](mod@crate::input::discover)); the type is then checked on the
+/// open descriptor, never on the name. Anything else fails with `InvalidInput` ("not a
+/// regular file").
 pub fn open_regular(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -135,31 +142,45 @@ pub fn sniff_file(path: &Path) -> io::Result<Compression> {
 /// and what failed; the operating system's or the decompressor's reason is the `source()`.
 #[derive(Debug)]
 pub enum ReadError {
+    /// The file could not be opened or made ready to read: missing, not a regular file,
+    /// or its first bytes unreadable.
     Open {
+        /// The file.
         path: PathBuf,
+        /// The error.
         source: io::Error,
     },
+    /// The file is compressed in a format logward does not read.
     Unsupported {
+        /// The file.
         path: PathBuf,
+        /// Its compression.
         compression: Compression,
     },
     /// A read failed (a truncated or corrupt gzip among others) after `line` whole lines.
     Broken {
+        /// The file.
         path: PathBuf,
+        /// Whole lines read before the failure.
         line: u64,
+        /// The error reading.
         source: io::Error,
     },
     /// The file could not be read to its end for its hash (see [`open_digested`]).
     Hash {
+        /// The file.
         path: PathBuf,
+        /// The error reading.
         source: io::Error,
     },
     /// Standard input could not be read.
     Stdin {
+        /// The error reading.
         source: io::Error,
     },
     /// Compressed data on standard input, which is read once and not sniffed again.
     StdinCompressed {
+        /// The compression found.
         compression: Compression,
     },
 }

@@ -39,6 +39,7 @@ pub const QUEUE: usize = 16;
 pub struct Page(Arc<Mutex<String>>);
 
 impl Page {
+    /// An empty page.
     pub fn new() -> Page {
         Page::default()
     }

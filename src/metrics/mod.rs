@@ -24,7 +24,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Counter or gauge: the only types logward exports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
+    /// A value that only goes up, reset when the process or run starts over.
     Counter,
+    /// A value that goes up and down.
     Gauge,
 }
 
@@ -40,8 +42,11 @@ impl Kind {
 /// A metric family: its name, its `# HELP` text and its type.
 #[derive(Clone, Copy, Debug)]
 pub struct Family {
+    /// The metric name (`logward_lines_total`).
     pub name: &'static str,
+    /// The `# HELP` text.
     pub help: &'static str,
+    /// Counter or gauge, for the `# TYPE` line.
     pub kind: Kind,
 }
 
@@ -67,87 +72,87 @@ pub mod families {
         }
     }
 
-    pub const LINES: Family = counter("logward_lines_total", "Log lines read.");
-    pub const MALFORMED: Family = counter(
+    pub(crate) const LINES: Family = counter("logward_lines_total", "Log lines read.");
+    pub(crate) const MALFORMED: Family = counter(
         "logward_malformed_lines_total",
         "Log lines the format could not parse.",
     );
-    pub const BYTES: Family = counter("logward_read_bytes_total", "Bytes of log read.");
-    pub const FILES: Family = counter("logward_files_total", "Log files read or processed.");
-    pub const FILES_SKIPPED: Family = counter(
+    pub(crate) const BYTES: Family = counter("logward_read_bytes_total", "Bytes of log read.");
+    pub(crate) const FILES: Family = counter("logward_files_total", "Log files read or processed.");
+    pub(crate) const FILES_SKIPPED: Family = counter(
         "logward_files_skipped_total",
         "Files left alone: names a directory walk passed over (scan), live or open files (anonymize).",
     );
-    pub const FILES_FAILED: Family = counter(
+    pub(crate) const FILES_FAILED: Family = counter(
         "logward_files_failed_total",
         "Files that could not be read or rewritten, and paths that could not be found.",
     );
-    pub const FILES_REWRITTEN: Family = counter(
+    pub(crate) const FILES_REWRITTEN: Family = counter(
         "logward_files_rewritten_total",
         "Files rewritten with their addresses masked.",
     );
-    pub const DURATION: Family = gauge(
+    pub(crate) const DURATION: Family = gauge(
         "logward_run_duration_seconds",
         "How long the last run took.",
     );
-    pub const FLAGGED: Family = counter(
+    pub(crate) const FLAGGED: Family = counter(
         "logward_sources_flagged_total",
         "Sources flagged, one per episode (a source that attacked twice, hours apart, counts twice).",
     );
-    pub const RULE_FLAGS: Family = counter(
+    pub(crate) const RULE_FLAGS: Family = counter(
         "logward_rule_flags_total",
         "Sources flagged, by rule that flagged them (a source flagged by two rules counts under both).",
     );
-    pub const RULE_EVENTS: Family = counter(
+    pub(crate) const RULE_EVENTS: Family = counter(
         "logward_rule_events_total",
         "Lines that matched a rule of a flagged source, by rule.",
     );
-    pub const ADDRESSES: Family = counter(
+    pub(crate) const ADDRESSES: Family = counter(
         "logward_addresses_masked_total",
         "Addresses replaced in log lines.",
     );
-    pub const HOSTNAMES: Family = counter(
+    pub(crate) const HOSTNAMES: Family = counter(
         "logward_hostnames_masked_total",
         "Client host names replaced in log lines.",
     );
-    pub const MATCHED: Family = counter(
+    pub(crate) const MATCHED: Family = counter(
         "logward_search_matched_lines_total",
         "Lines a search found about its sources.",
     );
-    pub const PRUNED: Family = counter(
+    pub(crate) const PRUNED: Family = counter(
         "logward_pruned_entries_total",
         "Store entries deleted by flagged --prune.",
     );
-    pub const LAST_RUN: Family = gauge(
+    pub(crate) const LAST_RUN: Family = gauge(
         "logward_last_run_timestamp_seconds",
         "When the last run ended (Unix time).",
     );
-    pub const LAST_SUCCESS: Family = gauge(
+    pub(crate) const LAST_SUCCESS: Family = gauge(
         "logward_last_success_timestamp_seconds",
         "When the last run that succeeded ended (Unix time); a failed run keeps the value before it.",
     );
-    pub const RUN_SUCCESS: Family = gauge(
+    pub(crate) const RUN_SUCCESS: Family = gauge(
         "logward_last_run_success",
         "1 when the last run succeeded, 0 when it failed.",
     );
-    pub const LAG: Family = gauge(
+    pub(crate) const LAG: Family = gauge(
         "logward_watch_lag_seconds",
         "The clock minus the log time of the newest line processed.",
     );
-    pub const BACKLOG: Family = gauge(
+    pub(crate) const BACKLOG: Family = gauge(
         "logward_watch_backlog_bytes",
         "Bytes written to the followed files and not read yet.",
     );
-    pub const OPEN_FILES: Family = gauge("logward_watch_open_files", "Files followed.");
-    pub const BUCKETS: Family = gauge(
+    pub(crate) const OPEN_FILES: Family = gauge("logward_watch_open_files", "Files followed.");
+    pub(crate) const BUCKETS: Family = gauge(
         "logward_watch_buckets",
         "Detection buckets held (sources active in the last minutes, by rule).",
     );
-    pub const NFT_FAILURES: Family = counter(
+    pub(crate) const NFT_FAILURES: Family = counter(
         "logward_watch_nft_batch_failures_total",
         "nft runs that failed: a batch, or one element of a batch retried alone.",
     );
-    pub const REPEATS: Family = counter(
+    pub(crate) const REPEATS: Family = counter(
         "logward_watch_repeats_total",
         "Overflows of a source this watch had already banned, left out.",
     );
@@ -184,7 +189,9 @@ pub mod families {
 /// One sample: its labels (in the order given) and its value.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
+    /// Label names and values, in the order given.
     pub labels: Vec<(String, String)>,
+    /// The number written after the labels.
     pub value: f64,
 }
 
@@ -204,6 +211,7 @@ pub struct Exposition {
 }
 
 impl Exposition {
+    /// An empty set.
     pub fn new() -> Exposition {
         Exposition::default()
     }
@@ -365,7 +373,9 @@ impl Exposition {
 /// Where a file in the text format could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ParseError {
+    /// The line, from 1.
     pub line: usize,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -485,7 +495,9 @@ fn unescape(s: &str, quotes: bool) -> String {
 /// Per rule: sources it flagged, and the lines that matched it in their episodes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RuleCounts {
+    /// Sources the rule flagged, one per episode.
     pub flags: u64,
+    /// Lines that matched the rule in those episodes.
     pub events: u64,
 }
 
@@ -493,20 +505,34 @@ pub struct RuleCounts {
 /// are written (`search` has no masked addresses, `prune` reads no lines).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunCounts {
+    /// Log lines read (`logward_lines_total`).
     pub lines: Option<u64>,
+    /// Lines the format could not parse (`logward_malformed_lines_total`).
     pub malformed: Option<u64>,
+    /// Bytes of log read (`logward_read_bytes_total`).
     pub bytes: Option<u64>,
+    /// Log files read or processed (`logward_files_total`).
     pub files: Option<u64>,
+    /// Files left alone (`logward_files_skipped_total`).
     pub files_skipped: Option<u64>,
+    /// Files that could not be read or rewritten, and paths not found
+    /// (`logward_files_failed_total`).
     pub files_failed: Option<u64>,
+    /// Files rewritten with their addresses masked (`logward_files_rewritten_total`).
     pub files_rewritten: Option<u64>,
+    /// Sources flagged, one per episode (`logward_sources_flagged_total`).
     pub sources_flagged: Option<u64>,
+    /// Addresses replaced (`logward_addresses_masked_total`).
     pub addresses_masked: Option<u64>,
+    /// Client host names replaced (`logward_hostnames_masked_total`).
     pub hostnames_masked: Option<u64>,
+    /// Lines a search found (`logward_search_matched_lines_total`).
     pub matched_lines: Option<u64>,
+    /// Store entries deleted by a prune (`logward_pruned_entries_total`).
     pub pruned_entries: Option<u64>,
     /// Seconds the run took; none for `watch`, which does not end.
     pub duration: Option<f64>,
+    /// Per rule name, its flags and events.
     pub rules: BTreeMap<String, RuleCounts>,
 }
 
@@ -563,14 +589,31 @@ impl RunCounts {
 #[derive(Debug)]
 pub enum MetricsError {
     /// The directory of the file could not be opened or locked.
-    Lock { path: PathBuf, source: io::Error },
+    Lock {
+        /// The metrics file.
+        path: PathBuf,
+        /// The error opening or locking its directory.
+        source: io::Error,
+    },
     /// The old file exists but could not be read.
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The metrics file.
+        path: PathBuf,
+        /// The error reading it.
+        source: io::Error,
+    },
     /// The new file could not be written or renamed into place.
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The metrics file.
+        path: PathBuf,
+        /// The error writing or renaming it.
+        source: io::Error,
+    },
     /// `watch --metrics-listen`: the address could not be listened on.
     Listen {
+        /// The address asked for.
         addr: std::net::SocketAddr,
+        /// The error binding it.
         source: io::Error,
     },
 }
@@ -614,6 +657,7 @@ impl std::error::Error for MetricsError {
 pub struct Ending {
     /// Unix seconds when it ended.
     pub at: i64,
+    /// Whether the run succeeded.
     pub success: bool,
 }
 

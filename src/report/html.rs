@@ -28,10 +28,13 @@ use crate::timefmt::rfc3339;
 
 /// What a page is made of: a finished pass and what was computed from it.
 pub struct Page<'a> {
+    /// What the pass learnt about each file.
     pub files: &'a [FileReport],
+    /// Requests per source, as the pass counted them.
     pub sources: &'a SourceCounts,
     /// Requests per status code (0..1000), as the pass counted them.
     pub status: &'a [u64],
+    /// What the report counted besides.
     pub tally: &'a Tally,
     /// The flagged episodes, or `None` when detection did not run.
     pub flagged: Option<&'a [NewFlag]>,

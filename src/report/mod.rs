@@ -7,7 +7,7 @@
 //! binary runs the pass and writes the page where it was asked to.
 
 pub mod html;
-pub mod svg;
+pub(crate) mod svg;
 pub mod tally;
 
 pub use html::{Page, render};

@@ -39,12 +39,16 @@ type Hasher = foldhash::fast::RandomState;
 /// The width of a time bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
+    /// One minute.
     Minute,
+    /// One hour.
     Hour,
+    /// One day (UTC).
     Day,
 }
 
 impl Step {
+    /// The width in minutes.
     pub fn minutes(self) -> u32 {
         match self {
             Step::Minute => 1,
@@ -53,6 +57,7 @@ impl Step {
         }
     }
 
+    /// The width in seconds.
     pub fn seconds(self) -> i64 {
         i64::from(self.minutes()) * 60
     }
@@ -64,6 +69,7 @@ impl Step {
         }
     }
 
+    /// The width as the page names it (`minute`, `hour`, `day`).
     pub fn name(self) -> &'static str {
         match self {
             Step::Minute => "minute",
@@ -115,6 +121,8 @@ impl Default for Timeline {
 }
 
 impl Timeline {
+    /// A timeline that coarsens its buckets (minute, hour, day) to keep at most `cap`
+    /// (at least 2).
     pub fn with_cap(cap: usize) -> Timeline {
         Timeline {
             step: Step::Minute,
@@ -125,6 +133,7 @@ impl Timeline {
         }
     }
 
+    /// Counts one request of status class `class` in `minute` (minutes since the epoch).
     #[inline]
     pub fn add(&mut self, minute: u32, class: usize) {
         let bucket = minute / self.step.minutes();
@@ -167,10 +176,12 @@ impl Timeline {
     }
 
     /// The width of the buckets counted.
+    /// The width of a bucket now.
     pub fn step(&self) -> Step {
         self.step
     }
 
+    /// Adds another worker's timeline, at the coarser of the two widths.
     pub fn merge(&mut self, mut other: Timeline) {
         self.flush();
         other.flush();
@@ -299,7 +310,9 @@ impl Series {
 
 /// A value a top list counts per key.
 pub trait Weight: Copy + Default {
+    /// What the list is ordered by.
     fn weight(&self) -> u64;
+    /// Adds another count of the same key.
     fn add(&mut self, other: &Self);
 }
 
@@ -369,6 +382,7 @@ fn fingerprint(k: &[u8]) -> u64 {
 }
 
 impl<V: Weight> TopCounter<V> {
+    /// A list that shows `size` keys (at least 1) and keeps at most twice as many.
     pub fn new(size: usize) -> TopCounter<V> {
         TopCounter {
             entries: Vec::new(),
@@ -437,6 +451,7 @@ impl<V: Weight> TopCounter<V> {
         self.dropped += dropped;
     }
 
+    /// Adds another worker's list, key by key.
     pub fn merge(&mut self, other: TopCounter<V>) {
         for (k, v) in other.entries {
             match self.map.get(&k) {
@@ -477,6 +492,7 @@ impl<V: Weight> TopCounter<V> {
         self.entries.len()
     }
 
+    /// Whether no key was counted (or every one was dropped).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -488,6 +504,7 @@ pub const TOP: usize = 25;
 /// Everything the report counts besides what every scan counts; one per worker, merged.
 #[derive(Clone, Debug)]
 pub struct Tally {
+    /// Requests over time, per status class.
     pub timeline: Timeline,
     /// Parsed requests without a time, per status class.
     pub untimed: [u64; CLASSES],
@@ -495,10 +512,15 @@ pub struct Tally {
     /// The last line's source and minute with its requests, not yet in `series`: a
     /// source's requests often come in runs, which then cost one map update.
     run: Option<(IpAddr, u32, u32)>,
+    /// Requests per user agent.
     pub agents: TopCounter<u64>,
+    /// 404 answers per path.
     pub not_found: TopCounter<u64>,
+    /// Requests per method.
     pub methods: TopCounter<u64>,
+    /// Requests per HTTP version.
     pub protocols: TopCounter<u64>,
+    /// Requests per virtual host, per status class.
     pub vhosts: TopCounter<[u64; CLASSES]>,
 }
 
@@ -519,6 +541,7 @@ impl Default for Tally {
 }
 
 impl Tally {
+    /// An empty tally.
     pub fn new() -> Tally {
         Tally::default()
     }

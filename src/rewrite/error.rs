@@ -10,7 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
     /// Found by scanning `/proc/*/fd`: the process id and its command name.
-    Process { pid: u32, command: String },
+    Process {
+        /// The process id.
+        pid: u32,
+        /// Its command name (`/proc/PID/comm`).
+        command: String,
+    },
     /// The kernel refused a write lease: some open descriptor exists, possibly in a process
     /// logward cannot inspect (another user or PID namespace).
     Lease,
@@ -24,45 +29,96 @@ pub enum Holder {
 pub enum RewriteError {
     /// An operating-system call failed; `action` says which step.
     Io {
+        /// The file.
         path: PathBuf,
+        /// The step, as a verb phrase (`open the lock file`).
         action: &'static str,
+        /// The error the call returned.
         source: io::Error,
     },
     /// Not a regular file (directory, device, fifo...).
-    NotRegular { path: PathBuf },
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+    },
     /// Some process still has the file open: it might still write to it, or read the
     /// full addresses after we replace it.
-    InUse { path: PathBuf, holder: Holder },
+    InUse {
+        /// The file.
+        path: PathBuf,
+        /// Who has it open.
+        holder: Holder,
+    },
     /// The name has no rotation suffix, so the web server probably still writes it.
-    LiveLog { path: PathBuf },
+    LiveLog {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file has other names: rewriting one would leave the full content under the others.
-    HardLinked { path: PathBuf, links: u64 },
+    HardLinked {
+        /// The file.
+        path: PathBuf,
+        /// Its link count.
+        links: u64,
+    },
     /// A symbolic link whose target lies outside the allowed roots.
-    SymlinkOutsideRoots { path: PathBuf, target: PathBuf },
+    SymlinkOutsideRoots {
+        /// The link.
+        path: PathBuf,
+        /// Where it points, resolved.
+        target: PathBuf,
+    },
     /// Not root and the file belongs to another user: the replacement could not keep its owner.
-    ForeignOwner { path: PathBuf, uid: u32 },
+    ForeignOwner {
+        /// The file.
+        path: PathBuf,
+        /// The owner's user id.
+        uid: u32,
+    },
     /// A compression format logward does not rewrite.
-    Unsupported { path: PathBuf, format: &'static str },
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The compression's name (`bzip2`).
+        format: &'static str,
+    },
     /// The input could not be read or decompressed at `line` (1-based): truncated or
     /// corrupt gzip, or a read error.
     Corrupt {
+        /// The file.
         path: PathBuf,
+        /// The line, from 1.
         line: u64,
+        /// The error reading or decompressing.
         source: io::Error,
     },
     /// The transform put a newline inside line `line`, which would change the line count.
-    TransformSplitLine { path: PathBuf, line: u64 },
+    TransformSplitLine {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: u64,
+    },
     /// A rewritten line failed the caller's check at `line` (1-based), the written file read
     /// back did not hold what was produced, or the caller refused the result before the rename.
     VerifyFailed {
+        /// The file.
         path: PathBuf,
+        /// The line, from 1, where the check failed; 0 when no one line did.
         line: u64,
+        /// What the check found.
         reason: &'static str,
     },
     /// The file changed (size, mtime or identity) while it was being rewritten.
-    Changed { path: PathBuf },
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
     /// Another logward run holds the run lock.
-    Locked { path: PathBuf },
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
 }
 
 /// The `action` of the one error that can happen after the rename: the new content is in

@@ -47,6 +47,7 @@ impl RunLock {
         }
     }
 
+    /// The lock file: `lock` in the state directory.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -20,11 +20,16 @@ use crate::store::{Explained, NewFlag, Sample, Store, StoreError};
 
 /// Everything detection needs for one run.
 pub struct Detection {
+    /// The rules to run.
     pub rules: Arc<CompiledRules>,
     /// The configured networks, loopback unless turned off, and the store's allowlist.
     pub allowlist: Allowlist,
+    /// GeoIP databases for the flagged sources, when configured.
     pub geo: Geo,
+    /// The store flags are recorded in; `None` to only print them.
     pub store: Option<Store>,
+    /// Read files again from their start even where the store counted them already
+    /// (`--rescan`).
     pub rescan: bool,
     /// The networks of `--allow`, `--allow-file` and the config, and whether loopback is
     /// allowed: what the store's allowlist is merged into when it changes.
@@ -163,6 +168,7 @@ impl Detection {
 /// grew is fed, and the collector is told which lines it holds before it finishes
 /// ([`Collector::set_counted`]).
 pub struct DetectVisitor {
+    /// The collector fed.
     pub collector: Collector,
     /// Per input file: the byte offset before which its lines are not fed at all (0: feed
     /// every line; `u64::MAX`: none). See [`super::AlreadyCounted::skip_offsets`].

@@ -104,6 +104,7 @@ pub trait Visitor: Send + Sized {
     /// they are never held in memory. Ignored by default.
     fn unparsed(&mut self, _at: At, _line: &[u8]) {}
 
+    /// Adds another job's visitor into this one.
     fn merge(&mut self, other: Self);
 }
 
@@ -193,8 +194,10 @@ impl<A: Visitor, B: Visitor> Visitor for (A, B) {
     }
 }
 
+/// How a pass reads its files.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The format, fixed or chosen per file.
     pub format: FormatSpec,
     /// Plain files larger than twice this are split into ranges of about this size.
     pub chunk_size: u64,
@@ -222,29 +225,38 @@ impl Default for Options {
 pub struct Example {
     /// 1-based line number in the file.
     pub line: u64,
+    /// Why it did not parse.
     pub error: ParseError,
 }
 
 /// What the pass learnt about one file.
 #[derive(Debug, Default)]
 pub struct FileReport {
+    /// The file or standard input; set in every report a pass returns.
     pub source: Option<Source>,
     /// The format used, or `None` when it could not be chosen or the file not read.
     pub format: Option<String>,
     /// How the format was chosen (`auto: 198/200 sample lines`), for the human summary.
     pub format_note: Option<String>,
+    /// The compression's name (`none`, `gzip`...), once the file was opened.
     pub compression: Option<&'static str>,
+    /// Lines read, blank and malformed ones included.
     pub lines: u64,
+    /// Lines the format parsed.
     pub parsed: u64,
     /// Parsed lines that gave a client address.
     pub with_client: u64,
+    /// Non-blank lines the format could not parse.
     pub malformed: u64,
     /// Blank lines: neither records nor errors (`lines = parsed + malformed + empty`).
     pub empty: u64,
     /// Bytes of log text read (decompressed), line terminators included.
     pub bytes: u64,
+    /// The earliest request time of the parsed lines, UTC seconds.
     pub first_time: Option<i64>,
+    /// The latest request time of the parsed lines, UTC seconds.
     pub last_time: Option<i64>,
+    /// The first malformed lines, up to [`EXAMPLES_PER_FILE`].
     pub examples: Vec<Example>,
     /// Why the file could not be read, or where reading broke off.
     pub error: Option<ReadError>,
@@ -267,10 +279,13 @@ pub use crate::format::few_clients;
 
 /// The merged result of a pass.
 pub struct Report<V> {
+    /// One report per input file, in input order.
     pub files: Vec<FileReport>,
+    /// Requests per client address, over all files.
     pub sources: SourceCounts,
     /// Requests per status code (0..1000).
     pub status: Vec<u64>,
+    /// The visitors of every job, merged.
     pub visitor: V,
     /// (file, part) -> lines in the file before that part.
     part_starts: HashMap<(usize, usize), u64>,
@@ -290,12 +305,15 @@ impl<V> Report<V> {
             + at.line
     }
 
+    /// Lines read over all files.
     pub fn lines(&self) -> u64 {
         self.files.iter().map(|f| f.lines).sum()
     }
+    /// Lines parsed over all files.
     pub fn parsed(&self) -> u64 {
         self.files.iter().map(|f| f.parsed).sum()
     }
+    /// Malformed lines over all files.
     pub fn malformed(&self) -> u64 {
         self.files.iter().map(|f| f.malformed).sum()
     }
@@ -303,15 +321,19 @@ impl<V> Report<V> {
     pub fn empty(&self) -> u64 {
         self.files.iter().map(|f| f.empty).sum()
     }
+    /// Bytes read over all files, decompressed.
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
     }
+    /// The earliest request time over all files, UTC seconds.
     pub fn first_time(&self) -> Option<i64> {
         self.files.iter().filter_map(|f| f.first_time).min()
     }
+    /// The latest request time over all files, UTC seconds.
     pub fn last_time(&self) -> Option<i64> {
         self.files.iter().filter_map(|f| f.last_time).max()
     }
+    /// Files that could not be read, or whose reading broke off.
     pub fn failed_files(&self) -> usize {
         self.files.iter().filter(|f| f.error.is_some()).count()
     }

@@ -21,24 +21,43 @@ use sha2::Digest as _;
 
 use super::SCHEMA_VERSION;
 
+/// File name of the matching lines in an evidence package.
 pub const LOG_NAME: &str = "evidence.log";
+/// File name of the manifest in an evidence package.
 pub const MANIFEST_NAME: &str = "manifest.json";
 const LOG_CNAME: &CStr = c"evidence.log";
 const MANIFEST_CNAME: &CStr = c"manifest.json";
 
+/// An evidence package that cannot be made; every variant names the path.
 #[derive(Debug)]
 pub enum EvidenceError {
     /// The directory given exists and holds something.
-    NotEmpty { path: PathBuf },
-    /// The directory given is a symbolic link.
-    Link { path: PathBuf },
-    /// The path given exists and is not a directory.
-    NotDirectory { path: PathBuf },
-    /// The directory was replaced between its checks and its opening.
-    Replaced { path: PathBuf },
-    Io {
+    NotEmpty {
+        /// The directory.
         path: PathBuf,
+    },
+    /// The directory given is a symbolic link.
+    Link {
+        /// The link.
+        path: PathBuf,
+    },
+    /// The path given exists and is not a directory.
+    NotDirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The directory was replaced between its checks and its opening.
+    Replaced {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A file-system call failed; `action` says which step.
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The step, as a verb phrase (`create the evidence directory`).
         action: &'static str,
+        /// The error the call returned.
         source: io::Error,
     },
 }
@@ -269,7 +288,9 @@ impl<W: Write> Write for HashingWriter<W> {
 /// `evidence.log` as written.
 #[derive(Clone, Debug, Serialize)]
 pub struct LogDigest {
+    /// Its name in the package: `evidence.log`.
     pub file: &'static str,
+    /// Lines it holds.
     pub lines: u64,
     /// Bytes.
     pub size: u64,
@@ -280,19 +301,27 @@ pub struct LogDigest {
 /// `manifest.json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct Manifest {
+    /// [`SCHEMA_VERSION`]: it changes when a field changes meaning or goes away.
     pub schema_version: u32,
+    /// The version of logward that made the package.
     pub logward_version: &'static str,
     /// RFC 3339 UTC time the package was made.
     pub created: String,
     /// The host name of the machine that made it.
     pub host: String,
+    /// What was asked.
     pub query: Query,
+    /// What was found.
     pub found: Found,
+    /// Every file searched, in input order.
     pub files: Vec<InputFile>,
+    /// The log of matching lines.
     pub evidence_log: LogDigest,
 }
 
 impl Manifest {
+    /// The manifest of a package made at `created` (Unix seconds) on this host, by this
+    /// version of logward.
     pub fn new(
         created: i64,
         query: Query,
@@ -318,19 +347,22 @@ impl Manifest {
 pub struct Query {
     /// The `--source` values as given.
     pub sources: Vec<String>,
-    /// `--since` and `--until` as RFC 3339 UTC times, when given.
+    /// `--since` as an RFC 3339 UTC time, when given.
     pub since: Option<String>,
+    /// `--until` as an RFC 3339 UTC time, when given.
     pub until: Option<String>,
+    /// The `--vhost` value, when given.
     pub vhost: Option<String>,
 }
 
 /// What was found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Found {
+    /// Lines found.
     pub lines: u64,
-    /// The earliest and latest time of the lines found (RFC 3339 UTC); `null` when none
-    /// has a time.
+    /// The earliest time of the lines found (RFC 3339 UTC); `null` when none has a time.
     pub first: Option<String>,
+    /// The latest time of the lines found, as `first`.
     pub last: Option<String>,
     /// Lines found that have no time (lines the format could not parse).
     pub lines_without_time: u64,
@@ -368,7 +400,9 @@ pub struct InputFile {
     pub format: Option<String>,
     /// `none` or `gzip`.
     pub compression: Option<&'static str>,
+    /// Lines read from the file.
     pub lines_read: u64,
+    /// Of those, lines about the sources, in the window and on the host asked for.
     pub lines_matched: u64,
     /// Bytes read from the file as stored (compressed bytes for gzip): what `sha256`
     /// covers. `null` when the file could not be read.

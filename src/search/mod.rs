@@ -38,6 +38,7 @@ pub struct Nets {
 }
 
 impl Nets {
+    /// The set of `nets`; an IPv4-mapped IPv6 range is looked up as IPv4.
     pub fn new<'a>(nets: impl IntoIterator<Item = &'a IpNet>) -> Nets {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
@@ -64,6 +65,7 @@ impl Nets {
         }
     }
 
+    /// Whether the set holds no network.
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
     }
@@ -122,7 +124,9 @@ pub struct Prefilter {
 const PREFILTER_MAX: usize = 4;
 
 impl Prefilter {
-    pub fn new(nets: &Nets) -> Option<Prefilter> {
+    /// The prefilter for `nets`, or `None` when it is not one to four single IPv4
+    /// addresses.
+    pub(crate) fn new(nets: &Nets) -> Option<Prefilter> {
         if !nets.v6.is_empty() || nets.v4.len() > PREFILTER_MAX {
             return None;
         }
@@ -226,10 +230,15 @@ pub enum Keep {
 pub struct Fields {
     /// The client address (canonical), or for an unparsed line the address that matched.
     pub source: Option<IpAddr>,
+    /// The request method.
     pub method: Option<String>,
+    /// Path and query, as written.
     pub target: Option<String>,
+    /// The status code.
     pub status: Option<u16>,
+    /// The response size in bytes.
     pub bytes: Option<u64>,
+    /// The `User-Agent` header.
     pub user_agent: Option<String>,
     /// The virtual host, for formats that log one.
     pub vhost: Option<String>,
@@ -238,18 +247,22 @@ pub struct Fields {
 /// One matching line.
 #[derive(Clone, Debug)]
 pub struct Hit {
+    /// Where the line is.
     pub at: At,
     /// The line as written, without its line terminator.
     pub line: Box<[u8]>,
     /// The request time (UTC seconds), when the line has one.
     pub time: Option<i64>,
+    /// The line's fields, with [`Keep::Fields`].
     pub fields: Option<Box<Fields>>,
 }
 
 /// A time window, both ends included; lines without a time are always inside.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Window {
+    /// The earliest time admitted, UTC seconds; `None`: no lower bound.
     pub since: Option<i64>,
+    /// The latest time admitted, UTC seconds; `None`: no upper bound.
     pub until: Option<i64>,
 }
 
@@ -271,12 +284,14 @@ pub struct VhostFilter {
 }
 
 impl VhostFilter {
+    /// The filter for the host `name`, or one that admits every line when `None`.
     pub fn new(name: Option<&str>) -> VhostFilter {
         VhostFilter {
             name: name.map(|n| n.as_bytes().into()),
         }
     }
 
+    /// Whether a host was asked for.
     pub fn is_set(&self) -> bool {
         self.name.is_some()
     }
@@ -307,6 +322,8 @@ pub struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
+    /// A visitor for the addresses of `nets` in `window` and on the host `vhost` asks for,
+    /// keeping `keep` of each hit; `files` is how many input files the pass has.
     pub fn new(
         nets: &'a Nets,
         window: Window,

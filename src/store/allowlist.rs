@@ -34,8 +34,11 @@ const GENERATION_KEY: &str = "allowlist";
 /// One row of `allowlist`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowedNet {
+    /// The allowed network.
     pub net: IpNet,
+    /// Why it is allowed.
     pub note: String,
+    /// The login name of whoever added it.
     pub added_by: String,
     /// Unix seconds, UTC.
     pub added_at: i64,

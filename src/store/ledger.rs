@@ -21,8 +21,12 @@ pub const HEAD_LEN: usize = 4096;
 /// Identity of a file's content as the scan ledger sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileFingerprint {
+    /// The file's device number (`st_dev`).
     pub device: u64,
+    /// The file's inode number.
     pub inode: u64,
+    /// Its size when fingerprinted, or the bytes a scan read of it (see
+    /// [`FileHead::fingerprint_at`]).
     pub size: u64,
     /// FNV-1a 64 of the first [`HEAD_LEN`] bytes (fewer if the file is shorter).
     pub head_hash: u64,
@@ -65,6 +69,7 @@ impl Counted {
 /// a grown copy of one the ledger knows at a smaller size.
 #[derive(Clone, Debug)]
 pub struct FileHead {
+    /// The file's fingerprint at its current size.
     pub fingerprint: FileFingerprint,
     /// Whether the file starts with a compression's magic number: a compressed file is never
     /// counted in part, since its byte offsets are not those of its lines.

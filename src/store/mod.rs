@@ -131,19 +131,34 @@ pub enum StoreError {
     /// Creating the directory or the database file, or taking the recording lock, failed;
     /// `action` says which.
     Io {
+        /// The directory or file.
         path: PathBuf,
+        /// What was being done, in words.
         action: &'static str,
+        /// The operating system's error.
         source: std::io::Error,
     },
     /// SQLite refused an operation (not a database, locked, disk full...).
     Sql {
+        /// The database file.
         path: PathBuf,
+        /// The SQLite error.
         source: rusqlite::Error,
     },
     /// The database was written by a newer logward.
-    NewerSchema { path: PathBuf, found: i64 },
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// The schema version it holds.
+        found: i64,
+    },
     /// A row holds a value this build cannot read (edited by hand?).
-    BadRow { path: PathBuf, what: String },
+    BadRow {
+        /// The database file.
+        path: PathBuf,
+        /// Which value, and what is wrong with it.
+        what: String,
+    },
 }
 
 /// The store's recording lock, released when dropped: see [`Store::lock_for_recording`].
@@ -188,21 +203,29 @@ impl std::error::Error for StoreError {
 pub struct NewFlag {
     /// A single address (/32, /128) or a prefix such as `2001:db8:85a3::/64`.
     pub source: IpNet,
+    /// Names of the rules that flagged it, sorted.
     pub rules: Vec<String>,
     /// Per rule: its events.
     pub rule_events: Vec<(String, u64)>,
-    /// UTC unix seconds, log time.
+    /// UTC unix seconds of the first event, log time.
     pub first_seen: i64,
+    /// UTC unix seconds of the last event, log time.
     pub last_seen: i64,
+    /// Lines that matched a flagging rule, each counted once.
     pub events: u64,
     /// Up to [`MAX_SAMPLES`] lines, already escaped (see [`Sample::new`]).
     pub samples: Vec<Sample>,
-    /// Events per site and per log file, most first.
+    /// Events per site, most first.
     pub sites: Vec<(String, u64)>,
+    /// Events per log file, most first.
     pub files: Vec<(String, u64)>,
+    /// Per flagging rule, why it flagged the episode.
     pub explain: Vec<Explained>,
+    /// ISO 3166-1 alpha-2 country code, from GeoIP when configured.
     pub country: Option<String>,
+    /// AS number, from GeoIP when configured.
     pub asn: Option<u32>,
+    /// AS organisation, from GeoIP when configured.
     pub as_org: Option<String>,
 }
 
@@ -225,12 +248,15 @@ impl NewFlag {
 /// not known), when known.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
+    /// Where the line was, already escaped.
     pub at: Option<String>,
     /// The raw line made printable ASCII ([`crate::escape::text`]).
     pub line: String,
 }
 
 impl Sample {
+    /// A sample of the line `raw`, found at `at`, both made printable; an `at` escaped
+    /// before is not escaped again.
     pub fn new(at: Option<String>, raw: &[u8]) -> Sample {
         Sample {
             at: at.map(|a| crate::escape::again(&a)),
@@ -251,34 +277,52 @@ enum StoredSample {
 /// many times it overflowed, and the latest lines that filled it then.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Explained {
+    /// Name of the rule.
     pub rule: String,
+    /// Events its bucket holds before the next one overflows; 0 for a trigger.
     pub capacity: u32,
+    /// Milliseconds of log time in which its bucket loses one event.
     pub leak_ms: i64,
+    /// Unix seconds of its first overflow in the episode.
     pub at: i64,
+    /// How many times it overflowed in the episode.
     pub times: u64,
+    /// The latest lines that filled the bucket up to that first overflow.
     pub lines: Vec<Sample>,
 }
 
 /// One row of `flagged`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlaggedEntry {
+    /// The address (/32, /128) or prefix flagged.
     pub source: IpNet,
+    /// Names of the rules that flagged it in any episode, sorted.
     pub rules: Vec<String>,
     /// Per rule, sorted by name: its events over all episodes.
     pub rule_events: Vec<(String, u64)>,
+    /// Unix seconds of the earliest offending request, log time.
     pub first_seen: i64,
+    /// Unix seconds of the latest offending request, log time.
     pub last_seen: i64,
+    /// Offending lines over all episodes, each counted once.
     pub events: u64,
+    /// Up to [`MAX_SAMPLES`] sample lines.
     pub samples: Vec<Sample>,
     /// The site with the most events.
     pub vhost: Option<String>,
-    /// Events per site and per log file, most first.
+    /// Events per site, most first.
     pub sites: Vec<(String, u64)>,
+    /// Events per log file, most first.
     pub files: Vec<(String, u64)>,
+    /// ISO 3166-1 alpha-2 country code, from GeoIP when configured.
     pub country: Option<String>,
+    /// AS number, from GeoIP when configured.
     pub asn: Option<u32>,
+    /// AS organisation, from GeoIP when configured.
     pub as_org: Option<String>,
+    /// How many episodes were flagged; each doubles the ban.
     pub times_flagged: u32,
+    /// Unix seconds when the ban ends.
     pub expires: i64,
 }
 
@@ -292,14 +336,23 @@ impl FlaggedEntry {
 /// One row of `episodes`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Episode {
+    /// Unix seconds of its first event, log time.
     pub first_seen: i64,
+    /// Unix seconds of its last event, log time.
     pub last_seen: i64,
+    /// Lines that matched a flagging rule, each counted once.
     pub events: u64,
+    /// Per rule: its events.
     pub rule_events: Vec<(String, u64)>,
+    /// Events per site, most first.
     pub sites: Vec<(String, u64)>,
+    /// Events per log file, most first.
     pub files: Vec<(String, u64)>,
+    /// Up to [`MAX_SAMPLES`] sample lines.
     pub samples: Vec<Sample>,
+    /// Per flagging rule, why it flagged the episode.
     pub explain: Vec<Explained>,
+    /// Unix seconds when the episode was recorded, by the clock (not log time).
     pub recorded_at: i64,
 }
 
@@ -337,8 +390,12 @@ pub const RECORD_CHUNK: usize = 2000;
 /// last event, and never later than the moment it is recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BanPolicy {
+    /// Seconds of the first ban.
     pub base: i64,
+    /// The longest ban, in seconds.
     pub max: i64,
+    /// Seconds before the clock within which a flag's last event must fall for its ban to
+    /// start when it is recorded.
     pub window: i64,
 }
 
@@ -378,7 +435,9 @@ impl BanPolicy {
 /// inside it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
+    /// Entries containing this address.
     Addr(std::net::IpAddr),
+    /// Entries inside this network.
     Net(IpNet),
 }
 
@@ -403,6 +462,7 @@ impl FromStr for Target {
 /// A query over `flagged`. Empty fields do not filter; several targets match any of them.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
+    /// Entries matching any of these.
     pub targets: Vec<Target>,
     /// `last_seen >= since`.
     pub since: Option<i64>,
@@ -414,6 +474,7 @@ pub struct Filter {
     pub vhost: Option<String>,
     /// ISO code, compared case-insensitively.
     pub country: Option<String>,
+    /// AS number.
     pub asn: Option<u32>,
     /// Only entries still banned at this time (`expires > now`).
     pub active_at: Option<i64>,
@@ -619,10 +680,12 @@ impl Store {
         Ok(RecordingLock { _file: file })
     }
 
+    /// How long recorded flags ban: [`BanPolicy::default`] unless set.
     pub fn ban_policy(&self) -> BanPolicy {
         self.ban
     }
 
+    /// Sets how long flags recorded from now on ban.
     pub fn set_ban_policy(&mut self, ban: BanPolicy) {
         self.ban = ban;
     }

@@ -19,6 +19,7 @@ pub const DB_NAME: &str = "logward.db";
 /// the real environment.
 #[derive(Clone, Debug, Default)]
 pub struct PathInputs {
+    /// The path given with `--store`.
     pub explicit: Option<PathBuf>,
     /// `$LOGWARD_STORE`.
     pub env_store: Option<OsString>,
@@ -26,7 +27,9 @@ pub struct PathInputs {
     pub config: Option<PathBuf>,
     /// The system directory; [`SYSTEM_DIR`] outside tests.
     pub system_dir: PathBuf,
+    /// `$XDG_STATE_HOME`; ignored unless absolute.
     pub xdg_state_home: Option<OsString>,
+    /// `$HOME`.
     pub home: Option<OsString>,
 }
 

@@ -1,7 +1,7 @@
 //! The contents of a JSON string as Docker's json-file driver writes a log line: decoding
 //! (with a record of where every escape sequence was, so a position in the decoded text can
 //! be taken back to the escaped one), and encoding text the way Docker does. Finding the
-//! string in the line is [`super::strip`]'s job.
+//! string in the line is [`super::strip`](mod@super::strip)'s job.
 //!
 //! Escapes follow RFC 8259 section 7: `\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and
 //! `\uXXXX`, with a surrogate pair as two of the last.
@@ -10,9 +10,13 @@
 /// it is, and the same for the bytes it decodes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Escape {
+    /// Where the sequence starts in the escaped text.
     pub escaped: u32,
+    /// Its length in the escaped text (`\n` is 2, `\u00e9` 6).
     pub escaped_len: u8,
+    /// Where its bytes start in the decoded text.
     pub decoded: u32,
+    /// How many bytes it decodes to.
     pub decoded_len: u8,
 }
 

@@ -3,7 +3,8 @@
 //! [`Wrapper`]s, a wrapped [`Format`] ([`Wrapped`]), the per-stream state that joins
 //! continued lines and decodes Docker's JSON ([`Unwrapper`]), and choosing a wrapper from a
 //! file's first lines. The inner line is parsed by an ordinary format, which knows nothing
-//! of wrappers; the grammars are in [`strip`], Docker's string escapes in [`json_string`].
+//! of wrappers; the grammars are in [`strip`](mod@strip), Docker's string escapes in
+//! [`json_string`].
 //!
 //! The wrapper's time is used only when the inner line has none. An inner line that is a
 //! slice of the line (every wrapper but Docker's escaped text and joined parts) is parsed
@@ -65,10 +66,12 @@ pub const WRAPPERS: &[(Wrapper, &str, &str)] = &[
 ];
 
 impl Wrapper {
+    /// The wrapper `--format` names `name` (`syslog`, `cri`).
     pub fn by_name(name: &str) -> Option<Wrapper> {
         WRAPPERS.iter().find(|w| w.1 == name).map(|w| w.0)
     }
 
+    /// Its name in `--format` (`syslog`).
     pub fn name(self) -> &'static str {
         WRAPPERS
             .iter()
@@ -100,6 +103,7 @@ fn now() -> i64 {
 /// A wrapper around a format: `syslog:combined`.
 #[derive(Clone, Debug)]
 pub struct Wrapped {
+    /// The wrapper around each line.
     pub wrapper: Wrapper,
     /// Never itself wrapped.
     pub inner: Format,
@@ -108,6 +112,7 @@ pub struct Wrapped {
 }
 
 impl Wrapped {
+    /// `inner` inside `wrapper`, named `wrapper:inner`.
     pub fn new(wrapper: Wrapper, inner: Format) -> Wrapped {
         let name = format!("{}:{}", wrapper.name(), inner.name());
         Wrapped {
@@ -215,8 +220,11 @@ pub enum Unwrapped<'a> {
     /// `None`) text joined or decoded into the unwrapper's buffers. `time` is the wrapper's
     /// timestamp as written.
     Inner {
+        /// The inner line.
         text: &'a [u8],
+        /// Where `text` starts in the physical line, when it is a slice of it.
         shift: Option<usize>,
+        /// The wrapper's timestamp as written; empty when it has none.
         time: &'a [u8],
     },
     /// A part of a line, kept until its last part.
@@ -226,6 +234,7 @@ pub enum Unwrapped<'a> {
 }
 
 impl Unwrapper {
+    /// A reader of `format`'s lines, with no part pending.
     pub fn new(format: &Wrapped) -> Unwrapper {
         Unwrapper {
             format: format.clone(),
@@ -238,6 +247,7 @@ impl Unwrapper {
         }
     }
 
+    /// The format it reads.
     pub fn format(&self) -> &Wrapped {
         &self.format
     }

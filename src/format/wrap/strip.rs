@@ -9,7 +9,9 @@ use super::Wrapper;
 /// `Stdout`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Standard output, and the stream of every line of a wrapper without streams.
     Stdout = 0,
+    /// Standard error.
     Stderr = 1,
 }
 
@@ -19,6 +21,7 @@ pub struct Stripped {
     /// The inner line is `line[start..end]`; for Docker it is still JSON-escaped, without
     /// the escaped `\n` that ends a whole line.
     pub start: usize,
+    /// Where the inner line ends (exclusive).
     pub end: usize,
     /// The wrapper's timestamp as written: `line[time.0..time.1]`, empty when it has none
     /// (RFC 5424's `-`). Parsed only when the inner line has no time of its own.
@@ -26,6 +29,7 @@ pub struct Stripped {
     /// A CRI `P` line, or a Docker line whose text does not end with a newline: the inner
     /// line goes on in the next line of the same stream.
     pub partial: bool,
+    /// The stream the line was written to (CRI and Docker).
     pub stream: Stream,
     /// Docker text holding an escape sequence, which must be decoded before parsing.
     pub escaped: bool,

@@ -49,6 +49,9 @@ fn lists(lists: &[&str]) -> FieldMatch {
 
 /// The rules logward runs unless a rules file changes them. Thresholds follow the spirit of
 /// CrowdSec's HTTP scenarios: probing and scanning is cheap to flag, floods need volume.
+///
+/// Long because it is the rule table itself: one literal per rule, in the order
+/// `logward rules` prints them.
 pub fn builtin_rules() -> RuleSet {
     let mut set = RuleSet::new();
     set.insert(

@@ -170,6 +170,9 @@ impl Live {
 
     /// Feeds one record and appends to `out` the sources it makes overflow. Allowlisted
     /// sources are counted but never flagged.
+    ///
+    /// Kept whole: it runs for every request of `watch`, and the loop over the matched rules
+    /// works on fields of `self` borrowed apart once per call (see the comment inside).
     pub fn observe(&mut self, rec: &Record<'_>, allowlist: &Allowlist, out: &mut Vec<Flagged>) {
         let (Some(source), Some(time)) = (rec.source(), rec.time) else {
             self.skipped += 1;

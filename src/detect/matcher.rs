@@ -314,6 +314,9 @@ impl CompiledRules {
     }
 
     /// The rules (bit `i` = `rules()[i]`) that `rec` matches.
+    ///
+    /// Kept whole: it runs for every request, and its steps (status, method, protocol, the
+    /// target's cached verdict, the user agent) narrow one candidate mask in turn.
     pub fn evaluate(&self, rec: &Record<'_>, scratch: &mut Scratch) -> u64 {
         scratch.values = None;
         let mut cand = match rec.status {

@@ -121,6 +121,9 @@ impl Layout {
     /// Parses `line` (already without `\r`, not empty) into `rec` when the line is one this
     /// parser is sure of, setting every field of `rec`, and returns whether it did. When it
     /// returns false, `rec` holds anything: the caller starts over with the interpreter.
+    ///
+    /// One function on purpose: it is the per-line hot path of the common formats, a single
+    /// forward walk whose cursor each field's step hands to the next.
     #[inline(always)]
     pub(super) fn parse<'a>(
         self,

@@ -42,6 +42,9 @@ use super::time;
 
 /// Parses one Envoy text access log line into `rec` (overwritten; on an error it holds
 /// what was read).
+///
+/// One function on purpose: a single forward walk over the line in the order Envoy
+/// writes the fields, each step starting where the last one stopped.
 pub fn parse_into<'a>(line: &'a [u8], rec: &mut Record<'a>) -> Result<(), ParseError> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     *rec = Record {

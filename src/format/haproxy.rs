@@ -32,6 +32,9 @@ use super::time::TimeCache;
 
 /// Parses one HAProxy HTTP log line into `rec` (overwritten; on an error it holds what was
 /// read).
+///
+/// One function on purpose: a single forward walk over the line in the order HAProxy
+/// writes the fields, each step starting where the last one stopped.
 pub fn parse_into<'a>(
     line: &'a [u8],
     cache: &mut TimeCache,

@@ -93,6 +93,9 @@ fn gets(paths: &[&str], status: u16) -> Vec<(&'static str, String, &'static str,
 
 /// Builds every attack, each burst starting at a random time in the middle 85% of
 /// `[start_ms, start_ms + span_ms)`.
+///
+/// The attacks are a script, one block per attacker kind in the order the ground truth
+/// lists them; kept as one function so the whole scenario reads top to bottom.
 pub fn build(rng: &mut Rng, start_ms: i64, span_ms: i64) -> Vec<Attack> {
     let mut attacks = Vec::new();
     let when =

@@ -544,6 +544,10 @@ fn asset_size(rng: &mut Rng, path: &str) -> u64 {
 /// Fails with `InvalidInput` when `lines` cannot hold the malformed lines plus, with
 /// `attacks`, the roughly 750 attack lines (and the slow exploiters' and decoys' lines), or
 /// when more than 30 slow exploiters are asked for; otherwise only with the writer's errors.
+///
+/// One function because it is the generator's main loop: the clients, attackers, decoys
+/// and malformed lines share one clock and one random stream, and the order of their
+/// draws is what makes a seed reproduce the same bytes.
 pub fn generate(cfg: &GenConfig, out: &mut dyn Write) -> io::Result<GroundTruth> {
     let mut root = Rng::new(cfg.seed);
     let mut rng = root.fork();
@@ -882,6 +886,9 @@ fn push_path_num(paths: &mut Vec<u8>, prefix: &[u8], n: u64) -> PathRef {
 
 /// Queues the requests of one page view of `c` starting at `now` (or when `c` is next
 /// allowed to, if later). Returns the page's range in `paths` for asset referers.
+///
+/// Kept whole: it is a table of what a browser fetches for a page, and every draw from
+/// the random stream must stay in this order for a seed to give the same log.
 fn page_view(
     rng: &mut Rng,
     c: &mut Client,

@@ -532,6 +532,9 @@ fn prepare(source: &Source, opts: &Options, report: &mut FileReport) -> Option<P
 
 /// Runs one job, adding to `acc`; its lines are parsed by `parser` (the file's format, or
 /// the [`format::Unwrapper`] of a wrapped one).
+///
+/// Kept whole: it is the per-line loop of every pass, and the fast path (whole blocks of
+/// parsed lines) and the slow one (errors, long lines, wrappers) share its counters.
 #[allow(clippy::too_many_arguments)]
 fn run_job<V: Visitor, P: LineParser>(
     job: &Job,

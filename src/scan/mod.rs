@@ -749,53 +749,8 @@ pub fn run<V: Visitor>(
         .zip(reports.par_iter_mut())
         .map(|(source, report)| prepare(source, opts, report))
         .collect();
-    let mut jobs = Vec::new();
-    for (i, prep) in prepared.iter().enumerate() {
-        let Some(prep) = prep else { continue };
-        reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
-        // A range could start or end between the parts of a container line.
-        let joins = prep
-            .format
-            .as_ref()
-            .is_some_and(|f| f.split_wrapper().0.is_some_and(format::Wrapper::joins));
-        let splittable = prep.compression == Compression::None
-            && !joins
-            && opts.max_lines.is_none()
-            && !opts.digest
-            && prep.size > 2 * opts.chunk_size
-            && matches!(sources[i], Source::File(_));
-        let ranges = match (&sources[i], splittable) {
-            (Source::File(path), true) => read::split_ranges(path, prep.size, opts.chunk_size).ok(),
-            _ => None,
-        };
-        match ranges {
-            Some(ranges) => jobs.extend(ranges.into_iter().enumerate().map(|(part, r)| Job {
-                file: i,
-                part,
-                range: Some(r),
-            })),
-            None => jobs.push(Job {
-                file: i,
-                part: 0,
-                range: None,
-            }),
-        }
-    }
-    let readable = prepared
-        .iter()
-        .zip(sources)
-        .map(|(prep, source)| match (prep, source) {
-            (
-                Some(Prepared {
-                    format: Some(format),
-                    compression,
-                    ..
-                }),
-                Source::File(path),
-            ) if reads_again(*compression) => Some((path.clone(), format.clone(), *compression)),
-            _ => None,
-        })
-        .collect();
+    let jobs = plan_jobs(sources, &prepared, &mut reports, opts);
+    let readable = readable_files(sources, &prepared);
     // With fewer jobs than workers, some cores would idle: a gzip file is then inflated on
     // a thread of its own while its worker parses.
     let read_ahead = jobs.len() < rayon::current_num_threads();
@@ -828,8 +783,95 @@ pub fn run<V: Visitor>(
             },
         )
         .reduce(|| Partial::new(n, make_visitor()), Partial::merge);
+    let (part_starts, line_marks) = join_parts(merged.parts, &mut reports);
+    fill_reports(&mut reports, merged.files);
+    Report {
+        files: reports,
+        sources: merged.sources,
+        status: merged.status,
+        visitor: merged.visitor,
+        part_starts,
+        line_marks,
+        readable,
+    }
+}
+
+/// The jobs of a pass: a plain file larger than twice the chunk size is split into ranges
+/// read in parallel, anything else is one job. Notes each file's format in its report.
+fn plan_jobs(
+    sources: &[Source],
+    prepared: &[Option<Prepared>],
+    reports: &mut [FileReport],
+    opts: &Options,
+) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for (i, prep) in prepared.iter().enumerate() {
+        let Some(prep) = prep else { continue };
+        reports[i].format = prep.format.as_ref().map(|f| f.name().to_string());
+        // A range could start or end between the parts of a container line.
+        let joins = prep
+            .format
+            .as_ref()
+            .is_some_and(|f| f.split_wrapper().0.is_some_and(format::Wrapper::joins));
+        let splittable = prep.compression == Compression::None
+            && !joins
+            && opts.max_lines.is_none()
+            && !opts.digest
+            && prep.size > 2 * opts.chunk_size
+            && matches!(sources[i], Source::File(_));
+        let ranges = match (&sources[i], splittable) {
+            (Source::File(path), true) => read::split_ranges(path, prep.size, opts.chunk_size).ok(),
+            _ => None,
+        };
+        match ranges {
+            Some(ranges) => jobs.extend(ranges.into_iter().enumerate().map(|(part, r)| Job {
+                file: i,
+                part,
+                range: Some(r),
+            })),
+            None => jobs.push(Job {
+                file: i,
+                part: 0,
+                range: None,
+            }),
+        }
+    }
+    jobs
+}
+
+/// For each source, what reading its lines again needs (path, format, compression), when
+/// it can be read again.
+fn readable_files(
+    sources: &[Source],
+    prepared: &[Option<Prepared>],
+) -> Vec<Option<read_back::Readable>> {
+    prepared
+        .iter()
+        .zip(sources)
+        .map(|(prep, source)| match (prep, source) {
+            (
+                Some(Prepared {
+                    format: Some(format),
+                    compression,
+                    ..
+                }),
+                Source::File(path),
+            ) if reads_again(*compression) => Some((path.clone(), format.clone(), *compression)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Turns part-local line numbers (examples, line marks) into file line numbers, and gives
+/// where each part starts in its file and each file's line marks.
+#[allow(clippy::type_complexity)]
+fn join_parts(
+    parts: HashMap<(usize, usize), PartLines>,
+    reports: &mut [FileReport],
+) -> (HashMap<(usize, usize), u64>, Vec<Vec<(u64, u64)>>) {
+    let n = reports.len();
     // Turn part-local example line numbers into file line numbers.
-    let mut parts: Vec<_> = merged.parts.into_iter().collect();
+    let mut parts: Vec<_> = parts.into_iter().collect();
     parts.sort_by_key(|(k, _)| *k);
     let mut offsets = vec![0u64; n];
     let mut part_starts = HashMap::with_capacity(parts.len());
@@ -853,7 +895,13 @@ pub fn run<V: Visitor>(
         }
         offsets[file] += lines;
     }
-    for (report, part) in reports.iter_mut().zip(merged.files) {
+    (part_starts, line_marks)
+}
+
+/// Copies the counts the workers merged into each file's report, keeping an error found
+/// while preparing the file.
+fn fill_reports(reports: &mut [FileReport], merged: Vec<FileReport>) {
+    for (report, part) in reports.iter_mut().zip(merged) {
         report.lines = part.lines;
         report.parsed = part.parsed;
         report.with_client = part.with_client;
@@ -866,15 +914,6 @@ pub fn run<V: Visitor>(
         if report.error.is_none() {
             report.error = part.error;
         }
-    }
-    Report {
-        files: reports,
-        sources: merged.sources,
-        status: merged.status,
-        visitor: merged.visitor,
-        part_starts,
-        line_marks,
-        readable,
     }
 }
 

@@ -15,7 +15,7 @@ use logward::detect::spill::SpillTo;
 use logward::error::chain;
 use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
-use logward::input::{Source, discover};
+use logward::input::{Discovered, Source, discover};
 use logward::metrics::RunCounts;
 use logward::report::Tally;
 use logward::scan::{self, AlreadyCounted, DetectVisitor, Detection, Options, Progress, Report};
@@ -209,17 +209,9 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
     let mut found = discover(&settings.paths);
     super::report_discovery(&mut found, settings.missing_ok, settings.verbose);
     let progress = Arc::new(Progress::default());
-    let total: u64 = found
-        .sources
-        .iter()
-        .filter_map(|s| match s {
-            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            Source::Stdin => None,
-        })
-        .sum();
     let line = ProgressLine::start(
         progress.clone(),
-        total,
+        total_bytes(&found.sources),
         found.sources.len() as u64,
         settings.progress && !settings.check,
     );
@@ -260,12 +252,7 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
     let elapsed = started.elapsed().as_secs_f64();
     report_files(&report, settings.check);
     let failed = report.failed_files() + found.errors.len();
-    counts.lines = Some(report.lines());
-    counts.malformed = Some(report.malformed());
-    counts.bytes = Some(report.bytes());
-    counts.files = Some(report.files.len() as u64);
-    counts.files_skipped = Some(found.skipped.len() as u64);
-    counts.files_failed = Some(failed as u64);
+    count_run(counts, &report, &found, failed);
     if detection.is_some() {
         counts.count_flags(&recorded.flags);
     }
@@ -279,15 +266,7 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
         let page = page(&settings, &report, detection.as_ref(), &flagged, &recorded);
         write_page(path, &page, settings.mask)?;
         if settings.page_only && path.as_os_str() != "-" {
-            let distinct: std::collections::HashSet<IpNet> =
-                recorded.flags.iter().map(|f| f.source).collect();
-            println!(
-                "{}: {}, {} flagged, {}",
-                logward::escape::path(path),
-                super::count(report.lines(), "line", "lines"),
-                super::count(distinct.len() as u64, "source", "sources"),
-                human_bytes(page.len() as u64)
-            );
+            print_page_note(path, &report, &recorded, page.len());
         }
     }
     let mut out = std::io::stdout().lock();
@@ -313,6 +292,40 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
     } else {
         Outcome::Success
     })
+}
+
+/// Bytes of the regular files among `sources`, for the progress line.
+fn total_bytes(sources: &[Source]) -> u64 {
+    sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        })
+        .sum()
+}
+
+/// The run's figures for the metrics: lines, bytes and files read, skipped and failed.
+fn count_run(counts: &mut RunCounts, report: &Pass, found: &Discovered, failed: usize) {
+    counts.lines = Some(report.lines());
+    counts.malformed = Some(report.malformed());
+    counts.bytes = Some(report.bytes());
+    counts.files = Some(report.files.len() as u64);
+    counts.files_skipped = Some(found.skipped.len() as u64);
+    counts.files_failed = Some(failed as u64);
+}
+
+/// The one line `report -o FILE` prints: the page's file, lines, sources and size.
+fn print_page_note(path: &Path, report: &Pass, recorded: &Recorded, page_len: usize) {
+    let distinct: std::collections::HashSet<IpNet> =
+        recorded.flags.iter().map(|f| f.source).collect();
+    println!(
+        "{}: {}, {} flagged, {}",
+        logward::escape::path(path),
+        super::count(report.lines(), "line", "lines"),
+        super::count(distinct.len() as u64, "source", "sources"),
+        human_bytes(page_len as u64)
+    );
 }
 
 /// The HTML report of this pass.

@@ -153,94 +153,133 @@ impl StoredAllowlist {
 /// The recorder thread: writes flags to the store, logs them with their ban, and hands
 /// them to the actions.
 fn record(
-    mut store: Option<Store>,
-    mut actions: Actions,
+    store: Option<Store>,
+    actions: Actions,
     ban: BanPolicy,
     rx: mpsc::Receiver<ToRecorder>,
     log: &Log,
 ) {
-    // The sources this run handed to the actions with their ban's end, so an erasure can
-    // take back those still banned; ended bans are dropped as flags come, so it stays as
-    // small as the set of active bans.
-    let mut sent: HashMap<IpNet, i64> = HashMap::new();
-    let mut allowed = StoredAllowlist {
-        nets: Allowlist::exact(Vec::new()),
-        generation: i64::MIN,
+    let mut r = Recorder {
+        store,
+        actions,
+        ban,
+        log,
+        sent: HashMap::new(),
+        allowed: StoredAllowlist {
+            nets: Allowlist::exact(Vec::new()),
+            generation: i64::MIN,
+        },
     };
-    if let Some(store) = &store {
-        allowed.refresh(store, log);
+    if let Some(store) = &r.store {
+        r.allowed.refresh(store, log);
     }
     for msg in rx {
         // Checked before every batch too: the reading loop learns of a change only at its
         // next check, and may have flagged an allowed source meanwhile.
-        let changed = store.as_ref().is_some_and(|s| allowed.refresh(s, log));
-        if changed {
-            sent.retain(|source, _| {
-                let allow = allowed.nets.overlaps(*source);
-                if allow {
+        r.refresh_allowlist();
+        match msg {
+            ToRecorder::Flags(new) => r.flags(new),
+            ToRecorder::AllowlistChanged => {}
+            ToRecorder::Erased => r.erased(),
+        }
+    }
+    r.actions.finish();
+}
+
+/// The state of the recorder thread.
+struct Recorder<'l> {
+    store: Option<Store>,
+    actions: Actions,
+    ban: BanPolicy,
+    log: &'l Log,
+    /// The sources this run handed to the actions with their ban's end, so an erasure can
+    /// take back those still banned; ended bans are dropped as flags come, so it stays as
+    /// small as the set of active bans.
+    sent: HashMap<IpNet, i64>,
+    allowed: StoredAllowlist,
+}
+
+impl Recorder<'_> {
+    /// Reads the store's allowlist again if it changed, and takes newly allowed sources out
+    /// of the actions' set.
+    fn refresh_allowlist(&mut self) {
+        let log = self.log;
+        let changed = self
+            .store
+            .as_ref()
+            .is_some_and(|s| self.allowed.refresh(s, log));
+        if !changed {
+            return;
+        }
+        let (allowed, actions) = (&self.allowed, &mut self.actions);
+        self.sent.retain(|source, _| {
+            let allow = allowed.nets.overlaps(*source);
+            if allow {
+                actions.unban(*source);
+                log(&format!(
+                    "allowlisted: {} leaves the actions' set",
+                    net::display(*source)
+                ));
+            }
+            !allow
+        });
+    }
+
+    /// An erasure was recorded: sources the store no longer holds leave the actions' set.
+    fn erased(&mut self) {
+        let mut removed = 0u64;
+        if let Some(store) = &self.store {
+            let actions = &mut self.actions;
+            self.sent.retain(|source, _| {
+                let filter = Filter {
+                    targets: vec![Target::Net(*source)],
+                    ..Filter::default()
+                };
+                let kept = match store.query(&filter) {
+                    Ok(entries) => entries.iter().any(|e| e.source == *source),
+                    Err(_) => true,
+                };
+                if !kept {
                     actions.unban(*source);
-                    log(&format!(
-                        "allowlisted: {} leaves the actions' set",
-                        net::display(*source)
-                    ));
+                    removed += 1;
                 }
-                !allow
+                kept
             });
         }
-        let mut new = match msg {
-            ToRecorder::Flags(new) => new,
-            ToRecorder::AllowlistChanged => continue,
-            ToRecorder::Erased => {
-                let mut removed = 0u64;
-                if let Some(store) = &store {
-                    sent.retain(|source, _| {
-                        let filter = Filter {
-                            targets: vec![Target::Net(*source)],
-                            ..Filter::default()
-                        };
-                        let kept = match store.query(&filter) {
-                            Ok(entries) => entries.iter().any(|e| e.source == *source),
-                            Err(_) => true,
-                        };
-                        if !kept {
-                            actions.unban(*source);
-                            removed += 1;
-                        }
-                        kept
-                    });
-                }
-                // The count only: the journal must not learn the erased address.
-                log(&format!(
-                    "an erasure was recorded in the store: {} removed from the actions' set",
-                    count(removed, "source", "sources")
-                ));
-                continue;
-            }
-        };
-        new.retain(|f| !allowed.nets.overlaps(net::canonical(f.source)));
+        // The count only: the journal must not learn the erased address.
+        (self.log)(&format!(
+            "an erasure was recorded in the store: {} removed from the actions' set",
+            count(removed, "source", "sources")
+        ));
+    }
+
+    /// Records new flags (but allowed sources), logs each with its ban and hands it to the
+    /// actions.
+    fn flags(&mut self, mut new: Vec<NewFlag>) {
+        new.retain(|f| !self.allowed.nets.overlaps(net::canonical(f.source)));
         if new.is_empty() {
-            continue;
+            return;
         }
         let mut expiry: HashMap<IpNet, i64> = HashMap::new();
-        if let Some(store) = &mut store {
+        if let Some(store) = &mut self.store {
             // The bans as recorded come back from the write itself: a lookup of 1000+
             // sources built one OR term per source, which SQLite refused ("Expression
             // tree is too large"), and the log fell back to the first ban.
             match store.record_flags_at(&new, unix_now(), crate::store::Recording::Add) {
                 Ok(recorded) => expiry.extend(recorded),
-                Err(e) => log(&format!("error: {}", chain(&e))),
+                Err(e) => (self.log)(&format!("error: {}", chain(&e))),
             }
         }
         let now = unix_now();
-        sent.retain(|_, expires| *expires > now);
+        self.sent.retain(|_, expires| *expires > now);
         for f in &new {
             let source = net::canonical(f.source);
             let expires = expiry
                 .get(&source)
                 .copied()
-                .unwrap_or_else(|| f.last_seen.saturating_add(ban.ban(1)));
+                .unwrap_or_else(|| f.last_seen.saturating_add(self.ban.ban(1)));
             let geo = f.geo_label().map(|g| format!(" [{g}]")).unwrap_or_default();
-            log(&format!(
+            (self.log)(&format!(
                 "flagged {} by {} ({} events, {} .. {}), banned until {}{geo}",
                 net::display(source),
                 f.rules.join(","),
@@ -249,8 +288,8 @@ fn record(
                 rfc3339(f.last_seen),
                 rfc3339(expires),
             ));
-            sent.insert(source, expires);
-            actions.flag(
+            self.sent.insert(source, expires);
+            self.actions.flag(
                 &FlagEvent {
                     source,
                     rules: f.rules.clone(),
@@ -261,5 +300,4 @@ fn record(
             );
         }
     }
-    actions.finish();
 }

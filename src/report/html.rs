@@ -499,6 +499,9 @@ impl Writer {
         self.push("</tbody></table></details></section>\n");
     }
 
+    /// The flagged sources' section: the filter box, the sortable table with each episode's
+    /// sample lines, and the rule strips. One function because it is the section's markup
+    /// written top to bottom.
     fn flagged(&mut self, p: &Page<'_>, flags: &[NewFlag], first: Option<i64>, last: Option<i64>) {
         self.push("<section id=\"flagged\"><h2>Flagged sources</h2>");
         if flags.is_empty() {
@@ -731,6 +734,8 @@ impl Writer {
             .collect()
     }
 
+    /// The "What the logs hold" section: every top list, in the order the page shows them.
+    /// One function because it is the section's markup written top to bottom.
     fn tops(&mut self, p: &Page<'_>) {
         let total = p.tally.requests();
         self.push("<section id=\"tops\"><h2>What the logs hold</h2><div class=\"cols\">");

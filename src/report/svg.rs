@@ -67,6 +67,9 @@ pub struct Bar {
 
 /// Requests over time: one stacked bar per bucket of `step` seconds, the flagged sources'
 /// requests as a dashed line. `bars` are in time order and contiguous.
+///
+/// One function because it is the chart's SVG written in drawing order: axes, bars, the
+/// flagged line, labels; each part uses the same scales.
 pub fn requests_chart(bars: &[Bar], step: i64, with_flagged: bool) -> String {
     let height = 260.0;
     let (top, bottom) = (12.0, 40.0);

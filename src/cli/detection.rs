@@ -1,7 +1,7 @@
-//! Detection settings shared by `scan` and `watch`: the rule set (built-ins, the config's
-//! `[rule.NAME]` tables, `--rules FILE`), the allowlist (`--allow`, `--allow-file`, the
-//! config's keys, loopback, and the store's persistent allowlist), GeoIP/ASN databases and
-//! the store, turned into the library's [`Detection`].
+//! Detection settings shared by `scan`, `watch` and `report`: the rule set (built-ins,
+//! the config's `[rule.NAME]` tables, `--rules FILE`), the allowlist (`--allow`,
+//! `--allow-file`, the config's keys, loopback, and the store's persistent allowlist),
+//! GeoIP/ASN databases and the store, turned into the library's [`Detection`].
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -20,8 +20,10 @@ use logward::timefmt::parse_duration;
 
 use super::{Config, state, switch};
 
+/// What detection starts from, shared by `scan`, `watch` and `report`: the rules, the
+/// allowlist given for the run, crawler ranges and the GeoIP/ASN databases.
 #[derive(Debug, Args, Clone, Default)]
-pub struct DetectArgs {
+pub struct RuleInputArgs {
     /// A TOML rules file that adds rules, changes thresholds or disables built-ins
     /// (see `logward rules` and the README).
     #[arg(long, value_name = "FILE")]
@@ -53,13 +55,21 @@ pub struct DetectArgs {
     #[arg(long, value_name = "NAME=FILE")]
     pub crawler_ranges: Vec<String>,
 
-    /// A MaxMind Country or City database, to record the country of flagged sources.
+    /// A MaxMind Country or City database: the country of flagged sources (and the
+    /// countries table of `report`).
     #[arg(long, value_name = "FILE")]
     pub geoip: Option<PathBuf>,
 
-    /// A MaxMind ASN database, to record the AS number and organisation.
+    /// A MaxMind ASN database: the AS number and organisation of flagged sources (and the
+    /// AS table of `report`).
     #[arg(long, value_name = "FILE")]
     pub asn: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    pub input: RuleInputArgs,
 
     /// The flagged-source store (SQLite). Default: $LOGWARD_STORE, the config's store,
     /// /var/lib/logward/logward.db when writable, else ~/.local/state/logward/logward.db.
@@ -169,11 +179,11 @@ fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
 
 /// The detection of one run, from the command line and the configuration file.
 pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
-    let mut set = rule_set(args.rules.as_deref(), config)?;
-    let crawler_settings = if args.crawler_ranges.is_empty() {
+    let mut set = rule_set(args.input.rules.as_deref(), config)?;
+    let crawler_settings = if args.input.crawler_ranges.is_empty() {
         config.crawler_ranges.clone().unwrap_or_default()
     } else {
-        args.crawler_ranges.clone()
+        args.input.crawler_ranges.clone()
     };
     let crawlers = Crawlers::load(&crawler_settings)?;
     if !crawlers.is_empty() {
@@ -181,18 +191,23 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     }
     let rules = Arc::new(CompiledRules::new(&set)?.with_crawlers(crawlers));
     let mut nets = Vec::new();
-    for text in args.allow.iter().chain(config.allow.iter().flatten()) {
+    for text in args.input.allow.iter().chain(config.allow.iter().flatten()) {
         match parse_net(text) {
             Some(n) => nets.push(n),
             None => bail!("--allow: not an address or network: {text:?}"),
         }
     }
-    if let Some(path) = args.allow_file.as_deref().or(config.allow_file.as_deref()) {
+    if let Some(path) = args
+        .input
+        .allow_file
+        .as_deref()
+        .or(config.allow_file.as_deref())
+    {
         nets.extend(read_allow_file(path)?);
     }
     let geo = Geo::open(
-        args.geoip.as_deref().or(config.geoip.as_deref()),
-        args.asn.as_deref().or(config.asn.as_deref()),
+        args.input.geoip.as_deref().or(config.geoip.as_deref()),
+        args.input.asn.as_deref().or(config.asn.as_deref()),
     )?;
     let store = if switch(args.no_store, args.use_store, config.no_store) {
         None
@@ -224,8 +239,8 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         Some(store)
     };
     let allow_loopback = !switch(
-        args.no_default_allow,
-        args.default_allow,
+        args.input.no_default_allow,
+        args.input.default_allow,
         config.default_allow.map(|on| !on),
     );
     let mut detection = Detection::new(

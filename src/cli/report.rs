@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::detection::DetectArgs;
+use super::detection::{DetectArgs, RuleInputArgs};
 use super::scan::{ScanArgs, Settings};
 use super::{Config, Outcome};
 
@@ -72,38 +72,8 @@ pub struct ReportArgs {
     #[arg(long, hide = true, overrides_with = "no_progress")]
     pub progress: bool,
 
-    /// A TOML rules file, as `scan --rules`.
-    #[arg(long, value_name = "FILE")]
-    pub rules: Option<PathBuf>,
-
-    /// Never flag this address or network (repeatable); the store's allowlist and loopback
-    /// are allowed too, as in `scan`.
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-
-    /// A file of addresses or networks never flagged, one per line, `#` comments.
-    #[arg(long, value_name = "FILE")]
-    pub allow_file: Option<PathBuf>,
-
-    /// Do not allow loopback (127.0.0.0/8, ::1) by default.
-    #[arg(long, overrides_with = "default_allow")]
-    pub no_default_allow: bool,
-
-    /// Undoes --no-default-allow (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "no_default_allow")]
-    pub default_allow: bool,
-
-    /// A search engine's published address ranges, NAME=FILE, as `scan --crawler-ranges`.
-    #[arg(long, value_name = "NAME=FILE")]
-    pub crawler_ranges: Vec<String>,
-
-    /// A MaxMind Country or City database: countries of the sources and of flagged ones.
-    #[arg(long, value_name = "FILE")]
-    pub geoip: Option<PathBuf>,
-
-    /// A MaxMind ASN database: AS numbers and organisations.
-    #[arg(long, value_name = "FILE")]
-    pub asn: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: RuleInputArgs,
 
     /// The store whose allowlist applies (never written). Default as `scan --store`.
     #[arg(long, value_name = "PATH")]
@@ -135,14 +105,7 @@ impl ReportArgs {
             mask: self.mask,
             no_mask: self.no_mask,
             detect: DetectArgs {
-                rules: self.rules,
-                allow: self.allow,
-                no_default_allow: self.no_default_allow,
-                default_allow: self.default_allow,
-                allow_file: self.allow_file,
-                crawler_ranges: self.crawler_ranges,
-                geoip: self.geoip,
-                asn: self.asn,
+                input: self.input,
                 store: self.store,
                 no_store: true,
                 use_store: false,

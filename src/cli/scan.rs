@@ -165,8 +165,13 @@ impl Settings {
         let output = super::output_setting(args.output, config)?;
         let check = switch(args.check, args.no_check, config.check);
         let no_detect = switch(args.no_detect, args.detect_on, config.no_detect);
-        let geoip = args.detect.geoip.clone().or_else(|| config.geoip.clone());
-        let asn = args.detect.asn.clone().or_else(|| config.asn.clone());
+        let geoip = args
+            .detect
+            .input
+            .geoip
+            .clone()
+            .or_else(|| config.geoip.clone());
+        let asn = args.detect.input.asn.clone().or_else(|| config.asn.clone());
         let geo = (geoip.is_some() || asn.is_some()).then_some((geoip, asn));
         Ok(Settings {
             paths: args.paths,

@@ -964,8 +964,14 @@ impl Collector {
         for (index, e) in events.iter().enumerate() {
             for ri in rule_bits(e.rules & live) {
                 let rule = &rules[ri];
+                // An empty bucket starts over: the lines before it all leaked out and
+                // filled nothing that overflows from now on.
+                let empty = buckets[ri].is_empty(e.time_ms);
+                if empty {
+                    filling[ri] = Filling::default();
+                }
                 if let Some(field) = rule.distinct {
-                    if buckets[ri].is_empty(e.time_ms) {
+                    if empty {
                         seen[ri].clear();
                     }
                     let slot = Field::ALL

@@ -236,6 +236,66 @@ fn two_attacks_days_apart_are_two_episodes_and_explained() {
     assert_eq!(why["lines"].as_array().unwrap().len(), 5);
 }
 
+/// Regression: the lines that explain an overflow were kept across the gap between two
+/// episodes, so a small bucket's second overflow was explained by lines of the first
+/// attack, days before, that had long leaked out of it.
+#[test]
+fn an_overflow_is_explained_only_by_lines_still_in_its_bucket() {
+    let d = Dir::new();
+    let dec4 = unix_now() - 3 * 86_400;
+    let dec6 = unix_now() - 86_400 + 600;
+    let mut parts = visitors(dec4, 600);
+    parts.extend(stuffing("203.0.113.5", dec4 + 60, 20));
+    parts.extend(visitors(dec6, 600));
+    parts.extend(stuffing("203.0.113.5", dec6 + 60, 30));
+    d.write("access.log", &log(parts));
+    d.write(
+        "rules.toml",
+        b"[rule.two-logins]\ncapacity = 1\nleak = \"10s\"\nmethods = [\"POST\"]\n\
+          path_contains = [\"/wp-login.php\"]\n",
+    );
+    let r = d.run(&[
+        "scan",
+        "--format",
+        "vcombined",
+        "--rules",
+        "rules.toml",
+        "access.log",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let json = d
+        .run(&["flagged", "203.0.113.5", "--explain", "-o", "json"])
+        .json();
+    let episodes = json[0]["episodes"].as_array().unwrap();
+    assert_eq!(episodes.len(), 2, "{json:#}");
+    let line_numbers = |episode: &serde_json::Value| -> Vec<u64> {
+        let why = episode["explain"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["rule"] == "two-logins")
+            .unwrap_or_else(|| panic!("no two-logins in {episode:#}"));
+        why["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let at = l["at"].as_str().unwrap();
+                at.rsplit(':').next().unwrap().parse().unwrap()
+            })
+            .collect()
+    };
+    let (first, second) = (line_numbers(&episodes[0]), line_numbers(&episodes[1]));
+    // A bucket of one overflows on the second line: two lines explain it, both its own.
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(second.len(), 2, "{second:?}");
+    let first_end = *first.iter().max().unwrap();
+    assert!(
+        second.iter().all(|&n| n > first_end + 20),
+        "episode 2 explained by lines of episode 1: {first:?} then {second:?}"
+    );
+}
+
 #[test]
 fn a_rescan_recounts_nothing_and_keeps_every_ban() {
     let d = Dir::new();

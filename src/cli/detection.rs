@@ -162,6 +162,46 @@ pub fn read_allow_file(path: &Path) -> Result<Vec<IpNet>> {
     Ok(nets)
 }
 
+/// The networks allowed for this run: `--allow` and the config's `allow`, then the
+/// `--allow-file` or the config's `allow_file` (loopback and the store's list not included).
+pub fn run_allowlist(input: &RuleInputArgs, config: &Config) -> Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for text in input.allow.iter().chain(config.allow.iter().flatten()) {
+        match parse_net(text) {
+            Some(n) => nets.push(n),
+            None => bail!("--allow: not an address or network: {text:?}"),
+        }
+    }
+    if let Some(path) = input.allow_file.as_deref().or(config.allow_file.as_deref()) {
+        nets.extend(read_allow_file(path)?);
+    }
+    Ok(nets)
+}
+
+/// The networks a ban learnt from elsewhere (the fleet) must not cover: the run's
+/// allowlist ([`run_allowlist`]) and loopback unless `--no-default-allow`. The store's
+/// list is checked where the bans are applied, as it may change while `watch` runs.
+pub fn fixed_allowlist(input: &RuleInputArgs, config: &Config) -> Result<Vec<IpNet>> {
+    let mut nets = run_allowlist(input, config)?;
+    if allows_loopback(input, config) {
+        nets.extend(
+            detect::allowlist::DEFAULT_ALLOWED
+                .iter()
+                .filter_map(|n| n.parse::<IpNet>().ok()),
+        );
+    }
+    Ok(nets)
+}
+
+/// Whether loopback is allowed: yes unless `--no-default-allow` or the config says so.
+pub fn allows_loopback(input: &RuleInputArgs, config: &Config) -> bool {
+    !switch(
+        input.no_default_allow,
+        input.default_allow,
+        config.default_allow.map(|on| !on),
+    )
+}
+
 /// The networks of the store's allowlist for a run that does not use the store
 /// (`--no-store`): none when there is no store (or no place for one). Nothing is written
 /// to it, though opening it adds an `allowlist` table an older store lacks.
@@ -190,21 +230,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         set.insert(crawlers.fake_crawler_rule());
     }
     let rules = Arc::new(CompiledRules::new(&set)?.with_crawlers(crawlers));
-    let mut nets = Vec::new();
-    for text in args.input.allow.iter().chain(config.allow.iter().flatten()) {
-        match parse_net(text) {
-            Some(n) => nets.push(n),
-            None => bail!("--allow: not an address or network: {text:?}"),
-        }
-    }
-    if let Some(path) = args
-        .input
-        .allow_file
-        .as_deref()
-        .or(config.allow_file.as_deref())
-    {
-        nets.extend(read_allow_file(path)?);
-    }
+    let nets = run_allowlist(&args.input, config)?;
     let geo = Geo::open(
         args.input.geoip.as_deref().or(config.geoip.as_deref()),
         args.input.asn.as_deref().or(config.asn.as_deref()),
@@ -238,11 +264,7 @@ pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
         });
         Some(store)
     };
-    let allow_loopback = !switch(
-        args.input.no_default_allow,
-        args.input.default_allow,
-        config.default_allow.map(|on| !on),
-    );
+    let allow_loopback = allows_loopback(&args.input, config);
     let mut detection = Detection::new(
         rules,
         nets,

@@ -200,81 +200,16 @@ pub struct Settings {
 
 impl Settings {
     pub fn new(args: AnonymizeArgs, config: &Config) -> Result<Settings> {
-        let older_text = args
-            .older_than
-            .or_else(|| config.older_than.clone())
-            .unwrap_or_else(|| "7d".into());
-        let older_than = match parse_duration(&older_text) {
-            Some(d) if d > 0 => d,
-            _ => bail!("--older-than: {older_text:?} is not a duration such as 7d, 36h or 2w"),
-        };
-        let now = match &args.now {
-            Some(t) => match parse_rfc3339(t) {
-                Some(n) => n,
-                None => bail!("--now: {t:?} is not an RFC 3339 time such as 2026-11-22T00:00:00Z"),
-            },
-            None => logward::timefmt::unix_now(),
-        };
-        let mode_kind = match (args.mode, config.mode.as_deref()) {
-            (Some(m), _) => m,
-            (None, None | Some("truncate")) => ModeKind::Truncate,
-            (None, Some("pseudonymize")) => ModeKind::Pseudonymize,
-            (None, Some(other)) => {
-                bail!("config key mode: unknown value {other:?} (truncate or pseudonymize)")
-            }
-        };
-        let (mode, method) = match mode_kind {
-            ModeKind::Truncate => {
-                if args.key_file.is_some() {
-                    bail!("--key-file is used only with --mode pseudonymize");
-                }
-                let strict = switch(args.strict, args.no_strict, config.strict);
-                let base = if strict {
-                    Prefixes::STRICT
-                } else {
-                    Prefixes::DEFAULT
-                };
-                let v4 = args
-                    .ipv4_prefix
-                    .or(config.ipv4_prefix.filter(|_| !args.strict))
-                    .unwrap_or(base.ipv4);
-                let v6 = args
-                    .ipv6_prefix
-                    .or(config.ipv6_prefix.filter(|_| !args.strict))
-                    .unwrap_or(base.ipv6);
-                let Some(p) = Prefixes::new(v4, v6) else {
-                    bail!("prefix lengths {v4}/{v6} out of range (IPv4 0-32, IPv6 0-128)");
-                };
-                (Mode::Truncate(p), format!("truncate/{}/{}", p.ipv4, p.ipv6))
-            }
-            ModeKind::Pseudonymize => {
-                if args.ipv4_prefix.is_some() || args.ipv6_prefix.is_some() || args.strict {
-                    bail!("--ipv4-prefix, --ipv6-prefix and --strict apply to --mode truncate");
-                }
-                let Some(path) = args.key_file.or_else(|| config.key_file.clone()) else {
-                    bail!(
-                        "--mode pseudonymize needs --key-file FILE (create one with `logward keygen FILE`)"
-                    );
-                };
-                let key = load_key_file(&path)?;
-                // Names the key in the ledger without revealing it.
-                let id = CryptoPan::new(&key).host_hash(b"logward ledger key id");
-                (Mode::Pseudonymize(key), format!("pseudonymize/{id:016x}"))
-            }
-        };
+        let older_than = older_than_setting(args.older_than.as_deref(), config)?;
+        let now = now_setting(args.now.as_deref())?;
+        let (mode, method) = mode_setting(&args, config)?;
         let format = super::format_setting(args.format, config)?;
         let gzip_level = args.gzip_level.or(config.gzip_level).unwrap_or(6);
         if gzip_level > 9 {
             bail!("--gzip-level: {gzip_level} is not 0-9");
         }
         let output = super::output_setting(args.output, config)?;
-        let mut nets = Vec::new();
-        for text in &args.sources {
-            match super::detection::parse_net(text) {
-                Some(net) => nets.push(net),
-                None => bail!("--source: {text:?} is not an address or a CIDR network"),
-            }
-        }
+        let nets = erasure_nets(&args.sources)?;
         let whole_line = switch(args.whole_line, args.no_whole_line, config.whole_line);
         // The ledger tells runs with a wider search apart, so adding `--whole-line` later
         // still reaches lines an earlier run masked by fields.
@@ -312,6 +247,93 @@ impl Settings {
             progress: !switch(args.no_progress, args.progress, config.no_progress),
         })
     }
+}
+
+/// The retention window in seconds: `--older-than`, the config's, or 7 days.
+fn older_than_setting(flag: Option<&str>, config: &Config) -> Result<i64> {
+    let text = flag.or(config.older_than.as_deref()).unwrap_or("7d");
+    match parse_duration(text) {
+        Some(d) if d > 0 => Ok(d),
+        _ => bail!("--older-than: {text:?} is not a duration such as 7d, 36h or 2w"),
+    }
+}
+
+/// Now as Unix seconds: the time `--now` gives, or the clock's.
+fn now_setting(flag: Option<&str>) -> Result<i64> {
+    match flag {
+        Some(t) => match parse_rfc3339(t) {
+            Some(n) => Ok(n),
+            None => bail!("--now: {t:?} is not an RFC 3339 time such as 2026-11-22T00:00:00Z"),
+        },
+        None => Ok(logward::timefmt::unix_now()),
+    }
+}
+
+/// The masking mode and the method the ledger records it as, from `--mode` or the config.
+fn mode_setting(args: &AnonymizeArgs, config: &Config) -> Result<(Mode, String)> {
+    let kind = match (args.mode, config.mode.as_deref()) {
+        (Some(m), _) => m,
+        (None, None | Some("truncate")) => ModeKind::Truncate,
+        (None, Some("pseudonymize")) => ModeKind::Pseudonymize,
+        (None, Some(other)) => {
+            bail!("config key mode: unknown value {other:?} (truncate or pseudonymize)")
+        }
+    };
+    match kind {
+        ModeKind::Truncate => truncate_mode(args, config),
+        ModeKind::Pseudonymize => pseudonymize_mode(args, config),
+    }
+}
+
+/// Truncation to the prefix lengths given (or `--strict`'s, or the defaults).
+fn truncate_mode(args: &AnonymizeArgs, config: &Config) -> Result<(Mode, String)> {
+    if args.key_file.is_some() {
+        bail!("--key-file is used only with --mode pseudonymize");
+    }
+    let strict = switch(args.strict, args.no_strict, config.strict);
+    let base = if strict {
+        Prefixes::STRICT
+    } else {
+        Prefixes::DEFAULT
+    };
+    let v4 = args
+        .ipv4_prefix
+        .or(config.ipv4_prefix.filter(|_| !args.strict))
+        .unwrap_or(base.ipv4);
+    let v6 = args
+        .ipv6_prefix
+        .or(config.ipv6_prefix.filter(|_| !args.strict))
+        .unwrap_or(base.ipv6);
+    let Some(p) = Prefixes::new(v4, v6) else {
+        bail!("prefix lengths {v4}/{v6} out of range (IPv4 0-32, IPv6 0-128)");
+    };
+    Ok((Mode::Truncate(p), format!("truncate/{}/{}", p.ipv4, p.ipv6)))
+}
+
+/// Pseudonymization with the key of `--key-file` (or the config's).
+fn pseudonymize_mode(args: &AnonymizeArgs, config: &Config) -> Result<(Mode, String)> {
+    if args.ipv4_prefix.is_some() || args.ipv6_prefix.is_some() || args.strict {
+        bail!("--ipv4-prefix, --ipv6-prefix and --strict apply to --mode truncate");
+    }
+    let Some(path) = args.key_file.clone().or_else(|| config.key_file.clone()) else {
+        bail!("--mode pseudonymize needs --key-file FILE (create one with `logward keygen FILE`)");
+    };
+    let key = load_key_file(&path)?;
+    // Names the key in the ledger without revealing it.
+    let id = CryptoPan::new(&key).host_hash(b"logward ledger key id");
+    Ok((Mode::Pseudonymize(key), format!("pseudonymize/{id:016x}")))
+}
+
+/// The networks of an erasure request's `--source`s.
+fn erasure_nets(sources: &[String]) -> Result<Vec<ipnet::IpNet>> {
+    let mut nets = Vec::new();
+    for text in sources {
+        match super::detection::parse_net(text) {
+            Some(net) => nets.push(net),
+            None => bail!("--source: {text:?} is not an address or a CIDR network"),
+        }
+    }
+    Ok(nets)
 }
 
 /// Where symbolic links may point: under the directories given, the directory of each file
@@ -367,18 +389,7 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
     let settings = Settings::new(args, config)?;
     let mut found = discover(&settings.paths);
     super::report_discovery(&mut found, settings.missing_ok, settings.verbose);
-    let files: Vec<PathBuf> = found
-        .sources
-        .iter()
-        .filter_map(|s| match s {
-            Source::File(p) => Some(p.clone()),
-            Source::Stdin => None,
-        })
-        .collect();
-    if found.sources.contains(&Source::Stdin) {
-        eprintln!("logward: -: standard input cannot be rewritten; ignored");
-    }
-
+    let files = files_to_rewrite(&found.sources);
     let state_dir = state::state_dir(store_flag.as_deref(), config)?;
     // One run at a time rewrites; a dry run writes nothing and needs no lock.
     let _lock = if settings.dry_run {
@@ -388,81 +399,11 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
     };
     let ledger = Ledger::load(&state_dir)?;
     if !settings.dry_run {
-        let mut dirs: Vec<&Path> = files
-            .iter()
-            .map(|p| match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        for dir in dirs {
-            match cleanup_stale_temps(dir) {
-                Ok(removed) => {
-                    for p in removed {
-                        eprintln!(
-                            "logward: removed a temporary file left by an interrupted run: {}",
-                            logward::escape::path(&p)
-                        );
-                    }
-                }
-                Err(e) => eprintln!("logward: {}", chain(&e)),
-            }
-        }
+        remove_stale_temps(&files);
     }
-
     let cutoff = settings.now - settings.older_than;
-    let plan = Plan {
-        cutoff,
-        format: settings.format.clone(),
-        mode: settings.mode.clone(),
-        method: settings.method.clone(),
-        rewrite: RewriteOptions {
-            include_active: settings.include_active,
-            allowed_roots: allowed_roots(&settings.paths),
-            gzip_level: settings.gzip_level,
-            ..RewriteOptions::default()
-        },
-        dry_run: settings.dry_run,
-        erase: settings.erase.clone(),
-        whole_line: settings.whole_line,
-        now: logward::timefmt::unix_now(),
-    };
-    let ledger = Mutex::new(ledger);
-    let progress = Arc::new(Progress::default());
-    let total: u64 = files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
-        .sum();
-    let line = ProgressLine::start(
-        progress.clone(),
-        total,
-        files.len() as u64,
-        settings.progress,
-    );
-    let results: Vec<FileResult> = with_threads(settings.threads, || {
-        files
-            .par_iter()
-            .map(|p| {
-                let r = anonymize_file(p, &plan, &ledger, &progress);
-                progress
-                    .files_done
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                r
-            })
-            .collect()
-    })?;
-    line.finish();
-    let (totals, by_status) = totals(&results);
-    counts.files = Some(results.len() as u64);
-    counts.files_rewritten = Some(by_status[Status::Rewritten as usize] as u64);
-    counts.files_skipped = Some(by_status[Status::Skipped as usize] as u64);
-    counts.files_failed = Some((by_status[Status::Failed as usize] + found.errors.len()) as u64);
-    counts.lines = Some(totals.lines);
-    counts.addresses_masked = Some(totals.addresses);
-    counts.hostnames_masked = Some(totals.hostnames);
-
+    let results = rewrite_files(&files, &plan(&settings, cutoff), ledger, &settings)?;
+    count_results(counts, &results, found.errors.len());
     for r in results.iter().filter(|r| r.status == Status::Failed) {
         eprintln!(
             "logward: {}: {}",
@@ -470,15 +411,7 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
             r.reason.as_deref().unwrap_or("failed")
         );
     }
-    let mut out = std::io::stdout().lock();
-    match settings.output {
-        OutputKind::Json | OutputKind::Ndjson => {
-            serde_json::to_writer(&mut out, &to_json(&settings, cutoff, &results))?;
-            writeln!(out)?;
-        }
-        OutputKind::Text => print_report(&mut out, &settings, cutoff, &results)?,
-    }
-    out.flush().context("cannot write the report")?;
+    write_report(&settings, cutoff, &results)?;
     let mut failed = results.iter().any(|r| r.status == Status::Failed) || !found.errors.is_empty();
     let mut incomplete = false;
     if let Some(nets) = &settings.erase {
@@ -506,6 +439,131 @@ fn anonymize(args: AnonymizeArgs, config: &Config, counts: &mut RunCounts) -> Re
     })
 }
 
+/// The files among the sources found; standard input, which cannot be rewritten, is
+/// noted and left out.
+fn files_to_rewrite(sources: &[Source]) -> Vec<PathBuf> {
+    let files = sources
+        .iter()
+        .filter_map(|s| match s {
+            Source::File(p) => Some(p.clone()),
+            Source::Stdin => None,
+        })
+        .collect();
+    if sources.contains(&Source::Stdin) {
+        eprintln!("logward: -: standard input cannot be rewritten; ignored");
+    }
+    files
+}
+
+/// Removes the temporary files an interrupted run left beside `files`, saying which.
+fn remove_stale_temps(files: &[PathBuf]) {
+    let mut dirs: Vec<&Path> = files
+        .iter()
+        .map(|p| match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        })
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        match cleanup_stale_temps(dir) {
+            Ok(removed) => {
+                for p in removed {
+                    eprintln!(
+                        "logward: removed a temporary file left by an interrupted run: {}",
+                        logward::escape::path(&p)
+                    );
+                }
+            }
+            Err(e) => eprintln!("logward: {}", chain(&e)),
+        }
+    }
+}
+
+/// What each file's rewrite is to do: mask lines before `cutoff` (or the erasure's).
+fn plan(settings: &Settings, cutoff: i64) -> Plan {
+    Plan {
+        cutoff,
+        format: settings.format.clone(),
+        mode: settings.mode.clone(),
+        method: settings.method.clone(),
+        rewrite: RewriteOptions {
+            include_active: settings.include_active,
+            allowed_roots: allowed_roots(&settings.paths),
+            gzip_level: settings.gzip_level,
+            ..RewriteOptions::default()
+        },
+        dry_run: settings.dry_run,
+        erase: settings.erase.clone(),
+        whole_line: settings.whole_line,
+        now: logward::timefmt::unix_now(),
+    }
+}
+
+/// Rewrites `files` by `plan` on the settings' threads, drawing the progress line; the
+/// results come in the order of `files`.
+fn rewrite_files(
+    files: &[PathBuf],
+    plan: &Plan,
+    ledger: Ledger,
+    settings: &Settings,
+) -> Result<Vec<FileResult>> {
+    let ledger = Mutex::new(ledger);
+    let progress = Arc::new(Progress::default());
+    let total: u64 = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+        .sum();
+    let line = ProgressLine::start(
+        progress.clone(),
+        total,
+        files.len() as u64,
+        settings.progress,
+    );
+    let results: Vec<FileResult> = with_threads(settings.threads, || {
+        files
+            .par_iter()
+            .map(|p| {
+                let r = anonymize_file(p, plan, &ledger, &progress);
+                progress
+                    .files_done
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r
+            })
+            .collect()
+    })?;
+    line.finish();
+    Ok(results)
+}
+
+/// Fills in the metrics' counts from the results; `unreadable` arguments count as failed
+/// files.
+fn count_results(counts: &mut RunCounts, results: &[FileResult], unreadable: usize) {
+    let (totals, by_status) = totals(results);
+    counts.files = Some(results.len() as u64);
+    counts.files_rewritten = Some(by_status[Status::Rewritten as usize] as u64);
+    counts.files_skipped = Some(by_status[Status::Skipped as usize] as u64);
+    counts.files_failed = Some((by_status[Status::Failed as usize] + unreadable) as u64);
+    counts.lines = Some(totals.lines);
+    counts.addresses_masked = Some(totals.addresses);
+    counts.hostnames_masked = Some(totals.hostnames);
+}
+
+/// Prints the report on standard output, as text or JSON.
+fn write_report(settings: &Settings, cutoff: i64, results: &[FileResult]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match settings.output {
+        OutputKind::Json | OutputKind::Ndjson => {
+            serde_json::to_writer(&mut out, &to_json(settings, cutoff, results))?;
+            writeln!(out)?;
+        }
+        OutputKind::Text => print_report(&mut out, settings, cutoff, results)?,
+    }
+    out.flush().context("cannot write the report")?;
+    Ok(())
+}
+
 /// The rest of an erasure request, in order after the logs: the store forgets the sources
 /// and masks them wherever else it keeps them, its bytes are made to forget them too, and
 /// the audit log records what was done, with keyed hashes in place of the sources.
@@ -525,44 +583,89 @@ fn finish_erasure(
     if settings.dry_run {
         notes.push("dry run: nothing was changed".to_string());
     } else {
-        let store_path = state::store_path(store_flag, config)?;
-        if store_path.exists() {
-            let mut store = state::open_store(&store_path)?;
-            let masker = logward::anonymize::Masker::new(&settings.mode);
-            let erased = store.erase(nets, &mut |addr| masker.masked(addr).to_string())?;
-            let removed = count(
-                erased.removed.len() as u64,
-                "flagged-source entry",
-                "flagged-source entries",
-            );
-            eprintln!(
-                "logward: removed {removed} from {}{}",
-                logward::escape::path(&store_path),
-                match erased.masked_entries {
-                    0 => String::new(),
-                    n => format!(
-                        "; masked the sources in {} of other sources",
-                        count(n as u64, "entry", "entries")
-                    ),
-                }
-            );
-            notes.push(format!(
-                "{removed} removed from the store, {} of other sources masked",
-                count(erased.masked_entries as u64, "entry", "entries")
-            ));
-            if !erased.wal_truncated {
-                let msg = format!(
-                    "{}-wal could not be truncated: another process (watch?) kept reading \
-                     the store past the busy timeout, and the old rows may still be in it; \
-                     run the erasure again",
-                    logward::escape::path(&store_path)
-                );
-                notes.push(msg.clone());
-                store_error = Some(msg);
-            }
-        }
+        store_error = erase_from_store(settings, nets, store_flag, config, &mut notes)?;
     }
-    // What the erasure could not reach: files not rewritten that still hold the sources.
+    let left = files_still_holding(nets, results, &mut notes);
+    let complete = left.is_empty() && !settings.dry_run;
+    for l in &left {
+        eprintln!("logward: erasure incomplete: {l}");
+    }
+    if !left.is_empty() {
+        eprintln!(
+            "logward: to finish: run the same erasure after the next rotation (the live log \
+             becomes access.log.1), or now with --include-active right after the server \
+             reopens its logs (nginx -s reopen); files held open are done once closed"
+        );
+        notes.push("incomplete".to_string());
+        notes.extend(left);
+    } else if !settings.dry_run {
+        notes.push("complete".to_string());
+    }
+    record_erasure(settings, state_dir, config, results, notes)?;
+    if let Some(msg) = store_error {
+        anyhow::bail!("{msg}");
+    }
+    Ok(complete || settings.dry_run)
+}
+
+/// Removes the sources' entries from the store, when there is one, and masks them in
+/// other entries, adding what it did to `notes`. Returns the error to report once the
+/// audit log has the rest: the store's WAL, which may still hold the old rows, could not
+/// be truncated.
+fn erase_from_store(
+    settings: &Settings,
+    nets: &[ipnet::IpNet],
+    store_flag: Option<&Path>,
+    config: &Config,
+    notes: &mut Vec<String>,
+) -> Result<Option<String>> {
+    let store_path = state::store_path(store_flag, config)?;
+    if !store_path.exists() {
+        return Ok(None);
+    }
+    let mut store = state::open_store(&store_path)?;
+    let masker = logward::anonymize::Masker::new(&settings.mode);
+    let erased = store.erase(nets, &mut |addr| masker.masked(addr).to_string())?;
+    let removed = count(
+        erased.removed.len() as u64,
+        "flagged-source entry",
+        "flagged-source entries",
+    );
+    eprintln!(
+        "logward: removed {removed} from {}{}",
+        logward::escape::path(&store_path),
+        match erased.masked_entries {
+            0 => String::new(),
+            n => format!(
+                "; masked the sources in {} of other sources",
+                count(n as u64, "entry", "entries")
+            ),
+        }
+    );
+    notes.push(format!(
+        "{removed} removed from the store, {} of other sources masked",
+        count(erased.masked_entries as u64, "entry", "entries")
+    ));
+    if erased.wal_truncated {
+        return Ok(None);
+    }
+    let msg = format!(
+        "{}-wal could not be truncated: another process (watch?) kept reading \
+         the store past the busy timeout, and the old rows may still be in it; \
+         run the erasure again",
+        logward::escape::path(&store_path)
+    );
+    notes.push(msg.clone());
+    Ok(Some(msg))
+}
+
+/// What the erasure could not reach: of the files not rewritten, those that still hold a
+/// source, in words; those that hold none go into `notes`.
+fn files_still_holding(
+    nets: &[ipnet::IpNet],
+    results: &[FileResult],
+    notes: &mut Vec<String>,
+) -> Vec<String> {
     let matcher = logward::search::Nets::new(nets);
     let mut left = Vec::new();
     for r in results
@@ -590,21 +693,18 @@ fn finish_erasure(
             )),
         }
     }
-    let complete = left.is_empty() && !settings.dry_run;
-    for l in &left {
-        eprintln!("logward: erasure incomplete: {l}");
-    }
-    if !left.is_empty() {
-        eprintln!(
-            "logward: to finish: run the same erasure after the next rotation (the live log \
-             becomes access.log.1), or now with --include-active right after the server \
-             reopens its logs (nginx -s reopen); files held open are done once closed"
-        );
-        notes.push("incomplete".to_string());
-        notes.extend(left);
-    } else if !settings.dry_run {
-        notes.push("complete".to_string());
-    }
+    left
+}
+
+/// Appends the erasure to the audit log: the sources' keyed hashes, the files rewritten,
+/// the lines that held a source, and `notes`.
+fn record_erasure(
+    settings: &Settings,
+    state_dir: &Path,
+    config: &Config,
+    results: &[FileResult],
+    notes: Vec<String>,
+) -> Result<()> {
     let audit = state::audit_log(state_dir, config)?;
     let mut sources = Vec::new();
     for s in &settings.sources {
@@ -625,10 +725,7 @@ fn finish_erasure(
         note: None,
     };
     audit.append(&entry)?;
-    if let Some(msg) = store_error {
-        anyhow::bail!("{msg}");
-    }
-    Ok(complete || settings.dry_run)
+    Ok(())
 }
 
 fn totals(results: &[FileResult]) -> (Counts, [usize; 4]) {
@@ -697,19 +794,13 @@ pub fn to_json(s: &Settings, cutoff: i64, results: &[FileResult]) -> Value {
     })
 }
 
+/// The text report: what was masked, a line per file, then the totals.
 fn print_report(
     out: &mut dyn Write,
     s: &Settings,
     cutoff: i64,
     results: &[FileResult],
 ) -> Result<()> {
-    let verb = |st: Status| match (st, s.dry_run) {
-        (Status::Rewritten, false) => "rewritten",
-        (Status::Rewritten, true) => "would rewrite",
-        (Status::Unchanged, _) => "unchanged",
-        (Status::Skipped, _) => "skipped",
-        (Status::Failed, _) => "FAILED",
-    };
     let dry = if s.dry_run { "Dry run. " } else { "" };
     if s.erase.is_some() {
         writeln!(
@@ -729,76 +820,107 @@ fn print_report(
         )?;
     }
     for r in results {
-        let c = &r.counts;
-        let detail = match r.status {
-            Status::Skipped | Status::Failed => r.reason.clone().unwrap_or_default(),
-            _ if s.erase.is_some() => format!(
-                "{}, {} held a source: {} masked",
-                count(c.lines, "line", "lines"),
-                c.erased_lines,
-                count(c.addresses, "address", "addresses")
-            ),
-            _ if c.past_window == 0 => {
-                format!("{}, none past the window", count(c.lines, "line", "lines"))
-            }
-            _ => {
-                let mut d = format!(
-                    "{}, {} past the window: {}",
-                    count(c.lines, "line", "lines"),
-                    c.past_window,
-                    count(c.addresses, "address", "addresses")
-                );
-                if c.hostnames > 0 {
-                    d.push_str(&format!(", {} host names", c.hostnames));
-                }
-                if c.unparsed_scrubbed > 0 {
-                    d.push_str(&format!(
-                        ", {} unreadable lines scrubbed",
-                        c.unparsed_scrubbed
-                    ));
-                }
-                if c.already_masked > 0 {
-                    d.push_str(&format!(", {} lines masked before", c.already_masked));
-                }
-                d
-            }
-        };
-        let detail = if c.leaked_lines > 0 {
-            format!(
-                "{detail}; warning: {} still {} an address-shaped token outside the fields \
-                 masked and the user agent (--whole-line, or the right --format, masks it)",
-                count(c.leaked_lines, "line", "lines"),
-                if c.leaked_lines == 1 { "holds" } else { "hold" }
-            )
-        } else {
-            detail
-        };
-        let detail = match c.few_clients(r.format.as_deref()) {
-            Some(warning) => format!(
-                "{detail}; warning: {warning}; its lines without a client had every \
-                 address-shaped token masked"
-            ),
-            None => detail,
-        };
-        let detail = if c.kept_long > 0 {
-            format!(
-                "{detail}; {} over the longest line read, kept as they were (their addresses stay)",
-                count(c.kept_long, "line", "lines")
-            )
-        } else {
-            detail
-        };
         let note = match (r.status, &r.reason) {
             (Status::Rewritten | Status::Unchanged, Some(n)) => format!(" ({n})"),
             _ => String::new(),
         };
         writeln!(
             out,
-            "  {:<13} {}  {detail}{note}",
-            verb(r.status),
-            logward::escape::path(&r.path)
+            "  {:<13} {}  {}{note}",
+            status_word(r.status, s.dry_run),
+            logward::escape::path(&r.path),
+            file_detail(s, r)
         )?;
     }
+    print_totals(out, s, results)
+}
+
+/// A file's status in the report.
+fn status_word(status: Status, dry_run: bool) -> &'static str {
+    match (status, dry_run) {
+        (Status::Rewritten, false) => "rewritten",
+        (Status::Rewritten, true) => "would rewrite",
+        (Status::Unchanged, _) => "unchanged",
+        (Status::Skipped, _) => "skipped",
+        (Status::Failed, _) => "FAILED",
+    }
+}
+
+/// What the report says of a file: why it was skipped or failed, or what was masked in
+/// it, then its warnings.
+fn file_detail(s: &Settings, r: &FileResult) -> String {
+    let c = &r.counts;
+    let detail = match r.status {
+        Status::Skipped | Status::Failed => r.reason.clone().unwrap_or_default(),
+        _ if s.erase.is_some() => format!(
+            "{}, {} held a source: {} masked",
+            count(c.lines, "line", "lines"),
+            c.erased_lines,
+            count(c.addresses, "address", "addresses")
+        ),
+        _ if c.past_window == 0 => {
+            format!("{}, none past the window", count(c.lines, "line", "lines"))
+        }
+        _ => masked_past_window(c),
+    };
+    with_warnings(detail, c, r.format.as_deref())
+}
+
+/// The lines past the window and what was masked in them.
+fn masked_past_window(c: &Counts) -> String {
+    let mut d = format!(
+        "{}, {} past the window: {}",
+        count(c.lines, "line", "lines"),
+        c.past_window,
+        count(c.addresses, "address", "addresses")
+    );
+    if c.hostnames > 0 {
+        d.push_str(&format!(", {} host names", c.hostnames));
+    }
+    if c.unparsed_scrubbed > 0 {
+        d.push_str(&format!(
+            ", {} unreadable lines scrubbed",
+            c.unparsed_scrubbed
+        ));
+    }
+    if c.already_masked > 0 {
+        d.push_str(&format!(", {} lines masked before", c.already_masked));
+    }
+    d
+}
+
+/// `detail` followed by the warnings of a file of `format`: addresses that may remain,
+/// few clients found, lines too long to mask.
+fn with_warnings(detail: String, c: &Counts, format: Option<&str>) -> String {
+    let detail = if c.leaked_lines > 0 {
+        format!(
+            "{detail}; warning: {} still {} an address-shaped token outside the fields \
+             masked and the user agent (--whole-line, or the right --format, masks it)",
+            count(c.leaked_lines, "line", "lines"),
+            if c.leaked_lines == 1 { "holds" } else { "hold" }
+        )
+    } else {
+        detail
+    };
+    let detail = match c.few_clients(format) {
+        Some(warning) => format!(
+            "{detail}; warning: {warning}; its lines without a client had every \
+             address-shaped token masked"
+        ),
+        None => detail,
+    };
+    if c.kept_long > 0 {
+        format!(
+            "{detail}; {} over the longest line read, kept as they were (their addresses stay)",
+            count(c.kept_long, "line", "lines")
+        )
+    } else {
+        detail
+    }
+}
+
+/// The report's last line: files by status, lines, and what was replaced.
+fn print_totals(out: &mut dyn Write, s: &Settings, results: &[FileResult]) -> Result<()> {
     let (c, by) = totals(results);
     writeln!(
         out,

@@ -173,6 +173,34 @@ impl Config {
                 key_line(text, key).unwrap_or(1)
             )
         };
+        self.check_durations(&at)?;
+        self.check_choices(&at)?;
+        self.check_prefixes(&at)?;
+        self.check_line_reading(&at)?;
+        if let Some(fleet) = &self.fleet {
+            fleet.check(&at)?;
+        }
+        if let Some(addr) = &self.metrics_listen
+            && addr.trim().parse::<std::net::SocketAddr>().is_err()
+        {
+            bail!(
+                "{}: {addr:?} is not an address and port such as 127.0.0.1:9321 or [::1]:9321",
+                at("metrics_listen")
+            );
+        }
+        if let Some(level) = self.gzip_level
+            && level > 9
+        {
+            bail!(
+                "{}: {level} is not a gzip level from 0 to 9",
+                at("gzip_level")
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the durations (and watch's interval); `at` names a key's place in the file.
+    fn check_durations(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
         for (key, value) in [
             ("older_than", &self.older_than),
             ("ban", &self.ban),
@@ -199,6 +227,11 @@ impl Config {
                 at("interval")
             );
         }
+        Ok(())
+    }
+
+    /// Checks the keys that take one of a few words: mode and output.
+    fn check_choices(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
         for (key, value, allowed) in [
             ("mode", &self.mode, &["truncate", "pseudonymize"][..]),
             ("output", &self.output, &["text", "json"][..]),
@@ -209,6 +242,11 @@ impl Config {
                 bail!("{}: {v:?} is not one of {}", at(key), allowed.join(", "));
             }
         }
+        Ok(())
+    }
+
+    /// Checks that the truncation prefixes fit in an address of their family.
+    fn check_prefixes(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
         if let Some(bits) = self.ipv4_prefix
             && bits > 32
         {
@@ -225,6 +263,11 @@ impl Config {
                 at("ipv6_prefix")
             );
         }
+        Ok(())
+    }
+
+    /// Checks how lines are read: the log format and the longest line.
+    fn check_line_reading(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
         if let Some(f) = &self.format
             && let Err(e) = logward::format::FormatSpec::parse(f)
         {
@@ -238,40 +281,30 @@ impl Config {
                 at("max_line")
             );
         }
-        if let Some(fleet) = &self.fleet {
-            if let Some(url) = &fleet.url
-                && let Err(e) = logward::fleet::connect::parse_url(url)
-            {
-                return Err(anyhow::Error::new(e).context(at("url")));
-            }
-            if fleet.min_hosts == Some(0) {
-                bail!("{}: 0 servers; write 1 or more", at("min_hosts"));
-            }
-            if fleet
-                .host
-                .as_deref()
-                .is_some_and(|h| !logward::fleet::valid_host(h))
-            {
-                bail!(
-                    "{}: a host name is 1 to 63 letters, digits and . _ -",
-                    at("host")
-                );
-            }
+        Ok(())
+    }
+}
+
+impl FleetTable {
+    /// Checks the `[fleet]` keys whose type alone does not make them valid; `at` names a
+    /// key's place in the file.
+    fn check(&self, at: &dyn Fn(&str) -> String) -> Result<()> {
+        if let Some(url) = &self.url
+            && let Err(e) = logward::fleet::connect::parse_url(url)
+        {
+            return Err(anyhow::Error::new(e).context(at("url")));
         }
-        if let Some(addr) = &self.metrics_listen
-            && addr.trim().parse::<std::net::SocketAddr>().is_err()
+        if self.min_hosts == Some(0) {
+            bail!("{}: 0 servers; write 1 or more", at("min_hosts"));
+        }
+        if self
+            .host
+            .as_deref()
+            .is_some_and(|h| !logward::fleet::valid_host(h))
         {
             bail!(
-                "{}: {addr:?} is not an address and port such as 127.0.0.1:9321 or [::1]:9321",
-                at("metrics_listen")
-            );
-        }
-        if let Some(level) = self.gzip_level
-            && level > 9
-        {
-            bail!(
-                "{}: {level} is not a gzip level from 0 to 9",
-                at("gzip_level")
+                "{}: a host name is 1 to 63 letters, digits and . _ -",
+                at("host")
             );
         }
         Ok(())

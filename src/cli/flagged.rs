@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use logward::metrics::RunCounts;
-use logward::store::{Filter, FlaggedEntry, Sample, Store, Target, export};
+use logward::store::{Episode, Explained, Filter, FlaggedEntry, Sample, Store, Target, export};
 use logward::timefmt::{
     format_duration, parse_duration, parse_rfc3339, rfc3339, time_or_ago, unix_now,
 };
@@ -273,6 +273,73 @@ pub fn run(mut args: FlaggedArgs, config: &Config) -> Result<Outcome> {
     super::metrics::finish(metrics, result, counts, |o| o != Outcome::Error)
 }
 
+/// The writer of one `-o` format: the entries, as of `now`.
+pub type Exporter = fn(&mut dyn Write, &[FlaggedEntry], i64) -> std::io::Result<()>;
+
+/// The store's writer for `format`.
+pub fn exporter(format: ExportFormat) -> Exporter {
+    match format {
+        ExportFormat::Table => export::table,
+        ExportFormat::Json => export::json,
+        ExportFormat::Ndjson => export::ndjson,
+        ExportFormat::Csv => export::csv,
+        ExportFormat::Plain => export::plain,
+        ExportFormat::Nftables => export::nftables,
+        ExportFormat::Ipset => export::ipset,
+        ExportFormat::Crowdsec => export::crowdsec,
+    }
+}
+
+/// What this server's store and the fleet's read alike from the options.
+impl FlaggedArgs {
+    /// The addresses and networks given, parsed.
+    pub fn parsed_targets(&self) -> Result<Vec<Target>> {
+        self.targets
+            .iter()
+            .map(|t| t.parse::<Target>().map_err(anyhow::Error::msg))
+            .collect()
+    }
+
+    /// `--since` and `--until` as Unix seconds, each when given.
+    pub fn time_window(&self, now: i64) -> Result<(Option<i64>, Option<i64>)> {
+        let since = self
+            .since
+            .as_deref()
+            .map(|t| time_arg("since", t, now))
+            .transpose()?;
+        let until = self
+            .until
+            .as_deref()
+            .map(|t| time_arg("until", t, now))
+            .transpose()?;
+        Ok((since, until))
+    }
+
+    /// The time at which listed bans must be active: `now` with `--active` or a firewall
+    /// format (a firewall is given only the bans to apply), else none.
+    pub fn active_at(&self, now: i64) -> Option<i64> {
+        let firewall = matches!(
+            self.format,
+            ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec
+        );
+        (self.active || firewall).then_some(now)
+    }
+
+    /// Puts `items`, which come in address order, in `--sort` order (ties keep the
+    /// address order), then keeps the first `--limit`.
+    pub fn sort_and_limit<T>(&self, items: &mut Vec<T>, entry: impl Fn(&T) -> &FlaggedEntry) {
+        match self.sort {
+            SortBy::Source => {}
+            SortBy::Events => items.sort_by_key(|e| std::cmp::Reverse(entry(e).events)),
+            SortBy::FirstSeen => items.sort_by_key(|e| std::cmp::Reverse(entry(e).first_seen)),
+            SortBy::LastSeen => items.sort_by_key(|e| std::cmp::Reverse(entry(e).last_seen)),
+        }
+        if let Some(n) = self.limit {
+            items.truncate(n);
+        }
+    }
+}
+
 /// The query, export or change; `--prune` fills in `counts` for the metrics.
 fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result<Outcome> {
     let now = now(args.now.as_deref())?;
@@ -282,72 +349,90 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
     }
     let mut store = state::open_store(&path)?;
     let mut out = std::io::stdout().lock();
-    let given = filters_given(&args);
     if args.prune {
-        // Regression: --prune ignored every filter and emptied the store.
-        let filters = &given;
-        if !filters.is_empty() {
-            bail!(
-                "--prune deletes every entry last seen before the --keep window and takes no \
-                 filter; {} would not restrict it. Run it without, or --prune --dry-run to \
-                 see what would go",
-                filters.join(", ")
-            );
-        }
-        let keep = args
-            .keep
-            .as_deref()
-            .or(config.keep.as_deref())
-            .unwrap_or("180d");
-        let keep =
-            parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
-        let before = logward::timefmt::rfc3339(now - keep);
-        if args.dry_run {
-            let going = store.query(&Filter {
-                until: Some(now - keep),
-                ..Filter::default()
-            })?;
-            for e in &going {
-                writeln!(
-                    out,
-                    "{}\tlast seen {}",
-                    logward::store::net::display(e.source),
-                    logward::timefmt::rfc3339(e.last_seen)
-                )?;
-            }
+        return prune(&mut out, &mut store, &args, config, now, counts);
+    }
+    let mut filter = local_filter(&args, &store, config, now)?;
+    if args.delete || args.unban {
+        return delete_or_unban(&mut out, &mut store, &args, filter, now);
+    }
+    filter.active_at = args.active_at(now);
+    let mut entries = store.query(&filter)?;
+    args.sort_and_limit(&mut entries, |e| e);
+    if args.summary {
+        return summary(&mut out, &entries, args.format, now);
+    }
+    if args.explain {
+        return explain(&mut out, &store, &entries, args.format, now);
+    }
+    exporter(args.format)(&mut out, &entries, now)?;
+    out.flush()?;
+    Ok(Outcome::Success)
+}
+
+/// `--prune`: deletes the entries last seen before the `--keep` window (with `--dry-run`,
+/// lists them) and says how many.
+fn prune(
+    out: &mut dyn Write,
+    store: &mut Store,
+    args: &FlaggedArgs,
+    config: &Config,
+    now: i64,
+    counts: &mut RunCounts,
+) -> Result<Outcome> {
+    // Regression: --prune ignored every filter and emptied the store.
+    let filters = filters_given(args);
+    if !filters.is_empty() {
+        bail!(
+            "--prune deletes every entry last seen before the --keep window and takes no \
+             filter; {} would not restrict it. Run it without, or --prune --dry-run to \
+             see what would go",
+            filters.join(", ")
+        );
+    }
+    let keep = args
+        .keep
+        .as_deref()
+        .or(config.keep.as_deref())
+        .unwrap_or("180d");
+    let keep = parse_duration(keep).with_context(|| format!("--keep: not a duration: {keep:?}"))?;
+    let before = logward::timefmt::rfc3339(now - keep);
+    if args.dry_run {
+        let going = store.query(&Filter {
+            until: Some(now - keep),
+            ..Filter::default()
+        })?;
+        for e in &going {
             writeln!(
                 out,
-                "would prune {} last seen before {before} (dry run: nothing deleted)",
-                super::count(going.len() as u64, "entry", "entries")
+                "{}\tlast seen {}",
+                logward::store::net::display(e.source),
+                logward::timefmt::rfc3339(e.last_seen)
             )?;
-            return Ok(Outcome::Success);
         }
-        let removed = store.prune(now - keep)?;
-        counts.pruned_entries = Some(removed as u64);
         writeln!(
             out,
-            "pruned {} last seen before {before}",
-            super::count(removed as u64, "entry", "entries")
+            "would prune {} last seen before {before} (dry run: nothing deleted)",
+            super::count(going.len() as u64, "entry", "entries")
         )?;
         return Ok(Outcome::Success);
     }
-    let mut filter = Filter::default();
-    for t in &args.targets {
-        filter
-            .targets
-            .push(t.parse::<Target>().map_err(anyhow::Error::msg)?);
-    }
-    filter.since = args
-        .since
-        .as_deref()
-        .map(|t| time_arg("since", t, now))
-        .transpose()?;
-    filter.until = args
-        .until
-        .as_deref()
-        .map(|t| time_arg("until", t, now))
-        .transpose()?;
-    if let (Some(since), Some(until)) = (filter.since, filter.until)
+    let removed = store.prune(now - keep)?;
+    counts.pruned_entries = Some(removed as u64);
+    writeln!(
+        out,
+        "pruned {} last seen before {before}",
+        super::count(removed as u64, "entry", "entries")
+    )?;
+    Ok(Outcome::Success)
+}
+
+/// The store query for the filters given: addresses, networks, times, rules, site, country
+/// and AS; whether bans must be active is the caller's to add.
+fn local_filter(args: &FlaggedArgs, store: &Store, config: &Config, now: i64) -> Result<Filter> {
+    let targets = args.parsed_targets()?;
+    let (since, until) = args.time_window(now)?;
+    if let (Some(since), Some(until)) = (since, until)
         && since >= until
     {
         bail!(
@@ -357,102 +442,80 @@ fn flagged(args: FlaggedArgs, config: &Config, counts: &mut RunCounts) -> Result
         );
     }
     for rule in &args.rule {
-        check_rule_name(rule, &store, config)?;
+        check_rule_name(rule, store, config)?;
     }
-    filter.rules = args.rule;
-    filter.vhost = args.vhost;
-    filter.country = args.country.map(|c| c.to_ascii_uppercase());
-    filter.asn = match args.asn {
-        Some(a) => Some(
-            a.trim_start_matches("AS")
-                .trim_start_matches("as")
-                .parse()
-                .with_context(|| format!("--asn: not an AS number: {a:?}"))?,
-        ),
-        None => None,
-    };
-    if args.delete || args.unban {
-        if given.is_empty() {
-            bail!(
-                "--{} needs a filter (an address or network, --rule, --since...): it never \
-                 applies to the whole store by default",
-                if args.delete { "delete" } else { "unban" }
-            );
-        }
-        // Only active bans can end; the entries chosen are listed either way, and a dry
-        // run stops there.
-        if args.unban {
-            filter.active_at = Some(now);
-        }
-        let chosen: Vec<IpNet> = store
-            .query(&filter)?
-            .into_iter()
-            .map(|e| e.source)
-            .collect();
-        if !args.dry_run {
-            if args.delete {
-                store.delete_sources(&chosen)?;
-            } else {
-                store.end_bans(&chosen, now)?;
-            }
-        }
-        for source in &chosen {
-            writeln!(out, "{}", logward::store::net::display(*source))?;
-        }
-        let verb = match (args.dry_run, args.delete) {
-            (true, true) => "would delete",
-            (true, false) => "would unban",
-            (false, true) => "deleted",
-            (false, false) => "unbanned",
-        };
-        writeln!(
-            out,
-            "{verb} {}{}",
-            super::count(chosen.len() as u64, "entry", "entries"),
-            if args.dry_run {
-                " (dry run: nothing changed)"
-            } else {
-                ""
-            }
-        )?;
-        return Ok(Outcome::Success);
+    Ok(Filter {
+        targets,
+        since,
+        until,
+        rules: args.rule.clone(),
+        vhost: args.vhost.clone(),
+        country: args.country.as_ref().map(|c| c.to_ascii_uppercase()),
+        asn: args.asn.as_deref().map(parse_asn).transpose()?,
+        active_at: None,
+    })
+}
+
+/// An AS number as `--asn` takes it: `64500`, `AS64500` or `as64500`.
+fn parse_asn(text: &str) -> Result<u32> {
+    text.trim_start_matches("AS")
+        .trim_start_matches("as")
+        .parse()
+        .with_context(|| format!("--asn: not an AS number: {text:?}"))
+}
+
+/// `--delete` and `--unban`: deletes the entries `filter` selects, or ends their active
+/// bans, and lists them; with `--dry-run`, only lists them.
+fn delete_or_unban(
+    out: &mut dyn Write,
+    store: &mut Store,
+    args: &FlaggedArgs,
+    mut filter: Filter,
+    now: i64,
+) -> Result<Outcome> {
+    if filters_given(args).is_empty() {
+        bail!(
+            "--{} needs a filter (an address or network, --rule, --since...): it never \
+             applies to the whole store by default",
+            if args.delete { "delete" } else { "unban" }
+        );
     }
-    let firewall = matches!(
-        args.format,
-        ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec
-    );
-    if args.active || firewall {
+    // Only active bans can end; the entries chosen are listed either way, and a dry
+    // run stops there.
+    if args.unban {
         filter.active_at = Some(now);
     }
-    let mut entries = store.query(&filter)?;
-    // The query orders by address; ties keep that order.
-    match args.sort {
-        SortBy::Source => {}
-        SortBy::Events => entries.sort_by_key(|e| std::cmp::Reverse(e.events)),
-        SortBy::FirstSeen => entries.sort_by_key(|e| std::cmp::Reverse(e.first_seen)),
-        SortBy::LastSeen => entries.sort_by_key(|e| std::cmp::Reverse(e.last_seen)),
+    let chosen: Vec<IpNet> = store
+        .query(&filter)?
+        .into_iter()
+        .map(|e| e.source)
+        .collect();
+    if !args.dry_run {
+        if args.delete {
+            store.delete_sources(&chosen)?;
+        } else {
+            store.end_bans(&chosen, now)?;
+        }
     }
-    if let Some(n) = args.limit {
-        entries.truncate(n);
+    for source in &chosen {
+        writeln!(out, "{}", logward::store::net::display(*source))?;
     }
-    if args.summary {
-        return summary(&mut out, &entries, args.format, now);
-    }
-    if args.explain {
-        return explain(&mut out, &store, &entries, args.format, now);
-    }
-    let write = match args.format {
-        ExportFormat::Table => export::table,
-        ExportFormat::Json => export::json,
-        ExportFormat::Ndjson => export::ndjson,
-        ExportFormat::Csv => export::csv,
-        ExportFormat::Plain => export::plain,
-        ExportFormat::Nftables => export::nftables,
-        ExportFormat::Ipset => export::ipset,
-        ExportFormat::Crowdsec => export::crowdsec,
+    let verb = match (args.dry_run, args.delete) {
+        (true, true) => "would delete",
+        (true, false) => "would unban",
+        (false, true) => "deleted",
+        (false, false) => "unbanned",
     };
-    write(&mut out, &entries, now)?;
-    out.flush()?;
+    writeln!(
+        out,
+        "{verb} {}{}",
+        super::count(chosen.len() as u64, "entry", "entries"),
+        if args.dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    )?;
     Ok(Outcome::Success)
 }
 
@@ -463,106 +526,142 @@ fn summary(
     format: ExportFormat,
     now: i64,
 ) -> Result<Outcome> {
-    // Per dimension: name -> (entries, events).
-    type Tally = BTreeMap<String, (u64, u64)>;
-    let mut by: [(&str, Tally); 4] = [
-        ("rule", Tally::new()),
-        ("site", Tally::new()),
-        ("country", Tally::new()),
-        ("asn", Tally::new()),
-    ];
-    let add = |t: &mut Tally, name: String, events: u64| {
-        let v = t.entry(name).or_default();
-        v.0 += 1;
-        v.1 += events;
-    };
-    for e in entries {
-        for (rule, n) in &e.rule_events {
-            add(&mut by[0].1, rule.clone(), *n);
-        }
-        // Entries recorded before rule counts were kept still count for their rules.
-        for rule in e
-            .rules
-            .iter()
-            .filter(|r| !e.rule_events.iter().any(|(k, _)| k == *r))
-        {
-            add(&mut by[0].1, rule.clone(), 0);
-        }
-        for (site, n) in &e.sites {
-            add(&mut by[1].1, site.clone(), *n);
-        }
-        add(
-            &mut by[2].1,
-            e.country.clone().unwrap_or_else(|| "-".into()),
-            e.events,
-        );
-        let asn = match (e.asn, &e.as_org) {
-            (Some(a), Some(org)) => format!("AS{a} {org}"),
-            (Some(a), None) => format!("AS{a}"),
-            _ => "-".into(),
-        };
-        add(&mut by[3].1, asn, e.events);
-    }
-    let active = entries.iter().filter(|e| e.remaining(now) > 0).count();
-    let events: u64 = entries.iter().map(|e| e.events).sum();
-    fn sorted(t: &BTreeMap<String, (u64, u64)>) -> Vec<(&String, &(u64, u64))> {
-        let mut v: Vec<(&String, &(u64, u64))> = t.iter().collect();
-        v.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)).then(a.0.cmp(b.0)));
-        v
-    }
+    let summary = Summary::of(entries, now);
     match format {
         ExportFormat::Json | ExportFormat::Ndjson => {
-            let mut value = json!({
-                "schema_version": export::JSON_SCHEMA_VERSION,
-                "entries": entries.len(),
-                "active": active,
-                "events": events,
-            });
-            for (dimension, tally) in &by {
-                value[format!("by_{dimension}")] = Value::Array(
-                    sorted(tally)
-                        .into_iter()
-                        .map(|(name, (n, ev))| json!({ *dimension: name, "entries": n, "events": ev }))
-                        .collect(),
-                );
-            }
-            if format == ExportFormat::Json {
-                serde_json::to_writer_pretty(&mut *out, &value)?;
-            } else {
-                serde_json::to_writer(&mut *out, &value)?;
-            }
-            writeln!(out)?;
+            summary.write_json(out, format == ExportFormat::Json)?
         }
-        ExportFormat::Table => {
-            writeln!(
-                out,
-                "{} ({active} banned now), {}",
-                super::count(entries.len() as u64, "entry", "entries"),
-                super::count(events, "event", "events")
-            )?;
-            for (dimension, tally) in &by {
-                if tally.is_empty() || tally.keys().all(|k| k == "-") {
-                    continue;
-                }
-                writeln!(out, "\nBy {dimension}:")?;
-                let rows = sorted(tally);
-                let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-                for (name, (n, ev)) in rows {
-                    writeln!(
-                        out,
-                        "  {:<width$}  {:>6} {}  {:>8} events",
-                        logward::escape::text(name.as_bytes()),
-                        n,
-                        if *n == 1 { "entry  " } else { "entries" },
-                        ev
-                    )?;
-                }
-            }
-        }
+        ExportFormat::Table => summary.write_table(out)?,
         other => bail!("--summary prints a table or JSON, not {other:?}"),
     }
     out.flush()?;
     Ok(Outcome::Success)
+}
+
+/// Per name in one dimension of `--summary`: (entries, events).
+type Tally = BTreeMap<String, (u64, u64)>;
+
+/// What `--summary` prints: the totals, and the tallies by rule, site, country and AS.
+struct Summary {
+    entries: usize,
+    active: usize,
+    events: u64,
+    by: [(&'static str, Tally); 4],
+}
+
+impl Summary {
+    /// Adds up `entries`; a ban counts as active when time is left at `now`.
+    fn of(entries: &[FlaggedEntry], now: i64) -> Summary {
+        let mut by: [(&str, Tally); 4] = [
+            ("rule", Tally::new()),
+            ("site", Tally::new()),
+            ("country", Tally::new()),
+            ("asn", Tally::new()),
+        ];
+        for e in entries {
+            for (rule, n) in &e.rule_events {
+                tally(&mut by[0].1, rule.clone(), *n);
+            }
+            // Entries recorded before rule counts were kept still count for their rules.
+            for rule in e
+                .rules
+                .iter()
+                .filter(|r| !e.rule_events.iter().any(|(k, _)| k == *r))
+            {
+                tally(&mut by[0].1, rule.clone(), 0);
+            }
+            for (site, n) in &e.sites {
+                tally(&mut by[1].1, site.clone(), *n);
+            }
+            tally(
+                &mut by[2].1,
+                e.country.clone().unwrap_or_else(|| "-".into()),
+                e.events,
+            );
+            let asn = match (e.asn, &e.as_org) {
+                (Some(a), Some(org)) => format!("AS{a} {org}"),
+                (Some(a), None) => format!("AS{a}"),
+                _ => "-".into(),
+            };
+            tally(&mut by[3].1, asn, e.events);
+        }
+        Summary {
+            entries: entries.len(),
+            active: entries.iter().filter(|e| e.remaining(now) > 0).count(),
+            events: entries.iter().map(|e| e.events).sum(),
+            by,
+        }
+    }
+
+    /// One JSON object: the totals and, per dimension, its names most events first;
+    /// indented when `pretty`, else on one line.
+    fn write_json(&self, out: &mut dyn Write, pretty: bool) -> Result<()> {
+        let mut value = json!({
+            "schema_version": export::JSON_SCHEMA_VERSION,
+            "entries": self.entries,
+            "active": self.active,
+            "events": self.events,
+        });
+        for (dimension, tally) in &self.by {
+            value[format!("by_{dimension}")] = Value::Array(
+                most_events_first(tally)
+                    .into_iter()
+                    .map(|(name, (n, ev))| json!({ *dimension: name, "entries": n, "events": ev }))
+                    .collect(),
+            );
+        }
+        if pretty {
+            serde_json::to_writer_pretty(&mut *out, &value)?;
+        } else {
+            serde_json::to_writer(&mut *out, &value)?;
+        }
+        writeln!(out)?;
+        Ok(())
+    }
+
+    /// The totals, then a table per dimension that names anything, most events first.
+    fn write_table(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "{} ({} banned now), {}",
+            super::count(self.entries as u64, "entry", "entries"),
+            self.active,
+            super::count(self.events, "event", "events")
+        )?;
+        for (dimension, tally) in &self.by {
+            if tally.is_empty() || tally.keys().all(|k| k == "-") {
+                continue;
+            }
+            writeln!(out, "\nBy {dimension}:")?;
+            let rows = most_events_first(tally);
+            let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (name, (n, ev)) in rows {
+                writeln!(
+                    out,
+                    "  {:<width$}  {:>6} {}  {:>8} events",
+                    logward::escape::text(name.as_bytes()),
+                    n,
+                    if *n == 1 { "entry  " } else { "entries" },
+                    ev
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts one entry and its `events` for `name`.
+fn tally(t: &mut Tally, name: String, events: u64) {
+    let v = t.entry(name).or_default();
+    v.0 += 1;
+    v.1 += events;
+}
+
+/// A tally's rows: most events first, then most entries, then by name.
+fn most_events_first(t: &Tally) -> Vec<(&String, &(u64, u64))> {
+    let mut v: Vec<(&String, &(u64, u64))> = t.iter().collect();
+    v.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(b.1.0.cmp(&a.1.0)).then(a.0.cmp(b.0)));
+    v
 }
 
 /// `--explain`: per entry, each episode and why its rules flagged it.
@@ -580,115 +679,14 @@ fn explain(
     let mut all = Vec::new();
     for e in entries {
         let episodes = store.episodes(e.source)?;
-        if json_format {
-            let mut value = export::entry_json(e, now);
-            value["episodes"] = Value::Array(
-                episodes
-                    .iter()
-                    .map(|ep| {
-                        json!({
-                            "first_seen": rfc3339(ep.first_seen),
-                            "last_seen": rfc3339(ep.last_seen),
-                            "events": ep.events,
-                            "rule_events": ep.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
-                            "sites": ep.sites.iter().map(|(s, n)| json!({"site": s, "events": n})).collect::<Vec<_>>(),
-                            "files": ep.files.iter().map(|(f, n)| json!({"file": f, "events": n})).collect::<Vec<_>>(),
-                            "samples": ep.samples,
-                            "explain": ep.explain,
-                            "recorded_at": rfc3339(ep.recorded_at),
-                        })
-                    })
-                    .collect(),
-            );
-            if format == ExportFormat::Ndjson {
-                serde_json::to_writer(&mut *out, &value)?;
-                writeln!(out)?;
-            } else {
-                all.push(value);
-            }
-            continue;
+        if !json_format {
+            explain_text(out, e, &episodes, now)?;
+        } else if format == ExportFormat::Ndjson {
+            serde_json::to_writer(&mut *out, &explained_json(e, &episodes, now))?;
+            writeln!(out)?;
+        } else {
+            all.push(explained_json(e, &episodes, now));
         }
-        let left = e.remaining(now);
-        writeln!(
-            out,
-            "{}  {} in {}, banned {}",
-            logward::store::net::display(e.source),
-            super::count(e.events, "event", "events"),
-            super::count(u64::from(e.times_flagged), "episode", "episodes"),
-            if left > 0 {
-                format!(
-                    "until {} ({} left)",
-                    rfc3339(e.expires),
-                    format_duration(left)
-                )
-            } else {
-                format!("until {} (expired)", rfc3339(e.expires))
-            }
-        )?;
-        if episodes.is_empty() {
-            writeln!(
-                out,
-                "  (no episode recorded: pruned, or flagged before they were kept)"
-            )?;
-        }
-        for (i, ep) in episodes.iter().enumerate() {
-            writeln!(
-                out,
-                "  Episode {}: {} .. {}, {}",
-                i + 1,
-                rfc3339(ep.first_seen),
-                rfc3339(ep.last_seen),
-                super::count(ep.events, "event", "events")
-            )?;
-            let per_rule: Vec<String> = ep
-                .rule_events
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect();
-            if !per_rule.is_empty() {
-                writeln!(out, "    events by rule: {}", per_rule.join(", "))?;
-            }
-            let listed = |v: &[(String, u64)]| {
-                v.iter()
-                    .map(|(k, n)| format!("{} ({n})", logward::escape::text(k.as_bytes())))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            if !ep.sites.is_empty() {
-                writeln!(out, "    sites: {}", listed(&ep.sites))?;
-            }
-            if !ep.files.is_empty() {
-                writeln!(out, "    files: {}", listed(&ep.files))?;
-            }
-            for x in &ep.explain {
-                writeln!(
-                    out,
-                    "    {}: bucket of {} leaking one per {}; overflowed at {}{}",
-                    x.rule,
-                    x.capacity,
-                    leak(x.leak_ms),
-                    rfc3339(x.at),
-                    if x.times > 1 {
-                        format!(" ({} times in this episode)", x.times)
-                    } else {
-                        String::new()
-                    }
-                )?;
-                if !x.lines.is_empty() {
-                    writeln!(out, "      the latest lines that filled it:")?;
-                }
-                for l in &x.lines {
-                    sample_line(out, l, "        ")?;
-                }
-            }
-            if !ep.samples.is_empty() {
-                writeln!(out, "    first lines:")?;
-            }
-            for l in &ep.samples {
-                sample_line(out, l, "      ")?;
-            }
-        }
-        writeln!(out)?;
     }
     if format == ExportFormat::Json {
         serde_json::to_writer_pretty(&mut *out, &all)?;
@@ -696,6 +694,134 @@ fn explain(
     }
     out.flush()?;
     Ok(Outcome::Success)
+}
+
+/// An entry as `flagged -o json` prints it, with its episodes.
+fn explained_json(e: &FlaggedEntry, episodes: &[Episode], now: i64) -> Value {
+    let mut value = export::entry_json(e, now);
+    value["episodes"] = Value::Array(episodes.iter().map(episode_json).collect());
+    value
+}
+
+/// One episode as JSON: its times, counts, places, samples and buckets.
+fn episode_json(ep: &Episode) -> Value {
+    json!({
+        "first_seen": rfc3339(ep.first_seen),
+        "last_seen": rfc3339(ep.last_seen),
+        "events": ep.events,
+        "rule_events": ep.rule_events.iter().map(|(r, n)| (r.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "sites": ep.sites.iter().map(|(s, n)| json!({"site": s, "events": n})).collect::<Vec<_>>(),
+        "files": ep.files.iter().map(|(f, n)| json!({"file": f, "events": n})).collect::<Vec<_>>(),
+        "samples": ep.samples,
+        "explain": ep.explain,
+        "recorded_at": rfc3339(ep.recorded_at),
+    })
+}
+
+/// An entry in words: its events and ban, then each of its episodes.
+fn explain_text(
+    out: &mut dyn Write,
+    e: &FlaggedEntry,
+    episodes: &[Episode],
+    now: i64,
+) -> Result<()> {
+    let left = e.remaining(now);
+    writeln!(
+        out,
+        "{}  {} in {}, banned {}",
+        logward::store::net::display(e.source),
+        super::count(e.events, "event", "events"),
+        super::count(u64::from(e.times_flagged), "episode", "episodes"),
+        if left > 0 {
+            format!(
+                "until {} ({} left)",
+                rfc3339(e.expires),
+                format_duration(left)
+            )
+        } else {
+            format!("until {} (expired)", rfc3339(e.expires))
+        }
+    )?;
+    if episodes.is_empty() {
+        writeln!(
+            out,
+            "  (no episode recorded: pruned, or flagged before they were kept)"
+        )?;
+    }
+    for (i, ep) in episodes.iter().enumerate() {
+        explain_episode(out, i + 1, ep)?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Episode `number` in words: its span, events by rule, sites and files, each rule's
+/// bucket, then its first lines.
+fn explain_episode(out: &mut dyn Write, number: usize, ep: &Episode) -> Result<()> {
+    writeln!(
+        out,
+        "  Episode {number}: {} .. {}, {}",
+        rfc3339(ep.first_seen),
+        rfc3339(ep.last_seen),
+        super::count(ep.events, "event", "events")
+    )?;
+    let per_rule: Vec<String> = ep
+        .rule_events
+        .iter()
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    if !per_rule.is_empty() {
+        writeln!(out, "    events by rule: {}", per_rule.join(", "))?;
+    }
+    if !ep.sites.is_empty() {
+        writeln!(out, "    sites: {}", listed(&ep.sites))?;
+    }
+    if !ep.files.is_empty() {
+        writeln!(out, "    files: {}", listed(&ep.files))?;
+    }
+    for x in &ep.explain {
+        explain_bucket(out, x)?;
+    }
+    if !ep.samples.is_empty() {
+        writeln!(out, "    first lines:")?;
+    }
+    for l in &ep.samples {
+        sample_line(out, l, "      ")?;
+    }
+    Ok(())
+}
+
+/// Names with their counts, `name (n), ...`, escaped for a terminal.
+fn listed(v: &[(String, u64)]) -> String {
+    v.iter()
+        .map(|(k, n)| format!("{} ({n})", logward::escape::text(k.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a rule flagged an episode: its bucket, when it overflowed, and the latest lines
+/// that filled it.
+fn explain_bucket(out: &mut dyn Write, x: &Explained) -> Result<()> {
+    writeln!(
+        out,
+        "    {}: bucket of {} leaking one per {}; overflowed at {}{}",
+        x.rule,
+        x.capacity,
+        leak(x.leak_ms),
+        rfc3339(x.at),
+        if x.times > 1 {
+            format!(" ({} times in this episode)", x.times)
+        } else {
+            String::new()
+        }
+    )?;
+    if !x.lines.is_empty() {
+        writeln!(out, "      the latest lines that filled it:")?;
+    }
+    for l in &x.lines {
+        sample_line(out, l, "        ")?;
+    }
+    Ok(())
 }
 
 /// A stored sample (printable ASCII already) with where it was.

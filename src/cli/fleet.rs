@@ -2,6 +2,7 @@
 //! commands: parsing and printing only; the work is [`logward::fleet`]'s.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use logward::error::chain;
 use logward::fleet::Settings;
 use logward::fleet::link::{Link, LinkEvent};
 use logward::fleet::pull::{FleetBan, Puller};
+use logward::fleet::query::{FleetEntry, FleetFilter};
 use logward::format::time::rfc3339;
 use logward::store::{Store, net};
 use logward::watch::Log;
@@ -181,7 +183,6 @@ pub fn request_erasure(
 
 /// `logward fleet erasures`.
 fn erasures(settings: Settings) -> Result<super::Outcome> {
-    use std::io::Write;
     let mut fleet = logward::fleet::connect(&settings)?;
     logward::fleet::schema::check(&mut fleet)?;
     let list = logward::fleet::erasure::list(&mut fleet)?;
@@ -310,10 +311,30 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
 
 /// `logward flagged --fleet`: the fleet's entries, in the formats of `flagged`.
 pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::Outcome> {
-    use super::flagged::{ExportFormat, SortBy, time_arg};
-    use logward::fleet::query::{FleetFilter, query};
-    use logward::store::export;
-    use std::io::Write;
+    use super::flagged::{ExportFormat, exporter};
+    refuse_local_options(args)?;
+    let filter = fleet_filter(args, now)?;
+    let mut fleet = logward::fleet::connect(&settings(config)?)?;
+    logward::fleet::schema::check(&mut fleet)?;
+    let mut found = logward::fleet::query::query(&mut fleet, &filter)?;
+    args.sort_and_limit(&mut found, |f| &f.entry);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ExportFormat::Table => fleet_table(&mut out, &found, now)?,
+        ExportFormat::Json => fleet_json(&mut out, &found, now, true)?,
+        ExportFormat::Ndjson => fleet_json(&mut out, &found, now, false)?,
+        ExportFormat::Csv => fleet_csv(&mut out, &found)?,
+        other => {
+            let entries: Vec<_> = found.iter().map(|f| f.entry.clone()).collect();
+            exporter(other)(&mut out, &entries, now)?
+        }
+    }
+    out.flush()?;
+    Ok(super::Outcome::Success)
+}
+
+/// Refuses the options of `flagged` that work on this server's store only.
+fn refuse_local_options(args: &FlaggedArgs) -> Result<()> {
     for (on, name) in [
         (args.vhost.is_some(), "--vhost"),
         (args.country.is_some(), "--country"),
@@ -331,156 +352,123 @@ pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::O
             );
         }
     }
-    let mut filter = FleetFilter::default();
-    for t in &args.targets {
-        filter
-            .targets
-            .push(t.parse().map_err(anyhow::Error::msg::<String>)?);
-    }
-    filter.since = args
-        .since
-        .as_deref()
-        .map(|t| time_arg("since", t, now))
-        .transpose()?;
-    filter.until = args
-        .until
-        .as_deref()
-        .map(|t| time_arg("until", t, now))
-        .transpose()?;
-    if let (Some(s), Some(u)) = (filter.since, filter.until)
+    Ok(())
+}
+
+/// The fleet query for the filters given.
+fn fleet_filter(args: &FlaggedArgs, now: i64) -> Result<FleetFilter> {
+    let targets = args.parsed_targets()?;
+    let (since, until) = args.time_window(now)?;
+    if let (Some(s), Some(u)) = (since, until)
         && s >= u
     {
         bail!("--since must be before --until");
     }
-    filter.rules = args.rule.clone();
-    let firewall = matches!(
-        args.format,
-        ExportFormat::Nftables | ExportFormat::Ipset | ExportFormat::Crowdsec
-    );
-    if args.active || firewall {
-        filter.active_at = Some(now);
-    }
-    let mut fleet = logward::fleet::connect(&settings(config)?)?;
-    logward::fleet::schema::check(&mut fleet)?;
-    let mut found = query(&mut fleet, &filter)?;
-    match args.sort {
-        SortBy::Source => {}
-        SortBy::Events => found.sort_by_key(|e| std::cmp::Reverse(e.entry.events)),
-        SortBy::FirstSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.first_seen)),
-        SortBy::LastSeen => found.sort_by_key(|e| std::cmp::Reverse(e.entry.last_seen)),
-    }
-    if let Some(n) = args.limit {
-        found.truncate(n);
-    }
-    let entries: Vec<_> = found.iter().map(|f| f.entry.clone()).collect();
-    let mut out = std::io::stdout().lock();
-    let servers = |f: &logward::fleet::query::FleetEntry| {
-        f.hosts
-            .iter()
-            .map(|h| logward::escape::text(h.as_bytes()))
-            .collect::<Vec<_>>()
-    };
-    match args.format {
-        ExportFormat::Table => {
-            let rows: Vec<[String; 6]> = found
-                .iter()
-                .map(|f| {
-                    let e = &f.entry;
-                    let left = e.remaining(now);
-                    [
-                        net::display(e.source),
-                        e.rules.join(","),
-                        e.events.to_string(),
-                        rfc3339(e.last_seen),
-                        if left > 0 {
-                            format!("in {}", logward::timefmt::format_duration(left))
-                        } else {
-                            "expired".into()
-                        },
-                        servers(f).join(","),
-                    ]
-                })
-                .collect();
-            let header = [
-                "SOURCE",
-                "RULES",
-                "EVENTS",
-                "LAST SEEN",
-                "EXPIRES",
-                "SERVERS",
-            ];
-            let mut widths = header.map(str::len);
-            for r in &rows {
-                for (w, c) in widths.iter_mut().zip(r) {
-                    *w = (*w).max(c.len());
-                }
-            }
-            let line = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
-                let mut s = String::new();
-                for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-                    if i == 5 {
-                        s.push_str(c);
-                    } else {
-                        s.push_str(&format!("{c:<w$}  "));
-                    }
-                }
-                writeln!(out, "{}", s.trim_end())
-            };
-            line(&mut out, header)?;
-            for r in &rows {
-                line(&mut out, r.each_ref().map(String::as_str))?;
-            }
+    Ok(FleetFilter {
+        targets,
+        since,
+        until,
+        rules: args.rule.clone(),
+        active_at: args.active_at(now),
+    })
+}
+
+/// The servers that flagged an entry, escaped for a terminal.
+fn servers(f: &FleetEntry) -> Vec<String> {
+    f.hosts
+        .iter()
+        .map(|h| logward::escape::text(h.as_bytes()))
+        .collect()
+}
+
+/// The fleet's entries as a table, with the servers that flagged each.
+fn fleet_table(out: &mut dyn Write, found: &[FleetEntry], now: i64) -> Result<()> {
+    let rows: Vec<[String; 6]> = found.iter().map(|f| table_row(f, now)).collect();
+    let header = [
+        "SOURCE",
+        "RULES",
+        "EVENTS",
+        "LAST SEEN",
+        "EXPIRES",
+        "SERVERS",
+    ];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
         }
-        ExportFormat::Json | ExportFormat::Ndjson => {
-            let values: Vec<serde_json::Value> = found
-                .iter()
-                .map(|f| {
-                    let mut v = export::entry_json(&f.entry, now);
-                    v["hosts"] = serde_json::json!(servers(f));
-                    v
-                })
-                .collect();
-            if args.format == ExportFormat::Json {
-                serde_json::to_writer_pretty(&mut out, &values)?;
-                writeln!(out)?;
+    }
+    let line = |out: &mut dyn Write, cells: [&str; 6]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 5 {
+                s.push_str(c);
             } else {
-                for v in values {
-                    serde_json::to_writer(&mut out, &v)?;
-                    writeln!(out)?;
-                }
+                s.push_str(&format!("{c:<w$}  "));
             }
         }
-        ExportFormat::Csv => {
-            writeln!(
-                out,
-                "source,rules,events,first_seen,last_seen,expires,times_flagged,country,asn,as_org,hosts"
-            )?;
-            for f in &found {
-                let e = &f.entry;
-                let fields = [
-                    e.source.to_string(),
-                    e.rules.join(" "),
-                    e.events.to_string(),
-                    rfc3339(e.first_seen),
-                    rfc3339(e.last_seen),
-                    rfc3339(e.expires),
-                    e.times_flagged.to_string(),
-                    e.country.clone().unwrap_or_default(),
-                    e.asn.map(|a| a.to_string()).unwrap_or_default(),
-                    e.as_org.clone().unwrap_or_default(),
-                    f.hosts.join(" "),
-                ];
-                let quoted: Vec<String> = fields.iter().map(|f| export::csv_field(f)).collect();
-                writeln!(out, "{}", quoted.join(","))?;
-            }
-        }
-        ExportFormat::Plain => export::plain(&mut out, &entries, now)?,
-        ExportFormat::Nftables => export::nftables(&mut out, &entries, now)?,
-        ExportFormat::Ipset => export::ipset(&mut out, &entries, now)?,
-        ExportFormat::Crowdsec => export::crowdsec(&mut out, &entries, now)?,
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, header)?;
+    for r in &rows {
+        line(out, r.each_ref().map(String::as_str))?;
     }
-    out.flush()?;
-    Ok(super::Outcome::Success)
+    Ok(())
+}
+
+/// One row of the table: source, rules, events, last seen, expiry and servers.
+fn table_row(f: &FleetEntry, now: i64) -> [String; 6] {
+    let e = &f.entry;
+    let left = e.remaining(now);
+    [
+        net::display(e.source),
+        e.rules.join(","),
+        e.events.to_string(),
+        rfc3339(e.last_seen),
+        if left > 0 {
+            format!("in {}", logward::timefmt::format_duration(left))
+        } else {
+            "expired".into()
+        },
+        servers(f).join(","),
+    ]
+}
+
+/// The fleet's entries as `flagged -o json` prints them, each with its servers ("hosts"):
+/// one indented array when `pretty`, else one object a line (ndjson).
+fn fleet_json(out: &mut dyn Write, found: &[FleetEntry], now: i64, pretty: bool) -> Result<()> {
+    let values: Vec<serde_json::Value> = found
+        .iter()
+        .map(|f| {
+            let mut v = logward::store::export::entry_json(&f.entry, now);
+            v["hosts"] = serde_json::json!(servers(f));
+            v
+        })
+        .collect();
+    if pretty {
+        serde_json::to_writer_pretty(&mut *out, &values)?;
+        writeln!(out)?;
+    } else {
+        for v in values {
+            serde_json::to_writer(&mut *out, &v)?;
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The fleet's entries as CSV, each with its servers ("hosts", separated by spaces).
+fn fleet_csv(out: &mut dyn Write, found: &[FleetEntry]) -> Result<()> {
+    writeln!(
+        out,
+        "source,rules,events,first_seen,last_seen,expires,times_flagged,country,asn,as_org,hosts"
+    )?;
+    for f in found {
+        let mut fields = logward::store::export::csv_fields(&f.entry, false);
+        fields.push(f.hosts.join(" "));
+        logward::store::export::csv_record(out, &fields)?;
+    }
+    Ok(())
 }
 
 /// Whether fleet mode is configured (a `[fleet]` url, or `--fleet-url`).

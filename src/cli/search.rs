@@ -204,16 +204,7 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
         &state::state_dir(settings.store.as_deref(), config)?,
         config,
     )?;
-    // Never the addresses in clear: their keyed hashes (see `logward::audit`). Made before
-    // the search, so a key that cannot be used stops it before anything is read.
-    let mut sources = Vec::with_capacity(settings.sources.len());
-    for s in &settings.sources {
-        sources.push(
-            audit
-                .hash_source(s)
-                .context("the search cannot be recorded in the audit log")?,
-        );
-    }
+    let sources = hashed_sources(&audit, &settings.sources)?;
     // The package's directory is taken before anything is read, so a refused one costs
     // nothing.
     let package = settings
@@ -224,34 +215,102 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
     let mut found = discover(&settings.paths);
     sort_oldest_first(&mut found.sources);
     super::report_discovery(&mut found, false, false);
-    let opts = Options {
-        format: settings.format.clone(),
-        max_lines: None,
-        chunk_size: settings.chunk_size,
-        digest: package.is_some(),
-    };
-    let keep = match (settings.count, settings.output) {
-        _ if package.is_some() => Keep::Line,
-        (true, _) => Keep::Count,
-        (false, OutputKind::Text) => Keep::Line,
-        (false, OutputKind::Json | OutputKind::Ndjson) => Keep::Fields,
-    };
     let vhost = VhostFilter::new(settings.vhost.as_deref());
-    let n = found.sources.len();
-    let mut report = with_threads(settings.threads, || {
-        scan::run(
-            &found.sources,
-            &opts,
-            || Search::new(&settings.nets, settings.window, &vhost, keep, n),
-            &Progress::default(),
-        )
-    })?;
+    let mut report = read_files(&settings, &vhost, &found.sources, package.is_some())?;
     let names: Vec<String> = report
         .files
         .iter()
         .map(|f| f.source.as_ref().map(Source::display).unwrap_or_default())
         .collect();
-    for (i, (file, name)) in report.files.iter().zip(&names).enumerate() {
+    report_file_notes(&report, &names);
+
+    let failed = report.failed_files() + found.errors.len();
+    let counts = std::mem::take(&mut report.visitor.counts);
+    let total: u64 = counts.iter().sum();
+    metrics.lines = Some(report.lines());
+    metrics.malformed = Some(report.malformed());
+    metrics.bytes = Some(report.bytes());
+    metrics.files = Some(report.files.len() as u64);
+    metrics.files_failed = Some(failed as u64);
+    metrics.matched_lines = Some(total);
+    let mut hits = std::mem::take(&mut report.visitor.hits);
+    // Files were put oldest first, so input order is time order within each rotation set.
+    hits.sort_unstable_by_key(|h| h.at.order());
+    if package.is_some() {
+        hits = one_timeline(hits);
+    }
+    let mut notes = Vec::new();
+    if let Some(v) = &settings.vhost {
+        notes.push(format!("vhost: {v}"));
+    }
+    let written = match &package {
+        Some(package) => write_evidence(package, &settings, &report, &counts, &hits, &mut notes),
+        None => print_results(&settings, &report, &names, &counts, &hits),
+    };
+    // Recorded even when the output failed: the files were read all the same.
+    let audited = record_search(&audit, sources, names, total, notes);
+    written?;
+    audited?;
+
+    Ok(if failed > 0 {
+        Outcome::Error
+    } else if total == 0 {
+        NOTHING_FOUND
+    } else {
+        Outcome::Success
+    })
+}
+
+/// The sources' keyed hashes for the audit log, never the addresses in clear (see
+/// `logward::audit`). Made before the search, so a key that cannot be used stops it before
+/// anything is read.
+fn hashed_sources(audit: &logward::audit::AuditLog, sources: &[String]) -> Result<Vec<String>> {
+    let mut hashed = Vec::with_capacity(sources.len());
+    for s in sources {
+        hashed.push(
+            audit
+                .hash_source(s)
+                .context("the search cannot be recorded in the audit log")?,
+        );
+    }
+    Ok(hashed)
+}
+
+/// Reads `sources` on the settings' threads, keeping of each line found what the output
+/// needs; `digest` also hashes each file, for an evidence package.
+fn read_files<'a>(
+    settings: &'a Settings,
+    vhost: &'a VhostFilter,
+    sources: &[Source],
+    digest: bool,
+) -> Result<Report<Search<'a>>> {
+    let opts = Options {
+        format: settings.format.clone(),
+        max_lines: None,
+        chunk_size: settings.chunk_size,
+        digest,
+    };
+    let keep = match (settings.count, settings.output) {
+        _ if digest => Keep::Line,
+        (true, _) => Keep::Count,
+        (false, OutputKind::Text) => Keep::Line,
+        (false, OutputKind::Json | OutputKind::Ndjson) => Keep::Fields,
+    };
+    let n = sources.len();
+    with_threads(settings.threads, || {
+        scan::run(
+            sources,
+            &opts,
+            || Search::new(&settings.nets, settings.window, vhost, keep, n),
+            &Progress::default(),
+        )
+    })
+}
+
+/// Tells on standard error, per file, what was not searched as asked: a read error,
+/// lines without a format, lines too long, lines without a virtual host for `--vhost`.
+fn report_file_notes(report: &Report<Search<'_>>, names: &[String]) {
+    for (i, (file, name)) in report.files.iter().zip(names).enumerate() {
         let shown = logward::escape::text(name.as_bytes());
         if let Some(err) = &file.error {
             eprintln!("logward: {}", chain(err));
@@ -274,70 +333,56 @@ fn search(args: SearchArgs, config: &Config, metrics: &mut RunCounts) -> Result<
             );
         }
     }
+}
 
-    let failed = report.failed_files() + found.errors.len();
-    let counts = std::mem::take(&mut report.visitor.counts);
-    let total: u64 = counts.iter().sum();
-    metrics.lines = Some(report.lines());
-    metrics.malformed = Some(report.malformed());
-    metrics.bytes = Some(report.bytes());
-    metrics.files = Some(report.files.len() as u64);
-    metrics.files_failed = Some(failed as u64);
-    metrics.matched_lines = Some(total);
-    let mut hits = std::mem::take(&mut report.visitor.hits);
-    // Files were put oldest first, so input order is time order within each rotation set.
-    hits.sort_unstable_by_key(|h| h.at.order());
-    if package.is_some() {
-        hits = one_timeline(hits);
-    }
-    let mut notes = Vec::new();
-    if let Some(v) = &settings.vhost {
-        notes.push(format!("vhost: {v}"));
-    }
-    let written = match &package {
-        Some(package) => {
-            let written = write_package(package, &settings, &report, &counts, &hits);
-            notes.push(match &written {
-                Ok(log) => format!(
-                    "evidence: {} ({}, evidence.log sha256:{})",
-                    package.path().display(),
-                    super::count(log.lines, "line", "lines"),
-                    log.sha256
-                ),
-                Err(e) => format!(
-                    "evidence: {} incomplete: {}",
-                    package.path().display(),
-                    chain(e.as_ref())
-                ),
-            });
-            written.and_then(|log| print_package_summary(package, &log, settings.output))
-        }
-        None => print_results(&settings, &report, &names, &counts, &hits),
-    };
+/// Writes the evidence package and the line that says where it is; `notes` gets what the
+/// audit log says of it, written or not.
+fn write_evidence(
+    package: &Package,
+    settings: &Settings,
+    report: &Report<Search<'_>>,
+    counts: &[u64],
+    hits: &[Hit],
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let written = write_package(package, settings, report, counts, hits);
+    notes.push(match &written {
+        Ok(log) => format!(
+            "evidence: {} ({}, evidence.log sha256:{})",
+            package.path().display(),
+            super::count(log.lines, "line", "lines"),
+            log.sha256
+        ),
+        Err(e) => format!(
+            "evidence: {} incomplete: {}",
+            package.path().display(),
+            chain(e.as_ref())
+        ),
+    });
+    written.and_then(|log| print_package_summary(package, &log, settings.output))
+}
 
+/// Appends the search to the audit log: who searched, the sources' hashes, the files
+/// read, how many lines matched, and `notes`.
+fn record_search(
+    audit: &logward::audit::AuditLog,
+    sources: Vec<String>,
+    files: Vec<String>,
+    lines: u64,
+    notes: Vec<String>,
+) -> Result<()> {
     let entry = Entry {
         time: rfc3339(unix_now()),
         command: "search",
         sources,
-        files: names.clone(),
-        lines: total,
+        files,
+        lines,
         notes,
         // Who looked at whose requests.
         user: Some(logward::audit::current_user()),
         note: None,
     };
-    // Recorded even when the output failed: the files were read all the same.
-    let audited = audit.append(&entry).context("the search was not recorded");
-    written?;
-    audited?;
-
-    Ok(if failed > 0 {
-        Outcome::Error
-    } else if total == 0 {
-        NOTHING_FOUND
-    } else {
-        Outcome::Success
-    })
+    audit.append(&entry).context("the search was not recorded")
 }
 
 /// Prints the counts or the lines found.

@@ -5,7 +5,7 @@
 //! the rules, SIGTERM and SIGINT stop it after saving the store and the positions.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use logward::error::chain;
+use logward::format::FormatSpec;
 use logward::metrics::http::{Page, Server};
 use logward::watch::actions::ActionSettings;
 use logward::watch::nft::NftSet;
@@ -120,37 +121,7 @@ fn install_signals() {
 }
 
 pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
-    let spec = crate::cli::format_setting(args.format.clone(), config)?;
-    let duration_arg = |flag: &Option<String>, key: &Option<String>, name: &str, default: &str| {
-        let text = flag.as_deref().or(key.as_deref()).unwrap_or(default);
-        parse_interval(text)
-            .with_context(|| format!("--{name}: not a duration: {text:?} (like 250ms or 1s)"))
-    };
-    let interval = duration_arg(&args.interval, &config.interval, "interval", "250ms")?
-        .max(Duration::from_millis(10));
-    let status_every = duration_arg(
-        &args.status_every,
-        &config.status_every,
-        "status-every",
-        "60s",
-    )?;
-    let action_timeout = duration_arg(&Some(args.action_timeout.clone()), &None, "", "10s")?;
-    let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
-        Some(text) => Some(NftSet::parse(text).context("--nft-set")?),
-        None => None,
-    };
-    let on_flag = args.on_flag.clone().or_else(|| config.on_flag.clone());
-    let listen = match args
-        .metrics_listen
-        .as_deref()
-        .or(config.metrics_listen.as_deref())
-    {
-        Some(text) => Some(parse_listen(text).with_context(|| {
-            format!("--metrics-listen: {text:?} is not an address and port such as 127.0.0.1:9321")
-        })?),
-        None => None,
-    };
-
+    let options = Options::new(&args, config)?;
     let mut config = config.clone();
     let detection = detection::setup(&args.detect, &config)?;
     // With a [fleet], the store's flags go to the fleet's database and the other servers'
@@ -159,10 +130,10 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         super::fleet::link_in_background(
             &config,
             s.path(),
-            interval,
-            on_flag.clone(),
-            action_timeout,
-            nft.clone(),
+            options.interval,
+            options.on_flag.clone(),
+            options.action_timeout,
+            options.nft.clone(),
             args.paths.clone(),
         )
     });
@@ -170,20 +141,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         Some(store) => store.state_dir(),
         None => state::state_dir(args.detect.store.as_deref(), &config)?,
     };
-    let settings = Settings {
-        paths: args.paths.clone(),
-        format: spec,
-        from_start: switch(args.from_start, args.no_from_start, config.from_start),
-        positions: state_dir.join("positions.json"),
-        stats_file: args.stats_file.clone(),
-        status_every,
-        actions: ActionSettings {
-            on_flag,
-            nft,
-            timeout: action_timeout,
-            ..ActionSettings::default()
-        },
-    };
+    let settings = options.watch_settings(&args, &config, &state_dir);
     let positions = settings.positions.clone();
     let rules = detection.rules.rules().len();
     let store_name = detection
@@ -193,7 +151,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
 
     // Listening before the watch starts: a port in use fails the start, not later.
     let page = Page::new();
-    let server = match listen {
+    let server = match options.listen {
         Some(addr) => Some(Server::start(addr, page.clone()).context("--metrics-listen")?),
         None => None,
     };
@@ -203,7 +161,7 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     eprintln!(
         "logward: watching {} (every {} ms), {rules} rules, store {store_name}",
         args.paths.join(" "),
-        interval.as_millis(),
+        options.interval.as_millis(),
     );
     if let Some(server) = &server {
         eprintln!(
@@ -212,21 +170,8 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         );
         page.publish(watcher.metrics().render());
     }
-    let mut published = Instant::now();
-    while !STOP.load(Ordering::SeqCst) {
-        if RELOAD.swap(false, Ordering::SeqCst) {
-            reload(&args, &mut config, &mut watcher);
-        }
-        let round = watcher.poll();
-        if server.is_some() && (round.caught_up() || published.elapsed() >= PUBLISH_EVERY) {
-            page.publish(watcher.metrics().render());
-            published = Instant::now();
-        }
-        // Caught up: wait. Still reading large blocks: go on at once.
-        if round.caught_up() {
-            sleep_unless_stopped(interval);
-        }
-    }
+    let served = server.as_ref().map(|_| &page);
+    poll_until_stopped(&args, &mut config, &mut watcher, served, options.interval);
     drop(server);
     let done = watcher.finish();
     // One last push of what the recorder stored.
@@ -238,6 +183,124 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
         positions.display()
     );
     Ok(Outcome::Success)
+}
+
+/// The watch's format, timing and actions, from the command line or else the config.
+struct Options {
+    format: FormatSpec,
+    interval: Duration,
+    status_every: Duration,
+    action_timeout: Duration,
+    nft: Option<NftSet>,
+    on_flag: Option<String>,
+    listen: Option<SocketAddr>,
+}
+
+impl Options {
+    /// Reads and checks the options: the command line wins over the config.
+    fn new(args: &WatchArgs, config: &Config) -> Result<Options> {
+        let format = crate::cli::format_setting(args.format.clone(), config)?;
+        let interval = duration_setting(
+            args.interval.as_deref(),
+            config.interval.as_deref(),
+            "interval",
+            "250ms",
+        )?
+        .max(Duration::from_millis(10));
+        let status_every = duration_setting(
+            args.status_every.as_deref(),
+            config.status_every.as_deref(),
+            "status-every",
+            "60s",
+        )?;
+        let action_timeout = duration_setting(Some(&args.action_timeout), None, "", "10s")?;
+        let nft = match args.nft_set.as_deref().or(config.nft_set.as_deref()) {
+            Some(text) => Some(NftSet::parse(text).context("--nft-set")?),
+            None => None,
+        };
+        let on_flag = args.on_flag.clone().or_else(|| config.on_flag.clone());
+        let listen = match args
+            .metrics_listen
+            .as_deref()
+            .or(config.metrics_listen.as_deref())
+        {
+            Some(text) => Some(parse_listen(text).with_context(|| {
+                format!(
+                    "--metrics-listen: {text:?} is not an address and port such as 127.0.0.1:9321"
+                )
+            })?),
+            None => None,
+        };
+        Ok(Options {
+            format,
+            interval,
+            status_every,
+            action_timeout,
+            nft,
+            on_flag,
+            listen,
+        })
+    }
+
+    /// The library's watch settings, with the positions kept in `state_dir`.
+    fn watch_settings(&self, args: &WatchArgs, config: &Config, state_dir: &Path) -> Settings {
+        Settings {
+            paths: args.paths.clone(),
+            format: self.format.clone(),
+            from_start: switch(args.from_start, args.no_from_start, config.from_start),
+            positions: state_dir.join("positions.json"),
+            stats_file: args.stats_file.clone(),
+            status_every: self.status_every,
+            actions: ActionSettings {
+                on_flag: self.on_flag.clone(),
+                nft: self.nft.clone(),
+                timeout: self.action_timeout,
+                ..ActionSettings::default()
+            },
+        }
+    }
+}
+
+/// A duration option: the flag, else the config's key, else `default`; `name` is the
+/// option's, for the error.
+fn duration_setting(
+    flag: Option<&str>,
+    key: Option<&str>,
+    name: &str,
+    default: &str,
+) -> Result<Duration> {
+    let text = flag.or(key).unwrap_or(default);
+    parse_interval(text)
+        .with_context(|| format!("--{name}: not a duration: {text:?} (like 250ms or 1s)"))
+}
+
+/// Polls the files until SIGTERM or SIGINT: reloads on SIGHUP, renews the metrics `page`
+/// (when served) once caught up or every [`PUBLISH_EVERY`], and once caught up waits the
+/// `interval` before the next round.
+fn poll_until_stopped(
+    args: &WatchArgs,
+    config: &mut Config,
+    watcher: &mut Watcher,
+    page: Option<&Page>,
+    interval: Duration,
+) {
+    let mut published = Instant::now();
+    while !STOP.load(Ordering::SeqCst) {
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            reload(args, config, watcher);
+        }
+        let round = watcher.poll();
+        if let Some(page) = page
+            && (round.caught_up() || published.elapsed() >= PUBLISH_EVERY)
+        {
+            page.publish(watcher.metrics().render());
+            published = Instant::now();
+        }
+        // Caught up: wait. Still reading large blocks: go on at once.
+        if round.caught_up() {
+            sleep_unless_stopped(interval);
+        }
+    }
 }
 
 fn sleep_unless_stopped(d: Duration) {

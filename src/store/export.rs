@@ -130,23 +130,38 @@ pub fn csv(out: &mut dyn Write, entries: &[FlaggedEntry], _now: i64) -> io::Resu
         "source,rules,events,first_seen,last_seen,expires,times_flagged,vhost,country,asn,as_org"
     )?;
     for e in entries {
-        let fields = [
-            e.source.to_string(),
-            e.rules.join(" "),
-            e.events.to_string(),
-            rfc3339(e.first_seen),
-            rfc3339(e.last_seen),
-            rfc3339(e.expires),
-            e.times_flagged.to_string(),
-            e.vhost.clone().unwrap_or_default(),
-            e.country.clone().unwrap_or_default(),
-            e.asn.map(|a| a.to_string()).unwrap_or_default(),
-            e.as_org.clone().unwrap_or_default(),
-        ];
-        let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        writeln!(out, "{}", quoted.join(","))?;
+        csv_record(out, &csv_fields(e, true))?;
     }
     Ok(())
+}
+
+/// An entry's CSV fields, in the order of [`csv`]'s header; without `vhost`, the site
+/// column is left out (the fleet's export has none: it adds the servers instead).
+pub fn csv_fields(e: &FlaggedEntry, vhost: bool) -> Vec<String> {
+    let mut fields = vec![
+        e.source.to_string(),
+        e.rules.join(" "),
+        e.events.to_string(),
+        rfc3339(e.first_seen),
+        rfc3339(e.last_seen),
+        rfc3339(e.expires),
+        e.times_flagged.to_string(),
+    ];
+    if vhost {
+        fields.push(e.vhost.clone().unwrap_or_default());
+    }
+    fields.extend([
+        e.country.clone().unwrap_or_default(),
+        e.asn.map(|a| a.to_string()).unwrap_or_default(),
+        e.as_org.clone().unwrap_or_default(),
+    ]);
+    fields
+}
+
+/// Writes one CSV record: `fields`, each quoted by [`csv_field`], then a line break.
+pub fn csv_record(out: &mut dyn Write, fields: &[String]) -> io::Result<()> {
+    let quoted: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    writeln!(out, "{}", quoted.join(","))
 }
 
 /// One CSV field, quoted as RFC 4180 says, and defused for spreadsheets.

@@ -101,6 +101,11 @@ pub struct SyncArgs {
     #[arg(long, value_name = "SPEC")]
     pub nft_set: Option<String>,
 
+    /// Run this command for each ban learnt, as `watch --on-flag` does (through `sh -c`,
+    /// with the ban in LOGWARD_* variables).
+    #[arg(long, value_name = "CMD")]
+    pub on_flag: Option<String>,
+
     /// The store (see `logward scan --help`).
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
@@ -286,10 +291,11 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
         Some(text) => Some(NftSet::parse(text)?),
         None => None,
     };
+    let allow = super::detection::fixed_allowlist(&Default::default(), config)?;
     let mut applier = BanApplier::new(
         Actions::start(
             ActionSettings {
-                on_flag: None,
+                on_flag: args.on_flag.clone().or_else(|| config.on_flag.clone()),
                 nft,
                 timeout: Duration::from_secs(10),
                 nft_failures: Default::default(),
@@ -297,6 +303,7 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
             &action_log(),
         ),
         Some(store),
+        allow,
     );
     let applied = applier.apply(&bans, now);
     applier.finish();
@@ -573,19 +580,22 @@ pub fn push_after_scan(config: &Config, store: &Path) {
 }
 
 /// Hands the fleet's bans to this server's actions (nftables set, `--on-flag`), each once
-/// per ban (again when it was extended), except sources the store's allowlist covers.
+/// per ban (again when it was extended), except sources this server allows: its run's
+/// allowlist and loopback (`fixed`) and the store's allowlist, read at each batch.
 pub struct BanApplier {
     actions: Actions,
     applied: HashMap<IpNet, i64>,
     store: Option<Store>,
+    fixed: Vec<IpNet>,
 }
 
 impl BanApplier {
-    pub fn new(actions: Actions, store: Option<Store>) -> BanApplier {
+    pub fn new(actions: Actions, store: Option<Store>, fixed: Vec<IpNet>) -> BanApplier {
         BanApplier {
             actions,
             applied: HashMap::new(),
             store,
+            fixed,
         }
     }
 
@@ -598,6 +608,7 @@ impl BanApplier {
             .unwrap_or_default()
             .into_iter()
             .map(|a| a.net)
+            .chain(self.fixed.iter().copied())
             .collect();
         self.applied.retain(|_, expires| *expires > now);
         let mut n = 0;
@@ -644,15 +655,15 @@ impl BanApplier {
 }
 
 /// `watch`'s link to the fleet: pushes the outbox every `every`, pulls the other servers'
-/// bans into a second set of the same actions, and logs outages and recoveries once each;
-/// `None` without fleet mode.
+/// bans into a second set of actions made with `actions` (none on sources in `allow` or
+/// the store's allowlist), and logs outages and recoveries once each; `None` without
+/// fleet mode.
 pub fn link_in_background(
     config: &Config,
     store: &Path,
     every: Duration,
-    on_flag: Option<String>,
-    action_timeout: Duration,
-    nft: Option<NftSet>,
+    actions: ActionSettings,
+    allow: Vec<IpNet>,
     erase_in: Vec<String>,
 ) -> Option<Link> {
     let pusher = pusher(config, store)?;
@@ -675,16 +686,9 @@ pub fn link_in_background(
     // A look costs a connection; every report wakes the link, so look at most every 5 s.
     let mut looked: Option<std::time::Instant> = None;
     let mut applier = Some(BanApplier::new(
-        Actions::start(
-            ActionSettings {
-                on_flag,
-                nft,
-                timeout: action_timeout,
-                nft_failures: Default::default(),
-            },
-            &action_log(),
-        ),
+        Actions::start(actions, &action_log()),
         Store::open(store).ok(),
+        allow,
     ));
     Some(Link::spawn(
         pusher,

@@ -126,14 +126,20 @@ pub fn run(args: WatchArgs, config: &Config) -> Result<Outcome> {
     let detection = detection::setup(&args.detect, &config)?;
     // With a [fleet], the store's flags go to the fleet's database and the other servers'
     // bans come back to these actions (see `logward fleet`).
+    let allow = detection::fixed_allowlist(&args.detect.input, &config)?;
     let fleet_link = detection.store.as_ref().and_then(|s| {
+        let actions = ActionSettings {
+            on_flag: options.on_flag.clone(),
+            nft: options.nft.clone(),
+            timeout: options.action_timeout,
+            nft_failures: Default::default(),
+        };
         super::fleet::link_in_background(
             &config,
             s.path(),
             options.interval,
-            options.on_flag.clone(),
-            options.action_timeout,
-            options.nft.clone(),
+            actions,
+            allow,
             args.paths.clone(),
         )
     });

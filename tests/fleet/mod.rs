@@ -946,6 +946,80 @@ fn fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers() {
     assert!(third.contains("learnt 0 bans"), "{third}");
 }
 
+/// `fleet sync` hands learnt bans to `--on-flag` as `watch` does, and never bans what this
+/// server allows: the config's `allow` (a monitoring network, an office) and loopback.
+#[test]
+fn fleet_sync_runs_on_flag_and_keeps_this_servers_allowlist() {
+    let dirs: Vec<crate::util::Dir> = (0..2).map(|_| crate::util::Dir::new()).collect();
+    let Some(pg) = initialized(
+        "fleet_sync_runs_on_flag_and_keeps_this_servers_allowlist",
+        &dirs[0],
+    ) else {
+        return;
+    };
+    let names = ["web-a", "web-b"];
+    let cfgs: Vec<std::path::PathBuf> = names
+        .iter()
+        .zip(&dirs)
+        .map(|(n, d)| config_file(&pg, d, n, &pg.create_login(n, &["logward_host"])))
+        .collect();
+    // Server B allows the network its monitoring probes come from.
+    let b_config = std::fs::read_to_string(&cfgs[1]).unwrap();
+    std::fs::write(
+        &cfgs[1],
+        format!("allow = [\"198.51.100.0/24\"]\n{b_config}"),
+    )
+    .unwrap();
+    for ip in ["203.0.113.8", "198.51.100.9", "127.0.0.5"] {
+        let log = dirs[0].write(&format!("logs/{ip}.log"), attack(ip).as_bytes());
+        let run = dirs[0].run(&[
+            "scan",
+            "--no-default-allow",
+            "--config",
+            cfgs[0].to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert!(
+            run.stderr.contains("fleet: pushed 1 flagged source"),
+            "{}",
+            run.stderr
+        );
+    }
+    let (path, record) = fake_nft(&dirs[1]);
+    let said = dirs[1].path().join("on-flag.txt");
+    let mut cmd = dirs[1].command();
+    cmd.env("PATH", &path)
+        .env("NFT_RECORD", &record)
+        .args(["fleet", "sync", "--config", cfgs[1].to_str().unwrap()])
+        .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
+        .arg("--on-flag")
+        .arg(format!(
+            "echo \"$LOGWARD_SOURCE $LOGWARD_RULES\" >> {}",
+            said.display()
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = crate::util::run_with_deadline(cmd, 60);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("learnt 1 ban from other servers"),
+        "{}",
+        run.stderr
+    );
+    let actions = std::fs::read_to_string(&said).unwrap();
+    assert_eq!(
+        actions.trim(),
+        "203.0.113.8 sensitive-files",
+        "{}",
+        run.stderr
+    );
+    let batches = std::fs::read_to_string(&record).unwrap();
+    assert!(batches.contains("203.0.113.8"), "{batches}");
+    for allowed in ["198.51.100.9", "127.0.0.5"] {
+        assert!(!batches.contains(allowed), "{allowed} banned: {batches}");
+    }
+}
+
 /// `flagged --fleet`: every server's entries merged per source, with the servers, in the
 /// formats of `flagged`; filters by address, network and rule.
 #[test]

@@ -668,9 +668,11 @@ mod tests {
             ("[fleet]\nhost = \"a b\"\n", 2, "host name"),
             ("[fleet]\nport = 5432\n", 2, "port"),
         ] {
-            let err = Config::parse(text, Path::new("c.toml"))
-                .unwrap_err()
-                .to_string();
+            // The whole chain, as the binary prints it: the cause says what is wrong.
+            let err = format!(
+                "{:#}",
+                Config::parse(text, Path::new("c.toml")).unwrap_err()
+            );
             assert!(err.starts_with(&format!("c.toml:{line}: ")), "{err}");
             assert!(err.contains(what) && !err.contains(":pw@"), "{err}");
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::error::RewriteError;
-use super::pipeline::{Compression, READ_SIZE, advise_sequential, rewind};
+use super::stored::{Compression, READ_SIZE, advise_sequential, rewind};
 
 /// What was written, in the uncompressed form: the line count and the digest of the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

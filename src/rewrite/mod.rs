@@ -17,6 +17,7 @@ mod gzip;
 mod lock;
 mod pipeline;
 mod safety;
+mod stored;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -144,7 +145,7 @@ where
         .map_err(|e| RewriteError::io(&target, "inspect the file", e))?;
     safety::check_file(&target, &meta)?;
     safety::check_not_open(&target, &orig)?;
-    let kind = pipeline::detect(&target, &orig)?;
+    let kind = stored::detect(&target, &orig)?;
     let params = pipeline::Params {
         max_line: opts.max_line,
         gzip_level: opts.gzip_level,
@@ -165,7 +166,7 @@ where
         lines: counts.lines,
         changed_lines: counts.changed,
         replaced: false,
-        gzip: kind == pipeline::Compression::Gzip,
+        gzip: kind == stored::Compression::Gzip,
         gzip_members: 0,
         kept_long: counts.kept_long,
     };

@@ -13,7 +13,7 @@
 //! about refusals, metadata or renames (`safety`, `atomic`).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
@@ -24,31 +24,8 @@ use super::check::{Check, Digester, Written};
 use super::direct::{BLOCKS_GATHERED, DIRECT_ALIGN, OutputFile};
 use super::error::RewriteError;
 use super::gzip::GzMemberWriter;
+use super::stored::{Compression, READ_SIZE, advise_sequential, rewind};
 use crate::input::read::{LineReader, Part};
-
-/// Bytes requested per read; large reads keep syscalls off the profile.
-pub(super) const READ_SIZE: usize = 1 << 20;
-
-/// How the file's bytes are stored, from its first bytes (not its name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Compression {
-    Plain,
-    Gzip,
-}
-
-/// How `file` is stored, from its magic number ([`crate::input::read::sniff_open`]): the
-/// compressions logward cannot write back are refused.
-pub(crate) fn detect(path: &Path, file: &File) -> Result<Compression, RewriteError> {
-    use crate::input::read::{Compression as Stored, sniff_open};
-    match sniff_open(file).map_err(|e| RewriteError::io(path, "read the file", e))? {
-        Stored::None => Ok(Compression::Plain),
-        Stored::Gzip => Ok(Compression::Gzip),
-        other => Err(RewriteError::Unsupported {
-            path: path.to_path_buf(),
-            format: other.name(),
-        }),
-    }
-}
 
 /// Knobs the pipeline needs from the options.
 #[derive(Debug, Clone, Copy)]
@@ -65,12 +42,6 @@ pub(crate) struct Counts {
     pub members: u64,
     /// Lines over the limit, copied through unchanged.
     pub kept_long: u64,
-}
-
-pub(super) fn rewind(path: &Path, mut f: &File) -> Result<(), RewriteError> {
-    f.seek(SeekFrom::Start(0))
-        .map(drop)
-        .map_err(|e| RewriteError::io(path, "seek", e))
 }
 
 /// Output blocks of a plain rewrite: small enough that a block is still in the cache when
@@ -204,16 +175,6 @@ where
         let (check, members) = sink.finish(block, counts.lines).map_err(write_err)?;
         counts.members = members;
         Ok((counts, check))
-    }
-}
-
-/// Tells the kernel the file is read once from start to end (more read-ahead, pages
-/// dropped sooner). Only advice: a failure changes nothing, so it is ignored.
-pub(super) fn advise_sequential(f: &File) {
-    use std::os::unix::io::AsRawFd;
-    // SAFETY: plain syscall on a descriptor we own; no memory is passed.
-    unsafe {
-        libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_SEQUENTIAL);
     }
 }
 
@@ -553,34 +514,6 @@ fn yield_to_the_transform() {
 mod tests {
     use super::*;
     use std::fs;
-
-    fn file_with(dir: &Path, name: &str, data: &[u8]) -> (std::path::PathBuf, File) {
-        let p = dir.join(name);
-        std::fs::write(&p, data).unwrap();
-        let f = File::options().read(true).write(true).open(&p).unwrap();
-        (p, f)
-    }
-
-    #[test]
-    fn detects_by_magic_not_name() {
-        let d = tempfile::tempdir().unwrap();
-        let cases: [(&[u8], Result<Compression, &str>); 6] = [
-            (b"\x1f\x8b\x08rest", Ok(Compression::Gzip)),
-            (b"BZh91AY", Err("bzip2")),
-            (b"\xfd7zXZ\x00..", Err("xz")),
-            (b"\x28\xb5\x2f\xfd..", Err("zstd")),
-            (b"1.2.3.4 - -", Ok(Compression::Plain)),
-            (b"", Ok(Compression::Plain)),
-        ];
-        for (i, (data, want)) in cases.into_iter().enumerate() {
-            let (p, f) = file_with(d.path(), &format!("f{i}.log"), data);
-            match (detect(&p, &f), want) {
-                (Ok(got), Ok(w)) => assert_eq!(got, w),
-                (Err(RewriteError::Unsupported { format, .. }), Err(w)) => assert_eq!(format, w),
-                (got, w) => panic!("{data:?}: got {got:?}, want {w:?}"),
-            }
-        }
-    }
 
     /// Appends `bytes` to the block as the pipeline would: each newline its own.
     fn fill(block: &mut Block, bytes: &[u8]) {

@@ -38,6 +38,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("scan", 10),
     ("search", 11),
     ("watch", 11),
+    // The HTML page, drawn from a finished scan pass.
+    ("report", 11),
     // Sharing with other servers: builds on the store and the erasure below it.
     ("fleet", 12),
     ("cli", 100),

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use sha2::Digest as _;
 
-use super::svg::{self, Bar, CLASS_NAMES, Mark, STACK};
+use super::svg::{self, Bar, CLASS_NAMES, Mark, STACK, number, step_name};
 use super::tally::{CLASSES, Step, TOP, Tally, TopCounter, Weight};
 use crate::anonymize::line::{Select, mask_line};
 use crate::anonymize::{Masker, Mode, Prefixes, truncate};
@@ -118,19 +118,6 @@ pub fn render(page: &Page<'_>) -> String {
     };
     w.page(page);
     w.out
-}
-
-/// Thousands separated by commas: `1,234,567`.
-pub fn number(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn percent(n: u64, total: u64) -> f64 {
@@ -922,17 +909,6 @@ fn seconds_time(t: i64) -> String {
 
 fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", number(n), if n == 1 { one } else { many })
-}
-
-fn step_name(step: i64) -> String {
-    match step {
-        60 => "minute".into(),
-        3600 => "hour".into(),
-        86400 => "day".into(),
-        s if s % 86400 == 0 => format!("{} days", s / 86400),
-        s if s % 3600 == 0 => format!("{} hours", s / 3600),
-        s => format!("{} minutes", s / 60),
-    }
 }
 
 /// `net` truncated to at most the mask's prefix for its family.

@@ -103,34 +103,21 @@ pub fn requests_chart(bars: &[Bar], step: i64, with_flagged: bool) -> String {
             WIDTH - RIGHT,
             LEFT - 4.0,
             yy + 4.0,
-            super::html::number(v)
+            number(v)
         );
         v += ystep;
     }
     for (i, b) in bars.iter().enumerate() {
         let x = LEFT + bw * i as f64;
         let total: u64 = b.classes.iter().sum();
-        let mut title = format!(
-            "{}: {} requests",
-            short_time(b.start),
-            super::html::number(total)
-        );
+        let mut title = format!("{}: {} requests", short_time(b.start), number(total));
         for c in STACK {
             if b.classes[c] > 0 {
-                let _ = write!(
-                    title,
-                    ", {} {}",
-                    CLASS_NAMES[c],
-                    super::html::number(b.classes[c])
-                );
+                let _ = write!(title, ", {} {}", CLASS_NAMES[c], number(b.classes[c]));
             }
         }
         if with_flagged {
-            let _ = write!(
-                title,
-                "; flagged sources {}",
-                super::html::number(b.flagged)
-            );
+            let _ = write!(title, "; flagged sources {}", number(b.flagged));
         }
         let _ = write!(s, "<g><title>{title}</title>");
         // A transparent column so the title shows anywhere above the bar too.
@@ -178,7 +165,21 @@ pub fn requests_chart(bars: &[Bar], step: i64, with_flagged: bool) -> String {
     s
 }
 
-fn step_name(step: i64) -> String {
+/// Thousands separated by commas: `1,234,567`.
+pub(crate) fn number(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A bucket's width in words: `minute`, `3 hours`, `2 days`.
+pub(crate) fn step_name(step: i64) -> String {
     match step {
         60 => "minute".into(),
         3600 => "hour".into(),

@@ -105,6 +105,35 @@ pub enum FleetError {
     },
 }
 
+/// The rule names of a comma-separated column, sorted, each once.
+pub(crate) fn rule_list(text: Option<&str>) -> Vec<String> {
+    let mut rules: Vec<String> = text
+        .unwrap_or_default()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect();
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+impl FleetError {
+    /// Turns the client's error of a statement on `server` into one that says what was
+    /// being done where: `.map_err(FleetError::sql(server, "reading bans"))`.
+    pub(crate) fn sql(
+        server: &str,
+        what: &'static str,
+    ) -> impl FnOnce(postgres::Error) -> FleetError + use<> {
+        let server = server.to_string();
+        move |source| FleetError::Sql {
+            server,
+            what,
+            source,
+        }
+    }
+}
+
 impl fmt::Display for FleetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

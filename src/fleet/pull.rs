@@ -129,14 +129,7 @@ impl Puller {
         let result = (|| {
             let fleet = self.ensure()?;
             let server = fleet.server.clone();
-            let sql = |what| {
-                let server = server.clone();
-                move |source| FleetError::Sql {
-                    server,
-                    what,
-                    source,
-                }
-            };
+            let sql = |what| FleetError::sql(&server, what);
             let mut tx = fleet
                 .client
                 .build_transaction()
@@ -164,14 +157,7 @@ impl Puller {
                 let Ok(source) = text.parse::<IpNet>() else {
                     continue;
                 };
-                let rules: String = row.get::<_, Option<String>>(1).unwrap_or_default();
-                let mut rules: Vec<String> = rules
-                    .split(',')
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                rules.sort();
-                rules.dedup();
+                let rules = super::rule_list(row.get::<_, Option<&str>>(1));
                 bans.push(FleetBan {
                     source,
                     rules,

@@ -110,15 +110,7 @@ pub fn query(fleet: &mut Fleet, filter: &FleetFilter) -> Result<Vec<FleetEntry>,
         let Ok(source) = source.parse::<IpNet>() else {
             continue;
         };
-        let mut rules: Vec<String> = row
-            .get::<_, Option<String>>(2)
-            .unwrap_or_default()
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(str::to_string)
-            .collect();
-        rules.sort();
-        rules.dedup();
+        let rules = super::rule_list(row.get::<_, Option<&str>>(2));
         let samples: Vec<Sample> = row
             .get::<_, Option<String>>(11)
             .and_then(|s| serde_json::from_str(&s).ok())

@@ -211,14 +211,7 @@ pub enum Init {
 /// `fleet init` by an advisory lock.
 pub fn init(fleet: &mut Fleet) -> Result<Init, FleetError> {
     let server = fleet.server.clone();
-    let sql = |what| {
-        let server = server.clone();
-        move |source| FleetError::Sql {
-            server,
-            what,
-            source,
-        }
-    };
+    let sql = |what| FleetError::sql(&server, what);
     let mut tx = fleet.client.transaction().map_err(sql("BEGIN"))?;
     tx.execute("SELECT pg_advisory_xact_lock(7210931)", &[])
         .map_err(sql("taking the init lock"))?;

@@ -36,7 +36,7 @@
 
 use super::addr;
 use super::fields::{dash_none, find_literal, number, set_client, split_request, vhost_host, word};
-use super::parser::{ErrorKind, ParseError};
+use super::parser::{ErrorKind, ParseError, start_record};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time;
 
@@ -46,14 +46,7 @@ use super::time;
 /// One function on purpose: a single forward walk over the line in the order Envoy
 /// writes the fields, each step starting where the last one stopped.
 pub fn parse_into<'a>(line: &'a [u8], rec: &mut Record<'a>) -> Result<(), ParseError> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    *rec = Record {
-        line,
-        ..Record::default()
-    };
-    if line.is_empty() {
-        return Err(ParseError::new(ErrorKind::Empty, 0));
-    }
+    let line = start_record(line, rec)?;
     let mismatch = |at: usize| ParseError::new(ErrorKind::Mismatch, at);
     if line[0] != b'[' {
         return Err(mismatch(0));

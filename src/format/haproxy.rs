@@ -26,7 +26,7 @@
 
 use super::addr;
 use super::fields::{find_byte, find_literal, number, split_request, word};
-use super::parser::{ErrorKind, ParseError};
+use super::parser::{ErrorKind, ParseError, start_record};
 use super::record::{AddrField, AddrKind, Record, Span};
 use super::time::TimeCache;
 
@@ -40,14 +40,7 @@ pub fn parse_into<'a>(
     cache: &mut TimeCache,
     rec: &mut Record<'a>,
 ) -> Result<(), ParseError> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    *rec = Record {
-        line,
-        ..Record::default()
-    };
-    if line.is_empty() {
-        return Err(ParseError::new(ErrorKind::Empty, 0));
-    }
+    let line = start_record(line, rec)?;
     let mismatch = |at: usize| ParseError::new(ErrorKind::Mismatch, at);
     let mut pos = syslog_tag_len(line);
 

@@ -387,6 +387,23 @@ impl LineFormat {
     }
 }
 
+/// The start of a parser of its own (HAProxy, Envoy): `line` without its `\r`, with
+/// `rec` reset to hold only it; an empty line is an error.
+pub(super) fn start_record<'a>(
+    line: &'a [u8],
+    rec: &mut Record<'a>,
+) -> Result<&'a [u8], ParseError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    *rec = Record {
+        line,
+        ..Record::default()
+    };
+    if line.is_empty() {
+        return Err(ParseError::new(ErrorKind::Empty, 0));
+    }
+    Ok(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::compile::compile_nginx;

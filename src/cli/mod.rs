@@ -245,6 +245,41 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
     }
 }
 
+/// How a command that reads logs walks its paths: shared by `scan`, `anonymize` and
+/// `report`.
+#[derive(Debug, clap::Args, Clone, Copy, Default)]
+pub struct WalkArgs {
+    /// Also list the files a directory walk skipped.
+    #[arg(long, short = 'v', overrides_with = "no_verbose")]
+    pub verbose: bool,
+
+    /// Undoes --verbose (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "verbose")]
+    pub no_verbose: bool,
+
+    /// A path that does not exist, or a pattern that matches nothing, is noted and the run
+    /// goes on with exit 0, as logrotate's `missingok`: for shared units and hooks that
+    /// list the directories of servers a host may not have.
+    #[arg(long, overrides_with = "no_missing_ok")]
+    pub missing_ok: bool,
+
+    /// Undoes --missing-ok (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "missing_ok")]
+    pub no_missing_ok: bool,
+}
+
+impl WalkArgs {
+    /// `--verbose`, else the config's `verbose`.
+    pub fn verbose(&self, config: &Config) -> bool {
+        switch(self.verbose, self.no_verbose, config.verbose)
+    }
+
+    /// `--missing-ok`, else the config's `missing_ok`.
+    pub fn missing_ok(&self, config: &Config) -> bool {
+        switch(self.missing_ok, self.no_missing_ok, config.missing_ok)
+    }
+}
+
 /// Says what discovery left out, the same way for every command that reads logs: missing
 /// paths become errors unless `missing_ok` (then a note with `verbose`), errors and
 /// refused entries always, skipped names with `verbose`.

@@ -48,21 +48,8 @@ pub struct ReportArgs {
     #[arg(long = "detect", hide = true, overrides_with = "no_detect")]
     pub detect_on: bool,
 
-    /// A path that does not exist is noted and the run goes on, as `scan --missing-ok`.
-    #[arg(long, overrides_with = "no_missing_ok")]
-    pub missing_ok: bool,
-
-    /// Undoes --missing-ok (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "missing_ok")]
-    pub no_missing_ok: bool,
-
-    /// Also list the files a directory walk skipped.
-    #[arg(long, short = 'v', overrides_with = "no_verbose")]
-    pub verbose: bool,
-
-    /// Undoes --verbose (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "verbose")]
-    pub no_verbose: bool,
+    #[command(flatten)]
+    pub walk: super::WalkArgs,
 
     /// Never draw the progress line, even on a terminal.
     #[arg(long, overrides_with = "progress")]
@@ -90,10 +77,7 @@ impl ReportArgs {
             threads: self.threads,
             check: false,
             no_check: true,
-            verbose: self.verbose,
-            no_verbose: self.no_verbose,
-            missing_ok: self.missing_ok,
-            no_missing_ok: self.no_missing_ok,
+            walk: self.walk,
             no_progress: self.no_progress,
             progress: self.progress,
             no_detect: self.no_detect,

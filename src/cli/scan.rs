@@ -63,23 +63,8 @@ pub struct ScanArgs {
     #[arg(long, hide = true, overrides_with = "check")]
     pub no_check: bool,
 
-    /// Also list the files a directory walk skipped.
-    #[arg(long, short = 'v', overrides_with = "no_verbose")]
-    pub verbose: bool,
-
-    /// Undoes --verbose (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "verbose")]
-    pub no_verbose: bool,
-
-    /// A path that does not exist, or a pattern that matches nothing, is noted and the run
-    /// goes on with exit 0, as logrotate's `missingok`: for shared units and hooks that
-    /// list the directories of servers a host may not have.
-    #[arg(long, overrides_with = "no_missing_ok")]
-    pub missing_ok: bool,
-
-    /// Undoes --missing-ok (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "missing_ok")]
-    pub no_missing_ok: bool,
+    #[command(flatten)]
+    pub walk: super::WalkArgs,
 
     /// Never draw the progress line, even on a terminal.
     #[arg(long, overrides_with = "progress")]
@@ -179,8 +164,8 @@ impl Settings {
             output,
             threads: args.threads.or(config.threads).unwrap_or(0),
             check,
-            verbose: switch(args.verbose, args.no_verbose, config.verbose),
-            missing_ok: switch(args.missing_ok, args.no_missing_ok, config.missing_ok),
+            verbose: args.walk.verbose(config),
+            missing_ok: args.walk.missing_ok(config),
             progress: !switch(args.no_progress, args.progress, config.no_progress),
             chunk_size: args.chunk_size.max(1),
             detect: (!no_detect && !check).then_some(args.detect),

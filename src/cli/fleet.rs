@@ -306,7 +306,7 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
         allow,
     );
     let applied = applier.apply(&bans, now);
-    applier.finish();
+    applier.drain();
     eprintln!(
         "logward: fleet: {} carried out, pushed {}, learnt {} from other servers",
         super::count(erased as u64, "erasure request", "erasure requests"),
@@ -651,6 +651,11 @@ impl BanApplier {
     /// Applies what is pending to nftables and stops the actions.
     pub fn finish(self) {
         self.actions.finish();
+    }
+
+    /// Runs every queued action to its end, then stops them: for `fleet sync`.
+    pub fn drain(self) {
+        self.actions.drain();
     }
 }
 

@@ -138,6 +138,17 @@ impl Actions {
         }
     }
 
+    /// Waits for every queued command to run (each within its timeout) and the pending nft
+    /// elements to be applied, then stops the threads: for a one-shot run (`fleet sync`),
+    /// whose actions are the point of the run.
+    pub fn drain(self) {
+        drop(self.on_flag);
+        drop(self.nft);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+
     /// Stops the threads: queued commands are dropped, pending nft elements are applied.
     pub fn finish(self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -283,6 +294,40 @@ mod tests {
             *said.lock().unwrap(),
             ["--on-flag for 2001:db8::/64: command failed (exit status: 3)"]
         );
+    }
+
+    #[test]
+    fn drain_runs_every_queued_command_before_it_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ran");
+        let (log, _) = collecting();
+        let mut actions = Actions::start(
+            ActionSettings {
+                // Slow enough that the queue still holds most flags when drain is called.
+                on_flag: Some(format!(
+                    "sleep 0.05; echo \"$LOGWARD_SOURCE\" >> '{}'",
+                    out.display()
+                )),
+                nft: None,
+                timeout: Duration::from_secs(10),
+                ..ActionSettings::default()
+            },
+            &log,
+        );
+        for i in 1..=5u8 {
+            actions.flag(
+                &FlagEvent {
+                    source: format!("192.0.2.{i}/32").parse().unwrap(),
+                    rules: vec!["http-flood".into()],
+                    expires: 1_800_000_000,
+                    events: 1,
+                },
+                1_799_990_000,
+            );
+        }
+        actions.drain();
+        let ran = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(ran.lines().count(), 5, "{ran}");
     }
 
     #[test]

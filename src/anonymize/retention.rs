@@ -885,27 +885,23 @@ mod tests {
         let format = format.for_rewrite();
         let (wrapper, inner) = format.split_wrapper();
         let progress = Progress::default();
-        let mut job = LineJob {
-            format: Some(inner),
-            wrapper,
-            continued: [false; 2],
-            decoded: Vec::new(),
-            escapes: Vec::new(),
-            masked: Vec::new(),
-            cache: TimeCache::new(),
-            ager: Ager::new(0),
+        let plan = Plan {
             cutoff: i64::MAX,
-            done: None,
-            masker: Masker::new(&Mode::Truncate(Prefixes::DEFAULT)),
-            counts: Counts::default(),
-            oldest: None,
-            newest: None,
-            progress: &progress,
-            pending_bytes: 0,
+            format: FormatSpec::Fixed(format.clone()),
+            mode: Mode::Truncate(Prefixes::DEFAULT),
+            method: "truncate/24/48".into(),
+            rewrite: RewriteOptions::default(),
+            dry_run: false,
+            now: 0,
             erase: None,
             whole_line: false,
-            leak_checked: 0,
         };
+        let known = Known {
+            entry: None,
+            compatible: false,
+            fallback: 0,
+        };
+        let mut job = LineJob::new(Some(inner), wrapper, &plan, &known, &progress);
         let mut verifier = LineVerifier::default();
         let mut masked = Vec::new();
         for (i, line) in lines.iter().enumerate() {

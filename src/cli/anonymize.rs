@@ -145,14 +145,6 @@ pub struct AnonymizeArgs {
     /// writes them as command "erase"; --dry-run writes none.
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
-
-    /// Never draw the progress line, even on a terminal.
-    #[arg(long, overrides_with = "progress")]
-    pub no_progress: bool,
-
-    /// Undoes --no-progress (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "no_progress")]
-    pub progress: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -229,7 +221,7 @@ impl Settings {
             threads: args.threads.or(config.threads).unwrap_or(0),
             verbose: args.walk.verbose(config),
             missing_ok: args.walk.missing_ok(config),
-            progress: !switch(args.no_progress, args.progress, config.no_progress),
+            progress: args.walk.progress(config),
         })
     }
 }

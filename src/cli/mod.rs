@@ -245,8 +245,8 @@ pub fn output_setting(flag: Option<scan::OutputKind>, config: &Config) -> Result
     }
 }
 
-/// How a command that reads logs walks its paths: shared by `scan`, `anonymize` and
-/// `report`.
+/// How a command that reads logs walks its paths and shows its progress: shared by
+/// `scan`, `anonymize` and `report`.
 #[derive(Debug, clap::Args, Clone, Copy, Default)]
 pub struct WalkArgs {
     /// Also list the files a directory walk skipped.
@@ -266,6 +266,14 @@ pub struct WalkArgs {
     /// Undoes --missing-ok (from the config file, or earlier on the line).
     #[arg(long, hide = true, overrides_with = "missing_ok")]
     pub no_missing_ok: bool,
+
+    /// Never draw the progress line, even on a terminal.
+    #[arg(long, overrides_with = "progress")]
+    pub no_progress: bool,
+
+    /// Undoes --no-progress (from the config file, or earlier on the line).
+    #[arg(long, hide = true, overrides_with = "no_progress")]
+    pub progress: bool,
 }
 
 impl WalkArgs {
@@ -277,6 +285,12 @@ impl WalkArgs {
     /// `--missing-ok`, else the config's `missing_ok`.
     pub fn missing_ok(&self, config: &Config) -> bool {
         switch(self.missing_ok, self.no_missing_ok, config.missing_ok)
+    }
+
+    /// Whether the progress line may be drawn: not with `--no-progress` or the config's
+    /// `no_progress`.
+    pub fn progress(&self, config: &Config) -> bool {
+        !switch(self.no_progress, self.progress, config.no_progress)
     }
 }
 

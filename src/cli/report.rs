@@ -51,14 +51,6 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub walk: super::WalkArgs,
 
-    /// Never draw the progress line, even on a terminal.
-    #[arg(long, overrides_with = "progress")]
-    pub no_progress: bool,
-
-    /// Undoes --no-progress (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "no_progress")]
-    pub progress: bool,
-
     #[command(flatten)]
     pub input: RuleInputArgs,
 
@@ -78,8 +70,6 @@ impl ReportArgs {
             check: false,
             no_check: true,
             walk: self.walk,
-            no_progress: self.no_progress,
-            progress: self.progress,
             no_detect: self.no_detect,
             detect_on: self.detect_on,
             fail_on_flag: false,

@@ -66,14 +66,6 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub walk: super::WalkArgs,
 
-    /// Never draw the progress line, even on a terminal.
-    #[arg(long, overrides_with = "progress")]
-    pub no_progress: bool,
-
-    /// Undoes --no-progress (from the config file, or earlier on the line).
-    #[arg(long, hide = true, overrides_with = "no_progress")]
-    pub progress: bool,
-
     /// Only summarize: run no detection and touch no store.
     #[arg(long, overrides_with = "detect_on")]
     pub no_detect: bool,
@@ -166,7 +158,7 @@ impl Settings {
             check,
             verbose: args.walk.verbose(config),
             missing_ok: args.walk.missing_ok(config),
-            progress: !switch(args.no_progress, args.progress, config.no_progress),
+            progress: args.walk.progress(config),
             chunk_size: args.chunk_size.max(1),
             detect: (!no_detect && !check).then_some(args.detect),
             fail_on_flag: switch(args.fail_on_flag, args.no_fail_on_flag, config.fail_on_flag),

@@ -200,14 +200,8 @@ impl Digester {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rewrite::stored::tests::file_with;
     use std::io::Write;
-
-    fn file_with(dir: &Path, name: &str, data: &[u8]) -> (std::path::PathBuf, File) {
-        let p = dir.join(name);
-        std::fs::write(&p, data).unwrap();
-        let f = File::options().read(true).write(true).open(&p).unwrap();
-        (p, f)
-    }
 
     #[test]
     fn digest_ignores_how_the_stream_is_cut() {

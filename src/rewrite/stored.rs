@@ -50,10 +50,15 @@ pub(super) fn advise_sequential(f: &File) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn file_with(dir: &Path, name: &str, data: &[u8]) -> (std::path::PathBuf, File) {
+    /// A file of `data` in `dir`, open for reading and writing.
+    pub(in crate::rewrite) fn file_with(
+        dir: &Path,
+        name: &str,
+        data: &[u8],
+    ) -> (std::path::PathBuf, File) {
         let p = dir.join(name);
         std::fs::write(&p, data).unwrap();
         let f = File::options().read(true).write(true).open(&p).unwrap();

@@ -67,6 +67,12 @@ impl Bucket {
         self.empty_at <= now
     }
 
+    /// Whether the bucket holds more than `events` events at `now`: it is not empty again
+    /// until more than `events` leaks from `now`.
+    pub fn holds_more_than(&self, now: i64, events: u32, leak_ms: i64) -> bool {
+        i128::from(self.empty_at) - i128::from(now) > i128::from(events) * i128::from(leak_ms)
+    }
+
     /// Pours one event arriving at `now` (ms). Events must come in time order.
     pub fn offer(&mut self, now: i64, limits: Limits) -> Offer {
         if now < self.blackhole_until {
@@ -212,6 +218,21 @@ mod tests {
         };
         assert_eq!(t.offer(0, trig), Offer::Overflow);
         assert_eq!(t.offer(i64::MAX - 1, trig), Offer::Blackholed);
+    }
+
+    #[test]
+    fn holds_more_than_counts_what_has_not_leaked() {
+        let l = limits(10, 1_000);
+        let mut b = Bucket::default();
+        assert!(!b.holds_more_than(0, 0, 1_000));
+        (0..6).for_each(|_| assert_eq!(b.offer(0, l), Offer::Counted));
+        assert!(b.holds_more_than(0, 5, 1_000));
+        assert!(!b.holds_more_than(0, 6, 1_000));
+        // One event has leaked a second later, and a part of the next one.
+        assert!(!b.holds_more_than(1_000, 5, 1_000));
+        assert!(b.holds_more_than(1_000, 4, 1_000));
+        assert!(b.holds_more_than(1_500, 4, 1_000));
+        assert!(!b.holds_more_than(2_000, 4, 1_000));
     }
 
     #[test]

@@ -32,10 +32,10 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
-use super::bucket::{Bucket, Offer, SeenSet};
+use super::bucket::{Bucket, Limits, Offer, SeenSet};
 use super::busiest::Busiest;
 use super::journal::{Event, JOURNAL_ROOM, Journal, Key, KeyHasher, MAX_EVENT, NO_VHOST};
-use super::matcher::{CompiledRules, RuleInfo, Scratch};
+use super::matcher::{CompiledRules, Scratch};
 use super::rule::{Field, rule_bits};
 use super::samples::{Chosen, Copies, copy_sample, keep_sample, sample_line};
 pub use super::samples::{NoReadBack, ReadBack, SAMPLES, SampleLine};
@@ -76,6 +76,32 @@ impl Flagged {
     pub fn top_site(&self) -> Option<&str> {
         self.sites.first().map(|(s, _)| s.as_str())
     }
+}
+
+/// A source that came near being flagged: a rule's bucket held more than half its
+/// capacity, in an episode in which none overflowed. Fleet mode reports these, so that an
+/// attack spread over servers that each see too little is still seen (`min_hosts`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NearMiss {
+    /// The address (/32, /128) or the group it was counted as, as for [`Flagged`].
+    pub source: IpNet,
+    /// Names of the rules whose bucket passed half its capacity, sorted.
+    pub rules: Vec<String>,
+    /// Unix seconds of the first event of those rules in the episode.
+    pub first_seen: i64,
+    /// Unix seconds of their last event.
+    pub last_seen: i64,
+    /// Lines that matched those rules, each counted once.
+    pub events: u64,
+}
+
+/// The bucket that overflows once a rule's own bucket holds more than half its capacity:
+/// half the capacity, rounded down. A trigger (capacity 0) has none: its first event flags.
+pub fn near_limits(limits: Limits) -> Option<Limits> {
+    (limits.capacity > 0).then_some(Limits {
+        capacity: limits.capacity / 2,
+        ..limits
+    })
 }
 
 /// Why a rule flagged an episode: its bucket, when it first overflowed, how often it did,
@@ -485,8 +511,11 @@ impl Collector {
         let rules = self.rules.rules();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
         let (census, per_rule, busiest) = self.count_events(&distinct)?;
-        let candidates = self.candidates(&census, per_rule, busiest, allowlist);
-        let found = self.replay_candidates(&distinct, &census, &candidates)?;
+        let limits: Vec<Limits> = rules.iter().map(|r| r.limits).collect();
+        let candidates = self.candidates(&census, &per_rule, &limits, allowlist, |s| {
+            busiest.never_full(s)
+        });
+        let found = self.replay_candidates(&distinct, &census, &candidates, limits)?;
         // Rules with different groupings, and per-site rules on several sites, flag the
         // same source: their episodes that meet are one.
         let folded = fold_episodes(found);
@@ -516,6 +545,59 @@ impl Collector {
                     })
                     .collect();
                 self.flagged(ep, by_time(samples), explain)
+            })
+            .collect())
+    }
+
+    /// The sources that came near being flagged and were not: replays the events again
+    /// through buckets of [`near_limits`] and keeps the episodes of sources that are not
+    /// in `flagged`. A second pass over the events, run only in fleet mode with
+    /// `min_hosts` of 2 or more. Sources overlapping `allowlist` are left out.
+    pub fn near_misses(
+        &self,
+        allowlist: &Allowlist,
+        flagged: &[Flagged],
+    ) -> std::io::Result<Vec<NearMiss>> {
+        let rules = self.rules.rules();
+        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
+        let (census, per_rule, _) = self.count_events(&distinct)?;
+        let mut triggers = 0u64;
+        let limits: Vec<Limits> = rules
+            .iter()
+            .enumerate()
+            .map(|(ri, r)| {
+                near_limits(r.limits).unwrap_or_else(|| {
+                    triggers |= 1u64 << ri;
+                    r.limits
+                })
+            })
+            .collect();
+        let candidates = self.candidates(&census, &per_rule, &limits, allowlist, |_| triggers);
+        let found = self.replay_candidates(&distinct, &census, &candidates, limits)?;
+        let is_flagged: std::collections::HashSet<IpNet> =
+            flagged.iter().map(|f| f.source).collect();
+        Ok(fold_episodes(found)
+            .into_iter()
+            .filter(|ep| !is_flagged.contains(&ep.source))
+            .map(|ep| {
+                let mut names: Vec<String> = ep
+                    .fills
+                    .iter()
+                    .map(|f| rules[f.rule].name.clone())
+                    .collect();
+                names.sort();
+                names.dedup();
+                let events = match &ep.lines {
+                    Some(lines) => lines.len() as u64,
+                    None => ep.events,
+                };
+                NearMiss {
+                    source: ep.source,
+                    rules: names,
+                    first_seen: ep.first_ms.div_euclid(1000),
+                    last_seen: ep.last_ms.div_euclid(1000),
+                    events,
+                }
             })
             .collect())
     }
@@ -579,16 +661,16 @@ impl Collector {
     fn candidates(
         &self,
         census: &Census,
-        per_rule: Vec<u16>,
-        busiest: Busiest,
+        per_rule: &[u16],
+        limits: &[Limits],
         allowlist: &Allowlist,
+        never_full: impl Fn(u32) -> u64,
     ) -> Vec<(u32, u64)> {
-        let rules = self.rules.rules();
-        let n = rules.len();
+        let n = limits.len();
         (0..census.tally.len() as u32)
             .filter_map(|s| {
                 let counts = per_rule.get(s as usize * n..(s as usize + 1) * n)?;
-                let live = live_rules(rules, counts) & !busiest.never_full(s);
+                let live = live_rules(limits, counts) & !never_full(s);
                 let net = census.slots.keys[s as usize].net;
                 (live != 0 && !allowlist.overlaps(net)).then_some((s, live))
             })
@@ -596,15 +678,18 @@ impl Collector {
     }
 
     /// Gathers the candidates' events a batch at a time (see [`Collector::plan_batch`]) and
-    /// replays each candidate's; returns the episodes found.
+    /// replays each candidate's through buckets of `limits` (one per rule); returns the
+    /// episodes found.
     fn replay_candidates(
         &self,
         distinct: &[u64; 4],
         census: &Census,
         candidates: &[(u32, u64)],
+        limits: Vec<Limits>,
     ) -> std::io::Result<Vec<Episode>> {
         let n = self.rules.rules().len();
         let mut state = ReplayState {
+            limits,
             buckets: vec![Bucket::default(); n],
             seen: (0..n).map(|_| SeenSet::default()).collect(),
             filling: vec![Filling::default(); n],
@@ -951,6 +1036,7 @@ impl Collector {
     ) -> (u64, Vec<Fill>) {
         let rules = self.rules.rules();
         let ReplayState {
+            limits,
             buckets,
             seen,
             filling,
@@ -988,7 +1074,7 @@ impl Collector {
                     }
                 }
                 filling[ri].push(index as u32);
-                match buckets[ri].offer(e.time_ms, rule.limits) {
+                match buckets[ri].offer(e.time_ms, limits[ri]) {
                     Offer::Overflow => {
                         if !self.counted_before(e.order) {
                             fired |= 1u64 << ri;
@@ -1263,6 +1349,8 @@ fn intern(
 
 /// Per-rule replay state, reused from one source to the next.
 struct ReplayState {
+    /// Per rule, its bucket's limits: the rule's own, or halved for near misses.
+    limits: Vec<Limits>,
     buckets: Vec<Bucket>,
     seen: Vec<SeenSet>,
     filling: Vec<Filling>,
@@ -1270,10 +1358,10 @@ struct ReplayState {
 
 /// The rules that have more events than their capacity, by `counts` (one per rule, a
 /// saturated count may be more): the only ones that can overflow.
-fn live_rules(rules: &[RuleInfo], counts: &[u16]) -> u64 {
+fn live_rules(limits: &[Limits], counts: &[u16]) -> u64 {
     let mut live = 0u64;
-    for (ri, (&c, rule)) in counts.iter().zip(rules).enumerate() {
-        if c == u16::MAX || u32::from(c) > rule.limits.capacity {
+    for (ri, (&c, limits)) in counts.iter().zip(limits).enumerate() {
+        if c == u16::MAX || u32::from(c) > limits.capacity {
             live |= 1u64 << ri;
         }
     }
@@ -1343,6 +1431,34 @@ mod tests {
 
     fn any_rule(capacity: u32, leak_ms: i64) -> Rule {
         Rule::new("r", "", Filter::default(), capacity, leak_ms)
+    }
+
+    /// Capacity 10 in one second: 6 events pass half (a near miss), 5 do not, 11 flag
+    /// (a flag, not a near miss).
+    #[test]
+    fn near_misses_are_sources_past_half_a_bucket_that_were_not_flagged() {
+        let rules = one_rule(any_rule(10, 1_000));
+        let mut lines = Vec::new();
+        for (ip, n) in [("192.0.2.5", 5), ("192.0.2.6", 6), ("192.0.2.11", 11)] {
+            lines.extend((0..n).map(|_| line(ip, 7, "GET", "/", 200, "ua")));
+        }
+        let mut c = Collector::new(Arc::clone(&rules));
+        for (i, l) in lines.iter().enumerate() {
+            c.observe(&parse(l.as_bytes()).expect("parses"), i as u64);
+        }
+        let allow = Allowlist::exact(vec![]);
+        let flagged = c.finish(&allow).expect("finish");
+        let flagged_sources: Vec<String> = flagged.iter().map(|f| f.source.to_string()).collect();
+        assert_eq!(flagged_sources, ["192.0.2.11/32"]);
+        let near = c.near_misses(&allow, &flagged).expect("near misses");
+        assert_eq!(near.len(), 1, "{near:?}");
+        assert_eq!(near[0].source.to_string(), "192.0.2.6/32");
+        assert_eq!(near[0].rules, ["r"]);
+        assert_eq!(near[0].events, 6);
+        assert_eq!(near[0].first_seen, near[0].last_seen);
+        // Allowed sources are never near misses either.
+        let allowed = Allowlist::exact(vec!["192.0.2.6/32".parse().expect("net")]);
+        assert!(c.near_misses(&allowed, &flagged).expect("near").is_empty());
     }
 
     /// A request line that is not `METHOD target` has no target: each distinct one still
@@ -1831,7 +1947,8 @@ mod tests {
         let rules = touchy_rules();
         let info = rules.rules();
         let mut counts = vec![0u16; info.len()];
-        assert_eq!(live_rules(info, &counts), 0);
+        let limits: Vec<Limits> = info.iter().map(|r| r.limits).collect();
+        assert_eq!(live_rules(&limits, &counts), 0);
         let flood = info
             .iter()
             .position(|r| r.name == "http-flood")
@@ -1843,9 +1960,9 @@ mod tests {
         // At the capacity a bucket cannot overflow; one more and it can.
         counts[flood] = 6;
         counts[probing] = 4;
-        assert_eq!(live_rules(info, &counts), 1 << probing);
+        assert_eq!(live_rules(&limits, &counts), 1 << probing);
         counts[flood] = 7;
-        assert_eq!(live_rules(info, &counts), 1 << probing | 1 << flood);
+        assert_eq!(live_rules(&limits, &counts), 1 << probing | 1 << flood);
     }
 
     /// Per-rule counts saturate: a rule whose capacity is above the largest count is still

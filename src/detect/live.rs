@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use super::allowlist::Allowlist;
 use super::bucket::{Bucket, Offer, SeenSet};
-use super::engine::{Flagged, Overflow, SAMPLES, SampleLine};
+use super::engine::{Flagged, NearMiss, Overflow, SAMPLES, SampleLine};
 use super::matcher::{CompiledRules, Scratch};
 use super::rule::rule_bits;
 use crate::format::Record;
@@ -51,6 +51,8 @@ struct State {
     ends: [u32; SAMPLES],
     kept: u8,
     vhost: Option<Box<[u8]>>,
+    /// Whether this episode was reported as a near miss.
+    near: bool,
 }
 
 impl State {
@@ -96,6 +98,9 @@ pub struct Live {
     newest_ms: i64,
     seen: u64,
     skipped: u64,
+    /// Whether to report near misses, and those not taken yet.
+    near_on: bool,
+    near: Vec<NearMiss>,
 }
 
 impl Live {
@@ -108,7 +113,21 @@ impl Live {
             newest_ms: i64::MIN,
             seen: 0,
             skipped: 0,
+            near_on: false,
+            near: Vec::new(),
         }
+    }
+
+    /// Reports near misses from now on (see [`NearMiss`]): an episode whose bucket comes to
+    /// hold more than half the rule's capacity is reported once, when it does, whether or
+    /// not it overflows later. For fleet mode with `min_hosts` of 2 or more.
+    pub fn report_near_misses(&mut self) {
+        self.near_on = true;
+    }
+
+    /// The near misses found since the last call.
+    pub fn take_near_misses(&mut self) -> Vec<NearMiss> {
+        std::mem::take(&mut self.near)
     }
 
     /// The rules it runs.
@@ -188,7 +207,13 @@ impl Live {
             return;
         }
         // Borrow fields apart: cloning the Arc here would cost two atomics per line.
-        let Live { rules, states, .. } = self;
+        let Live {
+            rules,
+            states,
+            near_on,
+            near,
+            ..
+        } = self;
         for ri in rule_bits(matched) {
             let info = &rules.rules()[ri];
             let net = info.grouping.net_of(source);
@@ -212,6 +237,7 @@ impl Live {
                 ends: [0; SAMPLES],
                 kept: 0,
                 vhost: vhost_name.map(Box::from),
+                near: false,
             });
             // Time never goes backwards inside one bucket.
             let t = time_ms.max(state.last_ms);
@@ -221,6 +247,7 @@ impl Live {
                 state.events = 0;
                 state.clear_samples();
                 state.first_ms = t;
+                state.near = false;
             }
             if state.bucket.is_empty(t) {
                 state.seen.clear();
@@ -239,6 +266,21 @@ impl Live {
                 Offer::Counted => {
                     state.events += 1;
                     state.keep_sample(rec.line);
+                    let half = info.limits.capacity / 2;
+                    if *near_on
+                        && !state.near
+                        && state.bucket.holds_more_than(t, half, info.limits.leak_ms)
+                        && !allowlist.overlaps(net)
+                    {
+                        state.near = true;
+                        near.push(NearMiss {
+                            source: net,
+                            rules: vec![info.name.clone()],
+                            first_seen: state.first_ms.div_euclid(1000),
+                            last_seen: t.div_euclid(1000),
+                            events: state.events,
+                        });
+                    }
                 }
                 Offer::Overflow => {
                     state.events += 1;
@@ -275,6 +317,7 @@ impl Live {
                     }
                     state.events = 0;
                     state.clear_samples();
+                    state.near = false;
                 }
             }
         }
@@ -386,6 +429,39 @@ mod tests {
             live.observe(&rec, allow, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_bucket_past_half_is_one_near_miss_per_episode() {
+        let allow = Allowlist::exact(vec![]);
+        let lines: Vec<String> = (0..9).map(|i| line("192.0.2.1", i, "/", 200)).collect();
+        let mut off = Live::new(one_rule(any_rule(10, 60_000)));
+        assert!(feed(&mut off, &lines, &allow).is_empty());
+        assert!(
+            off.take_near_misses().is_empty(),
+            "reported only when asked"
+        );
+        let mut live = Live::new(one_rule(any_rule(10, 60_000)));
+        live.report_near_misses();
+        assert!(feed(&mut live, &lines[..5], &allow).is_empty());
+        assert!(
+            live.take_near_misses().is_empty(),
+            "5 of 10 is not past half"
+        );
+        assert!(feed(&mut live, &lines[5..], &allow).is_empty());
+        let near = live.take_near_misses();
+        assert_eq!(near.len(), 1, "{near:?}");
+        assert_eq!(near[0].source.to_string(), "192.0.2.1/32");
+        assert_eq!(
+            (near[0].events, near[0].rules.as_slice()),
+            (6, &["any".to_string()][..])
+        );
+        // After the bucket leaked empty, a new episode can be a near miss again.
+        let later: Vec<String> = (0..6)
+            .map(|i| line("192.0.2.1", 1_800 + i, "/", 200))
+            .collect();
+        assert!(feed(&mut live, &later, &allow).is_empty());
+        assert_eq!(live.take_near_misses().len(), 1);
     }
 
     #[test]

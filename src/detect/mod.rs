@@ -46,7 +46,9 @@ pub use allowlist::Allowlist;
 pub use builtin::builtin_rules;
 pub use config::{load_config_rules, load_rules_file, load_rules_str};
 pub use duration::{format_duration, parse_duration};
-pub use engine::{Collector, EPISODE_GAP_MS, Flagged, NoReadBack, Overflow, ReadBack, SampleLine};
+pub use engine::{
+    Collector, EPISODE_GAP_MS, Flagged, NearMiss, NoReadBack, Overflow, ReadBack, SampleLine,
+};
 pub use error::RuleError;
 pub use matcher::CompiledRules;
 pub use rule::{Field, FieldMatch, Filter, Grouping, Rule, RuleSet};

@@ -83,7 +83,8 @@ pub struct Config {
     pub text: Option<String>,
 }
 
-/// The `[fleet]` table; its keys are the `--fleet-*` options without the prefix.
+/// The `[fleet]` table; its keys are the `--fleet-*` options without the prefix, and
+/// `keep_erasures` (`fleet erasures --keep`).
 #[derive(Debug, Default, Deserialize, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub struct FleetTable {
@@ -97,6 +98,9 @@ pub struct FleetTable {
     pub host: Option<String>,
     /// Servers that must flag a source for a fleet ban (fleet rule).
     pub min_hosts: Option<u32>,
+    /// `logward fleet erasures --prune`: how long requests every server carried out are
+    /// kept (`--keep`).
+    pub keep_erasures: Option<String>,
 }
 
 impl Config {
@@ -296,6 +300,14 @@ impl FleetTable {
         }
         if self.min_hosts == Some(0) {
             bail!("{}: 0 servers; write 1 or more", at("min_hosts"));
+        }
+        if let Some(keep) = &self.keep_erasures
+            && logward::timefmt::parse_duration(keep).is_none()
+        {
+            bail!(
+                "{}: {keep:?} is not a duration such as 30d or 12h",
+                at("keep_erasures")
+            );
         }
         if self
             .host

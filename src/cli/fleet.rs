@@ -90,8 +90,22 @@ pub enum FleetCommand {
     /// the other servers' bans once, adding them to the nftables sets.
     Sync(SyncArgs),
 
-    /// List the erasure requests with the servers that have and have not carried them out.
-    Erasures,
+    /// List the erasure requests with the servers that have and have not carried them out;
+    /// with --prune (needs logward_admin), delete those every server carried out.
+    Erasures(ErasuresArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ErasuresArgs {
+    /// Delete the requests that every server known to the fleet carried out completely,
+    /// the last of them longer ago than --keep, and print them (the record to keep).
+    #[arg(long)]
+    pub prune: bool,
+
+    /// How long --prune keeps requests every server carried out (config: [fleet]
+    /// keep_erasures). [default: 30d]
+    #[arg(long, value_name = "DURATION", requires = "prune")]
+    pub keep: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +166,8 @@ pub fn run(args: FleetArgs, config: &Config) -> Result<super::Outcome> {
             Ok(super::Outcome::Success)
         }
         FleetCommand::Sync(args) => sync(args, settings, config),
-        FleetCommand::Erasures => erasures(settings),
+        FleetCommand::Erasures(args) if args.prune => prune_erasures(args, settings, config),
+        FleetCommand::Erasures(_) => erasures(settings),
     }
 }
 
@@ -214,6 +229,44 @@ fn erasures(settings: Settings) -> Result<super::Outcome> {
         )?;
     }
     out.flush()?;
+    Ok(super::Outcome::Success)
+}
+
+/// `logward fleet erasures --prune`.
+fn prune_erasures(
+    args: ErasuresArgs,
+    settings: Settings,
+    config: &Config,
+) -> Result<super::Outcome> {
+    let keep_text = args
+        .keep
+        .or_else(|| config.fleet.as_ref().and_then(|f| f.keep_erasures.clone()))
+        .unwrap_or_else(|| "30d".into());
+    let Some(keep) = logward::timefmt::parse_duration(&keep_text) else {
+        bail!("--keep: {keep_text:?} is not a duration such as 30d or 12h");
+    };
+    let mut fleet = logward::fleet::connect(&settings)?;
+    logward::fleet::schema::check(&mut fleet)?;
+    let gone = logward::fleet::erasure::prune(&mut fleet, keep)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ID\tTICKET\tREQUESTED\tDONE\tSERVERS")?;
+    for p in &gone {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}",
+            p.id,
+            logward::escape::text(p.ticket.as_bytes()),
+            rfc3339(p.requested_at),
+            rfc3339(p.done_at),
+            logward::escape::text(p.hosts.join(",").as_bytes())
+        )?;
+    }
+    out.flush()?;
+    eprintln!(
+        "logward: fleet: {} carried out by every server and done more than {keep_text} ago \
+         deleted",
+        super::count(gone.len() as u64, "erasure request", "erasure requests")
+    );
     Ok(super::Outcome::Success)
 }
 
@@ -310,7 +363,7 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
     eprintln!(
         "logward: fleet: {} carried out, pushed {}, learnt {} from other servers",
         super::count(erased as u64, "erasure request", "erasure requests"),
-        super::count(pushed, "flagged source", "flagged sources"),
+        pushed_text(pushed, pusher.near_misses_pushed()),
         super::count(applied as u64, "ban", "bans")
     );
     Ok(super::Outcome::Success)
@@ -320,8 +373,9 @@ fn sync(args: SyncArgs, settings: Settings, config: &Config) -> Result<super::Ou
 pub fn flagged(args: &FlaggedArgs, config: &Config, now: i64) -> Result<super::Outcome> {
     use super::flagged::{ExportFormat, exporter};
     refuse_local_options(args)?;
-    let filter = fleet_filter(args, now)?;
-    let mut fleet = logward::fleet::connect(&settings(config)?)?;
+    let settings = settings(config)?;
+    let filter = fleet_filter(args, now, settings.min_hosts)?;
+    let mut fleet = logward::fleet::connect(&settings)?;
     logward::fleet::schema::check(&mut fleet)?;
     let mut found = logward::fleet::query::query(&mut fleet, &filter)?;
     args.sort_and_limit(&mut found, |f| &f.entry);
@@ -363,7 +417,7 @@ fn refuse_local_options(args: &FlaggedArgs) -> Result<()> {
 }
 
 /// The fleet query for the filters given.
-fn fleet_filter(args: &FlaggedArgs, now: i64) -> Result<FleetFilter> {
+fn fleet_filter(args: &FlaggedArgs, now: i64, min_hosts: Option<u32>) -> Result<FleetFilter> {
     let targets = args.parsed_targets()?;
     let (since, until) = args.time_window(now)?;
     if let (Some(s), Some(u)) = (since, until)
@@ -377,6 +431,7 @@ fn fleet_filter(args: &FlaggedArgs, now: i64) -> Result<FleetFilter> {
         until,
         rules: args.rule.clone(),
         active_at: args.active_at(now),
+        min_hosts,
     })
 }
 
@@ -483,6 +538,17 @@ pub fn configured(config: &Config) -> bool {
     config.fleet.as_ref().is_some_and(|f| f.url.is_some())
 }
 
+/// Whether this server records near misses for the fleet: fleet mode with `min_hosts` of 2
+/// or more, where a fleet ban may come from servers that each saw too little.
+pub fn counts_near_misses(config: &Config) -> bool {
+    configured(config)
+        && config
+            .fleet
+            .as_ref()
+            .and_then(|f| f.min_hosts)
+            .is_some_and(|n| n >= 2)
+}
+
 /// The fleet settings, checked: a url and a CA file are required.
 pub fn settings(config: &Config) -> Result<Settings> {
     let table = config.fleet.clone().unwrap_or_default();
@@ -564,7 +630,7 @@ pub fn push_after_scan(config: &Config, store: &Path) {
         Ok(0) => {}
         Ok(n) => eprintln!(
             "logward: fleet: pushed {}",
-            super::count(n, "flagged source", "flagged sources")
+            pushed_text(n, pusher.near_misses_pushed())
         ),
         Err(e) => eprintln!(
             "logward: fleet: warning: {}; {} in the store's outbox for the next scan, \
@@ -575,6 +641,23 @@ pub fn push_after_scan(config: &Config, store: &Path) {
                 "source waits",
                 "sources wait"
             )
+        ),
+    }
+}
+
+/// "3 flagged sources", or with near misses among the `total` entries pushed, "3 flagged
+/// sources and 2 near misses".
+fn pushed_text(total: u64, near_misses: u64) -> String {
+    let flags = super::count(
+        total.saturating_sub(near_misses),
+        "flagged source",
+        "flagged sources",
+    );
+    match near_misses {
+        0 => flags,
+        n => format!(
+            "{flags} and {}",
+            super::count(n, "near miss", "near misses")
         ),
     }
 }
@@ -627,11 +710,17 @@ impl BanApplier {
                 continue;
             }
             self.applied.insert(ban.source, ban.expires);
+            // Rule and host names come from other servers' reports: escaped for the terminal.
+            let how = if ban.spread {
+                "flagged or nearly flagged (a spread attack)"
+            } else {
+                "flagged"
+            };
             eprintln!(
-                "logward: fleet: {} flagged by {} on {}, banned until {}",
+                "logward: fleet: {} {how} by {} on {}, banned until {}",
                 net::display(ban.source),
-                ban.rules.join(","),
-                ban.hosts.join(","),
+                logward::escape::text(ban.rules.join(",").as_bytes()),
+                logward::escape::text(ban.hosts.join(",").as_bytes()),
                 rfc3339(ban.expires)
             );
             self.actions.flag(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use ipnet::IpNet;
 use logward::detect::Flagged;
@@ -224,6 +224,9 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
     let mut recorded = Recorded::default();
     if let Some(d) = &mut detection {
         recorded = record(d, &mut flagged, &report, &counted)?;
+        if super::fleet::counts_near_misses(config) {
+            record_near_misses(d, &report, &flagged)?;
+        }
         if let Some(store) = &d.store {
             super::fleet::push_after_scan(config, store.path());
         }
@@ -511,6 +514,23 @@ fn record(
         counted.mark_scanned(store, &report.files, unix_now())?;
     }
     Ok(recorded)
+}
+
+/// For a fleet that counts them: the sources that came near being flagged in this scan
+/// (see `detect::NearMiss`), recorded in the store for the fleet push.
+fn record_near_misses(d: &mut Detection, report: &Pass, flagged: &[Flagged]) -> Result<()> {
+    let (Some(v), Some(store)) = (&report.visitor.0, &mut d.store) else {
+        return Ok(());
+    };
+    let found = v
+        .collector
+        .near_misses(&d.allowlist, flagged)
+        .context("reading detection events back for near misses")?;
+    let new = logward::scan::to_new_near_misses(found);
+    if !new.is_empty() {
+        store.record_near_misses(&new, unix_now())?;
+    }
+    Ok(())
 }
 
 /// Per file: its read error, a warning when few lines gave a client, and (unless

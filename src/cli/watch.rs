@@ -263,6 +263,7 @@ impl Options {
                 timeout: self.action_timeout,
                 ..ActionSettings::default()
             },
+            near_misses: super::fleet::counts_near_misses(config),
         }
     }
 }

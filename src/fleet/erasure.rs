@@ -90,6 +90,46 @@ pub fn acknowledge(fleet: &mut Fleet, id: i64, complete: bool) -> Result<(), Fle
         .map_err(fleet.sql("acknowledging an erasure request"))
 }
 
+/// A request deleted by [`prune`], with what shows it was honoured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pruned {
+    /// The request's number.
+    pub id: i64,
+    /// Its reference (the erased address is not returned: it should linger nowhere).
+    pub ticket: String,
+    /// Unix seconds.
+    pub requested_at: i64,
+    /// When the last server acknowledged it, unix seconds.
+    pub done_at: i64,
+    /// The servers that carried it out, sorted.
+    pub hosts: Vec<String>,
+}
+
+/// Deletes the requests every server known to the fleet carried out completely, the last
+/// of them more than `keep` seconds ago, and returns them. Needs `logward_admin`. A server
+/// that joins later never sees them: by then the data is gone from every server's logs.
+pub fn prune(fleet: &mut Fleet, keep: i64) -> Result<Vec<Pruned>, FleetError> {
+    let rows = fleet
+        .client
+        .query(
+            "SELECT id, ticket, extract(epoch FROM requested_at)::bigint,
+                    extract(epoch FROM done_at)::bigint, hosts
+             FROM logward.prune_erasures(make_interval(secs => $1))",
+            &[&(keep as f64)],
+        )
+        .map_err(fleet.sql("deleting erasure requests carried out"))?;
+    Ok(rows
+        .iter()
+        .map(|r| Pruned {
+            id: r.get(0),
+            ticket: r.get(1),
+            requested_at: r.get(2),
+            done_at: r.get(3),
+            hosts: r.get(4),
+        })
+        .collect())
+}
+
 /// Every request with its acknowledgements and the servers still to answer.
 pub fn list(fleet: &mut Fleet) -> Result<Vec<Status>, FleetError> {
     let sql = format!(

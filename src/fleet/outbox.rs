@@ -2,8 +2,10 @@
 //! SQLite store itself (table `fleet_outbox`), so it survives restarts and a database that
 //! is down for days. Triggers on `flagged` queue an entry whenever the store writes it, in
 //! the same transaction as the write, whichever command wrote it; a removed entry (erasure,
-//! `flagged --delete`, prune) leaves the outbox with it, so erased data is never pushed. It
-//! reads the `flagged` columns the store documents; it does not talk to PostgreSQL.
+//! `flagged --delete`, prune) leaves the outbox with it, so erased data is never pushed.
+//! Near misses (the store's `near_misses`) are queued the same way and pushed as partial
+//! reports, unless the source is flagged: then its entry goes. It reads the `flagged` and
+//! `near_misses` columns the store documents; it does not talk to PostgreSQL.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +30,18 @@ CREATE TRIGGER IF NOT EXISTS fleet_outbox_update AFTER UPDATE ON flagged BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS fleet_outbox_delete AFTER DELETE ON flagged BEGIN
     DELETE FROM fleet_outbox WHERE source = old.source;
+END;
+CREATE TRIGGER IF NOT EXISTS fleet_outbox_near_insert AFTER INSERT ON near_misses BEGIN
+    INSERT OR REPLACE INTO fleet_outbox (source, version) VALUES (new.source,
+        coalesce((SELECT version FROM fleet_outbox WHERE source = new.source), 0) + 1);
+END;
+CREATE TRIGGER IF NOT EXISTS fleet_outbox_near_update AFTER UPDATE ON near_misses BEGIN
+    INSERT OR REPLACE INTO fleet_outbox (source, version) VALUES (new.source,
+        coalesce((SELECT version FROM fleet_outbox WHERE source = new.source), 0) + 1);
+END;
+CREATE TRIGGER IF NOT EXISTS fleet_outbox_near_delete AFTER DELETE ON near_misses BEGIN
+    DELETE FROM fleet_outbox WHERE source = old.source
+        AND NOT EXISTS (SELECT 1 FROM flagged WHERE source = old.source);
 END;
 ";
 
@@ -58,6 +72,8 @@ pub struct Queued {
     pub asn: Option<i64>,
     /// AS organisation, when a GeoIP ASN database was loaded.
     pub as_org: Option<String>,
+    /// A near miss, not a flag: the source is not flagged here.
+    pub partial: bool,
 }
 
 /// The outbox of one store.
@@ -89,11 +105,15 @@ impl Outbox {
                 |r| r.get(0),
             )
             .map_err(sql)?;
+        // The store makes near_misses too; a store written by an older build may lack it.
+        tx.execute_batch(crate::store::near::NEAR_MISSES_SCHEMA)
+            .map_err(sql)?;
         tx.execute_batch(OUTBOX_SCHEMA).map_err(sql)?;
         if !existed {
-            tx.execute(
-                "INSERT OR IGNORE INTO fleet_outbox (source, version) SELECT source, 1 FROM flagged",
-                [],
+            tx.execute_batch(
+                "INSERT OR IGNORE INTO fleet_outbox (source, version) SELECT source, 1 FROM flagged;
+                 INSERT OR IGNORE INTO fleet_outbox (source, version)
+                     SELECT source, 1 FROM near_misses;",
             )
             .map_err(sql)?;
         }
@@ -121,14 +141,20 @@ impl Outbox {
             .map_err(self.sql())
     }
 
-    /// Up to `max` queued entries, oldest first.
+    /// Up to `max` queued entries, oldest first: the flagged entry of a source, else its
+    /// near miss (partial).
     pub fn batch(&self, max: usize) -> Result<Vec<Queued>, FleetError> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT o.source, o.version, f.rules, f.first_seen, f.last_seen, f.events,
-                        f.times_flagged, f.expires, f.samples, f.country, f.asn, f.as_org
-                 FROM fleet_outbox o JOIN flagged f ON f.source = o.source
+                "SELECT o.source, o.version, coalesce(f.rules, n.rules),
+                        coalesce(f.first_seen, n.first_seen), coalesce(f.last_seen, n.last_seen),
+                        coalesce(f.events, n.events), coalesce(f.times_flagged, 0),
+                        coalesce(f.expires, n.expires), coalesce(f.samples, '[]'),
+                        f.country, f.asn, f.as_org, f.source IS NULL
+                 FROM fleet_outbox o LEFT JOIN flagged f ON f.source = o.source
+                      LEFT JOIN near_misses n ON n.source = o.source
+                 WHERE f.source IS NOT NULL OR n.source IS NOT NULL
                  ORDER BY o.rowid LIMIT ?1",
             )
             .map_err(self.sql())?;
@@ -152,6 +178,7 @@ impl Outbox {
                     country: r.get(9)?,
                     asn: r.get(10)?,
                     as_org: r.get(11)?,
+                    partial: r.get(12)?,
                 })
             })
             .map_err(self.sql())?;

@@ -3,8 +3,11 @@
 //! the local store (table `fleet_state`), so a server that was stopped or cut off catches
 //! up with everything it missed and nothing twice. A connection that `LISTEN`s on
 //! `logward_fleet` wakes the reader when a server reports. With `min_hosts`, a source is a
-//! fleet ban only once that many servers (this one included) flagged it. It does not act
-//! on the bans: the command hands them to its nftables set and `--on-flag` actions.
+//! fleet ban only once that many servers (this one included) flagged it; with 2 or more,
+//! servers that came near flagging it (near misses, reported as partial) count too, so an
+//! attack spread thinly over the fleet is banned although no server saw enough alone. It
+//! does not act on the bans: the command hands them to its nftables set and `--on-flag`
+//! actions.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,25 +37,32 @@ pub struct FleetBan {
     pub expires: i64,
     /// The most events one server counted.
     pub events: i64,
+    /// Whether near misses made it a ban: fewer than `min_hosts` servers flagged it.
+    pub spread: bool,
 }
 
-/// Sources flagged (or flagged again) since `$1` by another server, with every server's
-/// active ban of them, and the fleet rule's count (`$2`: servers needed). Runs in the
-/// snapshot where `$3` is the newest `seq`, so no later row is half read.
+/// Sources reported (or reported again) since `$1` by another server, or by this one as a
+/// near miss (which may complete a spread ban), with every server's active report of them,
+/// that meet the fleet rule (`$2`: servers needed): that many servers flagged it, or with
+/// 2 or more, that many flagged it or came near. Runs in the snapshot where `$3` is the
+/// newest `seq`, so no later row is half read.
 const CHANGED: &str = "
 WITH changed AS (
     SELECT DISTINCT source FROM logward.flags
-    WHERE seq > $1 AND seq <= $3 AND host <> session_user
+    WHERE seq > $1 AND seq <= $3 AND (host <> session_user OR partial)
 )
 SELECT f.source::text,
        string_agg(DISTINCT array_to_string(f.rules, ','), ','),
        array_agg(DISTINCT f.host ORDER BY f.host),
        extract(epoch FROM max(f.expires))::bigint,
-       max(f.events)
+       max(f.events),
+       count(DISTINCT f.host) FILTER (WHERE NOT f.partial) < $2
 FROM logward.flags f JOIN changed c ON f.source = c.source
 WHERE f.expires > now()
 GROUP BY f.source
-HAVING count(DISTINCT f.host) >= $2 AND bool_or(f.host <> session_user)
+HAVING (count(DISTINCT f.host) FILTER (WHERE NOT f.partial) >= $2
+        OR ($2 >= 2 AND count(DISTINCT f.host) >= $2))
+   AND bool_or(f.host <> session_user)
 ORDER BY f.source";
 
 /// Reads the fleet's bans for one server.
@@ -164,6 +174,7 @@ impl Puller {
                     hosts: row.get(2),
                     expires: row.get(3),
                     events: row.get(4),
+                    spread: row.get(5),
                 });
             }
             Ok((upto, bans))

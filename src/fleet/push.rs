@@ -50,6 +50,8 @@ pub struct Pusher {
     /// Sample lines of entries first seen longer ago than this (seconds) are not pushed:
     /// past the retention window they would have been masked in the logs.
     sample_max_age: i64,
+    /// Near misses pushed so far (they are among the counts `drain` returns).
+    near_misses_pushed: u64,
 }
 
 impl Pusher {
@@ -68,7 +70,13 @@ impl Pusher {
             pause: FIRST_PAUSE,
             next_try: None,
             sample_max_age,
+            near_misses_pushed: 0,
         })
+    }
+
+    /// How many of the entries pushed so far were near misses, not flags.
+    pub fn near_misses_pushed(&self) -> u64 {
+        self.near_misses_pushed
     }
 
     /// Entries waiting in the outbox.
@@ -107,6 +115,7 @@ impl Pusher {
             }
             self.outbox.done(&batch)?;
             sent += batch.len() as u64;
+            self.near_misses_pushed += batch.iter().filter(|q| q.partial).count() as u64;
         }
     }
 
@@ -159,6 +168,7 @@ fn batch_json(batch: &[Queued], now: i64, sample_max_age: i64) -> String {
                 "country": q.country,
                 "asn": q.asn,
                 "as_org": q.as_org,
+                "partial": q.partial,
             })
         })
         .collect();

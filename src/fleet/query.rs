@@ -1,7 +1,8 @@
 //! Fleet queries (`logward flagged --fleet`): the entries of every server, merged per
 //! source, with the servers that flagged it, answered with the GiST index on `source` for
-//! addresses (entries containing them) and networks (entries inside them). It does not
-//! print: the command writes the entries in its formats.
+//! addresses (entries containing them) and networks (entries inside them). Near misses
+//! (partial reports) are left out, but those of a spread ban (see [`FleetFilter::min_hosts`]).
+//! It does not print: the command writes the entries in its formats.
 
 use ipnet::IpNet;
 use postgres::types::ToSql;
@@ -23,6 +24,9 @@ pub struct FleetFilter {
     pub rules: Vec<String>,
     /// Only bans still active at this time.
     pub active_at: Option<i64>,
+    /// The fleet's `min_hosts`: when 2 or more, the near misses of a source that many
+    /// servers reported (a spread ban) are listed with its flags; other near misses never.
+    pub min_hosts: Option<u32>,
 }
 
 /// One source over the fleet: its entries merged (rules united, times widened, events
@@ -64,6 +68,17 @@ fn build(filter: &FleetFilter) -> (String, Vec<Box<dyn ToSql + Sync>>) {
     if !filter.rules.is_empty() {
         params.push(Box::new(filter.rules.clone()));
         wheres.push(format!("rules && ${}::text[]", params.len()));
+    }
+    match filter.min_hosts.filter(|&n| n >= 2) {
+        Some(n) => {
+            params.push(Box::new(i64::from(n)));
+            wheres.push(format!(
+                "(NOT partial OR source IN (SELECT source FROM logward.flags \
+                 WHERE expires > now() GROUP BY source HAVING count(DISTINCT host) >= ${}))",
+                params.len()
+            ));
+        }
+        None => wheres.push("NOT partial".into()),
     }
     if let Some(t) = filter.active_at {
         params.push(Box::new(t as f64));

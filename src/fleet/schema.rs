@@ -8,7 +8,7 @@ use super::FleetError;
 use super::connect::Fleet;
 
 /// The schema version this build writes and understands.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Version 1. Every statement is idempotent, so a second `fleet init` changes nothing.
 ///
@@ -166,6 +166,82 @@ REVOKE ALL ON ALL TABLES IN SCHEMA logward FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA logward FROM PUBLIC;
 "#;
 
+/// Version 2, run after [`SCHEMA_V1`] (which it amends), every statement idempotent:
+/// - near misses (`partial`): a server reports a source that came near being flagged
+///   there, so that `min_hosts` servers that each saw too little still make a fleet ban.
+///   A near miss never replaces a server's active flag of the same source.
+/// - `prune_erasures`: admins drop the requests every server has carried out.
+pub const SCHEMA_V2: &str = r#"
+ALTER TABLE logward.flags ADD COLUMN IF NOT EXISTS partial boolean NOT NULL DEFAULT false;
+
+-- As in version 1, and each entry may say "partial": true (a near miss).
+CREATE OR REPLACE FUNCTION logward.report_flags(batch jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = logward, pg_temp AS $$
+DECLARE
+    me  text := session_user;
+    s   bigint;
+BEGIN
+    INSERT INTO logward.hosts AS h (host) VALUES (me)
+        ON CONFLICT (host) DO UPDATE SET last_report = now();
+    s := logward.tick();
+    INSERT INTO logward.flags AS f (host, source, rules, first_seen, last_seen, events,
+                                    times_flagged, expires, samples, country, asn, as_org,
+                                    seq, partial)
+    SELECT me, (x->>'source')::cidr,
+           ARRAY(SELECT jsonb_array_elements_text(x->'rules') ORDER BY 1),
+           to_timestamp((x->>'first_seen')::bigint), to_timestamp((x->>'last_seen')::bigint),
+           (x->>'events')::bigint, (x->>'times_flagged')::integer,
+           to_timestamp((x->>'expires')::bigint), coalesce(x->'samples', '[]'),
+           x->>'country', (x->>'asn')::bigint, x->>'as_org', s,
+           coalesce((x->>'partial')::boolean, false)
+    FROM jsonb_array_elements(batch) AS x
+    WHERE NOT EXISTS (
+        SELECT 1 FROM logward.erasures e
+        WHERE (e.source >>= (x->>'source')::cidr OR e.source <<= (x->>'source')::cidr)
+          AND to_timestamp((x->>'first_seen')::bigint) <= e.requested_at)
+    ON CONFLICT (host, source) DO UPDATE SET
+        rules = excluded.rules, first_seen = excluded.first_seen,
+        last_seen = excluded.last_seen, events = excluded.events,
+        times_flagged = excluded.times_flagged, expires = excluded.expires,
+        samples = excluded.samples, country = excluded.country, asn = excluded.asn,
+        as_org = excluded.as_org, seq = excluded.seq, reported_at = now(),
+        partial = excluded.partial
+    WHERE NOT excluded.partial OR f.partial OR f.expires <= now();
+    PERFORM pg_notify('logward_fleet', s::text);
+    RETURN s;
+END;
+$$;
+
+-- Staff with logward_admin drop the erasure requests that every server known to the fleet
+-- carried out completely, the last of them longer than `keep` ago; returns what went
+-- (without the erased address), so the record can be kept elsewhere.
+CREATE OR REPLACE FUNCTION logward.prune_erasures(keep interval)
+RETURNS TABLE (id bigint, ticket text, requested_at timestamptz,
+               done_at timestamptz, hosts text[])
+LANGUAGE sql SECURITY DEFINER SET search_path = logward, pg_temp AS $$
+    WITH finished AS (
+        SELECT e.id, max(a.acked_at) AS done_at,
+               array_agg(a.host ORDER BY a.host) AS hosts
+        FROM logward.erasures e JOIN logward.erasure_acks a
+             ON a.erasure = e.id AND a.outcome = 'complete'
+        WHERE NOT EXISTS (
+            SELECT 1 FROM logward.hosts h
+            WHERE NOT EXISTS (SELECT 1 FROM logward.erasure_acks k
+                              WHERE k.erasure = e.id AND k.host = h.host
+                                AND k.outcome = 'complete'))
+        GROUP BY e.id
+        HAVING max(a.acked_at) < now() - keep
+    ), gone AS (
+        DELETE FROM logward.erasures e USING finished f WHERE e.id = f.id
+        RETURNING e.id, e.ticket, e.requested_at
+    )
+    SELECT g.id, g.ticket, g.requested_at, f.done_at, f.hosts
+    FROM gone g JOIN finished f ON f.id = g.id ORDER BY g.id;
+$$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA logward FROM PUBLIC;
+"#;
+
 /// The roles and grants, printed by `fleet init` for staff to run as a superuser (or a
 /// role with CREATEROLE) and to adapt: every statement can run twice.
 pub const ROLES: &str = r#"-- Group roles: servers report and read; staff read; admins erase and prune.
@@ -185,8 +261,8 @@ GRANT SELECT ON logward.flags, logward.hosts, logward.erasures, logward.erasure_
     logward.schema_version TO logward_host, logward_reader;
 GRANT EXECUTE ON FUNCTION logward.report_flags(jsonb), logward.ack_erasure(bigint, text)
     TO logward_host;
-GRANT EXECUTE ON FUNCTION logward.request_erasure(cidr, text), logward.prune(timestamptz)
-    TO logward_admin;
+GRANT EXECUTE ON FUNCTION logward.request_erasure(cidr, text), logward.prune(timestamptz),
+    logward.prune_erasures(interval) TO logward_admin;
 -- One login role per server, named as its [fleet] host (its password in the server's
 -- password_file, mode 0600), for example:
 --   CREATE ROLE "web-01" LOGIN IN ROLE logward_host;  \password "web-01"
@@ -223,6 +299,8 @@ pub fn init(fleet: &mut Fleet) -> Result<Init, FleetError> {
     }
     tx.batch_execute(SCHEMA_V1)
         .map_err(sql("creating the schema"))?;
+    tx.batch_execute(SCHEMA_V2)
+        .map_err(sql("upgrading the schema to version 2"))?;
     tx.execute(
         "INSERT INTO logward.schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING",
         &[&VERSION],

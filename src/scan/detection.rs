@@ -13,10 +13,10 @@ use std::sync::Arc;
 use ipnet::IpNet;
 
 use super::{At, Visitor};
-use crate::detect::{Allowlist, Collector, CompiledRules, Flagged, SampleLine};
+use crate::detect::{Allowlist, Collector, CompiledRules, Flagged, NearMiss, SampleLine};
 use crate::format::Record;
 use crate::geo::Geo;
-use crate::store::{Explained, NewFlag, Sample, Store, StoreError};
+use crate::store::{Explained, NewFlag, NewNearMiss, Sample, Store, StoreError};
 
 /// Everything detection needs for one run.
 pub struct Detection {
@@ -161,6 +161,20 @@ impl Detection {
             })
             .collect()
     }
+}
+
+/// Near misses as the store records them.
+pub fn to_new_near_misses(found: Vec<NearMiss>) -> Vec<NewNearMiss> {
+    found
+        .into_iter()
+        .map(|n| NewNearMiss {
+            source: n.source,
+            rules: n.rules,
+            first_seen: n.first_seen,
+            last_seen: n.last_seen,
+            events: n.events,
+        })
+        .collect()
 }
 
 /// A scan visitor that feeds records to a detection collector. Files the store has already

@@ -23,7 +23,7 @@ mod counted;
 mod detection;
 mod read_back;
 pub use counted::AlreadyCounted;
-pub use detection::{DetectVisitor, Detection};
+pub use detection::{DetectVisitor, Detection, to_new_near_misses};
 pub use read_back::ReadLines;
 
 /// Requests per client address. Addresses are chosen by clients, so the hasher is seeded at

@@ -117,6 +117,8 @@ impl Store {
                 })?;
                 done.unbanned.push(source);
             }
+            drop(st);
+            super::near::remove_overlapping(&tx, n).map_err(sql)?;
         }
         bump_generation(&tx).map_err(sql)?;
         tx.commit().map_err(sql)?;

@@ -8,6 +8,7 @@
 pub mod allowlist;
 pub mod export;
 pub mod ledger;
+pub mod near;
 pub mod net;
 pub mod path;
 
@@ -25,6 +26,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter, types::V
 
 pub use allowlist::{AllowAdded, AllowedNet};
 pub use ledger::{Counted, FileFingerprint, FileHead};
+pub use near::{NearMissEntry, NewNearMiss};
 
 /// The schema, version [`SCHEMA_VERSION`] (kept in `PRAGMA user_version`). Read it to use
 /// the database with the `sqlite3` shell; all times are UTC unix seconds (log time).
@@ -592,6 +594,10 @@ impl Store {
         self.conn
             .execute_batch(allowlist::ALLOWLIST_SCHEMA)
             .map_err(|e| self.sql(e))?;
+        // Near misses for fleet mode, likewise.
+        self.conn
+            .execute_batch(near::NEAR_MISSES_SCHEMA)
+            .map_err(|e| self.sql(e))?;
         // IMMEDIATE takes the write lock first, so two first runs cannot both see version 0
         // and both create the tables.
         let tx = self
@@ -845,11 +851,16 @@ impl Store {
         )
     }
 
-    /// Deletes the entries of `sources` and their episodes.
+    /// Deletes the entries of `sources`, their episodes and near misses.
     pub fn delete_sources(&mut self, sources: &[IpNet]) -> Result<(), StoreError> {
         self.for_each_source(
             sources,
             "DELETE FROM flagged WHERE source = ?1",
+            |st, key| st.execute([key]),
+        )?;
+        self.for_each_source(
+            sources,
+            "DELETE FROM near_misses WHERE source = ?1",
             |st, key| st.execute([key]),
         )?;
         self.for_each_source(
@@ -882,8 +893,8 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    /// Deletes entries last seen before `last_seen_before`, and every episode that ended
-    /// before it; returns how many entries went.
+    /// Deletes entries last seen before `last_seen_before`, and every episode and near miss
+    /// that ended before it; returns how many entries went.
     pub fn prune(&mut self, last_seen_before: i64) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
@@ -902,13 +913,18 @@ impl Store {
             [last_seen_before],
         )
         .map_err(sql)?;
+        tx.execute(
+            "DELETE FROM near_misses WHERE last_seen < ?1",
+            [last_seen_before],
+        )
+        .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(removed)
     }
 
     /// For erasure requests: deletes every entry that contains or lies inside one of
-    /// `nets` (an IPv4-mapped address matches its IPv4 form) and returns the removed
-    /// sources in canonical CIDR form, sorted.
+    /// `nets` (an IPv4-mapped address matches its IPv4 form), and such near misses, and
+    /// returns the removed entries' sources in canonical CIDR form, sorted.
     pub fn remove_sources(&mut self, nets: &[IpNet]) -> Result<Vec<String>, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
@@ -935,6 +951,8 @@ impl Store {
             for r in rows {
                 removed.push(r.map_err(sql)?);
             }
+            drop(st);
+            near::remove_overlapping(&tx, n).map_err(sql)?;
         }
         for source in &removed {
             tx.prepare_cached("DELETE FROM episodes WHERE source = ?1")

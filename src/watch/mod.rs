@@ -72,6 +72,9 @@ pub struct Settings {
     pub status_every: Duration,
     /// What to run for each new flag.
     pub actions: ActionSettings,
+    /// Record near misses in the store, for a fleet that counts them (`min_hosts` 2 or
+    /// more; see `detect::NearMiss`).
+    pub near_misses: bool,
 }
 
 /// What one [`Watcher::poll`] read.
@@ -145,7 +148,10 @@ impl Watcher {
             .map(|s| s.ban_policy())
             .unwrap_or_default();
         let follower = Follower::new(settings.paths.clone(), saved, settings.from_start);
-        let live = Live::new(detection.rules.clone());
+        let mut live = Live::new(detection.rules.clone());
+        if settings.near_misses {
+            live.report_near_misses();
+        }
         let store = detection.store.take();
         let polled = match &store {
             Some(s) => Some(Store::open(s.path())?),
@@ -207,6 +213,10 @@ impl Watcher {
             if !pending.is_empty() {
                 flagger.handle(detection, std::mem::take(pending));
             }
+            let near = live.take_near_misses();
+            if !near.is_empty() {
+                flagger.near_misses(near);
+            }
         });
         for event in self.follower.take_events() {
             (self.log)(&event.to_string());
@@ -246,6 +256,9 @@ impl Watcher {
             self.erasure_seen = generation;
             let held = self.live.buckets();
             self.live = Live::new(self.detection.rules.clone());
+            if self.settings.near_misses {
+                self.live.report_near_misses();
+            }
             self.pending.clear();
             self.flagger.erased();
             (self.log)(&format!(

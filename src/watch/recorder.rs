@@ -14,17 +14,20 @@ use ipnet::IpNet;
 use super::Log;
 use super::actions::{Actions, FlagEvent};
 use crate::detect::live;
-use crate::detect::{Allowlist, Flagged};
+use crate::detect::{Allowlist, Flagged, NearMiss};
 use crate::error::chain;
 use crate::format::time::rfc3339;
 use crate::plural::count;
 use crate::scan::Detection;
-use crate::store::{BanPolicy, Filter, NewFlag, Store, Target, net};
+use crate::scan::to_new_near_misses;
+use crate::store::{BanPolicy, Filter, NewFlag, NewNearMiss, Store, Target, net};
 use crate::timefmt::unix_now;
 
 /// What the reading loop hands the recorder.
 enum ToRecorder {
     Flags(Vec<NewFlag>),
+    /// Near misses to record for fleet mode (see `detect::NearMiss`).
+    NearMisses(Vec<NewNearMiss>),
     /// The store recorded an erasure: sources this run banned that the store no longer
     /// holds leave the nftables set.
     Erased,
@@ -70,6 +73,11 @@ impl Flagger {
         let new = detection.to_new_flags(&flags, &|_| None);
         self.rules.count_flags(&new);
         self.send(ToRecorder::Flags(new));
+    }
+
+    /// Hands near misses to the recorder, which keeps them in the store for fleet mode.
+    pub(super) fn near_misses(&mut self, found: Vec<NearMiss>) {
+        self.send(ToRecorder::NearMisses(to_new_near_misses(found)));
     }
 
     /// The store recorded an erasure: forgets every source this run banned, and has the
@@ -179,6 +187,7 @@ fn record(
         r.refresh_allowlist();
         match msg {
             ToRecorder::Flags(new) => r.flags(new),
+            ToRecorder::NearMisses(new) => r.near_misses(new),
             ToRecorder::AllowlistChanged => {}
             ToRecorder::Erased => r.erased(),
         }
@@ -251,6 +260,17 @@ impl Recorder<'_> {
             "an erasure was recorded in the store: {} removed from the actions' set",
             count(removed, "source", "sources")
         ));
+    }
+
+    /// Records near misses (but allowed sources) in the store; they are not logged or
+    /// acted on: only the fleet counts them.
+    fn near_misses(&mut self, mut new: Vec<NewNearMiss>) {
+        new.retain(|n| !self.allowed.nets.overlaps(net::canonical(n.source)));
+        if let (Some(store), false) = (&mut self.store, new.is_empty()) {
+            if let Err(e) = store.record_near_misses(&new, unix_now()) {
+                (self.log)(&format!("error: {}", chain(&e)));
+            }
+        }
     }
 
     /// Records new flags (but allowed sources), logs each with its ban and hands it to the

@@ -104,6 +104,7 @@ impl Fixture {
             stats_file: Some(self.dir.path().join("stats.json")),
             status_every: Duration::ZERO,
             actions: ActionSettings::default(),
+            near_misses: false,
         };
         let said = Arc::clone(&self.said);
         let log: Log = Arc::new(move |m: &str| said.lock().unwrap().push(m.to_string()));

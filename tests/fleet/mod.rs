@@ -180,7 +180,7 @@ fn fleet_init_twice_is_harmless() {
     let first = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(
-        first.stderr.contains("fleet schema created (version 1)"),
+        first.stderr.contains("fleet schema created (version 2)"),
         "{}",
         first.stderr
     );
@@ -203,7 +203,7 @@ fn fleet_init_twice_is_harmless() {
     assert!(
         second
             .stderr
-            .contains("already at version 1; nothing changed"),
+            .contains("already at version 2; nothing changed"),
         "{}",
         second.stderr
     );
@@ -219,6 +219,66 @@ fn fleet_init_twice_is_harmless() {
         .unwrap()
         .get(0);
     assert_eq!(versions, 1);
+}
+
+/// A database at schema version 1 is upgraded in place: its rows stay, they are flags (not
+/// near misses), and servers can report near misses afterwards.
+#[test]
+fn fleet_init_upgrades_a_version_1_schema() {
+    let dir = crate::util::Dir::new();
+    let Some(pg) = server::start("fleet_init_upgrades_a_version_1_schema") else {
+        return;
+    };
+    let mut su = pg.superuser();
+    su.batch_execute(logward::fleet::schema::SCHEMA_V1).unwrap();
+    su.batch_execute(
+        "INSERT INTO logward.schema_version (version) VALUES (1);
+         INSERT INTO logward.hosts (host) VALUES ('web-a');
+         INSERT INTO logward.flags (host, source, rules, first_seen, last_seen, events,
+             times_flagged, expires, seq)
+         VALUES ('web-a', '192.0.2.7/32', '{sqli}', now(), now(), 5, 1, now(), 1)",
+    )
+    .unwrap();
+    let admin = config_file(&pg, &dir, "postgres", &pg.password);
+    let run = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("fleet schema upgraded from version 1 to 2"),
+        "{}",
+        run.stderr
+    );
+    su.batch_execute(&run.stdout).unwrap();
+    let row = su
+        .query_one("SELECT events, partial FROM logward.flags", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (5, false));
+    let pw = pg.create_login("web-b", &["logward_host"]);
+    let mut host = pg.connect_as("web-b", &pw, &pg.ca).unwrap();
+    let near = serde_json::json!([{
+        "source": "198.51.100.4/32", "rules": ["http-probing"], "partial": true,
+        "first_seen": 1_700_000_000, "last_seen": 1_700_000_000, "expires": 4_000_000_000i64,
+        "events": 9, "times_flagged": 0
+    }]);
+    host.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&near.to_string()],
+    )
+    .unwrap();
+    let partial: bool = su
+        .query_one(
+            "SELECT partial FROM logward.flags WHERE host = 'web-b'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(partial);
+    let again = dir.run(&["fleet", "init", "--config", admin.to_str().unwrap()]);
+    assert!(
+        again.stderr.contains("already at version 2"),
+        "{}",
+        again.stderr
+    );
 }
 
 /// The fleet queries by address and by network are answered with the GiST index.
@@ -946,6 +1006,224 @@ fn fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers() {
     assert!(third.contains("learnt 0 bans"), "{third}");
 }
 
+/// Three requests for secrets in a second, now: `sensitive-files` (capacity 4) flags five,
+/// so three pass half its bucket without flagging: a near miss.
+pub fn weak_attack(ip: &str) -> String {
+    let t = crate::util::clf(crate::util::unix_now());
+    (0..3)
+        .map(|i| {
+            format!("{ip} - - [{t}] \"GET /.git/config?{i} HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n")
+        })
+        .collect()
+}
+
+/// An attack spread over three servers, each seeing too little to flag it: with
+/// `min_hosts = 3` each reports a near miss, and once the third does, the source is a
+/// fleet ban for all three (the last one included, whose own report completed it). With
+/// fewer servers, or without `min_hosts`, nothing is banned, and `flagged --fleet` lists
+/// near misses only once they make a ban.
+#[test]
+fn fleet_spread_attack_of_near_misses_becomes_a_fleet_ban() {
+    let dirs: Vec<crate::util::Dir> = (0..3).map(|_| crate::util::Dir::new()).collect();
+    let Some(pg) = initialized(
+        "fleet_spread_attack_of_near_misses_becomes_a_fleet_ban",
+        &dirs[0],
+    ) else {
+        return;
+    };
+    let names = ["web-a", "web-b", "web-c"];
+    let passwords: Vec<String> = names
+        .iter()
+        .map(|n| pg.create_login(n, &["logward_host"]))
+        .collect();
+    let cfgs: Vec<std::path::PathBuf> = (0..3)
+        .map(|i| config_file(&pg, &dirs[i], names[i], &passwords[i]))
+        .collect();
+    let ip = "203.0.113.9";
+    let scan = |i: usize, min_hosts: &[&str]| {
+        let log = dirs[i].write(
+            &format!("logs/{i}-{}.log", min_hosts.len()),
+            weak_attack(ip).as_bytes(),
+        );
+        let run = dirs[i].run(
+            &[
+                &["scan", "--config", cfgs[i].to_str().unwrap()],
+                min_hosts,
+                &[log.to_str().unwrap()],
+            ]
+            .concat(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stderr
+    };
+    // Without min_hosts, a near miss is neither recorded nor pushed.
+    let plain = scan(0, &[]);
+    assert!(!plain.contains("near miss"), "{plain}");
+    let store_a = dirs[0].join("state/logward.db");
+    assert!(local(&store_a, "SELECT source FROM near_misses").is_empty());
+    let three = ["--fleet-min-hosts", "3"];
+    let first = scan(0, &three);
+    assert!(
+        first.contains("fleet: pushed 0 flagged sources and 1 near miss"),
+        "{first}"
+    );
+    assert!(local(&store_a, "SELECT source FROM flagged").is_empty());
+    assert_eq!(
+        local(&store_a, "SELECT source FROM near_misses"),
+        [format!("{ip}/32")]
+    );
+    let (path, record) = fake_nft(&dirs[1]);
+    let sync = |i: usize| {
+        let mut cmd = dirs[i].command();
+        cmd.env("PATH", &path)
+            .env("NFT_RECORD", &record)
+            .args(["fleet", "sync", "--config", cfgs[i].to_str().unwrap()])
+            .args(three)
+            .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let run = crate::util::run_with_deadline(cmd, 60);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stderr
+    };
+    let staff = |extra: &[&str]| {
+        let run = dirs[1].run(
+            &[
+                &[
+                    "flagged",
+                    "--fleet",
+                    "-o",
+                    "plain",
+                    "--config",
+                    cfgs[1].to_str().unwrap(),
+                ],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout
+    };
+    scan(2, &three);
+    let two = sync(1);
+    assert!(two.contains("learnt 0 bans"), "{two}");
+    assert!(!record.exists(), "nft ran with two near misses of three");
+    assert_eq!(staff(&three), "", "near misses are not flags");
+    // The third server's own near miss completes the spread ban.
+    let last = scan(1, &three);
+    assert!(last.contains("and 1 near miss"), "{last}");
+    let third = sync(1);
+    assert!(
+        third.contains(&format!(
+            "fleet: {ip} flagged or nearly flagged (a spread attack) by sensitive-files on \
+             web-a,web-b,web-c"
+        )),
+        "{third}"
+    );
+    assert!(third.contains("learnt 1 ban"), "{third}");
+    let batches = std::fs::read_to_string(&record).unwrap();
+    assert!(batches.contains(ip), "{batches}");
+    // The others learn it too.
+    assert!(sync(0).contains("learnt 1 ban"));
+    // Staff see the spread ban with the fleet's min_hosts; with a higher one, nothing.
+    assert_eq!(staff(&three).trim(), ip);
+    assert_eq!(staff(&["--fleet-min-hosts", "4"]), "");
+    // A flag of the same source by one server replaces its near miss, and a later near
+    // miss never overwrites that flag.
+    let log = dirs[2].write("logs/full.log", attack(ip).as_bytes());
+    let run = dirs[2].run(&[
+        "scan",
+        "--config",
+        cfgs[2].to_str().unwrap(),
+        "--fleet-min-hosts",
+        "3",
+        log.to_str().unwrap(),
+    ]);
+    assert!(
+        run.stderr.contains("pushed 1 flagged source"),
+        "{}",
+        run.stderr
+    );
+    scan(2, &three);
+    let mut host = pg.connect_as("web-c", &passwords[2], &pg.ca).unwrap();
+    let near = serde_json::json!([{
+        "source": format!("{ip}/32"), "rules": ["sensitive-files"], "partial": true,
+        "first_seen": crate::util::unix_now(), "last_seen": crate::util::unix_now(),
+        "expires": crate::util::unix_now() + 3600, "events": 3, "times_flagged": 0
+    }]);
+    host.query_one(
+        "SELECT logward.report_flags($1::text::jsonb)",
+        &[&near.to_string()],
+    )
+    .unwrap();
+    let mut su = pg.superuser();
+    let partial: bool = su
+        .query_one(
+            "SELECT partial FROM logward.flags WHERE host = 'web-c' AND source = $1::text::cidr",
+            &[&format!("{ip}/32")],
+        )
+        .unwrap()
+        .get(0);
+    assert!(!partial, "a near miss replaced web-c's flag");
+}
+
+/// `watch` reports near misses as they happen: the same weak attack on A and on B, each
+/// watched with `min_hosts = 2`, is a spread ban in B's nftables set and in A's log.
+#[test]
+fn fleet_watch_reports_near_misses_that_make_a_spread_ban() {
+    let a_dir = crate::util::Dir::new();
+    let b_dir = crate::util::Dir::new();
+    let Some(pg) = initialized(
+        "fleet_watch_reports_near_misses_that_make_a_spread_ban",
+        &a_dir,
+    ) else {
+        return;
+    };
+    let with_min_hosts = |dir: &crate::util::Dir, name: &str| {
+        let cfg = config_file(&pg, dir, name, &pg.create_login(name, &["logward_host"]));
+        append(&cfg, "min_hosts = 2\n");
+        cfg
+    };
+    let cfg_a = with_min_hosts(&a_dir, "web-a");
+    let cfg_b = with_min_hosts(&b_dir, "web-b");
+    let a_log = a_dir.write("logs/access.log", b"");
+    let a = Watch::start(
+        &a_dir,
+        "a",
+        &["--config", cfg_a.to_str().unwrap(), a_log.to_str().unwrap()],
+    );
+    let b = watch_b(&b_dir, &cfg_b, "b");
+    let ip = "203.0.113.9";
+    append(&a_log, &weak_attack(ip));
+    let pushed = wait_until(10, || {
+        central(&pg)
+            .iter()
+            .any(|row| row.starts_with(&format!("web-a:{ip}/32:")))
+    });
+    assert!(pushed, "{}", a.log());
+    append(&b_dir.join("logs/access.log"), &weak_attack(ip));
+    let batches = || std::fs::read_to_string(b_dir.join("nft.batches")).unwrap_or_default();
+    assert!(wait_until(10, || batches().contains(ip)), "{}", b.log());
+    assert!(
+        wait_until(10, || a.log().contains("(a spread attack)")),
+        "{}",
+        a.log()
+    );
+    // Neither server flagged it alone.
+    for dir in [&a_dir, &b_dir] {
+        let store = dir.join("state/logward.db");
+        assert!(local(&store, "SELECT source FROM flagged").is_empty());
+        assert_eq!(
+            local(&store, "SELECT source FROM near_misses"),
+            [format!("{ip}/32")]
+        );
+    }
+    let (code, stderr) = b.stop();
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = a.stop();
+    assert_eq!(code, 0, "{stderr}");
+}
+
 /// `fleet sync` hands learnt bans to `--on-flag` as `watch` does, and never bans what this
 /// server allows: the config's `allow` (a monitoring network, an office) and loopback.
 #[test]
@@ -1239,6 +1517,49 @@ fn fleet_erasure_reaches_every_server_and_is_acknowledged() {
     )
     .unwrap();
     assert_eq!(central(&pg), ["web-a:198.51.100.1/32:20"]);
+    // Pruning: a server may not; within --keep nothing goes; a request not yet carried out
+    // by every server stays; the one every server did goes, and is printed.
+    let denied = a.run(&[
+        "fleet",
+        "erasures",
+        "--prune",
+        "--config",
+        cfg_a.to_str().unwrap(),
+    ]);
+    assert_eq!(denied.code, 2, "{}", denied.stderr);
+    assert!(
+        denied.stderr.contains("permission denied"),
+        "{}",
+        denied.stderr
+    );
+    admin(&[
+        "anonymize",
+        "--fleet",
+        "--source",
+        "198.51.100.1",
+        "--ticket",
+        "T-43",
+    ]);
+    let kept = admin(&["fleet", "erasures", "--prune", "--keep", "1h"]);
+    assert_eq!(kept.stdout.lines().count(), 1, "{}", kept.stdout);
+    assert!(
+        kept.stderr.contains("0 erasure requests"),
+        "{}",
+        kept.stderr
+    );
+    let pruned = admin(&["fleet", "erasures", "--prune", "--keep", "0s"]);
+    let lines: Vec<&str> = pruned.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", pruned.stdout);
+    assert!(
+        lines[1].starts_with("1\tT-42\t") && lines[1].ends_with("\tweb-a,web-b"),
+        "{}",
+        pruned.stdout
+    );
+    assert!(!pruned.stdout.contains("203.0.113.7"), "{}", pruned.stdout);
+    let listed = admin(&["fleet", "erasures"]).stdout;
+    let rows: Vec<&str> = listed.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert!(rows[0].starts_with("2\tT-43\t"), "{listed}");
 }
 
 /// A running `watch` carries out an erasure request in the logs it follows (their rotated

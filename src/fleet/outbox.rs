@@ -233,6 +233,41 @@ mod tests {
     }
 
     #[test]
+    fn near_misses_go_as_partial_until_the_source_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logward.db");
+        let mut store = Store::open(&path).unwrap();
+        let outbox = Outbox::open(&path).unwrap();
+        let near = crate::store::NewNearMiss {
+            source: "192.0.2.9/32".parse().unwrap(),
+            rules: vec!["sqli".into()],
+            first_seen: 1_700_000_000,
+            last_seen: 1_700_000_010,
+            events: 3,
+        };
+        store.record_near_misses(&[near], 1_700_000_010).unwrap();
+        let batch = outbox.batch(10).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(batch[0].partial);
+        assert_eq!((batch[0].events, batch[0].times_flagged), (3, 0));
+        assert_eq!(batch[0].samples, "[]");
+        // Flagged later: the flag goes, not the near miss.
+        store.record_flags(&[flag("192.0.2.9/32", 8)]).unwrap();
+        let batch = outbox.batch(10).unwrap();
+        assert_eq!(batch.len(), 1);
+        assert!(!batch[0].partial);
+        assert_eq!(batch[0].events, 8);
+        // Pruning the near miss leaves the flag queued; removing the flag too, nothing.
+        store.prune(1_700_000_050).unwrap();
+        assert!(store.near_misses().unwrap().is_empty());
+        assert_eq!(outbox.pending().unwrap(), 1);
+        store
+            .delete_sources(&["192.0.2.9/32".parse().unwrap()])
+            .unwrap();
+        assert_eq!(outbox.pending().unwrap(), 0);
+    }
+
+    #[test]
     fn writes_queue_entries_and_removals_unqueue_them() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logward.db");

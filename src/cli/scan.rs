@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use ipnet::IpNet;
-use logward::detect::Flagged;
 use logward::detect::spill::SpillTo;
+use logward::detect::{Flagged, NearMiss};
 use logward::error::chain;
 use logward::format::FormatSpec;
 use logward::format::time::rfc3339;
@@ -220,13 +220,15 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
         &progress,
     )?;
     line.finish();
-    let mut flagged = finish_detection(&mut report, detection.as_ref(), &counted, &spill_dir)?;
+    // Near misses only count in a fleet, and reach it only through a store.
+    let near = super::fleet::counts_near_misses(config)
+        && detection.as_ref().is_some_and(|d| d.store.is_some());
+    let (mut flagged, near_misses) =
+        finish_detection(&mut report, detection.as_ref(), &counted, &spill_dir, near)?;
     let mut recorded = Recorded::default();
     if let Some(d) = &mut detection {
         recorded = record(d, &mut flagged, &report, &counted)?;
-        if super::fleet::counts_near_misses(config) {
-            record_near_misses(d, &report, &flagged)?;
-        }
+        record_near_misses(d, near_misses)?;
         if let Some(store) = &d.store {
             super::fleet::push_after_scan(config, store.path());
         }
@@ -449,24 +451,33 @@ fn finish_detection(
     detection: Option<&Detection>,
     counted: &AlreadyCounted,
     spill_dir: &Path,
-) -> Result<Vec<Flagged>> {
+    near: bool,
+) -> Result<(Vec<Flagged>, Vec<NearMiss>)> {
     if let Some(v) = report.visitor.0.as_mut() {
         v.collector.set_counted(counted.counted_offsets());
     }
     let (Some(v), Some(d)) = (&report.visitor.0, detection) else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     for warning in v.collector.spill_warnings() {
         eprintln!("logward: warning: {warning}");
     }
-    v.collector
-        .finish_reading(&d.allowlist, &mut report.read_lines())
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "reading detection events back from a temporary file in {}: {e}",
-                spill_dir.display()
-            )
-        })
+    let mut lines = report.read_lines();
+    let finished = match near {
+        true => v
+            .collector
+            .finish_with_near_misses(&d.allowlist, &mut lines),
+        false => v
+            .collector
+            .finish_reading(&d.allowlist, &mut lines)
+            .map(|flagged| (flagged, Vec::new())),
+    };
+    finished.with_context(|| {
+        format!(
+            "reading detection events back from a temporary file in {}",
+            spill_dir.display()
+        )
+    })
 }
 
 /// The flags of this scan as store entries, with the end of each source's ban as the store
@@ -518,18 +529,11 @@ fn record(
 
 /// For a fleet that counts them: the sources that came near being flagged in this scan
 /// (see `detect::NearMiss`), recorded in the store for the fleet push.
-fn record_near_misses(d: &mut Detection, report: &Pass, flagged: &[Flagged]) -> Result<()> {
-    let (Some(v), Some(store)) = (&report.visitor.0, &mut d.store) else {
+fn record_near_misses(d: &mut Detection, found: Vec<NearMiss>) -> Result<()> {
+    let (Some(store), false) = (&mut d.store, found.is_empty()) else {
         return Ok(());
     };
-    let found = v
-        .collector
-        .near_misses(&d.allowlist, flagged)
-        .context("reading detection events back for near misses")?;
-    let new = logward::scan::to_new_near_misses(found);
-    if !new.is_empty() {
-        store.record_near_misses(&new, unix_now())?;
-    }
+    store.record_near_misses(&logward::scan::to_new_near_misses(found), unix_now())?;
     Ok(())
 }
 

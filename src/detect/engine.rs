@@ -508,6 +508,28 @@ impl Collector {
         allowlist: &Allowlist,
         lines: &mut dyn ReadBack,
     ) -> std::io::Result<Vec<Flagged>> {
+        Ok(self.finish_all(allowlist, lines, false)?.0)
+    }
+
+    /// [`Collector::finish_reading`], and the sources that came near being flagged and
+    /// were not ([`NearMiss`]): their events are replayed again through buckets of
+    /// [`near_limits`], reusing the first pass's count. For fleet mode with `min_hosts` of
+    /// 2 or more. Sources overlapping `allowlist` are left out of both.
+    pub fn finish_with_near_misses(
+        &self,
+        allowlist: &Allowlist,
+        lines: &mut dyn ReadBack,
+    ) -> std::io::Result<(Vec<Flagged>, Vec<NearMiss>)> {
+        self.finish_all(allowlist, lines, true)
+    }
+
+    /// The flags, and with `near` the near misses; see the two callers.
+    fn finish_all(
+        &self,
+        allowlist: &Allowlist,
+        lines: &mut dyn ReadBack,
+        near: bool,
+    ) -> std::io::Result<(Vec<Flagged>, Vec<NearMiss>)> {
         let rules = self.rules.rules();
         let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
         let (census, per_rule, busiest) = self.count_events(&distinct)?;
@@ -524,7 +546,7 @@ impl Collector {
             v.sort_by_key(|(c, _)| (c.time_ms, c.order));
             v.drain(..).map(|(_, l)| l).collect::<Vec<_>>()
         };
-        Ok(folded
+        let flagged: Vec<Flagged> = folded
             .into_iter()
             .zip(samples.iter_mut().zip(filled.iter_mut()))
             .map(|(ep, (samples, filled))| {
@@ -546,21 +568,26 @@ impl Collector {
                     .collect();
                 self.flagged(ep, by_time(samples), explain)
             })
-            .collect())
+            .collect();
+        let near_misses = match near {
+            true => self.near_misses(&distinct, &census, &per_rule, allowlist, &flagged)?,
+            false => Vec::new(),
+        };
+        Ok((flagged, near_misses))
     }
 
     /// The sources that came near being flagged and were not: replays the events again
     /// through buckets of [`near_limits`] and keeps the episodes of sources that are not
-    /// in `flagged`. A second pass over the events, run only in fleet mode with
-    /// `min_hosts` of 2 or more. Sources overlapping `allowlist` are left out.
-    pub fn near_misses(
+    /// in `flagged`.
+    fn near_misses(
         &self,
+        distinct: &[u64; 4],
+        census: &Census,
+        per_rule: &[u16],
         allowlist: &Allowlist,
         flagged: &[Flagged],
     ) -> std::io::Result<Vec<NearMiss>> {
         let rules = self.rules.rules();
-        let distinct = Field::ALL.map(|f| self.rules.distinct_rules(f));
-        let (census, per_rule, _) = self.count_events(&distinct)?;
         let mut triggers = 0u64;
         let limits: Vec<Limits> = rules
             .iter()
@@ -572,8 +599,8 @@ impl Collector {
                 })
             })
             .collect();
-        let candidates = self.candidates(&census, &per_rule, &limits, allowlist, |_| triggers);
-        let found = self.replay_candidates(&distinct, &census, &candidates, limits)?;
+        let candidates = self.candidates(census, per_rule, &limits, allowlist, |_| triggers);
+        let found = self.replay_candidates(distinct, census, &candidates, limits)?;
         let is_flagged: std::collections::HashSet<IpNet> =
             flagged.iter().map(|f| f.source).collect();
         Ok(fold_episodes(found)
@@ -1447,10 +1474,12 @@ mod tests {
             c.observe(&parse(l.as_bytes()).expect("parses"), i as u64);
         }
         let allow = Allowlist::exact(vec![]);
-        let flagged = c.finish(&allow).expect("finish");
+        let (flagged, near) = c
+            .finish_with_near_misses(&allow, &mut NoReadBack)
+            .expect("finish");
+        assert_eq!(flagged, c.finish(&allow).expect("finish"));
         let flagged_sources: Vec<String> = flagged.iter().map(|f| f.source.to_string()).collect();
         assert_eq!(flagged_sources, ["192.0.2.11/32"]);
-        let near = c.near_misses(&allow, &flagged).expect("near misses");
         assert_eq!(near.len(), 1, "{near:?}");
         assert_eq!(near[0].source.to_string(), "192.0.2.6/32");
         assert_eq!(near[0].rules, ["r"]);
@@ -1458,7 +1487,10 @@ mod tests {
         assert_eq!(near[0].first_seen, near[0].last_seen);
         // Allowed sources are never near misses either.
         let allowed = Allowlist::exact(vec!["192.0.2.6/32".parse().expect("net")]);
-        assert!(c.near_misses(&allowed, &flagged).expect("near").is_empty());
+        let (_, near) = c
+            .finish_with_near_misses(&allowed, &mut NoReadBack)
+            .expect("finish");
+        assert!(near.is_empty());
     }
 
     /// A request line that is not `METHOD target` has no target: each distinct one still

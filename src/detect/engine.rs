@@ -607,13 +607,7 @@ impl Collector {
             .into_iter()
             .filter(|ep| !is_flagged.contains(&ep.source))
             .map(|ep| {
-                let mut names: Vec<String> = ep
-                    .fills
-                    .iter()
-                    .map(|f| rules[f.rule].name.clone())
-                    .collect();
-                names.sort();
-                names.dedup();
+                let names = self.fill_rule_names(&ep);
                 let events = match &ep.lines {
                     Some(lines) => lines.len() as u64,
                     None => ep.events,
@@ -891,9 +885,23 @@ impl Collector {
         (samples, filled)
     }
 
+    /// The names of the rules whose buckets overflowed in an episode, sorted, each once.
+    fn fill_rule_names(&self, ep: &Episode) -> Vec<String> {
+        let rules = self.rules.rules();
+        let mut names: Vec<String> = ep
+            .fills
+            .iter()
+            .map(|f| rules[f.rule].name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The public form of a folded episode.
     fn flagged(&self, ep: Episode, samples: Vec<SampleLine>, explain: Vec<Overflow>) -> Flagged {
         let rules = self.rules.rules();
+        let names = self.fill_rule_names(&ep);
         let (events, mut sites, mut files) = match &ep.lines {
             Some(lines) => {
                 let mut sites: Vec<(u32, u64)> = Vec::new();
@@ -915,13 +923,6 @@ impl Collector {
             .map(|&(ri, n)| (rules[usize::from(ri)].name.clone(), n))
             .collect();
         rule_events.sort();
-        let mut names: Vec<String> = ep
-            .fills
-            .iter()
-            .map(|f| rules[f.rule].name.clone())
-            .collect();
-        names.sort();
-        names.dedup();
         Flagged {
             source: ep.source,
             rules: names,

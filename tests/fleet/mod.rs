@@ -969,19 +969,7 @@ fn fleet_sync_learns_bans_and_min_hosts_needs_that_many_servers() {
         );
     };
     let (path, record) = fake_nft(&dirs[1]);
-    let sync = |min_hosts: &str| {
-        let mut cmd = dirs[1].command();
-        cmd.env("PATH", &path)
-            .env("NFT_RECORD", &record)
-            .args(["fleet", "sync", "--config", cfgs[1].to_str().unwrap()])
-            .args(["--fleet-min-hosts", min_hosts])
-            .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let run = crate::util::run_with_deadline(cmd, 60);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        run.stderr
-    };
+    let sync = |min_hosts: &str| sync_into_nft(&dirs[1], &cfgs[1], (&path, &record), min_hosts);
     scan(0, "203.0.113.7");
     let first = sync("2");
     assert!(
@@ -1073,19 +1061,7 @@ fn fleet_spread_attack_of_near_misses_becomes_a_fleet_ban() {
         [format!("{ip}/32")]
     );
     let (path, record) = fake_nft(&dirs[1]);
-    let sync = |i: usize| {
-        let mut cmd = dirs[i].command();
-        cmd.env("PATH", &path)
-            .env("NFT_RECORD", &record)
-            .args(["fleet", "sync", "--config", cfgs[i].to_str().unwrap()])
-            .args(three)
-            .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let run = crate::util::run_with_deadline(cmd, 60);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        run.stderr
-    };
+    let sync = |i: usize| sync_into_nft(&dirs[i], &cfgs[i], (&path, &record), "3");
     let staff = |extra: &[&str]| {
         let run = dirs[1].run(
             &[
@@ -1222,6 +1198,28 @@ fn fleet_watch_reports_near_misses_that_make_a_spread_ban() {
     assert_eq!(code, 0, "{stderr}");
     let (code, stderr) = a.stop();
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// `logward fleet sync` in `dir` with `cfg` and `--fleet-min-hosts`, its nftables sets
+/// handed to the fake `nft` of `fake` (its PATH and record file, see [`fake_nft`]);
+/// returns its stderr.
+fn sync_into_nft(
+    dir: &crate::util::Dir,
+    cfg: &std::path::Path,
+    fake: (&str, &std::path::Path),
+    min_hosts: &str,
+) -> String {
+    let mut cmd = dir.command();
+    cmd.env("PATH", fake.0)
+        .env("NFT_RECORD", fake.1)
+        .args(["fleet", "sync", "--config", cfg.to_str().unwrap()])
+        .args(["--fleet-min-hosts", min_hosts])
+        .args(["--nft-set", "inet:logward:flagged_v4,flagged_v6"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = crate::util::run_with_deadline(cmd, 60);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.stderr
 }
 
 /// `fleet sync` hands learnt bans to `--on-flag` as `watch` does, and never bans what this

@@ -533,6 +533,7 @@ mod tests {
         ("anonymize", "now"),
         ("anonymize", "fleet"),
         ("anonymize", "ticket"),
+        ("fleet erasures", "prune"),
         ("generate", "*"),
         ("report", "output"),
         ("scan", "report"),
@@ -574,11 +575,12 @@ mod tests {
         let mut nested = 0;
         for_each_visible_option(|command, _, _, long, exempt| {
             nested += usize::from(command.contains(' '));
-            let key = match long {
-                "no-default-allow" => "default_allow".to_string(),
-                "trusted-proxy" => "trusted_proxies".to_string(),
+            let key = match (command, long) {
+                (_, "no-default-allow") => "default_allow".to_string(),
+                (_, "trusted-proxy") => "trusted_proxies".to_string(),
+                ("fleet erasures", "keep") => "[fleet]\nkeep_erasures".to_string(),
                 // The [fleet] table's keys.
-                other => match other.strip_prefix("fleet-") {
+                (_, other) => match other.strip_prefix("fleet-") {
                     Some(key) => format!("[fleet]\n{}", key.replace('-', "_")),
                     None => other.replace('-', "_"),
                 },

@@ -346,7 +346,20 @@ impl<V> Report<V> {
 
 /// The sources with the most requests, most first; ties by address so output is stable.
 pub fn top_sources(sources: &SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
-    let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
+    // The n-th largest count, found on the counts alone: only the sources at or above it
+    // are ordered by address too, the costly comparison (most sources tie at a few
+    // requests).
+    let mut counts: Vec<u64> = sources.values().copied().collect();
+    let floor = match n {
+        0 => return Vec::new(),
+        n if counts.len() > n => *counts.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1,
+        _ => 0,
+    };
+    let mut all: Vec<(IpAddr, u64)> = sources
+        .iter()
+        .filter(|(_, c)| **c >= floor)
+        .map(|(a, c)| (*a, *c))
+        .collect();
     let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
     if all.len() > n {
         all.select_nth_unstable_by(n, cmp);

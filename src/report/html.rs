@@ -16,7 +16,7 @@ use ipnet::IpNet;
 use sha2::Digest as _;
 
 use super::svg::{self, Bar, CLASS_NAMES, Mark, STACK, number, step_name};
-use super::tally::{CLASSES, Step, TOP, Tally, TopCounter, Weight};
+use super::tally::{CLASSES, ShortKeys, Step, TOP, Tally, TopCounter, Weight};
 use crate::anonymize::line::{Select, mask_line};
 use crate::anonymize::{Masker, Mode, Prefixes, truncate};
 use crate::escape;
@@ -717,6 +717,13 @@ impl Writer {
     fn counter_rows<'c>(c: &'c TopCounter<u64>, n: usize) -> Vec<(Key<'c>, u64)> {
         c.top(n)
             .into_iter()
+            .map(|(k, v)| (Key::Bytes(k), *v))
+            .collect()
+    }
+
+    fn short_rows(c: &ShortKeys, n: usize) -> Vec<(Key<'_>, u64)> {
+        c.top(n)
+            .into_iter()
             .map(|(k, v)| (Key::Bytes(k), v))
             .collect()
     }
@@ -781,7 +788,7 @@ impl Writer {
             total,
             t.agents.short_by(),
         );
-        let rows = Self::counter_rows(&t.methods, TOP);
+        let rows = Self::short_rows(&t.methods, TOP);
         self.top_table(
             "methods",
             "Methods",
@@ -790,7 +797,7 @@ impl Writer {
             total,
             t.methods.short_by(),
         );
-        let rows = Self::counter_rows(&t.protocols, TOP);
+        let rows = Self::short_rows(&t.protocols, TOP);
         self.top_table(
             "protocols",
             "HTTP versions",
@@ -867,6 +874,7 @@ impl Writer {
                 .filter(|f| f.sites.iter().any(|(s, _)| s.as_bytes() == host))
                 .collect();
             let distinct: HashSet<IpNet> = on.iter().map(|f| f.source).collect();
+            let counts = &counts.classes;
             self.push("<tr><td class=\"k\">");
             self.text(host);
             let total = counts.weight();
@@ -930,6 +938,11 @@ fn flagged_series(tally: &Tally, flags: &[NewFlag]) -> Vec<(IpAddr, Vec<(i64, u6
         return Vec::new();
     }
     let nets: HashSet<IpNet> = flags.iter().map(|f| f.source.trunc()).collect();
+    // Flagged single addresses (the usual case) are looked up, not matched against every
+    // source of the logs.
+    if nets.iter().all(|n| n.prefix_len() == n.max_prefix_len()) {
+        return tally.series_of_each(nets.iter().map(|n| n.addr()));
+    }
     let mut lens: Vec<(bool, u8)> = nets
         .iter()
         .map(|n| (n.addr().is_ipv4(), n.prefix_len()))
@@ -972,6 +985,7 @@ mod tests {
                 vhost: Some(b"<i>host</i>"),
                 ..Record::default()
             };
+            tally.count_source(addr, &rec);
             tally.record(0, &rec);
             *sources.entry(addr).or_default() += 1;
             status[404] += 1;

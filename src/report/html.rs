@@ -16,7 +16,9 @@ use ipnet::IpNet;
 use sha2::Digest as _;
 
 use super::svg::{self, Bar, CLASS_NAMES, Mark, STACK, number, step_name};
-use super::tally::{CLASSES, Step, TOP, Tally, TopCounter, Weight};
+use super::tally::{
+    CLASSES, HOST_TOP, HostCounts, ShortKeys, Step, TOP, Tally, TopCounter, Weight,
+};
 use crate::anonymize::line::{Select, mask_line};
 use crate::anonymize::{Masker, Mode, Prefixes, truncate};
 use crate::escape;
@@ -402,15 +404,7 @@ impl Writer {
             self.push("<p>No line had a time.</p></section>\n");
             return;
         };
-        let mut step = Step::for_span(last - first)
-            .max(p.tally.timeline.step())
-            .seconds();
-        let count = |step: i64| last.div_euclid(step) - first.div_euclid(step) + 1;
-        if count(step) > MAX_BARS {
-            step *= (count(step) + MAX_BARS - 1) / MAX_BARS;
-        }
-        let base = first.div_euclid(step);
-        let n = count(step) as usize;
+        let (step, base, n) = chart_buckets(first, last, page_step(p.tally, first, last), MAX_BARS);
         let mut bars: Vec<Bar> = (0..n)
             .map(|i| Bar {
                 start: (base + i as i64) * step,
@@ -670,7 +664,7 @@ impl Writer {
         self.push("</tbody></table></details>");
     }
 
-    /// A table of (key, requests) rows with a share bar.
+    /// A table of (key, requests) rows with a share bar, under a third-level heading.
     fn top_table(
         &mut self,
         id: &str,
@@ -680,7 +674,22 @@ impl Writer {
         total: u64,
         short_by: u64,
     ) {
-        let _ = write!(self.out, "<section id=\"{id}\"><h3>{title}");
+        self.top_table_under("h3", id, title, what, rows, total, short_by);
+    }
+
+    /// [`Writer::top_table`] under a heading of the element `h`.
+    #[allow(clippy::too_many_arguments)]
+    fn top_table_under(
+        &mut self,
+        h: &str,
+        id: &str,
+        title: &str,
+        what: &str,
+        rows: &[(Key<'_>, u64)],
+        total: u64,
+        short_by: u64,
+    ) {
+        let _ = write!(self.out, "<section id=\"{id}\"><{h}>{title}");
         if short_by > 0 {
             let _ = write!(
                 self.out,
@@ -688,7 +697,7 @@ impl Writer {
                 number(short_by)
             );
         }
-        self.push("</h3>");
+        let _ = write!(self.out, "</{h}>");
         if rows.is_empty() {
             self.push("<p class=\"note\">None.</p></section>");
             return;
@@ -715,6 +724,13 @@ impl Writer {
     }
 
     fn counter_rows<'c>(c: &'c TopCounter<u64>, n: usize) -> Vec<(Key<'c>, u64)> {
+        c.top(n)
+            .into_iter()
+            .map(|(k, v)| (Key::Bytes(k), *v))
+            .collect()
+    }
+
+    fn short_rows(c: &ShortKeys, n: usize) -> Vec<(Key<'_>, u64)> {
         c.top(n)
             .into_iter()
             .map(|(k, v)| (Key::Bytes(k), v))
@@ -781,7 +797,7 @@ impl Writer {
             total,
             t.agents.short_by(),
         );
-        let rows = Self::counter_rows(&t.methods, TOP);
+        let rows = Self::short_rows(&t.methods, TOP);
         self.top_table(
             "methods",
             "Methods",
@@ -790,7 +806,7 @@ impl Writer {
             total,
             t.methods.short_by(),
         );
-        let rows = Self::counter_rows(&t.protocols, TOP);
+        let rows = Self::short_rows(&t.protocols, TOP);
         self.top_table(
             "protocols",
             "HTTP versions",
@@ -867,6 +883,7 @@ impl Writer {
                 .filter(|f| f.sites.iter().any(|(s, _)| s.as_bytes() == host))
                 .collect();
             let distinct: HashSet<IpNet> = on.iter().map(|f| f.source).collect();
+            let counts = &counts.classes;
             self.push("<tr><td class=\"k\">");
             self.text(host);
             let total = counts.weight();
@@ -898,8 +915,156 @@ impl Writer {
             }
             self.push("</td></tr>");
         }
-        self.push("</tbody></table></section>\n");
+        self.push("</tbody></table>");
+        self.busiest_hosts(p);
+        self.push("</section>\n");
     }
+
+    /// A part per virtual host for the [`HOSTS_SHOWN`] busiest: its requests by status
+    /// class, a small chart of its requests over time with the chart's table, and its top
+    /// 404 paths; then what the other hosts add up to.
+    fn busiest_hosts(&mut self, p: &Page<'_>) {
+        let t = &p.tally.vhosts;
+        let hosts = t.top(usize::MAX);
+        let first = p.files.iter().filter_map(|f| f.first_time).min();
+        let last = p.files.iter().filter_map(|f| f.last_time).max();
+        let _ = write!(
+            self.out,
+            "<h3 id=\"busiest-hosts\">By host</h3><p class=\"note\">{}, with its requests \
+             over time and its top 404 paths.</p>",
+            if hosts.len() <= HOSTS_SHOWN {
+                "Each virtual host".to_string()
+            } else {
+                format!("Each of the {HOSTS_SHOWN} busiest virtual hosts")
+            }
+        );
+        for (i, (host, counts)) in hosts.iter().take(HOSTS_SHOWN).enumerate() {
+            self.host_part(i, host, counts, p.tally, first.zip(last));
+        }
+        let rest: u64 = hosts
+            .iter()
+            .skip(HOSTS_SHOWN)
+            .map(|(_, c)| c.weight())
+            .sum::<u64>()
+            + t.dropped();
+        if rest > 0 {
+            let others = hosts.len().saturating_sub(HOSTS_SHOWN);
+            let all: u64 = hosts.iter().map(|(_, c)| c.weight()).sum::<u64>() + t.dropped();
+            let _ = write!(
+                self.out,
+                "<p id=\"hosts-rest\">{}{} other hosts: <span id=\"hosts-rest-n\">{}</span> \
+                 requests ({:.1}%).</p>",
+                if t.dropped() > 0 { "more than " } else { "" },
+                number(others as u64),
+                number(rest),
+                percent(rest, all)
+            );
+        }
+    }
+
+    /// The part of the page for the `i`th busiest host.
+    fn host_part(
+        &mut self,
+        i: usize,
+        host: &[u8],
+        counts: &HostCounts,
+        tally: &Tally,
+        range: Option<(i64, i64)>,
+    ) {
+        let total = counts.weight();
+        let _ = write!(
+            self.out,
+            "<section class=\"host\" id=\"host-{i}\"><h4 class=\"k\">"
+        );
+        self.text(host);
+        let _ = write!(
+            self.out,
+            "</h4><p><span class=\"host-n\" data-v=\"{total}\">{}</span> requests",
+            number(total)
+        );
+        for c in STACK {
+            if counts.classes[c] > 0 {
+                let _ = write!(
+                    self.out,
+                    ", {} <span data-v=\"{}\">{}</span>",
+                    CLASS_NAMES[c],
+                    counts.classes[c],
+                    number(counts.classes[c])
+                );
+            }
+        }
+        self.push(".</p>");
+        let points = counts.points();
+        if let (Some((first, last)), false) = (range, points.is_empty()) {
+            let narrowest = page_step(tally, first, last).max(counts.step().seconds());
+            let (step, base, n) = chart_buckets(first, last, narrowest, HOST_BARS);
+            let mut bars: Vec<(i64, u64)> = (0..n).map(|b| ((base + b as i64) * step, 0)).collect();
+            for (t, k) in points {
+                let at = (t.div_euclid(step) - base).clamp(0, n as i64 - 1) as usize;
+                bars[at].1 += k;
+            }
+            let mut label = String::new();
+            self.buf.clear();
+            match &mut self.masker {
+                Some(m) => {
+                    mask_line(host, None, Select::All, m, &mut self.buf);
+                    escape::html(&self.buf, &mut label);
+                }
+                None => escape::html(host, &mut label),
+            }
+            self.push(&svg::host_chart(&label, &bars, step));
+            self.push(
+                "<details><summary>Table of the chart</summary><table class=\"sortable\">\
+                 <thead><tr><th>from</th><th class=\"n\">requests</th></tr></thead><tbody>",
+            );
+            for (start, k) in bars.iter().filter(|b| b.1 > 0) {
+                let _ = write!(
+                    self.out,
+                    "<tr><td data-v=\"{start}\">{}</td><td class=\"n\" data-v=\"{k}\">{}</td></tr>",
+                    svg::short_time(*start),
+                    number(*k)
+                );
+            }
+            self.push("</tbody></table></details>");
+        }
+        let rows = Self::counter_rows(&counts.not_found, HOST_TOP);
+        let not_found = counts.not_found.total();
+        let id = format!("host-{i}-not-found");
+        self.top_table_under(
+            "h5",
+            &id,
+            "Top 404 paths",
+            "path",
+            &rows,
+            not_found,
+            counts.not_found.short_by(),
+        );
+        self.push("</section>");
+    }
+}
+
+/// Virtual hosts the page gives a part of their own (see `Writer::busiest_hosts`).
+pub const HOSTS_SHOWN: usize = 6;
+
+/// The most bars a host's chart draws.
+const HOST_BARS: i64 = 240;
+
+/// The narrowest bucket the page's charts draw for `first..=last`: the span's usual width
+/// (see [`Step::for_span`]), or the timeline's if it had to count in wider ones.
+fn page_step(tally: &Tally, first: i64, last: i64) -> i64 {
+    Step::for_span(last - first)
+        .max(tally.timeline.step())
+        .seconds()
+}
+
+/// The buckets of a chart of `first..=last`: (width in seconds, index of the first bucket,
+/// how many), at least `step` wide and widened by a whole factor to at most `max_bars`.
+fn chart_buckets(first: i64, last: i64, mut step: i64, max_bars: i64) -> (i64, i64, usize) {
+    let count = |step: i64| last.div_euclid(step) - first.div_euclid(step) + 1;
+    if count(step) > max_bars {
+        step *= (count(step) + max_bars - 1) / max_bars;
+    }
+    (step, first.div_euclid(step), count(step) as usize)
 }
 
 /// A time to the second, as tables show it: `2026-11-15 13:00:05`.
@@ -930,6 +1095,11 @@ fn flagged_series(tally: &Tally, flags: &[NewFlag]) -> Vec<(IpAddr, Vec<(i64, u6
         return Vec::new();
     }
     let nets: HashSet<IpNet> = flags.iter().map(|f| f.source.trunc()).collect();
+    // Flagged single addresses (the usual case) are looked up, not matched against every
+    // source of the logs.
+    if nets.iter().all(|n| n.prefix_len() == n.max_prefix_len()) {
+        return tally.series_of_each(nets.iter().map(|n| n.addr()));
+    }
     let mut lens: Vec<(bool, u8)> = nets
         .iter()
         .map(|n| (n.addr().is_ipv4(), n.prefix_len()))
@@ -972,6 +1142,7 @@ mod tests {
                 vhost: Some(b"<i>host</i>"),
                 ..Record::default()
             };
+            tally.count_source(addr, &rec);
             tally.record(0, &rec);
             *sources.entry(addr).or_default() += 1;
             status[404] += 1;
@@ -1015,6 +1186,124 @@ mod tests {
             geo: None,
             mask,
         })
+    }
+
+    /// A page of the requests (host, status, minute) from one client each.
+    fn page_of_hosts(requests: &[(&str, u16, i64)], mask: Option<Prefixes>) -> String {
+        let mut tally = Tally::new();
+        let mut sources = SourceCounts::default();
+        let mut status = vec![0u64; 1000];
+        for (i, &(host, code, minute)) in requests.iter().enumerate() {
+            let addr = IpAddr::from([198, 51, 100, (i % 200) as u8]);
+            let target = format!("/missing/{}?q=1", i % 7);
+            let rec = Record {
+                client: Some(addr),
+                time: Some(1_800_000_000 + 60 * minute),
+                method: Some(b"GET"),
+                target: Some(target.as_bytes()),
+                protocol: Some(b"HTTP/1.1"),
+                status: Some(code),
+                vhost: Some(host.as_bytes()),
+                ..Record::default()
+            };
+            tally.count_source(addr, &rec);
+            tally.record(0, &rec);
+            *sources.entry(addr).or_default() += 1;
+            status[usize::from(code)] += 1;
+        }
+        let last = requests.iter().map(|r| r.2).max().unwrap_or(0);
+        let files = [FileReport {
+            lines: requests.len() as u64,
+            parsed: requests.len() as u64,
+            first_time: Some(1_800_000_000),
+            last_time: Some(1_800_000_000 + 60 * last),
+            ..FileReport::default()
+        }];
+        render(&Page {
+            files: &files,
+            sources: &sources,
+            status: &status,
+            tally: &tally,
+            flagged: Some(&[]),
+            bans: &HashMap::new(),
+            geo: None,
+            mask,
+        })
+    }
+
+    /// The text of the element with `id` in `page`, up to the next tag.
+    fn text_of<'p>(page: &'p str, id: &str) -> &'p str {
+        let at = page.find(&format!("id=\"{id}\"")).unwrap();
+        let start = at + page[at..].find('>').unwrap() + 1;
+        &page[start..start + page[start..].find('<').unwrap()]
+    }
+
+    #[test]
+    fn the_busiest_hosts_have_a_part_each_and_the_rest_is_summed() {
+        // Host k gets 10 * (9 - k) requests over an hour, a tenth of them 404s; an
+        // address for a host and a hostile name among them.
+        let names = [
+            "shop.example",
+            "192.0.2.55",
+            "<b>x</b>.example",
+            "d.example",
+            "e.example",
+            "f.example",
+            "g.example",
+            "h.example",
+        ];
+        let mut requests = Vec::new();
+        for (k, host) in names.iter().enumerate() {
+            for j in 0..10 * (9 - k as i64) {
+                let code = if j % 10 == 0 { 404 } else { 200 };
+                requests.push((*host, code, j % 60));
+            }
+        }
+        let page = page_of_hosts(&requests, None);
+        assert_eq!(page.matches("<section class=\"host\"").count(), HOSTS_SHOWN);
+        assert!(page.contains("id=\"host-0\"><h4 class=\"k\">shop.example</h4>"));
+        assert!(page.contains("<h4 class=\"k\">&lt;b&gt;x&lt;/b&gt;.example</h4>"));
+        assert!(!page.contains("<b>x</b>"));
+        // The busiest host: 90 requests, 9 of them 404s, each drawn and tabled once.
+        let part = &page[page.find("id=\"host-0\"").unwrap()..page.find("id=\"host-1\"").unwrap()];
+        assert!(part.contains("data-v=\"90\">90</span> requests, 2xx <span data-v=\"81\">81</span>, 4xx <span data-v=\"9\">9</span>"), "{part}");
+        let drawn: u64 = part
+            .match_indices(" requests</title></rect>")
+            .map(|(i, _)| {
+                let head = &part[..i];
+                number_before(head)
+            })
+            .sum();
+        assert_eq!(drawn, 90, "every request is in a bar");
+        assert!(part.contains("id=\"host-0-not-found\""));
+        assert_eq!(part.matches("/missing/").count(), HOST_TOP.min(7), "{part}");
+        // The two least busy hosts (30 and 20 requests) are summed.
+        assert_eq!(text_of(&page, "hosts-rest-n"), "50");
+        assert!(page.contains("2 other hosts:"));
+        assert!(!page.contains("id=\"host-6\""));
+
+        // Masked, the host that is an address is truncated wherever it shows.
+        let masked = page_of_hosts(&requests, Some(Prefixes::DEFAULT));
+        assert!(!masked.contains("192.0.2.55"));
+        assert!(
+            masked.contains("<h4 class=\"k\">192.0.2.0</h4>"),
+            "{masked}"
+        );
+        // Fewer hosts than the parts shown: each has its part and nothing is summed.
+        let few = page_of_hosts(&requests[..90], None);
+        assert_eq!(few.matches("<section class=\"host\"").count(), 1);
+        assert!(!few.contains("hosts-rest") && few.contains("Each virtual host"));
+    }
+
+    /// The number (with thousands commas) that `s` ends with.
+    fn number_before(s: &str) -> u64 {
+        let digits: String = s
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_digit() || *c == ',')
+            .filter(|c| *c != ',')
+            .collect();
+        digits.chars().rev().collect::<String>().parse().unwrap()
     }
 
     #[test]

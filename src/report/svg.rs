@@ -165,6 +165,63 @@ pub fn requests_chart(bars: &[Bar], step: i64, with_flagged: bool) -> String {
     s
 }
 
+/// One virtual host's requests over time: a bar per bucket of `step` seconds, each with
+/// its numbers in a `<title>`. `bars` are (start, requests), in time order and contiguous;
+/// `host` is the host's name, HTML-escaped.
+pub fn host_chart(host: &str, bars: &[(i64, u64)], step: i64) -> String {
+    let height = 120.0;
+    let (top, bottom) = (8.0, 28.0);
+    let plot_h = height - top - bottom;
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let (ymax, _) = axis(bars.iter().map(|b| b.1).max().unwrap_or(0));
+    let y = |v: u64| top + plot_h - plot_h * v as f64 / ymax as f64;
+    let bw = plot_w / bars.len().max(1) as f64;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" viewBox=\"0 0 {WIDTH} {height}\" role=\"img\" \
+         xmlns=\"http://www.w3.org/2000/svg\"><title>Requests to {host} per {}</title>",
+        step_name(step)
+    );
+    for v in [0, ymax] {
+        let yy = y(v);
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"yl\">{}</text>",
+            WIDTH - RIGHT,
+            LEFT - 4.0,
+            yy + 4.0,
+            number(v)
+        );
+    }
+    for (i, &(start, n)) in bars.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let x = LEFT + bw * i as f64;
+        let _ = write!(
+            s,
+            "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" fill=\"#0072B2\">\
+             <title>{}: {} requests</title></rect>",
+            y(n),
+            (bw - if bw > 3.0 { 1.0 } else { 0.0 }).max(0.5),
+            (y(0) - y(n)).max(0.5),
+            short_time(start),
+            number(n)
+        );
+    }
+    x_labels(
+        &mut s,
+        bars.first().map(|b| b.0),
+        bars.len(),
+        step,
+        height - bottom,
+    );
+    s.push_str("</svg>");
+    s
+}
+
 /// Thousands separated by commas: `1,234,567`.
 pub(crate) fn number(n: u64) -> String {
     let digits = n.to_string();
@@ -310,6 +367,24 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("<polyline class=\"flagged\""));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_host_chart_draws_a_titled_bar_per_busy_bucket() {
+        let bars = [
+            (1_800_000_000, 1234),
+            (1_800_003_600, 0),
+            (1_800_007_200, 5),
+        ];
+        let svg = host_chart("shop.example", &bars, 3600);
+        assert_eq!(
+            svg.matches("<rect ").count(),
+            2,
+            "no bar for an empty bucket"
+        );
+        assert!(svg.contains("<title>Requests to shop.example per hour</title>"));
+        assert!(svg.contains("2027-01-15 08:00: 1,234 requests"), "{svg}");
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }
 }

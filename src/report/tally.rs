@@ -1,7 +1,8 @@
 //! The report's counters, filled by a scan [`Visitor`] in the same pass as everything else:
 //! requests per time bucket and status class, each source's requests over time (for the
-//! flagged sources' overlay), and bounded top lists of user agents, 404 paths, methods,
-//! HTTP versions and virtual hosts.
+//! flagged sources' overlay), bounded top lists of user agents and 404 paths, the few
+//! methods and HTTP versions, and per virtual host its requests by status class, over time
+//! and its 404 paths.
 //!
 //! Every key comes from a client, so memory is bounded whatever the log holds: the top
 //! lists keep at most twice their size in keys (each cut to [`KEY_MAX`] bytes) and say how
@@ -9,13 +10,18 @@
 //! from minutes to hours to days when there are too many of them. A line whose keys are
 //! already known allocates nothing.
 //!
+//! The tally counts each source's requests for the pass ([`Visitor::count_source`]): it
+//! keeps a map entry per source for the overlay anyway, so the pass does not update a
+//! second one.
+//!
 //! It does not render anything: see [`super::html`].
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 
 use crate::format::Record;
-use crate::scan::Visitor;
+use crate::scan::{SourceCounts, Visitor};
 
 /// Status classes: index 0 holds requests with no status (or one outside 100..600), 1..=5
 /// the 1xx..5xx classes.
@@ -95,7 +101,11 @@ impl Step {
 /// Minutes since the Unix epoch, clamped into `u32` (times before 1970 count as 1970).
 #[inline]
 pub fn minute_of(t: i64) -> u32 {
-    t.div_euclid(60).clamp(0, i64::from(u32::MAX)) as u32
+    // Unsigned: a division by a constant is then a multiplication and a shift.
+    match u64::try_from(t) {
+        Ok(t) => (t / 60).min(u64::from(u32::MAX)) as u32,
+        Err(_) => 0,
+    }
 }
 
 /// Requests per time bucket and status class. The current bucket is counted apart from the
@@ -136,7 +146,10 @@ impl Timeline {
     /// Counts one request of status class `class` in `minute` (minutes since the epoch).
     #[inline]
     pub fn add(&mut self, minute: u32, class: usize) {
-        let bucket = minute / self.step.minutes();
+        let bucket = match self.step {
+            Step::Minute => minute,
+            step => minute / step.minutes(),
+        };
         if bucket != self.current {
             self.flush();
             self.current = minute / self.step.minutes();
@@ -197,6 +210,11 @@ impl Timeline {
         self.flush();
     }
 
+    /// Every request counted.
+    pub fn requests(&self) -> u64 {
+        self.buckets.values().map(Weight::weight).sum::<u64>() + self.counts.weight()
+    }
+
     /// Every bucket with its start (Unix seconds), in time order.
     pub fn buckets(&self) -> Vec<(i64, [u64; CLASSES])> {
         let mut all: Vec<(i64, [u64; CLASSES])> = self
@@ -222,15 +240,26 @@ impl Timeline {
 
 /// One source's requests over time: (bucket, requests) in the order first seen, at a step
 /// of its own that grows when the source was active in more than [`SERIES_CAP`] buckets.
+/// The last bucket is held apart (`open`) until a request falls in another, and the first
+/// few others in place: most sources are seen in a few minutes only, and theirs then need
+/// no allocation (a quarter of a scan's added time went to allocating them).
 #[derive(Clone, Debug, Default)]
 pub struct Series {
     coarse: u8,
     grown: u8,
+    /// How many of `first` hold points; while any do, `points` is empty.
+    held: u8,
+    /// The last bucket and its requests; no bucket while its requests are 0.
+    open: (u32, u32),
+    first: [(u32, u32); SERIES_INLINE],
     points: Vec<(u32, u32)>,
 }
 
 /// The most buckets one source's series keeps before it counts in coarser ones.
 pub const SERIES_CAP: usize = 512;
+
+/// Points a series holds in place before it allocates.
+const SERIES_INLINE: usize = 3;
 
 impl Series {
     fn step(&self) -> Step {
@@ -241,9 +270,68 @@ impl Series {
         }
     }
 
+    /// Moves the points held in place to `points`.
+    fn spill(&mut self) {
+        if self.held > 0 {
+            let mut v = Vec::with_capacity(2 * SERIES_INLINE + 2);
+            v.extend_from_slice(&self.first[..usize::from(self.held).min(SERIES_INLINE)]);
+            self.points = v;
+            self.held = 0;
+        }
+    }
+
+    /// Adds `n` (at least 1) requests in `minute`. A source's requests mostly come in time
+    /// order, so the usual case (the last bucket's) is a compare and an add.
     #[inline]
     fn add(&mut self, minute: u32, n: u32) {
+        let bucket = match self.coarse {
+            0 => minute,
+            _ => minute / self.step().minutes(),
+        };
+        if self.open.0 == bucket && self.open.1 > 0 {
+            self.open.1 = self.open.1.saturating_add(n);
+            return;
+        }
+        self.reopen(minute, n);
+    }
+
+    /// Keeps the last bucket among the points and opens `minute`'s with `n` requests.
+    #[inline(never)]
+    fn reopen(&mut self, minute: u32, n: u32) {
+        let held = usize::from(self.held);
+        if self.coarse == 0 && self.open.1 > 0 && held < SERIES_INLINE && self.points.is_empty() {
+            // The usual case, [`Series::close`] and [`Series::keep`] in short.
+            self.first[held] = self.open;
+            self.held += 1;
+            self.open = (minute, n);
+            return;
+        }
+        self.close();
+        self.open = (minute / self.step().minutes(), n);
+    }
+
+    /// Moves the last bucket, if any, to the points.
+    #[inline]
+    fn close(&mut self) {
+        let (bucket, n) = std::mem::take(&mut self.open);
+        if n > 0 {
+            self.keep(bucket * self.step().minutes(), n);
+        }
+    }
+
+    /// Adds `n` requests in `minute` to the points, coarsening them when there are too
+    /// many.
+    fn keep(&mut self, minute: u32, n: u32) {
         let bucket = minute / self.step().minutes();
+        let held = usize::from(self.held);
+        if self.points.is_empty() && held < SERIES_INLINE {
+            // The bucket closed last differs from this one (it was open when this one
+            // came), so there is nothing to add it to.
+            self.first[held] = (bucket, n);
+            self.held += 1;
+            return;
+        }
+        self.spill();
         if let Some(last) = self.points.last_mut()
             && last.0 == bucket
         {
@@ -278,6 +366,7 @@ impl Series {
 
     /// Sorts the points and adds up those of one bucket.
     fn tidy(&mut self) {
+        self.spill();
         self.points.sort_unstable_by_key(|p| p.0);
         let mut out: Vec<(u32, u32)> = Vec::with_capacity(self.points.len());
         for &(b, n) in &self.points {
@@ -289,7 +378,9 @@ impl Series {
         self.points = out;
     }
 
-    fn merge(&mut self, other: Series) {
+    fn merge(&mut self, mut other: Series) {
+        other.close();
+        other.spill();
         let step = other.step();
         for (b, n) in other.points {
             self.add(b * step.minutes(), n);
@@ -299,6 +390,7 @@ impl Series {
     /// (start of the bucket in Unix seconds, requests), in time order.
     pub fn points(&self) -> Vec<(i64, u64)> {
         let mut s = self.clone();
+        s.close();
         s.tidy();
         let secs = s.step().seconds();
         s.points
@@ -309,7 +401,7 @@ impl Series {
 }
 
 /// A value a top list counts per key.
-pub trait Weight: Copy + Default {
+pub trait Weight: Clone + Default {
     /// What the list is ordered by.
     fn weight(&self) -> u64;
     /// Adds another count of the same key.
@@ -345,12 +437,14 @@ impl Weight for [u64; CLASSES] {
 /// A line's key is usually one seen many times (a browser's user agent, `GET`): a small
 /// direct-mapped cache, indexed by a cheap fingerprint of the key and checked by comparing
 /// the key itself, finds its entry without hashing the whole key (a user agent is ~100
-/// bytes). A fingerprint an attacker makes collide only sends lookups to the map.
+/// bytes). A fingerprint an attacker makes collide only sends lookups to the map. The
+/// cache is made on the first key, so a list never counted into (a virtual host's 404
+/// paths) costs no more than an empty map.
 #[derive(Clone, Debug)]
 pub struct TopCounter<V> {
     entries: Vec<(Box<[u8]>, V)>,
     map: HashMap<Box<[u8]>, u32, Hasher>,
-    cache: Box<[(u64, u32); CACHE]>,
+    cache: Option<Box<[(u64, u32); CACHE]>>,
     size: usize,
     short_by: u64,
     dropped: u64,
@@ -387,7 +481,7 @@ impl<V: Weight> TopCounter<V> {
         TopCounter {
             entries: Vec::new(),
             map: HashMap::default(),
-            cache: Box::new([EMPTY; CACHE]),
+            cache: None,
             size: size.max(1),
             short_by: 0,
             dropped: 0,
@@ -397,20 +491,62 @@ impl<V: Weight> TopCounter<V> {
     /// Adds `value` to `key`'s count; the key is cut to [`KEY_MAX`] bytes.
     #[inline]
     pub fn add(&mut self, key: &[u8], value: V) {
+        self.add_with(key, |v| v.add(&value));
+    }
+
+    /// Updates `key`'s count with `update` (a new key starts from the default); the key is
+    /// cut to [`KEY_MAX`] bytes.
+    #[inline]
+    pub fn add_with(&mut self, key: &[u8], update: impl FnOnce(&mut V)) -> u32 {
         let key = &key[..key.len().min(KEY_MAX)];
         let fp = fingerprint(key);
         let slot = (fp >> 56) as usize % CACHE;
-        let (seen, at) = self.cache[slot];
-        if seen == fp
+        if let Some(cache) = &self.cache
+            && let (seen, at) = cache[slot]
+            && seen == fp
             && let Some((k, v)) = self.entries.get_mut(at as usize)
             && **k == *key
         {
-            v.add(&value);
-            return;
+            update(v);
+            return at;
         }
+        self.add_uncached(key, fp, slot, update)
+    }
+
+    /// Adds `value` to `key`'s count trying first the key at `hint`, an index an earlier
+    /// add returned (a source's last user agent: most clients keep theirs), which costs a
+    /// comparison instead of a fingerprint and a cache lookup. Returns the key's index, the
+    /// next hint; a hint gone stale (keys were dropped since) only costs the comparison.
+    #[inline]
+    pub fn add_at(&mut self, key: &[u8], value: V, hint: u32) -> u32 {
+        self.add_with_at(key, hint, |v| v.add(&value))
+    }
+
+    /// [`TopCounter::add_with`] trying first the key at `hint`, as [`TopCounter::add_at`].
+    #[inline(always)]
+    pub fn add_with_at(&mut self, key: &[u8], hint: u32, update: impl FnOnce(&mut V)) -> u32 {
+        let key = &key[..key.len().min(KEY_MAX)];
+        if let Some((k, v)) = self.entries.get_mut(hint as usize)
+            && **k == *key
+        {
+            update(v);
+            return hint;
+        }
+        self.add_with(key, update)
+    }
+
+    /// [`TopCounter::add_with`] for a key not in the cache: found in the map, or new.
+    #[inline(never)]
+    fn add_uncached(
+        &mut self,
+        key: &[u8],
+        fp: u64,
+        slot: usize,
+        update: impl FnOnce(&mut V),
+    ) -> u32 {
         let at = match self.map.get(key) {
             Some(&at) => {
-                self.entries[at as usize].1.add(&value);
+                update(&mut self.entries[at as usize].1);
                 at
             }
             None => {
@@ -418,12 +554,15 @@ impl<V: Weight> TopCounter<V> {
                     self.prune();
                 }
                 let at = self.entries.len() as u32;
+                let mut value = V::default();
+                update(&mut value);
                 self.entries.push((key.into(), value));
                 self.map.insert(key.into(), at);
                 at
             }
         };
-        self.cache[slot] = (fp, at);
+        self.cache.get_or_insert_with(|| Box::new([EMPTY; CACHE]))[slot] = (fp, at);
+        at
     }
 
     /// Keeps the `size` heaviest keys (ties all kept or all dropped).
@@ -446,7 +585,9 @@ impl<V: Weight> TopCounter<V> {
         for (i, (k, _)) in self.entries.iter().enumerate() {
             self.map.insert(k.clone(), i as u32);
         }
-        self.cache.fill(EMPTY);
+        if let Some(c) = &mut self.cache {
+            c.fill(EMPTY);
+        }
         self.short_by = self.short_by.max(cut);
         self.dropped += dropped;
     }
@@ -470,8 +611,8 @@ impl<V: Weight> TopCounter<V> {
     }
 
     /// The `n` heaviest keys, heaviest first, ties by key.
-    pub fn top(&self, n: usize) -> Vec<(&[u8], V)> {
-        let mut all: Vec<(&[u8], V)> = self.entries.iter().map(|(k, v)| (&k[..], *v)).collect();
+    pub fn top(&self, n: usize) -> Vec<(&[u8], &V)> {
+        let mut all: Vec<(&[u8], &V)> = self.entries.iter().map(|(k, v)| (&k[..], v)).collect();
         all.sort_by(|a, b| b.1.weight().cmp(&a.1.weight()).then(a.0.cmp(b.0)));
         all.truncate(n);
         all
@@ -485,6 +626,11 @@ impl<V: Weight> TopCounter<V> {
     /// Requests of keys dropped to stay in bounds.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// Every request counted: those of the keys held and those dropped.
+    pub fn total(&self) -> u64 {
+        self.entries.iter().map(|(_, v)| v.weight()).sum::<u64>() + self.dropped
     }
 
     /// Keys held now (at most twice the size).
@@ -501,6 +647,214 @@ impl<V: Weight> TopCounter<V> {
 /// Rows the page shows of each top list; the lists keep twice as many keys.
 pub const TOP: usize = 25;
 
+/// Distinct keys a [`ShortKeys`] holds packed before it counts new ones in its top list.
+const SHORT_SLOTS: usize = 16;
+
+/// A key of 1 to 8 bytes as one integer, so that two keys are equal exactly when their
+/// integers are: a shorter key's bytes (little-endian) under a top byte of `0x80 | len`; an
+/// 8-byte key's bytes, its last below `0x80` (an 8-byte key ending in another byte is not
+/// packed). Two overlapping loads, so a method or HTTP version costs a few instructions,
+/// not a loop or a `memcmp`.
+#[inline]
+fn pack(k: &[u8]) -> Option<u64> {
+    let n = k.len();
+    let bytes = match n {
+        4..=8 => {
+            let lo = u32::from_le_bytes(k[..4].try_into().ok()?);
+            let hi = u32::from_le_bytes(k[n - 4..].try_into().ok()?);
+            u64::from(lo) | (u64::from(hi) << (8 * (n - 4)))
+        }
+        3 => u64::from(u16::from_le_bytes([k[0], k[1]])) | (u64::from(k[2]) << 16),
+        2 => u64::from(u16::from_le_bytes([k[0], k[1]])),
+        1 => u64::from(k[0]),
+        _ => return None,
+    };
+    match n {
+        8 => (bytes >> 63 == 0).then_some(bytes),
+        _ => Some(bytes | ((0x80 | n as u64) << 56)),
+    }
+}
+
+/// Requests per key for fields with a handful of short values (methods, HTTP versions):
+/// the first [`SHORT_SLOTS`] distinct keys of at most 8 bytes are counted exactly in a
+/// fixed array, compared as integers; longer keys, and new ones once the array is full
+/// (a hostile client's made-up methods), go to a bounded [`TopCounter`]. Memory is fixed
+/// plus that list's bound; [`ShortKeys::top`] shows both as one list.
+#[derive(Clone, Debug)]
+pub struct ShortKeys {
+    packed: [u64; SHORT_SLOTS],
+    keys: [([u8; 8], u8); SHORT_SLOTS],
+    counts: [u64; SHORT_SLOTS],
+    used: usize,
+    others: TopCounter<u64>,
+}
+
+impl ShortKeys {
+    /// Counts whose other keys go to a list of `size` (see [`TopCounter::new`]).
+    pub fn new(size: usize) -> ShortKeys {
+        ShortKeys {
+            packed: [0; SHORT_SLOTS],
+            keys: [([0; 8], 0); SHORT_SLOTS],
+            counts: [0; SHORT_SLOTS],
+            used: 0,
+            others: TopCounter::new(size),
+        }
+    }
+
+    /// Counts `n` requests of `key`.
+    #[inline(always)]
+    pub fn add(&mut self, key: &[u8], n: u64) {
+        if let Some(p) = pack(key) {
+            for i in 0..self.used.min(SHORT_SLOTS) {
+                if self.packed[i] == p {
+                    self.counts[i] += n;
+                    return;
+                }
+            }
+        }
+        self.add_new(key, n);
+    }
+
+    /// [`ShortKeys::add`] for a key not in the array: the array's next slot, or the list.
+    #[inline(never)]
+    fn add_new(&mut self, key: &[u8], n: u64) {
+        match pack(key) {
+            Some(p) if self.used < SHORT_SLOTS => {
+                let mut bytes = [0; 8];
+                bytes[..key.len()].copy_from_slice(key);
+                self.packed[self.used] = p;
+                self.keys[self.used] = (bytes, key.len() as u8);
+                self.counts[self.used] = n;
+                self.used += 1;
+            }
+            _ => self.others.add(key, n),
+        }
+    }
+
+    /// Adds another worker's counts.
+    pub fn merge(&mut self, other: ShortKeys) {
+        for i in 0..other.used.min(SHORT_SLOTS) {
+            let (bytes, len) = &other.keys[i];
+            self.add(&bytes[..usize::from(*len)], other.counts[i]);
+        }
+        self.others.merge(other.others);
+    }
+
+    /// The `n` heaviest keys, heaviest first, ties by key. A key counted in both the array
+    /// and the list (workers whose arrays filled differently) is shown once, summed.
+    pub fn top(&self, n: usize) -> Vec<(&[u8], u64)> {
+        let mut all: Vec<(&[u8], u64)> = (0..self.used.min(SHORT_SLOTS))
+            .map(|i| {
+                (
+                    &self.keys[i].0[..usize::from(self.keys[i].1)],
+                    self.counts[i],
+                )
+            })
+            .collect();
+        all.extend(
+            self.others
+                .top(usize::MAX)
+                .into_iter()
+                .map(|(k, v)| (k, *v)),
+        );
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        all.truncate(n);
+        all
+    }
+
+    /// How far any count shown may fall short (0: every count is exact).
+    pub fn short_by(&self) -> u64 {
+        self.others.short_by()
+    }
+
+    /// Whether no key was counted.
+    pub fn is_empty(&self) -> bool {
+        self.used == 0 && self.others.is_empty()
+    }
+}
+
+/// 404 paths the page shows per virtual host. Its list is longer ([`HOST_LIST`]), so that
+/// a host probed for many paths once each still shows the ones asked for most, and so that
+/// it stays exact (the same whatever the thread count) on ordinary traffic.
+pub const HOST_TOP: usize = 5;
+
+/// The size of a virtual host's 404 list (see [`TopCounter::new`]): it keeps up to 100.
+const HOST_LIST: usize = 2 * TOP;
+
+/// One virtual host's counts: requests per status class, over time, and its 404 paths.
+#[derive(Clone, Debug)]
+pub struct HostCounts {
+    /// Requests per status class (see [`CLASSES`]).
+    pub classes: [u64; CLASSES],
+    series: Series,
+    /// 404 answers per path.
+    pub not_found: TopCounter<u64>,
+}
+
+impl Default for HostCounts {
+    fn default() -> Self {
+        HostCounts {
+            classes: [0; CLASSES],
+            series: Series::default(),
+            not_found: TopCounter::new(HOST_LIST),
+        }
+    }
+}
+
+impl HostCounts {
+    /// (start of the bucket in Unix seconds, requests) of the timed requests, in time
+    /// order, at a step of the host's own (minutes, hours or days; see [`Series`]).
+    pub fn points(&self) -> Vec<(i64, u64)> {
+        self.series.points()
+    }
+
+    /// The width of the buckets of [`HostCounts::points`].
+    pub fn step(&self) -> Step {
+        self.series.step()
+    }
+}
+
+impl Weight for HostCounts {
+    fn weight(&self) -> u64 {
+        self.classes.weight()
+    }
+    fn add(&mut self, other: &Self) {
+        self.classes.add(&other.classes);
+        self.series.merge(other.series.clone());
+        self.not_found.merge(other.not_found.clone());
+    }
+}
+
+/// One source's requests, and those with a time over time.
+#[derive(Clone, Debug, Default)]
+struct SourceTally {
+    requests: u64,
+    series: Series,
+}
+
+/// The requests of the last lines' source not yet in its [`SourceTally`]: four lines in
+/// five come from the source of the line before (a page and its assets), and then cost
+/// no map lookup. The run ends when another source comes, or another minute.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    src: IpAddr,
+    requests: u64,
+    /// The minute of the run's timed requests, and how many there are.
+    minute: u32,
+    in_minute: u32,
+    /// Where the last user agent counted is in the top list: most clients keep theirs
+    /// (see [`TopCounter::add_at`]).
+    agent: u32,
+}
+
 /// Everything the report counts besides what every scan counts; one per worker, merged.
 #[derive(Clone, Debug)]
 pub struct Tally {
@@ -508,20 +862,27 @@ pub struct Tally {
     pub timeline: Timeline,
     /// Parsed requests without a time, per status class.
     pub untimed: [u64; CLASSES],
-    series: HashMap<IpAddr, Series, Hasher>,
-    /// The last line's source and minute with its requests, not yet in `series`: a
-    /// source's requests often come in runs, which then cost one map update.
-    run: Option<(IpAddr, u32, u32)>,
+    /// Per source, counted for the pass ([`Visitor::count_source`]).
+    sources: HashMap<IpAddr, SourceTally, Hasher>,
+    /// Requests of the last lines' source, not yet in `sources`.
+    run: Option<Run>,
+    /// Where the last line's virtual host is in `vhosts` (see [`TopCounter::add_at`]).
+    vhost: u32,
+    /// Whether [`Visitor::count_source`] counted the record that [`Visitor::record`] gets
+    /// next (the pass calls them in that order for a record with a source): it counts all
+    /// of it, so a line costs one call, and its user agent with the hint its source's
+    /// entry holds.
+    counted: bool,
     /// Requests per user agent.
     pub agents: TopCounter<u64>,
     /// 404 answers per path.
     pub not_found: TopCounter<u64>,
     /// Requests per method.
-    pub methods: TopCounter<u64>,
+    pub methods: ShortKeys,
     /// Requests per HTTP version.
-    pub protocols: TopCounter<u64>,
-    /// Requests per virtual host, per status class.
-    pub vhosts: TopCounter<[u64; CLASSES]>,
+    pub protocols: ShortKeys,
+    /// Per virtual host: requests per status class, over time, and 404 paths.
+    pub vhosts: TopCounter<HostCounts>,
 }
 
 impl Default for Tally {
@@ -529,12 +890,14 @@ impl Default for Tally {
         Tally {
             timeline: Timeline::default(),
             untimed: [0; CLASSES],
-            series: HashMap::default(),
+            sources: HashMap::default(),
             run: None,
+            vhost: u32::MAX,
+            counted: false,
             agents: TopCounter::new(4 * TOP),
             not_found: TopCounter::new(4 * TOP),
-            methods: TopCounter::new(TOP),
-            protocols: TopCounter::new(TOP),
+            methods: ShortKeys::new(TOP),
+            protocols: ShortKeys::new(TOP),
             vhosts: TopCounter::new(4 * TOP),
         }
     }
@@ -546,74 +909,77 @@ impl Tally {
         Tally::default()
     }
 
-    fn end_run(&mut self) {
-        if let Some((src, minute, n)) = self.run.take() {
-            self.series.entry(src).or_default().add(minute, n);
+    /// The requests over time of every source `keep` accepts, by source.
+    pub fn series_of(&self, keep: impl Fn(IpAddr) -> bool) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
+        let run = self
+            .run
+            .map(|r| r.src)
+            .filter(|a| !self.sources.contains_key(a));
+        self.series_of_each(self.sources.keys().copied().chain(run).filter(|a| keep(*a)))
+    }
+
+    /// The requests over time of each source of `sources` that sent any with a time, by
+    /// source.
+    pub fn series_of_each(
+        &self,
+        sources: impl Iterator<Item = IpAddr>,
+    ) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
+        let mut out: Vec<(IpAddr, Vec<(i64, u64)>)> = sources
+            .filter_map(|a| {
+                let points = self.points_of(a);
+                (!points.is_empty()).then_some((a, points))
+            })
+            .collect();
+        out.sort_by_key(|(a, _)| *a);
+        out.dedup_by_key(|(a, _)| *a);
+        out
+    }
+
+    /// The requests over time of `a`, with those of the run when it is `a`'s.
+    fn points_of(&self, a: IpAddr) -> Vec<(i64, u64)> {
+        let stored = self.sources.get(&a).map(|s| &s.series);
+        match self.run {
+            Some(run) if run.src == a && run.in_minute > 0 => {
+                let mut series = stored.cloned().unwrap_or_default();
+                series.add(run.minute, run.in_minute);
+                series.points()
+            }
+            _ => stored.map_or_else(Vec::new, Series::points),
         }
     }
 
-    /// The requests over time of every source `keep` accepts, by source.
-    pub fn series_of(&self, keep: impl Fn(IpAddr) -> bool) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
-        let mut out: Vec<(IpAddr, Vec<(i64, u64)>)> = Vec::new();
-        let mut run = self.run.filter(|(a, _, _)| keep(*a));
-        for (a, s) in self.series.iter().filter(|(a, _)| keep(**a)) {
-            match run {
-                Some((src, minute, n)) if src == *a => {
-                    let mut s = s.clone();
-                    s.add(minute, n);
-                    out.push((*a, s.points()));
-                    run = None;
-                }
-                _ => out.push((*a, s.points())),
+    /// Moves the run's requests to its source's entry.
+    fn end_run(&mut self) {
+        if let Some(run) = self.run.take() {
+            let s = self.sources.entry(run.src).or_default();
+            s.requests += run.requests;
+            if run.in_minute > 0 {
+                s.series.add(run.minute, run.in_minute);
             }
         }
-        if let Some((src, minute, n)) = run {
-            let mut s = Series::default();
-            s.add(minute, n);
-            out.push((src, s.points()));
-        }
-        out.sort_by_key(|(a, _)| *a);
-        out
     }
 
     /// Every request counted: those drawn on the timeline and those without a time.
     pub fn requests(&self) -> u64 {
-        let timed: u64 = self
-            .timeline
-            .buckets()
-            .iter()
-            .map(|(_, c)| c.weight())
-            .sum();
-        timed + self.untimed.weight()
+        self.timeline.requests() + self.untimed.weight()
     }
 }
 
-impl Visitor for Tally {
-    #[inline]
-    fn record(&mut self, _order: u64, rec: &Record<'_>) {
+impl Tally {
+    /// Counts what every record adds besides its source and user agent.
+    #[inline(always)]
+    fn count(&mut self, rec: &Record<'_>, minute: Option<u32>) {
         let class = class_of(rec.status);
-        match rec.time {
-            Some(t) => {
-                let minute = minute_of(t);
-                self.timeline.add(minute, class);
-                if let Some(src) = rec.source() {
-                    match &mut self.run {
-                        Some((a, m, n)) if *a == src && *m == minute => *n += 1,
-                        _ => {
-                            self.end_run();
-                            self.run = Some((src, minute, 1));
-                        }
-                    }
-                }
-            }
+        match minute {
+            Some(minute) => self.timeline.add(minute, class),
             None => self.untimed[class] += 1,
         }
-        if let Some(ua) = rec.user_agent {
-            self.agents.add(ua, 1);
-        }
-        if rec.status == Some(404)
-            && let Some(path) = rec.path()
-        {
+        let path_404 = if rec.status == Some(404) {
+            rec.path()
+        } else {
+            None
+        };
+        if let Some(path) = path_404 {
             self.not_found.add(path, 1);
         }
         if let Some(m) = rec.method {
@@ -623,9 +989,74 @@ impl Visitor for Tally {
             self.protocols.add(p, 1);
         }
         if let Some(v) = rec.vhost {
-            let mut counts = [0; CLASSES];
-            counts[class] = 1;
-            self.vhosts.add(v, counts);
+            self.vhost = self.vhosts.add_with_at(v, self.vhost, |h| {
+                h.classes[class] += 1;
+                if let Some(minute) = minute {
+                    h.series.add(minute, 1);
+                }
+                if let Some(path) = path_404 {
+                    h.not_found.add(path, 1);
+                }
+            });
+        }
+    }
+}
+
+impl Visitor for Tally {
+    #[inline]
+    fn record(&mut self, _order: u64, rec: &Record<'_>) {
+        if std::mem::take(&mut self.counted) {
+            return;
+        }
+        if let Some(ua) = rec.user_agent {
+            self.agents.add(ua, 1);
+        }
+        self.count(rec, rec.time.map(minute_of));
+    }
+
+    fn counts_sources(&self) -> bool {
+        true
+    }
+
+    #[inline]
+    fn count_source(&mut self, src: IpAddr, rec: &Record<'_>) {
+        let minute = rec.time.map(minute_of);
+        let same_run = self.run.is_some_and(|run| {
+            run.src == src && minute.is_none_or(|m| run.in_minute == 0 || m == run.minute)
+        });
+        if !same_run {
+            // The last source's agent is a good first guess: a few agents are common.
+            let agent = self.run.map_or(u32::MAX, |run| run.agent);
+            self.end_run();
+            self.run = Some(Run {
+                src,
+                requests: 0,
+                minute: 0,
+                in_minute: 0,
+                agent,
+            });
+        }
+        if let Some(run) = &mut self.run {
+            run.requests += 1;
+            if let Some(m) = minute {
+                run.minute = m;
+                run.in_minute = run.in_minute.saturating_add(1);
+            }
+            if let Some(ua) = rec.user_agent {
+                run.agent = self.agents.add_at(ua, 1, run.agent);
+            }
+        }
+        self.count(rec, minute);
+        self.counted = true;
+    }
+
+    fn add_source_counts(&self, counts: &mut SourceCounts) {
+        counts.reserve(self.sources.len() + 1);
+        for (a, s) in &self.sources {
+            *counts.entry(*a).or_insert(0) += s.requests;
+        }
+        if let Some(run) = self.run {
+            *counts.entry(run.src).or_insert(0) += run.requests;
         }
     }
 
@@ -634,15 +1065,24 @@ impl Visitor for Tally {
         other.end_run();
         self.timeline.merge(other.timeline);
         self.untimed.add(&other.untimed);
-        let (mut big, small) = if self.series.len() >= other.series.len() {
-            (std::mem::take(&mut self.series), other.series)
+        let (mut big, small) = if self.sources.len() >= other.sources.len() {
+            (std::mem::take(&mut self.sources), other.sources)
         } else {
-            (other.series, std::mem::take(&mut self.series))
+            (other.sources, std::mem::take(&mut self.sources))
         };
         for (k, v) in small {
-            big.entry(k).or_default().merge(v);
+            match big.entry(k) {
+                Entry::Vacant(e) => {
+                    e.insert(v);
+                }
+                Entry::Occupied(mut e) => {
+                    let s = e.get_mut();
+                    s.requests += v.requests;
+                    s.series.merge(v.series);
+                }
+            }
         }
-        self.series = big;
+        self.sources = big;
         self.agents.merge(other.agents);
         self.not_found.merge(other.not_found);
         self.methods.merge(other.methods);
@@ -697,8 +1137,9 @@ mod tests {
         assert_eq!(shown[1].0, b"Mozilla/5.0 (X11; Linux x86_64)");
         assert_eq!(shown[2].0.len(), KEY_MAX, "long keys are cut");
         // Each count is short by at most the bound, never over.
-        assert!(shown[0].1 <= 100_000 && shown[0].1 + top.short_by() >= 100_000);
-        assert!(shown[1].1 <= 50_000 && shown[1].1 + top.short_by() >= 50_000);
+        let (first, second) = (*shown[0].1, *shown[1].1);
+        assert!(first <= 100_000 && first + top.short_by() >= 100_000);
+        assert!(second <= 50_000 && second + top.short_by() >= 50_000);
         assert!(top.short_by() <= 1, "one-off keys are dropped at count 1");
         assert!(top.dropped() > 900_000);
     }
@@ -709,12 +1150,12 @@ mod tests {
         for k in [&b"a"[..], b"b", b"a", b"c", b"a", b"b"] {
             a.add(k, 1);
         }
-        assert_eq!(a.top(2), vec![(&b"a"[..], 3), (&b"b"[..], 2)]);
+        assert_eq!(a.top(2), vec![(&b"a"[..], &3), (&b"b"[..], &2)]);
         assert_eq!(a.short_by(), 0);
         let mut b = TopCounter::<u64>::new(2);
         b.add(b"c", 5);
         a.merge(b);
-        assert_eq!(a.top(1), vec![(&b"c"[..], 6)]);
+        assert_eq!(a.top(1), vec![(&b"c"[..], &6)]);
     }
 
     #[test]
@@ -736,6 +1177,194 @@ mod tests {
         assert_eq!(b.iter().map(|(_, c)| c[2] + c[4]).sum::<u64>(), 202);
         assert!(b.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(b[0].0 % 3600, 0);
+    }
+
+    #[test]
+    fn short_keys_count_like_a_map() {
+        use std::collections::BTreeMap;
+        let mut keys: Vec<Vec<u8>> = vec![
+            b"GET".to_vec(),
+            b"POST".to_vec(),
+            b"HTTP/1.1".to_vec(),
+            b"HTTP/2".to_vec(),
+            b"A".to_vec(),
+            b"A\0".to_vec(),
+            b"\0".to_vec(),
+            b"\0\0\0\0\0\0\0\0".to_vec(),
+            b"1234567\xf0".to_vec(),
+            b"1234567".to_vec(),
+            b"PROPFIND".to_vec(),
+            b"VERYLONGMETHOD".to_vec(),
+            Vec::new(),
+        ];
+        // More distinct short keys than the array holds.
+        keys.extend((0..20u8).map(|i| vec![b'X', i]));
+        let mut counts = ShortKeys::new(TOP);
+        let mut want: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+        for round in 0..3u64 {
+            for (i, k) in keys.iter().enumerate() {
+                let n = 1 + (i as u64 + round) % 4;
+                counts.add(k, n);
+                *want.entry(k.clone()).or_default() += n;
+            }
+        }
+        // Split in two workers, merged: the same counts.
+        let mut other = ShortKeys::new(TOP);
+        for k in keys.iter().rev() {
+            other.add(k, 1);
+            *want.entry(k.clone()).or_default() += 1;
+        }
+        counts.merge(other);
+        let got: BTreeMap<Vec<u8>, u64> = counts
+            .top(usize::MAX)
+            .into_iter()
+            .map(|(k, n)| (k.to_vec(), n))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(counts.short_by(), 0);
+        assert_eq!(counts.top(1).len(), 1);
+    }
+
+    #[test]
+    fn packed_keys_differ_when_the_keys_do() {
+        let keys: [&[u8]; 8] = [
+            b"A",
+            b"A\0",
+            b"\0A",
+            b"AB",
+            b"ABC",
+            b"ABCD",
+            b"ABCD\0\0\0",
+            b"ABCD\0\0\0\0",
+        ];
+        let packed: Vec<Option<u64>> = keys.iter().map(|k| pack(k)).collect();
+        for (i, a) in packed.iter().enumerate() {
+            assert!(a.is_some(), "{:?}", keys[i]);
+            for b in &packed[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_eq!(pack(b""), None);
+        assert_eq!(pack(b"123456789"), None);
+        assert_eq!(
+            pack(b"1234567\x80"),
+            None,
+            "an 8-byte key with a high last byte"
+        );
+    }
+
+    /// A line's source, time and user agent.
+    type Line = (IpAddr, Option<i64>, Option<&'static [u8]>);
+
+    /// Lines from a few sources, in runs and interleaved, some without a time or an agent.
+    fn lines() -> Vec<Line> {
+        let agents: [Option<&'static [u8]>; 3] =
+            [Some(b"curl/8"), Some(b"Mozilla/5.0 (X11)"), None];
+        let mut out = Vec::new();
+        for i in 0..3000i64 {
+            let src = IpAddr::from([192, 0, 2, (i / 7 % 5 + i % 3 * (i % 11 / 10)) as u8]);
+            let time = (i % 13 != 0).then_some(1_800_000_000 + i * 5 - (i % 5) * 400);
+            out.push((src, time, agents[(i / 5 % 3) as usize]));
+        }
+        out
+    }
+
+    fn tally_of(lines: &[Line]) -> Tally {
+        let mut t = Tally::new();
+        for &(src, time, user_agent) in lines {
+            let rec = Record {
+                client: Some(src),
+                time,
+                user_agent,
+                status: Some(200),
+                ..Record::default()
+            };
+            t.count_source(src, &rec);
+            t.record(0, &rec);
+        }
+        t
+    }
+
+    #[test]
+    fn sources_and_their_series_are_counted_like_a_map() {
+        use std::collections::BTreeMap;
+        let lines = lines();
+        let mut requests: BTreeMap<IpAddr, u64> = BTreeMap::new();
+        let mut minutes: BTreeMap<IpAddr, BTreeMap<i64, u64>> = BTreeMap::new();
+        let mut agents: BTreeMap<&[u8], u64> = BTreeMap::new();
+        for &(src, time, ua) in &lines {
+            *requests.entry(src).or_default() += 1;
+            if let Some(t) = time {
+                *minutes
+                    .entry(src)
+                    .or_default()
+                    .entry(t / 60 * 60)
+                    .or_default() += 1;
+            }
+            if let Some(ua) = ua {
+                *agents.entry(ua).or_default() += 1;
+            }
+        }
+        let whole = tally_of(&lines);
+        let (a, b) = lines.split_at(1234);
+        let mut halves = tally_of(a);
+        halves.merge(tally_of(b));
+        for t in [whole, halves] {
+            let mut counts = SourceCounts::default();
+            t.add_source_counts(&mut counts);
+            let got: BTreeMap<IpAddr, u64> = counts.into_iter().collect();
+            assert_eq!(got, requests);
+            let series: BTreeMap<IpAddr, BTreeMap<i64, u64>> = t
+                .series_of(|_| true)
+                .into_iter()
+                .map(|(a, p)| (a, p.into_iter().collect()))
+                .collect();
+            assert_eq!(series, minutes);
+            let some: Vec<IpAddr> = minutes.keys().copied().take(2).collect();
+            assert_eq!(t.series_of_each(some.iter().copied()).len(), 2);
+            let got: BTreeMap<&[u8], u64> =
+                t.agents.top(10).into_iter().map(|(k, n)| (k, *n)).collect();
+            assert_eq!(got, agents);
+            assert_eq!(t.requests(), lines.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_stale_hint_counts_the_right_key() {
+        let mut top = TopCounter::<u64>::new(10);
+        let a = top.add_at(b"alpha", 1, u32::MAX);
+        let b = top.add_at(b"beta", 1, a);
+        assert_ne!(a, b);
+        assert_eq!(top.add_at(b"alpha", 2, b), a, "a wrong hint finds the key");
+        assert_eq!(top.add_at(b"beta", 1, 999), b);
+        assert_eq!(top.top(2), vec![(&b"alpha"[..], &3), (&b"beta"[..], &2)]);
+    }
+
+    #[test]
+    fn a_flood_of_hosts_stays_in_bounds() {
+        let mut t = Tally::new();
+        for i in 0..20_000u32 {
+            let host = format!("h{i}.example");
+            let rec = Record {
+                vhost: Some(if i % 4 == 0 {
+                    b"shop.example"
+                } else {
+                    host.as_bytes()
+                }),
+                time: Some(1_800_000_000 + i64::from(i)),
+                target: Some(b"/missing"),
+                status: Some(404),
+                ..Record::default()
+            };
+            t.record(0, &rec);
+            assert!(t.vhosts.held() <= 8 * TOP);
+        }
+        let top = t.vhosts.top(1);
+        assert_eq!(top[0].0, b"shop.example");
+        assert_eq!(top[0].1.classes[4], 5000);
+        assert_eq!(top[0].1.not_found.top(1), vec![(&b"/missing"[..], &5000)]);
+        assert_eq!(top[0].1.points().iter().map(|p| p.1).sum::<u64>(), 5000);
+        assert_eq!(t.vhosts.total(), 20_000);
     }
 
     #[test]

@@ -86,6 +86,25 @@ pub trait Visitor: Send + Sized {
         true
     }
 
+    /// Whether this visitor counts the requests per source in place of the pass's own map
+    /// ([`Visitor::count_source`]): a visitor that keeps an entry per source anyway (the
+    /// report's tally) saves the pass a second map update per line. Asked once per job;
+    /// false by default.
+    fn counts_sources(&self) -> bool {
+        false
+    }
+
+    /// Counts the request of a record's source (`src`, [`Record::source`]), when the pass
+    /// counts sources ([`Visitor::TALLY`]) and this visitor said it
+    /// [counts them](Visitor::counts_sources); the pass then leaves them out of its own map
+    /// and takes them from [`Visitor::add_source_counts`] at the end.
+    #[inline]
+    fn count_source(&mut self, _src: IpAddr, _rec: &Record<'_>) {}
+
+    /// Adds the requests per source this visitor counted ([`Visitor::count_source`]) to
+    /// `counts`; called once, on the merged visitor, at the end of the pass.
+    fn add_source_counts(&self, _counts: &mut SourceCounts) {}
+
     /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         self.record(at.order(), rec);
@@ -140,6 +159,23 @@ impl<V: Visitor> Visitor for Option<V> {
         self.as_ref().is_none_or(|v| v.wants(line))
     }
 
+    fn counts_sources(&self) -> bool {
+        self.as_ref().is_some_and(V::counts_sources)
+    }
+
+    #[inline]
+    fn count_source(&mut self, src: IpAddr, rec: &Record<'_>) {
+        if let Some(v) = self {
+            v.count_source(src, rec);
+        }
+    }
+
+    fn add_source_counts(&self, counts: &mut SourceCounts) {
+        if let Some(v) = self {
+            v.add_source_counts(counts);
+        }
+    }
+
     fn unparsed(&mut self, at: At, line: &[u8]) {
         if let Some(v) = self {
             v.unparsed(at, line);
@@ -156,8 +192,10 @@ impl<V: Visitor> Visitor for Option<V> {
 }
 
 /// Two visitors fed by one pass (`scan --report`: detection and the report's tally). Each
-/// sees every call as it would alone; a line is refused when either refuses it, so pair
-/// only visitors that accept every line or refuse the same ones.
+/// sees every call as it would alone; pair at most one visitor that
+/// [counts sources](Visitor::counts_sources), or the pass counts them twice. A line is
+/// refused when either refuses it, so pair only visitors that accept every line or refuse
+/// the same ones.
 impl<A: Visitor, B: Visitor> Visitor for (A, B) {
     const TALLY: bool = A::TALLY || B::TALLY;
 
@@ -181,6 +219,21 @@ impl<A: Visitor, B: Visitor> Visitor for (A, B) {
     #[inline]
     fn wants(&self, line: &[u8]) -> bool {
         self.0.wants(line) && self.1.wants(line)
+    }
+
+    fn counts_sources(&self) -> bool {
+        self.0.counts_sources() || self.1.counts_sources()
+    }
+
+    #[inline]
+    fn count_source(&mut self, src: IpAddr, rec: &Record<'_>) {
+        self.0.count_source(src, rec);
+        self.1.count_source(src, rec);
+    }
+
+    fn add_source_counts(&self, counts: &mut SourceCounts) {
+        self.0.add_source_counts(counts);
+        self.1.add_source_counts(counts);
     }
 
     fn unparsed(&mut self, at: At, line: &[u8]) {
@@ -346,7 +399,20 @@ impl<V> Report<V> {
 
 /// The sources with the most requests, most first; ties by address so output is stable.
 pub fn top_sources(sources: &SourceCounts, n: usize) -> Vec<(IpAddr, u64)> {
-    let mut all: Vec<(IpAddr, u64)> = sources.iter().map(|(a, c)| (*a, *c)).collect();
+    // The n-th largest count, found on the counts alone: only the sources at or above it
+    // are ordered by address too, the costly comparison (most sources tie at a few
+    // requests).
+    let mut counts: Vec<u64> = sources.values().copied().collect();
+    let floor = match n {
+        0 => return Vec::new(),
+        n if counts.len() > n => *counts.select_nth_unstable_by(n - 1, |a, b| b.cmp(a)).1,
+        _ => 0,
+    };
+    let mut all: Vec<(IpAddr, u64)> = sources
+        .iter()
+        .filter(|(_, c)| **c >= floor)
+        .map(|(a, c)| (*a, *c))
+        .collect();
     let cmp = |a: &(IpAddr, u64), b: &(IpAddr, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
     if all.len() > n {
         all.select_nth_unstable_by(n, cmp);
@@ -593,6 +659,7 @@ fn run_job<V: Visitor, P: LineParser>(
     let marking = readable && prep.compression == Compression::None;
     let mut marks: Vec<(u64, u64)> = Vec::new();
     let mut next_mark = 0u64;
+    let visitor_counts_sources = acc.visitor.counts_sources();
     let at = |line: u64, offset: u64| At {
         file: job.file,
         part: job.part,
@@ -687,7 +754,11 @@ fn run_job<V: Visitor, P: LineParser>(
                                 acc.status[usize::from(s).min(999)] += 1;
                             }
                             if let Some(src) = rec.source() {
-                                *acc.sources.entry(src).or_insert(0) += 1;
+                                if visitor_counts_sources {
+                                    acc.visitor.count_source(src, &rec);
+                                } else {
+                                    *acc.sources.entry(src).or_insert(0) += 1;
+                                }
                             }
                         }
                         if P::WRAPPED && rec.line.as_ptr() != text.as_ptr() {
@@ -785,9 +856,11 @@ pub fn run<V: Visitor>(
         .reduce(|| Partial::new(n, make_visitor()), Partial::merge);
     let (part_starts, line_marks) = join_parts(merged.parts, &mut reports);
     fill_reports(&mut reports, merged.files);
+    let mut sources = merged.sources;
+    merged.visitor.add_source_counts(&mut sources);
     Report {
         files: reports,
-        sources: merged.sources,
+        sources,
         status: merged.status,
         visitor: merged.visitor,
         part_starts,

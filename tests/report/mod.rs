@@ -104,6 +104,31 @@ fn num(text: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{text:?} is not a number"))
 }
 
+/// The section with `id` in the dumped DOM, up to its end.
+fn section<'d>(dom: &'d str, id: &str) -> &'d str {
+    let at = dom
+        .find(&format!("<section id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no section #{id} in the page"));
+    let rest = &dom[at..];
+    // Sections nest one level (a host's part and its tables): the end is where the
+    // opened ones are closed.
+    let mut depth = 0;
+    let mut i = 0;
+    while let Some(next) = rest[i..].find("section") {
+        let j = i + next;
+        if rest[..j].ends_with('<') {
+            depth += 1;
+        } else if rest[..j].ends_with("</") {
+            depth -= 1;
+            if depth == 0 {
+                return &rest[..j + "section>".len()];
+            }
+        }
+        i = j + 1;
+    }
+    rest
+}
+
 /// The sources of the flagged table, as the page shows them.
 fn flagged_sources(dom: &str) -> BTreeSet<String> {
     let re = regex::Regex::new(r#"<td class="k src"[^>]*>([^<]*)</td>"#).unwrap();
@@ -181,6 +206,50 @@ fn the_sample_page_in_a_browser_shows_what_scan_json_says() {
     for (code, n) in j["status"].as_object().unwrap() {
         let row = format!("{code}</td><td class=\"n\" data-v=\"{n}\">");
         assert!(status.contains(&row), "status {code}: {n} not shown");
+    }
+
+    // Per virtual host: the flagged sources on it are those whose sites name it in the
+    // json; each host's part repeats its row's requests and draws every one of them.
+    let vhosts = section(&dom, "vhosts");
+    let row_re = regex::Regex::new(
+        r#"<tr><td class="k">([^<]*)</td><td class="n" data-v="(\d+)">[^<]*</td>(?:<td class="n" data-v="\d+">[^<]*</td>){6}<td class="n">(\d+)</td>"#,
+    )
+    .unwrap();
+    let rows: Vec<(String, u64, usize)> = row_re
+        .captures_iter(vhosts)
+        .map(|c| (c[1].to_string(), num(&c[2]), c[3].parse().unwrap()))
+        .collect();
+    assert!(rows.len() >= 4, "{vhosts}");
+    for (host, _, shown) in &rows {
+        let on: BTreeSet<&str> = flagged
+            .iter()
+            .filter(|f| {
+                f["sites"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|s| s["site"].as_str() == Some(host.as_str()))
+            })
+            .map(|f| f["source"].as_str().unwrap())
+            .collect();
+        assert_eq!(*shown, on.len(), "flagged sources on {host}");
+    }
+    assert!(rows[0].2 > 0, "no flagged source on the busiest host");
+    let name = regex::Regex::new(r#"<h4 class="k">([^<]*)</h4>"#).unwrap();
+    let shown = regex::Regex::new(r#"class="host-n" data-v="(\d+)""#).unwrap();
+    let cells = regex::Regex::new(r#"<td class="n" data-v="(\d+)">"#).unwrap();
+    for (i, (host, requests, _)) in rows.iter().enumerate() {
+        let Some(at) = vhosts.find(&format!("id=\"host-{i}\"")) else {
+            assert!(i > 0, "no part for the busiest host");
+            break;
+        };
+        let part = &vhosts[at..at + vhosts[at..].find("</section></section>").unwrap()];
+        assert_eq!(&name.captures(part).unwrap()[1], host);
+        assert_eq!(num(&shown.captures(part).unwrap()[1]), *requests, "{host}");
+        let table = &part[part.find("Table of the chart").unwrap()..];
+        let table = &table[..table.find("</table>").unwrap()];
+        let drawn: u64 = cells.captures_iter(table).map(|c| num(&c[1])).sum();
+        assert_eq!(drawn, *requests, "{host}: requests over time");
     }
 
     // The picture, for a person.

@@ -827,8 +827,14 @@ pub fn run<V: Visitor>(
     let read_ahead = jobs.len() < rayon::current_num_threads();
     // Each split of the jobs gets a visitor of its own (detection's carries verdict caches
     // of about half a MiB, cold when made); left to itself rayon splits down to single
-    // jobs once work is stolen. Four splits per thread still balance chunks of one size.
-    let min_len = jobs.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+    // jobs once work is stolen. Four splits per thread still balance chunks of one size;
+    // one thread has nothing to balance, so it takes every job with one visitor and merges
+    // nothing.
+    let threads = rayon::current_num_threads();
+    let min_len = match threads {
+        1 => jobs.len().max(1),
+        _ => jobs.len().div_ceil(4 * threads).max(1),
+    };
     // The format of a file none was chosen for (it is read for its counts): built once.
     let fallback = Format::preset("combined");
     let merged = jobs

@@ -790,9 +790,13 @@ pub fn link_in_background(
         every,
         logward::timefmt::unix_now,
         move |event| match event {
-            LinkEvent::Pushed { sent, recovered } if recovered => eprintln!(
+            LinkEvent::Pushed {
+                sent,
+                near_misses,
+                recovered,
+            } if recovered => eprintln!(
                 "logward: fleet: reconnected; pushed {}",
-                super::count(sent, "flagged source", "flagged sources")
+                pushed_text(sent, near_misses)
             ),
             LinkEvent::Pushed { .. } => {}
             LinkEvent::PushFailed {

@@ -23,6 +23,8 @@ pub enum LinkEvent {
     Pushed {
         /// Entries sent.
         sent: u64,
+        /// How many of them were near misses, not flags.
+        near_misses: u64,
         /// The push before this one failed.
         recovered: bool,
     },
@@ -78,10 +80,12 @@ impl Link {
             let mut last_pull: Option<Instant> = None;
             loop {
                 let last = stopping.load(Ordering::Relaxed);
+                let near_before = pusher.near_misses_pushed();
                 match pusher.step(now()) {
                     Ok(Some(sent)) if sent > 0 || push_failing => {
                         report(LinkEvent::Pushed {
                             sent,
+                            near_misses: pusher.near_misses_pushed() - near_before,
                             recovered: push_failing,
                         });
                         push_failing = false;

@@ -96,15 +96,7 @@ pub fn requests_chart(bars: &[Bar], step: i64, with_flagged: bool) -> String {
     let mut v = 0;
     while v <= ymax {
         let yy = y(v);
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"yl\">{}</text>",
-            WIDTH - RIGHT,
-            LEFT - 4.0,
-            yy + 4.0,
-            number(v)
-        );
+        grid_line(&mut s, yy, v);
         v += ystep;
     }
     for (i, b) in bars.iter().enumerate() {
@@ -185,15 +177,7 @@ pub fn host_chart(host: &str, bars: &[(i64, u64)], step: i64) -> String {
     );
     for v in [0, ymax] {
         let yy = y(v);
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" class=\"yl\">{}</text>",
-            WIDTH - RIGHT,
-            LEFT - 4.0,
-            yy + 4.0,
-            number(v)
-        );
+        grid_line(&mut s, yy, v);
     }
     for (i, &(start, n)) in bars.iter().enumerate() {
         if n == 0 {
@@ -328,6 +312,19 @@ pub fn legend(with_flagged: bool) -> String {
     }
     s.push_str("</p>");
     s
+}
+
+/// A chart's horizontal grid line at `yy` with its y label, the value `v`.
+fn grid_line(s: &mut String, yy: f64, v: u64) {
+    let _ = write!(
+        s,
+        "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" class=\"yl\">{}</text>",
+        WIDTH - RIGHT,
+        LEFT - 4.0,
+        yy + 4.0,
+        number(v)
+    );
 }
 
 #[cfg(test)]

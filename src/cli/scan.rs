@@ -227,8 +227,7 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
         finish_detection(&mut report, detection.as_ref(), &counted, &spill_dir, near)?;
     let mut recorded = Recorded::default();
     if let Some(d) = &mut detection {
-        recorded = record(d, &mut flagged, &report, &counted)?;
-        record_near_misses(d, near_misses)?;
+        recorded = record(d, &mut flagged, near_misses, &report, &counted)?;
         if let Some(store) = &d.store {
             super::fleet::push_after_scan(config, store.path());
         }
@@ -493,6 +492,7 @@ struct Recorded {
 fn record(
     d: &mut Detection,
     flagged: &mut Vec<Flagged>,
+    near_misses: Vec<NearMiss>,
     report: &Pass,
     counted: &AlreadyCounted,
 ) -> Result<Recorded> {
@@ -522,19 +522,13 @@ fn record(
         recorded
             .expiry
             .extend(store.record_flags_at(&recorded.flags, unix_now(), how)?);
+        if !near_misses.is_empty() {
+            let near = logward::scan::to_new_near_misses(near_misses);
+            store.record_near_misses(&near, unix_now(), how)?;
+        }
         counted.mark_scanned(store, &report.files, unix_now())?;
     }
     Ok(recorded)
-}
-
-/// For a fleet that counts them: the sources that came near being flagged in this scan
-/// (see `detect::NearMiss`), recorded in the store for the fleet push.
-fn record_near_misses(d: &mut Detection, found: Vec<NearMiss>) -> Result<()> {
-    let (Some(store), false) = (&mut d.store, found.is_empty()) else {
-        return Ok(());
-    };
-    store.record_near_misses(&logward::scan::to_new_near_misses(found), unix_now())?;
-    Ok(())
 }
 
 /// Per file: its read error, a warning when few lines gave a client, and (unless

@@ -245,7 +245,9 @@ mod tests {
             last_seen: 1_700_000_010,
             events: 3,
         };
-        store.record_near_misses(&[near], 1_700_000_010).unwrap();
+        store
+            .record_near_misses(&[near], 1_700_000_010, crate::store::Recording::Add)
+            .unwrap();
         let batch = outbox.batch(10).unwrap();
         assert_eq!(batch.len(), 1);
         assert!(batch[0].partial);

@@ -11,7 +11,7 @@
 use ipnet::IpNet;
 use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, net};
+use super::{Recording, Store, StoreError, net};
 
 /// The `near_misses` table, created in every store that lacks it (no schema version
 /// change: older builds ignore it). `source`, `family`, `net_lo` and `net_hi` are as in
@@ -66,12 +66,14 @@ pub struct NearMissEntry {
 impl Store {
     /// Records near misses found at `now` (unix seconds): each counts for as long as a
     /// first ban would last (see [`super::BanPolicy::expiry`]). One that continues a
-    /// recorded near miss of its source (within [`super::EPISODE_GAP`]) adds to it; a later
-    /// one replaces it. Returns how many were written.
+    /// recorded near miss of its source (within [`super::EPISODE_GAP`]) adds its events to
+    /// it (with [`Recording::Recount`], lines that may have been counted before, it keeps
+    /// the larger count); a later one replaces it. Returns how many were written.
     pub fn record_near_misses(
         &mut self,
         found: &[NewNearMiss],
         now: i64,
+        how: Recording,
     ) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql {
@@ -107,7 +109,10 @@ impl Store {
                     names.extend(old_rules.split(',').filter(|r| !r.is_empty()));
                     first = first.min(*old_first);
                     last = last.max(*old_last);
-                    count = count.saturating_add(*old_events);
+                    count = match how {
+                        Recording::Add => count.saturating_add(*old_events),
+                        Recording::Recount => count.max(*old_events),
+                    };
                 } else if old_last > last_seen {
                     // An older episode than the one recorded: nothing to add.
                     continue;
@@ -220,12 +225,17 @@ mod tests {
         let mut store = Store::open(&dir.path().join("logward.db")).expect("store");
         let t = 1_700_000_000;
         store
-            .record_near_misses(&[miss("192.0.2.7/32", "a", t, t + 60, 6)], t + 60)
+            .record_near_misses(
+                &[miss("192.0.2.7/32", "a", t, t + 60, 6)],
+                t + 60,
+                Recording::Add,
+            )
             .expect("record");
         store
             .record_near_misses(
                 &[miss("192.0.2.7/32", "b", t + 3600, t + 3700, 4)],
                 t + 3700,
+                Recording::Add,
             )
             .expect("record");
         let got = store.near_misses().expect("read");
@@ -240,12 +250,17 @@ mod tests {
         // A day later: a new episode replaces it; an older one changes nothing.
         let day = t + 86_400;
         store
-            .record_near_misses(&[miss("192.0.2.7/32", "c", day, day + 5, 3)], day + 5)
+            .record_near_misses(
+                &[miss("192.0.2.7/32", "c", day, day + 5, 3)],
+                day + 5,
+                Recording::Add,
+            )
             .expect("record");
         store
             .record_near_misses(
                 &[miss("192.0.2.7/32", "d", t - 86_400, t - 86_000, 9)],
                 day + 5,
+                Recording::Add,
             )
             .expect("record");
         let got = store.near_misses().expect("read");
@@ -253,6 +268,12 @@ mod tests {
             (got[0].rules.as_slice(), got[0].events),
             (&["c".to_string()][..], 3)
         );
+        // The same lines again (a rescan, or two scans at once): the larger count stays.
+        let again = miss("192.0.2.7/32", "c", day, day + 5, 3);
+        store
+            .record_near_misses(&[again], day + 5, Recording::Recount)
+            .expect("record");
+        assert_eq!(store.near_misses().expect("read")[0].events, 3);
     }
 
     #[test]
@@ -269,6 +290,7 @@ mod tests {
                     miss("2001:db8::/64", "a", t, t, 6),
                 ],
                 t,
+                Recording::Add,
             )
             .expect("record");
         let sources = |store: &Store| -> Vec<String> {

@@ -267,7 +267,8 @@ impl Recorder<'_> {
     fn near_misses(&mut self, mut new: Vec<NewNearMiss>) {
         new.retain(|n| !self.allowed.nets.overlaps(net::canonical(n.source)));
         if let (Some(store), false) = (&mut self.store, new.is_empty()) {
-            if let Err(e) = store.record_near_misses(&new, unix_now()) {
+            if let Err(e) = store.record_near_misses(&new, unix_now(), crate::store::Recording::Add)
+            {
                 (self.log)(&format!("error: {}", chain(&e)));
             }
         }

@@ -201,6 +201,11 @@ impl Timeline {
         let step = self.step.max(other.step);
         self.coarsen(step);
         other.coarsen(step);
+        // The smaller adds into the larger (one side is often still empty); both have no
+        // pending counts after their flush.
+        if self.buckets.len() < other.buckets.len() {
+            std::mem::swap(&mut self.buckets, &mut other.buckets);
+        }
         for (b, counts) in other.buckets {
             let at = self.buckets.entry(b).or_insert([0; CLASSES]);
             for (a, c) in at.iter_mut().zip(counts) {
@@ -233,7 +238,8 @@ impl Timeline {
                 None => all.push((start, self.counts)),
             }
         }
-        all.sort_by_key(|(t, _)| *t);
+        // Each start is there once.
+        all.sort_unstable_by_key(|(t, _)| *t);
         all
     }
 }
@@ -259,7 +265,7 @@ pub struct Series {
 pub const SERIES_CAP: usize = 512;
 
 /// Points a series holds in place before it allocates.
-const SERIES_INLINE: usize = 3;
+const SERIES_INLINE: usize = 4;
 
 impl Series {
     fn step(&self) -> Step {
@@ -532,6 +538,12 @@ impl<V: Weight> TopCounter<V> {
             update(v);
             return hint;
         }
+        self.add_missed(key, update)
+    }
+
+    /// [`TopCounter::add_with`] out of line, for a key its hint missed.
+    #[inline(never)]
+    fn add_missed(&mut self, key: &[u8], update: impl FnOnce(&mut V)) -> u32 {
         self.add_with(key, update)
     }
 
@@ -676,7 +688,7 @@ fn pack(k: &[u8]) -> Option<u64> {
 }
 
 /// Requests per key for fields with a handful of short values (methods, HTTP versions):
-/// the first [`SHORT_SLOTS`] distinct keys of at most 8 bytes are counted exactly in a
+/// the first `SHORT_SLOTS` distinct keys of at most 8 bytes are counted exactly in a
 /// fixed array, compared as integers; longer keys, and new ones once the array is full
 /// (a hostile client's made-up methods), go to a bounded [`TopCounter`]. Memory is fixed
 /// plus that list's bound; [`ShortKeys::top`] shows both as one list.
@@ -781,7 +793,7 @@ impl ShortKeys {
     }
 }
 
-/// 404 paths the page shows per virtual host. Its list is longer ([`HOST_LIST`]), so that
+/// 404 paths the page shows per virtual host. Its list is longer (`HOST_LIST`), so that
 /// a host probed for many paths once each still shows the ones asked for most, and so that
 /// it stays exact (the same whatever the thread count) on ordinary traffic.
 pub const HOST_TOP: usize = 5;
@@ -838,6 +850,8 @@ impl Weight for HostCounts {
 struct SourceTally {
     requests: u64,
     series: Series,
+    /// Where its last user agent is in the top list: the next run's first guess.
+    agent: u32,
 }
 
 /// The requests of the last lines' source not yet in its [`SourceTally`]: four lines in
@@ -846,13 +860,33 @@ struct SourceTally {
 #[derive(Clone, Copy, Debug)]
 struct Run {
     src: IpAddr,
+    /// Where the source's [`SourceTally`] is in [`Tally::source_tallies`].
+    at: u32,
     requests: u64,
     /// The minute of the run's timed requests, and how many there are.
     minute: u32,
     in_minute: u32,
     /// Where the last user agent counted is in the top list: most clients keep theirs
-    /// (see [`TopCounter::add_at`]).
+    /// (see [`TopCounter::add_at`]), so a run starts from its source's last one.
     agent: u32,
+}
+
+/// Slots of [`Tally::recent`].
+const RECENT: usize = 1024;
+
+/// A source's slot in [`Tally::recent`]: a multiplicative hash of its address, unseeded
+/// (a client that makes its addresses collide only sends lookups to the map).
+#[inline(always)]
+fn recent_slot(a: IpAddr) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let folded = match a {
+        IpAddr::V4(v4) => u64::from(v4.to_bits()),
+        IpAddr::V6(v6) => {
+            let bits = v6.to_bits();
+            (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29)
+        }
+    };
+    (folded.wrapping_mul(K) >> (64 - RECENT.trailing_zeros())) as usize
 }
 
 /// Everything the report counts besides what every scan counts; one per worker, merged.
@@ -862,8 +896,17 @@ pub struct Tally {
     pub timeline: Timeline,
     /// Parsed requests without a time, per status class.
     pub untimed: [u64; CLASSES],
-    /// Per source, counted for the pass ([`Visitor::count_source`]).
-    sources: HashMap<IpAddr, SourceTally, Hasher>,
+    /// Per source, counted for the pass ([`Visitor::count_source`]): where its entry is in
+    /// `source_tallies`. The map holds small entries, so its lookups and growth move 24
+    /// bytes rather than a whole [`SourceTally`].
+    sources: HashMap<IpAddr, u32, Hasher>,
+    /// The sources' tallies, in the order first seen.
+    source_tallies: Vec<(IpAddr, SourceTally)>,
+    /// Where recent sources are in `source_tallies`, by [`recent_slot`]: a run's source
+    /// was mostly seen a few runs before (clients interleave, and a run ends each minute),
+    /// and is then found without hashing it into `sources`. A slot is checked against
+    /// the address it leads to, so a stale or colliding one only costs the map lookup.
+    recent: Box<[u32; RECENT]>,
     /// Requests of the last lines' source, not yet in `sources`.
     run: Option<Run>,
     /// Where the last line's virtual host is in `vhosts` (see [`TopCounter::add_at`]).
@@ -891,6 +934,8 @@ impl Default for Tally {
             timeline: Timeline::default(),
             untimed: [0; CLASSES],
             sources: HashMap::default(),
+            source_tallies: Vec::new(),
+            recent: Box::new([u32::MAX; RECENT]),
             run: None,
             vhost: u32::MAX,
             counted: false,
@@ -915,7 +960,8 @@ impl Tally {
             .run
             .map(|r| r.src)
             .filter(|a| !self.sources.contains_key(a));
-        self.series_of_each(self.sources.keys().copied().chain(run).filter(|a| keep(*a)))
+        let stored = self.source_tallies.iter().map(|(a, _)| *a);
+        self.series_of_each(stored.chain(run).filter(|a| keep(*a)))
     }
 
     /// The requests over time of each source of `sources` that sent any with a time, by
@@ -937,7 +983,7 @@ impl Tally {
 
     /// The requests over time of `a`, with those of the run when it is `a`'s.
     fn points_of(&self, a: IpAddr) -> Vec<(i64, u64)> {
-        let stored = self.sources.get(&a).map(|s| &s.series);
+        let stored = self.tally_of(a).map(|s| &s.series);
         match self.run {
             Some(run) if run.src == a && run.in_minute > 0 => {
                 let mut series = stored.cloned().unwrap_or_default();
@@ -948,10 +994,64 @@ impl Tally {
         }
     }
 
+    /// The tally of `a`, when it sent any request.
+    fn tally_of(&self, a: IpAddr) -> Option<&SourceTally> {
+        let at = *self.sources.get(&a)?;
+        self.source_tallies.get(at as usize).map(|(_, s)| s)
+    }
+
+    /// Where the tally of `src` is in `source_tallies`, made with the user agent hint
+    /// `agent` when it is new.
+    #[inline]
+    fn tally_index(&mut self, src: IpAddr, agent: u32) -> usize {
+        let slot = recent_slot(src);
+        let hint = self.recent[slot] as usize;
+        if self
+            .source_tallies
+            .get(hint)
+            .is_some_and(|(a, _)| *a == src)
+        {
+            return hint;
+        }
+        let next = self.source_tallies.len() as u32;
+        let at = *self.sources.entry(src).or_insert(next) as usize;
+        if at == self.source_tallies.len() {
+            let tally = SourceTally {
+                agent,
+                ..SourceTally::default()
+            };
+            self.source_tallies.push((src, tally));
+        }
+        self.recent[slot] = at as u32;
+        at
+    }
+
+    /// Ends the run, if any, and starts one of `src`: out of line, as one line in five
+    /// starts a run.
+    #[inline(never)]
+    fn start_run(&mut self, src: IpAddr) {
+        let last = self.run;
+        self.end_run();
+        let at = match last {
+            Some(run) if run.src == src => run.at as usize,
+            // A new source's first guess is the last source's agent: a few are common.
+            _ => self.tally_index(src, last.map_or(u32::MAX, |run| run.agent)),
+        };
+        self.run = Some(Run {
+            src,
+            at: at as u32,
+            agent: self.source_tallies[at].1.agent,
+            requests: 0,
+            minute: 0,
+            in_minute: 0,
+        });
+    }
+
     /// Moves the run's requests to its source's entry.
     fn end_run(&mut self) {
         if let Some(run) = self.run.take() {
-            let s = self.sources.entry(run.src).or_default();
+            let s = &mut self.source_tallies[run.at as usize].1;
+            s.agent = run.agent;
             s.requests += run.requests;
             if run.in_minute > 0 {
                 s.series.add(run.minute, run.in_minute);
@@ -980,7 +1080,7 @@ impl Tally {
             None
         };
         if let Some(path) = path_404 {
-            self.not_found.add(path, 1);
+            self.count_not_found(path);
         }
         if let Some(m) = rec.method {
             self.methods.add(m, 1);
@@ -989,20 +1089,46 @@ impl Tally {
             self.protocols.add(p, 1);
         }
         if let Some(v) = rec.vhost {
-            self.vhost = self.vhosts.add_with_at(v, self.vhost, |h| {
-                h.classes[class] += 1;
-                if let Some(minute) = minute {
-                    h.series.add(minute, 1);
-                }
-                if let Some(path) = path_404 {
-                    h.not_found.add(path, 1);
-                }
-            });
+            self.count_vhost(v, class, minute, path_404);
         }
+    }
+
+    /// Counts a 404 answer's path; out of line, as the virtual host's counting: most
+    /// lines need neither, and the line's counting then holds fewer registers.
+    #[inline(never)]
+    fn count_not_found(&mut self, path: &[u8]) {
+        self.not_found.add(path, 1);
+    }
+
+    /// Counts a request of virtual host `v` (see [`Tally::count_not_found`]).
+    #[inline(never)]
+    fn count_vhost(
+        &mut self,
+        v: &[u8],
+        class: usize,
+        minute: Option<u32>,
+        path_404: Option<&[u8]>,
+    ) {
+        self.vhost = self.vhosts.add_with_at(v, self.vhost, |h| {
+            h.classes[class] += 1;
+            if let Some(minute) = minute {
+                h.series.add(minute, 1);
+            }
+            if let Some(path) = path_404 {
+                h.not_found.add(path, 1);
+            }
+        });
     }
 }
 
 impl Visitor for Tally {
+    #[inline(always)]
+    fn record_at(&mut self, at: crate::scan::At, rec: &Record<'_>) {
+        if !std::mem::take(&mut self.counted) {
+            self.record(at.order(), rec);
+        }
+    }
+
     #[inline]
     fn record(&mut self, _order: u64, rec: &Record<'_>) {
         if std::mem::take(&mut self.counted) {
@@ -1025,16 +1151,7 @@ impl Visitor for Tally {
             run.src == src && minute.is_none_or(|m| run.in_minute == 0 || m == run.minute)
         });
         if !same_run {
-            // The last source's agent is a good first guess: a few agents are common.
-            let agent = self.run.map_or(u32::MAX, |run| run.agent);
-            self.end_run();
-            self.run = Some(Run {
-                src,
-                requests: 0,
-                minute: 0,
-                in_minute: 0,
-                agent,
-            });
+            self.start_run(src);
         }
         if let Some(run) = &mut self.run {
             run.requests += 1;
@@ -1051,8 +1168,8 @@ impl Visitor for Tally {
     }
 
     fn add_source_counts(&self, counts: &mut SourceCounts) {
-        counts.reserve(self.sources.len() + 1);
-        for (a, s) in &self.sources {
+        counts.reserve(self.source_tallies.len() + 1);
+        for (a, s) in &self.source_tallies {
             *counts.entry(*a).or_insert(0) += s.requests;
         }
         if let Some(run) = self.run {
@@ -1065,24 +1182,23 @@ impl Visitor for Tally {
         other.end_run();
         self.timeline.merge(other.timeline);
         self.untimed.add(&other.untimed);
-        let (mut big, small) = if self.sources.len() >= other.sources.len() {
-            (std::mem::take(&mut self.sources), other.sources)
-        } else {
-            (other.sources, std::mem::take(&mut self.sources))
-        };
-        for (k, v) in small {
-            match big.entry(k) {
+        if self.source_tallies.len() < other.source_tallies.len() {
+            std::mem::swap(&mut self.sources, &mut other.sources);
+            std::mem::swap(&mut self.source_tallies, &mut other.source_tallies);
+        }
+        for (a, t) in other.source_tallies {
+            match self.sources.entry(a) {
                 Entry::Vacant(e) => {
-                    e.insert(v);
+                    e.insert(self.source_tallies.len() as u32);
+                    self.source_tallies.push((a, t));
                 }
-                Entry::Occupied(mut e) => {
-                    let s = e.get_mut();
-                    s.requests += v.requests;
-                    s.series.merge(v.series);
+                Entry::Occupied(e) => {
+                    let s = &mut self.source_tallies[*e.get() as usize].1;
+                    s.requests += t.requests;
+                    s.series.merge(t.series);
                 }
             }
         }
-        self.sources = big;
         self.agents.merge(other.agents);
         self.not_found.merge(other.not_found);
         self.methods.merge(other.methods);

@@ -106,6 +106,7 @@ pub trait Visitor: Send + Sized {
     fn add_source_counts(&self, _counts: &mut SourceCounts) {}
 
     /// Every parsed record with its position; by default passes it on to [`Visitor::record`].
+    #[inline]
     fn record_at(&mut self, at: At, rec: &Record<'_>) {
         self.record(at.order(), rec);
     }
@@ -163,7 +164,7 @@ impl<V: Visitor> Visitor for Option<V> {
         self.as_ref().is_some_and(V::counts_sources)
     }
 
-    #[inline]
+    #[inline(always)]
     fn count_source(&mut self, src: IpAddr, rec: &Record<'_>) {
         if let Some(v) = self {
             v.count_source(src, rec);
@@ -225,7 +226,7 @@ impl<A: Visitor, B: Visitor> Visitor for (A, B) {
         self.0.counts_sources() || self.1.counts_sources()
     }
 
-    #[inline]
+    #[inline(always)]
     fn count_source(&mut self, src: IpAddr, rec: &Record<'_>) {
         self.0.count_source(src, rec);
         self.1.count_source(src, rec);

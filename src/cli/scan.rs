@@ -349,6 +349,7 @@ fn page(
     logward::report::render(&logward::report::Page {
         files: &report.files,
         sources: &report.sources,
+        top_sources: &report.top_sources(logward::report::TOP),
         status: &report.status,
         tally,
         flagged: flags.as_deref(),
@@ -623,8 +624,6 @@ fn print_output(
     Ok(())
 }
 
-use logward::scan::top_sources;
-
 fn time_json(t: Option<i64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(rfc3339(t)))
 }
@@ -670,7 +669,7 @@ pub fn to_json<V>(report: &Report<V>, elapsed: f64) -> Value {
         "first_time": time_json(report.first_time()),
         "last_time": time_json(report.last_time()),
         "distinct_sources": report.sources.len(),
-        "top_sources": top_sources(&report.sources, 10).iter().map(|(a, n)| json!({"source": a.to_string(), "requests": n})).collect::<Vec<_>>(),
+        "top_sources": report.top_sources(10).iter().map(|(a, n)| json!({"source": a.to_string(), "requests": n})).collect::<Vec<_>>(),
         "status": status,
         "elapsed_s": (elapsed * 1000.0).round() / 1000.0,
     })
@@ -860,7 +859,7 @@ fn print_summary<V>(
             classes.join(", ")
         }
     )?;
-    let top = top_sources(&report.sources, 10);
+    let top = report.top_sources(10);
     if !top.is_empty() {
         writeln!(out, "\nTop sources by requests:")?;
         for (addr, n) in top {

@@ -34,6 +34,9 @@ pub struct Page<'a> {
     pub files: &'a [FileReport],
     /// Requests per source, as the pass counted them.
     pub sources: &'a SourceCounts,
+    /// The busiest [`TOP`] sources of `sources`, by requests then address (as
+    /// [`crate::scan::top_sources`] finds them).
+    pub top_sources: &'a [(IpAddr, u64)],
     /// Requests per status code (0..1000), as the pass counted them.
     pub status: &'a [u64],
     /// What the report counted besides.
@@ -754,9 +757,11 @@ impl Writer {
                 v.truncate(TOP);
                 v
             }
-            None => crate::scan::top_sources(p.sources, TOP)
-                .into_iter()
-                .map(|(a, n)| (IpNet::from(a), n))
+            None => p
+                .top_sources
+                .iter()
+                .take(TOP)
+                .map(|&(a, n)| (IpNet::from(a), n))
                 .collect(),
         };
         let rows: Vec<(Key<'_>, u64)> = sources.iter().map(|(a, n)| (Key::Net(*a), *n)).collect();
@@ -1094,23 +1099,44 @@ fn flagged_series(tally: &Tally, flags: &[NewFlag]) -> Vec<(IpAddr, Vec<(i64, u6
     if flags.is_empty() {
         return Vec::new();
     }
-    let nets: HashSet<IpNet> = flags.iter().map(|f| f.source.trunc()).collect();
     // Flagged single addresses (the usual case) are looked up, not matched against every
     // source of the logs.
-    if nets.iter().all(|n| n.prefix_len() == n.max_prefix_len()) {
-        return tally.series_of_each(nets.iter().map(|n| n.addr()));
-    }
-    let mut lens: Vec<(bool, u8)> = nets
+    if flags
         .iter()
-        .map(|n| (n.addr().is_ipv4(), n.prefix_len()))
-        .collect();
-    lens.sort_unstable();
-    lens.dedup();
-    tally.series_of(|a| {
-        lens.iter().any(|&(v4, len)| {
-            v4 == a.is_ipv4() && IpNet::new(a, len).is_ok_and(|n| nets.contains(&n.trunc()))
+        .all(|f| f.source.prefix_len() == f.source.max_prefix_len())
+    {
+        return tally.series_of_each(flags.iter().map(|f| f.source.addr()));
+    }
+    // Else every source is matched against the flagged networks, merged into disjoint
+    // spans of addresses in order: a binary search per source.
+    let mut spans: Vec<(u8, u128, u128)> = flags
+        .iter()
+        .map(|f| {
+            let (family, start) = address_key(f.source.network());
+            (family, start, address_key(f.source.broadcast()).1)
         })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u8, u128, u128)> = Vec::with_capacity(spans.len());
+    for span in spans {
+        match merged.last_mut() {
+            Some(last) if last.0 == span.0 && span.1 <= last.2 => last.2 = last.2.max(span.2),
+            _ => merged.push(span),
+        }
+    }
+    tally.series_of(|a| {
+        let (family, x) = address_key(a);
+        let i = merged.partition_point(|s| (s.0, s.1) <= (family, x));
+        i > 0 && merged[i - 1].0 == family && x <= merged[i - 1].2
     })
+}
+
+/// An address as its family (4 or 6) and its bits, which order it within the family.
+fn address_key(a: IpAddr) -> (u8, u128) {
+    match a {
+        IpAddr::V4(v4) => (4, u128::from(v4.to_bits())),
+        IpAddr::V6(v6) => (6, v6.to_bits()),
+    }
 }
 
 #[cfg(test)]
@@ -1179,6 +1205,7 @@ mod tests {
         render(&Page {
             files: &files,
             sources: &sources,
+            top_sources: &crate::scan::top_sources(&sources, TOP),
             status: &status,
             tally: &tally,
             flagged: Some(&[flag]),
@@ -1222,6 +1249,7 @@ mod tests {
         render(&Page {
             files: &files,
             sources: &sources,
+            top_sources: &crate::scan::top_sources(&sources, TOP),
             status: &status,
             tally: &tally,
             flagged: Some(&[]),
@@ -1366,6 +1394,80 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn flagged_networks_overlay_exactly_the_sources_inside_them() {
+        // Sources on both sides of every edge of the flagged networks, interleaved in runs.
+        let sources: Vec<IpAddr> = [
+            "192.0.2.255",
+            "192.0.3.0",
+            "192.0.3.77",
+            "192.0.3.255",
+            "192.0.4.0",
+            "198.51.100.7",
+            "198.51.100.8",
+            "2001:db8:1::1",
+            "2001:db8:1:0:ffff:ffff:ffff:ffff",
+            "2001:db8:1:1::",
+            "2001:db8::1",
+            "10.0.0.1",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let mut tally = Tally::new();
+        for (i, &addr) in sources.iter().cycle().take(5 * sources.len()).enumerate() {
+            let rec = Record {
+                client: Some(addr),
+                time: Some(1_800_000_000 + 61 * i as i64),
+                status: Some(200),
+                ..Record::default()
+            };
+            tally.count_source(addr, &rec);
+            tally.record(0, &rec);
+        }
+        let flag = |net: &str| NewFlag {
+            source: net.parse().unwrap(),
+            rules: vec!["http-probing".into()],
+            rule_events: Vec::new(),
+            first_seen: 1_800_000_000,
+            last_seen: 1_800_000_001,
+            events: 1,
+            samples: Vec::new(),
+            sites: Vec::new(),
+            files: Vec::new(),
+            explain: Vec::new(),
+            country: None,
+            asn: None,
+            as_org: None,
+        };
+        // Overlapping and nested networks, and a single address.
+        let flags: Vec<NewFlag> = [
+            "192.0.3.0/24",
+            "192.0.3.64/26",
+            "198.51.100.8/32",
+            "2001:db8:1::/64",
+            "2001:db8:1::/80",
+        ]
+        .iter()
+        .map(|n| flag(n))
+        .collect();
+        let got: Vec<IpAddr> = flagged_series(&tally, &flags)
+            .into_iter()
+            .map(|(a, points)| {
+                assert_eq!(points.iter().map(|p| p.1).sum::<u64>(), 5, "{a}");
+                a
+            })
+            .collect();
+        let mut expected: Vec<IpAddr> = sources
+            .iter()
+            .copied()
+            .filter(|a| flags.iter().any(|f| f.source.contains(a)))
+            .collect();
+        expected.sort();
+        assert_eq!(got, expected);
+        assert_eq!(expected.len(), 6);
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub(crate) mod svg;
 pub mod tally;
 
 pub use html::{Page, render};
-pub use tally::Tally;
+pub use tally::{TOP, Tally};

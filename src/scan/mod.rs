@@ -347,9 +347,27 @@ pub struct Report<V> {
     readable: Vec<Option<read_back::Readable>>,
     /// Per input file: (offset, line number) of some of its lines, sorted by offset.
     line_marks: Vec<Vec<(u64, u64)>>,
+    /// The busiest sources, found once for every output that lists them.
+    top: std::sync::OnceLock<Vec<(IpAddr, u64)>>,
 }
 
+/// How many of the busiest sources [`Report::top_sources`] finds at once: the most any
+/// output lists (the HTML report's tables).
+pub const TOP_SOURCES_KEPT: usize = crate::report::TOP;
+
 impl<V> Report<V> {
+    /// The `n` sources that sent the most requests, as [`top_sources`]; found once for
+    /// up to [`TOP_SOURCES_KEPT`].
+    pub fn top_sources(&self, n: usize) -> Vec<(IpAddr, u64)> {
+        if n > TOP_SOURCES_KEPT {
+            return top_sources(&self.sources, n);
+        }
+        let top = self
+            .top
+            .get_or_init(|| top_sources(&self.sources, TOP_SOURCES_KEPT));
+        top[..n.min(top.len())].to_vec()
+    }
+
     /// The 1-based line number in its file of the line at `at`.
     pub fn line_number(&self, at: At) -> u64 {
         self.part_starts
@@ -873,6 +891,7 @@ pub fn run<V: Visitor>(
         part_starts,
         line_marks,
         readable,
+        top: std::sync::OnceLock::new(),
     }
 }
 
@@ -1148,6 +1167,35 @@ mod tests {
         // No visitor: every line is read.
         let none = run(&sources, &opts, || None::<Counting>, &Progress::default());
         assert_eq!(none.files[0].lines, 5);
+    }
+
+    #[test]
+    fn the_busiest_sources_found_once_are_those_of_every_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        // Source i sends i % 7 + 1 requests: many ties, broken by address.
+        let mut text = String::new();
+        for i in 0..60u32 {
+            for _ in 0..i % 7 + 1 {
+                text.push_str(&format!(
+                    "192.0.2.{i} - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n"
+                ));
+            }
+        }
+        std::fs::write(&path, text).unwrap();
+        let opts = Options {
+            format: FormatSpec::parse("combined").unwrap(),
+            ..Options::default()
+        };
+        let report = run(&[Source::File(path)], &opts, || (), &Progress::default());
+        assert_eq!(report.sources.len(), 60);
+        for n in [TOP_SOURCES_KEPT + 5, 10, 0, 1, TOP_SOURCES_KEPT, 60, 100] {
+            assert_eq!(
+                report.top_sources(n),
+                top_sources(&report.sources, n),
+                "{n}"
+            );
+        }
     }
 
     #[test]

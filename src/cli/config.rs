@@ -391,6 +391,8 @@ mod tests {
                     keys += 1;
                     format!("{rest}\n")
                 }
+                // A table's header.
+                Some(rest) if rest.starts_with('[') => format!("{rest}\n"),
                 _ => format!("{line}\n"),
             })
             .collect();
@@ -398,6 +400,9 @@ mod tests {
         let all = Config::parse(&uncommented, &path).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(all.older_than.as_deref(), Some("7d"));
         assert_eq!(all.interval.as_deref(), Some("250ms"));
+        let fleet = all.fleet.expect("the [fleet] table");
+        assert_eq!(fleet.min_hosts, Some(1));
+        assert_eq!(fleet.keep_erasures.as_deref(), Some("30d"));
     }
 
     #[test]

@@ -28,6 +28,9 @@ use crate::scan::{FileReport, SourceCounts};
 use crate::store::NewFlag;
 use crate::timefmt::rfc3339;
 
+// The page's source table is one of the lists the pass finds once.
+const _: () = assert!(TOP <= crate::scan::TOP_SOURCES_KEPT);
+
 /// What a page is made of: a finished pass and what was computed from it.
 pub struct Page<'a> {
     /// What the pass learnt about each file.

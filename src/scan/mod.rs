@@ -352,8 +352,8 @@ pub struct Report<V> {
 }
 
 /// How many of the busiest sources [`Report::top_sources`] finds at once: the most any
-/// output lists (the HTML report's tables).
-pub const TOP_SOURCES_KEPT: usize = crate::report::TOP;
+/// output lists (the HTML report's tables, whose length is checked against it there).
+pub const TOP_SOURCES_KEPT: usize = 25;
 
 impl<V> Report<V> {
     /// The `n` sources that sent the most requests, as [`top_sources`]; found once for

@@ -1100,7 +1100,9 @@ impl Tally {
         self.not_found.add(path, 1);
     }
 
-    /// Counts a request of virtual host `v` (see [`Tally::count_not_found`]).
+    /// Counts a request of virtual host `v` (see [`Tally::count_not_found`]). The host
+    /// found by its hint is updated in place: a call of the update through
+    /// [`TopCounter::add_with_at`] cost as much as the update.
     #[inline(never)]
     fn count_vhost(
         &mut self,
@@ -1109,15 +1111,21 @@ impl Tally {
         minute: Option<u32>,
         path_404: Option<&[u8]>,
     ) {
-        self.vhost = self.vhosts.add_with_at(v, self.vhost, |h| {
-            h.classes[class] += 1;
-            if let Some(minute) = minute {
-                h.series.add(minute, 1);
-            }
-            if let Some(path) = path_404 {
-                h.not_found.add(path, 1);
-            }
-        });
+        let key = &v[..v.len().min(KEY_MAX)];
+        let hinted = self.vhost as usize;
+        let at = match self.vhosts.entries.get(hinted) {
+            Some((k, _)) if **k == *key => hinted,
+            _ => self.vhosts.add_with(key, |_| {}) as usize,
+        };
+        self.vhost = at as u32;
+        let h = &mut self.vhosts.entries[at].1;
+        h.classes[class] += 1;
+        if let Some(minute) = minute {
+            h.series.add(minute, 1);
+        }
+        if let Some(path) = path_404 {
+            h.not_found.add(path, 1);
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! many distinct targets (crawlers) that overhead was most of the cost of a verdict. This
 //! walk keeps the state in a register and looks at the match list only in match states.
 
-use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{Anchored, MatchKind, dfa, nfa};
 
 /// An automaton reporting every occurrence of its patterns, ASCII case-insensitive.
@@ -43,35 +43,55 @@ impl Patterns {
     /// Calls `found(pattern, start, end)` for every occurrence of every pattern in `hay`,
     /// in order of `end`.
     #[inline]
-    pub fn for_each_match(&self, hay: &[u8], found: impl FnMut(usize, usize, usize)) {
+    pub fn for_each_match(&self, hay: &[u8], mut found: impl FnMut(usize, usize, usize)) {
         match self {
-            Patterns::Dfa(a) => walk(a, hay, found),
-            Patterns::Nfa(a) => walk(a, hay, found),
+            Patterns::Dfa(a) => walk(a, hay, &mut found),
+            Patterns::Nfa(a) => walk(a, hay, &mut found),
         }
     }
 }
 
-#[inline(always)]
-fn walk<A: Automaton>(a: &A, hay: &[u8], mut found: impl FnMut(usize, usize, usize)) {
+/// The walk of [`Patterns::for_each_match`]. Out of line, with `found` called through a
+/// pointer from the rare match states only: inlined into its callers, the loop shared
+/// their registers and reloaded its table and haystack from the stack on every byte.
+#[inline(never)]
+fn walk<A: Automaton>(a: &A, hay: &[u8], found: &mut dyn FnMut(usize, usize, usize)) {
     // Both builders above make an unanchored start state; without one nothing matches.
     let Ok(mut sid) = a.start_state(Anchored::No) else {
         return;
     };
-    let mut report = |sid, end: usize| {
-        for i in 0..a.match_len(sid) {
-            let pid = a.match_pattern(sid, i);
-            let len = a.pattern_len(pid);
-            found(pid.as_usize(), end - len, end);
-        }
-    };
     if a.is_match(sid) {
-        report(sid, 0);
+        report(a, sid, 0, found);
     }
-    for (i, &b) in hay.iter().enumerate() {
+    // One compare per byte leaves the loop: match states are special, and with no
+    // prefilter the other special states (dead, fail) are rare.
+    let mut end = 0;
+    for &b in hay {
+        end += 1;
         sid = a.next_state(Anchored::No, sid, b);
-        if a.is_special(sid) && a.is_match(sid) {
-            report(sid, i + 1);
+        if a.is_special(sid) {
+            report(a, sid, end, found);
         }
+    }
+}
+
+/// Calls `found` for each pattern that state `sid` matches, ending at `end` (none when
+/// it is a special state that is not a match state).
+#[cold]
+#[inline(never)]
+fn report<A: Automaton>(
+    a: &A,
+    sid: StateID,
+    end: usize,
+    found: &mut dyn FnMut(usize, usize, usize),
+) {
+    if !a.is_match(sid) {
+        return;
+    }
+    for i in 0..a.match_len(sid) {
+        let pid = a.match_pattern(sid, i);
+        let len = a.pattern_len(pid);
+        found(pid.as_usize(), end - len, end);
     }
 }
 

@@ -11,7 +11,8 @@ use super::bucket::Limits;
 use super::builtin::STATIC_EXTENSIONS;
 use super::error::RuleError;
 use super::matcher::{
-    CompiledRules, FieldAutomaton, FieldRegexes, MAX_RULES, RuleInfo, Served, TargetAutomaton,
+    CompiledRules, ESCAPE, FieldAutomaton, FieldRegexes, MAX_RULES, RuleInfo, STATIC_END, Served,
+    TargetAutomaton,
 };
 use super::patterns::Patterns;
 use super::rule::{Field, Filter, Rule, RuleSet, pattern_lines};
@@ -188,11 +189,12 @@ impl CompiledRules {
         self.cache_target = [Field::Path, Field::Query, Field::Target]
             .iter()
             .all(|f| patterns.regexes[f.index()].is_empty());
-        // Text -> per target field, the filters it serves unanchored and anchored.
-        let mut together: BTreeMap<&str, Served> = BTreeMap::new();
+        // Text -> per target field, the filters it serves unanchored and anchored, and its
+        // marks.
+        let mut together: BTreeMap<String, (Served, u8)> = BTreeMap::new();
         for field in [Field::Path, Field::Query, Field::Target] {
             for ((text, anchored), &mask) in &patterns.contains[field.index()] {
-                let served = &mut together.entry(text.as_str()).or_default()[field.index()];
+                let served = &mut together.entry(text.clone()).or_default().0[field.index()];
                 if *anchored {
                     served.1 |= mask;
                 } else {
@@ -200,13 +202,34 @@ impl CompiledRules {
                 }
             }
         }
-        if self.cache_target && !together.is_empty() {
-            let (texts, patterns): (Vec<&str>, Vec<Served>) = together.into_iter().unzip();
-            self.target_automaton = Some(TargetAutomaton {
-                ac: build_automaton(&texts, "target", true)?,
-                patterns,
-            });
+        if !self.cache_target {
+            return Ok(());
         }
+        // The static extension check finds the extension after the last `.` or `/` of the
+        // path's last 9 bytes, so a `.ext` that ends the path is the same test for every
+        // extension of at most 8 bytes with neither in it; the others never match.
+        for ext in &self.static_exts {
+            if ext.len() <= 8 && !ext.iter().any(|&b| b == b'.' || b == b'/') {
+                let text = format!(".{}", String::from_utf8_lossy(ext));
+                together.entry(text).or_default().1 |= STATIC_END;
+            }
+        }
+        for escape in ["%", "+"] {
+            together.entry(escape.to_string()).or_default().1 |= ESCAPE;
+        }
+        let mut texts = Vec::with_capacity(together.len());
+        let mut served = Vec::with_capacity(together.len());
+        let mut marks = Vec::with_capacity(together.len());
+        for (text, (s, m)) in together {
+            texts.push(text);
+            served.push(s);
+            marks.push(m);
+        }
+        self.target_automaton = Some(TargetAutomaton {
+            ac: build_automaton(&texts, "target", true)?,
+            patterns: served,
+            marks,
+        });
         Ok(())
     }
 

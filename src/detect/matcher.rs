@@ -80,7 +80,14 @@ pub(super) struct FieldAutomaton {
 pub(super) struct TargetAutomaton {
     pub(super) ac: Patterns,
     pub(super) patterns: Vec<Served>,
+    /// Per pattern, what else it tells about the target ([`STATIC_END`], [`ESCAPE`]).
+    pub(super) marks: Vec<u8>,
 }
+
+/// A pattern `.ext` of a static extension: the path is a static file when it ends there.
+pub(super) const STATIC_END: u8 = 1;
+/// A pattern `%` or `+`: the target may hold escapes, and its fields are decoded.
+pub(super) const ESCAPE: u8 = 2;
 
 /// Per target field (path, query, target): the filters a pattern serves anywhere in the
 /// field, and those it serves when it ends the field.
@@ -432,24 +439,36 @@ impl CompiledRules {
         // The raw bytes of all three fields in one pass: a pattern counts for the path when
         // it ends before the `?`, for the query when it starts after it.
         let mut hits = [0u64; 3];
-        if let Some(auto) = &self.target_automaton {
-            let q = path.len();
-            auto.ac.for_each_match(target, |pattern, start, end| {
-                let [p, qs, t] = auto.patterns[pattern];
-                if end <= q {
-                    hits[0] |= p.0 | if end == q { p.1 } else { 0 };
-                }
-                if query.is_some() && start > q {
-                    hits[1] |= qs.0 | if end == target.len() { qs.1 } else { 0 };
-                }
-                hits[2] |= t.0 | if end == target.len() { t.1 } else { 0 };
-            });
-        }
+        // The automaton also finds static extensions and escapes, in the same pass; without
+        // one, they are looked for on their own.
+        let (is_static, escaped) = match &self.target_automaton {
+            Some(auto) => {
+                let q = path.len();
+                let (mut is_static, mut escaped) = (false, false);
+                auto.ac.for_each_match(target, |pattern, start, end| {
+                    let [p, qs, t] = auto.patterns[pattern];
+                    if end <= q {
+                        hits[0] |= p.0 | if end == q { p.1 } else { 0 };
+                    }
+                    if query.is_some() && start > q {
+                        hits[1] |= qs.0 | if end == target.len() { qs.1 } else { 0 };
+                    }
+                    hits[2] |= t.0 | if end == target.len() { t.1 } else { 0 };
+                    let mark = auto.marks[pattern];
+                    is_static |= mark & STATIC_END != 0 && end == q;
+                    escaped |= mark & ESCAPE != 0;
+                });
+                (is_static, escaped)
+            }
+            None => (
+                self.is_static(path),
+                memchr::memchr2(b'%', b'+', target).is_some(),
+            ),
+        };
         let mut allowed = u64::MAX;
         // A field is decoded and scanned again only when it holds a `%` (or a `+` in the
         // query): one search of the whole target rules that out for most targets, instead of
         // a search per field.
-        let escaped = memchr::memchr2(b'%', b'+', target).is_some();
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),
@@ -466,7 +485,7 @@ impl CompiledRules {
             }
             allowed &= !(fm.need & !hits[i]);
         }
-        if self.is_static(path) {
+        if is_static {
             allowed &= !self.not_static;
         }
         if !is_absolute_uri(target) {
@@ -941,7 +960,7 @@ mod tests {
 
     /// Pieces of targets: paths, patterns of the built-in rules, escapes, queries, and
     /// numbers that make a bare-number query or one too long to be.
-    const TARGET_PIECES: [&str; 25] = [
+    const TARGET_PIECES: [&str; 31] = [
         "/",
         "/dump.sql",
         "/.git",
@@ -967,6 +986,13 @@ mod tests {
         "/x?",
         "?183700723108",
         "1548117000000",
+        // Static extensions: upper case, after a dot in a directory, too long, with an escape.
+        ".JS",
+        ".Woff2",
+        "a.b/c",
+        ".longextens",
+        ".png%20",
+        "x.svg+",
     ];
 
     #[test]

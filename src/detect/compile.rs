@@ -87,7 +87,7 @@ impl CompiledRules {
             cache_target: true,
             target_automaton: None,
             hasher: foldhash::quality::RandomState::default(),
-            cache_seeds: [0; 4],
+            cache_seeds: [0; 8],
             crawlers: None,
         };
         c.cache_seeds = cache_seeds(&c.hasher);

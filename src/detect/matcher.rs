@@ -13,7 +13,6 @@
 //! is always scanned.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use regex::bytes::RegexSet;
 
@@ -139,7 +138,7 @@ pub struct CompiledRules {
     /// one distinct value counted twice short, never a wrong flag by itself.
     pub(super) hasher: foldhash::quality::RandomState,
     /// Random words (from `hasher`) that key [`CompiledRules::cache_hash`].
-    pub(super) cache_seeds: [u64; 4],
+    pub(super) cache_seeds: [u64; 8],
     /// Published crawler ranges, when loaded: see [`CompiledRules::veto`].
     pub(super) crawlers: Option<Box<CrawlerVeto>>,
 }
@@ -262,10 +261,12 @@ impl CompiledRules {
         cache_hash(&self.cache_seeds, &self.hasher, key)
     }
 
-    /// The hash distinct counting keeps of a value. Seeded once per rule set, so all
-    /// collectors of one run agree and an attacker cannot aim collisions.
+    /// The hash distinct counting keeps of a value: [`cache_hash`], inline for the
+    /// values of up to 64 bytes that most paths and queries are. Seeded once per rule set,
+    /// so all collectors of one run agree and an attacker cannot aim collisions.
+    #[inline]
     pub fn hash_value(&self, bytes: &[u8]) -> u64 {
-        self.hasher.hash_one(bytes)
+        self.cache_hash(bytes)
     }
 
     /// The hash distinct counting keeps of `field` of `rec`, the record last passed to

@@ -88,35 +88,62 @@ impl<V: Copy + Default> VerdictCache<V> {
 }
 
 /// The random words that key [`cache_hash`], drawn from `hasher`.
-pub(super) fn cache_seeds(hasher: &foldhash::quality::RandomState) -> [u64; 4] {
-    [0u64, 1, 2, 3].map(|i| hasher.hash_one(i))
+pub(super) fn cache_seeds(hasher: &foldhash::quality::RandomState) -> [u64; 8] {
+    std::array::from_fn(|i| hasher.hash_one(i as u64))
 }
 
-/// The hash that places a target or user agent in its verdict cache. Keys of 8 to 32
-/// bytes (most targets) are hashed inline from (overlapping) 8-byte words that cover
-/// every byte, mixed with random `seeds` in folded multiplies, as foldhash does, without
-/// its call and length prefix: this runs on nearly every line. Other keys use `hasher`,
-/// out of line.
+/// The hash that places a target or user agent in its verdict cache, and that distinct
+/// counting keeps of a value. Keys of up to 64 bytes (most targets, paths and queries) are
+/// hashed inline from (overlapping) 8-byte words that cover every byte, each pair mixed with
+/// random `seeds` of its own in a folded multiply, as foldhash does, without its call and
+/// length prefix: this runs on nearly every line. Longer keys use `hasher`, out of line.
 #[inline(always)]
 pub(super) fn cache_hash(
-    seeds: &[u64; 4],
+    seeds: &[u64; 8],
     hasher: &foldhash::quality::RandomState,
     key: &[u8],
 ) -> u64 {
-    let [s0, s1, s2, s3] = *seeds;
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = *seeds;
     let n = key.len();
     let len = n as u64;
+    let w = |at: usize| word_at(key, at);
     match n {
-        8..=16 => folded_multiply(word_at(key, 0) ^ s0, word_at(key, n - 8) ^ s1 ^ len),
+        0..=7 => folded_multiply(short_word(key) ^ s0, s1 ^ len),
+        8..=16 => folded_multiply(w(0) ^ s0, w(n - 8) ^ s1 ^ len),
         17..=32 => {
-            folded_multiply(word_at(key, 0) ^ s0, word_at(key, 8) ^ s1)
-                ^ folded_multiply(word_at(key, n - 16) ^ s2, word_at(key, n - 8) ^ s3 ^ len)
+            folded_multiply(w(0) ^ s0, w(8) ^ s1)
+                ^ folded_multiply(w(n - 16) ^ s2, w(n - 8) ^ s3 ^ len)
+        }
+        33..=64 => {
+            folded_multiply(w(0) ^ s0, w(8) ^ s1)
+                ^ folded_multiply(w(16) ^ s2, w(24) ^ s3)
+                ^ folded_multiply(w(n - 32) ^ s4, w(n - 24) ^ s5)
+                ^ folded_multiply(w(n - 16) ^ s6, w(n - 8) ^ s7 ^ len)
         }
         _ => cache_hash_other(hasher, key),
     }
 }
 
-/// [`cache_hash`] of keys shorter than 8 or longer than 32 bytes.
+/// The bytes of a key shorter than 8 in one word: every byte of it, for each length.
+#[inline(always)]
+fn short_word(key: &[u8]) -> u64 {
+    let n = key.len();
+    let u32_at = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            key[at],
+            key[at + 1],
+            key[at + 2],
+            key[at + 3],
+        ]))
+    };
+    match n {
+        0 => 0,
+        1..=3 => u64::from(key[0]) | u64::from(key[n / 2]) << 8 | u64::from(key[n - 1]) << 16,
+        _ => u32_at(0) | u32_at(n - 4) << 32,
+    }
+}
+
+/// [`cache_hash`] of keys longer than 64 bytes.
 #[inline(never)]
 fn cache_hash_other(hasher: &foldhash::quality::RandomState, key: &[u8]) -> u64 {
     hasher.hash_one(key)
@@ -184,7 +211,7 @@ pub(super) mod tests {
         /// chance of a true collision is about 2^-64).
         #[test]
         fn cache_hash_covers_every_byte(
-            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..48),
+            key in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
             at in proptest::prelude::any::<proptest::sample::Index>(),
             bit in 0u8..8,
         ) {

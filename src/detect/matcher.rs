@@ -261,7 +261,7 @@ impl CompiledRules {
         cache_hash(&self.cache_seeds, &self.hasher, key)
     }
 
-    /// The hash distinct counting keeps of a value: [`cache_hash`], inline for the
+    /// The hash distinct counting keeps of a value: the verdict caches' hash, inline for the
     /// values of up to 64 bytes that most paths and queries are. Seeded once per rule set,
     /// so all collectors of one run agree and an attacker cannot aim collisions.
     #[inline]

@@ -217,6 +217,33 @@ fn stored_allowlist(args: &DetectArgs, config: &Config) -> Result<Vec<IpNet>> {
     Ok(list.into_iter().map(|a| a.net).collect())
 }
 
+/// The end of each ban the store holds still active at `now` for one of `sources`: the ban
+/// column of a page made without recording (`logward report`). Empty without a store.
+pub fn stored_bans(
+    args: &DetectArgs,
+    config: &Config,
+    sources: &std::collections::HashSet<IpNet>,
+    now: i64,
+) -> Result<std::collections::HashMap<IpNet, i64>> {
+    let Ok(path) = state::store_path(args.store.as_deref(), config) else {
+        return Ok(Default::default());
+    };
+    if sources.is_empty() || !path.exists() {
+        return Ok(Default::default());
+    }
+    let store = state::open_store(&path)?;
+    let active = logward::store::Filter {
+        active_at: Some(now),
+        ..Default::default()
+    };
+    Ok(store
+        .query(&active)?
+        .into_iter()
+        .filter(|e| sources.contains(&e.source))
+        .map(|e| (e.source, e.expires))
+        .collect())
+}
+
 /// The detection of one run, from the command line and the configuration file.
 pub fn setup(args: &DetectArgs, config: &Config) -> Result<Detection> {
     let mut set = rule_set(args.input.rules.as_deref(), config)?;

@@ -1,7 +1,8 @@
 //! `logward report PATH... -o FILE`: the HTML report alone. It is `scan` with the page as
 //! its output: the same single pass and the same detection, but it writes nothing to the
 //! store (a page made of old logs must not ban anyone) and counts every line, including
-//! those an earlier scan recorded. `scan --report FILE` makes the same page while it scans.
+//! those an earlier scan recorded; its ban column shows the bans the store already holds.
+//! `scan --report FILE` makes the same page while it scans.
 
 use std::path::PathBuf;
 
@@ -54,7 +55,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub input: RuleInputArgs,
 
-    /// The store whose allowlist applies (never written). Default as `scan --store`.
+    /// The store whose allowlist applies and whose active bans the page shows (never
+    /// written). Default as `scan --store`.
     #[arg(long, value_name = "PATH")]
     pub store: Option<PathBuf>,
 }

@@ -232,6 +232,17 @@ pub fn scan(settings: Settings, config: &Config, counts: &mut RunCounts) -> Resu
             super::fleet::push_after_scan(config, store.path());
         }
     }
+    // A page that records nothing shows the bans the store already holds for its sources.
+    if let (true, Some(args), Some(_)) = (settings.page_only, &settings.detect, &detection) {
+        let sources = recorded.flags.iter().map(|f| f.source).collect();
+        match detection::stored_bans(args, config, &sources, unix_now()) {
+            Ok(bans) => recorded.expiry = bans,
+            Err(e) => eprintln!(
+                "logward: warning: the page shows no bans: {}",
+                chain(e.as_ref())
+            ),
+        }
+    }
     for note in &earlier {
         eprintln!("logward: {note}");
     }

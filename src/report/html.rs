@@ -502,7 +502,8 @@ impl Writer {
              <th>source</th><th>rules</th><th>first seen</th><th>last seen</th>\
              <th class=\"n\">events</th><th>site</th><th>country</th><th>AS</th>",
         );
-        // A page made without the store (`logward report`) has no bans to show.
+        // A page made without a store, or whose store bans none of its sources, has no
+        // ban column.
         let bans = !p.bans.is_empty();
         if bans {
             self.push("<th>ban</th>");

@@ -436,3 +436,48 @@ fn a_report_needs_a_page_and_says_what_it_could_not_write() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("cannot write the report"), "{}", r.stderr);
 }
+
+/// A `logward report` page shows the bans the store already holds for its flagged sources
+/// (the ban column of `scan --report`), has no ban column while nothing is banned, and
+/// records nothing: the page made before any scan leaves no store behind.
+#[test]
+fn a_report_shows_the_bans_the_store_holds() {
+    let d = Dir::new();
+    let log = d.write("access.log", &crate::util::recent_day(7, 0, 20_000, true));
+    let log = log.to_str().unwrap();
+    let page_of = |name: &str| {
+        let path = d.join(name);
+        let r = d.run(&["report", "-o", path.to_str().unwrap(), log]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        std::fs::read_to_string(&path).unwrap()
+    };
+    let before = page_of("before.html");
+    assert!(
+        before.contains("id=\"flagged-table\""),
+        "no flagged sources"
+    );
+    assert!(!before.contains("<th>ban</th>"));
+    assert!(!d.join("state/logward.db").exists(), "report wrote a store");
+
+    let s = d.run(&["scan", "-o", "json", log]);
+    assert_eq!(s.code, 0, "{}", s.stderr);
+    let json = s.json();
+    // The page writes a ban's end as `until 2026-12-12 15:32:24`, the JSON as RFC 3339.
+    let want: BTreeSet<String> = json["flagged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["expires"].as_str())
+        .map(|t| t.replace('T', " ").trim_end_matches('Z').to_string())
+        .collect();
+    assert!(!want.is_empty(), "the scan banned no one");
+
+    let after = page_of("after.html");
+    assert!(after.contains("<th>ban</th>"));
+    let shown: BTreeSet<String> = after
+        .split("\">until ")
+        .skip(1)
+        .filter_map(|rest| Some(rest.split_once('<')?.0.to_string()))
+        .collect();
+    assert_eq!(shown, want);
+}

@@ -467,9 +467,8 @@ impl CompiledRules {
             ),
         };
         let mut allowed = u64::MAX;
-        // A field is decoded and scanned again only when it holds a `%` (or a `+` in the
-        // query): one search of the whole target rules that out for most targets, instead of
-        // a search per field.
+        // A field is decoded and scanned again only when the target holds a `%` or a `+`
+        // (found above, once for the whole target), not on every field of every target.
         for (field, hay) in [
             (Field::Path, Some(path)),
             (Field::Query, query),

@@ -956,12 +956,9 @@ impl Tally {
 
     /// The requests over time of every source `keep` accepts, by source.
     pub fn series_of(&self, keep: impl Fn(IpAddr) -> bool) -> Vec<(IpAddr, Vec<(i64, u64)>)> {
-        let run = self
-            .run
-            .map(|r| r.src)
-            .filter(|a| !self.sources.contains_key(a));
-        let stored = self.source_tallies.iter().map(|(a, _)| *a);
-        self.series_of_each(stored.chain(run).filter(|a| keep(*a)))
+        // The run's source has its tally from the run's start; `points_of` adds the run.
+        let sources = self.source_tallies.iter().map(|(a, _)| *a);
+        self.series_of_each(sources.filter(|a| keep(*a)))
     }
 
     /// The requests over time of each source of `sources` that sent any with a time, by
@@ -1176,7 +1173,8 @@ impl Visitor for Tally {
     }
 
     fn add_source_counts(&self, counts: &mut SourceCounts) {
-        counts.reserve(self.source_tallies.len() + 1);
+        // The run's source is among them (its tally is made when the run starts).
+        counts.reserve(self.source_tallies.len());
         for (a, s) in &self.source_tallies {
             *counts.entry(*a).or_insert(0) += s.requests;
         }
